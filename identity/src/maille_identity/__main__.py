@@ -1,0 +1,5 @@
+"""`python -m maille_identity`: serve the identity service."""
+
+from maille_identity.main import main
+
+main()

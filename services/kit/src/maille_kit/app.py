@@ -1,0 +1,259 @@
+"""The app factory: every service is a `ServiceSpec` turned into a FastAPI app with the same lifespan,
+middleware, error shape, health routes and /about route, served by `serve` until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel, ValidationError
+
+from maille_kit.bus import Bus, Stream, dead_letter_stream
+from maille_kit.consumer import PROCESSED, EventConsumer
+from maille_kit.docstore import Docstore, Indexes
+from maille_kit.logging import setup_logging
+from maille_kit.middleware import RequestContextMiddleware
+from maille_kit.outbox import Outbox
+from maille_kit.problems import Problem, install_problem_handlers
+from maille_kit.settings import ServiceSettings, redact_url
+from maille_kit.telemetry import setup_telemetry, shutdown_telemetry
+
+log = logging.getLogger("maille.app")
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one deployable: its routers, the streams it owns, its indexes and its consumers."""
+
+    name: str
+    version: str
+    settings: ServiceSettings
+    routers: Sequence[APIRouter] = ()
+    streams: Sequence[Stream] = ()
+    indexes: Indexes = field(default_factory=dict)
+    consumers: Callable[[Runtime], Sequence[EventConsumer]] | None = None
+    uses_docstore: bool = True
+    on_start: Callable[[Runtime], Awaitable[None]] | None = None
+    on_stop: Callable[[Runtime], Awaitable[None]] | None = None
+    description: str = ""
+
+
+class Runtime:
+    """A running service's connections: the bus, the docstore, the outbox and the consumers."""
+
+    def __init__(self, spec: ServiceSpec) -> None:
+        self.spec = spec
+        self.settings = spec.settings
+        self.bus = Bus(spec.settings.nats_url, name=f"maille-{spec.name}")
+        self.docstore: Docstore | None = None
+        self.outbox: Outbox | None = None
+        self.consumers: list[EventConsumer] = []
+        self.state: dict[str, Any] = {}
+
+    async def start(self) -> None:
+        """Connect, declare streams and indexes, start the relay and the consumers."""
+        spec, settings = self.spec, self.settings
+        if spec.uses_docstore:
+            self.docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-{spec.name}")
+            await self.docstore.ensure_indexes({**spec.indexes, PROCESSED: []})
+        await self.bus.connect(timeout=settings.nats_connect_timeout)
+        dead_letters = [dead_letter_stream(spec.name)] if spec.uses_docstore else []
+        await self.bus.ensure_streams([*spec.streams, *dead_letters])
+        if self.docstore is not None:
+            self.outbox = Outbox(self.docstore.db, self.bus, source=spec.name)
+            self.outbox.start()
+        if spec.consumers is not None:
+            self.consumers = list(spec.consumers(self))
+            for consumer in self.consumers:
+                await consumer.start()
+        if spec.on_start is not None:
+            await spec.on_start(self)
+        log.info("started", extra={"version": spec.version, "port": settings.http_port})
+
+    async def stop(self) -> None:
+        """Stop consuming, relay what can be relayed, close the connections."""
+        if self.spec.on_stop is not None:
+            await self.spec.on_stop(self)
+        for consumer in self.consumers:
+            await consumer.stop()
+        if self.outbox is not None:
+            await self.outbox.stop()
+        await self.bus.close()
+        if self.docstore is not None:
+            await self.docstore.close()
+        log.info("stopped")
+
+    async def readiness(self) -> dict[str, bool]:
+        """Whether each part the service needs answers now."""
+        checks = {"nats": self.bus.connected}
+        if self.docstore is not None:
+            try:
+                checks["docstore"] = await asyncio.wait_for(self.docstore.ping(), timeout=2)
+            except TimeoutError:
+                checks["docstore"] = False
+        return checks
+
+
+def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the running service's `Runtime`."""
+    return request.app.state.runtime
+
+
+class NatsInfo(BaseModel):
+    url: str
+    connected: bool
+    server: str | None
+    jetstream: bool
+
+
+class DocstoreInfo(BaseModel):
+    url: str
+    database: str
+    connected: bool
+    server: str | None
+
+
+class About(BaseModel):
+    """What a service is and what it is connected to."""
+
+    name: str
+    version: str
+    build: str
+    environment: str
+    nats: NatsInfo
+    docstore: DocstoreInfo | None
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @router.get("/readyz", summary="NATS and the docstore answer", responses={503: {"description": "a dependency is down"}})
+    async def readyz(request: Request) -> dict[str, Any]:
+        runtime = get_runtime(request)
+        checks = await runtime.readiness()
+        if not all(checks.values()):
+            down = ", ".join(name for name, ok in checks.items() if not ok)
+            raise Problem(503, f"not ready: {down} unreachable", headers={"Retry-After": "5"}, checks=checks)
+        return {"status": "ready", "checks": checks}
+
+    return router
+
+
+def _about_router(name: str) -> APIRouter:
+    router = APIRouter(prefix=f"/api/{name}/v1", tags=["about"])
+
+    @router.get("/about", response_model=About, summary="What this service is and what it is connected to")
+    async def about(request: Request) -> About:
+        runtime = get_runtime(request)
+        settings, bus, docstore = runtime.settings, runtime.bus, runtime.docstore
+        nats_info = NatsInfo(
+            url=redact_url(settings.nats_url),
+            connected=bus.connected,
+            server=bus.server_name,
+            jetstream=bus.connected and await bus.jetstream_enabled(),
+        )
+        docstore_info = None
+        if docstore is not None:
+            connected = await docstore.ping()
+            docstore_info = DocstoreInfo(
+                url=docstore.url,
+                database=settings.database_name,
+                connected=connected,
+                server=await docstore.server_version() if connected else None,
+            )
+        return About(
+            name=runtime.spec.name,
+            version=runtime.spec.version,
+            build=settings.build,
+            environment=settings.environment,
+            nats=nats_info,
+            docstore=docstore_info,
+        )
+
+    return router
+
+
+def create_app(spec: ServiceSpec) -> FastAPI:
+    """The FastAPI app of a service: lifespan, middleware, problem handlers, health and /about."""
+    setup_logging(spec.name, spec.settings.log_level)
+    setup_telemetry(service=spec.name, version=spec.version, endpoint=spec.settings.otlp_endpoint)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(spec)
+        app.state.runtime = runtime
+        try:
+            await runtime.start()
+        except BaseException:
+            await runtime.stop()
+            raise
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=f"Maille {spec.name}",
+        version=spec.version,
+        description=spec.description,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_problem_handlers(app)
+    app.include_router(_health_router())
+    app.include_router(_about_router(spec.name))
+    for router in spec.routers:
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Serve `app` until SIGINT or SIGTERM, then finish the requests in hand and stop cleanly."""
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn hands the signal back to the process once it has shut down gracefully: exit 0 then.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
+    try:
+        server.run()
+    finally:
+        shutdown_telemetry()
+    if not server.started:
+        sys.exit(3)  # could not start (a dependency unreachable, a port taken): said in the log above
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
+
+
+def load_settings(settings_cls: type[SettingsT]) -> SettingsT:
+    """The service's settings from the environment, or a clear message and exit 2 when they are wrong."""
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        print(f"maille-{settings_cls.service_name}: invalid settings: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,150 @@
+"""The NATS connection with JetStream, and the streams each service declares it owns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+log = logging.getLogger("maille.bus")
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A JetStream stream a service owns: its subjects, how long it keeps them, its de-duplication window."""
+
+    name: str
+    subjects: tuple[str, ...]
+    max_age_seconds: float = 7 * 24 * 3600
+    duplicate_window_seconds: float = 120
+    max_bytes: int = -1
+    replicas: int = 1
+    description: str = field(default="", compare=False)
+
+    def config(self) -> StreamConfig:
+        """The stream's JetStream configuration."""
+        return StreamConfig(
+            name=self.name,
+            description=self.description or None,
+            subjects=list(self.subjects),
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=self.max_age_seconds,
+            max_bytes=self.max_bytes,
+            duplicate_window=self.duplicate_window_seconds,
+            num_replicas=self.replicas,
+        )
+
+
+def dead_letter_stream(service: str) -> Stream:
+    """The stream that keeps the events a service's consumers could not handle."""
+    return Stream(
+        name=f"{service.upper()}_DEADLETTER",
+        subjects=(f"deadletter.{service}.>",),
+        max_age_seconds=30 * 24 * 3600,
+        description=f"events {service} could not handle, kept for an operator",
+    )
+
+
+class Bus:
+    """One service's NATS connection: reconnects forever, with JetStream on top."""
+
+    def __init__(self, url: str, *, name: str) -> None:
+        self.url = url
+        self.name = name
+        self.nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._closing = False
+
+    async def connect(self, *, timeout: float = 30.0) -> None:
+        """Connect, retrying until `timeout` seconds have passed; afterwards reconnect forever."""
+        deadline = time.monotonic() + timeout
+        delay = 0.2
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    servers=[s.strip() for s in self.url.split(",")],
+                    name=self.name,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    pending_size=64 * 1024 * 1024,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                )
+                break
+            except Exception as exc:  # nats raises several unrelated types for "not there yet"
+                if time.monotonic() + delay > deadline:
+                    raise ConnectionError(f"NATS at {self.url} unreachable for {timeout:.0f}s: {exc}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self._js = self.nc.jetstream(publish_async_max_pending=10_000)
+        log.info("connected to NATS", extra={"nats_server": self.server_name})
+
+    @property
+    def js(self) -> JetStreamContext:
+        """The JetStream context (after `connect`)."""
+        if self._js is None:
+            raise RuntimeError("the bus is not connected")
+        return self._js
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up right now."""
+        return self.nc is not None and self.nc.is_connected
+
+    @property
+    def server_name(self) -> str | None:
+        """The name of the server connected to, if any."""
+        if self.nc is None or self.nc._server_info is None:
+            return None
+        return self.nc._server_info.get("server_name")
+
+    async def jetstream_enabled(self) -> bool:
+        """Whether the server answers JetStream's account info."""
+        try:
+            await self.js.account_info()
+        except Exception:
+            return False
+        return True
+
+    async def ensure_streams(self, streams: list[Stream] | tuple[Stream, ...]) -> None:
+        """Create each stream, or bring its configuration up to date."""
+        for stream in streams:
+            config = stream.config()
+            try:
+                await self.js.stream_info(stream.name)
+            except NotFoundError:
+                await self.js.add_stream(config)
+                log.info("created stream", extra={"stream": stream.name})
+            else:
+                await self.js.update_stream(config)
+
+    async def close(self) -> None:
+        """Flush what is pending and close."""
+        self._closing = True
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout=5)
+            except Exception:
+                await self.nc.close()
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("NATS error: %s", exc)
+
+    async def _on_disconnected(self) -> None:
+        if not self._closing:
+            log.warning("disconnected from NATS")
+
+    async def _on_reconnected(self) -> None:
+        log.info("reconnected to NATS")

@@ -1,0 +1,195 @@
+"""The idempotent consumer: a durable JetStream pull consumer that hands each event to a handler once.
+
+- An event already handled (by event id, per consumer) is acknowledged and not handed over again.
+- A message that is not a well-formed event goes to the dead-letter subject at once, with the reason.
+- A handler that keeps failing sees the event `max_deliver` times; then the event goes to the
+  dead-letter subject. Either way consumption goes on with the next event.
+- Nothing is acknowledged before it is handled or safely dead-lettered, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import trace
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from maille_kit.bus import Bus
+from maille_kit.events import Event, MalformedEvent, decode
+from maille_kit.telemetry import extract_context, meter, tracer
+
+log = logging.getLogger("maille.consumer")
+
+PROCESSED = "processed_events"
+Handler = Callable[[Event], Awaitable[None]]
+
+REASON_HEADER = "Maille-Dead-Letter-Reason"
+SUBJECT_HEADER = "Maille-Original-Subject"
+CONSUMER_HEADER = "Maille-Consumer"
+
+
+class EventConsumer:
+    """One durable consumer of a stream, handing each event to `handler` once."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        db: AsyncDatabase[dict[str, Any]],
+        *,
+        service: str,
+        durable: str,
+        stream: str,
+        subjects: tuple[str, ...],
+        handler: Handler,
+        max_deliver: int = 5,
+        batch: int = 256,
+        ack_wait: float = 30.0,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.bus = bus
+        self.processed = db[PROCESSED]
+        self.service = service
+        self.durable = durable
+        self.stream = stream
+        self.subjects = subjects
+        self.handler = handler
+        self.max_deliver = max_deliver
+        self.batch = batch
+        self.ack_wait = ack_wait
+        self.retry_delay = retry_delay
+        self._task: asyncio.Task[None] | None = None
+        self._handled = meter().create_counter("maille.consumer.handled", description="events handled")
+        self._dead = meter().create_counter("maille.consumer.dead_lettered", description="events dead-lettered")
+
+    def dead_letter_subject(self, subject: str) -> str:
+        """Where an event of `subject` goes when it cannot be handled."""
+        return f"deadletter.{self.service}.{subject}"
+
+    async def start(self) -> None:
+        """Create (or update) the durable consumer and start consuming in the background."""
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_deliver=-1,  # the consumer dead-letters after max_deliver tries itself
+            max_ack_pending=self.batch * 4,
+            filter_subjects=list(self.subjects) if len(self.subjects) > 1 else None,
+            filter_subject=self.subjects[0] if len(self.subjects) == 1 else None,
+        )
+        await self.bus.js.add_consumer(self.stream, config)
+        subscription = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+        self._task = asyncio.create_task(self._run(subscription), name=f"consumer-{self.durable}")
+
+    async def stop(self) -> None:
+        """Stop after the batch in hand."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self, subscription: Any) -> None:
+        while True:
+            try:
+                messages = await subscription.fetch(self.batch, timeout=1.0)
+            except TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS away or reconnecting: the server keeps the events
+                log.debug("fetch failed: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await self.handle_batch(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # docstore away: unacknowledged events come back after ack_wait
+                log.warning("batch of %d events not handled, will be redelivered: %s", len(messages), exc)
+                for message in messages:
+                    await _quietly(message.nak(delay=self.retry_delay))
+                await asyncio.sleep(self.retry_delay)
+
+    async def handle_batch(self, messages: list[Msg]) -> None:
+        """Handle one fetched batch: dead-letter the malformed, skip the handled, hand over the rest."""
+        events: list[tuple[Msg, Event]] = []
+        for message in messages:
+            try:
+                events.append((message, decode(message.data)))
+            except MalformedEvent as exc:
+                await self._dead_letter(message, f"malformed event: {exc}")
+        if not events:
+            return
+        keys = [self._key(event) for _, event in events]
+        seen = {doc["_id"] async for doc in self.processed.find({"_id": {"$in": keys}}, {"_id": 1})}
+        handled: list[tuple[Msg, str]] = []
+        for message, event in events:
+            key = self._key(event)
+            if key in seen:
+                await _quietly(message.ack())
+                continue
+            seen.add(key)
+            with tracer().start_as_current_span(
+                f"handle {event.type}",
+                context=extract_context(message.headers),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={"messaging.system": "nats", "messaging.destination.name": message.subject, "maille.event.id": event.id},
+            ):
+                try:
+                    await self.handler(event)
+                except Exception as exc:
+                    seen.discard(key)
+                    await self._on_failure(message, event, exc)
+                    continue
+            handled.append((message, key))
+        if handled:
+            now = datetime.now(UTC)
+            try:
+                await self.processed.insert_many([{"_id": key, "at": now} for _, key in handled], ordered=False)
+            except BulkWriteError as exc:
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
+            for message, _ in handled:
+                await _quietly(message.ack())
+            self._handled.add(len(handled), {"consumer": self.durable})
+
+    async def _on_failure(self, message: Msg, event: Event, exc: Exception) -> None:
+        delivered = message.metadata.num_delivered if message.metadata else 1
+        if delivered >= self.max_deliver:
+            log.error("event %s failed %d times, dead-lettered: %s", event.id, delivered, exc)
+            await self._dead_letter(message, f"handler failed {delivered} times: {exc!r}")
+        else:
+            log.warning("event %s failed (try %d of %d): %s", event.id, delivered, self.max_deliver, exc)
+            await _quietly(message.nak(delay=self.retry_delay * delivered))
+
+    async def _dead_letter(self, message: Msg, reason: str) -> None:
+        # Only acknowledged once the dead-letter stream holds it: a failure here means redelivery, not loss.
+        seq = message.metadata.sequence.stream if message.metadata else 0
+        headers = {
+            REASON_HEADER: reason[:1000],
+            SUBJECT_HEADER: message.subject,
+            CONSUMER_HEADER: self.durable,
+            "Nats-Msg-Id": f"deadletter:{self.durable}:{seq}",
+        }
+        await self.bus.js.publish(self.dead_letter_subject(message.subject), message.data, headers=headers)
+        await message.ack()
+        self._dead.add(1, {"consumer": self.durable})
+        log.warning("dead-lettered message %d of %s: %s", seq, message.subject, reason[:200])
+
+    def _key(self, event: Event) -> str:
+        return f"{self.durable}:{event.id}"
+
+
+async def _quietly(awaitable: Awaitable[None]) -> None:
+    # An ack or nak lost while NATS is away only means a redelivery, which is deduplicated.
+    try:
+        await awaitable
+    except Exception as exc:
+        log.debug("ack/nak not sent: %s", exc)

@@ -1,0 +1,57 @@
+"""The docstore client: one `AsyncMongoClient` per process, one database per service, indexes made at start."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from maille_kit.settings import redact_url
+
+log = logging.getLogger("maille.docstore")
+
+# collection name -> the indexes it needs
+Indexes = Mapping[str, Sequence[IndexModel]]
+
+
+class Docstore:
+    """A service's own database on a MongoDB-wire server."""
+
+    def __init__(self, url: str, database: str, *, app_name: str) -> None:
+        self.url = redact_url(url)
+        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url,
+            appname=app_name,
+            tz_aware=True,
+            uuidRepresentation="standard",
+            serverSelectionTimeoutMS=5000,
+            connectTimeoutMS=3000,
+        )
+        self.db: AsyncDatabase[dict[str, Any]] = self.client[database]
+
+    async def ping(self) -> bool:
+        """Whether the server answers now."""
+        try:
+            await self.client.admin.command("ping")
+        except Exception:
+            return False
+        return True
+
+    async def server_version(self) -> str | None:
+        """The server's version and, for FerretDB, its own version."""
+        info = await self.client.admin.command("buildInfo")
+        ferretdb = info.get("ferretdbVersion")
+        return f"{info.get('version')} (FerretDB {ferretdb})" if ferretdb else info.get("version")
+
+    async def ensure_indexes(self, indexes: Indexes) -> None:
+        """Create the indexes each collection needs (creating the same index twice changes nothing)."""
+        for collection, models in indexes.items():
+            if models:
+                await self.db[collection].create_indexes(list(models))
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self.client.close()

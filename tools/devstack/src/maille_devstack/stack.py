@@ -1,0 +1,190 @@
+"""The whole platform on one machine: `maille-devstack run` (what `make run` starts) and `stop`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from maille_devstack.paths import VAR
+from maille_devstack.processes import (
+    DocstoreServer,
+    KeycloakServer,
+    NatsServer,
+    NotReady,
+    Process,
+    ServiceProcess,
+    port_open,
+)
+
+SERVICES = ("identity", "catalog", "messaging", "library")
+STATE_FILE = VAR / "run" / "stack.json"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports of `make run` (the README lists them)."""
+
+    gateway: int = 8000
+    identity: int = 8101
+    catalog: int = 8102
+    messaging: int = 8103
+    library: int = 8104
+    nats: int = 4222
+    docstore: int = 27017
+    keycloak: int = 8080
+
+
+class Stack:
+    """Every part of the platform, started in order and stopped in reverse."""
+
+    def __init__(self, *, ports: Ports = Ports(), var: Path = VAR, mongodb_url: str | None = None, echo=print) -> None:
+        self.ports = ports
+        self.var = var
+        self.logs = var / "log"
+        self.external_mongodb = mongodb_url
+        self.echo = echo
+        self.started: list[tuple[str, object]] = []
+
+    def check_ports(self) -> None:
+        """Refuse to start over something already listening on one of the ports."""
+        wanted = {name: port for name, port in vars(self.ports).items() if not (name == "docstore" and self.external_mongodb)}
+        taken = [f"{name} ({port})" for name, port in wanted.items() if port_open(port)]
+        if taken:
+            raise NotReady(f"ports already in use: {', '.join(taken)} — is Maille already running? (`make stop`)")
+
+    def start(self) -> None:
+        """Start everything, the slow Keycloak first so that it boots while the rest starts."""
+        self.check_ports()
+        keycloak = KeycloakServer(port=self.ports.keycloak, log_dir=self.logs, data_dir=self.var / "keycloak")
+        keycloak.launch()
+        self._record("keycloak", keycloak)
+        nats = NatsServer(port=self.ports.nats, store_dir=self.var / "nats", log_dir=self.logs)
+        self._launch("nats", nats)
+        mongodb_url = self.external_mongodb
+        if mongodb_url is None:
+            docstore = DocstoreServer(port=self.ports.docstore, data_dir=self.var / "docstore", log_dir=self.logs)
+            self._launch("docstore", docstore)
+            mongodb_url = docstore.url
+        for name in (*SERVICES, "gateway"):
+            prefix = f"MAILLE_{name.upper()}_"
+            env = {f"{prefix}NATS_URL": nats.url, f"{prefix}MONGODB_URL": mongodb_url}
+            if name == "gateway":
+                env[f"{prefix}ROUTES"] = json.dumps({s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES})
+            self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
+        self.echo("waiting for Keycloak (the first start takes a minute or two)…")
+        keycloak.wait(300)
+
+    def _launch(self, name: str, part) -> None:
+        self.echo(f"starting {name}…")
+        try:
+            part.start()
+        finally:
+            self._record(name, part)
+
+    def _record(self, name: str, part) -> None:
+        self.started.append((name, part))
+        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        parts = {name: part.process.pid for name, part in self.started}
+        STATE_FILE.write_text(json.dumps({"devstack": os.getpid(), "parts": parts}))
+
+    def describe(self, mongodb_url: str | None = None) -> str:
+        """What runs where."""
+        p = self.ports
+        rows = [
+            ("gateway", f"http://localhost:{p.gateway}", "the public entry: /healthz, /api/<service>/…"),
+            ("identity", f"http://127.0.0.1:{p.identity}", "directory, Keycloak as code, GAR"),
+            ("catalog", f"http://127.0.0.1:{p.catalog}", "resources, subscriptions, médiacentre"),
+            ("messaging", f"http://127.0.0.1:{p.messaging}", "ENT mail"),
+            ("library", f"http://127.0.0.1:{p.library}", "PMB connector"),
+            ("keycloak", f"http://localhost:{p.keycloak}", "realm maille; admin console /admin (admin / admin)"),
+            ("nats", f"nats://127.0.0.1:{p.nats}", f"JetStream, data in {self.var / 'nats'}"),
+            ("docstore", self.external_mongodb or f"mongodb://127.0.0.1:{p.docstore}",
+             "MongoDB (MONGODB_URL)" if self.external_mongodb else f"FerretDB on SQLite, data in {self.var / 'docstore'}"),
+        ]
+        width = max(len(r[1]) for r in rows)
+        lines = [f"  {name:<10} {where:<{width}}  {what}" for name, where, what in rows]
+        return "\n".join(["Maille is running:", *lines, f"  logs in {self.logs}/", "Ctrl-C or `make stop` stops everything."])
+
+    def watch(self, stop: threading.Event) -> None:
+        """Wait for `stop`, saying so when a part dies on its own."""
+        reported: set[str] = set()
+        while not stop.wait(1.0):
+            for name, part in self.started:
+                process: Process = part.process
+                if name not in reported and not process.running():
+                    reported.add(name)
+                    self.echo(f"!! {name} exited ({process.popen.returncode if process.popen else '?'}); its log:\n{process.tail(15)}")
+
+    def stop(self) -> None:
+        """Stop everything, in reverse order."""
+        for name, part in reversed(self.started):
+            self.echo(f"stopping {name}…")
+            part.stop()
+        self.started.clear()
+        STATE_FILE.unlink(missing_ok=True)
+
+
+def run() -> int:
+    """Start the platform in the foreground until Ctrl-C or SIGTERM."""
+    stack = Stack(mongodb_url=os.environ.get("MONGODB_URL") or None, echo=lambda s: print(s, flush=True))
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    started = time.monotonic()
+    try:
+        stack.start()
+    except Exception as exc:
+        print(f"could not start: {exc}", file=sys.stderr, flush=True)
+        stack.stop()
+        return 1
+    print(f"\n{stack.describe()}\n(up in {time.monotonic() - started:.0f}s)", flush=True)
+    try:
+        stack.watch(stop)
+    finally:
+        stack.stop()
+    return 0
+
+
+def stop_running() -> int:
+    """Stop a platform started by `run` in another terminal (`make stop`)."""
+    if not STATE_FILE.exists():
+        print("Maille is not running (no state file).")
+        return 0
+    state = json.loads(STATE_FILE.read_text())
+    # Ask the foreground `run` to stop everything in order; then make sure nothing is left.
+    try:
+        os.kill(state["devstack"], signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and STATE_FILE.exists():
+            time.sleep(0.2)
+    except ProcessLookupError:
+        pass
+    pids: dict[str, int] = state["parts"]
+    for name, pid in reversed(list(pids.items())):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            print(f"stopping {name} ({pid})…")
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + 30
+    for name, pid in pids.items():
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    STATE_FILE.unlink(missing_ok=True)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,71 @@
+// Command maille-docstore runs FerretDB v1 (the MongoDB wire protocol) on SQLite,
+// embedded, so that `make run` and the tests have a real MongoDB-wire docstore
+// on a machine without a MongoDB server.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/FerretDB/FerretDB/build/version"
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
+	dataDir := flag.String("data", ".var/docstore", "directory for the SQLite files")
+	logLevel := flag.String("log-level", "warn", "debug, info, warn or error")
+	flag.Parse()
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "maille-docstore: bad -log-level %q: %v\n", *logLevel, err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	dir, err := filepath.Abs(*dataDir)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o700)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "maille-docstore: data directory %q: %v\n", *dataDir, err)
+		os.Exit(1)
+	}
+
+	// Built as a module dependency, FerretDB does not know its own version: tell it, for buildInfo.
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if dep.Path == "github.com/FerretDB/FerretDB" {
+				version.Get().Version = dep.Version
+			}
+		}
+	}
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Logger:    logger,
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + dir + "/",
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "maille-docstore: %v\n", err)
+		os.Exit(1)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fmt.Fprintf(os.Stderr, "maille-docstore: MongoDB wire protocol on %s (SQLite in %s)\n", *listen, dir)
+	if err := f.Run(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "maille-docstore: %v\n", err)
+		os.Exit(1)
+	}
+}
