@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ValidationError
 
 from maille_kit.bus import Bus, Stream, dead_letter_stream
-from maille_kit.consumer import PROCESSED, EventConsumer
+from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore, Indexes
 from maille_kit.logging import setup_logging
 from maille_kit.middleware import RequestContextMiddleware
@@ -64,7 +64,7 @@ class Runtime:
         spec, settings = self.spec, self.settings
         if spec.uses_docstore:
             self.docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-{spec.name}")
-            await self.docstore.ensure_indexes({**spec.indexes, PROCESSED: []})
+            await self.docstore.ensure_indexes(spec.indexes)
         await self.bus.connect(timeout=settings.nats_connect_timeout)
         dead_letters = [dead_letter_stream(spec.name)] if spec.uses_docstore else []
         await self.bus.ensure_streams([*spec.streams, *dead_letters])

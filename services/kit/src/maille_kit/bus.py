@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 
 import nats
@@ -66,11 +65,10 @@ class Bus:
 
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Connect, retrying until `timeout` seconds have passed; afterwards reconnect forever."""
-        deadline = time.monotonic() + timeout
-        delay = 0.2
-        while True:
-            try:
-                self.nc = await nats.connect(
+        try:
+            # nats-py keeps trying its servers on its own (reconnect forever); the start bounds it.
+            self.nc = await asyncio.wait_for(
+                nats.connect(
                     servers=[s.strip() for s in self.url.split(",")],
                     name=self.name,
                     allow_reconnect=True,
@@ -81,13 +79,11 @@ class Bus:
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
-                )
-                break
-            except Exception as exc:  # nats raises several unrelated types for "not there yet"
-                if time.monotonic() + delay > deadline:
-                    raise ConnectionError(f"NATS at {self.url} unreachable for {timeout:.0f}s: {exc}") from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                ),
+                timeout=timeout,
+            )
+        except TimeoutError as exc:
+            raise ConnectionError(f"NATS at {self.url} unreachable for {timeout:g}s") from exc
         self._js = self.nc.jetstream(publish_async_max_pending=10_000)
         log.info("connected to NATS", extra={"nats_server": self.server_name})
 
@@ -140,7 +136,9 @@ class Bus:
                 await self.nc.close()
 
     async def _on_error(self, exc: Exception) -> None:
-        log.warning("NATS error: %s", exc)
+        # Before the first connection every refused attempt lands here: the start reports the outcome.
+        if self.nc is not None:
+            log.warning("NATS error: %s", exc)
 
     async def _on_disconnected(self) -> None:
         if not self._closing:

@@ -1,6 +1,10 @@
 """The idempotent consumer: a durable JetStream pull consumer that hands each event to a handler once.
 
 - An event already handled (by event id, per consumer) is acknowledged and not handed over again.
+  Each event is first *claimed* (a document keyed by consumer and event id, written for the whole
+  batch at once: the unique key tells which are new), then handled, then marked *done*. Only a
+  redelivered event whose claim exists (a lost acknowledgement, a crash, a failed try) needs a look at
+  the done marks; the common path costs two batch writes and no lookup.
 - A message that is not a well-formed event goes to the dead-letter subject at once, with the reason.
 - A handler that keeps failing sees the event `max_deliver` times; then the event goes to the
   dead-letter subject. Either way consumption goes on with the next event.
@@ -27,7 +31,8 @@ from maille_kit.telemetry import extract_context, meter, tracer
 
 log = logging.getLogger("maille.consumer")
 
-PROCESSED = "processed_events"
+CLAIMED = "events_claimed"
+PROCESSED = "events_done"
 Handler = Callable[[Event], Awaitable[None]]
 
 REASON_HEADER = "Maille-Dead-Letter-Reason"
@@ -54,6 +59,7 @@ class EventConsumer:
         retry_delay: float = 1.0,
     ) -> None:
         self.bus = bus
+        self.claimed = db[CLAIMED]
         self.processed = db[PROCESSED]
         self.service = service
         self.durable = durable
@@ -65,6 +71,7 @@ class EventConsumer:
         self.ack_wait = ack_wait
         self.retry_delay = retry_delay
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._handled = meter().create_counter("maille.consumer.handled", description="events handled")
         self._dead = meter().create_counter("maille.consumer.dead_lettered", description="events dead-lettered")
 
@@ -84,19 +91,25 @@ class EventConsumer:
             filter_subjects=list(self.subjects) if len(self.subjects) > 1 else None,
             filter_subject=self.subjects[0] if len(self.subjects) == 1 else None,
         )
+        self._stopping = False
         await self.bus.js.add_consumer(self.stream, config)
         subscription = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
         self._task = asyncio.create_task(self._run(subscription), name=f"consumer-{self.durable}")
 
     async def stop(self) -> None:
         """Stop after the batch in hand."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if self._task is None:
+            return
+        self._stopping = True
+        self._task.cancel()
+        # nats-py's fetch can swallow a cancellation; the flag ends the loop at its next turn then.
+        done, _ = await asyncio.wait({self._task}, timeout=5)
+        if not done:
+            log.warning("consumer %s did not stop within 5s", self.durable)
+        self._task = None
 
     async def _run(self, subscription: Any) -> None:
-        while True:
+        while not self._stopping:
             try:
                 messages = await subscription.fetch(self.batch, timeout=1.0)
             except TimeoutError:
@@ -127,15 +140,16 @@ class EventConsumer:
                 await self._dead_letter(message, f"malformed event: {exc}")
         if not events:
             return
+        now = datetime.now(UTC)
         keys = [self._key(event) for _, event in events]
-        seen = {doc["_id"] async for doc in self.processed.find({"_id": {"$in": keys}}, {"_id": 1})}
+        claimed_before = await _insert_new(self.claimed, [{"_id": key, "at": now} for key in keys])
         handled: list[tuple[Msg, str]] = []
-        for message, event in events:
-            key = self._key(event)
-            if key in seen:
-                await _quietly(message.ack())
+        in_batch: set[str] = set()
+        for index, ((message, event), key) in enumerate(zip(events, keys)):
+            if key in in_batch or (index in claimed_before and not await self._needs_handling(message, key)):
+                await _quietly(message.ack())  # a copy of an event handled already
                 continue
-            seen.add(key)
+            in_batch.add(key)
             with tracer().start_as_current_span(
                 f"handle {event.type}",
                 context=extract_context(message.headers),
@@ -145,20 +159,22 @@ class EventConsumer:
                 try:
                     await self.handler(event)
                 except Exception as exc:
-                    seen.discard(key)
                     await self._on_failure(message, event, exc)
                     continue
             handled.append((message, key))
         if handled:
-            now = datetime.now(UTC)
-            try:
-                await self.processed.insert_many([{"_id": key, "at": now} for _, key in handled], ordered=False)
-            except BulkWriteError as exc:
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
+            await _insert_new(self.processed, [{"_id": key, "at": now} for _, key in handled])
             for message, _ in handled:
                 await _quietly(message.ack())
             self._handled.add(len(handled), {"consumer": self.durable})
+
+    async def _needs_handling(self, message: Msg, key: str) -> bool:
+        # Claimed before. A first delivery of this message is another copy of the event: skip it. A
+        # redelivery may follow a crash or a failed try (handle it) or a lost ack (done: skip it).
+        delivered = message.metadata.num_delivered if message.metadata else 1
+        if delivered <= 1:
+            return False
+        return await self.processed.find_one({"_id": key}, {"_id": 1}) is None
 
     async def _on_failure(self, message: Msg, event: Event, exc: Exception) -> None:
         delivered = message.metadata.num_delivered if message.metadata else 1
@@ -185,6 +201,18 @@ class EventConsumer:
 
     def _key(self, event: Event) -> str:
         return f"{self.durable}:{event.id}"
+
+
+async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> set[int]:
+    """Insert `docs`, keeping going past duplicate keys; the positions of those whose key was taken."""
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        return {e["index"] for e in errors}
+    return set()
 
 
 async def _quietly(awaitable: Awaitable[None]) -> None:

@@ -51,8 +51,9 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     """Send every log record of the process to stdout as JSON lines."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
+    handler.set_name("maille")
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "maille" and not _is_default_stream(h)] + [handler]
     root.setLevel(level)
     # uvicorn's own access log is replaced by the kit's one line per request.
     for name in ("uvicorn", "uvicorn.error"):
@@ -62,3 +63,8 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     # Drivers chatter at INFO about every connection and heartbeat.
     for name in ("pymongo", "nats", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _is_default_stream(handler: logging.Handler) -> bool:
+    # A plain stream handler left by logging.basicConfig or a library: ours replaces it.
+    return type(handler) is logging.StreamHandler

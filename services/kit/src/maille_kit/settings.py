@@ -7,6 +7,7 @@ Each service subclasses `ServiceSettings` and sets its own prefix (``MAILLE_CATA
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -96,7 +97,9 @@ def describe(settings_cls: type[ServiceSettings]) -> list[dict[str, Any]]:
     """Every environment variable of a settings class, with default and description (for the README)."""
     rows = []
     for name, field in settings_cls.model_fields.items():
-        default = field.default
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, dict | list):
+            default = json.dumps(default)
         if isinstance(default, SecretStr):
             default = "(secret, development default)" if _is_dev_secret(name, default) else default.get_secret_value()
         rows.append({"field": name, "env": settings_cls.env_name(name), "default": default, "description": field.description or ""})

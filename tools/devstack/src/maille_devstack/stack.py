@@ -23,7 +23,9 @@ from maille_devstack.processes import (
 )
 
 SERVICES = ("identity", "catalog", "messaging", "library")
-STATE_FILE = VAR / "run" / "stack.json"
+def state_file(var: Path) -> Path:
+    """Where a running stack keeps the process ids `stop` needs."""
+    return var / "run" / "stack.json"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,17 @@ class Ports:
     nats: int = 4222
     docstore: int = 27017
     keycloak: int = 8080
+
+
+def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str]) -> dict[str, str]:
+    """The environment `make run` gives a deployable (docker-compose.yml gives the same variables)."""
+    prefix = f"MAILLE_{name.upper()}_"
+    env = {f"{prefix}NATS_URL": nats_url}
+    if name == "gateway":
+        env[f"{prefix}ROUTES"] = json.dumps(routes)
+    else:
+        env[f"{prefix}MONGODB_URL"] = mongodb_url
+    return env
 
 
 class Stack:
@@ -71,11 +84,9 @@ class Stack:
             docstore = DocstoreServer(port=self.ports.docstore, data_dir=self.var / "docstore", log_dir=self.logs)
             self._launch("docstore", docstore)
             mongodb_url = docstore.url
+        routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         for name in (*SERVICES, "gateway"):
-            prefix = f"MAILLE_{name.upper()}_"
-            env = {f"{prefix}NATS_URL": nats.url, f"{prefix}MONGODB_URL": mongodb_url}
-            if name == "gateway":
-                env[f"{prefix}ROUTES"] = json.dumps({s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES})
+            env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes)
             self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
         self.echo("waiting for Keycloak (the first start takes a minute or two)…")
         keycloak.wait(300)
@@ -89,9 +100,10 @@ class Stack:
 
     def _record(self, name: str, part) -> None:
         self.started.append((name, part))
-        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        path = state_file(self.var)
+        path.parent.mkdir(parents=True, exist_ok=True)
         parts = {name: part.process.pid for name, part in self.started}
-        STATE_FILE.write_text(json.dumps({"devstack": os.getpid(), "parts": parts}))
+        path.write_text(json.dumps({"devstack": os.getpid(), "parts": parts}))
 
     def describe(self, mongodb_url: str | None = None) -> str:
         """What runs where."""
@@ -127,12 +139,16 @@ class Stack:
             self.echo(f"stopping {name}…")
             part.stop()
         self.started.clear()
-        STATE_FILE.unlink(missing_ok=True)
+        state_file(self.var).unlink(missing_ok=True)
 
 
 def run() -> int:
     """Start the platform in the foreground until Ctrl-C or SIGTERM."""
-    stack = Stack(mongodb_url=os.environ.get("MONGODB_URL") or None, echo=lambda s: print(s, flush=True))
+    # MAILLE_DEVSTACK_PORTS (JSON, e.g. {"gateway": 9000}) and MAILLE_DEVSTACK_VAR move a second
+    # platform out of the way of the first (the tests use them).
+    ports = Ports(**json.loads(os.environ.get("MAILLE_DEVSTACK_PORTS", "{}")))
+    var = Path(os.environ.get("MAILLE_DEVSTACK_VAR", str(VAR)))
+    stack = Stack(ports=ports, var=var, mongodb_url=os.environ.get("MONGODB_URL") or None, echo=lambda s: print(s, flush=True))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -153,15 +169,16 @@ def run() -> int:
 
 def stop_running() -> int:
     """Stop a platform started by `run` in another terminal (`make stop`)."""
-    if not STATE_FILE.exists():
+    path = state_file(Path(os.environ.get("MAILLE_DEVSTACK_VAR", str(VAR))))
+    if not path.exists():
         print("Maille is not running (no state file).")
         return 0
-    state = json.loads(STATE_FILE.read_text())
+    state = json.loads(path.read_text())
     # Ask the foreground `run` to stop everything in order; then make sure nothing is left.
     try:
         os.kill(state["devstack"], signal.SIGTERM)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and STATE_FILE.exists():
+        while time.monotonic() < deadline and path.exists():
             time.sleep(0.2)
     except ProcessLookupError:
         pass
@@ -178,7 +195,7 @@ def stop_running() -> int:
             time.sleep(0.2)
         if _alive(pid):
             os.killpg(pid, signal.SIGKILL)
-    STATE_FILE.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
     return 0
 
 

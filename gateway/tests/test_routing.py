@@ -1,0 +1,66 @@
+"""The gateway routes /api/<service>/… to the service, carries the request id and trace, and answers
+with a problem document when it cannot."""
+
+import json
+import re
+from collections.abc import Callable
+
+import httpx
+
+from maille_devstack.processes import ServiceProcess, free_port
+
+
+def gateway_for(start: Callable[..., ServiceProcess], routes: dict[str, str]) -> ServiceProcess:
+    return start("gateway", env={"MAILLE_GATEWAY_ROUTES": json.dumps(routes), "MAILLE_GATEWAY_RETRY_AFTER": "7"})
+
+
+def test_routes_to_the_service(service_factory: Callable[..., ServiceProcess]) -> None:
+    catalog = service_factory("catalog")
+    gateway = gateway_for(service_factory, {"catalog": catalog.url})
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    answer = httpx.get(
+        f"{gateway.url}/api/catalog/v1/about",
+        headers={"x-request-id": "morning-rush-1", "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["name"] == "catalog"
+    assert answer.headers["x-request-id"] == "morning-rush-1"
+    # The catalog logged the same request id and the same trace, continued through the gateway.
+    logged = [json.loads(line) for line in catalog.process.log_path.read_text().splitlines() if line.startswith("{")]
+    access = [entry for entry in logged if entry.get("path") == "/api/catalog/v1/about"]
+    assert access and access[-1]["request_id"] == "morning-rush-1"
+    assert access[-1]["trace_id"] == trace_id
+
+
+def test_query_and_body_pass_through(service_factory: Callable[..., ServiceProcess]) -> None:
+    catalog = service_factory("catalog")
+    gateway = gateway_for(service_factory, {"catalog": catalog.url})
+    # The catalog's own 404/405 problems come back unchanged, body and all.
+    answer = httpx.post(f"{gateway.url}/api/catalog/v1/about?x=1", content=b'{"a": 1}', headers={"content-type": "application/json"})
+    assert answer.status_code == 405
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["instance"] == "/api/catalog/v1/about"
+
+
+def test_unknown_route_is_404_problem(service_factory: Callable[..., ServiceProcess]) -> None:
+    gateway = gateway_for(service_factory, {})
+    for path in ("/api/nothing/v1/about", "/elsewhere"):
+        answer = httpx.get(f"{gateway.url}{path}")
+        assert answer.status_code == 404
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert "No service answers /api/nothing/" in httpx.get(f"{gateway.url}/api/nothing/v1/about").json()["detail"]
+
+
+def test_service_down_is_503_with_retry_after(service_factory: Callable[..., ServiceProcess]) -> None:
+    gateway = gateway_for(service_factory, {"catalog": f"http://127.0.0.1:{free_port()}"})
+    answer = httpx.get(f"{gateway.url}/api/catalog/v1/about")
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "7"
+    assert answer.json()["service"] == "catalog"
+
+
+def test_gateway_health(service_factory: Callable[..., ServiceProcess]) -> None:
+    gateway = gateway_for(service_factory, {})
+    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "alive"}
+    assert httpx.get(f"{gateway.url}/readyz").json()["checks"] == {"nats": True}
+    assert re.fullmatch(r"[0-9a-f]{32}", httpx.get(f"{gateway.url}/healthz").headers["x-request-id"])

@@ -1,0 +1,88 @@
+"""What `make run` starts (maille-devstack run): the whole platform answers, then Ctrl-C stops it and
+leaves no process behind. Run here on free ports and a temporary .var, beside any real `make run`."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import nats
+from pymongo import MongoClient
+
+from maille_devstack.processes import free_port, port_open
+from maille_devstack.stack import Ports, state_file
+
+
+def wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError("devstack exited:\n" + "".join(lines))
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"no {needle!r} after {timeout}s:\n" + "".join(lines))
+
+
+def pids_alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            continue
+        alive.append(pid)
+    return alive
+
+
+def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    ports = Ports(**{name: free_port() for name in vars(Ports())})
+    var = tmp_path / "var"
+    env = {**os.environ, "MAILLE_DEVSTACK_PORTS": json.dumps(vars(ports)), "MAILLE_DEVSTACK_VAR": str(var)}
+    env.pop("MONGODB_URL", None)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "maille-devstack"), "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+    )
+    try:
+        lines = wait_for_line(process, "Ctrl-C or `make stop`", 400)
+        output = "".join(lines)
+        assert f"http://localhost:{ports.gateway}" in output
+
+        # The checks of the issue, on this stack's ports.
+        assert httpx.get(f"http://localhost:{ports.gateway}/healthz").status_code == 200
+        about = httpx.get(f"http://localhost:{ports.gateway}/api/catalog/v1/about").json()
+        assert about["name"] == "catalog" and about["nats"]["jetstream"] and about["docstore"]["connected"]
+        with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
+            assert client.admin.command("hello")["ok"] == 1.0
+        discovery = httpx.get(f"http://localhost:{ports.keycloak}/realms/maille/.well-known/openid-configuration")
+        assert discovery.json()["issuer"] == f"http://localhost:{ports.keycloak}/realms/maille"
+
+        async def jetstream_streams() -> int:
+            nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}")
+            info = await nc.jetstream().account_info()
+            await nc.close()
+            return info.streams
+
+        assert asyncio.run(jetstream_streams()) >= 4  # each service declared the streams it owns
+        for name in ("identity", "messaging", "library"):
+            assert httpx.get(f"http://localhost:{ports.gateway}/api/{name}/v1/about").json()["name"] == name
+
+        parts = list(json.loads(state_file(var).read_text())["parts"].values())
+        assert len(parts) == 8
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=90)
+    assert process.returncode == 0, rest
+    assert pids_alive(parts) == []
+    assert not any(port_open(port) for port in vars(ports).values())
+    assert not state_file(var).exists()
+    assert (var / "nats").is_dir() and (var / "docstore").is_dir()
