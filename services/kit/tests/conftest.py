@@ -12,6 +12,7 @@ from maille_kit.docstore import Docstore
 @pytest.fixture
 async def docstore(docstore_server: DocstoreServer, database_name: str) -> AsyncIterator[Docstore]:
     store = Docstore(docstore_server.url, database_name, app_name="maille-kit-tests")
+    await store.detect()
     yield store
     await store.client.drop_database(database_name)
     await store.close()

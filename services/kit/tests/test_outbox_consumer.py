@@ -41,7 +41,7 @@ async def test_nothing_lost_nothing_twice_across_a_nats_outage(
     bus = Bus(nats.url, name="outage-test")
     await bus.connect(timeout=10)
     await bus.ensure_streams([stream, dead_letter_stream("kit")])
-    outbox = Outbox(docstore.db, bus, source="kit", ack_timeout=1.0)
+    outbox = Outbox(docstore, bus, source="kit", ack_timeout=1.0)
     outbox.start()
     handled: list[str] = []
 
@@ -49,7 +49,7 @@ async def test_nothing_lost_nothing_twice_across_a_nats_outage(
         handled.append(event.id)
 
     consumer = EventConsumer(
-        bus, docstore.db, service="kit", durable="outage", stream=stream.name, subjects=stream.subjects, handler=handle
+        bus, docstore, service="kit", durable="outage", stream=stream.name, subjects=stream.subjects, handler=handle
     )
     await consumer.start()
     published: list[str] = []
@@ -83,7 +83,7 @@ async def test_malformed_event_dead_lettered_and_consumption_goes_on(bus: Bus, d
         handled.append(event.unpack(Int64Value).value)
 
     consumer = EventConsumer(
-        bus, docstore.db, service="kit", durable=f"dl{uuid.uuid4().hex[:6]}", stream=stream.name, subjects=stream.subjects, handler=handle
+        bus, docstore, service="kit", durable=f"dl{uuid.uuid4().hex[:6]}", stream=stream.name, subjects=stream.subjects, handler=handle
     )
     subject = subject_of(stream)
     dead = await bus.nc.subscribe(consumer.dead_letter_subject(subject))
@@ -116,7 +116,7 @@ async def test_handler_that_keeps_failing_is_dead_lettered(bus: Bus, docstore: D
             raise ValueError("thirteen is unlucky")
 
     consumer = EventConsumer(
-        bus, docstore.db, service="kit", durable=f"fail{uuid.uuid4().hex[:6]}", stream=stream.name,
+        bus, docstore, service="kit", durable=f"fail{uuid.uuid4().hex[:6]}", stream=stream.name,
         subjects=stream.subjects, handler=handle, max_deliver=3, retry_delay=0.05,
     )
     subject = subject_of(stream)
@@ -143,7 +143,7 @@ async def test_same_event_sent_twice_handled_once(bus: Bus, docstore: Docstore) 
         handled.append(event.id)
 
     consumer = EventConsumer(
-        bus, docstore.db, service="kit", durable="twice", stream=stream.name, subjects=stream.subjects, handler=handle
+        bus, docstore, service="kit", durable="twice", stream=stream.name, subjects=stream.subjects, handler=handle
     )
     subject = subject_of(stream)
     envelope = make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=5))
@@ -166,7 +166,7 @@ async def test_outbox_keeps_events_until_nats_takes_them(nats_factory: Callable[
     bus = Bus(nats.url, name="keep-test")
     await bus.connect(timeout=10)
     await bus.ensure_streams([stream])
-    outbox = Outbox(docstore.db, bus, source="kit", ack_timeout=0.5)
+    outbox = Outbox(docstore, bus, source="kit", ack_timeout=0.5)
     nats.stop()
     for n in range(20):
         await outbox.publish(type=subject_of(stream), tenant="t", payload=Int64Value(value=n))
@@ -186,4 +186,81 @@ async def test_outbox_keeps_events_until_nats_takes_them(nats_factory: Callable[
     assert relayed == 20
     info = await bus.js.stream_info(stream.name)
     assert info.state.messages == 20
+    await bus.close()
+
+
+async def test_two_replicas_lose_nothing_across_a_nats_outage(
+    nats_factory: Callable[[], NatsServer], docstore: Docstore
+) -> None:
+    """Two replicas share one outbox database: neither sweeps away what the other still writes."""
+    nats = nats_factory()
+    stream = unique_stream()
+    bus = Bus(nats.url, name="replicas-test")
+    await bus.connect(timeout=10)
+    await bus.ensure_streams([stream])
+    replicas = [
+        Outbox(docstore, bus, source="kit", ack_timeout=0.5, sweep_interval=0.2, segment_seconds=0.1) for _ in range(2)
+    ]
+    for outbox in replicas:
+        outbox.start()
+    published: list[str] = []
+
+    async def publish(outbox: Outbox, offset: int) -> None:
+        for n in range(400):
+            published.append(await outbox.publish(type=subject_of(stream), tenant="t", payload=Int64Value(value=offset + n)))
+            if n % 20 == 0:
+                await asyncio.sleep(0.02)
+
+    async def outage() -> None:
+        await asyncio.sleep(0.3)
+        nats.stop()
+        await asyncio.sleep(1.0)
+        nats.start()
+
+    try:
+        await asyncio.gather(publish(replicas[0], 0), publish(replicas[1], 1000), outage())
+        await wait_for(lambda: bus.connected, 20, "the reconnection")
+        sub = await bus.js.pull_subscribe(stream.subjects[0], stream=stream.name)
+        received: list[str] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(received) < 800 and asyncio.get_running_loop().time() < deadline:
+            try:
+                messages = await sub.fetch(200, timeout=1)
+            except TimeoutError:
+                continue
+            for message in messages:
+                received.append(message.headers["Nats-Msg-Id"])
+                await message.ack()
+    finally:
+        for outbox in replicas:
+            await outbox.stop()
+        await bus.close()
+    assert sorted(received) == sorted(published)  # each replica's events in JetStream, once each
+    assert await replicas[0].pending() == 0
+
+
+async def test_events_left_by_a_stopped_writer_are_relayed_once_abandoned(
+    nats_factory: Callable[[], NatsServer], docstore: Docstore
+) -> None:
+    nats = nats_factory()
+    stream = unique_stream()
+    bus = Bus(nats.url, name="abandoned-test")
+    await bus.connect(timeout=10)
+    await bus.ensure_streams([stream])
+    before_restart = Outbox(docstore, bus, source="kit", ack_timeout=0.5)
+    nats.stop()
+    for n in range(30):
+        await before_restart.publish(type=subject_of(stream), tenant="t", payload=Int64Value(value=n))
+    nats.start()
+    await wait_for(lambda: bus.connected, 20, "the reconnection")
+    # A live replica does not take over another's fresh events…
+    replica = Outbox(docstore, bus, source="kit", abandoned_after=60)
+    assert await replica.relay_once() == 0
+    assert (await bus.js.stream_info(stream.name)).state.messages == 0
+    # …but the service after a restart relays what its earlier life left, once nothing is written there.
+    after_restart = Outbox(docstore, bus, source="kit", abandoned_after=0.5)
+    await asyncio.sleep(0.6)
+    assert await after_restart.relay_once() == 30
+    assert (await bus.js.stream_info(stream.name)).state.messages == 30
+    assert await after_restart.pending() == 0
     await bus.close()

@@ -64,12 +64,13 @@ class Runtime:
         spec, settings = self.spec, self.settings
         if spec.uses_docstore:
             self.docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-{spec.name}")
+            await self.docstore.detect()
             await self.docstore.ensure_indexes(spec.indexes)
         await self.bus.connect(timeout=settings.nats_connect_timeout)
         dead_letters = [dead_letter_stream(spec.name)] if spec.uses_docstore else []
         await self.bus.ensure_streams([*spec.streams, *dead_letters])
         if self.docstore is not None:
-            self.outbox = Outbox(self.docstore.db, self.bus, source=spec.name)
+            self.outbox = Outbox(self.docstore, self.bus, source=spec.name)
             self.outbox.start()
         if spec.consumers is not None:
             self.consumers = list(spec.consumers(self))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -53,6 +54,17 @@ def dead_letter_stream(service: str) -> Stream:
     )
 
 
+class _Batch:
+    """The acknowledgements awaited for one batch of JetStream publications."""
+
+    __slots__ = ("ok", "waiting", "done")
+
+    def __init__(self, size: int) -> None:
+        self.ok = [False] * size
+        self.waiting = size
+        self.done = asyncio.Event()
+
+
 class Bus:
     """One service's NATS connection: reconnects forever, with JetStream on top."""
 
@@ -62,6 +74,9 @@ class Bus:
         self.nc: NATS | None = None
         self._js: JetStreamContext | None = None
         self._closing = False
+        self._ack_prefix: str | None = None
+        self._batches: dict[int, _Batch] = {}
+        self._batch_seq = 0
 
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Connect, retrying until `timeout` seconds have passed; afterwards reconnect forever."""
@@ -125,6 +140,44 @@ class Bus:
                 log.info("created stream", extra={"stream": stream.name})
             else:
                 await self.js.update_stream(config)
+
+    async def publish_batch(
+        self, messages: list[tuple[str, bytes, dict[str, str]]], *, timeout: float
+    ) -> list[bool]:
+        """Publish to JetStream in order; for each message, whether JetStream acknowledged it in time.
+
+        The outbox's hot path: one reply subscription for all batches and no per-message future or
+        JSON parsing, which costs several times less per event than `js.publish_async`.
+        """
+        if self.nc is None:
+            raise RuntimeError("the bus is not connected")
+        if self._ack_prefix is None:
+            self._ack_prefix = f"{self.nc.new_inbox()}."
+            await self.nc.subscribe(self._ack_prefix + "*", cb=self._on_ack)
+        self._batch_seq += 1
+        seq, batch = self._batch_seq, _Batch(len(messages))
+        self._batches[seq] = batch
+        try:
+            for index, (subject, data, headers) in enumerate(messages):
+                await self.nc.publish(subject, data, reply=f"{self._ack_prefix}{seq}_{index}", headers=headers)
+            try:
+                await asyncio.wait_for(batch.done.wait(), timeout)
+            except TimeoutError:
+                pass
+            return batch.ok
+        finally:
+            del self._batches[seq]
+
+    async def _on_ack(self, msg: Msg) -> None:
+        seq, _, index = msg.subject[len(self._ack_prefix or "") :].partition("_")
+        batch = self._batches.get(int(seq))
+        if batch is None:
+            return
+        # A PubAck is {"stream": …, "seq": …}; an error {"error": …}; no stream: a 503 status, no body.
+        batch.ok[int(index)] = bool(msg.data) and b'"error"' not in msg.data
+        batch.waiting -= 1
+        if batch.waiting == 0:
+            batch.done.set()
 
     async def close(self) -> None:
         """Flush what is pending and close."""

@@ -22,10 +22,10 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from maille_kit.bus import Bus
+from maille_kit.docstore import Docstore
 from maille_kit.events import Event, MalformedEvent, decode
 from maille_kit.telemetry import extract_context, meter, tracer
 
@@ -46,7 +46,7 @@ class EventConsumer:
     def __init__(
         self,
         bus: Bus,
-        db: AsyncDatabase[dict[str, Any]],
+        docstore: Docstore,
         *,
         service: str,
         durable: str,
@@ -59,8 +59,9 @@ class EventConsumer:
         retry_delay: float = 1.0,
     ) -> None:
         self.bus = bus
-        self.claimed = db[CLAIMED]
-        self.processed = db[PROCESSED]
+        self.docstore = docstore
+        self.claimed = docstore.db[CLAIMED]
+        self.processed = docstore.db[PROCESSED]
         self.service = service
         self.durable = durable
         self.stream = stream
@@ -72,6 +73,7 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._marking: asyncio.Task[None] | None = None
         self._handled = meter().create_counter("maille.consumer.handled", description="events handled")
         self._dead = meter().create_counter("maille.consumer.dead_lettered", description="events dead-lettered")
 
@@ -81,8 +83,12 @@ class EventConsumer:
 
     async def start(self) -> None:
         """Create (or update) the durable consumer and start consuming in the background."""
+        # A push consumer delivered to a queue group: events arrive as soon as they are stored, every
+        # replica of the service shares the work, and max_ack_pending bounds what is in flight.
         config = ConsumerConfig(
             durable_name=self.durable,
+            deliver_subject=f"_maille.deliver.{self.service}.{self.durable}",
+            deliver_group=self.durable,
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait,
@@ -92,8 +98,17 @@ class EventConsumer:
             filter_subject=self.subjects[0] if len(self.subjects) == 1 else None,
         )
         self._stopping = False
-        await self.bus.js.add_consumer(self.stream, config)
-        subscription = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+        info = await self.bus.js.add_consumer(self.stream, config)
+        self._inbox: list[Msg] = []
+        self._arrived = asyncio.Event()
+
+        async def arrive(message: Msg) -> None:
+            self._inbox.append(message)
+            self._arrived.set()
+
+        subscription = await self.bus.js.subscribe_bind(
+            self.stream, info.config, self.durable, cb=arrive, manual_ack=True, pending_msgs_limit=self.batch * 8
+        )
         self._task = asyncio.create_task(self._run(subscription), name=f"consumer-{self.durable}")
 
     async def stop(self) -> None:
@@ -102,33 +117,32 @@ class EventConsumer:
             return
         self._stopping = True
         self._task.cancel()
-        # nats-py's fetch can swallow a cancellation; the flag ends the loop at its next turn then.
         done, _ = await asyncio.wait({self._task}, timeout=5)
         if not done:
             log.warning("consumer %s did not stop within 5s", self.durable)
         self._task = None
+        if self._marking is not None:
+            await asyncio.gather(self._marking, return_exceptions=True)
+            self._marking = None
 
     async def _run(self, subscription: Any) -> None:
         while not self._stopping:
-            try:
-                messages = await subscription.fetch(self.batch, timeout=1.0)
-            except TimeoutError:
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS away or reconnecting: the server keeps the events
-                log.debug("fetch failed: %s", exc)
-                await asyncio.sleep(0.5)
+            # A batch is whatever has arrived since the last one (max_ack_pending bounds it).
+            await self._arrived.wait()
+            self._arrived.clear()
+            messages, self._inbox = self._inbox, []
+            if not messages:
                 continue
             try:
                 await self.handle_batch(messages)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # docstore away: unacknowledged events come back after ack_wait
+            except Exception as exc:  # docstore away: unacknowledged events come back
                 log.warning("batch of %d events not handled, will be redelivered: %s", len(messages), exc)
                 for message in messages:
                     await _quietly(message.nak(delay=self.retry_delay))
                 await asyncio.sleep(self.retry_delay)
+        await _quietly(subscription.unsubscribe())
 
     async def handle_batch(self, messages: list[Msg]) -> None:
         """Handle one fetched batch: dead-letter the malformed, skip the handled, hand over the rest."""
@@ -142,7 +156,8 @@ class EventConsumer:
             return
         now = datetime.now(UTC)
         keys = [self._key(event) for _, event in events]
-        claimed_before = await _insert_new(self.claimed, [{"_id": key, "at": now} for key in keys])
+        async with self.docstore.writing():
+            claimed_before = await _insert_new(self.claimed, [{"_id": key, "at": now} for key in keys])
         handled: list[tuple[Msg, str]] = []
         in_batch: set[str] = set()
         for index, ((message, event), key) in enumerate(zip(events, keys)):
@@ -163,10 +178,22 @@ class EventConsumer:
                     continue
             handled.append((message, key))
         if handled:
-            await _insert_new(self.processed, [{"_id": key, "at": now} for _, key in handled])
+            # Acknowledged and marked done at once, the mark written while the next batch is handled:
+            # the marks only matter to a redelivery, which comes no sooner than ack_wait later.
             for message, _ in handled:
                 await _quietly(message.ack())
+            if self._marking is not None:
+                await self._marking
+            marks = [{"_id": key, "at": now} for _, key in handled]
+            self._marking = asyncio.create_task(self._mark_done(marks))
             self._handled.add(len(handled), {"consumer": self.durable})
+
+    async def _mark_done(self, marks: list[dict[str, Any]]) -> None:
+        try:
+            async with self.docstore.writing():
+                await _insert_new(self.processed, marks)
+        except Exception as exc:  # only a redelivery after a lost ack would handle these again
+            log.warning("could not mark %d handled events done: %s", len(marks), exc)
 
     async def _needs_handling(self, message: Msg, key: str) -> bool:
         # Claimed before. A first delivery of this message is another copy of the event: skip it. A

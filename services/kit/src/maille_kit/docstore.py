@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from contextlib import AbstractAsyncContextManager, nullcontext
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +20,12 @@ Indexes = Mapping[str, Sequence[IndexModel]]
 
 
 class Docstore:
-    """A service's own database on a MongoDB-wire server."""
+    """A service's own database on a MongoDB-wire server.
+
+    Writes go through `writing()`. On FerretDB's SQLite backend (the developer's and CI's docstore)
+    two writes at once to one database make SQLite's busy handler sleep for 1 to 100 ms, so there the
+    service's writes take turns in the process instead; on MongoDB `writing()` does nothing.
+    """
 
     def __init__(self, url: str, database: str, *, app_name: str) -> None:
         self.url = redact_url(url)
@@ -31,6 +38,17 @@ class Docstore:
             connectTimeoutMS=3000,
         )
         self.db: AsyncDatabase[dict[str, Any]] = self.client[database]
+        self._write_turns: asyncio.Lock | None = None
+
+    async def detect(self) -> None:
+        """Learn whether writes must take turns (FerretDB on SQLite) from the server itself."""
+        info = await self.client.admin.command("buildInfo")
+        if "ferretdbVersion" in info:
+            self._write_turns = asyncio.Lock()
+
+    def writing(self) -> AbstractAsyncContextManager[object]:
+        """Hold this around a write (see the class docstring)."""
+        return self._write_turns if self._write_turns is not None else nullcontext()
 
     async def ping(self) -> bool:
         """Whether the server answers now."""

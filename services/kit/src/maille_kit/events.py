@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,7 +25,8 @@ def new_event_id() -> str:
     ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"  # uuid.UUID's own formatting costs ten times more, on every event
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def make_envelope(*, type: str, tenant: str, source: str, payload: Message, id: 
     if not EVENT_TYPE.match(type):
         raise ValueError(f"event type {type!r} is not of the form <service>.<entity>.<fact>.v<N>")
     envelope = Envelope(id=id or new_event_id(), type=type, tenant=tenant, source=source)
-    envelope.time.GetCurrentTime()
+    envelope.time.FromNanoseconds(time.time_ns())
     envelope.payload.Pack(payload)
     return envelope
 

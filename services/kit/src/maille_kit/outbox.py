@@ -6,17 +6,27 @@ sent twice (an acknowledgement was lost, two replicas relayed the same event) ca
 `Nats-Msg-Id`, so JetStream drops the copy within the stream's de-duplication window; consumers drop
 any later copy by event id.
 
-Two things keep it fast on a docstore where every write is a round trip:
+Three things keep it fast on a docstore where every write is a round trip and deleting documents
+one by one is dear:
 - concurrent `publish` calls are written together (one `insert_many` for all the events waiting), and
   each call returns once its event is stored;
-- the relay sends what was just written from memory and reads the outbox collection only to sweep up
-  what is left there (after a failure, or from before a restart).
+- the outbox is a series of *segment* collections (`outbox_<time>_<writer>_<n>`), each written by
+  one process only; the writer moves to a new one every few seconds or thousands of events, and a
+  segment whose every event JetStream holds is dropped whole;
+- the relay sends what was just written from memory, and reads segments only to sweep up what is
+  left there: its own after a failure; another writer's (a replica that died, this service before a
+  restart) once nothing has been written there for `abandoned_after` seconds — never a segment that
+  another live replica may still write to.
+Events written inside a caller's transaction go to `outbox_tx` instead (a segment must not be dropped
+under an uncommitted write) and are swept from there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,15 +35,17 @@ from bson import Binary
 from google.protobuf.message import Message
 from maille.events.v1.envelope_pb2 import Envelope
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
 
 from maille_kit.bus import Bus
+from maille_kit.docstore import Docstore
 from maille_kit.events import make_envelope
 from maille_kit.telemetry import inject_headers, meter
 
 log = logging.getLogger("maille.outbox")
 
-OUTBOX = "outbox"
+SEGMENT_PREFIX = "outbox_"
+TX_SEGMENT = "outbox_tx"
+SEGMENT = re.compile(r"^outbox_(\d{13})_[0-9a-f]{8}_\d{6}$")
 Doc = dict[str, Any]
 
 
@@ -46,27 +58,43 @@ class Outbox:
 
     def __init__(
         self,
-        db: AsyncDatabase[Doc],
+        docstore: Docstore,
         bus: Bus,
         *,
         source: str,
         batch_size: int = 1000,
         ack_timeout: float = 5.0,
         sweep_interval: float = 5.0,
+        segment_events: int = 5000,
+        segment_seconds: float = 2.0,
+        abandoned_after: float = 60.0,
     ) -> None:
-        self.collection = db[OUTBOX]
+        self.docstore = docstore
+        self.db = docstore.db
         self.bus = bus
         self.source = source
         self.batch_size = batch_size
         self.ack_timeout = ack_timeout
         self.sweep_interval = sweep_interval
+        self.segment_events = segment_events
+        self.segment_seconds = segment_seconds
+        self.abandoned_after = abandoned_after
+        self._writer_id = os.urandom(4).hex()
+        self._segment: str | None = None  # where the writer writes now
+        self._writing_to: str | None = None  # where a write in flight goes (never dropped under it)
+        self._segment_opened = 0.0
+        self._next_segment: asyncio.Task[str] | None = None
+        self._segments_made = 0
+        self._written: dict[str, int] = {}  # per segment: events written …
+        self._held: dict[str, set[str]] = {}  # … and the ids JetStream acknowledged
         self._to_write: list[tuple[Doc, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self._to_relay: list[Doc] = []
+        self._to_relay: list[tuple[str, Doc]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._sweep_due = True  # what an earlier run left behind
+
         self._relayed = meter().create_counter("maille.outbox.relayed", description="events JetStream acknowledged")
         self._failures = meter().create_counter("maille.outbox.relay_failures", description="relay rounds that failed")
 
@@ -88,7 +116,7 @@ class Outbox:
         ]
         if session is not None:
             # Part of the caller's transaction: written now, relayed once the sweep finds it committed.
-            await self.collection.insert_many(docs, ordered=True, session=session)
+            await self.db[TX_SEGMENT].insert_many(docs, ordered=True, session=session)
             self._sweep_due = True
             self._wake.set()
             return
@@ -100,29 +128,72 @@ class Outbox:
             futures.append(future)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_waiting(), name=f"outbox-writer-{self.source}")
-        await asyncio.gather(*futures)
+        for future in futures:
+            await future
 
     async def _write_waiting(self) -> None:
         # Everything that arrived while the previous write ran goes in the next one.
+        loop = asyncio.get_running_loop()
         while self._to_write:
             batch, self._to_write = self._to_write[: self.batch_size], self._to_write[self.batch_size :]
+            if (
+                self._segment is None
+                or self._written[self._segment] >= self.segment_events
+                or loop.time() - self._segment_opened > self.segment_seconds
+            ):
+                await self._open_segment(loop.time())
+            segment = self._writing_to = self._segment
+            assert segment is not None
             docs = [doc for doc, _ in batch]
             try:
-                await self.collection.insert_many(docs, ordered=True)
+                async with self.docstore.writing():
+                    await self.db[segment].insert_many(docs, ordered=True)
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
+                self._sweep_due = True  # part of the batch may be stored
                 continue
+            finally:
+                self._writing_to = None
+            self._written[segment] += len(docs)
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
-            self._to_relay.extend(docs)
+            self._to_relay.extend((segment, doc) for doc in docs)
             self._wake.set()
 
+    async def _open_segment(self, now: float) -> None:
+        # Creating a collection is a slow write: the next segment is made ahead, off the writer's path.
+        if self._next_segment is None:
+            self._next_segment = asyncio.create_task(self._make_segment())
+        self._segment = await self._next_segment
+        self._next_segment = asyncio.create_task(self._make_segment())
+        self._segment_opened = now
+        self._written[self._segment] = 0
+        self._held[self._segment] = set()
+
+    async def _make_segment(self) -> str:
+        self._segments_made += 1
+        ms = int(datetime.now(UTC).timestamp() * 1000)
+        name = f"{SEGMENT_PREFIX}{ms:013d}_{self._writer_id}_{self._segments_made % 1_000_000:06d}"
+        try:
+            async with self.docstore.writing():
+                await self.db.create_collection(name)
+        except Exception as exc:  # made on the first insert then, at the writer's cost
+            log.debug("segment %s not made ahead: %s", name, exc)
+        return name
+
     async def pending(self) -> int:
-        """How many events wait in the outbox."""
-        return await self.collection.count_documents({})
+        """How many events in the outbox are not yet known to be in JetStream."""
+        total = 0
+        for name in await self._segment_names():
+            total += await self.db[name].count_documents({}) - len(self._held.get(name, ()))
+        return total
+
+    async def _segment_names(self) -> list[str]:
+        names = await self.db.list_collection_names()
+        return sorted(name for name in names if name.startswith(SEGMENT_PREFIX))
 
     def start(self) -> None:
         """Start relaying in the background."""
@@ -144,49 +215,91 @@ class Outbox:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
+        self._close_idle_segment()
+        await self._drop_finished()
 
     async def relay_once(self) -> int:
         """Send one batch in order, from memory or swept from the outbox; how many JetStream acknowledged."""
         if self._sweep_due:
-            # Everything queued in memory is in the collection too: the sweep sends it.
-            self._to_relay.clear()
-            # Recent events are being relayed from memory by now; a transaction's events are swept
-            # at the next round, once committed.
-            docs = await self.collection.find({}, sort=[("_id", 1)], limit=self.batch_size).to_list()
-            if len(docs) < self.batch_size:
-                self._sweep_due = False
-        else:
-            docs, self._to_relay = self._to_relay[: self.batch_size], self._to_relay[self.batch_size :]
-        if not docs:
+            return await self._sweep()
+        items, self._to_relay = self._to_relay[: self.batch_size], self._to_relay[self.batch_size :]
+        if not items:
             return 0
         try:
-            acked = await self._send(docs)
+            acked = await self._send([doc for _, doc in items])
         except Exception:
             self._sweep_due = True
             raise
-        if acked:
-            await self.collection.delete_many({"_id": {"$in": acked}})
-            self._relayed.add(len(acked))
-        if len(acked) < len(docs):
+        self._relayed.add(len(acked))
+        if len(acked) < len(items):
             self._sweep_due = True
-            raise RelayError(f"{len(docs) - len(acked)} of {len(docs)} events not acknowledged by JetStream")
+            raise RelayError(f"{len(items) - len(acked)} of {len(items)} events not acknowledged by JetStream")
+        for segment, doc in items:
+            if segment in self._held:
+                self._held[segment].add(doc["_id"])
+        await self._drop_finished()
         return len(acked)
 
+    async def _sweep(self) -> int:
+        # Everything queued in memory is in a segment too: the sweep sends it (JetStream drops copies).
+        self._to_relay.clear()
+        sent = 0
+        for name in await self._segment_names():
+            if name != TX_SEGMENT and name not in self._written and not await self._abandoned(name):
+                continue  # another live writer's: it relays its own
+            held = self._held.setdefault(name, set()) if name in self._written else set()
+            swept: list[str] = []
+            async for chunk in _chunks(self.db[name].find({}, sort=[("_id", 1)]), self.batch_size):
+                docs = [doc for doc in chunk if doc["_id"] not in held]
+                acked = await self._send(docs) if docs else []
+                sent += len(acked)
+                self._relayed.add(len(acked))
+                held.update(acked)
+                swept.extend(doc["_id"] for doc in chunk)
+                if len(acked) < len(docs):
+                    raise RelayError(f"{len(docs) - len(acked)} of {len(docs)} swept events not acknowledged")
+            if name == TX_SEGMENT:
+                if swept:
+                    async with self.docstore.writing():
+                        await self.db[name].delete_many({"_id": {"$in": swept}})
+            elif name not in (self._segment, self._writing_to):  # closed: nothing more goes there
+                await self._drop(name)
+        self._sweep_due = False
+        return sent
+
+    async def _abandoned(self, name: str) -> bool:
+        """Whether nothing has been written to another writer's segment for `abandoned_after` seconds."""
+        match = SEGMENT.match(name)
+        if match is None:
+            return False  # not a segment of ours
+        limit = datetime.now(UTC).timestamp() - self.abandoned_after
+        newest = await self.db[name].find_one({}, {"created_at": 1}, sort=[("created_at", -1)])
+        if newest is None:  # made ahead and never used: gone, it would be made again on a write
+            return int(match.group(1)) / 1000 < limit
+        return newest["created_at"].timestamp() < limit
+
+    async def _drop_finished(self) -> None:
+        for name, written in list(self._written.items()):
+            if name not in (self._segment, self._writing_to) and len(self._held.get(name, ())) >= written:
+                await self._drop(name)
+
+    def _close_idle_segment(self) -> None:
+        # Nothing waits to be written: the next write opens a new segment, this one can go once held.
+        if not self._to_write and (self._writer is None or self._writer.done()):
+            self._segment = None
+
+    async def _drop(self, name: str) -> None:
+        async with self.docstore.writing():
+            await self.db[name].drop()
+        self._written.pop(name, None)
+        self._held.pop(name, None)
+
     async def _send(self, docs: list[Doc]) -> list[str]:
-        js = self.bus.js
-        futures: list[asyncio.Future[Any]] = []
-        try:
-            for doc in docs:
-                headers = {**doc.get("headers", {}), "Nats-Msg-Id": doc["_id"]}
-                futures.append(await js.publish_async(doc["subject"], bytes(doc["data"]), headers=headers))
-            await asyncio.wait(futures, timeout=self.ack_timeout)
-        finally:
-            for future in futures:
-                if not future.done():
-                    future.cancel()
-        return [
-            doc["_id"] for doc, future in zip(docs, futures) if not future.cancelled() and future.exception() is None
+        messages = [
+            (doc["subject"], bytes(doc["data"]), {**doc.get("headers", {}), "Nats-Msg-Id": doc["_id"]}) for doc in docs
         ]
+        acked = await self.bus.publish_batch(messages, timeout=self.ack_timeout)
+        return [doc["_id"] for doc, ok in zip(docs, acked) if ok]
 
     def has_work(self) -> bool:
         """Whether events wait in memory or a sweep is due."""
@@ -215,3 +328,16 @@ class Outbox:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.sweep_interval)
             except TimeoutError:
                 self._sweep_due = True  # now and then, look for anything left behind
+                self._close_idle_segment()
+
+
+async def _chunks(cursor: Any, size: int) -> Any:
+    """The documents of `cursor` in lists of at most `size`."""
+    chunk: list[Doc] = []
+    async for doc in cursor:
+        chunk.append(doc)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
