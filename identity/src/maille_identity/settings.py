@@ -15,3 +15,18 @@ class IdentitySettings(ServiceSettings):
     service_name: ClassVar[str] = "identity"
 
     http_port: int = Field(8101, ge=1, le=65535, description="port the HTTP server listens on")
+    tenant: str = Field(
+        "demo", min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="the tenant (académie or collectivité scope) AAF feeds are imported into by default",
+    )
+    uai_check_letter: bool | None = Field(
+        None, description="refuse UAIs whose check letter is wrong; default: only in production"
+    )
+    detach_grace_days: float = Field(
+        30, ge=0, description="days a person left out of every structure by a full AAF feed is kept before deletion"
+    )
+
+    @property
+    def check_uai_letter(self) -> bool:
+        """Whether a wrong UAI check letter refuses the record (else a warning)."""
+        return self.uai_check_letter if self.uai_check_letter is not None else self.environment == "production"

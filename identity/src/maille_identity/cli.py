@@ -1,0 +1,123 @@
+"""`maille-identity`: serve the identity service, or run one of its operator commands.
+
+    maille-identity                                serve (what `python -m maille_identity` does)
+    maille-identity import-aaf PATH… [--tenant T] [--report FILE]
+    maille-identity generate-aaf OUTDIR [--persons N] [--schools N] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from maille_kit.app import load_settings
+from maille_kit.bus import Bus
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
+from maille_identity.directory.importer import Summary, import_feeds
+from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.directory.synthetic import generate
+from maille_identity.events import STREAMS, EventBatch
+from maille_identity.settings import IdentitySettings
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Dispatch to the command asked for; serve when none is."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        from maille_identity.main import main as serve
+
+        serve()
+        return
+    parser = argparse.ArgumentParser(prog="maille-identity", description="The identity service and its operator commands.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    imp = commands.add_parser("import-aaf", help="import AAF feeds (files, folders or .tar.gz) into the directory")
+    imp.add_argument("paths", nargs="+", type=Path)
+    imp.add_argument("--tenant", help="tenant to import into (default: MAILLE_IDENTITY_TENANT)")
+    imp.add_argument("--report", type=Path, help="report file (default: aaf-report-<time>.txt in the current folder)")
+    gen = commands.add_parser("generate-aaf", help="write a synthetic full AAF delivery")
+    gen.add_argument("outdir", type=Path)
+    gen.add_argument("--persons", type=int, default=1000)
+    gen.add_argument("--schools", type=int, default=2)
+    gen.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    if args.command == "generate-aaf":
+        counts = generate(args.outdir, persons=args.persons, schools=args.schools, seed=args.seed)
+        print(json.dumps(counts))
+        return
+    sys.exit(asyncio.run(import_aaf(args)))
+
+
+class Progress:
+    """A progress line that rewrites itself on a terminal, and plain lines elsewhere (CI, logs)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty() and os.environ.get("CI") is None
+        self._last_file: str | None = None
+
+    def __call__(self, file: str, records: int) -> None:
+        if self.tty:
+            print(f"\r{Path(file).name}: {records:,} records", end="", file=sys.stderr, flush=True)
+        elif file != self._last_file:
+            self._last_file = file
+            print(f"reading {file}", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+async def import_aaf(args: argparse.Namespace) -> int:
+    """Import; exit 0 when the feed was processed (refused records are in the report), 1 when it was not."""
+    settings = load_settings(IdentitySettings)
+    tenant = args.tenant or settings.tenant
+    report = args.report or Path(f"aaf-report-{tenant}.txt")
+    docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name="maille-identity-import")
+    bus = Bus(settings.nats_url, name="maille-identity-import")
+    try:
+        await docstore.detect()
+    except Exception as exc:
+        print(f"maille-identity: the docstore at {docstore.url} is unreachable: {exc}", file=sys.stderr)
+        return 2
+    outbox = Outbox(docstore, bus, source="identity")
+    try:
+        await bus.connect(timeout=settings.nats_connect_timeout)
+        await bus.ensure_streams(list(STREAMS))
+        outbox.start()
+    except Exception as exc:  # the events wait in the outbox; the identity service relays them
+        print(f"maille-identity: NATS unreachable ({exc}); events stay in the outbox until the identity service relays them", file=sys.stderr)
+    progress = Progress()
+    summary = await import_feeds(
+        DirectoryRepository(docstore),
+        EventBatch(outbox, tenant=tenant),
+        args.paths,
+        tenant=tenant,
+        check_uai_letter=settings.check_uai_letter,
+        report_path=report,
+        grace=timedelta(days=settings.detach_grace_days),
+        progress=progress,
+    )
+    progress.done()
+    await outbox.stop(drain_timeout=60)
+    await bus.close()
+    await docstore.close()
+    print_summary(summary, report)
+    return 0 if summary.processed else 1
+
+
+def print_summary(summary: Summary, report: Path) -> None:
+    s = summary
+    print(
+        f"{s.files} files, {s.records:,} records in {s.seconds:.1f}s: {s.created:,} created, {s.updated:,} updated, "
+        f"{s.unchanged:,} unchanged, {s.deleted:,} deleted, {s.detached:,} detached; {s.rejected:,} rejected, "
+        f"{s.warnings:,} warnings; {s.events:,} events"
+    )
+    if s.unreadable:
+        print(f"unreadable to the end: {', '.join(s.unreadable)}")
+    if s.rejected or s.warnings or s.ignored:
+        print(f"report: {report}")

@@ -1,0 +1,1 @@
+"""The school directory: structures, classes and groups, persons and their links, filled from AAF feeds."""

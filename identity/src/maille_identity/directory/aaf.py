@@ -1,0 +1,228 @@
+"""Reading AAF feeds: the files of a delivery (a folder, files, or a `.tar.gz`), in the order an import
+needs them, each streamed record by record with its line number.
+
+The AAF (annuaire académique fédérateur) is the académie's directory feed: one XML file per kind of
+record, full ("Complet") or delta. Reading is safe by construction: no DTD is loaded, no entity is
+resolved, nothing is fetched from the network, and a file that declares entities of its own is refused
+whole. Memory stays flat: each record is dropped once read.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+from lxml import etree
+
+FILE_NAME = re.compile(
+    r"^ENT_(?P<feed>[^_]+)_(?P<mode>Complet|Delta)_(?P<kind>EtabEducNat|MatEducNat|MefEducNat|PersEducNat|Eleve|PersRelEleve)"
+    r"_(?P<number>\d+)\.xml$"
+)
+OPERATIONS = {"addRequest": "add", "modifyRequest": "modify", "deleteRequest": "delete"}
+# How much of a file's start is read for its prologue (XML declaration, DOCTYPE) before the root.
+PROLOGUE_BYTES = 64 * 1024
+
+
+class Kind(StrEnum):
+    """The kinds of AAF file, in the order an import applies them (structures before the people in them)."""
+
+    STRUCTURES = "EtabEducNat"
+    SUBJECTS = "MatEducNat"
+    MEFS = "MefEducNat"
+    STAFF = "PersEducNat"
+    PUPILS = "Eleve"
+    PARENTS = "PersRelEleve"
+
+
+KIND_ORDER = list(Kind)
+
+
+@dataclass(frozen=True)
+class FeedFile:
+    """One file of a delivery: where it is, what it holds, and how to open it."""
+
+    name: str  # as reported (a path, or `archive.tar.gz:member`)
+    kind: Kind
+    full: bool
+    number: int
+    opener: object = field(compare=False, repr=False)
+
+    def open(self) -> IO[bytes]:
+        return self.opener()  # type: ignore[operator]
+
+
+@dataclass
+class Record:
+    """One add / modify / delete request of a feed file."""
+
+    operation: str  # add, modify, delete
+    id: str
+    attributes: dict[str, list[str]]
+    file: str
+    line: int
+
+
+class FeedError(Exception):
+    """A file could not be read (on the whole, or from some point on); says where and why."""
+
+    def __init__(self, file: str, line: int | None, reason: str) -> None:
+        super().__init__(f"{file}:{line or '-'}: {reason}")
+        self.file, self.line, self.reason = file, line, reason
+
+
+@dataclass
+class Delivery:
+    """The recognised files of a delivery, in import order, and what was set aside."""
+
+    files: list[FeedFile]
+    ignored: list[tuple[str, str]]  # (name, why)
+
+
+def find_files(paths: list[Path]) -> Delivery:
+    """The AAF files under `paths` (files, folders, `.tar.gz` archives), in the order to import them."""
+    files: list[FeedFile] = []
+    ignored: list[tuple[str, str]] = []
+
+    def consider(name: str, base: str, opener: object) -> None:
+        match = FILE_NAME.match(base)
+        if match is None:
+            ignored.append((name, "not an AAF file name (ENT_<id>_<Complet|Delta>_<Kind>_<NNNN>.xml)"))
+            return
+        kind = Kind(match["kind"])
+        files.append(FeedFile(name, kind, match["mode"] == "Complet", int(match["number"]), opener))
+
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file():
+                    _consider_path(child, consider, ignored)
+        elif path.is_file():
+            _consider_path(path, consider, ignored)
+        else:
+            ignored.append((str(path), "no such file or folder"))
+    files.sort(key=lambda f: (KIND_ORDER.index(f.kind), not f.full, f.number, f.name))
+    return Delivery(files, ignored)
+
+
+def _consider_path(path: Path, consider, ignored: list[tuple[str, str]]) -> None:
+    if path.name.endswith((".tar.gz", ".tgz")):
+        try:
+            with tarfile.open(path, "r:gz") as archive:
+                members = [m for m in archive.getmembers() if m.isfile()]
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            ignored.append((str(path), f"unreadable archive: {exc}"))
+            return
+        for member in members:
+            consider(f"{path}:{member.name}", Path(member.name).name, _member_opener(path, member.name))
+    else:
+        consider(str(path), path.name, lambda: path.open("rb"))
+
+
+def _member_opener(archive_path: Path, member: str):
+    def open_member() -> IO[bytes]:
+        archive = tarfile.open(archive_path, "r:gz")
+        extracted = archive.extractfile(member)
+        if extracted is None:
+            raise OSError(f"{member} is not a file")
+        return _ClosingReader(extracted, archive)
+
+    return open_member
+
+
+class _ClosingReader:
+    """A member of an archive that closes the archive with it."""
+
+    def __init__(self, member: IO[bytes], archive: tarfile.TarFile) -> None:
+        self._member, self._archive = member, archive
+
+    def read(self, size: int = -1) -> bytes:
+        return self._member.read(size)
+
+    def close(self) -> None:
+        self._member.close()
+        self._archive.close()
+
+
+class _Prefixed:
+    """A stream whose first bytes were already read (for the prologue check) and are given back first."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size < 0 or size >= len(self._head):
+                head, self._head = self._head, b""
+                return head + (self._rest.read(-1 if size < 0 else size - len(head)))
+            head, self._head = self._head[:size], self._head[size:]
+            return head
+        return self._rest.read(size)
+
+
+def read_records(feed_file: FeedFile) -> Iterator[Record]:
+    """The records of one file, streamed; `FeedError` where the file stops being readable XML."""
+    try:
+        stream = feed_file.open()
+    except OSError as exc:
+        raise FeedError(feed_file.name, None, f"cannot open: {exc}") from exc
+    try:
+        head = stream.read(PROLOGUE_BYTES)
+        _check_prologue(feed_file.name, head)
+        parser = etree.iterparse(
+            _Prefixed(head, stream),
+            events=("end",),
+            tag=tuple(OPERATIONS),
+            resolve_entities=False,
+            load_dtd=False,
+            no_network=True,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        try:
+            for _, element in parser:
+                yield _record(element, feed_file.name)
+                # Keep memory flat: drop the record and whatever came before it.
+                element.clear()
+                parent = element.getparent()
+                while parent is not None and element.getprevious() is not None:
+                    del parent[0]
+        except etree.XMLSyntaxError as exc:
+            line = exc.lineno if exc.lineno else None
+            raise FeedError(feed_file.name, line, f"not well-formed XML: {exc.msg}") from exc
+    finally:
+        stream.close()
+
+
+def _check_prologue(name: str, head: bytes) -> None:
+    # An AAF file references its DTD (never shipped, never fetched) and declares nothing itself: a
+    # file that declares entities is an entity-expansion or external-entity attack, refused whole.
+    root = re.search(rb"<(?![?!])", head)
+    prologue = head[: root.start()] if root else head
+    if re.search(rb"<!ENTITY", prologue, re.IGNORECASE):
+        line = prologue[: prologue.upper().find(b"<!ENTITY")].count(b"\n") + 1
+        raise FeedError(name, line, "the file declares XML entities: refused (an AAF file declares none)")
+    if not head.strip():
+        raise FeedError(name, None, "empty file")
+
+
+def _record(element: etree._Element, file: str) -> Record:
+    operation = OPERATIONS[element.tag]
+    identifier = element.findtext("identifier/id")
+    attributes: dict[str, list[str]] = {}
+    for attr in element.iterfind("attributes/attr"):
+        name = attr.get("name")
+        if not name:
+            continue
+        values = [(value.text or "").strip() for value in attr.iterfind("value")]
+        attributes.setdefault(name, []).extend(v for v in values if v)
+    for attr in element.iterfind("operationalAttributes/attr"):
+        name = attr.get("name")
+        if name:
+            attributes.setdefault(f"@{name}", []).extend((v.text or "").strip() for v in attr.iterfind("value"))
+    return Record(operation, (identifier or "").strip(), attributes, file, element.sourceline or 0)

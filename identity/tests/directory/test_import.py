@@ -1,0 +1,216 @@
+"""The AAF import against the real docstore and NATS: what an operator sees in the directory, in the
+report and on the bus after importing a feed, a bad feed, a second full feed and a delta."""
+
+import asyncio
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from maille_kit.bus import Bus
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
+from maille_identity.directory.importer import Summary, import_feeds
+from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.directory.synthetic import generate, uai_for
+from maille_identity.events import EventBatch
+
+TENANT = "ac-test"
+HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n'
+
+
+def request(ident: str, attrs: dict[str, list[str] | str], op: str = "addRequest") -> str:
+    body = "".join(
+        f'<attr name="{name}">' + "".join(f"<value>{v}</value>" for v in ([values] if isinstance(values, str) else values)) + "</attr>\n"
+        for name, values in attrs.items()
+    )
+    return f"<{op}>\n<identifier><id>{ident}</id></identifier>\n<attributes>\n{body}</attributes>\n</{op}>\n"
+
+
+def feed(folder: Path, kind: str, *records: str, mode: str = "Complet", number: int = 1, raw: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"ENT_0350000A_{mode}_{kind}_{number:04d}.xml"
+    path.write_text(raw if raw is not None else HEADER + "<ficAlimMENESR>\n" + "".join(records) + "</ficAlimMENESR>\n")
+    return path
+
+
+def school(key: str, uai: str, classes: list[str] = ("6A",)) -> str:
+    return request(key, {"ENTStructureUAI": uai, "ENTStructureNomCourant": f"COLLEGE {key}", "ENTStructureTypeStruct": "COLLEGE",
+                         "ENTEtablissementContrat": "PU", "ENTStructureClasses": [f"{c}${c}" for c in classes]})
+
+
+def pupil(key: str, school_key: str, *, cls: str = "6A", born: str = "04/09/2015", sn: str = "DUPONT", adults: list[str] = (), **extra: str) -> str:
+    attrs = {"ENTPersonJointure": key, "sn": sn, "givenName": "Léa", "ENTPersonDateNaissance": born,
+             "ENTEleveStructRattachId": school_key, "ENTEleveClasses": f"{school_key}${cls}",
+             "ENTElevePersRelEleve": [f"{a}$1$1$1$1$0" for a in adults]}
+    return request(key, {**{k: v for k, v in attrs.items() if v}, **extra})
+
+
+def parent(key: str, sn: str = "DUPONT") -> str:
+    return request(key, {"ENTPersonJointure": key, "sn": sn, "givenName": "Marc", "mail": f"p{key}@example.org"})
+
+
+async def run_import(docstore: Docstore, outbox: Outbox, *paths: Path, report: Path | None = None, now: datetime | None = None) -> Summary:
+    summary = await import_feeds(
+        DirectoryRepository(docstore), EventBatch(outbox, tenant=TENANT), list(paths), tenant=TENANT,
+        check_uai_letter=True, report_path=report, now=now,
+    )
+    return summary
+
+
+async def stream_count(bus: Bus, outbox: Outbox) -> int:
+    for _ in range(100):
+        if await outbox.pending() == 0:
+            break
+        await asyncio.sleep(0.05)
+    return (await bus.js.stream_info("IDENTITY")).state.messages
+
+
+async def test_full_feed_fills_the_directory_and_a_reimport_changes_nothing(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus) -> None:
+    counts = generate(tmp_path / "feed", persons=600, schools=2)
+    summary = await run_import(docstore, outbox, tmp_path / "feed")
+    assert summary.rejected == 0 and summary.unreadable == []
+    db = docstore.db
+    assert await db.persons.count_documents({"kind": "pupil"}) == counts["pupils"]
+    assert await db.persons.count_documents({"kind": "parent"}) == counts["parents"]
+    assert await db.persons.count_documents({"kind": "staff"}) == counts["staff"]
+    assert await db.structures.count_documents({}) == 2
+    # A pupil's class and parents; the parent sees the child, with the child's school as their profile.
+    a_pupil = await db.persons.find_one({"kind": "pupil"})
+    assert a_pupil["classes"][0].split("$")[0] == a_pupil["attached"] in (uai_for(1), uai_for(2))
+    adult = await db.persons.find_one({"_id": a_pupil["relatives"][0]["person"]})
+    assert a_pupil["_id"] in adult["children"]
+    assert adult["profiles"] == [{"structure": a_pupil["attached"], "code": "National_TUT"}]
+    published = await stream_count(bus, outbox)
+    assert published == summary.events > counts["pupils"] + counts["parents"]
+
+    again = await run_import(docstore, outbox, tmp_path / "feed")
+    assert (again.created, again.updated, again.deleted, again.events) == (0, 0, 0, 0)
+    assert again.unchanged == summary.created
+    assert await stream_count(bus, outbox) == published  # nothing published the second time
+    # The ENT ids are stable across imports.
+    assert (await db.persons.find_one({"_id": a_pupil["_id"]}))["last_name"] == a_pupil["last_name"]
+
+
+async def test_bad_records_are_reported_and_the_rest_imported(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+    folder = tmp_path / "feed"
+    uai = uai_for(1)
+    feed(folder, "EtabEducNat", school("S1", uai), school("S2", "0350000B"))  # S2: wrong check letter
+    feed(folder, "Eleve",
+         pupil("E1", "S1"),
+         pupil("E2", "S1", born="31/02/2015"),  # impossible date
+         request("E3", {"ENTPersonJointure": "E3", "givenName": "Zoé", "ENTPersonDateNaissance": "01/01/2015", "ENTEleveStructRattachId": "S1"}),  # no sn
+         pupil("E4", "S1", cls="6A", ENTEleveClasses="NOPE$6A"),  # a class of an unknown structure
+         pupil("E1", "S1", sn="TWICE"),  # duplicate id within the feed
+         pupil("E5", "S1", ENTEleveDoudou="Lapin"),  # unknown attribute: imported, warned about
+         )
+    report = tmp_path / "report.txt"
+    summary = await run_import(docstore, outbox, folder, report=report)
+    lines = report.read_text().splitlines()
+
+    def line_for(fragment: str) -> str:
+        found = [line for line in lines if fragment in line]
+        assert found, f"no report line with {fragment!r} in {lines}"
+        return found[0]
+
+    assert "EtabEducNat_0001.xml:" in line_for("0350000B has check letter B")
+    assert "Eleve_0001.xml:" in line_for("ENTPersonDateNaissance '31/02/2015' is not a real date")
+    assert "mandatory attribute sn is missing" in line_for("sn is missing")
+    assert "names unknown structure 'NOPE'" in line_for("NOPE")
+    assert "duplicate id 'E1'" in line_for("duplicate id")
+    assert "ENTEleveDoudou" in line_for("unknown attribute")
+    assert summary.rejected == 5
+    # Each report line says file and line: the duplicate is the fifth record, on its own line.
+    file_line = line_for("duplicate id").split(": ")[0]
+    assert int(file_line.rsplit(":", 1)[1]) > int(line_for("31/02/2015").split(": ")[0].rsplit(":", 1)[1])
+    keys = sorted([doc["keys"][0] async for doc in docstore.db.persons.find({})])
+    assert keys == ["E1", "E5"]  # the good ones, nothing of the bad ones
+    assert (await docstore.db.persons.find_one({"keys": "E1"}))["last_name"] == "DUPONT"  # the first E1 stands
+    assert await docstore.db.structures.count_documents({}) == 1
+
+
+async def test_hostile_and_broken_xml(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+    folder = tmp_path / "feed"
+    uai = uai_for(1)
+    feed(folder, "EtabEducNat", school("S1", uai))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    laughs = (
+        '<?xml version="1.0"?>\n<!DOCTYPE ficAlimMENESR [\n<!ENTITY lol "lol">\n'
+        + "".join(f'<!ENTITY lol{i + 1} "{"&lol%s;" % (i or "") * 10}">\n' for i in range(9))
+        + "]>\n<ficAlimMENESR>" + pupil("B1", "S1", sn="&lol9;") + "</ficAlimMENESR>\n"
+    )
+    feed(folder, "Eleve", raw=laughs, number=1)
+    xxe = (
+        f'<?xml version="1.0"?>\n<!DOCTYPE ficAlimMENESR [<!ENTITY xxe SYSTEM "file://{secret}">]>\n'
+        "<ficAlimMENESR>" + pupil("X1", "S1", sn="&xxe;") + "</ficAlimMENESR>\n"
+    )
+    feed(folder, "Eleve", raw=xxe, number=2)
+    truncated = HEADER + "<ficAlimMENESR>\n" + pupil("T1", "S1") + pupil("T2", "S1")[:120]
+    feed(folder, "Eleve", raw=truncated, number=3)
+    report = tmp_path / "report.txt"
+    summary = await run_import(docstore, outbox, folder, report=report)
+    text = report.read_text()
+    assert "Eleve_0001.xml:3: unreadable: the file declares XML entities" in text
+    assert "Eleve_0002.xml:2: unreadable: the file declares XML entities" in text
+    assert "Eleve_0003.xml:" in text and "not well-formed XML" in text
+    assert "nobody detached" in text  # a full feed cut short detaches nobody
+    keys = sorted([doc["keys"][0] async for doc in docstore.db.persons.find({})])
+    assert keys == ["T1"]  # what came before the truncation
+    dump = str([doc async for doc in docstore.db.persons.find({})])
+    assert "TOP-SECRET" not in dump and "lollol" not in dump
+    assert summary.processed
+
+
+async def test_a_second_full_feed_detaches_the_absent_and_a_delta_applies_in_order(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+    uai = uai_for(1)
+    first, second, delta = tmp_path / "first", tmp_path / "second", tmp_path / "delta"
+    feed(first, "EtabEducNat", school("S1", uai, ["6A", "6B"]))
+    feed(first, "Eleve", pupil("E1", "S1", adults=["P1"]), pupil("E2", "S1", adults=["P1"]), pupil("E3", "S1"))
+    feed(first, "PersRelEleve", parent("P1"))
+    await run_import(docstore, outbox, first)
+    persons = docstore.db.persons
+    p1 = await persons.find_one({"keys": "P1"})
+    assert len(p1["children"]) == 2
+
+    # E2 left the school: the next full feed no longer has them; E1 changed class.
+    feed(second, "EtabEducNat", school("S1", uai, ["6A", "6B"]))
+    feed(second, "Eleve", pupil("E1", "S1", cls="6B", adults=["P1"]), pupil("E3", "S1"))
+    feed(second, "PersRelEleve", parent("P1"))
+    summary = await run_import(docstore, outbox, second)
+    assert summary.detached == 1
+    e2 = await persons.find_one({"keys": "E2"})
+    assert e2 is not None and e2["profiles"] == [] and "delete_after" in e2  # kept for the grace period
+    assert (await persons.find_one({"keys": "E1"}))["classes"] == [f"{uai}$6B"]
+    assert len((await persons.find_one({"keys": "P1"}))["children"]) == 2  # still their child until deleted
+    # Once the grace period is over, the detached pupil is deleted and the parent's links follow.
+    summary = await run_import(docstore, outbox, second, now=datetime.now(UTC) + timedelta(days=29))
+    assert summary.deleted == 0
+    summary = await run_import(docstore, outbox, second, now=datetime.now(UTC) + timedelta(days=31))
+    assert summary.deleted == 1
+    assert await persons.find_one({"keys": "E2"}) is None
+    assert (await persons.find_one({"keys": "P1"}))["children"] == [(await persons.find_one({"keys": "E1"}))["_id"]]
+
+    # A delta: a modify of an unknown id is an add; a delete removes at once.
+    feed(delta, "Eleve", request("E9", {"ENTPersonJointure": "E9", "sn": "NEW", "givenName": "Ana",
+         "ENTPersonDateNaissance": "02/02/2014", "ENTEleveStructRattachId": "S1"}, op="modifyRequest"),
+         request("E3", {}, op="deleteRequest"), mode="Delta")
+    summary = await run_import(docstore, outbox, delta)
+    assert (summary.created, summary.deleted) == (1, 1)
+    assert await persons.find_one({"keys": "E9"}) is not None
+    assert await persons.find_one({"keys": "E3"}) is None
+
+
+def test_command_line_exit_codes(tmp_path: Path, docstore: Docstore, nats_server, docstore_server, database_name: str) -> None:
+    env = {"MAILLE_IDENTITY_NATS_URL": nats_server.url, "MAILLE_IDENTITY_MONGODB_URL": docstore_server.url,
+           "MAILLE_IDENTITY_DATABASE": database_name, "MAILLE_IDENTITY_NATS_CONNECT_TIMEOUT": "5", "PATH": "/usr/bin:/bin"}
+    command = [str(Path(sys.executable).parent / "maille-identity"), "import-aaf"]
+    folder = tmp_path / "feed"
+    feed(folder, "EtabEducNat", school("S1", uai_for(1)))
+    feed(folder, "Eleve", pupil("E1", "S1"), pupil("E2", "S1", born="99/99/2015"))
+    ok = subprocess.run([*command, str(folder), "--report", str(tmp_path / "r.txt")], env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "1 rejected" in ok.stdout and str(tmp_path / "r.txt") in ok.stdout
+    missing = subprocess.run([*command, str(tmp_path / "nowhere")], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "0 files" in missing.stdout
