@@ -99,6 +99,7 @@ test-fast: setup ## the tests only, without the proto and compose checks
 
 bench: setup ## run the benchmarks under bench/ and print their figures
 	$(VENV)/bin/python bench/events.py
+	$(VENV)/bin/python bench/directory.py
 
 clean: ## remove run-time data (.var/); keeps the download cache
 	rm -rf .var

@@ -1,0 +1,81 @@
+"""The directory's AAF import: a full import of a synthetic académie, then the same feed again.
+
+Generates a full feed (`--persons`, `--schools`), then runs `maille-identity import-aaf` twice as an
+operator would, each in its own process so that its peak memory is its own; prints persons/s, peak
+memory (max RSS) and the events each run published. Starts its own nats-server and docstore on free
+ports unless `--mongodb` / `--nats` point at running ones (e.g. those of `make run`).
+
+    .venv/bin/python bench/directory.py [--persons 100000] [--schools 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from maille_devstack.processes import DocstoreServer, NatsServer, free_port
+from maille_identity.directory.synthetic import generate
+
+BIN = Path(sys.executable).parent
+
+
+def import_once(feed: Path, env: dict[str, str], report: Path) -> tuple[str, float]:
+    """Run one import in a child process; its summary line and its peak memory (MB)."""
+    with tempfile.TemporaryFile("w+") as out:
+        child = subprocess.Popen([str(BIN / "maille-identity"), "import-aaf", str(feed), "--report", str(report)],
+                                 env=env, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak memory
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if child.returncode != 0:
+        raise SystemExit(f"import failed ({child.returncode}):\n{text}")
+    return text.strip().splitlines()[0], usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--schools", type=int, default=60)
+    parser.add_argument("--mongodb")
+    parser.add_argument("--nats")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="maille-bench-directory-"))
+    servers = []
+    if args.nats is None:
+        nats = NatsServer(port=free_port(), store_dir=workdir / "nats", log_dir=workdir / "log")
+        nats.start()
+        servers.append(nats)
+        args.nats = nats.url
+    if args.mongodb is None:
+        store = DocstoreServer(port=free_port(), data_dir=workdir / "docstore", log_dir=workdir / "log")
+        store.start()
+        servers.append(store)
+        args.mongodb = store.url
+    try:
+        counts = generate(workdir / "feed", persons=args.persons, schools=args.schools)
+        persons = counts["pupils"] + counts["parents"] + counts["staff"]
+        env = {**os.environ, "MAILLE_IDENTITY_NATS_URL": args.nats, "MAILLE_IDENTITY_MONGODB_URL": args.mongodb,
+               "MAILLE_IDENTITY_DATABASE": f"bench_directory_{uuid.uuid4().hex[:8]}", "CI": "1"}
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+        print(f"feed: {json.dumps(counts)} ({persons:,} persons)")
+        for label, goal in (("full import", "goal >= 3,000 persons/s, peak <= 400 MB"), ("re-import", "goal >= 10,000 persons/s, 0 events")):
+            line, peak = import_once(workdir / "feed", env, workdir / "report.txt")
+            seconds = float(re.search(r"in ([\d.]+)s", line).group(1))
+            events = re.search(r"([\d,]+) events", line).group(1)
+            print(f"{label}: {persons / seconds:,.0f} persons/s ({seconds:.1f}s), peak memory {peak:.0f} MB, {events} events ({goal})")
+    finally:
+        for server in servers:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
