@@ -1,23 +1,14 @@
-"""Fixtures for identity's integration tests: its database and a NATS of the test's own, on the real parts."""
+"""Fixtures for identity's integration tests: a NATS of the test's own and an outbox, on the real parts."""
 
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from maille_devstack.processes import DocstoreServer, NatsServer
+from maille_devstack.processes import NatsServer
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
 from maille_identity.events import STREAMS
-
-
-@pytest.fixture
-async def docstore(docstore_server: DocstoreServer, database_name: str) -> AsyncIterator[Docstore]:
-    store = Docstore(docstore_server.url, database_name, app_name="maille-identity-tests")
-    await store.detect()
-    yield store
-    await store.client.drop_database(database_name)
-    await store.close()
 
 
 @pytest.fixture

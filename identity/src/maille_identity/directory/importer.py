@@ -94,7 +94,6 @@ class Report:
 
     def __init__(self, out: TextIO | None, summary: Summary) -> None:
         self.out, self.summary = out, summary
-        self.first_lines: list[str] = []
 
     def line(self, file: str, line: int | None, severity: str, reason: str) -> None:
         text = f"{file}:{line if line else '-'}: {severity}: {reason}"
@@ -102,8 +101,6 @@ class Report:
             self.summary.rejected += 1
         else:
             self.summary.warnings += 1
-        if len(self.first_lines) < 50:
-            self.first_lines.append(text)
         if self.out is not None:
             self.out.write(text + "\n")
 

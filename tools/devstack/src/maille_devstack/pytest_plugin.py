@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from maille_kit.docstore import Docstore
 from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer, ServiceProcess, free_port
 
 
@@ -72,6 +73,16 @@ def keycloak_server(devstack_dir: Path) -> Iterator[KeycloakServer]:
 def database_name() -> str:
     """A database of the test's own on the shared docstore."""
     return f"test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def docstore(docstore_server: DocstoreServer, database_name: str) -> AsyncIterator[Docstore]:
+    """The test's own database on the shared docstore (dropped afterwards), through the kit's client."""
+    store = Docstore(docstore_server.url, database_name, app_name="maille-tests")
+    await store.detect()
+    yield store
+    await store.client.drop_database(database_name)
+    await store.close()
 
 
 @pytest.fixture
