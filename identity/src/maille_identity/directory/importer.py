@@ -64,7 +64,7 @@ def new_person_id() -> str:
 
 @dataclass
 class Summary:
-    """What an import did, as counts, and the report lines of what it refused or warned about."""
+    """What an import did, as counts (the report file has the lines of what it refused or warned about)."""
 
     files: int = 0
     records: int = 0
@@ -79,9 +79,6 @@ class Summary:
     unreadable: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items()}
 
     @property
     def processed(self) -> bool:
@@ -137,7 +134,6 @@ class Importer:
         # This import's pending writes, per collection.
         self._inserts: dict[str, list[Doc]] = defaultdict(list)
         self._replaces: dict[str, list[Doc]] = defaultdict(list)
-        self._sets: dict[str, list[tuple[str, Doc]]] = defaultdict(list)
         self._deletes: dict[str, list[str]] = defaultdict(list)
         self._pending = 0
         self._unsaved: set[str] = set()  # key entries made by this import and not yet written
@@ -185,7 +181,8 @@ class Importer:
                 else:
                     self.report.line(kind.value, None, "warning", "the full feed could not be read to the end: nobody detached")
             if full and kind is Kind.STRUCTURES and complete:
-                absent = sorted(uai for uai in self.structures if uai not in {self.structure_keys.get(k) for k in seen})
+                listed = {self.structure_keys.get(k) for k in seen}
+                absent = sorted(uai for uai in self.structures if uai not in listed)
                 for uai in absent:
                     self.report.line(kind.value, None, "warning", f"structure {uai} absent from the full feed: kept (an operator removes structures)")
         await self._purge_expired()
@@ -255,7 +252,7 @@ class Importer:
             builder = {Kind.STAFF: rec.staff, Kind.PUPILS: rec.pupil, Kind.PARENTS: rec.parent}[kind]
             doc = builder(record, ctx)
             seen[key] = (record.file, record.line)
-            await self._put_person(key, doc, covered, record)
+            await self._put_person(key, doc, covered)
 
     # -- structures, groups, referentials ----------------------------------------------------
 
@@ -325,7 +322,7 @@ class Importer:
             self._unsaved.add(key)  # written with the person, or at the end of the import
         return entry
 
-    async def _put_person(self, key: str, doc: Doc, covered: set[str], record: rec.Record) -> None:
+    async def _put_person(self, key: str, doc: Doc, covered: set[str]) -> None:
         entry = self._ent_id(key, doc["kind"])
         if entry["k"] != doc["kind"] and entry["h"] is not None:
             raise rec.Rejected(f"id {key!r} is already a {entry['k']} of the directory, not a {doc['kind']}")
@@ -380,7 +377,7 @@ class Importer:
 
     async def _delete(self, key: str, kind: Kind) -> None:
         entry = self.keys.get(key)
-        if kind is Kind.STRUCTURES or kind in (Kind.SUBJECTS, Kind.MEFS):
+        if kind not in PERSON_KINDS:
             self.report.line(kind.value, None, "warning", f"delete of {key!r} ignored: structures and referentials are removed by an operator")
             return
         if entry is None or entry["h"] is None:

@@ -287,5 +287,5 @@ def staff(record: Record, ctx: Context) -> Doc:
 def referential(record: Record, kind: Kind) -> Doc:
     """A subject (MatEducNat) or MEF (MefEducNat) code with its label."""
     label_attribute = "ENTLibelleMatiere" if kind is Kind.SUBJECTS else "ENTLibelleMef"
-    return {"_id": f"{kind.value}:{record_key(record, kind)}", "kind": kind.value,
-            "code": record_key(record, kind), "label": one(record, label_attribute, required=True)}
+    code = record_key(record, kind)
+    return {"_id": f"{kind.value}:{code}", "kind": kind.value, "code": code, "label": one(record, label_attribute, required=True)}

@@ -10,11 +10,11 @@ Collections (identity's own database):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import ReplaceOne
 
 from maille_kit.docstore import Docstore
 
@@ -60,19 +60,16 @@ class DirectoryRepository:
         self,
         collection: str,
         *,
-        inserts: list[Doc] = (),  # type: ignore[assignment]
-        replaces: list[Doc] = (),  # type: ignore[assignment]
-        sets: list[tuple[str, Doc]] = (),  # type: ignore[assignment]
-        deletes: list[str] = (),  # type: ignore[assignment]
+        inserts: Sequence[Doc] = (),
+        replaces: Sequence[Doc] = (),
+        deletes: Sequence[str] = (),
     ) -> None:
         """Apply a batch of writes to one collection."""
         target = self.db[collection]
         async with self.docstore.writing():
             if inserts:
-                await target.insert_many(inserts, ordered=False)
-            operations: list[Any] = [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in replaces]
-            operations += [UpdateOne({"_id": _id}, {"$set": fields}) for _id, fields in sets]
-            if operations:
-                await target.bulk_write(operations, ordered=False)
+                await target.insert_many(list(inserts), ordered=False)
+            if replaces:
+                await target.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in replaces], ordered=False)
             for start in range(0, len(deletes), 500):
                 await target.delete_many({"_id": {"$in": list(deletes[start : start + 500])}})
