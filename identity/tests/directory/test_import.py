@@ -214,3 +214,35 @@ def test_command_line_exit_codes(tmp_path: Path, docstore: Docstore, nats_server
     missing = subprocess.run([*command, str(tmp_path / "nowhere")], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert missing.returncode == 1
     assert "0 files" in missing.stdout
+
+
+async def test_an_import_cut_short_is_mended_by_the_next(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+    """A crash after a person's key was written but before the person: the next import writes them, same id."""
+    folder = tmp_path / "feed"
+    feed(folder, "EtabEducNat", school("S1", uai_for(1)))
+    feed(folder, "Eleve", pupil("E1", "S1"), pupil("E2", "S1"))
+    await run_import(docstore, outbox, folder)
+    persons = docstore.db.persons
+    e2 = await persons.find_one({"keys": "E2"})
+    await persons.delete_one({"_id": e2["_id"]})  # as if the import had stopped between the two writes
+    await DirectoryRepository(docstore).invalidate_snapshot(TENANT)  # … which leaves the snapshot unsaved
+    summary = await run_import(docstore, outbox, folder)
+    assert (summary.created, summary.unchanged) == (1, 2)  # E2 made anew; the structure and E1 unchanged
+    assert (await persons.find_one({"keys": "E2"}))["_id"] == e2["_id"]
+    assert await persons.count_documents({}) == 2
+
+
+async def test_a_pupil_unchanged_follows_a_parent_made_anew(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+    full, delta = tmp_path / "full", tmp_path / "delta"
+    feed(full, "EtabEducNat", school("S1", uai_for(1)))
+    feed(full, "Eleve", pupil("E1", "S1", adults=["P1"]))
+    feed(full, "PersRelEleve", parent("P1"))
+    await run_import(docstore, outbox, full)
+    feed(delta, "PersRelEleve", request("P1", {}, op="deleteRequest"), mode="Delta")
+    await run_import(docstore, outbox, delta)
+    await run_import(docstore, outbox, full)  # the same pupil record, the parent back with a new ENT id
+    persons = docstore.db.persons
+    p1 = await persons.find_one({"keys": "P1"})
+    e1 = await persons.find_one({"keys": "E1"})
+    assert e1["relatives"][0]["person"] == p1["_id"]
+    assert p1["children"] == [e1["_id"]]

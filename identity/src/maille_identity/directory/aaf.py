@@ -9,6 +9,7 @@ whole. Memory stays flat: each record is dropped once read.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tarfile
 from collections.abc import Iterator
@@ -56,15 +57,38 @@ class FeedFile:
         return self.opener()  # type: ignore[operator]
 
 
-@dataclass
 class Record:
-    """One add / modify / delete request of a feed file."""
+    """One add / modify / delete request of a feed file, valid until the next record is read.
 
-    operation: str  # add, modify, delete
-    id: str
-    attributes: dict[str, list[str]]
-    file: str
-    line: int
+    `raw` is a digest of the record as written, enough to tell an unchanged record; its attributes are
+    read from the XML only when asked for (a re-import mostly never asks).
+    """
+
+    __slots__ = ("operation", "id", "raw", "file", "line", "_element", "_attributes")
+
+    def __init__(self, operation: str, id: str, raw: str, file: str, line: int, element: etree._Element | None = None,
+                 attributes: dict[str, list[str]] | None = None) -> None:
+        self.operation, self.id, self.raw, self.file, self.line = operation, id, raw, file, line
+        self._element, self._attributes = element, attributes
+
+    @property
+    def attributes(self) -> dict[str, list[str]]:
+        """Attribute name -> its non-empty values (operational attributes as `@name`)."""
+        if self._attributes is None:
+            self._attributes = _attributes(self._element) if self._element is not None else {}
+        return self._attributes
+
+    def values(self, name: str) -> list[str]:
+        """One attribute's non-empty values, without reading the others."""
+        if self._attributes is not None or self._element is None:
+            return self.attributes.get(name, [])
+        found = self._element.iterfind(f"attributes/attr[@name='{name}']/value")
+        return [text for value in found if (text := (value.text or "").strip())]
+
+    @property
+    def read_in_full(self) -> bool:
+        """Whether the attributes were read."""
+        return self._attributes is not None
 
 
 class FeedError(Exception):
@@ -212,8 +236,12 @@ def _check_prologue(name: str, head: bytes) -> None:
 
 
 def _record(element: etree._Element, file: str) -> Record:
-    operation = OPERATIONS[element.tag]
+    raw = hashlib.blake2b(etree.tostring(element), digest_size=12).hexdigest()
     identifier = element.findtext("identifier/id")
+    return Record(OPERATIONS[element.tag], (identifier or "").strip(), raw, file, element.sourceline or 0, element)
+
+
+def _attributes(element: etree._Element) -> dict[str, list[str]]:
     attributes: dict[str, list[str]] = {}
     for attr in element.iterfind("attributes/attr"):
         name = attr.get("name")
@@ -225,4 +253,4 @@ def _record(element: etree._Element, file: str) -> Record:
         name = attr.get("name")
         if name:
             attributes.setdefault(f"@{name}", []).extend((v.text or "").strip() for v in attr.iterfind("value"))
-    return Record(operation, (identifier or "").strip(), attributes, file, element.sourceline or 0)
+    return attributes

@@ -148,8 +148,23 @@ class Importer:
             self.groups[doc["_id"]] = (doc["structure"], doc["h"])
         for doc in await self.repo.referentials():
             self.referentials[doc["_id"]] = doc["h"]
-        for doc in await self.repo.person_keys(self.tenant):
-            self.keys[doc["_id"].partition(":")[2]] = doc
+        entries = await self.repo.snapshot(self.tenant)
+        if entries is None:
+            entries = await self._rebuild_entries()
+        for entry in entries:
+            self.keys[entry["_id"].partition(":")[2]] = entry
+        # From here until the snapshot is saved again, the snapshot is not to be trusted.
+        await self.repo.invalidate_snapshot(self.tenant)
+
+    async def _rebuild_entries(self) -> list[Doc]:
+        """The key entries from `person_keys` itself (no snapshot, or an import that did not complete)."""
+        entries = await self.repo.person_keys(self.tenant)
+        # Keys are written before their persons: a key whose person never got written makes it anew.
+        persons = await self.repo.person_ids(self.tenant)
+        for entry in entries:
+            if entry["h"] is not None and entry["e"] not in persons:
+                entry["h"] = None
+        return entries
 
     async def run(self, paths: list[Path], report_out: TextIO | None = None) -> Summary:
         """Import the delivery under `paths`; the summary (report lines go to `report_out`)."""
@@ -167,6 +182,7 @@ class Importer:
             files = by_kind.get(kind, [])
             if not files:
                 continue
+            self._links_cache = None  # the previous kinds may have changed the links
             seen: dict[str, tuple[str, int]] = {}  # key -> where first seen (duplicates in a feed)
             covered: set[str] = set()  # structures this kind's feed speaks for
             complete = True
@@ -192,6 +208,7 @@ class Importer:
             self._queue("insert", PERSON_KEYS, self.keys[key])
         self._unsaved.clear()
         await self._flush()
+        await self.repo.save_snapshot(self.tenant, list(self.keys.values()))
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -206,13 +223,15 @@ class Importer:
             for record in read_records(feed_file):
                 count += 1
                 self.summary.records += 1
-                for name in record.attributes:
-                    if not name.startswith("@") and name not in known and name not in unknown:
-                        unknown[name] = record.line
                 try:
                     await self._apply(record, kind, feed_file.full, seen, covered)
                 except rec.Rejected as exc:
                     self.report.line(record.file, record.line, "rejected", str(exc))
+                # Only a record read in full is looked at (one unchanged since the last import is not).
+                if record.read_in_full:
+                    for name in record.attributes:
+                        if not name.startswith("@") and name not in known and name not in unknown:
+                            unknown[name] = record.line
                 if self.progress is not None and count % 1000 == 0:
                     self.progress(feed_file.name, count)
                 if self._pending >= FLUSH_EVERY:
@@ -249,10 +268,34 @@ class Importer:
             seen[key] = (record.file, record.line)
             self._put_referential(doc)
         else:
+            raw = record.raw
+            if self._unchanged(key, kind, record, raw):
+                seen[key] = (record.file, record.line)
+                covered.update(self.keys[key]["s"])
+                self.summary.unchanged += 1
+                return
             builder = {Kind.STAFF: rec.staff, Kind.PUPILS: rec.pupil, Kind.PARENTS: rec.parent}[kind]
             doc = builder(record, ctx)
             seen[key] = (record.file, record.line)
-            await self._put_person(key, doc, covered)
+            await self._put_person(key, doc, covered, raw)
+
+    def _unchanged(self, key: str, kind: Kind, record: rec.Record, raw: str) -> bool:
+        """Whether the record is the one the last import took, word for word, and what it leads to is too.
+
+        The re-import's fast path: the record is neither checked nor rebuilt. A pupil's adults must still
+        exist; a parent's children (which the pupils' records give too) must be the same.
+        """
+        entry = self.keys.get(key)
+        if entry is None or entry.get("raw") != raw or not entry["h"] or ":" in entry["h"]:
+            return False  # new, changed, or changed since by a detach or a link update
+        by_ent, reverse = self._links()
+        if kind is Kind.PUPILS:
+            return all(adult in by_ent for adult in entry["r"])
+        if kind is Kind.PARENTS:
+            own = {self.keys[k]["e"] for k in record.values("ENTAuxPersRelEleveEleve") if k in self.keys and self.keys[k]["k"] == "pupil"}
+            children = sorted(own | reverse.get(entry["e"], set()))
+            return children == entry["c"] and parent_structures(children, by_ent) == entry["s"]
+        return True
 
     # -- structures, groups, referentials ----------------------------------------------------
 
@@ -320,9 +363,11 @@ class Importer:
             entry = {"_id": f"{self.tenant}:{key}", "t": self.tenant, "e": new_person_id(), "h": None, "k": kind, "s": [], "r": [], "c": []}
             self.keys[key] = entry
             self._unsaved.add(key)  # written with the person, or at the end of the import
+            if self._links_cache is not None:
+                self._links_cache[0][entry["e"]] = entry
         return entry
 
-    async def _put_person(self, key: str, doc: Doc, covered: set[str]) -> None:
+    async def _put_person(self, key: str, doc: Doc, covered: set[str], raw: str) -> None:
         entry = self._ent_id(key, doc["kind"])
         if entry["k"] != doc["kind"] and entry["h"] is not None:
             raise rec.Rejected(f"id {key!r} is already a {entry['k']} of the directory, not a {doc['kind']}")
@@ -352,7 +397,7 @@ class Importer:
             self.summary.unchanged += 1
             return
         created = entry["h"] is None
-        entry.update({"h": h, "s": structures, "r": entry_r, "c": doc.get("children", []), "o": own})
+        entry.update({"h": h, "s": structures, "r": entry_r, "c": doc.get("children", []), "o": own, "raw": raw, "d": None})
         doc["updated_at"] = self.now
         # A first write is an insert: on FerretDB an insert is cheap where a replace scans the collection.
         self._queue("insert" if created else "replace", PERSONS, doc)
@@ -395,6 +440,7 @@ class Importer:
     def _remove_person(self, key: str, entry: Doc, *, erased: bool) -> None:
         del self.keys[key]
         self._unsaved.discard(key)
+        self._links_cache = None
         self._queue("delete", PERSONS, entry["e"])
         self._queue("delete", PERSON_KEYS, entry["_id"])
         self.summary.deleted += 1
@@ -423,6 +469,8 @@ class Importer:
                 self.summary.detached += 1
             doc["updated_at"] = self.now
             entry.update({"h": "detached:" + digest(doc), "s": sorted(p["structure"] for p in remaining)})
+            if "delete_after" in doc:  # kept in the entry too: the purge then reads no person
+                entry["d"] = doc["delete_after"].timestamp()
             self._queue("replace", PERSONS, doc)
             self._queue_key(key, entry)
             self.summary.updated += 1
@@ -454,10 +502,9 @@ class Importer:
 
     async def _purge_expired(self) -> None:
         """Delete the persons whose grace period after a full feed is over."""
-        for doc in await self.repo.expired(self.tenant, self.now):
-            key = doc["keys"][0]
-            entry = self.keys.get(key)
-            if entry is not None:
+        now = self.now.timestamp()
+        for key, entry in list(self.keys.items()):
+            if entry.get("d") is not None and entry["d"] <= now:
                 self._remove_person(key, entry, erased=False)
 
     # -- writes ---------------------------------------------------------------------------------
@@ -474,7 +521,8 @@ class Importer:
     async def _flush(self) -> None:
         """Events to the outbox first, then the documents they describe."""
         self.summary.events += await self.events.flush()
-        for collection in (STRUCTURES, GROUPS, REFERENTIALS, PERSONS, PERSON_KEYS):
+        # Keys before persons: after a crash in between, a key without its person is found and mended.
+        for collection in (STRUCTURES, GROUPS, REFERENTIALS, PERSON_KEYS, PERSONS):
             inserts = self._inserts.pop(collection, [])
             replaces = self._replaces.pop(collection, [])
             deletes = self._deletes.pop(collection, [])
