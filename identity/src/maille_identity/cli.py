@@ -98,6 +98,7 @@ async def import_aaf(args: argparse.Namespace) -> int:
         args.paths,
         tenant=tenant,
         check_uai_letter=settings.check_uai_letter,
+        id_secret=settings.person_id_key.get_secret_value().encode(),
         report_path=report,
         grace=timedelta(days=settings.detach_grace_days),
         progress=progress,

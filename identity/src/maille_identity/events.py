@@ -4,6 +4,7 @@ of directory changes is published through the kit's outbox."""
 from __future__ import annotations
 
 from google.protobuf.message import Message
+from maille.events.v1.envelope_pb2 import Envelope
 
 from maille_kit.bus import Stream
 from maille_kit.events import make_envelope
@@ -19,15 +20,18 @@ class EventBatch:
     def __init__(self, outbox: Outbox, *, tenant: str) -> None:
         self.outbox = outbox
         self.tenant = tenant
-        self._envelopes: list = []
+        self._envelopes: list[Envelope] = []
 
     def add(self, type: str, payload: Message) -> None:
         """Gather one event (`identity.<entity>.<fact>.v1`)."""
         self._envelopes.append(make_envelope(type=type, tenant=self.tenant, source="identity", payload=payload))
 
-    async def flush(self) -> int:
-        """Write what was gathered to the outbox; how many events."""
+    def take(self) -> list[Envelope]:
+        """What was gathered so far, handed over for writing."""
         envelopes, self._envelopes = self._envelopes, []
+        return envelopes
+
+    async def write(self, envelopes: list[Envelope]) -> None:
+        """Write events to the outbox; returns once they are stored."""
         for start in range(0, len(envelopes), 1000):
             await self.outbox.add(envelopes[start : start + 1000])
-        return len(envelopes)

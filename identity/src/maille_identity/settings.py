@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from maille_kit.settings import ServiceSettings
@@ -21,6 +21,10 @@ class IdentitySettings(ServiceSettings):
     )
     uai_check_letter: bool | None = Field(
         None, description="refuse UAIs whose check letter is wrong; default: only in production"
+    )
+    person_id_key: SecretStr = Field(
+        SecretStr("development-only-person-id-key"),
+        description="secret from which ENT person ids are derived (HMAC of tenant and AAF join key); never change it once set",
     )
     detach_grace_days: float = Field(
         30, ge=0, description="days a person left out of every structure by a full AAF feed is kept before deletion"

@@ -53,7 +53,7 @@ def parent(key: str, sn: str = "DUPONT") -> str:
 async def run_import(docstore: Docstore, outbox: Outbox, *paths: Path, report: Path | None = None, now: datetime | None = None) -> Summary:
     summary = await import_feeds(
         DirectoryRepository(docstore), EventBatch(outbox, tenant=TENANT), list(paths), tenant=TENANT,
-        check_uai_letter=True, report_path=report, now=now,
+        check_uai_letter=True, id_secret=b"test-secret", report_path=report, now=now,
     )
     return summary
 
@@ -217,14 +217,15 @@ def test_command_line_exit_codes(tmp_path: Path, docstore: Docstore, nats_server
 
 
 async def test_an_import_cut_short_is_mended_by_the_next(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
-    """A crash after a person's key was written but before the person: the next import writes them, same id."""
+    """A crash after a person's event went out but before the person was written: the next import writes
+    them, with the id their event carried."""
     folder = tmp_path / "feed"
     feed(folder, "EtabEducNat", school("S1", uai_for(1)))
     feed(folder, "Eleve", pupil("E1", "S1"), pupil("E2", "S1"))
     await run_import(docstore, outbox, folder)
     persons = docstore.db.persons
     e2 = await persons.find_one({"keys": "E2"})
-    await persons.delete_one({"_id": e2["_id"]})  # as if the import had stopped between the two writes
+    await persons.delete_one({"_id": e2["_id"]})  # as if the import had stopped before writing E2
     await DirectoryRepository(docstore).invalidate_snapshot(TENANT)  # … which leaves the snapshot unsaved
     summary = await run_import(docstore, outbox, folder)
     assert (summary.created, summary.unchanged) == (1, 2)  # E2 made anew; the structure and E1 unchanged

@@ -10,7 +10,7 @@ Full and delta semantics (../shared/specs/aaf.md):
 - a record that breaks a rule is reported (file, line, reason) and nothing of it is written; the rest
   goes on;
 - only a real change is written and published: each record is compared with the digest of what the
-  last import saw (`person_keys`), so re-importing the same feed writes nothing and publishes nothing.
+  last import saw (its key entries), so re-importing the same feed writes nothing and publishes nothing.
 
 Events go to the outbox before the documents they describe are written: a crash in between publishes
 a change that the next import applies again, never a change without its event.
@@ -18,10 +18,10 @@ a change that the next import applies again, never a change without its event.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import json
+import hmac
 import logging
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -37,7 +37,6 @@ from maille_identity.directory.aaf import FeedError, FeedFile, Kind, find_files,
 from maille_identity.directory.identifiers import PARENT
 from maille_identity.directory.repository import (
     GROUPS,
-    PERSON_KEYS,
     PERSONS,
     REFERENTIALS,
     STRUCTURES,
@@ -53,13 +52,21 @@ FLUSH_EVERY = 1000
 
 
 def digest(doc: Doc) -> str:
-    """A short digest of a document's content (what decides whether it changed)."""
-    return hashlib.blake2b(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode(), digest_size=12).hexdigest()
+    """A short digest of a document's content (what decides whether it changed).
+
+    The documents are built by the same code in the same key order, so their `repr` is a faithful and
+    cheap serialisation (a new version of that code may change some digests: one rewrite, no harm).
+    """
+    return hashlib.blake2b(repr(doc).encode(), digest_size=12).hexdigest()
 
 
-def new_person_id() -> str:
-    """A new opaque ENT person id: random, never derived from anything about the person, never reused."""
-    return secrets.token_hex(12)
+def person_id(secret: bytes, tenant: str, join_key: str) -> str:
+    """The ENT person id of a tenant's AAF join key: opaque without the secret, the same every time.
+
+    Derived rather than drawn, so that an import cut short and run again gives each person the id its
+    events already carried; as the académie never gives a join key to another person, never reused.
+    """
+    return hmac.new(secret, f"{tenant}\x00{join_key}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
 @dataclass
@@ -112,11 +119,13 @@ class Importer:
         *,
         tenant: str,
         check_uai_letter: bool,
+        id_secret: bytes,
         grace: timedelta = timedelta(days=30),
         progress: Callable[[str, int], None] | None = None,
         now: datetime | None = None,
     ) -> None:
         self.repo = repository
+        self.id_secret = id_secret
         self.events = events
         self.tenant = tenant
         self.check_uai_letter = check_uai_letter
@@ -136,7 +145,7 @@ class Importer:
         self._replaces: dict[str, list[Doc]] = defaultdict(list)
         self._deletes: dict[str, list[str]] = defaultdict(list)
         self._pending = 0
-        self._unsaved: set[str] = set()  # key entries made by this import and not yet written
+        self._writing: asyncio.Task[None] | None = None
         self._links_cache: tuple[dict[str, Doc], dict[str, set[str]]] | None = None
 
     async def load(self) -> None:
@@ -157,13 +166,21 @@ class Importer:
         await self.repo.invalidate_snapshot(self.tenant)
 
     async def _rebuild_entries(self) -> list[Doc]:
-        """The key entries from `person_keys` itself (no snapshot, or an import that did not complete)."""
-        entries = await self.repo.person_keys(self.tenant)
-        # Keys are written before their persons: a key whose person never got written makes it anew.
-        persons = await self.repo.person_ids(self.tenant)
-        for entry in entries:
-            if entry["h"] is not None and entry["e"] not in persons:
-                entry["h"] = None
+        """The key entries from the persons themselves (no snapshot, or an import that did not complete).
+
+        Slow on a large directory, and only needed after a failure. An adult named by pupils but never
+        imported had an ENT id only in the snapshot: they get a new one.
+        """
+        entries = []
+        for doc in await self.repo.persons(self.tenant):
+            delete_after = doc.get("delete_after")
+            entries.append({
+                "_id": f"{self.tenant}:{doc['keys'][0]}", "e": doc["_id"], "h": doc.get("h") or "rebuilt:", "k": doc["kind"],
+                "s": sorted({p["structure"] for p in doc.get("profiles", [])}),
+                "r": sorted({r["person"] for r in doc.get("relatives", [])}),
+                "c": doc.get("children", []), "o": doc.get("children", []), "raw": None,
+                "d": delete_after.timestamp() if delete_after else None,
+            })
         return entries
 
     async def run(self, paths: list[Path], report_out: TextIO | None = None) -> Summary:
@@ -203,10 +220,6 @@ class Importer:
                     self.report.line(kind.value, None, "warning", f"structure {uai} absent from the full feed: kept (an operator removes structures)")
         await self._purge_expired()
         await self._update_parents_not_in_feed()
-        # Adults named by pupils whose own record never came keep the ENT id they were given.
-        for key in sorted(self._unsaved):
-            self._queue("insert", PERSON_KEYS, self.keys[key])
-        self._unsaved.clear()
         await self._flush()
         await self.repo.save_snapshot(self.tenant, list(self.keys.values()))
         self.summary.seconds = time.monotonic() - started
@@ -235,7 +248,9 @@ class Importer:
                 if self.progress is not None and count % 1000 == 0:
                     self.progress(feed_file.name, count)
                 if self._pending >= FLUSH_EVERY:
-                    await self._flush()
+                    await self._flush_soon()
+                elif count % 50 == 0:
+                    await asyncio.sleep(0)  # let the batch being written send its next write meanwhile
         except FeedError as exc:
             self.summary.unreadable.append(feed_file.name)
             self.report.line(exc.file, exc.line, "unreadable", f"{exc.reason}; the records before it were imported")
@@ -360,9 +375,8 @@ class Importer:
         """The key entry of a join key, made (with a new ENT id) when the key is new."""
         entry = self.keys.get(key)
         if entry is None:
-            entry = {"_id": f"{self.tenant}:{key}", "t": self.tenant, "e": new_person_id(), "h": None, "k": kind, "s": [], "r": [], "c": []}
+            entry = {"_id": f"{self.tenant}:{key}", "e": person_id(self.id_secret, self.tenant, key), "h": None, "k": kind, "s": [], "r": [], "c": []}
             self.keys[key] = entry
-            self._unsaved.add(key)  # written with the person, or at the end of the import
             if self._links_cache is not None:
                 self._links_cache[0][entry["e"]] = entry
         return entry
@@ -398,10 +412,10 @@ class Importer:
             return
         created = entry["h"] is None
         entry.update({"h": h, "s": structures, "r": entry_r, "c": doc.get("children", []), "o": own, "raw": raw, "d": None})
+        doc["h"] = h
         doc["updated_at"] = self.now
         # A first write is an insert: on FerretDB an insert is cheap where a replace scans the collection.
         self._queue("insert" if created else "replace", PERSONS, doc)
-        self._queue_key(key, entry)
         if created:
             self.summary.created += 1
             self.events.add("identity.person.created.v1", pb.PersonCreated(person=person_message(doc)))
@@ -430,19 +444,10 @@ class Importer:
             return
         self._remove_person(key, entry, erased=False)
 
-    def _queue_key(self, key: str, entry: Doc) -> None:
-        if key in self._unsaved:
-            self._unsaved.discard(key)
-            self._queue("insert", PERSON_KEYS, entry)
-        else:
-            self._queue("replace", PERSON_KEYS, entry)
-
     def _remove_person(self, key: str, entry: Doc, *, erased: bool) -> None:
         del self.keys[key]
-        self._unsaved.discard(key)
         self._links_cache = None
         self._queue("delete", PERSONS, entry["e"])
-        self._queue("delete", PERSON_KEYS, entry["_id"])
         self.summary.deleted += 1
         self.events.add("identity.person.deleted.v1", pb.PersonDeleted(id=entry["e"], erased=erased))
 
@@ -469,10 +474,10 @@ class Importer:
                 self.summary.detached += 1
             doc["updated_at"] = self.now
             entry.update({"h": "detached:" + digest(doc), "s": sorted(p["structure"] for p in remaining)})
+            doc["h"] = entry["h"]
             if "delete_after" in doc:  # kept in the entry too: the purge then reads no person
                 entry["d"] = doc["delete_after"].timestamp()
             self._queue("replace", PERSONS, doc)
-            self._queue_key(key, entry)
             self.summary.updated += 1
             self.events.add("identity.person.updated.v1", pb.PersonUpdated(person=person_message(doc)))
 
@@ -495,8 +500,8 @@ class Importer:
             doc["profiles"] = parent_profiles(children, by_ent)
             doc["updated_at"] = self.now
             entry.update({"h": "links:" + digest(doc), "s": parent_structures(children, by_ent), "c": children})
+            doc["h"] = entry["h"]
             self._queue("replace", PERSONS, doc)
-            self._queue("replace", PERSON_KEYS, entry)
             self.summary.updated += 1
             self.events.add("identity.person.updated.v1", pb.PersonUpdated(person=person_message(doc)))
 
@@ -518,17 +523,32 @@ class Importer:
             self._deletes[collection].append(item)
         self._pending += 1
 
-    async def _flush(self) -> None:
+    async def _flush_soon(self) -> None:
+        """Start writing what is queued while the next records are read (one batch in flight at a time)."""
+        if self._writing is not None:
+            await self._writing
+        events = self.events.take()
+        self.summary.events += len(events)
+        batch = [
+            (collection, self._inserts.pop(collection, []), self._replaces.pop(collection, []), self._deletes.pop(collection, []))
+            for collection in (STRUCTURES, GROUPS, REFERENTIALS, PERSONS)
+        ]
+        self._pending = 0
+        self._writing = asyncio.create_task(self._write(events, batch))
+
+    async def _write(self, events: list[Any], batch: list[tuple[str, list[Doc], list[Doc], list[str]]]) -> None:
         """Events to the outbox first, then the documents they describe."""
-        self.summary.events += await self.events.flush()
-        # Keys before persons: after a crash in between, a key without its person is found and mended.
-        for collection in (STRUCTURES, GROUPS, REFERENTIALS, PERSON_KEYS, PERSONS):
-            inserts = self._inserts.pop(collection, [])
-            replaces = self._replaces.pop(collection, [])
-            deletes = self._deletes.pop(collection, [])
+        await self.events.write(events)
+        for collection, inserts, replaces, deletes in batch:
             if inserts or replaces or deletes:
                 await self.repo.write(collection, inserts=inserts, replaces=replaces, deletes=deletes)
-        self._pending = 0
+
+    async def _flush(self) -> None:
+        """Write everything queued, and wait until it is written."""
+        await self._flush_soon()
+        assert self._writing is not None
+        writing, self._writing = self._writing, None
+        await writing
 
 
 def parent_structures(children: list[str], by_ent: dict[str, Doc]) -> list[str]:
@@ -567,13 +587,14 @@ async def import_feeds(
     *,
     tenant: str,
     check_uai_letter: bool,
+    id_secret: bytes,
     report_path: Path | None = None,
     grace: timedelta = timedelta(days=30),
     progress: Callable[[str, int], None] | None = None,
     now: datetime | None = None,
 ) -> Summary:
     """Import the AAF delivery under `paths` into `tenant`'s directory; report lines to `report_path`."""
-    importer = Importer(repository, events, tenant=tenant, check_uai_letter=check_uai_letter, grace=grace, progress=progress, now=now)
+    importer = Importer(repository, events, tenant=tenant, check_uai_letter=check_uai_letter, id_secret=id_secret, grace=grace, progress=progress, now=now)
     if report_path is None:
         return await importer.run(paths)
     report_path.parent.mkdir(parents=True, exist_ok=True)

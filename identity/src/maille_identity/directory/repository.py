@@ -3,13 +3,13 @@
 Collections (identity's own database):
 - `structures` (_id = UAI), `groups` (_id = `<UAI>$<code>`: classes and groups), `referentials`
   (subjects and MEFs, _id = `<kind>:<code>`), `persons` (_id = the opaque ENT id);
-- `person_keys`: per tenant and AAF join key, the ENT id given to that person and what the last import
-  saw of them (a digest of their record, their structures, their links); looked up by `_id`;
-- `import_state` / `import_manifest`: the same key entries as a few compressed snapshot documents,
-  written at the end of each import that completed, so that the next one loads them in a fraction of a
-  second (FerretDB returns a few thousand documents a second on a scan). While an import runs, or after
-  one that did not complete, the manifest says so and the next import rebuilds from `person_keys`.
-  Anything else that changes `person_keys` must call `invalidate_snapshot`.
+- `import_state` / `import_manifest`: the import's state per tenant — for each AAF join key, the ENT id
+  given to that person and what the last import saw of them (digests of their record and document,
+  their structures and links) — as a few compressed snapshot documents written at the end of each import
+  that completed, so that the next one loads it in a fraction of a second (FerretDB returns a few
+  thousand documents a second on a scan). While an import runs, or after one that did not complete, the
+  manifest says so and the next import rebuilds the state from `persons`. Anything else that changes
+  `persons` must call `invalidate_snapshot`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from maille_kit.docstore import Docstore
 
 Doc = dict[str, Any]
 
-STRUCTURES, GROUPS, REFERENTIALS, PERSONS, PERSON_KEYS = "structures", "groups", "referentials", "persons", "person_keys"
+STRUCTURES, GROUPS, REFERENTIALS, PERSONS = "structures", "groups", "referentials", "persons"
 STATE, MANIFEST = "import_state", "import_manifest"
 SNAPSHOT_CHUNK = 20_000  # key entries per snapshot document (about 1 MB compressed)
 
@@ -49,11 +49,8 @@ class DirectoryRepository:
     async def referentials(self) -> list[Doc]:
         return await self.db[REFERENTIALS].find({}).to_list()
 
-    async def person_keys(self, tenant: str) -> list[Doc]:
-        return await self.db[PERSON_KEYS].find({"t": tenant}).to_list()
-
-    async def person_ids(self, tenant: str) -> set[str]:
-        return {doc["_id"] async for doc in self.db[PERSONS].find({"tenant": tenant}, {"_id": 1})}
+    async def persons(self, tenant: str) -> list[Doc]:
+        return await self.db[PERSONS].find({"tenant": tenant}).to_list()
 
     async def snapshot(self, tenant: str) -> list[Doc] | None:
         """The key entries of the last completed import, or None when there is no trustworthy snapshot."""
@@ -69,7 +66,7 @@ class DirectoryRepository:
         return entries
 
     async def invalidate_snapshot(self, tenant: str) -> None:
-        """Say that `person_keys` is changing: the snapshot may no longer match it."""
+        """Say that `persons` is changing: the snapshot may no longer match it."""
         async with self.docstore.writing():
             await self.db[MANIFEST].update_one({"_id": tenant}, {"$set": {"state": "changing"}}, upsert=True)
 
