@@ -63,6 +63,9 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert about["name"] == "catalog" and about["nats"]["jetstream"] and about["docstore"]["connected"]
         with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
             assert client.admin.command("hello")["ok"] == 1.0
+            # The demo directory is seeded from a synthetic AAF feed (until identity's read API serves it).
+            assert "seeding a demo directory" in output
+            assert client["maille_identity"]["persons"].count_documents({"kind": "pupil"}) > 100
         discovery = httpx.get(f"http://localhost:{ports.keycloak}/realms/maille/.well-known/openid-configuration")
         assert discovery.json()["issuer"] == f"http://localhost:{ports.keycloak}/realms/maille"
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from maille_devstack.paths import VAR
+from maille_devstack.paths import VAR, bin_of
 from maille_devstack.processes import (
     DocstoreServer,
     KeycloakServer,
@@ -88,8 +89,28 @@ class Stack:
         for name in (*SERVICES, "gateway"):
             env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes)
             self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
+        self.seed_directory(service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes=routes))
         self.echo("waiting for Keycloak (the first start takes a minute or two)…")
         keycloak.wait(300)
+
+    def seed_directory(self, env: dict[str, str]) -> None:
+        """Import a small synthetic AAF feed into identity's directory once (kept in .var/demo-aaf)."""
+        feed = self.var / "demo-aaf"
+        done = feed / "imported"
+        if done.exists():
+            return
+        self.echo("seeding a demo directory (2 collèges, about 600 persons)…")
+        identity = str(bin_of("maille-identity"))
+        subprocess.run([identity, "generate-aaf", str(feed), "--persons", "600", "--schools", "2"],
+                       check=True, capture_output=True, text=True)
+        imported = subprocess.run(
+            [identity, "import-aaf", str(feed), "--report", str(self.logs / "demo-aaf-report.txt")],
+            env={**os.environ, **env}, capture_output=True, text=True,
+        )
+        if imported.returncode != 0:
+            raise NotReady(f"the demo directory could not be imported:\n{imported.stdout}{imported.stderr}")
+        self.echo(f"  {imported.stdout.strip().splitlines()[-1]}")
+        done.write_text(imported.stdout)
 
     def _launch(self, name: str, part) -> None:
         self.echo(f"starting {name}…")
