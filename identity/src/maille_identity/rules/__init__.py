@@ -1,0 +1,1 @@
+"""Communication rules: who may write to whom, and the fast *visibles* service built on them."""

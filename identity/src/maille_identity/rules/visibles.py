@@ -1,0 +1,135 @@
+"""The *visibles* of one tenant: the directory held in memory in the shape the rules need, so that
+`can_write` is a few set look-ups (microseconds) and `visibles` a walk over the sender's groups.
+
+Built once from the directory, then kept current from identity's own person events; what a sender may
+write to is computed on first use and kept until that sender's groups (or the rules) change.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from maille_identity.rules.model import DEFAULT_RULES, Member, Rules, memberships, writable
+
+
+class UnknownPerson(LookupError):
+    """The person is not in the tenant's directory."""
+
+
+def folded(text: str) -> str:
+    """Lower-case without accents, for French name search (`Éloïse` → `eloise`)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def member_from_doc(doc: dict[str, Any]) -> Member:
+    """A directory document as the rules see it (classes and groups alike scope class edges)."""
+    return Member(
+        id=doc["_id"],
+        last_name=doc.get("last_name", ""),
+        first_name=doc.get("first_name", ""),
+        kind=doc.get("kind", ""),
+        profiles={p["structure"]: p["code"] for p in doc.get("profiles", [])},
+        classes=tuple(doc.get("classes", [])) + tuple(doc.get("groups", [])),
+        head_of=tuple(doc.get("head_teacher_of", [])),
+        children=tuple(doc.get("children", [])),
+    )
+
+
+class Visibles:
+    """One tenant's directory, shaped for the communication rules."""
+
+    def __init__(self, rules_of: Callable[[str], Rules] = lambda uai: DEFAULT_RULES) -> None:
+        self.rules_of = rules_of
+        self.members: dict[str, Member] = {}
+        self.group_members: dict[str, set[str]] = defaultdict(set)
+        self.parents_of: dict[str, set[str]] = defaultdict(set)
+        self._names: dict[str, str] = {}
+        self._writable: dict[str, frozenset[str]] = {}
+
+    def load(self, members: Iterable[Member]) -> None:
+        """Fill from the whole directory (pupils first: a parent's groups come from their children)."""
+        ordered = sorted(members, key=lambda m: m.kind != "pupil")
+        for member in ordered:
+            self.put(member)
+
+    def put(self, member: Member) -> None:
+        """Add or replace a person; their parents' groups follow when a pupil's classes change."""
+        old = self.members.get(member.id)
+        if old is not None:
+            self._unlink(old)
+        children = [self.members[c] for c in member.children if c in self.members]
+        member.groups = memberships(member, children)
+        self.members[member.id] = member
+        for group in member.groups:
+            self.group_members[group].add(member.id)
+        for child in member.children:
+            self.parents_of[child].add(member.id)
+        self._names[member.id] = folded(f"{member.last_name} {member.first_name}")
+        self._writable.pop(member.id, None)
+        if member.kind == "pupil" and (old is None or old.classes != member.classes):
+            for parent_id in list(self.parents_of.get(member.id, ())):
+                parent = self.members.get(parent_id)
+                if parent is not None:
+                    self.put(parent)
+
+    def remove(self, person_id: str) -> None:
+        old = self.members.pop(person_id, None)
+        if old is not None:
+            self._unlink(old)
+            self._names.pop(person_id, None)
+            self._writable.pop(person_id, None)
+
+    def _unlink(self, old: Member) -> None:
+        for group in old.groups:
+            self.group_members[group].discard(old.id)
+        for child in old.children:
+            self.parents_of[child].discard(old.id)
+
+    def rules_changed(self) -> None:
+        """Forget what senders may write to (recomputed on next use)."""
+        self._writable.clear()
+
+    def _sender(self, sender_id: str) -> tuple[Member, frozenset[str]]:
+        sender = self.members.get(sender_id)
+        if sender is None:
+            raise UnknownPerson(sender_id)
+        targets = self._writable.get(sender_id)
+        if targets is None:
+            targets = self._writable[sender_id] = writable(sender.groups, self.rules_of)
+        return sender, targets
+
+    def _direct(self, sender: Member, recipient: Member) -> bool:
+        if recipient.id in sender.children:
+            return True  # a parent writes to their child
+        if sender.id in recipient.children:  # a child to their parent, where the rules allow it
+            return any(self.rules_of(uai).children_write_to_parents for uai in sender.profiles)
+        return False
+
+    def can_write(self, sender_id: str, recipient_ids: Iterable[str]) -> list[str]:
+        """The recipients `sender_id` may not write to (unknown ones included); `UnknownPerson` for the sender."""
+        sender, targets = self._sender(sender_id)
+        refused = []
+        for recipient_id in recipient_ids:
+            recipient = self.members.get(recipient_id)
+            if recipient is None or not (recipient.groups & targets or self._direct(sender, recipient)):
+                refused.append(recipient_id)
+        return refused
+
+    def visibles(self, sender_id: str, text: str = "", limit: int = 50) -> list[Member]:
+        """Persons the sender may write to whose names hold every word of `text`, sorted by name."""
+        sender, targets = self._sender(sender_id)
+        candidates: set[str] = set(sender.children)
+        for group in targets:
+            candidates |= self.group_members.get(group, set())
+        for parent_id in self.parents_of.get(sender.id, ()):
+            if self._direct(sender, self.members[parent_id]):
+                candidates.add(parent_id)
+        candidates.discard(sender.id)
+        words = folded(text).split()
+        found = [pid for pid in candidates if pid in self._names and all(w in self._names[pid] for w in words)]
+        found.sort(key=lambda pid: self._names[pid])
+        return [self.members[pid] for pid in found[:limit]]

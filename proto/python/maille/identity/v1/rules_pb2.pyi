@@ -1,0 +1,57 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CanWriteRequest(_message.Message):
+    __slots__ = ("tenant", "sender_id", "recipient_ids")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    SENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    sender_id: str
+    recipient_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenant: _Optional[str] = ..., sender_id: _Optional[str] = ..., recipient_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CanWriteResponse(_message.Message):
+    __slots__ = ("refused_ids", "error")
+    REFUSED_IDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    refused_ids: _containers.RepeatedScalarFieldContainer[str]
+    error: str
+    def __init__(self, refused_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class VisiblesRequest(_message.Message):
+    __slots__ = ("tenant", "sender_id", "text", "limit")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    SENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    sender_id: str
+    text: str
+    limit: int
+    def __init__(self, tenant: _Optional[str] = ..., sender_id: _Optional[str] = ..., text: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class Visible(_message.Message):
+    __slots__ = ("id", "last_name", "first_name", "profiles")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_NAME_FIELD_NUMBER: _ClassVar[int]
+    FIRST_NAME_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    last_name: str
+    first_name: str
+    profiles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., last_name: _Optional[str] = ..., first_name: _Optional[str] = ..., profiles: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VisiblesResponse(_message.Message):
+    __slots__ = ("persons", "error")
+    PERSONS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    persons: _containers.RepeatedCompositeFieldContainer[Visible]
+    error: str
+    def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
