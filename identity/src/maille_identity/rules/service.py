@@ -1,0 +1,138 @@
+"""The visibles service over NATS request/reply: `rpc.identity.rules.can_write.v1` and
+`rpc.identity.rules.visibles.v1` (contracts in proto/maille/identity/v1/rules.proto), answered by any
+one replica of identity (queue group `identity`). Requests live under `rpc.`: a service's stream owns
+`<service>.>` for its events and must not capture them.
+
+Each tenant's directory is loaded from the docstore on the first request for it, then kept current
+from identity's own person events (every replica hears them all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from google.protobuf.message import DecodeError
+from maille.identity.v1 import directory_pb2 as directory
+from maille.identity.v1 import rules_pb2 as pb
+from nats.aio.msg import Msg
+
+from maille_kit.bus import Bus
+from maille_kit.events import MalformedEvent, decode
+from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.rules.model import Member
+from maille_identity.rules.visibles import UnknownPerson, Visibles, member_from_doc
+
+log = logging.getLogger("maille.identity.rules")
+
+CAN_WRITE = "rpc.identity.rules.can_write.v1"
+VISIBLES = "rpc.identity.rules.visibles.v1"
+MAX_LIMIT = 500
+
+
+def member_from_event(person: directory.Person) -> Member:
+    return Member(
+        id=person.id,
+        last_name=person.last_name,
+        first_name=person.first_name,
+        kind=_kind(person),
+        profiles={p.uai: p.code for p in person.profiles},
+        classes=tuple(person.group_ids),
+        head_of=tuple(person.head_teacher_of),
+        children=tuple(person.children),
+    )
+
+
+def _kind(person: directory.Person) -> str:
+    codes = {p.code for p in person.profiles}
+    if "National_ELV" in codes:
+        return "pupil"
+    if "National_TUT" in codes or person.children:
+        return "parent"
+    return "staff"
+
+
+class VisiblesService:
+    """Answers the rules' requests from each tenant's in-memory directory."""
+
+    def __init__(self, bus: Bus, repository: DirectoryRepository) -> None:
+        self.bus = bus
+        self.repo = repository
+        self._tenants: dict[str, Visibles] = {}
+        self._loading: dict[str, asyncio.Task[Visibles]] = {}
+        self._subscriptions: list = []
+
+    async def start(self) -> None:
+        nc = self.bus.nc
+        assert nc is not None
+        self._subscriptions = [
+            await nc.subscribe(CAN_WRITE, queue="identity", cb=self._can_write),
+            await nc.subscribe(VISIBLES, queue="identity", cb=self._visibles),
+            await nc.subscribe("identity.person.>", cb=self._person_event),  # every replica: no queue
+        ]
+        await nc.flush()  # the server knows the subscriptions before the service says it has started
+
+    async def stop(self) -> None:
+        for subscription in self._subscriptions:
+            await subscription.unsubscribe()
+
+    async def tenant(self, tenant: str) -> Visibles:
+        """The tenant's visibles, loaded on first use (concurrent first requests share one load)."""
+        loaded = self._tenants.get(tenant)
+        if loaded is not None:
+            return loaded
+        if tenant not in self._loading:
+            self._loading[tenant] = asyncio.create_task(self._load(tenant))
+        return await asyncio.shield(self._loading[tenant])
+
+    async def _load(self, tenant: str) -> Visibles:
+        visibles = Visibles()
+        visibles.load(member_from_doc(doc) for doc in await self.repo.persons(tenant))
+        self._tenants[tenant] = visibles
+        log.info("visibles loaded", extra={"tenant": tenant, "persons": len(visibles.members)})
+        return visibles
+
+    async def _can_write(self, msg: Msg) -> None:
+        answer = pb.CanWriteResponse()
+        try:
+            request = pb.CanWriteRequest.FromString(msg.data)
+            if not request.tenant or not request.sender_id:
+                raise ValueError("tenant and sender_id are required")
+            visibles = await self.tenant(request.tenant)
+            answer.refused_ids.extend(visibles.can_write(request.sender_id, request.recipient_ids))
+        except (DecodeError, ValueError) as exc:
+            answer.error = f"malformed request: {exc}"
+        except UnknownPerson as exc:
+            answer.error = f"unknown sender {exc.args[0]!r}"
+        await msg.respond(answer.SerializeToString())
+
+    async def _visibles(self, msg: Msg) -> None:
+        answer = pb.VisiblesResponse()
+        try:
+            request = pb.VisiblesRequest.FromString(msg.data)
+            if not request.tenant or not request.sender_id:
+                raise ValueError("tenant and sender_id are required")
+            visibles = await self.tenant(request.tenant)
+            limit = min(request.limit or 50, MAX_LIMIT)
+            for member in visibles.visibles(request.sender_id, request.text, limit):
+                answer.persons.add(id=member.id, last_name=member.last_name, first_name=member.first_name,
+                                   profiles=sorted(set(member.profiles.values())))
+        except (DecodeError, ValueError) as exc:
+            answer.error = f"malformed request: {exc}"
+        except UnknownPerson as exc:
+            answer.error = f"unknown sender {exc.args[0]!r}"
+        await msg.respond(answer.SerializeToString())
+
+    async def _person_event(self, msg: Msg) -> None:
+        try:
+            event = decode(msg.data)
+            visibles = self._tenants.get(event.tenant)
+            if visibles is None:
+                return  # not loaded here yet: it will be read whole when asked for
+            if event.type == "identity.person.deleted.v1":
+                visibles.remove(event.unpack(directory.PersonDeleted).id)
+            else:
+                message_type = directory.PersonCreated if event.type.endswith("created.v1") else directory.PersonUpdated
+                visibles.put(member_from_event(event.unpack(message_type).person))
+        except MalformedEvent as exc:
+            log.warning("person event not understood: %s", exc)

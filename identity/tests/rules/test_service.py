@@ -1,0 +1,55 @@
+"""The visibles service over NATS, on a directory imported from a feed, following the directory's events."""
+
+import asyncio
+from pathlib import Path
+
+from maille.identity.v1 import rules_pb2 as pb
+
+from maille_devstack.pytest_plugin import running
+from maille_kit.bus import Bus
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
+from maille_identity.main import app
+from maille_identity.rules.service import CAN_WRITE, VISIBLES
+from maille_identity.settings import IdentitySettings
+
+from ..directory.test_import import TENANT, feed, pupil, request, run_import, school, uai_for
+
+
+async def ask_can_write(bus: Bus, sender: str, recipients: list[str]) -> pb.CanWriteResponse:
+    reply = await bus.nc.request(CAN_WRITE, pb.CanWriteRequest(tenant=TENANT, sender_id=sender, recipient_ids=recipients).SerializeToString(), timeout=10)
+    return pb.CanWriteResponse.FromString(reply.data)
+
+
+async def test_can_write_and_visibles_over_nats_follow_the_directory(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus, database_name: str, docstore_server
+) -> None:
+    folder = tmp_path / "feed"
+    feed(folder, "EtabEducNat", school("S1", uai_for(1), ["6A", "5B"]))
+    feed(folder, "Eleve", pupil("E1", "S1", sn="Dupont"), pupil("E2", "S1", sn="Éluard"), pupil("E3", "S1", cls="5B", sn="Martin"))
+    await run_import(docstore, outbox, folder)
+    ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
+    settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name)
+    async with running(app(settings)) as client:
+        assert (await client.get("/readyz")).status_code == 200  # as a caller would: identity up and ready
+        answer = await ask_can_write(bus, ids["E1"], [ids["E2"], ids["E3"], "nobody"])
+        assert list(answer.refused_ids) == [ids["E3"], "nobody"] and answer.error == ""
+
+        reply = await bus.nc.request(VISIBLES, pb.VisiblesRequest(tenant=TENANT, sender_id=ids["E1"], text="eluard").SerializeToString(), timeout=10)
+        assert [p.id for p in pb.VisiblesResponse.FromString(reply.data).persons] == [ids["E2"]]
+
+        unknown = await ask_can_write(bus, "nobody", [ids["E1"]])
+        assert "unknown sender" in unknown.error
+        malformed = pb.CanWriteResponse.FromString((await bus.nc.request(CAN_WRITE, b"\xff\xff garbage", timeout=10)).data)
+        assert "malformed request" in malformed.error
+
+        # E3 moves to 6A: once the import's events are relayed, the service knows it.
+        delta = tmp_path / "delta"
+        feed(delta, "Eleve", request("E3", {"ENTPersonJointure": "E3", "sn": "Martin", "givenName": "Léa", "ENTPersonDateNaissance": "04/09/2015",
+                                            "ENTEleveStructRattachId": "S1", "ENTEleveClasses": "S1$6A"}, op="modifyRequest"), mode="Delta")
+        await run_import(docstore, outbox, delta)
+        for _ in range(100):
+            if not (await ask_can_write(bus, ids["E1"], [ids["E3"]])).refused_ids:
+                break
+            await asyncio.sleep(0.05)
+        assert list((await ask_can_write(bus, ids["E1"], [ids["E3"]])).refused_ids) == []
