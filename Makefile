@@ -100,6 +100,7 @@ test-fast: setup ## the tests only, without the proto and compose checks
 bench: setup ## run the benchmarks under bench/ and print their figures
 	$(VENV)/bin/python bench/events.py
 	$(VENV)/bin/python bench/directory.py
+	$(VENV)/bin/python bench/rules.py
 
 clean: ## remove run-time data (.var/); keeps the download cache
 	rm -rf .var
