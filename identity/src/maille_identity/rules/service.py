@@ -93,35 +93,31 @@ class VisiblesService:
         return visibles
 
     async def _can_write(self, msg: Msg) -> None:
-        answer = pb.CanWriteResponse()
-        try:
-            request = pb.CanWriteRequest.FromString(msg.data)
-            if not request.tenant or not request.sender_id:
-                raise ValueError("tenant and sender_id are required")
-            visibles = await self.tenant(request.tenant)
-            answer.refused_ids.extend(visibles.can_write(request.sender_id, request.recipient_ids))
-        except (DecodeError, ValueError) as exc:
-            answer.error = f"malformed request: {exc}"
-        except UnknownPerson as exc:
-            answer.error = f"unknown sender {exc.args[0]!r}"
-        await msg.respond(answer.SerializeToString())
+        async def answer(request: pb.CanWriteRequest, visibles: Visibles, reply: pb.CanWriteResponse) -> None:
+            reply.refused_ids.extend(visibles.can_write(request.sender_id, request.recipient_ids))
+
+        await self._answer(msg, pb.CanWriteRequest, pb.CanWriteResponse(), answer)
 
     async def _visibles(self, msg: Msg) -> None:
-        answer = pb.VisiblesResponse()
+        async def answer(request: pb.VisiblesRequest, visibles: Visibles, reply: pb.VisiblesResponse) -> None:
+            for member in visibles.visibles(request.sender_id, request.text, min(request.limit or 50, MAX_LIMIT)):
+                reply.persons.add(id=member.id, last_name=member.last_name, first_name=member.first_name,
+                                  profiles=sorted(set(member.profiles.values())))
+
+        await self._answer(msg, pb.VisiblesRequest, pb.VisiblesResponse(), answer)
+
+    async def _answer(self, msg: Msg, request_type, reply, answer) -> None:
+        """Decode, check, answer; a request that cannot be answered gets `error` saying why, never silence."""
         try:
-            request = pb.VisiblesRequest.FromString(msg.data)
+            request = request_type.FromString(msg.data)
             if not request.tenant or not request.sender_id:
                 raise ValueError("tenant and sender_id are required")
-            visibles = await self.tenant(request.tenant)
-            limit = min(request.limit or 50, MAX_LIMIT)
-            for member in visibles.visibles(request.sender_id, request.text, limit):
-                answer.persons.add(id=member.id, last_name=member.last_name, first_name=member.first_name,
-                                   profiles=sorted(set(member.profiles.values())))
+            await answer(request, await self.tenant(request.tenant), reply)
         except (DecodeError, ValueError) as exc:
-            answer.error = f"malformed request: {exc}"
+            reply.error = f"malformed request: {exc}"
         except UnknownPerson as exc:
-            answer.error = f"unknown sender {exc.args[0]!r}"
-        await msg.respond(answer.SerializeToString())
+            reply.error = f"unknown sender {exc.args[0]!r}"
+        await msg.respond(reply.SerializeToString())
 
     async def _person_event(self, msg: Msg) -> None:
         try:
