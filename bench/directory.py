@@ -1,4 +1,5 @@
-"""The directory's AAF import: a full import of a synthetic académie, then the same feed again.
+"""The directory's AAF import (a full import of a synthetic académie, then the same feed again) and
+its GAR export.
 
 Generates a full feed (`--persons`, `--schools`), then runs `maille-identity import-aaf` twice as an
 operator would, each in its own process so that its peak memory is its own; prints persons/s, peak
@@ -18,6 +19,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -27,18 +29,18 @@ from maille_identity.directory.synthetic import generate
 BIN = Path(sys.executable).parent
 
 
-def import_once(feed: Path, env: dict[str, str], report: Path) -> tuple[str, float]:
-    """Run one import in a child process; its summary line and its peak memory (MB)."""
+def run_command(args: list[str], env: dict[str, str]) -> tuple[str, float, float]:
+    """Run `maille-identity ARGS` in a child process; its first output line, seconds, peak memory (MB)."""
+    started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
-        child = subprocess.Popen([str(BIN / "maille-identity"), "import-aaf", str(feed), "--report", str(report)],
-                                 env=env, stdout=out, stderr=subprocess.DEVNULL)
+        child = subprocess.Popen([str(BIN / "maille-identity"), *args], env=env, stdout=out, stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(child.pid, 0)  # this child's own peak memory
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read()
     if child.returncode != 0:
-        raise SystemExit(f"import failed ({child.returncode}):\n{text}")
-    return text.strip().splitlines()[0], usage.ru_maxrss / 1024
+        raise SystemExit(f"{args[0]} failed ({child.returncode}):\n{text}")
+    return text.strip().splitlines()[0], time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -68,10 +70,12 @@ def main() -> None:
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
         print(f"feed: {json.dumps(counts)} ({persons:,} persons)")
         for label, goal in (("full import", "goal >= 3,000 persons/s, peak <= 400 MB"), ("re-import", "goal >= 10,000 persons/s, 0 events")):
-            line, peak = import_once(workdir / "feed", env, workdir / "report.txt")
+            line, _, peak = run_command(["import-aaf", str(workdir / "feed"), "--report", str(workdir / "report.txt")], env)
             seconds = float(re.search(r"in ([\d.]+)s", line).group(1))
             events = re.search(r"([\d,]+) events", line).group(1)
             print(f"{label}: {persons / seconds:,.0f} persons/s ({seconds:.1f}s), peak memory {peak:.0f} MB, {events} events ({goal})")
+        line, seconds, peak = run_command(["export-gar", str(workdir / "gar")], env)
+        print(f"GAR export: {seconds:.1f}s, peak memory {peak:.0f} MB; {line} (goal <= 60 s, <= 300 MB, XSD-valid)")
     finally:
         for server in servers:
             server.stop()

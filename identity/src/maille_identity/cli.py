@@ -3,6 +3,7 @@
     maille-identity                                serve (what `python -m maille_identity` does)
     maille-identity import-aaf PATH… [--tenant T] [--report FILE]
     maille-identity generate-aaf OUTDIR [--persons N] [--schools N] [--seed N]
+    maille-identity export-gar OUTDIR [--tenant T]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from maille_identity.directory.importer import Summary, import_feeds
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.synthetic import generate
 from maille_identity.events import STREAMS, EventBatch
+from maille_identity.gar.export import GarExport, InvalidExport
 from maille_identity.settings import IdentitySettings
 
 
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     imp.add_argument("paths", nargs="+", type=Path)
     imp.add_argument("--tenant", help="tenant to import into (default: MAILLE_IDENTITY_TENANT)")
     imp.add_argument("--report", type=Path, help="report file (default: aaf-report-<time>.txt in the current folder)")
+    gar = commands.add_parser("export-gar", help="write the GAR directory export (XSD-valid files, .tar.gz, .md5)")
+    gar.add_argument("outdir", type=Path)
+    gar.add_argument("--tenant", help="tenant to export (default: MAILLE_IDENTITY_TENANT)")
     gen = commands.add_parser("generate-aaf", help="write a synthetic full AAF delivery")
     gen.add_argument("outdir", type=Path)
     gen.add_argument("--persons", type=int, default=1000)
@@ -50,7 +55,32 @@ def main(argv: list[str] | None = None) -> None:
         counts = generate(args.outdir, persons=args.persons, schools=args.schools, seed=args.seed)
         print(json.dumps(counts))
         return
+    if args.command == "export-gar":
+        sys.exit(asyncio.run(export_gar(args)))
     sys.exit(asyncio.run(import_aaf(args)))
+
+
+async def export_gar(args: argparse.Namespace) -> int:
+    """Export; 0 when every file was written and passed the XSD, 1 otherwise (no invalid file is kept)."""
+    settings = load_settings(IdentitySettings)
+    tenant = args.tenant or settings.tenant
+    docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name="maille-identity-gar")
+    try:
+        await docstore.detect()
+        report = await GarExport(DirectoryRepository(docstore), tenant=tenant, id_ent=settings.gar_id_ent, outdir=args.outdir).run()
+    except InvalidExport as exc:
+        print(f"maille-identity: GAR export refused: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"maille-identity: GAR export failed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await docstore.close()
+    counts = ", ".join(f"{count:,} {kind}" for kind, count in sorted(report.records.items()))
+    print(f"{len(report.files)} files ({counts}), each valid against GAR-ENT.xsd: {report.archive} (md5 {report.md5})")
+    for line in report.left_out:
+        print(f"left out: {line}")
+    return 0
 
 
 class Progress:

@@ -26,6 +26,10 @@ class IdentitySettings(ServiceSettings):
         SecretStr("development-only-person-id-key"),
         description="secret from which ENT person ids are derived (HMAC of tenant and AAF join key); never change it once set",
     )
+    gar_id_ent: str = Field(
+        "MAILLE-DEMO", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        description="the ENT's idENT at the GAR (names the export files)",
+    )
     detach_grace_days: float = Field(
         30, ge=0, description="days a person left out of every structure by a full AAF feed is kept before deletion"
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from bson import Binary
@@ -48,6 +48,11 @@ class DirectoryRepository:
 
     async def referentials(self) -> list[Doc]:
         return await self.db[REFERENTIALS].find({}).to_list()
+
+    async def stream_persons(self, tenant: str, *, kinds: Sequence[str]) -> AsyncIterator[Doc]:
+        """The tenant's persons of these kinds, one at a time (memory stays flat)."""
+        async for doc in self.db[PERSONS].find({"tenant": tenant, "kind": {"$in": list(kinds)}}, batch_size=2000):
+            yield doc
 
     async def persons(self, tenant: str) -> list[Doc]:
         return await self.db[PERSONS].find({"tenant": tenant}).to_list()

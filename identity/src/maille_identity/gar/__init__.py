@@ -1,0 +1,1 @@
+"""The GAR (the ministry's resource-access manager): the nightly directory export."""

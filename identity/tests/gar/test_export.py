@@ -1,0 +1,80 @@
+"""The GAR export of an imported directory: the files the GAR expects, each valid against its XSD."""
+
+import hashlib
+import tarfile
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
+from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.directory.synthetic import generate
+from maille_identity.gar import export as gar
+from maille_identity.gar.export import GarExport, InvalidExport
+
+from ..directory.test_import import TENANT, run_import
+
+SHARED_XSD = Path(__file__).resolve().parents[3].parent / "shared" / "specs" / "gar"
+NS = {"men": "http://data.education.fr/ns/gar"}
+
+
+def test_the_shipped_schemas_are_the_gar_s() -> None:
+    for name in ("GAR-ENT.xsd", "GAR-ENT-1D.xsd"):
+        assert (gar.SCHEMA.parent / name).read_bytes() == (SHARED_XSD / name).read_bytes()
+
+
+async def export(docstore: Docstore, outdir: Path) -> gar.ExportReport:
+    return await GarExport(DirectoryRepository(docstore), tenant=TENANT, id_ent="ENT-TEST", outdir=outdir).run()
+
+
+async def test_export_of_a_directory(tmp_path: Path, docstore: Docstore, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = generate(tmp_path / "feed", persons=900, schools=2)
+    await run_import(docstore, outbox, tmp_path / "feed")
+    monkeypatch.setattr(gar, "RECORDS_PER_FILE", 500)  # to see the split without 10,000 pupils
+    report = await export(docstore, tmp_path / "out")
+
+    schema = etree.XMLSchema(etree.parse(str(SHARED_XSD / "GAR-ENT.xsd")))
+    names = sorted(p.name for p in report.files)
+    for kind in ("Etab", "Eleve", "Enseignant", "Groupe", "RespAff"):
+        assert any(n.startswith("ENT-TEST_GAR-ENT_Complet_") and f"_{kind}_0001.xml" in n for n in names), kind
+    pupils = 0
+    for path in report.files:
+        document = etree.parse(str(path))
+        assert schema.validate(document), (path.name, schema.error_log)
+        assert len(document.getroot()) <= 500
+        pupils += len(document.findall("men:GAREleve", NS))
+    assert pupils == counts["pupils"]
+    assert any(n.endswith("_Eleve_0002.xml") for n in names)  # split over several files
+    # A pupil as the GAR sees them: identifier, profile in the GAR's spelling, school.
+    first = etree.parse(str(next(p for p in report.files if "_Eleve_0001" in p.name))).find("men:GAREleve", NS)
+    assert first.findtext("men:GARPersonProfils/men:GARPersonProfil", namespaces=NS) == "National_elv"
+    assert await docstore.db.persons.find_one({"_id": first.findtext("men:GARPersonIdentifiant", namespaces=NS)})
+    # The package: every file in the .tar.gz, and its MD5 beside it.
+    with tarfile.open(report.archive) as archive:
+        assert sorted(archive.getnames()) == names
+    md5_line = Path(f"{report.archive}.md5").read_text()
+    assert md5_line.split()[0] == hashlib.md5(report.archive.read_bytes()).hexdigest() == report.md5
+
+
+async def test_what_would_break_a_key_is_left_out_and_reported(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+    generate(tmp_path / "feed", persons=300, schools=1)
+    await run_import(docstore, outbox, tmp_path / "feed")
+    a_class = await docstore.db.groups.find_one({"kind": "class"})
+    await docstore.db.groups.insert_one({**a_class, "_id": a_class["_id"] + "-copy", "label": "another"})
+    report = await export(docstore, tmp_path / "out")
+    assert any(f"code {a_class['code']!r} already used" in line for line in report.left_out)
+    groups = [etree.parse(str(p)) for p in report.files if "_Groupe_" in p.name]
+    codes = [(g.findtext("men:GARGroupeCode", namespaces=NS), g.findtext("men:GARStructureUAI", namespaces=NS))
+             for doc in groups for g in doc.findall("men:GARGroupe", NS)]
+    assert len(codes) == len(set(codes))
+
+
+async def test_an_invalid_file_is_never_kept(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+    generate(tmp_path / "feed", persons=300, schools=1)
+    await run_import(docstore, outbox, tmp_path / "feed")
+    await docstore.db.persons.update_one({"kind": "pupil"}, {"$set": {"last_name": "X" * 600}})  # over the XSD's 500
+    with pytest.raises(InvalidExport, match="GARPersonNom"):
+        await export(docstore, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []  # no file of this export, valid or not, partial or whole
