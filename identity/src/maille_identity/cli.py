@@ -25,6 +25,7 @@ from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.synthetic import generate
 from maille_identity.events import STREAMS, EventBatch
 from maille_identity.gar.export import GarExport, InvalidExport
+from maille_identity.gar.push import PushError, push
 from maille_identity.settings import IdentitySettings
 
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     gar = commands.add_parser("export-gar", help="write the GAR directory export (XSD-valid files, .tar.gz, .md5)")
     gar.add_argument("outdir", type=Path)
     gar.add_argument("--tenant", help="tenant to export (default: MAILLE_IDENTITY_TENANT)")
+    gar.add_argument("--push", action="store_true", help="then push the .tar.gz and .md5 by SFTP (MAILLE_IDENTITY_GAR_SFTP_*)")
     gen = commands.add_parser("generate-aaf", help="write a synthetic full AAF delivery")
     gen.add_argument("outdir", type=Path)
     gen.add_argument("--persons", type=int, default=1000)
@@ -61,13 +63,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 async def export_gar(args: argparse.Namespace) -> int:
-    """Export; 0 when every file was written and passed the XSD, 1 otherwise (no invalid file is kept)."""
+    """Export (and push): 0 done; 1 a file failed the XSD (none kept); 2 cannot run; 3 the push failed."""
     settings = load_settings(IdentitySettings)
-    tenant = args.tenant or settings.tenant
+    target = settings.sftp_target()
+    if args.push and target is None:
+        print("maille-identity: --push needs MAILLE_IDENTITY_GAR_SFTP_HOST (and user, key, known hosts)", file=sys.stderr)
+        return 2
     docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name="maille-identity-gar")
     try:
         await docstore.detect()
-        report = await GarExport(DirectoryRepository(docstore), tenant=tenant, id_ent=settings.gar_id_ent, outdir=args.outdir).run()
+        export = GarExport(DirectoryRepository(docstore), tenant=args.tenant or settings.tenant, id_ent=settings.gar_id_ent, outdir=args.outdir)
+        report = await export.run()
     except InvalidExport as exc:
         print(f"maille-identity: GAR export refused: {exc}", file=sys.stderr)
         return 1
@@ -80,6 +86,13 @@ async def export_gar(args: argparse.Namespace) -> int:
     print(f"{len(report.files)} files ({counts}), each valid against GAR-ENT.xsd: {report.archive} (md5 {report.md5})")
     for line in report.left_out:
         print(f"left out: {line}")
+    if args.push and target is not None and report.archive is not None:
+        try:
+            for remote in await push(target, [report.archive, Path(f"{report.archive}.md5")]):
+                print(f"pushed {remote} to {target.host}")
+        except PushError as exc:
+            print(f"maille-identity: {exc}", file=sys.stderr)
+            return 3
     return 0
 
 

@@ -1,24 +1,36 @@
 """The identity service's app factory and entry point."""
 
+import asyncio
+
 from fastapi import FastAPI
 
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_identity import __version__, __doc__ as description
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.events import STREAMS
+from maille_identity.gar.nightly import run_nightly
 from maille_identity.rules.service import VisiblesService
 from maille_identity.settings import IdentitySettings
 
 
 async def on_start(runtime: Runtime) -> None:
-    """Answer the communication rules' requests over NATS."""
+    """Answer the communication rules' requests over NATS; keep the nightly GAR export's schedule."""
     assert runtime.docstore is not None
-    service = VisiblesService(runtime.bus, DirectoryRepository(runtime.docstore))
+    repository = DirectoryRepository(runtime.docstore)
+    service = VisiblesService(runtime.bus, repository)
     await service.start()
     runtime.state["visibles"] = service
+    settings = runtime.settings
+    assert isinstance(settings, IdentitySettings)
+    if settings.gar_export_at is not None:
+        runtime.state["nightly"] = asyncio.create_task(run_nightly(runtime.bus, repository, settings), name="gar-nightly")
 
 
 async def on_stop(runtime: Runtime) -> None:
+    nightly = runtime.state.pop("nightly", None)
+    if nightly is not None:
+        nightly.cancel()
+        await asyncio.gather(nightly, return_exceptions=True)
     service = runtime.state.pop("visibles", None)
     if service is not None:
         await service.stop()

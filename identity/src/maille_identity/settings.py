@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from maille_kit.settings import ServiceSettings
+from maille_identity.gar.push import SftpTarget
 
 
 class IdentitySettings(ServiceSettings):
@@ -30,9 +31,27 @@ class IdentitySettings(ServiceSettings):
         "MAILLE-DEMO", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
         description="the ENT's idENT at the GAR (names the export files)",
     )
+    gar_export_dir: str = Field("gar-export", description="folder the GAR export is written to")
+    gar_export_at: str | None = Field(
+        None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="time of day (HH:MM, UTC) of the nightly GAR export by the service; unset: no nightly export",
+    )
+    gar_sftp_host: str | None = Field(None, description="SFTP host the GAR export is pushed to; unset: no push")
+    gar_sftp_port: int = Field(22, ge=1, le=65535, description="SFTP port")
+    gar_sftp_user: str = Field("", description="SFTP user")
+    gar_sftp_key: SecretStr = Field(SecretStr(""), description="SSH private key for the SFTP push (the key itself, from a Secret)")
+    gar_sftp_known_hosts: str = Field("", description="known_hosts line(s) of the SFTP host: any other host key is refused")
+    gar_sftp_dir: str = Field(".", description="remote folder of the SFTP push")
     detach_grace_days: float = Field(
         30, ge=0, description="days a person left out of every structure by a full AAF feed is kept before deletion"
     )
+
+    def sftp_target(self) -> SftpTarget | None:
+        """Where the GAR export is pushed, when configured."""
+        if not self.gar_sftp_host:
+            return None
+        return SftpTarget(self.gar_sftp_host, self.gar_sftp_port, self.gar_sftp_user, self.gar_sftp_key.get_secret_value(),
+                          self.gar_sftp_known_hosts, self.gar_sftp_dir)
 
     @property
     def check_uai_letter(self) -> bool:

@@ -78,8 +78,10 @@ class ServiceSettings(BaseSettings):
 
 def _is_dev_secret(name: str, default: SecretStr) -> bool:
     # The docstore URL is a SecretStr because it may carry credentials, but its default holds none:
-    # only defaults that are real credentials count as development secrets.
-    return name != "mongodb_url" or "@" in default.get_secret_value()
+    # only defaults that are real credentials count as development secrets. An empty default is
+    # "not configured" (an optional feature left off), not a credential.
+    value = default.get_secret_value()
+    return value != "" and (name != "mongodb_url" or "@" in value)
 
 
 def redact_url(url: str) -> str:

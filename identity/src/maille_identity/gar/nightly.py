@@ -1,0 +1,62 @@
+"""The nightly GAR export: at `MAILLE_IDENTITY_GAR_EXPORT_AT` (UTC), export the directory and push it.
+
+Every replica of identity keeps the schedule; a key created in a JetStream key-value bucket decides
+which one runs each night (creating a key that exists fails), so the export runs once per night.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from nats.js.api import KeyValueConfig
+from nats.js.errors import KeyWrongLastSequenceError
+
+from maille_kit.bus import Bus
+from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.gar.export import ExportReport, GarExport
+from maille_identity.gar.push import push
+from maille_identity.settings import IdentitySettings
+
+log = logging.getLogger("maille.identity.gar")
+
+LOCKS = "identity_locks"
+
+
+def next_run(now: datetime, at: str) -> datetime:
+    """The next time of day `at` (HH:MM, UTC) after `now`."""
+    hour, minute = (int(part) for part in at.split(":"))
+    candidate = datetime.combine(now.date(), time(hour, minute), tzinfo=UTC)
+    return candidate if candidate > now else candidate + timedelta(days=1)
+
+
+async def export_once(bus: Bus, repository: DirectoryRepository, settings: IdentitySettings, *, night: str) -> ExportReport | None:
+    """Export (and push) for `night` unless another replica already did; the report, or None if skipped."""
+    kv = await bus.js.create_key_value(KeyValueConfig(bucket=LOCKS, ttl=3 * 24 * 3600))
+    try:
+        await kv.create(f"gar-export.{settings.tenant}.{night}", b"started")
+    except KeyWrongLastSequenceError:
+        log.info("GAR export of %s already taken by another replica", night)
+        return None
+    report = await GarExport(repository, tenant=settings.tenant, id_ent=settings.gar_id_ent,
+                             outdir=Path(settings.gar_export_dir)).run()
+    target = settings.sftp_target()
+    if target is not None and report.archive is not None:
+        await push(target, [report.archive, Path(f"{report.archive}.md5")])
+    log.info("GAR export of %s done: %d files, md5 %s%s", night, len(report.files), report.md5,
+             ", pushed" if target else "")
+    return report
+
+
+async def run_nightly(bus: Bus, repository: DirectoryRepository, settings: IdentitySettings) -> None:
+    """Sleep until the export time, export, and again the next night (until cancelled)."""
+    assert settings.gar_export_at is not None
+    while True:
+        when = next_run(datetime.now(UTC), settings.gar_export_at)
+        await asyncio.sleep((when - datetime.now(UTC)).total_seconds())
+        try:
+            await export_once(bus, repository, settings, night=when.date().isoformat())
+        except Exception:  # a failed night is logged; the next one is tried as usual
+            log.exception("nightly GAR export failed")
