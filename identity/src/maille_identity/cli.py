@@ -3,7 +3,9 @@
     maille-identity                                serve (what `python -m maille_identity` does)
     maille-identity import-aaf PATH… [--tenant T] [--report FILE]
     maille-identity generate-aaf OUTDIR [--persons N] [--schools N] [--seed N]
-    maille-identity export-gar OUTDIR [--tenant T]
+    maille-identity export-gar OUTDIR [--tenant T] [--push]
+    maille-identity rgpd-export PERSON_ID [--tenant T] [--out FILE]
+    maille-identity erase PERSON_ID --yes [--tenant T]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
 from maille_identity.directory.importer import Summary, import_feeds
 from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
 from maille_identity.directory.synthetic import generate
 from maille_identity.events import STREAMS, EventBatch
 from maille_identity.gar.export import GarExport, InvalidExport
@@ -47,6 +50,14 @@ def main(argv: list[str] | None = None) -> None:
     gar.add_argument("outdir", type=Path)
     gar.add_argument("--tenant", help="tenant to export (default: MAILLE_IDENTITY_TENANT)")
     gar.add_argument("--push", action="store_true", help="then push the .tar.gz and .md5 by SFTP (MAILLE_IDENTITY_GAR_SFTP_*)")
+    rgpd = commands.add_parser("rgpd-export", help="everything identity holds on one person, as JSON")
+    rgpd.add_argument("person_id")
+    rgpd.add_argument("--tenant")
+    rgpd.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    erase = commands.add_parser("erase", help="erase one person now, everywhere (an event tells every service)")
+    erase.add_argument("person_id")
+    erase.add_argument("--tenant")
+    erase.add_argument("--yes", action="store_true", help="confirm: erasure cannot be undone")
     gen = commands.add_parser("generate-aaf", help="write a synthetic full AAF delivery")
     gen.add_argument("outdir", type=Path)
     gen.add_argument("--persons", type=int, default=1000)
@@ -59,7 +70,47 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "export-gar":
         sys.exit(asyncio.run(export_gar(args)))
+    if args.command in ("rgpd-export", "erase"):
+        if args.command == "erase" and not args.yes:
+            print("maille-identity: erasure cannot be undone: add --yes to confirm", file=sys.stderr)
+            sys.exit(2)
+        sys.exit(asyncio.run(rgpd_command(args)))
     sys.exit(asyncio.run(import_aaf(args)))
+
+
+async def rgpd_command(args: argparse.Namespace) -> int:
+    """Export or erase one person: 0 done, 1 no such person, 2 cannot run."""
+    settings = load_settings(IdentitySettings)
+    tenant = args.tenant or settings.tenant
+    docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name="maille-identity-rgpd")
+    bus = Bus(settings.nats_url, name="maille-identity-rgpd")
+    try:
+        await docstore.detect()
+        repository = DirectoryRepository(docstore)
+        if args.command == "rgpd-export":
+            text = json.dumps(await export_person(repository, tenant=tenant, person_id=args.person_id), ensure_ascii=False, indent=2)
+            if args.out:
+                args.out.write_text(text + "\n", encoding="utf-8")
+            else:
+                print(text)
+            return 0
+        await bus.connect(timeout=settings.nats_connect_timeout)
+        await bus.ensure_streams(list(STREAMS))
+        outbox = Outbox(docstore, bus, source="identity")
+        outbox.start()
+        await erase_person(repository, EventBatch(outbox, tenant=tenant), tenant=tenant, person_id=args.person_id)
+        await outbox.stop(drain_timeout=30)
+        print(f"erased {args.person_id}; identity.person.deleted.v1 (erased) published to every service")
+        return 0
+    except NoSuchPerson:
+        print(f"maille-identity: no person {args.person_id!r} in tenant {tenant!r}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"maille-identity: {args.command} failed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await bus.close()
+        await docstore.close()
 
 
 async def export_gar(args: argparse.Namespace) -> int:
