@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,7 @@ async def bench(args: argparse.Namespace) -> None:
         await docstore.close()
         nats.stop()
         store.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # the data (hundreds of MB) is not kept
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"throughput: {total:,} events in {elapsed:.2f}s = {total / elapsed:,.0f} events/s published and consumed "

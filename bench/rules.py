@@ -14,6 +14,7 @@ import asyncio
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,7 @@ def main() -> None:
             identity.stop()
         natsd.stop()
         store.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # the data (hundreds of MB) is not kept
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"directory: {len(persons):,} persons in {len(by_school)} schools")
