@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ValidationError
 
+from maille_kit.auth import TokenVerifier
 from maille_kit.bus import Bus, Stream, dead_letter_stream
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore, Indexes
@@ -213,6 +214,9 @@ def create_app(spec: ServiceSpec) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+    )
+    app.state.token_verifier = TokenVerifier(
+        issuer=spec.settings.auth_issuer, audience=spec.settings.auth_audience, jwks_url=spec.settings.auth_jwks_url
     )
     install_problem_handlers(app)
     app.include_router(_health_router())

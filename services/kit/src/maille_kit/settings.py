@@ -41,6 +41,11 @@ class ServiceSettings(BaseSettings):
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces and metrics stay local when unset"
     )
+    auth_issuer: str = Field(
+        "http://localhost:8080/realms/maille", description="issuer (Keycloak realm URL) of the bearer tokens the service accepts"
+    )
+    auth_audience: str = Field("maille", description="audience a bearer token must name to be accepted")
+    auth_jwks_url: str | None = Field(None, description="where the issuer's keys are published; default <issuer>/protocol/openid-connect/certs")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     build: str = Field("dev", description="build id shown by /about (set by the image build)")
 

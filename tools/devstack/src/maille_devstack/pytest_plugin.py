@@ -120,3 +120,54 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client
+
+
+class KeycloakClients:
+    """Makes API clients in the test Keycloak's realm `maille` (client credentials), with realm roles,
+    and fetches their tokens — through Keycloak's own admin API, as an operator would."""
+
+    def __init__(self, server: KeycloakServer) -> None:
+        self.server = server
+        self.issuer = f"{server.url}/realms/maille"
+
+    def _admin(self) -> httpx.Client:
+        token = httpx.post(
+            f"{self.server.url}/realms/master/protocol/openid-connect/token",
+            data={"grant_type": "password", "client_id": "admin-cli", "username": self.server.admin_user,
+                  "password": self.server.admin_password},
+            timeout=30,
+        ).raise_for_status().json()["access_token"]
+        return httpx.Client(base_url=f"{self.server.url}/admin/realms/maille", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def make(self, *, roles: tuple[str, ...] = (), audience: str = "maille") -> tuple[str, str]:
+        """A new confidential client with a service account holding `roles`; (client id, secret)."""
+        client_id, secret = f"test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        with self._admin() as admin:
+            for role in roles:
+                answer = admin.post("/roles", json={"name": role})
+                assert answer.status_code in (201, 409), answer.text
+            mapper = {"name": "audience", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+                      "config": {"included.custom.audience": audience, "access.token.claim": "true", "id.token.claim": "false"}}
+            admin.post("/clients", json={
+                "clientId": client_id, "secret": secret, "publicClient": False, "serviceAccountsEnabled": True,
+                "standardFlowEnabled": False, "directAccessGrantsEnabled": False, "protocolMappers": [mapper],
+            }).raise_for_status()
+            internal = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()[0]["id"]
+            user = admin.get(f"/clients/{internal}/service-account-user").raise_for_status().json()["id"]
+            if roles:
+                reps = [admin.get(f"/roles/{role}").raise_for_status().json() for role in roles]
+                admin.post(f"/users/{user}/role-mappings/realm", json=reps).raise_for_status()
+        return client_id, secret
+
+    def token(self, client_id: str, secret: str) -> str:
+        """An access token of the client (client credentials grant)."""
+        return httpx.post(
+            f"{self.issuer}/protocol/openid-connect/token",
+            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}, timeout=30,
+        ).raise_for_status().json()["access_token"]
+
+
+@pytest.fixture(scope="session")
+def keycloak_clients(keycloak_server: KeycloakServer) -> KeycloakClients:
+    """API clients and their tokens from the session's real Keycloak."""
+    return KeycloakClients(keycloak_server)

@@ -1,0 +1,66 @@
+"""Operator routes behind real Keycloak tokens: the right client gets through, nobody else does."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from maille_devstack.pytest_plugin import KeycloakClients, running
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
+from maille_identity.main import app
+from maille_identity.settings import IdentitySettings
+
+from ..directory.test_import import TENANT, feed, pupil, run_import, school, uai_for
+
+pytestmark = pytest.mark.keycloak
+
+
+@pytest.fixture
+async def identity(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus, docstore_server, database_name: str, keycloak_clients: KeycloakClients):
+    folder = tmp_path / "feed"
+    feed(folder, "EtabEducNat", school("S1", uai_for(1)))
+    feed(folder, "Eleve", pupil("E1", "S1", sn="Dupont"))
+    await run_import(docstore, outbox, folder)
+    person = await docstore.db.persons.find_one({})
+    settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name, tenant=TENANT,
+                                auth_issuer=keycloak_clients.issuer)
+    async with running(app(settings)) as client:
+        yield client, person["_id"]
+
+
+async def test_an_operator_exports_and_erases(identity, keycloak_clients: KeycloakClients, docstore: Docstore) -> None:
+    client, person_id = identity
+    token = keycloak_clients.token(*keycloak_clients.make(roles=("operator",)))
+    headers = {"Authorization": f"Bearer {token}"}
+    exported = await client.get(f"/api/identity/v1/operator/persons/{person_id}/export", headers=headers)
+    assert exported.status_code == 200 and exported.json()["person"]["last_name"] == "Dupont"
+    erased = await client.delete(f"/api/identity/v1/operator/persons/{person_id}", headers=headers)
+    assert erased.status_code == 204
+    assert await docstore.db.persons.find_one({"_id": person_id}) is None
+    again = await client.delete(f"/api/identity/v1/operator/persons/{person_id}", headers=headers)
+    assert again.status_code == 404 and again.headers["content-type"] == "application/problem+json"
+
+
+async def test_nobody_else_gets_through(identity, keycloak_clients: KeycloakClients) -> None:
+    client, person_id = identity
+    url = f"/api/identity/v1/operator/persons/{person_id}/export"
+
+    async def status(headers: dict[str, str]) -> httpx.Response:
+        return await client.get(url, headers=headers)
+
+    missing = await status({})
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+    assert missing.headers["content-type"] == "application/problem+json"
+    no_role = keycloak_clients.token(*keycloak_clients.make())
+    assert (await status({"Authorization": f"Bearer {no_role}"})).status_code == 403
+    other_audience = keycloak_clients.token(*keycloak_clients.make(roles=("operator",), audience="someone-else"))
+    wrong = await status({"Authorization": f"Bearer {other_audience}"})
+    assert wrong.status_code == 401 and "not meant for 'maille'" in wrong.json()["detail"]
+    good = keycloak_clients.token(*keycloak_clients.make(roles=("operator",)))
+    head, payload, signature = good.split(".")
+    tampered = await status({"Authorization": f"Bearer {head}.{payload}.{signature[:-4]}AAAA"})
+    assert tampered.status_code == 401 and "signature" in tampered.json()["detail"]
+    assert (await status({"Authorization": "Bearer not-a-token"})).status_code == 401
+    malformed_id = await client.get("/api/identity/v1/operator/persons/not-an-id/export", headers={"Authorization": f"Bearer {good}"})
+    assert malformed_id.status_code == 422 and malformed_id.headers["content-type"] == "application/problem+json"

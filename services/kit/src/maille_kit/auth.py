@@ -1,0 +1,122 @@
+"""Who is calling: bearer tokens issued by Keycloak, validated fully by every service itself.
+
+A request reaches a service with `Authorization: Bearer <JWT>` (from the gateway, or from an API
+client). The token's signature is checked against the issuer's published keys (JWKS, cached, fetched
+again when a token names a key not seen yet — that is how a key rotation arrives), and its issuer,
+audience, expiry and not-before. A request without a valid token gets 401 with `WWW-Authenticate`;
+one whose token lacks the role a route asks for, 403. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import Request
+from joserfc import errors, jwt
+from joserfc.jwk import KeySet
+
+from maille_kit.problems import Problem
+
+ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: a person (subject) or an API client, with their roles."""
+
+    subject: str
+    client_id: str
+    roles: frozenset[str]
+    claims: dict[str, Any] = field(repr=False, compare=False)
+
+
+class TokenVerifier:
+    """Validates bearer tokens of one issuer for one audience."""
+
+    def __init__(self, *, issuer: str, audience: str, jwks_url: str | None = None, refresh_after: float = 3600,
+                 leeway: int = 30) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self.jwks_url = jwks_url or f"{self.issuer}/protocol/openid-connect/certs"
+        self.refresh_after = refresh_after
+        self.leeway = leeway
+        self._keys: KeySet | None = None
+        self._fetched = 0.0
+        self._lock = asyncio.Lock()
+        self._registry = jwt.JWTClaimsRegistry(
+            leeway=leeway,
+            iss={"essential": True, "value": self.issuer},
+            exp={"essential": True},  # nbf and iat are checked too when present
+        )
+
+    async def _key_set(self, *, refresh: bool = False) -> KeySet:
+        async with self._lock:
+            stale = time.monotonic() - self._fetched > self.refresh_after
+            if self._keys is None or refresh or stale:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    response = await client.get(self.jwks_url)
+                    response.raise_for_status()
+                self._keys = KeySet.import_key_set(response.json())
+                self._fetched = time.monotonic()
+            return self._keys
+
+    async def verify(self, token: str) -> Principal:
+        """The caller the token names; `Problem` 401 saying what is wrong with it otherwise."""
+        try:
+            keys = await self._key_set()
+            try:
+                decoded = jwt.decode(token, keys, algorithms=ALGORITHMS)
+            except (errors.MissingKeyError, ValueError):
+                # A key not seen yet: the issuer may have rotated its keys since the last fetch.
+                decoded = jwt.decode(token, await self._key_set(refresh=True), algorithms=ALGORITHMS)
+            self._registry.validate(decoded.claims)
+        except errors.ExpiredTokenError:
+            raise _unauthorized("the token has expired", "invalid_token") from None
+        except (errors.InvalidClaimError, errors.MissingClaimError, errors.InvalidTokenError) as exc:
+            raise _unauthorized(f"the token is not valid here: {exc.description or exc.error}", "invalid_token") from None
+        except errors.BadSignatureError:
+            raise _unauthorized("the token's signature does not match the issuer's keys", "invalid_token") from None
+        except (errors.JoseError, ValueError, KeyError):
+            raise _unauthorized("the token is malformed", "invalid_token") from None
+        except httpx.HTTPError:
+            raise Problem(503, "the token issuer's keys cannot be fetched now", headers={"Retry-After": "5"}) from None
+        claims = decoded.claims
+        audiences = claims.get("aud", [])
+        audiences = [audiences] if isinstance(audiences, str) else list(audiences)
+        if self.audience not in audiences:
+            raise _unauthorized(f"the token is not meant for {self.audience!r}", "invalid_token")
+        roles = set(claims.get("realm_access", {}).get("roles", []))
+        return Principal(subject=claims.get("sub", ""), client_id=claims.get("azp", ""), roles=frozenset(roles), claims=claims)
+
+
+def _unauthorized(detail: str, error: str) -> Problem:
+    return Problem(401, detail, headers={"WWW-Authenticate": f'Bearer error="{error}", error_description="{detail}"'})
+
+
+def bearer(request: Request) -> str:
+    """The bearer token of the request; 401 when there is none."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "a bearer token is required", headers={"WWW-Authenticate": 'Bearer realm="maille"'})
+    return token.strip()
+
+
+def require(*roles: str):
+    """A FastAPI dependency: the verified caller, who must hold every one of `roles`."""
+
+    async def dependency(request: Request) -> Principal:
+        verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
+        if verifier is None:
+            raise Problem(503, "this service has no token issuer configured")
+        principal = await verifier.verify(bearer(request))
+        missing = [role for role in roles if role not in principal.roles]
+        if missing:
+            raise Problem(403, f"this needs the role {', '.join(missing)}")
+        return principal
+
+    return dependency
