@@ -1,6 +1,8 @@
 """The identity service's app factory and entry point."""
 
 import asyncio
+from datetime import timedelta
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -8,7 +10,8 @@ from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serv
 from maille_identity import __version__, __doc__ as description
 from maille_identity.api import operator
 from maille_identity.directory.repository import DirectoryRepository
-from maille_identity.events import STREAMS
+from maille_identity.directory.jobs import ImportJobs
+from maille_identity.events import STREAMS, EventBatch
 from maille_identity.gar.nightly import run_nightly
 from maille_identity.rules.service import VisiblesService
 from maille_identity.settings import IdentitySettings
@@ -23,11 +26,20 @@ async def on_start(runtime: Runtime) -> None:
     runtime.state["visibles"] = service
     settings = runtime.settings
     assert isinstance(settings, IdentitySettings)
+    outbox = runtime.outbox
+    runtime.state["imports"] = ImportJobs(
+        repository, lambda tenant: EventBatch(outbox, tenant=tenant), folder=Path(settings.import_dir),
+        check_uai_letter=settings.check_uai_letter, id_secret=settings.person_id_key.get_secret_value().encode(),
+        grace=timedelta(days=settings.detach_grace_days),
+    )
     if settings.gar_export_at is not None:
         runtime.state["nightly"] = asyncio.create_task(run_nightly(runtime.bus, repository, settings), name="gar-nightly")
 
 
 async def on_stop(runtime: Runtime) -> None:
+    imports = runtime.state.pop("imports", None)
+    if imports is not None:
+        await imports.stop()
     nightly = runtime.state.pop("nightly", None)
     if nightly is not None:
         nightly.cancel()

@@ -42,6 +42,8 @@ class IdentitySettings(ServiceSettings):
     gar_sftp_key: SecretStr = Field(SecretStr(""), description="SSH private key for the SFTP push (the key itself, from a Secret)")
     gar_sftp_known_hosts: str = Field("", description="known_hosts line(s) of the SFTP host: any other host key is refused")
     gar_sftp_dir: str = Field(".", description="remote folder of the SFTP push")
+    import_dir: str = Field("aaf-imports", description="folder where AAF deliveries uploaded through the API are kept, with their reports")
+    import_max_mb: int = Field(2048, ge=1, description="largest AAF delivery accepted through the API, in MB")
     detach_grace_days: float = Field(
         30, ge=0, description="days a person left out of every structure by a full AAF feed is kept before deletion"
     )

@@ -24,7 +24,7 @@ async def identity(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus, docs
     await run_import(docstore, outbox, folder)
     person = await docstore.db.persons.find_one({})
     settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name, tenant=TENANT,
-                                auth_issuer=keycloak_clients.issuer)
+                                auth_issuer=keycloak_clients.issuer, import_dir=str(tmp_path / "imports"))
     async with running(app(settings)) as client:
         yield client, person["_id"]
 
@@ -64,3 +64,48 @@ async def test_nobody_else_gets_through(identity, keycloak_clients: KeycloakClie
     assert (await status({"Authorization": "Bearer not-a-token"})).status_code == 401
     malformed_id = await client.get("/api/identity/v1/operator/persons/not-an-id/export", headers={"Authorization": f"Bearer {good}"})
     assert malformed_id.status_code == 422 and malformed_id.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_operator_imports_a_delivery_through_the_api(identity, keycloak_clients: KeycloakClients, tmp_path: Path, docstore: Docstore) -> None:
+    import asyncio
+    import tarfile
+
+    from maille_identity.directory.synthetic import generate
+
+    client, _ = identity
+    headers = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',)))}"}
+    counts = generate(tmp_path / "delivery", persons=1500, schools=2)
+    archive = tmp_path / "aaf.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted((tmp_path / "delivery").iterdir()):
+            tar.add(path, arcname=path.name)
+    url = "/api/identity/v1/operator/imports"
+    started = await client.post(url, params={"filename": "aaf.tar.gz"}, content=archive.read_bytes(), headers=headers)
+    assert started.status_code == 202, started.text
+    job = started.json()
+    busy = await client.post(url, params={"filename": "aaf.tar.gz"}, content=archive.read_bytes(), headers=headers)
+    assert busy.status_code == 409 and job["id"] in busy.json()["detail"]  # one import of a tenant at a time
+    for _ in range(600):
+        job = (await client.get(job["links"]["self"], headers=headers)).json()
+        if job["state"] not in ("queued", "running"):
+            break
+        await asyncio.sleep(0.1)
+    assert job["state"] == "done", job
+    assert job["summary"]["created"] >= counts["pupils"] + counts["parents"] + counts["staff"]
+    assert job["summary"]["rejected"] == 0
+    assert await docstore.db.persons.count_documents({"kind": "pupil"}) == counts["pupils"] + 1  # + the fixture's own
+    report = await client.get(job["links"]["report"], headers=headers)
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/plain")
+
+
+async def test_bad_uploads_are_refused_clearly(identity, keycloak_clients: KeycloakClients) -> None:
+    client, _ = identity
+    headers = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',)))}"}
+    url = "/api/identity/v1/operator/imports"
+    wrong_name = await client.post(url, params={"filename": "passwords.txt"}, content=b"x", headers=headers)
+    assert wrong_name.status_code == 422 and "passwords.txt" in wrong_name.json()["detail"]
+    empty = await client.post(url, params={"filename": "ENT_1_Delta_Eleve_0001.xml"}, content=b"", headers=headers)
+    assert empty.status_code == 400 and "empty" in empty.json()["detail"]
+    assert (await client.post(url, params={"filename": "aaf.tar.gz"}, content=b"x")).status_code == 401
+    unknown = await client.get(f"{url}/0123456789abcdef", headers=headers)
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"

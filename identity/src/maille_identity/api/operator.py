@@ -1,14 +1,17 @@
-"""Operator routes (role `operator`): RGPD export and erasure of one person."""
+"""Operator routes (role `operator`): AAF imports as jobs, RGPD export and erasure of one person."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from maille_kit.app import get_runtime
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
+from maille_identity.directory.aaf import FILE_NAME
+from maille_identity.directory.jobs import Busy, ImportJobs
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
 from maille_identity.events import EventBatch
@@ -43,3 +46,64 @@ async def erase(request: Request, person_id: PersonId, operator: Operator, tenan
     except NoSuchPerson:
         raise Problem(404, f"no person {person_id} in tenant {tenant}") from None
     return Response(status_code=204)
+
+
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="the import job's id")]
+
+
+def _jobs(request: Request) -> ImportJobs:
+    return get_runtime(request).state["imports"]
+
+
+def _job_view(job: dict[str, Any]) -> dict[str, Any]:
+    base = f"/api/identity/v1/operator/imports/{job['_id']}"
+    return {"id": job["_id"], **{k: v for k, v in job.items() if k != "_id"}, "links": {"self": base, "report": f"{base}/report"}}
+
+
+@router.post("/imports", status_code=202, summary="Upload an AAF delivery (one XML file or a .tar.gz) and import it")
+async def upload(
+    request: Request,
+    operator: Operator,
+    filename: Annotated[str, Query(max_length=200, description="the delivery's name: an AAF file name or *.tar.gz")],
+    tenant: Tenant = None,
+) -> dict[str, Any]:
+    runtime, tenant = _context(request, tenant)
+    if not (FILE_NAME.match(filename) or filename.endswith((".tar.gz", ".tgz"))) or "/" in filename:
+        raise Problem(422, f"filename {filename!r} is neither an AAF file name (ENT_<id>_<Complet|Delta>_<Kind>_<NNNN>.xml) nor a .tar.gz")
+    jobs = _jobs(request)
+    job_id, target = jobs.new_upload(filename)
+    limit = runtime.settings.import_max_mb * 1024 * 1024
+    size = 0
+    try:
+        with target.open("wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise Problem(413, f"the delivery is larger than {runtime.settings.import_max_mb} MB")
+                out.write(chunk)
+        if size == 0:
+            raise Problem(400, "the request body is empty: send the delivery's bytes")
+        job = await jobs.start(job_id, tenant, target)
+    except Busy as busy:
+        target.unlink(missing_ok=True)
+        raise Problem(409, f"an import of tenant {tenant} is already running: job {busy.args[0]}") from None
+    except Problem:
+        target.unlink(missing_ok=True)
+        raise
+    return _job_view(job)
+
+
+@router.get("/imports/{job_id}", summary="Where an import is: state, progress, and its summary once done")
+async def import_job(request: Request, job_id: JobId, operator: Operator) -> dict[str, Any]:
+    job = await _jobs(request).get(job_id)
+    if job is None:
+        raise Problem(404, f"no import job {job_id}")
+    return _job_view(job)
+
+
+@router.get("/imports/{job_id}/report", response_class=PlainTextResponse, summary="The import's report: one line per refused record or warning")
+async def import_report(request: Request, job_id: JobId, operator: Operator) -> PlainTextResponse:
+    path = _jobs(request).report_path(job_id)
+    if not path.exists():
+        raise Problem(404, f"no report for import job {job_id} (yet)")
+    return PlainTextResponse(path.read_text(encoding="utf-8"))

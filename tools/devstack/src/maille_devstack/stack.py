@@ -88,6 +88,8 @@ class Stack:
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         for name in (*SERVICES, "gateway"):
             env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes)
+            if name == "identity":  # its working folders under .var, not in the checkout
+                env |= {"MAILLE_IDENTITY_IMPORT_DIR": str(self.var / "aaf-imports"), "MAILLE_IDENTITY_GAR_EXPORT_DIR": str(self.var / "gar-export")}
             self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
         self.seed_directory(service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes=routes))
         self.echo("waiting for Keycloak (the first start takes a minute or two)…")

@@ -1,0 +1,110 @@
+"""AAF imports as jobs: a delivery uploaded by an operator is kept on disk and imported in the
+background, its progress and result readable by any replica (collection `import_jobs`).
+
+One import at a time per tenant: two imports of one directory at once would race on its state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from maille_identity.directory.importer import import_feeds
+from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.events import EventBatch
+
+log = logging.getLogger("maille.identity.jobs")
+
+JOBS = "import_jobs"
+PROGRESS_EVERY = 2.0  # seconds between two progress writes
+Doc = dict[str, Any]
+
+
+class Busy(RuntimeError):
+    """An import of that tenant is already running."""
+
+
+class ImportJobs:
+    """Start imports, and say where they are."""
+
+    def __init__(self, repository: DirectoryRepository, events_for, *, folder: Path, check_uai_letter: bool,
+                 id_secret: bytes, grace: timedelta) -> None:
+        self.repo = repository
+        self.collection = repository.db[JOBS]
+        self.events_for = events_for  # tenant -> EventBatch
+        self.folder = folder
+        self.check_uai_letter = check_uai_letter
+        self.id_secret = id_secret
+        self.grace = grace
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def new_upload(self, filename: str) -> tuple[str, Path]:
+        """A job id and where its delivery goes."""
+        job_id = secrets.token_hex(8)
+        target = self.folder / job_id / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return job_id, target
+
+    async def start(self, job_id: str, tenant: str, delivery: Path) -> Doc:
+        """Record the job and run it in the background; `Busy` when that tenant's import is running."""
+        running = await self.collection.find_one({"tenant": tenant, "state": {"$in": ["queued", "running"]}})
+        if running is not None:
+            raise Busy(running["_id"])
+        job = {"_id": job_id, "tenant": tenant, "state": "queued", "file": delivery.name, "created_at": datetime.now(UTC),
+               "progress": {"file": "", "records": 0}, "summary": None, "error": None}
+        async with self.repo.docstore.writing():
+            await self.collection.insert_one(job)
+        task = asyncio.create_task(self._run(job_id, tenant, delivery), name=f"aaf-import-{job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    async def get(self, job_id: str) -> Doc | None:
+        return await self.collection.find_one({"_id": job_id})
+
+    def report_path(self, job_id: str) -> Path:
+        return self.folder / job_id / "report.txt"
+
+    async def _set(self, job_id: str, fields: Doc) -> None:
+        async with self.repo.docstore.writing():
+            await self.collection.update_one({"_id": job_id}, {"$set": fields})
+
+    async def _run(self, job_id: str, tenant: str, delivery: Path) -> None:
+        await self._set(job_id, {"state": "running", "started_at": datetime.now(UTC)})
+        last = 0.0
+        pending: list[asyncio.Task[None]] = []
+        records_before: dict[str, int] = {}
+
+        def progress(file: str, records: int) -> None:
+            nonlocal last
+            records_before[file] = records
+            if time.monotonic() - last >= PROGRESS_EVERY:
+                last = time.monotonic()
+                pending.append(asyncio.create_task(
+                    self._set(job_id, {"progress": {"file": Path(file).name, "records": sum(records_before.values())}})
+                ))
+
+        try:
+            summary = await import_feeds(
+                self.repo, self.events_for(tenant), [delivery], tenant=tenant, check_uai_letter=self.check_uai_letter,
+                id_secret=self.id_secret, report_path=self.report_path(job_id), grace=self.grace, progress=progress,
+            )
+            await asyncio.gather(*pending, return_exceptions=True)
+            state = "done" if summary.processed else "unreadable"
+            await self._set(job_id, {"state": state, "finished_at": datetime.now(UTC), "summary": asdict(summary),
+                                     "progress": {"file": "", "records": summary.records}})
+        except Exception as exc:  # the job says so; the service goes on
+            log.exception("AAF import %s failed", job_id)
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self._set(job_id, {"state": "failed", "finished_at": datetime.now(UTC), "error": str(exc)})
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
