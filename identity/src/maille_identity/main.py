@@ -9,11 +9,13 @@ from fastapi import FastAPI
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_identity import __version__, __doc__ as description
 from maille_identity.api import operator
+from maille_identity.api import rules as rules_api
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.jobs import ImportJobs
 from maille_identity.events import STREAMS, EventBatch
 from maille_identity.gar.nightly import run_nightly
 from maille_identity.rules.service import VisiblesService
+from maille_identity.rules.store import RulesStore
 from maille_identity.settings import IdentitySettings
 
 
@@ -21,7 +23,7 @@ async def on_start(runtime: Runtime) -> None:
     """Answer the communication rules' requests over NATS; keep the nightly GAR export's schedule."""
     assert runtime.docstore is not None
     repository = DirectoryRepository(runtime.docstore)
-    service = VisiblesService(runtime.bus, repository)
+    service = VisiblesService(runtime.bus, repository, RulesStore(runtime.docstore))
     await service.start()
     runtime.state["visibles"] = service
     settings = runtime.settings
@@ -53,7 +55,7 @@ def build(settings: IdentitySettings) -> ServiceSpec:
     """What the identity service is made of."""
     return ServiceSpec(
         name="identity", version=__version__, settings=settings, streams=STREAMS, description=description or "",
-        on_start=on_start, on_stop=on_stop, routers=[operator.router],
+        on_start=on_start, on_stop=on_stop, routers=[operator.router, rules_api.router],
     )
 
 

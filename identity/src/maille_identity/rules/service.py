@@ -20,7 +20,8 @@ from nats.aio.msg import Msg
 from maille_kit.bus import Bus
 from maille_kit.events import MalformedEvent, decode
 from maille_identity.directory.repository import DirectoryRepository
-from maille_identity.rules.model import Member
+from maille_identity.rules.model import DEFAULT_RULES, Member, Rules
+from maille_identity.rules.store import RulesStore
 from maille_identity.rules.visibles import UnknownPerson, Visibles, member_from_doc
 
 log = logging.getLogger("maille.identity.rules")
@@ -55,9 +56,11 @@ def _kind(person: directory.Person) -> str:
 class VisiblesService:
     """Answers the rules' requests from each tenant's in-memory directory."""
 
-    def __init__(self, bus: Bus, repository: DirectoryRepository) -> None:
+    def __init__(self, bus: Bus, repository: DirectoryRepository, rules: RulesStore) -> None:
         self.bus = bus
         self.repo = repository
+        self.rules = rules
+        self._overrides: dict[str, dict[str, Rules]] = {}
         self._tenants: dict[str, Visibles] = {}
         self._loading: dict[str, asyncio.Task[Visibles]] = {}
         self._subscriptions: list = []
@@ -69,6 +72,7 @@ class VisiblesService:
             await nc.subscribe(CAN_WRITE, queue="identity", cb=self._can_write),
             await nc.subscribe(VISIBLES, queue="identity", cb=self._visibles),
             await nc.subscribe("identity.person.>", cb=self._person_event),  # every replica: no queue
+            await nc.subscribe("identity.rules.changed.v1", cb=self._rules_event),
         ]
         await nc.flush()  # the server knows the subscriptions before the service says it has started
 
@@ -86,7 +90,8 @@ class VisiblesService:
         return await asyncio.shield(self._loading[tenant])
 
     async def _load(self, tenant: str) -> Visibles:
-        visibles = Visibles()
+        overrides = self._overrides[tenant] = await self.rules.overrides(tenant)
+        visibles = Visibles(rules_of=lambda uai: overrides.get(uai, DEFAULT_RULES))
         visibles.load(member_from_doc(doc) for doc in await self.repo.persons(tenant))
         self._tenants[tenant] = visibles
         log.info("visibles loaded", extra={"tenant": tenant, "persons": len(visibles.members)})
@@ -118,6 +123,22 @@ class VisiblesService:
         except UnknownPerson as exc:
             reply.error = f"unknown sender {exc.args[0]!r}"
         await msg.respond(reply.SerializeToString())
+
+    async def _rules_event(self, msg: Msg) -> None:
+        """A structure's rules changed: read the tenant's overrides again."""
+        try:
+            event = decode(msg.data)
+        except MalformedEvent as exc:
+            log.warning("rules event not understood: %s", exc)
+            return
+        visibles = self._tenants.get(event.tenant)
+        if visibles is None:
+            return
+        overrides = self._overrides[event.tenant]
+        fresh = await self.rules.overrides(event.tenant)
+        overrides.clear()
+        overrides.update(fresh)
+        visibles.rules_changed()
 
     async def _person_event(self, msg: Msg) -> None:
         try:

@@ -55,3 +55,11 @@ class VisiblesResponse(_message.Message):
     persons: _containers.RepeatedCompositeFieldContainer[Visible]
     error: str
     def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RulesChanged(_message.Message):
+    __slots__ = ("uai", "reset")
+    UAI_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    uai: str
+    reset: bool
+    def __init__(self, uai: _Optional[str] = ..., reset: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,57 @@
+"""Administrators' routes for a structure's communication rules: read, change, reset to the defaults."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from maille.identity.v1 import rules_pb2 as pb
+
+from maille_kit.app import get_runtime
+from maille_kit.auth import Principal, require
+from maille_kit.problems import Problem
+from maille_identity.events import EventBatch
+from maille_identity.rules.store import DEFAULT_BODY, RulesBody, RulesStore
+
+router = APIRouter(prefix="/api/identity/v1/structures", tags=["communication rules"])
+
+Uai = Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$", description="the structure's UAI")]
+Tenant = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64, description="default: the service's tenant")]
+Admin = Annotated[Principal, Depends(require("operator"))]
+
+
+async def _structure(request: Request, uai: str, tenant: str | None) -> tuple[Any, str]:
+    runtime = get_runtime(request)
+    tenant = tenant or runtime.settings.tenant
+    if await runtime.docstore.db["structures"].find_one({"_id": uai, "tenant": tenant}) is None:
+        raise Problem(404, f"no structure {uai} in tenant {tenant}")
+    return runtime, tenant
+
+
+async def _announce(runtime: Any, tenant: str, uai: str, *, reset: bool) -> None:
+    events = EventBatch(runtime.outbox, tenant=tenant)
+    events.add("identity.rules.changed.v1", pb.RulesChanged(uai=uai, reset=reset))
+    await events.write(events.take())
+
+
+@router.get("/{uai}/communication-rules", summary="The structure's rules, and whether they are the defaults")
+async def read(request: Request, uai: Uai, admin: Admin, tenant: Tenant = None) -> dict[str, Any]:
+    runtime, tenant = await _structure(request, uai, tenant)
+    body = await RulesStore(runtime.docstore).get(tenant, uai)
+    return {"uai": uai, "defaults": body is None, "rules": (body or DEFAULT_BODY).model_dump(by_alias=True)}
+
+
+@router.put("/{uai}/communication-rules", summary="Change the structure's rules (every replica applies them at once)")
+async def change(request: Request, uai: Uai, body: RulesBody, admin: Admin, tenant: Tenant = None) -> dict[str, Any]:
+    runtime, tenant = await _structure(request, uai, tenant)
+    await RulesStore(runtime.docstore).put(tenant, uai, body, by=admin.client_id or admin.subject)
+    await _announce(runtime, tenant, uai, reset=False)
+    return {"uai": uai, "defaults": False, "rules": body.model_dump(by_alias=True)}
+
+
+@router.delete("/{uai}/communication-rules", status_code=204, summary="Reset the structure's rules to the defaults")
+async def reset(request: Request, uai: Uai, admin: Admin, tenant: Tenant = None) -> Response:
+    runtime, tenant = await _structure(request, uai, tenant)
+    if await RulesStore(runtime.docstore).reset(tenant, uai):
+        await _announce(runtime, tenant, uai, reset=True)
+    return Response(status_code=204)
