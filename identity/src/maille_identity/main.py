@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_identity import __version__, __doc__ as description
+from maille_identity.api import directory as directory_api
 from maille_identity.api import operator
 from maille_identity.api import rules as rules_api
 from maille_identity.directory.repository import DirectoryRepository
@@ -55,7 +56,7 @@ def build(settings: IdentitySettings) -> ServiceSpec:
     """What the identity service is made of."""
     return ServiceSpec(
         name="identity", version=__version__, settings=settings, streams=STREAMS, description=description or "",
-        on_start=on_start, on_stop=on_stop, routers=[operator.router, rules_api.router],
+        on_start=on_start, on_stop=on_stop, routers=[operator.router, rules_api.router, directory_api.router],
     )
 
 

@@ -133,3 +133,15 @@ class Visibles:
         found = [pid for pid in candidates if pid in self._names and all(w in self._names[pid] for w in words)]
         found.sort(key=lambda pid: self._names[pid])
         return [self.members[pid] for pid in found[:limit]]
+
+    def members_of(self, group_id: str) -> list[Member]:
+        """A class's or group's pupils and teachers, by name."""
+        ids = set().union(*(self.group_members.get(f"{group_id}/{kind}", set()) for kind in ("ELV", "ENS", "HT")))
+        return sorted((self.members[i] for i in ids if i in self.members), key=lambda m: self._names[m.id])
+
+    def search(self, schools: set[str], text: str, limit: int) -> list[Member]:
+        """Persons of `schools` whose names hold every word of `text` (case and accents ignored), by name."""
+        words = folded(text).split()
+        found = [m for m in self.members.values() if schools & m.profiles.keys() and all(w in self._names[m.id] for w in words)]
+        found.sort(key=lambda m: self._names[m.id])
+        return found[:limit]

@@ -33,6 +33,12 @@ class Principal:
     roles: frozenset[str]
     claims: dict[str, Any] = field(repr=False, compare=False)
 
+    @property
+    def person_id(self) -> str | None:
+        """The directory person the token speaks for (claim `ent_id`, set at sign-in), if any."""
+        value = self.claims.get("ent_id")
+        return value if isinstance(value, str) and value else None
+
 
 class TokenVerifier:
     """Validates bearer tokens of one issuer for one audience."""

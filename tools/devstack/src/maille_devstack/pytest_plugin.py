@@ -171,3 +171,39 @@ class KeycloakClients:
 def keycloak_clients(keycloak_server: KeycloakServer) -> KeycloakClients:
     """API clients and their tokens from the session's real Keycloak."""
     return KeycloakClients(keycloak_server)
+
+
+def _enable_user_attributes(admin: httpx.Client) -> None:
+    """Let users carry attributes the realm's user profile does not declare (such as `ent_id`)."""
+    profile = admin.get("/users/profile").raise_for_status().json()
+    if profile.get("unmanagedAttributePolicy") != "ENABLED":
+        admin.put("/users/profile", json={**profile, "unmanagedAttributePolicy": "ENABLED"}).raise_for_status()
+
+
+def make_person_login(clients: KeycloakClients, *, ent_id: str, audience: str = "maille") -> str:
+    """A Keycloak user linked to the directory person `ent_id` (attribute and token claim `ent_id`), and a
+    token of theirs (password grant of a test client): what federation (issue 5) gives a signed-in person."""
+    username, password = f"user-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    client_id, secret = f"test-login-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with clients._admin() as admin:
+        _enable_user_attributes(admin)
+        admin.post("/users", json={
+            "username": username, "enabled": True, "firstName": "Test", "lastName": "User", "email": f"{username}@example.org",
+            "emailVerified": True, "attributes": {"ent_id": [ent_id]},
+            "credentials": [{"type": "password", "value": password, "temporary": False}],
+        }).raise_for_status()
+        mappers = [
+            {"name": "audience", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+             "config": {"included.custom.audience": audience, "access.token.claim": "true", "id.token.claim": "false"}},
+            {"name": "ent_id", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-attribute-mapper",
+             "config": {"user.attribute": "ent_id", "claim.name": "ent_id", "jsonType.label": "String", "access.token.claim": "true"}},
+        ]
+        admin.post("/clients", json={
+            "clientId": client_id, "secret": secret, "publicClient": False, "standardFlowEnabled": False,
+            "directAccessGrantsEnabled": True, "protocolMappers": mappers,
+        }).raise_for_status()
+    return httpx.post(
+        f"{clients.issuer}/protocol/openid-connect/token",
+        data={"grant_type": "password", "client_id": client_id, "client_secret": secret, "username": username, "password": password},
+        timeout=30,
+    ).raise_for_status().json()["access_token"]
