@@ -78,3 +78,28 @@ async def test_an_invalid_file_is_never_kept(tmp_path: Path, docstore: Docstore,
     with pytest.raises(InvalidExport, match="GARPersonNom"):
         await export(docstore, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []  # no file of this export, valid or not, partial or whole
+
+
+async def test_primary_schools_have_their_own_files_checked_against_the_1d_schema(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+    counts = generate(tmp_path / "feed", persons=600, schools=2)
+    await run_import(docstore, outbox, tmp_path / "feed")
+    ecole = await docstore.db.structures.find_one({}, sort=[("_id", 1)])
+    await docstore.db.structures.update_one({"_id": ecole["_id"]}, {"$set": {"type": "ECOLE ELEMENTAIRE"}})
+    report = await export(docstore, tmp_path / "out")
+    one_d = [p for p in report.files if "_GAR-ENT-1D_Complet_" in p.name]
+    two_d = [p for p in report.files if "_GAR-ENT_Complet_" in p.name]
+    assert len(one_d) == len(two_d) == 5
+    schema_1d = etree.XMLSchema(etree.parse(str(SHARED_XSD / "GAR-ENT-1D.xsd")))
+    ns_1d = {"men": "http://data.education.fr/ns/gar/1d"}
+    pupils_1d = pupils_2d = 0
+    for path in one_d:
+        document = etree.parse(str(path))
+        assert schema_1d.validate(document), (path.name, schema_1d.error_log)
+        pupils_1d += len(document.findall("men:GAREleve", ns_1d))
+        schools = {e.text for e in document.iter("{http://data.education.fr/ns/gar/1d}GARStructureUAI")}
+        assert schools <= {ecole["_id"]}
+    for path in two_d:
+        pupils_2d += len(etree.parse(str(path)).findall("men:GAREleve", NS))
+    assert pupils_1d > 0 and pupils_1d + pupils_2d == counts["pupils"]
+    with tarfile.open(report.archive) as archive:
+        assert len(archive.getnames()) == 10
