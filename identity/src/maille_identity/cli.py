@@ -123,7 +123,10 @@ async def export_gar(args: argparse.Namespace) -> int:
     docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name="maille-identity-gar")
     try:
         await docstore.detect()
-        export = GarExport(DirectoryRepository(docstore), tenant=args.tenant or settings.tenant, id_ent=settings.gar_id_ent, outdir=args.outdir)
+        repository, tenant = DirectoryRepository(docstore), args.tenant or settings.tenant
+        declared = await repository.tenant(tenant)
+        id_ent = declared["gar_id_ent"] if declared else settings.gar_id_ent
+        export = GarExport(repository, tenant=tenant, id_ent=id_ent, outdir=args.outdir)
         report = await export.run()
     except InvalidExport as exc:
         print(f"maille-identity: GAR export refused: {exc}", file=sys.stderr)

@@ -29,7 +29,7 @@ class IdentitySettings(ServiceSettings):
     )
     gar_id_ent: str = Field(
         "MAILLE-DEMO", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
-        description="the ENT's idENT at the GAR (names the export files)",
+        description="the ENT's idENT at the GAR (names the export files) for a tenant not declared with its own",
     )
     gar_export_dir: str = Field("gar-export", description="folder the GAR export is written to")
     gar_export_at: str | None = Field(

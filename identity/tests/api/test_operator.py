@@ -109,3 +109,14 @@ async def test_bad_uploads_are_refused_clearly(identity, keycloak_clients: Keycl
     assert (await client.post(url, params={"filename": "aaf.tar.gz"}, content=b"x")).status_code == 401
     unknown = await client.get(f"{url}/0123456789abcdef", headers=headers)
     assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+
+
+async def test_tenants_are_declared_with_their_gar_ident(identity, keycloak_clients: KeycloakClients) -> None:
+    client, _ = identity
+    headers = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',)))}"}
+    body = {"name": "Région Bretagne", "kind": "collectivite", "gar_id_ent": "ENT-BZH"}
+    assert (await client.put("/api/identity/v1/operator/tenants/region-bretagne", json=body, headers=headers)).status_code == 200
+    listed = (await client.get("/api/identity/v1/operator/tenants", headers=headers)).json()
+    assert {"id": "region-bretagne", **body} in listed
+    bad = await client.put("/api/identity/v1/operator/tenants/region-bretagne", json={**body, "kind": "mairie"}, headers=headers)
+    assert bad.status_code == 422 and "kind" in bad.text

@@ -103,3 +103,20 @@ async def test_primary_schools_have_their_own_files_checked_against_the_1d_schem
     assert pupils_1d > 0 and pupils_1d + pupils_2d == counts["pupils"]
     with tarfile.open(report.archive) as archive:
         assert len(archive.getnames()) == 10
+
+
+def test_export_command_names_files_with_the_tenant_s_ident(tmp_path: Path, docstore_server, database_name: str) -> None:
+    import subprocess
+    import sys
+
+    from pymongo import MongoClient
+
+    with MongoClient(docstore_server.url) as client:
+        client[database_name]["tenants"].insert_one({"_id": TENANT, "name": "Académie test", "kind": "academie", "gar_id_ent": "ENT-AC-TEST"})
+    env = {"MAILLE_IDENTITY_MONGODB_URL": docstore_server.url, "MAILLE_IDENTITY_DATABASE": database_name, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([str(Path(sys.executable).parent / "maille-identity"), "export-gar", str(tmp_path / "out"), "--tenant", TENANT],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert all(p.name.startswith("ENT-AC-TEST_GAR-ENT_Complet_") for p in (tmp_path / "out").iterdir())
+    with MongoClient(docstore_server.url) as client:
+        client.drop_database(database_name)

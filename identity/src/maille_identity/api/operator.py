@@ -1,4 +1,4 @@
-"""Operator routes (role `operator`): AAF imports as jobs, RGPD export and erasure of one person."""
+"""Operator routes (role `operator`): tenants, AAF imports as jobs, RGPD export and erasure of one person."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
 
 from maille_kit.app import get_runtime
 from maille_kit.auth import Principal, require
@@ -107,3 +108,27 @@ async def import_report(request: Request, job_id: JobId, operator: Operator) -> 
     if not path.exists():
         raise Problem(404, f"no report for import job {job_id} (yet)")
     return PlainTextResponse(path.read_text(encoding="utf-8"))
+
+
+class TenantBody(BaseModel):
+    """A tenant: the scope of an académie or of a partner collectivité."""
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(pattern=r"^(academie|collectivite)$")
+    gar_id_ent: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="the idENT the GAR knows it by")
+
+
+TenantId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
+
+
+@router.put("/tenants/{tenant_id}", summary="Declare or change a tenant (its name, kind and GAR idENT)")
+async def put_tenant(request: Request, tenant_id: TenantId, body: TenantBody, operator: Operator) -> dict[str, Any]:
+    doc = {"_id": tenant_id, **body.model_dump()}
+    await DirectoryRepository(get_runtime(request).docstore).put_tenant(doc)
+    return {"id": tenant_id, **body.model_dump()}
+
+
+@router.get("/tenants", summary="The tenants")
+async def list_tenants(request: Request, operator: Operator) -> list[dict[str, Any]]:
+    docs = await DirectoryRepository(get_runtime(request).docstore).tenants()
+    return [{"id": d["_id"], **{k: v for k, v in d.items() if k != "_id"}} for d in sorted(docs, key=lambda d: d["_id"])]

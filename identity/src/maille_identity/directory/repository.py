@@ -1,6 +1,8 @@
 """Every query of the directory's collections, and nowhere else.
 
 Collections (identity's own database):
+- `tenants` (_id = the tenant: an académie's or a collectivité's scope), with its name, kind and the
+  `idENT` the GAR knows it by;
 - `structures` (_id = UAI), `groups` (_id = `<UAI>$<code>`: classes and groups), `referentials`
   (subjects and MEFs, _id = `<kind>:<code>`), `persons` (_id = the opaque ENT id);
 - `import_state` / `import_manifest`: the import's state per tenant — for each AAF join key, the ENT id
@@ -29,6 +31,7 @@ from maille_kit.docstore import Docstore
 Doc = dict[str, Any]
 
 STRUCTURES, GROUPS, REFERENTIALS, PERSONS = "structures", "groups", "referentials", "persons"
+TENANTS = "tenants"
 STATE, MANIFEST = "import_state", "import_manifest"
 SNAPSHOT_CHUNK = 20_000  # key entries per snapshot document (about 1 MB compressed)
 
@@ -39,6 +42,16 @@ class DirectoryRepository:
     def __init__(self, docstore: Docstore) -> None:
         self.docstore = docstore
         self.db = docstore.db
+
+    async def tenant(self, tenant: str) -> Doc | None:
+        return await self.db[TENANTS].find_one({"_id": tenant})
+
+    async def tenants(self) -> list[Doc]:
+        return await self.db[TENANTS].find({}).to_list()
+
+    async def put_tenant(self, doc: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[TENANTS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     async def structures(self, tenant: str) -> list[Doc]:
         return await self.db[STRUCTURES].find({"tenant": tenant}).to_list()

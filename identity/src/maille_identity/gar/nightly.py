@@ -40,8 +40,9 @@ async def export_once(bus: Bus, repository: DirectoryRepository, settings: Ident
     except KeyWrongLastSequenceError:
         log.info("GAR export of %s already taken by another replica", night)
         return None
-    report = await GarExport(repository, tenant=settings.tenant, id_ent=settings.gar_id_ent,
-                             outdir=Path(settings.gar_export_dir)).run()
+    declared = await repository.tenant(settings.tenant)
+    id_ent = declared["gar_id_ent"] if declared else settings.gar_id_ent
+    report = await GarExport(repository, tenant=settings.tenant, id_ent=id_ent, outdir=Path(settings.gar_export_dir)).run()
     target = settings.sftp_target()
     if target is not None and report.archive is not None:
         await push(target, [report.archive, Path(f"{report.archive}.md5")])
