@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,10 +64,7 @@ async def test_erasure_removes_the_person_and_tells_every_service(tmp_path: Path
     assert summary.rejected == 0 and await docstore.db.persons.find_one({"_id": ids["E1"]}) is None
 
 
-def run_cli(*args: str, env: dict[str, str]) -> "subprocess.CompletedProcess[str]":
-    import subprocess
-    import sys
-
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(Path(sys.executable).parent / "maille-identity"), *args], env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from maille_identity.directory.importer import import_feeds
 from maille_identity.directory.repository import DirectoryRepository
-from maille_identity.events import EventBatch
 
 log = logging.getLogger("maille.identity.jobs")
 

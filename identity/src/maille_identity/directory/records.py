@@ -16,7 +16,6 @@ from maille_identity.directory.identifiers import (
     DIRECTION,
     DOCUMENTALIST,
     OTHER_STAFF,
-    PARENT,
     PUPIL,
     SCHOOL_LIFE,
     TEACHER,
