@@ -43,14 +43,20 @@ class Ports:
     keycloak: int = 8080
 
 
-def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str]) -> dict[str, str]:
-    """The environment `make run` gives a deployable (docker-compose.yml gives the same variables)."""
+def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str], keycloak_url: str = "") -> dict[str, str]:
+    """The environment `make run` gives a deployable (docker-compose.yml gives the same variables).
+
+    Tokens name the issuer as browsers reach Keycloak (http://localhost:8080/realms/maille, the
+    default); the services fetch its keys where they reach it themselves.
+    """
     prefix = f"MAILLE_{name.upper()}_"
     env = {f"{prefix}NATS_URL": nats_url}
     if name == "gateway":
         env[f"{prefix}ROUTES"] = json.dumps(routes)
     else:
         env[f"{prefix}MONGODB_URL"] = mongodb_url
+        env[f"{prefix}AUTH_ISSUER"] = f"{keycloak_url.replace('127.0.0.1', 'localhost')}/realms/maille"
+        env[f"{prefix}AUTH_JWKS_URL"] = f"{keycloak_url}/realms/maille/protocol/openid-connect/certs"
     return env
 
 
@@ -87,11 +93,11 @@ class Stack:
             mongodb_url = docstore.url
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         for name in (*SERVICES, "gateway"):
-            env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes)
+            env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url)
             if name == "identity":  # its working folders under .var, not in the checkout
                 env |= {"MAILLE_IDENTITY_IMPORT_DIR": str(self.var / "aaf-imports"), "MAILLE_IDENTITY_GAR_EXPORT_DIR": str(self.var / "gar-export")}
             self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
-        self.seed_directory(service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes=routes))
+        self.seed_directory(service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url))
         self.echo("waiting for Keycloak (the first start takes a minute or two)…")
         keycloak.wait(300)
 
