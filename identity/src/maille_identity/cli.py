@@ -82,7 +82,7 @@ async def rgpd_command(args: argparse.Namespace) -> int:
     """Export or erase one person: 0 done, 1 no such person, 2 cannot run."""
     settings = load_settings(IdentitySettings)
     tenant = args.tenant or settings.tenant
-    docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name="maille-identity-rgpd")
+    docstore = identity_docstore(settings, "rgpd")
     bus = Bus(settings.nats_url, name="maille-identity-rgpd")
     try:
         await docstore.detect()
@@ -120,7 +120,7 @@ async def export_gar(args: argparse.Namespace) -> int:
     if args.push and target is None:
         print("maille-identity: --push needs MAILLE_IDENTITY_GAR_SFTP_HOST (and user, key, known hosts)", file=sys.stderr)
         return 2
-    docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name="maille-identity-gar")
+    docstore = identity_docstore(settings, "gar")
     try:
         await docstore.detect()
         repository, tenant = DirectoryRepository(docstore), args.tenant or settings.tenant
@@ -150,6 +150,11 @@ async def export_gar(args: argparse.Namespace) -> int:
     return 0
 
 
+def identity_docstore(settings: IdentitySettings, command: str) -> Docstore:
+    """Identity's database, for an operator command."""
+    return Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-identity-{command}")
+
+
 class Progress:
     """A progress line that rewrites itself on a terminal, and plain lines elsewhere (CI, logs)."""
 
@@ -174,7 +179,7 @@ async def import_aaf(args: argparse.Namespace) -> int:
     settings = load_settings(IdentitySettings)
     tenant = args.tenant or settings.tenant
     report = args.report or Path(f"aaf-report-{tenant}.txt")
-    docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name="maille-identity-import")
+    docstore = identity_docstore(settings, "import")
     bus = Bus(settings.nats_url, name="maille-identity-import")
     try:
         await docstore.detect()
