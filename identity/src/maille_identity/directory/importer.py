@@ -19,12 +19,14 @@ a change that the next import applies again, never a change without its event.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import hmac
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +51,22 @@ log = logging.getLogger("maille.identity.import")
 Doc = dict[str, Any]
 PERSON_KINDS = {Kind.STAFF: "staff", Kind.PUPILS: "pupil", Kind.PARENTS: "parent"}
 FLUSH_EVERY = 1000
+# Python's cycle collector during a bulk import: at its default thresholds it walks the whole growing
+# import state thousands of times (6 s of a 35 s full import of 94,000 persons); the import makes few
+# cycles, so collecting young objects every 50,000 allocations and the old ones rarely is enough.
+BULK_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+@contextmanager
+def bulk_gc() -> Iterator[None]:
+    """Collect cycles rarely while a bulk job runs; `gc.freeze()` inside it exempts what exists so far."""
+    before = gc.get_threshold()
+    gc.set_threshold(*BULK_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def digest(doc: Doc) -> str:
@@ -185,6 +203,10 @@ class Importer:
 
     async def run(self, paths: list[Path], report_out: TextIO | None = None) -> Summary:
         """Import the delivery under `paths`; the summary (report lines go to `report_out`)."""
+        with bulk_gc():
+            return await self._run(paths, report_out)
+
+    async def _run(self, paths: list[Path], report_out: TextIO | None) -> Summary:
         started = time.monotonic()
         self.report = Report(report_out, self.summary)
         delivery = find_files(paths)
@@ -192,6 +214,7 @@ class Importer:
             self.summary.ignored.append(name)
             self.report.line(name, None, "ignored", why)
         await self.load()
+        gc.freeze()  # the state just loaded lives as long as the import: no collection needs to walk it
         by_kind: dict[Kind, list[FeedFile]] = defaultdict(list)
         for feed_file in delivery.files:
             by_kind[feed_file.kind].append(feed_file)
