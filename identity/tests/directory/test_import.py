@@ -7,6 +7,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
@@ -247,3 +249,24 @@ async def test_a_pupil_unchanged_follows_a_parent_made_anew(tmp_path: Path, docs
     e1 = await persons.find_one({"keys": "E1"})
     assert e1["relatives"][0]["person"] == p1["_id"]
     assert p1["children"] == [e1["_id"]]
+
+
+async def test_an_import_leaves_the_collector_of_its_process_as_it_found_it(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+    # Imports also run inside the identity service (operator API jobs): the collector's thresholds and
+    # frozen objects, changed for the bulk work, must be put back, even when the import fails.
+    import gc
+
+    before = gc.get_threshold()
+    generate(tmp_path / "feed", persons=50, schools=1)
+    await run_import(docstore, outbox, tmp_path / "feed")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+    class Failing(DirectoryRepository):
+        async def write(self, *args, **kwargs) -> None:  # the docstore goes away mid-import
+            raise ConnectionError("docstore gone")
+
+    generate(tmp_path / "other", persons=50, schools=1, seed=3)
+    with pytest.raises(ConnectionError):
+        await import_feeds(Failing(docstore), EventBatch(outbox, tenant="ac-other"), [tmp_path / "other"], tenant="ac-other",
+                           check_uai_letter=True, id_secret=b"k")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
