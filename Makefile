@@ -28,7 +28,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export GOFLAGS := -mod=readonly
 export MAVEN_OPTS ?= -Xmx512m
 
-.PHONY: help setup run stop test test-fast proto proto-check compose-check bench clean
+.PHONY: help setup run stop test test-fast proto proto-check compose-check bench bench-tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -97,10 +97,20 @@ test: setup proto-check $(COMPOSE) ## every set-up step, then every check and te
 test-fast: setup ## the tests only, without the proto and compose checks
 	$(VENV)/bin/pytest
 
-bench: setup ## run the benchmarks under bench/ and print their figures
+# nginx and wrk for bench/gateway.py: Debian's packages, unpacked into the cache (no root, nothing installed).
+BENCH_TOOLS := $(CACHE)/debs/root/usr/sbin/nginx
+bench-tools: $(BENCH_TOOLS) ## fetch nginx and wrk (Debian packages) into .cache/debs for bench/gateway.py
+
+$(BENCH_TOOLS):
+	mkdir -p $(CACHE)/debs
+	cd $(CACHE)/debs && apt-get download nginx wrk libluajit2-5.1-2 libluajit-5.1-common
+	for deb in $(CACHE)/debs/*.deb; do dpkg-deb -x "$$deb" $(CACHE)/debs/root; done
+
+bench: setup bench-tools ## run the benchmarks under bench/ and print their figures
 	$(VENV)/bin/python bench/events.py
 	$(VENV)/bin/python bench/directory.py
 	$(VENV)/bin/python bench/rules.py
+	$(VENV)/bin/python bench/gateway.py
 
 clean: ## remove run-time data (.var/); keeps the download cache
 	rm -rf .var

@@ -3,11 +3,24 @@ with a problem document when it cannot."""
 
 import json
 import re
+import time
 from collections.abc import Callable
 
 import httpx
 
 from maille_devstack.processes import ServiceProcess, free_port
+
+
+def logged_lines(service: ServiceProcess, wanted: Callable[[dict], bool], timeout: float = 3.0) -> list[dict]:
+    """The service's JSON log lines that `wanted` picks, waiting a little for them (a line is written
+    once the answer has gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [json.loads(line) for line in service.process.log_path.read_text().splitlines() if line.startswith("{")]
+        found = [entry for entry in lines if wanted(entry)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def gateway_for(start: Callable[..., ServiceProcess], routes: dict[str, str]) -> ServiceProcess:
@@ -26,8 +39,7 @@ def test_routes_to_the_service(service_factory: Callable[..., ServiceProcess]) -
     assert answer.json()["name"] == "catalog"
     assert answer.headers["x-request-id"] == "morning-rush-1"
     # The catalog logged the same request id and the same trace, continued through the gateway.
-    logged = [json.loads(line) for line in catalog.process.log_path.read_text().splitlines() if line.startswith("{")]
-    access = [entry for entry in logged if entry.get("path") == "/api/catalog/v1/about"]
+    access = logged_lines(catalog, lambda entry: entry.get("path") == "/api/catalog/v1/about")
     assert access and access[-1]["request_id"] == "morning-rush-1"
     assert access[-1]["trace_id"] == trace_id
 

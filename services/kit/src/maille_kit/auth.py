@@ -3,7 +3,10 @@
 A request reaches a service with `Authorization: Bearer <JWT>` (from the gateway, or from an API
 client). The token's signature is checked against the issuer's published keys (JWKS, cached, fetched
 again when a token names a key not seen yet — that is how a key rotation arrives), and its issuer,
-audience, expiry and not-before. A request without a valid token gets 401 with `WWW-Authenticate`;
+audience, expiry and not-before. A validated token is remembered until it expires (a bounded cache
+keyed by the token itself), so that a caller's requests cost one signature check per token, not one
+each; when the issuer withdraws a key, the tokens it signed leave that cache at the next fetch of the
+keys. A request without a valid token gets 401 with `WWW-Authenticate`;
 one whose token lacks the role a route asks for, 403. Tokens are never logged.
 """
 
@@ -34,6 +37,11 @@ class Principal:
     claims: dict[str, Any] = field(repr=False, compare=False)
 
     @property
+    def scopes(self) -> frozenset[str]:
+        """The OAuth2 scopes the token grants (claim `scope`)."""
+        return frozenset(str(self.claims.get("scope", "")).split())
+
+    @property
     def person_id(self) -> str | None:
         """The directory person the token speaks for (claim `ent_id`, set at sign-in), if any."""
         value = self.claims.get("ent_id")
@@ -44,7 +52,7 @@ class TokenVerifier:
     """Validates bearer tokens of one issuer for one audience."""
 
     def __init__(self, *, issuer: str, audience: str, jwks_url: str | None = None, refresh_after: float = 3600,
-                 leeway: int = 30) -> None:
+                 leeway: int = 30, cache_size: int = 50_000) -> None:
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self.jwks_url = jwks_url or f"{self.issuer}/protocol/openid-connect/certs"
@@ -53,6 +61,8 @@ class TokenVerifier:
         self._keys: KeySet | None = None
         self._fetched = 0.0
         self._lock = asyncio.Lock()
+        self.cache_size = cache_size
+        self._verified: dict[str, tuple[float, str, Principal]] = {}  # token -> (expiry, key id, caller)
         self._registry = jwt.JWTClaimsRegistry(
             leeway=leeway,
             iss={"essential": True, "value": self.issuer},
@@ -66,12 +76,37 @@ class TokenVerifier:
                 async with httpx.AsyncClient(timeout=5) as client:
                     response = await client.get(self.jwks_url)
                     response.raise_for_status()
-                self._keys = KeySet.import_key_set(response.json())
+                keys = KeySet.import_key_set(response.json())
+                if self._keys is not None:
+                    withdrawn = {k.kid for k in self._keys.keys} - {k.kid for k in keys.keys}
+                    if withdrawn:
+                        self._verified = {t: v for t, v in self._verified.items() if v[1] not in withdrawn}
+                self._keys = keys
                 self._fetched = time.monotonic()
             return self._keys
 
     async def verify(self, token: str) -> Principal:
         """The caller the token names; `Problem` 401 saying what is wrong with it otherwise."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() < cached[0]:
+                return cached[2]
+            del self._verified[token]
+        principal, expiry, kid = await self._verify(token)
+        if len(self._verified) >= self.cache_size:
+            self._evict()
+        self._verified[token] = (expiry, kid, principal)
+        return principal
+
+    def _evict(self) -> None:
+        """Make room: drop the expired tokens, and the oldest half if that is not enough."""
+        now = time.time()
+        kept = {t: v for t, v in self._verified.items() if v[0] > now}
+        if len(kept) >= self.cache_size:
+            kept = dict(list(kept.items())[len(kept) // 2 :])
+        self._verified = kept
+
+    async def _verify(self, token: str) -> tuple[Principal, float, str]:
         try:
             keys = await self._key_set()
             try:
@@ -96,7 +131,9 @@ class TokenVerifier:
         if self.audience not in audiences:
             raise _unauthorized(f"the token is not meant for {self.audience!r}", "invalid_token")
         roles = set(claims.get("realm_access", {}).get("roles", []))
-        return Principal(subject=claims.get("sub", ""), client_id=claims.get("azp", ""), roles=frozenset(roles), claims=claims)
+        principal = Principal(subject=claims.get("sub", ""), client_id=claims.get("azp", ""), roles=frozenset(roles), claims=claims)
+        # Remembered no longer than the token lives (exp is checked above, so it is a number).
+        return principal, float(claims["exp"]) + self.leeway, str(decoded.header.get("kid", ""))
 
 
 def _unauthorized(detail: str, error: str) -> Problem:

@@ -1,0 +1,364 @@
+"""The proxy: every `/api/<service>/…` request, from the caller to the service and back.
+
+A plain ASGI handler, not a FastAPI route: it runs for every request of the platform, so it does in one
+pass what a stack of middleware would do in several — request id, trace context, the caller's identity
+(bearer token or browser session), access rules, rate limit, body limits, forwarding with retries, one
+access-log line and the request's metrics.
+
+What reaches a service: the request with its own headers, minus hop-by-hop ones, cookies (the session
+cookie is the gateway's business) and any `x-forwarded-*` the caller sent; plus `Authorization: Bearer`
+with the caller's access token (a browser session's, or the API client's own), which the service
+verifies itself — a service reached without the gateway still refuses a request without a valid token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from starlette.types import Receive, Scope, Send
+
+from maille_kit.auth import Principal, TokenVerifier
+from maille_kit.logging import AccessLog, request_id_var
+from maille_kit.problems import PROBLEM_JSON, Problem
+from maille_kit.telemetry import meter
+from maille_gateway.limits import RateLimiter
+from maille_gateway.policy import Policies
+from maille_gateway.sessions import Session, Sessions
+from maille_gateway.settings import GatewaySettings
+from maille_gateway.upstream import CircuitOpen, Response, Upstream, UpstreamError, UpstreamTimeout
+
+log = logging.getLogger("maille.gateway")
+
+# Hop-by-hop headers (RFC 9110 §7.6.1), and what the gateway sets itself.
+DROPPED = frozenset(
+    {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer", b"transfer-encoding",
+     b"upgrade", b"host", b"cookie", b"authorization", b"x-request-id", b"traceparent", b"content-length", b"forwarded",
+     b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-csrf-token"}
+)
+RESPONSE_DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"x-request-id", b"set-cookie", b"server"})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+SAFE = IDEMPOTENT
+BUFFERED_BODY = 64 * 1024  # bodies up to this size are read whole, so that they can be sent again
+_REQUEST_ID_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class _SlowClient(Exception):
+    pass
+
+
+def _request_id(sent: bytes | None) -> str:
+    if sent and len(sent) <= 128 and all(c in _REQUEST_ID_CHARS for c in sent):
+        return sent.decode("ascii")
+    return os.urandom(16).hex()
+
+
+def _parse_traceparent(value: bytes | None) -> SpanContext | None:
+    # W3C trace context: version-traceid-parentid-flags; an invalid header starts a new trace.
+    if not value or len(value) < 55:
+        return None
+    try:
+        version, trace_id, span_id, flags = value.decode("ascii").split("-")[:4]
+        context = SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16) & 1))
+    except ValueError:
+        return None
+    return context if version != "ff" and context.is_valid else None
+
+
+class Proxy:
+    """Forwards a request to its upstream on behalf of its caller."""
+
+    def __init__(self, settings: GatewaySettings, verifier: TokenVerifier, sessions: Sessions, policies: Policies,
+                 limiter: RateLimiter) -> None:
+        self.settings = settings
+        self.verifier = verifier
+        self.sessions = sessions
+        self.policies = policies
+        self.limiter = limiter
+        self.retry_after = str(settings.retry_after).encode()
+        self._duration = meter().create_histogram("http.server.request.duration", unit="s", description="duration of HTTP requests")
+        self._tracer = trace.get_tracer("maille.gateway")
+        # Spans are recorded when a collector takes them; otherwise the trace is only carried on (the
+        # caller's trace id kept, a new span id for this hop), which costs a fraction of a span.
+        self.recording = settings.otlp_endpoint is not None
+        self.access_log = AccessLog("gateway")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        authorization = cookie = sent_id = traceparent = content_length = csrf = None
+        forwarded: list[tuple[bytes, bytes]] = []
+        for name, value in scope["headers"]:
+            if name in DROPPED:
+                if name == b"authorization":
+                    authorization = value
+                elif name == b"cookie":
+                    cookie = value
+                elif name == b"x-request-id":
+                    sent_id = value
+                elif name == b"traceparent":
+                    traceparent = value
+                elif name == b"content-length":
+                    content_length = value
+                elif name == b"x-csrf-token":
+                    csrf = value
+                continue
+            forwarded.append((name, value))
+        request_id = _request_id(sent_id)
+        id_token = request_id_var.set(request_id)
+        parent = _parse_traceparent(traceparent)
+        if self.recording:
+            span: trace.Span = self._tracer.start_span(
+                f"{method} /api/{upstream.name}/", context=trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None,
+                kind=trace.SpanKind.SERVER, attributes={"http.request.method": method, "url.path": path},
+            )
+        else:
+            span = NonRecordingSpan(SpanContext(
+                parent.trace_id if parent else int.from_bytes(os.urandom(16), "big"), int.from_bytes(os.urandom(8), "big"),
+                is_remote=False, trace_flags=parent.trace_flags if parent else TraceFlags(TraceFlags.SAMPLED),
+            ))
+        state: dict[str, Any] = {"status": 500, "caller": None, "started": False}
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                await self._handle(scope, receive, tracked_send, upstream, method, path, forwarded, authorization, cookie, csrf,
+                                   content_length, request_id, span, state)
+        except Exception as exc:
+            if state["started"]:  # the answer is under way: all that is left is to break off the connection
+                log.warning("relay of %s %s broke off: %s", method, path, exc)
+                raise
+            log.error("unexpected error relaying %s %s", method, path, exc_info=exc)
+            state["status"] = 502
+            await send_problem(send, 502, f"the gateway could not relay this request to {upstream.name}", instance=path,
+                               request_id=request_id, headers=[(b"x-request-id", request_id.encode())])
+        finally:
+            elapsed = time.perf_counter() - started
+            status = state["status"]
+            route = f"/api/{upstream.name}/"
+            if self.recording:
+                span.set_attribute("http.response.status_code", status)
+                span.end()
+            self._duration.record(elapsed, {"http.request.method": method, "http.route": route, "http.response.status_code": status})
+            ctx = span.get_span_context()
+            self.access_log.write(
+                f"{method} {path} {status}", trace_id=ctx.trace_id, span_id=ctx.span_id, method=method, path=path, route=route,
+                status=status, duration_ms=round(elapsed * 1000, 2), caller=state["caller"], upstream=upstream.name,
+            )
+            request_id_var.reset(id_token)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, method: str, path: str,
+                      forwarded: list[tuple[bytes, bytes]], authorization: bytes | None, cookie: bytes | None, csrf: bytes | None,
+                      content_length: bytes | None, request_id: str, span: trace.Span, state: dict[str, Any]) -> None:
+        rid = request_id.encode()
+
+        async def problem(status: int, detail: str, headers: list[tuple[bytes, bytes]] = (), **extensions: Any) -> None:
+            state["status"] = status
+            await send_problem(send, status, detail, instance=path, request_id=request_id, headers=[*headers, (b"x-request-id", rid)],
+                               **extensions)
+
+        # Who is calling.
+        principal: Principal | None = None
+        token: str | None = None
+        session: Session | None = None
+        try:
+            if authorization is not None:
+                scheme, _, value = authorization.decode("latin-1").partition(" ")
+                if scheme.lower() != "bearer" or not value.strip():
+                    raise Problem(401, "the Authorization header must be 'Bearer <token>'",
+                                  headers={"WWW-Authenticate": 'Bearer realm="maille", error="invalid_request"'})
+                token = value.strip()
+                principal = await self.verifier.verify(token)
+            elif cookie is not None:
+                session = await self.sessions.from_cookie(cookie)
+                if session is not None:
+                    token = await self.sessions.access_token(session)
+                    principal = await self.verifier.verify(token) if token else None
+                    if principal is None:
+                        session = None
+        except Problem as exc:
+            await problem(exc.status, exc.detail or exc.title, [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()])
+            return
+        if principal is None:
+            if not self.policies.is_public(path):
+                await problem(401, "sign in, or send a bearer token, to use this route",
+                              [(b"www-authenticate", b'Bearer realm="maille"')])
+                return
+            rate_key, rate = "ip:" + (scope.get("client") or ("?",))[0], self.settings.rate_anonymous
+        else:
+            refused = self.policies.allows(path, principal)
+            if refused is not None:
+                await problem(403, refused)
+                return
+            person = principal.person_id or (principal.subject if session is not None else None)
+            if person is not None:
+                rate_key, rate = "p:" + person, self.settings.rate_person
+            else:
+                rate_key, rate = "c:" + (principal.client_id or principal.subject), self.settings.rate_client
+            state["caller"] = rate_key
+        wait = self.limiter.take(rate_key, rate)
+        if wait:
+            await problem(429, "too many requests; slow down", [(b"retry-after", str(max(1, round(wait))).encode())])
+            return
+        # A browser's state-changing request must carry its session's CSRF token (a bearer call cannot be forged).
+        if session is not None and method not in SAFE and (csrf is None or not session.csrf_matches(csrf)):
+            await problem(403, "missing or wrong X-CSRF-Token header (take it from the csrf cookie)")
+            return
+        # The body: refused at once when announced too large; small ones read whole (so that a retry can send
+        # them again), large ones streamed.
+        length: int | None = None
+        if content_length is not None:
+            try:
+                length = int(content_length)
+            except ValueError:
+                await problem(400, "the Content-Length header is not a number")
+                return
+            if length > self.settings.max_body_bytes:
+                await problem(413, f"the request body is larger than {self.settings.max_body_bytes} bytes")
+                return
+        chunked = any(name == b"transfer-encoding" for name, _ in scope["headers"])
+        body: bytes | AsyncIterator[bytes] | None = None
+        try:
+            if length is not None and length <= BUFFERED_BODY:
+                body = await self._read_all(receive) if length else None
+            elif length is not None or chunked:
+                body = self._stream(receive)
+        except _BodyTooLarge:
+            await problem(413, f"the request body is larger than {self.settings.max_body_bytes} bytes")
+            return
+        except _SlowClient:
+            await problem(408, f"the request body stopped arriving for {self.settings.body_read_timeout:g}s")
+            return
+        except _ClientGone:
+            state["status"] = 499
+            return
+        # Forward.
+        headers = forwarded
+        if token is not None:
+            headers.append((b"authorization", b"Bearer " + token.encode()))
+        headers.append((b"x-request-id", rid))
+        ctx = span.get_span_context()
+        headers.append((b"traceparent", b"00-%032x-%016x-%02x" % (ctx.trace_id, ctx.span_id, ctx.trace_flags)))
+        client = scope.get("client")
+        if client:
+            headers.append((b"x-forwarded-for", client[0].encode()))
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+        target = scope.get("raw_path") or path.encode()
+        if scope.get("query_string"):
+            target += b"?" + scope["query_string"]
+        attempts = 1 + (self.settings.upstream_retries if method in IDEMPOTENT else 0)
+        response: Response | None = None
+        for attempt in range(attempts):
+            try:
+                response = await upstream.request(method, target, headers, body, content_length=length)
+                break
+            except _BodyTooLarge:
+                await problem(413, f"the request body is larger than {self.settings.max_body_bytes} bytes")
+                return
+            except _SlowClient:
+                await problem(408, f"the request body stopped arriving for {self.settings.body_read_timeout:g}s")
+                return
+            except _ClientGone:
+                state["status"] = 499
+                return
+            except CircuitOpen:
+                break
+            except UpstreamTimeout as exc:
+                if attempt + 1 < attempts:
+                    continue
+                log.warning("upstream %s: %s", upstream.name, exc)
+                await problem(504, f"the {upstream.name} service did not answer in time", service=upstream.name)
+                return
+            except UpstreamError as exc:
+                if attempt + 1 < attempts and not isinstance(body, AsyncIterator):
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+                log.warning("upstream %s: %s", upstream.name, exc)
+                break
+        if response is None:
+            await problem(503, f"the {upstream.name} service is unavailable; try again shortly",
+                          [(b"retry-after", self.retry_after)], service=upstream.name)
+            return
+        # Back to the caller, streamed.
+        state["status"] = response.status
+        out = [(name, value) for name, value in response.headers if name not in RESPONSE_DROPPED]
+        out.append((b"x-request-id", rid))
+        try:
+            await send({"type": "http.response.start", "status": response.status, "headers": out})
+            pending: bytes | None = None
+            async for chunk in response.body():
+                if pending is not None:
+                    await send({"type": "http.response.body", "body": pending, "more_body": True})
+                pending = chunk
+            await send({"type": "http.response.body", "body": pending or b"", "more_body": False})
+        finally:
+            response.release()
+
+    async def _next(self, receive: Receive) -> dict[str, Any]:
+        try:
+            message = await asyncio.wait_for(receive(), self.settings.body_read_timeout)
+        except TimeoutError:
+            raise _SlowClient from None
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        return message
+
+    async def _read_all(self, receive: Receive) -> bytes:
+        parts = []
+        size = 0
+        while True:
+            message = await self._next(receive)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.settings.max_body_bytes:
+                raise _BodyTooLarge
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts)
+
+    async def _stream(self, receive: Receive) -> AsyncIterator[bytes]:
+        size = 0
+        while True:
+            message = await self._next(receive)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.settings.max_body_bytes:
+                raise _BodyTooLarge
+            yield chunk
+            if not message.get("more_body", False):
+                return
+
+
+async def send_problem(send: Send, status: int, detail: str, *, instance: str, request_id: str | None = None,
+                       headers: list[tuple[bytes, bytes]] | tuple = (), **extensions: Any) -> None:
+    """Answer with a problem document straight from ASGI (the proxy's errors)."""
+    document: dict[str, Any] = {"type": "about:blank", "title": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error",
+                                "status": status, "detail": detail, "instance": instance}
+    if request_id:
+        document["request_id"] = request_id
+    document.update(extensions)
+    body = json.dumps(document, ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,307 @@
+"""Browser sessions: OIDC authorization code with PKCE against Keycloak, kept server-side in NATS KV.
+
+The browser holds only a random session id in an httpOnly, Secure, SameSite=Lax cookie. NATS KV holds,
+under the SHA-256 of that id (so that reading the bucket gives nobody a usable cookie), the session's
+tokens encrypted with AES-GCM under `MAILLE_GATEWAY_SESSION_KEY`. Entries expire with the bucket's TTL;
+logout deletes the entry (revocation), and every gateway process forgets a session it had cached within
+`CACHE_SECONDS`. An access token about to expire is refreshed with the refresh token, silently.
+
+A sign-in in progress (state, nonce, PKCE verifier, where to go next) waits in a second bucket for ten
+minutes, bound to the browser that started it by a cookie holding the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nats.js.api import KeyValueConfig
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from maille_kit.auth import TokenVerifier
+from maille_kit.bus import Bus
+from maille_kit.problems import Problem
+from maille_gateway.settings import GatewaySettings
+
+log = logging.getLogger("maille.gateway.sessions")
+
+SESSION_COOKIE = "maille_session"
+CSRF_COOKIE = "maille_csrf"
+LOGIN_COOKIE = "maille_login"
+SESSIONS_BUCKET = "maille_gateway_sessions"
+LOGINS_BUCKET = "maille_gateway_logins"
+LOGIN_SECONDS = 600
+CACHE_SECONDS = 2.0
+REFRESH_MARGIN = 30  # seconds before expiry an access token is refreshed
+
+
+@dataclass
+class Session:
+    """One signed-in browser."""
+
+    key: str  # SHA-256 of the cookie value: the KV key
+    subject: str
+    name: str
+    access_token: str
+    refresh_token: str
+    id_token: str
+    expires_at: float
+    csrf: str
+    created: float
+
+    def csrf_matches(self, sent: bytes) -> bool:
+        return hmac.compare_digest(sent, self.csrf.encode())
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def cookie_value(header: bytes | str, name: str) -> str | None:
+    """One cookie of a Cookie header; None when absent or the header is malformed."""
+    text = header.decode("latin-1") if isinstance(header, bytes) else header
+    if name not in text:
+        return None
+    try:
+        jar = SimpleCookie(text)
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after sign-in: a path of this site only (no open redirect)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+class Sessions:
+    """Sign-in, sessions, refresh and sign-out."""
+
+    def __init__(self, settings: GatewaySettings, verifier: TokenVerifier) -> None:
+        self.settings = settings
+        self.verifier = verifier  # access tokens (audience maille)
+        self.issuer = settings.auth_issuer.rstrip("/")
+        self.id_tokens = TokenVerifier(issuer=self.issuer, audience=settings.oidc_client_id, jwks_url=verifier.jwks_url)
+        self._aead = AESGCM(hashlib.sha256(settings.session_key.get_secret_value().encode()).digest())
+        self._sessions: KeyValue | None = None
+        self._logins: KeyValue | None = None
+        self._cache: dict[str, tuple[float, Session]] = {}
+        self._refreshing: dict[str, asyncio.Future[str | None]] = {}
+        self._metadata: dict[str, Any] | None = None
+        self.redirect_uri = f"{settings.public_url.rstrip('/')}/auth/callback"
+
+    async def start(self, bus: Bus) -> None:
+        self._sessions = await bus.js.create_key_value(
+            KeyValueConfig(bucket=SESSIONS_BUCKET, ttl=self.settings.session_ttl_seconds, history=1)
+        )
+        self._logins = await bus.js.create_key_value(KeyValueConfig(bucket=LOGINS_BUCKET, ttl=LOGIN_SECONDS, history=1))
+
+    # -- the identity provider ------------------------------------------------------------------
+
+    def _backchannel(self, url: str) -> str:
+        """`url` (as Keycloak publishes it for browsers) as the gateway reaches Keycloak."""
+        if not self.settings.oidc_backchannel_url:
+            return url
+        public = urlsplit(self.issuer)
+        inside = urlsplit(self.settings.oidc_backchannel_url)
+        parts = urlsplit(url)
+        if parts.netloc != public.netloc:
+            return url
+        return parts._replace(scheme=inside.scheme, netloc=inside.netloc).geturl()
+
+    async def metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            url = self._backchannel(f"{self.issuer}/.well-known/openid-configuration")
+            try:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    self._metadata = (await client.get(url)).raise_for_status().json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise Problem(503, "the sign-in service cannot be reached now", headers={"Retry-After": "5"}) from exc
+        return self._metadata
+
+    def _client(self) -> AsyncOAuth2Client:
+        return AsyncOAuth2Client(
+            client_id=self.settings.oidc_client_id, client_secret=self.settings.oidc_client_secret.get_secret_value(),
+            scope="openid profile email", redirect_uri=self.redirect_uri, code_challenge_method="S256", timeout=10,
+        )
+
+    # -- signing in -----------------------------------------------------------------------------
+
+    async def begin(self, next_path: str, idp_hint: str | None = None) -> tuple[str, str]:
+        """Start a sign-in: (the identity provider's URL to send the browser to, the login cookie)."""
+        meta = await self.metadata()
+        state, nonce, verifier = _token(), _token(), _token(48)
+        extra = {"nonce": nonce, "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"}
+        if idp_hint:
+            extra["kc_idp_hint"] = idp_hint
+        async with self._client() as client:
+            url, _ = client.create_authorization_url(meta["authorization_endpoint"], state=state, **extra)
+        pending = {"nonce": nonce, "verifier": verifier, "next": safe_next(next_path)}
+        assert self._logins is not None
+        await self._logins.put(_hash(state), self._seal(_hash(state), pending))
+        return url, state
+
+    async def finish(self, code: str, state: str, login_cookie: str | None) -> tuple[str, Session, str]:
+        """Complete a sign-in: (the new session's cookie value, the session, where to go next)."""
+        if not login_cookie or not hmac.compare_digest(login_cookie, state):
+            raise Problem(400, "this sign-in was not started from this browser (or took over ten minutes); sign in again")
+        assert self._logins is not None
+        key = _hash(state)
+        try:
+            entry = await self._logins.get(key)
+        except KeyNotFoundError:
+            raise Problem(400, "this sign-in has expired or was already used; sign in again") from None
+        await self._logins.delete(key)
+        pending = self._open(key, entry.value)
+        meta = await self.metadata()
+        try:
+            async with self._client() as client:
+                tokens = await client.fetch_token(self._backchannel(meta["token_endpoint"]), code=code,
+                                                  code_verifier=pending["verifier"], grant_type="authorization_code")
+        except Exception as exc:  # authlib raises OAuthError and httpx errors
+            log.warning("code exchange refused: %s", type(exc).__name__)
+            raise Problem(400, "the identity provider refused this sign-in; sign in again") from None
+        claims = (await self.id_tokens.verify(tokens["id_token"])).claims
+        if claims.get("nonce") != pending["nonce"]:
+            raise Problem(400, "the sign-in answer does not match the request (nonce); sign in again")
+        principal = await self.verifier.verify(tokens["access_token"])
+        session_id = _token(32)
+        name = claims.get("name") or claims.get("preferred_username") or principal.subject
+        session = Session(
+            key=_hash(session_id), subject=principal.subject, name=str(name), access_token=tokens["access_token"],
+            refresh_token=tokens.get("refresh_token", ""), id_token=tokens["id_token"],
+            expires_at=float(principal.claims["exp"]), csrf=_token(), created=time.time(),
+        )
+        await self._store(session)
+        return session_id, session, pending["next"]
+
+    # -- using a session ------------------------------------------------------------------------
+
+    async def from_cookie(self, header: bytes | str) -> Session | None:
+        """The session a Cookie header names, if it is alive."""
+        session_id = cookie_value(header, SESSION_COOKIE)
+        if not session_id or len(session_id) > 128 or self._sessions is None:
+            return None
+        key = _hash(session_id)
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        try:
+            entry = await self._sessions.get(key)
+        except KeyNotFoundError:
+            self._cache.pop(key, None)
+            return None
+        if entry.value is None or not entry.value:
+            return None
+        try:
+            session = Session(**self._open(key, entry.value))
+        except (ValueError, TypeError):
+            return None
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[key] = (now, session)
+        return session
+
+    async def access_token(self, session: Session) -> str | None:
+        """The session's access token, refreshed first when it is about to expire; None when it cannot be."""
+        if session.expires_at - REFRESH_MARGIN > time.time():
+            return session.access_token
+        running = self._refreshing.get(session.key)
+        if running is not None:  # one refresh per session at a time
+            return await running
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._refreshing[session.key] = future
+        try:
+            token = await self._refresh(session)
+            future.set_result(token)
+            return token
+        except BaseException as exc:
+            future.set_result(None)
+            if isinstance(exc, Exception):
+                return None
+            raise
+        finally:
+            self._refreshing.pop(session.key, None)
+
+    async def _refresh(self, session: Session) -> str | None:
+        if not session.refresh_token:
+            await self.revoke(session)
+            return None
+        meta = await self.metadata()
+        try:
+            async with self._client() as client:
+                tokens = await client.refresh_token(self._backchannel(meta["token_endpoint"]), refresh_token=session.refresh_token)
+            principal = await self.verifier.verify(tokens["access_token"])
+        except Exception:  # the refresh token expired or was revoked at Keycloak: the session ends
+            log.info("session refresh refused; session ended")
+            await self.revoke(session)
+            return None
+        session.access_token = tokens["access_token"]
+        session.refresh_token = tokens.get("refresh_token", session.refresh_token)
+        session.id_token = tokens.get("id_token", session.id_token)
+        session.expires_at = float(principal.claims["exp"])
+        await self._store(session)
+        return session.access_token
+
+    async def revoke(self, session: Session) -> None:
+        """End a session here (its cookie no longer works on any gateway process)."""
+        self._cache.pop(session.key, None)
+        if self._sessions is not None:
+            await self._sessions.delete(session.key)
+
+    async def end_session_url(self, session: Session | None) -> str:
+        """Where to send the browser so that Keycloak ends its own session too."""
+        home = self.settings.public_url.rstrip("/") + "/"
+        try:
+            meta = await self.metadata()
+        except Problem:
+            return home
+        endpoint = meta.get("end_session_endpoint")
+        if not endpoint:
+            return home
+        params = httpx.QueryParams({"post_logout_redirect_uri": home, "client_id": self.settings.oidc_client_id,
+                                    **({"id_token_hint": session.id_token} if session else {})})
+        return f"{endpoint}?{params}"
+
+    # -- storage --------------------------------------------------------------------------------
+
+    async def _store(self, session: Session) -> None:
+        assert self._sessions is not None
+        await self._sessions.put(session.key, self._seal(session.key, asdict(session)))
+        self._cache[session.key] = (time.monotonic(), session)
+
+    def _seal(self, key: str, data: dict[str, Any]) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, json.dumps(data).encode(), key.encode())
+
+    def _open(self, key: str, sealed: bytes) -> dict[str, Any]:
+        try:
+            return json.loads(self._aead.decrypt(sealed[:12], sealed[12:], key.encode()))
+        except Exception as exc:  # InvalidTag: another key, or tampered
+            raise ValueError("unreadable session") from exc
+
+
+def _token(size: int = 24) -> str:
+    return base64.urlsafe_b64encode(os.urandom(size)).rstrip(b"=").decode()

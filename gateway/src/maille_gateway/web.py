@@ -1,0 +1,232 @@
+"""The gateway's own pages and routes: sign-in and sign-out, the landing page, the merged API document."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from maille_kit.auth import Principal
+from maille_kit.problems import Problem
+from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Session, cookie_value
+
+if TYPE_CHECKING:
+    from maille_gateway.main import Gateway
+
+router = APIRouter()
+OPENAPI_SECONDS = 60
+SERVICE_TITLES = {
+    "identity": "Annuaire et identité",
+    "catalog": "Médiacentre et ressources",
+    "messaging": "Messagerie",
+    "library": "CDI (PMB)",
+}
+
+
+def _gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+def _cookie(response: Response, gateway: Gateway, name: str, value: str, *, max_age: int, path: str = "/",
+            http_only: bool = True) -> None:
+    response.set_cookie(name, value, max_age=max_age, path=path, httponly=http_only, secure=gateway.settings.cookie_secure,
+                        samesite="lax")
+
+
+async def _session(request: Request) -> tuple[Session | None, Principal | None]:
+    gateway = _gateway(request)
+    header = request.headers.get("cookie")
+    if not header:
+        return None, None
+    session = await gateway.sessions.from_cookie(header)
+    if session is None:
+        return None, None
+    token = await gateway.sessions.access_token(session)
+    if token is None:
+        return None, None
+    try:
+        return session, await gateway.verifier.verify(token)
+    except Problem:
+        return None, None
+
+
+@router.get("/login", include_in_schema=False)
+async def login(request: Request, next: str = "/", idp: str | None = None) -> Response:
+    """Send the browser to Keycloak to sign in, then back to `next` (a path of this site)."""
+    gateway = _gateway(request)
+    url, state = await gateway.sessions.begin(next, idp)
+    response = RedirectResponse(url, status_code=302)
+    _cookie(response, gateway, LOGIN_COOKIE, state, max_age=600, path="/auth")
+    return response
+
+
+@router.get("/auth/callback", include_in_schema=False)
+async def callback(request: Request, code: str | None = None, state: str | None = None, error: str | None = None,
+                   error_description: str | None = None) -> Response:
+    """Keycloak sends the browser back here with a code: the session starts."""
+    if error:
+        raise Problem(400, f"sign-in did not complete: {error_description or error}", title="Sign-in failed")
+    if not code or not state:
+        raise Problem(400, "the sign-in answer lacks its code or state", title="Sign-in failed")
+    gateway = _gateway(request)
+    login_cookie = cookie_value(request.headers.get("cookie", ""), LOGIN_COOKIE)
+    session_id, session, next_path = await gateway.sessions.finish(code, state, login_cookie)
+    response = RedirectResponse(next_path, status_code=302)
+    ttl = gateway.settings.session_ttl_seconds
+    _cookie(response, gateway, SESSION_COOKIE, session_id, max_age=ttl)
+    _cookie(response, gateway, CSRF_COOKIE, session.csrf, max_age=ttl, http_only=False)  # read by the page's scripts
+    response.delete_cookie(LOGIN_COOKIE, path="/auth")
+    return response
+
+
+@router.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
+async def logout(request: Request) -> Response:
+    """End the session here and at Keycloak."""
+    gateway = _gateway(request)
+    session = await gateway.sessions.from_cookie(request.headers.get("cookie", "")) if request.headers.get("cookie") else None
+    if session is not None:
+        await gateway.sessions.revoke(session)
+    response = RedirectResponse(await gateway.sessions.end_session_url(session), status_code=302)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response
+
+
+@router.get("/", include_in_schema=False)
+async def landing(request: Request) -> HTMLResponse:
+    """Who you are and what you can open (the portal proper comes later)."""
+    gateway = _gateway(request)
+    session, principal = await _session(request)
+    if session is None or principal is None:
+        return HTMLResponse(_page("Maille", """
+<p>L'espace numérique de travail de votre établissement.</p>
+<p><a class="button" href="/login">Se connecter</a></p>"""))
+    me = await _me(gateway, principal, session.access_token)
+    profiles = ""
+    if me is not None:
+        rows = "".join(f"<li>{html.escape(str(p.get('code', '')))} — {html.escape(str(p.get('structure', '')))}</li>"
+                       for p in me.get("profiles", []))
+        profiles = f"<h2>Vos profils</h2><ul>{rows or '<li>aucun</li>'}</ul>"
+    else:
+        profiles = "<p>Votre compte n'est pas encore relié à l'annuaire.</p>"
+    opens = []
+    for name in gateway.upstreams.by_name:
+        path = f"/api/{name}/"
+        if gateway.policies.allows(path, principal) is None:
+            opens.append(f"<li>{html.escape(SERVICE_TITLES.get(name, name))} <code>{html.escape(path)}</code></li>")
+    roles = ", ".join(sorted(r for r in principal.roles if not r.startswith(("default-roles-", "offline_access", "uma_"))))
+    return HTMLResponse(_page("Maille", f"""
+<p>Bonjour <strong>{html.escape(session.name)}</strong>.</p>
+{profiles}
+<p>Rôles : {html.escape(roles) or "—"}</p>
+<h2>Ce que vous pouvez ouvrir</h2>
+<ul>{''.join(opens)}<li>La documentation des API <a href="/api/docs">/api/docs</a></li></ul>
+<form method="post" action="/logout"><button type="submit">Se déconnecter</button></form>"""))
+
+
+async def _me(gateway: Gateway, principal: Principal, token: str) -> dict[str, Any] | None:
+    if principal.person_id is None or "identity" not in gateway.settings.routes:
+        return None
+    try:
+        async with httpx.AsyncClient(base_url=gateway.settings.routes["identity"], timeout=3) as client:
+            answer = await client.get("/api/identity/v1/me", headers={"authorization": f"Bearer {token}"})
+        return answer.json() if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!doctype html>
+<html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}
+a.button,button{{display:inline-block;padding:.5rem 1rem;border:1px solid #2a5db0;border-radius:4px;background:#2a5db0;color:#fff;
+text-decoration:none;cursor:pointer;font:inherit}}</style></head>
+<body><h1>{html.escape(title)}</h1>{body}</body></html>"""
+
+
+# -- one API document -----------------------------------------------------------------------------
+
+
+@router.get("/api/openapi.json", include_in_schema=False)
+async def openapi(request: Request) -> JSONResponse:
+    """The services' OpenAPI documents merged into one (paths as the gateway serves them)."""
+    gateway = _gateway(request)
+    cached = gateway.state.get("openapi")
+    if cached is None or time.monotonic() - cached[0] > OPENAPI_SECONDS:
+        cached = (time.monotonic(), await merged_openapi(gateway))
+        gateway.state["openapi"] = cached
+    return JSONResponse(cached[1])
+
+
+@router.get("/api/docs", include_in_schema=False)
+async def docs() -> HTMLResponse:
+    """The merged document, browsable."""
+    return get_swagger_ui_html(openapi_url="/api/openapi.json", title="Maille — API")
+
+
+async def merged_openapi(gateway: Gateway) -> dict[str, Any]:
+    async def fetch(name: str, url: str) -> tuple[str, dict[str, Any] | None]:
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+                answer = await client.get("/openapi.json")
+            return name, answer.json() if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return name, None
+
+    documents = await asyncio.gather(*(fetch(name, url) for name, url in gateway.settings.routes.items()))
+    merged: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "Maille", "version": gateway.version,
+                 "description": "Every service of Maille, as the gateway serves them. Sign in (browser session) or send a bearer token."},
+        "servers": [{"url": gateway.settings.public_url.rstrip("/")}],
+        "paths": {},
+        "components": {"schemas": {}, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+        }},
+        "security": [{"bearer": []}, {"session": []}],
+        "tags": [],
+    }
+    missing = []
+    for name, document in documents:
+        if document is None:
+            missing.append(name)
+            continue
+        prefix = f"{name}."
+        renamed = _rename_refs(document, prefix)
+        for schema, body in renamed.get("components", {}).get("schemas", {}).items():
+            merged["components"]["schemas"][prefix + schema] = body
+        for path, item in renamed.get("paths", {}).items():
+            if path.startswith(f"/api/{name}/"):  # health routes and the like are not part of the API
+                merged["paths"][path] = item
+        merged["tags"].append({"name": name, "description": SERVICE_TITLES.get(name, name)})
+    if missing:
+        merged["info"]["x-maille-missing"] = sorted(missing)
+    return merged
+
+
+def _rename_refs(node: Any, prefix: str) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith("#/components/schemas/"):
+                out[key] = "#/components/schemas/" + prefix + value.rsplit("/", 1)[1]
+            else:
+                out[key] = _rename_refs(value, prefix)
+        return out
+    if isinstance(node, list):
+        return [_rename_refs(item, prefix) for item in node]
+    return node
+
+
+@router.api_route("/api/{service}/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                  include_in_schema=False)
+async def unknown_service(service: str, path: str) -> None:
+    raise Problem(404, f"No service answers /api/{service}/.", title="Unknown route")
