@@ -8,7 +8,7 @@ gateway has; wrk (same source) is the load, in its own process. The gateway vali
 bearer token in full (RS256, issuer, audience, expiry) against that JWKS, applies its access rules and
 rate limit, logs one JSON line per request (to a file) and records its metrics, as in production.
 
-    .venv/bin/python bench/gateway.py [--workers 2] [--seconds 10] [--connections 64]
+    .venv/bin/python bench/gateway.py [--workers 2] [--seconds 10] [--connections 64] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gateway processes, and nginx workers")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of nginx and the gateway (medians)")
     args = parser.parse_args()
     if not NGINX.exists() or not WRK.exists():
         sys.exit("nginx and wrk are missing: run `make bench-tools` (Debian packages unpacked into .cache/debs)")
@@ -173,12 +174,18 @@ def main() -> None:
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
               f"gateway and nginx with {args.workers} worker processes each; wrk -t2 -c{args.connections} -d{args.seconds}s")
         wrk(f"http://127.0.0.1:{gateway_port}{route}", seconds=2, connections=args.connections, token=token)  # warm-up
-        direct = wrk(f"http://127.0.0.1:{nginx_port}{route}", seconds=args.seconds, connections=args.connections, token=token)
-        through = wrk(f"http://127.0.0.1:{gateway_port}{route}", seconds=args.seconds, connections=args.connections, token=token)
+        # Rounds alternate nginx and the gateway, so that both see the same moods of a shared machine.
+        directs, throughs = [], []
+        for _ in range(args.rounds):
+            directs.append(wrk(f"http://127.0.0.1:{nginx_port}{route}", seconds=args.seconds, connections=args.connections, token=token))
+            throughs.append(wrk(f"http://127.0.0.1:{gateway_port}{route}", seconds=args.seconds, connections=args.connections, token=token))
+        direct = sorted(directs, key=lambda r: r["rps"])[len(directs) // 2]
+        through = sorted(throughs, key=lambda r: r["rps"])[len(throughs) // 2]
         share = through["rps"] / direct["rps"] * 100
-        print(f"nginx plain proxy_pass: {direct['rps']:,.0f} requests/s")
+        rounds = ", ".join(f"{t['rps']:,.0f}/{d['rps']:,.0f}" for t, d in zip(throughs, directs))
+        print(f"nginx plain proxy_pass: {direct['rps']:,.0f} requests/s (median of {args.rounds} rounds)")
         print(f"gateway, authenticated: {through['rps']:,.0f} requests/s = {share:.0f}% of nginx "
-              f"({through['errors']:.0f} non-2xx) (goal >= 30%)")
+              f"({sum(t['errors'] for t in throughs):.0f} non-2xx; rounds gateway/nginx: {rounds}) (goal >= 30%)")
         half = through["rps"] / 2
         base = wrk(f"http://127.0.0.1:{upstream_port}{route}", seconds=args.seconds, connections=args.connections, token=token, rate=half)
         paced = wrk(f"http://127.0.0.1:{gateway_port}{route}", seconds=args.seconds, connections=args.connections, token=token, rate=half)

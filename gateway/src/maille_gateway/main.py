@@ -7,9 +7,14 @@ routes) to the gateway's own FastAPI app, built by the kit like every service's.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
@@ -78,9 +83,70 @@ def main() -> None:
     """Serve the gateway until SIGTERM: one process, or `MAILLE_GATEWAY_WORKERS` of them."""
     settings = load_settings(GatewaySettings)
     if settings.workers == 1:
-        serve(app(settings), settings)  # type: ignore[arg-type]
+        serve(app(settings), settings)
         return
-    uvicorn.run(
-        "maille_gateway.main:app", factory=True, workers=settings.workers, host=settings.http_host, port=settings.http_port,
-        log_config=None, access_log=False, server_header=False, timeout_graceful_shutdown=10,
-    )
+    sys.exit(_supervise(settings))
+
+
+def _listener(settings: GatewaySettings) -> socket.socket:
+    # Each worker has its own listening socket on the same port (SO_REUSEPORT): the kernel spreads the
+    # connections evenly between them, where one shared socket lets the busiest worker take most.
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.http_host, settings.http_port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _supervise(settings: GatewaySettings) -> int:
+    """Run `workers` gateway processes, start again one that dies, pass SIGTERM on; the exit status."""
+    children: dict[int, int] = {}  # pid -> worker number
+    stopping = False
+
+    def spawn(number: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker: its own listener, its own app, its own connections
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            try:
+                serve(app(settings), settings, sockets=[_listener(settings)])
+            except SystemExit as exc:
+                os._exit(exc.code if isinstance(exc.code, int) else 1)
+            os._exit(0)
+        children[pid] = number
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for number in range(settings.workers):
+        spawn(number)
+    status = 0
+    started = time.monotonic()
+    while children:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        number = children.pop(pid, None)
+        if number is None:
+            continue
+        code = os.waitstatus_to_exitcode(code)
+        if stopping:
+            continue
+        if time.monotonic() - started < 10:  # dying at start (a port taken, a setting refused): give up
+            stop(signal.SIGTERM, None)
+            status = code or 3
+            continue
+        print(f"maille-gateway: worker {number} (pid {pid}) exited with {code}; starting it again", file=sys.stderr)
+        spawn(number)
+    return status

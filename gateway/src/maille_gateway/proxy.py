@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
+import random
 import time
 from collections.abc import AsyncIterator
 from http import HTTPStatus
@@ -66,7 +66,9 @@ class _SlowClient(Exception):
 def _request_id(sent: bytes | None) -> str:
     if sent and len(sent) <= 128 and all(c in _REQUEST_ID_CHARS for c in sent):
         return sent.decode("ascii")
-    return os.urandom(16).hex()
+    # Request, trace and span ids need to be unique, not secret: the PRNG (as OpenTelemetry's own id
+    # generator does) spares a system call each.
+    return "%032x" % random.getrandbits(128)
 
 
 def _parse_traceparent(value: bytes | None) -> SpanContext | None:
@@ -104,6 +106,7 @@ class Proxy:
         method: str = scope["method"]
         path: str = scope["path"]
         authorization = cookie = sent_id = traceparent = content_length = csrf = None
+        chunked = False
         forwarded: list[tuple[bytes, bytes]] = []
         for name, value in scope["headers"]:
             if name in DROPPED:
@@ -119,6 +122,8 @@ class Proxy:
                     content_length = value
                 elif name == b"x-csrf-token":
                     csrf = value
+                elif name == b"transfer-encoding":
+                    chunked = True
                 continue
             forwarded.append((name, value))
         request_id = _request_id(sent_id)
@@ -131,20 +136,14 @@ class Proxy:
             )
         else:
             span = NonRecordingSpan(SpanContext(
-                parent.trace_id if parent else int.from_bytes(os.urandom(16), "big"), int.from_bytes(os.urandom(8), "big"),
+                parent.trace_id if parent else random.getrandbits(128), random.getrandbits(64),
                 is_remote=False, trace_flags=parent.trace_flags if parent else TraceFlags(TraceFlags.SAMPLED),
             ))
-        state: dict[str, Any] = {"status": 500, "caller": None, "started": False}
-
-        async def tracked_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                state["started"] = True
-            await send(message)
-
+        state: dict[str, Any] = {"status": 500, "caller": None, "started": False}  # started: an answer is under way
         try:
             with trace.use_span(span, end_on_exit=False):
-                await self._handle(scope, receive, tracked_send, upstream, method, path, forwarded, authorization, cookie, csrf,
-                                   content_length, request_id, span, state)
+                await self._handle(scope, receive, send, upstream, method, path, forwarded, authorization, cookie, csrf,
+                                   content_length, chunked, request_id, span, state)
         except Exception as exc:
             if state["started"]:  # the answer is under way: all that is left is to break off the connection
                 log.warning("relay of %s %s broke off: %s", method, path, exc)
@@ -170,11 +169,12 @@ class Proxy:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, method: str, path: str,
                       forwarded: list[tuple[bytes, bytes]], authorization: bytes | None, cookie: bytes | None, csrf: bytes | None,
-                      content_length: bytes | None, request_id: str, span: trace.Span, state: dict[str, Any]) -> None:
+                      content_length: bytes | None, chunked: bool, request_id: str, span: trace.Span, state: dict[str, Any]) -> None:
         rid = request_id.encode()
 
         async def problem(status: int, detail: str, headers: list[tuple[bytes, bytes]] = (), **extensions: Any) -> None:
             state["status"] = status
+            state["started"] = True
             await send_problem(send, status, detail, instance=path, request_id=request_id, headers=[*headers, (b"x-request-id", rid)],
                                **extensions)
 
@@ -237,7 +237,6 @@ class Proxy:
             if length > self.settings.max_body_bytes:
                 await problem(413, f"the request body is larger than {self.settings.max_body_bytes} bytes")
                 return
-        chunked = any(name == b"transfer-encoding" for name, _ in scope["headers"])
         body: bytes | AsyncIterator[bytes] | None = None
         try:
             if length is not None and length <= BUFFERED_BODY:
@@ -304,8 +303,13 @@ class Proxy:
         state["status"] = response.status
         out = [(name, value) for name, value in response.headers if name not in RESPONSE_DROPPED]
         out.append((b"x-request-id", rid))
+        state["started"] = True
         try:
             await send({"type": "http.response.start", "status": response.status, "headers": out})
+            whole = response.whole()
+            if whole is not None:  # the usual small answer, already here in full: one send
+                await send({"type": "http.response.body", "body": whole, "more_body": False})
+                return
             pending: bytes | None = None
             async for chunk in response.body():
                 if pending is not None:

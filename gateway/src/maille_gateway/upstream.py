@@ -184,9 +184,20 @@ class Response:
     _upstream: Upstream
     _released: bool = False
 
-    async def body(self) -> AsyncIterator[bytes]:
-        async for chunk in self._connection.body():
-            yield chunk
+    def whole(self) -> bytes | None:
+        """The whole body when it has all arrived already (most answers are small), else None."""
+        connection = self._connection
+        if not connection.complete:
+            return None
+        chunks = connection._chunks
+        data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        chunks.clear()
+        connection._buffered = 0
+        return data
+
+    def body(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+        return self._connection.body()
 
     def release(self) -> None:
         """Give the connection back (when the body was read to the end) or close it."""

@@ -227,8 +227,9 @@ def create_app(spec: ServiceSpec) -> FastAPI:
     return app
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Serve `app` until SIGINT or SIGTERM, then finish the requests in hand and stop cleanly."""
+def serve(app: Any, settings: ServiceSettings, sockets: list[Any] | None = None) -> None:
+    """Serve `app` until SIGINT or SIGTERM, then finish the requests in hand and stop cleanly (on
+    `sockets` when given, else on the settings' host and port)."""
     config = uvicorn.Config(
         app,
         host=settings.http_host,
@@ -244,7 +245,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         shutdown_telemetry()
     if not server.started:
