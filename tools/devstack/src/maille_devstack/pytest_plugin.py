@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from maille_kit.docstore import Docstore
+from maille_devstack.keycloak_admin import admin_client, enable_user_attributes, ensure_user, gateway_client
 from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer, ServiceProcess, free_port
 
 
@@ -92,7 +93,7 @@ def service_factory(
     """Starts Maille deployables as real processes on the session's NATS and docstore."""
     started: list[ServiceProcess] = []
 
-    def start(name: str, *, env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
+    def start(name: str, *, env: dict[str, str] | None = None, wait: bool = True, port: int | None = None) -> ServiceProcess:
         prefix = f"MAILLE_{name.upper()}_"
         base = {
             f"{prefix}NATS_URL": nats_server.url,
@@ -100,7 +101,7 @@ def service_factory(
             f"{prefix}DATABASE": f"test_{name}_{uuid.uuid4().hex[:8]}",
             f"{prefix}NATS_CONNECT_TIMEOUT": "5",
         }
-        service = ServiceProcess(name, port=free_port(), env={**base, **(env or {})}, log_dir=tmp_path / "log")
+        service = ServiceProcess(name, port=port or free_port(), env={**base, **(env or {})}, log_dir=tmp_path / "log")
         started.append(service)
         if wait:
             service.start()
@@ -131,13 +132,29 @@ class KeycloakClients:
         self.issuer = f"{server.url}/realms/maille"
 
     def _admin(self) -> httpx.Client:
-        token = httpx.post(
-            f"{self.server.url}/realms/master/protocol/openid-connect/token",
-            data={"grant_type": "password", "client_id": "admin-cli", "username": self.server.admin_user,
-                  "password": self.server.admin_password},
-            timeout=30,
-        ).raise_for_status().json()["access_token"]
-        return httpx.Client(base_url=f"{self.server.url}/admin/realms/maille", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        return admin_client(self.server.url, self.server.admin_user, self.server.admin_password)
+
+    def browser_client(self, gateway_url: str) -> tuple[str, str]:
+        """A browser sign-in client for a gateway at `gateway_url`; (client id, secret)."""
+        client_id, secret = f"test-gateway-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        with self._admin() as admin:
+            gateway_client(admin, client_id, secret, gateway_url)
+        return client_id, secret
+
+    def user(self, *, password: str, ent_id: str | None = None, roles: tuple[str, ...] = ()) -> str:
+        """A new local user of the realm (linked to directory person `ent_id` if given); their username."""
+        username = f"user-{uuid.uuid4().hex[:8]}"
+        with self._admin() as admin:
+            enable_user_attributes(admin)
+            user_id = ensure_user(admin, username, password, first="Test", last="User",
+                                  attributes={"ent_id": [ent_id]} if ent_id else {})
+            for role in roles:
+                answer = admin.post("/roles", json={"name": role})
+                assert answer.status_code in (201, 409), answer.text
+            if roles:
+                reps = [admin.get(f"/roles/{role}").raise_for_status().json() for role in roles]
+                admin.post(f"/users/{user_id}/role-mappings/realm", json=reps).raise_for_status()
+        return username
 
     def make(self, *, roles: tuple[str, ...] = (), audience: str = "maille") -> tuple[str, str]:
         """A new confidential client with a service account holding `roles`; (client id, secret)."""
@@ -173,20 +190,13 @@ def keycloak_clients(keycloak_server: KeycloakServer) -> KeycloakClients:
     return KeycloakClients(keycloak_server)
 
 
-def _enable_user_attributes(admin: httpx.Client) -> None:
-    """Let users carry attributes the realm's user profile does not declare (such as `ent_id`)."""
-    profile = admin.get("/users/profile").raise_for_status().json()
-    if profile.get("unmanagedAttributePolicy") != "ENABLED":
-        admin.put("/users/profile", json={**profile, "unmanagedAttributePolicy": "ENABLED"}).raise_for_status()
-
-
 def make_person_login(clients: KeycloakClients, *, ent_id: str, audience: str = "maille") -> str:
     """A Keycloak user linked to the directory person `ent_id` (attribute and token claim `ent_id`), and a
     token of theirs (password grant of a test client): what federation (issue 5) gives a signed-in person."""
     username, password = f"user-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     client_id, secret = f"test-login-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     with clients._admin() as admin:
-        _enable_user_attributes(admin)
+        enable_user_attributes(admin)
         admin.post("/users", json={
             "username": username, "enabled": True, "firstName": "Test", "lastName": "User", "email": f"{username}@example.org",
             "emailVerified": True, "attributes": {"ent_id": [ent_id]},

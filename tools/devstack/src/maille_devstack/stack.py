@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from maille_devstack.keycloak_admin import admin_client, enable_user_attributes, ensure_user, gateway_client
 from maille_devstack.paths import VAR, bin_of
 from maille_devstack.processes import (
     DocstoreServer,
@@ -43,7 +44,8 @@ class Ports:
     keycloak: int = 8080
 
 
-def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str], keycloak_url: str = "") -> dict[str, str]:
+def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str], keycloak_url: str = "",
+                gateway_url: str = "") -> dict[str, str]:
     """The environment `make run` gives a deployable (docker-compose.yml gives the same variables).
 
     Tokens name the issuer as browsers reach Keycloak (http://localhost:8080/realms/maille, the
@@ -51,12 +53,17 @@ def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str,
     """
     prefix = f"MAILLE_{name.upper()}_"
     env = {f"{prefix}NATS_URL": nats_url}
-    if name == "gateway":
-        env[f"{prefix}ROUTES"] = json.dumps(routes)
-    else:
-        env[f"{prefix}MONGODB_URL"] = mongodb_url
+    if keycloak_url:
         env[f"{prefix}AUTH_ISSUER"] = f"{keycloak_url.replace('127.0.0.1', 'localhost')}/realms/maille"
         env[f"{prefix}AUTH_JWKS_URL"] = f"{keycloak_url}/realms/maille/protocol/openid-connect/certs"
+    if name == "gateway":
+        env[f"{prefix}ROUTES"] = json.dumps(routes)
+        if gateway_url:
+            env[f"{prefix}PUBLIC_URL"] = gateway_url
+        if keycloak_url:
+            env[f"{prefix}OIDC_BACKCHANNEL_URL"] = keycloak_url
+    else:
+        env[f"{prefix}MONGODB_URL"] = mongodb_url
     return env
 
 
@@ -93,13 +100,29 @@ class Stack:
             mongodb_url = docstore.url
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         for name in (*SERVICES, "gateway"):
-            env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url)
+            env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url,
+                              gateway_url=f"http://localhost:{self.ports.gateway}")
             if name == "identity":  # its working folders under .var, not in the checkout
                 env |= {"MAILLE_IDENTITY_IMPORT_DIR": str(self.var / "aaf-imports"), "MAILLE_IDENTITY_GAR_EXPORT_DIR": str(self.var / "gar-export")}
             self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
         self.seed_directory(service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url))
         self.echo("waiting for Keycloak (the first start takes a minute or two)…")
         keycloak.wait(300)
+        self.setup_keycloak(keycloak, mongodb_url)
+
+    def setup_keycloak(self, keycloak: KeycloakServer, mongodb_url: str) -> None:
+        """The gateway's sign-in client at this platform's address, and the demo users: demo-eleve (a
+        pupil of the demo directory), demo-parent (one of that pupil's parents) and demo-enseignant (a
+        teacher), each linked to their directory entry, password MAILLE_DEMO_PASSWORD (default demo)."""
+        password = os.environ.get("MAILLE_DEMO_PASSWORD") or "demo"
+        people = demo_people(mongodb_url)
+        with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
+            gateway_client(admin, "maille-gateway", "maille-gateway-dev-secret", f"http://localhost:{self.ports.gateway}")
+            enable_user_attributes(admin)
+            for username, person in people.items():
+                ensure_user(admin, username, password, first=person.get("first_name", ""), last=person.get("last_name", ""),
+                            attributes={"ent_id": [person["_id"]]} if person.get("_id") else {})
+        self.echo(f"  demo users: {', '.join(people)} (password: MAILLE_DEMO_PASSWORD, default demo)")
 
     def seed_directory(self, env: dict[str, str]) -> None:
         """Import a small synthetic AAF feed into identity's directory once (kept in .var/demo-aaf)."""
@@ -169,6 +192,20 @@ class Stack:
             part.stop()
         self.started.clear()
         state_file(self.var).unlink(missing_ok=True)
+
+
+def demo_people(mongodb_url: str) -> dict[str, dict]:
+    """A pupil with a parent, that parent, and a teacher, from the demo directory (identity's database;
+    a set-up step of the developer's platform, not a service reading another's data)."""
+    from pymongo import MongoClient
+
+    with MongoClient(mongodb_url, serverSelectionTimeoutMS=5000) as client:
+        persons = client["maille_identity"]["persons"]
+        pupil = next((p for p in persons.find({"kind": "pupil"}).limit(200) if p.get("relatives")), {})
+        parent = persons.find_one({"_id": pupil["relatives"][0]["person"]}) if pupil else None
+        teacher = next((p for p in persons.find({"kind": "staff"}).limit(500)
+                        if any(pr.get("code") == "National_ENS" for pr in p.get("profiles", []))), {})
+    return {"demo-eleve": pupil, "demo-parent": parent or {}, "demo-enseignant": teacher}
 
 
 def run() -> int:

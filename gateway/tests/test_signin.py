@@ -1,0 +1,163 @@
+"""A browser signs in through Keycloak's own login page and uses Maille with its session: the real
+Keycloak, the real gateway and identity processes, the real NATS KV holding the session."""
+
+import html
+import json
+import os
+import re
+import subprocess
+from collections.abc import Callable
+from http.cookies import SimpleCookie
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+import pytest
+
+from maille_devstack.paths import bin_of
+from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
+from maille_devstack.pytest_plugin import KeycloakClients
+from maille_kit.docstore import Docstore
+
+pytestmark = pytest.mark.keycloak
+PASSWORD = "s3cret-Password"
+TENANT = "ac-test"
+
+
+def import_directory(folder: Path, database: str, nats: NatsServer, docstore: DocstoreServer) -> None:
+    """A small synthetic directory, imported as an operator does (`maille-identity import-aaf`)."""
+    identity = str(bin_of("maille-identity"))
+    subprocess.run([identity, "generate-aaf", str(folder), "--persons", "40", "--schools", "1"], check=True, capture_output=True)
+    env = {**os.environ, "MAILLE_IDENTITY_DATABASE": database, "MAILLE_IDENTITY_MONGODB_URL": docstore.url,
+           "MAILLE_IDENTITY_NATS_URL": nats.url, "MAILLE_IDENTITY_TENANT": TENANT, "CI": "1"}
+    subprocess.run([identity, "import-aaf", str(folder), "--report", str(folder / "report.txt")], env=env, check=True,
+                   capture_output=True)
+
+
+class Browser:
+    """Enough of a browser: follows redirects by hand, keeps each site's cookies (Secure ones included,
+    as browsers do on http://localhost), fills in Keycloak's login form."""
+
+    def __init__(self) -> None:
+        self.client = httpx.Client(timeout=30)
+        self.cookies: dict[str, dict[str, str]] = {}  # host:port -> name -> value
+        self.set_cookie: dict[str, str] = {}  # cookie name -> the last Set-Cookie header that set it
+
+    def _jar(self, url: str) -> dict[str, str]:
+        return self.cookies.setdefault(urlsplit(url).netloc, {})
+
+    def request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        jar = self._jar(url)
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if jar:
+            headers["cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+        response = self.client.request(method, url, headers=headers, **kwargs)
+        for header in response.headers.get_list("set-cookie"):
+            for name, morsel in SimpleCookie(header).items():
+                self.set_cookie[name] = header
+                if morsel["max-age"] == "0" or morsel.value == "" or "1970" in morsel["expires"]:
+                    jar.pop(name, None)
+                else:
+                    jar[name] = morsel.value
+        return response
+
+    def go(self, url: str, *, method: str = "GET", **kwargs) -> httpx.Response:
+        """Request, then follow redirects as a browser does (a POST's redirect becomes a GET)."""
+        response = self.request(method, url, **kwargs)
+        while response.status_code in (301, 302, 303, 307):
+            url = urljoin(url, response.headers["location"])
+            response = self.request("GET", url)
+        return response
+
+    def sign_in(self, login_page: httpx.Response, username: str, password: str) -> httpx.Response:
+        form = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', login_page.text)
+        assert form, login_page.text[:500]
+        action = html.unescape(form.group(1))
+        return self.go(action, method="POST", data={"username": username, "password": password, "credentialId": ""})
+
+
+@pytest.fixture
+def signed_in_platform(tmp_path: Path, service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients):
+    def start(identity_database: str, ent_id: str | None = None, roles: tuple[str, ...] = ()):
+        auth = {"AUTH_ISSUER": keycloak_clients.issuer}
+        identity = service_factory("identity", env={f"MAILLE_IDENTITY_{k}": v for k, v in auth.items()} | {
+            "MAILLE_IDENTITY_DATABASE": identity_database, "MAILLE_IDENTITY_TENANT": TENANT,
+            "MAILLE_IDENTITY_IMPORT_DIR": str(tmp_path / "imports")})
+        port = free_port()
+        public = f"http://localhost:{port}"
+        client_id, secret = keycloak_clients.browser_client(public)
+        gateway = service_factory("gateway", port=port, env={f"MAILLE_GATEWAY_{k}": v for k, v in auth.items()} | {
+            "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url}), "MAILLE_GATEWAY_PUBLIC_URL": public,
+            "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id, "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret})
+        username = keycloak_clients.user(password=PASSWORD, ent_id=ent_id, roles=roles)
+        return public, identity, gateway, username
+
+    return start
+
+
+async def test_a_browser_signs_in_and_reaches_a_service_with_its_session(
+    tmp_path: Path, docstore: Docstore, database_name: str, nats_server: NatsServer, docstore_server: DocstoreServer,
+    signed_in_platform,
+) -> None:
+    import_directory(tmp_path / "feed", database_name, nats_server, docstore_server)
+    person = await docstore.db.persons.find_one({"kind": "pupil"})
+    ent_id = person["_id"]
+    public, identity, gateway, username = signed_in_platform(database_name, ent_id=ent_id)
+    me = f"{public}/api/identity/v1/me"
+
+    # Without a session the route is refused, in the one error shape.
+    browser = Browser()
+    refused = browser.request("GET", me)
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+
+    # /login → Keycloak's login page → credentials → back through /auth/callback → the page asked for.
+    to_keycloak = browser.request("GET", f"{public}/login?next=/api/identity/v1/me")
+    asked = parse_qs(urlsplit(to_keycloak.headers["location"]).query)
+    assert asked["code_challenge_method"] == ["S256"] and asked["response_type"] == ["code"] and asked["nonce"]
+    login_page = browser.go(to_keycloak.headers["location"])
+    assert login_page.status_code == 200 and "kc-form-login" in login_page.text
+    landed = browser.sign_in(login_page, username, PASSWORD)
+    assert landed.status_code == 200, landed.text
+    assert str(landed.url) == me
+    assert landed.json()["id"] == ent_id and landed.json()["last_name"] == person["last_name"]
+    gateway_cookies = browser.cookies[urlsplit(public).netloc]
+    assert {"maille_session", "maille_csrf"} <= set(gateway_cookies)
+
+    # The session cookie is httpOnly, Secure, SameSite; the CSRF cookie is readable by the page's scripts.
+    flags = browser.set_cookie["maille_session"].lower()
+    assert "httponly" in flags and "secure" in flags and "samesite=lax" in flags
+    assert "httponly" not in browser.set_cookie["maille_csrf"].lower()
+    # The landing page says who you are and what you can open.
+    landing = browser.request("GET", f"{public}/")
+    assert "Test User" in landing.text and "/api/identity/" in landing.text and "Se déconnecter" in landing.text
+
+    # A state-changing request from the browser needs the CSRF token; with it, it reaches the service.
+    forged = browser.request("POST", me, json={})
+    assert forged.status_code == 403 and "CSRF" in forged.json()["detail"]
+    with_token = browser.request("POST", me, json={}, headers={"x-csrf-token": gateway_cookies["maille_csrf"]})
+    assert with_token.status_code == 405  # identity's own answer: the gateway let it through
+
+    # Sign-out ends the session everywhere: the same cookie no longer works.
+    session_cookie = gateway_cookies["maille_session"]
+    out = browser.request("GET", f"{public}/logout")
+    assert out.status_code == 302 and "/protocol/openid-connect/logout" in out.headers["location"]
+    again = httpx.get(me, headers={"cookie": f"maille_session={session_cookie}"})
+    assert again.status_code == 401
+
+
+def test_session_cookie_flags_and_a_forged_callback(signed_in_platform, docstore_server) -> None:
+    public, identity, gateway, username = signed_in_platform("test_unused_identity")
+    browser = Browser()
+    started = browser.request("GET", f"{public}/login?next=https://evil.example/steal")
+    login_cookie = started.headers["set-cookie"].lower()
+    assert "httponly" in login_cookie and "secure" in login_cookie and "samesite=lax" in login_cookie
+    # The sign-in answer's state must match the browser that started it.
+    state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+    stranger = httpx.get(f"{public}/auth/callback", params={"code": "x", "state": state}, follow_redirects=False)
+    assert stranger.status_code == 400 and stranger.headers["content-type"] == "application/problem+json"
+    # Completing it goes to the site's own home, never to another site named in ?next=.
+    page = browser.go(started.headers["location"])
+    landed = browser.sign_in(page, username, PASSWORD)
+    assert str(landed.url) == f"{public}/" and "Bonjour" in landed.text

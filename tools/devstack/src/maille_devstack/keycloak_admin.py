@@ -1,0 +1,62 @@
+"""What `make run` and the tests set up in the realm `maille` through Keycloak's admin API: the
+gateway's redirect addresses, and local users (the demo accounts, test accounts)."""
+
+from __future__ import annotations
+
+import httpx
+
+
+def admin_client(keycloak_url: str, user: str, password: str) -> httpx.Client:
+    """An admin API client for the realm `maille` (token of the master realm's admin)."""
+    token = httpx.post(
+        f"{keycloak_url}/realms/master/protocol/openid-connect/token",
+        data={"grant_type": "password", "client_id": "admin-cli", "username": user, "password": password}, timeout=30,
+    ).raise_for_status().json()["access_token"]
+    return httpx.Client(base_url=f"{keycloak_url}/admin/realms/maille", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def enable_user_attributes(admin: httpx.Client) -> None:
+    """Let users carry attributes the realm's user profile does not declare (such as `ent_id`)."""
+    profile = admin.get("/users/profile").raise_for_status().json()
+    if profile.get("unmanagedAttributePolicy") != "ENABLED":
+        admin.put("/users/profile", json={**profile, "unmanagedAttributePolicy": "ENABLED"}).raise_for_status()
+
+
+def ensure_user(admin: httpx.Client, username: str, password: str, *, first: str, last: str,
+                attributes: dict[str, list[str]] | None = None) -> str:
+    """Create the user, or put back its password, names and attributes; its id."""
+    body = {"username": username, "enabled": True, "firstName": first, "lastName": last, "email": f"{username}@example.org",
+            "emailVerified": True, "attributes": attributes or {}, "requiredActions": []}
+    found = admin.get("/users", params={"username": username, "exact": "true"}).raise_for_status().json()
+    if found:
+        user_id = found[0]["id"]
+        admin.put(f"/users/{user_id}", json=body).raise_for_status()
+    else:
+        admin.post("/users", json=body).raise_for_status()
+        user_id = admin.get("/users", params={"username": username, "exact": "true"}).raise_for_status().json()[0]["id"]
+    admin.put(f"/users/{user_id}/reset-password", json={"type": "password", "value": password, "temporary": False}).raise_for_status()
+    return user_id
+
+
+def gateway_client(admin: httpx.Client, client_id: str, secret: str, gateway_url: str) -> None:
+    """Create or update a browser sign-in client for a gateway at `gateway_url` (as browsers reach it)."""
+    base = gateway_url.rstrip("/")
+    body = {
+        "clientId": client_id, "enabled": True, "protocol": "openid-connect", "publicClient": False, "secret": secret,
+        "standardFlowEnabled": True, "directAccessGrantsEnabled": False, "serviceAccountsEnabled": False,
+        "redirectUris": [f"{base}/auth/callback"], "webOrigins": [base],
+        "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": f"{base}/"},
+        "protocolMappers": [
+            {"name": "audience maille", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+             "config": {"included.custom.audience": "maille", "access.token.claim": "true", "id.token.claim": "false"}},
+            {"name": "ent_id", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-attribute-mapper",
+             "config": {"user.attribute": "ent_id", "claim.name": "ent_id", "jsonType.label": "String",
+                        "access.token.claim": "true", "id.token.claim": "true"}},
+        ],
+    }
+    found = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()
+    if found:
+        existing = found[0]
+        admin.put(f"/clients/{existing['id']}", json={**existing, **{k: v for k, v in body.items() if k != "protocolMappers"}}).raise_for_status()
+    else:
+        admin.post("/clients", json=body).raise_for_status()
