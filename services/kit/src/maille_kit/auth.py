@@ -24,6 +24,7 @@ from joserfc.jwk import KeySet
 
 from maille_kit.problems import Problem
 
+REFETCH_SECONDS = 1.0
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 
 
@@ -70,9 +71,19 @@ class TokenVerifier:
         )
 
     async def _key_set(self, *, refresh: bool = False) -> KeySet:
+        asked = time.monotonic()
+        if not refresh and self._keys is not None and asked - self._fetched <= self.refresh_after:
+            return self._keys  # the usual case: no lock, no wait
         async with self._lock:
-            stale = time.monotonic() - self._fetched > self.refresh_after
-            if self._keys is None or refresh or stale:
+            if refresh and self._keys is not None and self._fetched >= asked:
+                return self._keys  # fetched again by another request while this one waited
+            age = time.monotonic() - self._fetched
+            if refresh and age < REFETCH_SECONDS:
+                # An unknown key id fetches the keys again, but at most once every REFETCH_SECONDS
+                # (waiting for it, under the lock): tokens naming made-up key ids must not turn into a
+                # flood of requests to the issuer.
+                await asyncio.sleep(REFETCH_SECONDS - age)
+            if self._keys is None or age > self.refresh_after or refresh:
                 async with httpx.AsyncClient(timeout=5) as client:
                     response = await client.get(self.jwks_url)
                     response.raise_for_status()
@@ -111,7 +122,7 @@ class TokenVerifier:
             keys = await self._key_set()
             try:
                 decoded = jwt.decode(token, keys, algorithms=ALGORITHMS)
-            except (errors.MissingKeyError, ValueError):
+            except (errors.InvalidKeyIdError, errors.MissingKeyError, ValueError):
                 # A key not seen yet: the issuer may have rotated its keys since the last fetch.
                 decoded = jwt.decode(token, await self._key_set(refresh=True), algorithms=ALGORITHMS)
             self._registry.validate(decoded.claims)
