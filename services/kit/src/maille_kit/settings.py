@@ -106,7 +106,7 @@ def describe(settings_cls: type[ServiceSettings]) -> list[dict[str, Any]]:
     for name, field in settings_cls.model_fields.items():
         default = field.get_default(call_default_factory=True)
         if isinstance(default, dict | list):
-            default = json.dumps(default)
+            default = json.dumps(default, default=lambda o: o.model_dump() if hasattr(o, "model_dump") else str(o))
         if isinstance(default, SecretStr):
             default = "(secret, development default)" if _is_dev_secret(name, default) else default.get_secret_value()
         rows.append({"field": name, "env": settings_cls.env_name(name), "default": default, "description": field.description or ""})
