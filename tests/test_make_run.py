@@ -14,6 +14,7 @@ import httpx
 import nats
 from pymongo import MongoClient
 
+from maille_devstack.browser import Browser
 from maille_devstack.processes import free_port, port_open
 from maille_devstack.stack import Ports, state_file
 
@@ -78,6 +79,18 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert asyncio.run(jetstream_streams()) >= 4  # each service declared the streams it owns
         for name in ("identity", "messaging", "library"):
             assert httpx.get(f"http://localhost:{ports.gateway}/api/{name}/v1/about").json()["name"] == name
+
+        # The demo accounts sign in through the gateway and Keycloak's login page, each landing on
+        # their own directory entry.
+        gateway = f"http://localhost:{ports.gateway}"
+        for username, kind in (("demo-eleve", "pupil"), ("demo-parent", "parent"), ("demo-enseignant", "staff")):
+            browser = Browser()
+            page = browser.go(f"{gateway}/login?next=/api/identity/v1/me")
+            me = browser.sign_in(page, username, "demo")
+            assert me.status_code == 200, (username, me.text[:300])
+            with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
+                assert client["maille_identity"]["persons"].find_one({"_id": me.json()["id"]})["kind"] == kind
+            assert "Bonjour" in browser.request("GET", f"{gateway}/").text
 
         parts = list(json.loads(state_file(var).read_text())["parts"].values())
         assert len(parts) == 8

@@ -39,6 +39,12 @@ def test_routes_to_the_service(service_factory: Callable[..., ServiceProcess]) -
     assert answer.json()["name"] == "catalog"
     assert answer.headers["x-request-id"] == "morning-rush-1"
     # The catalog logged the same request id and the same trace, continued through the gateway.
+    # The gateway's own access line: one JSON object, with the request, the trace and the caller.
+    at_gateway = logged_lines(gateway, lambda entry: entry.get("logger") == "maille.access" and entry.get("upstream") == "catalog")
+    assert len(at_gateway) == 1
+    line = at_gateway[0]
+    assert (line["request_id"], line["trace_id"], line["status"], line["route"]) == ("morning-rush-1", trace_id, 200, "/api/catalog/")
+    assert line["duration_ms"] > 0 and line["method"] == "GET" and line["caller"] is None
     access = logged_lines(catalog, lambda entry: entry.get("path") == "/api/catalog/v1/about")
     assert access and access[-1]["request_id"] == "morning-rush-1"
     assert access[-1]["trace_id"] == trace_id

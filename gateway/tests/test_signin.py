@@ -1,23 +1,24 @@
 """A browser signs in through Keycloak's own login page and uses Maille with its session: the real
 Keycloak, the real gateway and identity processes, the real NATS KV holding the session."""
 
-import html
 import json
 import os
-import re
 import subprocess
+import time
 from collections.abc import Callable
-from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from maille_devstack.browser import Browser
 from maille_devstack.paths import bin_of
 from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
 from maille_devstack.pytest_plugin import KeycloakClients
 from maille_kit.docstore import Docstore
+
+from .conftest import Echo
 
 pytestmark = pytest.mark.keycloak
 PASSWORD = "s3cret-Password"
@@ -34,60 +35,18 @@ def import_directory(folder: Path, database: str, nats: NatsServer, docstore: Do
                    capture_output=True)
 
 
-class Browser:
-    """Enough of a browser: follows redirects by hand, keeps each site's cookies (Secure ones included,
-    as browsers do on http://localhost), fills in Keycloak's login form."""
-
-    def __init__(self) -> None:
-        self.client = httpx.Client(timeout=30)
-        self.cookies: dict[str, dict[str, str]] = {}  # host:port -> name -> value
-        self.set_cookie: dict[str, str] = {}  # cookie name -> the last Set-Cookie header that set it
-
-    def _jar(self, url: str) -> dict[str, str]:
-        return self.cookies.setdefault(urlsplit(url).netloc, {})
-
-    def request(self, method: str, url: str, **kwargs) -> httpx.Response:
-        jar = self._jar(url)
-        headers = dict(kwargs.pop("headers", {}) or {})
-        if jar:
-            headers["cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
-        response = self.client.request(method, url, headers=headers, **kwargs)
-        for header in response.headers.get_list("set-cookie"):
-            for name, morsel in SimpleCookie(header).items():
-                self.set_cookie[name] = header
-                if morsel["max-age"] == "0" or morsel.value == "" or "1970" in morsel["expires"]:
-                    jar.pop(name, None)
-                else:
-                    jar[name] = morsel.value
-        return response
-
-    def go(self, url: str, *, method: str = "GET", **kwargs) -> httpx.Response:
-        """Request, then follow redirects as a browser does (a POST's redirect becomes a GET)."""
-        response = self.request(method, url, **kwargs)
-        while response.status_code in (301, 302, 303, 307):
-            url = urljoin(url, response.headers["location"])
-            response = self.request("GET", url)
-        return response
-
-    def sign_in(self, login_page: httpx.Response, username: str, password: str) -> httpx.Response:
-        form = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', login_page.text)
-        assert form, login_page.text[:500]
-        action = html.unescape(form.group(1))
-        return self.go(action, method="POST", data={"username": username, "password": password, "credentialId": ""})
-
-
 @pytest.fixture
-def signed_in_platform(tmp_path: Path, service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients):
-    def start(identity_database: str, ent_id: str | None = None, roles: tuple[str, ...] = ()):
+def signed_in_platform(tmp_path: Path, service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients, echo: Echo):
+    def start(identity_database: str, ent_id: str | None = None, roles: tuple[str, ...] = (), token_seconds: int | None = None):
         auth = {"AUTH_ISSUER": keycloak_clients.issuer}
         identity = service_factory("identity", env={f"MAILLE_IDENTITY_{k}": v for k, v in auth.items()} | {
             "MAILLE_IDENTITY_DATABASE": identity_database, "MAILLE_IDENTITY_TENANT": TENANT,
             "MAILLE_IDENTITY_IMPORT_DIR": str(tmp_path / "imports")})
         port = free_port()
         public = f"http://localhost:{port}"
-        client_id, secret = keycloak_clients.browser_client(public)
+        client_id, secret = keycloak_clients.browser_client(public, token_seconds=token_seconds)
         gateway = service_factory("gateway", port=port, env={f"MAILLE_GATEWAY_{k}": v for k, v in auth.items()} | {
-            "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url}), "MAILLE_GATEWAY_PUBLIC_URL": public,
+            "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url, "echo": echo.url}), "MAILLE_GATEWAY_PUBLIC_URL": public,
             "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id, "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret})
         username = keycloak_clients.user(password=PASSWORD, ent_id=ent_id, roles=roles)
         return public, identity, gateway, username
@@ -161,3 +120,18 @@ def test_session_cookie_flags_and_a_forged_callback(signed_in_platform, docstore
     page = browser.go(started.headers["location"])
     landed = browser.sign_in(page, username, PASSWORD)
     assert str(landed.url) == f"{public}/" and "Bonjour" in landed.text
+
+
+def test_an_expiring_access_token_is_refreshed_silently(signed_in_platform) -> None:
+    public, identity, gateway, username = signed_in_platform("test_unused_identity", token_seconds=34)
+    browser = Browser()
+    browser.sign_in(browser.go(f"{public}/login?next=/api/echo/v1/x"), username, PASSWORD)
+    first = browser.request("GET", f"{public}/api/echo/v1/x")
+    assert first.status_code == 200
+    time.sleep(5)  # the token now has under 30 s to live: the next request refreshes it first
+    second = browser.request("GET", f"{public}/api/echo/v1/x")
+    assert second.status_code == 200
+    old, new = first.json()["headers"]["authorization"], second.json()["headers"]["authorization"]
+    assert old != new and new.startswith("Bearer ")
+    # The refreshed token is kept in the session (not fetched again on every request).
+    assert browser.request("GET", f"{public}/api/echo/v1/x").json()["headers"]["authorization"] == new

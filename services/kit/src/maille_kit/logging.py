@@ -84,13 +84,13 @@ class AccessLog:
         self.stream = stream
         self.interval = interval
         self.max_bytes = max_bytes
-        self.enabled = logging.getLogger("maille.access").isEnabledFor(logging.INFO)
+        self._logger = logging.getLogger("maille.access")
         self._lines: list[str] = []
         self._size = 0
         self._timer: Any = None
 
     def write(self, message: str, *, trace_id: int = 0, span_id: int = 0, **fields: Any) -> None:
-        if not self.enabled:
+        if not self._logger.isEnabledFor(logging.INFO):  # asked each time: logging is set up after this is made
             return
         entry: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),

@@ -38,14 +38,16 @@ def ensure_user(admin: httpx.Client, username: str, password: str, *, first: str
     return user_id
 
 
-def gateway_client(admin: httpx.Client, client_id: str, secret: str, gateway_url: str) -> None:
-    """Create or update a browser sign-in client for a gateway at `gateway_url` (as browsers reach it)."""
+def gateway_client(admin: httpx.Client, client_id: str, secret: str, gateway_url: str, *, token_seconds: int | None = None) -> None:
+    """Create or update a browser sign-in client for a gateway at `gateway_url` (as browsers reach it);
+    `token_seconds`: a lifetime of its access tokens other than the realm's."""
     base = gateway_url.rstrip("/")
     body = {
         "clientId": client_id, "enabled": True, "protocol": "openid-connect", "publicClient": False, "secret": secret,
         "standardFlowEnabled": True, "directAccessGrantsEnabled": False, "serviceAccountsEnabled": False,
         "redirectUris": [f"{base}/auth/callback"], "webOrigins": [base],
-        "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": f"{base}/"},
+        "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": f"{base}/",
+                       **({"access.token.lifespan": str(token_seconds)} if token_seconds else {})},
         "protocolMappers": [
             {"name": "audience maille", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
              "config": {"included.custom.audience": "maille", "access.token.claim": "true", "id.token.claim": "false"}},

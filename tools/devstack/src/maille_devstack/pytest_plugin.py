@@ -134,11 +134,11 @@ class KeycloakClients:
     def _admin(self) -> httpx.Client:
         return admin_client(self.server.url, self.server.admin_user, self.server.admin_password)
 
-    def browser_client(self, gateway_url: str) -> tuple[str, str]:
+    def browser_client(self, gateway_url: str, *, token_seconds: int | None = None) -> tuple[str, str]:
         """A browser sign-in client for a gateway at `gateway_url`; (client id, secret)."""
         client_id, secret = f"test-gateway-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
         with self._admin() as admin:
-            gateway_client(admin, client_id, secret, gateway_url)
+            gateway_client(admin, client_id, secret, gateway_url, token_seconds=token_seconds)
         return client_id, secret
 
     def user(self, *, password: str, ent_id: str | None = None, roles: tuple[str, ...] = ()) -> str:

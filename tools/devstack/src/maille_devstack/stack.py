@@ -60,8 +60,8 @@ def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str,
         env[f"{prefix}ROUTES"] = json.dumps(routes)
         if gateway_url:
             env[f"{prefix}PUBLIC_URL"] = gateway_url
-        if keycloak_url:
-            env[f"{prefix}OIDC_BACKCHANNEL_URL"] = keycloak_url
+        # Keycloak names the issuer after the address it is asked at (start-dev sets no hostname): the
+        # gateway reaches it at the issuer's own address, localhost, for the tokens to carry that issuer.
     else:
         env[f"{prefix}MONGODB_URL"] = mongodb_url
     return env

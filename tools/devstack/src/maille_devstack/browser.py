@@ -1,0 +1,53 @@
+"""Enough of a browser for end-to-end tests of sign-in: redirects followed by hand, each site's cookies
+kept (Secure ones included, as browsers do on http://localhost), Keycloak's login form filled in."""
+
+from __future__ import annotations
+
+import html
+import re
+from http.cookies import SimpleCookie
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+
+class Browser:
+    """Enough of a browser: follows redirects by hand, keeps each site's cookies (Secure ones included,
+    as browsers do on http://localhost), fills in Keycloak's login form."""
+
+    def __init__(self) -> None:
+        self.client = httpx.Client(timeout=30)
+        self.cookies: dict[str, dict[str, str]] = {}  # host:port -> name -> value
+        self.set_cookie: dict[str, str] = {}  # cookie name -> the last Set-Cookie header that set it
+
+    def _jar(self, url: str) -> dict[str, str]:
+        return self.cookies.setdefault(urlsplit(url).netloc, {})
+
+    def request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        jar = self._jar(url)
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if jar:
+            headers["cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+        response = self.client.request(method, url, headers=headers, **kwargs)
+        for header in response.headers.get_list("set-cookie"):
+            for name, morsel in SimpleCookie(header).items():
+                self.set_cookie[name] = header
+                if morsel["max-age"] == "0" or morsel.value == "" or "1970" in morsel["expires"]:
+                    jar.pop(name, None)
+                else:
+                    jar[name] = morsel.value
+        return response
+
+    def go(self, url: str, *, method: str = "GET", **kwargs) -> httpx.Response:
+        """Request, then follow redirects as a browser does (a POST's redirect becomes a GET)."""
+        response = self.request(method, url, **kwargs)
+        while response.status_code in (301, 302, 303, 307):
+            url = urljoin(url, response.headers["location"])
+            response = self.request("GET", url)
+        return response
+
+    def sign_in(self, login_page: httpx.Response, username: str, password: str) -> httpx.Response:
+        form = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', login_page.text)
+        assert form, login_page.text[:500]
+        action = html.unescape(form.group(1))
+        return self.go(action, method="POST", data={"username": username, "password": password, "credentialId": ""})
