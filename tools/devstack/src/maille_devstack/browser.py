@@ -51,3 +51,22 @@ class Browser:
         assert form, login_page.text[:500]
         action = html.unescape(form.group(1))
         return self.go(action, method="POST", data={"username": username, "password": password, "credentialId": ""})
+
+    def post_form(self, page: httpx.Response, **fields: str) -> httpx.Response:
+        """Submit the page's first form (hidden fields kept, `fields` added) — what a browser does with the
+        self-posting forms of SAML's HTTP-POST binding, or with a form a person fills in."""
+        form = re.search(r'(?s)<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', page.text)
+        assert form, page.text[:500]
+        data = {html.unescape(m.group(1)): html.unescape(m.group(2))
+                for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(2))}
+        return self.go(urljoin(str(page.url), html.unescape(form.group(1))), method="POST", data={**data, **fields})
+
+    def sign_in_upstream(self, page: httpx.Response, username: str, password: str) -> httpx.Response:
+        """At an upstream IdP (a SAML peer): let the AuthnRequest post itself, fill in the peer's login form,
+        let the response post itself back to Keycloak; where the browser lands."""
+        if 'name="SAMLRequest"' in page.text:
+            page = self.post_form(page)
+        landed = self.post_form(page, username=username, password=password)
+        if 'name="SAMLResponse"' in landed.text:
+            landed = self.post_form(landed)
+        return landed

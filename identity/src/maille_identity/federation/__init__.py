@@ -1,0 +1,1 @@
+"""Identity federation: Keycloak as code, upstream IdPs, account linking, partner collectivités."""

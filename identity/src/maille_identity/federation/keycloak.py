@@ -1,0 +1,269 @@
+"""Keycloak as code: the realm `maille` declared in `identity/keycloak/maille.json` (plus the partner
+collectivités' IdPs registered through identity's federation API), made so by a reconciler.
+
+The reconciler reads what Keycloak holds through its admin API (python-keycloak's async methods, with
+identity's own confidential client in the realm: manage-realm, manage-clients, manage-identity-providers,
+manage-users — nothing of the master realm), compares only the fields the declaration writes, and puts
+back whatever differs. Every difference is reported: on a second run nothing is; a change made by hand
+in the admin console is named and undone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+from keycloak.exceptions import KeycloakError
+
+log = logging.getLogger("maille.identity.keycloak")
+Doc = dict[str, Any]
+# Installed, the declaration sits in the package; in a checkout, in identity/keycloak/.
+DECLARATION = next((p for p in (Path(__file__).with_name("maille.json"), Path(__file__).resolve().parents[3] / "keycloak" / "maille.json")
+                    if p.exists()), Path(__file__).with_name("maille.json"))
+REALM = "maille"
+# Fields of an IdP's config that come from its metadata (SAML) or discovery document (OIDC), read by
+# Keycloak's own parser.
+FROM_METADATA = {
+    "saml": ("singleSignOnServiceUrl", "singleLogoutServiceUrl", "signingCertificate", "idpEntityId"),
+    "oidc": ("authorizationUrl", "tokenUrl", "userInfoUrl", "jwksUrl", "logoutUrl", "issuer"),
+}
+# Keycloak never answers a secret back (it masks it): it is written, not compared.
+WRITE_ONLY = ("clientSecret",)
+
+
+class KeycloakUnavailable(RuntimeError):
+    """Keycloak could not be reached or refused identity's client."""
+
+
+@dataclass
+class Report:
+    """What a reconcile run found different and put back (empty: Keycloak already matched)."""
+
+    changes: list[str] = field(default_factory=list)
+
+    def add(self, what: str) -> None:
+        self.changes.append(what)
+
+
+def render(values: dict[str, str], extra_idps: list[Doc] = (), path: Path = DECLARATION) -> Doc:
+    """The declaration with `{{NAME}}` filled from `values`; entries whose `when` setting is empty dropped."""
+    text = path.read_text()
+    for name, value in values.items():
+        text = text.replace("{{" + name + "}}", json.dumps(value or "")[1:-1])
+    declared = json.loads(text)
+    declared.pop("_comment", None)
+    for section in ("clients", "identityProviders"):
+        declared[section] = [{k: v for k, v in entry.items() if k != "when"}
+                             for entry in declared[section] if not entry.get("when") or values.get(entry["when"])]
+    declared["identityProviders"] += list(extra_idps)
+    return declared
+
+
+def differs(wanted: Any, actual: Any) -> bool:
+    """Whether `actual` lacks what `wanted` says (fields `wanted` does not name are not compared)."""
+    if isinstance(wanted, dict):
+        if not isinstance(actual, dict):
+            return True
+        return any(differs(value, actual.get(key)) for key, value in wanted.items())
+    if isinstance(wanted, list) and all(not isinstance(item, (dict, list)) for item in wanted):
+        return not isinstance(actual, list) or sorted(map(str, wanted)) != sorted(map(str, actual))
+    if isinstance(wanted, bool) or isinstance(actual, bool):
+        return str(wanted).lower() != str(actual).lower()
+    if isinstance(wanted, (int, float)) and isinstance(actual, (int, float)):
+        return wanted != actual
+    return wanted != actual
+
+
+def _changed_fields(wanted: Doc, actual: Doc) -> list[str]:
+    return sorted(key for key, value in wanted.items() if differs(value, actual.get(key)))
+
+
+class Reconciler:
+    """Makes the realm hold what is declared."""
+
+    def __init__(self, *, server_url: str, client_id: str, client_secret: str, timeout: int = 20) -> None:
+        self.connection = KeycloakOpenIDConnection(
+            server_url=server_url.rstrip("/") + "/", realm_name=REALM, user_realm_name=REALM, client_id=client_id,
+            client_secret_key=client_secret, grant_type="client_credentials", timeout=timeout, verify=True,
+        )
+        self.admin = KeycloakAdmin(connection=self.connection)
+
+    async def reconcile(self, declared: Doc) -> Report:
+        """Apply `declared`; what was different."""
+        report = Report()
+        try:
+            if "realm" in declared:
+                await self._realm(declared["realm"], report)
+            if "userProfile" in declared:
+                await self._user_profile(declared["userProfile"], report)
+            await self._roles(declared.get("roles", []), report)
+            await self._flows(declared.get("flows", []), report)
+            for client in declared.get("clients", []):
+                await self._client(client, report)
+            for idp in declared.get("identityProviders", []):
+                await self._idp(idp, report)
+        except KeycloakError as exc:
+            raise KeycloakUnavailable(f"Keycloak refused or failed a request: {exc.response_code} {exc.error_message!s:.300}") from exc
+        except OSError as exc:
+            raise KeycloakUnavailable(f"Keycloak cannot be reached: {exc}") from exc
+        return report
+
+    async def close(self) -> None:
+        try:
+            await self.connection.a_close()  # type: ignore[attr-defined]
+        except Exception:
+            pass
+
+    # -- the parts ------------------------------------------------------------------------------
+
+    async def _realm(self, wanted: Doc, report: Report) -> None:
+        actual = await self.admin.a_get_realm(REALM)
+        fields = _changed_fields(wanted, actual)
+        if fields:
+            report.add(f"realm {REALM}: {', '.join(fields)} put back")
+            await self.admin.a_update_realm(REALM, {**actual, **wanted})
+
+    async def _user_profile(self, wanted: Doc, report: Report) -> None:
+        profile = (await self.connection.a_raw_get(f"admin/realms/{REALM}/users/profile")).json()
+        changed = []
+        if profile.get("unmanagedAttributePolicy") != wanted["unmanagedAttributePolicy"]:
+            profile["unmanagedAttributePolicy"] = wanted["unmanagedAttributePolicy"]
+            changed.append("unmanagedAttributePolicy")
+        for attribute in profile.get("attributes", []):
+            if attribute["name"] in wanted["optional"] and attribute.get("required"):
+                attribute.pop("required")
+                changed.append(f"{attribute['name']} required")
+        if changed:
+            report.add(f"user profile: {', '.join(changed)} put back")
+            answer = await self.connection.a_raw_put(f"admin/realms/{REALM}/users/profile", data=json.dumps(profile))
+            _check(answer)
+
+    async def _roles(self, wanted: list[Doc], report: Report) -> None:
+        actual = {role["name"]: role for role in await self.admin.a_get_realm_roles(brief_representation=False)}
+        for role in wanted:
+            found = actual.get(role["name"])
+            if found is None:
+                report.add(f"role {role['name']} created")
+                await self.admin.a_create_realm_role(role, skip_exists=True)
+            elif differs(role, found):
+                report.add(f"role {role['name']}: {', '.join(_changed_fields(role, found))} put back")
+                await self.admin.a_update_realm_role(role["name"], {**found, **role})
+
+    async def _flows(self, wanted: list[Doc], report: Report) -> None:
+        actual = {flow["alias"]: flow for flow in await self.admin.a_get_authentication_flows()}
+        for flow in wanted:
+            if flow["alias"] not in actual:
+                report.add(f"authentication flow {flow['alias']!r} created")
+                await self.admin.a_create_authentication_flow(
+                    {"alias": flow["alias"], "description": flow["description"], "providerId": "basic-flow",
+                     "topLevel": True, "builtIn": False}, skip_exists=True)
+            executions = await self.admin.a_get_authentication_flow_executions(flow["alias"])
+            for execution in flow["executions"]:
+                found = next((e for e in executions if e.get("providerId") == execution["providerId"]), None)
+                if found is None:
+                    report.add(f"authentication flow {flow['alias']!r}: step {execution['providerId']} added")
+                    await self.admin.a_create_authentication_flow_execution({"provider": execution["providerId"]}, flow["alias"])
+                    executions = await self.admin.a_get_authentication_flow_executions(flow["alias"])
+                    found = next(e for e in executions if e.get("providerId") == execution["providerId"])
+                elif found.get("requirement") != execution["requirement"]:
+                    report.add(f"authentication flow {flow['alias']!r}: step {execution['providerId']} requirement put back")
+                if found.get("requirement") != execution["requirement"]:
+                    await self.admin.a_update_authentication_flow_executions({**found, "requirement": execution["requirement"]},
+                                                                             flow["alias"])
+
+    async def _client(self, wanted: Doc, report: Report) -> None:
+        mappers = wanted.get("protocolMappers", [])
+        body = {k: v for k, v in wanted.items() if k != "protocolMappers"}
+        internal = await self.admin.a_get_client_id(wanted["clientId"])
+        if internal is None:
+            report.add(f"client {wanted['clientId']} created")
+            await self.admin.a_create_client({**body, "protocolMappers": mappers}, skip_exists=True)
+            return
+        actual = await self.admin.a_get_client(internal)
+        fields = _changed_fields(body, actual)
+        if fields:
+            report.add(f"client {wanted['clientId']}: {', '.join(fields)} put back")
+            merged = {**actual, **body, "attributes": {**actual.get("attributes", {}), **body.get("attributes", {})}}
+            merged.pop("protocolMappers", None)
+            await self.admin.a_update_client(internal, merged)
+        present = {m["name"]: m for m in await self.admin.a_get_mappers_from_client(internal)}
+        for mapper in mappers:
+            found = present.get(mapper["name"])
+            if found is None:
+                report.add(f"client {wanted['clientId']}: mapper {mapper['name']!r} created")
+                await self.admin.a_add_mapper_to_client(internal, mapper)
+            elif differs(mapper, found):
+                report.add(f"client {wanted['clientId']}: mapper {mapper['name']!r} put back")
+                await self.admin.a_update_client_mapper(internal, found["id"], {**found, **mapper})
+
+    async def _idp(self, wanted: Doc, report: Report) -> None:
+        mappers = wanted.get("mappers", [])
+        body = {k: v for k, v in wanted.items() if k not in ("mappers", "metadataUrl", "discoveryUrl")}
+        source = wanted.get("metadataUrl") or wanted.get("discoveryUrl")
+        if source:
+            body["config"] = {**await self._from_metadata(wanted["providerId"], source), **body["config"]}
+        compared = {**body, "config": {k: v for k, v in body["config"].items() if k not in WRITE_ONLY}}
+        alias = wanted["alias"]
+        try:
+            actual = await self.admin.a_get_idp(alias)
+        except KeycloakError as exc:
+            if exc.response_code != 404:
+                raise
+            actual = None
+        if actual is None:
+            report.add(f"identity provider {alias} created")
+            await self.admin.a_create_idp(body)
+        else:
+            fields = _changed_fields(compared, actual)
+            if fields:
+                report.add(f"identity provider {alias}: {', '.join(fields)} put back")
+                await self.admin.a_update_idp(alias, {**actual, **body, "config": {**actual.get("config", {}), **body["config"]}})
+        present = {m["name"]: m for m in await self.admin.a_get_idp_mappers(alias)}
+        for mapper in mappers:
+            body = {**mapper, "identityProviderAlias": alias}
+            found = present.get(mapper["name"])
+            if found is None:
+                report.add(f"identity provider {alias}: mapper {mapper['name']!r} created")
+                await self.admin.a_add_mapper_to_idp(alias, body)
+            elif differs(body, found):
+                report.add(f"identity provider {alias}: mapper {mapper['name']!r} put back")
+                await self.admin.a_update_mapper_in_idp(alias, found["id"], {**found, **body})
+
+    async def _from_metadata(self, provider: str, url: str) -> dict[str, str]:
+        """An upstream IdP's endpoints and keys, read by Keycloak from its SAML metadata or OIDC discovery."""
+        answer = await self.connection.a_raw_post(f"admin/realms/{REALM}/identity-provider/import-config",
+                                                  data=json.dumps({"providerId": provider, "fromUrl": url}))
+        _check(answer)
+        config = answer.json()
+        return {key: str(config[key]) for key in FROM_METADATA[provider] if config.get(key)}
+
+    async def remove_idp(self, alias: str) -> None:
+        """Withdraw an identity provider (a federation deleted)."""
+        try:
+            await self.admin.a_delete_idp(alias)
+        except KeycloakError as exc:
+            if exc.response_code != 404:
+                raise
+
+    # -- users ----------------------------------------------------------------------------------
+
+    async def user(self, user_id: str) -> Doc:
+        """A user with their attributes and their links to upstream IdPs (`federatedIdentities`)."""
+        user = await self.admin.a_get_user(user_id)
+        user["federatedIdentities"] = await self.admin.a_get_user_social_logins(user_id)
+        return user
+
+    async def set_attributes(self, user: Doc, attributes: dict[str, list[str]]) -> None:
+        """Set these attributes of a user (the others kept)."""
+        body = {key: user[key] for key in ("username", "firstName", "lastName", "email", "enabled", "emailVerified") if key in user}
+        body["attributes"] = {**user.get("attributes", {}), **attributes}
+        await self.admin.a_update_user(user["id"], body)
+
+
+def _check(answer: Any) -> None:
+    if answer.status_code >= 400:
+        raise KeycloakUnavailable(f"Keycloak answered {answer.status_code}: {answer.text[:300]}")

@@ -1,0 +1,187 @@
+"""Account linking: a person who signed in through an upstream IdP is matched to their directory entry.
+
+Keycloak holds what the upstream IdP said (user attributes its mappers import at every sign-in); at the
+end of each browser sign-in the gateway asks identity to settle who the account is:
+- EduConnect (pupils, parents): the AAF join keys of `FrEduCtRefId`; for a pupil with none that matches,
+  names + birth date + UAI;
+- the académie's agent IdP: the join key (`uid`), else the academic email;
+- a partner collectivité: the claims its federation maps to a join key or an email, within the
+  structures the federation covers.
+One match: the account is linked — the person's ENT id, profiles, UAIs and GAR attributes are written on
+the Keycloak user (its tokens carry them) and the link is recorded in the directory. Several (a parent
+with children in two schools): the person chooses among them once; the choice is the link, remembered.
+None, or only detached or deleted persons: refused with a clear reason. A linked account is checked at
+every sign-in: a person detached or deleted since is refused, and changed profiles or schools are
+written on the account again.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from maille_kit.auth import Principal
+from maille_kit.problems import Problem
+from maille_identity.directory.identifiers import gar_profile
+from maille_identity.directory.importer import person_id
+from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.federation.keycloak import Reconciler
+from maille_identity.federation.repository import FederationRepository
+
+Doc = dict[str, Any]
+EDUCONNECT, ACADEMIE = "educonnect", "academie"
+
+
+@dataclass
+class Upstream:
+    """What the upstream IdP said about the person, as Keycloak recorded it."""
+
+    idp: str
+    subject: str
+    join_keys: list[str] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+    last_name: str = ""
+    first_name: str = ""
+    birth_date: str = ""
+    uais: list[str] = field(default_factory=list)
+    pupil: bool = False
+
+
+def _first(attributes: Doc, name: str) -> str:
+    values = attributes.get(name) or [""]
+    return str(values[0]).strip()
+
+
+def _fold(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).upper().strip()
+
+
+def upstream_of(user: Doc, federations: dict[str, Doc]) -> Upstream | None:
+    """The upstream sign-in a Keycloak user comes from (None: a local account of the realm)."""
+    links = user.get("federatedIdentities") or []
+    if not links:
+        return None
+    link = links[0]
+    idp, attrs = link["identityProvider"], user.get("attributes") or {}
+    found = Upstream(idp=idp, subject=link.get("userId", ""), last_name=user.get("lastName", ""), first_name=user.get("firstName", ""))
+    if idp == EDUCONNECT:
+        # FrEduCtRefId values look like {AAF}<académie>|…|<join key>: the join key is the last part.
+        found.join_keys = [v.rsplit("|", 1)[-1].strip() for v in attrs.get("ec_ref_ids", []) if str(v).startswith("{AAF}")]
+        found.pupil = _first(attrs, "ec_affiliation").startswith("eleve")
+        found.birth_date = _first(attrs, "ec_birth_date")
+        found.uais = [u.strip().upper() for u in attrs.get("ec_uai", []) if u]
+    elif idp == ACADEMIE:
+        found.join_keys = [k for k in attrs.get("agent_join_key", []) if k]
+        found.emails = [m.strip().lower() for m in attrs.get("agent_email", []) if m]
+    elif idp in federations:
+        found.join_keys = [k for k in attrs.get("fed_join_key", []) if k]
+        found.emails = [m.strip().lower() for m in attrs.get("fed_email", []) if m]
+        found.uais = list(federations[idp].get("structures", []))
+    return found
+
+
+class Linking:
+    """Settles which directory person a signed-in account is."""
+
+    def __init__(self, directory: DirectoryRepository, federations: FederationRepository, keycloak: Reconciler, *,
+                 tenant: str, id_secret: bytes, default_id_ent: str) -> None:
+        self.directory = directory
+        self.federations = federations
+        self.keycloak = keycloak
+        self.tenant = tenant
+        self.id_secret = id_secret
+        self.default_id_ent = default_id_ent
+
+    async def sign_in(self, principal: Principal, *, choice: str | None = None) -> Doc:
+        """The account's link: `linked` (with `refresh` when the tokens must be fetched again to carry it),
+        `choose` (with the candidates), or `local` (an account of the realm's own, not from an upstream IdP);
+        a Problem 403 when the person may not sign in."""
+        claimed = principal.person_id
+        if claimed is not None and choice is None:
+            person = await self.directory.person(claimed)
+            self._admissible(person, "the person this account is linked to")
+            user = await self.keycloak.user(principal.subject)
+            refresh = await self._write_account(user, person)
+            return {"status": "linked", "person": claimed, "refresh": refresh}
+        user = await self.keycloak.user(principal.subject)
+        upstream = upstream_of(user, {f["_id"]: f for f in await self.federations.all()})
+        if upstream is None:
+            return {"status": "local"}
+        candidates = await self.candidates(upstream)
+        active = [p for p in candidates if "detached_at" not in p]
+        if not active:
+            if candidates:
+                raise Problem(403, "Votre compte a été retiré de l'annuaire de votre établissement (vous n'y êtes plus inscrit). "
+                                   "Adressez-vous au secrétariat de l'établissement.", title="Compte détaché", reason="detached")
+            raise Problem(403, "Aucune fiche de l'annuaire ne correspond à ce compte. Si vous êtes inscrit dans un établissement "
+                               "de la région, adressez-vous à son secrétariat pour que votre fiche soit mise à jour.",
+                          title="Compte introuvable dans l'annuaire", reason="no-match")
+        if choice is not None:
+            chosen = next((p for p in active if p["_id"] == choice), None)
+            if chosen is None:
+                raise Problem(422, f"{choice} is not one of this account's directory entries", reason="bad-choice")
+            active = [chosen]
+        if len(active) > 1:
+            return {"status": "choose", "candidates": [await self._describe(p) for p in active]}
+        person = active[0]
+        await self._write_account(user, person, force=True)
+        await self.federations.record_link(person["_id"], idp=upstream.idp, subject=upstream.subject, user=user["id"],
+                                           at=datetime.now(UTC))
+        return {"status": "linked", "person": person["_id"], "refresh": True}
+
+    @staticmethod
+    def _admissible(person: Doc | None, what: str) -> None:
+        if person is None:
+            raise Problem(403, f"{what.capitalize()} n'existe plus dans l'annuaire. Adressez-vous au secrétariat de votre établissement.",
+                          title="Compte supprimé", reason="deleted")
+        if "detached_at" in person:
+            raise Problem(403, "Votre compte a été retiré de l'annuaire de votre établissement (vous n'y êtes plus inscrit). "
+                               "Adressez-vous au secrétariat de l'établissement.", title="Compte détaché", reason="detached")
+
+    async def candidates(self, upstream: Upstream) -> list[Doc]:
+        """The directory persons the upstream sign-in may be."""
+        found: dict[str, Doc] = {}
+        for key in upstream.join_keys:
+            person = await self.directory.person(person_id(self.id_secret, self.tenant, key))
+            if person is not None and key in person.get("keys", []):
+                found[person["_id"]] = person
+        if not found and upstream.emails:
+            for person in await self.directory.persons_by_email(self.tenant, upstream.emails):
+                found[person["_id"]] = person
+        if not found and upstream.pupil and upstream.birth_date and upstream.last_name:
+            for person in await self.directory.pupils_born(self.tenant, upstream.birth_date):
+                if (_fold(person.get("last_name", "")) == _fold(upstream.last_name)
+                        and _fold(person.get("first_name", "")) == _fold(upstream.first_name)
+                        and (not upstream.uais or set(upstream.uais) & {p["structure"] for p in person.get("profiles", [])})):
+                    found[person["_id"]] = person
+        if upstream.idp not in (EDUCONNECT, ACADEMIE) and upstream.uais:  # a collectivité: only its structures
+            found = {k: p for k, p in found.items() if set(upstream.uais) & {pr["structure"] for pr in p.get("profiles", [])}}
+        return [p for p in found.values() if p.get("tenant") == self.tenant]
+
+    async def _describe(self, person: Doc) -> Doc:
+        schools = {s["_id"]: s["name"] for s in await self.directory.structures(self.tenant)}
+        children = await self.directory.persons_by_id(person.get("children", []))
+        return {
+            "id": person["_id"], "last_name": person.get("last_name", ""), "first_name": person.get("first_name", ""),
+            "schools": sorted({schools.get(p["structure"], p["structure"]) for p in person.get("profiles", [])}),
+            "children": sorted(f"{c.get('first_name', '')} {c.get('last_name', '')}".strip() for c in children),
+        }
+
+    async def _write_account(self, user: Doc, person: Doc, *, force: bool = False) -> bool:
+        """Write the person's directory facts on their Keycloak account; whether anything changed."""
+        tenant = await self.directory.tenant(self.tenant)
+        profiles = person.get("profiles", [])
+        wanted = {
+            "ent_id": [person["_id"]],
+            "profiles": sorted({p["code"] for p in profiles}),
+            "uai": sorted({p["structure"] for p in profiles}),
+            "gar_profiles": sorted({gar_profile(p["code"]) for p in profiles}),
+            "id_ent": [tenant["gar_id_ent"] if tenant and tenant.get("gar_id_ent") else self.default_id_ent],
+        }
+        attrs = user.get("attributes") or {}
+        if not force and all(sorted(attrs.get(k, [])) == v for k, v in wanted.items()):
+            return False
+        await self.keycloak.set_attributes(user, wanted)
+        return True

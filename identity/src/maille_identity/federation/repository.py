@@ -1,0 +1,50 @@
+"""Every query of the federation's collections, and nowhere else.
+
+Collections (identity's own database):
+- `federations` (_id = the Keycloak alias of a partner collectivité's IdP): its name, issuer, client,
+  claim mapping and the structures it covers — the client secret is kept here so that the reconciler can
+  put the IdP back, and is never answered by the API;
+- `account_links` (_id = the Keycloak user id): which directory person an account is, through which
+  upstream IdP and subject, since when — the directory's side of a link (Keycloak's side is the user's
+  federated identity and its `ent_id` attribute).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from maille_kit.docstore import Docstore
+
+Doc = dict[str, Any]
+FEDERATIONS, LINKS = "federations", "account_links"
+
+
+class FederationRepository:
+    """The federation's collections in identity's database."""
+
+    def __init__(self, docstore: Docstore) -> None:
+        self.docstore = docstore
+        self.db = docstore.db
+
+    async def all(self) -> list[Doc]:
+        return await self.db[FEDERATIONS].find({}).to_list()
+
+    async def get(self, alias: str) -> Doc | None:
+        return await self.db[FEDERATIONS].find_one({"_id": alias})
+
+    async def put(self, doc: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[FEDERATIONS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def delete(self, alias: str) -> bool:
+        async with self.docstore.writing():
+            return (await self.db[FEDERATIONS].delete_one({"_id": alias})).deleted_count == 1
+
+    async def record_link(self, person: str, *, idp: str, subject: str, user: str, at: datetime) -> None:
+        async with self.docstore.writing():
+            await self.db[LINKS].replace_one({"_id": user}, {"_id": user, "person": person, "idp": idp, "subject": subject,
+                                                             "linked_at": at}, upsert=True)
+
+    async def links_of(self, person: str) -> list[Doc]:
+        return await self.db[LINKS].find({"person": person}).to_list()

@@ -1,0 +1,1 @@
+"""EduConnect (pupils and parents) and the académie's agent IdP, as SAML peers (see samlpeer)."""
