@@ -25,6 +25,7 @@ KEYCLOAK_VERSION = os.environ.get("KEYCLOAK_VERSION", "26.4.7")
 KEYCLOAK_HOME = CACHE / f"keycloak-{KEYCLOAK_VERSION}"
 REALM_FILE = ROOT / "identity" / "keycloak" / "realm-maille.json"
 DOCSTORE_BIN = CACHE / "bin" / "maille-docstore"
+XMLSEC_BIN = CACHE / "bin" / "xmlsec1"
 
 
 class MissingPart(RuntimeError):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from maille_devstack.paths import DOCSTORE_BIN, KEYCLOAK_HOME, REALM_FILE, bin_of, require
+from maille_devstack.paths import DOCSTORE_BIN, KEYCLOAK_HOME, REALM_FILE, XMLSEC_BIN, bin_of, require
 
 
 def free_port() -> int:
@@ -246,6 +246,38 @@ class ServiceProcess:
 
     def _ready(self) -> bool:
         return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+
+class SamlPeer:
+    """A SAML IdP peer (`maille-peer-educonnect`, `maille-peer-academie`) over identity's directory: it signs
+    in the directory's persons (username: AAF join key, password MAILLE_DEMO_PASSWORD) for Keycloak."""
+
+    def __init__(self, kind: str, *, port: int, keycloak_url: str, mongodb_url: str, database: str, work_dir: Path, log_dir: Path,
+                 password: str = "demo") -> None:
+        self.kind = kind
+        self.port = port
+        self.process = Process(
+            f"peer-{kind}", [str(bin_of(f"maille-peer-{kind}"))], log_dir / f"peer-{kind}.log",
+            env={"PEER_PORT": str(port), "PEER_BASE_URL": self.url,
+                 "PEER_SP_METADATA": f"{keycloak_url}/realms/maille/broker/{kind}/endpoint/descriptor",
+                 "PEER_MONGODB_URL": mongodb_url, "PEER_DATABASE": database, "PEER_WORK_DIR": str(work_dir),
+                 "PEER_XMLSEC": str(require(XMLSEC_BIN, "xmlsec1")), "MAILLE_DEMO_PASSWORD": password},
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def metadata_url(self) -> str:
+        return f"{self.url}/idp/metadata"
+
+    def start(self, timeout: float = 30) -> None:
+        self.process.start()
+        self.process.wait_ready(lambda: httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200, timeout)
 
     def stop(self) -> int | None:
         return self.process.stop()

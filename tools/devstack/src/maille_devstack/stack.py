@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from maille_devstack.keycloak_admin import admin_client, enable_user_attributes, ensure_user, gateway_client
+from maille_devstack.keycloak_admin import admin_client, ensure_user
 from maille_devstack.paths import VAR, bin_of
 from maille_devstack.processes import (
     DocstoreServer,
@@ -20,6 +20,7 @@ from maille_devstack.processes import (
     NatsServer,
     NotReady,
     Process,
+    SamlPeer,
     ServiceProcess,
     port_open,
 )
@@ -42,10 +43,12 @@ class Ports:
     nats: int = 4222
     docstore: int = 27017
     keycloak: int = 8080
+    educonnect: int = 8201
+    academie: int = 8202
 
 
 def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str], keycloak_url: str = "",
-                gateway_url: str = "") -> dict[str, str]:
+                gateway_url: str = "", peers: dict[str, str] | None = None) -> dict[str, str]:
     """The environment `make run` gives a deployable (docker-compose.yml gives the same variables).
 
     Tokens name the issuer as browsers reach Keycloak (http://localhost:8080/realms/maille, the
@@ -64,6 +67,12 @@ def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str,
         # gateway reaches it at the issuer's own address, localhost, for the tokens to carry that issuer.
     else:
         env[f"{prefix}MONGODB_URL"] = mongodb_url
+    if name == "identity" and keycloak_url:  # Keycloak as code, account linking, the upstream IdPs
+        env[f"{prefix}KEYCLOAK_URL"] = keycloak_url
+        if gateway_url:
+            env[f"{prefix}GATEWAY_URL"] = gateway_url
+        for peer, url in (peers or {}).items():
+            env[f"{prefix}{peer.upper()}_METADATA_URL"] = url
     return env
 
 
@@ -98,31 +107,53 @@ class Stack:
             docstore = DocstoreServer(port=self.ports.docstore, data_dir=self.var / "docstore", log_dir=self.logs)
             self._launch("docstore", docstore)
             mongodb_url = docstore.url
+        # The upstream IdPs' peers: browsers meet Keycloak at localhost, and so does the SP metadata they read.
+        browser_keycloak = f"http://localhost:{self.ports.keycloak}"
+        peers = {}
+        for kind in ("educonnect", "academie"):
+            peer = SamlPeer(kind, port=getattr(self.ports, kind), keycloak_url=browser_keycloak, mongodb_url=mongodb_url,
+                            database="maille_identity", work_dir=self.var / "peers", log_dir=self.logs,
+                            password=os.environ.get("MAILLE_DEMO_PASSWORD") or "demo")
+            self._launch(f"peer-{kind}", peer)
+            peers[kind] = peer.metadata_url
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         for name in (*SERVICES, "gateway"):
             env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url,
-                              gateway_url=f"http://localhost:{self.ports.gateway}")
+                              gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers)
             if name == "identity":  # its working folders under .var, not in the checkout
                 env |= {"MAILLE_IDENTITY_IMPORT_DIR": str(self.var / "aaf-imports"), "MAILLE_IDENTITY_GAR_EXPORT_DIR": str(self.var / "gar-export")}
             self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
-        self.seed_directory(service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url))
+        identity_env = service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url,
+                                   gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers)
+        self.seed_directory(identity_env)
         self.echo("waiting for Keycloak (the first start takes a minute or two)…")
         keycloak.wait(300)
-        self.setup_keycloak(keycloak, mongodb_url)
+        self.setup_keycloak(keycloak, mongodb_url, identity_env)
 
-    def setup_keycloak(self, keycloak: KeycloakServer, mongodb_url: str) -> None:
-        """The gateway's sign-in client at this platform's address, and the demo users: demo-eleve (a
-        pupil of the demo directory), demo-parent (one of that pupil's parents) and demo-enseignant (a
-        teacher), each linked to their directory entry, password MAILLE_DEMO_PASSWORD (default demo)."""
+    def setup_keycloak(self, keycloak: KeycloakServer, mongodb_url: str, identity_env: dict[str, str]) -> None:
+        """The realm as code (`maille-identity sync-keycloak`: the gateway's client, EduConnect and the
+        académie's IdP, the GAR…), and the local demo users: demo-eleve (a pupil of the demo directory),
+        demo-parent (one of that pupil's parents) and demo-enseignant (a teacher), each linked to their
+        directory entry, password MAILLE_DEMO_PASSWORD (default demo)."""
+        self.sync_keycloak(identity_env)
         password = os.environ.get("MAILLE_DEMO_PASSWORD") or "demo"
         people = demo_people(mongodb_url)
         with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
-            gateway_client(admin, "maille-gateway", "maille-gateway-dev-secret", f"http://localhost:{self.ports.gateway}")
-            enable_user_attributes(admin)
             for username, person in people.items():
                 ensure_user(admin, username, password, first=person.get("first_name", ""), last=person.get("last_name", ""),
                             attributes={"ent_id": [person["_id"]]} if person.get("_id") else {})
         self.echo(f"  demo users: {', '.join(people)} (password: MAILLE_DEMO_PASSWORD, default demo)")
+
+    def sync_keycloak(self, env: dict[str, str], attempts: int = 5) -> None:
+        """Reconcile the realm (identity does so too when it starts: a clash between the two is tried again)."""
+        for attempt in range(attempts):
+            synced = subprocess.run([str(bin_of("maille-identity")), "sync-keycloak"], env={**os.environ, **env},
+                                    capture_output=True, text=True)
+            if synced.returncode == 0:
+                self.echo(f"  {synced.stdout.strip().splitlines()[-1]}")
+                return
+            time.sleep(2)
+        raise NotReady(f"the realm could not be reconciled:\n{synced.stdout}{synced.stderr}")
 
     def seed_directory(self, env: dict[str, str]) -> None:
         """Import a small synthetic AAF feed into identity's directory once (kept in .var/demo-aaf)."""
@@ -167,6 +198,8 @@ class Stack:
             ("messaging", f"http://127.0.0.1:{p.messaging}", "ENT mail"),
             ("library", f"http://127.0.0.1:{p.library}", "PMB connector"),
             ("keycloak", f"http://localhost:{p.keycloak}", "realm maille; admin console /admin (admin / admin)"),
+            ("educonnect", f"http://localhost:{p.educonnect}", "EduConnect peer (SAML): pupils, parents — AAF join key / demo"),
+            ("academie", f"http://localhost:{p.academie}", "académie agents' IdP peer (SAML): staff — AAF join key / demo"),
             ("nats", f"nats://127.0.0.1:{p.nats}", f"JetStream, data in {self.var / 'nats'}"),
             ("docstore", self.external_mongodb or f"mongodb://127.0.0.1:{p.docstore}",
              "MongoDB (MONGODB_URL)" if self.external_mongodb else f"FerretDB on SQLite, data in {self.var / 'docstore'}"),
