@@ -281,3 +281,36 @@ class SamlPeer:
 
     def stop(self) -> int | None:
         return self.process.stop()
+
+
+class GarPeer:
+    """The GAR's SAML service provider as a peer (`maille-peer-gar`): it signs persons in through the realm
+    `maille` and answers what the assertion held."""
+
+    def __init__(self, *, port: int, keycloak_url: str, work_dir: Path, log_dir: Path) -> None:
+        self.port = port
+        self.process = Process(
+            "peer-gar", [str(bin_of("maille-peer-gar"))], log_dir / "peer-gar.log",
+            env={"PEER_PORT": str(port), "PEER_BASE_URL": self.url,
+                 "PEER_IDP_METADATA": f"{keycloak_url}/realms/maille/protocol/saml/descriptor", "PEER_WORK_DIR": str(work_dir),
+                 "PEER_XMLSEC": str(require(XMLSEC_BIN, "xmlsec1"))},
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def entity_id(self) -> str:
+        return f"{self.url}/sp/metadata"
+
+    @property
+    def acs_url(self) -> str:
+        return f"{self.url}/sp/acs"
+
+    def start(self, timeout: float = 30) -> None:
+        self.process.start()
+        self.process.wait_ready(lambda: httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200, timeout)
+
+    def stop(self) -> int | None:
+        return self.process.stop()

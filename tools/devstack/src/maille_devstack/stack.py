@@ -20,6 +20,7 @@ from maille_devstack.processes import (
     NatsServer,
     NotReady,
     Process,
+    GarPeer,
     SamlPeer,
     ServiceProcess,
     port_open,
@@ -45,10 +46,11 @@ class Ports:
     keycloak: int = 8080
     educonnect: int = 8201
     academie: int = 8202
+    gar: int = 8203
 
 
 def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str], keycloak_url: str = "",
-                gateway_url: str = "", peers: dict[str, str] | None = None) -> dict[str, str]:
+                gateway_url: str = "", peers: dict[str, str] | None = None, gar: GarPeer | None = None) -> dict[str, str]:
     """The environment `make run` gives a deployable (docker-compose.yml gives the same variables).
 
     Tokens name the issuer as browsers reach Keycloak (http://localhost:8080/realms/maille, the
@@ -73,6 +75,9 @@ def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str,
             env[f"{prefix}GATEWAY_URL"] = gateway_url
         for peer, url in (peers or {}).items():
             env[f"{prefix}{peer.upper()}_METADATA_URL"] = url
+        if gar is not None:
+            env[f"{prefix}GAR_SP_ENTITY_ID"] = gar.entity_id
+            env[f"{prefix}GAR_SP_ACS_URL"] = gar.acs_url
     return env
 
 
@@ -116,15 +121,17 @@ class Stack:
                             password=os.environ.get("MAILLE_DEMO_PASSWORD") or "demo")
             self._launch(f"peer-{kind}", peer)
             peers[kind] = peer.metadata_url
+        gar = GarPeer(port=self.ports.gar, keycloak_url=browser_keycloak, work_dir=self.var / "peers", log_dir=self.logs)
+        self._launch("peer-gar", gar)
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         for name in (*SERVICES, "gateway"):
             env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url,
-                              gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers)
+                              gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar)
             if name == "identity":  # its working folders under .var, not in the checkout
                 env |= {"MAILLE_IDENTITY_IMPORT_DIR": str(self.var / "aaf-imports"), "MAILLE_IDENTITY_GAR_EXPORT_DIR": str(self.var / "gar-export")}
             self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
         identity_env = service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url,
-                                   gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers)
+                                   gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar)
         self.seed_directory(identity_env)
         self.echo("waiting for Keycloak (the first start takes a minute or two)…")
         keycloak.wait(300)
@@ -200,6 +207,7 @@ class Stack:
             ("keycloak", f"http://localhost:{p.keycloak}", "realm maille; admin console /admin (admin / admin)"),
             ("educonnect", f"http://localhost:{p.educonnect}", "EduConnect peer (SAML): pupils, parents — AAF join key / demo"),
             ("academie", f"http://localhost:{p.academie}", "académie agents' IdP peer (SAML): staff — AAF join key / demo"),
+            ("gar", f"http://localhost:{p.gar}/sp/login", "GAR peer (SAML SP): shows the assertion Maille sends the GAR"),
             ("nats", f"nats://127.0.0.1:{p.nats}", f"JetStream, data in {self.var / 'nats'}"),
             ("docstore", self.external_mongodb or f"mongodb://127.0.0.1:{p.docstore}",
              "MongoDB (MONGODB_URL)" if self.external_mongodb else f"FerretDB on SQLite, data in {self.var / 'docstore'}"),
