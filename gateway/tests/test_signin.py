@@ -81,7 +81,7 @@ async def test_a_browser_signs_in_and_reaches_a_service_with_its_session(
     assert landed.status_code == 200, landed.text
     assert str(landed.url) == me
     assert landed.json()["id"] == ent_id and landed.json()["last_name"] == person["last_name"]
-    gateway_cookies = browser.cookies[urlsplit(public).netloc]
+    gateway_cookies = browser.site_cookies(public)
     assert {"maille_session", "maille_csrf"} <= set(gateway_cookies)
 
     # The session cookie is httpOnly, Secure, SameSite; the CSRF cookie is readable by the page's scripts.

@@ -39,13 +39,14 @@ async def on_start(runtime: Runtime) -> None:
         check_uai_letter=settings.check_uai_letter, id_secret=settings.person_id_key.get_secret_value().encode(),
         grace=timedelta(days=settings.detach_grace_days),
     )
-    if settings.keycloak_url:
-        federation = Federation(settings, FederationRepository(runtime.docstore))
+    federations = FederationRepository(runtime.docstore)
+    federation = Federation(settings, federations) if settings.keycloak_url else None
+    runtime.state["linking"] = Linking(
+        repository, federations, federation.keycloak if federation else None, tenant=settings.tenant,
+        id_secret=settings.person_id_key.get_secret_value().encode(), default_id_ent=settings.gar_id_ent,
+    )
+    if federation is not None:
         runtime.state["federation"] = federation
-        runtime.state["linking"] = Linking(
-            repository, federation.federations, federation.keycloak, tenant=settings.tenant,
-            id_secret=settings.person_id_key.get_secret_value().encode(), default_id_ent=settings.gar_id_ent,
-        )
         if settings.keycloak_sync_on_start:
             runtime.state["keycloak-sync"] = asyncio.create_task(federation.keep_synced(), name="keycloak-sync")
     if settings.gar_export_at is not None:

@@ -38,7 +38,7 @@ from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 log = logging.getLogger("peer.saml")
 Person = dict[str, Any]
 METADATA_SECONDS = 30.0
-DIRECTORY_SECONDS = 5.0
+DIRECTORY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -225,11 +225,11 @@ class SamlIdp:
         """Answer a LogoutRequest (the peer keeps no session of its own to end)."""
         server = await self.server()
         request = server.parse_logout_request(saml_request, BINDING_HTTP_POST)
+        endpoints = server.metadata.single_logout_service(request.message.issuer.text, BINDING_HTTP_POST, "spsso")
         response = server.create_logout_response(request.message, [BINDING_HTTP_POST], sign=True, sign_alg=SIG_RSA_SHA256,
-                                               digest_alg=DIGEST_SHA256)
-        destination = next(iter(server.metadata.single_logout_service(request.message.issuer.text, BINDING_HTTP_POST, "spsso")), {})
-        return autopost(destination.get("location", response.destination),
-                        {"SAMLResponse": base64.b64encode(str(response).encode()).decode(), "RelayState": relay_state})
+                                                 digest_alg=DIGEST_SHA256)
+        return autopost(endpoints[0]["location"], {"SAMLResponse": base64.b64encode(str(response).encode()).decode(),
+                                                   "RelayState": relay_state})
 
 
 def autopost(url: str, fields: dict[str, str]) -> str:

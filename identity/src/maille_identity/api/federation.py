@@ -41,8 +41,6 @@ class SignInBody(BaseModel):
 async def sign_in(request: Request, principal: Caller, body: SignInBody | None = None) -> dict[str, Any]:
     try:
         return await get_runtime(request).state["linking"].sign_in(principal, choice=body.choice if body else None)
-    except KeyError:
-        raise Problem(503, "identity is not connected to Keycloak (MAILLE_IDENTITY_KEYCLOAK_URL unset)", headers={"Retry-After": "60"}) from None
     except KeycloakUnavailable as exc:
         raise Problem(503, f"the sign-in service cannot settle the account now: {exc}", headers={"Retry-After": "5"}) from None
 

@@ -107,6 +107,8 @@ class Reconciler:
             for idp in declared.get("identityProviders", []):
                 await self._idp(idp, report)
         except KeycloakError as exc:
+            if exc.response_code is None:
+                raise KeycloakUnavailable(f"Keycloak cannot be reached: {exc.error_message!s:.200}") from exc
             raise KeycloakUnavailable(f"Keycloak refused or failed a request: {exc.response_code} {exc.error_message!s:.300}") from exc
         except OSError as exc:
             raise KeycloakUnavailable(f"Keycloak cannot be reached: {exc}") from exc
@@ -253,15 +255,21 @@ class Reconciler:
 
     async def user(self, user_id: str) -> Doc:
         """A user with their attributes and their links to upstream IdPs (`federatedIdentities`)."""
-        user = await self.admin.a_get_user(user_id)
-        user["federatedIdentities"] = await self.admin.a_get_user_social_logins(user_id)
+        try:
+            user = await self.admin.a_get_user(user_id)
+            user["federatedIdentities"] = await self.admin.a_get_user_social_logins(user_id)
+        except (KeycloakError, OSError) as exc:
+            raise KeycloakUnavailable(f"the account could not be read: {exc}") from exc
         return user
 
     async def set_attributes(self, user: Doc, attributes: dict[str, list[str]]) -> None:
         """Set these attributes of a user (the others kept)."""
         body = {key: user[key] for key in ("username", "firstName", "lastName", "email", "enabled", "emailVerified") if key in user}
         body["attributes"] = {**user.get("attributes", {}), **attributes}
-        await self.admin.a_update_user(user["id"], body)
+        try:
+            await self.admin.a_update_user(user["id"], body)
+        except (KeycloakError, OSError) as exc:
+            raise KeycloakUnavailable(f"the account could not be written: {exc}") from exc
 
 
 def _check(answer: Any) -> None:

@@ -85,7 +85,7 @@ def upstream_of(user: Doc, federations: dict[str, Doc]) -> Upstream | None:
 class Linking:
     """Settles which directory person a signed-in account is."""
 
-    def __init__(self, directory: DirectoryRepository, federations: FederationRepository, keycloak: Reconciler, *,
+    def __init__(self, directory: DirectoryRepository, federations: FederationRepository, keycloak: Reconciler | None, *,
                  tenant: str, id_secret: bytes, default_id_ent: str) -> None:
         self.directory = directory
         self.federations = federations
@@ -102,9 +102,12 @@ class Linking:
         if claimed is not None and choice is None:
             person = await self.directory.person(claimed)
             self._admissible(person, "the person this account is linked to")
-            user = await self.keycloak.user(principal.subject)
-            refresh = await self._write_account(user, person)
+            refresh = False
+            if self.keycloak is not None:  # the account's profiles and schools follow the directory
+                refresh = await self._write_account(await self.keycloak.user(principal.subject), person)
             return {"status": "linked", "person": claimed, "refresh": refresh}
+        if self.keycloak is None:  # no Keycloak to read the upstream sign-in from: nothing to link
+            return {"status": "local"}
         user = await self.keycloak.user(principal.subject)
         upstream = upstream_of(user, {f["_id"]: f for f in await self.federations.all()})
         if upstream is None:
@@ -183,5 +186,6 @@ class Linking:
         attrs = user.get("attributes") or {}
         if not force and all(sorted(attrs.get(k, [])) == v for k, v in wanted.items()):
             return False
+        assert self.keycloak is not None
         await self.keycloak.set_attributes(user, wanted)
         return True

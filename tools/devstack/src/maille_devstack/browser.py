@@ -17,25 +17,30 @@ class Browser:
 
     def __init__(self) -> None:
         self.client = httpx.Client(timeout=30)
-        self.cookies: dict[str, dict[str, str]] = {}  # host:port -> name -> value
+        self.cookies: dict[str, dict[tuple[str, str], str]] = {}  # host:port -> (path, name) -> value
         self.set_cookie: dict[str, str] = {}  # cookie name -> the last Set-Cookie header that set it
 
-    def _jar(self, url: str) -> dict[str, str]:
-        return self.cookies.setdefault(urlsplit(url).netloc, {})
+    def _jar(self, url: str) -> dict[tuple[str, str], str]:
+        return self.cookies.setdefault(urlsplit(str(url)).netloc, {})
 
     def request(self, method: str, url: str, **kwargs) -> httpx.Response:
         jar = self._jar(url)
+        path = urlsplit(str(httpx.URL(url, params=kwargs.get("params")))).path or "/"
         headers = dict(kwargs.pop("headers", {}) or {})
-        if jar:
-            headers["cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+        # A cookie goes where its path says (two Keycloak realms on one host each have their own session).
+        sent = sorted(((p, n, v) for (p, n), v in jar.items() if path.startswith(p.rstrip("/") + "/") or path == p),
+                      key=lambda c: -len(c[0]))
+        if sent:
+            headers["cookie"] = "; ".join(f"{n}={v}" for _, n, v in sent)
         response = self.client.request(method, url, headers=headers, **kwargs)
         for header in response.headers.get_list("set-cookie"):
             for name, morsel in SimpleCookie(header).items():
                 self.set_cookie[name] = header
+                key = (morsel["path"] or "/", name)
                 if morsel["max-age"] == "0" or morsel.value == "" or "1970" in morsel["expires"]:
-                    jar.pop(name, None)
+                    jar.pop(key, None)
                 else:
-                    jar[name] = morsel.value
+                    jar[key] = morsel.value
         return response
 
     def go(self, url: str, *, method: str = "GET", **kwargs) -> httpx.Response:
@@ -64,9 +69,18 @@ class Browser:
     def sign_in_upstream(self, page: httpx.Response, username: str, password: str) -> httpx.Response:
         """At an upstream IdP (a SAML peer): let the AuthnRequest post itself, fill in the peer's login form,
         let the response post itself back to Keycloak; where the browser lands."""
-        if 'name="SAMLRequest"' in page.text:
+        page = self.through_saml(page)
+        return self.through_saml(self.post_form(page, username=username, password=password))
+
+    def through_saml(self, page: httpx.Response) -> httpx.Response:
+        """Let the self-posting forms of SAML's HTTP-POST binding (requests and responses, sign-in and
+        sign-out) post themselves, as a browser with scripts does; where the browser ends up."""
+        for _ in range(10):
+            if 'name="SAMLRequest"' not in page.text and 'name="SAMLResponse"' not in page.text:
+                break
             page = self.post_form(page)
-        landed = self.post_form(page, username=username, password=password)
-        if 'name="SAMLResponse"' in landed.text:
-            landed = self.post_form(landed)
-        return landed
+        return page
+
+    def site_cookies(self, url: str) -> dict[str, str]:
+        """The cookies the browser holds for a site (host and port), by name."""
+        return {name: value for (_, name), value in self._jar(url).items()}

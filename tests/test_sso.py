@@ -1,0 +1,331 @@
+"""Single sign-on end to end, through the gateway: persons of the directory sign in through the EduConnect
+peer, the académie's agent IdP peer and a partner collectivité's OIDC IdP, brokered by the real Keycloak;
+identity matches and links their accounts; the GAR peer receives their assertions. Real NATS, docstore,
+Keycloak, identity and gateway processes; the peers speak SAML (pysaml2) and OIDC (a Keycloak realm)."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from maille_devstack.browser import Browser
+from maille_devstack.keycloak_admin import admin_client
+from maille_devstack.paths import bin_of
+from samlpeer.idp import DIRECTORY_SECONDS
+from maille_devstack.processes import (
+    DocstoreServer, GarPeer, KeycloakServer, NatsServer, SamlPeer, ServiceProcess, free_port,
+)
+
+pytestmark = pytest.mark.keycloak
+TENANT = "ac-sso"
+PASSWORD = "demo-sso"
+UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n'
+
+
+def uai(digits: str) -> str:
+    return digits + UAI_LETTERS[int(digits) % 23]
+
+
+SCHOOL_A, SCHOOL_B = uai("0351001"), uai("0351002")
+
+
+def _record(category: str, ident: str, attrs: dict[str, list[str] | str]) -> str:
+    body = "".join(f'<attr name="{n}">' + "".join(f"<value>{v}</value>" for v in ([vs] if isinstance(vs, str) else vs)) + "</attr>"
+                   for n, vs in attrs.items())
+    kind = "categorieStructure" if category == "Etablissement" else "categoriePersonne"
+    return (f'<addRequest><operationalAttributes><attr name="{kind}"><value>{category}</value></attr></operationalAttributes>'
+            f"<identifier><id>{ident}</id></identifier><attributes>{body}</attributes></addRequest>\n")
+
+
+def write_feed(folder: Path, *, without: tuple[str, ...] = ()) -> None:
+    """Two collèges; a pupil in each whose parent is the same adult (one AAF record per school); a pupil
+    to be detached; a teacher; a collectivité's agent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds = {
+        "EtabEducNat": [
+            _record("Etablissement", "900001", {"ENTStructureJointure": "900001", "ENTStructureUAI": SCHOOL_A,
+                                                "ENTStructureNomCourant": "COLLEGE ANNE DE BRETAGNE", "ENTStructureTypeStruct": "COLLEGE",
+                                                "ENTStructureClasses": ["6A$6A", "5A$5A"]}),
+            _record("Etablissement", "900002", {"ENTStructureJointure": "900002", "ENTStructureUAI": SCHOOL_B,
+                                                "ENTStructureNomCourant": "COLLEGE DU GUESCLIN", "ENTStructureTypeStruct": "COLLEGE",
+                                                "ENTStructureClasses": ["4B$4B"]}),
+        ],
+        "Eleve": [
+            _record("Eleve", "E1", {"ENTPersonJointure": "E1", "sn": "MARTIN", "givenName": "Léa", "ENTPersonDateNaissance": "04/09/2014",
+                                    "ENTEleveStructRattachId": "900001", "ENTEleveClasses": "900001$6A", "ENTEleveMEF": "10010012110",
+                                    "ENTElevePersRelEleve": "R1$1$1$1$1$0"}),
+            _record("Eleve", "E2", {"ENTPersonJointure": "E2", "sn": "MARTIN", "givenName": "Hugo", "ENTPersonDateNaissance": "11/02/2012",
+                                    "ENTEleveStructRattachId": "900002", "ENTEleveClasses": "900002$4B", "ENTElevePersRelEleve": "R2$1$1$1$1$0"}),
+            _record("Eleve", "E3", {"ENTPersonJointure": "E3", "sn": "ROUX", "givenName": "Zoé", "ENTPersonDateNaissance": "01/03/2014",
+                                    "ENTEleveStructRattachId": "900001", "ENTEleveClasses": "900001$5A"}),
+        ],
+        "PersRelEleve": [
+            _record("PersRelEleve", "R1", {"ENTPersonJointure": "R1", "sn": "MARTIN", "givenName": "Claire", "mobile": "0611223344",
+                                           "mail": "claire.martin@example.org"}),
+            _record("PersRelEleve", "R2", {"ENTPersonJointure": "R2", "sn": "MARTIN", "givenName": "Claire", "mobile": "0611223344",
+                                           "mail": "claire.martin@example.org"}),
+        ],
+        "PersEducNat": [
+            _record("PersEducNat", "T1", {"ENTPersonJointure": "T1", "sn": "DURAND", "givenName": "Paul", "mail": "paul.durand@ac-test.fr",
+                                          "ENTPersonStructRattach": "900001", "ENTPersonFonctions": "900001$ENS$ENSEIGNEMENT$L0201$LETTRES",
+                                          "ENTAuxEnsClassesMatieres": "900001$6A$030201", "PersEducNatPresenceDevantEleves": "O"}),
+            _record("PersEducNat", "C1", {"ENTPersonJointure": "C1", "sn": "LEGAL", "givenName": "Anne", "mail": "anne.legal@cd35.example",
+                                          "ENTPersonStructRattach": "900002", "ENTPersonFonctions": "900002$ETA$AGENT$X$X"}),
+        ],
+    }
+    for kind, records in kinds.items():
+        kept = [r for r in records if not any(f"<id>{w}</id>" in r for w in without)]
+        (folder / f"ENT_0350000A_Complet_{kind}_0001.xml").write_text(HEADER + "<ficAlimMENESR>\n" + "".join(kept) + "</ficAlimMENESR>\n")
+
+
+@dataclass
+class Platform:
+    keycloak: KeycloakServer
+    gateway: str
+    identity: ServiceProcess
+    gar: GarPeer
+    database: str
+    env: dict[str, str]
+
+    def sign_in(self, idp: str, username: str, *, browser: Browser | None = None, next_path: str = "/api/identity/v1/me"):
+        """A browser signs in at the gateway through `idp`; (browser, where it landed)."""
+        browser = browser or Browser()
+        page = browser.go(f"{self.gateway}/login", params={"idp": idp, "next": next_path})
+        return browser, browser.sign_in_upstream(page, username, PASSWORD)
+
+    def import_feed(self, folder: Path) -> None:
+        subprocess.run([str(bin_of("maille-identity")), "import-aaf", str(folder), "--report", str(folder / "report.txt")],
+                       env={**os.environ, **self.env, "CI": "1"}, check=True, capture_output=True)
+
+
+def identity_env(nats: NatsServer, docstore: DocstoreServer, keycloak: KeycloakServer, database: str) -> dict[str, str]:
+    return {"MAILLE_IDENTITY_NATS_URL": nats.url, "MAILLE_IDENTITY_MONGODB_URL": docstore.url, "MAILLE_IDENTITY_DATABASE": database,
+            "MAILLE_IDENTITY_TENANT": TENANT, "MAILLE_IDENTITY_KEYCLOAK_URL": keycloak.url,
+            "MAILLE_IDENTITY_AUTH_ISSUER": f"{keycloak.url}/realms/maille"}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: KeycloakServer, nats_server: NatsServer,
+             docstore_server: DocstoreServer) -> Iterator[Platform]:
+    work = tmp_path_factory.mktemp("sso")
+    database = f"test_sso_{uuid.uuid4().hex[:8]}"
+    env = identity_env(nats_server, docstore_server, keycloak_server, database)
+    write_feed(work / "feed")
+    subprocess.run([str(bin_of("maille-identity")), "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
+                   env={**os.environ, **env, "CI": "1"}, check=True, capture_output=True)
+    parts: list = []
+    try:
+        peers = {}
+        for kind in ("educonnect", "academie"):
+            peer = SamlPeer(kind, port=free_port(), keycloak_url=keycloak_server.url, mongodb_url=docstore_server.url, database=database,
+                            work_dir=work / "peers", log_dir=work / "log", password=PASSWORD)
+            peer.start()
+            parts.append(peer)
+            peers[kind] = peer.metadata_url
+        gar = GarPeer(port=free_port(), keycloak_url=keycloak_server.url, work_dir=work / "peers", log_dir=work / "log")
+        gar.start()
+        parts.append(gar)
+        gateway_port = free_port()
+        public = f"http://localhost:{gateway_port}"
+        client_id, secret = f"sso-gateway-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+        env |= {"MAILLE_IDENTITY_GATEWAY_URL": public, "MAILLE_IDENTITY_GATEWAY_CLIENT_ID": client_id,
+                "MAILLE_IDENTITY_GATEWAY_CLIENT_SECRET": secret, "MAILLE_IDENTITY_EDUCONNECT_METADATA_URL": peers["educonnect"],
+                "MAILLE_IDENTITY_ACADEMIE_METADATA_URL": peers["academie"], "MAILLE_IDENTITY_GAR_SP_ENTITY_ID": gar.entity_id,
+                "MAILLE_IDENTITY_GAR_SP_ACS_URL": gar.acs_url, "MAILLE_IDENTITY_GAR_ID_ENT": "ENT-SSO-TEST"}
+        synced = subprocess.run([str(bin_of("maille-identity")), "sync-keycloak"], env={**os.environ, **env}, capture_output=True, text=True)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        identity = ServiceProcess("identity", port=free_port(), env=env | {"MAILLE_IDENTITY_KEYCLOAK_SYNC_ON_START": "false"},
+                                  log_dir=work / "log")
+        identity.start()
+        parts.append(identity)
+        gateway = ServiceProcess("gateway", port=gateway_port, log_dir=work / "log", env={
+            "MAILLE_GATEWAY_NATS_URL": nats_server.url, "MAILLE_GATEWAY_AUTH_ISSUER": f"{keycloak_server.url}/realms/maille",
+            "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url}), "MAILLE_GATEWAY_PUBLIC_URL": public,
+            "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id, "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret,
+        })
+        gateway.start()
+        parts.append(gateway)
+        yield Platform(keycloak=keycloak_server, gateway=public, identity=identity, gar=gar, database=database, env=env)
+    finally:
+        for part in reversed(parts):
+            part.stop()
+
+
+def test_a_pupil_signs_in_through_educonnect_and_sees_their_class_and_school(platform: Platform) -> None:
+    browser, me = platform.sign_in("educonnect", "E1")
+    assert me.status_code == 200, me.text[:500]
+    person = me.json()
+    assert person["kind"] == "pupil" and person["first_name"] == "Léa"
+    assert person["classes"] == [f"{SCHOOL_A}$6A"]
+    assert person["profiles"] == [{"structure": SCHOOL_A, "code": "National_ELV"}]
+    assert [s["uai"] for s in person["schools"]] == [SCHOOL_A]
+    # The link on Keycloak's side: the account is EduConnect's, and names the ENT id.
+    with admin_client(platform.keycloak.url, platform.keycloak.admin_user, platform.keycloak.admin_password) as admin:
+        users = admin.get("/users", params={"q": f"ent_id:{person['id']}"}).raise_for_status().json()
+        assert len(users) == 1
+        links = admin.get(f"/users/{users[0]['id']}/federated-identity").raise_for_status().json()
+        assert [link["identityProvider"] for link in links] == ["educonnect"]
+        assert users[0]["attributes"]["profiles"] == ["National_ELV"] and users[0]["attributes"]["uai"] == [SCHOOL_A]
+    # Without the session, the same route asks to sign in.
+    refused = httpx.get(f"{platform.gateway}/api/identity/v1/me")
+    assert refused.status_code == 401 and refused.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_parent_with_children_in_two_schools_chooses_once(platform: Platform) -> None:
+    browser, page = platform.sign_in("educonnect", "R1")
+    assert "/auth/choose" in str(page.url), page.text[:500]
+    assert "COLLEGE ANNE DE BRETAGNE" in page.text and "COLLEGE DU GUESCLIN" in page.text
+    choices = re.findall(r'name="choice" value="([0-9a-f]{24})"', page.text)
+    assert len(choices) == 2
+    # The one whose child is Hugo, in the second school.
+    chosen = next(c for c in choices if re.search(rf'value="{c}"[^<]*>[^<]*GUESCLIN', page.text))
+    me = browser.post_form(page, choice=chosen)
+    assert me.status_code == 200 and me.json()["id"] == chosen
+    assert [child["first_name"] for child in me.json()["children"]] == ["Hugo"]
+    # Next time, no question: the choice was remembered.
+    _, again = platform.sign_in("educonnect", "R1")
+    assert again.status_code == 200 and again.json()["id"] == chosen
+
+
+def test_a_teacher_signs_in_through_the_academie(platform: Platform) -> None:
+    _, me = platform.sign_in("academie", "T1")
+    assert me.status_code == 200, me.text[:500]
+    assert me.json()["kind"] == "staff" and me.json()["last_name"] == "DURAND"
+    assert {"structure": SCHOOL_A, "code": "National_ENS"} in me.json()["profiles"]
+
+
+def test_a_pupil_cannot_sign_in_at_the_agents_idp(platform: Platform) -> None:
+    browser = Browser()
+    page = browser.go(f"{platform.gateway}/login", params={"idp": "academie"})
+    page = browser.post_form(page)  # the AuthnRequest to the peer
+    refused = browser.post_form(page, username="E1", password=PASSWORD)
+    assert refused.status_code == 401 and "incorrect" in refused.text
+
+
+def test_a_detached_pupil_is_refused_with_a_clear_page(platform: Platform, tmp_path: Path) -> None:
+    _, me = platform.sign_in("educonnect", "E3")
+    assert me.status_code == 200
+    write_feed(tmp_path / "feed", without=("E3",))  # the next full feed no longer has her
+    platform.import_feed(tmp_path / "feed")
+    _, page = platform.sign_in("educonnect", "E3")
+    assert page.status_code == 403
+    assert "Compte détaché" in page.text and "secrétariat" in page.text
+
+
+def test_a_person_unknown_to_the_directory_is_told_what_to_do(platform: Platform) -> None:
+    # An account of the same database but of another tenant: EduConnect knows them, this ENT does not.
+    from pymongo import MongoClient
+
+    with MongoClient(platform.env["MAILLE_IDENTITY_MONGODB_URL"]) as client:
+        persons = client[platform.database]["persons"]
+        stranger = persons.find_one({"keys": "E2"})
+        persons.insert_one({**stranger, "_id": "f" * 24, "keys": ["X9"], "tenant": "elsewhere", "first_name": "Ana"})
+    time.sleep(DIRECTORY_SECONDS + 0.2)  # the peer reads the directory again on a miss, at most once a second
+    _, page = platform.sign_in("educonnect", "X9")
+    assert page.status_code == 403
+    assert "Aucune fiche de l'annuaire" in html.unescape(page.text) and "secrétariat" in page.text
+
+
+def test_a_collectivite_agent_signs_in_through_a_registered_idp(platform: Platform) -> None:
+    keycloak = platform.keycloak
+    realm, client_id, client_secret = f"cd35-{uuid.uuid4().hex[:6]}", "maille-broker", uuid.uuid4().hex
+    alias = realm
+    token = httpx.post(f"{keycloak.url}/realms/master/protocol/openid-connect/token", data={
+        "grant_type": "password", "client_id": "admin-cli", "username": keycloak.admin_user, "password": keycloak.admin_password,
+    }).raise_for_status().json()["access_token"]
+    with httpx.Client(base_url=f"{keycloak.url}/admin/realms", headers={"Authorization": f"Bearer {token}"}, timeout=30) as admin:
+        # The collectivité's own IdP: a realm of its own, an agent, a client for Maille's broker.
+        admin.post("", json={"realm": realm, "enabled": True}).raise_for_status()
+        admin.post(f"/{realm}/clients", json={
+            "clientId": client_id, "secret": client_secret, "publicClient": False, "standardFlowEnabled": True,
+            "redirectUris": [f"{keycloak.url}/realms/maille/broker/{alias}/endpoint"],
+        }).raise_for_status()
+        admin.post(f"/{realm}/users", json={
+            "username": "alegal", "enabled": True, "firstName": "Anne", "lastName": "Legal", "email": "anne.legal@cd35.example",
+            "emailVerified": True, "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
+        }).raise_for_status()
+        # An operator of Maille (a client-credentials client with the role operator) registers it.
+        admin.post("/maille/roles", json={"name": "operator"})
+        operator_id, operator_secret = f"ops-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+        admin.post("/maille/clients", json={
+            "clientId": operator_id, "secret": operator_secret, "publicClient": False, "serviceAccountsEnabled": True,
+            "standardFlowEnabled": False, "protocolMappers": [{"name": "aud", "protocol": "openid-connect",
+                                                               "protocolMapper": "oidc-audience-mapper",
+                                                               "config": {"included.custom.audience": "maille", "access.token.claim": "true"}}],
+        }).raise_for_status()
+        internal = admin.get("/maille/clients", params={"clientId": operator_id}).json()[0]["id"]
+        account = admin.get(f"/maille/clients/{internal}/service-account-user").json()["id"]
+        role = admin.get("/maille/roles/operator").json()
+        admin.post(f"/maille/users/{account}/role-mappings/realm", json=[role]).raise_for_status()
+    operator = httpx.post(f"{keycloak.url}/realms/maille/protocol/openid-connect/token", data={
+        "grant_type": "client_credentials", "client_id": operator_id, "client_secret": operator_secret,
+    }).raise_for_status().json()["access_token"]
+    body = {"alias": alias, "name": "Département d'Ille-et-Vilaine", "issuer": f"{keycloak.url}/realms/{realm}",
+            "client_id": client_id, "client_secret": client_secret, "claims": {"email": "email"}, "structures": [SCHOOL_B]}
+    bad = httpx.post(f"{platform.gateway}/api/identity/v1/federations", json={**body, "structures": ["0000000A"]},
+                     headers={"Authorization": f"Bearer {operator}"})
+    assert bad.status_code == 422 and "structures" in bad.json()["detail"]
+    created = httpx.post(f"{platform.gateway}/api/identity/v1/federations", json=body, headers={"Authorization": f"Bearer {operator}"})
+    assert created.status_code == 201, created.text
+    assert "client_secret" not in created.json()
+    again = httpx.post(f"{platform.gateway}/api/identity/v1/federations", json=body, headers={"Authorization": f"Bearer {operator}"})
+    assert again.status_code == 409
+    # The agent signs in at the collectivité's own login page, and lands as herself.
+    browser = Browser()
+    page = browser.go(f"{platform.gateway}/login", params={"idp": alias, "next": "/api/identity/v1/me"})
+    assert 'id="kc-form-login"' in page.text and realm in str(page.url), (page.url, re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page.text)))[-800:])
+    me = browser.sign_in(page, "alegal", PASSWORD)
+    assert me.status_code == 200, me.text[:500]
+    assert me.json()["last_name"] == "LEGAL" and me.json()["profiles"][0]["structure"] == SCHOOL_B
+
+
+def test_the_gar_receives_a_signed_assertion_for_a_teacher_and_a_pupil(platform: Platform) -> None:
+    for idp, username, profile, school in (("academie", "T1", "National_ens", SCHOOL_A), ("educonnect", "E2", "National_elv", SCHOOL_B)):
+        browser, me = platform.sign_in(idp, username)
+        assert me.status_code == 200, me.text[:300]
+        page = browser.go(f"{platform.gar.url}/sp/login")  # already signed in: Keycloak answers at once
+        received = browser.post_form(page)
+        assert received.status_code == 200, received.text
+        assertion = received.json()
+        assert assertion["assertion_signed"] is True
+        attributes = assertion["attributes"]
+        assert attributes["GARPersonIdentifiant"] == [me.json()["id"]] and assertion["name_id"] == me.json()["id"]
+        assert attributes["idEnt"] == ["ENT-SSO-TEST"]
+        assert attributes["UAI"] == [school] and attributes["PRO"] == [profile]
+
+
+def test_sign_out_ends_the_session_here_and_at_keycloak(platform: Platform) -> None:
+    browser, me = platform.sign_in("educonnect", "E1")
+    assert me.status_code == 200
+    browser.through_saml(browser.go(f"{platform.gateway}/logout"))  # through EduConnect's single logout
+    assert browser.go(f"{platform.gateway}/api/identity/v1/me").status_code == 401
+    # Keycloak's session is gone too: signing in again asks EduConnect again.
+    page = browser.go(f"{platform.gateway}/login", params={"idp": "educonnect"})
+    assert 'name="SAMLRequest"' in page.text or 'name="password"' in page.text
+
+
+def test_a_second_reconcile_changes_nothing_and_a_hand_made_change_is_put_back(platform: Platform) -> None:
+    sync = [str(bin_of("maille-identity")), "sync-keycloak", "--check"]
+    clean = subprocess.run(sync, env={**os.environ, **platform.env}, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "nothing to change" in clean.stdout
+    with admin_client(platform.keycloak.url, platform.keycloak.admin_user, platform.keycloak.admin_password) as admin:
+        idp = admin.get("/identity-provider/instances/educonnect").raise_for_status().json()
+        idp["config"]["validateSignature"] = "false"  # someone weakens the broker by hand
+        admin.put("/identity-provider/instances/educonnect", json=idp).raise_for_status()
+        drifted = subprocess.run(sync, env={**os.environ, **platform.env}, capture_output=True, text=True)
+        assert drifted.returncode == 1
+        assert "identity provider educonnect: config put back" in drifted.stdout
+        assert admin.get("/identity-provider/instances/educonnect").json()["config"]["validateSignature"] == "true"
