@@ -5,6 +5,7 @@ Keycloak, identity and gateway processes; the peers speak SAML (pysaml2) and OID
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -21,7 +22,7 @@ import pytest
 
 from maille_devstack.browser import Browser
 from maille_devstack.keycloak_admin import admin_client
-from maille_devstack.paths import bin_of
+from maille_devstack.paths import XMLSEC_BIN, bin_of
 from samlpeer.idp import DIRECTORY_SECONDS
 from maille_devstack.processes import (
     DocstoreServer, GarPeer, KeycloakServer, NatsServer, SamlPeer, ServiceProcess, free_port,
@@ -98,6 +99,8 @@ class Platform:
     gar: GarPeer
     database: str
     env: dict[str, str]
+    peers_dir: Path
+    xmlsec: str
 
     def sign_in(self, idp: str, username: str, *, browser: Browser | None = None, next_path: str = "/api/identity/v1/me"):
         """A browser signs in at the gateway through `idp`; (browser, where it landed)."""
@@ -157,7 +160,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: Keycloak
         })
         gateway.start()
         parts.append(gateway)
-        yield Platform(keycloak=keycloak_server, gateway=public, identity=identity, gar=gar, database=database, env=env)
+        yield Platform(keycloak=keycloak_server, gateway=public, identity=identity, gar=gar, database=database, env=env,
+                       peers_dir=work / "peers", xmlsec=str(XMLSEC_BIN))
     finally:
         for part in reversed(parts):
             part.stop()
@@ -329,3 +333,68 @@ def test_a_second_reconcile_changes_nothing_and_a_hand_made_change_is_put_back(p
         assert drifted.returncode == 1
         assert "identity provider educonnect: config put back" in drifted.stdout
         assert admin.get("/identity-provider/instances/educonnect").json()["config"]["validateSignature"] == "true"
+
+
+async def _forged_sign_in(platform: Platform, *, lifetime_minutes: int = 5, audience: str | None = None,
+                          tamper=lambda xml: xml) -> tuple[Browser, str, dict[str, str]]:
+    """Start a sign-in at the gateway through EduConnect, and answer Keycloak's AuthnRequest with a response
+    made here (with the EduConnect peer's own key), as the test wants it; (browser, ACS URL, the form)."""
+    from lxml import etree
+
+    from educonnect.profiles import EDUCONNECT
+    from samlpeer.idp import Directory, Pending, SamlIdp
+
+    browser = Browser()
+    page = browser.go(f"{platform.gateway}/login", params={"idp": "educonnect", "next": "/api/identity/v1/me"})
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    request = etree.fromstring(base64.b64decode(html.unescape(fields["SAMLRequest"])))
+    issuer = request.find("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer").text
+    acs = request.get("AssertionConsumerServiceURL")
+    peer_url = re.search(r'action="(http://localhost:\d+)/idp/sso/post"', page.text).group(1)
+    idp = SamlIdp(profile=EDUCONNECT, base_url=peer_url, work_dir=platform.peers_dir, directory=Directory(platform.env["MAILLE_IDENTITY_MONGODB_URL"], platform.database),
+                  sp_metadata_urls=[f"{platform.keycloak.url}/realms/maille/broker/educonnect/endpoint/descriptor"], password=PASSWORD,
+                  xmlsec_binary=platform.xmlsec, lifetime_minutes=lifetime_minutes)
+    if audience:  # another SP the IdP knows: its response is addressed to that SP, and signed as valid for it
+        from saml2.server import Server
+
+        descriptor = httpx.get(idp.sp_metadata_urls[0]).text
+        server = Server(config=idp.config([descriptor, descriptor.replace(f'entityID="{issuer}"', f'entityID="{audience}"')]))
+        server.config.getattr("policy", "idp").restrict = lambda ava, sp_entity_id, metadata=None: ava
+        idp._server, idp._server_built = server, time.monotonic()
+    pending = Pending(request_id=request.get("ID"), sp_entity_id=audience or issuer, destination=acs,
+                      relay_state=html.unescape(fields.get("RelayState", "")))
+    form = await idp.respond(pending, idp.directory.find("E1"))
+    answer = {k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)}
+    answer["SAMLResponse"] = base64.b64encode(tamper(base64.b64decode(answer["SAMLResponse"]).decode()).encode()).decode()
+    return browser, acs, answer
+
+
+def _signed_in(landed: httpx.Response) -> bool:
+    return landed.status_code == 200 and landed.headers.get("content-type", "").startswith("application/json")
+
+
+async def test_a_genuine_forged_here_response_signs_in_but_not_twice(platform: Platform) -> None:
+    browser, acs, answer = await _forged_sign_in(platform)
+    assert _signed_in(browser.go(acs, method="POST", data=answer))  # the helper itself makes valid responses
+    replayed = browser.go(acs, method="POST", data=answer)
+    assert not _signed_in(replayed) and replayed.status_code >= 400
+
+
+async def test_a_response_without_its_signatures_is_refused(platform: Platform) -> None:
+    strip = lambda xml: re.sub(r"(?s)<ns\d+:Signature .*?</ns\d+:Signature>", "", xml)  # noqa: E731
+    browser, acs, answer = await _forged_sign_in(platform, tamper=strip)
+    assert "Signature" not in base64.b64decode(answer["SAMLResponse"]).decode()
+    refused = browser.go(acs, method="POST", data=answer)
+    assert not _signed_in(refused) and refused.status_code >= 400
+
+
+async def test_a_response_for_another_audience_is_refused(platform: Platform) -> None:
+    browser, acs, answer = await _forged_sign_in(platform, audience="https://another-sp.example/saml")
+    refused = browser.go(acs, method="POST", data=answer)
+    assert not _signed_in(refused) and refused.status_code >= 400
+
+
+async def test_an_expired_response_is_refused(platform: Platform) -> None:
+    browser, acs, answer = await _forged_sign_in(platform, lifetime_minutes=-15)
+    refused = browser.go(acs, method="POST", data=answer)
+    assert not _signed_in(refused) and refused.status_code >= 400
