@@ -59,6 +59,7 @@ class Gateway:
         await self.sessions.start(runtime.bus)
 
     async def _stop(self, runtime: Runtime) -> None:
+        await self.sessions.close()
         await self.upstreams.close()
         self.proxy.access_log.close()
 

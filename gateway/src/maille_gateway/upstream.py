@@ -351,6 +351,25 @@ class Upstream:
             self._succeeded()
         return Response(status, response_headers, connection, self)
 
+    async def fetch(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None = None, *,
+                    limit: int = 1 << 20) -> tuple[int, bytes]:
+        """One whole exchange, the answer read to its end: (status, body). For the gateway's own small calls
+        (the token endpoint, identity at sign-in), on the same lean connections as the relay."""
+        response = await self.request(method, target, headers, body, content_length=len(body) if body is not None else None)
+        try:
+            data = response.whole()
+            if data is None:
+                parts, size = [], 0
+                async for chunk in response.body():
+                    size += len(chunk)
+                    if size > limit:
+                        raise UpstreamError(f"{self.name} answered more than {limit} bytes", sent=True)
+                    parts.append(chunk)
+                data = b"".join(parts)
+            return response.status, data
+        finally:
+            response.release()
+
     def _expire(self, head: asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]]) -> None:
         if not head.done():
             head.set_exception(UpstreamTimeout(f"{self.name} did not answer within {self.response_timeout:g}s", sent=True))

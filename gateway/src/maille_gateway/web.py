@@ -202,8 +202,8 @@ async def _me(gateway: Gateway, principal: Principal, token: str) -> dict[str, A
     if principal.person_id is None or "identity" not in gateway.settings.routes:
         return None
     try:
-        async with httpx.AsyncClient(base_url=gateway.settings.routes["identity"], timeout=3) as client:
-            answer = await client.get("/api/identity/v1/me", headers={"authorization": f"Bearer {token}"})
+        answer = await gateway.sessions.http.get(f"{gateway.settings.routes['identity'].rstrip('/')}/api/identity/v1/me",
+                                                 headers={"authorization": f"Bearer {token}"}, timeout=3)
         return answer.json() if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None

@@ -9,6 +9,7 @@ at all (404, so as not to tell that they exist). Operators see everyone.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -61,12 +62,25 @@ def _view(person: Doc, *, full: bool, schools: set[str] | None = None) -> Doc:
     }
 
 
+STRUCTURE_NAMES_SECONDS = 30.0
+
+
+async def _structure_names(request: Request, tenant: str) -> dict[str, str]:
+    """The tenant's schools by UAI (read again at most every 30 s: every sign-in lands on /me)."""
+    cache = get_runtime(request).state.setdefault("structure_names", {})
+    found = cache.get(tenant)
+    if found is None or time.monotonic() - found[0] > STRUCTURE_NAMES_SECONDS:
+        found = cache[tenant] = (time.monotonic(), {doc["_id"]: doc["name"] for doc in await _repo(request).structures(tenant)})
+    return found[1]
+
+
 @router.get("/me", summary="The signed-in person: identity, profiles, schools, classes, children")
 async def me(request: Request, principal: Caller) -> Doc:
     person = await _me(request, principal)
     repo = _repo(request)
-    schools = {doc["_id"]: doc["name"] for doc in await repo.structures(person["tenant"]) if doc["_id"] in _schools(person)}
-    children = [_view(child, full=False) for child in await repo.persons_by_id(person.get("children", []))]
+    names = await _structure_names(request, person["tenant"])
+    schools = {uai: names.get(uai, uai) for uai in _schools(person)}
+    children = [_view(child, full=False) for child in await repo.persons_by_id(person["children"])] if person.get("children") else []
     return {**_view(person, full=True), "schools": [{"uai": uai, "name": name} for uai, name in sorted(schools.items())], "children": children}
 
 

@@ -103,7 +103,9 @@ class Linking:
             person = await self.directory.person(claimed)
             self._admissible(person, "the person this account is linked to")
             refresh = False
-            if self.keycloak is not None:  # the account's profiles and schools follow the directory
+            # The account's profiles and schools follow the directory: written again (and the tokens fetched
+            # again) only when the token shows they changed — the usual sign-in costs Keycloak nothing more.
+            if self.keycloak is not None and not self._token_current(principal, person):
                 refresh = await self._write_account(await self.keycloak.user(principal.subject), person)
             return {"status": "linked", "person": claimed, "refresh": refresh}
         if self.keycloak is None:  # no Keycloak to read the upstream sign-in from: nothing to link
@@ -133,6 +135,12 @@ class Linking:
         await self.federations.record_link(person["_id"], idp=upstream.idp, subject=upstream.subject, user=user["id"],
                                            at=datetime.now(UTC))
         return {"status": "linked", "person": person["_id"], "refresh": True}
+
+    @staticmethod
+    def _token_current(principal: Principal, person: Doc) -> bool:
+        profiles = person.get("profiles", [])
+        return (sorted(principal.claims.get("profiles") or []) == sorted({p["code"] for p in profiles})
+                and sorted(principal.claims.get("uai") or []) == sorted({p["structure"] for p in profiles}))
 
     @staticmethod
     def _admissible(person: Doc | None, what: str) -> None:
