@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from maille_devstack.browser import Browser
-from maille_devstack.keycloak_admin import admin_client
+from maille_devstack.keycloak_admin import admin_client, audience_mappers
 from maille_devstack.paths import XMLSEC_BIN, bin_of
 from samlpeer.idp import DIRECTORY_SECONDS
 from maille_devstack.processes import (
@@ -265,9 +265,7 @@ def test_a_collectivite_agent_signs_in_through_a_registered_idp(platform: Platfo
         operator_id, operator_secret = f"ops-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
         admin.post("/maille/clients", json={
             "clientId": operator_id, "secret": operator_secret, "publicClient": False, "serviceAccountsEnabled": True,
-            "standardFlowEnabled": False, "protocolMappers": [{"name": "aud", "protocol": "openid-connect",
-                                                               "protocolMapper": "oidc-audience-mapper",
-                                                               "config": {"included.custom.audience": "maille", "access.token.claim": "true"}}],
+            "standardFlowEnabled": False, "protocolMappers": audience_mappers(),
         }).raise_for_status()
         internal = admin.get("/maille/clients", params={"clientId": operator_id}).json()[0]["id"]
         account = admin.get(f"/maille/clients/{internal}/service-account-user").json()["id"]

@@ -38,7 +38,7 @@ class Gateway:
         self.settings = settings
         self.version = __version__
         self.state: dict[str, Any] = {}
-        self.verifier = TokenVerifier(issuer=settings.auth_issuer, audience=settings.auth_audience, jwks_url=settings.auth_jwks_url)
+        self.verifier = TokenVerifier(issuer=settings.auth_issuer, audience=settings.audience, jwks_url=settings.auth_jwks_url)
         self.sessions = Sessions(settings, self.verifier)
         self.policies = Policies(settings.public_paths, settings.policies)
         self.limiter = RateLimiter(burst_seconds=settings.rate_burst_seconds, share=settings.rate_share)

@@ -78,6 +78,11 @@ class GatewaySettings(ServiceSettings):
     session_ttl_seconds: int = Field(36000, ge=60, description="a browser session's lifetime, at most")
     cookie_secure: bool = Field(True, description="Secure flag on the session cookie (browsers keep it on http://localhost too)")
 
+    @property
+    def audience(self) -> str:
+        """The gateway accepts tokens meant for Maille as a whole (audience maille); each service checks its own."""
+        return self.auth_audience or "maille"
+
     @field_validator("routes")
     @classmethod
     def _routes_are_urls(cls, routes: dict[str, str]) -> dict[str, str]:

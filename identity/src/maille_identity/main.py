@@ -74,7 +74,8 @@ def build(settings: IdentitySettings) -> ServiceSpec:
     """What the identity service is made of."""
     return ServiceSpec(
         name="identity", version=__version__, settings=settings, streams=STREAMS, description=description or "",
-        on_start=on_start, on_stop=on_stop, routers=[operator.router, rules_api.router, directory_api.router, federation_api.router],
+        on_start=on_start, on_stop=on_stop, routers=[operator.router, rules_api.router, directory_api.router, federation_api.router,
+                 *([federation_api.federations] if settings.keycloak_url else [])],
     )
 
 

@@ -56,7 +56,7 @@ async def test_nobody_else_gets_through(identity, keycloak_clients: KeycloakClie
     assert (await status({"Authorization": f"Bearer {no_role}"})).status_code == 403
     other_audience = keycloak_clients.token(*keycloak_clients.make(roles=("operator",), audience="someone-else"))
     wrong = await status({"Authorization": f"Bearer {other_audience}"})
-    assert wrong.status_code == 401 and "not meant for 'maille'" in wrong.json()["detail"]
+    assert wrong.status_code == 401 and "not meant for 'maille-identity'" in wrong.json()["detail"]
     good = keycloak_clients.token(*keycloak_clients.make(roles=("operator",)))
     head, payload, signature = good.split(".")
     tampered = await status({"Authorization": f"Bearer {head}.{payload}.{signature[:-4]}AAAA"})

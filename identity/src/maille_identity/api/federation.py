@@ -19,16 +19,15 @@ from maille_identity.federation.keycloak import KeycloakUnavailable
 from maille_identity.federation.service import RESERVED_ALIASES, Federation
 
 router = APIRouter(prefix="/api/identity/v1", tags=["federation"])
+# The collectivités' IdPs are made in Keycloak: these routes exist only when identity is connected to it.
+federations = APIRouter(prefix="/api/identity/v1", tags=["federation"])
 Caller = Annotated[Principal, Depends(require())]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Alias = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
 
 
 def _federation(request: Request) -> Federation:
-    federation = get_runtime(request).state.get("federation")
-    if federation is None:
-        raise Problem(503, "identity is not connected to Keycloak (MAILLE_IDENTITY_KEYCLOAK_URL unset)", headers={"Retry-After": "60"})
-    return federation
+    return get_runtime(request).state["federation"]
 
 
 class SignInBody(BaseModel):
@@ -93,12 +92,12 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
     return {"alias": doc["_id"], **{k: v for k, v in doc.items() if k not in ("_id", "client_secret")}}
 
 
-@router.get("/federations", summary="The partner collectivités' IdPs")
+@federations.get("/federations", summary="The partner collectivités' IdPs")
 async def list_federations(request: Request, operator: Operator) -> list[dict[str, Any]]:
     return [_public(doc) for doc in sorted(await _federation(request).federations.all(), key=lambda d: d["_id"])]
 
 
-@router.post("/federations", status_code=201, summary="Register a partner collectivité's IdP (made in Keycloak at once)")
+@federations.post("/federations", status_code=201, summary="Register a partner collectivité's IdP (made in Keycloak at once)")
 async def add_federation(request: Request, body: FederationBody, operator: Operator) -> dict[str, Any]:
     federation = _federation(request)
     if body.alias in RESERVED_ALIASES:
@@ -126,7 +125,7 @@ async def add_federation(request: Request, body: FederationBody, operator: Opera
     return _public(doc)
 
 
-@router.delete("/federations/{alias}", status_code=204, summary="Withdraw a partner collectivité's IdP")
+@federations.delete("/federations/{alias}", status_code=204, summary="Withdraw a partner collectivité's IdP")
 async def delete_federation(request: Request, alias: Alias, operator: Operator) -> Response:
     if not await _federation(request).remove(alias):
         raise Problem(404, f"no federation {alias}")

@@ -216,7 +216,7 @@ def create_app(spec: ServiceSpec) -> FastAPI:
         redoc_url=None,
     )
     app.state.token_verifier = TokenVerifier(
-        issuer=spec.settings.auth_issuer, audience=spec.settings.auth_audience, jwks_url=spec.settings.auth_jwks_url
+        issuer=spec.settings.auth_issuer, audience=spec.settings.audience, jwks_url=spec.settings.auth_jwks_url
     )
     install_problem_handlers(app)
     app.include_router(_health_router())

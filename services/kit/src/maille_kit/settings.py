@@ -44,7 +44,9 @@ class ServiceSettings(BaseSettings):
     auth_issuer: str = Field(
         "http://localhost:8080/realms/maille", description="issuer (Keycloak realm URL) of the bearer tokens the service accepts"
     )
-    auth_audience: str = Field("maille", description="audience a bearer token must name to be accepted")
+    auth_audience: str = Field(
+        "", description="audience a bearer token must name to be accepted; default maille-<service> (the gateway: maille)"
+    )
     auth_jwks_url: str | None = Field(None, description="where the issuer's keys are published; default <issuer>/protocol/openid-connect/certs")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     build: str = Field("dev", description="build id shown by /about (set by the image build)")
@@ -64,6 +66,12 @@ class ServiceSettings(BaseSettings):
             names = ", ".join(self.env_name(n) for n in left)
             raise ValueError(f"{names} must be set outside development (still the development default)")
         return self
+
+    @property
+    def audience(self) -> str:
+        """The audience the service's tokens must name: the setting, or maille-<service> — each service its
+        own, so that a token given to call one service is not accepted by another."""
+        return self.auth_audience or f"maille-{self.service_name}"
 
     @property
     def database_name(self) -> str:

@@ -5,6 +5,16 @@ from __future__ import annotations
 
 import httpx
 
+# The audiences of Maille's tokens: the gateway's, then each service's own.
+AUDIENCES = ("maille", "maille-identity", "maille-catalog", "maille-messaging", "maille-library")
+
+
+def audience_mappers(audience: str | None = None) -> list[dict]:
+    """Protocol mappers putting `audience` (default: the gateway's and every service's) in access tokens."""
+    return [{"name": f"audience {name}", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+             "config": {"included.custom.audience": name, "access.token.claim": "true", "id.token.claim": "false"}}
+            for name in ((audience,) if audience else AUDIENCES)]
+
 
 def admin_client(keycloak_url: str, user: str, password: str) -> httpx.Client:
     """An admin API client for the realm `maille` (token of the master realm's admin)."""
@@ -49,8 +59,7 @@ def gateway_client(admin: httpx.Client, client_id: str, secret: str, gateway_url
         "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": f"{base}/",
                        **({"access.token.lifespan": str(token_seconds)} if token_seconds else {})},
         "protocolMappers": [
-            {"name": "audience maille", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
-             "config": {"included.custom.audience": "maille", "access.token.claim": "true", "id.token.claim": "false"}},
+            *audience_mappers(),
             {"name": "ent_id", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-attribute-mapper",
              "config": {"user.attribute": "ent_id", "claim.name": "ent_id", "jsonType.label": "String",
                         "access.token.claim": "true", "id.token.claim": "true"}},

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from maille_kit.docstore import Docstore
-from maille_devstack.keycloak_admin import admin_client, enable_user_attributes, ensure_user, gateway_client
+from maille_devstack.keycloak_admin import admin_client, audience_mappers, enable_user_attributes, ensure_user, gateway_client
 from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer, ServiceProcess, free_port
 
 
@@ -156,18 +156,17 @@ class KeycloakClients:
                 admin.post(f"/users/{user_id}/role-mappings/realm", json=reps).raise_for_status()
         return username
 
-    def make(self, *, roles: tuple[str, ...] = (), audience: str = "maille") -> tuple[str, str]:
+    def make(self, *, roles: tuple[str, ...] = (), audience: str | None = None) -> tuple[str, str]:
         """A new confidential client with a service account holding `roles`; (client id, secret)."""
         client_id, secret = f"test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
         with self._admin() as admin:
             for role in roles:
                 answer = admin.post("/roles", json={"name": role})
                 assert answer.status_code in (201, 409), answer.text
-            mapper = {"name": "audience", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
-                      "config": {"included.custom.audience": audience, "access.token.claim": "true", "id.token.claim": "false"}}
+            mappers = audience_mappers(audience)
             admin.post("/clients", json={
                 "clientId": client_id, "secret": secret, "publicClient": False, "serviceAccountsEnabled": True,
-                "standardFlowEnabled": False, "directAccessGrantsEnabled": False, "protocolMappers": [mapper],
+                "standardFlowEnabled": False, "directAccessGrantsEnabled": False, "protocolMappers": mappers,
             }).raise_for_status()
             internal = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()[0]["id"]
             user = admin.get(f"/clients/{internal}/service-account-user").raise_for_status().json()["id"]
@@ -190,7 +189,7 @@ def keycloak_clients(keycloak_server: KeycloakServer) -> KeycloakClients:
     return KeycloakClients(keycloak_server)
 
 
-def make_person_login(clients: KeycloakClients, *, ent_id: str, audience: str = "maille") -> str:
+def make_person_login(clients: KeycloakClients, *, ent_id: str, audience: str | None = None) -> str:
     """A Keycloak user linked to the directory person `ent_id` (attribute and token claim `ent_id`), and a
     token of theirs (password grant of a test client): what federation (issue 5) gives a signed-in person."""
     username, password = f"user-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
@@ -203,8 +202,7 @@ def make_person_login(clients: KeycloakClients, *, ent_id: str, audience: str = 
             "credentials": [{"type": "password", "value": password, "temporary": False}],
         }).raise_for_status()
         mappers = [
-            {"name": "audience", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
-             "config": {"included.custom.audience": audience, "access.token.claim": "true", "id.token.claim": "false"}},
+            *audience_mappers(audience),
             {"name": "ent_id", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-attribute-mapper",
              "config": {"user.attribute": "ent_id", "claim.name": "ent_id", "jsonType.label": "String", "access.token.claim": "true"}},
         ]
