@@ -50,7 +50,7 @@ def _record(category: str, ident: str, attrs: dict[str, list[str] | str]) -> str
             f"<identifier><id>{ident}</id></identifier><attributes>{body}</attributes></addRequest>\n")
 
 
-def write_feed(folder: Path, *, without: tuple[str, ...] = ()) -> None:
+def write_feed(folder: Path, *, without: tuple[str, ...] = (), teacher_in: tuple[str, ...] = ("900001",)) -> None:
     """Two collèges; a pupil in each whose parent is the same adult (one AAF record per school); a pupil
     to be detached; a teacher; a collectivité's agent."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,8 @@ def write_feed(folder: Path, *, without: tuple[str, ...] = ()) -> None:
         ],
         "PersEducNat": [
             _record("PersEducNat", "T1", {"ENTPersonJointure": "T1", "sn": "DURAND", "givenName": "Paul", "mail": "paul.durand@ac-test.fr",
-                                          "ENTPersonStructRattach": "900001", "ENTPersonFonctions": "900001$ENS$ENSEIGNEMENT$L0201$LETTRES",
+                                          "ENTPersonStructRattach": "900001",
+                                          "ENTPersonFonctions": [f"{school}$ENS$ENSEIGNEMENT$L0201$LETTRES" for school in teacher_in],
                                           "ENTAuxEnsClassesMatieres": "900001$6A$030201", "PersEducNatPresenceDevantEleves": "O"}),
             _record("PersEducNat", "C1", {"ENTPersonJointure": "C1", "sn": "LEGAL", "givenName": "Anne", "mail": "anne.legal@cd35.example",
                                           "ENTPersonStructRattach": "900002", "ENTPersonFonctions": "900002$ETA$AGENT$X$X"}),
@@ -396,3 +397,40 @@ async def test_an_expired_response_is_refused(platform: Platform) -> None:
     browser, acs, answer = await _forged_sign_in(platform, lifetime_minutes=-15)
     refused = browser.go(acs, method="POST", data=answer)
     assert not _signed_in(refused) and refused.status_code >= 400
+
+
+def _account(platform: Platform, person_id: str) -> dict | None:
+    with admin_client(platform.keycloak.url, platform.keycloak.admin_user, platform.keycloak.admin_password) as admin:
+        found = admin.get("/users", params={"q": f"ent_id:{person_id}"}).raise_for_status().json()
+    return found[0] if found else None
+
+
+def _eventually(check, seconds: float = 20.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.3)
+
+
+def test_a_change_in_the_directory_reaches_the_linked_account(platform: Platform, tmp_path: Path) -> None:
+    _, me = platform.sign_in("academie", "T1")
+    teacher = me.json()["id"]
+    assert _account(platform, teacher)["attributes"]["uai"] == [SCHOOL_A]
+    write_feed(tmp_path / "feed", without=("E3",), teacher_in=("900001", "900002"))  # now teaching in both collèges
+    platform.import_feed(tmp_path / "feed")
+    assert _eventually(lambda: sorted(_account(platform, teacher)["attributes"]["uai"]) == [SCHOOL_A, SCHOOL_B])
+    assert _account(platform, teacher)["attributes"]["profiles"] == ["National_ENS"]
+
+
+def test_an_erased_person_loses_their_account_and_cannot_sign_in(platform: Platform) -> None:
+    _, me = platform.sign_in("educonnect", "E2")
+    pupil = me.json()["id"]
+    assert _account(platform, pupil) is not None
+    erased = subprocess.run([str(bin_of("maille-identity")), "erase", pupil, "--yes"], env={**os.environ, **platform.env},
+                            capture_output=True, text=True)
+    assert erased.returncode == 0, erased.stderr
+    assert _eventually(lambda: _account(platform, pupil) is None)
+    _, page = platform.sign_in("educonnect", "E2")  # EduConnect still knows her; this ENT no longer does
+    assert page.status_code == 403 and "Aucune fiche" in page.text

@@ -15,6 +15,7 @@ from maille_identity.api import rules as rules_api
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.jobs import ImportJobs
 from maille_identity.events import STREAMS, EventBatch
+from maille_identity.federation.accounts import AccountSync
 from maille_identity.federation.linking import Linking
 from maille_identity.federation.repository import FederationRepository
 from maille_identity.federation.service import Federation
@@ -47,6 +48,9 @@ async def on_start(runtime: Runtime) -> None:
     )
     if federation is not None:
         runtime.state["federation"] = federation
+        accounts = AccountSync(runtime.bus, runtime.docstore, runtime.state["linking"])
+        await accounts.start()
+        runtime.state["accounts"] = accounts
         if settings.keycloak_sync_on_start:
             runtime.state["keycloak-sync"] = asyncio.create_task(federation.keep_synced(), name="keycloak-sync")
     if settings.gar_export_at is not None:
@@ -62,6 +66,9 @@ async def on_stop(runtime: Runtime) -> None:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+    accounts = runtime.state.pop("accounts", None)
+    if accounts is not None:
+        await accounts.stop()
     federation = runtime.state.pop("federation", None)
     if federation is not None:
         await federation.keycloak.close()

@@ -258,9 +258,21 @@ class Reconciler:
         try:
             user = await self.admin.a_get_user(user_id)
             user["federatedIdentities"] = await self.admin.a_get_user_social_logins(user_id)
-        except (KeycloakError, OSError) as exc:
+        except KeycloakError as exc:
+            raise KeycloakUnavailable(f"the account could not be read: {exc.response_code} {exc.error_message!s:.200}") from exc
+        except OSError as exc:
             raise KeycloakUnavailable(f"the account could not be read: {exc}") from exc
         return user
+
+    async def delete_user(self, user_id: str) -> None:
+        """Delete an account (its sessions end with it); one already gone is fine."""
+        try:
+            await self.admin.a_delete_user(user_id)
+        except KeycloakError as exc:
+            if exc.response_code != 404:
+                raise KeycloakUnavailable(f"the account could not be deleted: {exc}") from exc
+        except OSError as exc:
+            raise KeycloakUnavailable(f"the account could not be deleted: {exc}") from exc
 
     async def set_attributes(self, user: Doc, attributes: dict[str, list[str]]) -> None:
         """Set these attributes of a user (the others kept)."""

@@ -27,7 +27,7 @@ from maille_kit.problems import Problem
 from maille_identity.directory.identifiers import gar_profile
 from maille_identity.directory.importer import person_id
 from maille_identity.directory.repository import DirectoryRepository
-from maille_identity.federation.keycloak import Reconciler
+from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler
 from maille_identity.federation.repository import FederationRepository
 
 Doc = dict[str, Any]
@@ -135,6 +135,27 @@ class Linking:
         await self.federations.record_link(person["_id"], idp=upstream.idp, subject=upstream.subject, user=user["id"],
                                            at=datetime.now(UTC))
         return {"status": "linked", "person": person["_id"], "refresh": True}
+
+    async def refresh_accounts(self, person: Doc) -> None:
+        """Write a person's directory facts (`_id`, `profiles`) again on each account linked to them."""
+        if self.keycloak is None:
+            return
+        for link in await self.federations.links_of(person["_id"]):
+            try:
+                user = await self.keycloak.user(link["_id"])
+            except KeycloakUnavailable as exc:
+                if "404" in str(exc):  # the account was deleted in Keycloak: the link goes too
+                    await self.federations.unlink(link["_id"])
+                    continue
+                raise
+            await self._write_account(user, person)
+
+    async def forget(self, person_id: str) -> None:
+        """A person left the directory: their linked accounts are deleted (and their sessions with them)."""
+        for link in await self.federations.links_of(person_id):
+            if self.keycloak is not None:
+                await self.keycloak.delete_user(link["_id"])
+            await self.federations.unlink(link["_id"])
 
     @staticmethod
     def _token_current(principal: Principal, person: Doc) -> bool:

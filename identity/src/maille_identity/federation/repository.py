@@ -48,3 +48,7 @@ class FederationRepository:
 
     async def links_of(self, person: str) -> list[Doc]:
         return await self.db[LINKS].find({"person": person}).to_list()
+
+    async def unlink(self, user: str) -> None:
+        async with self.docstore.writing():
+            await self.db[LINKS].delete_one({"_id": user})

@@ -1,0 +1,45 @@
+"""Linked accounts follow the directory: when a person's profiles or schools change, the attributes on
+their Keycloak account (hence their next tokens, within the access-token lifetime) change too; when a
+person leaves the directory (deleted after the grace period, or erased), their account is deleted —
+their sessions end with it. Consumed from identity's own person events, once per event across replicas."""
+
+from __future__ import annotations
+
+import logging
+
+from maille.identity.v1 import directory_pb2 as pb
+
+from maille_kit.bus import Bus
+from maille_kit.consumer import EventConsumer
+from maille_kit.docstore import Docstore
+from maille_kit.events import Event
+from maille_identity.events import STREAM
+from maille_identity.federation.linking import Linking
+
+log = logging.getLogger("maille.identity.accounts")
+SUBJECTS = ("identity.person.updated.v1", "identity.person.deleted.v1")
+
+
+class AccountSync:
+    """Keeps linked Keycloak accounts in step with the directory."""
+
+    def __init__(self, bus: Bus, docstore: Docstore, linking: Linking) -> None:
+        self.linking = linking
+        self.consumer = EventConsumer(bus, docstore, service="identity", durable="identity-accounts", stream=STREAM.name,
+                                      subjects=SUBJECTS, handler=self.handle)
+
+    async def start(self) -> None:
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def handle(self, event: Event) -> None:
+        if event.type == "identity.person.deleted.v1":
+            await self.linking.forget(event.unpack(pb.PersonDeleted).id)
+        else:
+            # The event's own picture of the person, not a read of the directory: the event may arrive
+            # before the import's write of the same change is visible.
+            person = event.unpack(pb.PersonUpdated).person
+            await self.linking.refresh_accounts({"_id": person.id, "profiles": [{"structure": p.uai, "code": p.code}
+                                                                               for p in person.profiles]})
