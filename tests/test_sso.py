@@ -434,3 +434,56 @@ def test_an_erased_person_loses_their_account_and_cannot_sign_in(platform: Platf
     assert _eventually(lambda: _account(platform, pupil) is None)
     _, page = platform.sign_in("educonnect", "E2")  # EduConnect still knows her; this ENT no longer does
     assert page.status_code == 403 and "Aucune fiche" in page.text
+
+
+def _operator_token(platform: Platform) -> str:
+    keycloak = platform.keycloak
+    client_id, secret = f"ops-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
+        admin.post("/roles", json={"name": "operator"})
+        admin.post("/clients", json={"clientId": client_id, "secret": secret, "publicClient": False, "serviceAccountsEnabled": True,
+                                     "standardFlowEnabled": False, "protocolMappers": audience_mappers()}).raise_for_status()
+        internal = admin.get("/clients", params={"clientId": client_id}).json()[0]["id"]
+        account = admin.get(f"/clients/{internal}/service-account-user").json()["id"]
+        admin.post(f"/users/{account}/role-mappings/realm", json=[admin.get("/roles/operator").json()]).raise_for_status()
+    return httpx.post(f"{keycloak.url}/realms/maille/protocol/openid-connect/token", data={
+        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}).raise_for_status().json()["access_token"]
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"issuer": "http://idp.cd35.example/realms/x"}, "issuer"),              # not https, not this machine
+    ({"claims": {"first_name": "given_name"}}, "claims"),                     # nothing to match accounts by
+    ({"alias": "Bad Alias!"}, "alias"),
+    ({"alias": "educonnect"}, None),                                          # Maille's own IdP: 409
+    ({"structures": []}, "structures"),
+    ({"client_secret": ""}, "client_secret"),
+])
+def test_a_malformed_federation_is_refused_naming_what_is_wrong(platform: Platform, change: dict, field: str | None) -> None:
+    body = {"alias": "cd22", "name": "Côtes-d'Armor", "issuer": "https://idp.cd22.example/realms/agents", "client_id": "maille",
+            "client_secret": "s3cret", "claims": {"email": "email"}, "structures": [SCHOOL_A], **change}
+    answer = httpx.post(f"{platform.gateway}/api/identity/v1/federations", json=body,
+                        headers={"Authorization": f"Bearer {_operator_token(platform)}"})
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    if field is None:
+        assert answer.status_code == 409
+    else:
+        assert answer.status_code == 422 and field in answer.json()["detail"], answer.text
+    listed = httpx.get(f"{platform.gateway}/api/identity/v1/federations", headers={"Authorization": f"Bearer {_operator_token(platform)}"})
+    assert "cd22" not in [f["alias"] for f in listed.json()]  # nothing half-made
+
+
+def test_federations_are_for_operators_only(platform: Platform) -> None:
+    browser, me = platform.sign_in("academie", "T1")
+    answer = browser.go(f"{platform.gateway}/api/identity/v1/federations")
+    assert answer.status_code == 403
+
+
+def test_a_malformed_or_foreign_choice_is_refused(platform: Platform) -> None:
+    browser, me = platform.sign_in("educonnect", "E1")
+    csrf = browser.site_cookies(platform.gateway)["maille_csrf"]
+    for choice in ("not-an-id", "0" * 24):  # not an id; an id that is not one of this account's entries
+        answer = browser.request("POST", f"{platform.gateway}/auth/choose", data={"csrf": csrf, "choice": choice})
+        assert answer.status_code == 400 and answer.headers["content-type"].startswith("application/problem+json")
+    forged = browser.request("POST", f"{platform.gateway}/auth/choose", data={"csrf": "wrong", "choice": me.json()["id"]})
+    assert forged.status_code == 403
+    assert browser.go(f"{platform.gateway}/api/identity/v1/me").json()["id"] == me.json()["id"]  # still herself
