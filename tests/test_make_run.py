@@ -92,8 +92,16 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
                 assert client["maille_identity"]["persons"].find_one({"_id": me.json()["id"]})["kind"] == kind
             assert "Bonjour" in browser.request("GET", f"{gateway}/").text
 
+        # A pupil of the demo directory signs in through the EduConnect peer (username: AAF join key).
+        with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
+            pupil = client["maille_identity"]["persons"].find_one({"kind": "pupil"})
+        browser = Browser()
+        page = browser.go(f"{gateway}/login", params={"idp": "educonnect", "next": "/api/identity/v1/me"})
+        me = browser.sign_in_upstream(page, pupil["keys"][0], "demo")
+        assert me.status_code == 200 and me.json()["id"] == pupil["_id"], me.text[:300]
+
         parts = list(json.loads(state_file(var).read_text())["parts"].values())
-        assert len(parts) == 8
+        assert len(parts) == 11  # Keycloak, NATS, docstore, three peers, four services, the gateway
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=90)

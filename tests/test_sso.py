@@ -487,3 +487,9 @@ def test_a_malformed_or_foreign_choice_is_refused(platform: Platform) -> None:
     forged = browser.request("POST", f"{platform.gateway}/auth/choose", data={"csrf": "wrong", "choice": me.json()["id"]})
     assert forged.status_code == 403
     assert browser.go(f"{platform.gateway}/api/identity/v1/me").json()["id"] == me.json()["id"]  # still herself
+
+
+def test_the_login_page_offers_each_way_in(platform: Platform) -> None:
+    page = Browser().go(f"{platform.gateway}/login")  # no IdP named: Keycloak's page, in French
+    text = html.unescape(page.text)
+    assert "Élève ou parent — ÉduConnect" in text and "Personnel de l'Éducation nationale" in text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,15 +193,9 @@ class Reconciler:
             merged = {**actual, **body, "attributes": {**actual.get("attributes", {}), **body.get("attributes", {})}}
             merged.pop("protocolMappers", None)
             await self.admin.a_update_client(internal, merged)
-        present = {m["name"]: m for m in await self.admin.a_get_mappers_from_client(internal)}
-        for mapper in mappers:
-            found = present.get(mapper["name"])
-            if found is None:
-                report.add(f"client {wanted['clientId']}: mapper {mapper['name']!r} created")
-                await self.admin.a_add_mapper_to_client(internal, mapper)
-            elif differs(mapper, found):
-                report.add(f"client {wanted['clientId']}: mapper {mapper['name']!r} put back")
-                await self.admin.a_update_client_mapper(internal, found["id"], {**found, **mapper})
+        await _mappers(f"client {wanted['clientId']}", mappers, await self.admin.a_get_mappers_from_client(internal), report,
+                       add=lambda m: self.admin.a_add_mapper_to_client(internal, m),
+                       update=lambda id_, m: self.admin.a_update_client_mapper(internal, id_, m))
 
     async def _idp(self, wanted: Doc, report: Report) -> None:
         mappers = wanted.get("mappers", [])
@@ -224,16 +219,10 @@ class Reconciler:
             if fields:
                 report.add(f"identity provider {alias}: {', '.join(fields)} put back")
                 await self.admin.a_update_idp(alias, {**actual, **body, "config": {**actual.get("config", {}), **body["config"]}})
-        present = {m["name"]: m for m in await self.admin.a_get_idp_mappers(alias)}
-        for mapper in mappers:
-            body = {**mapper, "identityProviderAlias": alias}
-            found = present.get(mapper["name"])
-            if found is None:
-                report.add(f"identity provider {alias}: mapper {mapper['name']!r} created")
-                await self.admin.a_add_mapper_to_idp(alias, body)
-            elif differs(body, found):
-                report.add(f"identity provider {alias}: mapper {mapper['name']!r} put back")
-                await self.admin.a_update_mapper_in_idp(alias, found["id"], {**found, **body})
+        await _mappers(f"identity provider {alias}", [{**m, "identityProviderAlias": alias} for m in mappers],
+                       await self.admin.a_get_idp_mappers(alias), report,
+                       add=lambda m: self.admin.a_add_mapper_to_idp(alias, m),
+                       update=lambda id_, m: self.admin.a_update_mapper_in_idp(alias, id_, m))
 
     async def _from_metadata(self, provider: str, url: str) -> dict[str, str]:
         """An upstream IdP's endpoints and keys, read by Keycloak from its SAML metadata or OIDC discovery."""
@@ -282,6 +271,20 @@ class Reconciler:
             await self.admin.a_update_user(user["id"], body)
         except (KeycloakError, OSError) as exc:
             raise KeycloakUnavailable(f"the account could not be written: {exc}") from exc
+
+
+async def _mappers(owner: str, wanted: list[Doc], present: list[Doc], report: Report, *,
+                   add: Callable[[Doc], Awaitable[Any]], update: Callable[[str, Doc], Awaitable[Any]]) -> None:
+    """A client's or an IdP's mappers, by name: the missing made, the changed put back."""
+    by_name = {m["name"]: m for m in present}
+    for mapper in wanted:
+        found = by_name.get(mapper["name"])
+        if found is None:
+            report.add(f"{owner}: mapper {mapper['name']!r} created")
+            await add(mapper)
+        elif differs(mapper, found):
+            report.add(f"{owner}: mapper {mapper['name']!r} put back")
+            await update(found["id"], {**found, **mapper})
 
 
 def _check(answer: Any) -> None:

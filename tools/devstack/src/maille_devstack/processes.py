@@ -251,7 +251,25 @@ class ServiceProcess:
         return self.process.stop()
 
 
-class SamlPeer:
+class Peer:
+    """A peer standing in for a national system, ready when its /healthz answers."""
+
+    port: int
+    process: Process
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        self.process.start()
+        self.process.wait_ready(lambda: httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200, timeout)
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+
+class SamlPeer(Peer):
     """A SAML IdP peer (`maille-peer-educonnect`, `maille-peer-academie`) over identity's directory: it signs
     in the directory's persons (username: AAF join key, password MAILLE_DEMO_PASSWORD) for Keycloak."""
 
@@ -268,22 +286,11 @@ class SamlPeer:
         )
 
     @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}"
-
-    @property
     def metadata_url(self) -> str:
         return f"{self.url}/idp/metadata"
 
-    def start(self, timeout: float = 30) -> None:
-        self.process.start()
-        self.process.wait_ready(lambda: httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200, timeout)
 
-    def stop(self) -> int | None:
-        return self.process.stop()
-
-
-class GarPeer:
+class GarPeer(Peer):
     """The GAR's SAML service provider as a peer (`maille-peer-gar`): it signs persons in through the realm
     `maille` and answers what the assertion held."""
 
@@ -297,20 +304,9 @@ class GarPeer:
         )
 
     @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}"
-
-    @property
     def entity_id(self) -> str:
         return f"{self.url}/sp/metadata"
 
     @property
     def acs_url(self) -> str:
         return f"{self.url}/sp/acs"
-
-    def start(self, timeout: float = 30) -> None:
-        self.process.start()
-        self.process.wait_ready(lambda: httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200, timeout)
-
-    def stop(self) -> int | None:
-        return self.process.stop()
