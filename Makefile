@@ -46,7 +46,7 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproj
 	touch $@
 
 # FerretDB v1 on SQLite, embedded in a tiny Go program (tools/docstore), built from the Go module proxy.
-$(DOCSTORE): tools/docstore/main.go tools/docstore/go.mod tools/docstore/go.sum
+$(DOCSTORE): $(wildcard tools/docstore/*.go) tools/docstore/go.mod tools/docstore/go.sum
 	mkdir -p $(BIN)
 	cd tools/docstore && go build -trimpath -o $@ .
 

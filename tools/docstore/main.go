@@ -31,6 +31,7 @@ func main() {
 	// in the environment win over these flags.
 	gcPercent := flag.Int("gc-percent", -1, "Go GC target percentage (-1: collect only near -memory-limit)")
 	memoryLimit := flag.Int64("memory-limit-mb", 1024, "soft memory limit of the process, in MiB")
+	idIndexes := flag.Bool("id-indexes", true, "add the _id lookup index FerretDB v1's own _id index does not serve (see idindex.go)")
 	flag.Parse()
 
 	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
@@ -87,6 +88,9 @@ func main() {
 	defer stop()
 
 	fmt.Fprintf(os.Stderr, "maille-docstore: MongoDB wire protocol on %s (SQLite in %s)\n", *listen, dir)
+	if *idIndexes {
+		go keepIDIndexes(ctx, dir, *synchronous, logger)
+	}
 	if err := f.Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "maille-docstore: %v\n", err)
 		os.Exit(1)
