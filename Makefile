@@ -123,6 +123,7 @@ bench: setup bench-tools ## run the benchmarks under bench/ and print their figu
 	$(VENV)/bin/python bench/directory.py
 	$(VENV)/bin/python bench/rules.py
 	$(VENV)/bin/python bench/gateway.py
+	$(VENV)/bin/python bench/sso.py
 
 clean: ## remove run-time data (.var/); keeps the download cache
 	rm -rf .var
