@@ -109,7 +109,7 @@ async def _refused(gateway: Gateway, session: Session, outcome: dict[str, Any]) 
 async def choose_page(request: Request, next: str = "/") -> Response:
     """A person with several directory entries (a parent with children in two schools) picks one, once."""
     gateway = _gateway(request)
-    session = await gateway.sessions.from_cookie(request.headers.get("cookie", "")) if request.headers.get("cookie") else None
+    session = await gateway.sessions.from_cookie(request.headers.get("cookie", ""))
     if session is None:
         return RedirectResponse(f"/login?{httpx.QueryParams({'next': safe_next(next)})}", status_code=302)
     outcome = await gateway.sessions.settle(session)
@@ -138,7 +138,7 @@ ce choix sera retenu pour vos prochaines connexions.</p>
 async def choose(request: Request) -> Response:
     """The choice made: identity records it as the account's link."""
     gateway = _gateway(request)
-    session = await gateway.sessions.from_cookie(request.headers.get("cookie", "")) if request.headers.get("cookie") else None
+    session = await gateway.sessions.from_cookie(request.headers.get("cookie", ""))
     if session is None:
         raise Problem(401, "sign in first", title="Not signed in")
     form = parse_qs((await request.body())[:4096].decode("latin-1"))
@@ -157,7 +157,7 @@ async def choose(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     """End the session here and at Keycloak."""
     gateway = _gateway(request)
-    session = await gateway.sessions.from_cookie(request.headers.get("cookie", "")) if request.headers.get("cookie") else None
+    session = await gateway.sessions.from_cookie(request.headers.get("cookie", ""))
     if session is not None:
         await gateway.sessions.revoke(session)
     response = RedirectResponse(await gateway.sessions.end_session_url(session), status_code=302)

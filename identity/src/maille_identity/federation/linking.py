@@ -101,7 +101,7 @@ class Linking:
         claimed = principal.person_id
         if claimed is not None and choice is None:
             person = await self.directory.person(claimed)
-            self._admissible(person, "the person this account is linked to")
+            self._admissible(person)
             refresh = False
             # The account's profiles and schools follow the directory: written again (and the tokens fetched
             # again) only when the token shows they changed — the usual sign-in costs Keycloak nothing more.
@@ -118,8 +118,7 @@ class Linking:
         active = [p for p in candidates if "detached_at" not in p]
         if not active:
             if candidates:
-                raise Problem(403, "Votre compte a été retiré de l'annuaire de votre établissement (vous n'y êtes plus inscrit). "
-                                   "Adressez-vous au secrétariat de l'établissement.", title="Compte détaché", reason="detached")
+                self._admissible(candidates[0])  # every entry detached: refused as such
             raise Problem(403, "Aucune fiche de l'annuaire ne correspond à ce compte. Si vous êtes inscrit dans un établissement "
                                "de la région, adressez-vous à son secrétariat pour que votre fiche soit mise à jour.",
                           title="Compte introuvable dans l'annuaire", reason="no-match")
@@ -129,7 +128,8 @@ class Linking:
                 raise Problem(422, f"{choice} is not one of this account's directory entries", reason="bad-choice")
             active = [chosen]
         if len(active) > 1:
-            return {"status": "choose", "candidates": [await self._describe(p) for p in active]}
+            schools = {s["_id"]: s["name"] for s in await self.directory.structures(self.tenant)}
+            return {"status": "choose", "candidates": [await self._describe(p, schools) for p in active]}
         person = active[0]
         await self._write_account(user, person, force=True)
         await self.federations.record_link(person["_id"], idp=upstream.idp, subject=upstream.subject, user=user["id"],
@@ -164,10 +164,11 @@ class Linking:
                 and sorted(principal.claims.get("uai") or []) == sorted({p["structure"] for p in profiles}))
 
     @staticmethod
-    def _admissible(person: Doc | None, what: str) -> None:
+    def _admissible(person: Doc | None) -> None:
+        """Refuse a person deleted from the directory, or detached from every school."""
         if person is None:
-            raise Problem(403, f"{what.capitalize()} n'existe plus dans l'annuaire. Adressez-vous au secrétariat de votre établissement.",
-                          title="Compte supprimé", reason="deleted")
+            raise Problem(403, "La fiche de l'annuaire liée à ce compte n'existe plus. Adressez-vous au secrétariat de votre "
+                               "établissement.", title="Compte supprimé", reason="deleted")
         if "detached_at" in person:
             raise Problem(403, "Votre compte a été retiré de l'annuaire de votre établissement (vous n'y êtes plus inscrit). "
                                "Adressez-vous au secrétariat de l'établissement.", title="Compte détaché", reason="detached")
@@ -192,8 +193,8 @@ class Linking:
             found = {k: p for k, p in found.items() if set(upstream.uais) & {pr["structure"] for pr in p.get("profiles", [])}}
         return [p for p in found.values() if p.get("tenant") == self.tenant]
 
-    async def _describe(self, person: Doc) -> Doc:
-        schools = {s["_id"]: s["name"] for s in await self.directory.structures(self.tenant)}
+    async def _describe(self, person: Doc, schools: dict[str, str]) -> Doc:
+        """What the person is shown of one of their entries to choose among (`schools`: names by UAI)."""
         children = await self.directory.persons_by_id(person.get("children", []))
         return {
             "id": person["_id"], "last_name": person.get("last_name", ""), "first_name": person.get("first_name", ""),
