@@ -35,3 +35,9 @@ class EventBatch:
         """Write events to the outbox; returns once they are stored."""
         for start in range(0, len(envelopes), 1000):
             await self.outbox.add(envelopes[start : start + 1000])
+
+    async def deliver(self, envelopes: list[Envelope]) -> None:
+        """A bulk job's events (an import): straight to JetStream where it takes them, the outbox for the
+        rest; returns once each is held by one or the other (`Outbox.deliver`)."""
+        for start in range(0, len(envelopes), 1000):
+            await self.outbox.deliver(envelopes[start : start + 1000])

@@ -15,7 +15,7 @@ from maille_kit.outbox import Outbox
 from maille_identity.directory.importer import Summary, import_feeds
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.synthetic import generate, uai_for
-from maille_identity.events import EventBatch
+from maille_identity.events import STREAMS, EventBatch
 
 TENANT = "ac-test"
 HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n'
@@ -92,6 +92,31 @@ async def test_full_feed_fills_the_directory_and_a_reimport_changes_nothing(tmp_
     assert await stream_count(bus, outbox) == published  # nothing published the second time
     # The ENT ids are stable across imports.
     assert (await db.persons.find_one({"_id": a_pupil["_id"]}))["last_name"] == a_pupil["last_name"]
+
+
+async def test_an_import_while_nats_is_away_loses_no_event(tmp_path: Path, docstore: Docstore, nats_factory) -> None:
+    """The import hands its events straight to JetStream; what JetStream cannot take waits in the outbox
+    and arrives, once each, when NATS is back."""
+    nats = nats_factory()
+    bus = Bus(nats.url, name="import-outage-test")
+    await bus.connect(timeout=10)
+    await bus.ensure_streams(list(STREAMS))
+    box = Outbox(docstore, bus, source="identity", ack_timeout=1.0, sweep_interval=0.5)
+    box.start()
+    try:
+        generate(tmp_path / "feed", persons=600, schools=2)
+        nats.stop()
+        summary = await run_import(docstore, box, tmp_path / "feed")
+        assert summary.created > 500 and summary.events >= summary.created
+        assert await box.pending() == summary.events  # none lost: all held by the outbox
+        nats.start()
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await box.pending() or not bus.connected) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+        assert (await bus.js.stream_info("IDENTITY")).state.messages == summary.events  # each once
+    finally:
+        await box.stop()
+        await bus.close()
 
 
 async def test_bad_records_are_reported_and_the_rest_imported(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:

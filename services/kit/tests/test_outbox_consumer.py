@@ -264,3 +264,55 @@ async def test_events_left_by_a_stopped_writer_are_relayed_once_abandoned(
     assert (await bus.js.stream_info(stream.name)).state.messages == 30
     assert await after_restart.pending() == 0
     await bus.close()
+
+
+async def test_bulk_delivery_goes_straight_to_jetstream_and_loses_nothing_across_an_outage(
+    nats_factory: Callable[[], NatsServer], docstore: Docstore
+) -> None:
+    """A bulk job's events (an import): JetStream takes them without an outbox copy while it is up; what
+    it cannot take during an outage waits in the outbox and arrives once, after the events before it."""
+    nats = nats_factory()
+    stream = unique_stream()
+    bus = Bus(nats.url, name="deliver-test")
+    await bus.connect(timeout=10)
+    await bus.ensure_streams([stream])
+    outbox = Outbox(docstore, bus, source="kit", ack_timeout=0.5, sweep_interval=0.2)
+    outbox.start()
+    await wait_for(lambda: not outbox.has_work(), 10, "the first sweep")
+
+    def batch(first: int) -> list:
+        return [make_envelope(type=subject_of(stream), tenant="t", source="kit", payload=Int64Value(value=first + n)) for n in range(100)]
+
+    sent: list[str] = []
+    try:
+        before = batch(0)
+        await outbox.deliver(before)
+        sent += [e.id for e in before]
+        assert (await bus.js.stream_info(stream.name)).state.messages == 100
+        assert await outbox.pending() == 0  # nothing was written to the docstore for them
+        nats.stop()
+        during = batch(100)
+        await outbox.deliver(during)  # returns once they are held: by the outbox, NATS being away
+        sent += [e.id for e in during]
+        assert await outbox.pending() == 100
+        after = batch(200)
+        await outbox.deliver(after)  # behind the waiting ones, not ahead of them
+        sent += [e.id for e in after]
+        nats.start()
+        await wait_for(lambda: bus.connected, 20, "the reconnection")
+        sub = await bus.js.pull_subscribe(stream.subjects[0], stream=stream.name)
+        received: list[str] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(received) < 300 and asyncio.get_running_loop().time() < deadline:
+            try:
+                messages = await sub.fetch(300, timeout=1)
+            except TimeoutError:
+                continue
+            for message in messages:
+                received.append(message.headers["Nats-Msg-Id"])
+                await message.ack()
+    finally:
+        await outbox.stop()
+        await bus.close()
+    assert received == sent  # each once, in the order handed over
+    assert await outbox.pending() == 0

@@ -12,8 +12,9 @@ Full and delta semantics (../shared/specs/aaf.md):
 - only a real change is written and published: each record is compared with the digest of what the
   last import saw (its key entries), so re-importing the same feed writes nothing and publishes nothing.
 
-Events go to the outbox before the documents they describe are written: a crash in between publishes
-a change that the next import applies again, never a change without its event.
+Events are handed over before the documents they describe are written — to JetStream directly, or to
+the outbox for whatever JetStream does not acknowledge: a crash in between publishes a change that the
+next import applies again, never a change without its event.
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ class Importer:
         self._deletes: dict[str, list[str]] = defaultdict(list)
         self._pending = 0
         self._writing: asyncio.Task[None] | None = None
+        self._delivering: asyncio.Task[None] | None = None
         self._links_cache: tuple[dict[str, Doc], dict[str, set[str]]] | None = None
 
     async def load(self) -> None:
@@ -547,9 +549,12 @@ class Importer:
         self._pending += 1
 
     async def _flush_soon(self) -> None:
-        """Start writing what is queued while the next records are read (one batch in flight at a time)."""
-        if self._writing is not None:
-            await self._writing
+        """Start writing what is queued while the next records are read.
+
+        Two stages overlap: a batch's events are handed over (to JetStream) while the previous batch's
+        documents are written; a batch's documents are written only once its events are held, and one
+        batch of documents is in flight at a time.
+        """
         events = self.events.take()
         self.summary.events += len(events)
         batch = [
@@ -557,11 +562,21 @@ class Importer:
             for collection in (STRUCTURES, GROUPS, REFERENTIALS, PERSONS)
         ]
         self._pending = 0
-        self._writing = asyncio.create_task(self._write(events, batch))
+        self._delivering = asyncio.create_task(self._deliver(self._delivering, events))
+        if self._writing is not None:
+            await self._writing
+        self._writing = asyncio.create_task(self._write(self._delivering, batch))
 
-    async def _write(self, events: list[Any], batch: list[tuple[str, list[Doc], list[Doc], list[str]]]) -> None:
-        """Events to the outbox first, then the documents they describe."""
-        await self.events.write(events)
+    async def _deliver(self, previous: asyncio.Task[None] | None, events: list[Any]) -> None:
+        """Hand over a batch's events, after the batch before it (events keep their order)."""
+        if previous is not None:
+            await previous
+        await self.events.deliver(events)
+
+    async def _write(self, delivered: asyncio.Task[None], batch: list[tuple[str, list[Doc], list[Doc], list[str]]]) -> None:
+        """The documents of a batch, once its events are held (a crash between the two re-applies the
+        change on the next import; it never leaves a change without its event)."""
+        await delivered
         for collection, inserts, replaces, deletes in batch:
             if inserts or replaces or deletes:
                 await self.repo.write(collection, inserts=inserts, replaces=replaces, deletes=deletes)

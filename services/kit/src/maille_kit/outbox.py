@@ -94,6 +94,7 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._sweep_due = True  # what an earlier run left behind
+        self._direct_blocked = False  # a delivery straight to JetStream failed: the outbox until caught up
 
         self._relayed = meter().create_counter("maille.outbox.relayed", description="events JetStream acknowledged")
         self._failures = meter().create_counter("maille.outbox.relay_failures", description="relay rounds that failed")
@@ -130,6 +131,45 @@ class Outbox:
             self._writer = asyncio.create_task(self._write_waiting(), name=f"outbox-writer-{self.source}")
         for future in futures:
             await future
+
+    async def deliver(self, envelopes: Sequence[Envelope]) -> None:
+        """Hand over a bulk writer's events: straight to JetStream when nothing of this outbox waits to be
+        relayed, and into the outbox whatever JetStream did not acknowledge in time; returns once each
+        event is held by one or the other.
+
+        For jobs that write many changes at once (an AAF import): an event JetStream has acknowledged
+        needs no copy in the docstore, and skipping that copy halves what such a job writes. Nothing is
+        lost when NATS is away: what it did not take is stored as `add` would have, and from then on this
+        outbox's events all go through the outbox, in order, until the relay has caught up. An event
+        acknowledged too late for the wait lands twice in JetStream's hands and is dropped there as a copy.
+        """
+        if not envelopes:
+            return
+        if not self._direct_possible():
+            await self.add(envelopes)
+            return
+        headers = inject_headers({})
+        messages = [(e.type, e.SerializeToString(), {**headers, "Nats-Msg-Id": e.id}) for e in envelopes]
+        try:
+            acked = await self.bus.publish_batch(messages, timeout=self.ack_timeout)
+        except Exception as exc:
+            log.warning("events not delivered to JetStream (%s): kept in the outbox", exc)
+            acked = [False] * len(envelopes)
+        missed = [e for e, ok in zip(envelopes, acked) if not ok]
+        self._relayed.add(len(envelopes) - len(missed))
+        if missed:
+            self._direct_blocked = True
+            await self.add(missed)
+
+    def _direct_possible(self) -> bool:
+        # Only while the relay runs and holds nothing of ours: events delivered straight must not
+        # overtake older ones still waiting in the outbox.
+        if self._direct_blocked and not self._to_relay and not self._to_write and not self._sweep_due:
+            self._direct_blocked = False
+        return (
+            self._task is not None and not self._stopping and self.bus.connected and not self._direct_blocked
+            and not self._to_relay and not self._to_write and not self._sweep_due
+        )
 
     async def _write_waiting(self) -> None:
         # Everything that arrived while the previous write ran goes in the next one.
