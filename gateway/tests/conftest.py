@@ -51,6 +51,11 @@ def _echo_handler(echo_ref: list[Echo]) -> type[BaseHTTPRequestHandler]:
                     self.rfile.readline()
             elif self.headers.get("content-length"):
                 received = len(self.rfile.read(int(self.headers["content-length"])))
+            echo.behaviour["seen"] = echo.behaviour.get("seen", 0) + 1
+            if echo.behaviour.get("drop", 0) > 0:  # closes the connection without answering
+                echo.behaviour["drop"] -= 1
+                self.close_connection = True
+                return
             delay = echo.behaviour.get("delay", 0)
             if delay:
                 time.sleep(delay)

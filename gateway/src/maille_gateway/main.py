@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from maille_gateway import __doc__ as description
 from maille_gateway import __version__
+from maille_gateway.lane import FastLane, GatewayHttp
 from maille_gateway.limits import RateLimiter
 from maille_gateway.policy import Policies
 from maille_gateway.proxy import Proxy
@@ -49,6 +50,8 @@ class Gateway:
             open_seconds=settings.circuit_open_seconds,
         )
         self.proxy = Proxy(settings, self.verifier, self.sessions, self.policies, self.limiter)
+        # The lane carries its caller's trace on but records no span of its own: off when spans are recorded.
+        self.lane = FastLane(self) if settings.fast_lane and not self.proxy.recording else None
         self.app: FastAPI = create_app(ServiceSpec(
             name="gateway", version=__version__, settings=settings, routers=[web_router], uses_docstore=False,
             on_start=self._start, on_stop=self._stop, description=description or "",
@@ -66,7 +69,7 @@ class Gateway:
     async def _stop(self, runtime: Runtime) -> None:
         await self.sessions.close()
         await self.upstreams.close()
-        self.proxy.access_log.close()
+        self.proxy.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -89,7 +92,7 @@ def main() -> None:
     """Serve the gateway until SIGTERM: one process, or `MAILLE_GATEWAY_WORKERS` of them."""
     settings = load_settings(GatewaySettings)
     if settings.workers == 1:
-        serve(app(settings), settings)
+        serve(app(settings), settings, http=GatewayHttp, proxy_headers=False)
         return
     sys.exit(_supervise(settings))
 
@@ -117,7 +120,7 @@ def _supervise(settings: GatewaySettings) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             try:
-                serve(app(settings), settings, sockets=[_listener(settings)])
+                serve(app(settings), settings, sockets=[_listener(settings)], http=GatewayHttp, proxy_headers=False)
             except SystemExit as exc:
                 os._exit(exc.code if isinstance(exc.code, int) else 1)
             os._exit(0)

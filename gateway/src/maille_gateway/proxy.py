@@ -44,9 +44,14 @@ DROPPED = frozenset(
      b"upgrade", b"host", b"cookie", b"authorization", b"x-request-id", b"traceparent", b"content-length", b"forwarded",
      b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-csrf-token"}
 )
-RESPONSE_DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"x-request-id", b"set-cookie", b"server"})
+# The gateway's own Date (uvicorn's) replaces the service's: one Date per answer.
+RESPONSE_DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"x-request-id", b"set-cookie", b"server", b"date"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 SAFE = IDEMPOTENT
+# Requests done are recorded (metrics, access lines) together, in small batches: one loop over many costs less
+# than one call each, and a small batch keeps the pause it makes in the event loop short.
+RECORD_EVERY = 0.02  # seconds at most before a request is recorded
+RECORD_BATCH = 64  # requests recorded together at most
 BUFFERED_BODY = 64 * 1024  # bodies up to this size are read whole, so that they can be sent again
 _REQUEST_ID_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 
@@ -63,7 +68,7 @@ class _SlowClient(Exception):
     pass
 
 
-def _request_id(sent: bytes | None) -> str:
+def request_id_from(sent: bytes | None) -> str:
     if sent and len(sent) <= 128 and all(c in _REQUEST_ID_CHARS for c in sent):
         return sent.decode("ascii")
     # Request, trace and span ids need to be unique, not secret: the PRNG (as OpenTelemetry's own id
@@ -71,7 +76,7 @@ def _request_id(sent: bytes | None) -> str:
     return "%032x" % random.getrandbits(128)
 
 
-def _parse_traceparent(value: bytes | None) -> SpanContext | None:
+def parse_traceparent(value: bytes | None) -> SpanContext | None:
     # W3C trace context: version-traceid-parentid-flags; an invalid header starts a new trace.
     if not value or len(value) < 55:
         return None
@@ -100,46 +105,27 @@ class Proxy:
         # caller's trace id kept, a new span id for this hop), which costs a fraction of a span.
         self.recording = settings.otlp_endpoint is not None
         self.access_log = AccessLog("gateway")
+        self._attributes: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self._done: list[tuple[Any, ...]] = []
+        self._record_timer: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream) -> None:
         started = time.perf_counter()
         method: str = scope["method"]
         path: str = scope["path"]
-        authorization = cookie = sent_id = traceparent = content_length = csrf = None
-        chunked = False
-        forwarded: list[tuple[bytes, bytes]] = []
-        for name, value in scope["headers"]:
-            if name in DROPPED:
-                if name == b"authorization":
-                    authorization = value
-                elif name == b"cookie":
-                    cookie = value
-                elif name == b"x-request-id":
-                    sent_id = value
-                elif name == b"traceparent":
-                    traceparent = value
-                elif name == b"content-length":
-                    content_length = value
-                elif name == b"x-csrf-token":
-                    csrf = value
-                elif name == b"transfer-encoding":
-                    chunked = True
-                continue
-            forwarded.append((name, value))
-        request_id = _request_id(sent_id)
+        forwarded, authorization, cookie, sent_id, traceparent, content_length, csrf, chunked = split_headers(scope["headers"])
+        request_id = request_id_from(sent_id)
         id_token = request_id_var.set(request_id)
-        parent = _parse_traceparent(traceparent)
+        parent = parse_traceparent(traceparent)
         if self.recording:
             span: trace.Span = self._tracer.start_span(
                 f"{method} /api/{upstream.name}/", context=trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None,
                 kind=trace.SpanKind.SERVER, attributes={"http.request.method": method, "url.path": path},
             )
         else:
-            span = NonRecordingSpan(SpanContext(
-                parent.trace_id if parent else random.getrandbits(128), random.getrandbits(64),
-                is_remote=False, trace_flags=parent.trace_flags if parent else TraceFlags(TraceFlags.SAMPLED),
-            ))
-        state: dict[str, Any] = {"status": 500, "caller": None, "started": False}  # started: an answer is under way
+            span = carried_span(parent)
+        # started: an answer is under way; attempts: made already by the fast lane before it handed over
+        state: dict[str, Any] = {"status": 500, "caller": None, "started": False, "attempts": scope.get("maille.attempts", 0)}
         try:
             with trace.use_span(span, end_on_exit=False):
                 await self._handle(scope, receive, send, upstream, method, path, forwarded, authorization, cookie, csrf,
@@ -153,19 +139,56 @@ class Proxy:
             await send_problem(send, 502, f"the gateway could not relay this request to {upstream.name}", instance=path,
                                request_id=request_id, headers=[(b"x-request-id", request_id.encode())])
         finally:
-            elapsed = time.perf_counter() - started
             status = state["status"]
-            route = f"/api/{upstream.name}/"
             if self.recording:
                 span.set_attribute("http.response.status_code", status)
                 span.end()
-            self._duration.record(elapsed, {"http.request.method": method, "http.route": route, "http.response.status_code": status})
-            ctx = span.get_span_context()
-            self.access_log.write(
-                f"{method} {path} {status}", trace_id=ctx.trace_id, span_id=ctx.span_id, method=method, path=path, route=route,
-                status=status, duration_ms=round(elapsed * 1000, 2), caller=state["caller"], upstream=upstream.name,
-            )
+            self.record(method, path, upstream.name, status, time.perf_counter() - started, state["caller"], span.get_span_context(),
+                        request_id)
             request_id_var.reset(id_token)
+
+    def record(self, method: str, path: str, upstream: str, status: int, elapsed: float, caller: str | None, ctx: SpanContext,
+               request_id: str, *, lane: bool = False) -> None:
+        """One request's metrics and access line, recorded with the others of the moment (every `RECORD_EVERY` s)."""
+        self._done.append((method, path, upstream, status, elapsed, caller, ctx.trace_id, ctx.span_id, request_id, lane))
+        if self._record_timer is None:
+            try:
+                self._record_timer = asyncio.get_running_loop().call_later(RECORD_EVERY, self.flush_records)
+            except RuntimeError:  # no loop: now
+                self.flush_records()
+        elif len(self._done) >= RECORD_BATCH:
+            self.flush_records()
+
+    def flush_records(self) -> None:
+        """Record the requests done since the last time: metrics, then access lines (one loop: cheaper than one at a time)."""
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+            self._record_timer = None
+        done, self._done = self._done, []
+        record, access, cache = self._duration.record, self.access_log.request, self._attributes
+        for method, path, upstream, status, elapsed, caller, trace_id, span_id, request_id, lane in done:
+            route = f"/api/{upstream}/"
+            key = (method, upstream, status)
+            attributes = cache.get(key)
+            if attributes is None:  # one dictionary per kind of request, not one per request (and a bounded number)
+                attributes = {"http.request.method": method, "http.route": route, "http.response.status_code": status}
+                if len(cache) < 1000:
+                    cache[key] = attributes
+            record(elapsed, attributes)
+            access(method=method, path=path, route=route, status=status, duration_ms=round(elapsed * 1000, 2), caller=caller,
+                   upstream=upstream, request_id=request_id, trace_id=trace_id, span_id=span_id, lane=lane)
+
+    def close(self) -> None:
+        """Record what is left, and write the last access lines."""
+        self.flush_records()
+        self.access_log.close()
+
+    def caller_key(self, principal: Principal, session: Session | None) -> tuple[str, float]:
+        """Who a request counts against for rate limits, and their rate."""
+        person = principal.person_id or (principal.subject if session is not None else None)
+        if person is not None:
+            return "p:" + person, self.settings.rate_person
+        return "c:" + (principal.client_id or principal.subject), self.settings.rate_client
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, method: str, path: str,
                       forwarded: list[tuple[bytes, bytes]], authorization: bytes | None, cookie: bytes | None, csrf: bytes | None,
@@ -211,13 +234,10 @@ class Proxy:
             if refused is not None:
                 await problem(403, refused)
                 return
-            person = principal.person_id or (principal.subject if session is not None else None)
-            if person is not None:
-                rate_key, rate = "p:" + person, self.settings.rate_person
-            else:
-                rate_key, rate = "c:" + (principal.client_id or principal.subject), self.settings.rate_client
+            rate_key, rate = self.caller_key(principal, session)
             state["caller"] = rate_key
-        wait = self.limiter.take(rate_key, rate)
+        # A request the fast lane handed over was counted there already.
+        wait = 0.0 if scope.get("maille.lane") else self.limiter.take(rate_key, rate)
         if wait:
             await problem(429, "too many requests; slow down", [(b"retry-after", str(max(1, round(wait))).encode())])
             return
@@ -253,21 +273,17 @@ class Proxy:
             state["status"] = 499
             return
         # Forward.
-        headers = forwarded
-        if token is not None:
-            headers.append((b"authorization", b"Bearer " + token.encode()))
-        headers.append((b"x-request-id", rid))
-        ctx = span.get_span_context()
-        headers.append((b"traceparent", b"00-%032x-%016x-%02x" % (ctx.trace_id, ctx.span_id, ctx.trace_flags)))
-        client = scope.get("client")
-        if client:
-            headers.append((b"x-forwarded-for", client[0].encode()))
-        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+        headers = outgoing_headers(forwarded, token, rid, span.get_span_context(), scope.get("client"), scope.get("scheme", "http"))
         target = scope.get("raw_path") or path.encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
-        attempts = 1 + (self.settings.upstream_retries if method in IDEMPOTENT else 0)
+        attempts = 1 + (self.settings.upstream_retries if method in IDEMPOTENT else 0) - state["attempts"]
         response: Response | None = None
+        if attempts <= 0:  # the fast lane's attempt was the last one allowed: its failure is the answer
+            if scope.get("maille.lane_failure") == "timeout":
+                await problem(504, f"the {upstream.name} service did not answer in time", service=upstream.name)
+                return
+            attempts = 0
         for attempt in range(attempts):
             try:
                 response = await upstream.request(method, target, headers, body, content_length=length)
@@ -299,7 +315,10 @@ class Proxy:
             await problem(503, f"the {upstream.name} service is unavailable; try again shortly",
                           [(b"retry-after", self.retry_after)], service=upstream.name)
             return
-        # Back to the caller, streamed.
+        await self.respond(send, response, rid, state)
+
+    async def respond(self, send: Send, response: Response, rid: bytes, state: dict[str, Any]) -> None:
+        """The upstream's answer back to the caller, streamed; the connection given back at the end."""
         state["status"] = response.status
         out = [(name, value) for name, value in response.headers if name not in RESPONSE_DROPPED]
         out.append((b"x-request-id", rid))
@@ -352,6 +371,56 @@ class Proxy:
             yield chunk
             if not message.get("more_body", False):
                 return
+
+
+def split_headers(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bytes | None, bytes | None, bytes | None,
+                                                             bytes | None, bytes | None, bytes | None, bool]:
+    """A request's headers: those forwarded as they are, then authorization, cookie, x-request-id,
+    traceparent, content-length, x-csrf-token, and whether the body is chunked."""
+    authorization = cookie = sent_id = traceparent = content_length = csrf = None
+    chunked = False
+    forwarded: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name in DROPPED:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"cookie":
+                cookie = value
+            elif name == b"x-request-id":
+                sent_id = value
+            elif name == b"traceparent":
+                traceparent = value
+            elif name == b"content-length":
+                content_length = value
+            elif name == b"x-csrf-token":
+                csrf = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            continue
+        forwarded.append((name, value))
+    return forwarded, authorization, cookie, sent_id, traceparent, content_length, csrf, chunked
+
+
+def carried_span(parent: SpanContext | None) -> NonRecordingSpan:
+    """This hop of the caller's trace when spans are not recorded: the trace id kept, a new span id."""
+    return NonRecordingSpan(SpanContext(
+        parent.trace_id if parent else random.getrandbits(128), random.getrandbits(64),
+        is_remote=False, trace_flags=parent.trace_flags if parent else TraceFlags(TraceFlags.SAMPLED),
+    ))
+
+
+def outgoing_headers(forwarded: list[tuple[bytes, bytes]], token: str | None, rid: bytes, ctx: SpanContext,
+                     client: tuple[str, int] | None, scheme: str) -> list[tuple[bytes, bytes]]:
+    """What reaches the service: the caller's own headers (`forwarded`, extended in place) and the gateway's."""
+    headers = forwarded
+    if token is not None:
+        headers.append((b"authorization", b"Bearer " + token.encode()))
+    headers.append((b"x-request-id", rid))
+    headers.append((b"traceparent", b"00-%032x-%016x-%02x" % (ctx.trace_id, ctx.span_id, ctx.trace_flags)))
+    if client:
+        headers.append((b"x-forwarded-for", client[0].encode()))
+    headers.append((b"x-forwarded-proto", scheme.encode()))
+    return headers
 
 
 async def send_problem(send: Send, status: int, detail: str, *, instance: str, request_id: str | None = None,

@@ -62,6 +62,7 @@ class GatewaySettings(ServiceSettings):
     rate_person: float = Field(20.0, gt=0, description="requests per second allowed to each signed-in person (sustained)")
     rate_client: float = Field(200.0, gt=0, description="requests per second allowed to each API client (sustained)")
     rate_anonymous: float = Field(10.0, gt=0, description="requests per second allowed to each address without a token")
+    fast_lane: bool = Field(True, description="relay the common request (a GET with a known token, a small answer) in the connection's callbacks (lane.py)")
     rate_share: int = Field(1, ge=1, description="gateway processes the rates are shared between (replicas × workers)")
     rate_burst_seconds: float = Field(5.0, gt=0, description="a caller may burst up to this many seconds' worth of requests")
     oidc_client_id: str = Field("maille-gateway", description="the gateway's OIDC client in the realm (browser sign-in)")

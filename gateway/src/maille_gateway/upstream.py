@@ -43,6 +43,56 @@ class CircuitOpen(UpstreamError):
     """The upstream failed repeatedly and is not tried for a while."""
 
 
+class _Slots:
+    """The connections an upstream may have in use: taken at once when one is free, else waited for in turn."""
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free now (and nobody waits for one)."""
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        if self.try_take():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as the wait was cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the next in line
+                return
+        self.free += 1
+
+
+class Relay:
+    """What a connection tells the gateway's fast lane (`lane.py`) about the response to its request."""
+
+    def head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """The response's status and headers are in (its body follows)."""
+
+    def done(self) -> None:
+        """The whole response is in."""
+
+    def failed(self, error: UpstreamError) -> None:
+        """The upstream broke off or answered something unreadable."""
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; one request at a time."""
 
@@ -61,6 +111,7 @@ class _Connection(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._error: Exception | None = None
         self.keep_alive = True
+        self.relay: Relay | None = None  # set while the fast lane waits on this connection
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
@@ -99,7 +150,9 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()
-        if self._head is not None and not self._head.done():
+        if self.relay is not None:
+            self.relay.head(self.parser.get_status_code(), self._headers)
+        elif self._head is not None and not self._head.done():
             self._head.set_result((self.parser.get_status_code(), self._headers))
 
     def on_body(self, body: bytes) -> None:
@@ -112,6 +165,10 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._complete = True
+        if self.relay is not None:
+            relay, self.relay = self.relay, None
+            relay.done()
+            return
         self._wake()
 
     # -- used by the pool -------------------------------------------------------------------------
@@ -122,19 +179,34 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, error: Exception) -> None:
         self._error = error
+        if self.relay is not None:
+            relay, self.relay = self.relay, None
+            relay.failed(error if isinstance(error, UpstreamError) else UpstreamError(str(error), sent=True))
+            return
         if self._head is not None and not self._head.done():
             self._head.set_exception(error)
         self._wake()
 
     def start(self) -> asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]]:
         """Get ready for a new response."""
+        self._reset()
         self._head = asyncio.get_running_loop().create_future()
+        return self._head
+
+    def start_relay(self, relay: Relay, request: bytes) -> None:
+        """Send a whole request (head, no body) and tell `relay` how the response goes (the fast lane)."""
+        self._reset()
+        self._head = None
+        self.relay = relay
+        self.transport.write(request)  # type: ignore[union-attr]
+
+    def _reset(self) -> None:
         self._headers = []
         self._chunks.clear()
         self._buffered = 0
         self._complete = False
         self._error = None
-        return self._head
+        self.relay = None
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None
@@ -236,7 +308,7 @@ class Upstream:
         self.failures_to_open = failures_to_open
         self.open_seconds = open_seconds
         self._idle: deque[_Connection] = deque()
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = _Slots(max_connections)
         self._failures = 0
         self._open_until = 0.0
         self._probing = False
@@ -287,6 +359,44 @@ class Upstream:
             raise UpstreamError(f"no connection to {self.name}: {exc.strerror or exc}", sent=False) from None
         return connection, False
 
+    def lend(self) -> _Connection | None:
+        """For the fast lane: an idle pooled connection, with its slot, when one is there now and the circuit
+        is closed; None otherwise (the caller then takes the general path). `settle` gives it back."""
+        if self._failures >= self.failures_to_open or not self._idle or not self._slots.try_take():
+            return None
+        now = time.monotonic()
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed and now - connection.idle_since < self.keepalive_seconds:
+                return connection
+            connection.close()
+        self._slots.release()
+        return None
+
+    def settle(self, connection: _Connection, status: int | None) -> None:
+        """A lent connection is done with: the circuit breaker counts the outcome (None: it failed)."""
+        self.count(status)
+        self._release(connection)
+
+    def give_back(self, connection: _Connection) -> None:
+        """A lent connection not used after all."""
+        self._release(connection)
+
+    def count(self, status: int | None) -> None:
+        """The circuit breaker counts an answer's status (None: no answer)."""
+        if status is None or status in (502, 503, 504):
+            self._failed()
+        else:
+            self._succeeded()
+
+    def head_bytes(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The request line and headers of a request without a body."""
+        lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode("ascii"), target, self.host_header)]
+        for name, value in headers:
+            lines.append(b"%s: %s\r\n" % (name, value))
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
     def _release(self, connection: _Connection) -> None:
         self._slots.release()
         if connection.closed or not connection.complete or not connection.keep_alive:
@@ -307,7 +417,7 @@ class Upstream:
         """Send one request; the response once its headers are in (its body streams after)."""
         if not self._admit():
             raise CircuitOpen(f"{self.name} failed repeatedly; not tried for a while", sent=False)
-        await self._slots.acquire()
+        await self._slots.take()
         connection: _Connection | None = None
         try:
             # A pooled connection may have been closed by the upstream just now: on a failure before

@@ -109,6 +109,13 @@ class TokenVerifier:
         self._verified[token] = (expiry, kid, principal)
         return principal
 
+    def known(self, token: str) -> Principal | None:
+        """The caller of a token verified before and not expired since; None otherwise (then `verify`)."""
+        cached = self._verified.get(token)
+        if cached is not None and time.time() < cached[0]:
+            return cached[2]
+        return None
+
     def _evict(self) -> None:
         """Make room: drop the expired tokens, and the oldest half if that is not enough."""
         now = time.time()

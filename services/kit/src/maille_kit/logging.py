@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
+
+# One encoder for every line: `json.dumps` with options builds a new encoder at each call.
+_ENCODE = json.JSONEncoder(default=str, ensure_ascii=False).encode
+_STRING = json.encoder.encode_basestring  # a JSON string, quoted and escaped (C)
 
 request_id_var: ContextVar[str | None] = ContextVar("maille_request_id", default=None)
 
@@ -44,7 +49,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _ENCODE(entry)
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:
@@ -88,6 +93,8 @@ class AccessLog:
         self._lines: list[str] = []
         self._size = 0
         self._timer: Any = None
+        self._second = 0
+        self._second_text = ""
 
     def write(self, message: str, *, trace_id: int = 0, span_id: int = 0, **fields: Any) -> None:
         if not self._logger.isEnabledFor(logging.INFO):  # asked each time: logging is set up after this is made
@@ -103,7 +110,30 @@ class AccessLog:
             entry["trace_id"] = format(trace_id, "032x")
             entry["span_id"] = format(span_id, "016x")
         entry.update(fields)
-        line = json.dumps(entry, default=str, ensure_ascii=False)
+        self._add(_ENCODE(entry))
+
+    def request(self, *, method: str, path: str, route: str, status: int, duration_ms: float, caller: str | None,
+                upstream: str, request_id: str, trace_id: int, span_id: int, lane: bool = False) -> None:
+        """A proxied request's line: the same fields as `write` gives them, put together without a dictionary
+        (the gateway writes one for every request of the platform)."""
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        line = (
+            f'{{"time": "{self._second_text}.{int((now - second) * 1000):03d}+00:00", "level": "INFO", '
+            f'"service": "{self.service}", "logger": "maille.access", "message": {_STRING(f"{method} {path} {status}")}, '
+            f'"request_id": {_STRING(request_id)}, "trace_id": "{trace_id:032x}", "span_id": "{span_id:016x}", '
+            f'"method": {_STRING(method)}, "path": {_STRING(path)}, "route": {_STRING(route)}, "status": {status}, '
+            f'"duration_ms": {duration_ms}, "caller": {_STRING(caller) if caller is not None else "null"}, '
+            f'"upstream": {_STRING(upstream)}, "lane": {"true" if lane else "false"}}}'
+        )
+        self._add(line)
+
+    def _add(self, line: str) -> None:
         self._lines.append(line)
         self._size += len(line) + 1
         if self._size >= self.max_bytes:
