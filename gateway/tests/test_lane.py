@@ -19,7 +19,8 @@ def access_lines(gw, request_id: str) -> list[dict]:
 
 def ask(client: httpx.Client, token: str, request_id: str, path: str = "/api/echo/v1/things?page=2") -> httpx.Response:
     return client.get(path, headers={"authorization": f"Bearer {token}", "x-request-id": request_id, "cookie": "session=not-forwarded",
-                                     "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01", "accept-language": "fr-FR"})
+                                     "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01", "accept-language": "fr-FR",
+                                     "x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https"})
 
 
 def test_the_lane_answers_as_the_general_path_does(gateway, issuer: Issuer) -> None:
@@ -41,7 +42,9 @@ def test_the_lane_answers_as_the_general_path_does(gateway, issuer: Issuer) -> N
     for seen, rid in ((seen_fast, "second-true"), (seen_general, "second-false")):
         headers = seen["headers"]
         assert headers["authorization"] == f"Bearer {token}" and headers["x-request-id"] == rid
-        assert headers["traceparent"].split("-")[1] == TRACE and headers["x-forwarded-for"] == "127.0.0.1"
+        assert headers["traceparent"].split("-")[1] == TRACE
+        # The test connects from 127.0.0.1, a trusted proxy by default (FORWARDED_ALLOW_IPS): what it says is taken.
+        assert (headers["x-forwarded-for"], headers["x-forwarded-proto"]) == ("203.0.113.7", "https")
         assert headers["accept-language"] == "fr-FR" and "cookie" not in headers
     assert set(seen_fast["headers"]) == set(seen_general["headers"])
     # What the caller received: the same headers, one Date each.

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanContext, TraceFlags
+from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from maille_gateway.proxy import RESPONSE_DROPPED, outgoing_headers, parse_traceparent, request_id_from, split_headers
@@ -64,10 +66,13 @@ class GatewayHttp(HttpToolsProtocol):
         gateway = getattr(config, "app", None)
         self.lane: FastLane | None = getattr(gateway, "lane", None)
         self.idle_since: float | None = None
+        self.behind_proxy = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.idle_since = self.loop.time()
+        # From a trusted proxy (FORWARDED_ALLOW_IPS), the caller's address and scheme are read from its headers.
+        self.behind_proxy = self.lane is not None and self.client is not None and self.client[0] in self.lane.trusted_proxies
         _sweeper(self.loop, self.server_state.connections, self.timeout_keep_alive)
 
     def on_message_begin(self) -> None:
@@ -137,6 +142,7 @@ class FastLane:
         self.limiter = gateway.limiter
         self.upstreams = gateway.upstreams
         self._default_list: list[tuple[bytes, bytes]] | None = None
+        self.trusted_proxies = _TrustedHosts(forwarded_allow_ips())
         self._default_bytes = b""
 
     def default_headers(self, headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -182,11 +188,40 @@ class FastLane:
         parent = parse_traceparent(traceparent)
         ctx = SpanContext(parent.trace_id if parent else random.getrandbits(128), random.getrandbits(64), is_remote=False,
                           trace_flags=parent.trace_flags if parent else _SAMPLED)
-        headers = outgoing_headers(forwarded, token, rid.encode(), ctx, http.client, http.scheme or "http")
+        client, scheme = forwarded_by_proxy(http.headers, self.trusted_proxies, http.client, http.scheme) if http.behind_proxy \
+            else (http.client, http.scheme)
+        headers = outgoing_headers(forwarded, token, rid.encode(), ctx, client, scheme or "http")
         request = upstream.head_bytes("GET", http.url, headers)
         _LaneRequest(self, http, upstream, connection, (http.headers, path, raw_path, query), path, rid, caller, ctx,
                      parser.should_keep_alive(), request)
         return True
+
+
+def forwarded_allow_ips() -> str:
+    """The proxies trusted to say who the caller is: uvicorn's setting, read as uvicorn reads it."""
+    return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def forwarded_by_proxy(headers: list[tuple[bytes, bytes]], trusted: _TrustedHosts, client: tuple[str, int] | None,
+                       scheme: str | None) -> tuple[tuple[str, int] | None, str | None]:
+    """The caller's address and scheme as a trusted proxy gives them (what uvicorn's ProxyHeadersMiddleware does
+    for the general path)."""
+    proto: bytes | None = None
+    forwarded_for: list[bytes] = []
+    for name, value in headers:
+        if name == b"x-forwarded-proto":
+            proto = value
+        elif name == b"x-forwarded-for":
+            forwarded_for.append(value)
+    if proto is not None:
+        text = proto.decode("latin-1").strip()
+        if text in ("http", "https"):
+            scheme = text
+    if forwarded_for:
+        host, port = trusted.get_trusted_client_address(b", ".join(forwarded_for).decode("latin-1"))
+        if host:
+            client = (host, port)
+    return client, scheme
 
 
 class _LaneRequest(Relay):

@@ -92,7 +92,7 @@ def main() -> None:
     """Serve the gateway until SIGTERM: one process, or `MAILLE_GATEWAY_WORKERS` of them."""
     settings = load_settings(GatewaySettings)
     if settings.workers == 1:
-        serve(app(settings), settings, http=GatewayHttp, proxy_headers=False)
+        serve(app(settings), settings, http=GatewayHttp)
         return
     sys.exit(_supervise(settings))
 
@@ -120,7 +120,7 @@ def _supervise(settings: GatewaySettings) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             try:
-                serve(app(settings), settings, sockets=[_listener(settings)], http=GatewayHttp, proxy_headers=False)
+                serve(app(settings), settings, sockets=[_listener(settings)], http=GatewayHttp)
             except SystemExit as exc:
                 os._exit(exc.code if isinstance(exc.code, int) else 1)
             os._exit(0)

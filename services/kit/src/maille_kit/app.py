@@ -227,8 +227,7 @@ def create_app(spec: ServiceSpec) -> FastAPI:
     return app
 
 
-def serve(app: Any, settings: ServiceSettings, sockets: list[Any] | None = None, *, http: Any = "auto",
-          proxy_headers: bool = True) -> None:
+def serve(app: Any, settings: ServiceSettings, sockets: list[Any] | None = None, *, http: Any = "auto") -> None:
     """Serve `app` until SIGINT or SIGTERM, then finish the requests in hand and stop cleanly (on
     `sockets` when given, else on the settings' host and port; `http`: uvicorn's HTTP protocol, or a class of it)."""
     config = uvicorn.Config(
@@ -241,7 +240,6 @@ def serve(app: Any, settings: ServiceSettings, sockets: list[Any] | None = None,
         timeout_graceful_shutdown=10,
         server_header=False,
         http=http,
-        proxy_headers=proxy_headers,
     )
     server = uvicorn.Server(config)
     # uvicorn hands the signal back to the process once it has shut down gracefully: exit 0 then.
