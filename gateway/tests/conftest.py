@@ -52,6 +52,7 @@ def _echo_handler(echo_ref: list[Echo]) -> type[BaseHTTPRequestHandler]:
             elif self.headers.get("content-length"):
                 received = len(self.rfile.read(int(self.headers["content-length"])))
             echo.behaviour["seen"] = echo.behaviour.get("seen", 0) + 1
+            echo.behaviour.setdefault("paths", []).append(self.path)
             if echo.behaviour.get("drop", 0) > 0:  # closes the connection without answering
                 echo.behaviour["drop"] -= 1
                 self.close_connection = True

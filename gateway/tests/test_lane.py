@@ -13,6 +13,11 @@ from .test_routing import logged_lines
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
+def to_record(traceparent: str) -> bool:
+    """Whether a W3C traceparent asks for its trace to be recorded (the sampled flag)."""
+    return bool(int(traceparent.rsplit("-", 1)[1], 16) & 1)
+
+
 def access_lines(gw, request_id: str) -> list[dict]:
     return logged_lines(gw, lambda entry: entry.get("logger") == "maille.access" and entry.get("request_id") == request_id)
 
@@ -110,3 +115,34 @@ def test_pipelined_requests_are_answered_in_order_and_idle_connections_closed(ga
         started = time.monotonic()
         assert sock.recv(65536) == b""
         assert 4 < time.monotonic() - started < 8
+
+
+def test_traces_to_record_go_the_general_path_and_the_others_the_lane(gateway, issuer: Issuer, echo: Echo) -> None:
+    # A collector is configured (the echo takes the OTLP posts) and no new trace is drawn for recording.
+    gw = gateway(otlp_endpoint=echo.url, trace_sample_ratio="0")
+    auth = {"authorization": f"Bearer {issuer.token()}"}
+    with httpx.Client(base_url=gw.url) as client:
+        client.get("/api/echo/v1/x", headers=auth)
+        new = client.get("/api/echo/v1/x", headers={**auth, "x-request-id": "new-trace"})
+        asked = client.get("/api/echo/v1/x", headers={**auth, "x-request-id": "asked-trace",
+                                                         "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"})
+    # A new trace not drawn: carried on as not to be recorded, through the lane.
+    assert not to_record(new.json()["headers"]["traceparent"])
+    assert access_lines(gw, "new-trace")[0]["lane"] is True
+    # The caller asks for its trace to be recorded: the general path records the gateway's span and says so on.
+    assert asked.json()["headers"]["traceparent"].startswith(f"00-{TRACE}-") and to_record(asked.json()["headers"]["traceparent"])
+    assert access_lines(gw, "asked-trace")[0]["lane"] is False
+    deadline = time.monotonic() + 15
+    while "/v1/traces" not in echo.behaviour.get("paths", []) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "/v1/traces" in echo.behaviour["paths"]  # the span went to the collector
+
+
+def test_every_new_trace_recorded_takes_the_general_path(gateway, issuer: Issuer, echo: Echo) -> None:
+    gw = gateway(otlp_endpoint=echo.url)  # trace_sample_ratio 1: every trace recorded
+    auth = {"authorization": f"Bearer {issuer.token()}"}
+    with httpx.Client(base_url=gw.url) as client:
+        client.get("/api/echo/v1/x", headers=auth)
+        answer = client.get("/api/echo/v1/x", headers={**auth, "x-request-id": "recorded"})
+    assert to_record(answer.json()["headers"]["traceparent"])
+    assert access_lines(gw, "recorded")[0]["lane"] is False

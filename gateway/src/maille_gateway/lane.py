@@ -8,7 +8,7 @@ does the same work — access rules, rate limit, the same headers both ways, req
 context, metrics and the access line — in the protocol's callbacks, and answers in one write.
 
 It takes only a request it can finish as the general path would, and decides before changing anything:
-no token or one not verified yet, a refusal, a session cookie, a request body, spans being recorded, no
+no token or one not verified yet, a refusal, a session cookie, a request body, a trace to be recorded, no
 idle connection — all go the general path from the start. A request that goes off the common path
 once sent is handed to the general path, which carries on from there: an answer that is large or
 streamed is streamed back by it; a GET the upstream did not answer (connection closed, no answer in
@@ -40,7 +40,7 @@ log = logging.getLogger("maille.gateway")
 SMALL_ANSWER = 64 * 1024  # answers up to this size (with a Content-Length) are held whole and sent in one write
 STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode()) for code in map(int, HTTPStatus)}
 NO_BODY = frozenset({204, 304})
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_FLAGS = {True: TraceFlags(TraceFlags.SAMPLED), False: TraceFlags(TraceFlags.DEFAULT)}
 
 
 class _NoEvent:
@@ -67,6 +67,7 @@ class GatewayHttp(HttpToolsProtocol):
         self.lane: FastLane | None = getattr(gateway, "lane", None)
         self.idle_since: float | None = None
         self.behind_proxy = False
+        self.sampled = False  # the lane drew this request's new trace to be recorded
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -76,6 +77,7 @@ class GatewayHttp(HttpToolsProtocol):
         _sweeper(self.loop, self.server_state.connections, self.timeout_keep_alive)
 
     def on_message_begin(self) -> None:
+        self.sampled = False
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -94,6 +96,8 @@ class GatewayHttp(HttpToolsProtocol):
         if lane is not None and (self.cycle is None or self.cycle.response_complete) and lane.take(self):
             return
         self.scope = self.new_scope(self.headers)  # type: ignore[assignment]
+        if self.sampled:
+            self.scope["maille.sampled"] = True
         super().on_headers_complete()
 
     def _unset_keepalive_if_required(self) -> None:
@@ -167,6 +171,12 @@ class FastLane:
         forwarded, authorization, _, sent_id, traceparent, content_length, _, chunked = split_headers(http.headers)
         if authorization is None or chunked or (content_length is not None and content_length != b"0"):
             return False
+        # The lane records no span: a trace to be recorded (the caller's say, or drawn now) goes the general path.
+        parent = parse_traceparent(traceparent)
+        sampled = parent.trace_flags.sampled if parent else self.proxy.new_trace_sampled()
+        if sampled and self.proxy.recording:
+            http.sampled = parent is None  # drawn here: the general path records it, it does not draw again
+            return False
         if authorization[:7].lower() != b"bearer ":
             return False
         token = authorization[7:].strip().decode("latin-1")
@@ -185,9 +195,8 @@ class FastLane:
             return False
         # Taken: from here on the lane answers, or hands over to the general path.
         rid = request_id_from(sent_id)
-        parent = parse_traceparent(traceparent)
         ctx = SpanContext(parent.trace_id if parent else random.getrandbits(128), random.getrandbits(64), is_remote=False,
-                          trace_flags=parent.trace_flags if parent else _SAMPLED)
+                          trace_flags=_FLAGS[sampled])
         client, scheme = forwarded_by_proxy(http.headers, self.trusted_proxies, http.client, http.scheme) if http.behind_proxy \
             else (http.client, http.scheme)
         headers = outgoing_headers(forwarded, token, rid.encode(), ctx, client, scheme or "http")

@@ -50,8 +50,7 @@ class Gateway:
             open_seconds=settings.circuit_open_seconds,
         )
         self.proxy = Proxy(settings, self.verifier, self.sessions, self.policies, self.limiter)
-        # The lane carries its caller's trace on but records no span of its own: off when spans are recorded.
-        self.lane = FastLane(self) if settings.fast_lane and not self.proxy.recording else None
+        self.lane = FastLane(self) if settings.fast_lane else None
         self.app: FastAPI = create_app(ServiceSpec(
             name="gateway", version=__version__, settings=settings, routers=[web_router], uses_docstore=False,
             on_start=self._start, on_stop=self._stop, description=description or "",

@@ -101,8 +101,8 @@ class Proxy:
         self.retry_after = str(settings.retry_after).encode()
         self._duration = meter().create_histogram("http.server.request.duration", unit="s", description="duration of HTTP requests")
         self._tracer = trace.get_tracer("maille.gateway")
-        # Spans are recorded when a collector takes them; otherwise the trace is only carried on (the
-        # caller's trace id kept, a new span id for this hop), which costs a fraction of a span.
+        # Spans are recorded when a collector takes them (and the trace is sampled); otherwise the trace is only
+        # carried on (the caller's trace id kept, a new span id for this hop), which costs a fraction of a span.
         self.recording = settings.otlp_endpoint is not None
         self.access_log = AccessLog("gateway")
         self._attributes: dict[tuple[str, str, int], dict[str, Any]] = {}
@@ -117,13 +117,17 @@ class Proxy:
         request_id = request_id_from(sent_id)
         id_token = request_id_var.set(request_id)
         parent = parse_traceparent(traceparent)
-        if self.recording:
+        # A caller's trace is recorded when the caller says so; a new one, for `trace_sample_ratio` of them (or
+        # when the fast lane drew it and handed it over for that).
+        sampled = parent.trace_flags.sampled if parent else bool(scope.get("maille.sampled")) or self.new_trace_sampled()
+        recorded = self.recording and sampled
+        if recorded:
             span: trace.Span = self._tracer.start_span(
                 f"{method} /api/{upstream.name}/", context=trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None,
                 kind=trace.SpanKind.SERVER, attributes={"http.request.method": method, "url.path": path},
             )
         else:
-            span = carried_span(parent)
+            span = carried_span(parent, sampled)
         # started: an answer is under way; attempts: made already by the fast lane before it handed over
         state: dict[str, Any] = {"status": 500, "caller": None, "started": False, "attempts": scope.get("maille.attempts", 0)}
         try:
@@ -140,12 +144,17 @@ class Proxy:
                                request_id=request_id, headers=[(b"x-request-id", request_id.encode())])
         finally:
             status = state["status"]
-            if self.recording:
+            if recorded:
                 span.set_attribute("http.response.status_code", status)
                 span.end()
             self.record(method, path, upstream.name, status, time.perf_counter() - started, state["caller"], span.get_span_context(),
                         request_id)
             request_id_var.reset(id_token)
+
+    def new_trace_sampled(self) -> bool:
+        """Whether a trace that starts at the gateway is to be recorded (`trace_sample_ratio`)."""
+        ratio = self.settings.trace_sample_ratio
+        return ratio >= 1.0 or random.random() < ratio
 
     def record(self, method: str, path: str, upstream: str, status: int, elapsed: float, caller: str | None, ctx: SpanContext,
                request_id: str, *, lane: bool = False) -> None:
@@ -401,11 +410,14 @@ def split_headers(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes,
     return forwarded, authorization, cookie, sent_id, traceparent, content_length, csrf, chunked
 
 
-def carried_span(parent: SpanContext | None) -> NonRecordingSpan:
-    """This hop of the caller's trace when spans are not recorded: the trace id kept, a new span id."""
+_FLAGS = {True: TraceFlags(TraceFlags.SAMPLED), False: TraceFlags(TraceFlags.DEFAULT)}
+
+
+def carried_span(parent: SpanContext | None, sampled: bool) -> NonRecordingSpan:
+    """This hop of the caller's trace when the gateway records no span: the trace id kept (or a new one), a new
+    span id, and whether the trace is to be recorded passed on to the services."""
     return NonRecordingSpan(SpanContext(
-        parent.trace_id if parent else random.getrandbits(128), random.getrandbits(64),
-        is_remote=False, trace_flags=parent.trace_flags if parent else TraceFlags(TraceFlags.SAMPLED),
+        parent.trace_id if parent else random.getrandbits(128), random.getrandbits(64), is_remote=False, trace_flags=_FLAGS[sampled],
     ))
 
 

@@ -62,6 +62,10 @@ class GatewaySettings(ServiceSettings):
     rate_person: float = Field(20.0, gt=0, description="requests per second allowed to each signed-in person (sustained)")
     rate_client: float = Field(200.0, gt=0, description="requests per second allowed to each API client (sustained)")
     rate_anonymous: float = Field(10.0, gt=0, description="requests per second allowed to each address without a token")
+    trace_sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="share of the traces starting at the gateway that are recorded when OTLP is on (a caller's own decision is followed)",
+    )
     fast_lane: bool = Field(True, description="relay the common request (a GET with a known token, a small answer) in the connection's callbacks (lane.py)")
     rate_share: int = Field(1, ge=1, description="gateway processes the rates are shared between (replicas × workers)")
     rate_burst_seconds: float = Field(5.0, gt=0, description="a caller may burst up to this many seconds' worth of requests")
