@@ -33,6 +33,22 @@ async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> 
         await asyncio.sleep(0.05)
 
 
+async def message_ids(bus: Bus, stream: Stream, expected: int, timeout: float = 30) -> list[str]:
+    """The message ids the stream holds, in its order, once `expected` are there (or `timeout` has passed)."""
+    sub = await bus.js.pull_subscribe(stream.subjects[0], stream=stream.name)
+    received: list[str] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(received) < expected and asyncio.get_running_loop().time() < deadline:
+        try:
+            messages = await sub.fetch(min(expected, 300), timeout=1)
+        except TimeoutError:
+            continue
+        for message in messages:
+            received.append(message.headers["Nats-Msg-Id"])
+            await message.ack()
+    return received
+
+
 async def test_nothing_lost_nothing_twice_across_a_nats_outage(
     nats_factory: Callable[[], NatsServer], docstore: Docstore
 ) -> None:
@@ -220,17 +236,7 @@ async def test_two_replicas_lose_nothing_across_a_nats_outage(
     try:
         await asyncio.gather(publish(replicas[0], 0), publish(replicas[1], 1000), outage())
         await wait_for(lambda: bus.connected, 20, "the reconnection")
-        sub = await bus.js.pull_subscribe(stream.subjects[0], stream=stream.name)
-        received: list[str] = []
-        deadline = asyncio.get_running_loop().time() + 30
-        while len(received) < 800 and asyncio.get_running_loop().time() < deadline:
-            try:
-                messages = await sub.fetch(200, timeout=1)
-            except TimeoutError:
-                continue
-            for message in messages:
-                received.append(message.headers["Nats-Msg-Id"])
-                await message.ack()
+        received = await message_ids(bus, stream, 800)
     finally:
         for outbox in replicas:
             await outbox.stop()
@@ -300,17 +306,7 @@ async def test_bulk_delivery_goes_straight_to_jetstream_and_loses_nothing_across
         sent += [e.id for e in after]
         nats.start()
         await wait_for(lambda: bus.connected, 20, "the reconnection")
-        sub = await bus.js.pull_subscribe(stream.subjects[0], stream=stream.name)
-        received: list[str] = []
-        deadline = asyncio.get_running_loop().time() + 30
-        while len(received) < 300 and asyncio.get_running_loop().time() < deadline:
-            try:
-                messages = await sub.fetch(300, timeout=1)
-            except TimeoutError:
-                continue
-            for message in messages:
-                received.append(message.headers["Nats-Msg-Id"])
-                await message.ack()
+        received = await message_ids(bus, stream, 300)
     finally:
         await outbox.stop()
         await bus.close()
