@@ -74,7 +74,9 @@ class GatewayHttp(HttpToolsProtocol):
         self.idle_since = self.loop.time()
         # From a trusted proxy (FORWARDED_ALLOW_IPS), the caller's address and scheme are read from its headers.
         self.behind_proxy = self.lane is not None and self.client is not None and self.client[0] in self.lane.trusted_proxies
-        _sweeper(self.loop, self.server_state.connections, self.timeout_keep_alive)
+        if not getattr(self.server_state, "maille_sweeping", False):  # one sweep per server
+            self.server_state.maille_sweeping = True
+            _sweep_idle(self.loop, self.server_state.connections, self.timeout_keep_alive)
 
     def on_message_begin(self) -> None:
         self.sampled = False
@@ -115,14 +117,8 @@ class GatewayHttp(HttpToolsProtocol):
             self.idle_since = self.loop.time()
 
 
-_SWEEPING: set[int] = set()
-
-
-def _sweeper(loop: asyncio.AbstractEventLoop, connections: set[Any], timeout: float) -> None:
-    """Once a second, close the keep-alive connections idle for longer than `timeout` (one per loop)."""
-    if id(loop) in _SWEEPING:
-        return
-    _SWEEPING.add(id(loop))
+def _sweep_idle(loop: asyncio.AbstractEventLoop, connections: set[Any], timeout: float) -> None:
+    """Once a second, close the keep-alive connections idle for longer than `timeout`."""
 
     def sweep() -> None:
         limit = loop.time() - timeout
