@@ -15,3 +15,5 @@ class CatalogSettings(ServiceSettings):
     service_name: ClassVar[str] = "catalog"
 
     http_port: int = Field(8102, ge=1, le=65535, description="port the HTTP server listens on")
+    tenant: str = Field("national", description="the scope the catalog's events carry (resources are national)")
+    bulk_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest catalogue a vendor may load in one request")

@@ -1,0 +1,155 @@
+"""The vendor API (role `vendor`, OAuth2 client credentials): a vendor publishes, changes, withdraws and
+lists its own resources, one at a time or a whole catalogue at once (JSON or CSV, a report per line)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import ValidationError
+
+from maille_catalog.repository import ResourceRepository
+from maille_catalog.schemas import ARK_PATTERN, BulkReport, Concept, Resource, ResourceIn, ResourcePage
+from maille_catalog.service import AlreadyPublished, ChangedMeanwhile, NoSuchResource, NotYours, Resources, as_resource
+from maille_kit.app import get_runtime
+from maille_kit.auth import Principal, require
+from maille_kit.problems import Problem
+
+router = APIRouter(prefix="/api/catalog/v1/vendor", tags=["vendor"])
+
+Vendor = Annotated[Principal, Depends(require("vendor"))]
+ArkPath = Annotated[str, Path(pattern=ARK_PATTERN, description="the resource's ARK, e.g. ark:/12345/manuel-maths-6e")]
+CONCEPT_COLUMNS = ("typePedagogique", "typologieDocument", "niveauEducatif", "domaineEnseignement")
+
+
+def _resources(request: Request) -> Resources:
+    runtime = get_runtime(request)
+    assert runtime.docstore is not None and runtime.outbox is not None
+    return Resources(ResourceRepository(runtime.docstore), runtime.outbox, tenant=runtime.settings.tenant)
+
+
+def _editor(vendor: Principal) -> str:
+    return vendor.client_id or vendor.subject
+
+
+def _refusal(exc: Exception, ark: str) -> Problem:
+    if isinstance(exc, NoSuchResource):
+        return Problem(404, f"no resource {ark}")
+    if isinstance(exc, NotYours):
+        return Problem(403, f"{ark} belongs to another vendor")
+    if isinstance(exc, AlreadyPublished):
+        return Problem(409, f"{ark} is already published: PUT it to change it")
+    return Problem(409, f"{ark} changed meanwhile: read it and send your change again")
+
+
+@router.post("/resources", status_code=201, response_model=Resource, summary="Publish a new resource")
+async def publish(request: Request, resource: ResourceIn, vendor: Vendor) -> Resource:
+    try:
+        return as_resource(await _resources(request).publish(editor=_editor(vendor), resource=resource))
+    except (NotYours, AlreadyPublished, ChangedMeanwhile) as exc:
+        raise _refusal(exc, resource.idRessource) from None
+
+
+@router.get("/resources", response_model=ResourcePage, summary="The vendor's own resources, a page at a time")
+async def list_own(request: Request, vendor: Vendor, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 100) -> ResourcePage:
+    docs = await _resources(request).of_editor(editor=_editor(vendor), offset=offset, limit=limit + 1)
+    return ResourcePage(ressources=[as_resource(d) for d in docs[:limit]], suivant=offset + limit if len(docs) > limit else None)
+
+
+@router.post("/resources/bulk", response_model=BulkReport, summary="Load a whole catalogue: JSON array or CSV, a report per line")
+async def load(request: Request, vendor: Vendor) -> BulkReport:
+    limit = get_runtime(request).settings.bulk_max_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Problem(413, f"a bulk load is at most {limit} bytes: split the catalogue")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        lines = _json_lines(bytes(body))
+    elif kind == "text/csv":
+        lines = _csv_lines(bytes(body))
+    else:
+        raise Problem(415, "send the catalogue as application/json (an array of resources) or text/csv")
+    return await _resources(request).load(editor=_editor(vendor), lines=lines)
+
+
+@router.get("/resources/{ark:path}", response_model=Resource, summary="One of the vendor's resources")
+async def read(request: Request, ark: ArkPath, vendor: Vendor) -> Resource:
+    doc = await ResourceRepository(get_runtime(request).docstore).get(ark)  # type: ignore[arg-type]
+    if doc is None:
+        raise Problem(404, f"no resource {ark}")
+    if doc["idEditeur"] != _editor(vendor):
+        raise Problem(403, f"{ark} belongs to another vendor")
+    return as_resource(doc)
+
+
+@router.put("/resources/{ark:path}", response_model=Resource, summary="Change one of the vendor's resources")
+async def update(request: Request, ark: ArkPath, resource: ResourceIn, vendor: Vendor) -> Resource:
+    if resource.idRessource != ark:
+        raise Problem(422, f"idRessource {resource.idRessource!r} is not the resource of the path ({ark})")
+    try:
+        doc, _ = await _resources(request).update(editor=_editor(vendor), ark=ark, resource=resource)
+    except (NoSuchResource, NotYours, ChangedMeanwhile) as exc:
+        raise _refusal(exc, ark) from None
+    return as_resource(doc)
+
+
+@router.delete("/resources/{ark:path}", status_code=204, summary="Withdraw one of the vendor's resources")
+async def withdraw(request: Request, ark: ArkPath, vendor: Vendor) -> Response:
+    try:
+        await _resources(request).withdraw(editor=_editor(vendor), ark=ark)
+    except (NoSuchResource, NotYours, ChangedMeanwhile) as exc:
+        raise _refusal(exc, ark) from None
+    return Response(status_code=204)
+
+
+def _checked(number: int, data: Any) -> tuple[int, ResourceIn | str]:
+    try:
+        return number, ResourceIn.model_validate(data)
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'line'}: {e['msg']}" for e in exc.errors()[:5])
+        return number, reasons
+
+
+def _json_lines(body: bytes) -> list[tuple[int, ResourceIn | str]]:
+    try:
+        items = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, f"the body is not JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise Problem(422, "the body must be a JSON array of resources")
+    return [_checked(number, item) for number, item in enumerate(items, start=1)]
+
+
+def _csv_lines(body: bytes) -> list[tuple[int, ResourceIn | str]]:
+    """CSV, `;`-separated, a header line naming the columns: the GAR's field names, `typePresentation` as
+    `CODE nom`, and each ScoLOMfr list as `uri nom` entries separated by `|`."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Problem(400, "the CSV is not UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text), delimiter=";")
+    if not reader.fieldnames or "idRessource" not in reader.fieldnames:
+        raise Problem(422, "the CSV's first line must name its columns (idRessource;nomRessource;…)")
+    lines = []
+    for row in reader:
+        number = reader.line_num
+        if None in row:
+            lines.append((number, "more fields than the header names"))
+            continue
+        data: dict[str, Any] = {k: v for k, v in row.items() if k not in CONCEPT_COLUMNS and k != "typePresentation" and v != ""}
+        code, _, name = (row.get("typePresentation") or "").strip().partition(" ")
+        data["typePresentation"] = {"code": code, "nom": name.strip()}
+        for column in CONCEPT_COLUMNS:
+            entries = [e.strip() for e in (row.get(column) or "").split("|") if e.strip()]
+            data[column] = [{"uri": uri, "nom": label.strip()} for uri, _, label in (e.partition(" ") for e in entries)]
+        lines.append(_checked(number, data))
+    return lines
+
+
+__all__ = ["router", "Concept"]

@@ -1,0 +1,171 @@
+"""Resources: what a vendor may do with its own (publish, change, withdraw, load many at once), and the
+events that tell the other services.
+
+A resource belongs to the vendor that published it (its API client id, `idEditeur`): no other vendor
+can change or withdraw it. Each change's event goes to the outbox before the change is written, as in
+identity: a failure in between leaves an event the vendor's retry makes true, never a change without
+its event. Changes to one resource are taken one at a time per process, and a version check refuses a
+change made meanwhile by another replica (409).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from maille.catalog.v1 import resources_pb2 as pb
+
+from maille_catalog.repository import ResourceRepository
+from maille_catalog.schemas import BulkLine, BulkReport, Resource, ResourceIn
+from maille_kit.outbox import Outbox
+
+Doc = dict[str, Any]
+CONTENT = tuple(ResourceIn.model_fields)
+
+
+class NoSuchResource(Exception):
+    """No resource has that ARK."""
+
+
+class NotYours(Exception):
+    """The resource belongs to another vendor."""
+
+
+class AlreadyPublished(Exception):
+    """A resource with that ARK exists already."""
+
+
+class ChangedMeanwhile(Exception):
+    """The resource changed between reading and writing it (another replica)."""
+
+
+class Resources:
+    """The catalog's resources, for their vendors."""
+
+    def __init__(self, repository: ResourceRepository, outbox: Outbox, *, tenant: str) -> None:
+        self.repo = repository
+        self.outbox = outbox
+        self.tenant = tenant
+
+    async def publish(self, *, editor: str, resource: ResourceIn) -> Doc:
+        """Publish a new resource of `editor`'s."""
+        async with _lock(resource.idRessource):
+            existing = await self.repo.get(resource.idRessource)
+            if existing is not None:
+                raise NotYours(resource.idRessource) if existing["idEditeur"] != editor else AlreadyPublished(resource.idRessource)
+            doc = _document(resource, editor=editor, version=1, status="publiee")
+            await self._tell("catalog.resource.published.v1", pb.ResourcePublished(resource=_message(doc)))
+            if not await self.repo.insert(doc):
+                raise AlreadyPublished(resource.idRessource)
+            return doc
+
+    async def update(self, *, editor: str, ark: str, resource: ResourceIn) -> tuple[Doc, bool]:
+        """Change one of `editor`'s resources (a withdrawn one is published again); the resource, and whether it changed."""
+        async with _lock(ark):
+            existing = await self._own(editor, ark)
+            if existing["statut"] == "publiee" and all(existing.get(k) == v for k, v in resource.model_dump().items()):
+                return existing, False
+            doc = _document(resource, editor=editor, version=existing["version"] + 1, status="publiee")
+            await self._tell("catalog.resource.updated.v1", pb.ResourceUpdated(resource=_message(doc)))
+            if not await self.repo.replace(doc, version=existing["version"]):
+                raise ChangedMeanwhile(ark)
+            return doc, True
+
+    async def withdraw(self, *, editor: str, ark: str) -> Doc:
+        """Withdraw one of `editor`'s resources: kept, no longer offered."""
+        async with _lock(ark):
+            existing = await self._own(editor, ark)
+            if existing["statut"] == "retiree":
+                return existing
+            doc = {**existing, "statut": "retiree", "version": existing["version"] + 1, "misAJour": datetime.now(UTC)}
+            await self._tell("catalog.resource.withdrawn.v1", pb.ResourceWithdrawn(id=ark, editor_id=editor, version=doc["version"]))
+            if not await self.repo.replace(doc, version=existing["version"]):
+                raise ChangedMeanwhile(ark)
+            return doc
+
+    async def of_editor(self, *, editor: str, offset: int, limit: int) -> list[Doc]:
+        return await self.repo.of_editor(editor, offset=offset, limit=limit)
+
+    async def load(self, *, editor: str, lines: list[tuple[int, ResourceIn | str]]) -> BulkReport:
+        """A whole catalogue at once: each line published, updated or left as it is, or refused with its reason."""
+        report: list[BulkLine] = []
+        seen: dict[str, int] = {}
+        for number, item in lines:
+            if isinstance(item, str):
+                report.append(BulkLine(ligne=number, idRessource=None, resultat="refusee", raison=item))
+                continue
+            ark = item.idRessource
+            if ark in seen:
+                report.append(BulkLine(ligne=number, idRessource=ark, resultat="refusee", raison=f"already on line {seen[ark]}"))
+                continue
+            seen[ark] = number
+            try:
+                try:
+                    await self.publish(editor=editor, resource=item)
+                    outcome = "publiee"
+                except AlreadyPublished:
+                    _, changed = await self.update(editor=editor, ark=ark, resource=item)
+                    outcome = "mise a jour" if changed else "inchangee"
+            except NotYours:
+                report.append(BulkLine(ligne=number, idRessource=ark, resultat="refusee", raison="this resource belongs to another vendor"))
+                continue
+            except ChangedMeanwhile:
+                report.append(BulkLine(ligne=number, idRessource=ark, resultat="refusee", raison="changed meanwhile; send it again"))
+                continue
+            report.append(BulkLine(ligne=number, idRessource=ark, resultat=outcome))
+        count = lambda what: sum(1 for line in report if line.resultat == what)  # noqa: E731
+        return BulkReport(lignes=report, publiees=count("publiee"), misesAJour=count("mise a jour"), inchangees=count("inchangee"),
+                          refusees=count("refusee"))
+
+    async def _own(self, editor: str, ark: str) -> Doc:
+        existing = await self.repo.get(ark)
+        if existing is None:
+            raise NoSuchResource(ark)
+        if existing["idEditeur"] != editor:
+            raise NotYours(ark)
+        return existing
+
+    async def _tell(self, type: str, payload: Any) -> None:
+        await self.outbox.publish(type=type, tenant=self.tenant, payload=payload)
+
+
+_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+class _lock:
+    """One change at a time to a resource in this process (the lock forgotten once nobody holds it)."""
+
+    def __init__(self, ark: str) -> None:
+        self.ark = ark
+
+    async def __aenter__(self) -> None:
+        await _locks[self.ark].acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        lock = _locks[self.ark]
+        lock.release()
+        if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+            _locks.pop(self.ark, None)
+
+
+def _document(resource: ResourceIn, *, editor: str, version: int, status: str) -> Doc:
+    return {"_id": resource.idRessource, **resource.model_dump(), "idEditeur": editor, "version": version, "statut": status,
+            "misAJour": datetime.now(UTC)}
+
+
+def as_resource(doc: Doc) -> Resource:
+    """The API's view of a stored resource."""
+    return Resource.model_validate({k: v for k, v in doc.items() if k != "_id"})
+
+
+def _message(doc: Doc) -> pb.Resource:
+    concepts = lambda key: [pb.Concept(uri=c["uri"], label=c["nom"]) for c in doc.get(key, [])]  # noqa: E731
+    return pb.Resource(
+        id=doc["_id"], name=doc["nomRessource"], editor_id=doc["idEditeur"], editor_name=doc["nomEditeur"],
+        thumbnail_url=doc.get("urlVignette") or "", access_url=doc["urlAccesRessource"],
+        presentation_code=doc["typePresentation"]["code"], presentation_label=doc["typePresentation"]["nom"],
+        pedagogical_types=concepts("typePedagogique"), document_types=concepts("typologieDocument"),
+        educational_levels=concepts("niveauEducatif"), teaching_domains=concepts("domaineEnseignement"), version=doc["version"],
+    )
