@@ -60,7 +60,7 @@ def test_the_services_documents_are_merged_into_one(platform: ServiceProcess) ->
 def test_fuzzing_the_whole_api_through_the_gateway_finds_no_server_error(
     platform: ServiceProcess, keycloak_clients: KeycloakClients, tmp_path: Path
 ) -> None:
-    operator = keycloak_clients.token(*keycloak_clients.make(roles=("operator",)))
+    operator = keycloak_clients.token(*keycloak_clients.make(roles=("operator", "vendor")))  # every role an API route asks for
     command = [
         str(Path(sys.executable).parent / "schemathesis"), "run", f"{platform.url}/api/openapi.json", "--url", platform.url,
         "--checks", "not_a_server_error", "--header", f"Authorization: Bearer {operator}",

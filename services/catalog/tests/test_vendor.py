@@ -139,3 +139,10 @@ async def test_a_whole_catalogue_loads_with_a_report_per_line(catalog, keycloak_
     assert too_big.status_code == 413
     assert (await client.post(f"{BASE}/bulk", content=b"{not json", headers={**auth, "content-type": "application/json"})).status_code == 400
     assert (await client.post(f"{BASE}/bulk", content=b"x", headers={**auth, "content-type": "text/plain"})).status_code == 415
+
+
+async def test_a_malformed_ark_in_the_path_is_refused(catalog, keycloak_clients: KeycloakClients) -> None:
+    client, _ = catalog
+    _, auth = vendor(keycloak_clients, "vendor")
+    for answer in (await client.get(f"{BASE}/ark:/12/x", headers=auth), await client.delete(f"{BASE}/not-an-ark", headers=auth)):
+        assert answer.status_code == 422 and "not an ARK" in answer.json()["detail"]

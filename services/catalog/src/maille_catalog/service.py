@@ -11,7 +11,6 @@ change made meanwhile by another replica (409).
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -131,22 +130,32 @@ class Resources:
         await self.outbox.publish(type=type, tenant=self.tenant, payload=payload)
 
 
-_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+_locks: dict[str, list[Any]] = {}  # ARK -> [its lock, how many hold it or wait for it]
 
 
 class _lock:
-    """One change at a time to a resource in this process (the lock forgotten once nobody holds it)."""
+    """One change at a time to a resource in this process (the lock forgotten once nobody needs it)."""
 
     def __init__(self, ark: str) -> None:
         self.ark = ark
 
     async def __aenter__(self) -> None:
-        await _locks[self.ark].acquire()
+        entry = _locks.setdefault(self.ark, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            await entry[0].acquire()
+        except BaseException:
+            self._leave(entry)
+            raise
 
     async def __aexit__(self, *exc: object) -> None:
-        lock = _locks[self.ark]
-        lock.release()
-        if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+        entry = _locks[self.ark]
+        entry[0].release()
+        self._leave(entry)
+
+    def _leave(self, entry: list[Any]) -> None:
+        entry[1] -= 1
+        if entry[1] == 0:
             _locks.pop(self.ark, None)
 
 
