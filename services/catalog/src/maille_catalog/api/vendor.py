@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from maille_catalog.repository import ResourceRepository
-from maille_catalog.schemas import ARK_PATTERN, BulkReport, Concept, Resource, ResourceIn, ResourcePage
+from maille_catalog.schemas import ARK_PATTERN, BulkReport, Resource, ResourceIn, ResourcePage
 from maille_catalog.service import AlreadyPublished, ChangedMeanwhile, NoSuchResource, NotYours, Resources, as_resource
 from maille_kit.app import get_runtime
 from maille_kit.auth import Principal, require
@@ -162,5 +162,3 @@ def _csv_lines(body: bytes) -> list[tuple[int, ResourceIn | str]]:
         lines.append(_checked(number, data))
     return lines
 
-
-__all__ = ["router", "Concept"]
