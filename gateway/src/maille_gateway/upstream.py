@@ -389,11 +389,12 @@ class Upstream:
         else:
             self._succeeded()
 
-    def head_bytes(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-        """The request line and headers of a request without a body."""
+    def head_bytes(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], framing: bytes = b"") -> bytes:
+        """The request line and headers (`framing`: the body's length or chunking header, if it has a body)."""
         lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode("ascii"), target, self.host_header)]
         for name, value in headers:
             lines.append(b"%s: %s\r\n" % (name, value))
+        lines.append(framing)
         lines.append(b"\r\n")
         return b"".join(lines)
 
@@ -493,20 +494,16 @@ class Upstream:
         body: AsyncIterator[bytes] | bytes | None,
         content_length: int | None,
     ) -> None:
-        lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode("ascii"), target, self.host_header)]
-        for name, value in headers:
-            lines.append(b"%s: %s\r\n" % (name, value))
         if isinstance(body, bytes):
             content_length = len(body)
         chunked = body is not None and content_length is None
+        framing = b""
         if chunked:
-            lines.append(b"transfer-encoding: chunked\r\n")
+            framing = b"transfer-encoding: chunked\r\n"
         elif content_length is not None and (body is not None or method in ("POST", "PUT", "PATCH")):
-            lines.append(b"content-length: %d\r\n" % content_length)
-        lines.append(b"\r\n")
-        if isinstance(body, bytes):
-            lines.append(body)
-        connection.write(b"".join(lines))
+            framing = b"content-length: %d\r\n" % content_length
+        head = self.head_bytes(method, target, headers, framing)
+        connection.write(head + body if isinstance(body, bytes) else head)
         if body is None or isinstance(body, bytes):
             return
         async for chunk in body:
