@@ -135,7 +135,6 @@ class FastLane:
     """Decides which requests take the lane, and starts them."""
 
     def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
         self.proxy = gateway.proxy
         self.verifier = gateway.verifier
         self.policies = gateway.policies
