@@ -312,3 +312,25 @@ async def test_bulk_delivery_goes_straight_to_jetstream_and_loses_nothing_across
         await bus.close()
     assert received == sent  # each once, in the order handed over
     assert await outbox.pending() == 0
+
+
+async def test_a_consumer_of_a_stream_not_there_yet_waits_for_it(bus: Bus, docstore: Docstore) -> None:
+    # Another service owns the stream and may start after this one (the catalog consumes identity's).
+    stream = unique_stream()
+    handled: list[str] = []
+
+    async def handle(event: Event) -> None:
+        handled.append(event.id)
+
+    consumer = EventConsumer(bus, docstore, service="kit", durable="early", stream=stream.name, subjects=stream.subjects,
+                             handler=handle, retry_delay=0.2)
+    await consumer.start()
+    try:
+        await asyncio.sleep(0.5)
+        await bus.ensure_streams([stream])
+        envelope = make_envelope(type=subject_of(stream), tenant="t", source="kit", payload=Int64Value(value=1))
+        await bus.js.publish(subject_of(stream), envelope.SerializeToString())
+        await wait_for(lambda: envelope.id in handled, 10, "the event published once the stream existed")
+    finally:
+        await consumer.stop()
+    assert handled == [envelope.id]

@@ -21,6 +21,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from pymongo.errors import BulkWriteError
 
@@ -82,7 +83,20 @@ class EventConsumer:
         return f"deadletter.{self.service}.{subject}"
 
     async def start(self) -> None:
-        """Create (or update) the durable consumer and start consuming in the background."""
+        """Create (or update) the durable consumer and start consuming in the background. A stream another
+        service owns may not exist yet (that service starts later): the consumer then waits for it."""
+        self._stopping = False
+        self._inbox: list[Msg] = []
+        self._arrived = asyncio.Event()
+        try:
+            subscription = await self._bind()
+        except NotFoundError:
+            log.warning("stream %s does not exist yet: consumer %s waits for it", self.stream, self.durable)
+            self._task = asyncio.create_task(self._bind_later(), name=f"consumer-{self.durable}")
+            return
+        self._task = asyncio.create_task(self._run(subscription), name=f"consumer-{self.durable}")
+
+    async def _bind(self) -> Any:
         # A push consumer delivered to a queue group: events arrive as soon as they are stored, every
         # replica of the service shares the work, and max_ack_pending bounds what is in flight.
         config = ConsumerConfig(
@@ -97,19 +111,29 @@ class EventConsumer:
             filter_subjects=list(self.subjects) if len(self.subjects) > 1 else None,
             filter_subject=self.subjects[0] if len(self.subjects) == 1 else None,
         )
-        self._stopping = False
         info = await self.bus.js.add_consumer(self.stream, config)
-        self._inbox: list[Msg] = []
-        self._arrived = asyncio.Event()
 
         async def arrive(message: Msg) -> None:
             self._inbox.append(message)
             self._arrived.set()
 
-        subscription = await self.bus.js.subscribe_bind(
+        return await self.bus.js.subscribe_bind(
             self.stream, info.config, self.durable, cb=arrive, manual_ack=True, pending_msgs_limit=self.batch * 8
         )
-        self._task = asyncio.create_task(self._run(subscription), name=f"consumer-{self.durable}")
+
+    async def _bind_later(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.retry_delay)
+            try:
+                subscription = await self._bind()
+            except NotFoundError:
+                continue
+            except Exception as exc:  # NATS away for a moment: try again
+                log.warning("consumer %s not bound yet: %s", self.durable, exc)
+                continue
+            log.info("stream %s exists now: consumer %s started", self.stream, self.durable)
+            await self._run(subscription)
+            return
 
     async def stop(self) -> None:
         """Stop after the batch in hand."""
