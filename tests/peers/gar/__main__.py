@@ -1,17 +1,22 @@
-"""Run the GAR peer: `maille-peer-gar`.
+"""Run the GAR peer: `maille-peer-gar` — its SAML service provider and its resource list.
 
 Environment: PEER_PORT, PEER_BASE_URL (as browsers reach it), PEER_IDP_METADATA (Keycloak's realm SAML
-descriptor), PEER_WORK_DIR (keys), PEER_XMLSEC (default: xmlsec1 on PATH).
+descriptor), PEER_WORK_DIR (keys), PEER_XMLSEC (default: xmlsec1 on PATH); for the resource list (HTTPS,
+client certificates required): PEER_RESOURCES_PORT, PEER_TLS_CERT, PEER_TLS_KEY, PEER_TLS_CA (the CA client
+certificates must come from), PEER_ENT (the idENT it knows, default MAILLE), PEER_DELAY_MS.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import ssl
 from pathlib import Path
 
 import uvicorn
 
+from gar import resources
 from gar.sp import GarSp, create_app
 
 
@@ -23,7 +28,18 @@ def main() -> None:
         work_dir=Path(os.environ.get("PEER_WORK_DIR", ".var/peers/gar")),
         xmlsec_binary=os.environ.get("PEER_XMLSEC") or shutil.which("xmlsec1") or "xmlsec1",
     )
-    uvicorn.run(create_app(sp), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    servers = [uvicorn.Server(uvicorn.Config(create_app(sp), host="127.0.0.1", port=port, log_level="warning", access_log=False))]
+    if os.environ.get("PEER_TLS_CERT"):
+        peer = resources.GarResources(ent=os.environ.get("PEER_ENT", "MAILLE"), delay=int(os.environ.get("PEER_DELAY_MS", "0")) / 1000)
+        servers.append(uvicorn.Server(uvicorn.Config(
+            resources.create_app(peer), host="127.0.0.1", port=int(os.environ.get("PEER_RESOURCES_PORT", 8204)), log_level="warning",
+            access_log=False, ssl_certfile=os.environ["PEER_TLS_CERT"], ssl_keyfile=os.environ["PEER_TLS_KEY"],
+            ssl_ca_certs=os.environ["PEER_TLS_CA"], ssl_cert_reqs=ssl.CERT_REQUIRED)))
+
+    async def serve() -> None:
+        await asyncio.gather(*(server.serve() for server in servers))
+
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":

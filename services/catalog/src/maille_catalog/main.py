@@ -1,20 +1,125 @@
 """The catalog service's app factory and entry point."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
 from fastapi import FastAPI
+from maille.identity.v1 import directory_pb2
 from pymongo import IndexModel
 
-from maille_kit.app import ServiceSpec, create_app, load_settings, serve
+from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
+from maille_kit.consumer import EventConsumer
+from maille_kit.events import MalformedEvent, decode
 from maille_catalog import __version__, __doc__ as description
-from maille_catalog.api import vendor
-from maille_catalog.repository import RESOURCES
+from maille_catalog.api import assignments, mediacentre, subscriptions, vendor
+from maille_catalog.directory import GROUPS, PERSONS, SCHOOLS, SUBJECTS, Directory, DirectoryFollower
 from maille_catalog.events import STREAMS
+from maille_catalog.gar import GarClient
+from maille_catalog.mediacentre import FAVOURITES, Mediacentre
+from maille_catalog.repository import RESOURCES
 from maille_catalog.settings import CatalogSettings
+from maille_catalog.subscriptions import ASSIGNMENTS, SUBSCRIPTIONS, Subscriptions
+
+log = logging.getLogger("maille.catalog")
+
+INDEXES = {
+    RESOURCES: [IndexModel([("idEditeur", 1), ("_id", 1)])],
+    SUBSCRIPTIONS: [IndexModel([("idEditeur", 1), ("_id", 1)]), IndexModel([("uaiEtab", 1)]), IndexModel([("expiree", 1), ("finValidite", 1)])],
+    ASSIGNMENTS: [IndexModel([("abonnement", 1), ("uai", 1)]), IndexModel([("personne", 1)])],
+    PERSONS: [IndexModel([("groupes", 1)])],
+    SCHOOLS: [IndexModel([("structure", 1)])],
+    GROUPS: [],
+    FAVOURITES: [IndexModel([("personne", 1)])],
+}
+
+
+def _subscriptions(runtime: Runtime) -> Subscriptions:
+    assert runtime.docstore is not None and runtime.outbox is not None
+    return Subscriptions(runtime.docstore, runtime.outbox, Directory(runtime.docstore), tenant=runtime.settings.tenant)
+
+
+def _mediacentre(runtime: Runtime) -> Mediacentre:
+    centre = runtime.state.get("mediacentre")
+    if centre is None:
+        settings: CatalogSettings = runtime.settings  # type: ignore[assignment]
+        gar = None
+        if settings.gar_url:
+            gar = GarClient(settings.gar_url, ent=settings.ent_id, cert=settings.gar_client_cert or None,
+                            key=settings.gar_client_key or None, ca=settings.gar_ca_file or None, timeout=settings.gar_timeout_seconds)
+        assert runtime.docstore is not None
+        centre = runtime.state["mediacentre"] = Mediacentre(
+            runtime.docstore, gar, ent=settings.ent_id, gar_link_url=settings.gar_link_url,
+            gar_cache_seconds=settings.gar_cache_seconds, cache_size=settings.mediacentre_cache_size)
+    return centre
+
+
+def consumers(runtime: Runtime) -> list[EventConsumer]:
+    """The directory, learnt from identity's events (its stream may come up after the catalog)."""
+    assert runtime.docstore is not None
+    subs = _subscriptions(runtime)
+    follower = DirectoryFollower(Directory(runtime.docstore), left_schools=subs.left_schools, school_removed=subs.school_removed,
+                                 person_changed=_mediacentre(runtime).person_changed)
+    return [EventConsumer(runtime.bus, runtime.docstore, service="catalog", durable="catalog-directory", stream="IDENTITY",
+                          subjects=SUBJECTS, handler=follower.handle)]
+
+
+async def on_start(runtime: Runtime) -> None:
+    centre = _mediacentre(runtime)
+    nc = runtime.bus.nc
+    assert nc is not None
+
+    async def catalog_changed(_message) -> None:  # every replica hears every catalog event
+        centre.catalog_changed()
+
+    async def person_changed(message) -> None:
+        try:
+            event = decode(message.data)
+            kind = {"identity.person.created.v1": directory_pb2.PersonCreated, "identity.person.updated.v1": directory_pb2.PersonUpdated}
+            if event.type in kind:
+                centre.person_changed(event.unpack(kind[event.type]).person.id)
+            elif event.type == "identity.person.deleted.v1":
+                centre.person_changed(event.unpack(directory_pb2.PersonDeleted).id)
+        except MalformedEvent:
+            pass
+
+    runtime.state["listening"] = [await nc.subscribe("catalog.>", cb=catalog_changed), await nc.subscribe("identity.person.>", cb=person_changed)]
+    runtime.state["expiry"] = asyncio.create_task(_expire(runtime), name="catalog-expiry")
+
+
+async def _expire(runtime: Runtime) -> None:
+    subs = _subscriptions(runtime)
+    while True:
+        try:
+            count = await subs.expire()
+            if count:
+                log.info("subscriptions expired", extra={"count": count})
+        except Exception as exc:  # the docstore away for a moment: next time
+            log.warning("expiry check failed: %s", exc)
+        await asyncio.sleep(runtime.settings.expiry_check_seconds)
+
+
+async def on_stop(runtime: Runtime) -> None:
+    task = runtime.state.pop("expiry", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for subscription in runtime.state.pop("listening", []):
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
+    centre = runtime.state.get("mediacentre")
+    if centre is not None and centre.gar is not None:
+        await centre.gar.close()
 
 
 def build(settings: CatalogSettings) -> ServiceSpec:
     """What the catalog service is made of."""
-    return ServiceSpec(name="catalog", version=__version__, settings=settings, streams=STREAMS, routers=[vendor.router],
-                       indexes={RESOURCES: [IndexModel([("idEditeur", 1), ("_id", 1)])]}, description=description or "")
+    return ServiceSpec(name="catalog", version=__version__, settings=settings, streams=STREAMS,
+                       routers=[vendor.router, subscriptions.router, assignments.router, mediacentre.router], indexes=INDEXES,
+                       consumers=consumers, on_start=on_start, on_stop=on_stop, description=description or "")
 
 
 def app(settings: CatalogSettings | None = None) -> FastAPI:

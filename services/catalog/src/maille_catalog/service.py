@@ -10,12 +10,12 @@ change made meanwhile by another replica (409).
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from maille.catalog.v1 import resources_pb2 as pb
 
+from maille_catalog.locks import one_at_a_time as _lock
 from maille_catalog.repository import ResourceRepository
 from maille_catalog.schemas import BulkLine, BulkReport, Resource, ResourceIn
 from maille_kit.outbox import Outbox
@@ -128,35 +128,6 @@ class Resources:
 
     async def _tell(self, type: str, payload: Any) -> None:
         await self.outbox.publish(type=type, tenant=self.tenant, payload=payload)
-
-
-_locks: dict[str, list[Any]] = {}  # ARK -> [its lock, how many hold it or wait for it]
-
-
-class _lock:
-    """One change at a time to a resource in this process (the lock forgotten once nobody needs it)."""
-
-    def __init__(self, ark: str) -> None:
-        self.ark = ark
-
-    async def __aenter__(self) -> None:
-        entry = _locks.setdefault(self.ark, [asyncio.Lock(), 0])
-        entry[1] += 1
-        try:
-            await entry[0].acquire()
-        except BaseException:
-            self._leave(entry)
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        entry = _locks[self.ark]
-        entry[0].release()
-        self._leave(entry)
-
-    def _leave(self, entry: list[Any]) -> None:
-        entry[1] -= 1
-        if entry[1] == 0:
-            _locks.pop(self.ark, None)
 
 
 def _document(resource: ResourceIn, *, editor: str, version: int, status: str) -> Doc:

@@ -1,0 +1,100 @@
+"""Licence assignment for a school's assignment managers (its direction, or persons holding the
+`gar-resp-aff` role in it; operators anywhere): the school's per-person subscriptions, who holds a licence,
+assigning licences to persons, classes and groups, taking them back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, Field
+
+from maille_catalog.api.subscriptions import SubscriptionId, as_subscription, problem, subscriptions
+from maille_catalog.directory import Directory
+from maille_catalog.schemas import UAI_PATTERN, Subscription
+from maille_catalog.subscriptions import Refused
+from maille_kit.app import get_runtime
+from maille_kit.auth import Principal, require
+from maille_kit.problems import Problem
+
+router = APIRouter(prefix="/api/catalog/v1/schools/{uai}", tags=["assignments"])
+
+Caller = Annotated[Principal, Depends(require())]
+Uai = Annotated[str, Path(pattern=UAI_PATTERN, description="the school's UAI")]
+PersonId = Annotated[str, Field(min_length=1, max_length=64)]
+MANAGER_ROLE = "gar-resp-aff"
+
+
+class AssignmentsIn(BaseModel):
+    """Who receives a licence: persons, and every member of classes or groups (`<structure id>$<code>`)."""
+
+    personnes: list[PersonId] = Field(default_factory=list, max_length=5000)
+    groupes: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list, max_length=100)
+
+
+class ReleaseIn(BaseModel):
+    personnes: list[PersonId] = Field(min_length=1, max_length=5000)
+
+
+class AssignmentsOut(BaseModel):
+    affectees: list[str] = Field(description="persons who received a licence now")
+    dejaAffectees: list[str] = Field(description="persons who held one already")
+    licencesAffectees: dict[str, int]
+
+
+class Assignment(BaseModel):
+    personne: str
+    public: str
+    par: str
+
+
+class Released(BaseModel):
+    liberees: list[str]
+
+
+async def _manager(request: Request, caller: Principal, uai: str) -> str:
+    """Who is acting, once they are known to manage `uai`'s licences."""
+    if "operator" in caller.roles:
+        return caller.person_id or caller.client_id or caller.subject
+    if caller.person_id is None:
+        raise Problem(403, "assigning licences needs a signed-in person or the operator role")
+    person = await Directory(get_runtime(request).docstore).person(caller.person_id)  # type: ignore[arg-type]
+    if person is not None and (uai in person.get("responsableAffectation", []) or
+                               (MANAGER_ROLE in caller.roles and uai in person.get("etablissements", []))):
+        return caller.person_id
+    raise Problem(403, f"you do not assign licences in school {uai}")
+
+
+@router.get("/subscriptions", response_model=list[Subscription], summary="The school's per-person subscriptions and their licences")
+async def school_subscriptions(request: Request, uai: Uai, caller: Caller) -> list[Subscription]:
+    await _manager(request, caller, uai)
+    return [as_subscription(doc) for doc in await subscriptions(request).of_school(uai)]
+
+
+@router.get("/subscriptions/{subscription_id}/assignments", response_model=list[Assignment], summary="Who holds a licence in the school")
+async def assigned(request: Request, uai: Uai, subscription_id: SubscriptionId, caller: Caller) -> list[Assignment]:
+    await _manager(request, caller, uai)
+    return [Assignment(personne=d["personne"], public=d["public"], par=d["par"]) for d in await subscriptions(request).assigned(subscription_id, uai)]
+
+
+@router.post("/subscriptions/{subscription_id}/assignments", response_model=AssignmentsOut,
+             summary="Assign licences to persons, classes and groups: all of them, or none if too few are left")
+async def assign(request: Request, uai: Uai, subscription_id: SubscriptionId, body: AssignmentsIn, caller: Caller) -> AssignmentsOut:
+    by = await _manager(request, caller, uai)
+    if not body.personnes and not body.groupes:
+        raise Problem(422, "name persons (personnes) or classes and groups (groupes)", field="personnes")
+    try:
+        result = await subscriptions(request).assign(subscription_id=subscription_id, uai=uai, person_ids=body.personnes,
+                                                     group_ids=body.groupes, by=by)
+    except Refused as exc:
+        raise problem(exc) from None
+    return AssignmentsOut(**result)
+
+
+@router.post("/subscriptions/{subscription_id}/assignments/release", response_model=Released, summary="Take licences back")
+async def release(request: Request, uai: Uai, subscription_id: SubscriptionId, body: ReleaseIn, caller: Caller) -> Released:
+    by = await _manager(request, caller, uai)
+    try:
+        return Released(liberees=await subscriptions(request).release(subscription_id=subscription_id, uai=uai, person_ids=body.personnes, by=by))
+    except Refused as exc:
+        raise problem(exc) from None

@@ -1,0 +1,80 @@
+"""The médiacentre of the signed-in person: their resources, filtered and searched, their favourites, and
+whether the GAR's list is all there."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from maille_catalog.api.vendor import ArkPath, _ark
+from maille_catalog.mediacentre import Mediacentre, matches
+from maille_kit.auth import Principal, require
+from maille_kit.problems import Problem
+
+router = APIRouter(prefix="/api/catalog/v1/mediacentre", tags=["mediacentre"])
+
+Person = Annotated[Principal, Depends(require())]
+Filter = Annotated[str | None, Query(min_length=1, max_length=300)]
+
+
+class Entry(BaseModel):
+    """A resource of the médiacentre, in the GAR's resource-list fields."""
+
+    model_config = {"extra": "allow"}
+    idRessource: str
+    nomRessource: str | None = None
+    nomEditeur: str | None = None
+    lien: str = Field(description="what opens the resource: the GAR-style link, or the vendor's URL")
+    sources: list[Literal["maille", "gar"]]
+    etablissements: list[str]
+    favori: bool
+
+
+class MediacentreOut(BaseModel):
+    ressources: list[Entry]
+    total: int = Field(description="resources passing the filters")
+    gar: Literal["ok", "incomplet", "non configure"] = Field(description="whether the GAR's lists are all in")
+    garManquant: dict[str, str] = Field(description="schools (UAI) whose GAR list is missing, and why")
+
+
+def mediacentre(request: Request) -> Mediacentre:
+    return request.app.state.runtime.state["mediacentre"]
+
+
+def _person(caller: Principal) -> str:
+    if caller.person_id is None:
+        raise Problem(403, "the médiacentre is a signed-in person's: this token speaks for no person of the directory")
+    return caller.person_id
+
+
+@router.get("", response_model=MediacentreOut, summary="The signed-in person's resources")
+async def mine(request: Request, caller: Person, niveau: Filter = None, domaine: Filter = None, type: Filter = None, q: Filter = None,
+               favoris: bool = False, offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Any:
+    person = _person(caller)
+    centre = mediacentre(request)
+    shelf = await centre.shelf(person)
+    favourites = await centre.favourite_ids(person)
+    chosen = [r for r in shelf.resources if (not favoris or r["idRessource"] in favourites) and
+              matches(r, niveau=niveau, domaine=domaine, type=type, q=q)]
+    page = [{**r, "favori": r["idRessource"] in favourites} for r in chosen[offset:offset + limit]]
+    status = "non configure" if centre.gar is None else "incomplet" if shelf.gar_missing else "ok"
+    return {"ressources": page, "total": len(chosen), "gar": status, "garManquant": shelf.gar_missing}
+
+
+@router.put("/favoris/{ark:path}", status_code=204, summary="Mark a resource of one's médiacentre as a favourite")
+async def add_favourite(request: Request, ark: ArkPath, caller: Person) -> Response:
+    person, ark = _person(caller), _ark(ark)
+    centre = mediacentre(request)
+    if not any(r["idRessource"] == ark for r in (await centre.shelf(person)).resources):
+        raise Problem(404, f"{ark} is not in your médiacentre")
+    await centre.set_favourite(person, ark, True)
+    return Response(status_code=204)
+
+
+@router.delete("/favoris/{ark:path}", status_code=204, summary="Unmark a favourite")
+async def remove_favourite(request: Request, ark: ArkPath, caller: Person) -> Response:
+    await mediacentre(request).set_favourite(_person(caller), _ark(ark), False)
+    return Response(status_code=204)

@@ -1,0 +1,167 @@
+"""Subscriptions for vendors (role `vendor`): as JSON under `/api/catalog/v1/vendor/subscriptions`, and as the
+GAR's abonnement XML under `/api/catalog/v1/abonnements` (PUT creates, POST updates, DELETE, a filtered
+listing) so that tooling written for the GAR works against Maille unchanged."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import ValidationError
+
+from maille_catalog.abonnements import BadXml, read_abonnement, read_filters, write_abonnement, write_abonnements
+from maille_catalog.directory import Directory
+from maille_catalog.schemas import Subscription, SubscriptionChange, SubscriptionIn, SubscriptionPage
+from maille_catalog.subscriptions import Refused, Subscriptions
+from maille_kit.app import get_runtime
+from maille_kit.auth import Principal, require
+from maille_kit.problems import Problem
+
+router = APIRouter(prefix="/api/catalog/v1", tags=["subscriptions"])
+
+Vendor = Annotated[Principal, Depends(require("vendor"))]
+SubscriptionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:\-]{1,45}$", description="idAbonnement")]
+XML = "application/xml"
+XML_MAX_BYTES = 1024 * 1024
+
+
+def subscriptions(request: Request) -> Subscriptions:
+    runtime = get_runtime(request)
+    assert runtime.docstore is not None and runtime.outbox is not None
+    return Subscriptions(runtime.docstore, runtime.outbox, Directory(runtime.docstore), tenant=runtime.settings.tenant)
+
+
+def problem(exc: Refused) -> Problem:
+    return Problem(exc.status, exc.detail, **exc.extensions)
+
+
+def _editor(vendor: Principal) -> str:
+    return vendor.client_id or vendor.subject
+
+
+def as_subscription(doc: dict[str, Any]) -> Subscription:
+    return Subscription.model_validate(doc)
+
+
+# -- JSON -----------------------------------------------------------------------------------------------------
+
+@router.post("/vendor/subscriptions", status_code=201, response_model=Subscription, summary="Create a subscription")
+async def create(request: Request, subscription: SubscriptionIn, vendor: Vendor) -> Subscription:
+    try:
+        return as_subscription(await subscriptions(request).create(editor=_editor(vendor), subscription=subscription))
+    except Refused as exc:
+        raise problem(exc) from None
+
+
+@router.get("/vendor/subscriptions", response_model=SubscriptionPage, summary="The vendor's subscriptions, filtered, a page at a time")
+async def list_own(request: Request, vendor: Vendor, uaiEtab: Annotated[str | None, Query(max_length=8)] = None,
+                   idRessource: Annotated[str | None, Query(max_length=220)] = None,
+                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> SubscriptionPage:
+    filters = {k: v for k, v in (("uaiEtab", uaiEtab), ("idRessource", idRessource)) if v}
+    docs = await subscriptions(request).listing(editor=_editor(vendor), filters=filters, offset=offset, limit=limit + 1)
+    return SubscriptionPage(abonnements=[as_subscription(d) for d in docs[:limit]], suivant=offset + limit if len(docs) > limit else None)
+
+
+@router.get("/vendor/subscriptions/{subscription_id}", response_model=Subscription, summary="One of the vendor's subscriptions")
+async def read(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Subscription:
+    try:
+        return as_subscription(await subscriptions(request)._own(_editor(vendor), subscription_id))
+    except Refused as exc:
+        raise problem(exc) from None
+
+
+@router.put("/vendor/subscriptions/{subscription_id}", response_model=Subscription, summary="Change a subscription (its schools and start are kept)")
+async def update(request: Request, subscription_id: SubscriptionId, change: SubscriptionChange, vendor: Vendor) -> Subscription:
+    try:
+        return as_subscription(await subscriptions(request).update(editor=_editor(vendor), subscription_id=subscription_id, change=change))
+    except Refused as exc:
+        raise problem(exc) from None
+
+
+@router.delete("/vendor/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription and its assignments")
+async def delete(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
+    try:
+        await subscriptions(request).delete(editor=_editor(vendor), subscription_id=subscription_id)
+    except Refused as exc:
+        raise problem(exc) from None
+    return Response(status_code=204)
+
+
+# -- the GAR's XML ------------------------------------------------------------------------------------------------
+
+async def _body(request: Request) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > XML_MAX_BYTES:
+            raise Problem(413, f"an abonnement document is at most {XML_MAX_BYTES} bytes")
+    return bytes(body)
+
+
+def _model(model: type[SubscriptionChange], data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "abonnement", "message": e["msg"]} for e in exc.errors()]
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        raise Problem(422, f"Invalid value for {fields}: {errors[0]['message']}", errors=errors) from None
+
+
+async def _abonnement(request: Request) -> dict[str, Any]:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("application/xml", "text/xml"):
+        raise Problem(415, "send the abonnement as application/xml")
+    try:
+        return read_abonnement(await _body(request))
+    except BadXml as exc:
+        raise Problem(400, str(exc)) from None
+
+
+XML_BODY = {"requestBody": {"required": True, "content": {XML: {"schema": {"type": "string", "description": "an <abonnement> document"}}}}}
+XML_ANSWER = {"content": {XML: {"schema": {"type": "string"}}}}
+
+
+@router.put("/abonnements/{subscription_id}", status_code=201, response_class=Response, openapi_extra=XML_BODY,
+            responses={201: XML_ANSWER}, summary="Create a subscription (GAR XML); 409 'existe deja' if it exists")
+async def xml_create(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
+    subscription: SubscriptionIn = _model(SubscriptionIn, await _abonnement(request))
+    if subscription.idAbonnement != subscription_id:
+        raise Problem(422, f"idAbonnement {subscription.idAbonnement!r} is not the subscription of the path ({subscription_id})")
+    try:
+        doc = await subscriptions(request).create(editor=_editor(vendor), subscription=subscription)
+    except Refused as exc:
+        raise problem(exc) from None
+    return Response(write_abonnement(doc), status_code=201, media_type=XML)
+
+
+@router.post("/abonnements/{subscription_id}", response_class=Response, openapi_extra=XML_BODY, responses={200: XML_ANSWER},
+             summary="Update a subscription (GAR XML: no uaiEtab, the start kept)")
+async def xml_update(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
+    data = await _abonnement(request)
+    if "uaiEtab" in data:
+        raise Problem(422, "an update carries no uaiEtab: a subscription's schools are set at its creation", field="uaiEtab")
+    change: SubscriptionChange = _model(SubscriptionChange, data)
+    try:
+        doc = await subscriptions(request).update(editor=_editor(vendor), subscription_id=subscription_id, change=change)
+    except Refused as exc:
+        raise problem(exc) from None
+    return Response(write_abonnement(doc), media_type=XML)
+
+
+@router.delete("/abonnements/{subscription_id}", status_code=204, summary="Delete a subscription (GAR)")
+async def xml_delete(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
+    return await delete(request, subscription_id, vendor)
+
+
+@router.get("/abonnements", response_class=Response, responses={200: XML_ANSWER},
+            summary="The vendor's subscriptions (GAR XML), from `debut` to `fin`, filtered by a <filtres> body")
+async def xml_list(request: Request, vendor: Vendor, debut: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                   fin: Annotated[int, Query(ge=0, le=1_000_000)] = 5000) -> Response:
+    if fin < debut or fin - debut > 10_000:
+        raise Problem(422, "fin must be at least debut, and at most 10000 after it", field="fin")
+    try:
+        filters = read_filters(await _body(request))
+    except BadXml as exc:
+        raise Problem(400, str(exc)) from None
+    docs = await subscriptions(request).listing(editor=_editor(vendor), filters=filters, offset=debut, limit=fin - debut)
+    return Response(write_abonnements(docs), media_type=XML)

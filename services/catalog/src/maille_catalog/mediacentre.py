@@ -1,0 +1,201 @@
+"""The médiacentre: each signed-in person's resources — those of the catalog's valid subscriptions that match
+their schools and publics (per-person ones: a licence assigned to them), merged with the GAR's list asked
+per school, de-duplicated by `idRessource`.
+
+A person's list is kept in memory until something it depends on changes: any catalog event (resources,
+subscriptions, assignments — heard by every replica) starts a new generation, and a directory event of the
+person drops theirs. The GAR's answers are kept `gar_cache_seconds`; a GAR that is slow or failing gives
+the local list with a flag saying which schools are missing, never an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from maille_catalog.directory import Directory, publics_in
+from maille_catalog.gar import GarClient, GarUnavailable, gar_link
+from maille_kit.docstore import Docstore
+
+log = logging.getLogger("maille.catalog.mediacentre")
+
+FAVOURITES = "favourites"
+Doc = dict[str, Any]
+FIELDS = ("idRessource", "idType", "nomRessource", "idEditeur", "nomEditeur", "urlVignette", "urlAccesRessource", "typePresentation",
+          "typePedagogique", "typologieDocument", "niveauEducatif", "domaineEnseignement")
+
+
+@dataclass(slots=True)
+class Shelf:
+    """A person's médiacentre before filters: the resources, and which schools' GAR lists are missing."""
+
+    resources: list[Doc]
+    gar_missing: dict[str, str]  # UAI -> why
+
+
+def folded(text: str) -> str:
+    """Lower case without accents: what a French search compares."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+
+
+class Mediacentre:
+    """Every person's médiacentre, computed once and kept until it changes."""
+
+    def __init__(self, docstore: Docstore, gar: GarClient | None, *, ent: str, gar_link_url: str, gar_cache_seconds: float,
+                 cache_size: int) -> None:
+        self.docstore = docstore
+        self.directory = Directory(docstore)
+        self.subscriptions = docstore.db["subscriptions"]
+        self.assignments = docstore.db["assignments"]
+        self.resources = docstore.db["resources"]
+        self.favourites = docstore.db[FAVOURITES]
+        self.gar = gar
+        self.ent = ent
+        self.gar_link_url = gar_link_url
+        self.gar_cache_seconds = gar_cache_seconds
+        self.cache_size = cache_size
+        self.generation = 0
+        self._shelves: OrderedDict[str, tuple[int, float, Shelf]] = OrderedDict()  # person -> (generation, until, shelf)
+        self._gar: dict[tuple[str, str], tuple[float, list[Doc]]] = {}  # (UAI, person) -> (until, resources)
+
+    # -- invalidation -------------------------------------------------------------------------------------
+
+    def catalog_changed(self) -> None:
+        """Something of the catalog changed: every list is computed again when next asked."""
+        self.generation += 1
+
+    def person_changed(self, person_id: str) -> None:
+        self._shelves.pop(person_id, None)
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    async def shelf(self, person_id: str) -> Shelf:
+        now = time.monotonic()
+        kept = self._shelves.get(person_id)
+        if kept is not None and kept[0] == self.generation and kept[1] > now:
+            self._shelves.move_to_end(person_id)
+            return kept[2]
+        generation = self.generation
+        shelf = await self._compute(person_id)
+        # A list missing a GAR answer is kept only as long as a failed GAR answer would be.
+        until = now + (min(30.0, self.gar_cache_seconds) if shelf.gar_missing else self.gar_cache_seconds)
+        self._shelves[person_id] = (generation, until, shelf)
+        self._shelves.move_to_end(person_id)
+        while len(self._shelves) > self.cache_size:
+            self._shelves.popitem(last=False)
+        return shelf
+
+    async def favourite_ids(self, person_id: str) -> set[str]:
+        return {doc["ark"] async for doc in self.favourites.find({"personne": person_id}, {"ark": 1})}
+
+    async def set_favourite(self, person_id: str, ark: str, on: bool) -> None:
+        key = f"{person_id}|{ark}"
+        if on:
+            await self.favourites.replace_one({"_id": key}, {"_id": key, "personne": person_id, "ark": ark, "le": datetime.now(UTC)}, upsert=True)
+        else:
+            await self.favourites.delete_one({"_id": key})
+
+    async def _compute(self, person_id: str) -> Shelf:
+        person = await self.directory.person(person_id)
+        if person is None:  # not in the directory (yet): nothing subscribed for them
+            return Shelf([], {})
+        schools = person.get("etablissements", [])
+        local_task = asyncio.ensure_future(self._local(person, schools))
+        gar_results = await asyncio.gather(*(self._gar_list(uai, person_id) for uai in schools)) if self.gar else []
+        local = await local_task
+        merged: dict[str, Doc] = {r["idRessource"]: r for r in local}
+        missing: dict[str, str] = {}
+        for uai, outcome in zip(schools, gar_results):
+            if isinstance(outcome, str):
+                missing[uai] = outcome
+                continue
+            for resource in outcome:
+                ark = resource["idRessource"]
+                if ark in merged:  # listed already: by the catalog, or by the GAR for another school
+                    entry = merged[ark]
+                    entry["sources"] += [] if "gar" in entry["sources"] else ["gar"]
+                    entry["etablissements"] += [] if uai in entry["etablissements"] else [uai]
+                    continue
+                entry = {k: resource.get(k) for k in FIELDS if k in resource}
+                entry.update(sources=["gar"], etablissements=[uai], lien=gar_link(self.gar_link_url, ent=self.ent, uai=uai, ark=ark))
+                merged[ark] = entry
+        resources = sorted(merged.values(), key=lambda r: folded(r.get("nomRessource") or ""))
+        return Shelf(resources, missing)
+
+    async def _local(self, person: Doc, schools: list[str]) -> list[Doc]:
+        if not schools:
+            return []
+        now = datetime.now(UTC)
+        matching: dict[str, list[str]] = {}  # ARK -> schools
+        indiv: list[Doc] = []
+        async for sub in self.subscriptions.find({"uaiEtab": {"$in": schools}, "expiree": False}):
+            if not sub["debutValidite"] <= now < sub["finValidite"]:
+                continue
+            for uai in schools:
+                if uai not in sub["uaiEtab"] or uai in sub.get("etablissementsRetires", []):
+                    continue
+                if sub["typeAffectation"] == "INDIV":
+                    indiv.append(sub)
+                elif set(publics_in(person, uai)) & set(sub["publicCible"]):
+                    matching.setdefault(sub["idRessource"], []).append(uai)
+        if indiv:
+            held = {(doc["abonnement"], doc["uai"]) async for doc in self.assignments.find(
+                {"personne": person["_id"], "abonnement": {"$in": [s["_id"] for s in indiv]}}, {"abonnement": 1, "uai": 1})}
+            for sub in indiv:
+                for uai in schools:
+                    if (sub["_id"], uai) in held:
+                        matching.setdefault(sub["idRessource"], []).append(uai)
+        if not matching:
+            return []
+        found = []
+        async for doc in self.resources.find({"_id": {"$in": list(matching)}, "statut": "publiee"}):
+            entry = {k: doc.get(k) for k in FIELDS}
+            entry.update(idType="ARK", sources=["maille"], etablissements=sorted(set(matching[doc["_id"]])), lien=doc["urlAccesRessource"])
+            found.append(entry)
+        return found
+
+    async def _gar_list(self, uai: str, person_id: str) -> list[Doc] | str:
+        """The GAR's list for one school, or why it is missing."""
+        key = (uai, person_id)
+        now = time.monotonic()
+        kept = self._gar.get(key)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        assert self.gar is not None
+        try:
+            listed = await self.gar.resources(uai, person_id)
+        except GarUnavailable as exc:
+            log.warning("GAR list of %s missing: %s", uai, exc)
+            return str(exc)
+        if len(self._gar) > self.cache_size * 2:
+            self._gar = {k: v for k, v in self._gar.items() if v[0] > now}
+        self._gar[key] = (now + self.gar_cache_seconds, listed)
+        return listed
+
+
+def matches(resource: Doc, *, niveau: str | None, domaine: str | None, type: str | None, q: str | None) -> bool:
+    """Whether a resource passes the filters: a level, a domain, a type (presentation code or pedagogical type),
+    each by concept URI or name, and words searched in its name and vendor, without regard to case or accents."""
+    def has(key: str, wanted: str) -> bool:
+        wanted_folded = folded(wanted)
+        return any(c.get("uri") == wanted or folded(c.get("nom") or "") == wanted_folded for c in resource.get(key) or [])
+
+    if niveau and not has("niveauEducatif", niveau):
+        return False
+    if domaine and not has("domaineEnseignement", domaine):
+        return False
+    if type:
+        presentation = resource.get("typePresentation") or {}
+        if presentation.get("code") != type and folded(presentation.get("nom") or "") != folded(type) and not has("typePedagogique", type):
+            return False
+    if q:
+        text = folded(f"{resource.get('nomRessource') or ''} {resource.get('nomEditeur') or ''}")
+        if not all(word in text for word in folded(q).split()):
+            return False
+    return True

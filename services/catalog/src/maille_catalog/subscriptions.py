@@ -1,0 +1,341 @@
+"""Subscriptions (abonnements) and the licences of per-person ones, with the GAR's semantics (gar.md §3).
+
+- A vendor creates, changes and deletes subscriptions to its own resources, for schools of the directory.
+- A per-person (`INDIV`) subscription's licences are assigned by the school's assignment managers (its
+  direction, or holders of the `gar-resp-aff` role) to persons, classes or groups; each public has its own
+  count and `nbLicenceGlobale` bounds them all; `ILLIMITE` is no bound. Counts never go over: the
+  subscription's counters move only by a conditional write on its version, under a per-subscription lock,
+  and all of a call's licences are reserved at once or none.
+- A person leaving a school releases their licences there; a school leaving the directory flags the
+  subscriptions covering it; a subscription whose end has passed is announced as expired, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from maille.catalog.v1 import subscriptions_pb2 as pb
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from maille_catalog.directory import Directory, publics_in
+from maille_catalog.locks import one_at_a_time
+from maille_catalog.schemas import LICENCE_FIELDS, PUBLICS, SubscriptionChange, SubscriptionIn
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
+
+log = logging.getLogger("maille.catalog.subscriptions")
+
+SUBSCRIPTIONS, ASSIGNMENTS = "subscriptions", "assignments"
+Doc = dict[str, Any]
+COUNTS = ("total", *PUBLICS)
+
+
+class Refused(Exception):
+    """A request the subscription's state refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.extensions = extensions
+
+
+def _limit(value: Any) -> int | None:
+    """A licence count as a bound: None is no bound (ILLIMITE, or no count of its own)."""
+    return value if isinstance(value, int) else None
+
+
+class Subscriptions:
+    """The catalog's subscriptions and assignments."""
+
+    def __init__(self, docstore: Docstore, outbox: Outbox, directory: Directory, *, tenant: str) -> None:
+        self.collection = docstore.db[SUBSCRIPTIONS]
+        self.assignments = docstore.db[ASSIGNMENTS]
+        self.resources = docstore.db["resources"]
+        self.directory = directory
+        self.outbox = outbox
+        self.tenant = tenant
+
+    # -- a vendor's subscriptions -------------------------------------------------------------------------
+
+    async def get(self, subscription_id: str) -> Doc | None:
+        return await self.collection.find_one({"_id": subscription_id})
+
+    async def create(self, *, editor: str, subscription: SubscriptionIn) -> Doc:
+        await self._check_resource(editor, subscription.idRessource)
+        unknown = await self.directory.unknown_schools(subscription.uaiEtab)
+        if unknown:
+            raise Refused(422, f"unknown UAI: {', '.join(unknown)} (not schools of the directory)", field="uaiEtab")
+        now = datetime.now(UTC)
+        doc = {"_id": subscription.idAbonnement, **subscription.model_dump(), "idEditeur": editor, "version": 1,
+               "licencesAffectees": dict.fromkeys(COUNTS, 0), "etablissementsRetires": [], "expiree": subscription.finValidite <= now,
+               "creeLe": now, "misAJour": now}
+        async with one_at_a_time(f"subscription:{subscription.idAbonnement}"):
+            if await self.get(subscription.idAbonnement) is not None:
+                raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead")
+            await self._tell("catalog.subscription.created.v1", pb.SubscriptionCreated(subscription=message(doc)))
+            try:
+                await self.collection.insert_one(doc)
+            except DuplicateKeyError:
+                raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead") from None
+        return doc
+
+    async def update(self, *, editor: str, subscription_id: str, change: SubscriptionChange) -> Doc:
+        if change.idAbonnement != subscription_id:
+            raise Refused(422, f"idAbonnement {change.idAbonnement!r} is not the subscription of the path ({subscription_id})",
+                          field="idAbonnement")
+        async with one_at_a_time(f"subscription:{subscription_id}"):
+            existing = await self._own(editor, subscription_id)
+            if change.idRessource != existing["idRessource"]:
+                raise Refused(422, "idRessource cannot change: delete the subscription and create another", field="idRessource")
+            if change.finValidite <= existing["debutValidite"].replace(tzinfo=UTC):
+                raise Refused(422, "finValidite must be after debutValidite (kept from the creation)", field="finValidite")
+            fields = change.model_dump(exclude={"debutValidite"})
+            self._check_counts(existing, fields)
+            now = datetime.now(UTC)
+            doc = {**existing, **fields, "version": existing["version"] + 1, "expiree": change.finValidite <= now, "misAJour": now}
+            if all(existing.get(k) == v for k, v in fields.items()):
+                return existing
+            await self._tell("catalog.subscription.updated.v1", pb.SubscriptionUpdated(subscription=message(doc)))
+            result = await self.collection.replace_one({"_id": subscription_id, "version": existing["version"]}, doc)
+            if result.modified_count != 1:
+                raise Refused(409, f"{subscription_id} changed meanwhile: send your change again")
+        return doc
+
+    async def delete(self, *, editor: str, subscription_id: str) -> None:
+        async with one_at_a_time(f"subscription:{subscription_id}"):
+            existing = await self._own(editor, subscription_id)
+            await self._tell("catalog.subscription.deleted.v1", pb.SubscriptionDeleted(id=subscription_id, resource_id=existing["idRessource"]))
+            await self.collection.delete_one({"_id": subscription_id})
+            await self.assignments.delete_many({"abonnement": subscription_id})
+
+    async def listing(self, *, editor: str, filters: dict[str, str], offset: int, limit: int) -> list[Doc]:
+        query: dict[str, Any] = {"idEditeur": editor}
+        for name, value in filters.items():
+            query[name] = value
+        cursor = self.collection.find(query).sort("_id", 1).skip(offset).limit(limit)
+        return [doc async for doc in cursor]
+
+    # -- assignments --------------------------------------------------------------------------------------
+
+    async def of_school(self, uai: str) -> list[Doc]:
+        """The per-person subscriptions of a school, for its assignment managers."""
+        return [doc async for doc in self.collection.find({"uaiEtab": uai, "typeAffectation": "INDIV"}).sort("_id", 1)]
+
+    async def assigned(self, subscription_id: str, uai: str) -> list[Doc]:
+        return [doc async for doc in self.assignments.find({"abonnement": subscription_id, "uai": uai}).sort("personne", 1)]
+
+    async def assign(self, *, subscription_id: str, uai: str, person_ids: list[str], group_ids: list[str], by: str) -> dict[str, Any]:
+        """Licences of a per-person subscription to persons and to every member of classes or groups, all or none."""
+        subscription = await self._assignable(subscription_id, uai)
+        wanted = await self._persons(subscription, uai, person_ids, group_ids)
+        async with one_at_a_time(f"subscription:{subscription_id}"):
+            held = {doc["personne"] async for doc in self.assignments.find(
+                {"_id": {"$in": [f"{subscription_id}|{p}" for p in wanted]}}, {"personne": 1})}
+            new = {person: public for person, public in wanted.items() if person not in held}
+            if new:
+                await self._reserve(subscription_id, Counter(new.values()))
+                now = datetime.now(UTC)
+                await self._tell("catalog.assignment.changed.v1", pb.AssignmentChanged(
+                    subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, assigned_ids=sorted(new), by=by))
+                docs = [{"_id": f"{subscription_id}|{person}", "abonnement": subscription_id, "idRessource": subscription["idRessource"],
+                         "personne": person, "uai": uai, "public": public, "par": by, "le": now} for person, public in new.items()]
+                try:
+                    await self.assignments.insert_many(docs, ordered=False)
+                except BulkWriteError as exc:  # another replica assigned some of them meanwhile: give their licences back
+                    twice = [docs[e["index"]]["public"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000]
+                    if len(twice) != len(exc.details.get("writeErrors", [])):
+                        raise
+                    await self._give_back(subscription_id, Counter(twice))
+        return {"affectees": sorted(new), "dejaAffectees": sorted(held), "licencesAffectees": (await self.get(subscription_id) or {}).get(
+            "licencesAffectees", {})}
+
+    async def release(self, *, subscription_id: str, uai: str, person_ids: list[str], by: str) -> list[str]:
+        """Take licences back from persons; the persons who had one."""
+        subscription = await self.get(subscription_id)
+        if subscription is None:
+            raise Refused(404, f"no subscription {subscription_id}")
+        return await self._release(subscription, {"abonnement": subscription_id, "uai": uai, "personne": {"$in": person_ids}}, uai, by)
+
+    async def left_schools(self, person_id: str, uais: list[str]) -> None:
+        """A person left these schools (or the directory): their licences there go back."""
+        subscriptions = {doc["abonnement"] async for doc in self.assignments.find({"personne": person_id, "uai": {"$in": uais}})}
+        for subscription_id in sorted(subscriptions):
+            subscription = await self.get(subscription_id)
+            if subscription is not None:
+                for uai in uais:
+                    await self._release(subscription, {"abonnement": subscription_id, "uai": uai, "personne": person_id}, uai, "directory")
+
+    async def school_removed(self, uai: str) -> None:
+        """A school left the directory: the subscriptions covering it say so."""
+        async for existing in self.collection.find({"uaiEtab": uai}):
+            if uai in existing.get("etablissementsRetires", []):
+                continue
+            async with one_at_a_time(f"subscription:{existing['_id']}"):
+                current = await self.get(existing["_id"])
+                if current is None or uai in current["etablissementsRetires"]:
+                    continue
+                doc = {**current, "etablissementsRetires": [*current["etablissementsRetires"], uai], "version": current["version"] + 1,
+                       "misAJour": datetime.now(UTC)}
+                await self._tell("catalog.subscription.updated.v1", pb.SubscriptionUpdated(subscription=message(doc)))
+                await self.collection.replace_one({"_id": doc["_id"], "version": current["version"]}, doc)
+
+    async def expire(self) -> int:
+        """Announce, once, each subscription whose end has passed; how many."""
+        count = 0
+        async for doc in self.collection.find({"expiree": False, "finValidite": {"$lte": datetime.now(UTC)}}):
+            result = await self.collection.update_one({"_id": doc["_id"], "expiree": False}, {"$set": {"expiree": True}})
+            if result.modified_count != 1:
+                continue  # another replica announced it
+            try:
+                await self._tell("catalog.subscription.expired.v1", pb.SubscriptionExpired(
+                    id=doc["_id"], resource_id=doc["idRessource"], valid_until=_timestamp(doc["finValidite"])))
+            except Exception:
+                await self.collection.update_one({"_id": doc["_id"]}, {"$set": {"expiree": False}})  # told next time
+                raise
+            count += 1
+        return count
+
+    # -- inside -------------------------------------------------------------------------------------------
+
+    async def _check_resource(self, editor: str, ark: str) -> None:
+        resource = await self.resources.find_one({"_id": ark}, {"idEditeur": 1, "statut": 1})
+        if resource is None or resource["statut"] != "publiee":
+            raise Refused(422, f"no published resource {ark}: publish it first", field="idRessource")
+        if resource["idEditeur"] != editor:
+            raise Refused(403, f"{ark} belongs to another vendor")
+
+    async def _own(self, editor: str, subscription_id: str) -> Doc:
+        existing = await self.get(subscription_id)
+        if existing is None:
+            raise Refused(404, f"no subscription {subscription_id}")
+        if existing["idEditeur"] != editor:
+            raise Refused(403, f"{subscription_id} belongs to another vendor")
+        return existing
+
+    def _check_counts(self, existing: Doc, fields: Doc) -> None:
+        used = existing["licencesAffectees"]
+        bounds = [("nbLicenceGlobale", "total"), *((name, public) for public, name in LICENCE_FIELDS.items())]
+        for name, key in bounds:
+            bound = _limit(fields.get(name))
+            if bound is not None and bound < used.get(key, 0):
+                raise Refused(409, f"{name} {bound} is below the {used[key]} licences already assigned: release some first", field=name)
+
+    async def _assignable(self, subscription_id: str, uai: str) -> Doc:
+        subscription = await self.get(subscription_id)
+        if subscription is None or uai not in subscription["uaiEtab"]:
+            raise Refused(404, f"no subscription {subscription_id} for school {uai}")
+        if subscription["typeAffectation"] != "INDIV":
+            raise Refused(409, f"{subscription_id} covers whole schools (ETABL): there is nothing to assign")
+        if uai in subscription["etablissementsRetires"]:
+            raise Refused(409, f"school {uai} has left the directory")
+        if subscription["expiree"] or subscription["finValidite"].replace(tzinfo=UTC) <= datetime.now(UTC):
+            raise Refused(409, f"{subscription_id} has expired")
+        return subscription
+
+    async def _persons(self, subscription: Doc, uai: str, person_ids: list[str], group_ids: list[str]) -> dict[str, str]:
+        """person id -> the public their licence counts in; the named persons must all fit."""
+        named = await self.directory.persons_by_id(person_ids)
+        unknown = [p for p in person_ids if p not in named]
+        if unknown:
+            raise Refused(422, f"unknown persons: {', '.join(unknown[:20])}", field="personnes")
+        for group_id in group_ids:
+            group = await self.directory.group(group_id)
+            if group is None or group["uai"] != uai:
+                raise Refused(422, f"no class or group {group_id} in school {uai}", field="groupes")
+        targets = subscription["publicCible"]
+        wanted: dict[str, str] = {}
+        outside: list[str] = []
+        for person in named.values():
+            public = next((p for p in publics_in(person, uai) if p in targets), None)
+            if public is None:
+                outside.append(person["_id"])
+            else:
+                wanted[person["_id"]] = public
+        if outside:
+            raise Refused(422, f"not in school {uai} as {' or '.join(targets)}: {', '.join(sorted(outside)[:20])}", field="personnes")
+        for member in await self.directory.members(group_ids) if group_ids else []:
+            public = next((p for p in publics_in(member, uai) if p in targets), None)
+            if public is not None:
+                wanted.setdefault(member["_id"], public)
+        return wanted
+
+    async def _reserve(self, subscription_id: str, new: Counter[str]) -> None:
+        """Count `new` licences in, all or none, never over a bound: a conditional write on the version, retried."""
+        for _ in range(20):
+            doc = await self.get(subscription_id)
+            if doc is None:
+                raise Refused(404, f"no subscription {subscription_id}")
+            used = doc["licencesAffectees"]
+            total = sum(new.values())
+            bound = _limit(doc.get("nbLicenceGlobale"))
+            if bound is not None and used["total"] + total > bound:
+                raise Refused(409, f"{total} licences asked, {bound - used['total']} left of {bound}", field="nbLicenceGlobale")
+            for public, count in new.items():
+                bound = _limit(doc.get(LICENCE_FIELDS[public]))
+                if bound is not None and used.get(public, 0) + count > bound:
+                    raise Refused(409, f"{count} licences asked for {public}, {bound - used.get(public, 0)} left of {bound}",
+                                  field=LICENCE_FIELDS[public])
+            increments = {"licencesAffectees.total": total, **{f"licencesAffectees.{p}": c for p, c in new.items()}}
+            result = await self.collection.update_one({"_id": subscription_id, "version": doc["version"]},
+                                                      {"$inc": {**increments, "version": 1}})
+            if result.modified_count == 1:
+                return
+        raise Refused(409, f"{subscription_id} is changing too often right now: try again")
+
+    async def _give_back(self, subscription_id: str, released: Counter[str]) -> None:
+        decrements = {"licencesAffectees.total": -sum(released.values()), **{f"licencesAffectees.{p}": -c for p, c in released.items()}}
+        await self.collection.update_one({"_id": subscription_id}, {"$inc": {**decrements, "version": 1}})
+
+    async def _release(self, subscription: Doc, query: Doc, uai: str, by: str) -> list[str]:
+        subscription_id = subscription["_id"]
+        async with one_at_a_time(f"subscription:{subscription_id}"):
+            held = [doc async for doc in self.assignments.find(query, {"personne": 1, "public": 1})]
+            if not held:
+                return []
+            persons = sorted(doc["personne"] for doc in held)
+            await self._tell("catalog.assignment.changed.v1", pb.AssignmentChanged(
+                subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, released_ids=persons, by=by))
+            result = await self.assignments.delete_many({"_id": {"$in": [doc["_id"] for doc in held]}})
+            if result.deleted_count == len(held):
+                await self._give_back(subscription_id, Counter(doc["public"] for doc in held))
+            else:  # another replica released some of them meanwhile: count again from the assignments
+                await self._recount(subscription_id)
+        return persons
+
+    async def _recount(self, subscription_id: str) -> None:
+        counts = Counter([doc["public"] async for doc in self.assignments.find({"abonnement": subscription_id}, {"public": 1})])
+        await self.collection.update_one({"_id": subscription_id}, {"$set": {
+            "licencesAffectees": {"total": sum(counts.values()), **{p: counts.get(p, 0) for p in PUBLICS}}}, "$inc": {"version": 1}})
+
+    async def _tell(self, type: str, payload: Any) -> None:
+        await self.outbox.publish(type=type, tenant=self.tenant, payload=payload)
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    return stamp
+
+
+def _licences(value: Any) -> pb.Licences | None:
+    if value is None:
+        return None
+    return pb.Licences(unlimited=True) if value == "ILLIMITE" else pb.Licences(number=value)
+
+
+def message(doc: Doc) -> pb.Subscription:
+    """A stored subscription as its events tell it."""
+    return pb.Subscription(
+        id=doc["_id"], resource_id=doc["idRessource"], resource_label=doc["libelleRessource"], editor_id=doc["idEditeur"],
+        distributor_id=doc["idDistributeurCom"], valid_from=_timestamp(doc["debutValidite"]), valid_until=_timestamp(doc["finValidite"]),
+        uais=doc["uaiEtab"], assignment_type=doc["typeAffectation"], transferable=doc["categorieAffectation"] == "transferable",
+        publics=doc["publicCible"], global_licences=_licences(doc.get("nbLicenceGlobale")),
+        teacher_licences=_licences(doc.get("nbLicenceEnseignant")), pupil_licences=_licences(doc.get("nbLicenceEleve")),
+        librarian_licences=_licences(doc.get("nbLicenceProfDoc")), other_staff_licences=_licences(doc.get("nbLicenceAutrePersonnel")),
+        removed_uais=doc.get("etablissementsRetires", []), version=doc["version"],
+    )
