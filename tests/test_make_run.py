@@ -100,6 +100,18 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         me = browser.sign_in_upstream(page, pupil["keys"][0], "demo")
         assert me.status_code == 200 and me.json()["id"] == pupil["_id"], me.text[:300]
 
+        # Their médiacentre: the catalog learnt the directory from identity's events, and asks the GAR peer's
+        # resource list over HTTPS with the ENT's client certificate.
+        deadline = time.monotonic() + 120
+        while True:
+            shelf = browser.request("GET", f"{gateway}/api/catalog/v1/mediacentre")
+            if shelf.status_code == 200 and shelf.json()["ressources"] or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert shelf.status_code == 200 and shelf.json()["gar"] == "ok", shelf.text[:300]
+        assert all(r["sources"] == ["gar"] and "/domaineGar?" in r["lien"] for r in shelf.json()["ressources"])
+        assert shelf.json()["ressources"], "the GAR peer lists resources for every school"
+
         parts = list(json.loads(state_file(var).read_text())["parts"].values())
         assert len(parts) == 11  # Keycloak, NATS, docstore, three peers, four services, the gateway
     finally:

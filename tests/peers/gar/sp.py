@@ -10,6 +10,8 @@ assertion itself was signed. A response that fails a check gets 400 with the rea
 
 from __future__ import annotations
 
+import base64
+
 import logging
 from pathlib import Path
 from typing import Any
@@ -87,13 +89,24 @@ def create_app(sp: GarSp) -> FastAPI:
         return Response(create_metadata_string(None, config=sp.config(None), sign=False).decode(), media_type="application/samlmetadata+xml")
 
     @app.get("/sp/login")
-    async def login() -> Response:
+    async def login(relay_state: str = "gar") -> Response:
         client = await sp.client()
         idp = next(iter(client.metadata.identity_providers()))
-        request_id, info = client.prepare_for_authenticate(entityid=idp, relay_state="gar", binding=BINDING_HTTP_REDIRECT)
+        request_id, info = client.prepare_for_authenticate(entityid=idp, relay_state=relay_state, binding=BINDING_HTTP_REDIRECT)
         sp.outstanding[request_id] = "/"
         location = dict(info["headers"])["Location"]
         return RedirectResponse(location, status_code=302)
+
+    @app.get("/domaineGar")
+    async def resource_link(idENT: str, idEtab: str, idSrc: str) -> Response:
+        """A resource link of an ENT (gar.md §1): the ENT, the school and the resource, base64-encoded; the
+        GAR then signs the person in at the ENT's IdP, the resource riding in the RelayState."""
+        try:
+            decoded = [base64.b64decode(value, validate=True).decode() for value in (idENT, idEtab, idSrc)]
+        except (ValueError, UnicodeDecodeError):
+            return JSONResponse({"Erreur": {"Code": "Bad Request", "Message": "paramètres non décodables", "Resource": "/domaineGar"}},
+                                status_code=400)
+        return await login(relay_state=decoded[2][:80])
 
     @app.post("/sp/acs")
     async def acs(SAMLResponse: str = Form(...), RelayState: str = Form("")) -> JSONResponse:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from maille_devstack.pki import Pki
+
 from maille_devstack.paths import DOCSTORE_BIN, KEYCLOAK_HOME, REALM_FILE, XMLSEC_BIN, bin_of, require
 
 
@@ -294,14 +296,22 @@ class GarPeer(Peer):
     """The GAR's SAML service provider as a peer (`maille-peer-gar`): it signs persons in through the realm
     `maille` and answers what the assertion held."""
 
-    def __init__(self, *, port: int, keycloak_url: str, work_dir: Path, log_dir: Path) -> None:
+    def __init__(self, *, port: int, keycloak_url: str, work_dir: Path, log_dir: Path, pki: Pki | None = None,
+                 resources_port: int = 0, delay_ms: int = 0) -> None:
         self.port = port
-        self.process = Process(
-            "peer-gar", [str(bin_of("maille-peer-gar"))], log_dir / "peer-gar.log",
-            env={"PEER_PORT": str(port), "PEER_BASE_URL": self.url,
-                 "PEER_IDP_METADATA": f"{keycloak_url}/realms/maille/protocol/saml/descriptor", "PEER_WORK_DIR": str(work_dir),
-                 "PEER_XMLSEC": str(require(XMLSEC_BIN, "xmlsec1"))},
-        )
+        self.pki = pki
+        self.resources_port = resources_port
+        env = {"PEER_PORT": str(port), "PEER_BASE_URL": self.url,
+               "PEER_IDP_METADATA": f"{keycloak_url}/realms/maille/protocol/saml/descriptor", "PEER_WORK_DIR": str(work_dir),
+               "PEER_XMLSEC": str(require(XMLSEC_BIN, "xmlsec1"))}
+        if pki is not None:  # the resource list too, over HTTPS with client certificates
+            env |= {"PEER_RESOURCES_PORT": str(resources_port), "PEER_TLS_CERT": str(pki.server_cert), "PEER_TLS_KEY": str(pki.server_key),
+                    "PEER_TLS_CA": str(pki.ca), "PEER_DELAY_MS": str(delay_ms)}
+        self.process = Process("peer-gar", [str(bin_of("maille-peer-gar"))], log_dir / "peer-gar.log", env=env)
+
+    @property
+    def resources_url(self) -> str:
+        return f"https://localhost:{self.resources_port}"
 
     @property
     def entity_id(self) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from maille_devstack.keycloak_admin import admin_client, ensure_user
 from maille_devstack.paths import VAR, bin_of
+from maille_devstack.pki import make_pki
 from maille_devstack.processes import (
     DocstoreServer,
     KeycloakServer,
@@ -47,6 +48,7 @@ class Ports:
     educonnect: int = 8201
     academie: int = 8202
     gar: int = 8203
+    gar_resources: int = 8204
 
 
 def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str], keycloak_url: str = "",
@@ -69,6 +71,10 @@ def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str,
         # gateway reaches it at the issuer's own address, localhost, for the tokens to carry that issuer.
     else:
         env[f"{prefix}MONGODB_URL"] = mongodb_url
+    if name == "catalog" and gar is not None and gar.pki is not None:  # the GAR's resource list, with the ENT's certificate
+        env |= {f"{prefix}GAR_URL": gar.resources_url, f"{prefix}GAR_CLIENT_CERT": str(gar.pki.client_cert),
+                f"{prefix}GAR_CLIENT_KEY": str(gar.pki.client_key), f"{prefix}GAR_CA_FILE": str(gar.pki.ca),
+                f"{prefix}GAR_LINK_URL": f"{gar.url}/domaineGar"}
     if name == "identity" and keycloak_url:  # Keycloak as code, account linking, the upstream IdPs
         env[f"{prefix}KEYCLOAK_URL"] = keycloak_url
         if gateway_url:
@@ -121,7 +127,8 @@ class Stack:
                             password=os.environ.get("MAILLE_DEMO_PASSWORD") or "demo")
             self._launch(f"peer-{kind}", peer)
             peers[kind] = peer.metadata_url
-        gar = GarPeer(port=self.ports.gar, keycloak_url=browser_keycloak, work_dir=self.var / "peers", log_dir=self.logs)
+        gar = GarPeer(port=self.ports.gar, keycloak_url=browser_keycloak, work_dir=self.var / "peers", log_dir=self.logs,
+                      pki=make_pki(self.var / "pki"), resources_port=self.ports.gar_resources)
         self._launch("peer-gar", gar)
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         for name in (*SERVICES, "gateway"):
@@ -208,6 +215,7 @@ class Stack:
             ("educonnect", f"http://localhost:{p.educonnect}", "EduConnect peer (SAML): pupils, parents — AAF join key / demo"),
             ("academie", f"http://localhost:{p.academie}", "académie agents' IdP peer (SAML): staff — AAF join key / demo"),
             ("gar", f"http://localhost:{p.gar}/sp/login", "GAR peer (SAML SP): shows the assertion Maille sends the GAR"),
+            ("gar-list", f"https://localhost:{p.gar_resources}", f"GAR peer's resource list (client certificates of {self.var / 'pki'})"),
             ("nats", f"nats://127.0.0.1:{p.nats}", f"JetStream, data in {self.var / 'nats'}"),
             ("docstore", self.external_mongodb or f"mongodb://127.0.0.1:{p.docstore}",
              "MongoDB (MONGODB_URL)" if self.external_mongodb else f"FerretDB on SQLite, data in {self.var / 'docstore'}"),
