@@ -78,6 +78,14 @@ async def test_a_teacher_in_two_schools_gets_one_merged_mediacentre(catalog, cat
     asked = len(catalog.gar.asked)
     await catalog.client.get(MEDIACENTRE, headers=prof)
     assert len(catalog.gar.asked) == asked  # from the cache, the GAR not asked again
+    # A subscription of another school changes nothing of theirs: their list is kept.
+    await catalog.schools("0750003C")
+    await catalog.known("schools", "0750003C")
+    other = h.subscription("ETAB-C", "ark:/12345/eleves", ["0750003C"])
+    assert (await catalog.client.post(f"{VENDOR}/subscriptions", json=other, headers=auth)).status_code == 201
+    await catalog.events("catalog.subscription.")  # heard by now
+    await catalog.client.get(MEDIACENTRE, headers=prof)
+    assert len(catalog.gar.asked) == asked
     assert (await catalog.client.delete(f"{VENDOR}/resources/ark:/12345/maths", headers=auth)).status_code == 204
 
     async def withdrawn() -> bool:

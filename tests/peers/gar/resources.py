@@ -8,14 +8,15 @@ Each school is given a stable choice of resources from a pool; `delay` stands fo
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 SCOLOMFR = "http://data.education.fr/voc/scolomfr/concept/"
 LEVELS = [("scolomfr-voc-022-num-027", "6e"), ("scolomfr-voc-022-num-028", "5e"), ("scolomfr-voc-022-num-029", "4e"),
@@ -51,6 +52,14 @@ class GarResources:
     delay: float = 0.0
     failing: set[str] = field(default_factory=set)
     asked: list[tuple[str, str]] = field(default_factory=list)
+    _encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def encoded(self, uai: str) -> bytes:
+        """A school's answer, gzipped once (the peer must not be what a benchmark measures)."""
+        if uai not in self._encoded:
+            body = json.dumps({"listeRessources": {"ressource": self.of_school(uai)}}, ensure_ascii=False).encode()
+            self._encoded[uai] = gzip.compress(body, compresslevel=5)
+        return self._encoded[uai]
 
     def of_school(self, uai: str) -> list[dict[str, Any]]:
         start = int(hashlib.sha256(uai.encode()).hexdigest(), 16) % self.pool
@@ -63,7 +72,6 @@ def error(status: int, code: str, message: str, resource: str) -> JSONResponse:
 
 def create_app(peer: GarResources) -> FastAPI:
     app = FastAPI(title="GAR peer: resource list", docs_url=None, redoc_url=None)
-    app.add_middleware(GZipMiddleware, minimum_size=500)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -79,6 +87,25 @@ def create_app(peer: GarResources) -> FastAPI:
             return error(400, "Bad Request", "ENT non trouvé", resource)
         if not UAI.match(uai) or uai in peer.failing:
             return error(400, "Bad Request", "Établissement non trouvé", resource)
-        return {"listeRessources": {"ressource": peer.of_school(uai)}}
+        return Response(peer.encoded(uai), media_type="application/json", headers={"content-encoding": "gzip"})
 
     return app
+
+
+def main() -> None:
+    """Serve the resource list alone (the bench): PEER_RESOURCES_PORT, PEER_TLS_CERT, PEER_TLS_KEY, PEER_TLS_CA,
+    PEER_ENT, PEER_DELAY_MS, PEER_PER_SCHOOL, PEER_POOL."""
+    import os
+    import ssl
+
+    import uvicorn
+
+    peer = GarResources(ent=os.environ.get("PEER_ENT", "MAILLE"), delay=int(os.environ.get("PEER_DELAY_MS", "0")) / 1000,
+                        per_school=int(os.environ.get("PEER_PER_SCHOOL", "8")), pool=int(os.environ.get("PEER_POOL", "40")))
+    uvicorn.run(create_app(peer), host="127.0.0.1", port=int(os.environ.get("PEER_RESOURCES_PORT", 8204)), log_level="warning",
+                access_log=False, ssl_certfile=os.environ["PEER_TLS_CERT"], ssl_keyfile=os.environ["PEER_TLS_KEY"],
+                ssl_ca_certs=os.environ["PEER_TLS_CA"], ssl_cert_reqs=ssl.CERT_REQUIRED)
+
+
+if __name__ == "__main__":
+    main()

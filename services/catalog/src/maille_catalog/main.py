@@ -7,12 +7,13 @@ import contextlib
 import logging
 
 from fastapi import FastAPI
+from maille.catalog.v1 import resources_pb2, subscriptions_pb2
 from maille.identity.v1 import directory_pb2
 from pymongo import IndexModel
 
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_kit.consumer import EventConsumer
-from maille_kit.events import MalformedEvent, decode
+from maille_kit.events import Event, MalformedEvent, decode
 from maille_catalog import __version__, __doc__ as description
 from maille_catalog.api import assignments, mediacentre, subscriptions, vendor
 from maille_catalog.directory import GROUPS, PERSONS, SCHOOLS, SUBJECTS, Directory, DirectoryFollower
@@ -66,13 +67,36 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
                           subjects=SUBJECTS, handler=follower.handle)]
 
 
+def what_changed(event: Event) -> dict[str, list[str]]:
+    """Whose médiacentre a catalog event changes: by their resources, their schools, or themselves."""
+    fact = event.type
+    if fact in ("catalog.resource.updated.v1", "catalog.resource.withdrawn.v1"):
+        message = event.unpack(resources_pb2.ResourceUpdated if fact.endswith("updated.v1") else resources_pb2.ResourceWithdrawn)
+        return {"resources": [message.resource.id if fact.endswith("updated.v1") else message.id]}
+    if fact in ("catalog.subscription.created.v1", "catalog.subscription.updated.v1"):
+        kind = subscriptions_pb2.SubscriptionCreated if "created" in fact else subscriptions_pb2.SubscriptionUpdated
+        return {"schools": list(event.unpack(kind).subscription.uais)}
+    if fact in ("catalog.subscription.deleted.v1", "catalog.subscription.expired.v1"):
+        kind = subscriptions_pb2.SubscriptionDeleted if "deleted" in fact else subscriptions_pb2.SubscriptionExpired
+        return {"resources": [event.unpack(kind).resource_id]}
+    if fact == "catalog.assignment.changed.v1":
+        message = event.unpack(subscriptions_pb2.AssignmentChanged)
+        return {"persons": [*message.assigned_ids, *message.released_ids]}
+    return {}  # a resource published: nobody has it yet
+
+
 async def on_start(runtime: Runtime) -> None:
     centre = _mediacentre(runtime)
     nc = runtime.bus.nc
     assert nc is not None
 
-    async def catalog_changed(_message) -> None:  # every replica hears every catalog event
-        centre.catalog_changed()
+    async def catalog_changed(message) -> None:  # every replica hears every catalog event
+        try:
+            changes = what_changed(decode(message.data))
+        except MalformedEvent:
+            return
+        if changes:
+            centre.changed(**changes)
 
     async def person_changed(message) -> None:
         try:

@@ -2,10 +2,11 @@
 their schools and publics (per-person ones: a licence assigned to them), merged with the GAR's list asked
 per school, de-duplicated by `idRessource`.
 
-A person's list is kept in memory until something it depends on changes: any catalog event (resources,
-subscriptions, assignments — heard by every replica) starts a new generation, and a directory event of the
-person drops theirs. The GAR's answers are kept `gar_cache_seconds`; a GAR that is slow or failing gives
-the local list with a flag saying which schools are missing, never an error.
+A person's list is kept in memory until something it depends on changes — every replica hears every event:
+a resource of theirs changed or withdrawn, a subscription of one of their schools created, changed, deleted or
+expired, a licence of theirs assigned or released, a directory change of theirs. The GAR's answers are kept
+`gar_cache_seconds` (and so is a list at most); a GAR that is slow or failing gives the local list with a flag
+saying which schools are missing, never an error.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import time
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,35 +62,63 @@ class Mediacentre:
         self.gar_link_url = gar_link_url
         self.gar_cache_seconds = gar_cache_seconds
         self.cache_size = cache_size
-        self.generation = 0
-        self._shelves: OrderedDict[str, tuple[int, float, Shelf]] = OrderedDict()  # person -> (generation, until, shelf)
+        # person -> (until, shelf, what it depends on: "person:…", "uai:…", "ark:…")
+        self._shelves: OrderedDict[str, tuple[float, Shelf, tuple[str, ...]]] = OrderedDict()
+        self._dependents: dict[str, set[str]] = {}  # "uai:…" / "ark:…" / "person:…" -> persons whose list depends on it
+        self._tick = 0  # counts changes heard
+        self._changed: dict[str, int] = {}  # dependency -> tick of its last change (a list computed meanwhile is not kept)
+        self._floor = 0  # lists computed before this tick are not kept (the record above was trimmed)
         self._gar: dict[tuple[str, str], tuple[float, list[Doc]]] = {}  # (UAI, person) -> (until, resources)
 
     # -- invalidation -------------------------------------------------------------------------------------
 
-    def catalog_changed(self) -> None:
-        """Something of the catalog changed: every list is computed again when next asked."""
-        self.generation += 1
+    def changed(self, *, persons: Iterable[str] = (), schools: Iterable[str] = (), resources: Iterable[str] = ()) -> None:
+        """Something changed: the lists depending on it are computed again when next asked."""
+        self._tick += 1
+        keys = [*(f"person:{p}" for p in persons), *(f"uai:{u}" for u in schools), *(f"ark:{a}" for a in resources)]
+        for key in keys:
+            self._changed[key] = self._tick
+            for person in list(self._dependents.get(key, ())):
+                self._drop(person)
+        if len(self._changed) > 200_000:
+            self._changed.clear()
+            self._floor = self._tick
 
     def person_changed(self, person_id: str) -> None:
-        self._shelves.pop(person_id, None)
+        self.changed(persons=[person_id])
+
+    def _drop(self, person_id: str) -> None:
+        kept = self._shelves.pop(person_id, None)
+        if kept is None:
+            return
+        for key in kept[2]:
+            dependents = self._dependents.get(key)
+            if dependents is not None:
+                dependents.discard(person_id)
+                if not dependents:
+                    del self._dependents[key]
 
     # -- reading ------------------------------------------------------------------------------------------
 
     async def shelf(self, person_id: str) -> Shelf:
         now = time.monotonic()
         kept = self._shelves.get(person_id)
-        if kept is not None and kept[0] == self.generation and kept[1] > now:
+        if kept is not None and kept[0] > now:
             self._shelves.move_to_end(person_id)
-            return kept[2]
-        generation = self.generation
-        shelf = await self._compute(person_id)
+            return kept[1]
+        started = self._tick
+        shelf, depends_on = await self._compute(person_id)
+        deps = (f"person:{person_id}", *depends_on)
+        if started < self._floor or any(self._changed.get(key, 0) > started for key in deps):
+            return shelf  # changed while it was computed: answered, not kept
+        self._drop(person_id)
         # A list missing a GAR answer is kept only as long as a failed GAR answer would be.
         until = now + (min(30.0, self.gar_cache_seconds) if shelf.gar_missing else self.gar_cache_seconds)
-        self._shelves[person_id] = (generation, until, shelf)
-        self._shelves.move_to_end(person_id)
+        self._shelves[person_id] = (until, shelf, deps)
+        for key in deps:
+            self._dependents.setdefault(key, set()).add(person_id)
         while len(self._shelves) > self.cache_size:
-            self._shelves.popitem(last=False)
+            self._drop(next(iter(self._shelves)))
         return shelf
 
     async def favourite_ids(self, person_id: str) -> set[str]:
@@ -101,14 +131,15 @@ class Mediacentre:
         else:
             await self.favourites.delete_one({"_id": key})
 
-    async def _compute(self, person_id: str) -> Shelf:
+    async def _compute(self, person_id: str) -> tuple[Shelf, list[str]]:
+        """A person's list, and what it depends on besides them: their schools, the resources subscribed for them (shown or not)."""
         person = await self.directory.person(person_id)
         if person is None:  # not in the directory (yet): nothing subscribed for them
-            return Shelf([], {})
+            return Shelf([], {}), []
         schools = person.get("etablissements", [])
         local_task = asyncio.ensure_future(self._local(person, schools))
         gar_results = await asyncio.gather(*(self._gar_list(uai, person_id) for uai in schools)) if self.gar else []
-        local = await local_task
+        local, subscribed = await local_task
         merged: dict[str, Doc] = {r["idRessource"]: r for r in local}
         missing: dict[str, str] = {}
         for uai, outcome in zip(schools, gar_results):
@@ -126,11 +157,11 @@ class Mediacentre:
                 entry.update(sources=["gar"], etablissements=[uai], lien=gar_link(self.gar_link_url, ent=self.ent, uai=uai, ark=ark))
                 merged[ark] = entry
         resources = sorted(merged.values(), key=lambda r: folded(r.get("nomRessource") or ""))
-        return Shelf(resources, missing)
+        return Shelf(resources, missing), [*(f"uai:{u}" for u in schools), *(f"ark:{a}" for a in subscribed)]
 
-    async def _local(self, person: Doc, schools: list[str]) -> list[Doc]:
+    async def _local(self, person: Doc, schools: list[str]) -> tuple[list[Doc], list[str]]:
         if not schools:
-            return []
+            return [], []
         now = datetime.now(UTC)
         matching: dict[str, list[str]] = {}  # ARK -> schools
         indiv: list[Doc] = []
@@ -152,13 +183,13 @@ class Mediacentre:
                     if (sub["_id"], uai) in held:
                         matching.setdefault(sub["idRessource"], []).append(uai)
         if not matching:
-            return []
+            return [], []
         found = []
         async for doc in self.resources.find({"_id": {"$in": list(matching)}, "statut": "publiee"}):
             entry = {k: doc.get(k) for k in FIELDS}
             entry.update(idType="ARK", sources=["maille"], etablissements=sorted(set(matching[doc["_id"]])), lien=doc["urlAccesRessource"])
             found.append(entry)
-        return found
+        return found, list(matching)
 
     async def _gar_list(self, uai: str, person_id: str) -> list[Doc] | str:
         """The GAR's list for one school, or why it is missing."""

@@ -1,0 +1,282 @@
+"""The médiacentre through the gateway, and assigning licences.
+
+Sets up, on this machine: NATS, the docstore, the GAR peer's resource list (HTTPS with client certificates,
+answering in `--gar-ms`), the catalog and the gateway (each one process). Seeds, through the catalog's own
+paths: `--schools` schools and their persons as identity's events, `--resources` resources in bulk loads by
+10 vendors, `--subscriptions` subscriptions spread over the schools; every benched person is a teacher in two
+schools. Then sends `--rate` médiacentre requests/s (open loop: latency counted from when each request was
+due) for `--seconds`, spread over `--persons` persons, and reports the latency of each person's first request
+(their list computed: the catalog's subscriptions and the GAR's lists of both schools) and of the others (kept
+until an event changes it). Last, a school's head assigns `--licences` licences in one call, three times.
+
+Tokens are signed by the bench's own key (RS256) and checked in full by the gateway and the catalog.
+
+    .venv/bin/python bench/mediacentre.py [--rate 200] [--seconds 30] [--persons 1000] [--gar-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from maille.identity.v1 import directory_pb2 as pb
+
+from maille_devstack.pki import make_pki
+from maille_devstack.processes import DocstoreServer, NatsServer, Process, ServiceProcess, free_port
+from maille_kit.bus import Bus, Stream
+from maille_kit.events import make_envelope
+
+ISSUER = "http://bench.invalid/realms/maille"
+CONCEPT = "http://data.education.fr/voc/scolomfr/concept/"
+LEVELS = ["6e", "5e", "4e", "3e"]
+DOMAINS = ["mathématiques", "français", "histoire-géographie", "anglais", "physique-chimie"]
+
+
+def uai(n: int) -> str:
+    return f"{750000 + n:07d}{'ABCDEFGHJKLMNPRSTUVWXYZ'[(750000 + n) % 23]}"
+
+
+def token(key: RSAKey, *, subject: str, ent_id: str | None = None, roles: tuple[str, ...] = ()) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": ["maille", "maille-catalog"], "sub": subject, "azp": subject if not ent_id else "bench-portal",
+              "exp": now + 7200, "iat": now, "realm_access": {"roles": list(roles)}}
+    if ent_id:
+        claims["ent_id"] = ent_id
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+
+def serve_jwks(jwks: dict) -> int:
+    body = json.dumps(jwks).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
+def resource(n: int) -> dict:
+    level, domain = LEVELS[n % len(LEVELS)], DOMAINS[n % len(DOMAINS)]
+    return {"idRessource": f"ark:/{10000 + n % 10:05d}/res-{n:05d}", "nomRessource": f"{domain.capitalize()} {level} n°{n}",
+            "nomEditeur": f"Éditeur {n % 10}", "urlVignette": f"https://vendor{n % 10}.example/{n}.png",
+            "urlAccesRessource": f"https://vendor{n % 10}.example/r/{n}", "typePresentation": {"code": "MAN", "nom": "manuel numérique"},
+            "typePedagogique": [{"uri": f"{CONCEPT}scolomfr-voc-010-num-003", "nom": "cours"}], "typologieDocument": [],
+            "niveauEducatif": [{"uri": f"{CONCEPT}level-{level}", "nom": level}],
+            "domaineEnseignement": [{"uri": f"{CONCEPT}domain-{n % len(DOMAINS)}", "nom": domain}]}
+
+
+def subscription(n: int, ark: str, schools: list[str], kind: str = "ETABL", **extra: object) -> dict:
+    return {"idAbonnement": f"ABO-{n:05d}", "idDistributeurCom": "123456789_000000000000001X", "idRessource": ark,
+            "libelleRessource": ark, "debutValidite": "2026-09-01T00:00:00", "finValidite": "2030-08-31T23:59:59", "uaiEtab": schools,
+            "categorieAffectation": "non transferable", "typeAffectation": kind, "nbLicenceGlobale": "ILLIMITE",
+            "publicCible": ["ELEVE", "ENSEIGNANT"], **extra}
+
+
+async def publish_directory(nats_url: str, args: argparse.Namespace) -> None:
+    """Identity's events: the schools, the benched teachers (two schools each), a head and 1,000+ pupils in school 0."""
+    bus = Bus(nats_url, name="bench-directory")
+    await bus.connect(timeout=10)
+    await bus.ensure_streams([Stream(name="IDENTITY", subjects=("identity.>",))])
+    facts = [("identity.structure.created.v1", pb.StructureCreated(structure=pb.Structure(id=f"S{uai(s)}", uai=uai(s), name=f"Collège {s}")))
+             for s in range(args.schools)]
+    for p in range(args.persons):
+        first = p % args.schools
+        second = (first + 1 + p // args.schools) % args.schools
+        facts.append(("identity.person.created.v1", pb.PersonCreated(person=pb.Person(id=f"teacher-{p:05d}", last_name="Prof", first_name=str(p),
+            profiles=[pb.Profile(structure_id=f"S{uai(s)}", uai=uai(s), code="National_ENS") for s in (first, second)]))))
+    facts.append(("identity.person.created.v1", pb.PersonCreated(person=pb.Person(id="head-0", last_name="Principal", first_name="Zero",
+        profiles=[pb.Profile(structure_id=f"S{uai(0)}", uai=uai(0), code="National_DIR")]))))
+    for p in range(args.licences):
+        facts.append(("identity.person.created.v1", pb.PersonCreated(person=pb.Person(id=f"pupil-{p:05d}", last_name="Élève", first_name=str(p),
+            profiles=[pb.Profile(structure_id=f"S{uai(0)}", uai=uai(0), code="National_ELV")]))))
+    for type, payload in facts:
+        envelope = make_envelope(type=type, tenant="ac-bench", source="identity", payload=payload)
+        await bus.js.publish(type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
+    await bus.close()
+
+
+async def seed(catalog: str, key: RSAKey, args: argparse.Namespace) -> tuple[int, float]:
+    vendors = [{"authorization": f"Bearer {token(key, subject=f'vendor-{v}', roles=('vendor',))}"} for v in range(10)]
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=catalog, timeout=600) as client:
+        per_vendor: dict[int, list[dict]] = {}
+        for n in range(args.resources):
+            per_vendor.setdefault(n % 10, []).append(resource(n))
+        for v, items in per_vendor.items():
+            for start in range(0, len(items), 500):
+                report = (await client.post("/api/catalog/v1/vendor/resources/bulk", json=items[start:start + 500], headers=vendors[v])).json()
+                assert report["refusees"] == 0, report
+        # Subscriptions: each covers 1 to 3 schools; their resources drawn over the catalogue.
+        rng = random.Random(7)
+        bodies = []
+        for n in range(args.subscriptions):
+            r = rng.randrange(args.resources)
+            schools = sorted({uai(rng.randrange(args.schools)) for _ in range(rng.randint(1, 3))})
+            bodies.append((r % 10, subscription(n, resource(r)["idRessource"], schools)))
+        # The licences' subscription: school 0, per person, as many pupil licences as asked.
+        bodies.append((0, subscription(99999, resource(0)["idRessource"], [uai(0)], "INDIV", nbLicenceGlobale=None, nbLicenceEleve=args.licences)))
+        for start in range(0, len(bodies), 16):
+            answers = await asyncio.gather(*(client.post("/api/catalog/v1/vendor/subscriptions", json=b, headers=vendors[v])
+                                             for v, b in bodies[start:start + 16]))
+            bad = [a.text for a in answers if a.status_code != 201]
+            assert not bad, bad[:3]
+    return len(bodies), time.perf_counter() - started
+
+
+def wait_directory(mongodb_url: str, args: argparse.Namespace) -> float:
+    """Until the catalog has learnt every person published (its consumer works through identity's stream); how long."""
+    from pymongo import MongoClient
+
+    expected = args.persons + 1 + args.licences
+    started = time.perf_counter()
+    with MongoClient(mongodb_url) as client:
+        persons = client["maille_catalog"]["persons"]
+        while persons.estimated_document_count() < expected:
+            if time.perf_counter() - started > 600:
+                raise SystemExit("the catalog did not learn the directory in 10 minutes")
+            time.sleep(0.5)
+    return time.perf_counter() - started
+
+
+async def load(gateway: str, key: RSAKey, args: argparse.Namespace) -> tuple[list[float], list[float], int, float]:
+    tokens = [f"Bearer {token(key, subject=f'teacher-{p:05d}', ent_id=f'teacher-{p:05d}')}" for p in range(args.persons)]
+    rng = random.Random(11)
+    first: list[float] = []
+    later: list[float] = []
+    errors = 0
+    seen: set[int] = set()
+    total = int(args.rate * args.seconds)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=gateway, timeout=10, limits=limits) as client:
+        async def one(due: float, person: int) -> None:
+            nonlocal errors
+            now = time.perf_counter()
+            if due > now:
+                await asyncio.sleep(due - now)
+            answer = await client.get("/api/catalog/v1/mediacentre", headers={"authorization": tokens[person]})
+            took = (time.perf_counter() - due) * 1000
+            body = answer.json() if answer.status_code == 200 else {}
+            if answer.status_code != 200 or body.get("gar") != "ok" or not body.get("ressources"):
+                errors += 1
+            (first if person not in seen else later).append(took)
+            seen.add(person)
+
+        started = time.perf_counter() + 0.5
+        tasks = []
+        for i in range(total):
+            person = rng.randrange(args.persons)
+            tasks.append(asyncio.create_task(one(started + i / args.rate, person)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    return first, later, errors, total / elapsed
+
+
+async def assign(gateway: str, key: RSAKey, args: argparse.Namespace) -> list[float]:
+    head = {"authorization": f"Bearer {token(key, subject='head-0', ent_id='head-0')}"}
+    base = f"/api/catalog/v1/schools/{uai(0)}/subscriptions/ABO-99999/assignments"
+    pupils = [f"pupil-{p:05d}" for p in range(args.licences)]
+    times = []
+    async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
+        for _ in range(3):
+            started = time.perf_counter()
+            answer = await client.post(base, json={"personnes": pupils}, headers=head)
+            times.append(time.perf_counter() - started)
+            assert answer.status_code == 200 and len(answer.json()["affectees"]) == args.licences, answer.text[:300]
+            released = await client.post(f"{base}/release", json={"personnes": pupils}, headers=head)
+            assert len(released.json()["liberees"]) == args.licences, released.text[:300]
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 10 else max(values, default=0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schools", type=int, default=300)
+    parser.add_argument("--resources", type=int, default=5000)
+    parser.add_argument("--subscriptions", type=int, default=2000)
+    parser.add_argument("--persons", type=int, default=1000, help="benched persons, each a teacher in two schools")
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--gar-ms", type=int, default=20)
+    parser.add_argument("--licences", type=int, default=1000)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="maille-bench-mediacentre-"))
+    logs = work / "log"
+    key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
+    jwks_port = serve_jwks({"keys": [key.as_dict(private=False)]})
+    jwks = f"http://127.0.0.1:{jwks_port}/jwks.json"
+    pki = make_pki(work / "pki")
+    parts = []
+    try:
+        nats = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=logs)
+        nats.start()
+        parts.append(nats)
+        store = DocstoreServer(port=free_port(), data_dir=work / "docstore", log_dir=logs)
+        store.start()
+        parts.append(store)
+        gar_port = free_port()
+        gar = Process("gar", [sys.executable, "-m", "gar.resources"], logs / "gar.log", env={
+            "PEER_RESOURCES_PORT": str(gar_port), "PEER_TLS_CERT": str(pki.server_cert), "PEER_TLS_KEY": str(pki.server_key),
+            "PEER_TLS_CA": str(pki.ca), "PEER_DELAY_MS": str(args.gar_ms)})
+        gar.start()
+        parts.append(gar)
+        asyncio.run(publish_directory(nats.url, args))
+        catalog = ServiceProcess("catalog", port=free_port(), log_dir=logs, env={
+            "MAILLE_CATALOG_NATS_URL": nats.url, "MAILLE_CATALOG_MONGODB_URL": store.url, "MAILLE_CATALOG_AUTH_ISSUER": ISSUER,
+            "MAILLE_CATALOG_AUTH_JWKS_URL": jwks, "MAILLE_CATALOG_GAR_URL": f"https://localhost:{gar_port}",
+            "MAILLE_CATALOG_GAR_CLIENT_CERT": str(pki.client_cert), "MAILLE_CATALOG_GAR_CLIENT_KEY": str(pki.client_key),
+            "MAILLE_CATALOG_GAR_CA_FILE": str(pki.ca), "MAILLE_CATALOG_LOG_LEVEL": "WARNING"})
+        catalog.start()
+        parts.append(catalog)
+        gateway = ServiceProcess("gateway", port=free_port(), log_dir=logs, env={
+            "MAILLE_GATEWAY_NATS_URL": nats.url, "MAILLE_GATEWAY_ROUTES": json.dumps({"catalog": catalog.url}),
+            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks, "MAILLE_GATEWAY_RATE_CLIENT": "1000000"})
+        gateway.start()
+        parts.append(gateway)
+
+        count, took = asyncio.run(seed(catalog.url, key, args))
+        print(f"seeded {args.resources} resources and {count} subscriptions over {args.schools} schools in {took:.1f} s")
+        waited = wait_directory(store.url, args)
+        print(f"the catalog learnt the directory's {args.persons + 1 + args.licences} persons from identity's events ({waited:.1f} s more)")
+        first, later, errors, rate = asyncio.run(load(gateway.url, key, args))
+        print(f"médiacentre through the gateway at {rate:.0f} requests/s for {args.seconds:g} s, {args.persons} persons in two schools each, "
+              f"GAR peer at {args.gar_ms} ms: {errors} failed")
+        every = first + later
+        print(f"  all {len(every)} requests: p50 {pct(every, 50):.1f} ms, p99 {pct(every, 99):.1f} ms")
+        print(f"  first request of a person ({len(first)}, list computed): p50 {pct(first, 50):.1f} ms, p99 {pct(first, 99):.1f} ms")
+        print(f"  later requests ({len(later)}, kept list): p50 {pct(later, 50):.1f} ms, p99 {pct(later, 99):.1f} ms")
+        times = asyncio.run(assign(gateway.url, key, args))
+        print(f"assigning {args.licences} licences in one call through the gateway: " + ", ".join(f"{t * 1000:.0f} ms" for t in times))
+        print(f"machine: {platform.node()} {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores")
+    finally:
+        for part in reversed(parts):
+            part.stop()
+
+
+if __name__ == "__main__":
+    main()
