@@ -160,37 +160,61 @@ def wait_directory(mongodb_url: str, args: argparse.Namespace) -> float:
     return time.perf_counter() - started
 
 
-async def load(gateway: str, key: RSAKey, args: argparse.Namespace) -> tuple[list[float], list[float], int, float]:
+async def paced(gateway: str, tokens: list[str], schedule: list[tuple[float, int]], workers: int = 48) -> tuple[list[float], int]:
+    """Send each request when due (open loop), from `workers` connections; latencies counted from when each was due."""
+    latencies: list[float] = []
+    failed = 0
+
+    async def worker(share: list[tuple[float, int]]) -> None:
+        nonlocal failed
+        async with httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1)) as client:
+            for due, person in share:
+                now = time.perf_counter()
+                if due > now:
+                    await asyncio.sleep(due - now)
+                answer = await client.get("/api/catalog/v1/mediacentre", headers={"authorization": tokens[person]})
+                latencies.append((time.perf_counter() - due) * 1000)
+                body = answer.json() if answer.status_code == 200 else {}
+                if answer.status_code != 200 or body.get("gar") != "ok" or not body.get("ressources"):
+                    failed += 1
+
+    await asyncio.gather(*(worker(schedule[k::workers]) for k in range(workers)))
+    return latencies, failed
+
+
+async def load(gateway: str, catalog: str, key: RSAKey, args: argparse.Namespace) -> dict[str, object]:
+    """Every person's first request (their list computed) at half the rate; then `--rate` for `--seconds` over
+    all of them while a vendor changes one of its resources every 2 s (the lists holding it are computed again)."""
     tokens = [f"Bearer {token(key, subject=f'teacher-{p:05d}', ent_id=f'teacher-{p:05d}')}" for p in range(args.persons)]
     rng = random.Random(11)
-    first: list[float] = []
-    later: list[float] = []
-    errors = 0
-    seen: set[int] = set()
-    total = int(args.rate * args.seconds)
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=gateway, timeout=10, limits=limits) as client:
-        async def one(due: float, person: int) -> None:
-            nonlocal errors
-            now = time.perf_counter()
-            if due > now:
-                await asyncio.sleep(due - now)
-            answer = await client.get("/api/catalog/v1/mediacentre", headers={"authorization": tokens[person]})
-            took = (time.perf_counter() - due) * 1000
-            body = answer.json() if answer.status_code == 200 else {}
-            if answer.status_code != 200 or body.get("gar") != "ok" or not body.get("ressources"):
-                errors += 1
-            (first if person not in seen else later).append(took)
-            seen.add(person)
+    order = list(range(args.persons))
+    rng.shuffle(order)
+    start = time.perf_counter() + 0.5
+    first, first_failed = await paced(gateway, tokens, [(start + i / (args.rate / 2), p) for i, p in enumerate(order)])
 
-        started = time.perf_counter() + 0.5
-        tasks = []
-        for i in range(total):
-            person = rng.randrange(args.persons)
-            tasks.append(asyncio.create_task(one(started + i / args.rate, person)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - started
-    return first, later, errors, total / elapsed
+    vendor = {"authorization": f"Bearer {token(key, subject='vendor-3', roles=('vendor',))}"}
+    changes = 0
+    stop = asyncio.Event()
+
+    async def vendor_changes() -> None:
+        nonlocal changes
+        async with httpx.AsyncClient(base_url=catalog, timeout=30) as client:
+            while not stop.is_set():
+                await asyncio.sleep(2)
+                n = 3 + 10 * rng.randrange(args.resources // 10)
+                changed = resource(n) | {"nomRessource": f"{resource(n)['nomRessource']} (v{changes + 2})"}
+                answer = await client.put(f"/api/catalog/v1/vendor/resources/{changed['idRessource']}", json=changed, headers=vendor)
+                changes += answer.status_code == 200
+
+    changer = asyncio.create_task(vendor_changes())
+    total = int(args.rate * args.seconds)
+    start = time.perf_counter() + 0.5
+    steady, steady_failed = await paced(gateway, tokens, [(start + i / args.rate, rng.randrange(args.persons)) for i in range(total)])
+    took = time.perf_counter() - start
+    stop.set()
+    await changer
+    return {"first": first, "first_failed": first_failed, "steady": steady, "steady_failed": steady_failed, "rate": total / took,
+            "changes": changes}
 
 
 async def assign(gateway: str, key: RSAKey, args: argparse.Namespace) -> list[float]:
@@ -263,13 +287,14 @@ def main() -> None:
         print(f"seeded {args.resources} resources and {count} subscriptions over {args.schools} schools in {took:.1f} s")
         waited = wait_directory(store.url, args)
         print(f"the catalog learnt the directory's {args.persons + 1 + args.licences} persons from identity's events ({waited:.1f} s more)")
-        first, later, errors, rate = asyncio.run(load(gateway.url, key, args))
-        print(f"médiacentre through the gateway at {rate:.0f} requests/s for {args.seconds:g} s, {args.persons} persons in two schools each, "
-              f"GAR peer at {args.gar_ms} ms: {errors} failed")
-        every = first + later
-        print(f"  all {len(every)} requests: p50 {pct(every, 50):.1f} ms, p99 {pct(every, 99):.1f} ms")
-        print(f"  first request of a person ({len(first)}, list computed): p50 {pct(first, 50):.1f} ms, p99 {pct(first, 99):.1f} ms")
-        print(f"  later requests ({len(later)}, kept list): p50 {pct(later, 50):.1f} ms, p99 {pct(later, 99):.1f} ms")
+        result = asyncio.run(load(gateway.url, catalog.url, key, args))
+        first, steady = result["first"], result["steady"]
+        print(f"médiacentre through the gateway; {args.persons} persons, each a teacher in two schools; GAR peer at {args.gar_ms} ms")
+        print(f"  each person's first request ({len(first)} at {args.rate / 2:g}/s, list computed): p50 {pct(first, 50):.1f} ms, "
+              f"p99 {pct(first, 99):.1f} ms, {result['first_failed']} failed")
+        print(f"  then {len(steady)} requests at {result['rate']:.0f}/s for {args.seconds:g} s, a vendor changing a resource every 2 s "
+              f"({result['changes']} changes): p50 {pct(steady, 50):.1f} ms, p90 {pct(steady, 90):.1f} ms, p99 {pct(steady, 99):.1f} ms, "
+              f"{result['steady_failed']} failed")
         times = asyncio.run(assign(gateway.url, key, args))
         print(f"assigning {args.licences} licences in one call through the gateway: " + ", ".join(f"{t * 1000:.0f} ms" for t in times))
         print(f"machine: {platform.node()} {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores")

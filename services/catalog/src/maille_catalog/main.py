@@ -7,7 +7,6 @@ import contextlib
 import logging
 
 from fastapi import FastAPI
-from maille.catalog.v1 import resources_pb2, subscriptions_pb2
 from maille.identity.v1 import directory_pb2
 from pymongo import IndexModel
 
@@ -33,7 +32,7 @@ INDEXES = {
     PERSONS: [IndexModel([("groupes", 1)])],
     SCHOOLS: [IndexModel([("structure", 1)])],
     GROUPS: [],
-    FAVOURITES: [IndexModel([("personne", 1)])],
+    FAVOURITES: [],
 }
 
 
@@ -67,32 +66,23 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
                           subjects=SUBJECTS, handler=follower.handle)]
 
 
-def what_changed(event: Event) -> dict[str, list[str]]:
-    """Whose médiacentre a catalog event changes: by their resources, their schools, or themselves."""
-    fact = event.type
-    if fact in ("catalog.resource.updated.v1", "catalog.resource.withdrawn.v1"):
-        message = event.unpack(resources_pb2.ResourceUpdated if fact.endswith("updated.v1") else resources_pb2.ResourceWithdrawn)
-        return {"resources": [message.resource.id if fact.endswith("updated.v1") else message.id]}
-    if fact in ("catalog.subscription.created.v1", "catalog.subscription.updated.v1"):
-        kind = subscriptions_pb2.SubscriptionCreated if "created" in fact else subscriptions_pb2.SubscriptionUpdated
-        return {"schools": list(event.unpack(kind).subscription.uais)}
-    if fact in ("catalog.subscription.deleted.v1", "catalog.subscription.expired.v1"):
-        kind = subscriptions_pb2.SubscriptionDeleted if "deleted" in fact else subscriptions_pb2.SubscriptionExpired
-        return {"resources": [event.unpack(kind).resource_id]}
-    if fact == "catalog.assignment.changed.v1":
-        message = event.unpack(subscriptions_pb2.AssignmentChanged)
-        return {"persons": [*message.assigned_ids, *message.released_ids]}
-    return {}  # a resource published: nobody has it yet
-
-
 async def on_start(runtime: Runtime) -> None:
     centre = _mediacentre(runtime)
     nc = runtime.bus.nc
     assert nc is not None
 
+    heard: list[Event] | None = []  # while the offer loads, what is heard waits
+
     async def catalog_changed(message) -> None:  # every replica hears every catalog event
         try:
-            changes = what_changed(decode(message.data))
+            event = decode(message.data)
+        except MalformedEvent:
+            return
+        if heard is not None:
+            heard.append(event)
+            return
+        try:
+            changes = centre.offer.apply(event)
         except MalformedEvent:
             return
         if changes:
@@ -110,6 +100,13 @@ async def on_start(runtime: Runtime) -> None:
             pass
 
     runtime.state["listening"] = [await nc.subscribe("catalog.>", cb=catalog_changed), await nc.subscribe("identity.person.>", cb=person_changed)]
+    await nc.flush()
+    await centre.offer.load(runtime.docstore)  # type: ignore[arg-type]
+    waiting, heard = heard, None
+    for event in waiting or []:
+        with contextlib.suppress(MalformedEvent):
+            centre.offer.apply(event)
+    runtime.state["reload"] = asyncio.create_task(_reload(runtime, centre), name="catalog-offer-reload")
     runtime.state["expiry"] = asyncio.create_task(_expire(runtime), name="catalog-expiry")
 
 
@@ -125,12 +122,23 @@ async def _expire(runtime: Runtime) -> None:
         await asyncio.sleep(runtime.settings.expiry_check_seconds)
 
 
+async def _reload(runtime: Runtime, centre: Mediacentre) -> None:
+    """The whole offer again now and then, in case this replica missed an event."""
+    while True:
+        await asyncio.sleep(runtime.settings.offer_reload_seconds)
+        try:
+            await centre.offer.load(runtime.docstore)  # type: ignore[arg-type]
+        except Exception as exc:
+            log.warning("offer reload failed: %s", exc)
+
+
 async def on_stop(runtime: Runtime) -> None:
-    task = runtime.state.pop("expiry", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for name in ("expiry", "reload"):
+        task = runtime.state.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     for subscription in runtime.state.pop("listening", []):
         with contextlib.suppress(Exception):
             await subscription.unsubscribe()

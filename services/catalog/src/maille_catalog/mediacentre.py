@@ -23,6 +23,7 @@ from typing import Any
 
 from maille_catalog.directory import Directory, publics_in
 from maille_catalog.gar import GarClient, GarUnavailable, gar_link
+from maille_catalog.offer import Offer, Offered, offered_of_doc
 from maille_kit.docstore import Docstore
 
 log = logging.getLogger("maille.catalog.mediacentre")
@@ -53,9 +54,8 @@ class Mediacentre:
                  cache_size: int) -> None:
         self.docstore = docstore
         self.directory = Directory(docstore)
-        self.subscriptions = docstore.db["subscriptions"]
+        self.offer = Offer()
         self.assignments = docstore.db["assignments"]
-        self.resources = docstore.db["resources"]
         self.favourites = docstore.db[FAVOURITES]
         self.gar = gar
         self.ent = ent
@@ -83,6 +83,21 @@ class Mediacentre:
         if len(self._changed) > 200_000:
             self._changed.clear()
             self._floor = self._tick
+
+    # What this replica wrote itself, seen at once (its events come back later and change nothing more).
+
+    def wrote_resource(self, doc: Doc) -> None:
+        fields = {k: v for k, v in doc.items() if k != "_id"}
+        if self.offer.put_resource(fields, published=doc["statut"] == "publiee"):
+            self.changed(resources=[doc["_id"]])
+
+    def wrote_subscription(self, doc: Doc) -> None:
+        self.offer.put_subscription(offered_of_doc(doc), written=True)
+        self.changed(schools=doc["uaiEtab"])
+
+    def deleted_subscription(self, doc: Doc) -> None:
+        self.offer.drop_subscription(doc["_id"], version=doc["version"])
+        self.changed(schools=doc["uaiEtab"], resources=[doc["idRessource"]])
 
     def person_changed(self, person_id: str) -> None:
         self.changed(persons=[person_id])
@@ -122,14 +137,15 @@ class Mediacentre:
         return shelf
 
     async def favourite_ids(self, person_id: str) -> set[str]:
-        return {doc["ark"] async for doc in self.favourites.find({"personne": person_id}, {"ark": 1})}
+        doc = await self.favourites.find_one({"_id": person_id})
+        return set(doc["arks"]) if doc else set()
 
     async def set_favourite(self, person_id: str, ark: str, on: bool) -> None:
-        key = f"{person_id}|{ark}"
+        """One document per person (read by key): their favourites' ARKs."""
         if on:
-            await self.favourites.replace_one({"_id": key}, {"_id": key, "personne": person_id, "ark": ark, "le": datetime.now(UTC)}, upsert=True)
+            await self.favourites.update_one({"_id": person_id}, {"$addToSet": {"arks": ark}}, upsert=True)
         else:
-            await self.favourites.delete_one({"_id": key})
+            await self.favourites.update_one({"_id": person_id}, {"$pull": {"arks": ark}})
 
     async def _compute(self, person_id: str) -> tuple[Shelf, list[str]]:
         """A person's list, and what it depends on besides them: their schools, the resources subscribed for them (shown or not)."""
@@ -160,35 +176,31 @@ class Mediacentre:
         return Shelf(resources, missing), [*(f"uai:{u}" for u in schools), *(f"ark:{a}" for a in subscribed)]
 
     async def _local(self, person: Doc, schools: list[str]) -> tuple[list[Doc], list[str]]:
-        if not schools:
-            return [], []
+        """The catalog's resources for the person, and the resources subscribed for them (shown or not)."""
         now = datetime.now(UTC)
         matching: dict[str, list[str]] = {}  # ARK -> schools
-        indiv: list[Doc] = []
-        async for sub in self.subscriptions.find({"uaiEtab": {"$in": schools}, "expiree": False}):
-            if not sub["debutValidite"] <= now < sub["finValidite"]:
-                continue
-            for uai in schools:
-                if uai not in sub["uaiEtab"] or uai in sub.get("etablissementsRetires", []):
+        per_person: list[tuple[Offered, str]] = []
+        for uai in schools:
+            publics = set(publics_in(person, uai))
+            for offered in self.offer.by_school.get(uai, {}).values():
+                if not offered.valid(now) or uai in offered.removed:
                     continue
-                if sub["typeAffectation"] == "INDIV":
-                    indiv.append(sub)
-                elif set(publics_in(person, uai)) & set(sub["publicCible"]):
-                    matching.setdefault(sub["idRessource"], []).append(uai)
-        if indiv:
-            held = {(doc["abonnement"], doc["uai"]) async for doc in self.assignments.find(
-                {"personne": person["_id"], "abonnement": {"$in": [s["_id"] for s in indiv]}}, {"abonnement": 1, "uai": 1})}
-            for sub in indiv:
-                for uai in schools:
-                    if (sub["_id"], uai) in held:
-                        matching.setdefault(sub["idRessource"], []).append(uai)
-        if not matching:
-            return [], []
+                if offered.per_person:
+                    per_person.append((offered, uai))
+                elif publics & offered.publics:
+                    matching.setdefault(offered.ark, []).append(uai)
+        if per_person:  # a licence of theirs: one look-up by key each (never a scan)
+            held = await asyncio.gather(*(self.assignments.find_one({"_id": f"{o.id}|{person['_id']}"}, {"uai": 1}) for o, _ in per_person))
+            for (offered, uai), doc in zip(per_person, held):
+                if doc is not None and doc["uai"] == uai:
+                    matching.setdefault(offered.ark, []).append(uai)
         found = []
-        async for doc in self.resources.find({"_id": {"$in": list(matching)}, "statut": "publiee"}):
-            entry = {k: doc.get(k) for k in FIELDS}
-            entry.update(idType="ARK", sources=["maille"], etablissements=sorted(set(matching[doc["_id"]])), lien=doc["urlAccesRessource"])
-            found.append(entry)
+        for ark, where in matching.items():
+            resource = self.offer.resources.get(ark)
+            if resource is not None:
+                entry = {k: resource.get(k) for k in FIELDS}
+                entry.update(idType="ARK", sources=["maille"], etablissements=sorted(set(where)), lien=resource["urlAccesRessource"])
+                found.append(entry)
         return found, list(matching)
 
     async def _gar_list(self, uai: str, person_id: str) -> list[Doc] | str:

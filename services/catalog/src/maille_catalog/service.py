@@ -43,10 +43,11 @@ class ChangedMeanwhile(Exception):
 class Resources:
     """The catalog's resources, for their vendors."""
 
-    def __init__(self, repository: ResourceRepository, outbox: Outbox, *, tenant: str) -> None:
+    def __init__(self, repository: ResourceRepository, outbox: Outbox, *, tenant: str, observer: Any = None) -> None:
         self.repo = repository
         self.outbox = outbox
         self.tenant = tenant
+        self.observer = observer  # told of each resource written (the médiacentre of this replica)
 
     async def publish(self, *, editor: str, resource: ResourceIn) -> Doc:
         """Publish a new resource of `editor`'s."""
@@ -58,6 +59,7 @@ class Resources:
             await self._tell("catalog.resource.published.v1", pb.ResourcePublished(resource=_message(doc)))
             if not await self.repo.insert(doc):
                 raise AlreadyPublished(resource.idRessource)
+            self._wrote(doc)
             return doc
 
     async def update(self, *, editor: str, ark: str, resource: ResourceIn) -> tuple[Doc, bool]:
@@ -70,6 +72,7 @@ class Resources:
             await self._tell("catalog.resource.updated.v1", pb.ResourceUpdated(resource=_message(doc)))
             if not await self.repo.replace(doc, version=existing["version"]):
                 raise ChangedMeanwhile(ark)
+            self._wrote(doc)
             return doc, True
 
     async def withdraw(self, *, editor: str, ark: str) -> Doc:
@@ -82,6 +85,7 @@ class Resources:
             await self._tell("catalog.resource.withdrawn.v1", pb.ResourceWithdrawn(id=ark, editor_id=editor, version=doc["version"]))
             if not await self.repo.replace(doc, version=existing["version"]):
                 raise ChangedMeanwhile(ark)
+            self._wrote(doc)
             return doc
 
     async def of_editor(self, *, editor: str, offset: int, limit: int) -> list[Doc]:
@@ -125,6 +129,10 @@ class Resources:
         if existing["idEditeur"] != editor:
             raise NotYours(ark)
         return existing
+
+    def _wrote(self, doc: Doc) -> None:
+        if self.observer is not None:
+            self.observer.wrote_resource(doc)
 
     async def _tell(self, type: str, payload: Any) -> None:
         await self.outbox.publish(type=type, tenant=self.tenant, payload=payload)

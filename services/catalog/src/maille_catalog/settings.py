@@ -27,3 +27,4 @@ class CatalogSettings(ServiceSettings):
     gar_link_url: str = Field("https://sp-auth.gar.education.fr/domaineGar", description="the GAR's address that resource links go to")
     mediacentre_cache_size: int = Field(100_000, ge=0, description="persons whose médiacentre is kept in memory, per replica")
     expiry_check_seconds: float = Field(60, gt=0, description="how often subscriptions past their end are looked for (and announced expired)")
+    offer_reload_seconds: float = Field(300, gt=0, description="how often a replica reloads the resources and subscriptions it holds in memory")

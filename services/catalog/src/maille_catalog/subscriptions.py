@@ -52,7 +52,8 @@ def _limit(value: Any) -> int | None:
 class Subscriptions:
     """The catalog's subscriptions and assignments."""
 
-    def __init__(self, docstore: Docstore, outbox: Outbox, directory: Directory, *, tenant: str) -> None:
+    def __init__(self, docstore: Docstore, outbox: Outbox, directory: Directory, *, tenant: str, observer: Any = None) -> None:
+        self.observer = observer  # told of each subscription written (the médiacentre of this replica)
         self.collection = docstore.db[SUBSCRIPTIONS]
         self.assignments = docstore.db[ASSIGNMENTS]
         self.resources = docstore.db["resources"]
@@ -82,6 +83,8 @@ class Subscriptions:
                 await self.collection.insert_one(doc)
             except DuplicateKeyError:
                 raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead") from None
+        if self.observer is not None:
+            self.observer.wrote_subscription(doc)
         return doc
 
     async def update(self, *, editor: str, subscription_id: str, change: SubscriptionChange) -> Doc:
@@ -104,6 +107,8 @@ class Subscriptions:
             result = await self.collection.replace_one({"_id": subscription_id, "version": existing["version"]}, doc)
             if result.modified_count != 1:
                 raise Refused(409, f"{subscription_id} changed meanwhile: send your change again")
+        if self.observer is not None:
+            self.observer.wrote_subscription(doc)
         return doc
 
     async def delete(self, *, editor: str, subscription_id: str) -> None:
@@ -112,6 +117,8 @@ class Subscriptions:
             await self._tell("catalog.subscription.deleted.v1", pb.SubscriptionDeleted(id=subscription_id, resource_id=existing["idRessource"]))
             await self.collection.delete_one({"_id": subscription_id})
             await self.assignments.delete_many({"abonnement": subscription_id})
+        if self.observer is not None:
+            self.observer.deleted_subscription(existing)
 
     async def listing(self, *, editor: str, filters: dict[str, str], offset: int, limit: int) -> list[Doc]:
         query: dict[str, Any] = {"idEditeur": editor}

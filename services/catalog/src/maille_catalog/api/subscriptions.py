@@ -28,7 +28,8 @@ XML_MAX_BYTES = 1024 * 1024
 def subscriptions(request: Request) -> Subscriptions:
     runtime = get_runtime(request)
     assert runtime.docstore is not None and runtime.outbox is not None
-    return Subscriptions(runtime.docstore, runtime.outbox, Directory(runtime.docstore), tenant=runtime.settings.tenant)
+    return Subscriptions(runtime.docstore, runtime.outbox, Directory(runtime.docstore), tenant=runtime.settings.tenant,
+                         observer=runtime.state.get("mediacentre"))
 
 
 def problem(exc: Refused) -> Problem:

@@ -1,0 +1,154 @@
+"""What is on offer, in memory in every replica: the published resources by ARK and the subscriptions by
+school — what a médiacentre is computed from, without a query over whole collections per person.
+
+Loaded from the docstore at start, then kept current by the catalog's own events (every replica hears them
+all; a change is applied only if newer than what is held, so the order of arrival does not matter), by the
+replica's own writes at once, and by a full reload every `reload_seconds` in case an event was missed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from maille.catalog.v1 import resources_pb2, subscriptions_pb2
+
+from maille_kit.docstore import Docstore
+from maille_kit.events import Event
+
+log = logging.getLogger("maille.catalog.offer")
+Doc = dict[str, Any]
+CONCEPTS = {"typePedagogique": "pedagogical_types", "typologieDocument": "document_types", "niveauEducatif": "educational_levels",
+            "domaineEnseignement": "teaching_domains"}
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """A subscription as the médiacentre needs it."""
+
+    id: str
+    ark: str
+    schools: frozenset[str]
+    per_person: bool
+    publics: frozenset[str]
+    start: datetime
+    end: datetime
+    removed: frozenset[str]
+    version: int
+
+    def valid(self, now: datetime) -> bool:
+        return self.start <= now < self.end
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def offered_of_doc(doc: Doc) -> Offered:
+    return Offered(doc["_id"], doc["idRessource"], frozenset(doc["uaiEtab"]), doc["typeAffectation"] == "INDIV", frozenset(doc["publicCible"]),
+                   _aware(doc["debutValidite"]), _aware(doc["finValidite"]), frozenset(doc.get("etablissementsRetires", [])), doc["version"])
+
+
+def offered_of_message(message: subscriptions_pb2.Subscription) -> Offered:
+    return Offered(message.id, message.resource_id, frozenset(message.uais), message.assignment_type == "INDIV", frozenset(message.publics),
+                   message.valid_from.ToDatetime(tzinfo=UTC), message.valid_until.ToDatetime(tzinfo=UTC), frozenset(message.removed_uais),
+                   message.version)
+
+
+def resource_of_message(message: resources_pb2.Resource) -> Doc:
+    """A resource's fields (the GAR's names) from its event."""
+    doc: Doc = {"idRessource": message.id, "idType": "ARK", "nomRessource": message.name, "idEditeur": message.editor_id,
+                "nomEditeur": message.editor_name, "urlVignette": message.thumbnail_url or None, "urlAccesRessource": message.access_url,
+                "typePresentation": {"code": message.presentation_code, "nom": message.presentation_label}, "version": message.version}
+    for name, field in CONCEPTS.items():
+        doc[name] = [{"uri": c.uri, "nom": c.label} for c in getattr(message, field)]
+    return doc
+
+
+class Offer:
+    """The published resources and the subscriptions, by school."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, Doc] = {}  # ARK -> fields, published ones only
+        self._resource_versions: dict[str, int] = {}  # ARK -> last version seen (withdrawn ones too)
+        self.subscriptions: dict[str, Offered] = {}
+        self.by_school: dict[str, dict[str, Offered]] = {}
+        self._gone: dict[str, int] = {}  # subscriptions deleted: id -> at which version of theirs
+
+    async def load(self, docstore: Docstore) -> None:
+        """Everything from the docstore (what is held and newer stays)."""
+        async for doc in docstore.db["resources"].find({}):
+            self.put_resource({k: v for k, v in doc.items() if k != "_id"}, published=doc["statut"] == "publiee")
+        seen = set()
+        async for doc in docstore.db["subscriptions"].find({}):
+            seen.add(doc["_id"])
+            self.put_subscription(offered_of_doc(doc), written=True)
+        for sub_id in [s for s in self.subscriptions if s not in seen]:  # deleted while an event was missed
+            self.drop_subscription(sub_id, version=self.subscriptions[sub_id].version)
+        log.info("offer loaded", extra={"resources": len(self.resources), "subscriptions": len(self.subscriptions)})
+
+    def put_resource(self, doc: Doc, *, published: bool) -> bool:
+        ark, version = doc["idRessource"], doc["version"]
+        if self._resource_versions.get(ark, 0) > version:
+            return False
+        self._resource_versions[ark] = version
+        if published:
+            self.resources[ark] = doc
+        else:
+            self.resources.pop(ark, None)
+        return True
+
+    def put_subscription(self, offered: Offered, *, written: bool = False) -> bool:
+        """Hold a subscription unless a newer one is held; `written`: as it is now in the docstore (even if deleted before)."""
+        held = self.subscriptions.get(offered.id)
+        if held is not None and held.version > offered.version:
+            return False
+        if written:
+            self._gone.pop(offered.id, None)
+        elif self._gone.get(offered.id, -1) >= offered.version:
+            return False
+        if held is not None:
+            for uai in held.schools:
+                self.by_school.get(uai, {}).pop(offered.id, None)
+        self.subscriptions[offered.id] = offered
+        for uai in offered.schools:
+            self.by_school.setdefault(uai, {})[offered.id] = offered
+        return True
+
+    def drop_subscription(self, sub_id: str, *, version: int) -> Offered | None:
+        held = self.subscriptions.pop(sub_id, None)
+        self._gone[sub_id] = max(version, held.version if held else 0)
+        if held is not None:
+            for uai in held.schools:
+                self.by_school.get(uai, {}).pop(sub_id, None)
+        return held
+
+    def apply(self, event: Event) -> dict[str, list[str]]:
+        """Apply a catalog event; whose médiacentre it changes (by resources, schools or persons)."""
+        fact = event.type
+        if fact in ("catalog.resource.published.v1", "catalog.resource.updated.v1"):
+            kind = resources_pb2.ResourcePublished if "published" in fact else resources_pb2.ResourceUpdated
+            doc = resource_of_message(event.unpack(kind).resource)
+            self.put_resource(doc, published=True)
+            return {"resources": [doc["idRessource"]]}
+        if fact == "catalog.resource.withdrawn.v1":
+            message = event.unpack(resources_pb2.ResourceWithdrawn)
+            self.put_resource({"idRessource": message.id, "version": message.version}, published=False)
+            return {"resources": [message.id]}
+        if fact in ("catalog.subscription.created.v1", "catalog.subscription.updated.v1"):
+            kind = subscriptions_pb2.SubscriptionCreated if "created" in fact else subscriptions_pb2.SubscriptionUpdated
+            offered = offered_of_message(event.unpack(kind).subscription)
+            self.put_subscription(offered)
+            return {"schools": sorted(offered.schools)}
+        if fact == "catalog.subscription.deleted.v1":
+            message = event.unpack(subscriptions_pb2.SubscriptionDeleted)
+            held = self.drop_subscription(message.id, version=(self.subscriptions[message.id].version if message.id in self.subscriptions else 0))
+            return {"schools": sorted(held.schools) if held else [], "resources": [message.resource_id]}
+        if fact == "catalog.subscription.expired.v1":
+            return {"resources": [event.unpack(subscriptions_pb2.SubscriptionExpired).resource_id]}
+        if fact == "catalog.assignment.changed.v1":
+            message = event.unpack(subscriptions_pb2.AssignmentChanged)
+            return {"persons": [*message.assigned_ids, *message.released_ids]}
+        return {}
