@@ -128,7 +128,8 @@ async def test_licences_are_never_assigned_beyond_what_was_bought(catalog, catal
     await catalog.known("groups", klass)
     _, auth = catalog.vendor()
     await catalog.client.post(f"{VENDOR}/resources", json=h.resource(ARK), headers=auth)
-    body = h.subscription("INDIV-1", ARK, [A, B], typeAffectation="INDIV", nbLicenceGlobale=None, nbLicenceEleve=10, nbLicenceEnseignant=1)
+    body = h.subscription("INDIV-1", ARK, [A, B], typeAffectation="INDIV", nbLicenceGlobale=None, nbLicenceEleve=10, nbLicenceEnseignant=1,
+                          categorieAffectation="transferable")
     assert (await catalog.client.post(f"{VENDOR}/subscriptions", json=body, headers=auth)).status_code == 201
     head = catalog.person("head")
     base = f"/api/catalog/v1/schools/{A}/subscriptions/INDIV-1/assignments"
@@ -173,6 +174,17 @@ async def test_licences_are_never_assigned_beyond_what_was_bought(catalog, catal
     counts = (await catalog.client.get(f"{VENDOR}/subscriptions/INDIV-1", headers=auth)).json()["licencesAffectees"]
     assert counts["ELEVE"] == 7 and counts["ENSEIGNANT"] == 1 and counts["total"] == 8
     assert (await catalog.events("catalog.assignment.")).count("catalog.assignment.changed.v1") == 5 + 1 + 1 + 1
+
+    # A non transferable licence, once assigned, is spent: released, it does not come back for another pupil.
+    spent = h.subscription("SPENT", ARK, [A], typeAffectation="INDIV", nbLicenceGlobale=1, categorieAffectation="non transferable")
+    assert (await catalog.client.post(f"{VENDOR}/subscriptions", json=spent, headers=auth)).status_code == 201
+    spent_base = f"/api/catalog/v1/schools/{A}/subscriptions/SPENT/assignments"
+    assert (await catalog.client.post(spent_base, json={"personnes": ["pupil-02"]}, headers=head)).status_code == 200
+    assert (await catalog.client.post(f"{spent_base}/release", json={"personnes": ["pupil-02"]}, headers=head)).status_code == 200
+    again = await catalog.client.post(spent_base, json={"personnes": ["pupil-03"]}, headers=head)
+    assert again.status_code == 409 and "0 left of 1" in again.json()["detail"]
+    counts = (await catalog.client.get(f"{VENDOR}/subscriptions/SPENT", headers=auth)).json()
+    assert counts["licencesAffectees"]["total"] == 1 and counts["licencesDepensees"]["total"] == 1
 
 
 async def test_a_school_leaving_flags_its_subscriptions_and_an_ended_one_is_announced_expired(catalog, catalog_helpers) -> None:

@@ -35,7 +35,7 @@ class GarClient:
         self.timeout = timeout
         self.http = httpx.AsyncClient(base_url=url.rstrip("/"), verify=context, timeout=timeout,
                                       headers={"accept": "application/json", "accept-encoding": "gzip"},
-                                      limits=httpx.Limits(max_connections=100, max_keepalive_connections=50))
+                                      limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
 
     async def resources(self, uai: str, person_id: str) -> list[dict[str, Any]]:
         """The GAR's resources of a person in one school; `GarUnavailable` when it cannot say."""

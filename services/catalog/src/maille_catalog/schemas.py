@@ -185,7 +185,8 @@ class Subscription(SubscriptionIn):
     model_config = ConfigDict(extra="ignore")
     idEditeur: str
     version: int
-    licencesAffectees: dict[str, int] = Field(description="licences assigned: in all (`total`) and per public")
+    licencesAffectees: dict[str, int] = Field(description="licences in use: in all (`total`) and per public (spent ones included)")
+    licencesDepensees: dict[str, int] = Field(default_factory=dict, description="of those, licences of a non transferable subscription released: spent")
     etablissementsRetires: list[str] = Field(description="schools that left the directory meanwhile")
     expiree: bool
     misAJour: datetime

@@ -3,7 +3,9 @@
 - A vendor creates, changes and deletes subscriptions to its own resources, for schools of the directory.
 - A per-person (`INDIV`) subscription's licences are assigned by the school's assignment managers (its
   direction, or holders of the `gar-resp-aff` role) to persons, classes or groups; each public has its own
-  count and `nbLicenceGlobale` bounds them all; `ILLIMITE` is no bound. Counts never go over: the
+  count and `nbLicenceGlobale` bounds them all; `ILLIMITE` is no bound. A licence of a `transferable`
+  subscription comes back when released; of a `non transferable` one it is spent (the person loses it,
+  the count does not come back). Counts never go over: the
   subscription's counters move only by a conditional write on its version, under a per-subscription lock,
   and all of a call's licences are reserved at once or none.
 - A person leaving a school releases their licences there; a school leaving the directory flags the
@@ -73,7 +75,7 @@ class Subscriptions:
             raise Refused(422, f"unknown UAI: {', '.join(unknown)} (not schools of the directory)", field="uaiEtab")
         now = datetime.now(UTC)
         doc = {"_id": subscription.idAbonnement, **subscription.model_dump(), "idEditeur": editor, "version": 1,
-               "licencesAffectees": dict.fromkeys(COUNTS, 0), "etablissementsRetires": [], "expiree": subscription.finValidite <= now,
+               "licencesAffectees": dict.fromkeys(COUNTS, 0), "licencesDepensees": dict.fromkeys(COUNTS, 0), "etablissementsRetires": [], "expiree": subscription.finValidite <= now,
                "creeLe": now, "misAJour": now}
         async with one_at_a_time(f"subscription:{subscription.idAbonnement}"):
             if await self.get(subscription.idAbonnement) is not None:
@@ -308,16 +310,22 @@ class Subscriptions:
             await self._tell("catalog.assignment.changed.v1", pb.AssignmentChanged(
                 subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, released_ids=persons, by=by))
             result = await self.assignments.delete_many({"_id": {"$in": [doc["_id"] for doc in held]}})
-            if result.deleted_count == len(held):
-                await self._give_back(subscription_id, Counter(doc["public"] for doc in held))
-            else:  # another replica released some of them meanwhile: count again from the assignments
+            released = Counter(doc["public"] for doc in held)
+            if result.deleted_count != len(held):  # another replica released some of them meanwhile: count again
                 await self._recount(subscription_id)
+            elif subscription["categorieAffectation"] == "transferable":
+                await self._give_back(subscription_id, released)
+            else:  # non transferable: a licence once assigned is spent, the person losing it does not give it back
+                spent = {"licencesDepensees.total": sum(released.values()), **{f"licencesDepensees.{p}": c for p, c in released.items()}}
+                await self.collection.update_one({"_id": subscription_id}, {"$inc": {**spent, "version": 1}})
         return persons
 
     async def _recount(self, subscription_id: str) -> None:
         counts = Counter([doc["public"] async for doc in self.assignments.find({"abonnement": subscription_id}, {"public": 1})])
-        await self.collection.update_one({"_id": subscription_id}, {"$set": {
-            "licencesAffectees": {"total": sum(counts.values()), **{p: counts.get(p, 0) for p in PUBLICS}}}, "$inc": {"version": 1}})
+        spent = (await self.get(subscription_id) or {}).get("licencesDepensees", {})
+        await self.collection.update_one({"_id": subscription_id}, {"$set": {"licencesAffectees": {
+            "total": sum(counts.values()) + spent.get("total", 0), **{p: counts.get(p, 0) + spent.get(p, 0) for p in PUBLICS}}},
+            "$inc": {"version": 1}})
 
     async def _tell(self, type: str, payload: Any) -> None:
         await self.outbox.publish(type=type, tenant=self.tenant, payload=payload)
