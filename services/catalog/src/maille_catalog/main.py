@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 from fastapi import FastAPI
@@ -107,6 +108,10 @@ async def on_start(runtime: Runtime) -> None:
         with contextlib.suppress(MalformedEvent):
             centre.offer.apply(event)
     runtime.state["reload"] = asyncio.create_task(_reload(runtime, centre), name="catalog-offer-reload")
+    # The offer just loaded lives long, and so do the persons' lists: the cycle collector walks them rarely
+    # (a full collection over them would land as a pause on requests; a request makes few cycles).
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     runtime.state["expiry"] = asyncio.create_task(_expire(runtime), name="catalog-expiry")
 
 
