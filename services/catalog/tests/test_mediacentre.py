@@ -73,6 +73,10 @@ async def test_a_teacher_in_two_schools_gets_one_merged_mediacentre(catalog, cat
     assert (await catalog.client.put(f"{MEDIACENTRE}/favoris/ark:/12345/eleves", headers=prof)).status_code == 404
     favourites = (await catalog.client.get(MEDIACENTRE, params={"favoris": "true"}, headers=prof)).json()["ressources"]
     assert [(r["idRessource"], r["favori"]) for r in favourites] == [("ark:/12345/maths", True)]
+    assert "catalog.favourite.changed.v1" in await catalog.events("catalog.favourite.")
+    assert (await catalog.client.delete(f"{MEDIACENTRE}/favoris/ark:/12345/maths", headers=prof)).status_code == 204
+    assert (await catalog.client.get(MEDIACENTRE, params={"favoris": "true"}, headers=prof)).json()["ressources"] == []
+    assert (await catalog.client.put(f"{MEDIACENTRE}/favoris/ark:/12345/maths", headers=prof)).status_code == 204
 
     # The person's list is kept, and follows the catalog's events: a withdrawn resource leaves it.
     asked = len(catalog.gar.asked)

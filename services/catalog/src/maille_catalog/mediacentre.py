@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from maille.catalog.v1 import mediacentre_pb2
+
 from maille_catalog.directory import Directory, publics_in
 from maille_catalog.gar import GarClient, GarUnavailable, gar_link
 from maille_catalog.offer import Offer, Offered, offered_of_doc
 from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
 
 log = logging.getLogger("maille.catalog.mediacentre")
 
@@ -40,6 +43,7 @@ class Shelf:
 
     resources: list[Doc]
     gar_missing: dict[str, str]  # UAI -> why
+    favourites: set[str]  # ARKs
 
 
 def folded(text: str) -> str:
@@ -136,24 +140,31 @@ class Mediacentre:
             self._drop(next(iter(self._shelves)))
         return shelf
 
-    async def favourite_ids(self, person_id: str) -> set[str]:
+    async def _favourites(self, person_id: str) -> set[str]:
         doc = await self.favourites.find_one({"_id": person_id})
         return set(doc["arks"]) if doc else set()
 
-    async def set_favourite(self, person_id: str, ark: str, on: bool) -> None:
-        """One document per person (read by key): their favourites' ARKs."""
+    async def set_favourite(self, person_id: str, ark: str, on: bool, *, outbox: Outbox, tenant: str) -> None:
+        """Mark or unmark a favourite: one document per person (read by key), and an event every replica hears
+        (their copy of the person's list follows)."""
         if on:
             await self.favourites.update_one({"_id": person_id}, {"$addToSet": {"arks": ark}}, upsert=True)
         else:
             await self.favourites.update_one({"_id": person_id}, {"$pull": {"arks": ark}})
+        kept = self._shelves.get(person_id)
+        if kept is not None:  # this replica's copy at once
+            (kept[1].favourites.add if on else kept[1].favourites.discard)(ark)
+        await outbox.publish(type="catalog.favourite.changed.v1", tenant=tenant,
+                             payload=mediacentre_pb2.FavouriteChanged(person_id=person_id, resource_id=ark, favourite=on))
 
     async def _compute(self, person_id: str) -> tuple[Shelf, list[str]]:
         """A person's list, and what it depends on besides them: their schools, the resources subscribed for them (shown or not)."""
         person = await self.directory.person(person_id)
         if person is None:  # not in the directory (yet): nothing subscribed for them
-            return Shelf([], {}), []
+            return Shelf([], {}, await self._favourites(person_id)), []
         schools = person.get("etablissements", [])
         local_task = asyncio.ensure_future(self._local(person, schools))
+        favourites_task = asyncio.ensure_future(self._favourites(person_id))
         gar_results = await asyncio.gather(*(self._gar_list(uai, person_id) for uai in schools)) if self.gar else []
         local, subscribed = await local_task
         merged: dict[str, Doc] = {r["idRessource"]: r for r in local}
@@ -173,7 +184,7 @@ class Mediacentre:
                 entry.update(sources=["gar"], etablissements=[uai], lien=gar_link(self.gar_link_url, ent=self.ent, uai=uai, ark=ark))
                 merged[ark] = entry
         resources = sorted(merged.values(), key=lambda r: folded(r.get("nomRessource") or ""))
-        return Shelf(resources, missing), [*(f"uai:{u}" for u in schools), *(f"ark:{a}" for a in subscribed)]
+        return Shelf(resources, missing, await favourites_task), [*(f"uai:{u}" for u in schools), *(f"ark:{a}" for a in subscribed)]
 
     async def _local(self, person: Doc, schools: list[str]) -> tuple[list[Doc], list[str]]:
         """The catalog's resources for the person, and the resources subscribed for them (shown or not)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from maille.catalog.v1 import resources_pb2, subscriptions_pb2
+from maille.catalog.v1 import mediacentre_pb2, resources_pb2, subscriptions_pb2
 
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event
@@ -148,6 +148,9 @@ class Offer:
             return {"schools": sorted(held.schools) if held else [], "resources": [message.resource_id]}
         if fact == "catalog.subscription.expired.v1":
             return {"resources": [event.unpack(subscriptions_pb2.SubscriptionExpired).resource_id]}
+        if fact == "catalog.favourite.changed.v1":
+            # Read again (with their favourites) when next asked; their GAR lists are still kept.
+            return {"persons": [event.unpack(mediacentre_pb2.FavouriteChanged).person_id]}
         if fact == "catalog.assignment.changed.v1":
             message = event.unpack(subscriptions_pb2.AssignmentChanged)
             return {"persons": [*message.assigned_ids, *message.released_ids]}

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from maille_catalog.api.vendor import ArkPath, _ark
 from maille_catalog.mediacentre import Mediacentre, matches
+from maille_kit.app import get_runtime
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 
@@ -56,7 +57,7 @@ async def mine(request: Request, caller: Person, niveau: Filter = None, domaine:
     person = _person(caller)
     centre = mediacentre(request)
     shelf = await centre.shelf(person)
-    favourites = await centre.favourite_ids(person)
+    favourites = shelf.favourites
     chosen = [r for r in shelf.resources if (not favoris or r["idRessource"] in favourites) and
               matches(r, niveau=niveau, domaine=domaine, type=type, q=q)]
     page = [{**r, "favori": r["idRessource"] in favourites} for r in chosen[offset:offset + limit]]
@@ -70,11 +71,14 @@ async def add_favourite(request: Request, ark: ArkPath, caller: Person) -> Respo
     centre = mediacentre(request)
     if not any(r["idRessource"] == ark for r in (await centre.shelf(person)).resources):
         raise Problem(404, f"{ark} is not in your médiacentre")
-    await centre.set_favourite(person, ark, True)
+    runtime = get_runtime(request)
+    await centre.set_favourite(person, ark, True, outbox=runtime.outbox, tenant=runtime.settings.tenant)  # type: ignore[arg-type]
     return Response(status_code=204)
 
 
 @router.delete("/favoris/{ark:path}", status_code=204, summary="Unmark a favourite")
 async def remove_favourite(request: Request, ark: ArkPath, caller: Person) -> Response:
-    await mediacentre(request).set_favourite(_person(caller), _ark(ark), False)
+    runtime = get_runtime(request)
+    await mediacentre(request).set_favourite(_person(caller), _ark(ark), False, outbox=runtime.outbox,  # type: ignore[arg-type]
+                                             tenant=runtime.settings.tenant)
     return Response(status_code=204)
