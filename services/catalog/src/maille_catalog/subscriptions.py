@@ -94,7 +94,7 @@ class Subscriptions:
             raise Refused(422, f"idAbonnement {change.idAbonnement!r} is not the subscription of the path ({subscription_id})",
                           field="idAbonnement")
         async with one_at_a_time(f"subscription:{subscription_id}"):
-            existing = await self._own(editor, subscription_id)
+            existing = await self.owned(editor, subscription_id)
             if change.idRessource != existing["idRessource"]:
                 raise Refused(422, "idRessource cannot change: delete the subscription and create another", field="idRessource")
             if change.finValidite <= existing["debutValidite"].replace(tzinfo=UTC):
@@ -115,7 +115,7 @@ class Subscriptions:
 
     async def delete(self, *, editor: str, subscription_id: str) -> None:
         async with one_at_a_time(f"subscription:{subscription_id}"):
-            existing = await self._own(editor, subscription_id)
+            existing = await self.owned(editor, subscription_id)
             await self._tell("catalog.subscription.deleted.v1", pb.SubscriptionDeleted(id=subscription_id, resource_id=existing["idRessource"]))
             await self.collection.delete_one({"_id": subscription_id})
             await self.assignments.delete_many({"abonnement": subscription_id})
@@ -218,7 +218,8 @@ class Subscriptions:
         if resource["idEditeur"] != editor:
             raise Refused(403, f"{ark} belongs to another vendor")
 
-    async def _own(self, editor: str, subscription_id: str) -> Doc:
+    async def owned(self, editor: str, subscription_id: str) -> Doc:
+        """One of `editor`'s subscriptions; 404 or 403 otherwise."""
         existing = await self.get(subscription_id)
         if existing is None:
             raise Refused(404, f"no subscription {subscription_id}")

@@ -66,7 +66,7 @@ async def list_own(request: Request, vendor: Vendor, uaiEtab: Annotated[str | No
 @router.get("/vendor/subscriptions/{subscription_id}", response_model=Subscription, summary="One of the vendor's subscriptions")
 async def read(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Subscription:
     try:
-        return as_subscription(await subscriptions(request)._own(_editor(vendor), subscription_id))
+        return as_subscription(await subscriptions(request).owned(_editor(vendor), subscription_id))
     except Refused as exc:
         raise problem(exc) from None
 
