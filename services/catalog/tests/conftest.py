@@ -74,8 +74,8 @@ class Catalog:
         client_id, secret = self.keycloak.make(roles=("vendor",), audience="maille-catalog")
         return client_id, {"authorization": f"Bearer {self.keycloak.token(client_id, secret)}"}
 
-    def person(self, ent_id: str) -> dict[str, str]:
-        return {"authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-catalog')}"}
+    def person(self, ent_id: str, *roles: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-catalog', roles=roles)}"}
 
     async def directory(self, *facts: tuple[str, Message]) -> None:
         """Publish identity's events as identity does (its stream, its envelope)."""

@@ -152,6 +152,9 @@ async def test_licences_are_never_assigned_beyond_what_was_bought(catalog, catal
     assert (await catalog.client.post(base, json={"personnes": ["parent"]}, headers=head)).status_code == 422
     assert (await catalog.client.post(base, json={"personnes": ["ghost"]}, headers=head)).json()["detail"] == "unknown persons: ghost"
     assert (await catalog.client.post(base, json={"personnes": ["teacher"]}, headers=catalog.person("teacher"))).status_code == 403
+    # A teacher holding identity's role gar_resp_aff assigns in their own school.
+    manager = catalog.person("teacher", "gar_resp_aff")
+    assert (await catalog.client.get(f"/api/catalog/v1/schools/{A}/subscriptions", headers=manager)).json()[0]["idAbonnement"] == "INDIV-1"
     assert (await catalog.client.post(f"/api/catalog/v1/schools/{B}/subscriptions/INDIV-1/assignments", json={"personnes": ["teacher"]},
                                       headers=head)).status_code == 403  # the head of A is nobody in B
 

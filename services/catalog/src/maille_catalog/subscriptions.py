@@ -2,7 +2,7 @@
 
 - A vendor creates, changes and deletes subscriptions to its own resources, for schools of the directory.
 - A per-person (`INDIV`) subscription's licences are assigned by the school's assignment managers (its
-  direction, or holders of the `gar-resp-aff` role) to persons, classes or groups; each public has its own
+  direction, or holders of the `gar_resp_aff` role) to persons, classes or groups; each public has its own
   count and `nbLicenceGlobale` bounds them all; `ILLIMITE` is no bound. A licence of a `transferable`
   subscription comes back when released; of a `non transferable` one it is spent (the person loses it,
   the count does not come back). Counts never go over: the

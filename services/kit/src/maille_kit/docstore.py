@@ -67,8 +67,14 @@ class Docstore:
     async def ensure_indexes(self, indexes: Indexes) -> None:
         """Create the indexes each collection needs (creating the same index twice changes nothing)."""
         for collection, models in indexes.items():
-            if models:
-                await self.db[collection].create_indexes(list(models))
+            if not models:
+                continue
+            # Only the missing ones, one at a time: FerretDB v1 panics (and drops the connection) when asked to
+            # create several indexes of which some exist already — every restart of a service would fail.
+            existing = {index["name"] async for index in await self.db[collection].list_indexes()}
+            for model in models:
+                if model.document["name"] not in existing:
+                    await self.db[collection].create_indexes([model])
 
     async def close(self) -> None:
         """Close the connections."""

@@ -189,7 +189,7 @@ def keycloak_clients(keycloak_server: KeycloakServer) -> KeycloakClients:
     return KeycloakClients(keycloak_server)
 
 
-def make_person_login(clients: KeycloakClients, *, ent_id: str, audience: str | None = None) -> str:
+def make_person_login(clients: KeycloakClients, *, ent_id: str, audience: str | None = None, roles: tuple[str, ...] = ()) -> str:
     """A Keycloak user linked to the directory person `ent_id` (attribute and token claim `ent_id`), and a
     token of theirs (password grant of a test client): what federation (issue 5) gives a signed-in person."""
     username, password = f"user-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
@@ -201,6 +201,13 @@ def make_person_login(clients: KeycloakClients, *, ent_id: str, audience: str | 
             "emailVerified": True, "attributes": {"ent_id": [ent_id]},
             "credentials": [{"type": "password", "value": password, "temporary": False}],
         }).raise_for_status()
+        if roles:
+            user_id = admin.get("/users", params={"username": username, "exact": "true"}).raise_for_status().json()[0]["id"]
+            for role in roles:
+                answer = admin.post("/roles", json={"name": role})
+                assert answer.status_code in (201, 409), answer.text
+            reps = [admin.get(f"/roles/{role}").raise_for_status().json() for role in roles]
+            admin.post(f"/users/{user_id}/role-mappings/realm", json=reps).raise_for_status()
         mappers = [
             *audience_mappers(audience),
             {"name": "ent_id", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-attribute-mapper",

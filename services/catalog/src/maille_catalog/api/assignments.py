@@ -1,5 +1,5 @@
 """Licence assignment for a school's assignment managers (its direction, or persons holding the
-`gar-resp-aff` role in it; operators anywhere): the school's per-person subscriptions, who holds a licence,
+`gar_resp_aff` role in it; operators anywhere): the school's per-person subscriptions, who holds a licence,
 assigning licences to persons, classes and groups, taking them back."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/catalog/v1/schools/{uai}", tags=["assignments"])
 Caller = Annotated[Principal, Depends(require())]
 Uai = Annotated[str, Path(pattern=UAI_PATTERN, description="the school's UAI")]
 PersonId = Annotated[str, Field(min_length=1, max_length=64)]
-MANAGER_ROLE = "gar-resp-aff"
+MANAGER_ROLE = "gar_resp_aff"
 
 
 class AssignmentsIn(BaseModel):
