@@ -217,3 +217,24 @@ async def test_a_school_leaving_flags_its_subscriptions_and_an_ended_one_is_anno
     assert events.count("catalog.subscription.updated.v1") == 2  # each covered B
     refused = await catalog.client.post(f"{VENDOR}/subscriptions", json=h.subscription("NEW", ARK, [B]), headers=auth)
     assert refused.status_code == 422 and B in refused.json()["detail"]
+
+
+async def test_a_class_is_assigned_with_its_members_of_now_whichever_event_came_first(catalog, catalog_helpers) -> None:
+    h = catalog_helpers
+    await catalog.schools(A)
+    klass, other = f"S{A}$6B", f"S{A}$6C"
+    # The pupils' events before their class's: the class still learns its members.
+    await catalog.persons(h.person("head", (A, "National_DIR")), *(h.person(f"b-{n}", (A, "National_ELV"), groups=(klass,)) for n in range(3)))
+    await catalog.known("persons", "b-2")
+    await catalog.directory(("identity.group.created.v1", h.pb.GroupCreated(group=h.pb.Group(
+        id=klass, structure_id=f"S{A}", code="6B", label="6e B", kind=h.pb.GROUP_KIND_CLASS))))
+    await catalog.known("groups", klass, lambda doc: doc is not None and doc.get("code") == "6B")
+    await catalog.persons(h.person("b-2", (A, "National_ELV"), groups=(other,)), fact="updated")  # changes class
+    await catalog.known("persons", "b-2", lambda doc: doc is not None and doc["groupes"] == [other])
+    _, auth = catalog.vendor()
+    await catalog.client.post(f"{VENDOR}/resources", json=h.resource(ARK), headers=auth)
+    body = h.subscription("CLASS", ARK, [A], typeAffectation="INDIV", nbLicenceGlobale="ILLIMITE", categorieAffectation="transferable")
+    assert (await catalog.client.post(f"{VENDOR}/subscriptions", json=body, headers=auth)).status_code == 201
+    answer = await catalog.client.post(f"/api/catalog/v1/schools/{A}/subscriptions/CLASS/assignments", json={"groupes": [klass]},
+                                       headers=catalog.person("head"))
+    assert answer.status_code == 200 and answer.json()["affectees"] == ["b-0", "b-1"]

@@ -8,6 +8,7 @@ loses all of theirs; a school that leaves the directory flags the subscriptions 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -50,6 +51,19 @@ def publics_in(person: Doc, uai: str) -> list[str]:
     return [entry.partition("|")[2] for entry in person.get("publics", []) if entry.partition("|")[0] == uai]
 
 
+async def by_keys(collection: Any, keys: list[str], projection: Doc | None = None, concurrency: int = 16) -> dict[str, Doc]:
+    """Documents by `_id`, each looked up by its key: FerretDB v1 answers `_id $in` by scanning the collection
+    (6.7 s for 1,000 of 100,000 persons), a look-up by key from its index (1,000 in 0.3 s)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(key: str) -> Doc | None:
+        async with gate:
+            return await collection.find_one({"_id": key}, projection)
+
+    found = await asyncio.gather(*(one(key) for key in dict.fromkeys(keys)))
+    return {doc["_id"]: doc for doc in found if doc is not None}
+
+
 class Directory:
     """The catalog's copy of the directory."""
 
@@ -62,11 +76,13 @@ class Directory:
         return await self.persons.find_one({"_id": person_id})
 
     async def persons_by_id(self, ids: list[str]) -> dict[str, Doc]:
-        return {doc["_id"]: doc async for doc in self.persons.find({"_id": {"$in": ids}})}
+        return await by_keys(self.persons, ids)
 
     async def members(self, group_ids: list[str]) -> list[Doc]:
-        """Every person of these classes or groups."""
-        return [doc async for doc in self.persons.find({"groupes": {"$in": group_ids}})]
+        """Every person of these classes or groups (each group keeps its members: no query over all persons)."""
+        groups = await by_keys(self.groups, group_ids, {"membres": 1})
+        ids = sorted({member for group in groups.values() for member in group.get("membres", [])})
+        return list((await self.persons_by_id(ids)).values())
 
     async def group(self, group_id: str) -> Doc | None:
         return await self.groups.find_one({"_id": group_id})
@@ -114,23 +130,34 @@ class DirectoryFollower:
             return
         group = event.unpack(pb.GroupCreated if fact == "created" else pb.GroupUpdated).group
         school = await self.directory.schools.find_one({"structure": group.structure_id}, {"_id": 1})
-        await groups.replace_one({"_id": group.id}, {"_id": group.id, "uai": school["_id"] if school else None, "code": group.code,
-                                                     "libelle": group.label, "classe": group.kind == pb.GROUP_KIND_CLASS}, upsert=True)
+        # Its fields set, its members (kept by the persons' events, which may come first) left as they are.
+        await groups.update_one({"_id": group.id}, {"$set": {"uai": school["_id"] if school else None, "code": group.code,
+                                                             "libelle": group.label, "classe": group.kind == pb.GROUP_KIND_CLASS}}, upsert=True)
 
     async def _person(self, event: Event, fact: str) -> None:
         persons = self.directory.persons
         if fact == "deleted":
             person_id = event.unpack(pb.PersonDeleted).id
-            before = await persons.find_one({"_id": person_id}, {"etablissements": 1})
+            before = await persons.find_one({"_id": person_id}, {"etablissements": 1, "groupes": 1})
             if before is not None:
                 await self.left_schools(person_id, before.get("etablissements", []))
+                await self._membership(person_id, before.get("groupes", []), [])
                 await persons.delete_one({"_id": person_id})
             self.person_changed(person_id)
             return
         doc = person_doc(event.unpack(pb.PersonCreated if fact == "created" else pb.PersonUpdated).person, event.tenant)
-        before = await persons.find_one({"_id": doc["_id"]}, {"etablissements": 1})
-        left = [uai for uai in (before or {}).get("etablissements", []) if uai not in doc["etablissements"]]
+        before = await persons.find_one({"_id": doc["_id"]}, {"etablissements": 1, "groupes": 1}) or {}
+        left = [uai for uai in before.get("etablissements", []) if uai not in doc["etablissements"]]
         if left:
             await self.left_schools(doc["_id"], left)
+        await self._membership(doc["_id"], before.get("groupes", []), doc["groupes"])
         await persons.replace_one({"_id": doc["_id"]}, doc, upsert=True)
         self.person_changed(doc["_id"])
+
+    async def _membership(self, person_id: str, before: list[str], after: list[str]) -> None:
+        """The person's groups keep them as a member (each group updated by its key)."""
+        groups = self.directory.groups
+        for group_id in set(after) - set(before):
+            await groups.update_one({"_id": group_id}, {"$addToSet": {"membres": person_id}}, upsert=True)
+        for group_id in set(before) - set(after):
+            await groups.update_one({"_id": group_id}, {"$pull": {"membres": person_id}})

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from maille.catalog.v1 import subscriptions_pb2 as pb
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from maille_catalog.directory import Directory, publics_in
+from maille_catalog.directory import Directory, by_keys, publics_in
 from maille_catalog.locks import one_at_a_time
 from maille_catalog.schemas import LICENCE_FIELDS, PUBLICS, SubscriptionChange, SubscriptionIn
 from maille_kit.docstore import Docstore
@@ -143,8 +144,8 @@ class Subscriptions:
         subscription = await self._assignable(subscription_id, uai)
         wanted = await self._persons(subscription, uai, person_ids, group_ids)
         async with one_at_a_time(f"subscription:{subscription_id}"):
-            held = {doc["personne"] async for doc in self.assignments.find(
-                {"_id": {"$in": [f"{subscription_id}|{p}" for p in wanted]}}, {"personne": 1})}
+            held = {doc["personne"] for doc in (await by_keys(self.assignments, [f"{subscription_id}|{p}" for p in wanted],
+                                                               {"personne": 1})).values()}
             new = {person: public for person, public in wanted.items() if person not in held}
             if new:
                 await self._reserve(subscription_id, Counter(new.values()))
@@ -168,7 +169,7 @@ class Subscriptions:
         subscription = await self.get(subscription_id)
         if subscription is None:
             raise Refused(404, f"no subscription {subscription_id}")
-        return await self._release(subscription, {"abonnement": subscription_id, "uai": uai, "personne": {"$in": person_ids}}, uai, by)
+        return await self._release(subscription, uai, by, keys=[f"{subscription_id}|{p}" for p in person_ids])
 
     async def left_schools(self, person_id: str, uais: list[str]) -> None:
         """A person left these schools (or the directory): their licences there go back."""
@@ -177,7 +178,7 @@ class Subscriptions:
             subscription = await self.get(subscription_id)
             if subscription is not None:
                 for uai in uais:
-                    await self._release(subscription, {"abonnement": subscription_id, "uai": uai, "personne": person_id}, uai, "directory")
+                    await self._release(subscription, uai, "directory", keys=[f"{subscription_id}|{person_id}"])
 
     async def school_removed(self, uai: str) -> None:
         """A school left the directory: the subscriptions covering it say so."""
@@ -301,32 +302,34 @@ class Subscriptions:
         decrements = {"licencesAffectees.total": -sum(released.values()), **{f"licencesAffectees.{p}": -c for p, c in released.items()}}
         await self.collection.update_one({"_id": subscription_id}, {"$inc": {**decrements, "version": 1}})
 
-    async def _release(self, subscription: Doc, query: Doc, uai: str, by: str) -> list[str]:
+    async def _release(self, subscription: Doc, uai: str, by: str, *, keys: list[str]) -> list[str]:
+        """Take back the licences of these assignments (by key) in one school; the persons who had one."""
         subscription_id = subscription["_id"]
         async with one_at_a_time(f"subscription:{subscription_id}"):
-            held = [doc async for doc in self.assignments.find(query, {"personne": 1, "public": 1})]
+            found = await by_keys(self.assignments, keys, {"personne": 1, "public": 1, "uai": 1})
+            held = [doc for doc in found.values() if doc["uai"] == uai]
             if not held:
                 return []
             persons = sorted(doc["personne"] for doc in held)
             await self._tell("catalog.assignment.changed.v1", pb.AssignmentChanged(
                 subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, released_ids=persons, by=by))
-            result = await self.assignments.delete_many({"_id": {"$in": [doc["_id"] for doc in held]}})
-            released = Counter(doc["public"] for doc in held)
-            if result.deleted_count != len(held):  # another replica released some of them meanwhile: count again
-                await self._recount(subscription_id)
-            elif subscription["categorieAffectation"] == "transferable":
+            gate = asyncio.Semaphore(16)
+
+            async def delete(doc: Doc) -> bool:
+                async with gate:
+                    return (await self.assignments.delete_one({"_id": doc["_id"]})).deleted_count == 1
+
+            deleted = await asyncio.gather(*(delete(doc) for doc in held))
+            # Only what this call deleted comes back (another replica may have released some meanwhile).
+            released = Counter(doc["public"] for doc, gone in zip(held, deleted) if gone)
+            if not released:
+                return persons
+            if subscription["categorieAffectation"] == "transferable":
                 await self._give_back(subscription_id, released)
             else:  # non transferable: a licence once assigned is spent, the person losing it does not give it back
                 spent = {"licencesDepensees.total": sum(released.values()), **{f"licencesDepensees.{p}": c for p, c in released.items()}}
                 await self.collection.update_one({"_id": subscription_id}, {"$inc": {**spent, "version": 1}})
         return persons
-
-    async def _recount(self, subscription_id: str) -> None:
-        counts = Counter([doc["public"] async for doc in self.assignments.find({"abonnement": subscription_id}, {"public": 1})])
-        spent = (await self.get(subscription_id) or {}).get("licencesDepensees", {})
-        await self.collection.update_one({"_id": subscription_id}, {"$set": {"licencesAffectees": {
-            "total": sum(counts.values()) + spent.get("total", 0), **{p: counts.get(p, 0) + spent.get(p, 0) for p in PUBLICS}}},
-            "$inc": {"version": 1}})
 
     async def _tell(self, type: str, payload: Any) -> None:
         await self.outbox.publish(type=type, tenant=self.tenant, payload=payload)
