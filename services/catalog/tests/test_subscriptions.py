@@ -144,6 +144,8 @@ async def test_licences_are_never_assigned_beyond_what_was_bought(catalog, catal
     assert len(held) == 10 and {a["public"] for a in held} == {"ELEVE"}
     subscription = (await catalog.client.get(f"{VENDOR}/subscriptions/INDIV-1", headers=auth)).json()
     assert subscription["licencesAffectees"] == {"total": 10, "ELEVE": 10, "ENSEIGNANT": 0, "DOCUMENTALISTE": 0, "AUTRE PERSONNEL": 0}
+    again = await catalog.client.post(base, json={"personnes": [held[0]["personne"]]}, headers=head)  # holds one already
+    assert again.status_code == 200 and again.json()["affectees"] == [] and again.json()["dejaAffectees"] == [held[0]["personne"]]
 
     # The vendor cannot take away licences in use; a parent is no public of it; nor can a teacher assign.
     lower = {k: v for k, v in body.items() if k != "uaiEtab"} | {"nbLicenceEleve": 5}

@@ -144,8 +144,11 @@ class Subscriptions:
         subscription = await self._assignable(subscription_id, uai)
         wanted = await self._persons(subscription, uai, person_ids, group_ids)
         async with one_at_a_time(f"subscription:{subscription_id}"):
+            # Who holds one already (none when no licence is in use: the common first assignment of a class).
+            current = await self.get(subscription_id)
+            in_use = (current or subscription)["licencesAffectees"]["total"]
             held = {doc["personne"] for doc in (await by_keys(self.assignments, [f"{subscription_id}|{p}" for p in wanted],
-                                                               {"personne": 1})).values()}
+                                                               {"personne": 1})).values()} if in_use else set()
             new = {person: public for person, public in wanted.items() if person not in held}
             if new:
                 await self._reserve(subscription_id, Counter(new.values()))
