@@ -60,7 +60,9 @@ def _mediacentre(runtime: Runtime) -> Mediacentre:
 def consumers(runtime: Runtime) -> list[EventConsumer]:
     """The directory, learnt from identity's events (its stream may come up after the catalog)."""
     assert runtime.docstore is not None
-    subs = _subscriptions(runtime)
+    assert runtime.outbox is not None
+    subs = Subscriptions(runtime.docstore, runtime.outbox, Directory(runtime.docstore), tenant=runtime.settings.tenant,
+                         per_person_of=_mediacentre(runtime).offer.per_person_of)
     follower = DirectoryFollower(Directory(runtime.docstore), left_schools=subs.left_schools, school_removed=subs.school_removed,
                                  person_changed=_mediacentre(runtime).person_changed)
     return [EventConsumer(runtime.bus, runtime.docstore, service="catalog", durable="catalog-directory", stream="IDENTITY",

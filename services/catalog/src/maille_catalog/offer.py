@@ -76,6 +76,7 @@ class Offer:
         self.subscriptions: dict[str, Offered] = {}
         self.by_school: dict[str, dict[str, Offered]] = {}
         self._gone: dict[str, int] = {}  # subscriptions deleted: id -> at which version of theirs
+        self.loaded = False
 
     async def load(self, docstore: Docstore) -> None:
         """Everything from the docstore (what is held and newer stays)."""
@@ -87,7 +88,14 @@ class Offer:
             self.put_subscription(offered_of_doc(doc), written=True)
         for sub_id in [s for s in self.subscriptions if s not in seen]:  # deleted while an event was missed
             self.drop_subscription(sub_id, version=self.subscriptions[sub_id].version)
+        self.loaded = True
         log.info("offer loaded", extra={"resources": len(self.resources), "subscriptions": len(self.subscriptions)})
+
+    def per_person_of(self, uai: str) -> list[str] | None:
+        """The ids of a school's per-person subscriptions; None until loaded."""
+        if not self.loaded:
+            return None
+        return [o.id for o in self.by_school.get(uai, {}).values() if o.per_person]
 
     def put_resource(self, doc: Doc, *, published: bool) -> bool:
         ark, version = doc["idRessource"], doc["version"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,8 +56,10 @@ def _limit(value: Any) -> int | None:
 class Subscriptions:
     """The catalog's subscriptions and assignments."""
 
-    def __init__(self, docstore: Docstore, outbox: Outbox, directory: Directory, *, tenant: str, observer: Any = None) -> None:
+    def __init__(self, docstore: Docstore, outbox: Outbox, directory: Directory, *, tenant: str, observer: Any = None,
+                 per_person_of: Callable[[str], list[str] | None] | None = None) -> None:
         self.observer = observer  # told of each subscription written (the médiacentre of this replica)
+        self.per_person_of = per_person_of  # a school's per-person subscriptions (ids), None while unknown
         self.collection = docstore.db[SUBSCRIPTIONS]
         self.assignments = docstore.db[ASSIGNMENTS]
         self.resources = docstore.db["resources"]
@@ -175,8 +178,16 @@ class Subscriptions:
         return await self._release(subscription, uai, by, keys=[f"{subscription_id}|{p}" for p in person_ids])
 
     async def left_schools(self, person_id: str, uais: list[str]) -> None:
-        """A person left these schools (or the directory): their licences there go back."""
-        subscriptions = {doc["abonnement"] async for doc in self.assignments.find({"personne": person_id, "uai": {"$in": uais}})}
+        """A person left these schools (or the directory): their licences there go back. The per-person
+        subscriptions of those schools come from the offer in memory when it is loaded (then each licence is
+        looked up by key), else from a query over the assignments."""
+        offered = [self.per_person_of(uai) for uai in uais] if self.per_person_of is not None else [None]
+        if all(ids is not None for ids in offered):
+            candidates = sorted({sub_id for ids in offered for sub_id in ids or ()})
+            held = await by_keys(self.assignments, [f"{sub_id}|{person_id}" for sub_id in candidates], {"abonnement": 1})
+            subscriptions = {doc["abonnement"] for doc in held.values()}
+        else:
+            subscriptions = {doc["abonnement"] async for doc in self.assignments.find({"personne": person_id, "uai": {"$in": uais}})}
         for subscription_id in sorted(subscriptions):
             subscription = await self.get(subscription_id)
             if subscription is not None:
