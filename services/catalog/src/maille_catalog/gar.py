@@ -4,14 +4,14 @@ GAR-style links that open a resource (gar.md §1)."""
 from __future__ import annotations
 
 import base64
-import logging
 import ssl
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
 
-log = logging.getLogger("maille.catalog.gar")
+from maille_kit.http import http_client
+
 
 
 class GarUnavailable(Exception):
@@ -33,9 +33,8 @@ class GarClient:
             context.load_cert_chain(cert, key)
         self.ent = ent
         self.timeout = timeout
-        self.http = httpx.AsyncClient(base_url=url.rstrip("/"), verify=context, timeout=timeout,
-                                      headers={"accept": "application/json", "accept-encoding": "gzip"},
-                                      limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+        self.http = http_client(base_url=url.rstrip("/"), timeout=timeout, connect_timeout=timeout, max_connections=32, keepalive=32,
+                                verify=context, headers={"accept": "application/json", "accept-encoding": "gzip"})
 
     async def resources(self, uai: str, person_id: str) -> list[dict[str, Any]]:
         """The GAR's resources of a person in one school; `GarUnavailable` when it cannot say."""

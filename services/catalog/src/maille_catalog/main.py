@@ -37,11 +37,6 @@ INDEXES = {
 }
 
 
-def _subscriptions(runtime: Runtime) -> Subscriptions:
-    assert runtime.docstore is not None and runtime.outbox is not None
-    return Subscriptions(runtime.docstore, runtime.outbox, Directory(runtime.docstore), tenant=runtime.settings.tenant)
-
-
 def _mediacentre(runtime: Runtime) -> Mediacentre:
     centre = runtime.state.get("mediacentre")
     if centre is None:
@@ -60,9 +55,7 @@ def _mediacentre(runtime: Runtime) -> Mediacentre:
 def consumers(runtime: Runtime) -> list[EventConsumer]:
     """The directory, learnt from identity's events (its stream may come up after the catalog)."""
     assert runtime.docstore is not None
-    assert runtime.outbox is not None
-    subs = Subscriptions(runtime.docstore, runtime.outbox, Directory(runtime.docstore), tenant=runtime.settings.tenant,
-                         per_person_of=_mediacentre(runtime).offer.per_person_of)
+    subs = Subscriptions.of(runtime, per_person_of=_mediacentre(runtime).offer.per_person_of)
     follower = DirectoryFollower(Directory(runtime.docstore), left_schools=subs.left_schools, school_removed=subs.school_removed,
                                  person_changed=_mediacentre(runtime).person_changed)
     return [EventConsumer(runtime.bus, runtime.docstore, service="catalog", durable="catalog-directory", stream="IDENTITY",
@@ -118,7 +111,7 @@ async def on_start(runtime: Runtime) -> None:
 
 
 async def _expire(runtime: Runtime) -> None:
-    subs = _subscriptions(runtime)
+    subs = Subscriptions.of(runtime)
     while True:
         try:
             count = await subs.expire()

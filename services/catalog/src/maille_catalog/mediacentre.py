@@ -26,7 +26,7 @@ from maille.catalog.v1 import mediacentre_pb2
 from maille_catalog.directory import Directory, publics_in
 from maille_catalog.gar import GarClient, GarUnavailable, gar_link
 from maille_catalog.offer import Offer, Offered, offered_of_doc
-from maille_kit.docstore import Docstore
+from maille_kit.docstore import Docstore, by_ids
 from maille_kit.outbox import Outbox
 
 log = logging.getLogger("maille.catalog.mediacentre")
@@ -201,8 +201,9 @@ class Mediacentre:
                 elif publics & offered.publics:
                     matching.setdefault(offered.ark, []).append(uai)
         if per_person:  # a licence of theirs: one look-up by key each (never a scan)
-            held = await asyncio.gather(*(self.assignments.find_one({"_id": f"{o.id}|{person['_id']}"}, {"uai": 1}) for o, _ in per_person))
-            for (offered, uai), doc in zip(per_person, held):
+            held = await by_ids(self.assignments, [f"{o.id}|{person['_id']}" for o, _ in per_person], {"uai": 1})
+            for offered, uai in per_person:
+                doc = held.get(f"{offered.id}|{person['_id']}")
                 if doc is not None and doc["uai"] == uai:
                     matching.setdefault(offered.ark, []).append(uai)
         found = []

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,13 +24,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from maille.catalog.v1 import subscriptions_pb2 as pb
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from maille_catalog.directory import Directory, by_keys, publics_in
+from maille_catalog.directory import Directory, publics_in
 from maille_catalog.locks import one_at_a_time
 from maille_catalog.schemas import LICENCE_FIELDS, PUBLICS, SubscriptionChange, SubscriptionIn
-from maille_kit.docstore import Docstore
+from maille_kit.docstore import Docstore, by_ids
 from maille_kit.outbox import Outbox
 
-log = logging.getLogger("maille.catalog.subscriptions")
 
 SUBSCRIPTIONS, ASSIGNMENTS = "subscriptions", "assignments"
 Doc = dict[str, Any]
@@ -66,6 +64,13 @@ class Subscriptions:
         self.directory = directory
         self.outbox = outbox
         self.tenant = tenant
+
+    @classmethod
+    def of(cls, runtime: Any, *, per_person_of: Callable[[str], list[str] | None] | None = None) -> Subscriptions:
+        """The subscriptions of a running catalog (its médiacentre, when there is one, told of each write)."""
+        assert runtime.docstore is not None and runtime.outbox is not None
+        return cls(runtime.docstore, runtime.outbox, Directory(runtime.docstore), tenant=runtime.settings.tenant,
+                   observer=runtime.state.get("mediacentre"), per_person_of=per_person_of)
 
     # -- a vendor's subscriptions -------------------------------------------------------------------------
 
@@ -147,14 +152,16 @@ class Subscriptions:
         subscription = await self._assignable(subscription_id, uai)
         wanted = await self._persons(subscription, uai, person_ids, group_ids)
         async with one_at_a_time(f"subscription:{subscription_id}"):
-            # Who holds one already (none when no licence is in use: the common first assignment of a class).
             current = await self.get(subscription_id)
-            in_use = (current or subscription)["licencesAffectees"]["total"]
-            held = {doc["personne"] for doc in (await by_keys(self.assignments, [f"{subscription_id}|{p}" for p in wanted],
-                                                               {"personne": 1})).values()} if in_use else set()
+            if current is None:
+                raise Refused(404, f"no subscription {subscription_id}")
+            counts = dict(current["licencesAffectees"])
+            # Who holds one already (none when no licence is in use: the common first assignment of a class).
+            held = {doc["personne"] for doc in (await by_ids(self.assignments, [f"{subscription_id}|{p}" for p in wanted],
+                                                             {"personne": 1})).values()} if counts["total"] else set()
             new = {person: public for person, public in wanted.items() if person not in held}
             if new:
-                await self._reserve(subscription_id, Counter(new.values()))
+                counts = await self._reserve(subscription_id, Counter(new.values()), current)
                 now = datetime.now(UTC)
                 await self._tell("catalog.assignment.changed.v1", pb.AssignmentChanged(
                     subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, assigned_ids=sorted(new), by=by))
@@ -163,12 +170,12 @@ class Subscriptions:
                 try:
                     await self.assignments.insert_many(docs, ordered=False)
                 except BulkWriteError as exc:  # another replica assigned some of them meanwhile: give their licences back
-                    twice = [docs[e["index"]]["public"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000]
-                    if len(twice) != len(exc.details.get("writeErrors", [])):
+                    twice = Counter(docs[e["index"]]["public"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000)
+                    if sum(twice.values()) != len(exc.details.get("writeErrors", [])):
                         raise
-                    await self._give_back(subscription_id, Counter(twice))
-        return {"affectees": sorted(new), "dejaAffectees": sorted(held), "licencesAffectees": (await self.get(subscription_id) or {}).get(
-            "licencesAffectees", {})}
+                    await self._give_back(subscription_id, twice)
+                    counts = {key: value - (sum(twice.values()) if key == "total" else twice.get(key, 0)) for key, value in counts.items()}
+        return {"affectees": sorted(new), "dejaAffectees": sorted(held), "licencesAffectees": counts}
 
     async def release(self, *, subscription_id: str, uai: str, person_ids: list[str], by: str) -> list[str]:
         """Take licences back from persons; the persons who had one."""
@@ -184,7 +191,7 @@ class Subscriptions:
         offered = [self.per_person_of(uai) for uai in uais] if self.per_person_of is not None else [None]
         if all(ids is not None for ids in offered):
             candidates = sorted({sub_id for ids in offered for sub_id in ids or ()})
-            held = await by_keys(self.assignments, [f"{sub_id}|{person_id}" for sub_id in candidates], {"abonnement": 1})
+            held = await by_ids(self.assignments, [f"{sub_id}|{person_id}" for sub_id in candidates], {"abonnement": 1})
             subscriptions = {doc["abonnement"] for doc in held.values()}
         else:
             subscriptions = {doc["abonnement"] async for doc in self.assignments.find({"personne": person_id, "uai": {"$in": uais}})}
@@ -289,12 +296,10 @@ class Subscriptions:
                 wanted.setdefault(member["_id"], public)
         return wanted
 
-    async def _reserve(self, subscription_id: str, new: Counter[str]) -> None:
-        """Count `new` licences in, all or none, never over a bound: a conditional write on the version, retried."""
+    async def _reserve(self, subscription_id: str, new: Counter[str], doc: Doc) -> dict[str, int]:
+        """Count `new` licences in, all or none, never over a bound: a conditional write on the version (`doc` as
+        read; read again if it changed meanwhile). The licences in use after."""
         for _ in range(20):
-            doc = await self.get(subscription_id)
-            if doc is None:
-                raise Refused(404, f"no subscription {subscription_id}")
             used = doc["licencesAffectees"]
             total = sum(new.values())
             bound = _limit(doc.get("nbLicenceGlobale"))
@@ -309,7 +314,11 @@ class Subscriptions:
             result = await self.collection.update_one({"_id": subscription_id, "version": doc["version"]},
                                                       {"$inc": {**increments, "version": 1}})
             if result.modified_count == 1:
-                return
+                return {**used, "total": used["total"] + total, **{p: used.get(p, 0) + c for p, c in new.items()}}
+            fresh = await self.get(subscription_id)
+            if fresh is None:
+                raise Refused(404, f"no subscription {subscription_id}")
+            doc = fresh
         raise Refused(409, f"{subscription_id} is changing too often right now: try again")
 
     async def _give_back(self, subscription_id: str, released: Counter[str]) -> None:
@@ -320,7 +329,7 @@ class Subscriptions:
         """Take back the licences of these assignments (by key) in one school; the persons who had one."""
         subscription_id = subscription["_id"]
         async with one_at_a_time(f"subscription:{subscription_id}"):
-            found = await by_keys(self.assignments, keys, {"personne": 1, "public": 1, "uai": 1})
+            found = await by_ids(self.assignments, keys, {"personne": 1, "public": 1, "uai": 1})
             held = [doc for doc in found.values() if doc["uai"] == uai]
             if not held:
                 return []

@@ -19,6 +19,20 @@ log = logging.getLogger("maille.docstore")
 Indexes = Mapping[str, Sequence[IndexModel]]
 
 
+async def by_ids(collection: Any, ids: Sequence[str], projection: Mapping[str, Any] | None = None,
+                 concurrency: int = 16) -> dict[str, dict[str, Any]]:
+    """Documents by `_id`, each looked up by its key: FerretDB v1 answers `_id $in` by scanning the collection
+    (6.7 s for 1,000 of 100,000 documents), a look-up by key from its index (1,000 in 0.3 s)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(key: str) -> dict[str, Any] | None:
+        async with gate:
+            return await collection.find_one({"_id": key}, projection)
+
+    found = await asyncio.gather(*(one(key) for key in dict.fromkeys(ids)))
+    return {doc["_id"]: doc for doc in found if doc is not None}
+
+
 class Docstore:
     """A service's own database on a MongoDB-wire server.
 

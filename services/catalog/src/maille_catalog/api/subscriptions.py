@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import ValidationError
 
+from maille_catalog.api.vendor import read_limited
 from maille_catalog.abonnements import BadXml, read_abonnement, read_filters, write_abonnement, write_abonnements
-from maille_catalog.directory import Directory
 from maille_catalog.schemas import Subscription, SubscriptionChange, SubscriptionIn, SubscriptionPage
 from maille_catalog.subscriptions import Refused, Subscriptions
 from maille_kit.app import get_runtime
@@ -26,10 +26,7 @@ XML_MAX_BYTES = 1024 * 1024
 
 
 def subscriptions(request: Request) -> Subscriptions:
-    runtime = get_runtime(request)
-    assert runtime.docstore is not None and runtime.outbox is not None
-    return Subscriptions(runtime.docstore, runtime.outbox, Directory(runtime.docstore), tenant=runtime.settings.tenant,
-                         observer=runtime.state.get("mediacentre"))
+    return Subscriptions.of(get_runtime(request))
 
 
 def problem(exc: Refused) -> Problem:
@@ -91,12 +88,7 @@ async def delete(request: Request, subscription_id: SubscriptionId, vendor: Vend
 # -- the GAR's XML ------------------------------------------------------------------------------------------------
 
 async def _body(request: Request) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > XML_MAX_BYTES:
-            raise Problem(413, f"an abonnement document is at most {XML_MAX_BYTES} bytes")
-    return bytes(body)
+    return await read_limited(request, XML_MAX_BYTES, "an abonnement document")
 
 
 def _model(model: type[SubscriptionChange], data: dict[str, Any]) -> Any:

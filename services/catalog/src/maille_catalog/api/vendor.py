@@ -72,11 +72,7 @@ async def list_own(request: Request, vendor: Vendor, offset: Annotated[int, Quer
 @router.post("/resources/bulk", response_model=BulkReport, summary="Load a whole catalogue: JSON array or CSV, a report per line")
 async def load(request: Request, vendor: Vendor) -> BulkReport:
     limit = get_runtime(request).settings.bulk_max_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Problem(413, f"a bulk load is at most {limit} bytes: split the catalogue")
+    body = await read_limited(request, limit, "a bulk load", advice=": split the catalogue")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         lines = _json_lines(bytes(body))
@@ -118,6 +114,16 @@ async def withdraw(request: Request, ark: ArkPath, vendor: Vendor) -> Response:
     except (NoSuchResource, NotYours, ChangedMeanwhile) as exc:
         raise _refusal(exc, ark) from None
     return Response(status_code=204)
+
+
+async def read_limited(request: Request, limit: int, what: str, advice: str = "") -> bytes:
+    """The request's body, read as it comes; 413 as soon as it is over `limit` bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Problem(413, f"{what} is at most {limit} bytes{advice}")
+    return bytes(body)
 
 
 def _checked(number: int, data: Any) -> tuple[int, ResourceIn | str]:
