@@ -10,7 +10,7 @@ from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
 from maille_identity.main import app
-from maille_identity.rules.service import CAN_WRITE, VISIBLES
+from maille_identity.rules.service import CAN_WRITE, RESOLVE, VISIBLES
 from maille_identity.settings import IdentitySettings
 
 from ..directory.test_import import TENANT, feed, pupil, request, run_import, school, uai_for
@@ -37,6 +37,24 @@ async def test_can_write_and_visibles_over_nats_follow_the_directory(
 
         reply = await bus.nc.request(VISIBLES, pb.VisiblesRequest(tenant=TENANT, sender_id=ids["E1"], text="eluard").SerializeToString(), timeout=10)
         assert [p.id for p in pb.VisiblesResponse.FromString(reply.data).persons] == [ids["E2"]]
+
+        # A send's recipients resolved: a person and the sender's own class checked and expanded; another
+        # class's pupils refused as a whole; ids naming nobody and no group said so.
+        uai = uai_for(1)
+        reply = await bus.nc.request(RESOLVE, pb.ResolveRequest(
+            tenant=TENANT, sender_id=ids["E1"], person_ids=[ids["E2"], ids["E3"], "nobody"],
+            group_ids=[f"{uai}$6A/ELV", f"{uai}$5B/ELV", f"{uai}$9Z/ELV", "garbage"]).SerializeToString(), timeout=10)
+        resolved = pb.ResolveResponse.FromString(reply.data)
+        assert [p.id for p in resolved.persons] == [ids["E2"]]
+        assert list(resolved.refused_ids) == [ids["E3"]] and list(resolved.unknown_ids) == ["nobody"]
+        assert [(g.id, sorted(g.member_ids)) for g in resolved.groups] == [(f"{uai}$6A/ELV", sorted([ids["E1"], ids["E2"]]))]
+        assert resolved.groups[0].name == "6A — élèves"
+        assert list(resolved.refused_group_ids) == [f"{uai}$5B/ELV"]
+        assert list(resolved.unknown_group_ids) == [f"{uai}$9Z/ELV", "garbage"]
+
+        reply = await bus.nc.request(VISIBLES, pb.VisiblesRequest(tenant=TENANT, sender_id=ids["E1"], with_groups=True).SerializeToString(), timeout=10)
+        groups = pb.VisiblesResponse.FromString(reply.data).groups
+        assert [(g.id, g.name, g.size) for g in groups] == [(f"{uai}$6A/ELV", "6A — élèves", 2)]
 
         unknown = await ask_can_write(bus, "nobody", [ids["E1"]])
         assert "unknown sender" in unknown.error

@@ -1,5 +1,5 @@
-"""The visibles service over NATS request/reply: `rpc.identity.rules.can_write.v1` and
-`rpc.identity.rules.visibles.v1` (contracts in proto/maille/identity/v1/rules.proto), answered by any
+"""The visibles service over NATS request/reply: `rpc.identity.rules.can_write.v1`,
+`rpc.identity.rules.visibles.v1` and `rpc.identity.rules.resolve.v1` (contracts in proto/maille/identity/v1/rules.proto), answered by any
 one replica of identity (queue group `identity`). Requests live under `rpc.`: a service's stream owns
 `<service>.>` for its events and must not capture them.
 
@@ -28,6 +28,7 @@ log = logging.getLogger("maille.identity.rules")
 
 CAN_WRITE = "rpc.identity.rules.can_write.v1"
 VISIBLES = "rpc.identity.rules.visibles.v1"
+RESOLVE = "rpc.identity.rules.resolve.v1"
 MAX_LIMIT = 500
 
 
@@ -71,6 +72,9 @@ class VisiblesService:
         self._subscriptions = [
             await nc.subscribe(CAN_WRITE, queue="identity", cb=self._can_write),
             await nc.subscribe(VISIBLES, queue="identity", cb=self._visibles),
+            await nc.subscribe(RESOLVE, queue="identity", cb=self._resolve),
+            await nc.subscribe("identity.structure.>", cb=self._structure_event),
+            await nc.subscribe("identity.group.>", cb=self._group_event),
             await nc.subscribe("identity.person.>", cb=self._person_event),  # every replica: no queue
             await nc.subscribe("identity.rules.changed.v1", cb=self._rules_event),
         ]
@@ -92,6 +96,8 @@ class VisiblesService:
     async def _load(self, tenant: str) -> Visibles:
         overrides = self._overrides[tenant] = await self.rules.overrides(tenant)
         visibles = Visibles(rules_of=lambda uai: overrides.get(uai, DEFAULT_RULES))
+        visibles.structure_names = {doc["_id"]: doc.get("name", doc["_id"]) for doc in await self.repo.structures(tenant)}
+        visibles.group_labels = {doc["_id"]: doc.get("label") or doc.get("code", doc["_id"]) for doc in await self.repo.groups(tenant)}
         visibles.load(member_from_doc(doc) for doc in await self.repo.persons(tenant))
         self._tenants[tenant] = visibles
         log.info("visibles loaded", extra={"tenant": tenant, "persons": len(visibles.members)})
@@ -108,8 +114,26 @@ class VisiblesService:
             for member in visibles.visibles(request.sender_id, request.text, min(request.limit or 50, MAX_LIMIT)):
                 reply.persons.add(id=member.id, last_name=member.last_name, first_name=member.first_name,
                                   profiles=sorted(set(member.profiles.values())))
+            if request.with_groups:
+                for group_id, name, size in visibles.groups(request.sender_id, request.text, min(request.limit or 50, MAX_LIMIT)):
+                    reply.groups.add(id=group_id, name=name, size=size)
 
         await self._answer(msg, pb.VisiblesRequest, pb.VisiblesResponse(), answer)
+
+    async def _resolve(self, msg: Msg) -> None:
+        async def answer(request: pb.ResolveRequest, visibles: Visibles, reply: pb.ResolveResponse) -> None:
+            resolved = visibles.resolve(request.sender_id, request.person_ids, request.group_ids)
+            for member in resolved.persons:
+                reply.persons.add(id=member.id, last_name=member.last_name, first_name=member.first_name,
+                                  profiles=sorted(set(member.profiles.values())))
+            for group_id, name, member_ids in resolved.groups:
+                reply.groups.add(id=group_id, name=name, member_ids=member_ids)
+            reply.refused_ids.extend(resolved.refused)
+            reply.unknown_ids.extend(resolved.unknown)
+            reply.refused_group_ids.extend(resolved.refused_groups)
+            reply.unknown_group_ids.extend(resolved.unknown_groups)
+
+        await self._answer(msg, pb.ResolveRequest, pb.ResolveResponse(), answer)
 
     async def _answer(self, msg: Msg, request_type, reply, answer) -> None:
         """Decode, check, answer; a request that cannot be answered gets `error` saying why, never silence."""
@@ -139,6 +163,38 @@ class VisiblesService:
         overrides.clear()
         overrides.update(fresh)
         visibles.rules_changed()
+
+    async def _structure_event(self, msg: Msg) -> None:
+        """A structure created, renamed or removed: its groups' names follow."""
+        try:
+            event = decode(msg.data)
+            visibles = self._tenants.get(event.tenant)
+            if visibles is None:
+                return
+            if event.type == "identity.structure.deleted.v1":
+                visibles.structure_names.pop(event.unpack(directory.StructureDeleted).uai, None)
+            else:
+                kind = directory.StructureCreated if event.type.endswith("created.v1") else directory.StructureUpdated
+                structure = event.unpack(kind).structure
+                visibles.structure_names[structure.uai] = structure.name
+        except MalformedEvent as exc:
+            log.warning("structure event not understood: %s", exc)
+
+    async def _group_event(self, msg: Msg) -> None:
+        """A class or group created, renamed or removed."""
+        try:
+            event = decode(msg.data)
+            visibles = self._tenants.get(event.tenant)
+            if visibles is None:
+                return
+            if event.type == "identity.group.deleted.v1":
+                visibles.group_labels.pop(event.unpack(directory.GroupDeleted).id, None)
+            else:
+                kind = directory.GroupCreated if event.type.endswith("created.v1") else directory.GroupUpdated
+                group = event.unpack(kind).group
+                visibles.group_labels[group.id] = group.label or group.code
+        except MalformedEvent as exc:
+            log.warning("group event not understood: %s", exc)
 
     async def _person_event(self, msg: Msg) -> None:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import defaultdict
+from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,6 +18,24 @@ from maille_identity.rules.model import DEFAULT_RULES, Member, Rules, membership
 
 class UnknownPerson(LookupError):
     """The person is not in the tenant's directory."""
+
+
+KIND_NAMES = {"ELV": "élèves", "ENS": "enseignants", "TUT": "parents", "PERS": "personnels", "DIR": "direction",
+              "HT": "professeurs principaux"}
+STRUCTURE_KINDS = ("ELV", "ENS", "TUT", "PERS", "DIR")
+CLASS_KINDS = ("ELV", "ENS", "TUT", "HT")
+
+
+@dataclass
+class Resolved:
+    """Recipients checked before a send: who may be written to, groups expanded, and who may not."""
+
+    persons: list[Member] = field(default_factory=list)
+    groups: list[tuple[str, str, list[str]]] = field(default_factory=list)  # id, name, member ids
+    refused: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    refused_groups: list[str] = field(default_factory=list)
+    unknown_groups: list[str] = field(default_factory=list)
 
 
 def folded(text: str) -> str:
@@ -49,6 +68,19 @@ class Visibles:
         self.parents_of: dict[str, set[str]] = defaultdict(set)
         self._names: dict[str, str] = {}
         self._writable: dict[str, frozenset[str]] = {}
+        self.structure_names: dict[str, str] = {}  # UAI -> name
+        self.group_labels: dict[str, str] = {}  # "<UAI>$<code>" -> label
+
+    def group_name(self, group_id: str) -> str | None:
+        """A rules' group as people name it ("3A — élèves"), or None when the id names no group."""
+        scope, _, kind = group_id.rpartition("/")
+        if "$" in scope:
+            label, kinds = self.group_labels.get(scope), CLASS_KINDS
+        else:
+            label, kinds = self.structure_names.get(scope), STRUCTURE_KINDS
+        if label is None or kind not in kinds:
+            return None
+        return f"{label} — {KIND_NAMES[kind]}"
 
     def load(self, members: Iterable[Member]) -> None:
         """Fill from the whole directory (pupils first: a parent's groups come from their children)."""
@@ -133,6 +165,41 @@ class Visibles:
         found = [pid for pid in candidates if pid in self._names and all(w in self._names[pid] for w in words)]
         found.sort(key=lambda pid: self._names[pid])
         return [self.members[pid] for pid in found[:limit]]
+
+    def groups(self, sender_id: str, text: str = "", limit: int = 50) -> list[tuple[str, str, int]]:
+        """The groups the sender may write to (id, name, size), not empty, whose names hold every word of `text`."""
+        _, targets = self._sender(sender_id)
+        words = folded(text).split()
+        found = []
+        for group_id in targets:
+            size = len(self.group_members.get(group_id, ()))
+            name = self.group_name(group_id)
+            if size and name is not None and all(w in folded(name) for w in words):
+                found.append((group_id, name, size))
+        found.sort(key=lambda g: folded(g[1]))
+        return found[:limit]
+
+    def resolve(self, sender_id: str, person_ids: Iterable[str], group_ids: Iterable[str]) -> Resolved:
+        """Check a send's recipients: persons one by one, groups as a whole (then expanded to their members now)."""
+        sender, targets = self._sender(sender_id)
+        resolved = Resolved()
+        for person_id in dict.fromkeys(person_ids):
+            recipient = self.members.get(person_id)
+            if recipient is None:
+                resolved.unknown.append(person_id)
+            elif recipient.groups & targets or self._direct(sender, recipient):
+                resolved.persons.append(recipient)
+            else:
+                resolved.refused.append(person_id)
+        for group_id in dict.fromkeys(group_ids):
+            name = self.group_name(group_id)
+            if name is None:
+                resolved.unknown_groups.append(group_id)
+            elif group_id not in targets:
+                resolved.refused_groups.append(group_id)
+            else:
+                resolved.groups.append((group_id, name, sorted(self.group_members.get(group_id, ()))))
+        return resolved
 
     def members_of(self, group_id: str) -> list[Member]:
         """A class's or group's pupils and teachers, by name."""

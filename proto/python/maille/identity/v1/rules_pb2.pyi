@@ -25,16 +25,18 @@ class CanWriteResponse(_message.Message):
     def __init__(self, refused_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class VisiblesRequest(_message.Message):
-    __slots__ = ("tenant", "sender_id", "text", "limit")
+    __slots__ = ("tenant", "sender_id", "text", "limit", "with_groups")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     SENDER_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    WITH_GROUPS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     sender_id: str
     text: str
     limit: int
-    def __init__(self, tenant: _Optional[str] = ..., sender_id: _Optional[str] = ..., text: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    with_groups: bool
+    def __init__(self, tenant: _Optional[str] = ..., sender_id: _Optional[str] = ..., text: _Optional[str] = ..., limit: _Optional[int] = ..., with_groups: _Optional[bool] = ...) -> None: ...
 
 class Visible(_message.Message):
     __slots__ = ("id", "last_name", "first_name", "profiles")
@@ -48,13 +50,65 @@ class Visible(_message.Message):
     profiles: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, id: _Optional[str] = ..., last_name: _Optional[str] = ..., first_name: _Optional[str] = ..., profiles: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class VisibleGroup(_message.Message):
+    __slots__ = ("id", "name", "size")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    size: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
 class VisiblesResponse(_message.Message):
-    __slots__ = ("persons", "error")
+    __slots__ = ("persons", "error", "groups")
     PERSONS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
     persons: _containers.RepeatedCompositeFieldContainer[Visible]
     error: str
-    def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
+    groups: _containers.RepeatedCompositeFieldContainer[VisibleGroup]
+    def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., error: _Optional[str] = ..., groups: _Optional[_Iterable[_Union[VisibleGroup, _Mapping]]] = ...) -> None: ...
+
+class ResolveRequest(_message.Message):
+    __slots__ = ("tenant", "sender_id", "person_ids", "group_ids")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    SENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSON_IDS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    sender_id: str
+    person_ids: _containers.RepeatedScalarFieldContainer[str]
+    group_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenant: _Optional[str] = ..., sender_id: _Optional[str] = ..., person_ids: _Optional[_Iterable[str]] = ..., group_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ResolvedGroup(_message.Message):
+    __slots__ = ("id", "name", "member_ids")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_IDS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    member_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., member_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ResolveResponse(_message.Message):
+    __slots__ = ("persons", "groups", "refused_ids", "unknown_ids", "refused_group_ids", "unknown_group_ids", "error")
+    PERSONS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_IDS_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_IDS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    persons: _containers.RepeatedCompositeFieldContainer[Visible]
+    groups: _containers.RepeatedCompositeFieldContainer[ResolvedGroup]
+    refused_ids: _containers.RepeatedScalarFieldContainer[str]
+    unknown_ids: _containers.RepeatedScalarFieldContainer[str]
+    refused_group_ids: _containers.RepeatedScalarFieldContainer[str]
+    unknown_group_ids: _containers.RepeatedScalarFieldContainer[str]
+    error: str
+    def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[ResolvedGroup, _Mapping]]] = ..., refused_ids: _Optional[_Iterable[str]] = ..., unknown_ids: _Optional[_Iterable[str]] = ..., refused_group_ids: _Optional[_Iterable[str]] = ..., unknown_group_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class RulesChanged(_message.Message):
     __slots__ = ("uai", "reset")
