@@ -123,6 +123,9 @@ class VisiblesService:
     async def _resolve(self, msg: Msg) -> None:
         async def answer(request: pb.ResolveRequest, visibles: Visibles, reply: pb.ResolveResponse) -> None:
             resolved = visibles.resolve(request.sender_id, request.person_ids, request.group_ids)
+            sender = visibles.members[request.sender_id]
+            reply.sender.CopyFrom(pb.Visible(id=sender.id, last_name=sender.last_name, first_name=sender.first_name,
+                                             profiles=sorted(set(sender.profiles.values()))))
             for member in resolved.persons:
                 reply.persons.add(id=member.id, last_name=member.last_name, first_name=member.first_name,
                                   profiles=sorted(set(member.profiles.values())))

@@ -166,12 +166,29 @@ class Visibles:
         found.sort(key=lambda pid: self._names[pid])
         return [self.members[pid] for pid in found[:limit]]
 
+    @staticmethod
+    def may_write_to_group(group_id: str, targets: frozenset[str]) -> bool:
+        """Whether a sender whose rules reach `targets` may write to a whole group: the group is one of them, or it is
+        a class's group whose every member is in a structure group they reach (a teacher writes to their school's
+        pupils, so to any class's pupils of that school)."""
+        if group_id in targets:
+            return True
+        scope, _, kind = group_id.rpartition("/")
+        if "$" not in scope:
+            return False
+        uai = scope.split("$", 1)[0]
+        return f"{uai}/{'ENS' if kind == 'HT' else kind}" in targets
+
     def groups(self, sender_id: str, text: str = "", limit: int = 50) -> list[tuple[str, str, int]]:
         """The groups the sender may write to (id, name, size), not empty, whose names hold every word of `text`."""
-        _, targets = self._sender(sender_id)
+        sender, targets = self._sender(sender_id)
         words = folded(text).split()
+        candidates = set(targets)
+        for scope in self.group_labels:
+            if scope.split("$", 1)[0] in sender.profiles:
+                candidates.update(f"{scope}/{kind}" for kind in CLASS_KINDS if self.may_write_to_group(f"{scope}/{kind}", targets))
         found = []
-        for group_id in targets:
+        for group_id in candidates:
             size = len(self.group_members.get(group_id, ()))
             name = self.group_name(group_id)
             if size and name is not None and all(w in folded(name) for w in words):
@@ -195,7 +212,7 @@ class Visibles:
             name = self.group_name(group_id)
             if name is None:
                 resolved.unknown_groups.append(group_id)
-            elif group_id not in targets:
+            elif not self.may_write_to_group(group_id, targets):
                 resolved.refused_groups.append(group_id)
             else:
                 resolved.groups.append((group_id, name, sorted(self.group_members.get(group_id, ()))))

@@ -1,16 +1,88 @@
 """The messaging service's app factory and entry point."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI
 
-from maille_kit.app import ServiceSpec, create_app, load_settings, serve
+from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
+from maille_kit.consumer import EventConsumer
 from maille_messaging import __version__, __doc__ as description
-from maille_messaging.events import STREAMS
+from maille_messaging.api import mailbox as mailbox_api, people, sending as sending_api
+from maille_messaging.attachments import ClamdScanner, DocstoreAttachments
+from maille_messaging.events import IDENTITY_SUBJECTS, STREAMS, ErasedPersons
+from maille_messaging.mailbox import Mailbox
+from maille_messaging.repository import COLLECTIONS, MailRepository
+from maille_messaging.rules import Rules
+from maille_messaging.sending import Sending
 from maille_messaging.settings import MessagingSettings
+
+log = logging.getLogger("maille.messaging")
+
+# Every read and write goes by `_id` (repository.py): no secondary index is needed.
+INDEXES: dict[str, list] = {name: [] for name in COLLECTIONS}
+
+
+def parts(runtime: Runtime) -> tuple[Mailbox, Sending]:
+    """The service's mailbox and sending, made once per runtime."""
+    if "mailbox" not in runtime.state:
+        settings: MessagingSettings = runtime.settings  # type: ignore[assignment]
+        assert runtime.docstore is not None and runtime.outbox is not None
+        repository = MailRepository(runtime.docstore)
+        store = DocstoreAttachments(repository)
+        mailbox = Mailbox(repository, store)
+        scanner = ClamdScanner(settings.clamd_address, timeout=settings.scan_timeout_seconds) if settings.clamd_address else None
+        runtime.state["mailbox"] = mailbox
+        runtime.state["sending"] = Sending(repository, mailbox, Rules(runtime.bus, timeout=settings.rules_timeout_seconds),
+                                           runtime.outbox, store, settings, scanner=scanner)
+    return runtime.state["mailbox"], runtime.state["sending"]
+
+
+def consumers(runtime: Runtime) -> list[EventConsumer]:
+    """Identity's erasures (its stream may come up after messaging)."""
+    assert runtime.docstore is not None and runtime.outbox is not None
+    mailbox, _ = parts(runtime)
+    return [EventConsumer(runtime.bus, runtime.docstore, service="messaging", durable="messaging-erasures", stream="IDENTITY",
+                          subjects=IDENTITY_SUBJECTS, handler=ErasedPersons(mailbox, runtime.outbox).handle)]
+
+
+async def _every(seconds: float, work: Callable[[], Awaitable[int]], what: str) -> None:
+    while True:
+        try:
+            done = await work()
+            if done:
+                log.info(what, extra={"count": done})
+        except Exception as exc:  # the docstore or NATS away for a moment: next time
+            log.warning("%s failed: %s", what, exc)
+        await asyncio.sleep(seconds)
+
+
+async def on_start(runtime: Runtime) -> None:
+    settings: MessagingSettings = runtime.settings  # type: ignore[assignment]
+    mailbox, sending = parts(runtime)
+    runtime.state["tasks"] = [
+        asyncio.create_task(_every(settings.schedule_check_seconds, sending.send_due, "scheduled messages sent"), name="messaging-schedule"),
+        asyncio.create_task(_every(settings.housekeeping_seconds, lambda: mailbox.sweep_trash(retention_days=settings.trash_retention_days),
+                                   "trash emptied of messages past retention"), name="messaging-trash"),
+    ]
+
+
+async def on_stop(runtime: Runtime) -> None:
+    for task in runtime.state.pop("tasks", []):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def build(settings: MessagingSettings) -> ServiceSpec:
     """What the messaging service is made of."""
-    return ServiceSpec(name="messaging", version=__version__, settings=settings, streams=STREAMS, description=description or "")
+    return ServiceSpec(name="messaging", version=__version__, settings=settings, streams=STREAMS, indexes=INDEXES,
+                       routers=[mailbox_api.router, sending_api.router, people.router], consumers=consumers,
+                       on_start=on_start, on_stop=on_stop, description=description or "")
 
 
 def app(settings: MessagingSettings | None = None) -> FastAPI:

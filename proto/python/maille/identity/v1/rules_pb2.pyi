@@ -93,7 +93,7 @@ class ResolvedGroup(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., member_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ResolveResponse(_message.Message):
-    __slots__ = ("persons", "groups", "refused_ids", "unknown_ids", "refused_group_ids", "unknown_group_ids", "error")
+    __slots__ = ("persons", "groups", "refused_ids", "unknown_ids", "refused_group_ids", "unknown_group_ids", "error", "sender")
     PERSONS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     REFUSED_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class ResolveResponse(_message.Message):
     REFUSED_GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
     persons: _containers.RepeatedCompositeFieldContainer[Visible]
     groups: _containers.RepeatedCompositeFieldContainer[ResolvedGroup]
     refused_ids: _containers.RepeatedScalarFieldContainer[str]
@@ -108,7 +109,8 @@ class ResolveResponse(_message.Message):
     refused_group_ids: _containers.RepeatedScalarFieldContainer[str]
     unknown_group_ids: _containers.RepeatedScalarFieldContainer[str]
     error: str
-    def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[ResolvedGroup, _Mapping]]] = ..., refused_ids: _Optional[_Iterable[str]] = ..., unknown_ids: _Optional[_Iterable[str]] = ..., refused_group_ids: _Optional[_Iterable[str]] = ..., unknown_group_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+    sender: Visible
+    def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[ResolvedGroup, _Mapping]]] = ..., refused_ids: _Optional[_Iterable[str]] = ..., unknown_ids: _Optional[_Iterable[str]] = ..., refused_group_ids: _Optional[_Iterable[str]] = ..., unknown_group_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., sender: _Optional[_Union[Visible, _Mapping]] = ...) -> None: ...
 
 class RulesChanged(_message.Message):
     __slots__ = ("uai", "reset")

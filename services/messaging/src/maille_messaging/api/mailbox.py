@@ -1,0 +1,86 @@
+"""Folders, pages of a folder, read marks, moves, the trash, conversations and search."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from maille_messaging.api import FolderPath, Me, MessagePath, services
+from maille_messaging.schemas import (MESSAGE_ID, Changed, Folder, FolderIn, FolderRename, Marks, Message, Move, Page,
+                                      Selection)
+
+router = APIRouter(prefix="/api/messaging/v1", tags=["mailbox"])
+Cursor = Annotated[str | None, Query(pattern=MESSAGE_ID, description="`next` of the page before")]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.get("/folders", summary="Your folders with their message and unread counts")
+async def folders(request: Request, me: Me) -> list[Folder]:
+    return await services(request)[0].folders(me.person)
+
+
+@router.post("/folders", status_code=201, summary="Make a folder (3 deep at most, 50 per level)")
+async def create_folder(request: Request, me: Me, body: FolderIn) -> Folder:
+    return await services(request)[0].create_folder(me.person, tenant=me.tenant, name=body.name, parent=body.parent)
+
+
+@router.patch("/folders/{folder}", summary="Rename a folder of yours")
+async def rename_folder(request: Request, me: Me, folder: FolderPath, body: FolderRename) -> Folder:
+    return await services(request)[0].rename_folder(me.person, folder, tenant=me.tenant, name=" ".join(body.name.split()))
+
+
+@router.delete("/folders/{folder}", status_code=204, summary="Delete an empty folder of yours")
+async def delete_folder(request: Request, me: Me, folder: FolderPath) -> Response:
+    await services(request)[0].delete_folder(me.person, folder, tenant=me.tenant)
+    return Response(status_code=204)
+
+
+@router.get("/folders/{folder}/messages", summary="A page of a folder, newest first")
+async def page(request: Request, me: Me, folder: FolderPath, cursor: Cursor = None, limit: Limit = 25) -> Page:
+    return await services(request)[0].page(me.person, folder, cursor=cursor, limit=limit)
+
+
+@router.get("/search", summary="Search your mailbox: subject, body and correspondents, case and accents ignored")
+async def search(request: Request, me: Me, q: Annotated[str, Query(min_length=1, max_length=200)], cursor: Cursor = None,
+                 limit: Limit = 25) -> Page:
+    return await services(request)[0].search(me.person, q, cursor=cursor, limit=limit)
+
+
+@router.get("/messages/{message}", summary="A message you hold")
+async def read(request: Request, me: Me, message: MessagePath) -> Message:
+    return await services(request)[0].read(me.person, message)
+
+
+@router.get("/threads/{thread}", summary="The messages of a conversation that you hold, oldest first")
+async def thread(request: Request, me: Me, thread: MessagePath) -> list[Message]:
+    return await services(request)[0].thread(me.person, thread)
+
+
+@router.post("/messages/read", summary="Mark messages read (or unread with `unread: true`)")
+async def mark(request: Request, me: Me, body: Marks) -> Changed:
+    return await services(request)[0].mark(me.person, body.ids, unread=body.unread)
+
+
+@router.post("/messages/move", summary="Move messages to a folder (the trash included)")
+async def move(request: Request, me: Me, body: Move) -> Changed:
+    mailbox, sending = services(request)
+    if body.folder == "trash":
+        return await mailbox.trash(me.person, body.ids, cancel_schedule=sending.cancel_schedule)
+    return await mailbox.move(me.person, body.ids, folder=body.folder, tenant=me.tenant)
+
+
+@router.post("/messages/trash", summary="Put messages in the trash (a message waiting to be sent is not sent)")
+async def trash(request: Request, me: Me, body: Selection) -> Changed:
+    mailbox, sending = services(request)
+    return await mailbox.trash(me.person, body.ids, cancel_schedule=sending.cancel_schedule)
+
+
+@router.post("/messages/restore", summary="Take messages out of the trash, back where they were")
+async def restore(request: Request, me: Me, body: Selection) -> Changed:
+    return await services(request)[0].restore(me.person, body.ids)
+
+
+@router.post("/messages/delete", summary="Delete messages in the trash for good")
+async def delete(request: Request, me: Me, body: Selection) -> Changed:
+    return await services(request)[0].delete(me.person, body.ids)

@@ -1,0 +1,89 @@
+"""Who one may write to (the recipient picker), one's own lists, and the RGPD export of one's mailbox."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from maille_kit.auth import Principal, require
+from maille_messaging.api import Me, services
+from maille_messaging.bodies import folded
+from maille_messaging.rules import person_name
+from maille_messaging.schemas import LIST_ID, PERSON_ID, ListIn, PersonList, Visible
+from maille_kit.problems import Problem
+
+router = APIRouter(prefix="/api/messaging/v1", tags=["recipients"])
+MAX_LISTS = 50
+ListPath = Annotated[str, Path(pattern=LIST_ID)]
+
+
+@router.get("/recipients", summary="Persons, groups and lists of yours you may write to, whose names hold the words")
+async def recipients(request: Request, me: Me, q: Annotated[str, Query(max_length=100)] = "",
+                     limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[Visible]:
+    mailbox, sending = services(request)
+    answer = await sending.rules.visibles(tenant=me.tenant, sender=me.person, text=q, limit=limit)
+    words = folded(q).split()
+    lists = (await mailbox.repo.mailbox(me.person) or {}).get("lists", {})
+    found = [Visible(type="list", id=lid, name=item["name"], size=len(item["members"]))
+             for lid, item in sorted(lists.items()) if all(w in folded(item["name"]) for w in words)]
+    found += [Visible(type="group", id=g.id, name=g.name, size=g.size) for g in answer.groups]
+    found += [Visible(type="person", id=p.id, name=person_name(p), profiles=list(p.profiles)) for p in answer.persons]
+    return found[:limit]
+
+
+@router.get("/lists", summary="Your lists of correspondents")
+async def lists(request: Request, me: Me) -> list[PersonList]:
+    found = (await services(request)[0].repo.mailbox(me.person) or {}).get("lists", {})
+    return [PersonList(id=lid, **item) for lid, item in sorted(found.items())]
+
+
+@router.post("/lists", status_code=201, summary="Make a list (its members are checked against the rules at each send)")
+async def create_list(request: Request, me: Me, body: ListIn) -> PersonList:
+    mailbox = services(request)[0]
+    async with mailbox.lock(me.person):
+        if len((await mailbox.repo.mailbox(me.person) or {}).get("lists", {})) >= MAX_LISTS:
+            raise Problem(422, f"you may keep {MAX_LISTS} lists at most")
+        lid = "l" + os.urandom(4).hex()
+        item = {"name": " ".join(body.name.split()), "members": sorted(set(body.members))}
+        await mailbox.repo.update_mailbox(me.person, {"$set": {f"lists.{lid}": item}}, tenant=me.tenant)
+    return PersonList(id=lid, **item)
+
+
+@router.put("/lists/{list_id}", summary="Change a list of yours")
+async def change_list(request: Request, me: Me, list_id: ListPath, body: ListIn) -> PersonList:
+    mailbox = services(request)[0]
+    async with mailbox.lock(me.person):
+        if list_id not in (await mailbox.repo.mailbox(me.person) or {}).get("lists", {}):
+            raise Problem(404, f"you have no list {list_id}")
+        item = {"name": " ".join(body.name.split()), "members": sorted(set(body.members))}
+        await mailbox.repo.update_mailbox(me.person, {"$set": {f"lists.{list_id}": item}}, tenant=me.tenant)
+    return PersonList(id=list_id, **item)
+
+
+@router.delete("/lists/{list_id}", status_code=204, summary="Delete a list of yours")
+async def delete_list(request: Request, me: Me, list_id: ListPath) -> Response:
+    mailbox = services(request)[0]
+    async with mailbox.lock(me.person):
+        if list_id not in (await mailbox.repo.mailbox(me.person) or {}).get("lists", {}):
+            raise Problem(404, f"you have no list {list_id}")
+        await mailbox.repo.update_mailbox(me.person, {"$unset": {f"lists.{list_id}": ""}}, tenant=me.tenant)
+    return Response(status_code=204)
+
+
+def _export(request: Request, person: str) -> StreamingResponse:
+    return StreamingResponse(services(request)[0].export(person), media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="messagerie-{person}.json"', "Cache-Control": "private, no-store"})
+
+
+@router.get("/export", summary="Your whole mailbox as JSON (RGPD: right of access and portability)")
+async def export(request: Request, me: Me) -> StreamingResponse:
+    return _export(request, me.person)
+
+
+@router.get("/operator/persons/{person}/export", summary="A person's whole mailbox as JSON, for an RGPD request (operators)")
+async def operator_export(request: Request, person: Annotated[str, Path(pattern=PERSON_ID)],
+                          _: Annotated[Principal, Depends(require("operator"))]) -> StreamingResponse:
+    return _export(request, person)

@@ -1,0 +1,82 @@
+"""Writing: sending, drafts, attachments, recall."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from maille_messaging.api import AttachmentPath, Me, MessagePath, services
+from maille_messaging.schemas import Attachment, Draft, Outgoing, Recall, SendLater, Sent
+
+router = APIRouter(prefix="/api/messaging/v1", tags=["sending"])
+
+
+@router.post("/messages", status_code=201, summary="Send a message now (or at `send_at`)")
+async def send(request: Request, me: Me, body: Outgoing, response: Response) -> Sent:
+    sent = await services(request)[1].send(me.person, body, tenant=me.tenant)
+    if sent.state == "scheduled":
+        response.status_code = 202
+    return sent
+
+
+@router.post("/messages/{message}/recall", summary="Take back the copies still unread (within the recall window)")
+async def recall(request: Request, me: Me, message: MessagePath) -> Recall:
+    return await services(request)[1].recall(me.person, message)
+
+
+@router.get("/messages/{message}/attachments/{attachment}", summary="An attachment of a message you hold")
+async def download(request: Request, me: Me, message: MessagePath, attachment: AttachmentPath) -> StreamingResponse:
+    meta, chunks = await services(request)[1].download(me.person, message, attachment)
+    return StreamingResponse(chunks, media_type=meta["type"], headers={
+        "Content-Length": str(meta["size"]), "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(meta['name'])}",
+        "Content-Security-Policy": "sandbox", "Cache-Control": "private, no-store"})
+
+
+@router.post("/drafts", status_code=201, summary="Start a draft")
+async def create_draft(request: Request, me: Me, body: Draft) -> dict[str, str]:
+    return {"id": await services(request)[1].save_draft(me.person, body, tenant=me.tenant)}
+
+
+@router.put("/drafts/{message}", summary="Save a draft again (as you type)")
+async def save_draft(request: Request, me: Me, message: MessagePath, body: Draft) -> dict[str, str]:
+    return {"id": await services(request)[1].save_draft(me.person, body, tenant=me.tenant, draft_id=message)}
+
+
+@router.delete("/drafts/{message}", status_code=204, summary="Throw a draft away")
+async def delete_draft(request: Request, me: Me, message: MessagePath) -> Response:
+    await services(request)[1].delete_draft(me.person, message)
+    return Response(status_code=204)
+
+
+@router.post("/drafts/{message}/send", status_code=201, summary="Send a draft now (or at `send_at`)")
+async def send_draft(request: Request, me: Me, message: MessagePath, response: Response, body: SendLater | None = None) -> Sent:
+    mailbox, sending = services(request)
+    draft = await mailbox.read(me.person, message)
+    if draft.state != "draft":
+        from maille_kit.problems import Problem
+
+        raise Problem(404, f"you have no draft {message}")
+    outgoing = Outgoing(to=draft.to, cc=draft.cc, bcc=draft.bcc, subject=draft.subject, body=draft.body, in_reply_to=draft.in_reply_to,
+                        send_at=body.send_at if body else None)
+    sent = await sending.send(me.person, outgoing, tenant=me.tenant, draft_id=message)
+    if sent.state == "scheduled":
+        response.status_code = 202
+    return sent
+
+
+@router.post("/drafts/{message}/attachments", status_code=201,
+             summary="Attach a file to a draft: the request body is the file, `name` its name")
+async def attach(request: Request, me: Me, message: MessagePath,
+                 name: Annotated[str, Query(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")]) -> Attachment:
+    found = await services(request)[1].attach(me.person, message, name=name, body=request.stream(), tenant=me.tenant)
+    return Attachment(**found)
+
+
+@router.delete("/drafts/{message}/attachments/{attachment}", status_code=204, summary="Take a file off a draft")
+async def detach(request: Request, me: Me, message: MessagePath, attachment: AttachmentPath) -> Response:
+    await services(request)[1].detach(me.person, message, attachment)
+    return Response(status_code=204)

@@ -1,0 +1,59 @@
+"""Message bodies: HTML sanitised when stored, the plain text and snippet lists show, and the folded words
+a mailbox search matches (French: case and accents ignored)."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+import nh3
+
+TAGS = {"a", "b", "blockquote", "br", "code", "div", "em", "h1", "h2", "h3", "h4", "hr", "i", "img", "li", "ol", "p", "pre",
+        "s", "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "u", "ul"}
+ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"},
+              "*": {"style"}}
+# Images only from https or inline data; links to the web or mail, never `javascript:`.
+SCHEMES = {"https", "http", "mailto", "data"}
+WORDS_MAX = 5000
+_TAG = re.compile(r"<[^>]+>")
+_BLOCK = re.compile(r"</?(p|div|br|li|tr|h[1-4]|blockquote|pre)\b[^>]*>", re.I)
+_WORD = re.compile(r"\w+")
+
+
+def sanitise(body: str) -> str:
+    """The HTML a message keeps: no scripts, no event handlers, no `javascript:` links, links opening safely."""
+    return nh3.clean(body, tags=TAGS, attributes=ATTRIBUTES, url_schemes=SCHEMES, link_rel="noopener noreferrer nofollow",
+                     strip_comments=True)
+
+
+def text_of(clean_html: str) -> str:
+    """The words a person reads, without markup."""
+    spaced = _BLOCK.sub("\n", clean_html)
+    return " ".join(html.unescape(_TAG.sub(" ", spaced)).split())
+
+
+def snippet(text: str, size: int = 140) -> str:
+    return text if len(text) <= size else text[: size - 1].rstrip() + "…"
+
+
+def folded(text: str) -> str:
+    """Lower-case without accents (`Élève` → `eleve`)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def words(*texts: str) -> list[str]:
+    """The distinct folded words of texts, for search (at most WORDS_MAX)."""
+    found: dict[str, None] = {}
+    for text in texts:
+        for word in _WORD.findall(folded(text)):
+            if word not in found:
+                found[word] = None
+                if len(found) >= WORDS_MAX:
+                    return sorted(found)
+    return sorted(found)
+
+
+def query_words(query: str) -> list[str]:
+    return _WORD.findall(folded(query))

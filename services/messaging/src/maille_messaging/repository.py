@@ -1,0 +1,256 @@
+"""Every query of the messaging service's collections, and nowhere else.
+
+Every read and write goes by `_id`: FerretDB v1 (the developer's and CI's docstore) answers any other
+query by scanning the whole collection, and a region's mail is millions of documents. So:
+
+- `messages` (_id = message id): the content, stored once however many hold it — sender, recipients as
+  written (persons, groups, lists, with names), subject, sanitised body, attachments, thread, the persons
+  it reached, how many still hold it, and the folded words a search matches;
+- `copies` (_id = `<person>:<message>`): one person's copy — its folder, read or not, and what a folder
+  listing shows (sender, subject, snippet…), so that a page is 25 look-ups by key;
+- `months` (_id = `<person>:<YYYYMM>`): per person and month (of the message id), the ids in each
+  folder and the unread count per folder — the index a folder is paged through, newest first;
+- `mailboxes` (_id = person): the person's folders, lists, attachment quota used, and which months
+  have an index document;
+- `threads` (_id = thread id): the messages of a conversation;
+- `attachments` / `attachment_chunks` (_id = attachment id / `<id>:<n>`): files, in chunks by key (GridFS
+  finds chunks by a secondary field: a scan on FerretDB);
+- `schedule` (_id = message id): messages to send later (a small collection, read whole);
+- `trash_days` (_id = `dYYYYMMDD`): what went to the trash on a day, for the retention sweep.
+
+A delivery to N persons is N inserted copies (one insert_many) and N updates of their month index. On
+FerretDB an update command of 100 statements or more never answers (FerretDB v1.24), so updates are sent
+in batches of `BATCH`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from maille_kit.docstore import Docstore, by_ids
+
+Doc = dict[str, Any]
+MESSAGES, COPIES, MONTHS, MAILBOXES, THREADS = "messages", "copies", "months", "mailboxes", "threads"
+ATTACHMENTS, CHUNKS, SCHEDULE, TRASH_DAYS = "attachments", "attachment_chunks", "schedule", "trash_days"
+COLLECTIONS = (MESSAGES, COPIES, MONTHS, MAILBOXES, THREADS, ATTACHMENTS, CHUNKS, SCHEDULE, TRASH_DAYS)
+BATCH = 50
+
+
+def copy_id(person: str, message: str) -> str:
+    return f"{person}:{message}"
+
+
+def month_of(message_id: str) -> str:
+    from maille_messaging.schemas import message_time
+
+    return message_time(message_id).strftime("%Y%m")
+
+
+def month_id(person: str, month: str) -> str:
+    return f"{person}:{month}"
+
+
+class MailRepository:
+    """The messaging service's collections."""
+
+    def __init__(self, docstore: Docstore) -> None:
+        self.docstore = docstore
+        self.db = docstore.db
+
+    # messages
+    async def message(self, message_id: str, projection: dict[str, Any] | None = None) -> Doc | None:
+        return await self.db[MESSAGES].find_one({"_id": message_id}, projection)
+
+    async def messages(self, ids: Sequence[str], projection: dict[str, Any] | None = None) -> dict[str, Doc]:
+        return await by_ids(self.db[MESSAGES], ids, projection)
+
+    async def put_message(self, doc: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[MESSAGES].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def update_message(self, message_id: str, update: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[MESSAGES].update_one({"_id": message_id}, update)
+
+    async def delete_message(self, message_id: str) -> None:
+        async with self.docstore.writing():
+            await self.db[MESSAGES].delete_one({"_id": message_id})
+
+    # copies and their month index
+    async def copy(self, person: str, message_id: str) -> Doc | None:
+        return await self.db[COPIES].find_one({"_id": copy_id(person, message_id)})
+
+    async def copies(self, person: str, message_ids: Sequence[str]) -> dict[str, Doc]:
+        found = await by_ids(self.db[COPIES], [copy_id(person, m) for m in message_ids])
+        return {doc["m"]: doc for doc in found.values()}
+
+    async def file(self, copies: list[Doc], *, tenant: str) -> set[str]:
+        """Insert copies and index them in their owners' months; returns the months (`person:YYYYMM`) new to their mailboxes."""
+        if not copies:
+            return set()
+        async with self.docstore.writing():
+            try:
+                await self.db[COPIES].insert_many(copies, ordered=False)
+            except BulkWriteError as exc:  # a copy already there (a retried send): it stays as it is
+                if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+                    raise
+        updates = []
+        for copy in copies:
+            inc: Doc = {f"u.{copy['f']}": 1} if copy["u"] else {}
+            update: Doc = {"$push": {f"f.{copy['f']}": copy["m"]}, "$setOnInsert": {"tenant": tenant, "p": copy["p"]}}
+            if inc:
+                update["$inc"] = inc
+            updates.append(UpdateOne({"_id": month_id(copy["p"], month_of(copy["m"]))}, update, upsert=True))
+        new = set()
+        for start in range(0, len(updates), BATCH):  # the turn to write is taken per batch: other writes pass between
+            async with self.docstore.writing():
+                result = await self.db[MONTHS].bulk_write(updates[start:start + BATCH], ordered=True)
+            new.update(str(key) for key in result.upserted_ids.values())
+        if new:
+            await self.note_months(new, tenant=tenant)
+        return new
+
+    async def note_months(self, months: Iterable[str], *, tenant: str) -> None:
+        updates = []
+        for key in months:
+            person, month = key.rsplit(":", 1)
+            updates.append(UpdateOne({"_id": person}, {"$addToSet": {"months": month}, "$setOnInsert": {"tenant": tenant}}, upsert=True))
+        for start in range(0, len(updates), BATCH):
+            async with self.docstore.writing():
+                await self.db[MAILBOXES].bulk_write(updates[start:start + BATCH], ordered=True)
+
+    async def change_copy(self, copy: Doc, *, set_: Doc | None = None, unset: Sequence[str] = (), folder: str | None = None,
+                          unread: bool | None = None) -> None:
+        """Change one copy and its month index together: its folder (`folder`), its read mark (`unread`)."""
+        month = month_id(copy["p"], month_of(copy["m"]))
+        index: Doc = {}
+        inc: Doc = {}
+        was_unread, now_unread = copy["u"], copy["u"] if unread is None else unread
+        now_folder = copy["f"] if folder is None else folder
+        if now_folder != copy["f"]:
+            index["$pull"] = {f"f.{copy['f']}": copy["m"]}
+            index["$push"] = {f"f.{now_folder}": copy["m"]}
+        if was_unread:
+            inc[f"u.{copy['f']}"] = inc.get(f"u.{copy['f']}", 0) - 1
+        if now_unread:
+            inc[f"u.{now_folder}"] = inc.get(f"u.{now_folder}", 0) + 1
+        inc = {k: v for k, v in inc.items() if v}
+        if inc:
+            index["$inc"] = inc
+        change: Doc = {"$set": {**(set_ or {}), "f": now_folder, "u": now_unread}}
+        if unset:
+            change["$unset"] = {name: "" for name in unset}
+        async with self.docstore.writing():
+            await self.db[COPIES].update_one({"_id": copy["_id"]}, change)
+            if index:
+                await self.db[MONTHS].update_one({"_id": month}, index)
+
+    async def remove_copy(self, copy: Doc) -> None:
+        """Take a copy out of its owner's mailbox."""
+        index: Doc = {"$pull": {f"f.{copy['f']}": copy["m"]}}
+        if copy["u"]:
+            index["$inc"] = {f"u.{copy['f']}": -1}
+        async with self.docstore.writing():
+            await self.db[MONTHS].update_one({"_id": month_id(copy["p"], month_of(copy["m"]))}, index)
+            await self.db[COPIES].delete_one({"_id": copy["_id"]})
+
+    async def months(self, person: str, months: Sequence[str]) -> dict[str, Doc]:
+        found = await by_ids(self.db[MONTHS], [month_id(person, m) for m in months])
+        return {key.rsplit(":", 1)[1]: doc for key, doc in found.items()}
+
+    # mailboxes
+    async def mailbox(self, person: str) -> Doc | None:
+        return await self.db[MAILBOXES].find_one({"_id": person})
+
+    async def update_mailbox(self, person: str, update: Doc, *, tenant: str) -> None:
+        update = {**update, "$setOnInsert": {"tenant": tenant}}
+        async with self.docstore.writing():
+            await self.db[MAILBOXES].update_one({"_id": person}, update, upsert=True)
+
+    async def take_quota(self, person: str, size: int, *, limit: int, tenant: str) -> bool:
+        """Count `size` bytes against the person's quota, unless it would go over `limit`."""
+        async with self.docstore.writing():
+            doc = await self.db[MAILBOXES].find_one({"_id": person}, {"quota": 1})
+            used = (doc or {}).get("quota", 0)
+            if used + size > limit:
+                return False
+            await self.db[MAILBOXES].update_one({"_id": person}, {"$inc": {"quota": size}, "$setOnInsert": {"tenant": tenant}}, upsert=True)
+            return True
+
+    async def give_quota(self, person: str, size: int) -> None:
+        async with self.docstore.writing():
+            await self.db[MAILBOXES].update_one({"_id": person}, {"$inc": {"quota": -size}})
+
+    async def drop_mailbox(self, person: str, months: Sequence[str]) -> None:
+        async with self.docstore.writing():
+            for month in months:
+                await self.db[MONTHS].delete_one({"_id": month_id(person, month)})
+            await self.db[MAILBOXES].delete_one({"_id": person})
+
+    async def delete_copies(self, person: str, message_ids: Sequence[str]) -> None:
+        async with self.docstore.writing():
+            for message_id in message_ids:
+                await self.db[COPIES].delete_one({"_id": copy_id(person, message_id)})
+
+    # threads
+    async def add_to_thread(self, thread: str, message_id: str, *, tenant: str) -> None:
+        async with self.docstore.writing():
+            await self.db[THREADS].update_one({"_id": thread}, {"$push": {"m": message_id}, "$setOnInsert": {"tenant": tenant}}, upsert=True)
+
+    async def thread(self, thread: str) -> list[str]:
+        doc = await self.db[THREADS].find_one({"_id": thread})
+        return list(doc["m"]) if doc else []
+
+    # attachments
+    async def put_attachment(self, meta: Doc, chunks: list[bytes]) -> None:
+        from bson import Binary
+
+        async with self.docstore.writing():
+            if chunks:
+                await self.db[CHUNKS].insert_many([{"_id": f"{meta['_id']}:{n:05d}", "data": Binary(chunk)} for n, chunk in enumerate(chunks)])
+            await self.db[ATTACHMENTS].insert_one(meta)
+
+    async def attachment(self, attachment_id: str) -> Doc | None:
+        return await self.db[ATTACHMENTS].find_one({"_id": attachment_id})
+
+    async def chunk(self, attachment_id: str, n: int) -> bytes | None:
+        doc = await self.db[CHUNKS].find_one({"_id": f"{attachment_id}:{n:05d}"})
+        return None if doc is None else bytes(doc["data"])
+
+    async def delete_attachment(self, meta: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[ATTACHMENTS].delete_one({"_id": meta["_id"]})
+            for n in range(meta.get("chunks", 0)):
+                await self.db[CHUNKS].delete_one({"_id": f"{meta['_id']}:{n:05d}"})
+
+    # schedule
+    async def schedule(self, doc: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[SCHEDULE].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def scheduled(self) -> list[Doc]:
+        return await self.db[SCHEDULE].find({}).to_list()
+
+    async def claim(self, message_id: str) -> bool:
+        """Take a scheduled message off the schedule; True for the one replica that did."""
+        async with self.docstore.writing():
+            return (await self.db[SCHEDULE].delete_one({"_id": message_id})).deleted_count == 1
+
+    # trash sweep
+    async def trashed(self, day: str, keys: Sequence[str]) -> None:
+        async with self.docstore.writing():
+            await self.db[TRASH_DAYS].update_one({"_id": day}, {"$addToSet": {"items": {"$each": list(keys)}}}, upsert=True)
+
+    async def trash_days(self) -> list[Doc]:
+        return await self.db[TRASH_DAYS].find({}).to_list()
+
+    async def drop_trash_day(self, day: str) -> None:
+        async with self.docstore.writing():
+            await self.db[TRASH_DAYS].delete_one({"_id": day})
+
+
+__all__ = ["MailRepository", "DuplicateKeyError", "copy_id", "month_of", "COLLECTIONS"]

@@ -1,0 +1,343 @@
+"""Writing and sending: drafts saved as one types, attachments, replies, sending now or later, delivery to
+every recipient's inbox (groups expanded at send time, every recipient checked by identity's rules), and
+recall of the copies still unread."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from maille.messaging.v1 import messages_pb2 as pb
+
+from maille_kit.events import make_envelope
+from maille_kit.outbox import Outbox
+from maille_kit.problems import Problem
+from maille_messaging.attachments import AttachmentStore, Refused, Scanner, new_attachment, sniff
+from maille_messaging.bodies import folded, sanitise, snippet, text_of, words
+from maille_messaging.mailbox import Mailbox
+from maille_messaging.repository import Doc, MailRepository
+from maille_messaging.rules import Rules, person_name
+from maille_messaging.schemas import Draft, Outgoing, Recall, Recipient, Sent, new_message_id
+from maille_messaging.settings import MessagingSettings
+
+log = logging.getLogger("maille.messaging")
+EVENT_RECIPIENTS = 500  # recipients named by one delivered event
+
+
+def _line(recipients: list[dict[str, Any]], size: int = 200) -> str:
+    line = ", ".join(r.get("name") or r["id"] for r in recipients)
+    return line if len(line) <= size else line[: size - 1] + "…"
+
+
+class Sending:
+    """Drafts, sends and recalls for the persons of one tenant or more."""
+
+    def __init__(self, repository: MailRepository, mailbox: Mailbox, rules: Rules, outbox: Outbox, store: AttachmentStore,
+                 settings: MessagingSettings, scanner: Scanner | None = None) -> None:
+        self.repo = repository
+        self.mailbox = mailbox
+        self.rules = rules
+        self.outbox = outbox
+        self.store = store
+        self.settings = settings
+        self.scanner = scanner
+
+    # drafts
+    async def save_draft(self, person: str, draft: Draft, *, tenant: str, draft_id: str | None = None) -> str:
+        """Create a draft, or save it again (as the sender types): its recipients are checked only when it is sent."""
+        self._check_body(draft.body)
+        parent = await self._parent(person, draft.in_reply_to)
+        body = sanitise(draft.body)
+        async with self.mailbox.lock(person):
+            if draft_id is None:
+                draft_id = new_message_id()
+                message = {"_id": draft_id, "tenant": tenant, "state": "draft", "sender": {"id": person, "name": ""},
+                           "thread": parent["thread"] if parent else draft_id, "attachments": [], "holders": 1,
+                           "created": datetime.now(UTC)}
+            else:
+                message = await self._own_draft(person, draft_id)
+            message.update({"to": _plain(draft.to), "cc": _plain(draft.cc), "bcc": _plain(draft.bcc), "subject": draft.subject,
+                            "body": body, "parent": draft.in_reply_to, "updated": datetime.now(UTC)})
+            await self.repo.put_message(message)
+            summary = {"s": draft.subject, "sn": snippet(text_of(body)), "to": _line(message["to"]), "a": len(message["attachments"])}
+            copy = await self.repo.copy(person, draft_id)
+            if copy is None:
+                await self.repo.file([self._copy(person, message, folder="drafts", unread=False, **summary)], tenant=tenant)
+            else:
+                await self.repo.change_copy(copy, set_=summary)
+        return draft_id
+
+    async def _own_draft(self, person: str, draft_id: str) -> Doc:
+        message = await self.repo.message(draft_id)
+        if message is None or message["sender"]["id"] != person or message["state"] != "draft":
+            raise Problem(404, f"you have no draft {draft_id}")
+        copy = await self.repo.copy(person, draft_id)
+        if copy is None or copy["f"] not in ("drafts", "trash"):
+            raise Problem(404, f"you have no draft {draft_id}")
+        return message
+
+    async def delete_draft(self, person: str, draft_id: str) -> None:
+        async with self.mailbox.lock(person):
+            message = await self._own_draft(person, draft_id)
+            copy = await self.repo.copy(person, draft_id)
+            if copy is not None:
+                await self.repo.remove_copy(copy)
+            await self.mailbox.drop_message(message)
+
+    # attachments
+    async def attach(self, person: str, draft_id: str, *, name: str, body: AsyncIterator[bytes], tenant: str) -> dict[str, Any]:
+        """Add a file to a draft: size limit, type from the content, quota, virus scan — all before anything is kept."""
+        await self._own_draft(person, draft_id)
+        limit = self.settings.attachment_max_bytes
+        data = bytearray()
+        async for piece in body:
+            data += piece
+            if len(data) > limit:
+                raise Problem(413, f"an attachment may be {limit} bytes at most", limit=limit)
+        if not data:
+            raise Problem(422, "the attachment is empty")
+        try:
+            mime = sniff(bytes(data[:8192]))
+        except Refused as exc:
+            raise Problem(exc.status, exc.detail) from exc
+        if self.scanner is not None:
+            try:
+                found = await self.scanner.scan(bytes(data))
+            except Exception as exc:
+                log.warning("virus scan failed: %s", exc)
+                raise Problem(503, "the virus scanner cannot check the attachment now; try again", headers={"Retry-After": "30"}) from exc
+            if found:
+                raise Problem(422, f"the attachment carries a virus ({found}): it was not kept")
+        if not await self.repo.take_quota(person, len(data), limit=self.settings.quota_bytes, tenant=tenant):
+            raise Problem(413, f"your attachments would go over your quota of {self.settings.quota_bytes} bytes: delete messages "
+                               "with attachments you sent, or empty your trash", quota=self.settings.quota_bytes)
+        meta = new_attachment(tenant=tenant, owner=person, message=draft_id, name=name, mime=mime, size=len(data))
+        try:
+            await self.store.put(meta, bytes(data))
+            async with self.mailbox.lock(person):
+                message = await self._own_draft(person, draft_id)
+                attachments = [*message["attachments"], {"id": meta["_id"], "name": name, "type": mime, "size": len(data)}]
+                await self.repo.update_message(draft_id, {"$set": {"attachments": attachments}})
+                copy = await self.repo.copy(person, draft_id)
+                if copy is not None:
+                    await self.repo.change_copy(copy, set_={"a": len(attachments)})
+        except BaseException:
+            await self.repo.give_quota(person, len(data))
+            raise
+        return {"id": meta["_id"], "name": name, "type": mime, "size": len(data)}
+
+    async def detach(self, person: str, draft_id: str, attachment_id: str) -> None:
+        async with self.mailbox.lock(person):
+            message = await self._own_draft(person, draft_id)
+            kept = [a for a in message["attachments"] if a["id"] != attachment_id]
+            if len(kept) == len(message["attachments"]):
+                raise Problem(404, f"the draft has no attachment {attachment_id}")
+            await self.repo.update_message(draft_id, {"$set": {"attachments": kept}})
+            copy = await self.repo.copy(person, draft_id)
+            if copy is not None:
+                await self.repo.change_copy(copy, set_={"a": len(kept)})
+        meta = await self.repo.attachment(attachment_id)
+        if meta is not None:
+            await self.store.delete(meta)
+            await self.repo.give_quota(person, meta["size"])
+
+    async def download(self, person: str, message_id: str, attachment_id: str) -> tuple[Doc, AsyncIterator[bytes]]:
+        """An attachment of a message the person holds."""
+        _, message = await self.mailbox.held(person, message_id)
+        if attachment_id not in {a["id"] for a in message.get("attachments", [])}:
+            raise Problem(404, f"message {message_id} has no attachment {attachment_id}")
+        meta = await self.repo.attachment(attachment_id)
+        if meta is None:
+            raise Problem(404, f"attachment {attachment_id} is gone")
+        return meta, self.store.read(meta)
+
+    # sending
+    async def send(self, person: str, outgoing: Outgoing, *, tenant: str, draft_id: str | None = None) -> Sent:
+        """Check the recipients and send now, or keep it to send at `send_at`."""
+        self._check_body(outgoing.body)
+        if not outgoing.recipients():
+            raise Problem(422, "a message needs at least one recipient", field="to")
+        draft = await self._own_draft(person, draft_id) if draft_id else None
+        parent = await self._parent(person, outgoing.in_reply_to)
+        resolved, recipients, named = await self._resolve(person, outgoing, tenant=tenant)
+        now = datetime.now(UTC)
+        body = sanitise(outgoing.body)
+        thread = parent["thread"] if parent else None
+        content = {
+            "tenant": tenant, "sender": {"id": person, "name": person_name(resolved.sender)},
+            "to": named(outgoing.to), "cc": named(outgoing.cc), "bcc": named(outgoing.bcc), "subject": outgoing.subject,
+            "body": body, "parent": outgoing.in_reply_to, "attachments": draft["attachments"] if draft else [],
+        }
+        if outgoing.send_at is not None and outgoing.send_at > now + timedelta(seconds=30):
+            return await self._schedule(person, content, outgoing, thread=thread, draft=draft, recipients=len(recipients))
+        message_id = new_message_id()
+        message = {**content, "_id": message_id, "thread": thread or message_id, "state": "sent", "sent_at": now,
+                   "recipients": sorted(recipients), "holders": len(recipients) + 1,
+                   "words": words(outgoing.subject, text_of(body))}
+        await self.repo.put_message(message)
+        await self._deliver(person, message, recipients, tenant=tenant)
+        if draft is not None:
+            await self._drop_draft(person, draft)
+        return Sent(id=message_id, thread=message["thread"], state="sent", recipients=len(recipients))
+
+    async def _resolve(self, person: str, outgoing: Outgoing, *, tenant: str):
+        """Who the recipients are, now: refusals name who may not be written to."""
+        lists = (await self.repo.mailbox(person) or {}).get("lists", {}) if any(r.type == "list" for r in outgoing.recipients()) else {}
+        persons = [r.id for r in outgoing.recipients() if r.type == "person"]
+        groups = [r.id for r in outgoing.recipients() if r.type == "group"]
+        unknown_lists = [r.id for r in outgoing.recipients() if r.type == "list" and r.id not in lists]
+        if unknown_lists:
+            raise Problem(422, f"you have no list {', '.join(unknown_lists)}", unknown=unknown_lists)
+        for r in outgoing.recipients():
+            if r.type == "list":
+                persons.extend(lists[r.id]["members"])
+        resolved = await self.rules.resolve(tenant=tenant, sender=person, persons=persons, groups=groups)
+        if resolved.unknown_ids or resolved.unknown_group_ids:
+            unknown = [*resolved.unknown_ids, *resolved.unknown_group_ids]
+            raise Problem(422, f"no such recipient: {', '.join(unknown)}", unknown=unknown)
+        if resolved.refused_ids or resolved.refused_group_ids:
+            refused = [*resolved.refused_ids, *resolved.refused_group_ids]
+            raise Problem(403, f"you may not write to {', '.join(refused)} (communication rules)", refused=refused)
+        recipients = {p.id for p in resolved.persons}
+        for group in resolved.groups:
+            recipients.update(group.member_ids)
+        recipients.discard(person)  # a sender in a group they write to keeps their copy in "sent"
+        if not recipients:
+            raise Problem(422, "the recipients are empty groups: nobody would receive it")
+        if len(recipients) > self.settings.recipients_max:
+            raise Problem(422, f"a message may reach {self.settings.recipients_max} persons at most; these are {len(recipients)}")
+        names = {p.id: person_name(p) for p in resolved.persons} | {g.id: g.name for g in resolved.groups}
+        names |= {lid: lists[lid]["name"] for lid in lists}
+
+        def named(written: list[Recipient]) -> list[dict[str, Any]]:
+            return [{"type": r.type, "id": r.id, "name": names.get(r.id, r.id)} for r in written]
+
+        return resolved, recipients, named
+
+    async def _deliver(self, person: str, message: Doc, recipients: set[str], *, tenant: str) -> None:
+        summary = {"s": message["subject"], "sn": snippet(text_of(message["body"])), "to": _line(message["to"]),
+                   "a": len(message["attachments"])}
+        key = folded(" ".join([message["subject"], message["sender"]["name"], _line(message["to"], 10_000),
+                               _line(message["cc"], 10_000)]))
+        copies = [self._copy(person, message, folder="sent", unread=False, k=key, **summary)]
+        copies += [self._copy(r, message, folder="inbox", unread=True, k=key, **summary) for r in sorted(recipients)]
+        await self.repo.file(copies, tenant=tenant)
+        await self.repo.add_to_thread(message["thread"], message["_id"], tenant=tenant)
+        ordered = sorted(recipients)
+        envelopes = [
+            make_envelope(type="messaging.message.delivered.v1", tenant=tenant, source="messaging", payload=pb.MessageDelivered(
+                message_id=message["_id"], thread_id=message["thread"], sender_id=person, sender_name=message["sender"]["name"],
+                subject=message["subject"], recipient_ids=ordered[start:start + EVENT_RECIPIENTS], has_attachments=bool(message["attachments"])))
+            for start in range(0, len(ordered), EVENT_RECIPIENTS)
+        ]
+        await self.outbox.add(envelopes)
+
+    def _copy(self, owner: str, message: Doc, *, folder: str, unread: bool, **summary: Any) -> Doc:
+        return {"_id": f"{owner}:{message['_id']}", "tenant": message["tenant"], "p": owner, "m": message["_id"], "f": folder,
+                "u": unread, "at": message.get("sent_at") or datetime.now(UTC), "fr": message["sender"], "t": message["thread"],
+                "k": summary.pop("k", ""), **summary}
+
+    async def _drop_draft(self, person: str, draft: Doc) -> None:
+        copy = await self.repo.copy(person, draft["_id"])
+        if copy is not None:
+            await self.repo.remove_copy(copy)
+        await self.repo.delete_message(draft["_id"])  # its attachments now belong to the message sent
+
+    async def _schedule(self, person: str, content: Doc, outgoing: Outgoing, *, thread: str | None, draft: Doc | None,
+                        recipients: int) -> Sent:
+        message_id = new_message_id()
+        message = {**content, "_id": message_id, "thread": thread or message_id, "state": "scheduled", "send_at": outgoing.send_at,
+                   "to": content["to"], "holders": 1}
+        await self.repo.put_message(message)
+        await self.repo.file([self._copy(person, message, folder="scheduled", unread=False, s=message["subject"],
+                                         sn=snippet(text_of(message["body"])), to=_line(message["to"]), a=len(message["attachments"]))],
+                             tenant=content["tenant"])
+        await self.repo.schedule({"_id": message_id, "tenant": content["tenant"], "person": person, "at": outgoing.send_at})
+        if draft is not None:
+            await self._drop_draft(person, draft)
+        return Sent(id=message_id, thread=message["thread"], state="scheduled", recipients=recipients, send_at=outgoing.send_at)
+
+    async def cancel_schedule(self, message_id: str) -> None:
+        await self.repo.claim(message_id)
+
+    async def send_due(self, now: datetime | None = None) -> int:
+        """Send the scheduled messages whose time has come (each by the one replica that claims it)."""
+        now = now or datetime.now(UTC)
+        sent = 0
+        for due in await self.repo.scheduled():
+            at = due["at"] if due["at"].tzinfo else due["at"].replace(tzinfo=UTC)
+            if at > now or not await self.repo.claim(due["_id"]):
+                continue
+            message = await self.repo.message(due["_id"])
+            if message is None or message["state"] != "scheduled":
+                continue
+            person, tenant = due["person"], due["tenant"]
+            outgoing = Outgoing(to=_written(message["to"]), cc=_written(message["cc"]), bcc=_written(message["bcc"]),
+                                subject=message["subject"], body=message["body"], in_reply_to=message.get("parent"))
+            async with self.mailbox.lock(person):
+                await self.repo.update_message(message["_id"], {"$set": {"state": "draft"}})
+                copy = await self.repo.copy(person, message["_id"])
+                if copy is not None:
+                    await self.repo.change_copy(copy, folder="drafts")
+            try:
+                await self.send(person, outgoing, tenant=tenant, draft_id=message["_id"])
+                sent += 1
+            except Problem as exc:  # the rules changed since: it stays a draft, saying why
+                await self.repo.update_message(message["_id"], {"$set": {"error": exc.detail}})
+                log.info("scheduled message not sent", extra={"message": message["_id"], "reason": exc.detail})
+        return sent
+
+    # recall
+    async def recall(self, person: str, message_id: str) -> Recall:
+        """Take back the copies still unread, within the recall window."""
+        message = await self.repo.message(message_id)
+        if message is None or message["sender"]["id"] != person or message["state"] != "sent":
+            raise Problem(404, f"you sent no message {message_id}")
+        window = timedelta(minutes=self.settings.recall_minutes)
+        sent_at = message["sent_at"] if message["sent_at"].tzinfo else message["sent_at"].replace(tzinfo=UTC)
+        if datetime.now(UTC) - sent_at > window:
+            raise Problem(409, f"a message may be recalled within {self.settings.recall_minutes} minutes of sending")
+        recalled: list[str] = []
+        recipients = message.get("recipients", [])
+        for start in range(0, len(recipients), 100):
+            chunk = recipients[start:start + 100]
+            for recipient in chunk:
+                async with self.mailbox.lock(recipient):
+                    copy = await self.repo.copy(recipient, message_id)
+                    if copy is not None and copy["u"]:
+                        await self.repo.remove_copy(copy)
+                        recalled.append(recipient)
+        if recalled:
+            await self.mailbox.release(message_id, holders=len(recalled))
+            await self.outbox.add([
+                make_envelope(type="messaging.message.recalled.v1", tenant=message["tenant"], source="messaging",
+                              payload=pb.MessageRecalled(message_id=message_id, sender_id=person, recipient_ids=recalled[s:s + EVENT_RECIPIENTS]))
+                for s in range(0, len(recalled), EVENT_RECIPIENTS)
+            ])
+            await self.repo.update_message(message_id, {"$set": {"recalled": len(recalled)}})
+        return Recall(recalled=len(recalled), kept=len(recipients) - len(recalled))
+
+    # helpers
+    def _check_body(self, body: str) -> None:
+        if len(body.encode()) > self.settings.body_max_bytes:
+            raise Problem(413, f"a message body may be {self.settings.body_max_bytes} bytes at most", field="body")
+
+    async def _parent(self, person: str, parent_id: str | None) -> Doc | None:
+        if parent_id is None:
+            return None
+        copy = await self.repo.copy(person, parent_id)
+        parent = await self.repo.message(parent_id, {"thread": 1}) if copy is not None else None
+        if parent is None:
+            raise Problem(404, f"you can only reply to a message you hold: there is no message {parent_id} in your mailbox",
+                          field="in_reply_to")
+        return parent
+
+
+def _plain(recipients: list[Recipient]) -> list[dict[str, Any]]:
+    return [{"type": r.type, "id": r.id, "name": r.id} for r in recipients]  # named when sent
+
+
+def _written(recipients: list[dict[str, Any]]) -> list[Recipient]:
+    return [Recipient(type=r["type"], id=r["id"]) for r in recipients]
