@@ -112,6 +112,18 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert all(r["sources"] == ["gar"] and "/domaineGar?" in r["lien"] for r in shelf.json()["ressources"])
         assert shelf.json()["ressources"], "the GAR peer lists resources for every school"
 
+        # They write to a classmate through the gateway (the communication rules asked of identity), who finds
+        # it in their inbox.
+        with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
+            mate = client["maille_identity"]["persons"].find_one({"kind": "pupil", "classes": pupil["classes"][0], "_id": {"$ne": pupil["_id"]}})
+        csrf = browser.site_cookies(gateway)["maille_csrf"]
+        sent = browser.request("POST", f"{gateway}/api/messaging/v1/messages", headers={"x-csrf-token": csrf},
+                               json={"to": [{"type": "person", "id": mate["_id"]}], "subject": "Les devoirs", "body": "<p>Pour demain ?</p>"})
+        assert sent.status_code == 201, sent.text[:300]
+        with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
+            copy = client["maille_messaging"]["copies"].find_one({"_id": f"{mate['_id']}:{sent.json()['id']}"})
+        assert copy is not None and copy["f"] == "inbox" and copy["u"] is True and copy["s"] == "Les devoirs"
+
         parts = list(json.loads(state_file(var).read_text())["parts"].values())
         assert len(parts) == 11  # Keycloak, NATS, docstore, three peers, four services, the gateway
     finally:

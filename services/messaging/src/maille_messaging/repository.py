@@ -25,6 +25,7 @@ in batches of `BATCH`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -60,6 +61,8 @@ class MailRepository:
     def __init__(self, docstore: Docstore) -> None:
         self.docstore = docstore
         self.db = docstore.db
+        self._pending: list[tuple[list[Doc], str, Doc | None, asyncio.Future[None]]] = []
+        self._filer: asyncio.Task[None] | None = None
 
     # messages
     async def message(self, message_id: str, projection: dict[str, Any] | None = None) -> Doc | None:
@@ -88,10 +91,36 @@ class MailRepository:
         found = await by_ids(self.db[COPIES], [copy_id(person, m) for m in message_ids])
         return {doc["m"]: doc for doc in found.values()}
 
-    async def file(self, copies: list[Doc], *, tenant: str) -> set[str]:
-        """Insert copies and index them in their owners' months; returns the months (`person:YYYYMM`) new to their mailboxes."""
+    async def file(self, copies: list[Doc], *, tenant: str, message: Doc | None = None) -> None:
+        """Store a message (when given) and insert copies indexed in their owners' months. Sends arriving together
+        are written together (one insert of all their messages, one of all their copies, the index updates in
+        batches): on FerretDB each command costs far more than each document in it."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.append((copies, tenant, message, done))
+        if self._filer is None or self._filer.done():
+            self._filer = asyncio.create_task(self._file_pending(), name="messaging-filer")
+        await done
+
+    async def _file_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._file([c for copies, _, _, _ in batch for c in copies], [m for _, _, m, _ in batch if m is not None],
+                                 tenants={c["p"]: t for copies, t, _, _ in batch for c in copies})
+            except Exception as exc:
+                for *_, done in batch:
+                    done.set_exception(exc)
+            else:
+                for *_, done in batch:
+                    done.set_result(None)
+
+    async def _file(self, copies: list[Doc], messages: list[Doc], *, tenants: dict[str, str]) -> None:
+        if messages:
+            async with self.docstore.writing():
+                await self.db[MESSAGES].insert_many(messages, ordered=False)
         if not copies:
-            return set()
+            return
         async with self.docstore.writing():
             try:
                 await self.db[COPIES].insert_many(copies, ordered=False)
@@ -101,7 +130,7 @@ class MailRepository:
         updates = []
         for copy in copies:
             inc: Doc = {f"u.{copy['f']}": 1} if copy["u"] else {}
-            update: Doc = {"$push": {f"f.{copy['f']}": copy["m"]}, "$setOnInsert": {"tenant": tenant, "p": copy["p"]}}
+            update: Doc = {"$push": {f"f.{copy['f']}": copy["m"]}, "$setOnInsert": {"tenant": tenants[copy["p"]], "p": copy["p"]}}
             if inc:
                 update["$inc"] = inc
             updates.append(UpdateOne({"_id": month_id(copy["p"], month_of(copy["m"]))}, update, upsert=True))
@@ -111,14 +140,13 @@ class MailRepository:
                 result = await self.db[MONTHS].bulk_write(updates[start:start + BATCH], ordered=True)
             new.update(str(key) for key in result.upserted_ids.values())
         if new:
-            await self.note_months(new, tenant=tenant)
-        return new
+            await self.note_months(new, tenants=tenants)
 
-    async def note_months(self, months: Iterable[str], *, tenant: str) -> None:
+    async def note_months(self, months: Iterable[str], *, tenants: dict[str, str]) -> None:
         updates = []
         for key in months:
             person, month = key.rsplit(":", 1)
-            updates.append(UpdateOne({"_id": person}, {"$addToSet": {"months": month}, "$setOnInsert": {"tenant": tenant}}, upsert=True))
+            updates.append(UpdateOne({"_id": person}, {"$addToSet": {"months": month}, "$setOnInsert": {"tenant": tenants[person]}}, upsert=True))
         for start in range(0, len(updates), BATCH):
             async with self.docstore.writing():
                 await self.db[MAILBOXES].bulk_write(updates[start:start + BATCH], ordered=True)
@@ -198,12 +226,18 @@ class MailRepository:
 
     # threads
     async def add_to_thread(self, thread: str, message_id: str, *, tenant: str) -> None:
+        """A reply joins its conversation (a conversation of one message has no document: its id is the message's)."""
         async with self.docstore.writing():
-            await self.db[THREADS].update_one({"_id": thread}, {"$push": {"m": message_id}, "$setOnInsert": {"tenant": tenant}}, upsert=True)
+            added = await self.db[THREADS].update_one({"_id": thread}, {"$push": {"m": message_id}})
+            if added.matched_count == 0:
+                try:
+                    await self.db[THREADS].insert_one({"_id": thread, "tenant": tenant, "m": [thread, message_id]})
+                except DuplicateKeyError:  # another replica began it meanwhile
+                    await self.db[THREADS].update_one({"_id": thread}, {"$push": {"m": message_id}})
 
     async def thread(self, thread: str) -> list[str]:
         doc = await self.db[THREADS].find_one({"_id": thread})
-        return list(doc["m"]) if doc else []
+        return list(doc["m"]) if doc else [thread]
 
     # attachments
     async def put_attachment(self, meta: Doc, chunks: list[bytes]) -> None:

@@ -176,7 +176,6 @@ class Sending:
         message = {**content, "_id": message_id, "thread": thread or message_id, "state": "sent", "sent_at": now,
                    "recipients": sorted(recipients), "holders": len(recipients) + 1,
                    "words": words(outgoing.subject, text_of(body))}
-        await self.repo.put_message(message)
         await self._deliver(person, message, recipients, tenant=tenant)
         if draft is not None:
             await self._drop_draft(person, draft)
@@ -223,8 +222,9 @@ class Sending:
                                _line(message["cc"], 10_000)]))
         copies = [self._copy(person, message, folder="sent", unread=False, k=key, **summary)]
         copies += [self._copy(r, message, folder="inbox", unread=True, k=key, **summary) for r in sorted(recipients)]
-        await self.repo.file(copies, tenant=tenant)
-        await self.repo.add_to_thread(message["thread"], message["_id"], tenant=tenant)
+        await self.repo.file(copies, tenant=tenant, message=message)
+        if message["thread"] != message["_id"]:
+            await self.repo.add_to_thread(message["thread"], message["_id"], tenant=tenant)
         ordered = sorted(recipients)
         envelopes = [
             make_envelope(type="messaging.message.delivered.v1", tenant=tenant, source="messaging", payload=pb.MessageDelivered(

@@ -1,0 +1,336 @@
+"""The ENT mail through the gateway: an inbox page, sending to a class, to a 1,500-person group, and sends/s.
+
+Sets up, on this machine: NATS, the docstore, identity (the communication rules) on a directory imported from
+a synthetic AAF feed of one school (`--persons`, about 1,500 pupils by default), messaging and the gateway,
+each one process. Seeds `--messages` messages straight into messaging's database (pupils writing to
+classmates over ten months, and `--inbox` of them into one teacher's inbox). Then, through the gateway:
+
+1. the teacher's inbox, first page and the next (25 each), at `--page-rate`/s for `--seconds`;
+2. the teacher writing to their biggest class (its pupils group), at `--class-rate`/s for `--seconds`;
+3. the teacher writing to the school's pupils group (about 1,500 persons), five times: the answer comes once
+   every copy is filed, so its time is the time until the message is in every inbox (checked on a sample);
+4. pupils writing to a classmate at `--send-rate`/s for `--seconds` (open loop: latency counted from when each
+   send was due), and the rate sustained.
+
+Tokens are signed by the bench's own key (RS256) and checked in full by the gateway and messaging.
+
+    .venv/bin/python bench/messaging.py [--messages 100000] [--inbox 2000] [--send-rate 300] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from pymongo import MongoClient
+
+from maille_devstack.paths import bin_of
+from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
+from maille_messaging.bodies import folded, words
+from maille_messaging.schemas import new_message_id
+
+ISSUER = "http://bench.invalid/realms/maille"
+TENANT = "ac-bench"
+
+
+def token(key: RSAKey, person: str) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": ["maille", "maille-messaging"], "sub": person, "azp": "bench-portal", "exp": now + 7200,
+              "iat": now, "ent_id": person, "realm_access": {"roles": []}}
+    return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+
+def serve_jwks(jwks: dict) -> int:
+    body = json.dumps(jwks).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
+def directory(store: DocstoreServer, env: dict[str, str], work: Path, persons: int) -> dict:
+    """Import a synthetic AAF feed of one school into identity; who is who, read from its database."""
+    identity = str(bin_of("maille-identity"))
+    subprocess.run([identity, "generate-aaf", str(work / "feed"), "--persons", str(persons), "--schools", "1"], check=True,
+                   capture_output=True)
+    started = time.perf_counter()
+    done = subprocess.run([identity, "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
+                          env={**os.environ, **env}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(done.stdout + done.stderr)
+    print(f"directory imported ({persons} persons) in {time.perf_counter() - started:.1f} s")
+    classes: dict[str, list[str]] = defaultdict(list)
+    teachers: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    uai = ""
+    with MongoClient(store.url) as client:
+        for doc in client["maille_identity"]["persons"].find({}):
+            names[doc["_id"]] = f"{doc.get('first_name', '')} {doc.get('last_name', '')}"
+            if doc.get("kind") == "pupil":
+                uai = doc["profiles"][0]["structure"]
+                for cls in doc.get("classes", []):
+                    classes[cls].append(doc["_id"])
+            elif any(p["code"] == "National_ENS" for p in doc.get("profiles", [])) and doc.get("classes"):
+                teachers[doc["_id"]] = list(doc["classes"])
+    return {"classes": dict(classes), "teachers": teachers, "names": names, "uai": uai}
+
+
+def seed(store: DocstoreServer, people: dict, args: argparse.Namespace) -> float:
+    """`--messages` messages as the service stores them (content, each holder's copy, the month indexes), over ten months."""
+    rng = random.Random(5)
+    started = time.perf_counter()
+    classes = [pupils for pupils in people["classes"].values() if len(pupils) > 1]
+    reader = people["reader"]
+    reader_classes = [people["classes"][c] for c in people["teachers"][reader] if c in people["classes"]]
+    now = time.time()
+    with MongoClient(store.url) as client:
+        db = client["maille_messaging"]
+        months: dict[str, dict] = {}
+        messages, copies = [], []
+
+        def index(person: str, message_id: str, folder: str, unread: bool) -> None:
+            month = time.strftime("%Y%m", time.gmtime(int(message_id[:12], 16) / 1000))
+            doc = months.setdefault(f"{person}:{month}", {"_id": f"{person}:{month}", "tenant": TENANT, "p": person, "f": {}, "u": {}})
+            doc["f"].setdefault(folder, []).append(message_id)
+            if unread:
+                doc["u"][folder] = doc["u"].get(folder, 0) + 1
+
+        def flush() -> None:
+            if messages:
+                db.messages.insert_many(messages, ordered=False)
+                db.copies.insert_many(copies, ordered=False)
+                messages.clear()
+                copies.clear()
+
+        for n in range(args.messages):
+            if n < args.inbox:
+                sender, recipient = rng.choice(rng.choice(reader_classes)), reader
+            else:
+                pupils = rng.choice(classes)
+                sender, recipient = rng.sample(pupils, 2)
+            at = now - rng.uniform(60, 300 * 86400)
+            message_id = new_message_id(at)
+            subject = f"Message {n} : devoirs de la semaine"
+            body = f"<p>Bonjour, voici le travail n°{n} pour la classe. Bonne journée !</p>"
+            sent_at = datetime.fromtimestamp(at, UTC)
+            sender_doc = {"id": sender, "name": people["names"][sender]}
+            messages.append({"_id": message_id, "tenant": TENANT, "state": "sent", "sender": sender_doc,
+                             "to": [{"type": "person", "id": recipient, "name": people["names"][recipient]}], "cc": [], "bcc": [],
+                             "subject": subject, "body": body, "attachments": [], "thread": message_id, "sent_at": sent_at,
+                             "recipients": [recipient], "holders": 2, "words": words(subject, body)})
+            key = folded(f"{subject} {sender_doc['name']} {people['names'][recipient]}")
+            for owner, folder, unread in ((sender, "sent", False), (recipient, "inbox", True)):
+                copies.append({"_id": f"{owner}:{message_id}", "tenant": TENANT, "p": owner, "m": message_id, "f": folder, "u": unread,
+                               "at": sent_at, "fr": sender_doc, "t": message_id, "k": key, "s": subject, "sn": body[3:60],
+                               "to": people["names"][recipient], "a": 0})
+                index(owner, message_id, folder, unread)
+            if len(messages) == 2000:
+                flush()
+        flush()
+        docs = list(months.values())
+        for start in range(0, len(docs), 2000):
+            db.months.insert_many(docs[start:start + 2000], ordered=False)
+        per_person: dict[str, list[str]] = defaultdict(list)
+        for key in months:
+            person, month = key.rsplit(":", 1)
+            per_person[person].append(month)
+        db.mailboxes.insert_many([{"_id": p, "tenant": TENANT, "months": sorted(m)} for p, m in per_person.items()], ordered=False)
+    return time.perf_counter() - started
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 10 else max(values, default=0.0)
+
+
+async def paced(clients: list[httpx.AsyncClient], schedule: list[tuple[float, object]], call) -> tuple[list[float], int, float]:
+    """Each request when due (open loop); latencies from when it was due; failures; how long it all took."""
+    latencies: list[float] = []
+    failed = 0
+    started = time.perf_counter()
+
+    async def worker(client: httpx.AsyncClient, share) -> None:
+        nonlocal failed
+        for due, item in share:
+            now = time.perf_counter()
+            if due > now:
+                await asyncio.sleep(due - now)
+            ok = await call(client, item)
+            latencies.append((time.perf_counter() - due) * 1000)
+            failed += not ok
+
+    await asyncio.gather(*(worker(client, schedule[k::len(clients)]) for k, client in enumerate(clients)))
+    return latencies, failed, time.perf_counter() - started
+
+
+async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace) -> dict:
+    reader = people["reader"]
+    reader_token = token(key, reader)
+    rng = random.Random(9)
+    result: dict = {}
+    errors: list[str] = []
+    result["errors"] = errors
+    gc.freeze()
+    gc.disable()  # the load generator must not pause for its own collector while it sends
+    clients = [httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(64)]
+    try:
+        first = (await clients[0].get("/api/messaging/v1/folders/inbox/messages", headers={"authorization": reader_token})).json()
+        cursor = first["next"]
+        assert len(first["entries"]) == 25 and cursor, first
+
+        async def page(client: httpx.AsyncClient, n: object) -> bool:
+            params = {"cursor": cursor} if n % 2 else {}
+            answer = await client.get("/api/messaging/v1/folders/inbox/messages", params=params, headers={"authorization": reader_token})
+            ok = answer.status_code == 200 and answer.content.count(b'"thread":') == 25
+            if not ok and len(errors) < 3:
+                errors.append(f"{answer.status_code} {answer.text[:200]}")
+            return ok
+
+        total = int(args.page_rate * args.seconds)
+        start = time.perf_counter() + 0.3
+        result["pages"] = await paced(clients, [(start + i / args.page_rate, i) for i in range(total)], page)
+
+        cls = max((c for c in people["teachers"][reader] if c in people["classes"]), key=lambda c: len(people["classes"][c]))
+        result["class_size"] = len(people["classes"][cls])
+
+        async def to_class(client: httpx.AsyncClient, n: object) -> bool:
+            answer = await client.post("/api/messaging/v1/messages", headers={"authorization": reader_token},
+                                       json={"to": [{"type": "group", "id": f"{cls}/ELV"}], "subject": f"Classe {n}", "body": "<p>Demain : contrôle</p>"})
+            return answer.status_code == 201 and answer.json()["recipients"] == result["class_size"]
+
+        total = int(args.class_rate * args.seconds)
+        start = time.perf_counter() + 0.3
+        result["class"] = await paced(clients, [(start + i / args.class_rate, i) for i in range(total)], to_class)
+
+        school = f"{people['uai']}/ELV"
+        result["school_size"] = sum(len(p) for p in people["classes"].values())
+        big: list[float] = []
+        async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
+            for n in range(5):
+                started = time.perf_counter()
+                answer = await client.post("/api/messaging/v1/messages", headers={"authorization": reader_token},
+                                           json={"to": [{"type": "group", "id": school}], "subject": f"À toute l'école {n}", "body": "<p>Info</p>"})
+                big.append((time.perf_counter() - started) * 1000)
+                assert answer.status_code == 201, answer.text[:300]
+                sample = rng.sample([p for ps in people["classes"].values() for p in ps], 30)
+                for pupil in sample:  # in their inboxes, newest first
+                    inbox = (await client.get("/api/messaging/v1/folders/inbox/messages", params={"limit": 1},
+                                              headers={"authorization": token(key, pupil)})).json()
+                    assert inbox["entries"][0]["id"] == answer.json()["id"], inbox
+                await asyncio.sleep(1)
+        result["big"] = big
+
+        pairs = [(p, rng.choice([q for q in pupils if q != p])) for pupils in people["classes"].values() if len(pupils) > 1 for p in pupils]
+        tokens = {p: token(key, p) for p, _ in pairs}
+
+        async def send(client: httpx.AsyncClient, pair: object) -> bool:
+            sender, recipient = pair  # type: ignore[misc]
+            answer = await client.post("/api/messaging/v1/messages", headers={"authorization": tokens[sender]},
+                                       json={"to": [{"type": "person", "id": recipient}], "subject": "Tu as les devoirs ?", "body": "<p>Merci !</p>"})
+            return answer.status_code == 201
+
+        total = int(args.send_rate * args.seconds)
+        start = time.perf_counter() + 0.5
+        result["sends"] = await paced(clients, [(start + i / args.send_rate, rng.choice(pairs)) for i in range(total)], send)
+    finally:
+        for client in clients:
+            await client.aclose()
+        gc.enable()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=4000, help="persons of the school's AAF feed (about 1,500 pupils)")
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--inbox", type=int, default=2000, help="of them in the benched teacher's inbox")
+    parser.add_argument("--page-rate", type=float, default=100)
+    parser.add_argument("--class-rate", type=float, default=10)
+    parser.add_argument("--send-rate", type=float, default=300)
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="maille-bench-messaging-"))
+    logs = work / "log"
+    key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
+    jwks = f"http://127.0.0.1:{serve_jwks({'keys': [key.as_dict(private=False)]})}/jwks.json"
+    parts = []
+    try:
+        nats = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=logs)
+        nats.start()
+        parts.append(nats)
+        store = DocstoreServer(port=free_port(), data_dir=work / "docstore", log_dir=logs)
+        store.start()
+        parts.append(store)
+        identity_env = {"MAILLE_IDENTITY_NATS_URL": nats.url, "MAILLE_IDENTITY_MONGODB_URL": store.url, "MAILLE_IDENTITY_TENANT": TENANT,
+                        "MAILLE_IDENTITY_LOG_LEVEL": "WARNING"}
+        identity = ServiceProcess("identity", port=free_port(), log_dir=logs, env=identity_env)
+        identity.start()
+        parts.append(identity)
+        people = directory(store, identity_env, work, args.persons)
+        people["reader"] = max(people["teachers"], key=lambda t: sum(len(people["classes"].get(c, [])) for c in people["teachers"][t]))
+        took = seed(store, people, args)
+        print(f"seeded {args.messages} messages ({args.inbox} in the benched teacher's inbox) in {took:.1f} s")
+        messaging = ServiceProcess("messaging", port=free_port(), log_dir=logs, env={
+            "MAILLE_MESSAGING_NATS_URL": nats.url, "MAILLE_MESSAGING_MONGODB_URL": store.url, "MAILLE_MESSAGING_TENANT": TENANT,
+            "MAILLE_MESSAGING_AUTH_ISSUER": ISSUER, "MAILLE_MESSAGING_AUTH_JWKS_URL": jwks, "MAILLE_MESSAGING_LOG_LEVEL": "WARNING"})
+        messaging.start()
+        parts.append(messaging)
+        gateway = ServiceProcess("gateway", port=free_port(), log_dir=logs, env={
+            "MAILLE_GATEWAY_NATS_URL": nats.url, "MAILLE_GATEWAY_ROUTES": json.dumps({"messaging": messaging.url}),
+            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks, "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+            # One reader's inbox read 100 times a second stands for many readers: no per-person limit here.
+            "MAILLE_GATEWAY_RATE_PERSON": "1000000", "MAILLE_GATEWAY_LOG_LEVEL": "WARNING"})
+        gateway.start()
+        parts.append(gateway)
+
+        r = asyncio.run(load(gateway.url, key, people, args))
+        pages, klass, sends = r["pages"], r["class"], r["sends"]
+        print(f"messaging through the gateway; {args.messages} messages stored, {args.inbox} in the reader's inbox")
+        print(f"  inbox pages (first and next, 25 each) at {args.page_rate:g}/s: p50 {pct(pages[0], 50):.1f} ms, "
+              f"p99 {pct(pages[0], 99):.1f} ms, {pages[1]} failed")
+        print(f"  sending to a class of {r['class_size']} pupils at {args.class_rate:g}/s: p50 {pct(klass[0], 50):.1f} ms, "
+              f"p99 {pct(klass[0], 99):.1f} ms, {klass[1]} failed")
+        print(f"  sending to the school's {r['school_size']} pupils (in every inbox when answered): "
+              + ", ".join(f"{t:.0f} ms" for t in r["big"]))
+        print(f"  pupils writing to a classmate, {len(sends[0])} sends due at {args.send_rate:g}/s: "
+              f"{len(sends[0]) / sends[2]:.0f} sends/s sustained, p50 {pct(sends[0], 50):.1f} ms, p99 {pct(sends[0], 99):.1f} ms, "
+              f"{sends[1]} failed")
+        for error in r["errors"]:
+            print(f"  failed: {error}")
+        print(f"machine: {platform.node()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores")
+    finally:
+        for part in reversed(parts):
+            part.stop()
+
+
+if __name__ == "__main__":
+    main()
