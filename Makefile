@@ -125,6 +125,7 @@ bench: setup bench-tools ## run the benchmarks under bench/ and print their figu
 	$(VENV)/bin/python bench/gateway.py
 	$(VENV)/bin/python bench/sso.py
 	$(VENV)/bin/python bench/mediacentre.py
+	$(VENV)/bin/python bench/messaging.py
 
 clean: ## remove run-time data (.var/); keeps the download cache
 	rm -rf .var

@@ -191,7 +191,33 @@ async def paced(clients: list[httpx.AsyncClient], schedule: list[tuple[float, ob
     return latencies, failed, time.perf_counter() - started
 
 
-async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace) -> dict:
+class Cpu:
+    """CPU seconds each process used in each phase (from /proc), to see where the machine's two cores go."""
+
+    def __init__(self, parts: dict[str, int]) -> None:
+        self.parts = {**parts, "bench": os.getpid()}
+        self.marks: list[tuple[str, float, dict[str, float]]] = []
+
+    def _now(self) -> dict[str, float]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        found = {}
+        for name, pid in self.parts.items():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            found[name] = (int(fields[11]) + int(fields[12])) / ticks
+        return found
+
+    def mark(self, phase: str) -> None:
+        self.marks.append((phase, time.perf_counter(), self._now()))
+
+    def report(self) -> list[str]:
+        lines = []
+        for (phase, t0, c0), (_, t1, c1) in zip(self.marks, self.marks[1:]):
+            shares = ", ".join(f"{name} {100 * (c1[name] - c0[name]) / (t1 - t0):.0f} %" for name in c0)
+            lines.append(f"  CPU during {phase} (of one core): {shares}")
+        return lines
+
+
+async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace, cpu: Cpu) -> dict:
     reader = people["reader"]
     reader_token = token(key, reader)
     rng = random.Random(9)
@@ -202,6 +228,10 @@ async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace
     gc.disable()  # the load generator must not pause for its own collector while it sends
     clients = [httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(64)]
     try:
+        # Warm-up, as a running platform is: identity has loaded the tenant's directory for its rules.
+        warm = await clients[0].post("/api/messaging/v1/messages", headers={"authorization": reader_token},
+                                     json={"to": [{"type": "person", "id": people["classes"][people["teachers"][reader][0]][0]}], "subject": "Bonjour"})
+        assert warm.status_code == 201, warm.text
         first = (await clients[0].get("/api/messaging/v1/folders/inbox/messages", headers={"authorization": reader_token})).json()
         cursor = first["next"]
         assert len(first["entries"]) == 25 and cursor, first
@@ -216,6 +246,7 @@ async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace
 
         total = int(args.page_rate * args.seconds)
         start = time.perf_counter() + 0.3
+        cpu.mark("pages")
         result["pages"] = await paced(clients, [(start + i / args.page_rate, i) for i in range(total)], page)
 
         cls = max((c for c in people["teachers"][reader] if c in people["classes"]), key=lambda c: len(people["classes"][c]))
@@ -228,6 +259,7 @@ async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace
 
         total = int(args.class_rate * args.seconds)
         start = time.perf_counter() + 0.3
+        cpu.mark("class")
         result["class"] = await paced(clients, [(start + i / args.class_rate, i) for i in range(total)], to_class)
 
         school = f"{people['uai']}/ELV"
@@ -259,7 +291,9 @@ async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace
 
         total = int(args.send_rate * args.seconds)
         start = time.perf_counter() + 0.5
+        cpu.mark("sends")
         result["sends"] = await paced(clients, [(start + i / args.send_rate, rng.choice(pairs)) for i in range(total)], send)
+        cpu.mark("end")
     finally:
         for client in clients:
             await client.aclose()
@@ -312,7 +346,9 @@ def main() -> None:
         gateway.start()
         parts.append(gateway)
 
-        r = asyncio.run(load(gateway.url, key, people, args))
+        cpu = Cpu({"gateway": gateway.process.popen.pid, "messaging": messaging.process.popen.pid,
+                   "identity": identity.process.popen.pid, "docstore": store.process.popen.pid, "nats": nats.process.popen.pid})
+        r = asyncio.run(load(gateway.url, key, people, args, cpu))
         pages, klass, sends = r["pages"], r["class"], r["sends"]
         print(f"messaging through the gateway; {args.messages} messages stored, {args.inbox} in the reader's inbox")
         print(f"  inbox pages (first and next, 25 each) at {args.page_rate:g}/s: p50 {pct(pages[0], 50):.1f} ms, "
@@ -324,6 +360,8 @@ def main() -> None:
         print(f"  pupils writing to a classmate, {len(sends[0])} sends due at {args.send_rate:g}/s: "
               f"{len(sends[0]) / sends[2]:.0f} sends/s sustained, p50 {pct(sends[0], 50):.1f} ms, p99 {pct(sends[0], 99):.1f} ms, "
               f"{sends[1]} failed")
+        for line in cpu.report():
+            print(line)
         for error in r["errors"]:
             print(f"  failed: {error}")
         print(f"machine: {platform.node()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores")
