@@ -119,10 +119,10 @@ def seed(store: DocstoreServer, people: dict, args: argparse.Namespace) -> float
 
         def index(person: str, message_id: str, folder: str, unread: bool) -> None:
             month = time.strftime("%Y%m", time.gmtime(int(message_id[:12], 16) / 1000))
-            doc = months.setdefault(f"{person}:{month}", {"_id": f"{person}:{month}", "tenant": TENANT, "p": person, "f": {}, "u": {}})
+            doc = months.setdefault(f"{person}:{month}", {"_id": f"{person}:{month}", "tenant": TENANT, "p": person, "f": {}, "n": {}})
             doc["f"].setdefault(folder, []).append(message_id)
             if unread:
-                doc["u"][folder] = doc["u"].get(folder, 0) + 1
+                doc["n"].setdefault(folder, []).append(message_id)
 
         def flush() -> None:
             if messages:

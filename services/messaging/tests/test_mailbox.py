@@ -54,6 +54,12 @@ async def test_pages_of_25_newest_first_with_cursors_that_hold_while_mail_arrive
     assert (await mail.counts(reader))["inbox"] == (31, 31)
     small = await mail.folder(reader, limit=10)
     assert len(small["entries"]) == 10
+    # Read again by a replica that has not seen these messages sent: the same page, read marks and all.
+    await mail.client.post(f"{API}/messages/read", headers=mail.who(reader), json={"ids": [sent[-1]]})
+    warm = await mail.folder(reader)
+    mail.service.state.runtime.state["mailbox"].summaries.clear()
+    cold = await mail.folder(reader)
+    assert cold == warm and [e["unread"] for e in cold["entries"][:2]] == [True, False]
 
 
 async def test_read_marks_moves_trash_restore_and_delete_for_good(mail: Mail) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,9 +44,13 @@ def message_of(copy: Doc, message: Doc, *, reader: str) -> Message:
 class Mailbox:
     """The mailboxes of one service replica's persons (everything read and written by key, see repository.py)."""
 
-    def __init__(self, repository: MailRepository, store: AttachmentStore) -> None:
+    def __init__(self, repository: MailRepository, store: AttachmentStore, *, summaries: int = 100_000) -> None:
         self.repo = repository
         self.store = store
+        # What listings show of sent messages, by message id: it never changes once sent, so a replica keeps the
+        # most recent ones and a page is then its month indexes alone (holders, folders and read marks come from them).
+        self.summaries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.summaries_max = summaries
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def lock(self, person: str) -> asyncio.Lock:
@@ -73,8 +78,8 @@ class Mailbox:
         for doc in months.values():
             for folder, ids in doc.get("f", {}).items():
                 totals[folder] = totals.get(folder, 0) + len(ids)
-            for folder, count in doc.get("u", {}).items():
-                unread[folder] = unread.get(folder, 0) + max(count, 0)
+            for folder, ids in doc.get("n", {}).items():
+                unread[folder] = unread.get(folder, 0) + len(ids)
         return totals, unread
 
     async def create_folder(self, person: str, *, tenant: str, name: str, parent: str | None) -> Folder:
@@ -129,12 +134,33 @@ class Mailbox:
         mailbox = await self.repo.mailbox(person) or {}
         if folder not in SYSTEM_FOLDERS and folder not in mailbox.get("folders", {}):
             raise Problem(404, f"you have no folder {folder}")
-        ids, more = await self._ids(person, mailbox, lambda doc: doc.get("f", {}).get(folder, []), cursor=cursor, want=limit)
-        copies = await self.repo.copies(person, ids)
-        entries = [entry_of(copies[m]) for m in ids if m in copies and copies[m]["f"] == folder]
+        unread: set[str] = set()
+        ids, more = await self._ids(person, mailbox, lambda doc: doc.get("f", {}).get(folder, []), cursor=cursor, want=limit,
+                                    seen=lambda doc: unread.update(doc.get("n", {}).get(folder, [])))
+        summaries = {m: self.summaries[m] for m in ids if m in self.summaries}
+        missing = [m for m in ids if m not in summaries]
+        if missing:
+            for m, copy in (await self.repo.copies(person, missing)).items():
+                if copy["f"] == folder:
+                    summaries[m] = self._summary(copy)
+        entries = [Entry(id=m, folder=folder, unread=m in unread, **summaries[m]) for m in ids if m in summaries]
         return Page(entries=entries, next=ids[-1] if more and ids else None)
 
-    async def _ids(self, person: str, mailbox: Doc, pick, *, cursor: str | None, want: int) -> tuple[list[str], bool]:
+    def _summary(self, copy: Doc) -> dict[str, Any]:
+        """What a listing shows of a message, the same for all who hold it: kept once the message is sent."""
+        summary = {"thread": copy["t"], "at": copy["at"], "sender": copy["fr"], "to": copy.get("to", ""), "subject": copy.get("s", ""),
+                   "snippet": copy.get("sn", ""), "attachments": copy.get("a", 0)}
+        if copy["f"] not in ("drafts", "scheduled"):  # a draft's changes as it is written
+            self.remember(copy["m"], summary)
+        return summary
+
+    def remember(self, message_id: str, summary: dict[str, Any]) -> None:
+        self.summaries[message_id] = summary
+        self.summaries.move_to_end(message_id)
+        while len(self.summaries) > self.summaries_max:
+            self.summaries.popitem(last=False)
+
+    async def _ids(self, person: str, mailbox: Doc, pick, *, cursor: str | None, want: int, seen=None) -> tuple[list[str], bool]:
         """The next `want` message ids newest first (and whether more follow), month index by month index."""
         months = sorted(mailbox.get("months", []), reverse=True)
         if cursor is not None:
@@ -143,7 +169,10 @@ class Mailbox:
         for start in range(0, len(months), 2):  # two months at a time: one is often not enough for a page
             docs = await self.repo.months(person, months[start:start + 2])
             for month in months[start:start + 2]:
-                ids = sorted(pick(docs.get(month, {})), reverse=True)
+                doc = docs.get(month, {})
+                if seen is not None:
+                    seen(doc)
+                ids = sorted(pick(doc), reverse=True)
                 found.extend(m for m in ids if cursor is None or m < cursor)
             if len(found) > want:
                 return found[:want], True

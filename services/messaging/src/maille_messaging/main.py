@@ -34,7 +34,7 @@ def parts(runtime: Runtime) -> tuple[Mailbox, Sending]:
         assert runtime.docstore is not None and runtime.outbox is not None
         repository = MailRepository(runtime.docstore)
         store = DocstoreAttachments(repository)
-        mailbox = Mailbox(repository, store)
+        mailbox = Mailbox(repository, store, summaries=settings.summary_cache_size)
         scanner = ClamdScanner(settings.clamd_address, timeout=settings.scan_timeout_seconds) if settings.clamd_address else None
         runtime.state["mailbox"] = mailbox
         runtime.state["sending"] = Sending(repository, mailbox, Rules(runtime.bus, timeout=settings.rules_timeout_seconds),

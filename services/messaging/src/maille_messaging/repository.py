@@ -9,7 +9,7 @@ query by scanning the whole collection, and a region's mail is millions of docum
 - `copies` (_id = `<person>:<message>`): one person's copy — its folder, read or not, and what a folder
   listing shows (sender, subject, snippet…), so that a page is 25 look-ups by key;
 - `months` (_id = `<person>:<YYYYMM>`): per person and month (of the message id), the ids in each
-  folder and the unread count per folder — the index a folder is paged through, newest first;
+  folder (`f`) and those unread (`n`) — the index a folder is paged through, newest first;
 - `mailboxes` (_id = person): the person's folders, lists, attachment quota used, and which months
   have an index document;
 - `threads` (_id = thread id): the messages of a conversation;
@@ -129,10 +129,8 @@ class MailRepository:
                     raise
         updates = []
         for copy in copies:
-            inc: Doc = {f"u.{copy['f']}": 1} if copy["u"] else {}
-            update: Doc = {"$push": {f"f.{copy['f']}": copy["m"]}, "$setOnInsert": {"tenant": tenants[copy["p"]], "p": copy["p"]}}
-            if inc:
-                update["$inc"] = inc
+            push = {f"f.{copy['f']}": copy["m"], **({f"n.{copy['f']}": copy["m"]} if copy["u"] else {})}
+            update: Doc = {"$push": push, "$setOnInsert": {"tenant": tenants[copy["p"]], "p": copy["p"]}}
             updates.append(UpdateOne({"_id": month_id(copy["p"], month_of(copy["m"]))}, update, upsert=True))
         new = set()
         for start in range(0, len(updates), BATCH):  # the turn to write is taken per batch: other writes pass between
@@ -155,20 +153,18 @@ class MailRepository:
                           unread: bool | None = None) -> None:
         """Change one copy and its month index together: its folder (`folder`), its read mark (`unread`)."""
         month = month_id(copy["p"], month_of(copy["m"]))
-        index: Doc = {}
-        inc: Doc = {}
         was_unread, now_unread = copy["u"], copy["u"] if unread is None else unread
         now_folder = copy["f"] if folder is None else folder
+        pull: Doc = {}
+        push: Doc = {}
         if now_folder != copy["f"]:
-            index["$pull"] = {f"f.{copy['f']}": copy["m"]}
-            index["$push"] = {f"f.{now_folder}": copy["m"]}
-        if was_unread:
-            inc[f"u.{copy['f']}"] = inc.get(f"u.{copy['f']}", 0) - 1
-        if now_unread:
-            inc[f"u.{now_folder}"] = inc.get(f"u.{now_folder}", 0) + 1
-        inc = {k: v for k, v in inc.items() if v}
-        if inc:
-            index["$inc"] = inc
+            pull[f"f.{copy['f']}"] = copy["m"]
+            push[f"f.{now_folder}"] = copy["m"]
+        if was_unread and not (now_unread and now_folder == copy["f"]):
+            pull[f"n.{copy['f']}"] = copy["m"]
+        if now_unread and not (was_unread and now_folder == copy["f"]):
+            push[f"n.{now_folder}"] = copy["m"]
+        index: Doc = {**({"$pull": pull} if pull else {}), **({"$push": push} if push else {})}
         change: Doc = {"$set": {**(set_ or {}), "f": now_folder, "u": now_unread}}
         if unset:
             change["$unset"] = {name: "" for name in unset}
@@ -179,9 +175,7 @@ class MailRepository:
 
     async def remove_copy(self, copy: Doc) -> None:
         """Take a copy out of its owner's mailbox."""
-        index: Doc = {"$pull": {f"f.{copy['f']}": copy["m"]}}
-        if copy["u"]:
-            index["$inc"] = {f"u.{copy['f']}": -1}
+        index: Doc = {"$pull": {f"f.{copy['f']}": copy["m"], **({f"n.{copy['f']}": copy["m"]} if copy["u"] else {})}}
         async with self.docstore.writing():
             await self.db[MONTHS].update_one({"_id": month_id(copy["p"], month_of(copy["m"]))}, index)
             await self.db[COPIES].delete_one({"_id": copy["_id"]})

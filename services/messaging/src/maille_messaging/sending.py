@@ -220,6 +220,8 @@ class Sending:
                    "a": len(message["attachments"])}
         key = folded(" ".join([message["subject"], message["sender"]["name"], _line(message["to"], 10_000),
                                _line(message["cc"], 10_000)]))
+        self.mailbox.remember(message["_id"], {"thread": message["thread"], "at": message["sent_at"], "sender": message["sender"],
+                                               "to": summary["to"], "subject": summary["s"], "snippet": summary["sn"], "attachments": summary["a"]})
         copies = [self._copy(person, message, folder="sent", unread=False, k=key, **summary)]
         copies += [self._copy(r, message, folder="inbox", unread=True, k=key, **summary) for r in sorted(recipients)]
         await self.repo.file(copies, tenant=tenant, message=message)

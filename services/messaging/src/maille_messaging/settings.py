@@ -27,4 +27,5 @@ class MessagingSettings(ServiceSettings):
     scan_timeout_seconds: float = Field(10.0, gt=0, description="how long an upload waits for the virus scanner")
     trash_retention_days: int = Field(30, ge=1, description="days a message stays in the trash before it is deleted for good")
     housekeeping_seconds: float = Field(3600, gt=0, description="how often the trash is emptied of messages past their retention")
+    summary_cache_size: int = Field(100_000, ge=0, description="sent messages whose listing line (sender, subject, snippet…) a replica keeps in memory")
     schedule_check_seconds: float = Field(5, gt=0, description="how often messages scheduled for later are looked for")
