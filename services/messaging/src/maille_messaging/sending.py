@@ -163,6 +163,7 @@ class Sending:
         parent = await self._parent(person, outgoing.in_reply_to)
         resolved, recipients, named = await self._resolve(person, outgoing, tenant=tenant)
         now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as the docstore keeps it (milliseconds)
         body = sanitise(outgoing.body)
         thread = parent["thread"] if parent else None
         content = {
