@@ -5,7 +5,8 @@ a synthetic AAF feed of one school (`--persons`, about 1,500 pupils by default),
 each one process. Seeds `--messages` messages straight into messaging's database (pupils writing to
 classmates over ten months, and `--inbox` of them into one teacher's inbox). Then, through the gateway:
 
-1. the teacher's inbox, first page and the next (25 each), at `--page-rate`/s for `--seconds`;
+1. the teacher's inbox, first page and the next (25 each), at `--page-rate`/s for `--seconds` (the listing
+   lines kept in memory after the first read), then `--cold` pupils' first look at their inbox (cold);
 2. the teacher writing to their biggest class (its pupils group), at `--class-rate`/s for `--seconds`;
 3. the teacher writing to the school's pupils group (about 1,500 persons), five times: the answer comes once
    every copy is filed, so its time is the time until the message is in every inbox (checked on a sample);
@@ -249,6 +250,18 @@ async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace
         cpu.mark("pages")
         result["pages"] = await paced(clients, [(start + i / args.page_rate, i) for i in range(total)], page)
 
+        # Cold pages: pupils' first look at their inbox, none of whose listing lines this replica has seen.
+        pupils = rng.sample([p for ps in people["classes"].values() for p in ps], min(args.cold, 1000))
+        cold_tokens = {p: token(key, p) for p in pupils}
+
+        async def cold_page(client: httpx.AsyncClient, pupil: object) -> bool:
+            answer = await client.get("/api/messaging/v1/folders/inbox/messages", headers={"authorization": cold_tokens[pupil]})
+            return answer.status_code == 200 and b'"entries":[{' in answer.content
+
+        start = time.perf_counter() + 0.3
+        cpu.mark("cold pages")
+        result["cold"] = await paced(clients, [(start + i / args.cold_rate, p) for i, p in enumerate(pupils)], cold_page)
+
         cls = max((c for c in people["teachers"][reader] if c in people["classes"]), key=lambda c: len(people["classes"][c]))
         result["class_size"] = len(people["classes"][cls])
 
@@ -307,6 +320,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--inbox", type=int, default=2000, help="of them in the benched teacher's inbox")
     parser.add_argument("--page-rate", type=float, default=100)
+    parser.add_argument("--cold", type=int, default=600, help="pupils whose inbox is read once, cold")
+    parser.add_argument("--cold-rate", type=float, default=30)
     parser.add_argument("--class-rate", type=float, default=10)
     parser.add_argument("--send-rate", type=float, default=300)
     parser.add_argument("--seconds", type=float, default=20)
@@ -353,6 +368,9 @@ def main() -> None:
         print(f"messaging through the gateway; {args.messages} messages stored, {args.inbox} in the reader's inbox")
         print(f"  inbox pages (first and next, 25 each) at {args.page_rate:g}/s: p50 {pct(pages[0], 50):.1f} ms, "
               f"p99 {pct(pages[0], 99):.1f} ms, {pages[1]} failed")
+        cold = r["cold"]
+        print(f"  {len(cold[0])} pupils' first inbox page (cold: their lines read from the docstore) at {args.cold_rate:g}/s: "
+              f"p50 {pct(cold[0], 50):.1f} ms, p99 {pct(cold[0], 99):.1f} ms, {cold[1]} failed")
         print(f"  sending to a class of {r['class_size']} pupils at {args.class_rate:g}/s: p50 {pct(klass[0], 50):.1f} ms, "
               f"p99 {pct(klass[0], 99):.1f} ms, {klass[1]} failed")
         print(f"  sending to the school's {r['school_size']} pupils (in every inbox when answered): "
