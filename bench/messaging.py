@@ -45,8 +45,9 @@ from pymongo import MongoClient
 
 from maille_devstack.paths import bin_of
 from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
-from maille_messaging.bodies import folded, words
+from maille_messaging.bodies import words
 from maille_messaging.schemas import new_message_id
+from maille_messaging.sending import listing_line, search_key
 
 ISSUER = "http://bench.invalid/realms/maille"
 TENANT = "ac-bench"
@@ -144,15 +145,14 @@ def seed(store: DocstoreServer, people: dict, args: argparse.Namespace) -> float
             body = f"<p>Bonjour, voici le travail n°{n} pour la classe. Bonne journée !</p>"
             sent_at = datetime.fromtimestamp(at, UTC)
             sender_doc = {"id": sender, "name": people["names"][sender]}
-            messages.append({"_id": message_id, "tenant": TENANT, "state": "sent", "sender": sender_doc,
-                             "to": [{"type": "person", "id": recipient, "name": people["names"][recipient]}], "cc": [], "bcc": [],
-                             "subject": subject, "body": body, "attachments": [], "thread": message_id, "sent_at": sent_at,
-                             "recipients": [recipient], "holders": 2, "words": words(subject, body)})
-            key = folded(f"{subject} {sender_doc['name']} {people['names'][recipient]}")
+            message = {"_id": message_id, "tenant": TENANT, "state": "sent", "sender": sender_doc,
+                       "to": [{"type": "person", "id": recipient, "name": people["names"][recipient]}], "cc": [], "bcc": [],
+                       "subject": subject, "body": body, "attachments": [], "thread": message_id, "sent_at": sent_at,
+                       "recipients": [recipient], "holders": 2, "words": words(subject, body)}
+            message["line"], message["k"] = listing_line(message), search_key(message)
+            messages.append(message)
             for owner, folder, unread in ((sender, "sent", False), (recipient, "inbox", True)):
-                copies.append({"_id": f"{owner}:{message_id}", "tenant": TENANT, "p": owner, "m": message_id, "f": folder, "u": unread,
-                               "at": sent_at, "fr": sender_doc, "t": message_id, "k": key, "s": subject, "sn": body[3:60],
-                               "to": people["names"][recipient], "a": 0})
+                copies.append({"_id": f"{owner}:{message_id}", "tenant": TENANT, "p": owner, "m": message_id, "f": folder, "u": unread})
                 index(owner, message_id, folder, unread)
             if len(messages) == 2000:
                 flush()

@@ -23,10 +23,6 @@ MAX_DEPTH, MAX_PER_LEVEL = 3, 50
 SCAN_CHUNK = 100
 
 
-def entry_of(copy: Doc) -> Entry:
-    return Entry(id=copy["m"], thread=copy["t"], folder=copy["f"], unread=copy["u"], at=copy["at"],
-                 sender=Correspondent(**copy["fr"]), to=copy.get("to", ""), subject=copy.get("s", ""), snippet=copy.get("sn", ""),
-                 attachments=copy.get("a", 0))
 
 
 def message_of(copy: Doc, message: Doc, *, reader: str) -> Message:
@@ -137,22 +133,21 @@ class Mailbox:
         unread: set[str] = set()
         ids, more = await self._ids(person, mailbox, lambda doc: doc.get("f", {}).get(folder, []), cursor=cursor, want=limit,
                                     seen=lambda doc: unread.update(doc.get("n", {}).get(folder, [])))
-        summaries = {m: self.summaries[m] for m in ids if m in self.summaries}
-        missing = [m for m in ids if m not in summaries]
-        if missing:
-            for m, copy in (await self.repo.copies(person, missing)).items():
-                if copy["f"] == folder:
-                    summaries[m] = self._summary(copy)
-        entries = [Entry(id=m, folder=folder, unread=m in unread, **summaries[m]) for m in ids if m in summaries]
+        lines = await self.lines(ids, keep=folder not in ("drafts", "scheduled"))  # a draft's line changes as it is written
+        entries = [Entry(id=m, folder=folder, unread=m in unread, **lines[m]) for m in ids if m in lines]
         return Page(entries=entries, next=ids[-1] if more and ids else None)
 
-    def _summary(self, copy: Doc) -> dict[str, Any]:
-        """What a listing shows of a message, the same for all who hold it: kept once the message is sent."""
-        summary = {"thread": copy["t"], "at": copy["at"], "sender": copy["fr"], "to": copy.get("to", ""), "subject": copy.get("s", ""),
-                   "snippet": copy.get("sn", ""), "attachments": copy.get("a", 0)}
-        if copy["f"] not in ("drafts", "scheduled"):  # a draft's changes as it is written
-            self.remember(copy["m"], summary)
-        return summary
+    async def lines(self, ids: list[str], *, keep: bool = True) -> dict[str, dict[str, Any]]:
+        """What listings show of these messages: from memory, else from the messages (then kept, once sent)."""
+        found = {m: self.summaries[m] for m in ids if m in self.summaries} if keep else {}
+        missing = [m for m in ids if m not in found]
+        if missing:
+            for m, message in (await self.repo.messages(missing, {"line": 1})).items():
+                if "line" in message:
+                    found[m] = message["line"]
+                    if keep:
+                        self.remember(m, message["line"])
+        return found
 
     def remember(self, message_id: str, summary: dict[str, Any]) -> None:
         self.summaries[message_id] = summary
@@ -299,23 +294,31 @@ class Mailbox:
         if not wanted:
             raise Problem(422, "a search needs at least one word", field="q")
         mailbox = await self.repo.mailbox(person) or {}
+        where: dict[str, str] = {}
+        unread: set[str] = set()
+
+        def note(doc: Doc) -> None:
+            for folder, ids in doc.get("f", {}).items():
+                where.update(dict.fromkeys(ids, folder))
+            for ids in doc.get("n", {}).values():
+                unread.update(ids)
+
         ids, _ = await self._ids(person, mailbox, lambda doc: [m for ids in doc.get("f", {}).values() for m in ids],
-                                 cursor=cursor, want=10**9)
+                                 cursor=cursor, want=10**9, seen=note)
         hits: list[Entry] = []
         for start in range(0, len(ids), SCAN_CHUNK):
             chunk = ids[start:start + SCAN_CHUNK]
-            copies = await self.repo.copies(person, chunk)
-            pending = {m: [w for w in wanted if w not in copies[m].get("k", "")] for m in chunk if m in copies}
-            body_words = await self.repo.messages([m for m, left in pending.items() if left], {"words": 1})
+            messages = await self.repo.messages(chunk, {"line": 1, "k": 1, "words": 1, "subject": 1})
             for m in chunk:
-                left = pending.get(m)
-                if left is None:
+                message = messages.get(m)
+                if message is None or "line" not in message:
                     continue
-                if left:
-                    words = body_words.get(m, {}).get("words", [])
-                    if not all(any(b.startswith(w) for b in words) for w in left):
-                        continue
-                hits.append(entry_of(copies[m]))
+                key = message.get("k") or folded(message.get("subject", ""))
+                left = [w for w in wanted if w not in key]
+                words = message.get("words", [])
+                if left and not all(any(b.startswith(w) for b in words) for w in left):
+                    continue
+                hits.append(Entry(id=m, folder=where[m], unread=m in unread, **message["line"]))
                 if len(hits) == limit:
                     more = m != ids[-1]
                     return Page(entries=hits, next=m if more else None)
@@ -387,4 +390,4 @@ def _depth(folders: dict[str, Doc], fid: str) -> int:
     return depth
 
 
-__all__ = ["Mailbox", "entry_of", "message_of", "copy_id"]
+__all__ = ["Mailbox", "message_of", "copy_id"]

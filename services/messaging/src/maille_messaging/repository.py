@@ -5,9 +5,10 @@ query by scanning the whole collection, and a region's mail is millions of docum
 
 - `messages` (_id = message id): the content, stored once however many hold it — sender, recipients as
   written (persons, groups, lists, with names), subject, sanitised body, attachments, thread, the persons
-  it reached, how many still hold it, and the folded words a search matches;
-- `copies` (_id = `<person>:<message>`): one person's copy — its folder, read or not, and what a folder
-  listing shows (sender, subject, snippet…), so that a page is 25 look-ups by key;
+  it reached, how many still hold it, its listing `line` (sender, subject, snippet…: what a folder page
+  shows, the same for every holder) and the folded words a search matches;
+- `copies` (_id = `<person>:<message>`): one person's copy — its folder and whether it is read — small,
+  as a send inserts one per recipient;
 - `months` (_id = `<person>:<YYYYMM>`): per person and month (of the message id), the ids in each
   folder (`f`) and those unread (`n`) — the index a folder is paged through, newest first;
 - `mailboxes` (_id = person): the person's folders, lists, attachment quota used, and which months

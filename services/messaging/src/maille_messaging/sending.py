@@ -26,6 +26,17 @@ log = logging.getLogger("maille.messaging")
 EVENT_RECIPIENTS = 500  # recipients named by one delivered event
 
 
+def listing_line(message: Doc) -> dict[str, Any]:
+    """What a folder listing shows of a message (kept in the message: the same for every holder)."""
+    return {"thread": message["thread"], "at": message.get("sent_at") or message.get("updated") or datetime.now(UTC),
+            "sender": message["sender"], "to": _line(message["to"]), "subject": message["subject"],
+            "snippet": snippet(text_of(message["body"])), "attachments": len(message["attachments"])}
+
+
+def search_key(message: Doc) -> str:
+    return folded(" ".join([message["subject"], message["sender"]["name"], _line(message["to"], 10_000), _line(message["cc"], 10_000)]))
+
+
 def _line(recipients: list[dict[str, Any]], size: int = 200) -> str:
     line = ", ".join(r.get("name") or r["id"] for r in recipients)
     return line if len(line) <= size else line[: size - 1] + "…"
@@ -60,13 +71,10 @@ class Sending:
                 message = await self._own_draft(person, draft_id)
             message.update({"to": _plain(draft.to), "cc": _plain(draft.cc), "bcc": _plain(draft.bcc), "subject": draft.subject,
                             "body": body, "parent": draft.in_reply_to, "updated": datetime.now(UTC)})
+            message["line"] = listing_line(message)
             await self.repo.put_message(message)
-            summary = {"s": draft.subject, "sn": snippet(text_of(body)), "to": _line(message["to"]), "a": len(message["attachments"])}
-            copy = await self.repo.copy(person, draft_id)
-            if copy is None:
-                await self.repo.file([self._copy(person, message, folder="drafts", unread=False, **summary)], tenant=tenant)
-            else:
-                await self.repo.change_copy(copy, set_=summary)
+            if await self.repo.copy(person, draft_id) is None:
+                await self.repo.file([self._copy(person, message, folder="drafts", unread=False)], tenant=tenant)
         return draft_id
 
     async def _own_draft(self, person: str, draft_id: str) -> Doc:
@@ -119,10 +127,7 @@ class Sending:
             async with self.mailbox.lock(person):
                 message = await self._own_draft(person, draft_id)
                 attachments = [*message["attachments"], {"id": meta["_id"], "name": name, "type": mime, "size": len(data)}]
-                await self.repo.update_message(draft_id, {"$set": {"attachments": attachments}})
-                copy = await self.repo.copy(person, draft_id)
-                if copy is not None:
-                    await self.repo.change_copy(copy, set_={"a": len(attachments)})
+                await self.repo.update_message(draft_id, {"$set": {"attachments": attachments, "line.attachments": len(attachments)}})
         except BaseException:
             await self.repo.give_quota(person, len(data))
             raise
@@ -134,10 +139,7 @@ class Sending:
             kept = [a for a in message["attachments"] if a["id"] != attachment_id]
             if len(kept) == len(message["attachments"]):
                 raise Problem(404, f"the draft has no attachment {attachment_id}")
-            await self.repo.update_message(draft_id, {"$set": {"attachments": kept}})
-            copy = await self.repo.copy(person, draft_id)
-            if copy is not None:
-                await self.repo.change_copy(copy, set_={"a": len(kept)})
+            await self.repo.update_message(draft_id, {"$set": {"attachments": kept, "line.attachments": len(kept)}})
         meta = await self.repo.attachment(attachment_id)
         if meta is not None:
             await self.store.delete(meta)
@@ -217,14 +219,10 @@ class Sending:
         return resolved, recipients, named
 
     async def _deliver(self, person: str, message: Doc, recipients: set[str], *, tenant: str) -> None:
-        summary = {"s": message["subject"], "sn": snippet(text_of(message["body"])), "to": _line(message["to"]),
-                   "a": len(message["attachments"])}
-        key = folded(" ".join([message["subject"], message["sender"]["name"], _line(message["to"], 10_000),
-                               _line(message["cc"], 10_000)]))
-        self.mailbox.remember(message["_id"], {"thread": message["thread"], "at": message["sent_at"], "sender": message["sender"],
-                                               "to": summary["to"], "subject": summary["s"], "snippet": summary["sn"], "attachments": summary["a"]})
-        copies = [self._copy(person, message, folder="sent", unread=False, k=key, **summary)]
-        copies += [self._copy(r, message, folder="inbox", unread=True, k=key, **summary) for r in sorted(recipients)]
+        message["line"], message["k"] = listing_line(message), search_key(message)
+        self.mailbox.remember(message["_id"], message["line"])
+        copies = [self._copy(person, message, folder="sent", unread=False)]
+        copies += [self._copy(r, message, folder="inbox", unread=True) for r in sorted(recipients)]
         await self.repo.file(copies, tenant=tenant, message=message)
         if message["thread"] != message["_id"]:
             await self.repo.add_to_thread(message["thread"], message["_id"], tenant=tenant)
@@ -237,10 +235,9 @@ class Sending:
         ]
         await self.outbox.add(envelopes)
 
-    def _copy(self, owner: str, message: Doc, *, folder: str, unread: bool, **summary: Any) -> Doc:
-        return {"_id": f"{owner}:{message['_id']}", "tenant": message["tenant"], "p": owner, "m": message["_id"], "f": folder,
-                "u": unread, "at": message.get("sent_at") or datetime.now(UTC), "fr": message["sender"], "t": message["thread"],
-                "k": summary.pop("k", ""), **summary}
+    def _copy(self, owner: str, message: Doc, *, folder: str, unread: bool) -> Doc:
+        """One holder's copy: where it is and whether it is read (what it shows is the message's `line`)."""
+        return {"_id": f"{owner}:{message['_id']}", "tenant": message["tenant"], "p": owner, "m": message["_id"], "f": folder, "u": unread}
 
     async def _drop_draft(self, person: str, draft: Doc) -> None:
         copy = await self.repo.copy(person, draft["_id"])
@@ -253,10 +250,9 @@ class Sending:
         message_id = new_message_id()
         message = {**content, "_id": message_id, "thread": thread or message_id, "state": "scheduled", "send_at": outgoing.send_at,
                    "to": content["to"], "holders": 1}
+        message["line"] = listing_line(message)
         await self.repo.put_message(message)
-        await self.repo.file([self._copy(person, message, folder="scheduled", unread=False, s=message["subject"],
-                                         sn=snippet(text_of(message["body"])), to=_line(message["to"]), a=len(message["attachments"]))],
-                             tenant=content["tenant"])
+        await self.repo.file([self._copy(person, message, folder="scheduled", unread=False)], tenant=content["tenant"])
         await self.repo.schedule({"_id": message_id, "tenant": content["tenant"], "person": person, "at": outgoing.send_at})
         if draft is not None:
             await self._drop_draft(person, draft)
