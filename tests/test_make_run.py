@@ -122,7 +122,9 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert sent.status_code == 201, sent.text[:300]
         with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
             copy = client["maille_messaging"]["copies"].find_one({"_id": f"{mate['_id']}:{sent.json()['id']}"})
-        assert copy is not None and copy["f"] == "inbox" and copy["u"] is True and copy["s"] == "Les devoirs"
+            message = client["maille_messaging"]["messages"].find_one({"_id": sent.json()["id"]})
+        assert copy is not None and copy["f"] == "inbox" and copy["u"] is True
+        assert message["line"]["subject"] == "Les devoirs" and message["recipients"] == [mate["_id"]]
 
         parts = list(json.loads(state_file(var).read_text())["parts"].values())
         assert len(parts) == 11  # Keycloak, NATS, docstore, three peers, four services, the gateway

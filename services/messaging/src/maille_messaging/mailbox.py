@@ -20,6 +20,7 @@ from maille_messaging.schemas import (FOLDER_NAMES, SYSTEM_FOLDERS, Attachment, 
                                       Page, Recipient, message_time)
 
 MAX_DEPTH, MAX_PER_LEVEL = 3, 50
+MAX_LISTS = 50
 SCAN_CHUNK = 100
 
 
@@ -123,6 +124,30 @@ class Mailbox:
     async def _check_folder(self, person: str, folder: str) -> None:
         if folder not in SYSTEM_FOLDERS and folder not in (await self.repo.mailbox(person) or {}).get("folders", {}):
             raise Problem(404, f"you have no folder {folder}")
+
+    # lists (a person's own groups of correspondents, checked against the rules at each send)
+    async def lists(self, person: str) -> dict[str, Doc]:
+        return (await self.repo.mailbox(person) or {}).get("lists", {})
+
+    async def put_list(self, person: str, *, tenant: str, name: str, members: list[str], list_id: str | None = None) -> tuple[str, Doc]:
+        """Make a list (`list_id` None) or change one; 404 for a list one does not have, 422 past MAX_LISTS."""
+        async with self.lock(person):
+            lists = await self.lists(person)
+            if list_id is None:
+                if len(lists) >= MAX_LISTS:
+                    raise Problem(422, f"you may keep {MAX_LISTS} lists at most")
+                list_id = "l" + os.urandom(4).hex()
+            elif list_id not in lists:
+                raise Problem(404, f"you have no list {list_id}")
+            item = {"name": " ".join(name.split()), "members": sorted(set(members))}
+            await self.repo.update_mailbox(person, {"$set": {f"lists.{list_id}": item}}, tenant=tenant)
+        return list_id, item
+
+    async def delete_list(self, person: str, list_id: str, *, tenant: str) -> None:
+        async with self.lock(person):
+            if list_id not in await self.lists(person):
+                raise Problem(404, f"you have no list {list_id}")
+            await self.repo.update_mailbox(person, {"$unset": {f"lists.{list_id}": ""}}, tenant=tenant)
 
     # pages
     async def page(self, person: str, folder: str, *, cursor: str | None, limit: int) -> Page:

@@ -184,6 +184,13 @@ class Sending:
             await self._drop_draft(person, draft)
         return Sent(id=message_id, thread=message["thread"], state="sent", recipients=len(recipients))
 
+    async def send_draft(self, person: str, draft_id: str, *, tenant: str, send_at: datetime | None = None) -> Sent:
+        """Send a draft as it was last saved."""
+        draft = await self._own_draft(person, draft_id)
+        outgoing = Outgoing(to=_written(draft["to"]), cc=_written(draft["cc"]), bcc=_written(draft["bcc"]), subject=draft["subject"],
+                            body=draft["body"], in_reply_to=draft.get("parent"), send_at=send_at)
+        return await self.send(person, outgoing, tenant=tenant, draft_id=draft_id)
+
     async def _resolve(self, person: str, outgoing: Outgoing, *, tenant: str):
         """Who the recipients are, now: refusals name who may not be written to."""
         lists = (await self.repo.mailbox(person) or {}).get("lists", {}) if any(r.type == "list" for r in outgoing.recipients()) else {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -13,10 +12,8 @@ from maille_messaging.api import Me, services
 from maille_messaging.bodies import folded
 from maille_messaging.rules import person_name
 from maille_messaging.schemas import LIST_ID, PERSON_ID, ListIn, PersonList, Visible
-from maille_kit.problems import Problem
 
 router = APIRouter(prefix="/api/messaging/v1", tags=["recipients"])
-MAX_LISTS = 50
 ListPath = Annotated[str, Path(pattern=LIST_ID)]
 
 
@@ -26,7 +23,7 @@ async def recipients(request: Request, me: Me, q: Annotated[str, Query(max_lengt
     mailbox, sending = services(request)
     answer = await sending.rules.visibles(tenant=me.tenant, sender=me.person, text=q, limit=limit)
     words = folded(q).split()
-    lists = (await mailbox.repo.mailbox(me.person) or {}).get("lists", {})
+    lists = await mailbox.lists(me.person)
     found = [Visible(type="list", id=lid, name=item["name"], size=len(item["members"]))
              for lid, item in sorted(lists.items()) if all(w in folded(item["name"]) for w in words)]
     found += [Visible(type="group", id=g.id, name=g.name, size=g.size) for g in answer.groups]
@@ -36,40 +33,25 @@ async def recipients(request: Request, me: Me, q: Annotated[str, Query(max_lengt
 
 @router.get("/lists", summary="Your lists of correspondents")
 async def lists(request: Request, me: Me) -> list[PersonList]:
-    found = (await services(request)[0].repo.mailbox(me.person) or {}).get("lists", {})
+    found = await services(request)[0].lists(me.person)
     return [PersonList(id=lid, **item) for lid, item in sorted(found.items())]
 
 
 @router.post("/lists", status_code=201, summary="Make a list (its members are checked against the rules at each send)")
 async def create_list(request: Request, me: Me, body: ListIn) -> PersonList:
-    mailbox = services(request)[0]
-    async with mailbox.lock(me.person):
-        if len((await mailbox.repo.mailbox(me.person) or {}).get("lists", {})) >= MAX_LISTS:
-            raise Problem(422, f"you may keep {MAX_LISTS} lists at most")
-        lid = "l" + os.urandom(4).hex()
-        item = {"name": " ".join(body.name.split()), "members": sorted(set(body.members))}
-        await mailbox.repo.update_mailbox(me.person, {"$set": {f"lists.{lid}": item}}, tenant=me.tenant)
-    return PersonList(id=lid, **item)
+    list_id, item = await services(request)[0].put_list(me.person, tenant=me.tenant, name=body.name, members=body.members)
+    return PersonList(id=list_id, **item)
 
 
 @router.put("/lists/{list_id}", summary="Change a list of yours")
 async def change_list(request: Request, me: Me, list_id: ListPath, body: ListIn) -> PersonList:
-    mailbox = services(request)[0]
-    async with mailbox.lock(me.person):
-        if list_id not in (await mailbox.repo.mailbox(me.person) or {}).get("lists", {}):
-            raise Problem(404, f"you have no list {list_id}")
-        item = {"name": " ".join(body.name.split()), "members": sorted(set(body.members))}
-        await mailbox.repo.update_mailbox(me.person, {"$set": {f"lists.{list_id}": item}}, tenant=me.tenant)
+    list_id, item = await services(request)[0].put_list(me.person, tenant=me.tenant, name=body.name, members=body.members, list_id=list_id)
     return PersonList(id=list_id, **item)
 
 
 @router.delete("/lists/{list_id}", status_code=204, summary="Delete a list of yours")
 async def delete_list(request: Request, me: Me, list_id: ListPath) -> Response:
-    mailbox = services(request)[0]
-    async with mailbox.lock(me.person):
-        if list_id not in (await mailbox.repo.mailbox(me.person) or {}).get("lists", {}):
-            raise Problem(404, f"you have no list {list_id}")
-        await mailbox.repo.update_mailbox(me.person, {"$unset": {f"lists.{list_id}": ""}}, tenant=me.tenant)
+    await services(request)[0].delete_list(me.person, list_id, tenant=me.tenant)
     return Response(status_code=204)
 
 

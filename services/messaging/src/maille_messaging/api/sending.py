@@ -54,15 +54,7 @@ async def delete_draft(request: Request, me: Me, message: MessagePath) -> Respon
 
 @router.post("/drafts/{message}/send", status_code=201, summary="Send a draft now (or at `send_at`)")
 async def send_draft(request: Request, me: Me, message: MessagePath, response: Response, body: SendLater | None = None) -> Sent:
-    mailbox, sending = services(request)
-    draft = await mailbox.read(me.person, message)
-    if draft.state != "draft":
-        from maille_kit.problems import Problem
-
-        raise Problem(404, f"you have no draft {message}")
-    outgoing = Outgoing(to=draft.to, cc=draft.cc, bcc=draft.bcc, subject=draft.subject, body=draft.body, in_reply_to=draft.in_reply_to,
-                        send_at=body.send_at if body else None)
-    sent = await sending.send(me.person, outgoing, tenant=me.tenant, draft_id=message)
+    sent = await services(request)[1].send_draft(me.person, message, tenant=me.tenant, send_at=body.send_at if body else None)
     if sent.state == "scheduled":
         response.status_code = 202
     return sent
