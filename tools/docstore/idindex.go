@@ -67,6 +67,10 @@ func indexFile(ctx context.Context, file, synchronous string) error {
 		tables = append(tables, name)
 	}
 	rows.Close()
+	// A passive checkpoint copies what the WAL holds into the database without waiting for, or blocking, writers.
+	if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+		return err
+	}
 	for _, table := range tables {
 		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, table+idIndexSuffix, table)
 		if _, err := db.ExecContext(ctx, q); err != nil {
