@@ -22,12 +22,9 @@ import gc
 import json
 import platform
 import random
-import statistics
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -39,6 +36,8 @@ from maille_devstack.pki import make_pki
 from maille_devstack.processes import DocstoreServer, NatsServer, Process, ServiceProcess, free_port
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
+
+from common import pct, serve_jwks
 
 ISSUER = "http://bench.invalid/realms/maille"
 CONCEPT = "http://data.education.fr/voc/scolomfr/concept/"
@@ -58,24 +57,6 @@ def token(key: RSAKey, *, subject: str, ent_id: str | None = None, roles: tuple[
         claims["ent_id"] = ent_id
     return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
-
-def serve_jwks(jwks: dict) -> int:
-    body = json.dumps(jwks).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server.server_address[1]
 
 
 def resource(n: int) -> dict:
@@ -239,9 +220,6 @@ async def assign(gateway: str, key: RSAKey, args: argparse.Namespace) -> list[fl
             assert len(released.json()["liberees"]) == args.licences, released.text[:300]
     return times
 
-
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 10 else max(values, default=0.0)
 
 
 def main() -> None:

@@ -27,15 +27,11 @@ import json
 import os
 import platform
 import random
-import statistics
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -49,6 +45,8 @@ from maille_messaging.bodies import words
 from maille_messaging.schemas import new_message_id
 from maille_messaging.sending import listing_line, search_key
 
+from common import pct, serve_jwks
+
 ISSUER = "http://bench.invalid/realms/maille"
 TENANT = "ac-bench"
 
@@ -59,24 +57,6 @@ def token(key: RSAKey, person: str) -> str:
               "iat": now, "ent_id": person, "realm_access": {"roles": []}}
     return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
-
-def serve_jwks(jwks: dict) -> int:
-    body = json.dumps(jwks).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server.server_address[1]
 
 
 def directory(store: DocstoreServer, env: dict[str, str], work: Path, persons: int) -> dict:
@@ -167,9 +147,6 @@ def seed(store: DocstoreServer, people: dict, args: argparse.Namespace) -> float
         db.mailboxes.insert_many([{"_id": p, "tenant": TENANT, "months": sorted(m)} for p, m in per_person.items()], ordered=False)
     return time.perf_counter() - started
 
-
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 10 else max(values, default=0.0)
 
 
 async def paced(clients: list[httpx.AsyncClient], schedule: list[tuple[float, object]], call) -> tuple[list[float], int, float]:

@@ -23,7 +23,7 @@ from maille_catalog.main import app
 from maille_catalog.settings import CatalogSettings
 from maille_devstack.pki import make_pki
 from maille_devstack.processes import free_port
-from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running
+from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, until
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 
@@ -117,14 +117,6 @@ async def _found(collection, key: str, check) -> bool:
 
 async def _zero(pending: Awaitable[int]) -> bool:
     return await pending == 0
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

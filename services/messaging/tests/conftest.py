@@ -4,7 +4,6 @@ messaging service in the test's own process."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import uuid
@@ -135,10 +134,3 @@ async def mail(directory: Directory, nats_server: NatsServer, docstore_server: D
     async with running(service) as client:
         yield Mail(client=client, service=service, keycloak=keycloak_clients, directory=directory)
 
-
-async def until(check, what: str, timeout: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)

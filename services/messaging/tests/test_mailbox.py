@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from .conftest import Mail, person, until
+from maille_devstack.pytest_plugin import until
+
+from .conftest import Mail, person
 from .test_sending import a_class
 
 API = "/api/messaging/v1"

@@ -7,7 +7,9 @@ from maille.messaging.v1 import messages_pb2 as pb
 
 from maille_kit.events import decode
 
-from .conftest import Mail, group, person, until
+from maille_devstack.pytest_plugin import until
+
+from .conftest import Mail, group, person
 
 
 def a_class(mail: Mail) -> tuple[str, list[str]]:

@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from .conftest import Mail, group, person, until
+from maille_devstack.pytest_plugin import until
+
+from .conftest import Mail, group, person
 from .test_sending import a_class, teacher_of
 
 API = "/api/messaging/v1"

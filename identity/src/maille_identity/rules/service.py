@@ -73,8 +73,8 @@ class VisiblesService:
             await nc.subscribe(CAN_WRITE, queue="identity", cb=self._can_write),
             await nc.subscribe(VISIBLES, queue="identity", cb=self._visibles),
             await nc.subscribe(RESOLVE, queue="identity", cb=self._resolve),
-            await nc.subscribe("identity.structure.>", cb=self._structure_event),
-            await nc.subscribe("identity.group.>", cb=self._group_event),
+            await nc.subscribe("identity.structure.>", cb=self._names_event),
+            await nc.subscribe("identity.group.>", cb=self._names_event),
             await nc.subscribe("identity.person.>", cb=self._person_event),  # every replica: no queue
             await nc.subscribe("identity.rules.changed.v1", cb=self._rules_event),
         ]
@@ -96,8 +96,10 @@ class VisiblesService:
     async def _load(self, tenant: str) -> Visibles:
         overrides = self._overrides[tenant] = await self.rules.overrides(tenant)
         visibles = Visibles(rules_of=lambda uai: overrides.get(uai, DEFAULT_RULES))
-        visibles.structure_names = {doc["_id"]: doc.get("name", doc["_id"]) for doc in await self.repo.structures(tenant)}
-        visibles.group_labels = {doc["_id"]: doc.get("label") or doc.get("code", doc["_id"]) for doc in await self.repo.groups(tenant)}
+        for doc in await self.repo.structures(tenant):
+            visibles.name_structure(doc["_id"], doc.get("name", doc["_id"]))
+        for doc in await self.repo.groups(tenant):
+            visibles.name_group(doc["_id"], doc.get("label") or doc.get("code", doc["_id"]))
         visibles.load(member_from_doc(doc) for doc in await self.repo.persons(tenant))
         self._tenants[tenant] = visibles
         log.info("visibles loaded", extra={"tenant": tenant, "persons": len(visibles.members)})
@@ -167,37 +169,26 @@ class VisiblesService:
         overrides.update(fresh)
         visibles.rules_changed()
 
-    async def _structure_event(self, msg: Msg) -> None:
-        """A structure created, renamed or removed: its groups' names follow."""
+    async def _names_event(self, msg: Msg) -> None:
+        """A structure, class or group created, renamed or removed: the names its groups are shown by follow."""
         try:
             event = decode(msg.data)
             visibles = self._tenants.get(event.tenant)
             if visibles is None:
                 return
+            created = event.type.endswith(".created.v1")
             if event.type == "identity.structure.deleted.v1":
-                visibles.structure_names.pop(event.unpack(directory.StructureDeleted).uai, None)
+                visibles.name_structure(event.unpack(directory.StructureDeleted).uai, None)
+            elif event.type.startswith("identity.structure."):
+                structure = event.unpack(directory.StructureCreated if created else directory.StructureUpdated).structure
+                visibles.name_structure(structure.uai, structure.name)
+            elif event.type == "identity.group.deleted.v1":
+                visibles.name_group(event.unpack(directory.GroupDeleted).id, None)
             else:
-                kind = directory.StructureCreated if event.type.endswith("created.v1") else directory.StructureUpdated
-                structure = event.unpack(kind).structure
-                visibles.structure_names[structure.uai] = structure.name
+                group = event.unpack(directory.GroupCreated if created else directory.GroupUpdated).group
+                visibles.name_group(group.id, group.label or group.code)
         except MalformedEvent as exc:
-            log.warning("structure event not understood: %s", exc)
-
-    async def _group_event(self, msg: Msg) -> None:
-        """A class or group created, renamed or removed."""
-        try:
-            event = decode(msg.data)
-            visibles = self._tenants.get(event.tenant)
-            if visibles is None:
-                return
-            if event.type == "identity.group.deleted.v1":
-                visibles.group_labels.pop(event.unpack(directory.GroupDeleted).id, None)
-            else:
-                kind = directory.GroupCreated if event.type.endswith("created.v1") else directory.GroupUpdated
-                group = event.unpack(kind).group
-                visibles.group_labels[group.id] = group.label or group.code
-        except MalformedEvent as exc:
-            log.warning("group event not understood: %s", exc)
+            log.warning("structure or group event not understood: %s", exc)
 
     async def _person_event(self, msg: Msg) -> None:
         try:

@@ -7,12 +7,12 @@ write to is computed on first use and kept until that sender's groups (or the ru
 
 from __future__ import annotations
 
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from maille_kit.text import folded
 from maille_identity.rules.model import DEFAULT_RULES, Member, Rules, memberships, writable
 
 
@@ -36,12 +36,6 @@ class Resolved:
     unknown: list[str] = field(default_factory=list)
     refused_groups: list[str] = field(default_factory=list)
     unknown_groups: list[str] = field(default_factory=list)
-
-
-def folded(text: str) -> str:
-    """Lower-case without accents, for French name search (`Éloïse` → `eloise`)."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def member_from_doc(doc: dict[str, Any]) -> Member:
@@ -70,6 +64,24 @@ class Visibles:
         self._writable: dict[str, frozenset[str]] = {}
         self.structure_names: dict[str, str] = {}  # UAI -> name
         self.group_labels: dict[str, str] = {}  # "<UAI>$<code>" -> label
+        self._classes_of: dict[str, set[str]] = defaultdict(set)  # UAI -> its classes and groups
+
+    def name_structure(self, uai: str, name: str | None) -> None:
+        """A structure's name (None: it left the directory)."""
+        if name is None:
+            self.structure_names.pop(uai, None)
+        else:
+            self.structure_names[uai] = name
+
+    def name_group(self, group_id: str, label: str | None) -> None:
+        """A class's or group's label (None: it left the directory)."""
+        uai = group_id.split("$", 1)[0]
+        if label is None:
+            self.group_labels.pop(group_id, None)
+            self._classes_of[uai].discard(group_id)
+        else:
+            self.group_labels[group_id] = label
+            self._classes_of[uai].add(group_id)
 
     def group_name(self, group_id: str) -> str | None:
         """A rules' group as people name it ("3A — élèves"), or None when the id names no group."""
@@ -184,8 +196,8 @@ class Visibles:
         sender, targets = self._sender(sender_id)
         words = folded(text).split()
         candidates = set(targets)
-        for scope in self.group_labels:
-            if scope.split("$", 1)[0] in sender.profiles:
+        for uai in sender.profiles:  # the classes of the sender's own structures, not the tenant's
+            for scope in self._classes_of.get(uai, ()):
                 candidates.update(f"{scope}/{kind}" for kind in CLASS_KINDS if self.may_write_to_group(f"{scope}/{kind}", targets))
         found = []
         for group_id in candidates:

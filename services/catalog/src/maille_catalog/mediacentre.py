@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from maille_catalog.gar import GarClient, GarUnavailable, gar_link
 from maille_catalog.offer import Offer, Offered, offered_of_doc
 from maille_kit.docstore import Docstore, by_ids
 from maille_kit.outbox import Outbox
+from maille_kit.text import folded
 
 log = logging.getLogger("maille.catalog.mediacentre")
 
@@ -44,11 +44,6 @@ class Shelf:
     resources: list[Doc]
     gar_missing: dict[str, str]  # UAI -> why
     favourites: set[str]  # ARKs
-
-
-def folded(text: str) -> str:
-    """Lower case without accents: what a French search compares."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
 
 
 class Mediacentre:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
-
 import nh3
+
+from maille_kit.text import folded
 
 TAGS = {"a", "b", "blockquote", "br", "code", "div", "em", "h1", "h2", "h3", "h4", "hr", "i", "img", "li", "ol", "p", "pre",
         "s", "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "u", "ul"}
@@ -35,12 +35,6 @@ def text_of(clean_html: str) -> str:
 
 def snippet(text: str, size: int = 140) -> str:
     return text if len(text) <= size else text[: size - 1].rstrip() + "…"
-
-
-def folded(text: str) -> str:
-    """Lower-case without accents (`Élève` → `eleve`)."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def words(*texts: str) -> list[str]:

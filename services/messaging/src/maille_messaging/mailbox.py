@@ -14,8 +14,9 @@ from typing import Any
 
 from maille_kit.problems import Problem
 from maille_messaging.attachments import AttachmentStore
-from maille_messaging.bodies import folded, query_words
-from maille_messaging.repository import Doc, MailRepository, copy_id, month_of
+from maille_kit.text import folded
+from maille_messaging.bodies import query_words
+from maille_messaging.repository import Doc, MailRepository, month_of
 from maille_messaging.schemas import (FOLDER_NAMES, SYSTEM_FOLDERS, Attachment, Changed, Correspondent, Entry, Folder, Message,
                                       Page, Recipient, message_time)
 
@@ -275,8 +276,7 @@ class Mailbox:
 
     async def release(self, message_id: str, holders: int = 1) -> None:
         """Copies of a message gone: once nobody holds it, the message and its attachments go too."""
-        await self.repo.update_message(message_id, {"$inc": {"holders": -holders}})
-        message = await self.repo.message(message_id, {"holders": 1, "attachments": 1, "sender": 1})
+        message = await self.repo.let_go(message_id, holders)
         if message is not None and message.get("holders", 0) <= 0:
             await self.drop_message(message)
 
@@ -414,5 +414,3 @@ def _depth(folders: dict[str, Doc], fid: str) -> int:
         fid = folders.get(fid, {}).get("parent")
     return depth
 
-
-__all__ = ["Mailbox", "message_of", "copy_id"]

@@ -30,10 +30,11 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from maille_kit.docstore import Docstore, by_ids
+from maille_messaging.schemas import message_time
 
 Doc = dict[str, Any]
 MESSAGES, COPIES, MONTHS, MAILBOXES, THREADS = "messages", "copies", "months", "mailboxes", "threads"
@@ -47,8 +48,6 @@ def copy_id(person: str, message: str) -> str:
 
 
 def month_of(message_id: str) -> str:
-    from maille_messaging.schemas import message_time
-
     return message_time(message_id).strftime("%Y%m")
 
 
@@ -79,6 +78,12 @@ class MailRepository:
     async def update_message(self, message_id: str, update: Doc) -> None:
         async with self.docstore.writing():
             await self.db[MESSAGES].update_one({"_id": message_id}, update)
+
+    async def let_go(self, message_id: str, holders: int) -> Doc | None:
+        """Count `holders` fewer holders of a message; the message as it is then (FerretDB v1 takes no projection here)."""
+        async with self.docstore.writing():
+            return await self.db[MESSAGES].find_one_and_update({"_id": message_id}, {"$inc": {"holders": -holders}},
+                                                               return_document=ReturnDocument.AFTER)
 
     async def delete_message(self, message_id: str) -> None:
         async with self.docstore.writing():
@@ -281,5 +286,3 @@ class MailRepository:
         async with self.docstore.writing():
             await self.db[TRASH_DAYS].delete_one({"_id": day})
 
-
-__all__ = ["MailRepository", "DuplicateKeyError", "copy_id", "month_of", "COLLECTIONS"]

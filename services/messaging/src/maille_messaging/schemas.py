@@ -1,7 +1,7 @@
 """The messaging service's shapes: ids, recipients, messages, folders and pages, as the API speaks them.
 
 A message id is time-ordered (12 hex digits of milliseconds since the epoch, then 10 random ones), so that
-a mailbox sorts by it, and it names the day a copy is filed under (see repository.py).
+a mailbox sorts by it, and it names the month a copy is indexed under (see repository.py).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
@@ -34,11 +34,6 @@ def new_message_id(at: float | None = None) -> str:
 def message_time(message_id: str) -> datetime:
     """When a message id was made."""
     return datetime.fromtimestamp(int(message_id[:12], 16) / 1000, UTC)
-
-
-def message_day(message_id: str) -> str:
-    """The day (UTC) a message id files its copies under: `dYYYYMMDD`."""
-    return message_time(message_id).strftime("d%Y%m%d")
 
 
 class Recipient(BaseModel):
@@ -241,7 +236,3 @@ class ListIn(BaseModel):
 
 class PersonList(ListIn):
     id: str
-
-
-def dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json", exclude_none=True)

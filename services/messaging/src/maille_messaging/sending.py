@@ -15,7 +15,8 @@ from maille_kit.events import make_envelope
 from maille_kit.outbox import Outbox
 from maille_kit.problems import Problem
 from maille_messaging.attachments import AttachmentStore, Refused, Scanner, new_attachment, sniff
-from maille_messaging.bodies import folded, sanitise, snippet, text_of, words
+from maille_kit.text import folded
+from maille_messaging.bodies import sanitise, snippet, text_of, words
 from maille_messaging.mailbox import Mailbox
 from maille_messaging.repository import Doc, MailRepository
 from maille_messaging.rules import Rules, person_name
@@ -158,10 +159,12 @@ class Sending:
     # sending
     async def send(self, person: str, outgoing: Outgoing, *, tenant: str, draft_id: str | None = None) -> Sent:
         """Check the recipients and send now, or keep it to send at `send_at`."""
+        return await self._send(person, outgoing, tenant=tenant, draft=await self._own_draft(person, draft_id) if draft_id else None)
+
+    async def _send(self, person: str, outgoing: Outgoing, *, tenant: str, draft: Doc | None) -> Sent:
         self._check_body(outgoing.body)
         if not outgoing.recipients():
             raise Problem(422, "a message needs at least one recipient", field="to")
-        draft = await self._own_draft(person, draft_id) if draft_id else None
         parent = await self._parent(person, outgoing.in_reply_to)
         resolved, recipients, named = await self._resolve(person, outgoing, tenant=tenant)
         now = datetime.now(UTC)
@@ -189,7 +192,7 @@ class Sending:
         draft = await self._own_draft(person, draft_id)
         outgoing = Outgoing(to=_written(draft["to"]), cc=_written(draft["cc"]), bcc=_written(draft["bcc"]), subject=draft["subject"],
                             body=draft["body"], in_reply_to=draft.get("parent"), send_at=send_at)
-        return await self.send(person, outgoing, tenant=tenant, draft_id=draft_id)
+        return await self._send(person, outgoing, tenant=tenant, draft=draft)
 
     async def _resolve(self, person: str, outgoing: Outgoing, *, tenant: str):
         """Who the recipients are, now: refusals name who may not be written to."""

@@ -7,8 +7,9 @@ must stop and restart it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -112,6 +113,15 @@ def service_factory(
     yield start
     for service in started:
         service.stop()
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
+    """Wait until `condition()` holds (what a service does in the background shows), or fail naming `what`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager

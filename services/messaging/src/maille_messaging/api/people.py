@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from maille_kit.auth import Principal, require
 from maille_messaging.api import Me, services
-from maille_messaging.bodies import folded
+from maille_kit.text import folded
 from maille_messaging.rules import person_name
 from maille_messaging.schemas import LIST_ID, PERSON_ID, ListIn, PersonList, Visible
 
