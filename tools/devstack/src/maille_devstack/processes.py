@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,10 +21,18 @@ from maille_devstack.paths import DOCSTORE_BIN, KEYCLOAK_HOME, REALM_FILE, XMLSE
 
 
 def free_port() -> int:
-    """A TCP port free on the loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port free on the loopback right now, taken below Linux's ephemeral range (32768 and up): a
+    port the kernel hands out to outgoing connections could be taken by one of them before the part that
+    was given it listens on it."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port between 20000 and 32000 on the loopback")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
