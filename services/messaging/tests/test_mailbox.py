@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from maille_devstack.pytest_plugin import until
+import pytest
+
+from maille_devstack.pytest_plugin import running, until
+from maille_messaging.main import app
 
 from .conftest import Mail, person
 from .test_sending import a_class
@@ -43,6 +46,7 @@ async def test_folders_nest_three_deep_hold_fifty_and_keep_their_counts(mail: Ma
     assert made[2] not in ids and {"inbox", "sent", "drafts", "scheduled", "trash", made[0], made[1]} <= ids
 
 
+@pytest.mark.parametrize("mail", [{}, {"index_segment_size": 7}], indirect=True, ids=["segments-of-50", "segments-of-7"])
 async def test_pages_of_25_newest_first_with_cursors_that_hold_while_mail_arrives(mail: Mail) -> None:
     _, pupils = a_class(mail)
     reader, writer = pupils[4], pupils[5]
@@ -100,6 +104,40 @@ async def test_read_marks_moves_trash_restore_and_delete_for_good(mail: Mail) ->
     assert (await mail.client.get(f"{API}/messages/{ids[2]}", headers=mail.who(writer))).status_code == 200
     malformed = await mail.client.post(f"{API}/messages/move", headers=me, json={"ids": ["x"], "folder": "inbox"})
     assert malformed.status_code == 422
+
+
+@pytest.mark.parametrize("mail", [{"index_segment_size": 4}], indirect=True)
+async def test_a_mailbox_filed_by_two_replicas_in_small_segments_reads_as_one(mail: Mail) -> None:
+    """Each replica files deliveries into index segments of its own; pages, counts, marks, moves and the trash
+    see one mailbox however the messages were spread."""
+    _, pupils = a_class(mail)
+    reader, writer = pupils[10], pupils[11]
+    me = mail.who(reader)
+    first = [(await mail.send(writer, to=[person(reader)], subject=f"Premier {n}"))["id"] for n in range(9)]
+    other = app(mail.service.state.runtime.settings.model_copy())  # another replica, another writer, same database
+    async with running(other) as replica:
+        second = []
+        for n in range(9):
+            answer = await replica.post(f"{API}/messages", headers=mail.who(writer), json={"to": [person(reader)], "subject": f"Second {n}"})
+            assert answer.status_code == 201, answer.text
+            second.append(answer.json()["id"])
+        third = [(await mail.send(writer, to=[person(reader)], subject=f"Troisième {n}"))["id"] for n in range(9)]
+        newest_first = (first + second + third)[::-1]
+        page = await mail.folder(reader)
+        rest = await mail.folder(reader, cursor=page["next"])
+        assert [e["id"] for e in page["entries"] + rest["entries"]] == newest_first and rest.get("next") is None
+        assert (await replica.get(f"{API}/folders/inbox/messages", headers=me)).json()["entries"] == page["entries"]
+        # A mark made through one replica, a move through the other: each finds the segment its message is in.
+        await replica.post(f"{API}/messages/read", headers=me, json={"ids": [first[0], third[8]]})
+        folder = (await mail.client.post(f"{API}/folders", headers=me, json={"name": "Gardés"})).json()["id"]
+        moved = await mail.client.post(f"{API}/messages/move", headers=me, json={"ids": [second[3], first[0]], "folder": folder})
+        assert moved.json()["changed"] == 2
+        await replica.post(f"{API}/messages/trash", headers=me, json={"ids": [third[0]]})
+    counts = await mail.counts(reader)
+    assert counts["inbox"] == (24, 23) and counts[folder] == (2, 1) and counts["trash"] == (1, 1)
+    kept = await mail.folder(reader, folder)
+    assert [(e["id"], e["unread"]) for e in kept["entries"]] == [(second[3], True), (first[0], False)]
+    assert (await mail.counts(writer))["sent"][0] >= 27
 
 
 async def test_the_trash_is_emptied_after_its_retention(mail: Mail) -> None:

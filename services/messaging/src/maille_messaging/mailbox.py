@@ -182,19 +182,23 @@ class Mailbox:
             self.summaries.popitem(last=False)
 
     async def _ids(self, person: str, mailbox: Doc, pick, *, cursor: str | None, want: int, seen=None) -> tuple[list[str], bool]:
-        """The next `want` message ids newest first (and whether more follow), month index by month index."""
-        months = sorted(mailbox.get("months", []), reverse=True)
-        if cursor is not None:
-            months = [m for m in months if m <= month_of(cursor)]
+        """The next `want` message ids newest first (and whether more follow), month by month (each month's index
+        segments read together)."""
+        segments: dict[str, list[str]] = {}
+        for segment in mailbox.get("months", []):
+            segments.setdefault(segment[:6], []).append(segment)
+        months = sorted((m for m in segments if cursor is None or m <= month_of(cursor)), reverse=True)
         found: list[str] = []
         for start in range(0, len(months), 2):  # two months at a time: one is often not enough for a page
-            docs = await self.repo.months(person, months[start:start + 2])
+            docs = await self.repo.months(person, [s for m in months[start:start + 2] for s in segments[m]])
             for month in months[start:start + 2]:
-                doc = docs.get(month, {})
-                if seen is not None:
-                    seen(doc)
-                ids = sorted(pick(doc), reverse=True)
-                found.extend(m for m in ids if cursor is None or m < cursor)
+                ids: list[str] = []
+                for segment in segments[month]:
+                    doc = docs.get(segment, {})
+                    if seen is not None:
+                        seen(doc)
+                    ids.extend(pick(doc))
+                found.extend(m for m in sorted(ids, reverse=True) if cursor is None or m < cursor)
             if len(found) > want:
                 return found[:want], True
         return found, False

@@ -32,7 +32,7 @@ def parts(runtime: Runtime) -> tuple[Mailbox, Sending]:
     if "mailbox" not in runtime.state:
         settings: MessagingSettings = runtime.settings  # type: ignore[assignment]
         assert runtime.docstore is not None and runtime.outbox is not None
-        repository = MailRepository(runtime.docstore)
+        repository = MailRepository(runtime.docstore, segment_size=settings.index_segment_size)
         store = DocstoreAttachments(repository)
         mailbox = Mailbox(repository, store, summaries=settings.summary_cache_size)
         scanner = ClamdScanner(settings.clamd_address, timeout=settings.scan_timeout_seconds) if settings.clamd_address else None

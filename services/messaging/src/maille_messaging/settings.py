@@ -29,3 +29,4 @@ class MessagingSettings(ServiceSettings):
     housekeeping_seconds: float = Field(3600, gt=0, description="how often the trash is emptied of messages past their retention")
     summary_cache_size: int = Field(100_000, ge=0, description="sent messages whose listing line (sender, subject, snippet…) a replica keeps in memory")
     schedule_check_seconds: float = Field(5, gt=0, description="how often messages scheduled for later are looked for")
+    index_segment_size: int = Field(50, ge=1, le=1000, description="messages a replica files into one segment of a person's folder index before it opens the next (small segments keep each delivery's write small)")
