@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from maille_devstack.pytest_plugin import running, until
+from maille_messaging import sending as sending_module
 from maille_messaging.main import app
+from maille_messaging.schemas import new_message_id
 
 from .conftest import Mail, person
 from .test_sending import a_class
@@ -138,6 +140,40 @@ async def test_a_mailbox_filed_by_two_replicas_in_small_segments_reads_as_one(ma
     kept = await mail.folder(reader, folder)
     assert [(e["id"], e["unread"]) for e in kept["entries"]] == [(second[3], True), (first[0], False)]
     assert (await mail.counts(writer))["sent"][0] >= 27
+
+
+async def test_a_months_first_mail_is_found_by_its_reader_however_long_they_were_away(mail: Mail, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delivery does not note a new month's index in the mailbox (one write fewer per recipient on the first mail
+    of a month): its reader looks for the months after the last one noted — or since the service first ran."""
+    _, pupils = a_class(mail)
+    reader, writer = pupils[14], pupils[15]
+    now = datetime.now(UTC)
+    months_ago = [now - timedelta(days=31 * n) for n in (4, 3, 1)]
+    mailbox = mail.service.state.runtime.state["mailbox"]
+    await mailbox.repo.db["meta"].update_one({"_id": "epoch"}, {"$set": {"month": months_ago[0].strftime("%Y%m")}})
+    sent = []
+    for at in months_ago[1:]:  # mail of earlier months, nobody reading it then
+        monkeypatch.setattr(sending_module, "new_message_id", lambda at=at: new_message_id(at.timestamp()))
+        sent.append((await mail.send(writer, to=[person(reader)], subject=f"Il y a longtemps {at:%m}"))["id"])
+    monkeypatch.undo()
+    sent.append((await mail.send(writer, to=[person(reader)], subject="Aujourd'hui"))["id"])
+    assert (await mailbox.repo.mailbox(reader) or {}).get("months", []) == []  # nothing noted by the deliveries
+
+    restarted = app(mail.service.state.runtime.settings.model_copy())  # a replica that started since: it reads the first month
+    async with running(restarted) as replica:
+        page = (await replica.get(f"{API}/folders/inbox/messages", headers=mail.who(reader))).json()
+        assert [e["id"] for e in page["entries"]] == sent[::-1]
+        folders = {f["id"]: (f["total"], f["unread"]) for f in (await replica.get(f"{API}/folders", headers=mail.who(reader))).json()}
+        assert folders["inbox"] == (3, 3)
+        # The writer's sent folder is found the same way.
+        mine = (await replica.get(f"{API}/folders/sent/messages", headers=mail.who(writer))).json()
+        assert [e["id"] for e in mine["entries"][:3]] == sent[::-1]
+    noted = (await mailbox.repo.mailbox(reader))["months"]
+    assert {at.strftime("%Y%m") for at in months_ago[1:]} | {now.strftime("%Y%m")} <= set(noted)
+    # Once noted, a replica that started before finds them too, and the next mail of a noted month needs no looking.
+    latest = await mail.send(writer, to=[person(reader)], subject="Encore")
+    assert (await mail.folder(reader))["entries"][0]["id"] == latest["id"]
+    assert (await mail.counts(reader))["inbox"] == (4, 4)
 
 
 async def test_the_trash_is_emptied_after_its_retention(mail: Mail) -> None:

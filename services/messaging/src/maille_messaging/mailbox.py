@@ -16,7 +16,7 @@ from maille_kit.problems import Problem
 from maille_messaging.attachments import AttachmentStore
 from maille_kit.text import folded
 from maille_messaging.bodies import query_words
-from maille_messaging.repository import Doc, MailRepository, month_of
+from maille_messaging.repository import Doc, MailRepository, is_month, month_of
 from maille_messaging.schemas import (FOLDER_NAMES, SYSTEM_FOLDERS, Attachment, Changed, Correspondent, Entry, Folder, Message,
                                       Page, Recipient, message_time)
 
@@ -69,8 +69,22 @@ class Mailbox:
                                 total=totals.get(fid, 0), unread=unread.get(fid, 0)))
         return found
 
+    async def segments(self, person: str, mailbox: Doc) -> list[str]:
+        """Every index segment of the person's: those noted in their mailbox, and the months' own segments made
+        since the last one noted (a delivery does not note them) — looked for by key, then noted."""
+        noted = list(mailbox.get("months", []))
+        months = [s for s in noted if is_month(s)]
+        start = max(months) if months else await self.repo.epoch()
+        wanted = [m for m in months_between(start, datetime.now(UTC).strftime("%Y%m")) if m not in noted]
+        if not wanted:
+            return noted
+        found = await self.repo.months(person, wanted)
+        if found:
+            await self.repo.note_months([f"{person}:{m}" for m in found], tenants={person: next(iter(found.values()))["tenant"]})
+        return noted + sorted(found)
+
     async def _counts(self, person: str, mailbox: Doc) -> tuple[dict[str, int], dict[str, int]]:
-        months = await self.repo.months(person, mailbox.get("months", []))
+        months = await self.repo.months(person, await self.segments(person, mailbox))
         totals: dict[str, int] = {}
         unread: dict[str, int] = {}
         for doc in months.values():
@@ -185,7 +199,7 @@ class Mailbox:
         """The next `want` message ids newest first (and whether more follow), month by month (each month's index
         segments read together)."""
         segments: dict[str, list[str]] = {}
-        for segment in mailbox.get("months", []):
+        for segment in await self.segments(person, mailbox):
             segments.setdefault(segment[:6], []).append(segment)
         months = sorted((m for m in segments if cursor is None or m <= month_of(cursor)), reverse=True)
         found: list[str] = []
@@ -387,7 +401,7 @@ class Mailbox:
                 await self.repo.delete_copies(person, chunk)
                 for message_id in chunk:
                     await self.release(message_id)
-            await self.repo.drop_mailbox(person, mailbox.get("months", []))
+            await self.repo.drop_mailbox(person, await self.segments(person, mailbox))
         return len(ids)
 
     async def sweep_trash(self, *, retention_days: int, now: datetime | None = None) -> int:
@@ -409,6 +423,16 @@ class Mailbox:
                     deleted += 1
             await self.repo.drop_trash_day(day["_id"])
         return deleted
+
+
+def months_between(first: str, last: str) -> list[str]:
+    """The months from `first` to `last` (`YYYYMM`), both included."""
+    year, month = int(first[:4]), int(first[4:])
+    found = []
+    while f"{year:04d}{month:02d}" <= last:
+        found.append(f"{year:04d}{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return found
 
 
 def _depth(folders: dict[str, Doc], fid: str) -> int:

@@ -64,6 +64,7 @@ async def _every(seconds: float, work: Callable[[], Awaitable[int]], what: str) 
 async def on_start(runtime: Runtime) -> None:
     settings: MessagingSettings = runtime.settings  # type: ignore[assignment]
     mailbox, sending = parts(runtime)
+    await mailbox.repo.epoch()  # noted at the first start: readers look for index segments from then on
     runtime.state["tasks"] = [
         asyncio.create_task(_every(settings.schedule_check_seconds, sending.send_due, "scheduled messages sent"), name="messaging-schedule"),
         asyncio.create_task(_every(settings.housekeeping_seconds, lambda: mailbox.sweep_trash(retention_days=settings.trash_retention_days),

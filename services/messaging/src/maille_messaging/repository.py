@@ -15,7 +15,10 @@ query by scanning the whole collection, and a region's mail is millions of docum
   own, `<YYYYMM>.<writer>.<n>`, so that an index document stays small (on FerretDB an update costs in
   proportion to the whole document: ~0.5 ms at 50 ids, ~2 ms at 400); a copy records its segment (`s`);
 - `mailboxes` (_id = person): the person's folders, lists, attachment quota used, and which segments
-  (`months`) have an index document;
+  (`months`) have an index document. A month's own segment is not noted when a delivery makes it (that
+  would be one more write per recipient for the first mail of every month): a reader looks for the month
+  segments after the last one noted, up to this month, and notes those it finds (mailbox.py);
+- `meta` (_id = `epoch`): the month the service first ran — where a reader with nothing noted starts looking;
 - `threads` (_id = thread id): the messages of a conversation;
 - `attachments` / `attachment_chunks` (_id = attachment id / `<id>:<n>`): files, in chunks by key (GridFS
   finds chunks by a secondary field: a scan on FerretDB);
@@ -33,6 +36,7 @@ import asyncio
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
@@ -43,8 +47,8 @@ from maille_messaging.schemas import message_time
 
 Doc = dict[str, Any]
 MESSAGES, COPIES, MONTHS, MAILBOXES, THREADS = "messages", "copies", "months", "mailboxes", "threads"
-ATTACHMENTS, CHUNKS, SCHEDULE, TRASH_DAYS = "attachments", "attachment_chunks", "schedule", "trash_days"
-COLLECTIONS = (MESSAGES, COPIES, MONTHS, MAILBOXES, THREADS, ATTACHMENTS, CHUNKS, SCHEDULE, TRASH_DAYS)
+ATTACHMENTS, CHUNKS, SCHEDULE, TRASH_DAYS, META = "attachments", "attachment_chunks", "schedule", "trash_days", "meta"
+COLLECTIONS = (MESSAGES, COPIES, MONTHS, MAILBOXES, THREADS, ATTACHMENTS, CHUNKS, SCHEDULE, TRASH_DAYS, META)
 BATCH = 50
 SEGMENT_IDS = 50  # deliveries a writer files into one index segment before it opens the next (by default)
 SEGMENTS_KEPT = 200_000  # (person, month) pairs whose open segment a writer remembers
@@ -60,6 +64,11 @@ def month_of(message_id: str) -> str:
 
 def month_id(person: str, segment: str) -> str:
     return f"{person}:{segment}"
+
+
+def is_month(segment: str) -> bool:
+    """Whether a segment is a month's own (`<YYYYMM>`), rather than a writer's (`<YYYYMM>.<writer>.<n>`)."""
+    return "." not in segment
 
 
 def segment_of(copy: Doc) -> str:
@@ -79,6 +88,7 @@ class MailRepository:
         self._segment_size = segment_size
         self._open: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()  # (person, month) -> [segment, deliveries in it]
         self._opened = 0
+        self._epoch: str | None = None
 
     # messages
     async def message(self, message_id: str, projection: dict[str, Any] | None = None) -> Doc | None:
@@ -161,6 +171,7 @@ class MailRepository:
             async with self.docstore.writing():
                 result = await self.db[MONTHS].bulk_write(updates[start:start + BATCH], ordered=True)
             new.update(str(key) for key in result.upserted_ids.values())
+        new = {key for key in new if not is_month(key.rsplit(":", 1)[1])}  # a month's own: found by its readers
         if new:
             await self.note_months(new, tenants=tenants)
 
@@ -226,6 +237,21 @@ class MailRepository:
         """The person's index segments, by segment."""
         found = await by_ids(self.db[MONTHS], [month_id(person, m) for m in months])
         return {key.rsplit(":", 1)[1]: doc for key, doc in found.items()}
+
+    async def epoch(self) -> str:
+        """The month this service first ran (`YYYYMM`): no index segment is older."""
+        if self._epoch is None:
+            doc = await self.db[META].find_one({"_id": "epoch"})
+            if doc is None:
+                try:
+                    async with self.docstore.writing():
+                        await self.db[META].insert_one({"_id": "epoch", "month": datetime.now(UTC).strftime("%Y%m")})
+                except DuplicateKeyError:  # another replica first
+                    pass
+                doc = await self.db[META].find_one({"_id": "epoch"})
+            assert doc is not None
+            self._epoch = str(doc["month"])
+        return self._epoch
 
     # mailboxes
     async def mailbox(self, person: str) -> Doc | None:
