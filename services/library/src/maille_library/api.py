@@ -1,0 +1,101 @@
+"""The library's HTTP API: searching the CDIs of one's schools, and the operators' PMB connections."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel
+
+from maille_kit.auth import Principal, require
+from maille_kit.problems import Problem
+from maille_library.connections import UAI_PATTERN, ConnectionIn, ConnectionOut, Connections, shown
+from maille_library.search import Search
+
+router = APIRouter(prefix="/api/library/v1", tags=["library"])
+Uai = Annotated[str, Path(pattern=UAI_PATTERN, description="the school's UAI")]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Caller = Annotated[Principal, Depends(require())]
+SEARCH_TYPES = {"all": 0, "title": 1, "author": 2, "publisher": 3, "collection": 4, "subject": 5}
+
+
+class Missing(BaseModel):
+    uai: str
+    reason: str
+
+
+class Result(BaseModel):
+    uai: str
+    id: int
+    title: str
+    authors: list[str]
+    publisher: str | None
+    year: str | None
+    isbn: str | None
+    summary: str | None
+    cover: str | None
+    type: str | None
+    keywords: list[str]
+    available: int | None
+    copies: int | None
+    opac: str | None
+
+
+class SearchPage(BaseModel):
+    q: str
+    total: int
+    page: int
+    size: int
+    results: list[Result]
+    missing: list[Missing]
+
+
+def _connections(request: Request) -> Connections:
+    return request.app.state.runtime.state["connections"]
+
+
+@router.get("/search", summary="Search the CDI catalogues of your schools (every school's PMB at once)")
+async def search(request: Request, caller: Caller,
+                 q: Annotated[str, Query(min_length=1, max_length=200, description="the words sought (quotes and * as PMB reads them)")],
+                 type: Annotated[str, Query(pattern="^(all|title|author|publisher|collection|subject)$")] = "all",
+                 page: Annotated[int, Query(ge=0, le=50)] = 0, size: Annotated[int, Query(ge=1, le=50)] = 20) -> SearchPage:
+    person = caller.person_id
+    if person is None:
+        raise Problem(403, "only a person of the directory can search their schools' CDIs")
+    term = " ".join(q.split())
+    if not term:
+        raise Problem(422, "the search needs at least one word", field="q")
+    engine: Search = request.app.state.runtime.state["search"]
+    found = await engine.search(person, term, search_type=SEARCH_TYPES[type], page=page, size=size)
+    return SearchPage(q=term, total=found.total, page=page, size=size, results=[Result(**r) for r in found.results],
+                      missing=[Missing(**m) for m in found.missing])
+
+
+@router.get("/operator/schools", summary="The schools' PMB connections (operators)")
+async def connections(request: Request, _: Operator) -> list[ConnectionOut]:
+    return [shown(doc) for doc in await _connections(request).all()]
+
+
+@router.get("/operator/schools/{uai}/pmb", summary="A school's PMB connection (operators; secrets are not shown)")
+async def connection(request: Request, uai: Uai, _: Operator) -> ConnectionOut:
+    doc = await _connections(request).doc(uai)
+    if doc is None:
+        raise Problem(404, f"no PMB connection is registered for school {uai}")
+    return shown(doc)
+
+
+@router.put("/operator/schools/{uai}/pmb", summary="Register or replace a school's PMB connection (operators)")
+async def put_connection(request: Request, response: Response, uai: Uai, body: ConnectionIn, operator: Operator) -> ConnectionOut:
+    tenant: Any = operator.claims.get("tenant") or request.app.state.runtime.settings.tenant
+    if await _connections(request).put(uai, body, tenant=str(tenant)):
+        response.status_code = 201
+    doc = await _connections(request).doc(uai)
+    assert doc is not None
+    return shown(doc)
+
+
+@router.delete("/operator/schools/{uai}/pmb", status_code=204, summary="Forget a school's PMB connection (operators)")
+async def delete_connection(request: Request, uai: Uai, _: Operator) -> Response:
+    if not await _connections(request).delete(uai):
+        raise Problem(404, f"no PMB connection is registered for school {uai}")
+    return Response(status_code=204)

@@ -1,0 +1,96 @@
+"""Schools' PMB connections, registered by operators: where each school's PMB is, which source of its external
+services Maille calls, with which credentials, in which database, and where its OPAC is. Kept by UAI; the
+secrets (password, connexion phrase, the OPAC sign-on salt) are written, never read back through the API."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from maille_kit.docstore import Docstore
+from maille_library.pmb import PmbConnection
+
+CONNECTIONS = "connections"
+UAI_PATTERN = r"^[0-9]{7}[A-Z]$"
+URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+
+
+class ConnectionIn(BaseModel):
+    """A school's PMB, as an operator registers it."""
+
+    model_config = {"extra": "forbid"}
+
+    url: str = Field(pattern=URL_PATTERN, max_length=300, description="the PMB's base URL (where `ws/connector_out.php` is), e.g. https://cdi.example.fr/pmb")
+    sourceId: int = Field(ge=1, le=100_000, description="the external services source (`source_id`) Maille calls")
+    user: str = Field(min_length=1, max_length=100, description="the external-services user")
+    password: str = Field(min_length=1, max_length=200, description="its password (never shown again)")
+    auth: Literal["basic", "body"] = Field("basic", description="HTTP Basic, or PMB's in-body `auth_pw`")
+    connexionPhrase: str = Field("", max_length=200, description="the source's connexion phrase (for `auth` body)")
+    database: str | None = Field(None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="the school's database (`database=`), when the PMB hosts several")
+    opacUrl: str | None = Field(None, pattern=URL_PATTERN, max_length=300, description="the school's OPAC, for links to records")
+
+    @model_validator(mode="after")
+    def _phrase_for_body(self) -> "ConnectionIn":
+        if self.auth == "body" and not self.connexionPhrase:
+            raise ValueError("auth body needs the source's connexionPhrase")
+        return self
+
+
+class ConnectionOut(BaseModel):
+    """A school's PMB connection as shown (no secret)."""
+
+    uai: str
+    url: str
+    sourceId: int
+    user: str
+    auth: str
+    database: str | None
+    opacUrl: str | None
+
+
+def shown(doc: dict[str, Any]) -> ConnectionOut:
+    return ConnectionOut(uai=doc["_id"], url=doc["url"], sourceId=doc["sourceId"], user=doc["user"], auth=doc["auth"],
+                         database=doc.get("database"), opacUrl=doc.get("opacUrl"))
+
+
+class Connections:
+    """The registered connections, each read by key and kept `ttl` seconds in memory."""
+
+    def __init__(self, docstore: Docstore, *, ttl: float = 30.0) -> None:
+        self.docstore = docstore
+        self.collection = docstore.db[CONNECTIONS]
+        self.ttl = ttl
+        self._known: dict[str, tuple[float, PmbConnection | None]] = {}
+
+    async def get(self, uai: str) -> PmbConnection | None:
+        now = time.monotonic()
+        known = self._known.get(uai)
+        if known is not None and known[0] > now:
+            return known[1]
+        doc = await self.collection.find_one({"_id": uai})
+        conn = None if doc is None else PmbConnection(
+            url=doc["url"], source_id=doc["sourceId"], user=doc["user"], password=doc["password"], database=doc.get("database"),
+            opac_url=doc.get("opacUrl"), auth=doc["auth"], connexion_phrase=doc.get("connexionPhrase", ""))
+        self._known[uai] = (now + self.ttl, conn)
+        return conn
+
+    async def doc(self, uai: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": uai})
+
+    async def put(self, uai: str, given: ConnectionIn, *, tenant: str) -> bool:
+        """Register or replace a school's connection; True when it is new."""
+        async with self.docstore.writing():
+            result = await self.collection.replace_one({"_id": uai}, {"_id": uai, "tenant": tenant, **given.model_dump()}, upsert=True)
+        self._known.pop(uai, None)
+        return result.upserted_id is not None
+
+    async def delete(self, uai: str) -> bool:
+        async with self.docstore.writing():
+            result = await self.collection.delete_one({"_id": uai})
+        self._known.pop(uai, None)
+        return result.deleted_count == 1
+
+    async def all(self) -> list[dict[str, Any]]:
+        return await self.collection.find({}).sort("_id", 1).to_list()

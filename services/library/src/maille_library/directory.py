@@ -1,0 +1,53 @@
+"""What the library knows of the school directory, learnt from identity's events (it never reads identity's
+collections): each person's schools (UAI) with their national profiles there, and their groups — the schools
+whose CDI a person searches, and later the PMB readers to keep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maille.identity.v1 import directory_pb2 as pb
+
+from maille_kit.docstore import Docstore
+from maille_kit.events import Event
+
+READERS = "readers"
+SUBJECTS = ("identity.person.>",)
+Doc = dict[str, Any]
+
+
+def reader_doc(person: pb.Person, tenant: str) -> Doc:
+    """A person as the library keeps them: their profiles per school, and their groups."""
+    schools: dict[str, list[str]] = {}
+    for profile in person.profiles:
+        if profile.uai and profile.code not in schools.setdefault(profile.uai, []):
+            schools[profile.uai].append(profile.code)
+    return {"_id": person.id, "tenant": tenant, "nom": person.last_name, "prenom": person.first_name, "ecoles": schools,
+            "groupes": list(person.group_ids)}
+
+
+class Directory:
+    """The library's copy of the directory."""
+
+    def __init__(self, docstore: Docstore) -> None:
+        self.docstore = docstore
+        self.readers = docstore.db[READERS]
+
+    async def reader(self, person_id: str) -> Doc | None:
+        return await self.readers.find_one({"_id": person_id})
+
+    async def schools_of(self, person_id: str) -> list[str]:
+        """The UAIs of the schools a person belongs to (none when the directory does not know them)."""
+        doc = await self.reader(person_id)
+        return sorted((doc or {}).get("ecoles", {}))
+
+    async def handle(self, event: Event) -> None:
+        """Identity's person events: the copy follows them."""
+        fact = event.type.removeprefix("identity.person.").rpartition(".v")[0]
+        if fact == "deleted":
+            async with self.docstore.writing():
+                await self.readers.delete_one({"_id": event.unpack(pb.PersonDeleted).id})
+        elif fact in ("created", "updated"):
+            doc = reader_doc(event.unpack(pb.PersonCreated if fact == "created" else pb.PersonUpdated).person, event.tenant)
+            async with self.docstore.writing():
+                await self.readers.replace_one({"_id": doc["_id"]}, doc, upsert=True)

@@ -1,0 +1,94 @@
+"""A library under test: its own NATS (so identity's stream holds only this test's directory), the session's
+docstore and Keycloak, and a PMB peer over HTTP holding one database per school."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from maille.identity.v1 import directory_pb2 as pb
+from pmb.server import PmbDatabase, PmbPeer, create_app as pmb_app
+
+from maille_devstack.processes import free_port
+from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, until
+from maille_kit.bus import Bus, Stream
+from maille_kit.events import make_envelope
+from maille_library.main import app
+from maille_library.settings import LibrarySettings
+
+IDENTITY = Stream(name="IDENTITY", subjects=("identity.>",), description="facts published by the identity service")
+SCHOOLS = ("0750001A", "0750002B", "0750003C")
+API = "/api/library/v1"
+
+
+@pytest.fixture
+async def pmb_peer() -> AsyncIterator[tuple[PmbPeer, str]]:
+    """One PMB holding a database per school (`cdi<UAI>`), as académies often run it."""
+    peer = PmbPeer(databases={f"cdi{uai}": PmbDatabase(f"cdi{uai}", records=40 + 10 * n) for n, uai in enumerate(SCHOOLS)})
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(pmb_app(peer), host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield peer, f"http://127.0.0.1:{port}/pmb"
+    server.should_exit = True
+    await task
+
+
+@dataclass
+class Library:
+    client: httpx.AsyncClient
+    service: FastAPI
+    bus: Bus
+    pmb: PmbPeer
+    pmb_url: str
+    keycloak: KeycloakClients
+
+    def person(self, ent_id: str, *roles: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-library', roles=roles)}"}
+
+    def operator(self) -> dict[str, str]:
+        client_id, secret = self.keycloak.make(roles=("operator",), audience="maille-library")
+        return {"authorization": f"Bearer {self.keycloak.token(client_id, secret)}"}
+
+    def connection(self, uai: str, **changes) -> dict:
+        return {"url": self.pmb_url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": f"cdi{uai}",
+                "opacUrl": f"https://cdi-{uai.lower()}.example.fr/opac"} | changes
+
+    async def persons(self, *persons: pb.Person) -> None:
+        """Publish identity's person events as identity does, and wait until the library holds them."""
+        for person in persons:
+            envelope = make_envelope(type="identity.person.created.v1", tenant="ac-test", source="identity", payload=pb.PersonCreated(person=person))
+            await self.bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
+        readers = self.service.state.runtime.docstore.db["readers"]
+
+        async def known() -> bool:
+            return await readers.find_one({"_id": persons[-1].id}) is not None
+
+        await until(known, f"reader {persons[-1].id}")
+
+
+def person(person_id: str, *profiles: tuple[str, str]) -> pb.Person:
+    return pb.Person(id=person_id, last_name="Martin", first_name="Léa",
+                     profiles=[pb.Profile(structure_id=f"S{uai}", uai=uai, code=code) for uai, code in profiles])
+
+
+@pytest.fixture
+async def library(nats_factory, docstore_server, keycloak_clients: KeycloakClients, pmb_peer) -> AsyncIterator[Library]:
+    peer, url = pmb_peer
+    nats = nats_factory()
+    settings = LibrarySettings(nats_url=nats.url, mongodb_url=docstore_server.url, database=f"test_{uuid.uuid4().hex[:12]}",
+                               auth_issuer=keycloak_clients.issuer, pmb_timeout_seconds=0.4, pmb_retries=1, search_timeout_seconds=1.0,
+                               connection_cache_seconds=0)
+    service = app(settings)
+    async with running(service) as client:
+        bus: Bus = service.state.runtime.bus
+        await bus.ensure_streams([IDENTITY])
+        yield Library(client, service, bus, peer, url, keycloak_clients)
