@@ -16,6 +16,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import random
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,25 @@ class PmbDatabase:
     items: int = 2
 
     def catalogue(self) -> list[dict[str, Any]]:
-        return [record(self.name, n) for n in range(1, self.records + 1)]
+        """Made once (the peer must not be what a benchmark measures)."""
+        if getattr(self, "_made", None) is None:
+            self._made = [record(self.name, n) for n in range(1, self.records + 1)]
+            self._by_id = {r["id"]: r for r in self._made}
+            self._encoded = {r["id"]: json.dumps(r, ensure_ascii=False) for r in self._made}
+        return self._made
+
+    def texts(self, search_type: int) -> list[str]:
+        if search_type not in self.__dict__.setdefault("_texts", {}):
+            self._texts[search_type] = [_text(r, search_type) for r in self.catalogue()]
+        return self._texts[search_type]
+
+    def by_id(self) -> dict[int, dict[str, Any]]:
+        self.catalogue()
+        return self._by_id
+
+    def encoded(self, number: int) -> str:
+        self.catalogue()
+        return self._encoded[number]
 
 
 @dataclass
@@ -82,6 +101,7 @@ class PmbPeer:
     databases: dict[str, PmbDatabase] = field(default_factory=dict)
     default_database: str = "pmb"
     delay: float = 0.0
+    jitter: float = 0.0  # each answer takes delay + a uniform share of jitter seconds
     failing: set[str] = field(default_factory=set)
     garbage: set[str] = field(default_factory=set)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (database, method) of each call read
@@ -111,7 +131,8 @@ class PmbPeer:
         args = list(params.values()) if isinstance(params, dict) else list(params)
         if method == "pmbesSearch_simpleSearch":
             search_type, term = int(args[0]), str(args[1])
-            found = [r for r in db.catalogue() if _matches(r, search_type, term)]
+            words = [w for w in re.split(r"[\s\"'*]+", term.lower()) if w]
+            found = [r for r, text in zip(db.catalogue(), db.texts(search_type)) if words and all(w in text for w in words)]
             search_id = hashlib.sha1(f"{db.name}|{search_type}|{term}".encode()).hexdigest()[:16]  # noqa: S324
             self._searches[search_id] = (db.name, [r["id"] for r in found])
             types = sorted({_sub(r, "995", "r") for r in found})
@@ -132,11 +153,11 @@ class PmbPeer:
     def _records(self, db: PmbDatabase, ids: list[int], fmt: str, *, include_items: bool) -> list[dict[str, Any]]:
         if fmt != "json_unimarc":
             raise PmbFault(f"Unsupported record format for this peer: {fmt}")
-        by_id = {r["id"]: r for r in db.catalogue()}
+        by_id = db.by_id()
         out = []
         for n in ids:
             if n in by_id:
-                item = {"noticeId": n, "noticeContent": json.dumps(by_id[n], ensure_ascii=False)}
+                item = {"noticeId": n, "noticeContent": db.encoded(n)}
                 if include_items:
                     item["noticeItems"] = self._items(db, n)
                 out.append(item)
@@ -161,16 +182,19 @@ def _sub(rec: dict[str, Any], tag: str, code: str) -> str:
     return ""
 
 
-def _matches(rec: dict[str, Any], search_type: int, term: str) -> bool:
-    words = [w for w in re.split(r"[\s\"'*]+", term.lower()) if w]
+def _text(rec: dict[str, Any], search_type: int) -> str:
+    """What a simple search of that type looks in, lower case."""
     fields = {1: ["200"], 2: ["700"], 3: ["210"], 4: ["225"], 5: ["610"]}.get(search_type, ["200", "700", "210", "330", "610"])
-    text = " ".join(s["value"] for f in rec["f"] if f["c"] in fields for s in f.get("s", [])).lower()
-    return bool(words) and all(w in text for w in words)
+    return " ".join(s["value"] for f in rec["f"] if f["c"] in fields for s in f.get("s", [])).lower()
 
 
 def create_app(peer: PmbPeer) -> FastAPI:
     """The peer's ASGI app."""
     web = FastAPI(title="PMB external services (peer)", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @web.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
 
     @web.get("/ws/connector_out.php")
     @web.get("/pmb/ws/connector_out.php")  # where PMB usually lives
@@ -184,8 +208,8 @@ def create_app(peer: PmbPeer) -> FastAPI:
     async def connector(request: Request, source_id: int, database: str | None = None) -> Response:
         name = database or peer.default_database
         peer.requests.append(name)
-        if peer.delay:
-            await asyncio.sleep(peer.delay)
+        if peer.delay or peer.jitter:
+            await asyncio.sleep(peer.delay + random.uniform(0, peer.jitter))
         if name in peer.garbage:
             return Response("<html><body>Fatal error: Allowed memory size exhausted</body></html>", status_code=200, media_type="text/html")
         try:

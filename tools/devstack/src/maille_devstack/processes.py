@@ -280,6 +280,18 @@ class Peer:
         return self.process.stop()
 
 
+class PmbPeerProcess(Peer):
+    """The PMB peer (`maille-peer-pmb`): one catalogue per database, answering after `delay_ms` + up to `jitter_ms`."""
+
+    def __init__(self, *, port: int, databases: list[str], log_dir: Path, delay_ms: int = 0, jitter_ms: int = 0, records: int = 200) -> None:
+        self.port = port
+        self.process = Process(
+            "peer-pmb", [str(bin_of("maille-peer-pmb"))], log_dir / "peer-pmb.log",
+            env={"PEER_PORT": str(port), "PEER_DATABASES": ",".join(databases), "PEER_DELAY_MS": str(delay_ms),
+                 "PEER_JITTER_MS": str(jitter_ms), "PEER_RECORDS": str(records)},
+        )
+
+
 class SamlPeer(Peer):
     """A SAML IdP peer (`maille-peer-educonnect`, `maille-peer-academie`) over identity's directory: it signs
     in the directory's persons (username: AAF join key, password MAILLE_DEMO_PASSWORD) for Keycloak."""

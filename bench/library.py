@@ -1,0 +1,159 @@
+"""Searching the CDIs of three schools through the gateway, each school's PMB answering in 50–100 ms.
+
+Sets up, on this machine: NATS, the docstore, the library service and the gateway (one process each) and the PMB
+peer (its own process: three databases of `--records` records, each answer after 50 ms + up to 50 ms). An
+operator registers the three schools' connections; `--persons` teachers of the three schools are published as
+identity publishes them. Then teachers search (a word of the catalogue's titles and authors, at random), open
+loop at `--rate`/s for `--seconds`, each request on any free connection when due; latency from when it was due.
+The library's search cache is off (`MAILLE_LIBRARY_SEARCH_CACHE_SECONDS=0`): every search asks the three PMBs.
+
+    .venv/bin/python bench/library.py [--rate 30] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from maille.identity.v1 import directory_pb2 as pb
+
+from maille_devstack.processes import DocstoreServer, NatsServer, PmbPeerProcess, ServiceProcess, free_port
+from maille_kit.bus import Bus, Stream
+from maille_kit.events import make_envelope
+
+from common import pct, serve_jwks
+
+ISSUER = "http://bench.invalid/realms/maille"
+SCHOOLS = ("0750001A", "0750002B", "0750003C")
+WORDS = ["prince", "misérables", "lieues", "étranger", "horla", "germinal", "planète", "comte", "bovary", "candide",
+         "hugo", "verne", "zola", "camus", "flaubert", "voltaire", "dumas"]
+
+
+def token(key: RSAKey, subject: str, *, roles: tuple[str, ...] = (), person: bool = True) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": ["maille", "maille-library"], "sub": subject, "azp": "bench-portal", "exp": now + 7200, "iat": now,
+              "realm_access": {"roles": list(roles)}, **({"ent_id": subject} if person else {})}
+    return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+
+async def load(gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_url: str, args: argparse.Namespace) -> dict:
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+        operator = {"authorization": token(key, "bench-operator", roles=("operator",), person=False)}
+        for uai in SCHOOLS:
+            answer = await client.put(f"/api/library/v1/operator/schools/{uai}/pmb", headers=operator, json={
+                "url": pmb_url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": f"cdi{uai}",
+                "opacUrl": f"https://cdi-{uai.lower()}.example.fr/opac"})
+            assert answer.status_code in (200, 201), answer.text
+    bus = Bus(nats_url, name="bench-library")
+    await bus.connect()
+    await bus.ensure_streams([Stream(name="IDENTITY", subjects=("identity.>",), description="identity's facts")])
+    teachers = [f"teacher-{n:04d}" for n in range(args.persons)]
+    for person_id in teachers:
+        person = pb.Person(id=person_id, last_name="Prof", first_name=person_id,
+                           profiles=[pb.Profile(structure_id=f"S{uai}", uai=uai, code="National_ENS") for uai in SCHOOLS])
+        envelope = make_envelope(type="identity.person.created.v1", tenant="ac-bench", source="identity", payload=pb.PersonCreated(person=person))
+        await bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
+    await bus.close()
+    tokens = {p: token(key, p) for p in teachers}
+    rng = random.Random(3)
+    clients = [httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(64)]
+    latencies: list[float] = []
+    failures: list[str] = []
+    try:
+        async def known() -> bool:  # the library has heard of the last teacher
+            answer = await clients[0].get("/api/library/v1/search", params={"q": "prince"}, headers={"authorization": tokens[teachers[-1]]})
+            return answer.status_code == 200 and answer.json()["total"] > 0
+
+        deadline = time.monotonic() + 60
+        while not await known():
+            assert time.monotonic() < deadline, "the library never heard of the teachers"
+            await asyncio.sleep(0.2)
+        free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for c in clients:
+            free.put_nowait(c)
+
+        async def one(due: float, person: str, word: str) -> None:
+            c = await free.get()
+            try:
+                answer = await c.get("/api/library/v1/search", params={"q": word, "size": 20}, headers={"authorization": tokens[person]})
+            finally:
+                free.put_nowait(c)
+            latencies.append((time.perf_counter() - due) * 1000)
+            body = answer.json() if answer.status_code == 200 else {}
+            if answer.status_code != 200 or body.get("missing") or not body.get("results"):
+                failures.append(f"{answer.status_code} {answer.text[:200]}")
+
+        start = time.perf_counter() + 0.5
+        tasks = []
+        for i in range(int(args.rate * args.seconds)):
+            due = start + i / args.rate
+            now = time.perf_counter()
+            if due > now:
+                await asyncio.sleep(due - now)
+            tasks.append(asyncio.create_task(one(due, rng.choice(teachers), rng.choice(WORDS))))
+        await asyncio.gather(*tasks)
+    finally:
+        for c in clients:
+            await c.aclose()
+    return {"latencies": latencies, "failures": failures}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=30, help="searches per second")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--persons", type=int, default=200)
+    parser.add_argument("--records", type=int, default=2000, help="records in each school's catalogue")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="maille-bench-library-"))
+    logs = work / "log"
+    key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
+    jwks = f"http://127.0.0.1:{serve_jwks({'keys': [key.as_dict(private=False)]})}/jwks.json"
+    parts = []
+    try:
+        nats = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=logs)
+        nats.start()
+        parts.append(nats)
+        store = DocstoreServer(port=free_port(), data_dir=work / "docstore", log_dir=logs)
+        store.start()
+        parts.append(store)
+        pmb = PmbPeerProcess(port=free_port(), databases=[f"cdi{uai}" for uai in SCHOOLS], log_dir=logs, delay_ms=50, jitter_ms=50,
+                             records=args.records)
+        pmb.start()
+        parts.append(pmb)
+        library = ServiceProcess("library", port=free_port(), log_dir=logs, env={
+            "MAILLE_LIBRARY_NATS_URL": nats.url, "MAILLE_LIBRARY_MONGODB_URL": store.url, "MAILLE_LIBRARY_AUTH_ISSUER": ISSUER,
+            "MAILLE_LIBRARY_AUTH_JWKS_URL": jwks, "MAILLE_LIBRARY_SEARCH_CACHE_SECONDS": "0", "MAILLE_LIBRARY_LOG_LEVEL": "WARNING"})
+        library.start()
+        parts.append(library)
+        gateway = ServiceProcess("gateway", port=free_port(), log_dir=logs, env={
+            "MAILLE_GATEWAY_NATS_URL": nats.url, "MAILLE_GATEWAY_ROUTES": json.dumps({"library": library.url}),
+            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks, "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+            "MAILLE_GATEWAY_RATE_PERSON": "1000000", "MAILLE_GATEWAY_LOG_LEVEL": "WARNING"})
+        gateway.start()
+        parts.append(gateway)
+        r = asyncio.run(load(gateway.url, library.url, nats.url, key, f"http://127.0.0.1:{pmb.port}/pmb", args))
+        lat = r["latencies"]
+        print(f"search across {len(SCHOOLS)} schools' PMBs (each answering in 50-100 ms; {args.records} records each), through the gateway, "
+              f"{len(lat)} searches at {args.rate:g}/s: p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms, "
+              f"{len(r['failures'])} failed or incomplete")
+        for failure in r["failures"][:3]:
+            print(f"  failed: {failure}")
+        print(f"machine: {platform.node()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores")
+    finally:
+        for part in reversed(parts):
+            part.stop()
+
+
+if __name__ == "__main__":
+    main()
