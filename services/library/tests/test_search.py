@@ -79,7 +79,7 @@ async def test_bad_searches_and_connections_are_refused_clearly(library: Library
     operator = library.operator()
     path = f"{API}/operator/schools/{A}/pmb"
     assert (await library.client.put(path, headers=me, json=library.connection(A))).status_code == 403
-    for bad in ({"url": "javascript:alert(1)"}, {"sourceId": 0}, {"auth": "body"}, {"database": "cdi;DROP"}, {"extra": 1}):
+    for bad in ({"url": "javascript:alert(1)"}, {"url": "http://[::1"}, {"url": "http://cdi.example.fr:port/pmb"}, {"opacUrl": "http://[x]/"}, {"sourceId": 0}, {"auth": "body"}, {"database": "cdi;DROP"}, {"extra": 1}):
         answer = await library.client.put(path, headers=operator, json=library.connection(A, **bad))
         assert answer.status_code == 422, (bad, answer.text)
     assert (await library.client.put(f"{API}/operator/schools/not-a-uai/pmb", headers=operator, json=library.connection(A))).status_code == 422

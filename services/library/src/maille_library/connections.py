@@ -7,7 +7,9 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from maille_kit.docstore import Docstore
 from maille_library.pmb import PmbConnection
@@ -30,6 +32,20 @@ class ConnectionIn(BaseModel):
     connexionPhrase: str = Field("", max_length=200, description="the source's connexion phrase (for `auth` body)")
     database: str | None = Field(None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="the school's database (`database=`), when the PMB hosts several")
     opacUrl: str | None = Field(None, pattern=URL_PATTERN, max_length=300, description="the school's OPAC, for links to records")
+
+    @field_validator("url", "opacUrl")
+    @classmethod
+    def _a_real_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 — raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if not parts.hostname:
+            raise ValueError("the URL names no host")
+        return value
 
     @model_validator(mode="after")
     def _phrase_for_body(self) -> "ConnectionIn":
