@@ -15,16 +15,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import json
+import os
 import random
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-METHODS = ("pmbesSearch_simpleSearch", "pmbesSearch_fetchSearchRecords", "pmbesNotices_fetchNoticeList", "pmbesItems_fetch_notice_items")
+METHODS = ("pmbesSearch_simpleSearch", "pmbesSearch_fetchSearchRecords", "pmbesNotices_fetchNoticeList", "pmbesItems_fetch_notice_items",
+           "pmbesOPACEmpr_login_token", "pmbesOPACEmpr_logout", "pmbesOPACEmpr_get_account_info", "pmbesOPACEmpr_list_loans",
+           "pmbesOPACEmpr_list_resas", "pmbesOPACEmpr_add_resa", "pmbesOPACEmpr_delete_resa")
+TOKEN_WINDOW = 600  # seconds a login_token's date may be away from the peer's clock
 DOC_TYPES = [("a", "Texte imprimé"), ("g", "Document projeté ou vidéo"), ("j", "Enregistrement sonore musical"), ("m", "Multimédia")]
 TITLES = ["Le Petit Prince", "Les Misérables", "Vingt mille lieues sous les mers", "L'Étranger", "Le Horla", "Germinal",
           "La Planète des singes", "Le Comte de Monte-Cristo", "Madame Bovary", "Candide"]
@@ -70,6 +76,10 @@ class PmbDatabase:
     name: str
     records: int = 60
     items: int = 2
+    salt: str = "sel-opac"  # opac_empr_password_salt, what login_token's HMAC is keyed with
+    readers: dict[str, dict[str, Any]] = field(default_factory=dict)  # login -> reader (id, cb, mail, nom, prenom)
+    loans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # login -> loans (`kind`: late, current, past)
+    resas: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # login -> reservations
 
     def catalogue(self) -> list[dict[str, Any]]:
         """Made once (the peer must not be what a benchmark measures)."""
@@ -107,6 +117,7 @@ class PmbPeer:
     calls: list[tuple[str, str]] = field(default_factory=list)  # (database, method) of each call read
     requests: list[str] = field(default_factory=list)  # the database of every POST, read or not
     _searches: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+    _sessions: dict[str, tuple[str, str]] = field(default_factory=dict)  # session id -> (database, login)
 
     def database(self, name: str | None) -> PmbDatabase | None:
         name = name or self.default_database
@@ -148,7 +159,62 @@ class PmbPeer:
             return self._records(db, ids, fmt, include_items=bool(args[4]) if len(args) > 4 else False)
         if method == "pmbesItems_fetch_notice_items":
             return self._items(db, int(args[0]))
+        if method == "pmbesOPACEmpr_login_token":
+            return self._login_token(db, *[str(a) for a in args[:4]])
+        login = self._session(db, str(args[0]))
+        if method == "pmbesOPACEmpr_logout":
+            self._sessions.pop(str(args[0]), None)
+            return None
+        if method == "pmbesOPACEmpr_get_account_info":
+            return db.readers[login]
+        if method == "pmbesOPACEmpr_list_loans":
+            kind = {0: "late", 1: "current", 2: "past"}[int(args[1])]
+            return [{k: v for k, v in loan.items() if k != "kind"} for loan in db.loans.get(login, []) if loan["kind"] == kind]
+        if method == "pmbesOPACEmpr_list_resas":
+            return db.resas.get(login, [])
+        if method == "pmbesOPACEmpr_add_resa":
+            notice = int(args[1])
+            if notice not in db.by_id():
+                raise PmbFault(f"Notice inconnue : {notice}")
+            held = db.resas.setdefault(login, [])
+            if any(r["notice_id"] == notice for r in held):
+                return {"status": False, "message": "Vous avez déjà réservé ce document"}
+            resa_id = 1 + max((r["resa_id"] for rs in db.resas.values() for r in rs), default=0)
+            held.append({"resa_id": resa_id, "empr_id": db.readers[login]["id"], "notice_id": notice, "bulletin_id": 0, "resa_rank": 1,
+                         "resa_dateend": "", "resa_location": "CDI"})
+            return {"status": True, "message": "Réservation enregistrée", "resa_id": resa_id}
+        if method == "pmbesOPACEmpr_delete_resa":
+            held = db.resas.get(login, [])
+            kept = [r for r in held if r["resa_id"] != int(args[1])]
+            db.resas[login] = kept
+            return len(kept) < len(held)
         raise PmbFault(f"Unknown method: {method}")
+
+    def _login_token(self, db: PmbDatabase, scope: str, date: str, value: str, token: str) -> str:
+        if scope not in ("mail", "cb", "login"):
+            raise PmbFault(f"Unknown login scope: {scope}")
+        try:
+            when = datetime.strptime(date, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+        except ValueError:
+            raise PmbFault("Invalid login date") from None
+        if abs((datetime.now(UTC) - when).total_seconds()) > TOKEN_WINDOW:
+            raise PmbFault("Login token expired")
+        expected = hmac.new(db.salt.encode(), f"{scope}{date}{value}".encode(), hashlib.sha512).hexdigest()
+        if not hmac.compare_digest(expected, token):
+            raise PmbFault("Invalid login token")
+        key = {"login": "login", "mail": "mail", "cb": "cb"}[scope]
+        login = next((lg for lg, r in db.readers.items() if str(r.get(key, lg if key == "login" else "")) == value), None)
+        if login is None:
+            raise PmbFault("Unknown reader")
+        session = os.urandom(16).hex()
+        self._sessions[session] = (db.name, login)
+        return session
+
+    def _session(self, db: PmbDatabase, session: str) -> str:
+        found = self._sessions.get(session)
+        if found is None or found[0] != db.name:
+            raise PmbFault("Invalid session")
+        return found[1]
 
     def _records(self, db: PmbDatabase, ids: list[int], fmt: str, *, include_items: bool) -> list[dict[str, Any]]:
         if fmt != "json_unimarc":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
@@ -48,6 +48,33 @@ class SearchPage(BaseModel):
     size: int
     results: list[Result]
     missing: list[Missing]
+
+
+class ReservationIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    recordId: int = Field(ge=1, le=2**31 - 1, description="the record (notice) to reserve, as search gives it")
+
+
+def _me(caller: Principal) -> str:
+    if caller.person_id is None:
+        raise Problem(403, "only a person of the directory has a CDI account")
+    return caller.person_id
+
+
+@router.get("/account", summary="Your loans (late, current, past) and reservations in each of your schools' CDIs")
+async def account(request: Request, caller: Caller) -> dict[str, Any]:
+    return await request.app.state.runtime.state["accounts"].account(_me(caller))
+
+
+@router.post("/schools/{uai}/reservations", status_code=201, summary="Reserve a record in one of your schools' CDIs")
+async def reserve(request: Request, uai: Uai, body: ReservationIn, caller: Caller) -> dict[str, Any]:
+    return await request.app.state.runtime.state["accounts"].reserve(_me(caller), uai, body.recordId)
+
+
+@router.delete("/schools/{uai}/reservations/{resa_id}", status_code=204, summary="Cancel one of your reservations")
+async def cancel(request: Request, uai: Uai, resa_id: Annotated[int, Path(ge=1, le=2**31 - 1)], caller: Caller) -> Response:
+    await request.app.state.runtime.state["accounts"].cancel(_me(caller), uai, resa_id)
+    return Response(status_code=204)
 
 
 def _connections(request: Request) -> Connections:

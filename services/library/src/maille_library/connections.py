@@ -32,6 +32,8 @@ class ConnectionIn(BaseModel):
     connexionPhrase: str = Field("", max_length=200, description="the source's connexion phrase (for `auth` body)")
     database: str | None = Field(None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="the school's database (`database=`), when the PMB hosts several")
     opacUrl: str | None = Field(None, pattern=URL_PATTERN, max_length=300, description="the school's OPAC, for links to records")
+    loginSalt: str = Field("", max_length=200, description="the OPAC's `opac_empr_password_salt`: readers' accounts through `login_token`, never their password (never shown again)")
+    readerScope: Literal["login", "mail", "cb"] = Field("login", description="what identifies a reader for `login_token`: their PMB login (the ENT person id, as reader sync writes it), mail or barcode")
 
     @field_validator("url", "opacUrl")
     @classmethod
@@ -64,11 +66,14 @@ class ConnectionOut(BaseModel):
     auth: str
     database: str | None
     opacUrl: str | None
+    readerScope: str
+    readerAccounts: bool
 
 
 def shown(doc: dict[str, Any]) -> ConnectionOut:
     return ConnectionOut(uai=doc["_id"], url=doc["url"], sourceId=doc["sourceId"], user=doc["user"], auth=doc["auth"],
-                         database=doc.get("database"), opacUrl=doc.get("opacUrl"))
+                         database=doc.get("database"), opacUrl=doc.get("opacUrl"), readerScope=doc.get("readerScope", "login"),
+                         readerAccounts=bool(doc.get("loginSalt")))
 
 
 class Connections:
@@ -88,7 +93,8 @@ class Connections:
         doc = await self.collection.find_one({"_id": uai})
         conn = None if doc is None else PmbConnection(
             url=doc["url"], source_id=doc["sourceId"], user=doc["user"], password=doc["password"], database=doc.get("database"),
-            opac_url=doc.get("opacUrl"), auth=doc["auth"], connexion_phrase=doc.get("connexionPhrase", ""))
+            opac_url=doc.get("opacUrl"), auth=doc["auth"], connexion_phrase=doc.get("connexionPhrase", ""),
+            login_salt=doc.get("loginSalt", ""), reader_scope=doc.get("readerScope", "login"))
         self._known[uai] = (now + self.ttl, conn)
         return conn
 

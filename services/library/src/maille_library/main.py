@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_kit.consumer import EventConsumer
 from maille_library import __version__, __doc__ as description
+from maille_library.account import Accounts
 from maille_library.api import router
 from maille_library.connections import Connections
 from maille_library.directory import SUBJECTS, Directory
@@ -26,7 +27,8 @@ def parts(runtime: Runtime) -> Directory:
         client = PmbClient(timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes)
         runtime.state |= {"directory": directory, "connections": connections, "pmb": client,
                           "search": Search(client, connections, directory, timeout=settings.search_timeout_seconds,
-                                           cache_seconds=settings.search_cache_seconds)}
+                                           cache_seconds=settings.search_cache_seconds),
+                          "accounts": Accounts(client, connections, directory, timeout=settings.search_timeout_seconds)}
     return runtime.state["directory"]
 
 

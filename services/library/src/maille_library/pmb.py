@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import itertools
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -54,6 +56,8 @@ class PmbConnection:
     opac_url: str | None = None
     auth: Literal["basic", "body"] = "basic"
     connexion_phrase: str = field(default="", repr=False)
+    login_salt: str = field(default="", repr=False)  # the OPAC's opac_empr_password_salt: readers signed on without their password
+    reader_scope: Literal["login", "mail", "cb"] = "login"  # what identifies a reader for login_token
 
     def endpoint(self) -> str:
         query = {"source_id": self.source_id, **({"database": self.database} if self.database else {})}
@@ -162,6 +166,53 @@ class PmbClient:
             return total, []
         fetched = await self.call(conn, "pmbesSearch_fetchSearchRecords", [found["searchId"], first, count, "json_unimarc", "utf-8", False, True])
         return total, [r for r in (record_of(item, conn.opac_url) for item in fetched or []) if r is not None]
+
+
+    # the reader's account, through PMB's server-side sign-on (never the reader's password)
+    async def reader_session(self, conn: PmbConnection, value: str, *, now: datetime | None = None) -> str:
+        """A session of the reader `value` (their login, mail or barcode, as `conn.reader_scope` says): `login_token`
+        with token = HMAC-SHA512(scope + date + value) keyed by the OPAC's salt."""
+        if not conn.login_salt:
+            raise PmbRefused("this school's PMB connection has no OPAC salt: readers cannot be signed on", database=conn.database)
+        date = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
+        token = hmac.new(conn.login_salt.encode(), f"{conn.reader_scope}{date}{value}".encode(), hashlib.sha512).hexdigest()
+        session = await self.call(conn, "pmbesOPACEmpr_login_token", [conn.reader_scope, date, value, token], read=False)
+        if not isinstance(session, str) or not session:
+            raise PmbUnavailable(f"PMB {conn.database or conn.url} answered a sign-on without a session", database=conn.database)
+        return session
+
+    async def account(self, conn: PmbConnection, value: str) -> dict[str, list[dict[str, Any]]]:
+        """The reader's late, current and past loans and their reservations."""
+        session = await self.reader_session(conn, value)
+        try:
+            late, current, past, resas = await asyncio.gather(*(self.call(conn, "pmbesOPACEmpr_list_loans", [session, kind]) for kind in (0, 1, 2)),
+                                                              self.call(conn, "pmbesOPACEmpr_list_resas", [session]))
+        finally:
+            await self._logout(conn, session)
+        return {"late": list(late or []), "current": list(current or []), "past": list(past or []), "reservations": list(resas or [])}
+
+    async def reserve(self, conn: PmbConnection, value: str, notice_id: int) -> dict[str, Any]:
+        """Place a reservation of a record for the reader; PMB's answer (`status`, `message`)."""
+        session = await self.reader_session(conn, value)
+        try:
+            answer = await self.call(conn, "pmbesOPACEmpr_add_resa", [session, notice_id, 0, 0], read=False)
+        finally:
+            await self._logout(conn, session)
+        return answer if isinstance(answer, dict) else {"status": bool(answer), "message": ""}
+
+    async def cancel(self, conn: PmbConnection, value: str, resa_id: int) -> bool:
+        """Cancel one of the reader's reservations; whether there was one."""
+        session = await self.reader_session(conn, value)
+        try:
+            return bool(await self.call(conn, "pmbesOPACEmpr_delete_resa", [session, resa_id], read=False))
+        finally:
+            await self._logout(conn, session)
+
+    async def _logout(self, conn: PmbConnection, session: str) -> None:
+        try:
+            await self.call(conn, "pmbesOPACEmpr_logout", [session], read=False)
+        except PmbError:
+            pass  # the session ends on its own
 
 
 def record_of(item: dict[str, Any], opac_url: str | None) -> Record | None:
