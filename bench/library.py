@@ -1,4 +1,5 @@
-"""Searching the CDIs of three schools through the gateway, each school's PMB answering in 50–100 ms.
+"""Searching the CDIs of three schools through the gateway, each school's PMB answering in 50–100 ms; then reader sync
+of `--sync` pupils into one school's PMB.
 
 Sets up, on this machine: NATS, the docstore, the library service and the gateway (one process each) and the PMB
 peer (its own process: three databases of `--records` records, each answer after 50 ms + up to 50 ms). An
@@ -105,7 +106,30 @@ async def load(gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_u
     finally:
         for c in clients:
             await c.aclose()
-    return {"latencies": latencies, "failures": failures}
+    # Reader sync: school A asks for it; `--sync` new pupils of A published as identity publishes them; the time
+    # until A's PMB holds every one of them as a reader.
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+        answer = await client.put(f"/api/library/v1/operator/schools/{SCHOOLS[0]}/pmb", headers=operator, json={
+            "url": pmb_url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": f"cdi{SCHOOLS[0]}", "syncReaders": True})
+        assert answer.status_code == 200, answer.text
+    peer_count = f"{pmb_url.rsplit('/pmb', 1)[0]}/peer/databases/cdi{SCHOOLS[0]}/readers"
+    async with httpx.AsyncClient(timeout=10) as peer:
+        already = (await peer.get(peer_count)).json()["readers"]
+        bus = Bus(nats_url, name="bench-library-sync")
+        await bus.connect()
+        started = time.perf_counter()
+        for n in range(args.sync):
+            person = pb.Person(id=f"pupil-{n:05d}", last_name=f"Élève {n}", first_name="Prénom", group_ids=[f"S{SCHOOLS[0]}$6A"],
+                               profiles=[pb.Profile(structure_id=f"S{SCHOOLS[0]}", uai=SCHOOLS[0], code="National_ELV")])
+            envelope = make_envelope(type="identity.person.created.v1", tenant="ac-bench", source="identity", payload=pb.PersonCreated(person=person))
+            await bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
+        published = time.perf_counter() - started
+        await bus.close()
+        while (await peer.get(peer_count)).json()["readers"] < already + args.sync:
+            assert time.perf_counter() - started < 600, "reader sync did not finish in 10 minutes"
+            await asyncio.sleep(0.5)
+        synced = time.perf_counter() - started
+    return {"latencies": latencies, "failures": failures, "sync": synced, "published": published}
 
 
 def main() -> None:
@@ -114,6 +138,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--persons", type=int, default=200)
     parser.add_argument("--records", type=int, default=2000, help="records in each school's catalogue")
+    parser.add_argument("--sync", type=int, default=10_000, help="pupils whose PMB readers are synced")
+    parser.add_argument("--sync-concurrency", type=int, default=16, help="MAILLE_LIBRARY_SYNC_CONCURRENCY")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="maille-bench-library-"))
     logs = work / "log"
@@ -133,7 +159,8 @@ def main() -> None:
         parts.append(pmb)
         library = ServiceProcess("library", port=free_port(), log_dir=logs, env={
             "MAILLE_LIBRARY_NATS_URL": nats.url, "MAILLE_LIBRARY_MONGODB_URL": store.url, "MAILLE_LIBRARY_AUTH_ISSUER": ISSUER,
-            "MAILLE_LIBRARY_AUTH_JWKS_URL": jwks, "MAILLE_LIBRARY_SEARCH_CACHE_SECONDS": "0", "MAILLE_LIBRARY_LOG_LEVEL": "WARNING"})
+            "MAILLE_LIBRARY_AUTH_JWKS_URL": jwks, "MAILLE_LIBRARY_SEARCH_CACHE_SECONDS": "0", "MAILLE_LIBRARY_LOG_LEVEL": "WARNING",
+            "MAILLE_LIBRARY_SYNC_CONCURRENCY": str(args.sync_concurrency), "MAILLE_LIBRARY_CONNECTION_CACHE_SECONDS": "1"})
         library.start()
         parts.append(library)
         gateway = ServiceProcess("gateway", port=free_port(), log_dir=logs, env={
@@ -149,6 +176,9 @@ def main() -> None:
               f"{len(r['failures'])} failed or incomplete")
         for failure in r["failures"][:3]:
             print(f"  failed: {failure}")
+        print(f"reader sync: {args.sync} pupils published as identity publishes them (in {r['published']:.1f} s), all readers in the "
+              f"school's PMB (50-100 ms a call) after {r['sync']:.1f} s ({args.sync / r['sync']:.0f} readers/s, "
+              f"{args.sync_concurrency} at once)")
         print(f"machine: {platform.node()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores")
     finally:
         for part in reversed(parts):

@@ -29,7 +29,8 @@ from fastapi.responses import JSONResponse, Response
 
 METHODS = ("pmbesSearch_simpleSearch", "pmbesSearch_fetchSearchRecords", "pmbesNotices_fetchNoticeList", "pmbesItems_fetch_notice_items",
            "pmbesOPACEmpr_login_token", "pmbesOPACEmpr_logout", "pmbesOPACEmpr_get_account_info", "pmbesOPACEmpr_list_loans",
-           "pmbesOPACEmpr_list_resas", "pmbesOPACEmpr_add_resa", "pmbesOPACEmpr_delete_resa")
+           "pmbesOPACEmpr_list_resas", "pmbesOPACEmpr_add_resa", "pmbesOPACEmpr_delete_resa",
+           "pmbesEmpr_create_empr", "pmbesEmpr_update_empr", "pmbesEmpr_fetch_empr", "pmbesEmpr_delete_empr", "pmbesEmpr_groupe_list")
 TOKEN_WINDOW = 600  # seconds a login_token's date may be away from the peer's clock
 DOC_TYPES = [("a", "Texte imprimé"), ("g", "Document projeté ou vidéo"), ("j", "Enregistrement sonore musical"), ("m", "Multimédia")]
 TITLES = ["Le Petit Prince", "Les Misérables", "Vingt mille lieues sous les mers", "L'Étranger", "Le Horla", "Germinal",
@@ -80,6 +81,7 @@ class PmbDatabase:
     readers: dict[str, dict[str, Any]] = field(default_factory=dict)  # login -> reader (id, cb, mail, nom, prenom)
     loans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # login -> loans (`kind`: late, current, past)
     resas: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # login -> reservations
+    groups: dict[int, str] = field(default_factory=lambda: {1: "6A", 2: "6B", 3: "5A", 4: "3C"})  # reader groups: id -> name
 
     def catalogue(self) -> list[dict[str, Any]]:
         """Made once (the peer must not be what a benchmark measures)."""
@@ -159,6 +161,8 @@ class PmbPeer:
             return self._records(db, ids, fmt, include_items=bool(args[4]) if len(args) > 4 else False)
         if method == "pmbesItems_fetch_notice_items":
             return self._items(db, int(args[0]))
+        if method.startswith("pmbesEmpr_"):
+            return self._staff(db, method.removeprefix("pmbesEmpr_"), args)
         if method == "pmbesOPACEmpr_login_token":
             return self._login_token(db, *[str(a) for a in args[:4]])
         login = self._session(db, str(args[0]))
@@ -189,6 +193,46 @@ class PmbPeer:
             db.resas[login] = kept
             return len(kept) < len(held)
         raise PmbFault(f"Unknown method: {method}")
+
+    def _staff(self, db: PmbDatabase, method: str, args: list[Any]) -> Any:
+        """Readers, staff side (`pmbesEmpr`): readers are found by barcode (`empr_cb`)."""
+        if method == "groupe_list":
+            return [{"id": gid, "libelle": name} for gid, name in sorted(db.groups.items())]
+        cb = str(args[0])
+        login = next((lg for lg, r in db.readers.items() if r.get("cb") == cb), None)
+        if method == "fetch_empr":
+            if login is None:
+                raise PmbFault(f"Lecteur inconnu : {cb}")
+            return db.readers[login]
+        if method == "delete_empr":
+            if login is None:
+                raise PmbFault(f"Lecteur inconnu : {cb}")
+            if any(loan["kind"] in ("late", "current") for loan in db.loans.get(login, [])):
+                raise PmbFault("Suppression impossible : le lecteur a des prêts en cours")
+            del db.readers[login]
+            return True
+        data = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        groups = [g.get("id") for g in data.get("groupe_list", []) if isinstance(g, dict)]
+        if any(g not in db.groups for g in groups):
+            raise PmbFault(f"Groupe inconnu : {groups}")
+        if method == "create_empr":
+            if login is not None:
+                raise PmbFault(f"Le code-barres {cb} est déjà utilisé")
+            for required in ("nom", "categ", "statut", "cstat"):
+                if not data.get(required):
+                    raise PmbFault(f"Champ obligatoire manquant : {required}")
+            new_login = str(data.get("login") or cb)
+            if new_login in db.readers:
+                raise PmbFault(f"L'identifiant {new_login} est déjà utilisé")
+            reader_id = 1 + max((r["id"] for r in db.readers.values()), default=0)
+            db.readers[new_login] = {**data, "id": reader_id, "cb": cb, "login": new_login}
+            return reader_id
+        if method == "update_empr":
+            if login is None:
+                raise PmbFault(f"Lecteur inconnu : {cb}")
+            db.readers[login] = {**db.readers[login], **data, "cb": cb, "login": login}
+            return True
+        raise PmbFault(f"Unknown method: pmbesEmpr_{method}")
 
     def _login_token(self, db: PmbDatabase, scope: str, date: str, value: str, token: str) -> str:
         if scope not in ("mail", "cb", "login"):
@@ -261,6 +305,11 @@ def create_app(peer: PmbPeer) -> FastAPI:
     @web.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @web.get("/peer/databases/{name}/readers")
+    async def reader_count(name: str) -> dict[str, int]:  # for benchmarks: how many readers the database holds
+        db = peer.databases.get(name)
+        return {"readers": len(db.readers) if db else 0}
 
     @web.get("/ws/connector_out.php")
     @web.get("/pmb/ws/connector_out.php")  # where PMB usually lives

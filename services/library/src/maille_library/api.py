@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 from maille_library.connections import UAI_PATTERN, ConnectionIn, ConnectionOut, Connections, shown
+from maille_library.directory import groups_in
 from maille_library.search import Search
+from maille_library.sync import csv_line
 
 router = APIRouter(prefix="/api/library/v1", tags=["library"])
 Uai = Annotated[str, Path(pattern=UAI_PATTERN, description="the school's UAI")]
@@ -119,6 +121,24 @@ async def put_connection(request: Request, response: Response, uai: Uai, body: C
     doc = await _connections(request).doc(uai)
     assert doc is not None
     return shown(doc)
+
+
+@router.get("/operator/schools/{uai}/readers.csv", summary="The school's readers as the semicolon CSV of PMB's import screen (operators)")
+async def readers_csv(request: Request, uai: Uai, _: Operator) -> Response:
+    """External id; last name; first name; address; zip; city; phone; birth year; class; email; login — what the
+    directory holds of them (no address, phone or birth year: blank)."""
+    directory = request.app.state.runtime.state["directory"]
+    lines = [csv_line(["id", "nom", "prenom", "adresse", "cp", "ville", "telephone", "annee_naissance", "classe", "mail", "login"])]
+    async for reader in directory.readers.find({f"ecoles.{uai}": {"$exists": True}}).sort("_id", 1):
+        lines.append(csv_line([reader["_id"], reader.get("nom", ""), reader.get("prenom", ""), "", "", "", "", "",
+                               ",".join(groups_in(reader, uai)), "", reader["_id"]]))
+    return Response("".join(lines), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": f'attachment; filename="lecteurs-{uai}.csv"'})
+
+
+@router.post("/operator/readers/reconcile", summary="Sync every PMB reader of the schools that ask for it, now (operators)")
+async def reconcile_readers(request: Request, _: Operator) -> dict[str, int]:
+    return await request.app.state.runtime.state["sync"].reconcile()
 
 
 @router.delete("/operator/schools/{uai}/pmb", status_code=204, summary="Forget a school's PMB connection (operators)")

@@ -34,6 +34,10 @@ class ConnectionIn(BaseModel):
     opacUrl: str | None = Field(None, pattern=URL_PATTERN, max_length=300, description="the school's OPAC, for links to records")
     loginSalt: str = Field("", max_length=200, description="the OPAC's `opac_empr_password_salt`: readers' accounts through `login_token`, never their password (never shown again)")
     readerScope: Literal["login", "mail", "cb"] = Field("login", description="what identifies a reader for `login_token`: their PMB login (the ENT person id, as reader sync writes it), mail or barcode")
+    syncReaders: bool = Field(False, description="keep the school's PMB readers in step with the directory (pupils, teachers, staff; barcode and login: the ENT person id)")
+    readerCateg: int = Field(1, ge=1, description="the PMB reader category (`categ`) synced readers get")
+    readerStatut: int = Field(1, ge=1, description="the PMB reader status (`statut`) synced readers get")
+    readerCstat: int = Field(1, ge=1, description="the PMB statistics code (`cstat`) synced readers get")
 
     @field_validator("url", "opacUrl")
     @classmethod
@@ -68,12 +72,13 @@ class ConnectionOut(BaseModel):
     opacUrl: str | None
     readerScope: str
     readerAccounts: bool
+    syncReaders: bool
 
 
 def shown(doc: dict[str, Any]) -> ConnectionOut:
     return ConnectionOut(uai=doc["_id"], url=doc["url"], sourceId=doc["sourceId"], user=doc["user"], auth=doc["auth"],
                          database=doc.get("database"), opacUrl=doc.get("opacUrl"), readerScope=doc.get("readerScope", "login"),
-                         readerAccounts=bool(doc.get("loginSalt")))
+                         readerAccounts=bool(doc.get("loginSalt")), syncReaders=bool(doc.get("syncReaders")))
 
 
 class Connections:

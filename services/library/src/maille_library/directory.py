@@ -4,6 +4,7 @@ whose CDI a person searches, and later the PMB readers to keep."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
@@ -19,11 +20,19 @@ Doc = dict[str, Any]
 def reader_doc(person: pb.Person, tenant: str) -> Doc:
     """A person as the library keeps them: their profiles per school, and their groups."""
     schools: dict[str, list[str]] = {}
+    structures: dict[str, str] = {}
     for profile in person.profiles:
         if profile.uai and profile.code not in schools.setdefault(profile.uai, []):
             schools[profile.uai].append(profile.code)
+            structures[profile.uai] = profile.structure_id
     return {"_id": person.id, "tenant": tenant, "nom": person.last_name, "prenom": person.first_name, "ecoles": schools,
-            "groupes": list(person.group_ids)}
+            "structures": structures, "groupes": list(person.group_ids)}
+
+
+def groups_in(reader: Doc, uai: str) -> list[str]:
+    """The codes of the person's classes and groups in one school (group ids are `<structure id>$<code>`)."""
+    prefix = f"{reader.get('structures', {}).get(uai, '')}$"
+    return [g[len(prefix):] for g in reader.get("groupes", []) if prefix != "$" and g.startswith(prefix)]
 
 
 class Directory:
@@ -32,6 +41,7 @@ class Directory:
     def __init__(self, docstore: Docstore) -> None:
         self.docstore = docstore
         self.readers = docstore.db[READERS]
+        self.changed: Callable[[str], Awaitable[None]] | None = None  # told of every person changed or gone
 
     async def reader(self, person_id: str) -> Doc | None:
         return await self.readers.find_one({"_id": person_id})
@@ -45,9 +55,15 @@ class Directory:
         """Identity's person events: the copy follows them."""
         fact = event.type.removeprefix("identity.person.").rpartition(".v")[0]
         if fact == "deleted":
+            person_id = event.unpack(pb.PersonDeleted).id
             async with self.docstore.writing():
-                await self.readers.delete_one({"_id": event.unpack(pb.PersonDeleted).id})
+                await self.readers.delete_one({"_id": person_id})
         elif fact in ("created", "updated"):
             doc = reader_doc(event.unpack(pb.PersonCreated if fact == "created" else pb.PersonUpdated).person, event.tenant)
+            person_id = doc["_id"]
             async with self.docstore.writing():
-                await self.readers.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+                await self.readers.replace_one({"_id": person_id}, doc, upsert=True)
+        else:
+            return
+        if self.changed is not None:
+            await self.changed(person_id)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
 from fastapi import FastAPI
 
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_kit.consumer import EventConsumer
+from maille_kit.docstore import Docstore
 from maille_library import __version__, __doc__ as description
 from maille_library.account import Accounts
 from maille_library.api import router
@@ -15,6 +19,7 @@ from maille_library.events import STREAMS
 from maille_library.pmb import PmbClient
 from maille_library.search import Search
 from maille_library.settings import LibrarySettings
+from maille_library.sync import ReaderSync
 
 
 def parts(runtime: Runtime) -> Directory:
@@ -28,7 +33,9 @@ def parts(runtime: Runtime) -> Directory:
         runtime.state |= {"directory": directory, "connections": connections, "pmb": client,
                           "search": Search(client, connections, directory, timeout=settings.search_timeout_seconds,
                                            cache_seconds=settings.search_cache_seconds),
-                          "accounts": Accounts(client, connections, directory, timeout=settings.search_timeout_seconds)}
+                          "accounts": Accounts(client, connections, directory, timeout=settings.search_timeout_seconds),
+                          "sync": ReaderSync(client, connections, directory, runtime.docstore, concurrency=settings.sync_concurrency)}
+        directory.changed = runtime.state["sync"].changed
     return runtime.state["directory"]
 
 
@@ -41,9 +48,12 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
 
 async def on_start(runtime: Runtime) -> None:
     parts(runtime)
+    await runtime.state["sync"].start()
 
 
 async def on_stop(runtime: Runtime) -> None:
+    if "sync" in runtime.state:
+        await runtime.state["sync"].stop()
     client = runtime.state.get("pmb")
     if client is not None:
         await client.close()
@@ -60,7 +70,26 @@ def app(settings: LibrarySettings | None = None) -> FastAPI:
     return create_app(build(settings or load_settings(LibrarySettings)))
 
 
+async def reconcile(settings: LibrarySettings) -> dict[str, int]:
+    """Sync every reader of the schools that ask for it, once (`maille-library reconcile`)."""
+    docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name="maille-library-reconcile")
+    await docstore.detect()
+    client = PmbClient(timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes)
+    try:
+        directory = Directory(docstore)
+        sync = ReaderSync(client, Connections(docstore, ttl=settings.connection_cache_seconds), directory, docstore,
+                          concurrency=settings.sync_concurrency)
+        return await sync.reconcile()
+    finally:
+        await client.close()
+        await docstore.close()
+
+
 def main() -> None:
-    """Serve the library service until SIGTERM."""
+    """Serve the library service until SIGTERM; `maille-library reconcile` syncs every PMB reader once."""
     settings = load_settings(LibrarySettings)
+    if sys.argv[1:] == ["reconcile"]:
+        counts = asyncio.run(reconcile(settings))
+        print("readers reconciled: " + (", ".join(f"{what} {n}" for what, n in sorted(counts.items())) or "nothing to do"))
+        sys.exit(1 if counts.get("failed") else 0)
     serve(app(settings), settings)

@@ -23,3 +23,4 @@ class LibrarySettings(ServiceSettings):
     search_timeout_seconds: float = Field(2.5, gt=0, le=30, description="how long a search waits for a school's PMB before answering without it")
     search_cache_seconds: float = Field(60, ge=0, description="how long a school's answer to a search is kept")
     connection_cache_seconds: float = Field(30, ge=0, description="how long a replica keeps a school's PMB connection before reading it again")
+    sync_concurrency: int = Field(8, ge=1, le=64, description="persons whose PMB readers are written at once (reader sync)")

@@ -1,0 +1,196 @@
+"""Reader sync: the PMB readers of schools that ask for it (`syncReaders`) follow the directory — pupils, teachers
+and staff created, changed and removed in each school's PMB, pupils with their class as reader group (a PMB group
+named as the class). A reader's barcode and login are the ENT person id.
+
+Idempotent: what was last written to each school's PMB for a person is remembered (a hash, in `readers_synced`),
+so a person unchanged is not written again and a reader made already is updated, not made twice. Durable: a person
+to sync is noted in `reader_sync_pending` before the event is acknowledged, and taken off once synced — a restart
+syncs what was left. Batched: persons are synced `concurrency` at a time. `reconcile` syncs every person the
+directory holds (and removes those it does not) — after a PMB was restored, or a school was first connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from maille_kit.docstore import Docstore
+from maille_library.connections import Connections
+from maille_library.directory import Directory, groups_in
+from maille_library.pmb import PmbClient, PmbConnection, PmbError, PmbRefused
+
+log = logging.getLogger("maille.library.sync")
+PENDING, SYNCED = "reader_sync_pending", "readers_synced"
+Doc = dict[str, Any]
+
+
+class ReaderSync:
+    """Keeps schools' PMB readers in step with the directory."""
+
+    def __init__(self, client: PmbClient, connections: Connections, directory: Directory, docstore: Docstore, *,
+                 concurrency: int = 8, group_seconds: float = 300) -> None:
+        self.client = client
+        self.connections = connections
+        self.directory = directory
+        self.docstore = docstore
+        self.pending = docstore.db[PENDING]
+        self.synced = docstore.db[SYNCED]
+        self.concurrency = concurrency
+        self.group_seconds = group_seconds
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._workers: list[asyncio.Task[None]] = []
+        self._groups: dict[str, tuple[float, dict[str, int]]] = {}
+        self.errors: list[str] = []  # the last failures, for operators (also logged)
+
+    # the queue
+    async def changed(self, person_id: str) -> None:
+        """A person changed or left the directory: noted durably, then synced."""
+        try:
+            async with self.docstore.writing():
+                await self.pending.insert_one({"_id": person_id})
+        except DuplicateKeyError:
+            pass
+        self._enqueue(person_id)
+
+    def _enqueue(self, person_id: str) -> None:
+        if person_id not in self._queued:
+            self._queued.add(person_id)
+            self._queue.put_nowait(person_id)
+
+    async def start(self) -> None:
+        for doc in await self.pending.find({}).to_list():  # what a previous run left
+            self._enqueue(doc["_id"])
+        self._workers = [asyncio.create_task(self._work(), name=f"reader-sync-{n}") for n in range(self.concurrency)]
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def idle(self) -> bool:
+        return self._queue.empty() and not self._queued
+
+    async def _work(self) -> None:
+        while True:
+            person_id = await self._queue.get()
+            self._queued.discard(person_id)
+            try:
+                await self.sync_person(person_id)
+                async with self.docstore.writing():
+                    await self.pending.delete_one({"_id": person_id})
+            except Exception as exc:  # PMB away: the person stays pending, tried again later
+                self._note(f"{person_id}: {exc}")
+                await asyncio.sleep(5)
+                self._enqueue(person_id)
+
+    def _note(self, error: str) -> None:
+        log.warning("reader sync: %s", error)
+        self.errors = [*self.errors[-49:], error]
+
+    # one person
+    async def sync_person(self, person_id: str, *, force: bool = False) -> dict[str, str]:
+        """Write the person's reader to each school's PMB as the directory has them now (unless what was last written
+        is the same, and not `force`); what was done, per school."""
+        reader = await self.directory.reader(person_id)
+        before = (await self.synced.find_one({"_id": person_id}) or {}).get("schools", {})
+        now = (reader or {}).get("ecoles", {})
+        after = dict(before)
+        done: dict[str, str] = {}
+        for uai in sorted(set(now) | set(before)):
+            conn = await self.connections.get(uai)
+            if conn is None or not (await self.connections.doc(uai) or {}).get("syncReaders"):
+                continue
+            if uai in now and reader is not None:
+                data = await self._data(reader, uai, conn)
+                digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+                if before.get(uai) == digest and not force:
+                    done[uai] = "unchanged"
+                    continue
+                done[uai] = await self._write(conn, person_id, data, known=uai in before)
+                after[uai] = digest
+            else:
+                done[uai] = await self._remove(conn, person_id)
+                after.pop(uai, None)
+        if after != before:
+            async with self.docstore.writing():
+                if after:
+                    await self.synced.replace_one({"_id": person_id}, {"_id": person_id, "schools": after}, upsert=True)
+                else:
+                    await self.synced.delete_one({"_id": person_id})
+        return done
+
+    async def _data(self, reader: Doc, uai: str, conn: PmbConnection) -> Doc:
+        doc = await self.connections.doc(uai) or {}
+        groups = await self._pmb_groups(uai, conn)
+        wanted = [groups[code] for code in groups_in(reader, uai) if code in groups]
+        return {"nom": reader.get("nom") or reader["_id"], "prenom": reader.get("prenom", ""), "login": reader["_id"],
+                "categ": doc.get("readerCateg", 1), "statut": doc.get("readerStatut", 1), "cstat": doc.get("readerCstat", 1),
+                "groupe_list": [{"id": gid} for gid in sorted(set(wanted))]}
+
+    async def _pmb_groups(self, uai: str, conn: PmbConnection) -> dict[str, int]:
+        """The school's PMB reader groups by name, read every `group_seconds`."""
+        known = self._groups.get(uai)
+        if known is not None and known[0] > time.monotonic():
+            return known[1]
+        listed = await self.client.call(conn, "pmbesEmpr_groupe_list", [])
+        groups = {str(g.get("libelle", "")).strip(): int(g["id"]) for g in listed or [] if isinstance(g, dict) and "id" in g}
+        self._groups[uai] = (time.monotonic() + self.group_seconds, groups)
+        return groups
+
+    async def _write(self, conn: PmbConnection, person_id: str, data: Doc, *, known: bool) -> str:
+        first, second = ("update_empr", "create_empr") if known else ("create_empr", "update_empr")
+        try:
+            await self.client.call(conn, f"pmbesEmpr_{first}", [person_id, data], read=False)
+            return "updated" if known else "created"
+        except PmbRefused as exc:  # made already (a sync lost its note), or gone from PMB meanwhile: the other way
+            if not any(word in exc.detail for word in ("déjà utilisé", "inconnu")):
+                raise
+        await self.client.call(conn, f"pmbesEmpr_{second}", [person_id, data], read=False)
+        return "created" if known else "updated"
+
+    async def _remove(self, conn: PmbConnection, person_id: str) -> str:
+        try:
+            await self.client.call(conn, "pmbesEmpr_delete_empr", [person_id], read=False)
+        except PmbRefused as exc:
+            if "inconnu" in exc.detail:
+                return "absent"
+            self._note(f"{person_id} in {conn.database or conn.url}: {exc.detail}")
+            return "kept"
+        return "removed"
+
+    # everyone
+    async def reconcile(self) -> dict[str, int]:
+        """Write every person of the directory to their schools' PMBs again (PMB may have lost or changed readers since:
+        a restored backup, a librarian's edit) and remove those synced before who are gone."""
+        persons = {doc["_id"] async for doc in self.directory.readers.find({}, {"_id": 1})}
+        persons |= {doc["_id"] async for doc in self.synced.find({}, {"_id": 1})}
+        counts: dict[str, int] = {}
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(person_id: str) -> None:
+            async with gate:
+                try:
+                    for what in (await self.sync_person(person_id, force=True)).values():
+                        counts[what] = counts.get(what, 0) + 1
+                except PmbError as exc:
+                    counts["failed"] = counts.get("failed", 0) + 1
+                    self._note(f"{person_id}: {exc.detail}")
+
+        await asyncio.gather(*(one(p) for p in sorted(persons)))
+        return counts
+
+
+def csv_line(values: list[str]) -> str:
+    """One line of the semicolon CSV PMB's import screen reads (fields with ; or quotes quoted)."""
+    out = []
+    for value in values:
+        text = str(value).replace("\r", " ").replace("\n", " ")
+        out.append(f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ';"') else text)
+    return ";".join(out) + "\r\n"
