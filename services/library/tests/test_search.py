@@ -3,6 +3,7 @@ a PMB down, slow or refusing leaves the others' results and is named; operators 
 
 from __future__ import annotations
 
+import json
 import time
 
 from .conftest import API, SCHOOLS, Library, person
@@ -79,8 +80,10 @@ async def test_bad_searches_and_connections_are_refused_clearly(library: Library
     operator = library.operator()
     path = f"{API}/operator/schools/{A}/pmb"
     assert (await library.client.put(path, headers=me, json=library.connection(A))).status_code == 403
-    for bad in ({"url": "javascript:alert(1)"}, {"url": "http://[::1"}, {"url": "http://cdi.example.fr:port/pmb"}, {"opacUrl": "http://[x]/"}, {"sourceId": 0}, {"auth": "body"}, {"database": "cdi;DROP"}, {"extra": 1}):
-        answer = await library.client.put(path, headers=operator, json=library.connection(A, **bad))
+    for bad in ({"url": "javascript:alert(1)"}, {"url": "http://[::1"}, {"url": "http://cdi.example.fr:port/pmb"}, {"opacUrl": "http://[x]/"}, {"sourceId": 0}, {"auth": "body"}, {"database": "cdi;DROP"}, {"extra": 1},
+                {"readerCstat": 9326279360939581000000}, {"user": "\u0015\u0002"}, {"password": "\ud83d"}):
+        body = json.dumps(library.connection(A, **bad))  # \ud83d stays an escape: a lone surrogate, as JSON allows
+        answer = await library.client.put(path, headers=operator | {"content-type": "application/json"}, content=body)
         assert answer.status_code == 422, (bad, answer.text)
     assert (await library.client.put(f"{API}/operator/schools/not-a-uai/pmb", headers=operator, json=library.connection(A))).status_code == 422
     assert (await library.client.put(path, headers=operator, json=library.connection(A))).status_code == 201

@@ -26,7 +26,7 @@ class ConnectionIn(BaseModel):
 
     url: str = Field(pattern=URL_PATTERN, max_length=300, description="the PMB's base URL (where `ws/connector_out.php` is), e.g. https://cdi.example.fr/pmb")
     sourceId: int = Field(ge=1, le=100_000, description="the external services source (`source_id`) Maille calls")
-    user: str = Field(min_length=1, max_length=100, description="the external-services user")
+    user: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$", description="the external-services user")
     password: str = Field(min_length=1, max_length=200, description="its password (never shown again)")
     auth: Literal["basic", "body"] = Field("basic", description="HTTP Basic, or PMB's in-body `auth_pw`")
     connexionPhrase: str = Field("", max_length=200, description="the source's connexion phrase (for `auth` body)")
@@ -35,9 +35,9 @@ class ConnectionIn(BaseModel):
     loginSalt: str = Field("", max_length=200, description="the OPAC's `opac_empr_password_salt`: readers' accounts through `login_token`, never their password (never shown again)")
     readerScope: Literal["login", "mail", "cb"] = Field("login", description="what identifies a reader for `login_token`: their PMB login (the ENT person id, as reader sync writes it), mail or barcode")
     syncReaders: bool = Field(False, description="keep the school's PMB readers in step with the directory (pupils, teachers, staff; barcode and login: the ENT person id)")
-    readerCateg: int = Field(1, ge=1, description="the PMB reader category (`categ`) synced readers get")
-    readerStatut: int = Field(1, ge=1, description="the PMB reader status (`statut`) synced readers get")
-    readerCstat: int = Field(1, ge=1, description="the PMB statistics code (`cstat`) synced readers get")
+    readerCateg: int = Field(1, ge=1, le=2**31 - 1, description="the PMB reader category (`categ`) synced readers get")
+    readerStatut: int = Field(1, ge=1, le=2**31 - 1, description="the PMB reader status (`statut`) synced readers get")
+    readerCstat: int = Field(1, ge=1, le=2**31 - 1, description="the PMB statistics code (`cstat`) synced readers get")
 
     @field_validator("url", "opacUrl")
     @classmethod

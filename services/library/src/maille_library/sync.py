@@ -46,6 +46,7 @@ class ReaderSync:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._groups: dict[str, tuple[float, dict[str, int]]] = {}
         self.errors: list[str] = []  # the last failures, for operators (also logged)
 
@@ -60,7 +61,7 @@ class ReaderSync:
         self._enqueue(person_id)
 
     def _enqueue(self, person_id: str) -> None:
-        if person_id not in self._queued:
+        if person_id not in self._queued and not self._stopping:
             self._queued.add(person_id)
             self._queue.put_nowait(person_id)
 
@@ -69,10 +70,17 @@ class ReaderSync:
             self._enqueue(doc["_id"])
         self._workers = [asyncio.create_task(self._work(), name=f"reader-sync-{n}") for n in range(self.concurrency)]
 
-    async def stop(self) -> None:
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+    async def stop(self, timeout: float = 10) -> None:
+        """Let each worker finish the person in hand (what is left stays noted for the next start), then stop."""
+        self._stopping = True
+        for _ in self._workers:
+            self._queue.put_nowait("")
+        if self._workers:
+            _, late = await asyncio.wait(self._workers, timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._workers = []
 
     async def idle(self) -> bool:
         return self._queue.empty() and not self._queued
@@ -80,15 +88,18 @@ class ReaderSync:
     async def _work(self) -> None:
         while True:
             person_id = await self._queue.get()
+            if not person_id or self._stopping:
+                return
             self._queued.discard(person_id)
             try:
                 await self.sync_person(person_id)
                 async with self.docstore.writing():
                     await self.pending.delete_one({"_id": person_id})
-            except Exception as exc:  # PMB away: the person stays pending, tried again later
+            except Exception as exc:  # PMB away: the person stays pending, tried again later (or at the next start)
                 self._note(f"{person_id}: {exc}")
-                await asyncio.sleep(5)
-                self._enqueue(person_id)
+                if not self._stopping:
+                    await asyncio.sleep(5)
+                    self._enqueue(person_id)
 
     def _note(self, error: str) -> None:
         log.warning("reader sync: %s", error)
