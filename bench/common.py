@@ -1,11 +1,15 @@
-"""What several benchmarks share: a JWKS endpoint for the bench's own signing key, and percentiles."""
+"""What several benchmarks share: a JWKS endpoint for the bench's own signing key, an open-loop load, and percentiles."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
 
 from maille_devstack.processes import free_port
 
@@ -33,3 +37,38 @@ def serve_jwks(jwks: dict) -> int:
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (q in 0 – 100, to a tenth)."""
     return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 10 else max(values, default=0.0)
+
+
+async def paced(clients: list[httpx.AsyncClient], schedule: list[tuple[float, object]], call) -> tuple[list[float], int, float]:
+    """Each request when due (open loop), on whichever connection is free; latencies from when it was due; failures;
+    and the rate at which requests completed while they were being offered, once the load had run for two seconds
+    (completions between then and the last one's due time, over that time): what the platform sustains — in a steady
+    state as many requests are in flight at the window's end as at its start. A request never waits behind a slow
+    one that happened to be given the same connection."""
+    latencies: list[float] = []
+    done: list[float] = []
+    failed = 0
+    free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+    for client in clients:
+        free.put_nowait(client)
+
+    async def one(due: float, item: object) -> None:
+        nonlocal failed
+        client = await free.get()
+        try:
+            ok = await call(client, item)
+        finally:
+            free.put_nowait(client)
+        done.append(time.perf_counter())
+        latencies.append((done[-1] - due) * 1000)
+        failed += not ok
+
+    tasks = []
+    for due, item in schedule:
+        now = time.perf_counter()
+        if due > now:
+            await asyncio.sleep(due - now)
+        tasks.append(asyncio.create_task(one(due, item)))
+    await asyncio.gather(*tasks)
+    first, last = schedule[0][0] + 2.0, schedule[-1][0]
+    return latencies, failed, sum(1 for t in done if first < t <= last) / (last - first) if last > first else float(len(done))

@@ -32,7 +32,7 @@ from maille_devstack.processes import DocstoreServer, NatsServer, PmbPeerProcess
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 
-from common import pct, serve_jwks
+from common import paced, pct, serve_jwks
 
 ISSUER = "http://bench.invalid/realms/maille"
 SCHOOLS = ("0750001A", "0750002B", "0750003C")
@@ -68,7 +68,6 @@ async def load(gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_u
     tokens = {p: token(key, p) for p in teachers}
     rng = random.Random(3)
     clients = [httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(64)]
-    latencies: list[float] = []
     failures: list[str] = []
     try:
         async def known() -> bool:  # the library has heard of the last teacher
@@ -79,30 +78,18 @@ async def load(gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_u
         while not await known():
             assert time.monotonic() < deadline, "the library never heard of the teachers"
             await asyncio.sleep(0.2)
-        free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        for c in clients:
-            free.put_nowait(c)
-
-        async def one(due: float, person: str, word: str) -> None:
-            c = await free.get()
-            try:
-                answer = await c.get("/api/library/v1/search", params={"q": word, "size": 20}, headers={"authorization": tokens[person]})
-            finally:
-                free.put_nowait(c)
-            latencies.append((time.perf_counter() - due) * 1000)
+        async def one(client: httpx.AsyncClient, item: object) -> bool:
+            person, word = item  # type: ignore[misc]
+            answer = await client.get("/api/library/v1/search", params={"q": word, "size": 20}, headers={"authorization": tokens[person]})
             body = answer.json() if answer.status_code == 200 else {}
             if answer.status_code != 200 or body.get("missing") or not body.get("results"):
                 failures.append(f"{answer.status_code} {answer.text[:200]}")
+                return False
+            return True
 
         start = time.perf_counter() + 0.5
-        tasks = []
-        for i in range(int(args.rate * args.seconds)):
-            due = start + i / args.rate
-            now = time.perf_counter()
-            if due > now:
-                await asyncio.sleep(due - now)
-            tasks.append(asyncio.create_task(one(due, rng.choice(teachers), rng.choice(WORDS))))
-        await asyncio.gather(*tasks)
+        schedule = [(start + i / args.rate, (rng.choice(teachers), rng.choice(WORDS))) for i in range(int(args.rate * args.seconds))]
+        latencies = (await paced(clients, schedule, one))[0]
     finally:
         for c in clients:
             await c.aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -27,19 +28,28 @@ SCHOOLS = ("0750001A", "0750002B", "0750003C")
 API = "/api/library/v1"
 
 
-@pytest.fixture
-async def pmb_peer() -> AsyncIterator[tuple[PmbPeer, str]]:
-    """One PMB holding a database per school (`cdi<UAI>`), as académies often run it."""
-    peer = PmbPeer(databases={f"cdi{uai}": PmbDatabase(f"cdi{uai}", records=40 + 10 * n) for n, uai in enumerate(SCHOOLS)})
+@asynccontextmanager
+async def serving(peer: PmbPeer) -> AsyncIterator[str]:
+    """The PMB peer on a free port of the loopback, over HTTP, for the block; its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(pmb_app(peer), host="127.0.0.1", port=port, log_level="warning", access_log=False))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
-    yield peer, f"http://127.0.0.1:{port}/pmb"
-    server.should_exit = True
-    await task
+    try:
+        yield f"http://127.0.0.1:{port}/pmb"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def pmb_peer() -> AsyncIterator[tuple[PmbPeer, str]]:
+    """One PMB holding a database per school (`cdi<UAI>`), as académies often run it."""
+    peer = PmbPeer(databases={f"cdi{uai}": PmbDatabase(f"cdi{uai}", records=40 + 10 * n) for n, uai in enumerate(SCHOOLS)})
+    async with serving(peer) as url:
+        yield peer, url
 
 
 @dataclass

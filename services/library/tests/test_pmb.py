@@ -3,16 +3,15 @@ records, and every way a PMB fails told apart — refused, down, slow, not JSON,
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
-from pmb.server import PmbDatabase, PmbPeer, create_app
+from pmb.server import PmbDatabase, PmbPeer
 
-from maille_devstack.processes import free_port
 from maille_library.pmb import PmbClient, PmbConnection, PmbRefused, PmbUnavailable
+
+from .conftest import serving
 
 UAI = "0750001A"
 
@@ -20,15 +19,8 @@ UAI = "0750001A"
 @pytest.fixture
 async def peer() -> AsyncIterator[tuple[PmbPeer, str]]:
     pmb = PmbPeer(databases={f"cdi{UAI}": PmbDatabase(f"cdi{UAI}")})
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(pmb), host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield pmb, f"http://127.0.0.1:{port}/pmb"
-    server.should_exit = True
-    await task
+    async with serving(pmb) as url:
+        yield pmb, url
 
 
 def connection(url: str, **changes) -> PmbConnection:

@@ -5,13 +5,15 @@ their ENT person id in PMB (the `login` reader sync writes), unless the connecti
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from maille_kit.problems import Problem
 from maille_library.connections import Connections
 from maille_library.directory import Directory
 from maille_library.pmb import PmbClient, PmbConnection, PmbError, PmbRefused, PmbUnavailable
 
+T = TypeVar("T")
 NO_ACCOUNT = "you have no reader account in this school's CDI"
 
 
@@ -27,6 +29,16 @@ def reservation_of(raw: dict[str, Any]) -> dict[str, Any]:
 
 def reason_of(exc: PmbError) -> str:
     return NO_ACCOUNT if isinstance(exc, PmbRefused) and "Unknown reader" in exc.detail else exc.detail
+
+
+async def _answered(call: Awaitable[T]) -> T:
+    """A write to PMB on a person's behalf, its failures as problems: 503 unavailable, 409 no reader account, 422 refused."""
+    try:
+        return await call
+    except PmbUnavailable as exc:
+        raise Problem(503, exc.detail, headers={"Retry-After": "30"}) from None
+    except PmbRefused as exc:
+        raise Problem(409 if reason_of(exc) == NO_ACCOUNT else 422, reason_of(exc)) from None
 
 
 class Accounts:
@@ -68,23 +80,12 @@ class Accounts:
 
     async def reserve(self, person_id: str, uai: str, record_id: int) -> dict[str, Any]:
         conn = await self._connection(person_id, uai)
-        try:
-            answer = await self.client.reserve(conn, person_id, record_id)
-        except PmbUnavailable as exc:
-            raise Problem(503, exc.detail, headers={"Retry-After": "30"}) from None
-        except PmbRefused as exc:
-            raise Problem(409 if reason_of(exc) == NO_ACCOUNT else 422, reason_of(exc)) from None
+        answer = await _answered(self.client.reserve(conn, person_id, record_id))
         if not answer.get("status"):
             raise Problem(409, f"PMB did not take the reservation: {answer.get('message') or 'no reason given'}")
         return {"id": int(answer.get("resa_id") or 0), "recordId": record_id, "message": answer.get("message") or ""}
 
     async def cancel(self, person_id: str, uai: str, resa_id: int) -> None:
         conn = await self._connection(person_id, uai)
-        try:
-            cancelled = await self.client.cancel(conn, person_id, resa_id)
-        except PmbUnavailable as exc:
-            raise Problem(503, exc.detail, headers={"Retry-After": "30"}) from None
-        except PmbRefused as exc:
-            raise Problem(409 if reason_of(exc) == NO_ACCOUNT else 422, reason_of(exc)) from None
-        if not cancelled:
+        if not await _answered(self.client.cancel(conn, person_id, resa_id)):
             raise Problem(404, f"you have no reservation {resa_id} in this school's CDI")

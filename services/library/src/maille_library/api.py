@@ -11,6 +11,7 @@ from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 from maille_library.connections import UAI_PATTERN, ConnectionIn, ConnectionOut, Connections, shown
 from maille_library.directory import groups_in
+from maille_library.pmb import Record
 from maille_library.search import Search
 from maille_library.sync import csv_line
 
@@ -26,21 +27,10 @@ class Missing(BaseModel):
     reason: str
 
 
-class Result(BaseModel):
+class Result(Record):
+    """A record found, and the school whose CDI holds it."""
+
     uai: str
-    id: int
-    title: str
-    authors: list[str]
-    publisher: str | None
-    year: str | None
-    isbn: str | None
-    summary: str | None
-    cover: str | None
-    type: str | None
-    keywords: list[str]
-    available: int | None
-    copies: int | None
-    opac: str | None
 
 
 class SearchPage(BaseModel):

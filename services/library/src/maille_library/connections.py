@@ -99,7 +99,8 @@ class Connections:
         conn = None if doc is None else PmbConnection(
             url=doc["url"], source_id=doc["sourceId"], user=doc["user"], password=doc["password"], database=doc.get("database"),
             opac_url=doc.get("opacUrl"), auth=doc["auth"], connexion_phrase=doc.get("connexionPhrase", ""),
-            login_salt=doc.get("loginSalt", ""), reader_scope=doc.get("readerScope", "login"))
+            login_salt=doc.get("loginSalt", ""), reader_scope=doc.get("readerScope", "login"), sync_readers=bool(doc.get("syncReaders")),
+            reader_fields=(doc.get("readerCateg", 1), doc.get("readerStatut", 1), doc.get("readerCstat", 1)))
         self._known[uai] = (now + self.ttl, conn)
         return conn
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import BaseModel
 
 DOC_TYPES = {"a": "texte imprimé", "b": "texte manuscrit", "c": "partition musicale", "g": "vidéo", "i": "enregistrement sonore",
              "j": "enregistrement sonore musical", "k": "document graphique", "l": "document électronique", "m": "multimédia",
@@ -58,15 +59,18 @@ class PmbConnection:
     connexion_phrase: str = field(default="", repr=False)
     login_salt: str = field(default="", repr=False)  # the OPAC's opac_empr_password_salt: readers signed on without their password
     reader_scope: Literal["login", "mail", "cb"] = "login"  # what identifies a reader for login_token
+    sync_readers: bool = False  # reader sync writes the school's readers
+    reader_fields: tuple[int, int, int] = (1, 1, 1)  # categ, statut, cstat of synced readers
 
     def endpoint(self) -> str:
         query = {"source_id": self.source_id, **({"database": self.database} if self.database else {})}
         return f"{self.url.rstrip('/')}/ws/connector_out.php?{urlencode(query)}"
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(BaseModel):
     """A catalogue record, clean."""
+
+    model_config = {"frozen": True}
 
     id: int
     title: str

@@ -26,9 +26,7 @@ class Found:
 
 def result_of(uai: str, record: Record) -> dict[str, Any]:
     cover = record.cover if record.cover and record.cover.startswith(("https://", "http://")) else None
-    return {"uai": uai, "id": record.id, "title": record.title, "authors": record.authors, "publisher": record.publisher,
-            "year": record.year, "isbn": record.isbn, "summary": record.summary, "cover": cover, "type": record.type,
-            "keywords": record.keywords, "available": record.available, "copies": record.copies, "opac": record.opac}
+    return {**record.model_dump(), "cover": cover, "uai": uai}
 
 
 class Search:

@@ -82,9 +82,6 @@ class ReaderSync:
             await asyncio.gather(*late, return_exceptions=True)
         self._workers = []
 
-    async def idle(self) -> bool:
-        return self._queue.empty() and not self._queued
-
     async def _work(self) -> None:
         while True:
             person_id = await self._queue.get()
@@ -116,7 +113,7 @@ class ReaderSync:
         done: dict[str, str] = {}
         for uai in sorted(set(now) | set(before)):
             conn = await self.connections.get(uai)
-            if conn is None or not (await self.connections.doc(uai) or {}).get("syncReaders"):
+            if conn is None or not conn.sync_readers:
                 continue
             if uai in now and reader is not None:
                 data = await self._data(reader, uai, conn)
@@ -138,11 +135,11 @@ class ReaderSync:
         return done
 
     async def _data(self, reader: Doc, uai: str, conn: PmbConnection) -> Doc:
-        doc = await self.connections.doc(uai) or {}
         groups = await self._pmb_groups(uai, conn)
         wanted = [groups[code] for code in groups_in(reader, uai) if code in groups]
+        categ, statut, cstat = conn.reader_fields
         return {"nom": reader.get("nom") or reader["_id"], "prenom": reader.get("prenom", ""), "login": reader["_id"],
-                "categ": doc.get("readerCateg", 1), "statut": doc.get("readerStatut", 1), "cstat": doc.get("readerCstat", 1),
+                "categ": categ, "statut": statut, "cstat": cstat,
                 "groupe_list": [{"id": gid} for gid in sorted(set(wanted))]}
 
     async def _pmb_groups(self, uai: str, conn: PmbConnection) -> dict[str, int]:
