@@ -25,7 +25,7 @@ from maille_devstack.keycloak_admin import admin_client, audience_mappers
 from maille_devstack.paths import XMLSEC_BIN, bin_of
 from samlpeer.idp import DIRECTORY_SECONDS
 from maille_devstack.processes import (
-    DocstoreServer, GarPeer, KeycloakServer, NatsServer, SamlPeer, ServiceProcess, free_port,
+    DocstoreServer, GarPeer, KeycloakServer, NatsServer, PmbPeerProcess, SamlPeer, ServiceProcess, free_port,
 )
 
 pytestmark = pytest.mark.keycloak
@@ -102,6 +102,7 @@ class Platform:
     env: dict[str, str]
     peers_dir: Path
     xmlsec: str
+    pmb: PmbPeerProcess
 
     def sign_in(self, idp: str, username: str, *, browser: Browser | None = None, next_path: str = "/api/identity/v1/me"):
         """A browser signs in at the gateway through `idp`; (browser, where it landed)."""
@@ -144,6 +145,18 @@ def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: Keycloak
         gateway_port = free_port()
         public = f"http://localhost:{gateway_port}"
         client_id, secret = f"sso-gateway-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+        # The CDIs' PMB, whose OPACs sign readers in through the realm's OPAC client; the teacher is a reader there.
+        opac_client, opac_secret = f"sso-opac-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+        from pymongo import MongoClient
+
+        with MongoClient(docstore_server.url) as mongo:
+            teacher = mongo[database]["persons"].find_one({"keys": "T1"})["_id"]
+        pmb = PmbPeerProcess(port=free_port(), databases=[f"cdi{SCHOOL_A}", f"cdi{SCHOOL_B}"], log_dir=work / "log", env={
+            "PEER_READERS": f"{teacher}:DURAND:Paul", "PEER_OIDC_ISSUER": f"{keycloak_server.url}/realms/maille",
+            "PEER_OIDC_CLIENT_ID": opac_client, "PEER_OIDC_CLIENT_SECRET": opac_secret})
+        pmb.start()
+        parts.append(pmb)
+        env |= {"MAILLE_IDENTITY_PMB_OPAC_CLIENT_ID": opac_client, "MAILLE_IDENTITY_PMB_OPAC_CLIENT_SECRET": opac_secret}
         env |= {"MAILLE_IDENTITY_GATEWAY_URL": public, "MAILLE_IDENTITY_GATEWAY_CLIENT_ID": client_id,
                 "MAILLE_IDENTITY_GATEWAY_CLIENT_SECRET": secret, "MAILLE_IDENTITY_EDUCONNECT_METADATA_URL": peers["educonnect"],
                 "MAILLE_IDENTITY_ACADEMIE_METADATA_URL": peers["academie"], "MAILLE_IDENTITY_GAR_SP_ENTITY_ID": gar.entity_id,
@@ -154,15 +167,21 @@ def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: Keycloak
                                   log_dir=work / "log")
         identity.start()
         parts.append(identity)
+        library = ServiceProcess("library", port=free_port(), log_dir=work / "log", env={
+            "MAILLE_LIBRARY_NATS_URL": nats_server.url, "MAILLE_LIBRARY_MONGODB_URL": docstore_server.url,
+            "MAILLE_LIBRARY_DATABASE": f"{database}_library", "MAILLE_LIBRARY_TENANT": TENANT,
+            "MAILLE_LIBRARY_AUTH_ISSUER": f"{keycloak_server.url}/realms/maille"})
+        library.start()
+        parts.append(library)
         gateway = ServiceProcess("gateway", port=gateway_port, log_dir=work / "log", env={
             "MAILLE_GATEWAY_NATS_URL": nats_server.url, "MAILLE_GATEWAY_AUTH_ISSUER": f"{keycloak_server.url}/realms/maille",
-            "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url}), "MAILLE_GATEWAY_PUBLIC_URL": public,
+            "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url, "library": library.url}), "MAILLE_GATEWAY_PUBLIC_URL": public,
             "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id, "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret,
         })
         gateway.start()
         parts.append(gateway)
         yield Platform(keycloak=keycloak_server, gateway=public, identity=identity, gar=gar, database=database, env=env,
-                       peers_dir=work / "peers", xmlsec=str(XMLSEC_BIN))
+                       peers_dir=work / "peers", xmlsec=str(XMLSEC_BIN), pmb=pmb)
     finally:
         for part in reversed(parts):
             part.stop()
@@ -307,6 +326,53 @@ def test_the_gar_receives_a_signed_assertion_for_a_teacher_and_a_pupil(platform:
         assert attributes["GARPersonIdentifiant"] == [me.json()["id"]] and assertion["name_id"] == me.json()["id"]
         assert attributes["idEnt"] == ["ENT-SSO-TEST"]
         assert attributes["UAI"] == [school] and attributes["PRO"] == [profile]
+
+
+def test_a_teacher_opens_the_cdi_catalogue_already_signed_in(platform: Platform, keycloak_clients) -> None:
+    operator = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',)))}"}
+    database = f"cdi{SCHOOL_A}"
+    connection = {"url": platform.pmb.url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": database,
+                  "opacUrl": platform.pmb.opac_url(database)}
+    registered = httpx.put(f"{platform.gateway}/api/library/v1/operator/schools/{SCHOOL_A}/pmb", json=connection, headers=operator)
+    assert registered.status_code in (200, 201), registered.text
+    # School B's CDI is registered without an OPAC.
+    httpx.put(f"{platform.gateway}/api/library/v1/operator/schools/{SCHOOL_B}/pmb", headers=operator,
+              json={**connection, "database": f"cdi{SCHOOL_B}", "opacUrl": None}).raise_for_status()
+    browser, me = platform.sign_in("academie", "T1")
+    assert me.status_code == 200, me.text[:300]
+    link = f"{platform.gateway}/api/library/v1/schools/{SCHOOL_A}/opac"
+    # The library learns the teacher's schools from identity's events, and identity lets Keycloak send readers back
+    # to the new OPAC from the library's: both in the background.
+    deadline, page = time.monotonic() + 90, None
+    while time.monotonic() < deadline:
+        page = browser.go(link)
+        if page.status_code == 200:
+            break
+        time.sleep(1)
+    assert page is not None and page.status_code == 200, (page.status_code, page.text[:500])
+    # The OPAC's own page, signed in through Keycloak: no PMB password asked, the reader is the ENT person.
+    assert str(page.url).startswith(platform.pmb.opac_url(database)) and "Connecté : Paul DURAND" in page.text
+    assert f"({me.json()['id']})" in page.text
+    # A school of hers with no OPAC registered, and a school that is not hers, are each named.
+    no_opac = browser.go(f"{platform.gateway}/api/library/v1/schools/{SCHOOL_B}/opac")
+    assert no_opac.status_code in (403, 404) and no_opac.headers["content-type"].startswith("application/problem+json")
+    pupil, _ = platform.sign_in("educonnect", "E2")  # in school B only
+    not_hers = pupil.go(link)
+    assert not_hers.status_code == 403 and SCHOOL_A in not_hers.json()["detail"]
+    # A school's connection forgotten: Keycloak no longer sends anyone back to its OPAC.
+    httpx.delete(f"{platform.gateway}/api/library/v1/operator/schools/{SCHOOL_A}/pmb", headers=operator).raise_for_status()
+    with admin_client(platform.keycloak.url, platform.keycloak.admin_user, platform.keycloak.admin_password) as admin:
+        client_id = platform.env["MAILLE_IDENTITY_PMB_OPAC_CLIENT_ID"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            uris = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()[0]["redirectUris"]
+            if f"{platform.pmb.opac_url(database)}/*" not in uris:
+                break
+            time.sleep(0.5)
+        assert f"{platform.pmb.opac_url(database)}/*" not in uris
+    fresh, _ = platform.sign_in("academie", "T1")
+    refused = fresh.go(f"{platform.pmb.opac_url(database)}/empr.php")
+    assert refused.status_code == 400 and "redirect_uri" in refused.text.lower()
 
 
 def test_sign_out_ends_the_session_here_and_at_keycloak(platform: Platform) -> None:

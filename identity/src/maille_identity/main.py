@@ -17,6 +17,7 @@ from maille_identity.directory.jobs import ImportJobs
 from maille_identity.events import STREAMS, EventBatch
 from maille_identity.federation.accounts import AccountSync
 from maille_identity.federation.linking import Linking
+from maille_identity.federation.opacs import OpacClients
 from maille_identity.federation.repository import FederationRepository
 from maille_identity.federation.service import Federation
 from maille_identity.gar.nightly import run_nightly
@@ -51,6 +52,9 @@ async def on_start(runtime: Runtime) -> None:
         accounts = AccountSync(runtime.bus, runtime.docstore, runtime.state["linking"])
         await accounts.start()
         runtime.state["accounts"] = accounts
+        opacs = OpacClients(runtime.bus, runtime.docstore, federation)
+        await opacs.start()
+        runtime.state["opacs"] = opacs
         if settings.keycloak_sync_on_start:
             runtime.state["keycloak-sync"] = asyncio.create_task(federation.keep_synced(), name="keycloak-sync")
     if settings.gar_export_at is not None:
@@ -66,9 +70,10 @@ async def on_stop(runtime: Runtime) -> None:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    accounts = runtime.state.pop("accounts", None)
-    if accounts is not None:
-        await accounts.stop()
+    for name in ("accounts", "opacs"):
+        consumer = runtime.state.pop(name, None)
+        if consumer is not None:
+            await consumer.stop()
     federation = runtime.state.pop("federation", None)
     if federation is not None:
         await federation.keycloak.close()

@@ -61,6 +61,10 @@ class IdentitySettings(ServiceSettings):
     academie_metadata_url: str = Field("", description="the académie agents' IdP SAML metadata URL; unset: no agent sign-in")
     gar_sp_entity_id: str = Field("", description="the GAR's SAML SP entity id; unset: no GAR client in the realm")
     gar_sp_acs_url: str = Field("", description="the GAR's assertion consumer service URL (HTTP-POST)")
+    pmb_opac_client_id: str = Field(
+        "maille-pmb-opac", description="the realm's client the schools' PMB OPACs sign readers in with (OpenID Connect); empty: none"
+    )
+    pmb_opac_client_secret: SecretStr = Field(SecretStr("maille-pmb-opac-dev-secret"), description="that client's secret (set in each PMB's OpenID Connect source)")
 
     def keycloak_values(self) -> dict[str, str]:
         """What fills the realm declaration's {{NAME}}s."""
@@ -69,6 +73,7 @@ class IdentitySettings(ServiceSettings):
             "GATEWAY_CLIENT_SECRET": self.gateway_client_secret.get_secret_value(),
             "EDUCONNECT_METADATA_URL": self.educonnect_metadata_url, "ACADEMIE_METADATA_URL": self.academie_metadata_url,
             "GAR_SP_ENTITY_ID": self.gar_sp_entity_id, "GAR_SP_ACS_URL": self.gar_sp_acs_url,
+            "PMB_OPAC_CLIENT_ID": self.pmb_opac_client_id, "PMB_OPAC_CLIENT_SECRET": self.pmb_opac_client_secret.get_secret_value(),
         }
 
     def sftp_target(self) -> SftpTarget | None:

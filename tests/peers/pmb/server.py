@@ -6,6 +6,9 @@ with an external-services user, or `auth_user` + `auth_pw` in the body, `auth_pw
 connexion_phrase + id + method)`. A GET without a body lists the methods the source exports. One database per
 school (`database=<prefix><UAI>`), each a catalogue of `json_unimarc` records with their items.
 
+Each database's OPAC (`/opac/<database>/`) signs readers in through an OpenID Connect source when one is set
+(pmb/opac.py).
+
 `delay` stands for a slow PMB, `failing` for databases that answer an error, `garbage` for ones that answer
 something that is not JSON — a test or a bench changes them on the running peer.
 """
@@ -26,6 +29,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from pmb.opac import OidcSource, add_opac
 
 METHODS = ("pmbesSearch_simpleSearch", "pmbesSearch_fetchSearchRecords", "pmbesNotices_fetchNoticeList", "pmbesItems_fetch_notice_items",
            "pmbesOPACEmpr_login_token", "pmbesOPACEmpr_logout", "pmbesOPACEmpr_get_account_info", "pmbesOPACEmpr_list_loans",
@@ -120,6 +125,7 @@ class PmbPeer:
     requests: list[str] = field(default_factory=list)  # the database of every POST, read or not
     _searches: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
     _sessions: dict[str, tuple[str, str]] = field(default_factory=dict)  # session id -> (database, login)
+    oidc: OidcSource | None = None  # the OPACs' OpenID Connect source (sign-on through Keycloak); None: password form
 
     def database(self, name: str | None) -> PmbDatabase | None:
         name = name or self.default_database
@@ -301,6 +307,8 @@ def _text(rec: dict[str, Any], search_type: int) -> str:
 def create_app(peer: PmbPeer) -> FastAPI:
     """The peer's ASGI app."""
     web = FastAPI(title="PMB external services (peer)", docs_url=None, redoc_url=None, openapi_url=None)
+
+    add_opac(web, peer)
 
     @web.get("/healthz")
     async def healthz() -> dict[str, str]:

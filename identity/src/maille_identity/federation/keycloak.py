@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,11 +51,16 @@ class Report:
         self.changes.append(what)
 
 
-def render(values: dict[str, str], extra_idps: list[Doc] = (), path: Path = DECLARATION) -> Doc:
-    """The declaration with `{{NAME}}` filled from `values`; entries whose `when` setting is empty dropped."""
+def render(values: dict[str, str | list[str]], extra_idps: list[Doc] = (), path: Path = DECLARATION) -> Doc:
+    """The declaration with `{{NAME}}` filled from `values` (a list fills a `"{{@NAME}}"`); entries whose `when`
+    setting is empty dropped."""
     text = path.read_text()
     for name, value in values.items():
-        text = text.replace("{{" + name + "}}", json.dumps(value or "")[1:-1])
+        if isinstance(value, list):
+            text = text.replace('"{{@' + name + '}}"', json.dumps(value))
+        else:
+            text = text.replace("{{" + name + "}}", json.dumps(value or "")[1:-1])
+    text = re.sub(r'"\{\{@[A-Z_]+\}\}"', "[]", text)  # a list not given is empty
     declared = json.loads(text)
     declared.pop("_comment", None)
     for section in ("clients", "identityProviders"):

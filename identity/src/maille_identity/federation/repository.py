@@ -6,7 +6,9 @@ Collections (identity's own database):
   put the IdP back, and is never answered by the API;
 - `account_links` (_id = the Keycloak user id): which directory person an account is, through which
   upstream IdP and subject, since when — the directory's side of a link (Keycloak's side is the user's
-  federated identity and its `ent_id` attribute).
+  federated identity and its `ent_id` attribute);
+- `opacs` (_id = a school's UAI): where its CDI's OPAC is, as the library service announced it — the OPACs
+  Keycloak lets sign readers in (the redirect URIs of the PMB OPAC client).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from maille_kit.docstore import Docstore
 
 Doc = dict[str, Any]
-FEDERATIONS, LINKS = "federations", "account_links"
+FEDERATIONS, LINKS, OPACS = "federations", "account_links", "opacs"
 
 
 class FederationRepository:
@@ -52,3 +54,14 @@ class FederationRepository:
     async def unlink(self, user: str) -> None:
         async with self.docstore.writing():
             await self.db[LINKS].delete_one({"_id": user})
+
+    async def put_opac(self, uai: str, url: str) -> None:
+        async with self.docstore.writing():
+            if url:
+                await self.db[OPACS].replace_one({"_id": uai}, {"_id": uai, "url": url}, upsert=True)
+            else:
+                await self.db[OPACS].delete_one({"_id": uai})
+
+    async def opac_redirect_uris(self) -> list[str]:
+        """Where Keycloak may send a reader back to: anywhere under each school's OPAC."""
+        return sorted({doc["url"].rstrip("/") + "/*" async for doc in self.db[OPACS].find({})})

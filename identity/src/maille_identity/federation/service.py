@@ -50,7 +50,19 @@ class Federation:
         self._lock = asyncio.Lock()
 
     async def declared(self) -> Doc:
-        return render(self.settings.keycloak_values(), [collectivite_idp(f) for f in await self.federations.all()])
+        values = {**self.settings.keycloak_values(), "PMB_OPAC_REDIRECT_URIS": await self.federations.opac_redirect_uris()}
+        return render(values, [collectivite_idp(f) for f in await self.federations.all()])
+
+    async def opac_changed(self, uai: str, url: str) -> None:
+        """A school's OPAC registered, moved or gone (the library's event): the OPAC client's redirect URIs follow."""
+        await self.federations.put_opac(uai, url)
+        if not self.settings.pmb_opac_client_id:
+            return
+        declared = await self.declared()
+        client = next(c for c in declared["clients"] if c["clientId"] == self.settings.pmb_opac_client_id)
+        async with self._lock:
+            report = await self.keycloak.reconcile({"clients": [client]})
+        log.info("OPAC of %s %s (%d change(s) in Keycloak)", uai, "registered" if url else "gone", len(report.changes))
 
     async def sync(self) -> Report:
         """Make the realm hold its declaration; what was different."""

@@ -67,10 +67,11 @@ class Accounts:
             return {"uai": uai, "reason": f"the school's PMB did not answer within {self.timeout:g} s"}
         except PmbError as exc:
             return {"uai": uai, "reason": reason_of(exc)}
-        return {"uai": uai, "loans": {kind: [loan_of(x) for x in raw[kind]] for kind in ("late", "current", "past")},
+        return {"uai": uai, **({"opac": f"/api/library/v1/schools/{uai}/opac"} if conn.opac_url else {}), "loans": {kind: [loan_of(x) for x in raw[kind]] for kind in ("late", "current", "past")},
                 "reservations": [reservation_of(x) for x in raw["reservations"]]}
 
-    async def _connection(self, person_id: str, uai: str) -> PmbConnection:
+    async def connection(self, person_id: str, uai: str) -> PmbConnection:
+        """The connection of one of the person's schools (403 not theirs, 404 none registered)."""
         if uai not in await self.directory.schools_of(person_id):
             raise Problem(403, f"you are not a member of school {uai}")
         conn = await self.connections.get(uai)
@@ -79,13 +80,13 @@ class Accounts:
         return conn
 
     async def reserve(self, person_id: str, uai: str, record_id: int) -> dict[str, Any]:
-        conn = await self._connection(person_id, uai)
+        conn = await self.connection(person_id, uai)
         answer = await _answered(self.client.reserve(conn, person_id, record_id))
         if not answer.get("status"):
             raise Problem(409, f"PMB did not take the reservation: {answer.get('message') or 'no reason given'}")
         return {"id": int(answer.get("resa_id") or 0), "recordId": record_id, "message": answer.get("message") or ""}
 
     async def cancel(self, person_id: str, uai: str, resa_id: int) -> None:
-        conn = await self._connection(person_id, uai)
+        conn = await self.connection(person_id, uai)
         if not await _answered(self.client.cancel(conn, person_id, resa_id)):
             raise Problem(404, f"you have no reservation {resa_id} in this school's CDI")

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
+
+from maille.library.v1 import opac_pb2
 
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
@@ -69,8 +72,24 @@ async def cancel(request: Request, uai: Uai, resa_id: Annotated[int, Path(ge=1, 
     return Response(status_code=204)
 
 
+@router.get("/schools/{uai}/opac", status_code=303, response_class=RedirectResponse,
+            responses={303: {"description": "to the school's OPAC, which signs you in through the ENT's Keycloak"}},
+            summary="Open your school's CDI catalogue (PMB's OPAC), signed in")
+async def opac(request: Request, uai: Uai, caller: Caller) -> RedirectResponse:
+    conn = await request.app.state.runtime.state["accounts"].connection(_me(caller), uai)
+    if not conn.opac_url:
+        raise Problem(404, f"school {uai}'s CDI has no OPAC registered")
+    return RedirectResponse(f"{conn.opac_url.rstrip('/')}/{conn.opac_sign_on}", status_code=303)
+
+
 def _connections(request: Request) -> Connections:
     return request.app.state.runtime.state["connections"]
+
+
+async def _opac_changed(request: Request, uai: str, opac_url: str | None, tenant: str) -> None:
+    """Tell identity where the school's OPAC is (or that it has none): Keycloak lets it sign readers in."""
+    await request.app.state.runtime.outbox.publish(type="library.opac.changed.v1", tenant=tenant,
+                                                   payload=opac_pb2.OpacChanged(uai=uai, opac_url=opac_url or ""))
 
 
 @router.get("/search", summary="Search the CDI catalogues of your schools (every school's PMB at once)")
@@ -108,6 +127,7 @@ async def put_connection(request: Request, response: Response, uai: Uai, body: C
     tenant: Any = operator.claims.get("tenant") or request.app.state.runtime.settings.tenant
     if await _connections(request).put(uai, body, tenant=str(tenant)):
         response.status_code = 201
+    await _opac_changed(request, uai, body.opacUrl, str(tenant))
     doc = await _connections(request).doc(uai)
     assert doc is not None
     return shown(doc)
@@ -132,7 +152,8 @@ async def reconcile_readers(request: Request, _: Operator) -> dict[str, int]:
 
 
 @router.delete("/operator/schools/{uai}/pmb", status_code=204, summary="Forget a school's PMB connection (operators)")
-async def delete_connection(request: Request, uai: Uai, _: Operator) -> Response:
+async def delete_connection(request: Request, uai: Uai, operator: Operator) -> Response:
     if not await _connections(request).delete(uai):
         raise Problem(404, f"no PMB connection is registered for school {uai}")
+    await _opac_changed(request, uai, None, str(operator.claims.get("tenant") or request.app.state.runtime.settings.tenant))
     return Response(status_code=204)

@@ -16,7 +16,9 @@ from maille_library.pmb import PmbConnection
 
 CONNECTIONS = "connections"
 UAI_PATTERN = r"^[0-9]{7}[A-Z]$"
-URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+# A host (name, IPv4 or [IPv6]), a port, a path of RFC 3986's characters: what PMB, browsers and Keycloak (the
+# OPAC's redirect URIs) all take as it is.
+URL_PATTERN = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
 
 
 class ConnectionIn(BaseModel):
@@ -31,7 +33,9 @@ class ConnectionIn(BaseModel):
     auth: Literal["basic", "body"] = Field("basic", description="HTTP Basic, or PMB's in-body `auth_pw`")
     connexionPhrase: str = Field("", max_length=200, description="the source's connexion phrase (for `auth` body)")
     database: str | None = Field(None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="the school's database (`database=`), when the PMB hosts several")
-    opacUrl: str | None = Field(None, pattern=URL_PATTERN, max_length=300, description="the school's OPAC, for links to records")
+    opacUrl: str | None = Field(None, pattern=URL_PATTERN, max_length=300, description="the school's OPAC, for links to records and sign-on")
+    opacSignOnPath: str = Field("empr.php", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,99}(\?[A-Za-z0-9_.=&%-]{0,200})?$",
+                                description="the OPAC page (relative to opacUrl) that starts PMB's sign-on through Keycloak: the reader's account page `empr.php` when the OpenID Connect source is the OPAC's")
     loginSalt: str = Field("", max_length=200, description="the OPAC's `opac_empr_password_salt`: readers' accounts through `login_token`, never their password (never shown again)")
     readerScope: Literal["login", "mail", "cb"] = Field("login", description="what identifies a reader for `login_token`: their PMB login (the ENT person id, as reader sync writes it), mail or barcode")
     syncReaders: bool = Field(False, description="keep the school's PMB readers in step with the directory (pupils, teachers, staff; barcode and login: the ENT person id)")
@@ -70,6 +74,7 @@ class ConnectionOut(BaseModel):
     auth: str
     database: str | None
     opacUrl: str | None
+    opacSignOnPath: str
     readerScope: str
     readerAccounts: bool
     syncReaders: bool
@@ -77,7 +82,8 @@ class ConnectionOut(BaseModel):
 
 def shown(doc: dict[str, Any]) -> ConnectionOut:
     return ConnectionOut(uai=doc["_id"], url=doc["url"], sourceId=doc["sourceId"], user=doc["user"], auth=doc["auth"],
-                         database=doc.get("database"), opacUrl=doc.get("opacUrl"), readerScope=doc.get("readerScope", "login"),
+                         database=doc.get("database"), opacUrl=doc.get("opacUrl"), opacSignOnPath=doc.get("opacSignOnPath", "empr.php"),
+                         readerScope=doc.get("readerScope", "login"),
                          readerAccounts=bool(doc.get("loginSalt")), syncReaders=bool(doc.get("syncReaders")))
 
 
@@ -98,7 +104,7 @@ class Connections:
         doc = await self.collection.find_one({"_id": uai})
         conn = None if doc is None else PmbConnection(
             url=doc["url"], source_id=doc["sourceId"], user=doc["user"], password=doc["password"], database=doc.get("database"),
-            opac_url=doc.get("opacUrl"), auth=doc["auth"], connexion_phrase=doc.get("connexionPhrase", ""),
+            opac_url=doc.get("opacUrl"), opac_sign_on=doc.get("opacSignOnPath", "empr.php"), auth=doc["auth"], connexion_phrase=doc.get("connexionPhrase", ""),
             login_salt=doc.get("loginSalt", ""), reader_scope=doc.get("readerScope", "login"), sync_readers=bool(doc.get("syncReaders")),
             reader_fields=(doc.get("readerCateg", 1), doc.get("readerStatut", 1), doc.get("readerCstat", 1)))
         self._known[uai] = (now + self.ttl, conn)

@@ -41,7 +41,7 @@ class Directory:
     def __init__(self, docstore: Docstore) -> None:
         self.docstore = docstore
         self.readers = docstore.db[READERS]
-        self.changed: Callable[[str], Awaitable[None]] | None = None  # told of every person changed or gone
+        self.changed: Callable[[str, list[str]], Awaitable[None]] | None = None  # told of every person changed or gone, and their schools
 
     async def reader(self, person_id: str) -> Doc | None:
         return await self.readers.find_one({"_id": person_id})
@@ -54,16 +54,17 @@ class Directory:
     async def handle(self, event: Event) -> None:
         """Identity's person events: the copy follows them."""
         fact = event.type.removeprefix("identity.person.").rpartition(".v")[0]
+        schools: list[str] = []
         if fact == "deleted":
             person_id = event.unpack(pb.PersonDeleted).id
             async with self.docstore.writing():
                 await self.readers.delete_one({"_id": person_id})
         elif fact in ("created", "updated"):
             doc = reader_doc(event.unpack(pb.PersonCreated if fact == "created" else pb.PersonUpdated).person, event.tenant)
-            person_id = doc["_id"]
+            person_id, schools = doc["_id"], sorted(doc.get("ecoles", {}))
             async with self.docstore.writing():
                 await self.readers.replace_one({"_id": person_id}, doc, upsert=True)
         else:
             return
         if self.changed is not None:
-            await self.changed(person_id)
+            await self.changed(person_id, schools)

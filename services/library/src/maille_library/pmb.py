@@ -55,6 +55,7 @@ class PmbConnection:
     password: str = field(repr=False)
     database: str | None = None
     opac_url: str | None = None
+    opac_sign_on: str = "empr.php"  # the OPAC page that starts PMB's sign-on through Keycloak (OIDC source)
     auth: Literal["basic", "body"] = "basic"
     connexion_phrase: str = field(default="", repr=False)
     login_salt: str = field(default="", repr=False)  # the OPAC's opac_empr_password_salt: readers signed on without their password

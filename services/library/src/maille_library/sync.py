@@ -51,14 +51,24 @@ class ReaderSync:
         self.errors: list[str] = []  # the last failures, for operators (also logged)
 
     # the queue
-    async def changed(self, person_id: str) -> None:
-        """A person changed or left the directory: noted durably, then synced."""
+    async def changed(self, person_id: str, schools: list[str]) -> None:
+        """A person changed or left the directory (now in `schools`): noted durably, then synced — when one of their
+        schools syncs its readers, or some PMB holds them as a reader (nothing is written for anyone else)."""
+        if not await self._concerns(person_id, schools):
+            return
         try:
             async with self.docstore.writing():
                 await self.pending.insert_one({"_id": person_id})
         except DuplicateKeyError:
             pass
         self._enqueue(person_id)
+
+    async def _concerns(self, person_id: str, schools: list[str]) -> bool:
+        for uai in schools:
+            conn = await self.connections.get(uai)
+            if conn is not None and conn.sync_readers:
+                return True
+        return await self.synced.find_one({"_id": person_id}, {"_id": 1}) is not None
 
     def _enqueue(self, person_id: str) -> None:
         if person_id not in self._queued and not self._stopping:

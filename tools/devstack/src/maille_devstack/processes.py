@@ -283,13 +283,18 @@ class Peer:
 class PmbPeerProcess(Peer):
     """The PMB peer (`maille-peer-pmb`): one catalogue per database, answering after `delay_ms` + up to `jitter_ms`."""
 
-    def __init__(self, *, port: int, databases: list[str], log_dir: Path, delay_ms: int = 0, jitter_ms: int = 0, records: int = 200) -> None:
+    def __init__(self, *, port: int, databases: list[str], log_dir: Path, delay_ms: int = 0, jitter_ms: int = 0, records: int = 200,
+                 env: dict[str, str] | None = None) -> None:
         self.port = port
         self.process = Process(
             "peer-pmb", [str(bin_of("maille-peer-pmb"))], log_dir / "peer-pmb.log",
             env={"PEER_PORT": str(port), "PEER_DATABASES": ",".join(databases), "PEER_DELAY_MS": str(delay_ms),
-                 "PEER_JITTER_MS": str(jitter_ms), "PEER_RECORDS": str(records)},
+                 "PEER_JITTER_MS": str(jitter_ms), "PEER_RECORDS": str(records), **(env or {})},
         )
+
+    def opac_url(self, database: str) -> str:
+        """Where the database's OPAC is."""
+        return f"{self.url}/opac/{database}"
 
 
 class SamlPeer(Peer):
