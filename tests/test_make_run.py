@@ -112,6 +112,27 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert all(r["sources"] == ["gar"] and "/domaineGar?" in r["lien"] for r in shelf.json()["ressources"])
         assert shelf.json()["ressources"], "the GAR peer lists resources for every school"
 
+        # Their CDI: the school's PMB catalogue searched through the gateway (the library learnt their school from
+        # identity's events), their reader account (readers synced into PMB), and the OPAC opened signed in.
+        school = pupil["profiles"][0]["structure"]
+        deadline = time.monotonic() + 120
+        while True:
+            found = browser.request("GET", f"{gateway}/api/library/v1/search", params={"q": "Germinal"})
+            if found.status_code == 200 and found.json()["results"] or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert found.status_code == 200 and found.json()["missing"] == [], found.text[:300]
+        assert found.json()["results"] and all("Germinal" in r["title"] and r["uai"] == school for r in found.json()["results"])
+        deadline = time.monotonic() + 120
+        while True:
+            account = browser.request("GET", f"{gateway}/api/library/v1/account")
+            if account.status_code == 200 and account.json()["schools"] or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert [s["uai"] for s in account.json()["schools"]] == [school], account.text[:300]
+        opac = browser.go(f"{gateway}{account.json()['schools'][0]['opac']}")
+        assert opac.status_code == 200 and f"({pupil['_id']})" in opac.text and "Connecté" in opac.text, opac.text[:300]
+
         # They write to a classmate through the gateway (the communication rules asked of identity), who finds
         # it in their inbox.
         with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
@@ -127,7 +148,7 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert message["line"]["subject"] == "Les devoirs" and message["recipients"] == [mate["_id"]]
 
         parts = list(json.loads(state_file(var).read_text())["parts"].values())
-        assert len(parts) == 11  # Keycloak, NATS, docstore, three peers, four services, the gateway
+        assert len(parts) == 12  # Keycloak, NATS, docstore, four peers, four services, the gateway
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=90)

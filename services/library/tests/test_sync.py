@@ -78,6 +78,19 @@ async def test_a_pupil_with_loans_stays_a_reader_and_is_named(library: Library) 
     assert "p-9" in cdi.readers and "prêts en cours" in sync.errors[-1]
 
 
+async def test_a_school_that_starts_syncing_gets_all_its_readers(library: Library) -> None:
+    await library.persons(pupil("p-20", C, "6A"), pupil("p-21", C, "3C"))
+    # Nobody syncs school C yet: nothing is noted for its persons, nothing written to PMB.
+    pending = library.service.state.runtime.docstore.db["reader_sync_pending"]
+    assert await pending.count_documents({"_id": {"$in": ["p-20", "p-21"]}}) == 0
+    cdi = library.pmb.databases[f"cdi{C}"]
+    # Its CDI registered with reader sync: the persons already known become readers, without any new event.
+    answer = await library.client.put(f"{API}/operator/schools/{C}/pmb", headers=library.operator(), json=library.connection(C, syncReaders=True))
+    assert answer.status_code == 201
+    await until(lambda: _has(cdi.readers, "p-21"), "the school's readers in PMB")
+    assert "p-20" in cdi.readers and cdi.readers["p-21"]["groupe_list"] == [{"id": 4}]
+
+
 def _is(reader: dict, **fields) -> bool:
     async def check() -> bool:
         return all(reader.get(k) == v for k, v in fields.items())

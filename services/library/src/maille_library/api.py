@@ -125,9 +125,12 @@ async def connection(request: Request, uai: Uai, _: Operator) -> ConnectionOut:
 @router.put("/operator/schools/{uai}/pmb", summary="Register or replace a school's PMB connection (operators)")
 async def put_connection(request: Request, response: Response, uai: Uai, body: ConnectionIn, operator: Operator) -> ConnectionOut:
     tenant: Any = operator.claims.get("tenant") or request.app.state.runtime.settings.tenant
+    before = await _connections(request).doc(uai)
     if await _connections(request).put(uai, body, tenant=str(tenant)):
         response.status_code = 201
     await _opac_changed(request, uai, body.opacUrl, str(tenant))
+    if body.syncReaders and not (before or {}).get("syncReaders"):  # the school's readers now, not only who changes from now on
+        await request.app.state.runtime.state["sync"].school_joined(uai)
     doc = await _connections(request).doc(uai)
     assert doc is not None
     return shown(doc)

@@ -18,7 +18,7 @@ import logging
 import time
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from maille_kit.docstore import Docstore
 from maille_library.connections import Connections
@@ -62,6 +62,20 @@ class ReaderSync:
         except DuplicateKeyError:
             pass
         self._enqueue(person_id)
+
+    async def school_joined(self, uai: str) -> int:
+        """A school syncs its readers from now on: every person of it is noted and synced, not only those who change
+        later; how many."""
+        persons = [doc["_id"] async for doc in self.directory.readers.find({f"ecoles.{uai}": {"$exists": True}}, {"_id": 1})]
+        for start in range(0, len(persons), 500):
+            try:
+                async with self.docstore.writing():
+                    await self.pending.insert_many([{"_id": p} for p in persons[start:start + 500]], ordered=False)
+            except BulkWriteError:
+                pass  # some were noted already
+        for person_id in persons:
+            self._enqueue(person_id)
+        return len(persons)
 
     async def _concerns(self, person_id: str, schools: list[str]) -> bool:
         for uai in schools:

@@ -12,7 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from maille_devstack.keycloak_admin import admin_client, ensure_user
+import httpx
+
+from maille_devstack.keycloak_admin import admin_client, audience_mappers, ensure_user
 from maille_devstack.paths import VAR, bin_of
 from maille_devstack.pki import make_pki
 from maille_devstack.processes import (
@@ -22,6 +24,7 @@ from maille_devstack.processes import (
     NotReady,
     Process,
     GarPeer,
+    PmbPeerProcess,
     SamlPeer,
     ServiceProcess,
     port_open,
@@ -49,6 +52,7 @@ class Ports:
     academie: int = 8202
     gar: int = 8203
     gar_resources: int = 8204
+    pmb: int = 8205
 
 
 def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str], keycloak_url: str = "",
@@ -130,6 +134,15 @@ class Stack:
         gar = GarPeer(port=self.ports.gar, keycloak_url=browser_keycloak, work_dir=self.var / "peers", log_dir=self.logs,
                       pki=make_pki(self.var / "pki"), resources_port=self.ports.gar_resources)
         self._launch("peer-gar", gar)
+        identity_env = service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes={}, keycloak_url=keycloak.url,
+                                   gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar)
+        self.seed_directory(identity_env)
+        schools = demo_schools(mongodb_url)
+        # The CDIs' PMB: one database per demo school, its OPACs signing readers in through the realm's OPAC client.
+        pmb = PmbPeerProcess(port=self.ports.pmb, databases=[f"cdi{uai}" for uai in schools], log_dir=self.logs, env={
+            "PEER_OIDC_ISSUER": f"{browser_keycloak}/realms/maille", "PEER_OIDC_CLIENT_ID": "maille-pmb-opac",
+            "PEER_OIDC_CLIENT_SECRET": os.environ.get("MAILLE_IDENTITY_PMB_OPAC_CLIENT_SECRET") or "maille-pmb-opac-dev-secret"})
+        self._launch("peer-pmb", pmb)
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         for name in (*SERVICES, "gateway"):
             env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url,
@@ -137,12 +150,38 @@ class Stack:
             if name == "identity":  # its working folders under .var, not in the checkout
                 env |= {"MAILLE_IDENTITY_IMPORT_DIR": str(self.var / "aaf-imports"), "MAILLE_IDENTITY_GAR_EXPORT_DIR": str(self.var / "gar-export")}
             self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
-        identity_env = service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url,
-                                   gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar)
-        self.seed_directory(identity_env)
         self.echo("waiting for Keycloak (the first start takes a minute or two)…")
         keycloak.wait(300)
         self.setup_keycloak(keycloak, mongodb_url, identity_env)
+        self.register_cdis(keycloak, pmb, schools)
+
+    def register_cdis(self, keycloak: KeycloakServer, pmb: PmbPeerProcess, schools: list[str]) -> None:
+        """Each demo school's CDI registered with the library, as an operator does through the gateway: its PMB database,
+        OPAC and sign-on salt, readers synced from the directory. The operator is a client of the realm made for this
+        (`maille-devstack-operator`, role operator, a new secret each start)."""
+        client_id, secret = "maille-devstack-operator", os.urandom(16).hex()
+        with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
+            found = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()
+            if found:
+                admin.put(f"/clients/{found[0]['id']}", json={**found[0], "secret": secret}).raise_for_status()
+            else:
+                admin.post("/clients", json={"clientId": client_id, "secret": secret, "publicClient": False, "serviceAccountsEnabled": True,
+                                             "standardFlowEnabled": False, "directAccessGrantsEnabled": False,
+                                             "protocolMappers": audience_mappers()}).raise_for_status()
+                internal = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()[0]["id"]
+                account = admin.get(f"/clients/{internal}/service-account-user").raise_for_status().json()["id"]
+                role = admin.get("/roles/operator").raise_for_status().json()
+                admin.post(f"/users/{account}/role-mappings/realm", json=[role]).raise_for_status()
+        token = httpx.post(f"http://localhost:{self.ports.keycloak}/realms/maille/protocol/openid-connect/token", timeout=30, data={
+            "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}).raise_for_status().json()["access_token"]
+        for uai in schools:
+            body = {"url": pmb.url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": f"cdi{uai}",
+                    "opacUrl": pmb.opac_url(f"cdi{uai}"), "loginSalt": "sel-opac", "syncReaders": True}
+            answer = httpx.put(f"http://localhost:{self.ports.gateway}/api/library/v1/operator/schools/{uai}/pmb", json=body,
+                               headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            if answer.status_code not in (200, 201):
+                raise NotReady(f"the CDI of {uai} could not be registered: {answer.status_code} {answer.text[:300]}")
+        self.echo(f"  CDIs registered with the library: {', '.join(schools)} (the PMB peer, readers synced, OPAC sign-on)")
 
     def setup_keycloak(self, keycloak: KeycloakServer, mongodb_url: str, identity_env: dict[str, str]) -> None:
         """The realm as code (`maille-identity sync-keycloak`: the gateway's client, EduConnect and the
@@ -216,6 +255,7 @@ class Stack:
             ("academie", f"http://localhost:{p.academie}", "académie agents' IdP peer (SAML): staff — AAF join key / demo"),
             ("gar", f"http://localhost:{p.gar}/sp/login", "GAR peer (SAML SP): shows the assertion Maille sends the GAR"),
             ("gar-list", f"https://localhost:{p.gar_resources}", f"GAR peer's resource list (client certificates of {self.var / 'pki'})"),
+            ("pmb", f"http://localhost:{p.pmb}/opac/cdi<UAI>/", "PMB peer: the CDIs' catalogues (JSON-RPC) and OPACs (sign-on through Keycloak)"),
             ("nats", f"nats://127.0.0.1:{p.nats}", f"JetStream, data in {self.var / 'nats'}"),
             ("docstore", self.external_mongodb or f"mongodb://127.0.0.1:{p.docstore}",
              "MongoDB (MONGODB_URL)" if self.external_mongodb else f"FerretDB on SQLite, data in {self.var / 'docstore'}"),
@@ -255,6 +295,14 @@ def demo_people(mongodb_url: str) -> dict[str, dict]:
         teacher = next((p for p in persons.find({"kind": "staff"}).limit(500)
                         if any(pr.get("code") == "National_ENS" for pr in p.get("profiles", []))), {})
     return {"demo-eleve": pupil, "demo-parent": parent or {}, "demo-enseignant": teacher}
+
+
+def demo_schools(mongodb_url: str) -> list[str]:
+    """The UAIs of the demo directory's schools (identity's database, as demo_people)."""
+    from pymongo import MongoClient
+
+    with MongoClient(mongodb_url, serverSelectionTimeoutMS=5000) as client:
+        return sorted(s["_id"] for s in client["maille_identity"]["structures"].find({}, {"_id": 1}))
 
 
 def run() -> int:
