@@ -101,7 +101,14 @@ async def load(gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_u
         assert answer.status_code == 200, answer.text
     peer_count = f"{pmb_url.rsplit('/pmb', 1)[0]}/peer/databases/cdi{SCHOOLS[0]}/readers"
     async with httpx.AsyncClient(timeout=10) as peer:
-        already = (await peer.get(peer_count)).json()["readers"]
+        # The school's persons already known (the teachers) become readers as the school starts syncing: let that
+        # settle before the clock starts.
+        already, steady_since = -1, time.perf_counter()
+        while time.perf_counter() - steady_since < 2:
+            now = (await peer.get(peer_count)).json()["readers"]
+            if now != already:
+                already, steady_since = now, time.perf_counter()
+            await asyncio.sleep(0.2)
         bus = Bus(nats_url, name="bench-library-sync")
         await bus.connect()
         started = time.perf_counter()
