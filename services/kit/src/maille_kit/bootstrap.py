@@ -1,0 +1,59 @@
+"""`python -m maille_kit.bootstrap <service>`: what a service declares at start — its streams, dead-letter stream
+and indexes — made once and the process ends. Helm runs it as a Job before an upgrade rolls the pods (new indexes
+are built once, not by every new pod at once) and after an install."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+
+from maille_kit.app import Runtime, ServiceSpec, load_settings
+from maille_kit.bus import dead_letter_stream
+from maille_kit.docstore import Docstore
+from maille_kit.settings import ServiceSettings
+
+log = logging.getLogger("maille.bootstrap")
+
+
+def spec_of(service: str) -> ServiceSpec:
+    """The service's spec, from its own settings (its MAILLE_<SERVICE>_* variables)."""
+    settings_module = importlib.import_module(f"maille_{service}.settings")
+    classes = [v for v in vars(settings_module).values()
+               if isinstance(v, type) and issubclass(v, ServiceSettings) and v.__module__ == settings_module.__name__]
+    if len(classes) != 1:
+        raise SystemExit(f"maille_{service}.settings defines {len(classes)} settings classes")
+    return importlib.import_module(f"maille_{service}.main").build(load_settings(classes[0]))
+
+
+async def bootstrap(spec: ServiceSpec) -> None:
+    """Declare the streams the service owns and make its indexes."""
+    runtime = Runtime(spec)
+    settings = spec.settings
+    await runtime.bus.connect(timeout=settings.nats_connect_timeout)
+    try:
+        await runtime.bus.ensure_streams([*spec.streams, *([dead_letter_stream(spec.name)] if spec.uses_docstore else [])])
+    finally:
+        await runtime.bus.close()
+    if spec.uses_docstore:
+        docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-{spec.name}-bootstrap")
+        try:
+            await docstore.detect()
+            await docstore.ensure_indexes(spec.indexes)
+        finally:
+            await docstore.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        raise SystemExit("usage: python -m maille_kit.bootstrap <service>")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    spec = spec_of(args[0])
+    asyncio.run(bootstrap(spec))
+    log.info("%s: %d stream(s), indexes of %d collection(s) in place", spec.name, len(spec.streams), len(spec.indexes))
+
+
+if __name__ == "__main__":
+    main()
