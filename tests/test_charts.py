@@ -1,0 +1,160 @@
+"""The Helm charts as an operator deploys them: what `helm template` renders (with the Helm `make charts` builds)
+is locked down, probed, sized, spread, budgeted and fenced; nothing secret is in it; a `latest` tag or an unknown
+field is refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools" / "charts"))
+import check  # noqa: E402  (tools/charts/check.py: what `make charts` runs)
+
+SERVICES = check.SERVICES
+WORKLOADS = ("Deployment", "StatefulSet", "Job", "CronJob")
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict]]:
+    assert (check.BIN / "helm").exists(), "Helm is built by `make charts` (make test runs it first)"
+    check.build_dependencies()
+    return {name: check.documents(text) for name, text in check.renders().items()}
+
+
+def pod_of(doc: dict) -> dict:
+    if doc["kind"] == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return doc["spec"]["template"]["spec"]
+
+
+def named(docs: list[dict], kind: str, name: str) -> dict:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def test_every_pod_is_locked_down_sized_and_versioned(rendered: dict[str, list[dict]]) -> None:
+    for render, docs in rendered.items():
+        workloads = [d for d in docs if d["kind"] in WORKLOADS]
+        assert workloads, render
+        for doc in workloads:
+            pod, where = pod_of(doc), f"{render}: {doc['kind']} {doc['metadata']['name']}"
+            assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
+            assert pod["automountServiceAccountToken"] is False, where
+            for container in pod["containers"]:
+                security = container["securityContext"]
+                assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False, where
+                assert security["capabilities"]["drop"] == ["ALL"], where
+                image = container["image"]
+                assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), (where, image)
+                assert container["resources"]["requests"] and container["resources"]["limits"], where
+
+
+def test_the_services_are_probed_spread_budgeted_and_scaled(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["maille/production"]
+    for service in SERVICES:
+        deployment = named(docs, "Deployment", f"maille-{service}")
+        container = pod_of(deployment)["containers"][0]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        spread = pod_of(deployment)["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in spread} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        assert named(docs, "PodDisruptionBudget", f"maille-{service}")["spec"]["maxUnavailable"] == 1
+        hpa = named(docs, "HorizontalPodAutoscaler", f"maille-{service}")
+        assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    nats = named(docs, "StatefulSet", "maille-nats")
+    assert nats["spec"]["replicas"] == 3
+    config = named(docs, "ConfigMap", "maille-nats")["data"]["nats.conf"]
+    assert "jetstream" in config and config.count("nats://maille-nats-") == 3
+
+
+def test_only_the_gateway_is_reachable_and_the_infrastructure_only_from_maille(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["maille/default"]
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    gateway_pods = {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/instance": "maille"}
+    for service in ("identity", "catalog", "messaging", "library"):
+        rules = policies[f"maille-{service}"]["spec"]["ingress"]
+        assert [peer["podSelector"]["matchLabels"] for rule in rules for peer in rule["from"]] == [gateway_pods], service
+    assert "from" not in policies["maille-gateway"]["spec"]["ingress"][0]  # the public entry
+    for part in ("nats", "mongodb"):
+        peers = [peer for rule in policies[f"maille-{part}"]["spec"]["ingress"] for peer in rule["from"]]
+        assert peers == [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "maille"}}}], part
+    keycloak = [peer for rule in policies["maille-keycloak"]["spec"]["ingress"] for peer in rule["from"]]
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "maille"}}} in keycloak
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}} in keycloak
+    # Every pod of the release carries the label those policies let in; only Services of the gateway's are exposed.
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            assert doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "maille"
+    ingresses = [rule["http"]["paths"][0]["backend"]["service"]["name"] for d in docs if d["kind"] == "Ingress" for rule in d["spec"]["rules"]]
+    assert sorted(ingresses) == ["maille-gateway", "maille-keycloak"]
+
+
+def test_no_secret_is_written_only_existing_secrets_are_named(rendered: dict[str, list[dict]]) -> None:
+    for render, docs in rendered.items():
+        assert not [d for d in docs if d["kind"] == "Secret"], render
+        text = json.dumps(docs)
+        for leaked in ("dev-secret", "change-me", "password\": \""):
+            assert leaked not in text, (render, leaked)
+    refs = {ref["secretKeyRef"]["name"] for doc in rendered["maille/default"] if doc["kind"] in WORKLOADS
+            for c in pod_of(doc)["containers"] for e in c.get("env", []) if "secretKeyRef" in (ref := e.get("valueFrom", {}))}
+    assert refs == {"maille-mongodb", "maille-gateway", "maille-identity", "maille-keycloak"}
+
+
+def test_the_external_endpoints_replace_the_bundled_infrastructure(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["maille/external"]
+    assert not [d for d in docs if d["metadata"]["name"].startswith(("maille-nats", "maille-mongodb", "maille-keycloak"))]
+    env = {e["name"]: e for e in pod_of(named(docs, "Deployment", "maille-catalog"))["containers"][0]["env"]}
+    assert env["MAILLE_CATALOG_NATS_URL"]["value"].startswith("nats://nats-0.nats.infra.svc")
+    assert env["MAILLE_CATALOG_MONGODB_URL"]["valueFrom"]["secretKeyRef"] == {"name": "maille-mongodb-external", "key": "uri"}
+    assert env["MAILLE_CATALOG_AUTH_ISSUER"]["value"] == "https://sso.example.org/realms/maille"
+
+
+def test_identity_has_its_jobs(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["maille/default"]
+    reconcile = named(docs, "Job", "maille-identity-keycloak-reconcile")
+    assert pod_of(reconcile)["containers"][0]["command"] == ["maille-identity", "sync-keycloak"]
+    assert reconcile["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    bootstrap = named(docs, "Job", "maille-messaging-bootstrap")
+    assert pod_of(bootstrap)["containers"][0]["command"] == ["python", "-m", "maille_kit.bootstrap", "messaging"]
+    assert "pre-upgrade" in bootstrap["metadata"]["annotations"]["helm.sh/hook"]
+    gar = named(docs, "CronJob", "maille-identity-gar-export")
+    assert gar["spec"]["schedule"] == "30 1 * * *" and pod_of(gar)["containers"][0]["command"][:2] == ["maille-identity", "export-gar"]
+    aaf = named(docs, "CronJob", "maille-identity-aaf-import")
+    assert aaf["spec"]["suspend"] is True and pod_of(aaf)["containers"][0]["command"][:2] == ["maille-identity", "import-aaf"]
+
+
+def test_a_latest_tag_is_refused(tmp_path: Path) -> None:
+    values = tmp_path / "latest.yaml"
+    values.write_text("global:\n  imageTag: latest\n")
+    with pytest.raises(RuntimeError, match="must name a version"):
+        check.render("maille", [str(values)])
+    values.write_text("nats:\n  image: docker.io/library/nats:latest\n")
+    with pytest.raises(RuntimeError, match="must name a version"):
+        check.render("maille", [str(values)])
+
+
+def test_kubeconform_refuses_what_kubernetes_would(rendered: dict[str, list[dict]]) -> None:
+    deployment = dict(named(rendered["maille/default"], "Deployment", "maille-library"))
+    deployment["spec"] = {**deployment["spec"], "replicaz": 2}  # a field Kubernetes does not know
+    versions = (check.SCHEMAS / ".done").read_text().split()
+    with pytest.raises(RuntimeError, match="replicaz"):
+        check.kubeconform("bogus", json.dumps(deployment), versions[0])
+    assert "Valid: 1" in check.kubeconform("fine", json.dumps(named(rendered["maille/default"], "Deployment", "maille-library")), versions[0])
+
+
+def test_the_realm_seed_is_identitys(rendered: dict[str, list[dict]]) -> None:
+    seed = json.loads((ROOT / "charts" / "maille" / "files" / "realm-maille.json").read_text())
+    ours = json.loads((ROOT / "identity" / "keycloak" / "realm-maille.json").read_text())
+    assert seed["clients"][0].pop("secret") == "${MAILLE_IDENTITY_KEYCLOAK_CLIENT_SECRET}"
+    ours["clients"][0].pop("secret")
+    assert seed == ours
+
+
+def test_make_charts_passes() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "charts" / "check.py")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Invalid: 0, Errors: 0" in done.stdout and "Valid: 0," not in done.stdout
