@@ -158,3 +158,21 @@ def test_make_charts_passes() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "charts" / "check.py")], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Invalid: 0, Errors: 0" in done.stdout and "Valid: 0," not in done.stdout
+
+
+def test_production_holds_the_8am_peak_of_docs_capacity(rendered: dict[str, list[dict]]) -> None:
+    """docs/capacity.md: Keycloak needs 61 vCPU at 300 sign-ins/s, the gateway 6.4 at its peak, one of a lost node
+    spare — what values-production.yaml requests must hold it."""
+    docs = rendered["maille/production"]
+
+    def cpu(value: str) -> float:
+        return float(value[:-1]) / 1000 if str(value).endswith("m") else float(value)
+
+    keycloak = named(docs, "Deployment", "maille-keycloak")
+    requested = keycloak["spec"]["replicas"] * cpu(pod_of(keycloak)["containers"][0]["resources"]["requests"]["cpu"])
+    assert requested >= 56, requested
+    gateway = named(docs, "HorizontalPodAutoscaler", "maille-gateway")["spec"]
+    per_pod = cpu(pod_of(named(docs, "Deployment", "maille-gateway"))["containers"][0]["resources"]["requests"]["cpu"])
+    assert gateway["maxReplicas"] * per_pod * gateway["metrics"][0]["resource"]["target"]["averageUtilization"] / 100 >= 6.4
+    assert not [d for d in docs if d["metadata"]["name"].startswith("maille-mongodb")]  # an external replica set
+    assert named(docs, "PersistentVolumeClaim", "maille-identity-data")["spec"]["accessModes"] == ["ReadWriteMany"]
