@@ -33,6 +33,16 @@ def wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float) -
     raise AssertionError(f"no {needle!r} after {timeout}s:\n" + "".join(lines))
 
 
+def until_answered(request, key: str, seconds: float = 120) -> httpx.Response:
+    """The answer once it is a 200 whose `key` is not empty (the services learn in the background), or the last one."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = request()
+        if answer.status_code == 200 and answer.json()[key] or time.monotonic() > deadline:
+            return answer
+        time.sleep(2)
+
+
 def pids_alive(pids: list[int]) -> list[int]:
     alive = []
     for pid in pids:
@@ -102,12 +112,7 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
 
         # Their médiacentre: the catalog learnt the directory from identity's events, and asks the GAR peer's
         # resource list over HTTPS with the ENT's client certificate.
-        deadline = time.monotonic() + 120
-        while True:
-            shelf = browser.request("GET", f"{gateway}/api/catalog/v1/mediacentre")
-            if shelf.status_code == 200 and shelf.json()["ressources"] or time.monotonic() > deadline:
-                break
-            time.sleep(2)
+        shelf = until_answered(lambda: browser.request("GET", f"{gateway}/api/catalog/v1/mediacentre"), "ressources")
         assert shelf.status_code == 200 and shelf.json()["gar"] == "ok", shelf.text[:300]
         assert all(r["sources"] == ["gar"] and "/domaineGar?" in r["lien"] for r in shelf.json()["ressources"])
         assert shelf.json()["ressources"], "the GAR peer lists resources for every school"
@@ -115,20 +120,10 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         # Their CDI: the school's PMB catalogue searched through the gateway (the library learnt their school from
         # identity's events), their reader account (readers synced into PMB), and the OPAC opened signed in.
         school = pupil["profiles"][0]["structure"]
-        deadline = time.monotonic() + 120
-        while True:
-            found = browser.request("GET", f"{gateway}/api/library/v1/search", params={"q": "Germinal"})
-            if found.status_code == 200 and found.json()["results"] or time.monotonic() > deadline:
-                break
-            time.sleep(2)
+        found = until_answered(lambda: browser.request("GET", f"{gateway}/api/library/v1/search", params={"q": "Germinal"}), "results")
         assert found.status_code == 200 and found.json()["missing"] == [], found.text[:300]
         assert found.json()["results"] and all("Germinal" in r["title"] and r["uai"] == school for r in found.json()["results"])
-        deadline = time.monotonic() + 120
-        while True:
-            account = browser.request("GET", f"{gateway}/api/library/v1/account")
-            if account.status_code == 200 and account.json()["schools"] or time.monotonic() > deadline:
-                break
-            time.sleep(2)
+        account = until_answered(lambda: browser.request("GET", f"{gateway}/api/library/v1/account"), "schools")
         assert [s["uai"] for s in account.json()["schools"]] == [school], account.text[:300]
         opac = browser.go(f"{gateway}{account.json()['schools'][0]['opac']}")
         assert opac.status_code == 200 and f"({pupil['_id']})" in opac.text and "Connecté" in opac.text, opac.text[:300]

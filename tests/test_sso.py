@@ -375,6 +375,36 @@ def test_a_teacher_opens_the_cdi_catalogue_already_signed_in(platform: Platform,
     assert refused.status_code == 400 and "redirect_uri" in refused.text.lower()
 
 
+def test_an_opac_keycloak_refuses_is_left_out_without_blocking_the_others(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from maille_identity.federation.repository import FederationRepository
+    from maille_identity.federation.service import Federation
+    from maille_identity.settings import IdentitySettings
+    from maille_kit.docstore import Docstore
+
+    for name, value in platform.env.items():
+        monkeypatch.setenv(name, value)
+    good, refused = f"{platform.pmb.url}/opac/cdi{SCHOOL_B}", "http://cdi.example.org/" + "x" * 300  # past Keycloak's 255 characters
+
+    async def register() -> list[str]:
+        docstore = Docstore(platform.env["MAILLE_IDENTITY_MONGODB_URL"], platform.database, app_name="test-opac")
+        federation = Federation(IdentitySettings(), FederationRepository(docstore))
+        try:
+            await federation.opac_changed(SCHOOL_B, good)
+            await federation.opac_changed("0351099A", refused)  # Keycloak answers 500: left out, logged
+            return await federation.federations.opac_redirect_uris()
+        finally:
+            await federation.keycloak.close()
+            await docstore.close()
+
+    kept = asyncio.run(register())
+    assert f"{good}/*" in kept and not any(uri.startswith("http://cdi.example.org/") for uri in kept)
+    with admin_client(platform.keycloak.url, platform.keycloak.admin_user, platform.keycloak.admin_password) as admin:
+        client = admin.get("/clients", params={"clientId": platform.env["MAILLE_IDENTITY_PMB_OPAC_CLIENT_ID"]}).raise_for_status().json()[0]
+    assert f"{good}/*" in client["redirectUris"]
+
+
 def test_sign_out_ends_the_session_here_and_at_keycloak(platform: Platform) -> None:
     browser, me = platform.sign_in("educonnect", "E1")
     assert me.status_code == 200

@@ -17,7 +17,7 @@ from maille_identity.directory.jobs import ImportJobs
 from maille_identity.events import STREAMS, EventBatch
 from maille_identity.federation.accounts import AccountSync
 from maille_identity.federation.linking import Linking
-from maille_identity.federation.opacs import OpacClients
+from maille_identity.federation.opacs import opac_consumer
 from maille_identity.federation.repository import FederationRepository
 from maille_identity.federation.service import Federation
 from maille_identity.gar.nightly import run_nightly
@@ -52,7 +52,7 @@ async def on_start(runtime: Runtime) -> None:
         accounts = AccountSync(runtime.bus, runtime.docstore, runtime.state["linking"])
         await accounts.start()
         runtime.state["accounts"] = accounts
-        opacs = OpacClients(runtime.bus, runtime.docstore, federation)
+        opacs = opac_consumer(runtime.bus, runtime.docstore, federation)
         await opacs.start()
         runtime.state["opacs"] = opacs
         if settings.keycloak_sync_on_start:

@@ -38,7 +38,11 @@ WRITE_ONLY = ("clientSecret",)
 
 
 class KeycloakUnavailable(RuntimeError):
-    """Keycloak could not be reached or refused identity's client."""
+    """Keycloak could not be reached or refused identity's client (`status`: its HTTP answer, None if unreached)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -116,7 +120,8 @@ class Reconciler:
         except KeycloakError as exc:
             if exc.response_code is None:
                 raise KeycloakUnavailable(f"Keycloak cannot be reached: {exc.error_message!s:.200}") from exc
-            raise KeycloakUnavailable(f"Keycloak refused or failed a request: {exc.response_code} {exc.error_message!s:.300}") from exc
+            raise KeycloakUnavailable(f"Keycloak refused or failed a request: {exc.response_code} {exc.error_message!s:.300}",
+                                      status=exc.response_code) from exc
         except OSError as exc:
             raise KeycloakUnavailable(f"Keycloak cannot be reached: {exc}") from exc
         return report

@@ -17,27 +17,18 @@ from maille_kit.events import Event
 from maille_identity.federation.service import Federation
 
 SUBJECTS = ("library.opac.changed.v1",)
-OPAC_URL = re.compile(r"^https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$")
+OPAC_URL = re.compile(r"^https?://[A-Za-z0-9.:\[\]-]+(/([A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?$")
 log = logging.getLogger("maille.identity.opacs")
 
 
-class OpacClients:
-    """Follows the library's OPAC events into the realm."""
+def opac_consumer(bus: Bus, docstore: Docstore, federation: Federation) -> EventConsumer:
+    """The consumer of the library's OPAC events, making each one so in the realm."""
 
-    def __init__(self, bus: Bus, docstore: Docstore, federation: Federation) -> None:
-        self.federation = federation
-        self.consumer = EventConsumer(bus, docstore, service="identity", durable="identity-opacs", stream="LIBRARY",
-                                      subjects=SUBJECTS, handler=self.handle)
-
-    async def start(self) -> None:
-        await self.consumer.start()
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-
-    async def handle(self, event: Event) -> None:
+    async def handle(event: Event) -> None:
         changed = event.unpack(opac_pb2.OpacChanged)
-        if changed.opac_url and not OPAC_URL.match(changed.opac_url):
-            log.warning("OPAC of %s not let sign readers in: %r is not an http(s) URL", changed.uai, changed.opac_url[:100])
+        if changed.opac_url and (len(changed.opac_url) > 253 or not OPAC_URL.match(changed.opac_url)):
+            log.warning("OPAC of %s not let sign readers in: %r is not an http(s) URL Keycloak keeps (255 characters with /*)", changed.uai, changed.opac_url[:100])
             return
-        await self.federation.opac_changed(changed.uai, changed.opac_url)
+        await federation.opac_changed(changed.uai, changed.opac_url)
+
+    return EventConsumer(bus, docstore, service="identity", durable="identity-opacs", stream="LIBRARY", subjects=SUBJECTS, handler=handle)

@@ -58,11 +58,22 @@ class Federation:
         await self.federations.put_opac(uai, url)
         if not self.settings.pmb_opac_client_id:
             return
+        try:
+            report = await self._opac_client()
+        except KeycloakUnavailable as exc:
+            if exc.status is None or exc.status >= 500 and not url:
+                raise  # Keycloak away: the event is delivered again
+            # Keycloak will not take this OPAC as a redirect URI: it is left out, not allowed to block every other school's.
+            log.error("OPAC of %s (%s) refused by Keycloak, left out: %s", uai, url[:100], exc)
+            await self.federations.put_opac(uai, "")
+            report = await self._opac_client()
+        log.info("OPAC of %s %s (%d change(s) in Keycloak)", uai, "registered" if url else "gone", len(report.changes))
+
+    async def _opac_client(self) -> Report:
         declared = await self.declared()
         client = next(c for c in declared["clients"] if c["clientId"] == self.settings.pmb_opac_client_id)
         async with self._lock:
-            report = await self.keycloak.reconcile({"clients": [client]})
-        log.info("OPAC of %s %s (%d change(s) in Keycloak)", uai, "registered" if url else "gone", len(report.changes))
+            return await self.keycloak.reconcile({"clients": [client]})
 
     async def sync(self) -> Report:
         """Make the realm hold its declaration; what was different."""

@@ -18,7 +18,8 @@ CONNECTIONS = "connections"
 UAI_PATTERN = r"^[0-9]{7}[A-Z]$"
 # A host (name, IPv4 or [IPv6]), a port, a path of RFC 3986's characters: what PMB, browsers and Keycloak (the
 # OPAC's redirect URIs) all take as it is.
-URL_PATTERN = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+URL_PATTERN = (r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])"
+               r"(:[0-9]{1,5})?(/([A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?$")
 
 
 class ConnectionIn(BaseModel):
@@ -33,7 +34,8 @@ class ConnectionIn(BaseModel):
     auth: Literal["basic", "body"] = Field("basic", description="HTTP Basic, or PMB's in-body `auth_pw`")
     connexionPhrase: str = Field("", max_length=200, description="the source's connexion phrase (for `auth` body)")
     database: str | None = Field(None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="the school's database (`database=`), when the PMB hosts several")
-    opacUrl: str | None = Field(None, pattern=URL_PATTERN, max_length=300, description="the school's OPAC, for links to records and sign-on")
+    opacUrl: str | None = Field(None, pattern=URL_PATTERN, max_length=250,
+                                description="the school's OPAC, for links to records and sign-on (Keycloak keeps a redirect URI in 255 characters)")
     opacSignOnPath: str = Field("empr.php", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,99}(\?[A-Za-z0-9_.=&%-]{0,200})?$",
                                 description="the OPAC page (relative to opacUrl) that starts PMB's sign-on through Keycloak: the reader's account page `empr.php` when the OpenID Connect source is the OPAC's")
     loginSalt: str = Field("", max_length=200, description="the OPAC's `opac_empr_password_salt`: readers' accounts through `login_token`, never their password (never shown again)")
