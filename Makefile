@@ -19,6 +19,12 @@ HELM_VERSION := v3.19.0
 KUBECONFORM_VERSION := v0.7.0
 # The Kubernetes versions the charts are validated against (oldest supported, newest).
 K8S_VERSIONS := 1.30.0 1.35.0
+# A real Kubernetes API server for maille-ops' tests: kube-apiserver built from Kubernetes' own Go module (its
+# go.mod points at ./staging, which a module download leaves out: the published staging modules are used), on
+# Debian's etcd.
+KUBE_VERSION := 1.34.1
+KUBE_APISERVER := $(BIN)/kube-apiserver
+ETCD        := $(CACHE)/debs/etcd/root/usr/bin/etcd
 HELM        := $(BIN)/helm
 KUBECONFORM := $(BIN)/kubeconform
 K8S_SCHEMAS := $(CACHE)/k8s-schemas
@@ -36,7 +42,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export GOFLAGS := -mod=readonly
 export MAVEN_OPTS ?= -Xmx512m
 
-.PHONY: help setup run stop test test-fast proto proto-check compose-check charts bench bench-tools clean
+.PHONY: help setup run stop test test-fast proto proto-check compose-check charts ops-cluster bench bench-tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -99,6 +105,24 @@ $(K8S_SCHEMAS)/.done: $(VENV)/.synced tools/charts/schemas.py
 	rm -rf $(K8S_SCHEMAS)
 	$(VENV)/bin/python tools/charts/schemas.py $(K8S_SCHEMAS) $(K8S_VERSIONS)
 
+$(KUBE_APISERVER): $(VENV)/.synced
+	rm -rf $(CACHE)/build/kubernetes && mkdir -p $(CACHE)/build $(BIN)
+	cp -r "$$(GOFLAGS= go mod download -json k8s.io/kubernetes@v$(KUBE_VERSION) | $(VENV)/bin/python -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')" \
+	  $(CACHE)/build/kubernetes
+	chmod -R u+w $(CACHE)/build/kubernetes
+	cd $(CACHE)/build/kubernetes && for module in $$(grep '=> ./staging' go.mod | awk '{print $$1}'); do \
+	  go mod edit -dropreplace=$$module -require=$$module@v0.$(word 2,$(subst ., ,$(KUBE_VERSION))).$(word 3,$(subst ., ,$(KUBE_VERSION))); done
+	cd $(CACHE)/build/kubernetes && GOWORK=off GOFLAGS=-mod=mod go build -trimpath \
+	  -ldflags "-X k8s.io/component-base/version.gitVersion=v$(KUBE_VERSION)" -o $@ ./cmd/kube-apiserver
+	rm -rf $(CACHE)/build/kubernetes
+
+$(ETCD):
+	mkdir -p $(CACHE)/debs/etcd
+	cd $(CACHE)/debs/etcd && apt-get download etcd-server && dpkg-deb -x etcd-server_*.deb root
+	$@ --version
+
+ops-cluster: $(KUBE_APISERVER) $(ETCD) ## kube-apiserver and etcd for maille-ops' tests against a real API server
+
 charts: $(HELM) $(KUBECONFORM) $(K8S_SCHEMAS)/.done ## helm lint --strict, helm template over the values matrix, kubeconform (strict, offline)
 	$(VENV)/bin/python tools/charts/check.py
 
@@ -124,7 +148,7 @@ proto-check: proto $(BUF) ## fail on stale generated code, lint errors, or a bre
 compose-check: $(COMPOSE) ## check docker-compose.yml with `docker compose config` (no engine needed)
 	DOCKER_CONFIG=$(CACHE)/docker docker compose -f docker-compose.yml config --quiet
 
-test: setup proto-check charts $(COMPOSE) ## every set-up step, then every check and test
+test: setup proto-check charts ops-cluster $(COMPOSE) ## every set-up step, then every check and test
 	DOCKER_CONFIG=$(CACHE)/docker $(VENV)/bin/pytest
 
 test-fast: setup ## the tests only, without the proto and compose checks
