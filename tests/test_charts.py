@@ -176,3 +176,18 @@ def test_production_holds_the_8am_peak_of_docs_capacity(rendered: dict[str, list
     assert gateway["maxReplicas"] * per_pod * gateway["metrics"][0]["resource"]["target"]["averageUtilization"] / 100 >= 6.4
     assert not [d for d in docs if d["metadata"]["name"].startswith("maille-mongodb")]  # an external replica set
     assert named(docs, "PersistentVolumeClaim", "maille-identity-data")["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_every_values_key_is_commented() -> None:
+    """Each key of every chart's values files has its comment on the line(s) just above it (or a group's above it)."""
+    uncommented = []
+    for values in sorted((ROOT / "charts").glob("*/values.yaml")):  # values-production.yaml only sets keys described here
+        lines = values.read_text().splitlines()
+        for number, line in enumerate(lines):
+            stripped = line.strip()
+            if not stripped or stripped.startswith(("#", "-")) or ":" not in stripped:
+                continue
+            above = lines[number - 1].strip() if number else ""
+            if not above.startswith("#") and "#" not in line:
+                uncommented.append(f"{values.relative_to(ROOT)}:{number + 1}: {stripped}")
+    assert uncommented == [], "\n".join(uncommented)
