@@ -44,7 +44,7 @@ def test_every_pod_is_locked_down_sized_and_versioned(rendered: dict[str, list[d
             pod, where = pod_of(doc), f"{render}: {doc['kind']} {doc['metadata']['name']}"
             assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
             assert pod["automountServiceAccountToken"] is False, where
-            for container in pod["containers"]:
+            for container in pod["containers"] + pod.get("initContainers", []):
                 security = container["securityContext"]
                 assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False, where
                 assert security["capabilities"]["drop"] == ["ALL"], where
@@ -111,6 +111,16 @@ def test_the_external_endpoints_replace_the_bundled_infrastructure(rendered: dic
     assert env["MAILLE_CATALOG_NATS_URL"]["value"].startswith("nats://nats-0.nats.infra.svc")
     assert env["MAILLE_CATALOG_MONGODB_URL"]["valueFrom"]["secretKeyRef"] == {"name": "maille-mongodb-external", "key": "uri"}
     assert env["MAILLE_CATALOG_AUTH_ISSUER"]["value"] == "https://sso.example.org/realms/maille"
+
+
+def test_keycloak_starts_with_its_quarkus_files_on_a_read_only_root(rendered: dict[str, list[dict]]) -> None:
+    """Keycloak's `start` rewrites lib/quarkus and will not start on an empty one (seen with its distribution run as a
+    non-root user over a read-only tree): an init container fills the writable volume with the image's files."""
+    pod = pod_of(named(rendered["maille/production"], "Deployment", "maille-keycloak"))
+    init = pod["initContainers"][0]
+    assert init["image"] == pod["containers"][0]["image"] and "cp -a /opt/keycloak/lib/quarkus/. /quarkus/" in init["command"][-1]
+    assert {"name": "quarkus", "mountPath": "/quarkus"} in init["volumeMounts"]
+    assert {"name": "quarkus", "mountPath": "/opt/keycloak/lib/quarkus"} in pod["containers"][0]["volumeMounts"]
 
 
 def test_identity_has_its_jobs(rendered: dict[str, list[dict]]) -> None:
