@@ -5,6 +5,7 @@ field is refused."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +202,12 @@ def test_every_values_key_is_commented() -> None:
             if not above.startswith("#") and "#" not in line:
                 uncommented.append(f"{values.relative_to(ROOT)}:{number + 1}: {stripped}")
     assert uncommented == [], "\n".join(uncommented)
+
+
+def test_the_nats_configuration_is_one_nats_server_accepts(rendered: dict[str, list[dict]], tmp_path: Path) -> None:
+    for render in ("maille/default", "maille/production"):
+        conf = named(rendered[render], "ConfigMap", "maille-nats")["data"]["nats.conf"]
+        (tmp_path / "nats.conf").write_text(conf.replace("/data", str(tmp_path / "data")))
+        done = subprocess.run([str(Path(sys.executable).parent / "nats-server"), "-c", str(tmp_path / "nats.conf"), "-t"],
+                              env={**os.environ, "POD_NAME": "maille-nats-0"}, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0 and "is valid" in done.stdout + done.stderr, (render, done.stdout + done.stderr)
