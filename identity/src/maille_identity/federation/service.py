@@ -61,8 +61,8 @@ class Federation:
         try:
             report = await self._opac_client()
         except KeycloakUnavailable as exc:
-            if exc.status is None or exc.status >= 500 and not url:
-                raise  # Keycloak away: the event is delivered again
+            if exc.status is None or not url:
+                raise  # Keycloak away, or a removal it failed: the event is delivered again
             # Keycloak will not take this OPAC as a redirect URI: it is left out, not allowed to block every other school's.
             log.error("OPAC of %s (%s) refused by Keycloak, left out: %s", uai, url[:100], exc)
             await self.federations.put_opac(uai, "")
