@@ -105,6 +105,17 @@ def test_no_secret_is_written_only_existing_secrets_are_named(rendered: dict[str
     assert refs == {"maille-mongodb", "maille-gateway", "maille-identity", "maille-keycloak"}
 
 
+def test_the_catalog_reaches_the_gar_with_the_ents_certificate_from_its_secret(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["maille/production"]
+    pod = pod_of(named(docs, "Deployment", "maille-catalog"))
+    volume = next(v for v in pod["volumes"] if v["name"] == "gar-certificate")
+    assert volume["secret"] == {"secretName": "maille-gar-certificate", "defaultMode": 288}  # 0440
+    assert {"name": "gar-certificate", "mountPath": "/etc/maille/gar", "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    config = named(docs, "ConfigMap", "maille-catalog")["data"]
+    assert config["MAILLE_CATALOG_GAR_CLIENT_CERT"] == "/etc/maille/gar/tls.crt" and config["MAILLE_CATALOG_GAR_CLIENT_KEY"] == "/etc/maille/gar/tls.key"
+    assert "gar-certificate" not in json.dumps(named(rendered["maille/default"], "Deployment", "maille-catalog"))
+
+
 def test_the_external_endpoints_replace_the_bundled_infrastructure(rendered: dict[str, list[dict]]) -> None:
     docs = rendered["maille/external"]
     assert not [d for d in docs if d["metadata"]["name"].startswith(("maille-nats", "maille-mongodb", "maille-keycloak"))]
