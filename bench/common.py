@@ -1,4 +1,5 @@
-"""What several benchmarks share: a JWKS endpoint for the bench's own signing key, an open-loop load, and percentiles."""
+"""What several benchmarks share: the bench's own signing key with its JWKS endpoint, NATS and the docstore started,
+an open-loop load, and percentiles."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
+from pathlib import Path
 
-from maille_devstack.processes import free_port
+import httpx
+from joserfc.jwk import RSAKey
+
+from maille_devstack.processes import DocstoreServer, NatsServer, free_port
 
 
 def serve_jwks(jwks: dict) -> int:
@@ -32,6 +36,23 @@ def serve_jwks(jwks: dict) -> int:
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server.server_address[1]
+
+
+def signing_key() -> tuple[RSAKey, str]:
+    """A key the bench signs its tokens with, and the URL of its JWKS (served on a free port)."""
+    key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
+    return key, f"http://127.0.0.1:{serve_jwks({'keys': [key.as_dict(private=False)]})}/jwks.json"
+
+
+def start_infrastructure(work: Path, parts: list) -> tuple[NatsServer, DocstoreServer]:
+    """NATS with JetStream and the docstore on free ports under `work`, each added to `parts` once started."""
+    nats = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=work / "log")
+    nats.start()
+    parts.append(nats)
+    store = DocstoreServer(port=free_port(), data_dir=work / "docstore", log_dir=work / "log")
+    store.start()
+    parts.append(store)
+    return nats, store
 
 
 def pct(values: list[float], q: float) -> float:

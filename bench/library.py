@@ -28,11 +28,11 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from maille.identity.v1 import directory_pb2 as pb
 
-from maille_devstack.processes import DocstoreServer, NatsServer, PmbPeerProcess, ServiceProcess, free_port
+from maille_devstack.processes import PmbPeerProcess, ServiceProcess, free_port
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 
-from common import paced, pct, serve_jwks
+from common import paced, pct, signing_key, start_infrastructure
 
 ISSUER = "http://bench.invalid/realms/maille"
 SCHOOLS = ("0750001A", "0750002B", "0750003C")
@@ -137,16 +137,10 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="maille-bench-library-"))
     logs = work / "log"
-    key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
-    jwks = f"http://127.0.0.1:{serve_jwks({'keys': [key.as_dict(private=False)]})}/jwks.json"
+    key, jwks = signing_key()
     parts = []
     try:
-        nats = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=logs)
-        nats.start()
-        parts.append(nats)
-        store = DocstoreServer(port=free_port(), data_dir=work / "docstore", log_dir=logs)
-        store.start()
-        parts.append(store)
+        nats, store = start_infrastructure(work, parts)
         pmb = PmbPeerProcess(port=free_port(), databases=[f"cdi{uai}" for uai in SCHOOLS], log_dir=logs, delay_ms=50, jitter_ms=50,
                              records=args.records)
         pmb.start()

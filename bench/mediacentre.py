@@ -33,11 +33,11 @@ from joserfc.jwk import RSAKey
 from maille.identity.v1 import directory_pb2 as pb
 
 from maille_devstack.pki import make_pki
-from maille_devstack.processes import DocstoreServer, NatsServer, Process, ServiceProcess, free_port
+from maille_devstack.processes import Process, ServiceProcess, free_port
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 
-from common import pct, serve_jwks
+from common import pct, signing_key, start_infrastructure
 
 ISSUER = "http://bench.invalid/realms/maille"
 CONCEPT = "http://data.education.fr/voc/scolomfr/concept/"
@@ -237,18 +237,11 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="maille-bench-mediacentre-"))
     logs = work / "log"
-    key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
-    jwks_port = serve_jwks({"keys": [key.as_dict(private=False)]})
-    jwks = f"http://127.0.0.1:{jwks_port}/jwks.json"
+    key, jwks = signing_key()
     pki = make_pki(work / "pki")
     parts = []
     try:
-        nats = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=logs)
-        nats.start()
-        parts.append(nats)
-        store = DocstoreServer(port=free_port(), data_dir=work / "docstore", log_dir=logs)
-        store.start()
-        parts.append(store)
+        nats, store = start_infrastructure(work, parts)
         gar_port = free_port()
         gar = Process("gar", [sys.executable, "-m", "gar.resources"], logs / "gar.log", env={
             "PEER_RESOURCES_PORT": str(gar_port), "PEER_TLS_CERT": str(pki.server_cert), "PEER_TLS_KEY": str(pki.server_key),

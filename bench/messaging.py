@@ -42,12 +42,12 @@ from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 
 from maille_devstack.paths import bin_of
-from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
+from maille_devstack.processes import DocstoreServer, ServiceProcess, free_port
 from maille_messaging.bodies import words
 from maille_messaging.schemas import new_message_id
 from maille_messaging.sending import listing_line, search_key
 
-from common import paced, pct, serve_jwks
+from common import paced, pct, signing_key, start_infrastructure
 
 ISSUER = "http://bench.invalid/realms/maille"
 TENANT = "ac-bench"
@@ -289,16 +289,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="maille-bench-messaging-"))
     logs = work / "log"
-    key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
-    jwks = f"http://127.0.0.1:{serve_jwks({'keys': [key.as_dict(private=False)]})}/jwks.json"
+    key, jwks = signing_key()
     parts = []
     try:
-        nats = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=logs)
-        nats.start()
-        parts.append(nats)
-        store = DocstoreServer(port=free_port(), data_dir=work / "docstore", log_dir=logs)
-        store.start()
-        parts.append(store)
+        nats, store = start_infrastructure(work, parts)
         identity_env = {"MAILLE_IDENTITY_NATS_URL": nats.url, "MAILLE_IDENTITY_MONGODB_URL": store.url, "MAILLE_IDENTITY_TENANT": TENANT,
                         "MAILLE_IDENTITY_LOG_LEVEL": "WARNING"}
         identity = ServiceProcess("identity", port=free_port(), log_dir=logs, env=identity_env)

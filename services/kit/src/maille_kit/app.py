@@ -60,8 +60,8 @@ class Runtime:
         self.consumers: list[EventConsumer] = []
         self.state: dict[str, Any] = {}
 
-    async def start(self) -> None:
-        """Connect, declare streams and indexes, start the relay and the consumers."""
+    async def declare(self) -> None:
+        """Connect, and declare what the service owns: its indexes and its streams (with its dead letters)."""
         spec, settings = self.spec, self.settings
         if spec.uses_docstore:
             self.docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-{spec.name}")
@@ -70,6 +70,11 @@ class Runtime:
         await self.bus.connect(timeout=settings.nats_connect_timeout)
         dead_letters = [dead_letter_stream(spec.name)] if spec.uses_docstore else []
         await self.bus.ensure_streams([*spec.streams, *dead_letters])
+
+    async def start(self) -> None:
+        """Connect, declare streams and indexes, start the relay and the consumers."""
+        spec, settings = self.spec, self.settings
+        await self.declare()
         if self.docstore is not None:
             self.outbox = Outbox(self.docstore, self.bus, source=spec.name)
             self.outbox.start()

@@ -10,8 +10,6 @@ import logging
 import sys
 
 from maille_kit.app import Runtime, ServiceSpec, load_settings
-from maille_kit.bus import dead_letter_stream
-from maille_kit.docstore import Docstore
 from maille_kit.settings import ServiceSettings
 
 log = logging.getLogger("maille.bootstrap")
@@ -28,21 +26,14 @@ def spec_of(service: str) -> ServiceSpec:
 
 
 async def bootstrap(spec: ServiceSpec) -> None:
-    """Declare the streams the service owns and make its indexes."""
+    """Declare the streams the service owns and make its indexes (what its start does first), then disconnect."""
     runtime = Runtime(spec)
-    settings = spec.settings
-    await runtime.bus.connect(timeout=settings.nats_connect_timeout)
     try:
-        await runtime.bus.ensure_streams([*spec.streams, *([dead_letter_stream(spec.name)] if spec.uses_docstore else [])])
+        await runtime.declare()
     finally:
         await runtime.bus.close()
-    if spec.uses_docstore:
-        docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-{spec.name}-bootstrap")
-        try:
-            await docstore.detect()
-            await docstore.ensure_indexes(spec.indexes)
-        finally:
-            await docstore.close()
+        if runtime.docstore is not None:
+            await runtime.docstore.close()
 
 
 def main(argv: list[str] | None = None) -> None:

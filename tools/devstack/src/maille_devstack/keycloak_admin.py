@@ -71,3 +71,24 @@ def gateway_client(admin: httpx.Client, client_id: str, secret: str, gateway_url
         admin.put(f"/clients/{existing['id']}", json={**existing, **{k: v for k, v in body.items() if k != "protocolMappers"}}).raise_for_status()
     else:
         admin.post("/clients", json=body).raise_for_status()
+
+
+def ensure_service_client(admin: httpx.Client, client_id: str, secret: str, *, roles: tuple[str, ...] = (), audience: str | None = None) -> None:
+    """Create a confidential client with a service account holding the realm `roles` (made if missing) and the
+    audience mappers, or give an existing one `secret`."""
+    found = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()
+    if found:
+        admin.put(f"/clients/{found[0]['id']}", json={**found[0], "secret": secret}).raise_for_status()
+        return
+    for role in roles:
+        answer = admin.post("/roles", json={"name": role})
+        assert answer.status_code in (201, 409), answer.text
+    admin.post("/clients", json={
+        "clientId": client_id, "secret": secret, "publicClient": False, "serviceAccountsEnabled": True,
+        "standardFlowEnabled": False, "directAccessGrantsEnabled": False, "protocolMappers": audience_mappers(audience),
+    }).raise_for_status()
+    internal = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()[0]["id"]
+    account = admin.get(f"/clients/{internal}/service-account-user").raise_for_status().json()["id"]
+    if roles:
+        reps = [admin.get(f"/roles/{role}").raise_for_status().json() for role in roles]
+        admin.post(f"/users/{account}/role-mappings/realm", json=reps).raise_for_status()

@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from maille_kit.docstore import Docstore
-from maille_devstack.keycloak_admin import admin_client, audience_mappers, enable_user_attributes, ensure_user, gateway_client
+from maille_devstack.keycloak_admin import admin_client, audience_mappers, enable_user_attributes, ensure_service_client, ensure_user, gateway_client
 from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer, ServiceProcess, free_port
 
 
@@ -170,19 +170,7 @@ class KeycloakClients:
         """A new confidential client with a service account holding `roles`; (client id, secret)."""
         client_id, secret = f"test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
         with self._admin() as admin:
-            for role in roles:
-                answer = admin.post("/roles", json={"name": role})
-                assert answer.status_code in (201, 409), answer.text
-            mappers = audience_mappers(audience)
-            admin.post("/clients", json={
-                "clientId": client_id, "secret": secret, "publicClient": False, "serviceAccountsEnabled": True,
-                "standardFlowEnabled": False, "directAccessGrantsEnabled": False, "protocolMappers": mappers,
-            }).raise_for_status()
-            internal = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()[0]["id"]
-            user = admin.get(f"/clients/{internal}/service-account-user").raise_for_status().json()["id"]
-            if roles:
-                reps = [admin.get(f"/roles/{role}").raise_for_status().json() for role in roles]
-                admin.post(f"/users/{user}/role-mappings/realm", json=reps).raise_for_status()
+            ensure_service_client(admin, client_id, secret, roles=roles, audience=audience)
         return client_id, secret
 
     def token(self, client_id: str, secret: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from maille_devstack.keycloak_admin import admin_client, audience_mappers, ensure_user
+from maille_devstack.keycloak_admin import admin_client, ensure_service_client, ensure_user
 from maille_devstack.paths import VAR, bin_of
 from maille_devstack.pki import make_pki
 from maille_devstack.processes import (
@@ -161,17 +161,7 @@ class Stack:
         (`maille-devstack-operator`, role operator, a new secret each start)."""
         client_id, secret = "maille-devstack-operator", os.urandom(16).hex()
         with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
-            found = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()
-            if found:
-                admin.put(f"/clients/{found[0]['id']}", json={**found[0], "secret": secret}).raise_for_status()
-            else:
-                admin.post("/clients", json={"clientId": client_id, "secret": secret, "publicClient": False, "serviceAccountsEnabled": True,
-                                             "standardFlowEnabled": False, "directAccessGrantsEnabled": False,
-                                             "protocolMappers": audience_mappers()}).raise_for_status()
-                internal = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()[0]["id"]
-                account = admin.get(f"/clients/{internal}/service-account-user").raise_for_status().json()["id"]
-                role = admin.get("/roles/operator").raise_for_status().json()
-                admin.post(f"/users/{account}/role-mappings/realm", json=[role]).raise_for_status()
+            ensure_service_client(admin, client_id, secret, roles=("operator",))
         token = httpx.post(f"http://localhost:{self.ports.keycloak}/realms/maille/protocol/openid-connect/token", timeout=30, data={
             "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}).raise_for_status().json()["access_token"]
         for uai in schools:
