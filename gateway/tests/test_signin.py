@@ -48,7 +48,13 @@ def signed_in_platform(tmp_path: Path, service_factory: Callable[..., ServicePro
         gateway = service_factory("gateway", port=port, env={f"MAILLE_GATEWAY_{k}": v for k, v in auth.items()} | {
             "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url, "echo": echo.url}), "MAILLE_GATEWAY_PUBLIC_URL": public,
             "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id, "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret})
-        username = keycloak_clients.user(password=PASSWORD, ent_id=ent_id, roles=roles)
+        username = keycloak_clients.user(password=PASSWORD, roles=roles)
+        if ent_id is not None:  # identity links the account, as an operator has it do for a local account
+            env = {**os.environ, "MAILLE_IDENTITY_DATABASE": identity_database, "MAILLE_IDENTITY_TENANT": TENANT,
+                   "MAILLE_IDENTITY_MONGODB_URL": identity.process.env["MAILLE_IDENTITY_MONGODB_URL"],
+                   "MAILLE_IDENTITY_KEYCLOAK_URL": keycloak_clients.server.url}
+            subprocess.run([str(bin_of("maille-identity")), "link-account", username, ent_id], env=env, check=True, capture_output=True,
+                           timeout=120)
         return public, identity, gateway, username
 
     return start

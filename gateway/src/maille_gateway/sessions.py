@@ -41,6 +41,7 @@ from maille_gateway.settings import GatewaySettings
 from maille_gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("maille.gateway.sessions")
+security = logging.getLogger("maille.security")
 
 SESSION_COOKIE = "maille_session"
 CSRF_COOKIE = "maille_csrf"
@@ -65,6 +66,7 @@ class Session:
     expires_at: float
     csrf: str
     created: float
+    person: str = ""  # the directory person identity settled the account as (a refreshed token must name the same)
 
     def csrf_matches(self, sent: bytes) -> bool:
         return hmac.compare_digest(sent, self.csrf.encode())
@@ -262,9 +264,13 @@ class Sessions:
             raise Problem(400, "that choice is not one of your accounts", title="Sign-in failed")
         if status != 200:
             raise Problem(503, "the directory could not finish signing in; try again", headers={"Retry-After": "5"})
-        if outcome.get("status") == "linked" and outcome.get("refresh"):
-            if await self._refresh(session) is None:
-                raise Problem(400, "the identity provider ended this sign-in; sign in again")
+        if outcome.get("status") == "linked":
+            session.person = str(outcome.get("person") or "")
+            if outcome.get("refresh"):
+                if await self._refresh(session) is None:
+                    raise Problem(400, "the identity provider ended this sign-in; sign in again")
+            else:
+                await self._store(session)
         return outcome
 
     # -- using a session ------------------------------------------------------------------------
@@ -325,6 +331,13 @@ class Sessions:
             principal = await self.verifier.verify(tokens["access_token"])
         except Exception:  # the refresh token expired or was revoked at Keycloak: the session ends
             log.info("session refresh refused; session ended")
+            await self.revoke(session)
+            return None
+        if session.person and principal.person_id != session.person:
+            # The account now names another person than identity settled at sign-in: written behind identity's back.
+            security.warning("session ended: a refreshed token names another person", extra={
+                "security_event": "claims-changed", "keycloak_user": session.subject, "settled_person": session.person,
+                "claimed_person": principal.person_id})
             await self.revoke(session)
             return None
         session.access_token = tokens["access_token"]

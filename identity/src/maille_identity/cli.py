@@ -7,6 +7,7 @@
     maille-identity rgpd-export PERSON_ID [--tenant T] [--out FILE]
     maille-identity erase PERSON_ID --yes [--tenant T]
     maille-identity sync-keycloak [--check]
+    maille-identity link-account USERNAME PERSON_ID [--tenant T]
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     erase.add_argument("--yes", action="store_true", help="confirm: erasure cannot be undone")
     sync = commands.add_parser("sync-keycloak", help="make the realm maille hold identity/keycloak/maille.json (and the federations)")
     sync.add_argument("--check", action="store_true", help="exit 1 if anything had to be put back (drift)")
+    link = commands.add_parser("link-account", help="link a local account of the realm (no upstream IdP) to a directory person")
+    link.add_argument("username")
+    link.add_argument("person_id")
+    link.add_argument("--tenant")
     gen = commands.add_parser("generate-aaf", help="write a synthetic full AAF delivery")
     gen.add_argument("outdir", type=Path)
     gen.add_argument("--persons", type=int, default=1000)
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "sync-keycloak":
         sys.exit(asyncio.run(sync_keycloak(args)))
+    if args.command == "link-account":
+        sys.exit(asyncio.run(link_account(args)))
     if args.command == "export-gar":
         sys.exit(asyncio.run(export_gar(args)))
     if args.command in ("rgpd-export", "erase"):
@@ -108,6 +115,43 @@ async def sync_keycloak(args: argparse.Namespace) -> int:
         print(f"put back: {change}")
     print(f"realm maille: {len(report.changes)} difference(s) put back" if report.changes else "realm maille: as declared, nothing to change")
     return 1 if args.check and report.changes else 0
+
+
+async def link_account(args: argparse.Namespace) -> int:
+    """Link a local account to a person: the link recorded, the person's facts written on the account; 0 done,
+    1 refused (no such account or person), 2 cannot run."""
+    from maille_kit.problems import Problem
+    from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler
+    from maille_identity.federation.linking import Linking
+    from maille_identity.federation.repository import FederationRepository
+
+    settings = load_settings(IdentitySettings)
+    if not settings.keycloak_url:
+        print("maille-identity: set MAILLE_IDENTITY_KEYCLOAK_URL (Keycloak as identity reaches it)", file=sys.stderr)
+        return 2
+    docstore = identity_docstore(settings, "link-account")
+    keycloak = Reconciler(server_url=settings.keycloak_url, client_id=settings.keycloak_client_id,
+                          client_secret=settings.keycloak_client_secret.get_secret_value())
+    linking = Linking(DirectoryRepository(docstore), FederationRepository(docstore), keycloak, tenant=args.tenant or settings.tenant,
+                      id_secret=settings.person_id_key.get_secret_value().encode(), default_id_ent=settings.gar_id_ent)
+    try:
+        await docstore.detect()
+        user_id = await keycloak.user_id(args.username)
+        if user_id is None:
+            print(f"maille-identity: no account {args.username} in the realm", file=sys.stderr)
+            return 1
+        await linking.link_local(user_id, args.person_id)
+    except Problem as exc:
+        print(f"maille-identity: {args.person_id} cannot be linked: {exc}", file=sys.stderr)
+        return 1
+    except KeycloakUnavailable as exc:
+        print(f"maille-identity: link-account failed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await keycloak.close()
+        await docstore.close()
+    print(f"account {args.username} linked to {args.person_id}")
+    return 0
 
 
 async def rgpd_command(args: argparse.Namespace) -> int:

@@ -65,13 +65,21 @@ def render(values: dict[str, str | list[str]], extra_idps: list[Doc] = (), path:
         else:
             text = text.replace("{{" + name + "}}", json.dumps(value or "")[1:-1])
     text = re.sub(r'"\{\{@[A-Z_]+\}\}"', "[]", text)  # a list not given is empty
-    declared = json.loads(text)
-    declared.pop("_comment", None)
+    declared = _uncommented(json.loads(text))
     for section in ("clients", "identityProviders"):
         declared[section] = [{k: v for k, v in entry.items() if k != "when"}
                              for entry in declared[section] if not entry.get("when") or values.get(entry["when"])]
     declared["identityProviders"] += list(extra_idps)
     return declared
+
+
+def _uncommented(node: Any) -> Any:
+    """The declaration without its `_comment` keys (notes for readers, not fields of Keycloak's)."""
+    if isinstance(node, dict):
+        return {k: _uncommented(v) for k, v in node.items() if k != "_comment"}
+    if isinstance(node, list):
+        return [_uncommented(item) for item in node]
+    return node
 
 
 def differs(wanted: Any, actual: Any) -> bool:
@@ -87,6 +95,13 @@ def differs(wanted: Any, actual: Any) -> bool:
     if isinstance(wanted, (int, float)) and isinstance(actual, (int, float)):
         return wanted != actual
     return wanted != actual
+
+
+def admin_only_attribute(declared: Doc) -> Doc:
+    """A user-profile attribute that admins (identity, the IdP mappers) alone may see and write."""
+    return {"name": declared["name"], "displayName": declared.get("displayName", declared["name"]),
+            "multivalued": bool(declared.get("multivalued")), "permissions": {"view": ["admin"], "edit": ["admin"]},
+            "validations": {}, "annotations": {}}
 
 
 def _changed_fields(wanted: Doc, actual: Doc) -> list[str]:
@@ -142,15 +157,29 @@ class Reconciler:
             await self.admin.a_update_realm(REALM, {**actual, **wanted})
 
     async def _user_profile(self, wanted: Doc, report: Report) -> None:
+        """The realm's user profile: the policy for undeclared attributes, the optional defaults, and the
+        attributes only admins may see and write (what says who a person is)."""
         profile = (await self.connection.a_raw_get(f"admin/realms/{REALM}/users/profile")).json()
         changed = []
         if profile.get("unmanagedAttributePolicy") != wanted["unmanagedAttributePolicy"]:
             profile["unmanagedAttributePolicy"] = wanted["unmanagedAttributePolicy"]
             changed.append("unmanagedAttributePolicy")
-        for attribute in profile.get("attributes", []):
-            if attribute["name"] in wanted["optional"] and attribute.get("required"):
+        attributes = profile.setdefault("attributes", [])
+        for attribute in attributes:
+            if attribute["name"] in wanted.get("optional", []) and attribute.get("required"):
                 attribute.pop("required")
                 changed.append(f"{attribute['name']} required")
+        by_name = {attribute["name"]: attribute for attribute in attributes}
+        for declared in wanted.get("adminOnly", []):
+            attribute = admin_only_attribute(declared)
+            found = by_name.get(attribute["name"])
+            if found is None:
+                attributes.append(attribute)
+                changed.append(f"attribute {attribute['name']} declared")
+            elif differs({k: attribute[k] for k in ("permissions", "multivalued")}, found) or found.get("required"):
+                found.update(attribute)
+                found.pop("required", None)
+                changed.append(f"attribute {attribute['name']} permissions")
         if changed:
             report.add(f"user profile: {', '.join(changed)} put back")
             answer = await self.connection.a_raw_put(f"admin/realms/{REALM}/users/profile", data=json.dumps(profile))
@@ -263,6 +292,14 @@ class Reconciler:
         except OSError as exc:
             raise KeycloakUnavailable(f"the account could not be read: {exc}") from exc
         return user
+
+    async def user_id(self, username: str) -> str | None:
+        """The id of the account named `username` (None: no such account)."""
+        try:
+            found = await self.admin.a_get_users({"username": username, "exact": True})
+        except (KeycloakError, OSError) as exc:
+            raise KeycloakUnavailable(f"the account could not be looked up: {exc}") from exc
+        return found[0]["id"] if found else None
 
     async def delete_user(self, user_id: str) -> None:
         """Delete an account (its sessions end with it); one already gone is fine."""

@@ -17,6 +17,7 @@ written on the account again.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +32,10 @@ from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler
 from maille_identity.federation.repository import FederationRepository
 
 Doc = dict[str, Any]
-EDUCONNECT, ACADEMIE = "educonnect", "academie"
+EDUCONNECT, ACADEMIE, LOCAL = "educonnect", "academie", "local"
+# What identity writes on a linked account (and the tokens carry): only admins may write them.
+MAILLE_ATTRIBUTES = ("ent_id", "profiles", "uai", "gar_profiles", "id_ent")
+security = logging.getLogger("maille.security")
 
 
 @dataclass
@@ -65,8 +69,11 @@ def upstream_of(user: Doc, federations: dict[str, Doc]) -> Upstream | None:
         return None
     link = links[0]
     idp, attrs = link["identityProvider"], user.get("attributes") or {}
-    found = Upstream(idp=idp, subject=link.get("userId", ""), last_name=user.get("lastName", ""), first_name=user.get("firstName", ""))
+    found = Upstream(idp=idp, subject=link.get("userId", ""))
     if idp == EDUCONNECT:
+        # Names as EduConnect said them (attributes only admins and its mappers write), not the account's own
+        # first and last names, which the person may edit.
+        found.last_name, found.first_name = _first(attrs, "ec_last_name"), _first(attrs, "ec_first_name")
         # FrEduCtRefId values look like {AAF}<académie>|…|<join key>: the join key is the last part.
         found.join_keys = [v.rsplit("|", 1)[-1].strip() for v in attrs.get("ec_ref_ids", []) if str(v).startswith("{AAF}")]
         found.pupil = _first(attrs, "ec_affiliation").startswith("eleve")
@@ -97,17 +104,25 @@ class Linking:
     async def sign_in(self, principal: Principal, *, choice: str | None = None) -> Doc:
         """The account's link: `linked` (with `refresh` when the tokens must be fetched again to carry it),
         `choose` (with the candidates), or `local` (an account of the realm's own, not from an upstream IdP);
-        a Problem 403 when the person may not sign in."""
+        a Problem 403 when the person may not sign in.
+
+        Who the account is comes from identity's own record (`account_links`, by Keycloak user id), never
+        from the token: a token naming another person than the link is refused as tampered with."""
+        link = await self.federations.link(principal.subject)
         claimed = principal.person_id
-        if claimed is not None and choice is None:
-            person = await self.directory.person(claimed)
+        if link is not None and choice is None:
+            if claimed is not None and claimed != link["person"]:
+                await self._tampered(principal, link)
+            person = await self.directory.person(link["person"])
             self._admissible(person)
             refresh = False
             # The account's profiles and schools follow the directory: written again (and the tokens fetched
             # again) only when the token shows they changed — the usual sign-in costs Keycloak nothing more.
-            if self.keycloak is not None and not self._token_current(principal, person):
+            if self.keycloak is not None and (claimed is None or not self._token_current(principal, person)):
                 refresh = await self._write_account(await self.keycloak.user(principal.subject), person)
-            return {"status": "linked", "person": claimed, "refresh": refresh}
+            return {"status": "linked", "person": link["person"], "refresh": refresh}
+        if link is None and claimed is not None:
+            await self._tampered(principal, None)
         if self.keycloak is None:  # no Keycloak to read the upstream sign-in from: nothing to link
             return {"status": "local"}
         user = await self.keycloak.user(principal.subject)
@@ -135,6 +150,32 @@ class Linking:
         await self.federations.record_link(person["_id"], idp=upstream.idp, subject=upstream.subject, user=user["id"],
                                            at=datetime.now(UTC))
         return {"status": "linked", "person": person["_id"], "refresh": True}
+
+    async def link_local(self, user_id: str, person_id: str) -> None:
+        """Link a local account of the realm (no upstream IdP: a demo or service desk account) to a person."""
+        person = await self.directory.person(person_id)
+        self._admissible(person)
+        assert person is not None and self.keycloak is not None
+        await self._write_account(await self.keycloak.user(user_id), person, force=True)
+        await self.federations.record_link(person_id, idp=LOCAL, subject=user_id, user=user_id, at=datetime.now(UTC))
+
+    async def _tampered(self, principal: Principal, link: Doc | None) -> None:
+        """A token names a person its account is not linked to: somebody wrote Maille's attributes behind identity's
+        back. Logged as a security event; the account written back from the directory (or cleared, unlinked); refused."""
+        security.warning("sign-in refused: the token's ent_id is not the account's link", extra={
+            "security_event": "claims-tampered", "keycloak_user": principal.subject, "client": principal.client_id,
+            "claimed_person": principal.person_id, "linked_person": link["person"] if link else None,
+            "claimed_profiles": principal.claims.get("profiles"), "claimed_uai": principal.claims.get("uai")})
+        if self.keycloak is not None:
+            user = await self.keycloak.user(principal.subject)
+            person = await self.directory.person(link["person"]) if link else None
+            if person is not None:
+                await self._write_account(user, person, force=True)
+            else:
+                await self.keycloak.set_attributes(user, {name: [] for name in MAILLE_ATTRIBUTES})
+        raise Problem(403, "Les informations de ce compte ont été modifiées en dehors de l'annuaire : la connexion est refusée "
+                           "et le compte a été remis en état. Reconnectez-vous ; si cela se reproduit, prévenez le référent "
+                           "numérique de votre établissement.", title="Connexion refusée", reason="tampered")
 
     async def refresh_accounts(self, person: Doc) -> None:
         """Write a person's directory facts (`_id`, `profiles`) again on each account linked to them."""

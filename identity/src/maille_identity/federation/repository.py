@@ -48,6 +48,10 @@ class FederationRepository:
             await self.db[LINKS].replace_one({"_id": user}, {"_id": user, "person": person, "idp": idp, "subject": subject,
                                                              "linked_at": at}, upsert=True)
 
+    async def link(self, user: str) -> Doc | None:
+        """Which person a Keycloak account is linked to (None: not linked)."""
+        return await self.db[LINKS].find_one({"_id": user})
+
     async def links_of(self, person: str) -> list[Doc]:
         return await self.db[LINKS].find({"person": person}).to_list()
 

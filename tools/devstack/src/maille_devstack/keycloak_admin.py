@@ -26,10 +26,13 @@ def admin_client(keycloak_url: str, user: str, password: str) -> httpx.Client:
 
 
 def enable_user_attributes(admin: httpx.Client) -> None:
-    """Let users carry attributes the realm's user profile does not declare (such as `ent_id`)."""
+    """Let admins write `ent_id` on users (what identity does when it links an account), in a realm that has not
+    been reconciled with its declaration (which declares it, admin-only); users never may."""
     profile = admin.get("/users/profile").raise_for_status().json()
-    if profile.get("unmanagedAttributePolicy") != "ENABLED":
-        admin.put("/users/profile", json={**profile, "unmanagedAttributePolicy": "ENABLED"}).raise_for_status()
+    if any(attribute["name"] == "ent_id" for attribute in profile.get("attributes", [])):
+        return
+    if profile.get("unmanagedAttributePolicy") not in ("ADMIN_EDIT",):
+        admin.put("/users/profile", json={**profile, "unmanagedAttributePolicy": "ADMIN_EDIT"}).raise_for_status()
 
 
 def ensure_user(admin: httpx.Client, username: str, password: str, *, first: str, last: str,

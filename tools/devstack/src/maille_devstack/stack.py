@@ -183,8 +183,11 @@ class Stack:
         people = demo_people(mongodb_url)
         with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
             for username, person in people.items():
-                ensure_user(admin, username, password, first=person.get("first_name", ""), last=person.get("last_name", ""),
-                            attributes={"ent_id": [person["_id"]]} if person.get("_id") else {})
+                ensure_user(admin, username, password, first=person.get("first_name", ""), last=person.get("last_name", ""))
+        # Linked by identity, the only one who writes who an account is (its link, and the account's ent_id).
+        for username, person in people.items():
+            if person.get("_id"):
+                link_local_account(identity_env, username, person["_id"])
         self.echo(f"  demo users: {', '.join(people)} (password: MAILLE_DEMO_PASSWORD, default demo)")
 
     def sync_keycloak(self, env: dict[str, str], attempts: int = 5) -> None:
@@ -271,6 +274,14 @@ class Stack:
             part.stop()
         self.started.clear()
         state_file(self.var).unlink(missing_ok=True)
+
+
+def link_local_account(identity_env: dict[str, str], username: str, person_id: str) -> None:
+    """`maille-identity link-account`: identity links a local account of the realm to a directory person."""
+    linked = subprocess.run([str(bin_of("maille-identity")), "link-account", username, person_id], env={**os.environ, **identity_env},
+                            capture_output=True, text=True, timeout=120)
+    if linked.returncode != 0:
+        raise NotReady(f"{username} could not be linked to {person_id}: {linked.stderr.strip()[-500:]}")
 
 
 def demo_people(mongodb_url: str) -> dict[str, dict]:
