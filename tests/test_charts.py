@@ -102,7 +102,7 @@ def test_no_secret_is_written_only_existing_secrets_are_named(rendered: dict[str
             assert leaked not in text, (render, leaked)
     refs = {ref["secretKeyRef"]["name"] for doc in rendered["maille/default"] if doc["kind"] in WORKLOADS
             for c in pod_of(doc)["containers"] for e in c.get("env", []) if "secretKeyRef" in (ref := e.get("valueFrom", {}))}
-    assert refs == {"maille-mongodb", "maille-gateway", "maille-identity", "maille-keycloak"}
+    assert refs == {"maille-mongodb", "maille-gateway", "maille-identity", "maille-keycloak", "maille-nats-users"}
 
 
 def test_the_catalog_reaches_the_gar_with_the_ents_certificate_from_its_secret(rendered: dict[str, list[dict]]) -> None:
@@ -218,7 +218,40 @@ def test_every_values_key_is_commented() -> None:
 def test_the_nats_configuration_is_one_nats_server_accepts(rendered: dict[str, list[dict]], tmp_path: Path) -> None:
     for render in ("maille/default", "maille/production"):
         conf = named(rendered[render], "ConfigMap", "maille-nats")["data"]["nats.conf"]
-        (tmp_path / "nats.conf").write_text(conf.replace("/data", str(tmp_path / "data")))
+        # The TLS Secret's files, as mounted: a server certificate and its CA.
+        from maille_devstack.pki import make_pki
+
+        pki = make_pki(tmp_path / "pki")
+        tls = tmp_path / "nats-tls"
+        tls.mkdir(exist_ok=True)
+        for name, source in (("tls.crt", pki.server_cert), ("tls.key", pki.server_key), ("ca.crt", pki.ca)):
+            (tls / name).write_bytes(Path(source).read_bytes())
+        conf = conf.replace("/data", str(tmp_path / "data")).replace("/etc/nats-tls", str(tls))
+        (tmp_path / "nats.conf").write_text(conf)
+        passwords = {f"MAILLE_NATS_{s.upper()}_PASSWORD": "p" for s in SERVICES}
         done = subprocess.run([str(Path(sys.executable).parent / "nats-server"), "-c", str(tmp_path / "nats.conf"), "-t"],
-                              env={**os.environ, "POD_NAME": "maille-nats-0"}, capture_output=True, text=True, timeout=30)
+                              env={**os.environ, "POD_NAME": "maille-nats-0", **passwords}, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0 and "is valid" in done.stdout + done.stderr, (render, done.stdout + done.stderr)
+
+
+def test_each_deployable_is_its_own_nats_user_and_production_speaks_tls(rendered: dict[str, list[dict]]) -> None:
+    from maille_kit.busauth import authorization
+
+    made = (ROOT / "charts" / "maille" / "files" / "nats-authorization.conf").read_text()
+    assert made.endswith(authorization()), "charts/maille/files/nats-authorization.conf is stale: make it again from busauth"
+    for render in ("maille/default", "maille/production"):
+        conf = named(rendered[render], "ConfigMap", "maille-nats")["data"]["nats.conf"]
+        assert "authorization {" in conf and "$MAILLE_NATS_CATALOG_PASSWORD" in conf
+        nats_env = {e["name"]: e for e in pod_of(named(rendered[render], "StatefulSet", "maille-nats"))["containers"][0]["env"]}
+        for service in SERVICES:
+            secret = nats_env[f"MAILLE_NATS_{service.upper()}_PASSWORD"]["valueFrom"]["secretKeyRef"]
+            assert secret == {"name": "maille-nats-users", "key": service}
+            pod = pod_of(named(rendered[render], "Deployment", f"maille-{service}"))
+            env = {e["name"]: e for e in pod["containers"][0]["env"]}
+            prefix = f"MAILLE_{service.upper()}_"
+            assert env[f"{prefix}NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "maille-nats-users", "key": service}
+            if render == "maille/production":
+                assert env[f"{prefix}NATS_URL"]["value"].startswith("tls://")
+                assert env[f"{prefix}NATS_TLS_CA_FILE"]["value"] == "/etc/maille/nats-tls/ca.crt"
+                assert any(v.get("secret", {}).get("secretName") == "maille-nats-tls" for v in pod["volumes"])
+        assert ("tls {" in conf) == (render == "maille/production")

@@ -81,7 +81,17 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert discovery.json()["issuer"] == f"http://localhost:{ports.keycloak}/realms/maille"
 
         async def jetstream_streams() -> int:
-            nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}")
+            # Each deployable is its own NATS user (passwords kept in .var/nats-users.json); nobody else gets in.
+            users = json.loads((var / "nats-users.json").read_text())
+            try:
+                anonymous = await nats.connect(f"nats://127.0.0.1:{ports.nats}", connect_timeout=2, allow_reconnect=False)
+            except Exception:
+                anonymous = None
+            else:
+                await anonymous.close()
+            assert anonymous is None, "NATS let an anonymous client in"
+            nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}", user="identity", password=users["identity"],
+                                    inbox_prefix="_INBOX_identity")
             info = await nc.jetstream().account_info()
             await nc.close()
             return info.streams

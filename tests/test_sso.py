@@ -256,7 +256,7 @@ def test_an_opac_keycloak_refuses_is_left_out_without_blocking_the_others(platfo
 def test_sign_out_ends_the_session_here_and_at_keycloak(platform: Platform) -> None:
     browser, me = platform.sign_in("educonnect", "E1")
     assert me.status_code == 200
-    browser.through_saml(browser.go(f"{platform.gateway}/logout"))  # through EduConnect's single logout
+    browser.through_saml(browser.post_form(browser.go(f"{platform.gateway}/logout")))  # through EduConnect's single logout
     assert browser.go(f"{platform.gateway}/api/identity/v1/me").status_code == 401
     # Keycloak's session is gone too: signing in again asks EduConnect again.
     page = browser.go(f"{platform.gateway}/login", params={"idp": "educonnect"})

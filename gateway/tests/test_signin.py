@@ -106,8 +106,8 @@ async def test_a_browser_signs_in_and_reaches_a_service_with_its_session(
 
     # Sign-out ends the session everywhere: the same cookie no longer works.
     session_cookie = gateway_cookies["maille_session"]
-    out = browser.request("GET", f"{public}/logout")
-    assert out.status_code == 302 and "/protocol/openid-connect/logout" in out.headers["location"]
+    out = browser.request("POST", f"{public}/logout", data={"csrf": gateway_cookies["maille_csrf"]})
+    assert out.status_code == 303 and "/protocol/openid-connect/logout" in out.headers["location"]
     again = httpx.get(me, headers={"cookie": f"maille_session={session_cookie}"})
     assert again.status_code == 401
 

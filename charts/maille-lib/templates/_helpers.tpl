@@ -93,6 +93,17 @@ value of a secret is ever written by a chart.
   value: {{ .Values.environment | default $global.environment | default "production" | quote }}
 - name: {{ $prefix }}NATS_URL
   value: {{ .Values.nats.url | default ($global.nats).url | required "nats.url (or global.nats.url) is required" | quote }}
+{{- with (.Values.nats.existingSecret | default ($global.nats).existingSecret) }}
+- name: {{ $prefix }}NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Chart.Name }}
+{{- end }}
+{{- if (($global.nats).tls).enabled }}
+- name: {{ $prefix }}NATS_TLS_CA_FILE
+  value: /etc/maille/nats-tls/ca.crt
+{{- end }}
 {{- if .Values.usesDocstore }}
 {{- $mongo := .Values.mongodb.existingSecret | default ($global.mongodb).existingSecret }}
 - name: {{ $prefix }}MONGODB_URL

@@ -57,6 +57,15 @@ affinity:
 - name: tmp
   emptyDir:
     sizeLimit: {{ .Values.tmpSize | default "256Mi" }}
+{{- $tls := ((.Values.global | default dict).nats | default dict).tls | default dict }}
+{{- if $tls.enabled }}
+- name: nats-tls
+  secret:
+    secretName: {{ $tls.existingSecret }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -65,6 +74,11 @@ affinity:
 {{- define "maille-lib.volumeMounts" -}}
 - name: tmp
   mountPath: /tmp
+{{- if ((((.Values.global | default dict).nats | default dict).tls | default dict).enabled) }}
+- name: nats-tls
+  mountPath: /etc/maille/nats-tls
+  readOnly: true
+{{- end }}
 {{- with .Values.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}

@@ -30,7 +30,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nats.js.api import KeyValueConfig
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import BadRequestError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maille_kit.auth import TokenVerifier
@@ -51,6 +51,7 @@ LOGINS_BUCKET = "maille_gateway_logins"
 LOGIN_SECONDS = 600
 CACHE_SECONDS = 2.0
 REFRESH_MARGIN = 30  # seconds before expiry an access token is refreshed
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Session:
     csrf: str
     created: float
     person: str = ""  # the directory person identity settled the account as (a refreshed token must name the same)
+    sid: str = ""  # Keycloak's session id (a back-channel logout names it)
 
     def csrf_matches(self, sent: bytes) -> bool:
         return hmac.compare_digest(sent, self.csrf.encode())
@@ -148,10 +150,8 @@ class Sessions:
         return await peer.fetch(method, target.encode("latin-1"), headers, body)
 
     async def start(self, bus: Bus) -> None:
-        self._sessions = await bus.js.create_key_value(
-            KeyValueConfig(bucket=SESSIONS_BUCKET, ttl=self.settings.session_ttl_seconds, history=1)
-        )
-        self._logins = await bus.js.create_key_value(KeyValueConfig(bucket=LOGINS_BUCKET, ttl=LOGIN_SECONDS, history=1))
+        self._sessions = await _bucket(bus, SESSIONS_BUCKET, self.settings.session_ttl_seconds)
+        self._logins = await _bucket(bus, LOGINS_BUCKET, LOGIN_SECONDS)
 
     # -- the identity provider ------------------------------------------------------------------
 
@@ -231,9 +231,12 @@ class Sessions:
         session = Session(
             key=_hash(session_id), subject=principal.subject, name=str(name), access_token=tokens["access_token"],
             refresh_token=tokens.get("refresh_token", ""), id_token=tokens["id_token"],
-            expires_at=float(principal.claims["exp"]), csrf=_token(), created=time.time(),
+            expires_at=float(principal.claims["exp"]), csrf=_token(), created=time.time(), sid=str(claims.get("sid") or ""),
         )
         await self._store(session)
+        if session.sid:  # Keycloak ends its session by sid (back-channel logout): which of ours that is
+            assert self._sessions is not None
+            await self._sessions.put(_sid_key(session.sid), session.key.encode())
         return session_id, session, pending["next"]
 
     async def settle(self, session: Session, choice: str | None = None) -> dict[str, Any]:
@@ -296,6 +299,9 @@ class Sessions:
             session = Session(**self._open(key, entry.value))
         except (ValueError, TypeError):
             return None
+        if time.time() - session.created > self.settings.session_ttl_seconds:  # however often it was refreshed
+            await self.revoke(session)
+            return None
         if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[key] = (now, session)
@@ -352,6 +358,32 @@ class Sessions:
         self._cache.pop(session.key, None)
         if self._sessions is not None:
             await self._sessions.delete(session.key)
+            if session.sid:
+                await self._sessions.delete(_sid_key(session.sid))
+
+    async def backchannel_logout(self, logout_token: str) -> int:
+        """Keycloak says a session of its ended (OIDC back-channel logout): ours on it end too; how many.
+        The logout token is checked as fully as an ID token (signature, issuer, audience, expiry) and must be
+        one (its logout event, a sid, no nonce); Problem 400 otherwise."""
+        claims = (await self.id_tokens.verify(logout_token)).claims
+        events = claims.get("events")
+        if not isinstance(events, dict) or LOGOUT_EVENT not in events or "nonce" in claims:
+            raise Problem(400, "not a logout token (no back-channel logout event, or a nonce)")
+        sid = claims.get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise Problem(400, "the logout token names no session (sid)")
+        assert self._sessions is not None
+        try:
+            entry = await self._sessions.get(_sid_key(sid))
+        except KeyNotFoundError:
+            return 0
+        key = entry.value.decode() if entry.value else ""
+        self._cache.pop(key, None)
+        if key:
+            await self._sessions.delete(key)
+        await self._sessions.delete(_sid_key(sid))
+        log.info("session ended by Keycloak (back-channel logout)")
+        return 1
 
     async def end_session_url(self, session: Session | None) -> str:
         """Where to send the browser so that Keycloak ends its own session too."""
@@ -383,6 +415,25 @@ class Sessions:
             return json.loads(self._aead.decrypt(sealed[:12], sealed[12:], key.encode()))
         except Exception as exc:  # InvalidTag: another key, or tampered
             raise ValueError("unreadable session") from exc
+
+
+async def _bucket(bus: Bus, name: str, ttl: float) -> KeyValue:
+    """The bucket, made with `ttl`; one made before with another TTL (the setting changed) takes the new one."""
+    try:
+        return await bus.js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl, history=1))
+    except BadRequestError as exc:
+        if exc.err_code != 10058:  # not "stream name already in use with a different configuration"
+            raise
+    config = (await bus.js.stream_info(f"KV_{name}")).config
+    config.max_age = ttl
+    config.duplicate_window = min(config.duplicate_window or ttl, ttl)  # NATS wants it no longer than max_age
+    await bus.js.update_stream(config)
+    log.info("bucket %s now keeps entries %gs", name, ttl)
+    return await bus.js.key_value(name)
+
+
+def _sid_key(sid: str) -> str:
+    return "sid." + _hash(sid)
 
 
 def _token(size: int = 24) -> str:

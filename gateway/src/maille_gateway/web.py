@@ -153,17 +153,46 @@ async def choose(request: Request) -> Response:
     return RedirectResponse(safe_next((form.get("next") or ["/"])[0]), status_code=303)
 
 
-@router.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
+@router.get("/logout", include_in_schema=False)
+async def logout_page(request: Request) -> Response:
+    """Signing out is a POST with the session's CSRF token (a link or an image elsewhere cannot sign anyone out):
+    a GET shows the button."""
+    gateway = _gateway(request)
+    session = await gateway.sessions.from_cookie(request.headers.get("cookie", ""))
+    if session is None:
+        return RedirectResponse("/", status_code=302)
+    return HTMLResponse(_page("Se déconnecter", f"""
+<p>Voulez-vous vous déconnecter de l'ENT ?</p>
+<form method="post" action="/logout"><input type="hidden" name="csrf" value="{html.escape(session.csrf)}"/>
+<button type="submit">Se déconnecter</button></form>"""))
+
+
+@router.post("/logout", include_in_schema=False)
 async def logout(request: Request) -> Response:
-    """End the session here and at Keycloak."""
+    """End the session here and at Keycloak (the form's `csrf` field, or the X-CSRF-Token header, must match)."""
     gateway = _gateway(request)
     session = await gateway.sessions.from_cookie(request.headers.get("cookie", ""))
     if session is not None:
+        form = parse_qs((await request.body())[:4096].decode("latin-1"))
+        sent = request.headers.get("x-csrf-token") or (form.get("csrf") or [""])[0]
+        if not session.csrf_matches(sent.encode()):
+            raise Problem(403, "this sign-out did not come from this site (CSRF token missing or wrong)", title="Forbidden")
         await gateway.sessions.revoke(session)
-    response = RedirectResponse(await gateway.sessions.end_session_url(session), status_code=302)
+    response = RedirectResponse(await gateway.sessions.end_session_url(session), status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
     return response
+
+
+@router.post("/auth/backchannel-logout", include_in_schema=False)
+async def backchannel_logout(request: Request) -> Response:
+    """Keycloak ends one of its sessions (signed out elsewhere, by an admin, an account disabled): ours on it end."""
+    form = parse_qs((await request.body())[:16384].decode("latin-1"))
+    token = (form.get("logout_token") or [""])[0]
+    if not token:
+        raise Problem(400, "the form has no logout_token")
+    await _gateway(request).sessions.backchannel_logout(token)
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/", include_in_schema=False)
@@ -195,7 +224,8 @@ async def landing(request: Request) -> HTMLResponse:
 <p>Rôles : {html.escape(roles) or "—"}</p>
 <h2>Ce que vous pouvez ouvrir</h2>
 <ul>{''.join(opens)}<li>La documentation des API <a href="/api/docs">/api/docs</a></li></ul>
-<form method="post" action="/logout"><button type="submit">Se déconnecter</button></form>"""))
+<form method="post" action="/logout"><input type="hidden" name="csrf" value="{html.escape(session.csrf)}"/>
+<button type="submit">Se déconnecter</button></form>"""))
 
 
 async def _me(gateway: Gateway, principal: Principal, token: str) -> dict[str, Any] | None:

@@ -159,7 +159,7 @@ async def rgpd_command(args: argparse.Namespace) -> int:
     settings = load_settings(IdentitySettings)
     tenant = args.tenant or settings.tenant
     docstore = identity_docstore(settings, "rgpd")
-    bus = Bus(settings.nats_url, name="maille-identity-rgpd")
+    bus = Bus.of(settings, name="maille-identity-rgpd")
     try:
         await docstore.detect()
         repository = DirectoryRepository(docstore)
@@ -256,7 +256,7 @@ async def import_aaf(args: argparse.Namespace) -> int:
     tenant = args.tenant or settings.tenant
     report = args.report or Path(f"aaf-report-{tenant}.txt")
     docstore = identity_docstore(settings, "import")
-    bus = Bus(settings.nats_url, name="maille-identity-import")
+    bus = Bus.of(settings, name="maille-identity-import")
     try:
         await docstore.detect()
     except Exception as exc:

@@ -57,6 +57,7 @@ async def on_start(runtime: Runtime) -> None:
         runtime.state["opacs"] = opacs
         if settings.keycloak_sync_on_start:
             runtime.state["keycloak-sync"] = asyncio.create_task(federation.keep_synced(), name="keycloak-sync")
+        runtime.state["signed-out"] = asyncio.create_task(federation.keep_disabled_signed_out(), name="disabled-signed-out")
     if settings.gar_export_at is not None:
         runtime.state["nightly"] = asyncio.create_task(run_nightly(runtime.bus, repository, settings), name="gar-nightly")
 
@@ -65,7 +66,7 @@ async def on_stop(runtime: Runtime) -> None:
     imports = runtime.state.pop("imports", None)
     if imports is not None:
         await imports.stop()
-    for name in ("nightly", "keycloak-sync"):
+    for name in ("nightly", "keycloak-sync", "signed-out"):
         task = runtime.state.pop(name, None)
         if task is not None:
             task.cancel()

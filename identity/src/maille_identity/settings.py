@@ -55,6 +55,9 @@ class IdentitySettings(ServiceSettings):
     keycloak_client_secret: SecretStr = Field(SecretStr("maille-identity-dev-secret"), description="that client's secret")
     keycloak_sync_on_start: bool = Field(True, description="reconcile the realm with its declaration when the service starts")
     gateway_url: str = Field("http://localhost:8000", description="the gateway's public address (its sign-in client's redirect URIs)")
+    gateway_backchannel_url: str = Field(
+        "", description="the gateway as Keycloak reaches it, for back-channel logout (default: gateway_url)"
+    )
     gateway_client_id: str = Field("maille-gateway", description="the gateway's browser sign-in client in the realm")
     gateway_client_secret: SecretStr = Field(SecretStr("maille-gateway-dev-secret"), description="that client's secret")
     educonnect_metadata_url: str = Field("", description="EduConnect's SAML metadata URL; unset: no EduConnect sign-in")
@@ -70,6 +73,7 @@ class IdentitySettings(ServiceSettings):
         """What fills the realm declaration's {{NAME}}s."""
         return {
             "GATEWAY_URL": self.gateway_url.rstrip("/"), "GATEWAY_CLIENT_ID": self.gateway_client_id,
+            "GATEWAY_BACKCHANNEL_URL": (self.gateway_backchannel_url or self.gateway_url).rstrip("/"),
             "GATEWAY_CLIENT_SECRET": self.gateway_client_secret.get_secret_value(),
             "EDUCONNECT_METADATA_URL": self.educonnect_metadata_url, "ACADEMIE_METADATA_URL": self.academie_metadata_url,
             "GAR_SP_ENTITY_ID": self.gar_sp_entity_id, "GAR_SP_ACS_URL": self.gar_sp_acs_url,

@@ -154,7 +154,8 @@ class Reconciler:
         fields = _changed_fields(wanted, actual)
         if fields:
             report.add(f"realm {REALM}: {', '.join(fields)} put back")
-            await self.admin.a_update_realm(REALM, {**actual, **wanted})
+            await self.admin.a_update_realm(REALM, {**actual, **wanted,
+                                                    "attributes": {**actual.get("attributes", {}), **wanted.get("attributes", {})}})
 
     async def _user_profile(self, wanted: Doc, report: Report) -> None:
         """The realm's user profile: the policy for undeclared attributes, the optional defaults, and the
@@ -301,9 +302,43 @@ class Reconciler:
             raise KeycloakUnavailable(f"the account could not be looked up: {exc}") from exc
         return found[0]["id"] if found else None
 
-    async def delete_user(self, user_id: str) -> None:
-        """Delete an account (its sessions end with it); one already gone is fine."""
+    async def disabled_since(self, since_ms: int) -> tuple[list[str], int]:
+        """The accounts an admin disabled after `since_ms` (Keycloak's admin events, newest first), and the time of
+        the newest event seen."""
         try:
+            answer = await self.connection.a_raw_get(f"admin/realms/{REALM}/admin-events", resourceTypes="USER",
+                                                     operationTypes="UPDATE", max=500)
+            _check(answer)
+            events = answer.json()
+        except (KeycloakError, OSError, ValueError) as exc:
+            raise KeycloakUnavailable(f"Keycloak's admin events could not be read: {exc}") from exc
+        disabled, newest = [], since_ms
+        for event in events:
+            at = int(event.get("time") or 0)
+            newest = max(newest, at)
+            if at <= since_ms or not str(event.get("resourcePath", "")).startswith("users/"):
+                continue
+            try:
+                enabled = json.loads(event.get("representation") or "{}").get("enabled")
+            except ValueError:
+                continue
+            if enabled is False:
+                disabled.append(event["resourcePath"].split("/")[1])
+        return disabled, newest
+
+    async def sign_out(self, user_id: str) -> None:
+        """End every Keycloak session of the account (each client with a back-channel logout URL is told)."""
+        try:
+            answer = await self.connection.a_raw_post(f"admin/realms/{REALM}/users/{user_id}/logout", data="{}")
+            if answer.status_code != 404:
+                _check(answer)
+        except (KeycloakError, OSError) as exc:
+            raise KeycloakUnavailable(f"the account's sessions could not be ended: {exc}") from exc
+
+    async def delete_user(self, user_id: str) -> None:
+        """Delete an account, its sessions ended first (a deletion alone tells no client); one already gone is fine."""
+        try:
+            await self.sign_out(user_id)
             await self.admin.a_delete_user(user_id)
         except KeycloakError as exc:
             if exc.response_code != 404:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler, Report, render
@@ -92,6 +93,21 @@ class Federation:
             except KeycloakUnavailable as exc:
                 log.warning("keycloak not reconciled yet: %s", exc)
                 await asyncio.sleep(retry_seconds)
+
+    async def keep_disabled_signed_out(self, every_seconds: float = 2.0) -> None:
+        """A disabled account keeps no session: Keycloak does not end them itself when an admin disables an account,
+        so identity (its administrator) reads the admin events and signs such accounts out — which tells the
+        gateway (back-channel logout) within seconds."""
+        since = int(time.time() * 1000)
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                disabled, since = await self.keycloak.disabled_since(since)
+                for user_id in disabled:
+                    await self.keycloak.sign_out(user_id)
+                    log.info("disabled account signed out everywhere", extra={"keycloak_user": user_id})
+            except KeycloakUnavailable as exc:
+                log.warning("disabled accounts not checked: %s", exc)
 
     async def add(self, federation: Doc) -> None:
         """Register a collectivité: its IdP made in Keycloak first, then kept (nothing kept if Keycloak refuses)."""

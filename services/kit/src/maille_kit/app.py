@@ -54,7 +54,7 @@ class Runtime:
     def __init__(self, spec: ServiceSpec) -> None:
         self.spec = spec
         self.settings = spec.settings
-        self.bus = Bus(spec.settings.nats_url, name=f"maille-{spec.name}")
+        self.bus = Bus.of(spec.settings, name=f"maille-{spec.name}")
         self.docstore: Docstore | None = None
         self.outbox: Outbox | None = None
         self.consumers: list[EventConsumer] = []

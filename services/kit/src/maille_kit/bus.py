@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass, field
 
 import nats
@@ -12,6 +13,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+
+from maille_kit.settings import ServiceSettings
 
 log = logging.getLogger("maille.bus")
 
@@ -68,9 +71,14 @@ class _Batch:
 class Bus:
     """One service's NATS connection: reconnects forever, with JetStream on top."""
 
-    def __init__(self, url: str, *, name: str) -> None:
+    def __init__(self, url: str, *, name: str, user: str = "", password: str = "", inbox_prefix: str = "_INBOX",
+                 tls_ca_file: str = "") -> None:
         self.url = url
         self.name = name
+        self.user = user
+        self.password = password
+        self.inbox_prefix = inbox_prefix
+        self.tls_ca_file = tls_ca_file
         self.nc: NATS | None = None
         self._js: JetStreamContext | None = None
         self._closing = False
@@ -78,8 +86,21 @@ class Bus:
         self._batches: dict[int, _Batch] = {}
         self._batch_seq = 0
 
+    @classmethod
+    def of(cls, settings: ServiceSettings, *, name: str) -> Bus:
+        """The bus of a service with its settings: its own NATS user (when a password is set), its own inbox."""
+        user = settings.service_name
+        return cls(settings.nats_url, name=name, user=user if settings.nats_password.get_secret_value() else "",
+                   password=settings.nats_password.get_secret_value(), inbox_prefix=f"_INBOX_{user}",
+                   tls_ca_file=settings.nats_tls_ca_file)
+
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Connect, retrying until `timeout` seconds have passed; afterwards reconnect forever."""
+        options: dict = {"inbox_prefix": self.inbox_prefix}
+        if self.user:
+            options |= {"user": self.user, "password": self.password}
+        if self.tls_ca_file:
+            options["tls"] = ssl.create_default_context(cafile=self.tls_ca_file)
         try:
             # nats-py keeps trying its servers on its own (reconnect forever); the start bounds it.
             self.nc = await asyncio.wait_for(
@@ -94,6 +115,7 @@ class Bus:
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
+                    **options,
                 ),
                 timeout=timeout,
             )

@@ -31,6 +31,10 @@ class ServiceSettings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="address the HTTP server listens on")
     http_port: int = Field(8100, ge=1, le=65535, description="port the HTTP server listens on")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated")
+    nats_password: SecretStr = Field(
+        SecretStr(""), description="password of the service's own NATS user (named after the service); none: no NATS user"
+    )
+    nats_tls_ca_file: str = Field("", description="CA certificate to check NATS' TLS certificate with (tls:// URLs); none: the system's")
     nats_connect_timeout: float = Field(
         30.0, gt=0, description="seconds to keep trying to reach NATS at start before giving up"
     )

