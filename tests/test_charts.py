@@ -255,3 +255,9 @@ def test_each_deployable_is_its_own_nats_user_and_production_speaks_tls(rendered
                 assert env[f"{prefix}NATS_TLS_CA_FILE"]["value"] == "/etc/maille/nats-tls/ca.crt"
                 assert any(v.get("secret", {}).get("secretName") == "maille-nats-tls" for v in pod["volumes"])
         assert ("tls {" in conf) == (render == "maille/production")
+
+
+def test_the_gateway_believes_forwarded_addresses_only_from_its_proxies(rendered: dict[str, list[dict]]) -> None:
+    for render in ("maille/default", "maille/production", "gateway"):
+        env = {e["name"]: e for e in pod_of(named(rendered[render], "Deployment", "maille-gateway"))["containers"][0]["env"]}
+        assert env["FORWARDED_ALLOW_IPS"]["value"] and "*" not in env["FORWARDED_ALLOW_IPS"]["value"]

@@ -28,7 +28,7 @@ PROTECTED = ("ent_id", "profiles", "uai", "gar_profiles", "id_ent", "ec_ref_ids"
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: KeycloakServer, nats_server: NatsServer,
              docstore_server: DocstoreServer) -> Iterator[Platform]:
-    with sso_platform(tmp_path_factory.mktemp("claims"), keycloak_server, nats_server, docstore_server) as started:
+    with sso_platform(tmp_path_factory.mktemp("claims"), keycloak_server, nats_server, docstore_server, tenant="ac-claims") as started:
         yield started
 
 

@@ -112,6 +112,10 @@ value of a secret is ever written by a chart.
       name: {{ $mongo | required "mongodb.existingSecret (or global.mongodb.existingSecret) is required" }}
       key: {{ .Values.mongodb.secretKey | default ($global.mongodb).secretKey | default "url" }}
 {{- end }}
+{{- with .Values.forwardedAllowIps }}
+- name: FORWARDED_ALLOW_IPS
+  value: {{ . | quote }}
+{{- end }}
 - name: {{ $prefix }}AUTH_ISSUER
   value: {{ include "maille-lib.issuer" . | quote }}
 {{- with (.Values.auth.jwksUrl | default ($global.auth).jwksUrl) }}

@@ -29,7 +29,9 @@ from opentelemetry.trace import SpanContext, TraceFlags
 from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from maille_gateway.proxy import RESPONSE_DROPPED, outgoing_headers, parse_traceparent, request_id_from, split_headers
+from maille_gateway.proxy import (
+    API_CSP, RESPONSE_DROPPED, connection_named, outgoing_headers, parse_traceparent, request_id_from, split_headers,
+)
 from maille_gateway.upstream import Relay, Response, Upstream, UpstreamError, UpstreamTimeout, _Connection
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ log = logging.getLogger("maille.gateway")
 SMALL_ANSWER = 64 * 1024  # answers up to this size (with a Content-Length) are held whole and sent in one write
 STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode()) for code in map(int, HTTPStatus)}
 NO_BODY = frozenset({204, 304})
+LANE_CSP = b"content-security-policy: " + API_CSP + b"\r\n"
 _FLAGS = {True: TraceFlags(TraceFlags.SAMPLED), False: TraceFlags(TraceFlags.DEFAULT)}
 
 
@@ -276,9 +279,14 @@ class _LaneRequest(Relay):
             self._finish(499)
             return
         out = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status, self.lane.default_headers(http.server_state.default_headers)]
+        dropped = RESPONSE_DROPPED
         for name, value in self.headers:
-            if name not in RESPONSE_DROPPED:
+            if name == b"connection":  # the headers it names are hop-by-hop too
+                dropped = dropped | connection_named(self.headers)
+        for name, value in self.headers:
+            if name not in dropped:
                 out.append(b"%s: %s\r\n" % (name, value))
+        out.append(LANE_CSP)
         out.append(b"x-request-id: %s\r\n" % self.rid.encode())
         if not self.keep_alive:
             out.append(b"connection: close\r\n")

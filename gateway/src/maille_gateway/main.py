@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -24,13 +25,16 @@ from maille_gateway import __version__
 from maille_gateway.lane import FastLane, GatewayHttp
 from maille_gateway.limits import RateLimiter
 from maille_gateway.policy import Policies
-from maille_gateway.proxy import Proxy
+from maille_gateway.proxy import Proxy, send_problem
 from maille_gateway.sessions import Sessions
 from maille_gateway.settings import GatewaySettings
 from maille_gateway.upstream import Upstreams
+from maille_gateway.web import PAGE_STYLE_HASH
 from maille_gateway.web import router as web_router
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_kit.auth import TokenVerifier
+
+BACKCHANNEL_LOGOUT = "/auth/backchannel-logout"  # Keycloak's calls: not a person's sign-in
 
 
 class Gateway:
@@ -56,6 +60,9 @@ class Gateway:
             on_start=self._start, on_stop=self._stop, description=description or "",
         ))
         self.app.state.gateway = self
+        issuer = urlsplit(settings.auth_issuer)
+        self.page_policy = (f"default-src 'self'; style-src 'self' '{PAGE_STYLE_HASH}'; img-src 'self' data:; object-src 'none'; "
+                            f"base-uri 'none'; frame-ancestors 'none'; form-action 'self' {issuer.scheme}://{issuer.netloc}").encode()
         self.app.state.token_verifier = self.verifier
 
     async def _start(self, runtime: Runtime) -> None:
@@ -79,7 +86,27 @@ class Gateway:
                 if upstream is not None:
                     await self.proxy(scope, receive, send, upstream)
                     return
-        await self.app(scope, receive, send)
+            elif (path == "/login" or path.startswith("/auth/")) and path != BACKCHANNEL_LOGOUT:
+                # Each sign-in writes to NATS and calls Keycloak: so many per second from one address.
+                wait = self.limiter.take("sign-in:" + (scope.get("client") or ("?",))[0], self.settings.rate_sign_in)
+                if wait:
+                    await send_problem(send, 429, "too many sign-ins from this address; try again in a moment", instance=path,
+                                       headers=[(b"retry-after", str(max(1, round(wait))).encode())])
+                    return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_policy(message: dict[str, Any]) -> None:
+            # The gateway's own pages: their scripts, styles and forms from this site only (and Keycloak's, where a
+            # sign-out form leads); an answer that already says its policy (the API docs) keeps it.
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                if not any(name == b"content-security-policy" for name, _ in headers):
+                    headers.append((b"content-security-policy", self.page_policy))
+            await send(message)
+
+        await self.app(scope, receive, with_policy)
 
 
 def app(settings: GatewaySettings | None = None) -> Gateway:
@@ -91,9 +118,18 @@ def main() -> None:
     """Serve the gateway until SIGTERM: one process, or `MAILLE_GATEWAY_WORKERS` of them."""
     settings = load_settings(GatewaySettings)
     if settings.workers == 1:
-        serve(app(settings), settings, http=GatewayHttp)
+        serve(app(settings), settings, http=GatewayHttp, headers=security_headers(settings))
         return
     sys.exit(_supervise(settings))
+
+
+def security_headers(settings: GatewaySettings) -> list[tuple[str, str]]:
+    """What every answer of the gateway carries: no content sniffing, no framing, no referrer to other sites, and
+    HTTPS only from then on when the gateway is reached over HTTPS."""
+    headers = [("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"), ("referrer-policy", "same-origin")]
+    if settings.public_url.startswith("https://"):
+        headers.append(("strict-transport-security", "max-age=31536000; includeSubDomains"))
+    return headers
 
 
 def _listener(settings: GatewaySettings) -> socket.socket:
@@ -119,7 +155,7 @@ def _supervise(settings: GatewaySettings) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             try:
-                serve(app(settings), settings, sockets=[_listener(settings)], http=GatewayHttp)
+                serve(app(settings), settings, sockets=[_listener(settings)], http=GatewayHttp, headers=security_headers(settings))
             except SystemExit as exc:
                 os._exit(exc.code if isinstance(exc.code, int) else 1)
             os._exit(0)

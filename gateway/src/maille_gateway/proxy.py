@@ -45,7 +45,11 @@ DROPPED = frozenset(
      b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-csrf-token"}
 )
 # The gateway's own Date (uvicorn's) replaces the service's: one Date per answer.
-RESPONSE_DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"x-request-id", b"set-cookie", b"server", b"date"})
+RESPONSE_DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"x-request-id", b"set-cookie", b"server", b"date",
+                              b"content-security-policy"})
+# What a service answers is data, never a page of this site: nothing in it runs, nothing frames it (an HTML
+# attachment opened in the browser stays inert).
+API_CSP = b"default-src 'none'; frame-ancestors 'none'; sandbox"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 SAFE = IDEMPOTENT
 # Requests done are recorded (metrics, access lines) together, in small batches: one loop over many costs less
@@ -221,7 +225,14 @@ class Proxy:
                     raise Problem(401, "the Authorization header must be 'Bearer <token>'",
                                   headers={"WWW-Authenticate": 'Bearer realm="maille", error="invalid_request"'})
                 token = value.strip()
-                principal = await self.verifier.verify(token)
+                principal = self.verifier.known(token)
+                if principal is None:
+                    # A token not seen yet costs a signature check: each address may have only so many checked.
+                    wait = self.limiter.take("new-token:" + (scope.get("client") or ("?",))[0], self.settings.rate_new_tokens)
+                    if wait:
+                        raise Problem(429, "too many new tokens from this address; slow down",
+                                      headers={"Retry-After": str(max(1, round(wait)))})
+                    principal = await self.verifier.verify(token)
             elif cookie is not None:
                 session = await self.sessions.from_cookie(cookie)
                 if session is not None:
@@ -329,7 +340,9 @@ class Proxy:
     async def respond(self, send: Send, response: Response, rid: bytes, state: dict[str, Any]) -> None:
         """The upstream's answer back to the caller, streamed; the connection given back at the end."""
         state["status"] = response.status
-        out = [(name, value) for name, value in response.headers if name not in RESPONSE_DROPPED]
+        dropped = RESPONSE_DROPPED | connection_named(response.headers)
+        out = [(name, value) for name, value in response.headers if name not in dropped]
+        out.append((b"content-security-policy", API_CSP))
         out.append((b"x-request-id", rid))
         state["started"] = True
         try:
@@ -386,7 +399,7 @@ def split_headers(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes,
                                                              bytes | None, bytes | None, bytes | None, bool]:
     """A request's headers: those forwarded as they are, then authorization, cookie, x-request-id,
     traceparent, content-length, x-csrf-token, and whether the body is chunked."""
-    authorization = cookie = sent_id = traceparent = content_length = csrf = None
+    authorization = cookie = sent_id = traceparent = content_length = csrf = connection = None
     chunked = False
     forwarded: list[tuple[bytes, bytes]] = []
     for name, value in headers:
@@ -405,9 +418,28 @@ def split_headers(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes,
                 csrf = value
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name == b"connection":
+                connection = value
             continue
         forwarded.append((name, value))
+    if connection is not None:  # headers the caller named in Connection are hop-by-hop too (RFC 9110 §7.6.1)
+        named = {token.strip().lower() for token in connection.split(b",")} - {b"close", b"keep-alive"}
+        if named:
+            forwarded = [(name, value) for name, value in forwarded if name not in named]
+            if named & {b"authorization", b"cookie", b"x-csrf-token", b"content-length", b"transfer-encoding"}:
+                authorization = authorization if b"authorization" not in named else None
+                cookie = cookie if b"cookie" not in named else None
+                csrf = csrf if b"x-csrf-token" not in named else None
     return forwarded, authorization, cookie, sent_id, traceparent, content_length, csrf, chunked
+
+
+def connection_named(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The header names an answer's Connection header names (hop-by-hop: never passed on)."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            named |= {token.strip().lower() for token in value.split(b",")}
+    return frozenset(named)
 
 
 _FLAGS = {True: TraceFlags(TraceFlags.SAMPLED), False: TraceFlags(TraceFlags.DEFAULT)}

@@ -30,7 +30,8 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nats.js.api import KeyValueConfig
-from nats.js.errors import BadRequestError, KeyNotFoundError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import APIError, BadRequestError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maille_kit.auth import TokenVerifier
@@ -151,7 +152,7 @@ class Sessions:
 
     async def start(self, bus: Bus) -> None:
         self._sessions = await _bucket(bus, SESSIONS_BUCKET, self.settings.session_ttl_seconds)
-        self._logins = await _bucket(bus, LOGINS_BUCKET, LOGIN_SECONDS)
+        self._logins = await _bucket(bus, LOGINS_BUCKET, LOGIN_SECONDS, max_bytes=self.settings.logins_max_bytes)
 
     # -- the identity provider ------------------------------------------------------------------
 
@@ -201,7 +202,10 @@ class Sessions:
                                 scope="openid profile email", state=state, **extra)
         pending = {"nonce": nonce, "verifier": verifier, "next": safe_next(next_path)}
         assert self._logins is not None
-        await self._logins.put(_hash(state), self._seal(_hash(state), pending))
+        try:
+            await self._logins.put(_hash(state), self._seal(_hash(state), pending))
+        except (APIError, NatsTimeout):  # the bucket is full (a flood of sign-ins started and never finished)
+            raise Problem(503, "too many sign-ins are under way; try again in a minute", headers={"Retry-After": "60"}) from None
         return url, state
 
     async def finish(self, code: str, state: str, login_cookie: str | None) -> tuple[str, Session, str]:
@@ -417,15 +421,16 @@ class Sessions:
             raise ValueError("unreadable session") from exc
 
 
-async def _bucket(bus: Bus, name: str, ttl: float) -> KeyValue:
-    """The bucket, made with `ttl`; one made before with another TTL (the setting changed) takes the new one."""
+async def _bucket(bus: Bus, name: str, ttl: float, *, max_bytes: int = -1) -> KeyValue:
+    """The bucket, made with `ttl` (and at most `max_bytes`); one made before with other settings takes the new ones."""
     try:
-        return await bus.js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl, history=1))
+        return await bus.js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl, history=1, max_bytes=max_bytes))
     except BadRequestError as exc:
         if exc.err_code != 10058:  # not "stream name already in use with a different configuration"
             raise
     config = (await bus.js.stream_info(f"KV_{name}")).config
     config.max_age = ttl
+    config.max_bytes = max_bytes
     config.duplicate_window = min(config.duplicate_window or ttl, ttl)  # NATS wants it no longer than max_age
     await bus.js.update_stream(config)
     log.info("bucket %s now keeps entries %gs", name, ttl)

@@ -63,6 +63,15 @@ class GatewaySettings(ServiceSettings):
     rate_person: float = Field(20.0, gt=0, description="requests per second allowed to each signed-in person (sustained)")
     rate_client: float = Field(200.0, gt=0, description="requests per second allowed to each API client (sustained)")
     rate_anonymous: float = Field(10.0, gt=0, description="requests per second allowed to each address without a token")
+    rate_sign_in: float = Field(
+        20.0, gt=0, description="sign-ins per second (/login, /auth/…) allowed to each address (a school's NAT is one address)"
+    )
+    rate_new_tokens: float = Field(
+        10.0, gt=0, description="bearer tokens not seen yet whose signature each address may have checked, per second"
+    )
+    logins_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024 * 1024, description="room in NATS for sign-ins in progress (about 500 bytes each); full: 503"
+    )
     trace_sample_ratio: float = Field(
         1.0, ge=0.0, le=1.0,
         description="share of the traces starting at the gateway that are recorded when OTLP is on (a caller's own decision is followed)",

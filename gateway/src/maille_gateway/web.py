@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import html
 import re
 import time
+from pathlib import Path
 from urllib.parse import parse_qs
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from swagger_ui_bundle import swagger_ui_path
 
 from maille_kit.auth import Principal
 from maille_kit.problems import Problem
@@ -239,13 +242,18 @@ async def _me(gateway: Gateway, principal: Principal, token: str) -> dict[str, A
         return None
 
 
+PAGE_STYLE = ("body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}"
+              "a.button,button{display:inline-block;padding:.5rem 1rem;border:1px solid #2a5db0;border-radius:4px;background:#2a5db0;"
+              "color:#fff;text-decoration:none;cursor:pointer;font:inherit}")
+# The pages' one inline style, allowed by its hash in their Content-Security-Policy (no 'unsafe-inline').
+PAGE_STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(PAGE_STYLE.encode()).digest()).decode()
+
+
 def _page(title: str, body: str) -> str:
     return f"""<!doctype html>
 <html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}
-a.button,button{{display:inline-block;padding:.5rem 1rem;border:1px solid #2a5db0;border-radius:4px;background:#2a5db0;color:#fff;
-text-decoration:none;cursor:pointer;font:inherit}}</style></head>
+<style>{PAGE_STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>{body}</body></html>"""
 
 
@@ -265,8 +273,30 @@ async def openapi(request: Request) -> JSONResponse:
 
 @router.get("/api/docs", include_in_schema=False)
 async def docs() -> HTMLResponse:
-    """The merged document, browsable."""
-    return get_swagger_ui_html(openapi_url="/api/openapi.json", title="Maille — API")
+    """The merged document, browsable: Swagger UI served from the gateway itself (no CDN: it works offline)."""
+    return HTMLResponse("""<!doctype html>
+<html lang="fr"><head><meta charset="utf-8"><title>Maille — API</title>
+<link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/api/docs/assets/swagger-ui-bundle.js"></script><script src="/api/docs/assets/init.js"></script></body></html>""",
+                        headers={"content-security-policy": DOCS_POLICY, "cache-control": "no-cache"})
+
+
+DOCS_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
+# Swagger UI sets style attributes as it renders: styles inline are allowed on this page, scripts only from here.
+DOCS_POLICY = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+               "frame-ancestors 'none'; form-action 'self'")
+DOCS_INIT = b'window.ui = SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#swagger-ui", deepLinking: true});\n'
+
+
+@router.get("/api/docs/assets/{name}", include_in_schema=False)
+async def docs_asset(name: str) -> Response:
+    """Swagger UI's files (from the swagger-ui-bundle package), cached by browsers for a day."""
+    if name == "init.js":
+        return Response(DOCS_INIT, media_type="text/javascript", headers={"cache-control": "public, max-age=86400"})
+    if name not in DOCS_ASSETS:
+        raise Problem(404, f"no asset {name}")
+    return FileResponse(Path(swagger_ui_path) / name, media_type=DOCS_ASSETS[name], headers={"cache-control": "public, max-age=86400"})
 
 
 async def merged_openapi(gateway: Gateway) -> dict[str, Any]:

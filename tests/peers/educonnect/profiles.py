@@ -35,8 +35,8 @@ def _uais(person: Person) -> list[str]:
 
 
 def educonnect_id(person: Person) -> str:
-    """A stable EduConnect id of the person (EduConnect's own, not the ENT's)."""
-    return "ec" + hashlib.sha256(("educonnect:" + person["keys"][0]).encode()).hexdigest()[:30]
+    """A stable EduConnect id of the person (EduConnect's own, not the ENT's; two test directories' namesakes are two people)."""
+    return "ec" + hashlib.sha256(f"educonnect:{person.get('tenant', '')}:{person['keys'][0]}".encode()).hexdigest()[:30]
 
 
 def _ref_ids(accounts: list[Person]) -> list[str]:

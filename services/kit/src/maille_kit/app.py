@@ -232,9 +232,11 @@ def create_app(spec: ServiceSpec) -> FastAPI:
     return app
 
 
-def serve(app: Any, settings: ServiceSettings, sockets: list[Any] | None = None, *, http: Any = "auto") -> None:
+def serve(app: Any, settings: ServiceSettings, sockets: list[Any] | None = None, *, http: Any = "auto",
+          headers: list[tuple[str, str]] | None = None) -> None:
     """Serve `app` until SIGINT or SIGTERM, then finish the requests in hand and stop cleanly (on
-    `sockets` when given, else on the settings' host and port; `http`: uvicorn's HTTP protocol, or a class of it)."""
+    `sockets` when given, else on the settings' host and port; `http`: uvicorn's HTTP protocol, or a class of it;
+    `headers`: sent with every answer)."""
     config = uvicorn.Config(
         app,
         host=settings.http_host,
@@ -245,6 +247,7 @@ def serve(app: Any, settings: ServiceSettings, sockets: list[Any] | None = None,
         timeout_graceful_shutdown=10,
         server_header=False,
         http=http,
+        headers=headers or [],
     )
     server = uvicorn.Server(config)
     # uvicorn hands the signal back to the process once it has shut down gracefully: exit 0 then.

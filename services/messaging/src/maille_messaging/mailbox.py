@@ -15,7 +15,7 @@ from typing import Any
 from maille_kit.problems import Problem
 from maille_messaging.attachments import AttachmentStore
 from maille_kit.text import folded
-from maille_messaging.bodies import query_words
+from maille_messaging.bodies import query_words, sanitise
 from maille_messaging.repository import Doc, MailRepository, is_month, month_of
 from maille_messaging.schemas import (FOLDER_NAMES, SYSTEM_FOLDERS, Attachment, Changed, Correspondent, Entry, Folder, Message,
                                       Page, Recipient, message_time)
@@ -33,7 +33,7 @@ def message_of(copy: Doc, message: Doc, *, reader: str) -> Message:
         id=message["_id"], thread=message["thread"], state=message["state"], folder=copy["f"], unread=copy["u"],
         sender=Correspondent(**message["sender"]), to=[Recipient(**r) for r in message.get("to", [])],
         cc=[Recipient(**r) for r in message.get("cc", [])], bcc=[Recipient(**r) for r in message.get("bcc", [])] if own else [],
-        subject=message.get("subject", ""), body=message.get("body", ""),
+        subject=message.get("subject", ""), body=sanitise(message.get("body", "")),  # kept before today's rules too
         attachments=[Attachment(**a) for a in message.get("attachments", [])], in_reply_to=message.get("parent"),
         at=message.get("sent_at") or message_time(message["_id"]), send_at=message.get("send_at"),
     )

@@ -106,18 +106,20 @@ class Platform:
                        env={**os.environ, **self.env, "CI": "1"}, check=True, capture_output=True)
 
 
-def identity_env(nats: NatsServer, docstore: DocstoreServer, keycloak: KeycloakServer, database: str) -> dict[str, str]:
+def identity_env(nats: NatsServer, docstore: DocstoreServer, keycloak: KeycloakServer, database: str,
+                 tenant: str = TENANT) -> dict[str, str]:
     return {"MAILLE_IDENTITY_NATS_URL": nats.url, "MAILLE_IDENTITY_MONGODB_URL": docstore.url, "MAILLE_IDENTITY_DATABASE": database,
-            "MAILLE_IDENTITY_TENANT": TENANT, "MAILLE_IDENTITY_KEYCLOAK_URL": keycloak.url,
+            "MAILLE_IDENTITY_TENANT": tenant, "MAILLE_IDENTITY_KEYCLOAK_URL": keycloak.url,
             "MAILLE_IDENTITY_AUTH_ISSUER": f"{keycloak.url}/realms/maille"}
 
 
 @contextmanager
 def sso_platform(work: Path, keycloak_server: KeycloakServer, nats_server: NatsServer, docstore_server: DocstoreServer,
-                 gateway_env: dict[str, str] | None = None) -> Iterator[Platform]:
-    """The platform, started in `work`; stopped on leaving (`gateway_env`: more of the gateway's settings)."""
+                 gateway_env: dict[str, str] | None = None, tenant: str = TENANT, with_messaging: bool = False) -> Iterator[Platform]:
+    """The platform, started in `work`; stopped on leaving (`gateway_env`: more of the gateway's settings; `tenant`: its
+    own, so that its persons, and their accounts in the shared Keycloak, are not another platform's)."""
     database = f"test_sso_{uuid.uuid4().hex[:8]}"
-    env = identity_env(nats_server, docstore_server, keycloak_server, database)
+    env = identity_env(nats_server, docstore_server, keycloak_server, database, tenant)
     write_feed(work / "feed")
     subprocess.run([str(bin_of("maille-identity")), "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
                    env={**os.environ, **env, "CI": "1"}, check=True, capture_output=True)
@@ -160,13 +162,22 @@ def sso_platform(work: Path, keycloak_server: KeycloakServer, nats_server: NatsS
         parts.append(identity)
         library = ServiceProcess("library", port=free_port(), log_dir=work / "log", env={
             "MAILLE_LIBRARY_NATS_URL": nats_server.url, "MAILLE_LIBRARY_MONGODB_URL": docstore_server.url,
-            "MAILLE_LIBRARY_DATABASE": f"{database}_library", "MAILLE_LIBRARY_TENANT": TENANT,
+            "MAILLE_LIBRARY_DATABASE": f"{database}_library", "MAILLE_LIBRARY_TENANT": tenant,
             "MAILLE_LIBRARY_AUTH_ISSUER": f"{keycloak_server.url}/realms/maille"})
         library.start()
         parts.append(library)
+        routes = {"identity": identity.url, "library": library.url}
+        if with_messaging:
+            messaging = ServiceProcess("messaging", port=free_port(), log_dir=work / "log", env={
+                "MAILLE_MESSAGING_NATS_URL": nats_server.url, "MAILLE_MESSAGING_MONGODB_URL": docstore_server.url,
+                "MAILLE_MESSAGING_DATABASE": f"{database}_messaging", "MAILLE_MESSAGING_TENANT": tenant,
+                "MAILLE_MESSAGING_AUTH_ISSUER": f"{keycloak_server.url}/realms/maille"})
+            messaging.start()
+            parts.append(messaging)
+            routes["messaging"] = messaging.url
         gateway = ServiceProcess("gateway", port=gateway_port, log_dir=work / "log", env={
             "MAILLE_GATEWAY_NATS_URL": nats_server.url, "MAILLE_GATEWAY_AUTH_ISSUER": f"{keycloak_server.url}/realms/maille",
-            "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url, "library": library.url}), "MAILLE_GATEWAY_PUBLIC_URL": public,
+            "MAILLE_GATEWAY_ROUTES": json.dumps(routes), "MAILLE_GATEWAY_PUBLIC_URL": public,
             "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id, "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret, **(gateway_env or {}),
         })
         gateway.start()
