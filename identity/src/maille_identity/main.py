@@ -12,6 +12,7 @@ from maille_identity.api import directory as directory_api
 from maille_identity.api import federation as federation_api
 from maille_identity.api import operator
 from maille_identity.api import rules as rules_api
+from maille_identity.api import schools as schools_api
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.jobs import ImportJobs
 from maille_identity.events import STREAMS, EventBatch
@@ -87,7 +88,8 @@ def build(settings: IdentitySettings) -> ServiceSpec:
     """What the identity service is made of."""
     return ServiceSpec(
         name="identity", version=__version__, settings=settings, streams=STREAMS, description=description or "",
-        on_start=on_start, on_stop=on_stop, routers=[operator.router, rules_api.router, directory_api.router, federation_api.router,
+        on_start=on_start, on_stop=on_stop,
+        routers=[operator.router, rules_api.router, schools_api.router, directory_api.router, federation_api.router,
                  *([federation_api.federations] if settings.keycloak_url else [])],
     )
 

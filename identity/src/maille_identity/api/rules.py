@@ -1,4 +1,5 @@
-"""Administrators' routes for a structure's communication rules: read, change, reset to the defaults."""
+"""A school's communication rules — read, change, reset to the defaults — by its administrators: its principal and
+their delegates for their own school, the platform's operators for any."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from maille.identity.v1 import rules_pb2 as pb
 from maille_kit.app import get_runtime
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
+from maille_identity.directory.admins import NotAdministrator, SchoolAdmins
+from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.events import EventBatch
 from maille_identity.rules.store import DEFAULT_BODY, RulesBody, RulesStore
 
@@ -17,13 +20,19 @@ router = APIRouter(prefix="/api/identity/v1/structures", tags=["communication ru
 
 Uai = Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$", description="the structure's UAI")]
 Tenant = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64, description="default: the service's tenant")]
-Admin = Annotated[Principal, Depends(require("operator"))]
+Caller = Annotated[Principal, Depends(require())]
 
 
-async def _structure(request: Request, uai: str, tenant: str | None) -> tuple[Any, str]:
+async def _structure(request: Request, uai: str, tenant: str | None, admin: Principal) -> tuple[Any, str]:
+    """The runtime and the school's tenant, once the caller is known to administer the school (403 otherwise)."""
     runtime = get_runtime(request)
     tenant = tenant or runtime.settings.tenant
-    if await runtime.docstore.db["structures"].find_one({"_id": uai, "tenant": tenant}) is None:
+    directory = DirectoryRepository(runtime.docstore)
+    try:
+        await SchoolAdmins(directory, tenant=tenant).check(admin, uai)
+    except NotAdministrator as exc:
+        raise Problem(403, str(exc)) from None
+    if await directory.structure(tenant, uai) is None:
         raise Problem(404, f"no structure {uai} in tenant {tenant}")
     return runtime, tenant
 
@@ -35,23 +44,23 @@ async def _announce(runtime: Any, tenant: str, uai: str, *, reset: bool) -> None
 
 
 @router.get("/{uai}/communication-rules", summary="The structure's rules, and whether they are the defaults")
-async def read(request: Request, uai: Uai, admin: Admin, tenant: Tenant = None) -> dict[str, Any]:
-    runtime, tenant = await _structure(request, uai, tenant)
+async def read(request: Request, uai: Uai, admin: Caller, tenant: Tenant = None) -> dict[str, Any]:
+    runtime, tenant = await _structure(request, uai, tenant, admin)
     body = await RulesStore(runtime.docstore).get(tenant, uai)
     return {"uai": uai, "defaults": body is None, "rules": (body or DEFAULT_BODY).model_dump(by_alias=True)}
 
 
 @router.put("/{uai}/communication-rules", summary="Change the structure's rules (every replica applies them at once)")
-async def change(request: Request, uai: Uai, body: RulesBody, admin: Admin, tenant: Tenant = None) -> dict[str, Any]:
-    runtime, tenant = await _structure(request, uai, tenant)
+async def change(request: Request, uai: Uai, body: RulesBody, admin: Caller, tenant: Tenant = None) -> dict[str, Any]:
+    runtime, tenant = await _structure(request, uai, tenant, admin)
     await RulesStore(runtime.docstore).put(tenant, uai, body, by=admin.client_id or admin.subject)
     await _announce(runtime, tenant, uai, reset=False)
     return {"uai": uai, "defaults": False, "rules": body.model_dump(by_alias=True)}
 
 
 @router.delete("/{uai}/communication-rules", status_code=204, summary="Reset the structure's rules to the defaults")
-async def reset(request: Request, uai: Uai, admin: Admin, tenant: Tenant = None) -> Response:
-    runtime, tenant = await _structure(request, uai, tenant)
+async def reset(request: Request, uai: Uai, admin: Caller, tenant: Tenant = None) -> Response:
+    runtime, tenant = await _structure(request, uai, tenant, admin)
     if await RulesStore(runtime.docstore).reset(tenant, uai):
         await _announce(runtime, tenant, uai, reset=True)
     return Response(status_code=204)

@@ -67,6 +67,24 @@ class ImportJobs:
     async def get(self, job_id: str) -> Doc | None:
         return await self.collection.find_one({"_id": job_id})
 
+    async def recent(self, tenant: str, count: int = 10) -> list[Doc]:
+        """The tenant's last imports, newest first."""
+        return await self.collection.find({"tenant": tenant}).sort("created_at", -1).limit(count).to_list()
+
+    def report_lines(self, job_id: str, about: tuple[str, ...], limit: int = 200) -> list[str]:
+        """The lines of an import's report that name one of `about` (a school's UAI or AAF key), at most `limit`."""
+        path = self.report_path(job_id)
+        if not path.exists() or not about:
+            return []
+        found = []
+        with path.open(encoding="utf-8", errors="replace") as report:
+            for line in report:
+                if any(word in line for word in about):
+                    found.append(line.rstrip("\n"))
+                    if len(found) >= limit:
+                        break
+        return found
+
     def report_path(self, job_id: str) -> Path:
         return self.folder / job_id / "report.txt"
 

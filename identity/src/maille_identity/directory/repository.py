@@ -5,6 +5,7 @@ Collections (identity's own database):
   `idENT` the GAR knows it by;
 - `structures` (_id = UAI), `groups` (_id = `<UAI>$<code>`: classes and groups), `referentials`
   (subjects and MEFs, _id = `<kind>:<code>`), `persons` (_id = the opaque ENT id);
+- `school_admins` (_id = `<UAI>:<person>`): the persons a principal made administrators of their school;
 - `import_state` / `import_manifest`: the import's state per tenant — for each AAF join key, the ENT id
   given to that person and what the last import saw of them (digests of their record and document,
   their structures and links) — as a few compressed snapshot documents written at the end of each import
@@ -32,6 +33,7 @@ Doc = dict[str, Any]
 
 STRUCTURES, GROUPS, REFERENTIALS, PERSONS = "structures", "groups", "referentials", "persons"
 TENANTS = "tenants"
+SCHOOL_ADMINS = "school_admins"
 STATE, MANIFEST = "import_state", "import_manifest"
 SNAPSHOT_CHUNK = 20_000  # key entries per snapshot document (about 1 MB compressed)
 
@@ -45,6 +47,29 @@ class DirectoryRepository:
 
     async def tenant(self, tenant: str) -> Doc | None:
         return await self.db[TENANTS].find_one({"_id": tenant})
+
+    async def structure(self, tenant: str, uai: str) -> Doc | None:
+        return await self.db[STRUCTURES].find_one({"_id": uai, "tenant": tenant})
+
+    async def principals(self, tenant: str, uai: str) -> list[Doc]:
+        """The persons of the directory with a function DIR and a function at the school (the caller checks it is one
+        function: FerretDB has no $elemMatch on several fields)."""
+        return await self.db[PERSONS].find({"tenant": tenant, "functions.structure": uai, "functions.code": "DIR"}).to_list()
+
+    async def delegates(self, tenant: str, uai: str) -> list[Doc]:
+        return await self.db[SCHOOL_ADMINS].find({"tenant": tenant, "uai": uai}).to_list()
+
+    async def is_delegate(self, tenant: str, uai: str, person: str) -> bool:
+        return await self.db[SCHOOL_ADMINS].find_one({"_id": f"{uai}:{person}", "tenant": tenant}) is not None
+
+    async def put_delegate(self, tenant: str, uai: str, person: str, *, by: str, at: Any) -> None:
+        async with self.docstore.writing():
+            await self.db[SCHOOL_ADMINS].replace_one({"_id": f"{uai}:{person}"}, {
+                "_id": f"{uai}:{person}", "tenant": tenant, "uai": uai, "person": person, "by": by, "at": at}, upsert=True)
+
+    async def remove_delegate(self, tenant: str, uai: str, person: str) -> bool:
+        async with self.docstore.writing():
+            return (await self.db[SCHOOL_ADMINS].delete_one({"_id": f"{uai}:{person}", "tenant": tenant})).deleted_count == 1
 
     async def tenants(self) -> list[Doc]:
         return await self.db[TENANTS].find({}).to_list()

@@ -1,0 +1,67 @@
+"""A school's administration by its own: who administers it (its principal, and the persons the principal
+delegates to), and what the last AAF imports said about it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from maille_kit.app import get_runtime
+from maille_kit.auth import Principal, require
+from maille_kit.problems import Problem
+from maille_identity.directory.admins import NotAdministrator, NotOfTheSchool, SchoolAdmins
+from maille_identity.directory.repository import DirectoryRepository
+
+router = APIRouter(prefix="/api/identity/v1/structures", tags=["school administration"])
+Uai = Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$", description="the school's UAI")]
+PersonId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="a person of the school (ENT id)")]
+Caller = Annotated[Principal, Depends(require())]
+
+
+async def _admins(request: Request, uai: str, caller: Principal, *, delegating: bool = False) -> SchoolAdmins:
+    runtime = get_runtime(request)
+    directory = DirectoryRepository(runtime.docstore)
+    admins = SchoolAdmins(directory, tenant=runtime.settings.tenant)
+    try:
+        await admins.check(caller, uai, delegating=delegating)
+    except NotAdministrator as exc:
+        raise Problem(403, str(exc)) from None
+    if await directory.structure(runtime.settings.tenant, uai) is None:
+        raise Problem(404, f"no school {uai}")
+    return admins
+
+
+@router.get("/{uai}/administrators", summary="Who administers the school: its principals and their delegates")
+async def administrators(request: Request, uai: Uai, caller: Caller) -> dict[str, Any]:
+    return await (await _admins(request, uai, caller)).listed(uai)
+
+
+@router.put("/{uai}/administrators/{person_id}", status_code=204,
+            summary="The principal makes a person of the school one of its administrators")
+async def delegate(request: Request, uai: Uai, person_id: PersonId, caller: Caller) -> Response:
+    admins = await _admins(request, uai, caller, delegating=True)
+    try:
+        await admins.delegate(uai, person_id, by=caller)
+    except NotOfTheSchool as exc:
+        raise Problem(422, str(exc), errors=[{"field": "person_id", "message": str(exc)}]) from None
+    return Response(status_code=204)
+
+
+@router.delete("/{uai}/administrators/{person_id}", status_code=204, summary="The principal withdraws a delegation")
+async def withdraw(request: Request, uai: Uai, person_id: PersonId, caller: Caller) -> Response:
+    if not await (await _admins(request, uai, caller, delegating=True)).withdraw(uai, person_id):
+        raise Problem(404, f"{person_id} is not a delegate of {uai}")
+    return Response(status_code=204)
+
+
+@router.get("/{uai}/imports", summary="The last AAF imports: their state and counts, and what their reports say of this school")
+async def imports(request: Request, uai: Uai, caller: Caller) -> list[dict[str, Any]]:
+    await _admins(request, uai, caller)
+    runtime = get_runtime(request)
+    jobs = runtime.state["imports"]
+    school = await DirectoryRepository(runtime.docstore).structure(runtime.settings.tenant, uai) or {}
+    about = tuple(word for word in (uai, school.get("key")) if word)
+    return [{"id": job["_id"], "state": job.get("state"), "file": job.get("file"), "created_at": job.get("created_at"),
+             "finished_at": job.get("finished_at"), "summary": job.get("summary"), "report": jobs.report_lines(job["_id"], about)}
+            for job in await jobs.recent(runtime.settings.tenant)]
