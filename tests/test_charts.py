@@ -102,7 +102,7 @@ def test_no_secret_is_written_only_existing_secrets_are_named(rendered: dict[str
             assert leaked not in text, (render, leaked)
     refs = {ref["secretKeyRef"]["name"] for doc in rendered["maille/default"] if doc["kind"] in WORKLOADS
             for c in pod_of(doc)["containers"] for e in c.get("env", []) if "secretKeyRef" in (ref := e.get("valueFrom", {}))}
-    assert refs == {"maille-mongodb", "maille-gateway", "maille-identity", "maille-keycloak", "maille-nats-users"}
+    assert refs == {"maille-mongodb", "maille-gateway", "maille-identity", "maille-keycloak", "maille-nats-users", "maille-library"}
 
 
 def test_the_catalog_reaches_the_gar_with_the_ents_certificate_from_its_secret(rendered: dict[str, list[dict]]) -> None:

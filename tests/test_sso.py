@@ -237,7 +237,8 @@ def test_an_opac_keycloak_refuses_is_left_out_without_blocking_the_others(platfo
 
     async def register() -> list[str]:
         docstore = Docstore(platform.env["MAILLE_IDENTITY_MONGODB_URL"], platform.database, app_name="test-opac")
-        federation = Federation(IdentitySettings(), FederationRepository(docstore))
+        settings = IdentitySettings()
+        federation = Federation(settings, FederationRepository(docstore, settings.secret_box()))
         try:
             await federation.opac_changed(SCHOOL_B, good)
             await federation.opac_changed("0351099A", refused)  # Keycloak answers 500: left out, logged

@@ -101,7 +101,7 @@ async def sync_keycloak(args: argparse.Namespace) -> int:
         print("maille-identity: set MAILLE_IDENTITY_KEYCLOAK_URL (Keycloak as identity reaches it)", file=sys.stderr)
         return 2
     docstore = identity_docstore(settings, "keycloak")
-    federation = Federation(settings, FederationRepository(docstore))
+    federation = Federation(settings, FederationRepository(docstore, settings.secret_box()))
     try:
         await docstore.detect()
         report = await federation.sync()
@@ -132,7 +132,7 @@ async def link_account(args: argparse.Namespace) -> int:
     docstore = identity_docstore(settings, "link-account")
     keycloak = Reconciler(server_url=settings.keycloak_url, client_id=settings.keycloak_client_id,
                           client_secret=settings.keycloak_client_secret.get_secret_value())
-    linking = Linking(DirectoryRepository(docstore), FederationRepository(docstore), keycloak, tenant=args.tenant or settings.tenant,
+    linking = Linking(DirectoryRepository(docstore), FederationRepository(docstore, settings.secret_box()), keycloak, tenant=args.tenant or settings.tenant,
                       id_secret=settings.person_id_key.get_secret_value().encode(), default_id_ent=settings.gar_id_ent)
     try:
         await docstore.detect()

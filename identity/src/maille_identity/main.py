@@ -1,6 +1,7 @@
 """The identity service's app factory and entry point."""
 
 import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from maille_identity.rules.service import VisiblesService
 from maille_identity.rules.store import RulesStore
 from maille_identity.settings import IdentitySettings
 
+log = logging.getLogger("maille.identity")
+
 
 async def on_start(runtime: Runtime) -> None:
     """Answer the communication rules' requests over NATS; keep the nightly GAR export's schedule."""
@@ -42,7 +45,10 @@ async def on_start(runtime: Runtime) -> None:
         check_uai_letter=settings.check_uai_letter, id_secret=settings.person_id_key.get_secret_value().encode(),
         grace=timedelta(days=settings.detach_grace_days),
     )
-    federations = FederationRepository(runtime.docstore)
+    federations = FederationRepository(runtime.docstore, settings.secret_box())
+    resealed = await federations.seal_again()  # a rotation of the secrets key, or secrets kept in clear before
+    if resealed:
+        log.info("client secrets of %d federation(s) sealed under the current key", resealed)
     federation = Federation(settings, federations) if settings.keycloak_url else None
     runtime.state["linking"] = Linking(
         repository, federations, federation.keycloak if federation else None, tenant=settings.tenant,

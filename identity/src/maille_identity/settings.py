@@ -5,6 +5,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from maille_kit.secretbox import SecretBox
 from maille_kit.settings import ServiceSettings
 from maille_identity.gar.push import SftpTarget
 
@@ -54,6 +55,10 @@ class IdentitySettings(ServiceSettings):
     keycloak_client_id: str = Field("maille-identity", description="identity's confidential client in the realm (service account with realm-management roles)")
     keycloak_client_secret: SecretStr = Field(SecretStr("maille-identity-dev-secret"), description="that client's secret")
     keycloak_sync_on_start: bool = Field(True, description="reconcile the realm with its declaration when the service starts")
+    secrets_key: SecretStr = Field(
+        SecretStr("maille-identity-dev-secrets-key"), description="key (16+ characters) that encrypts collectivités' IdP client secrets at rest"
+    )
+    secrets_old_keys: SecretStr = Field(SecretStr(""), description="previous secrets keys, comma-separated, while a rotation runs")
     gateway_url: str = Field("http://localhost:8000", description="the gateway's public address (its sign-in client's redirect URIs)")
     gateway_backchannel_url: str = Field(
         "", description="the gateway as Keycloak reaches it, for back-channel logout (default: gateway_url)"
@@ -68,6 +73,10 @@ class IdentitySettings(ServiceSettings):
         "maille-pmb-opac", description="the realm's client the schools' PMB OPACs sign readers in with (OpenID Connect); empty: none"
     )
     pmb_opac_client_secret: SecretStr = Field(SecretStr("maille-pmb-opac-dev-secret"), description="that client's secret (set in each PMB's OpenID Connect source)")
+
+    def secret_box(self) -> SecretBox:
+        """What seals the secrets identity keeps in its database."""
+        return SecretBox.of(self.secrets_key.get_secret_value(), self.secrets_old_keys.get_secret_value())
 
     def keycloak_values(self) -> dict[str, str]:
         """What fills the realm declaration's {{NAME}}s."""

@@ -16,6 +16,12 @@ class ExampleSettings(ServiceSettings):
     signing_key: SecretStr = Field(SecretStr("dev-signing-key"), description="a secret")
 
 
+@pytest.fixture(autouse=True)
+def development(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about other things than the environment: development, unless a test says otherwise."""
+    monkeypatch.setenv("MAILLE_EXAMPLE_ENVIRONMENT", "development")
+
+
 def test_reads_only_its_own_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAILLE_EXAMPLE_NATS_URL", "nats://bus:4222")
     monkeypatch.setenv("MAILLE_OTHER_NATS_URL", "nats://elsewhere:4222")
@@ -25,8 +31,15 @@ def test_reads_only_its_own_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.database_name == "maille_example"
 
 
-def test_default_secret_accepted_in_development() -> None:
+def test_default_secret_accepted_in_development(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILLE_EXAMPLE_ENVIRONMENT", "development")
     assert ExampleSettings().signing_key.get_secret_value() == "dev-signing-key"
+
+
+def test_a_missing_environment_is_production_and_refuses_development_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAILLE_EXAMPLE_ENVIRONMENT", raising=False)
+    with pytest.raises(ValidationError, match="MAILLE_EXAMPLE_SIGNING_KEY must be set outside development"):
+        ExampleSettings()
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])

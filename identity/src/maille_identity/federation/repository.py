@@ -2,8 +2,8 @@
 
 Collections (identity's own database):
 - `federations` (_id = the Keycloak alias of a partner collectivité's IdP): its name, issuer, client,
-  claim mapping and the structures it covers — the client secret is kept here so that the reconciler can
-  put the IdP back, and is never answered by the API;
+  claim mapping and the structures it covers — the client secret is kept here, sealed (maille_kit.secretbox),
+  so that the reconciler can put the IdP back, and is never answered by the API;
 - `account_links` (_id = the Keycloak user id): which directory person an account is, through which
   upstream IdP and subject, since when — the directory's side of a link (Keycloak's side is the user's
   federated identity and its `ent_id` attribute);
@@ -17,27 +17,45 @@ from datetime import datetime
 from typing import Any
 
 from maille_kit.docstore import Docstore
+from maille_kit.secretbox import SecretBox
 
 Doc = dict[str, Any]
 FEDERATIONS, LINKS, OPACS = "federations", "account_links", "opacs"
 
 
 class FederationRepository:
-    """The federation's collections in identity's database."""
+    """The federation's collections in identity's database (a federation's client secret sealed at rest)."""
 
-    def __init__(self, docstore: Docstore) -> None:
+    def __init__(self, docstore: Docstore, box: SecretBox) -> None:
         self.docstore = docstore
         self.db = docstore.db
+        self.box = box
+
+    def _opened(self, doc: Doc) -> Doc:
+        return {**doc, "client_secret": self.box.open(doc.get("client_secret") or "", context=f"federations:{doc['_id']}:client_secret")}
+
+    def _sealed(self, doc: Doc) -> Doc:
+        return {**doc, "client_secret": self.box.seal(doc.get("client_secret") or "", context=f"federations:{doc['_id']}:client_secret")}
 
     async def all(self) -> list[Doc]:
-        return await self.db[FEDERATIONS].find({}).to_list()
+        return [self._opened(doc) for doc in await self.db[FEDERATIONS].find({}).to_list()]
 
     async def get(self, alias: str) -> Doc | None:
-        return await self.db[FEDERATIONS].find_one({"_id": alias})
+        doc = await self.db[FEDERATIONS].find_one({"_id": alias})
+        return None if doc is None else self._opened(doc)
 
     async def put(self, doc: Doc) -> None:
         async with self.docstore.writing():
-            await self.db[FEDERATIONS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            await self.db[FEDERATIONS].replace_one({"_id": doc["_id"]}, self._sealed(doc), upsert=True)
+
+    async def seal_again(self) -> int:
+        """Seal under the current key every client secret still under an old key (or in clear); how many were."""
+        done = 0
+        for doc in await self.db[FEDERATIONS].find({}).to_list():
+            if not self.box.is_current(doc.get("client_secret") or ""):
+                await self.put(self._opened(doc))
+                done += 1
+        return done
 
     async def delete(self, alias: str) -> bool:
         async with self.docstore.writing():

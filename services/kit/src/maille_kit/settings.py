@@ -26,7 +26,7 @@ class ServiceSettings(BaseSettings):
     service_name: ClassVar[str] = "service"
 
     environment: Environment = Field(
-        "development", description="development, staging or production; default secrets are refused outside development"
+        "production", description="development, staging or production; default secrets are refused outside development"
     )
     http_host: str = Field("127.0.0.1", description="address the HTTP server listens on")
     http_port: int = Field(8100, ge=1, le=65535, description="port the HTTP server listens on")

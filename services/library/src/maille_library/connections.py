@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from maille_kit.docstore import Docstore
+from maille_kit.secretbox import SecretBox
 from maille_library.pmb import PmbConnection
 
 CONNECTIONS = "connections"
@@ -89,14 +90,35 @@ def shown(doc: dict[str, Any]) -> ConnectionOut:
                          readerAccounts=bool(doc.get("loginSalt")), syncReaders=bool(doc.get("syncReaders")))
 
 
-class Connections:
-    """The registered connections, each read by key and kept `ttl` seconds in memory."""
+SECRETS = ("password", "connexionPhrase", "loginSalt")  # sealed at rest (SecretBox), each bound to its school and field
 
-    def __init__(self, docstore: Docstore, *, ttl: float = 30.0) -> None:
+
+class Connections:
+    """The registered connections, each read by key and kept `ttl` seconds in memory; their secrets sealed at rest."""
+
+    def __init__(self, docstore: Docstore, box: SecretBox, *, ttl: float = 30.0) -> None:
         self.docstore = docstore
+        self.box = box
         self.collection = docstore.db[CONNECTIONS]
         self.ttl = ttl
         self._known: dict[str, tuple[float, PmbConnection | None]] = {}
+
+    def _opened(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return {**doc, **{name: self.box.open(doc.get(name) or "", context=f"connections:{doc['_id']}:{name}") for name in SECRETS}}
+
+    def _sealed(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return {**doc, **{name: self.box.seal(doc.get(name) or "", context=f"connections:{doc['_id']}:{name}") for name in SECRETS}}
+
+    async def seal_again(self) -> int:
+        """Seal under the current key every secret still under an old key (or in clear); how many schools were."""
+        done = 0
+        for doc in await self.collection.find({}).to_list():
+            if all(self.box.is_current(doc.get(name) or "") for name in SECRETS):
+                continue
+            async with self.docstore.writing():
+                await self.collection.replace_one({"_id": doc["_id"]}, self._sealed(self._opened(doc)))
+            done += 1
+        return done
 
     async def get(self, uai: str) -> PmbConnection | None:
         now = time.monotonic()
@@ -104,6 +126,7 @@ class Connections:
         if known is not None and known[0] > now:
             return known[1]
         doc = await self.collection.find_one({"_id": uai})
+        doc = None if doc is None else self._opened(doc)
         conn = None if doc is None else PmbConnection(
             url=doc["url"], source_id=doc["sourceId"], user=doc["user"], password=doc["password"], database=doc.get("database"),
             opac_url=doc.get("opacUrl"), opac_sign_on=doc.get("opacSignOnPath", "empr.php"), auth=doc["auth"], connexion_phrase=doc.get("connexionPhrase", ""),
@@ -118,7 +141,8 @@ class Connections:
     async def put(self, uai: str, given: ConnectionIn, *, tenant: str) -> bool:
         """Register or replace a school's connection; True when it is new."""
         async with self.docstore.writing():
-            result = await self.collection.replace_one({"_id": uai}, {"_id": uai, "tenant": tenant, **given.model_dump()}, upsert=True)
+            result = await self.collection.replace_one({"_id": uai}, self._sealed({"_id": uai, "tenant": tenant, **given.model_dump()}),
+                                                       upsert=True)
         self._known.pop(uai, None)
         return result.upserted_id is not None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 from fastapi import FastAPI
@@ -21,6 +22,8 @@ from maille_library.search import Search
 from maille_library.settings import LibrarySettings
 from maille_library.sync import ReaderSync
 
+log = logging.getLogger("maille.library")
+
 
 def parts(runtime: Runtime) -> Directory:
     """The service's directory copy, connections, PMB client and search, made once per runtime."""
@@ -28,7 +31,7 @@ def parts(runtime: Runtime) -> Directory:
         settings: LibrarySettings = runtime.settings  # type: ignore[assignment]
         assert runtime.docstore is not None
         directory = Directory(runtime.docstore)
-        connections = Connections(runtime.docstore, ttl=settings.connection_cache_seconds)
+        connections = Connections(runtime.docstore, settings.secret_box(), ttl=settings.connection_cache_seconds)
         client = PmbClient(timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes)
         runtime.state |= {"directory": directory, "connections": connections, "pmb": client,
                           "search": Search(client, connections, directory, timeout=settings.search_timeout_seconds,
@@ -48,6 +51,9 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
 
 async def on_start(runtime: Runtime) -> None:
     parts(runtime)
+    resealed = await runtime.state["connections"].seal_again()  # a rotation of the secrets key, or secrets kept in clear before
+    if resealed:
+        log.info("secrets of %d school(s) sealed under the current key", resealed)
     await runtime.state["sync"].start()
 
 
@@ -77,7 +83,7 @@ async def reconcile(settings: LibrarySettings) -> dict[str, int]:
     client = PmbClient(timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes)
     try:
         directory = Directory(docstore)
-        sync = ReaderSync(client, Connections(docstore, ttl=settings.connection_cache_seconds), directory, docstore,
+        sync = ReaderSync(client, Connections(docstore, settings.secret_box(), ttl=settings.connection_cache_seconds), directory, docstore,
                           concurrency=settings.sync_concurrency)
         return await sync.reconcile()
     finally:

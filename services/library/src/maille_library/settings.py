@@ -2,9 +2,10 @@
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from maille_kit.secretbox import SecretBox
 from maille_kit.settings import ServiceSettings
 
 
@@ -22,5 +23,13 @@ class LibrarySettings(ServiceSettings):
     pmb_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest answer accepted from a PMB")
     search_timeout_seconds: float = Field(2.5, gt=0, le=30, description="how long a search waits for a school's PMB before answering without it")
     search_cache_seconds: float = Field(60, ge=0, description="how long a school's answer to a search is kept")
+    secrets_key: SecretStr = Field(
+        SecretStr("maille-library-dev-secrets-key"), description="key (16+ characters) that encrypts PMB passwords and OPAC salts at rest"
+    )
+    secrets_old_keys: SecretStr = Field(SecretStr(""), description="previous secrets keys, comma-separated, while a rotation runs")
     connection_cache_seconds: float = Field(30, ge=0, description="how long a replica keeps a school's PMB connection before reading it again")
     sync_concurrency: int = Field(8, ge=1, le=64, description="persons whose PMB readers are written at once (reader sync)")
+
+    def secret_box(self) -> SecretBox:
+        """What seals the secrets the library keeps in its database."""
+        return SecretBox.of(self.secrets_key.get_secret_value(), self.secrets_old_keys.get_secret_value())

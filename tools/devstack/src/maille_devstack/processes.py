@@ -20,6 +20,20 @@ from maille_devstack.pki import Pki
 from maille_devstack.paths import DOCSTORE_BIN, KEYCLOAK_HOME, REALM_FILE, XMLSEC_BIN, bin_of, require
 
 
+DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library")
+
+
+def development_environment() -> None:
+    """Maille's code runs as production unless told otherwise (a missing setting never switches on development
+    secrets); what the devstack runs — `make run`, the tests, the benchmarks, the commands they start — is
+    development, said here once for every deployable."""
+    for name in DEPLOYABLES:
+        os.environ.setdefault(f"MAILLE_{name.upper()}_ENVIRONMENT", "development")
+
+
+development_environment()
+
+
 def free_port() -> int:
     """A TCP port free on the loopback right now, taken below Linux's ephemeral range (32768 and up): a
     port the kernel hands out to outgoing connections could be taken by one of them before the part that

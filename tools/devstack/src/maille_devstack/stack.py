@@ -65,7 +65,8 @@ def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str,
     default); the services fetch its keys where they reach it themselves.
     """
     prefix = f"MAILLE_{name.upper()}_"
-    env = {f"{prefix}NATS_URL": nats_url, f"{prefix}NATS_PASSWORD": nats_password}  # its own NATS user
+    env = {f"{prefix}ENVIRONMENT": "development",  # the code's default is production
+           f"{prefix}NATS_URL": nats_url, f"{prefix}NATS_PASSWORD": nats_password}  # its own NATS user
     if keycloak_url:
         env[f"{prefix}AUTH_ISSUER"] = f"{keycloak_url.replace('127.0.0.1', 'localhost')}/realms/maille"
         env[f"{prefix}AUTH_JWKS_URL"] = f"{keycloak_url}/realms/maille/protocol/openid-connect/certs"
