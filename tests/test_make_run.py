@@ -19,6 +19,12 @@ from maille_devstack.processes import free_port, port_open
 from maille_devstack.stack import Ports, state_file
 
 
+def re_sources(page: str) -> list[str]:
+    import re
+
+    return re.findall(r'(?:src|href)="([^"]+)"', page)
+
+
 def wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
     lines: list[str] = []
     deadline = time.monotonic() + timeout
@@ -110,7 +116,8 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
             assert me.status_code == 200, (username, me.text[:300])
             with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
                 assert client["maille_identity"]["persons"].find_one({"_id": me.json()["id"]})["kind"] == kind
-            assert "Bonjour" in browser.request("GET", f"{gateway}/").text
+            home = browser.request("GET", f"{gateway}/")
+            assert "Bonjour" in home.text and "frame-ancestors 'none'" in home.headers["content-security-policy"]
 
         # A pupil of the demo directory signs in through the EduConnect peer (username: AAF join key).
         with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
@@ -151,6 +158,13 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
             message = client["maille_messaging"]["messages"].find_one({"_id": sent.json()["id"]})
         assert copy is not None and copy["f"] == "inbox" and copy["u"] is True
         assert message["line"]["subject"] == "Les devoirs" and message["recipients"] == [mate["_id"]]
+
+        # Security on the whole stack: the account API refuses the pupil's write of who they are (see
+        # tests/security/), the API docs need no CDN, and signing out is a POST with the CSRF token.
+        assert all(src.startswith("/") for src in re_sources(httpx.get(f"{gateway}/api/docs").text))
+        assert browser.request("POST", f"{gateway}/logout").status_code == 403
+        out = browser.through_saml(browser.post_form(browser.go(f"{gateway}/logout")))  # through EduConnect's logout
+        assert out.status_code == 200 and browser.request("GET", f"{gateway}/api/identity/v1/me").status_code == 401
 
         parts = list(json.loads(state_file(var).read_text())["parts"].values())
         assert len(parts) == 12  # Keycloak, NATS, docstore, four peers, four services, the gateway

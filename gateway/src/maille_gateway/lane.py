@@ -280,9 +280,10 @@ class _LaneRequest(Relay):
             return
         out = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status, self.lane.default_headers(http.server_state.default_headers)]
         dropped = RESPONSE_DROPPED
-        for name, value in self.headers:
+        for name, _ in self.headers:
             if name == b"connection":  # the headers it names are hop-by-hop too
                 dropped = dropped | connection_named(self.headers)
+                break
         for name, value in self.headers:
             if name not in dropped:
                 out.append(b"%s: %s\r\n" % (name, value))

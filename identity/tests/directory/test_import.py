@@ -230,7 +230,7 @@ async def test_a_second_full_feed_detaches_the_absent_and_a_delta_applies_in_ord
 
 def test_command_line_exit_codes(tmp_path: Path, docstore: Docstore, nats_server, docstore_server, database_name: str) -> None:
     env = {"MAILLE_IDENTITY_NATS_URL": nats_server.url, "MAILLE_IDENTITY_MONGODB_URL": docstore_server.url,
-           "MAILLE_IDENTITY_DATABASE": database_name, "MAILLE_IDENTITY_NATS_CONNECT_TIMEOUT": "5", "PATH": "/usr/bin:/bin"}
+           "MAILLE_IDENTITY_DATABASE": database_name, "MAILLE_IDENTITY_NATS_CONNECT_TIMEOUT": "5", "MAILLE_IDENTITY_ENVIRONMENT": "development", "PATH": "/usr/bin:/bin"}
     command = [str(Path(sys.executable).parent / "maille-identity"), "import-aaf"]
     folder = tmp_path / "feed"
     feed(folder, "EtabEducNat", school("S1", uai_for(1)))

@@ -71,7 +71,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 async def test_operator_commands(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus, docstore_server, database_name: str) -> None:
     ids = await imported(tmp_path, docstore, outbox)
     env = {"MAILLE_IDENTITY_NATS_URL": bus.url, "MAILLE_IDENTITY_MONGODB_URL": docstore_server.url, "MAILLE_IDENTITY_DATABASE": database_name,
-           "MAILLE_IDENTITY_TENANT": TENANT, "PATH": "/usr/bin:/bin"}
+           "MAILLE_IDENTITY_TENANT": TENANT, "MAILLE_IDENTITY_ENVIRONMENT": "development", "PATH": "/usr/bin:/bin"}
     exported = await asyncio.to_thread(run_cli, "rgpd-export", ids["E1"], env=env)
     assert exported.returncode == 0 and json.loads(exported.stdout)["person"]["_id"] == ids["E1"]
     assert (await asyncio.to_thread(run_cli, "rgpd-export", "nobody", env=env)).returncode == 1

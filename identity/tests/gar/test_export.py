@@ -113,7 +113,7 @@ def test_export_command_names_files_with_the_tenant_s_ident(tmp_path: Path, docs
 
     with MongoClient(docstore_server.url) as client:
         client[database_name]["tenants"].insert_one({"_id": TENANT, "name": "Académie test", "kind": "academie", "gar_id_ent": "ENT-AC-TEST"})
-    env = {"MAILLE_IDENTITY_MONGODB_URL": docstore_server.url, "MAILLE_IDENTITY_DATABASE": database_name, "PATH": "/usr/bin:/bin"}
+    env = {"MAILLE_IDENTITY_MONGODB_URL": docstore_server.url, "MAILLE_IDENTITY_DATABASE": database_name, "MAILLE_IDENTITY_ENVIRONMENT": "development", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([str(Path(sys.executable).parent / "maille-identity"), "export-gar", str(tmp_path / "out"), "--tenant", TENANT],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

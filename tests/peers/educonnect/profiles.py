@@ -82,5 +82,6 @@ ACADEMIE = Profile(
     name="academie", title="Portail des agents de l'académie (bac à sable Maille)", attributes=AGENT_ATTRIBUTES,
     accepts=lambda person: person.get("kind") == "staff",
     release=agent_release,
-    subject=lambda person: person["keys"][0],
+    # The agent's persistent NameID: the académie's own, per directory (two test directories' namesakes are two people).
+    subject=lambda person: "ag" + hashlib.sha256(f"academie:{person.get('tenant', '')}:{person['keys'][0]}".encode()).hexdigest()[:30],
 )
