@@ -117,6 +117,7 @@ class Reconciler:
             client_secret_key=client_secret, grant_type="client_credentials", timeout=timeout, verify=True,
         )
         self.admin = KeycloakAdmin(connection=self.connection)
+        self._myself: str | None = None
 
     async def reconcile(self, declared: Doc) -> Report:
         """Apply `declared`; what was different."""
@@ -302,29 +303,43 @@ class Reconciler:
             raise KeycloakUnavailable(f"the account could not be looked up: {exc}") from exc
         return found[0]["id"] if found else None
 
-    async def disabled_since(self, since_ms: int) -> tuple[list[str], int]:
-        """The accounts an admin disabled after `since_ms` (Keycloak's admin events, newest first), and the time of
-        the newest event seen."""
+    async def disabled_since(self, since_ms: int, *, page: int = 100, pages: int = 10) -> tuple[list[str], int]:
+        """The accounts an admin other than identity updated after `since_ms` and that are now disabled (read from
+        Keycloak's admin events, newest first, then each such account), and the time of the newest event seen."""
+        myself = await self._own_user_id()
+        touched: dict[str, None] = {}
+        newest = since_ms
         try:
-            answer = await self.connection.a_raw_get(f"admin/realms/{REALM}/admin-events", resourceTypes="USER",
-                                                     operationTypes="UPDATE", max=500)
-            _check(answer)
-            events = answer.json()
+            for number in range(pages):
+                answer = await self.connection.a_raw_get(f"admin/realms/{REALM}/admin-events", resourceTypes="USER",
+                                                         operationTypes="UPDATE", first=number * page, max=page)
+                _check(answer)
+                events = answer.json()
+                for event in events:
+                    at = int(event.get("time") or 0)
+                    newest = max(newest, at)
+                    path = str(event.get("resourcePath", ""))
+                    if at > since_ms and path.startswith("users/") and (event.get("authDetails") or {}).get("userId") != myself:
+                        touched[path.split("/")[1]] = None
+                if len(events) < page or not events or int(events[-1].get("time") or 0) <= since_ms:
+                    break
+            disabled = []
+            for user_id in touched:  # rare: hand-made changes in the admin console
+                answer = await self.connection.a_raw_get(f"admin/realms/{REALM}/users/{user_id}", briefRepresentation="true")
+                if answer.status_code == 200 and answer.json().get("enabled") is False:
+                    disabled.append(user_id)
         except (KeycloakError, OSError, ValueError) as exc:
             raise KeycloakUnavailable(f"Keycloak's admin events could not be read: {exc}") from exc
-        disabled, newest = [], since_ms
-        for event in events:
-            at = int(event.get("time") or 0)
-            newest = max(newest, at)
-            if at <= since_ms or not str(event.get("resourcePath", "")).startswith("users/"):
-                continue
-            try:
-                enabled = json.loads(event.get("representation") or "{}").get("enabled")
-            except ValueError:
-                continue
-            if enabled is False:
-                disabled.append(event["resourcePath"].split("/")[1])
         return disabled, newest
+
+    async def _own_user_id(self) -> str:
+        """identity's own service account (its writes are not an admin's hand-made changes)."""
+        if self._myself is None:
+            internal = await self.admin.a_get_client_id(self.connection.client_id)
+            answer = await self.connection.a_raw_get(f"admin/realms/{REALM}/clients/{internal}/service-account-user")
+            _check(answer)
+            self._myself = answer.json()["id"]
+        return self._myself
 
     async def sign_out(self, user_id: str) -> None:
         """End every Keycloak session of the account (each client with a back-channel logout URL is told)."""

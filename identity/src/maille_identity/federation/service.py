@@ -94,7 +94,7 @@ class Federation:
                 log.warning("keycloak not reconciled yet: %s", exc)
                 await asyncio.sleep(retry_seconds)
 
-    async def keep_disabled_signed_out(self, every_seconds: float = 2.0) -> None:
+    async def keep_disabled_signed_out(self, every_seconds: float = 3.0) -> None:
         """A disabled account keeps no session: Keycloak does not end them itself when an admin disables an account,
         so identity (its administrator) reads the admin events and signs such accounts out — which tells the
         gateway (back-channel logout) within seconds."""
