@@ -132,8 +132,9 @@ async def link_account(args: argparse.Namespace) -> int:
     docstore = identity_docstore(settings, "link-account")
     keycloak = Reconciler(server_url=settings.keycloak_url, client_id=settings.keycloak_client_id,
                           client_secret=settings.keycloak_client_secret.get_secret_value())
-    linking = Linking(DirectoryRepository(docstore), FederationRepository(docstore, settings.secret_box()), keycloak, tenant=args.tenant or settings.tenant,
-                      id_secret=settings.person_id_key.get_secret_value().encode(), default_id_ent=settings.gar_id_ent)
+    linking = Linking(DirectoryRepository(docstore), FederationRepository(docstore, settings.secret_box()), keycloak,
+                      tenant=args.tenant or settings.tenant, id_secret=settings.person_id_key.get_secret_value().encode(),
+                      default_id_ent=settings.gar_id_ent)
     try:
         await docstore.detect()
         user_id = await keycloak.user_id(args.username)

@@ -160,21 +160,20 @@ def sso_platform(work: Path, keycloak_server: KeycloakServer, nats_server: NatsS
                                   log_dir=work / "log")
         identity.start()
         parts.append(identity)
-        library = ServiceProcess("library", port=free_port(), log_dir=work / "log", env={
-            "MAILLE_LIBRARY_NATS_URL": nats_server.url, "MAILLE_LIBRARY_MONGODB_URL": docstore_server.url,
-            "MAILLE_LIBRARY_DATABASE": f"{database}_library", "MAILLE_LIBRARY_TENANT": tenant,
-            "MAILLE_LIBRARY_AUTH_ISSUER": f"{keycloak_server.url}/realms/maille"})
-        library.start()
-        parts.append(library)
-        routes = {"identity": identity.url, "library": library.url}
+        def service(name: str) -> ServiceProcess:
+            """A service of the platform on its own database, started."""
+            prefix = f"MAILLE_{name.upper()}_"
+            started = ServiceProcess(name, port=free_port(), log_dir=work / "log", env={
+                f"{prefix}NATS_URL": nats_server.url, f"{prefix}MONGODB_URL": docstore_server.url,
+                f"{prefix}DATABASE": f"{database}_{name}", f"{prefix}TENANT": tenant,
+                f"{prefix}AUTH_ISSUER": f"{keycloak_server.url}/realms/maille"})
+            started.start()
+            parts.append(started)
+            return started
+
+        routes = {"identity": identity.url, "library": service("library").url}
         if with_messaging:
-            messaging = ServiceProcess("messaging", port=free_port(), log_dir=work / "log", env={
-                "MAILLE_MESSAGING_NATS_URL": nats_server.url, "MAILLE_MESSAGING_MONGODB_URL": docstore_server.url,
-                "MAILLE_MESSAGING_DATABASE": f"{database}_messaging", "MAILLE_MESSAGING_TENANT": tenant,
-                "MAILLE_MESSAGING_AUTH_ISSUER": f"{keycloak_server.url}/realms/maille"})
-            messaging.start()
-            parts.append(messaging)
-            routes["messaging"] = messaging.url
+            routes["messaging"] = service("messaging").url
         gateway = ServiceProcess("gateway", port=gateway_port, log_dir=work / "log", env={
             "MAILLE_GATEWAY_NATS_URL": nats_server.url, "MAILLE_GATEWAY_AUTH_ISSUER": f"{keycloak_server.url}/realms/maille",
             "MAILLE_GATEWAY_ROUTES": json.dumps(routes), "MAILLE_GATEWAY_PUBLIC_URL": public,
