@@ -159,6 +159,16 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert copy is not None and copy["f"] == "inbox" and copy["u"] is True
         assert message["line"]["subject"] == "Les devoirs" and message["recipients"] == [mate["_id"]]
 
+        # An operator's command against this platform, in another terminal: `eval "$(maille-devstack env identity)"`
+        # gives it development, identity's own NATS user and the docstore.
+        exports = subprocess.run([str(Path(sys.executable).parent / "maille-devstack"), "env", "identity"], env=env,
+                                 capture_output=True, text=True, timeout=60, check=True).stdout
+        command_env = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
+        assert command_env["MAILLE_IDENTITY_ENVIRONMENT"] == "development" and command_env["MAILLE_IDENTITY_NATS_PASSWORD"]
+        exported = subprocess.run([str(Path(sys.executable).parent / "maille-identity"), "rgpd-export", pupil["_id"]],
+                                  env={**os.environ, **command_env}, capture_output=True, text=True, timeout=120)
+        assert exported.returncode == 0 and pupil["_id"] in exported.stdout, exported.stderr[-500:]
+
         # Security on the whole stack: the account API refuses the pupil's write of who they are (see
         # tests/security/), the API docs need no CDN, and signing out is a POST with the CSRF token.
         assert all(src.startswith("/") for src in re_sources(httpx.get(f"{gateway}/api/docs").text))

@@ -1,4 +1,4 @@
-"""`maille-devstack run | stop | config-table`."""
+"""`maille-devstack run | stop | env SERVICE | config-table`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from maille_devstack.paths import MissingPart
+from maille_devstack.processes import NotReady
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,9 +15,19 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the whole platform in the foreground (make run)")
     commands.add_parser("stop", help="stop a platform started by run (make stop)")
+    env = commands.add_parser("env", help="print the exports a command of SERVICE needs against make run's platform")
+    env.add_argument("service", choices=("gateway", "identity", "catalog", "messaging", "library"))
     commands.add_parser("config-table", help="print the configuration variables as the README's Markdown tables")
     args = parser.parse_args(argv)
     try:
+        if args.command == "env":
+            import shlex
+
+            from maille_devstack.stack import command_env
+
+            for name, value in command_env(args.service).items():
+                print(f"export {name}={shlex.quote(value)}")
+            return 0
         if args.command == "run":
             from maille_devstack.stack import run
 
@@ -29,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(config_tables())
         return 0
-    except MissingPart as exc:
+    except (MissingPart, NotReady) as exc:
         print(f"maille-devstack: {exc}", file=sys.stderr)
         return 1
 

@@ -324,6 +324,20 @@ def demo_schools(mongodb_url: str) -> list[str]:
         return sorted(s["_id"] for s in client["maille_identity"]["structures"].find({}, {"_id": 1}))
 
 
+def command_env(name: str) -> dict[str, str]:
+    """The environment an operator's command of deployable `name` (`maille-identity import-aaf`…) needs against the
+    platform `make run` started: development, its NATS user and password, the docstore, Keycloak."""
+    ports = Ports(**json.loads(os.environ.get("MAILLE_DEVSTACK_PORTS", "{}")))
+    var = Path(os.environ.get("MAILLE_DEVSTACK_VAR", str(VAR)))
+    users = var / "nats-users.json"
+    if not users.exists():
+        raise NotReady(f"no {users}: start the platform first (make run)")
+    return service_env(name, nats_url=f"nats://127.0.0.1:{ports.nats}",
+                       mongodb_url=os.environ.get("MONGODB_URL") or f"mongodb://127.0.0.1:{ports.docstore}", routes={},
+                       keycloak_url=f"http://127.0.0.1:{ports.keycloak}" if name == "identity" else "",
+                       nats_password=json.loads(users.read_text())[name])
+
+
 def run() -> int:
     """Start the platform in the foreground until Ctrl-C or SIGTERM."""
     # MAILLE_DEVSTACK_PORTS (JSON, e.g. {"gateway": 9000}) and MAILLE_DEVSTACK_VAR move a second
