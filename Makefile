@@ -59,9 +59,11 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproj
 	touch $@
 
 # FerretDB v1 on SQLite, embedded in a tiny Go program (tools/docstore), built from the Go module proxy.
-$(DOCSTORE): $(wildcard tools/docstore/*.go) tools/docstore/go.mod tools/docstore/go.sum
+# FerretDB v1 is no longer released: its fixes are diffs in tools/docstore/patches, built in by patch-ferretdb.sh.
+$(DOCSTORE): $(wildcard tools/docstore/*.go) tools/docstore/go.mod tools/docstore/go.sum tools/docstore/patch-ferretdb.sh \
+		$(wildcard tools/docstore/patches/*.patch)
 	mkdir -p $(BIN)
-	cd tools/docstore && go build -trimpath -o $@ .
+	cd tools/docstore && go build -trimpath -modfile $$(./patch-ferretdb.sh $(CACHE)/build/ferretdb) -o $@ .
 
 # Keycloak's distribution from Maven Central.
 $(KEYCLOAK)/bin/kc.sh:

@@ -1,0 +1,68 @@
+"""The docstore (FerretDB v1 on SQLite, patched in tools/docstore/patches) under the writes that froze it.
+
+An AAF import sent one `update` command of hundreds of statements: each statement's query kept its rows,
+and so one of the 100 pooled SQLite connections, open until the whole command ended — the 101st statement
+waited for a connection forever, and with it every client of that database. These tests fail (time out)
+on the unpatched docstore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+
+from maille_devstack.processes import DocstoreServer
+
+DEADLINE = 60
+
+
+@pytest.fixture
+async def collection(docstore_server: DocstoreServer) -> AsyncIterator[AsyncCollection]:
+    client: AsyncMongoClient = AsyncMongoClient(docstore_server.url, maxPoolSize=300, timeoutMS=DEADLINE * 1000)
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    yield client[database]["things"]
+    await client.drop_database(database)
+    await client.close()
+
+
+async def test_one_update_command_of_many_matching_statements_finishes(collection: AsyncCollection) -> None:
+    await collection.insert_many([{"_id": n, "seen": False} for n in range(300)])
+
+    result = await asyncio.wait_for(
+        collection.bulk_write([UpdateOne({"_id": n}, {"$set": {"seen": True}}) for n in range(300)]), DEADLINE
+    )
+
+    assert result.modified_count == 300
+    assert await collection.count_documents({"seen": True}) == 300
+    # and the store still answers others
+    assert await asyncio.wait_for(collection.find_one({"_id": 7}), 10) == {"_id": 7, "seen": True}
+
+
+async def test_concurrent_increments_are_all_counted(collection: AsyncCollection) -> None:
+    await collection.insert_many([{"_id": n, "count": 0} for n in range(10)])
+
+    async def bump(n: int) -> None:
+        if n % 2:
+            await collection.update_one({"_id": n % 10}, {"$inc": {"count": 1}})
+        else:
+            await collection.find_one_and_update({"_id": n % 10}, {"$inc": {"count": 1}}, return_document=ReturnDocument.AFTER)
+
+    await asyncio.wait_for(asyncio.gather(*(bump(n) for n in range(400))), DEADLINE)
+
+    counts = [doc["count"] async for doc in collection.find({}, sort=[("_id", 1)])]
+    assert counts == [40] * 10
+
+
+async def test_concurrent_upserts_of_one_key_make_one_document(collection: AsyncCollection) -> None:
+    await asyncio.wait_for(
+        asyncio.gather(*(collection.update_one({"key": "k"}, {"$inc": {"n": 1}}, upsert=True) for _ in range(150))),
+        DEADLINE,
+    )
+
+    documents = await collection.find({"key": "k"}).to_list()
+    assert [doc["n"] for doc in documents] == [150]
