@@ -261,3 +261,14 @@ def test_the_gateway_believes_forwarded_addresses_only_from_its_proxies(rendered
     for render in ("maille/default", "maille/production", "gateway"):
         env = {e["name"]: e for e in pod_of(named(rendered[render], "Deployment", "maille-gateway"))["containers"][0]["env"]}
         assert env["FORWARDED_ALLOW_IPS"]["value"] and "*" not in env["FORWARDED_ALLOW_IPS"]["value"]
+
+
+def test_production_keeps_three_copies_of_every_stream_and_bucket(rendered: dict[str, list[dict]]) -> None:
+    """A NATS node lost in production loses no event and no session: every deployable makes its streams and
+    buckets with 3 replicas there (1 by default, for a single NATS)."""
+    for values, expected in (("maille/production", "3"), ("maille/default", "1")):
+        for service in SERVICES:
+            deployment = named(rendered[values], "Deployment", f"maille-{service}")
+            env = {e["name"]: e.get("value") for e in pod_of(deployment)["containers"][0]["env"]}
+            replicas = [value for name, value in env.items() if name.endswith("_STREAM_REPLICAS")]
+            assert replicas == [expected], (values, deployment["metadata"]["name"])

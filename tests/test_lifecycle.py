@@ -37,15 +37,20 @@ def test_starts_serves_and_stops_cleanly(name: str, service_factory: Callable[..
     assert "Traceback" not in log
 
 
-def test_not_ready_while_nats_is_away(nats_factory: Callable[[], NatsServer], docstore_server: DocstoreServer, tmp_path: Path) -> None:
+def test_not_ready_while_nats_is_away_past_a_blip(nats_factory: Callable[[], NatsServer], docstore_server: DocstoreServer,
+                                                  tmp_path: Path) -> None:
     nats = nats_factory()
     service = ServiceProcess(
         "catalog", port=free_port(), log_dir=tmp_path,
-        env={"MAILLE_CATALOG_NATS_URL": nats.url, "MAILLE_CATALOG_MONGODB_URL": docstore_server.url},
+        env={"MAILLE_CATALOG_NATS_URL": nats.url, "MAILLE_CATALOG_MONGODB_URL": docstore_server.url,
+             "MAILLE_CATALOG_NATS_GRACE_SECONDS": "3"},
     )
     service.start()
     try:
         nats.stop()
+        # a blip (a NATS node restarting): still in its Service, for the requests that need no NATS
+        assert httpx.get(f"{service.url}/readyz").status_code == 200
+        service.process.wait_ready(lambda: httpx.get(f"{service.url}/readyz").status_code == 503, 10)
         answer = httpx.get(f"{service.url}/readyz")
         assert answer.status_code == 503
         assert answer.headers["content-type"] == "application/problem+json"
@@ -55,6 +60,32 @@ def test_not_ready_while_nats_is_away(nats_factory: Callable[[], NatsServer], do
         service.process.wait_ready(lambda: httpx.get(f"{service.url}/readyz").status_code == 200, 20)
     finally:
         service.stop()
+
+
+def test_not_ready_while_its_docstore_does_not_answer(nats_server: NatsServer, tmp_path: Path) -> None:
+    """A docstore that accepts connections but answers nothing (stuck, as when its storage froze): /readyz says
+    so within its deadline instead of hanging, and ready again once the store answers."""
+    store = DocstoreServer(port=free_port(), data_dir=tmp_path / "docstore", log_dir=tmp_path)
+    store.start()
+    service = ServiceProcess("catalog", port=free_port(), log_dir=tmp_path,
+                             env={"MAILLE_CATALOG_NATS_URL": nats_server.url, "MAILLE_CATALOG_MONGODB_URL": store.url})
+    try:
+        service.start()
+        popen = store.process.popen
+        assert popen is not None
+        popen.send_signal(signal.SIGSTOP)
+        try:
+            answer = httpx.get(f"{service.url}/readyz", timeout=10)
+            assert answer.status_code == 503 and answer.json()["checks"] == {"nats": True, "docstore": False}
+            assert answer.elapsed.total_seconds() < 5
+            about = httpx.get(f"{service.url}/api/catalog/v1/about", timeout=10)
+            assert about.status_code == 200 and about.json()["docstore"]["connected"] is False
+        finally:
+            popen.send_signal(signal.SIGCONT)
+        service.process.wait_ready(lambda: httpx.get(f"{service.url}/readyz").status_code == 200, 20)
+    finally:
+        service.stop()
+        store.stop()
 
 
 def test_unreachable_nats_stops_the_start_with_a_clear_word(docstore_server: DocstoreServer, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +59,61 @@ def pids_alive(pids: list[int]) -> list[int]:
             continue
         alive.append(pid)
     return alive
+
+
+def import_while_serving(gateway: str, work: Path, command_env: dict[str, str], mate: str) -> dict[str, object]:
+    """Import a feed that changes the demo directory's 600 persons (another seed: other names, classes, addresses)
+    with `maille-identity import-aaf`, while demo users sign in, read their inbox, write and open their
+    médiacentre in a loop; every request and the import have a deadline. What happened, counted."""
+    bin_dir = Path(sys.executable).parent
+    feed = work / "night-feed"
+    subprocess.run([str(bin_dir / "maille-identity"), "generate-aaf", str(feed), "--persons", "600", "--schools", "2", "--seed", "8"],
+                   env=command_env, capture_output=True, timeout=120, check=True)
+    importing = subprocess.Popen([str(bin_dir / "maille-identity"), "import-aaf", str(feed), "--report", str(work / "night.txt")],
+                                 env=command_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done: list[str] = []
+    failed: list[tuple[str, int | str]] = []
+    slowest = 0.0
+
+    def timed(what: str, call) -> httpx.Response | None:
+        nonlocal slowest
+        started = time.monotonic()
+        try:
+            answer = call()
+        except Exception as exc:  # a deadline passed, a connection broke: a failure like any other
+            failed.append((what, type(exc).__name__))
+            return None
+        slowest = max(slowest, time.monotonic() - started)
+        if answer.status_code >= 400:
+            failed.append((what, answer.status_code))
+            return None
+        done.append(what)
+        return answer
+
+    def serve(username: str, writes: bool) -> None:
+        while importing.poll() is None:
+            browser = Browser()  # every request of it has a 30 s deadline
+            page = browser.go(f"{gateway}/login?next=/api/identity/v1/me")
+            if timed("sign-in", lambda: browser.sign_in(page, username, "demo")) is None:
+                continue
+            csrf = browser.site_cookies(gateway)["maille_csrf"]
+            timed("inbox", lambda: browser.request("GET", f"{gateway}/api/messaging/v1/folders/inbox/messages"))
+            writes and timed("send", lambda: browser.request("POST", f"{gateway}/api/messaging/v1/messages", headers={"x-csrf-token": csrf},
+                                                  json={"to": [{"type": "person", "id": mate}], "subject": "Nuit", "body": "<p>?</p>"}))
+            timed("mediacentre", lambda: browser.request("GET", f"{gateway}/api/catalog/v1/mediacentre"))
+
+    # the pupil writes to the classmate she wrote to before; the teacher reads
+    users = [threading.Thread(target=serve, args=user) for user in (("demo-eleve", True), ("demo-enseignant", False))]
+    for user in users:
+        user.start()
+    try:
+        output, _ = importing.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        importing.kill()
+        output, _ = importing.communicate()
+    for user in users:
+        user.join(timeout=120)
+    return {"import": importing.returncode, "output": output[-2000:], "done": done, "failed": failed, "slowest": slowest}
 
 
 def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
@@ -159,11 +215,22 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert copy is not None and copy["f"] == "inbox" and copy["u"] is True
         assert message["line"]["subject"] == "Les devoirs" and message["recipients"] == [mate["_id"]]
 
-        # An operator's command against this platform, in another terminal: `eval "$(maille-devstack env identity)"`
-        # gives it development, identity's own NATS user and the docstore.
+        # The night's AAF import while people use the platform: the import finishes, and so does every sign-in,
+        # mail and médiacentre request made meanwhile (the docstore once froze on such an import's updates).
         exports = subprocess.run([str(Path(sys.executable).parent / "maille-devstack"), "env", "identity"], env=env,
                                  capture_output=True, text=True, timeout=60, check=True).stdout
         command_env = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
+        served = import_while_serving(gateway, tmp_path, {**os.environ, **command_env}, mate["_id"])
+        assert served["import"] == 0, served
+        assert served["failed"] == [] and served["slowest"] < 30, served
+        assert {"sign-in", "inbox", "send", "mediacentre"} <= set(served["done"]), served
+        with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000, timeoutMS=10_000) as client:
+            assert "maille_identity" in client.list_database_names()
+        for name in ("identity", "catalog", "messaging", "library"):
+            assert httpx.get(f"{gateway}/api/{name}/v1/about", timeout=10).json()["docstore"]["connected"], name
+
+        # An operator's command against this platform, in another terminal: `eval "$(maille-devstack env identity)"`
+        # gives it development, identity's own NATS user and the docstore.
         assert command_env["MAILLE_IDENTITY_ENVIRONMENT"] == "development" and command_env["MAILLE_IDENTITY_NATS_PASSWORD"]
         exported = subprocess.run([str(Path(sys.executable).parent / "maille-identity"), "rgpd-export", pupil["_id"]],
                                   env={**os.environ, **command_env}, capture_output=True, text=True, timeout=120)

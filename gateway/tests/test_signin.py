@@ -121,7 +121,9 @@ def test_session_cookie_flags_and_a_forged_callback(signed_in_platform, docstore
     # The sign-in answer's state must match the browser that started it.
     state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
     stranger = httpx.get(f"{public}/auth/callback", params={"code": "x", "state": state}, follow_redirects=False)
-    assert stranger.status_code == 400 and stranger.headers["content-type"] == "application/problem+json"
+    # (a person's browser: a page in French that says what to do, not a JSON body)
+    assert stranger.status_code == 400 and stranger.headers["content-type"].startswith("text/html")
+    assert "La connexion n'a pas abouti" in stranger.text and 'href="/login?next=%2F"' in stranger.text
     # Completing it goes to the site's own home, never to another site named in ?next=.
     page = browser.go(started.headers["location"])
     landed = browser.sign_in(page, username, PASSWORD)
@@ -141,3 +143,18 @@ def test_an_expiring_access_token_is_refreshed_silently(signed_in_platform) -> N
     assert old != new and new.startswith("Bearer ")
     # The refreshed token is kept in the session (not fetched again on every request).
     assert browser.request("GET", f"{public}/api/echo/v1/x").json()["headers"]["authorization"] == new
+
+
+def test_a_directory_that_does_not_answer_ends_the_sign_in_on_a_french_page(signed_in_platform) -> None:
+    """Identity (the directory) gone or stuck while someone signs in: a page saying so in French, with a way to
+    try again to where they were going, a 503 with Retry-After — and no half-made session left behind."""
+    public, identity, gateway, username = signed_in_platform("test_unused_identity")
+    identity.stop()
+    browser = Browser()
+    page = browser.go(f"{public}/login?next=/api/identity/v1/me")
+    failed = browser.sign_in(page, username, PASSWORD)
+    assert failed.status_code == 503 and failed.headers["content-type"].startswith("text/html")
+    assert failed.headers["retry-after"] == "5"
+    assert "L'annuaire de l'ENT ne répond pas pour le moment" in failed.text and '<html lang="fr">' in failed.text
+    assert 'href="/login?next=%2Fapi%2Fidentity%2Fv1%2Fme">Réessayer</a>' in failed.text
+    assert "maille_session" not in browser.site_cookies(public)

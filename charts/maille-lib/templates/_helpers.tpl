@@ -100,6 +100,8 @@ value of a secret is ever written by a chart.
       name: {{ . }}
       key: {{ $.Chart.Name }}
 {{- end }}
+- name: {{ $prefix }}STREAM_REPLICAS
+  value: {{ .Values.nats.streamReplicas | default ($global.nats).streamReplicas | default 1 | quote }}
 {{- if (($global.nats).tls).enabled }}
 - name: {{ $prefix }}NATS_TLS_CA_FILE
   value: /etc/maille/nats-tls/ca.crt

@@ -29,9 +29,8 @@ import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from nats.js.api import KeyValueConfig
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.errors import APIError, BadRequestError, KeyNotFoundError
+from nats.js.errors import APIError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maille_kit.auth import TokenVerifier
@@ -173,7 +172,8 @@ class Sessions:
             try:
                 self._metadata = (await self.http.get(url, timeout=5)).raise_for_status().json()
             except (httpx.HTTPError, ValueError) as exc:
-                raise Problem(503, "the sign-in service cannot be reached now", headers={"Retry-After": "5"}) from exc
+                raise Problem(503, "the sign-in service cannot be reached now", headers={"Retry-After": "5"},
+                              reason="signin-unreachable") from exc
         return self._metadata
 
     async def _token(self, **form: str) -> dict[str, Any]:
@@ -205,7 +205,8 @@ class Sessions:
         try:
             await self._logins.put(_hash(state), self._seal(_hash(state), pending))
         except (APIError, NatsTimeout):  # the bucket is full (a flood of sign-ins started and never finished)
-            raise Problem(503, "too many sign-ins are under way; try again in a minute", headers={"Retry-After": "60"}) from None
+            raise Problem(503, "too many sign-ins are under way; try again in a minute", headers={"Retry-After": "60"},
+                          reason="too-many-signins") from None
         return url, state
 
     async def finish(self, code: str, state: str, login_cookie: str | None) -> tuple[str, Session, str]:
@@ -258,7 +259,8 @@ class Sessions:
             status, body = await self.call("POST", f"{url.rstrip('/')}/api/identity/v1/signin", headers,
                                            json.dumps({"choice": choice} if choice else {}).encode())
         except UpstreamError as exc:
-            raise Problem(503, "the directory cannot be reached to finish signing in; try again", headers={"Retry-After": "5"}) from exc
+            raise Problem(503, "the directory cannot be reached to finish signing in; try again", headers={"Retry-After": "5"},
+                          reason="directory-unreachable") from exc
         try:
             outcome = json.loads(body)
         except ValueError:
@@ -270,7 +272,8 @@ class Sessions:
         if status == 422:
             raise Problem(400, "that choice is not one of your accounts", title="Sign-in failed")
         if status != 200:
-            raise Problem(503, "the directory could not finish signing in; try again", headers={"Retry-After": "5"})
+            raise Problem(503, "the directory could not finish signing in; try again", headers={"Retry-After": "5"},
+                          reason="directory-unreachable")
         if outcome.get("status") == "linked":
             session.person = str(outcome.get("person") or "")
             if outcome.get("refresh"):
@@ -423,18 +426,7 @@ class Sessions:
 
 async def _bucket(bus: Bus, name: str, ttl: float, *, max_bytes: int = -1) -> KeyValue:
     """The bucket, made with `ttl` (and at most `max_bytes`); one made before with other settings takes the new ones."""
-    try:
-        return await bus.js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl, history=1, max_bytes=max_bytes))
-    except BadRequestError as exc:
-        if exc.err_code != 10058:  # not "stream name already in use with a different configuration"
-            raise
-    config = (await bus.js.stream_info(f"KV_{name}")).config
-    config.max_age = ttl
-    config.max_bytes = max_bytes
-    config.duplicate_window = min(config.duplicate_window or ttl, ttl)  # NATS wants it no longer than max_age
-    await bus.js.update_stream(config)
-    log.info("bucket %s now keeps entries %gs", name, ttl)
-    return await bus.js.key_value(name)
+    return await bus.key_value(name, ttl=ttl, max_bytes=max_bytes)
 
 
 def _sid_key(sid: str) -> str:

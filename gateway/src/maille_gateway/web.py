@@ -61,11 +61,41 @@ async def _session(request: Request) -> tuple[Session | None, Principal | None]:
         return None, None
 
 
+# What a person reads when signing in fails, by the problem's reason (or status): title, what happened.
+SIGN_IN_FAILURES = {
+    "directory-unreachable": ("Connexion momentanément impossible",
+                              "L'annuaire de l'ENT ne répond pas pour le moment : votre connexion n'a pas pu aboutir. "
+                              "Rien n'est perdu, réessayez dans quelques instants."),
+    "signin-unreachable": ("Connexion momentanément impossible",
+                           "Le service de connexion ne répond pas pour le moment. Réessayez dans quelques instants."),
+    "too-many-signins": ("Trop de connexions en cours",
+                         "Beaucoup de personnes se connectent en même temps. Réessayez dans une minute."),
+    503: ("Connexion momentanément impossible", "Un service de l'ENT ne répond pas pour le moment. Réessayez dans quelques instants."),
+    400: ("La connexion n'a pas abouti",
+          "Elle a peut-être pris plus de dix minutes, été déjà utilisée ou commencée dans un autre navigateur. "
+          "Reconnectez-vous."),
+}
+
+
+def _sign_in_failed(problem: Problem, next_path: str) -> HTMLResponse:
+    """A problem met while signing in, as a page in French with a way to try again (same status, same Retry-After)."""
+    reason = problem.extensions.get("reason")
+    title, text = SIGN_IN_FAILURES.get(reason) or SIGN_IN_FAILURES.get(problem.status) or SIGN_IN_FAILURES[400]
+    again = f"/login?{httpx.QueryParams({'next': safe_next(next_path)})}"
+    label = "Réessayer" if problem.status >= 500 else "Se reconnecter"
+    body = f"""<p>{html.escape(text)}</p>
+<p><a class="button" href="{html.escape(again)}">{label}</a></p>"""
+    return HTMLResponse(_page(title, body), status_code=problem.status, headers=problem.headers)
+
+
 @router.get("/login", include_in_schema=False)
 async def login(request: Request, next: str = "/", idp: str | None = None) -> Response:
     """Send the browser to Keycloak to sign in, then back to `next` (a path of this site)."""
     gateway = _gateway(request)
-    url, state = await gateway.sessions.begin(next, idp)
+    try:
+        url, state = await gateway.sessions.begin(next, idp)
+    except Problem as problem:
+        return _sign_in_failed(problem, next)
     response = RedirectResponse(url, status_code=302)
     _cookie(response, gateway, LOGIN_COOKIE, state, max_age=600, path="/auth")
     return response
@@ -76,13 +106,22 @@ async def callback(request: Request, code: str | None = None, state: str | None 
                    error_description: str | None = None) -> Response:
     """Keycloak sends the browser back here with a code: the session starts."""
     if error:
-        raise Problem(400, f"sign-in did not complete: {error_description or error}", title="Sign-in failed")
+        return _sign_in_failed(Problem(400, f"sign-in did not complete: {error_description or error}"), "/")
     if not code or not state:
-        raise Problem(400, "the sign-in answer lacks its code or state", title="Sign-in failed")
+        return _sign_in_failed(Problem(400, "the sign-in answer lacks its code or state"), "/")
     gateway = _gateway(request)
     login_cookie = cookie_value(request.headers.get("cookie", ""), LOGIN_COOKIE)
-    session_id, session, next_path = await gateway.sessions.finish(code, state, login_cookie)
-    outcome = await gateway.sessions.settle(session)
+    try:
+        session_id, session, next_path = await gateway.sessions.finish(code, state, login_cookie)
+    except Problem as problem:
+        return _sign_in_failed(problem, "/")
+    try:
+        outcome = await gateway.sessions.settle(session)
+    except Problem as problem:
+        await gateway.sessions.revoke(session)  # half signed in is not signed in: the next try starts afresh
+        response = _sign_in_failed(problem, next_path)
+        response.delete_cookie(LOGIN_COOKIE, path="/auth")
+        return response
     if outcome["status"] == "refused":
         return await _refused(gateway, session, outcome)
     if outcome["status"] == "choose":

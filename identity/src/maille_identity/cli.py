@@ -228,8 +228,13 @@ async def export_gar(args: argparse.Namespace) -> int:
 
 
 def identity_docstore(settings: IdentitySettings, command: str) -> Docstore:
-    """Identity's database, for an operator command."""
-    return Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-identity-{command}")
+    """Identity's database, for an operator command: a batch job's calls (a feed's bulk writes, the export's
+    reads) may take longer than a request's, never forever."""
+    return Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-identity-{command}",
+                    timeout=max(settings.docstore_timeout, BATCH_CALL_SECONDS))
+
+
+BATCH_CALL_SECONDS = 120.0
 
 
 class Progress:

@@ -4,6 +4,7 @@ and what cannot be handled goes to the dead-letter subject while consumption goe
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from google.protobuf.wrappers_pb2 import Int64Value
@@ -334,3 +335,34 @@ async def test_a_consumer_of_a_stream_not_there_yet_waits_for_it(bus: Bus, docst
     finally:
         await consumer.stop()
     assert handled == [envelope.id]
+
+
+async def test_claims_past_the_streams_window_are_swept_and_only_this_consumers(bus: Bus, docstore: Docstore) -> None:
+    """The claims and done marks do not grow for ever: past `keep_seconds` a consumer forgets its own (no copy
+    of those events can come back), and leaves the recent ones and another consumer's alone."""
+    stream = unique_stream()
+    await bus.ensure_streams([stream])
+    handled: list[str] = []
+
+    async def handle(event: Event) -> None:
+        handled.append(event.id)
+
+    consumer = EventConsumer(bus, docstore, service="kit", durable="sweeper", stream=stream.name, subjects=stream.subjects,
+                             handler=handle, keep_seconds=3600, sweep_seconds=3600)
+    await docstore.ensure_indexes({"events_claimed": [], "events_done": []})
+    old = datetime.now(UTC) - timedelta(days=9)
+    await docstore.db["events_claimed"].insert_many([{"_id": "sweeper:old", "at": old}, {"_id": "other:old", "at": old}])
+    await docstore.db["events_done"].insert_many([{"_id": "sweeper:old", "at": old}, {"_id": "sweeperx:old", "at": old}])
+    subject = subject_of(stream)
+    fresh = make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=1))
+    await consumer.start()  # sweeps once at start
+    try:
+        await bus.js.publish(subject, fresh.SerializeToString())
+        await wait_for(lambda: fresh.id in handled, 10, "the fresh event")
+        await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
+    claimed = sorted(d["_id"] async for d in docstore.db["events_claimed"].find())
+    done = sorted(d["_id"] async for d in docstore.db["events_done"].find())
+    assert claimed == ["other:old", f"sweeper:{fresh.id}"]
+    assert done == [f"sweeper:{fresh.id}", "sweeperx:old"]

@@ -11,7 +11,6 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
-from nats.js.api import KeyValueConfig
 from nats.js.errors import KeyWrongLastSequenceError
 
 from maille_kit.bus import Bus
@@ -34,7 +33,7 @@ def next_run(now: datetime, at: str) -> datetime:
 
 async def export_once(bus: Bus, repository: DirectoryRepository, settings: IdentitySettings, *, night: str) -> ExportReport | None:
     """Export (and push) for `night` unless another replica already did; the report, or None if skipped."""
-    kv = await bus.js.create_key_value(KeyValueConfig(bucket=LOCKS, ttl=3 * 24 * 3600))
+    kv = await bus.key_value(LOCKS, ttl=3 * 24 * 3600)
     try:
         await kv.create(f"gar-export.{settings.tenant}.{night}", b"started")
     except KeyWrongLastSequenceError:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from maille_kit.auth import TokenVerifier
 from maille_kit.bus import Bus, Stream, dead_letter_stream
-from maille_kit.consumer import EventConsumer
+from maille_kit.consumer import INDEXES as CONSUMER_INDEXES, EventConsumer
 from maille_kit.docstore import Docstore, Indexes
 from maille_kit.logging import setup_logging
 from maille_kit.middleware import RequestContextMiddleware
@@ -26,6 +26,7 @@ from maille_kit.outbox import Outbox
 from maille_kit.problems import Problem, install_problem_handlers
 from maille_kit.settings import ServiceSettings, redact_url
 from maille_kit.telemetry import setup_telemetry, shutdown_telemetry
+from maille_kit.work import INDEXES as WORK_INDEXES, Works
 
 log = logging.getLogger("maille.app")
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
@@ -47,6 +48,12 @@ class ServiceSpec:
     on_stop: Callable[[Runtime], Awaitable[None]] | None = None
     description: str = ""
 
+    @property
+    def all_indexes(self) -> Indexes:
+        """The service's indexes, with those of the kit's parts it uses (its consumers' claims)."""
+        kit = {**WORK_INDEXES, **(CONSUMER_INDEXES if self.consumers is not None else {})} if self.uses_docstore else {}
+        return {**kit, **self.indexes}
+
 
 class Runtime:
     """A running service's connections: the bus, the docstore, the outbox and the consumers."""
@@ -57,6 +64,7 @@ class Runtime:
         self.bus = Bus.of(spec.settings, name=f"maille-{spec.name}")
         self.docstore: Docstore | None = None
         self.outbox: Outbox | None = None
+        self.works: Works | None = None
         self.consumers: list[EventConsumer] = []
         self.state: dict[str, Any] = {}
 
@@ -64,9 +72,10 @@ class Runtime:
         """Connect, and declare what the service owns: its indexes and its streams (with its dead letters)."""
         spec, settings = self.spec, self.settings
         if spec.uses_docstore:
-            self.docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-{spec.name}")
+            self.docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-{spec.name}",
+                                     timeout=settings.docstore_timeout)
             await self.docstore.detect()
-            await self.docstore.ensure_indexes(spec.indexes)
+            await self.docstore.ensure_indexes(spec.all_indexes)
         await self.bus.connect(timeout=settings.nats_connect_timeout)
         dead_letters = [dead_letter_stream(spec.name)] if spec.uses_docstore else []
         await self.bus.ensure_streams([*spec.streams, *dead_letters])
@@ -78,6 +87,8 @@ class Runtime:
         if self.docstore is not None:
             self.outbox = Outbox(self.docstore, self.bus, source=spec.name)
             self.outbox.start()
+            self.works = Works(self.docstore, self.outbox, source=spec.name)
+            self.works.start()
         if spec.consumers is not None:
             self.consumers = list(spec.consumers(self))
             for consumer in self.consumers:
@@ -92,6 +103,8 @@ class Runtime:
             await self.spec.on_stop(self)
         for consumer in self.consumers:
             await consumer.stop()
+        if self.works is not None:
+            await self.works.stop()
         if self.outbox is not None:
             await self.outbox.stop()
         await self.bus.close()
@@ -101,10 +114,12 @@ class Runtime:
 
     async def readiness(self) -> dict[str, bool]:
         """Whether each part the service needs answers now."""
-        checks = {"nats": self.bus.connected}
+        # A blip of NATS (a node restarting, a reconnection) must not take every replica out of its Service at once:
+        # the requests that need no NATS go on, those that do wait for the reconnection or get a 503 of their own.
+        checks = {"nats": self.bus.down_for() < self.settings.nats_grace_seconds}
         if self.docstore is not None:
             try:
-                checks["docstore"] = await asyncio.wait_for(self.docstore.ping(), timeout=2)
+                checks["docstore"] = await asyncio.wait_for(self.docstore.ping(timeout=2), timeout=3)
             except TimeoutError:
                 checks["docstore"] = False
         return checks

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     spec = spec_of(args[0])
     asyncio.run(bootstrap(spec))
-    log.info("%s: %d stream(s), indexes of %d collection(s) in place", spec.name, len(spec.streams), len(spec.indexes))
+    log.info("%s: %d stream(s), indexes of %d collection(s) in place", spec.name, len(spec.streams), len(spec.all_indexes))
 
 
 if __name__ == "__main__":

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
 
 from maille_kit.settings import ServiceSettings
 
@@ -28,11 +31,11 @@ class Stream:
     max_age_seconds: float = 7 * 24 * 3600
     duplicate_window_seconds: float = 120
     max_bytes: int = -1
-    replicas: int = 1
+    replicas: int = 0  # 0: as many as the bus is set to keep (`stream_replicas`)
     description: str = field(default="", compare=False)
 
-    def config(self) -> StreamConfig:
-        """The stream's JetStream configuration."""
+    def config(self, replicas: int = 1) -> StreamConfig:
+        """The stream's JetStream configuration (with `replicas` copies unless the stream says how many)."""
         return StreamConfig(
             name=self.name,
             description=self.description or None,
@@ -43,7 +46,7 @@ class Stream:
             max_age=self.max_age_seconds,
             max_bytes=self.max_bytes,
             duplicate_window=self.duplicate_window_seconds,
-            num_replicas=self.replicas,
+            num_replicas=self.replicas or replicas,
         )
 
 
@@ -72,12 +75,15 @@ class Bus:
     """One service's NATS connection: reconnects forever, with JetStream on top."""
 
     def __init__(self, url: str, *, name: str, user: str = "", password: str = "", inbox_prefix: str = "_INBOX",
-                 tls_ca_file: str = "") -> None:
+                 tls_ca_file: str = "", replicas: int = 1) -> None:
         self.url = url
         self.name = name
         self.user = user
         self.password = password
         self.inbox_prefix = inbox_prefix
+        self.replicas = replicas  # copies of each stream and bucket this bus makes
+        self._reconnect_listeners: list[Callable[[], None]] = []
+        self._down_since: float | None = None
         self.tls_ca_file = tls_ca_file
         self.nc: NATS | None = None
         self._js: JetStreamContext | None = None
@@ -92,7 +98,7 @@ class Bus:
         user = settings.service_name
         return cls(settings.nats_url, name=name, user=user if settings.nats_password.get_secret_value() else "",
                    password=settings.nats_password.get_secret_value(), inbox_prefix=f"_INBOX_{user}",
-                   tls_ca_file=settings.nats_tls_ca_file)
+                   tls_ca_file=settings.nats_tls_ca_file, replicas=settings.stream_replicas)
 
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Connect, retrying until `timeout` seconds have passed; afterwards reconnect forever."""
@@ -154,7 +160,7 @@ class Bus:
     async def ensure_streams(self, streams: list[Stream] | tuple[Stream, ...]) -> None:
         """Create each stream, or bring its configuration up to date."""
         for stream in streams:
-            config = stream.config()
+            config = stream.config(self.replicas)
             try:
                 await self.js.stream_info(stream.name)
             except NotFoundError:
@@ -162,6 +168,23 @@ class Bus:
                 log.info("created stream", extra={"stream": stream.name})
             else:
                 await self.js.update_stream(config)
+
+    async def key_value(self, bucket: str, *, ttl: float, history: int = 1, max_bytes: int = -1) -> KeyValue:
+        """A key-value bucket with this bus's replicas, made (or brought to these settings) if need be."""
+        config = KeyValueConfig(bucket=bucket, ttl=ttl, history=history, max_bytes=max_bytes, replicas=self.replicas)
+        try:
+            return await self.js.create_key_value(config)
+        except BadRequestError as exc:
+            if exc.err_code != 10058:  # not "stream name already in use with a different configuration"
+                raise
+        stream = (await self.js.stream_info(f"KV_{bucket}")).config
+        stream.max_age = ttl
+        stream.max_bytes = max_bytes
+        stream.num_replicas = self.replicas
+        stream.duplicate_window = min(stream.duplicate_window or ttl, ttl)  # NATS wants it no longer than max_age
+        await self.js.update_stream(stream)
+        log.info("bucket %s now keeps entries %gs, %d copies", bucket, ttl, self.replicas)
+        return await self.js.key_value(bucket)
 
     async def publish_batch(
         self, messages: list[tuple[str, bytes, dict[str, str]]], *, timeout: float
@@ -218,6 +241,23 @@ class Bus:
     async def _on_disconnected(self) -> None:
         if not self._closing:
             log.warning("disconnected from NATS")
+            self._down_since = self._down_since or time.monotonic()
+
+    def down_for(self) -> float:
+        """Seconds the connection has been down (0 while it is up)."""
+        if self.connected:
+            self._down_since = None
+            return 0.0
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        return time.monotonic() - self._down_since
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS")
+        self._down_since = None
+        for listener in list(self._reconnect_listeners):
+            listener()
+
+    def on_reconnect(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each reconnection: what was published meanwhile on core NATS never arrived."""
+        self._reconnect_listeners.append(listener)

@@ -9,6 +9,8 @@
 - A handler that keeps failing sees the event `max_deliver` times; then the event goes to the
   dead-letter subject. Either way consumption goes on with the next event.
 - Nothing is acknowledged before it is handled or safely dead-lettered, so nothing is lost.
+- Claims and done marks are kept `keep_seconds` (past the streams' 7-day window no copy of an event can
+  come back), then swept away: they do not grow without end.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
+from pymongo import IndexModel
 from pymongo.errors import BulkWriteError
 
 from maille_kit.bus import Bus
@@ -34,6 +37,10 @@ log = logging.getLogger("maille.consumer")
 
 CLAIMED = "events_claimed"
 PROCESSED = "events_done"
+KEEP_SECONDS = 8 * 24 * 3600  # a day past the streams' 7-day window
+SWEEP_SECONDS = 3600.0
+# what the kit declares for a service with consumers: the sweep reads by age
+INDEXES = {CLAIMED: [IndexModel([("at", 1)], name="at")], PROCESSED: [IndexModel([("at", 1)], name="at")]}
 Handler = Callable[[Event], Awaitable[None]]
 
 REASON_HEADER = "Maille-Dead-Letter-Reason"
@@ -58,6 +65,8 @@ class EventConsumer:
         batch: int = 256,
         ack_wait: float = 30.0,
         retry_delay: float = 1.0,
+        keep_seconds: float = KEEP_SECONDS,
+        sweep_seconds: float = SWEEP_SECONDS,
     ) -> None:
         self.bus = bus
         self.docstore = docstore
@@ -72,6 +81,9 @@ class EventConsumer:
         self.batch = batch
         self.ack_wait = ack_wait
         self.retry_delay = retry_delay
+        self.keep_seconds = keep_seconds
+        self.sweep_seconds = sweep_seconds
+        self._sweeper: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._marking: asyncio.Task[None] | None = None
@@ -88,6 +100,7 @@ class EventConsumer:
         self._stopping = False
         self._inbox: list[Msg] = []
         self._arrived = asyncio.Event()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name=f"consumer-sweep-{self.durable}")
         try:
             subscription = await self._bind()
         except NotFoundError:
@@ -135,8 +148,35 @@ class EventConsumer:
             await self._run(subscription)
             return
 
+    async def sweep(self) -> int:
+        """Forget this consumer's claims and done marks older than `keep_seconds`; how many went."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.keep_seconds)
+        mine = {"_id": {"$gte": f"{self.durable}:", "$lt": f"{self.durable};"}, "at": {"$lt": cutoff}}
+        gone = 0
+        for collection in (self.claimed, self.processed):
+            async with self.docstore.writing():
+                gone += (await collection.delete_many(mine)).deleted_count
+        return gone
+
+    async def _sweep_forever(self) -> None:
+        while not self._stopping:
+            try:
+                gone = await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the docstore away: the next round sweeps
+                log.warning("consumer %s: old claims not swept: %s", self.durable, exc)
+            else:
+                if gone:
+                    log.info("consumer %s: %d claims and marks past %gs swept", self.durable, gone, self.keep_seconds)
+            await asyncio.sleep(self.sweep_seconds)
+
     async def stop(self) -> None:
         """Stop after the batch in hand."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         if self._task is None:
             return
         self._stopping = True

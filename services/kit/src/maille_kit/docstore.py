@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pymongo
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from maille_kit.settings import redact_url
 
 log = logging.getLogger("maille.docstore")
+
+DEFAULT_TIMEOUT = 10.0
+PROBE = "readiness"  # one document, read by `ping`
 
 # collection name -> the indexes it needs
 Indexes = Mapping[str, Sequence[IndexModel]]
@@ -41,8 +45,12 @@ class Docstore:
     service's writes take turns in the process instead; on MongoDB `writing()` does nothing.
     """
 
-    def __init__(self, url: str, database: str, *, app_name: str) -> None:
+    def __init__(self, url: str, database: str, *, app_name: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = redact_url(url)
+        # Every call has a deadline: `timeoutMS` bounds each operation on the client (connection checkout,
+        # server selection, the round trip) and is sent to the server as its `maxTimeMS`. A cursor's deadline
+        # covers its whole life: long reads and batch work say how long they may take with `deadline()`.
+        self.timeout = timeout
         self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             url,
             appname=app_name,
@@ -50,24 +58,34 @@ class Docstore:
             uuidRepresentation="standard",
             serverSelectionTimeoutMS=5000,
             connectTimeoutMS=3000,
+            timeoutMS=int(timeout * 1000),
         )
         self.db: AsyncDatabase[dict[str, Any]] = self.client[database]
         self._write_turns: asyncio.Lock | None = None
 
     async def detect(self) -> None:
-        """Learn whether writes must take turns (FerretDB on SQLite) from the server itself."""
+        """Learn whether writes must take turns (FerretDB on SQLite) from the server itself; leave the probe
+        document that `ping` reads."""
         info = await self.client.admin.command("buildInfo")
         if "ferretdbVersion" in info:
             self._write_turns = asyncio.Lock()
+        await self.db[PROBE].update_one({"_id": "probe"}, {"$setOnInsert": {"_id": "probe"}}, upsert=True)
+
+    @staticmethod
+    def deadline(seconds: float | None) -> AbstractContextManager[object]:
+        """The deadline of every docstore call made inside (a batch job's, a long read's), instead of the client's."""
+        return pymongo.timeout(seconds)
 
     def writing(self) -> AbstractAsyncContextManager[object]:
         """Hold this around a write (see the class docstring)."""
         return self._write_turns if self._write_turns is not None else nullcontext()
 
-    async def ping(self) -> bool:
-        """Whether the server answers now."""
+    async def ping(self, timeout: float = 2) -> bool:
+        """Whether the service's database answers a read within `timeout` seconds. A `ping` command would
+        not do: a server whose storage is stuck still answers it (FerretDB answers without touching SQLite)."""
         try:
-            await self.client.admin.command("ping")
+            with pymongo.timeout(timeout):
+                await self.db[PROBE].find_one({"_id": "probe"})
         except Exception:
             return False
         return True

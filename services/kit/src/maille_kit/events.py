@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -48,6 +49,17 @@ class Event:
                 f"payload of {self.type} is {self.payload.TypeName() or 'empty'}, expected {message_type.DESCRIPTOR.full_name}"
             )
         return message
+
+
+def event_id_for(key: str, part: int = 0, *, ms: int) -> str:
+    """The id of the `part`-th event of the change `key` names (a message id, a job and batch), made at `ms`
+    (milliseconds since the epoch, the change's own time), the same each time it is asked: a change applied again
+    after a failure publishes the same events, which JetStream and the consumers then drop as copies."""
+    digest = hashlib.sha256(f"{key}\x00{part}".encode()).digest()
+    rand = int.from_bytes(digest[:10], "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def make_envelope(*, type: str, tenant: str, source: str, payload: Message, id: str | None = None) -> Envelope:

@@ -35,6 +35,12 @@ class ServiceSettings(BaseSettings):
         SecretStr(""), description="password of the service's own NATS user (named after the service); none: no NATS user"
     )
     nats_tls_ca_file: str = Field("", description="CA certificate to check NATS' TLS certificate with (tls:// URLs); none: the system's")
+    stream_replicas: int = Field(
+        1, ge=1, le=5, description="copies NATS keeps of each stream and key-value bucket the service owns (3 in production: a node may go)"
+    )
+    nats_grace_seconds: float = Field(
+        15.0, ge=0, description="seconds NATS may be away before /readyz says the service is not ready"
+    )
     nats_connect_timeout: float = Field(
         30.0, gt=0, description="seconds to keep trying to reach NATS at start before giving up"
     )
@@ -42,6 +48,9 @@ class ServiceSettings(BaseSettings):
         SecretStr("mongodb://127.0.0.1:27017"), description="MongoDB (or MongoDB-wire docstore) URL; may hold credentials"
     )
     database: str = Field("", description="the service's own database; default maille_<service>")
+    docstore_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds each docstore call may take (client deadline, sent as maxTimeMS); batch jobs set their own"
+    )
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces and metrics stay local when unset"
     )

@@ -1,0 +1,283 @@
+"""One change and its events, never one without the other: the kit's unit of work.
+
+The docstore has no transactions that every deployment can count on (FerretDB has none), so a change of
+several documents and the events that tell of it cannot be written at once. The one rule of the house:
+
+1. A unit of work is described before anything is done: the writes it makes (`insert`, `put`, `update`,
+   `delete`), the steps it runs (a function the service registered, with its input) and its events, whose
+   ids are fixed then. The description is written to the `works` collection in one insert: that is the
+   commit point. Before it, nothing happened; after it, all of it will happen.
+2. The writes are applied and the steps run, in order. Each is idempotent: an insert of a document already
+   there changes nothing, a `put` replaces, an update only sets, adds to sets or pulls (never `$inc` or
+   `$push`), a step does the same.
+3. The events go to JetStream (or the outbox while NATS is away) with their fixed ids, and the description
+   is deleted.
+
+A change that must not overwrite another made meanwhile (a vendor's resource at a version, a document that
+must be new) begins with *guards*: `insert(..., guard=True)`, `update(..., guard=True)`. A guard that does not
+hold when first applied undoes nothing (guards come first) and the unit is dropped, events and all:
+`commit` raises `Conflict`. A guarded write marks its document with the unit's id (`_work`), so that a unit
+finished again after a failure knows its own write from another's.
+
+A replica that dies between 1 and 3 leaves its description behind; any replica of the service finds it
+`abandoned_after` seconds later and does 2 and 3 again: the change is whole, and its events are published
+once in effect (JetStream drops a copy within its window, the consumers drop any later copy by event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import bson
+from bson import Binary
+from google.protobuf.message import Message
+from maille.events.v1.envelope_pb2 import Envelope
+from pymongo import DeleteMany, IndexModel, InsertOne, ReplaceOne, UpdateMany, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from maille_kit.docstore import Docstore
+from maille_kit.events import make_envelope, new_event_id
+from maille_kit.outbox import Outbox
+from maille_kit.telemetry import meter
+
+log = logging.getLogger("maille.work")
+
+WORKS = "works"
+INDEXES = {WORKS: [IndexModel([("at", 1)], name="at")]}  # declared by the kit for every service with a docstore
+Doc = dict[str, Any]
+Step = Callable[[Doc], Awaitable[None]]
+# update operators that give the same document however many times they are applied
+IDEMPOTENT = frozenset({"$set", "$unset", "$setOnInsert", "$addToSet", "$pull", "$pullAll", "$currentDate", "$min", "$max"})
+
+
+class NotIdempotent(ValueError):
+    """An update a unit of work could not apply twice safely (`$inc`, `$push`…)."""
+
+
+class Conflict(RuntimeError):
+    """A guard of the unit of work did not hold (another change came first): nothing was done."""
+
+
+@dataclass
+class Work:
+    """What one change does: its writes and steps, in order, and its events. Build it, then `Works.commit` it."""
+
+    source: str
+    id: str = field(default_factory=new_event_id)
+    ops: list[Doc] = field(default_factory=list)
+    events: list[Envelope] = field(default_factory=list)
+
+    def insert(self, collection: str, *docs: Doc, guard: bool = False) -> Work:
+        """Insert documents (each with its `_id`); one already there stays as it is — or, with `guard`, the
+        unit is dropped (`Conflict`)."""
+        for doc in docs:
+            if "_id" not in doc:
+                raise ValueError("a unit of work inserts documents with their _id")
+            if guard:
+                self._guard({"op": "insert", "c": collection, "doc": {**doc, "_work": self.id}, "guard": True})
+            else:
+                self.ops.append({"op": "insert", "c": collection, "doc": doc})
+        return self
+
+    def _guard(self, op: Doc) -> None:
+        if any(not o.get("guard") for o in self.ops):
+            raise ValueError("a unit of work's guards come before its other writes")
+        self.ops.append(op)
+
+    def put(self, collection: str, doc: Doc) -> Work:
+        """Replace the document of that `_id`, or insert it."""
+        self.ops.append({"op": "put", "c": collection, "doc": doc})
+        return self
+
+    def update(self, collection: str, filter: Doc, update: Doc, *, upsert: bool = False, many: bool = False,
+               guard: bool = False) -> Work:
+        """Update (one or `many`) documents, with operators that can be applied twice. With `guard`, `filter`
+        (by `_id`, and what must still hold: a version…) must match one document, or the unit is dropped."""
+        wrong = sorted(set(update) - IDEMPOTENT)
+        if wrong:
+            raise NotIdempotent(f"a unit of work cannot apply {', '.join(wrong)} twice safely; use $set, $addToSet, $pull…")
+        if guard:
+            if "_id" not in filter or many or upsert:
+                raise ValueError("a guard updates one document, named by its _id, without upsert")
+            marked = {**update, "$set": {**update.get("$set", {}), "_work": self.id}}
+            self._guard({"op": "update", "c": collection, "filter": filter, "update": marked, "upsert": False, "many": False,
+                         "guard": True})
+        else:
+            self.ops.append({"op": "update", "c": collection, "filter": filter, "update": update, "upsert": upsert, "many": many})
+        return self
+
+    def delete(self, collection: str, filter: Doc) -> Work:
+        """Delete the documents `filter` matches."""
+        self.ops.append({"op": "delete", "c": collection, "filter": filter})
+        return self
+
+    def step(self, name: str, input: Doc) -> Work:
+        """Run the service's registered step `name` with `input` (it must be idempotent)."""
+        self.ops.append({"op": "step", "name": name, "input": input})
+        return self
+
+    def event(self, *, type: str, tenant: str, payload: Message, id: str | None = None) -> str:
+        """An event of this change; its id (fixed now: the same if the change is done again)."""
+        envelope = make_envelope(type=type, tenant=tenant, source=self.source, payload=payload, id=id)
+        self.events.append(envelope)
+        return envelope.id
+
+    def add_events(self, envelopes: Iterable[Envelope]) -> Work:
+        self.events.extend(envelopes)
+        return self
+
+
+class Works:
+    """A service's units of work: commits them, and finishes those a dead replica left behind."""
+
+    def __init__(self, docstore: Docstore, outbox: Outbox, *, source: str, abandoned_after: float = 60.0,
+                 check_every: float = 15.0) -> None:
+        self.docstore = docstore
+        self.outbox = outbox
+        self.source = source
+        self.collection = docstore.db[WORKS]
+        self.abandoned_after = abandoned_after
+        self.check_every = check_every
+        self._steps: dict[str, Step] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._finished = meter().create_counter("maille.work.finished_late", description="units of work a replica left, finished by another")
+
+    def new(self) -> Work:
+        return Work(source=self.source)
+
+    def register(self, name: str, step: Step) -> None:
+        """Name an idempotent step units of work may run (the same on every replica)."""
+        self._steps[name] = step
+
+    async def commit(self, work: Work) -> None:
+        """Do `work` whole: its description first, then its writes and steps, then its events."""
+        if not work.ops and not work.events:
+            return
+        for op in work.ops:
+            if op["op"] == "step" and op["name"] not in self._steps:
+                raise KeyError(f"no step {op['name']!r} is registered")
+        description = {"_id": work.id, "at": datetime.now(UTC), "ops": Binary(bson.encode({"ops": work.ops})),
+                       "events": [Binary(e.SerializeToString()) for e in work.events]}
+        async with self.docstore.writing():
+            await self.collection.insert_one(description)
+        await self._finish(work.ops, work.events, work.id)
+
+    async def _finish(self, ops: list[Doc], events: list[Envelope], work_id: str) -> None:
+        try:
+            await self._check_guards([op for op in ops if op.get("guard")], work_id)
+        except Conflict:
+            async with self.docstore.writing():
+                await self.collection.delete_one({"_id": work_id})
+            raise
+        await self._apply([op for op in ops if not op.get("guard")])
+        await self.outbox.deliver(events)
+        async with self.docstore.writing():
+            await self.collection.delete_one({"_id": work_id})
+
+    async def _check_guards(self, guards: list[Doc], work_id: str) -> None:
+        """Apply the guarded writes one by one; `Conflict` at the first that neither holds nor was this unit's."""
+        for op in guards:
+            collection = self.docstore.db[op["c"]]
+            async with self.docstore.writing():
+                if op["op"] == "insert":
+                    try:
+                        await collection.insert_one(op["doc"])
+                        continue
+                    except DuplicateKeyError:
+                        key = op["doc"]["_id"]
+                else:
+                    if (await collection.update_one(op["filter"], op["update"])).matched_count == 1:
+                        continue
+                    key = op["filter"]["_id"]
+            if await collection.find_one({"_id": key, "_work": work_id}, {"_id": 1}) is None:
+                raise Conflict(f"{op['c']} {key!r} changed meanwhile")
+
+    async def _apply(self, ops: list[Doc]) -> None:
+        run: list[Doc] = []
+        for op in ops:
+            if op["op"] == "step" or (run and run[-1]["c"] != op["c"]):
+                await self._write(run)
+                run = []
+            if op["op"] == "step":
+                await self._steps[op["name"]](op["input"])
+            else:
+                run.append(op)
+        await self._write(run)
+
+    async def _write(self, ops: list[Doc]) -> None:
+        """Consecutive writes to one collection, in order, in one command; an insert already done is skipped."""
+        if not ops:
+            return
+        requests = [_request(op) for op in ops]
+        start = 0
+        while start < len(requests):
+            try:
+                async with self.docstore.writing():
+                    await self.docstore.db[ops[0]["c"]].bulk_write(requests[start:], ordered=True)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if not errors or errors[0].get("code") != 11000 or ops[start + errors[0]["index"]]["op"] != "insert":
+                    raise
+                start += errors[0]["index"] + 1  # that document is there already: on with the rest
+                continue
+            return
+
+    async def finish_abandoned(self) -> int:
+        """Finish the units of work whose replica has not finished them for `abandoned_after` seconds; how many."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.abandoned_after)
+        finished = 0
+        async for description in self.collection.find({"at": {"$lt": cutoff}}, sort=[("_id", 1)]):
+            ops = bson.decode(bytes(description["ops"]))["ops"]
+            events = [Envelope.FromString(bytes(data)) for data in description["events"]]
+            log.warning("finishing a unit of work left by a replica", extra={"work": description["_id"], "ops": len(ops),
+                                                                              "events": len(events)})
+            try:
+                await self._finish(ops, events, description["_id"])
+            except Conflict as exc:  # it never happened: another change came first
+                log.warning("unit of work left by a replica dropped: %s", exc, extra={"work": description["_id"]})
+            finished += 1
+        if finished:
+            self._finished.add(finished)
+        return finished
+
+    async def pending(self) -> int:
+        """Units of work begun and not finished (by a replica at work now, or left behind)."""
+        return await self.collection.count_documents({})
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"works-{self.source}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.finish_abandoned()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the docstore or a step failing: tried again next round
+                log.warning("units of work left behind not finished yet: %s", exc)
+            await asyncio.sleep(self.check_every)
+
+
+def _request(op: Mapping[str, Any]) -> Any:
+    kind = op["op"]
+    if kind == "insert":
+        return InsertOne(op["doc"])
+    if kind == "put":
+        return ReplaceOne({"_id": op["doc"]["_id"]}, op["doc"], upsert=True)
+    if kind == "update":
+        return (UpdateMany if op["many"] else UpdateOne)(op["filter"], op["update"], upsert=op["upsert"])
+    if kind == "delete":
+        return DeleteMany(op["filter"])
+    raise ValueError(f"unknown write {kind!r}")
