@@ -34,11 +34,11 @@ async def on_start(runtime: Runtime) -> None:
     """Answer the communication rules' requests over NATS; keep the nightly GAR export's schedule."""
     assert runtime.docstore is not None
     repository = DirectoryRepository(runtime.docstore)
-    service = VisiblesService(runtime.bus, repository, RulesStore(runtime.docstore))
-    await service.start()
-    runtime.state["visibles"] = service
     settings = runtime.settings
     assert isinstance(settings, IdentitySettings)
+    service = VisiblesService(runtime.bus, repository, RulesStore(runtime.docstore), refresh_seconds=settings.visibles_refresh_seconds)
+    await service.start()
+    runtime.state["visibles"] = service
     outbox = runtime.outbox
     runtime.state["imports"] = ImportJobs(
         repository, lambda tenant: EventBatch(outbox, tenant=tenant), folder=Path(settings.import_dir),

@@ -24,6 +24,9 @@ class IdentitySettings(ServiceSettings):
     uai_check_letter: bool | None = Field(
         None, description="refuse UAIs whose check letter is wrong; default: only in production"
     )
+    visibles_refresh_seconds: float = Field(
+        900, gt=0, description="how often each replica reads the directory it answers the communication rules from again"
+    )
     person_id_key: SecretStr = Field(
         SecretStr("development-only-person-id-key"),
         description="secret from which ENT person ids are derived (HMAC of tenant and AAF join key); never change it once set",

@@ -4,13 +4,18 @@ one replica of identity (queue group `identity`). Requests live under `rpc.`: a 
 `<service>.>` for its events and must not capture them.
 
 Each tenant's directory is loaded from the docstore on the first request for it, then kept current
-from identity's own person events (every replica hears them all).
+from identity's own person events (every replica hears them all). Those arrive on core NATS: a replica
+cut off for a moment misses what was published meanwhile. So each replica reads its tenants again after
+every reconnection and every `refresh_seconds`, in the background: the events that arrive while it reads
+are applied to the fresh copy too, which then replaces the old one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 from maille.identity.v1 import directory_pb2 as directory
@@ -57,14 +62,18 @@ def _kind(person: directory.Person) -> str:
 class VisiblesService:
     """Answers the rules' requests from each tenant's in-memory directory."""
 
-    def __init__(self, bus: Bus, repository: DirectoryRepository, rules: RulesStore) -> None:
+    def __init__(self, bus: Bus, repository: DirectoryRepository, rules: RulesStore, *, refresh_seconds: float = 900) -> None:
         self.bus = bus
         self.repo = repository
         self.rules = rules
+        self.refresh_seconds = refresh_seconds
         self._overrides: dict[str, dict[str, Rules]] = {}
         self._tenants: dict[str, Visibles] = {}
         self._loading: dict[str, asyncio.Task[Visibles]] = {}
         self._subscriptions: list = []
+        self._replays: dict[str, list[Callable[[Visibles], None]]] = {}  # per tenant being read again: what came meanwhile
+        self._refreshing: asyncio.Task[None] | None = None
+        self._timer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         nc = self.bus.nc
@@ -79,10 +88,50 @@ class VisiblesService:
             await nc.subscribe("identity.rules.changed.v1", cb=self._rules_event),
         ]
         await nc.flush()  # the server knows the subscriptions before the service says it has started
+        self.bus.on_reconnect(self.refresh_soon)
+        self._timer = asyncio.create_task(self._refresh_every(), name="visibles-refresh-timer")
 
     async def stop(self) -> None:
+        for task in (self._timer, self._refreshing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for subscription in self._subscriptions:
             await subscription.unsubscribe()
+
+    def refresh_soon(self) -> None:
+        """Read every loaded tenant again, in the background (once at a time)."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self.refresh(), name="visibles-refresh")
+
+    async def refresh(self) -> None:
+        """Read every loaded tenant again from the docstore and put the fresh copies in place."""
+        for tenant in list(self._tenants):
+            self._replays[tenant] = []
+            try:
+                fresh, overrides = await self._read(tenant)
+            except Exception as exc:  # the docstore away: the copy in hand goes on serving; the next round reads again
+                log.warning("visibles of %s not read again: %s", tenant, exc)
+                continue
+            finally:
+                replay = self._replays.pop(tenant, [])
+            for apply in replay:
+                apply(fresh)
+            self._overrides[tenant], self._tenants[tenant] = overrides, fresh
+            log.info("visibles read again", extra={"tenant": tenant, "persons": len(fresh.members), "replayed": len(replay)})
+
+    async def _refresh_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
+            self.refresh_soon()
+
+    def _apply(self, tenant: str, change: Callable[[Visibles], None]) -> None:
+        """A change heard from an event, to the tenant's copy in hand and to the one being read, if any."""
+        visibles = self._tenants.get(tenant)
+        if visibles is not None:
+            change(visibles)
+        if tenant in self._replays:
+            self._replays[tenant].append(change)
 
     async def tenant(self, tenant: str) -> Visibles:
         """The tenant's visibles, loaded on first use (concurrent first requests share one load)."""
@@ -94,16 +143,27 @@ class VisiblesService:
         return await asyncio.shield(self._loading[tenant])
 
     async def _load(self, tenant: str) -> Visibles:
-        overrides = self._overrides[tenant] = await self.rules.overrides(tenant)
+        self._replays[tenant] = []
+        try:
+            visibles, self._overrides[tenant] = await self._read(tenant)
+        finally:
+            replay = self._replays.pop(tenant, [])
+            self._loading.pop(tenant, None)
+        for apply in replay:
+            apply(visibles)
+        self._tenants[tenant] = visibles
+        log.info("visibles loaded", extra={"tenant": tenant, "persons": len(visibles.members)})
+        return visibles
+
+    async def _read(self, tenant: str) -> tuple[Visibles, dict[str, Rules]]:
+        overrides = await self.rules.overrides(tenant)
         visibles = Visibles(rules_of=lambda uai: overrides.get(uai, DEFAULT_RULES))
         for doc in await self.repo.structures(tenant):
             visibles.name_structure(doc["_id"], doc.get("name", doc["_id"]))
         for doc in await self.repo.groups(tenant):
             visibles.name_group(doc["_id"], doc.get("label") or doc.get("code", doc["_id"]))
         visibles.load(member_from_doc(doc) for doc in await self.repo.persons(tenant))
-        self._tenants[tenant] = visibles
-        log.info("visibles loaded", extra={"tenant": tenant, "persons": len(visibles.members)})
-        return visibles
+        return visibles, overrides
 
     async def _can_write(self, msg: Msg) -> None:
         async def answer(request: pb.CanWriteRequest, visibles: Visibles, reply: pb.CanWriteResponse) -> None:
@@ -173,33 +233,35 @@ class VisiblesService:
         """A structure, class or group created, renamed or removed: the names its groups are shown by follow."""
         try:
             event = decode(msg.data)
-            visibles = self._tenants.get(event.tenant)
-            if visibles is None:
-                return
+            if event.tenant not in self._tenants and event.tenant not in self._replays:
+                return  # not loaded here yet: it will be read whole when asked for
             created = event.type.endswith(".created.v1")
             if event.type == "identity.structure.deleted.v1":
-                visibles.name_structure(event.unpack(directory.StructureDeleted).uai, None)
+                uai = event.unpack(directory.StructureDeleted).uai
+                self._apply(event.tenant, lambda visibles: visibles.name_structure(uai, None))
             elif event.type.startswith("identity.structure."):
                 structure = event.unpack(directory.StructureCreated if created else directory.StructureUpdated).structure
-                visibles.name_structure(structure.uai, structure.name)
+                self._apply(event.tenant, lambda visibles: visibles.name_structure(structure.uai, structure.name))
             elif event.type == "identity.group.deleted.v1":
-                visibles.name_group(event.unpack(directory.GroupDeleted).id, None)
+                group_id = event.unpack(directory.GroupDeleted).id
+                self._apply(event.tenant, lambda visibles: visibles.name_group(group_id, None))
             else:
                 group = event.unpack(directory.GroupCreated if created else directory.GroupUpdated).group
-                visibles.name_group(group.id, group.label or group.code)
+                self._apply(event.tenant, lambda visibles: visibles.name_group(group.id, group.label or group.code))
         except MalformedEvent as exc:
             log.warning("structure or group event not understood: %s", exc)
 
     async def _person_event(self, msg: Msg) -> None:
         try:
             event = decode(msg.data)
-            visibles = self._tenants.get(event.tenant)
-            if visibles is None:
+            if event.tenant not in self._tenants and event.tenant not in self._replays:
                 return  # not loaded here yet: it will be read whole when asked for
             if event.type == "identity.person.deleted.v1":
-                visibles.remove(event.unpack(directory.PersonDeleted).id)
+                person_id = event.unpack(directory.PersonDeleted).id
+                self._apply(event.tenant, lambda visibles: visibles.remove(person_id))
             else:
                 message_type = directory.PersonCreated if event.type.endswith("created.v1") else directory.PersonUpdated
-                visibles.put(member_from_event(event.unpack(message_type).person))
+                member = member_from_event(event.unpack(message_type).person)
+                self._apply(event.tenant, lambda visibles: visibles.put(copy.copy(member)))  # each copy links its own
         except MalformedEvent as exc:
             log.warning("person event not understood: %s", exc)
