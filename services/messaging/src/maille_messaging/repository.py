@@ -150,7 +150,11 @@ class MailRepository:
     async def _file(self, copies: list[Doc], messages: list[Doc], *, tenants: dict[str, str]) -> None:
         if messages:
             async with self.docstore.writing():
-                await self.db[MESSAGES].insert_many(messages, ordered=False)
+                try:
+                    await self.db[MESSAGES].insert_many(messages, ordered=False)
+                except BulkWriteError as exc:  # filed already (a send done again after a failure): as it was
+                    if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+                        raise
         if not copies:
             return
         for copy in copies:
@@ -163,8 +167,9 @@ class MailRepository:
                     raise
         updates = []
         for copy in copies:
-            push = {f"f.{copy['f']}": copy["m"], **({f"n.{copy['f']}": copy["m"]} if copy["u"] else {})}
-            update: Doc = {"$push": push, "$setOnInsert": {"tenant": tenants[copy["p"]], "p": copy["p"]}}
+            # $addToSet: a send done again after a failure lists each message once
+            add = {f"f.{copy['f']}": copy["m"], **({f"n.{copy['f']}": copy["m"]} if copy["u"] else {})}
+            update: Doc = {"$addToSet": add, "$setOnInsert": {"tenant": tenants[copy["p"]], "p": copy["p"]}}
             updates.append(UpdateOne({"_id": month_id(copy["p"], copy["s"])}, update, upsert=True))
         new = set()
         for start in range(0, len(updates), BATCH):  # the turn to write is taken per batch: other writes pass between
@@ -291,12 +296,12 @@ class MailRepository:
     async def add_to_thread(self, thread: str, message_id: str, *, tenant: str) -> None:
         """A reply joins its conversation (a conversation of one message has no document: its id is the message's)."""
         async with self.docstore.writing():
-            added = await self.db[THREADS].update_one({"_id": thread}, {"$push": {"m": message_id}})
+            added = await self.db[THREADS].update_one({"_id": thread}, {"$addToSet": {"m": message_id}})
             if added.matched_count == 0:
                 try:
                     await self.db[THREADS].insert_one({"_id": thread, "tenant": tenant, "m": [thread, message_id]})
                 except DuplicateKeyError:  # another replica began it meanwhile
-                    await self.db[THREADS].update_one({"_id": thread}, {"$push": {"m": message_id}})
+                    await self.db[THREADS].update_one({"_id": thread}, {"$addToSet": {"m": message_id}})
 
     async def thread(self, thread: str) -> list[str]:
         doc = await self.db[THREADS].find_one({"_id": thread})
@@ -332,8 +337,16 @@ class MailRepository:
     async def scheduled(self) -> list[Doc]:
         return await self.db[SCHEDULE].find({}).to_list()
 
-    async def claim(self, message_id: str) -> bool:
-        """Take a scheduled message off the schedule; True for the one replica that did."""
+    async def lease(self, message_id: str, *, now: datetime, until: datetime) -> Doc | None:
+        """Take a due scheduled message for a while (until `until`): the entry, for the one replica that did. A replica
+        that dies or fails while sending leaves the entry, taken again once its lease has passed."""
+        async with self.docstore.writing():
+            return await self.db[SCHEDULE].find_one_and_update(
+                {"_id": message_id, "lease": {"$lte": now}}, {"$set": {"lease": until}, "$inc": {"tries": 1}},
+                return_document=ReturnDocument.AFTER)
+
+    async def unschedule(self, message_id: str) -> bool:
+        """Take a scheduled message off the schedule (sent, or cancelled); True for the one call that did."""
         async with self.docstore.writing():
             return (await self.db[SCHEDULE].delete_one({"_id": message_id})).deleted_count == 1
 

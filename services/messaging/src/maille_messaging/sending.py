@@ -4,6 +4,7 @@ recall of the copies still unread."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 
 from maille.messaging.v1 import messages_pb2 as pb
 
-from maille_kit.events import make_envelope
+from maille_kit.events import event_id_for, make_envelope
 from maille_kit.outbox import Outbox
 from maille_kit.problems import Problem
 from maille_messaging.attachments import AttachmentStore, Refused, Scanner, new_attachment, sniff
@@ -25,6 +26,12 @@ from maille_messaging.settings import MessagingSettings
 
 log = logging.getLogger("maille.messaging")
 EVENT_RECIPIENTS = 500  # recipients named by one delivered event
+SCHEDULE_LEASE = timedelta(minutes=2)  # a scheduled send's replica has it this long before another may try
+SCHEDULE_TRIES = 5
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def listing_line(message: Doc) -> dict[str, Any]:
@@ -161,7 +168,7 @@ class Sending:
         """Check the recipients and send now, or keep it to send at `send_at`."""
         return await self._send(person, outgoing, tenant=tenant, draft=await self._own_draft(person, draft_id) if draft_id else None)
 
-    async def _send(self, person: str, outgoing: Outgoing, *, tenant: str, draft: Doc | None) -> Sent:
+    async def _send(self, person: str, outgoing: Outgoing, *, tenant: str, draft: Doc | None, message_id: str | None = None) -> Sent:
         self._check_body(outgoing.body)
         if not outgoing.recipients():
             raise Problem(422, "a message needs at least one recipient", field="to")
@@ -178,7 +185,7 @@ class Sending:
         }
         if outgoing.send_at is not None and outgoing.send_at > now + timedelta(seconds=30):
             return await self._schedule(person, content, outgoing, thread=thread, draft=draft, recipients=len(recipients))
-        message_id = new_message_id()
+        message_id = message_id or new_message_id()
         message = {**content, "_id": message_id, "thread": thread or message_id, "state": "sent", "sent_at": now,
                    "recipients": sorted(recipients), "holders": len(recipients) + 1,
                    "words": words(outgoing.subject, text_of(body))}
@@ -238,7 +245,8 @@ class Sending:
             await self.repo.add_to_thread(message["thread"], message["_id"], tenant=tenant)
         ordered = sorted(recipients)
         envelopes = [
-            make_envelope(type="messaging.message.delivered.v1", tenant=tenant, source="messaging", payload=pb.MessageDelivered(
+            make_envelope(type="messaging.message.delivered.v1", tenant=tenant, source="messaging", id=event_id_for(message["_id"], start, ms=int(message["_id"][:12], 16)),
+                          payload=pb.MessageDelivered(
                 message_id=message["_id"], thread_id=message["thread"], sender_id=person, sender_name=message["sender"]["name"],
                 subject=message["subject"], recipient_ids=ordered[start:start + EVENT_RECIPIENTS], has_attachments=bool(message["attachments"])))
             for start in range(0, len(ordered), EVENT_RECIPIENTS)
@@ -265,40 +273,67 @@ class Sending:
         message["line"] = listing_line(message)
         await self.repo.put_message(message)
         await self.repo.file([self._copy(person, message, folder="scheduled", unread=False)], tenant=content["tenant"])
-        await self.repo.schedule({"_id": message_id, "tenant": content["tenant"], "person": person, "at": outgoing.send_at})
+        await self.repo.schedule({"_id": message_id, "tenant": content["tenant"], "person": person, "at": outgoing.send_at,
+                                  "lease": outgoing.send_at, "tries": 0})
         if draft is not None:
             await self._drop_draft(person, draft)
         return Sent(id=message_id, thread=message["thread"], state="scheduled", recipients=recipients, send_at=outgoing.send_at)
 
     async def cancel_schedule(self, message_id: str) -> None:
-        await self.repo.claim(message_id)
+        await self.repo.unschedule(message_id)
 
     async def send_due(self, now: datetime | None = None) -> int:
-        """Send the scheduled messages whose time has come (each by the one replica that claims it)."""
+        """Send the scheduled messages whose time has come, each by the one replica that leases it. A send that fails
+        (the docstore or NATS away, the replica gone) keeps its entry: it is leased and sent again once the lease has
+        passed — as the same message with the same events, so nobody gets it twice — and after `SCHEDULE_TRIES` tries
+        it comes back to its writer as a draft saying so."""
         now = now or datetime.now(UTC)
         sent = 0
         for due in await self.repo.scheduled():
-            at = due["at"] if due["at"].tzinfo else due["at"].replace(tzinfo=UTC)
-            if at > now or not await self.repo.claim(due["_id"]):
+            at = _aware(due["at"])
+            if at > now:
                 continue
-            message = await self.repo.message(due["_id"])
-            if message is None or message["state"] != "scheduled":
-                continue
-            person, tenant = due["person"], due["tenant"]
-            outgoing = Outgoing(to=_written(message["to"]), cc=_written(message["cc"]), bcc=_written(message["bcc"]),
-                                subject=message["subject"], body=message["body"], in_reply_to=message.get("parent"))
-            async with self.mailbox.lock(person):
-                await self.repo.update_message(message["_id"], {"$set": {"state": "draft"}})
-                copy = await self.repo.copy(person, message["_id"])
-                if copy is not None:
-                    await self.repo.change_copy(copy, folder="drafts")
+            if "lease" not in due:  # scheduled before leases
+                await self.repo.schedule({**due, "lease": due["at"], "tries": 0})
+            entry = await self.repo.lease(due["_id"], now=now, until=now + SCHEDULE_LEASE)
+            if entry is None:
+                continue  # another replica sends it
             try:
-                await self.send(person, outgoing, tenant=tenant, draft_id=message["_id"])
+                await self._send_scheduled(entry)
                 sent += 1
             except Problem as exc:  # the rules changed since: it stays a draft, saying why
-                await self.repo.update_message(message["_id"], {"$set": {"error": exc.detail}})
-                log.info("scheduled message not sent", extra={"message": message["_id"], "reason": exc.detail})
+                await self._give_back(entry, exc.detail or "not sent")
+            except Exception as exc:
+                if entry["tries"] >= SCHEDULE_TRIES:
+                    await self._give_back(entry, "the message could not be sent at the time set; send it again")
+                log.warning("scheduled message not sent (try %d), tried again later: %s", entry["tries"], exc,
+                            extra={"message": entry["_id"]})
         return sent
+
+    async def _send_scheduled(self, entry: Doc) -> None:
+        message = await self.repo.message(entry["_id"])
+        if message is None or message["state"] not in ("scheduled", "draft"):  # cancelled, or sent already
+            await self.repo.unschedule(entry["_id"])
+            return
+        person, tenant = entry["person"], entry["tenant"]
+        outgoing = Outgoing(to=_written(message["to"]), cc=_written(message["cc"]), bcc=_written(message["bcc"]),
+                            subject=message["subject"], body=message["body"], in_reply_to=message.get("parent"))
+        async with self.mailbox.lock(person):
+            if message["state"] == "scheduled":
+                await self.repo.update_message(message["_id"], {"$set": {"state": "draft"}})
+            copy = await self.repo.copy(person, message["_id"])
+            if copy is not None and copy["f"] == "scheduled":
+                await self.repo.change_copy(copy, folder="drafts")
+        # Sent as a message whose id (and so whose events' ids) the schedule fixes: a try again after a failure
+        # files the same message again, which changes nothing, and its events are dropped as copies.
+        sent_id = f"{int(_aware(entry['at']).timestamp() * 1000):012x}{hashlib.sha256(entry['_id'].encode()).hexdigest()[:10]}"
+        await self._send(person, outgoing, tenant=tenant, draft=await self._own_draft(person, message["_id"]), message_id=sent_id)
+        await self.repo.unschedule(entry["_id"])
+
+    async def _give_back(self, entry: Doc, why: str) -> None:
+        await self.repo.update_message(entry["_id"], {"$set": {"error": why}})
+        await self.repo.unschedule(entry["_id"])
+        log.info("scheduled message not sent", extra={"message": entry["_id"], "reason": why})
 
     # recall
     async def recall(self, person: str, message_id: str) -> Recall:
