@@ -362,7 +362,7 @@ async def test_claims_past_the_streams_window_are_swept_and_only_this_consumers(
         await asyncio.sleep(0.5)
     finally:
         await consumer.stop()
-    claimed = sorted(d["_id"] async for d in docstore.db["events_claimed"].find())
-    done = sorted(d["_id"] async for d in docstore.db["events_done"].find())
+    claimed = sorted(d["_id"] for d in await docstore.db["events_claimed"].find().to_list())
+    done = sorted(d["_id"] for d in await docstore.db["events_done"].find().to_list())
     assert claimed == ["other:old", f"sweeper:{fresh.id}"]
     assert done == [f"sweeper:{fresh.id}", "sweeperx:old"]

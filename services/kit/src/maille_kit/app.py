@@ -85,9 +85,10 @@ class Runtime:
         spec, settings = self.spec, self.settings
         await self.declare()
         if self.docstore is not None:
-            self.outbox = Outbox(self.docstore, self.bus, source=spec.name)
+            self.outbox = Outbox(self.docstore, self.bus, source=spec.name, abandoned_after=settings.takeover_seconds)
             self.outbox.start()
-            self.works = Works(self.docstore, self.outbox, source=spec.name)
+            self.works = Works(self.docstore, self.outbox, source=spec.name, abandoned_after=settings.takeover_seconds,
+                               check_every=min(15.0, settings.takeover_seconds / 2))
             self.works.start()
         if spec.consumers is not None:
             self.consumers = list(spec.consumers(self))

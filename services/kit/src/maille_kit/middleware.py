@@ -13,13 +13,12 @@ from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maille_kit.logging import request_id_var
-from maille_kit.problems import problem_response
+from maille_kit.problems import unexpected_response
 from maille_kit.telemetry import extract_context, meter, tracer
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("maille.access")
-log = logging.getLogger("maille.problems")
 
 
 class RequestContextMiddleware:
@@ -65,9 +64,8 @@ class RequestContextMiddleware:
                 # Answered here, inside the request's context, so that the 500 carries its request id.
                 if response_started:
                     raise
-                log.error("unhandled error on %s %s", method, path, exc_info=exc)
                 span.record_exception(exc)
-                response = problem_response(500, "An unexpected error occurred; it has been logged.", instance=path)
+                response = unexpected_response(exc, method, path)
                 await response(scope, receive, send_with_id)
             finally:
                 elapsed = time.perf_counter() - started

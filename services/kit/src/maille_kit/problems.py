@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maille_kit.logging import request_id_var
@@ -98,8 +99,19 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(500, "An unexpected error occurred; it has been logged.", instance=request.url.path)
+    return unexpected_response(exc, request.method, request.url.path)
+
+
+def unexpected_response(exc: Exception, method: str, path: str) -> JSONResponse:
+    """The answer to an error no code meant: a 503 when the docstore is away or past its deadline (nothing of the
+    request was done but what a unit of work finishes, see `maille_kit.work`; the caller may try again), else a
+    500 that says nothing of the inside, the trace logged."""
+    if isinstance(exc, PyMongoError) and (isinstance(exc, (ConnectionFailure, ExecutionTimeout)) or exc.timeout):
+        log.warning("docstore unavailable on %s %s: %s", method, path, type(exc).__name__)
+        return problem_response(503, "The service's storage does not answer right now; try again in a moment.",
+                                title="Storage unavailable", instance=path, headers={"Retry-After": "5"})
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return problem_response(500, "An unexpected error occurred; it has been logged.", instance=path)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -48,6 +48,9 @@ class ServiceSettings(BaseSettings):
         SecretStr("mongodb://127.0.0.1:27017"), description="MongoDB (or MongoDB-wire docstore) URL; may hold credentials"
     )
     database: str = Field("", description="the service's own database; default maille_<service>")
+    takeover_seconds: float = Field(
+        60.0, gt=0, description="seconds after which a replica finishes what a dead one left (its units of work, its outbox)"
+    )
     docstore_timeout: float = Field(
         10.0, gt=0, le=300, description="seconds each docstore call may take (client deadline, sent as maxTimeMS); batch jobs set their own"
     )

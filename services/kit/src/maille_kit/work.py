@@ -210,22 +210,25 @@ class Works:
         await self._write(run)
 
     async def _write(self, ops: list[Doc]) -> None:
-        """Consecutive writes to one collection, in order, in one command; an insert already done is skipped."""
-        if not ops:
-            return
-        requests = [_request(op) for op in ops]
+        """Consecutive writes to one collection, in order: the inserts in a row in one command (one already there
+        is left as it is), the other writes in a row in another."""
+        collection = self.docstore.db[ops[0]["c"]] if ops else None
         start = 0
-        while start < len(requests):
-            try:
-                async with self.docstore.writing():
-                    await self.docstore.db[ops[0]["c"]].bulk_write(requests[start:], ordered=True)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if not errors or errors[0].get("code") != 11000 or ops[start + errors[0]["index"]]["op"] != "insert":
-                    raise
-                start += errors[0]["index"] + 1  # that document is there already: on with the rest
-                continue
-            return
+        while start < len(ops):
+            inserting = ops[start]["op"] == "insert"
+            end = start
+            while end < len(ops) and (ops[end]["op"] == "insert") == inserting:
+                end += 1
+            async with self.docstore.writing():
+                if inserting:
+                    try:
+                        await collection.insert_many([op["doc"] for op in ops[start:end]], ordered=False)
+                    except BulkWriteError as exc:
+                        if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+                            raise
+                else:
+                    await collection.bulk_write([_request(op) for op in ops[start:end]], ordered=True)
+            start = end
 
     async def finish_abandoned(self) -> int:
         """Finish the units of work whose replica has not finished them for `abandoned_after` seconds; how many."""

@@ -116,6 +116,12 @@ class Process:
         _signal_group(self.popen.pid, signal.SIGKILL)  # any grandchild left in the group
         return self.popen.returncode
 
+    def kill(self) -> None:
+        """`kill -9` the group, as a crash or the OOM killer would: no goodbye."""
+        if self.popen is not None:
+            _signal_group(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
     def tail(self, lines: int = 30) -> str:
         """The last lines of the log."""
         try:
