@@ -24,6 +24,7 @@ from maille_kit.app import load_settings
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
+from maille_kit.work import Works
 from maille_identity.directory.importer import Summary, import_feeds
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
@@ -175,7 +176,8 @@ async def rgpd_command(args: argparse.Namespace) -> int:
         await bus.ensure_streams(list(STREAMS))
         outbox = Outbox(docstore, bus, source="identity")
         outbox.start()
-        await erase_person(repository, EventBatch(outbox, tenant=tenant), tenant=tenant, person_id=args.person_id)
+        await erase_person(repository, EventBatch(Works(docstore, outbox, source="identity"), tenant=tenant), tenant=tenant,
+                           person_id=args.person_id)
         await outbox.stop(drain_timeout=30)
         print(f"erased {args.person_id}; identity.person.deleted.v1 (erased) published to every service")
         return 0
@@ -278,7 +280,7 @@ async def import_aaf(args: argparse.Namespace) -> int:
     progress = Progress()
     summary = await import_feeds(
         DirectoryRepository(docstore),
-        EventBatch(outbox, tenant=tenant),
+        EventBatch(Works(docstore, outbox, source="identity"), tenant=tenant),
         args.paths,
         tenant=tenant,
         check_uai_letter=settings.check_uai_letter,

@@ -1,5 +1,5 @@
 """The identity service's events: the stream it owns (its subjects are `identity.>`), and how a batch
-of directory changes is published through the kit's outbox."""
+of directory changes is committed with its writes through the kit's units of work."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ from maille.events.v1.envelope_pb2 import Envelope
 
 from maille_kit.bus import Stream
 from maille_kit.events import make_envelope
-from maille_kit.outbox import Outbox
+from maille_kit.work import Work, Works
 
 STREAM = Stream(name="IDENTITY", subjects=("identity.>",), description="facts published by the identity service")
 STREAMS = (STREAM,)
 
 
 class EventBatch:
-    """Directory events gathered while a change is computed, written to the outbox together."""
+    """Directory events gathered while a change is computed, then committed with the change's writes as one
+    unit of work (`Works`): the writes and their events together, or — a replica gone half-way — finished by
+    another replica."""
 
-    def __init__(self, outbox: Outbox, *, tenant: str) -> None:
-        self.outbox = outbox
+    def __init__(self, works: Works, *, tenant: str) -> None:
+        self.works = works
         self.tenant = tenant
         self._envelopes: list[Envelope] = []
 
@@ -27,17 +29,13 @@ class EventBatch:
         self._envelopes.append(make_envelope(type=type, tenant=self.tenant, source="identity", payload=payload))
 
     def take(self) -> list[Envelope]:
-        """What was gathered so far, handed over for writing."""
+        """What was gathered so far."""
         envelopes, self._envelopes = self._envelopes, []
         return envelopes
 
-    async def write(self, envelopes: list[Envelope]) -> None:
-        """Write events to the outbox; returns once they are stored."""
-        for start in range(0, len(envelopes), 1000):
-            await self.outbox.add(envelopes[start : start + 1000])
+    def work(self) -> Work:
+        """A unit of work carrying the events gathered so far: add its writes, then `commit` it."""
+        return self.works.new().add_events(self.take())
 
-    async def deliver(self, envelopes: list[Envelope]) -> None:
-        """A bulk job's events (an import): straight to JetStream where it takes them, the outbox for the
-        rest; returns once each is held by one or the other (`Outbox.deliver`)."""
-        for start in range(0, len(envelopes), 1000):
-            await self.outbox.deliver(envelopes[start : start + 1000])
+    async def commit(self, work: Work) -> None:
+        await self.works.commit(work)

@@ -39,12 +39,13 @@ async def on_start(runtime: Runtime) -> None:
     service = VisiblesService(runtime.bus, repository, RulesStore(runtime.docstore), refresh_seconds=settings.visibles_refresh_seconds)
     await service.start()
     runtime.state["visibles"] = service
-    outbox = runtime.outbox
+    works = runtime.works
     runtime.state["imports"] = ImportJobs(
-        repository, lambda tenant: EventBatch(outbox, tenant=tenant), folder=Path(settings.import_dir),
+        repository, lambda tenant: EventBatch(works, tenant=tenant), folder=Path(settings.import_dir),
         check_uai_letter=settings.check_uai_letter, id_secret=settings.person_id_key.get_secret_value().encode(),
         grace=timedelta(days=settings.detach_grace_days),
     )
+    runtime.state["import-watch"] = asyncio.create_task(runtime.state["imports"].watch(), name="import-jobs-watch")
     federations = FederationRepository(runtime.docstore, settings.secret_box())
     resealed = await federations.seal_again()  # a rotation of the secrets key, or secrets kept in clear before
     if resealed:
@@ -73,7 +74,7 @@ async def on_stop(runtime: Runtime) -> None:
     imports = runtime.state.pop("imports", None)
     if imports is not None:
         await imports.stop()
-    for name in ("nightly", "keycloak-sync", "signed-out"):
+    for name in ("import-watch", "nightly", "keycloak-sync", "signed-out"):
         task = runtime.state.pop(name, None)
         if task is not None:
             task.cancel()

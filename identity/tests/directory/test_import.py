@@ -12,6 +12,7 @@ import pytest
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
+from maille_kit.work import Works
 from maille_identity.directory.importer import Summary, import_feeds
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.synthetic import generate, uai_for
@@ -54,7 +55,7 @@ def parent(key: str, sn: str = "DUPONT") -> str:
 
 async def run_import(docstore: Docstore, outbox: Outbox, *paths: Path, report: Path | None = None, now: datetime | None = None) -> Summary:
     summary = await import_feeds(
-        DirectoryRepository(docstore), EventBatch(outbox, tenant=TENANT), list(paths), tenant=TENANT,
+        DirectoryRepository(docstore), EventBatch(Works(docstore, outbox, source="identity"), tenant=TENANT), list(paths), tenant=TENANT,
         check_uai_letter=True, id_secret=b"test-secret", report_path=report, now=now,
     )
     return summary
@@ -286,12 +287,13 @@ async def test_an_import_leaves_the_collector_of_its_process_as_it_found_it(tmp_
     await run_import(docstore, outbox, tmp_path / "feed")
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
-    class Failing(DirectoryRepository):
-        async def write(self, *args, **kwargs) -> None:  # the docstore goes away mid-import
+    class Failing(Works):
+        async def commit(self, work) -> None:  # the docstore goes away mid-import
             raise ConnectionError("docstore gone")
 
     generate(tmp_path / "other", persons=50, schools=1, seed=3)
     with pytest.raises(ConnectionError):
-        await import_feeds(Failing(docstore), EventBatch(outbox, tenant="ac-other"), [tmp_path / "other"], tenant="ac-other",
+        await import_feeds(DirectoryRepository(docstore), EventBatch(Failing(docstore, outbox, source="identity"), tenant="ac-other"),
+                           [tmp_path / "other"], tenant="ac-other",
                            check_uai_letter=True, id_secret=b"k")
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0

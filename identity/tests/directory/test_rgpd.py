@@ -13,6 +13,7 @@ from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.events import decode
 from maille_kit.outbox import Outbox
+from maille_kit.work import Works
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
 from maille_identity.events import EventBatch
@@ -49,7 +50,7 @@ async def test_erasure_removes_the_person_and_tells_every_service(tmp_path: Path
         heard.append(decode(msg.data))
 
     subscription = await bus.nc.subscribe("identity.person.>", cb=hear)
-    await erase_person(DirectoryRepository(docstore), EventBatch(outbox, tenant=TENANT), tenant=TENANT, person_id=ids["E1"])
+    await erase_person(DirectoryRepository(docstore), EventBatch(Works(docstore, outbox, source="identity"), tenant=TENANT), tenant=TENANT, person_id=ids["E1"])
     for _ in range(100):
         if any(e.type == "identity.person.deleted.v1" for e in heard):
             break

@@ -43,7 +43,7 @@ async def export(request: Request, person_id: PersonId, operator: Operator, tena
 async def erase(request: Request, person_id: PersonId, operator: Operator, tenant: Tenant = None) -> Response:
     runtime, tenant = _context(request, tenant)
     try:
-        await erase_person(DirectoryRepository(runtime.docstore), EventBatch(runtime.outbox, tenant=tenant), tenant=tenant, person_id=person_id)
+        await erase_person(DirectoryRepository(runtime.docstore), EventBatch(runtime.works, tenant=tenant), tenant=tenant, person_id=person_id)
     except NoSuchPerson:
         raise Problem(404, f"no person {person_id} in tenant {tenant}") from None
     return Response(status_code=204)

@@ -6,14 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from maille.identity.v1 import rules_pb2 as pb
 
 from maille_kit.app import get_runtime
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 from maille_identity.directory.admins import NotAdministrator, SchoolAdmins
 from maille_identity.directory.repository import DirectoryRepository
-from maille_identity.events import EventBatch
 from maille_identity.rules.store import DEFAULT_BODY, RulesBody, RulesStore
 
 router = APIRouter(prefix="/api/identity/v1/structures", tags=["communication rules"])
@@ -37,12 +35,6 @@ async def _structure(request: Request, uai: str, tenant: str | None, admin: Prin
     return runtime, tenant
 
 
-async def _announce(runtime: Any, tenant: str, uai: str, *, reset: bool) -> None:
-    events = EventBatch(runtime.outbox, tenant=tenant)
-    events.add("identity.rules.changed.v1", pb.RulesChanged(uai=uai, reset=reset))
-    await events.write(events.take())
-
-
 @router.get("/{uai}/communication-rules", summary="The structure's rules, and whether they are the defaults")
 async def read(request: Request, uai: Uai, admin: Caller, tenant: Tenant = None) -> dict[str, Any]:
     runtime, tenant = await _structure(request, uai, tenant, admin)
@@ -53,14 +45,12 @@ async def read(request: Request, uai: Uai, admin: Caller, tenant: Tenant = None)
 @router.put("/{uai}/communication-rules", summary="Change the structure's rules (every replica applies them at once)")
 async def change(request: Request, uai: Uai, body: RulesBody, admin: Caller, tenant: Tenant = None) -> dict[str, Any]:
     runtime, tenant = await _structure(request, uai, tenant, admin)
-    await RulesStore(runtime.docstore).put(tenant, uai, body, by=admin.client_id or admin.subject)
-    await _announce(runtime, tenant, uai, reset=False)
+    await RulesStore(runtime.docstore, runtime.works).put(tenant, uai, body, by=admin.client_id or admin.subject)
     return {"uai": uai, "defaults": False, "rules": body.model_dump(by_alias=True)}
 
 
 @router.delete("/{uai}/communication-rules", status_code=204, summary="Reset the structure's rules to the defaults")
 async def reset(request: Request, uai: Uai, admin: Caller, tenant: Tenant = None) -> Response:
     runtime, tenant = await _structure(request, uai, tenant, admin)
-    if await RulesStore(runtime.docstore).reset(tenant, uai):
-        await _announce(runtime, tenant, uai, reset=True)
+    await RulesStore(runtime.docstore, runtime.works).reset(tenant, uai)
     return Response(status_code=204)

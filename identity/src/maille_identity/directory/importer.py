@@ -165,7 +165,6 @@ class Importer:
         self._deletes: dict[str, list[str]] = defaultdict(list)
         self._pending = 0
         self._writing: asyncio.Task[None] | None = None
-        self._delivering: asyncio.Task[None] | None = None
         self._links_cache: tuple[dict[str, Doc], dict[str, set[str]]] | None = None
 
     async def load(self) -> None:
@@ -549,37 +548,23 @@ class Importer:
         self._pending += 1
 
     async def _flush_soon(self) -> None:
-        """Start writing what is queued while the next records are read.
-
-        Two stages overlap: a batch's events are handed over (to JetStream) while the previous batch's
-        documents are written; a batch's documents are written only once its events are held, and one
-        batch of documents is in flight at a time.
-        """
-        events = self.events.take()
-        self.summary.events += len(events)
-        batch = [
-            (collection, self._inserts.pop(collection, []), self._replaces.pop(collection, []), self._deletes.pop(collection, []))
-            for collection in (STRUCTURES, GROUPS, REFERENTIALS, PERSONS)
-        ]
+        """Start committing what is queued while the next records are read: each batch is one unit of work (its
+        documents and their events together, or finished by another replica), one batch in flight at a time."""
+        work = self.events.work()
+        self.summary.events += len(work.events)
+        for collection in (STRUCTURES, GROUPS, REFERENTIALS, PERSONS):
+            inserts, replaces = self._inserts.pop(collection, []), self._replaces.pop(collection, [])
+            deletes = self._deletes.pop(collection, [])
+            if inserts:
+                work.insert(collection, *inserts)
+            for doc in replaces:
+                work.put(collection, doc)
+            for start in range(0, len(deletes), 500):
+                work.delete(collection, {"_id": {"$in": deletes[start:start + 500]}})
         self._pending = 0
-        self._delivering = asyncio.create_task(self._deliver(self._delivering, events))
         if self._writing is not None:
             await self._writing
-        self._writing = asyncio.create_task(self._write(self._delivering, batch))
-
-    async def _deliver(self, previous: asyncio.Task[None] | None, events: list[Any]) -> None:
-        """Hand over a batch's events, after the batch before it (events keep their order)."""
-        if previous is not None:
-            await previous
-        await self.events.deliver(events)
-
-    async def _write(self, delivered: asyncio.Task[None], batch: list[tuple[str, list[Doc], list[Doc], list[str]]]) -> None:
-        """The documents of a batch, once its events are held (a crash between the two re-applies the
-        change on the next import; it never leaves a change without its event)."""
-        await delivered
-        for collection, inserts, replaces, deletes in batch:
-            if inserts or replaces or deletes:
-                await self.repo.write(collection, inserts=inserts, replaces=replaces, deletes=deletes)
+        self._writing = asyncio.create_task(self.events.commit(work))
 
     async def _flush(self) -> None:
         """Write everything queued, and wait until it is written."""

@@ -2,6 +2,12 @@
 background, its progress and result readable by any replica (collection `import_jobs`).
 
 One import at a time per tenant: two imports of one directory at once would race on its state.
+
+A running job beats (`heartbeat`, every `HEARTBEAT` seconds). A job whose replica died (no beat for
+`DEAD_AFTER` seconds) is taken over by another replica (`take_over`, run at start and then every
+minute): imported again from its delivery, which changes nothing already imported (each batch is a unit
+of work); after `TAKE_OVERS` tries, or with its delivery gone, it is marked failed, saying why. No job
+stays "running" for ever.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ log = logging.getLogger("maille.identity.jobs")
 
 JOBS = "import_jobs"
 PROGRESS_EVERY = 2.0  # seconds between two progress writes
+HEARTBEAT = 5.0
+DEAD_AFTER = 60.0
+TAKE_OVERS = 3
 Doc = dict[str, Any]
 
 
@@ -55,14 +64,53 @@ class ImportJobs:
         running = await self.collection.find_one({"tenant": tenant, "state": {"$in": ["queued", "running"]}})
         if running is not None:
             raise Busy(running["_id"])
-        job = {"_id": job_id, "tenant": tenant, "state": "queued", "file": delivery.name, "created_at": datetime.now(UTC),
-               "progress": {"file": "", "records": 0}, "summary": None, "error": None}
+        now = datetime.now(UTC)
+        job = {"_id": job_id, "tenant": tenant, "state": "queued", "file": delivery.name, "created_at": now, "heartbeat": now,
+               "progress": {"file": "", "records": 0}, "summary": None, "error": None, "taken_over": 0}
         async with self.repo.docstore.writing():
             await self.collection.insert_one(job)
+        self._launch(job_id, tenant, delivery)
+        return job
+
+    def _launch(self, job_id: str, tenant: str, delivery: Path) -> None:
         task = asyncio.create_task(self._run(job_id, tenant, delivery), name=f"aaf-import-{job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return job
+
+    async def take_over(self, *, now: datetime | None = None) -> list[str]:
+        """Take over (or end) the jobs whose replica stopped beating; their ids."""
+        now = now or datetime.now(UTC)
+        found = []
+        async for job in self.collection.find({"state": {"$in": ["queued", "running"]},
+                                               "heartbeat": {"$lt": now - timedelta(seconds=DEAD_AFTER)}}):
+            # Taken by the one replica whose write still finds the beat it read.
+            async with self.repo.docstore.writing():
+                taken = await self.collection.update_one({"_id": job["_id"], "heartbeat": job["heartbeat"]},
+                                                         {"$set": {"heartbeat": now, "taken_over": job.get("taken_over", 0) + 1}})
+            if taken.modified_count != 1:
+                continue
+            delivery = self.folder / job["_id"] / job["file"]
+            found.append(job["_id"])
+            if job.get("taken_over", 0) >= TAKE_OVERS or not delivery.exists():
+                why = "its delivery is gone" if not delivery.exists() else f"tried {TAKE_OVERS + 1} times"
+                log.error("AAF import %s abandoned by its replica: marked failed (%s)", job["_id"], why)
+                await self._set(job["_id"], {"state": "failed", "finished_at": now,
+                                             "error": f"the replica importing it stopped and {why}: upload the delivery again"})
+                continue
+            log.warning("AAF import %s abandoned by its replica: taken over here", job["_id"])
+            self._launch(job["_id"], job["tenant"], delivery)
+        return found
+
+    async def watch(self) -> None:
+        """Take over the dead replicas' jobs, now and every minute."""
+        while True:
+            try:
+                await self.take_over()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("import jobs not checked: %s", exc)
+            await asyncio.sleep(DEAD_AFTER)
 
     async def get(self, job_id: str) -> Doc | None:
         return await self.collection.find_one({"_id": job_id})
@@ -92,8 +140,24 @@ class ImportJobs:
         async with self.repo.docstore.writing():
             await self.collection.update_one({"_id": job_id}, {"$set": fields})
 
+    async def _beat(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                await self._set(job_id, {"heartbeat": datetime.now(UTC)})
+            except Exception as exc:  # the docstore away a moment: the next beat
+                log.warning("AAF import %s: heartbeat not written: %s", job_id, exc)
+
     async def _run(self, job_id: str, tenant: str, delivery: Path) -> None:
-        await self._set(job_id, {"state": "running", "started_at": datetime.now(UTC)})
+        await self._set(job_id, {"state": "running", "started_at": datetime.now(UTC), "heartbeat": datetime.now(UTC)})
+        beating = asyncio.create_task(self._beat(job_id), name=f"aaf-import-beat-{job_id}")
+        try:
+            await self._import(job_id, tenant, delivery)
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+
+    async def _import(self, job_id: str, tenant: str, delivery: Path) -> None:
         last = 0.0
         pending: list[asyncio.Task[None]] = []
         records_before: dict[str, int] = {}

@@ -25,7 +25,6 @@ from typing import Any
 
 from bson import Binary
 
-from pymongo import ReplaceOne
 
 from maille_kit.docstore import Docstore
 
@@ -149,20 +148,3 @@ class DirectoryRepository:
     async def person(self, person_id: str) -> Doc | None:
         return await self.db[PERSONS].find_one({"_id": person_id})
 
-    async def write(
-        self,
-        collection: str,
-        *,
-        inserts: Sequence[Doc] = (),
-        replaces: Sequence[Doc] = (),
-        deletes: Sequence[str] = (),
-    ) -> None:
-        """Apply a batch of writes to one collection."""
-        target = self.db[collection]
-        async with self.docstore.writing():
-            if inserts:
-                await target.insert_many(list(inserts), ordered=False)
-            if replaces:
-                await target.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in replaces], ordered=False)
-            for start in range(0, len(deletes), 500):
-                await target.delete_many({"_id": {"$in": list(deletes[start : start + 500])}})

@@ -51,7 +51,7 @@ async def export_person(repository: DirectoryRepository, *, tenant: str, person_
 
 
 async def erase_person(repository: DirectoryRepository, events: EventBatch, *, tenant: str, person_id: str) -> None:
-    """Erase one person now and tell every service (their event goes out before the erasure is written)."""
+    """Erase one person now and tell every service (one unit of work: the erasure and its events together)."""
     person = await repository.person(person_id)
     if person is None or person.get("tenant") != tenant:
         raise NoSuchPerson(person_id)
@@ -66,5 +66,7 @@ async def erase_person(repository: DirectoryRepository, events: EventBatch, *, t
         updates.append(other)
         events.add("identity.person.updated.v1", pb.PersonUpdated(person=person_message(other)))
     events.add("identity.person.deleted.v1", pb.PersonDeleted(id=person_id, erased=True))
-    await events.write(events.take())
-    await repository.write(PERSONS, replaces=updates, deletes=[person_id])
+    work = events.work()
+    for other in updates:
+        work.put(PERSONS, other)
+    await events.commit(work.delete(PERSONS, {"_id": person_id}))

@@ -8,7 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from maille.identity.v1 import rules_pb2 as pb
+
 from maille_kit.docstore import Docstore
+from maille_kit.work import Work, Works
 from maille_identity.rules.model import ALL, DEFAULT_RULES, Rules
 
 RULES = "communication_rules"
@@ -63,7 +66,8 @@ DEFAULT_BODY = RulesBody.of(DEFAULT_RULES)
 class RulesStore:
     """The overrides of a tenant's structures."""
 
-    def __init__(self, docstore: Docstore) -> None:
+    def __init__(self, docstore: Docstore, works: Works | None = None) -> None:
+        self.works = works  # to change rules (reading needs none)
         self.docstore = docstore
         self.collection = docstore.db[RULES]
 
@@ -76,13 +80,28 @@ class RulesStore:
         return None if doc is None else _from_doc(doc["rules"])
 
     async def put(self, tenant: str, uai: str, body: RulesBody, *, by: str) -> None:
-        doc: dict[str, Any] = {"tenant": tenant, "uai": uai, "rules": _to_doc(body), "updated_at": datetime.now(UTC), "by": by}
-        async with self.docstore.writing():
-            await self.collection.replace_one({"_id": f"{tenant}:{uai}"}, doc, upsert=True)
+        """Change a structure's rules, and tell every replica and service (one unit of work)."""
+        doc: dict[str, Any] = {"_id": f"{tenant}:{uai}", "tenant": tenant, "uai": uai, "rules": _to_doc(body),
+                               "updated_at": datetime.now(UTC), "by": by}
+        await self._commit(self._announced(tenant, uai, reset=False).put(RULES, doc))
 
     async def reset(self, tenant: str, uai: str) -> bool:
-        async with self.docstore.writing():
-            return (await self.collection.delete_one({"_id": f"{tenant}:{uai}"})).deleted_count == 1
+        """Back to the defaults (and tell it); whether the structure had rules of its own."""
+        if await self.collection.find_one({"_id": f"{tenant}:{uai}"}, {"_id": 1}) is None:
+            return False
+        await self._commit(self._announced(tenant, uai, reset=True).delete(RULES, {"_id": f"{tenant}:{uai}"}))
+        return True
+
+    def _announced(self, tenant: str, uai: str, *, reset: bool) -> Work:
+        if self.works is None:
+            raise RuntimeError("the rules store was made to read only")
+        work = self.works.new()
+        work.event(type="identity.rules.changed.v1", tenant=tenant, payload=pb.RulesChanged(uai=uai, reset=reset))
+        return work
+
+    async def _commit(self, work: Work) -> None:
+        assert self.works is not None
+        await self.works.commit(work)
 
 
 # Edges are stored as "A>B" strings: a MongoDB-wire store need not support arrays of arrays (FerretDB does not).
