@@ -26,7 +26,7 @@ from maille_catalog.directory import Directory, publics_in
 from maille_catalog.gar import GarClient, GarUnavailable, gar_link
 from maille_catalog.offer import Offer, Offered, offered_of_doc
 from maille_kit.docstore import Docstore, by_ids
-from maille_kit.outbox import Outbox
+from maille_kit.work import Works
 from maille_kit.text import folded
 
 log = logging.getLogger("maille.catalog.mediacentre")
@@ -86,7 +86,7 @@ class Mediacentre:
     # What this replica wrote itself, seen at once (its events come back later and change nothing more).
 
     def wrote_resource(self, doc: Doc) -> None:
-        fields = {k: v for k, v in doc.items() if k != "_id"}
+        fields = {k: v for k, v in doc.items() if not k.startswith("_")}
         if self.offer.put_resource(fields, published=doc["statut"] == "publiee"):
             self.changed(resources=[doc["_id"]])
 
@@ -139,18 +139,18 @@ class Mediacentre:
         doc = await self.favourites.find_one({"_id": person_id})
         return set(doc["arks"]) if doc else set()
 
-    async def set_favourite(self, person_id: str, ark: str, on: bool, *, outbox: Outbox, tenant: str) -> None:
+    async def set_favourite(self, person_id: str, ark: str, on: bool, *, works: Works, tenant: str) -> None:
         """Mark or unmark a favourite: one document per person (read by key), and an event every replica hears
-        (their copy of the person's list follows)."""
-        if on:
-            await self.favourites.update_one({"_id": person_id}, {"$addToSet": {"arks": ark}}, upsert=True)
-        else:
-            await self.favourites.update_one({"_id": person_id}, {"$pull": {"arks": ark}})
+        (their copy of the person's list follows) — one unit of work."""
+        work = works.new()
+        change = {"$addToSet": {"arks": ark}} if on else {"$pull": {"arks": ark}}
+        work.update(FAVOURITES, {"_id": person_id}, change, upsert=on)
+        work.event(type="catalog.favourite.changed.v1", tenant=tenant,
+                   payload=mediacentre_pb2.FavouriteChanged(person_id=person_id, resource_id=ark, favourite=on))
+        await works.commit(work)
         kept = self._shelves.get(person_id)
         if kept is not None:  # this replica's copy at once
             (kept[1].favourites.add if on else kept[1].favourites.discard)(ark)
-        await outbox.publish(type="catalog.favourite.changed.v1", tenant=tenant,
-                             payload=mediacentre_pb2.FavouriteChanged(person_id=person_id, resource_id=ark, favourite=on))
 
     async def _compute(self, person_id: str) -> tuple[Shelf, list[str]]:
         """A person's list, and what it depends on besides them: their schools, the resources subscribed for them (shown or not)."""

@@ -81,7 +81,7 @@ class Offer:
     async def load(self, docstore: Docstore) -> None:
         """Everything from the docstore (what is held and newer stays)."""
         async for doc in docstore.db["resources"].find({}):
-            self.put_resource({k: v for k, v in doc.items() if k != "_id"}, published=doc["statut"] == "publiee")
+            self.put_resource({k: v for k, v in doc.items() if not k.startswith("_")}, published=doc["statut"] == "publiee")
         seen = set()
         async for doc in docstore.db["subscriptions"].find({}):
             seen.add(doc["_id"])

@@ -2,10 +2,9 @@
 events that tell the other services.
 
 A resource belongs to the vendor that published it (its API client id, `idEditeur`): no other vendor
-can change or withdraw it. Each change's event goes to the outbox before the change is written, as in
-identity: a failure in between leaves an event the vendor's retry makes true, never a change without
-its event. Changes to one resource are taken one at a time per process, and a version check refuses a
-change made meanwhile by another replica (409).
+can change or withdraw it. Each change and its event are one unit of work (`maille_kit.work`): both, or
+neither. Changes to one resource are taken one at a time per process, and a version check (the unit's
+guard) refuses a change made meanwhile by another replica (409).
 """
 
 from __future__ import annotations
@@ -16,9 +15,9 @@ from typing import Any
 from maille.catalog.v1 import resources_pb2 as pb
 
 from maille_catalog.locks import one_at_a_time as _lock
-from maille_catalog.repository import ResourceRepository
+from maille_catalog.repository import RESOURCES, ResourceRepository
 from maille_catalog.schemas import BulkLine, BulkReport, Resource, ResourceIn
-from maille_kit.outbox import Outbox
+from maille_kit.work import Conflict, Works
 
 Doc = dict[str, Any]
 CONTENT = tuple(ResourceIn.model_fields)
@@ -43,9 +42,9 @@ class ChangedMeanwhile(Exception):
 class Resources:
     """The catalog's resources, for their vendors."""
 
-    def __init__(self, repository: ResourceRepository, outbox: Outbox, *, tenant: str, observer: Any = None) -> None:
+    def __init__(self, repository: ResourceRepository, works: Works, *, tenant: str, observer: Any = None) -> None:
         self.repo = repository
-        self.outbox = outbox
+        self.works = works
         self.tenant = tenant
         self.observer = observer  # told of each resource written (the médiacentre of this replica)
 
@@ -56,9 +55,12 @@ class Resources:
             if existing is not None:
                 raise NotYours(resource.idRessource) if existing["idEditeur"] != editor else AlreadyPublished(resource.idRessource)
             doc = _document(resource, editor=editor, version=1, status="publiee")
-            await self._tell("catalog.resource.published.v1", pb.ResourcePublished(resource=_message(doc)))
-            if not await self.repo.insert(doc):
-                raise AlreadyPublished(resource.idRessource)
+            work = self.works.new().insert(RESOURCES, doc, guard=True)
+            work.event(type="catalog.resource.published.v1", tenant=self.tenant, payload=pb.ResourcePublished(resource=_message(doc)))
+            try:
+                await self.works.commit(work)
+            except Conflict:
+                raise AlreadyPublished(resource.idRessource) from None
             self._wrote(doc)
             return doc
 
@@ -69,9 +71,7 @@ class Resources:
             if existing["statut"] == "publiee" and all(existing.get(k) == v for k, v in resource.model_dump().items()):
                 return existing, False
             doc = _document(resource, editor=editor, version=existing["version"] + 1, status="publiee")
-            await self._tell("catalog.resource.updated.v1", pb.ResourceUpdated(resource=_message(doc)))
-            if not await self.repo.replace(doc, version=existing["version"]):
-                raise ChangedMeanwhile(ark)
+            await self._commit(existing, doc, "catalog.resource.updated.v1", pb.ResourceUpdated(resource=_message(doc)))
             self._wrote(doc)
             return doc, True
 
@@ -82,9 +82,8 @@ class Resources:
             if existing["statut"] == "retiree":
                 return existing
             doc = {**existing, "statut": "retiree", "version": existing["version"] + 1, "misAJour": datetime.now(UTC)}
-            await self._tell("catalog.resource.withdrawn.v1", pb.ResourceWithdrawn(id=ark, editor_id=editor, version=doc["version"]))
-            if not await self.repo.replace(doc, version=existing["version"]):
-                raise ChangedMeanwhile(ark)
+            await self._commit(existing, doc, "catalog.resource.withdrawn.v1",
+                               pb.ResourceWithdrawn(id=ark, editor_id=editor, version=doc["version"]))
             self._wrote(doc)
             return doc
 
@@ -134,8 +133,15 @@ class Resources:
         if self.observer is not None:
             self.observer.wrote_resource(doc)
 
-    async def _tell(self, type: str, payload: Any) -> None:
-        await self.outbox.publish(type=type, tenant=self.tenant, payload=payload)
+    async def _commit(self, existing: Doc, doc: Doc, type: str, payload: Any) -> None:
+        """The resource as `doc` if it is still as read (`existing`'s version), and its event; `ChangedMeanwhile` if not."""
+        fields = {key: value for key, value in doc.items() if key not in ("_id", "_work")}
+        work = self.works.new().update(RESOURCES, {"_id": doc["_id"], "version": existing["version"]}, {"$set": fields}, guard=True)
+        work.event(type=type, tenant=self.tenant, payload=payload)
+        try:
+            await self.works.commit(work)
+        except Conflict:
+            raise ChangedMeanwhile(doc["_id"]) from None
 
 
 def _document(resource: ResourceIn, *, editor: str, version: int, status: str) -> Doc:
@@ -145,7 +151,7 @@ def _document(resource: ResourceIn, *, editor: str, version: int, status: str) -
 
 def as_resource(doc: Doc) -> Resource:
     """The API's view of a stored resource."""
-    return Resource.model_validate({k: v for k, v in doc.items() if k != "_id"})
+    return Resource.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
 
 
 def _message(doc: Doc) -> pb.Resource:

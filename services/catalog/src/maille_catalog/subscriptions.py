@@ -6,15 +6,15 @@
   count and `nbLicenceGlobale` bounds them all; `ILLIMITE` is no bound. A licence of a `transferable`
   subscription comes back when released; of a `non transferable` one it is spent (the person loses it,
   the count does not come back). Counts never go over: the
-  subscription's counters move only by a conditional write on its version, under a per-subscription lock,
-  and all of a call's licences are reserved at once or none.
+  subscription's counters move only by a conditional write on its version (the guard of a unit of work that
+  also writes the assignments and their event), under a per-subscription lock, and all of a call's
+  licences are reserved at once or none.
 - A person leaving a school releases their licences there; a school leaving the directory flags the
   subscriptions covering it; a subscription whose end has passed is announced as expired, once.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,18 +22,18 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from maille.catalog.v1 import subscriptions_pb2 as pb
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from maille_catalog.directory import Directory, publics_in
 from maille_catalog.locks import one_at_a_time
 from maille_catalog.schemas import LICENCE_FIELDS, PUBLICS, SubscriptionChange, SubscriptionIn
 from maille_kit.docstore import Docstore, by_ids
-from maille_kit.outbox import Outbox
+from maille_kit.work import Conflict, Work, Works
 
 
 SUBSCRIPTIONS, ASSIGNMENTS = "subscriptions", "assignments"
 Doc = dict[str, Any]
 COUNTS = ("total", *PUBLICS)
+TRIES = 20  # reads again of a subscription another replica changed meanwhile
 
 
 class Refused(Exception):
@@ -54,7 +54,7 @@ def _limit(value: Any) -> int | None:
 class Subscriptions:
     """The catalog's subscriptions and assignments."""
 
-    def __init__(self, docstore: Docstore, outbox: Outbox, directory: Directory, *, tenant: str, observer: Any = None,
+    def __init__(self, docstore: Docstore, works: Works, directory: Directory, *, tenant: str, observer: Any = None,
                  per_person_of: Callable[[str], list[str] | None] | None = None) -> None:
         self.observer = observer  # told of each subscription written (the médiacentre of this replica)
         self.per_person_of = per_person_of  # a school's per-person subscriptions (ids), None while unknown
@@ -62,14 +62,14 @@ class Subscriptions:
         self.assignments = docstore.db[ASSIGNMENTS]
         self.resources = docstore.db["resources"]
         self.directory = directory
-        self.outbox = outbox
+        self.works = works
         self.tenant = tenant
 
     @classmethod
     def of(cls, runtime: Any, *, per_person_of: Callable[[str], list[str] | None] | None = None) -> Subscriptions:
         """The subscriptions of a running catalog (its médiacentre, when there is one, told of each write)."""
-        assert runtime.docstore is not None and runtime.outbox is not None
-        return cls(runtime.docstore, runtime.outbox, Directory(runtime.docstore), tenant=runtime.settings.tenant,
+        assert runtime.docstore is not None and runtime.works is not None
+        return cls(runtime.docstore, runtime.works, Directory(runtime.docstore), tenant=runtime.settings.tenant,
                    observer=runtime.state.get("mediacentre"), per_person_of=per_person_of)
 
     # -- a vendor's subscriptions -------------------------------------------------------------------------
@@ -89,10 +89,10 @@ class Subscriptions:
         async with one_at_a_time(f"subscription:{subscription.idAbonnement}"):
             if await self.get(subscription.idAbonnement) is not None:
                 raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead")
-            await self._tell("catalog.subscription.created.v1", pb.SubscriptionCreated(subscription=message(doc)))
+            work = self.works.new().insert(SUBSCRIPTIONS, doc, guard=True)
             try:
-                await self.collection.insert_one(doc)
-            except DuplicateKeyError:
+                await self._commit(work, "catalog.subscription.created.v1", pb.SubscriptionCreated(subscription=message(doc)))
+            except Conflict:
                 raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead") from None
         if self.observer is not None:
             self.observer.wrote_subscription(doc)
@@ -114,10 +114,11 @@ class Subscriptions:
             doc = {**existing, **fields, "version": existing["version"] + 1, "expiree": change.finValidite <= now, "misAJour": now}
             if all(existing.get(k) == v for k, v in fields.items()):
                 return existing
-            await self._tell("catalog.subscription.updated.v1", pb.SubscriptionUpdated(subscription=message(doc)))
-            result = await self.collection.replace_one({"_id": subscription_id, "version": existing["version"]}, doc)
-            if result.modified_count != 1:
-                raise Refused(409, f"{subscription_id} changed meanwhile: send your change again")
+            try:
+                await self._commit(self._at_version(existing, doc), "catalog.subscription.updated.v1",
+                                   pb.SubscriptionUpdated(subscription=message(doc)))
+            except Conflict:
+                raise Refused(409, f"{subscription_id} changed meanwhile: send your change again") from None
         if self.observer is not None:
             self.observer.wrote_subscription(doc)
         return doc
@@ -125,9 +126,9 @@ class Subscriptions:
     async def delete(self, *, editor: str, subscription_id: str) -> None:
         async with one_at_a_time(f"subscription:{subscription_id}"):
             existing = await self.owned(editor, subscription_id)
-            await self._tell("catalog.subscription.deleted.v1", pb.SubscriptionDeleted(id=subscription_id, resource_id=existing["idRessource"]))
-            await self.collection.delete_one({"_id": subscription_id})
-            await self.assignments.delete_many({"abonnement": subscription_id})
+            work = self.works.new().delete(SUBSCRIPTIONS, {"_id": subscription_id}).delete(ASSIGNMENTS, {"abonnement": subscription_id})
+            await self._commit(work, "catalog.subscription.deleted.v1",
+                               pb.SubscriptionDeleted(id=subscription_id, resource_id=existing["idRessource"]))
         if self.observer is not None:
             self.observer.deleted_subscription(existing)
 
@@ -152,29 +153,32 @@ class Subscriptions:
         subscription = await self._assignable(subscription_id, uai)
         wanted = await self._persons(subscription, uai, person_ids, group_ids)
         async with one_at_a_time(f"subscription:{subscription_id}"):
-            current = await self.get(subscription_id)
-            if current is None:
-                raise Refused(404, f"no subscription {subscription_id}")
-            counts = dict(current["licencesAffectees"])
-            # Who holds one already (none when no licence is in use: the common first assignment of a class).
-            held = {doc["personne"] for doc in (await by_ids(self.assignments, [f"{subscription_id}|{p}" for p in wanted],
-                                                             {"personne": 1})).values()} if counts["total"] else set()
-            new = {person: public for person, public in wanted.items() if person not in held}
-            if new:
-                counts = await self._reserve(subscription_id, Counter(new.values()), current)
+            for _ in range(TRIES):
+                current = await self.get(subscription_id)
+                if current is None:
+                    raise Refused(404, f"no subscription {subscription_id}")
+                counts = dict(current["licencesAffectees"])
+                # Who holds one already (none when no licence is in use: the common first assignment of a class).
+                held = {doc["personne"] for doc in (await by_ids(self.assignments, [f"{subscription_id}|{p}" for p in wanted],
+                                                                 {"personne": 1})).values()} if counts["total"] else set()
+                new = {person: public for person, public in wanted.items() if person not in held}
+                if not new:
+                    break
+                counts = self._reserved(current, Counter(new.values()))
                 now = datetime.now(UTC)
-                await self._tell("catalog.assignment.changed.v1", pb.AssignmentChanged(
-                    subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, assigned_ids=sorted(new), by=by))
                 docs = [{"_id": f"{subscription_id}|{person}", "abonnement": subscription_id, "idRessource": subscription["idRessource"],
                          "personne": person, "uai": uai, "public": public, "par": by, "le": now} for person, public in new.items()]
+                # The counts at the version read, the assignments and their event: all, or (another replica changed the
+                # subscription meanwhile) none, and read again.
+                work = self._at_version(current, {"licencesAffectees": counts}).insert(ASSIGNMENTS, *docs)
                 try:
-                    await self.assignments.insert_many(docs, ordered=False)
-                except BulkWriteError as exc:  # another replica assigned some of them meanwhile: give their licences back
-                    twice = Counter(docs[e["index"]]["public"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000)
-                    if sum(twice.values()) != len(exc.details.get("writeErrors", [])):
-                        raise
-                    await self._give_back(subscription_id, twice)
-                    counts = {key: value - (sum(twice.values()) if key == "total" else twice.get(key, 0)) for key, value in counts.items()}
+                    await self._commit(work, "catalog.assignment.changed.v1", pb.AssignmentChanged(
+                        subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, assigned_ids=sorted(new), by=by))
+                except Conflict:
+                    continue
+                break
+            else:
+                raise Refused(409, f"{subscription_id} is changing too often right now: try again")
         return {"affectees": sorted(new), "dejaAffectees": sorted(held), "licencesAffectees": counts}
 
     async def release(self, *, subscription_id: str, uai: str, person_ids: list[str], by: str) -> list[str]:
@@ -207,27 +211,29 @@ class Subscriptions:
             if uai in existing.get("etablissementsRetires", []):
                 continue
             async with one_at_a_time(f"subscription:{existing['_id']}"):
-                current = await self.get(existing["_id"])
-                if current is None or uai in current["etablissementsRetires"]:
-                    continue
-                doc = {**current, "etablissementsRetires": [*current["etablissementsRetires"], uai], "version": current["version"] + 1,
-                       "misAJour": datetime.now(UTC)}
-                await self._tell("catalog.subscription.updated.v1", pb.SubscriptionUpdated(subscription=message(doc)))
-                await self.collection.replace_one({"_id": doc["_id"], "version": current["version"]}, doc)
+                for _ in range(TRIES):
+                    current = await self.get(existing["_id"])
+                    if current is None or uai in current["etablissementsRetires"]:
+                        break
+                    doc = {**current, "etablissementsRetires": [*current["etablissementsRetires"], uai], "version": current["version"] + 1,
+                           "misAJour": datetime.now(UTC)}
+                    try:
+                        await self._commit(self._at_version(current, doc), "catalog.subscription.updated.v1",
+                                           pb.SubscriptionUpdated(subscription=message(doc)))
+                    except Conflict:
+                        continue
+                    break
 
     async def expire(self) -> int:
         """Announce, once, each subscription whose end has passed; how many."""
         count = 0
         async for doc in self.collection.find({"expiree": False, "finValidite": {"$lte": datetime.now(UTC)}}):
-            result = await self.collection.update_one({"_id": doc["_id"], "expiree": False}, {"$set": {"expiree": True}})
-            if result.modified_count != 1:
-                continue  # another replica announced it
+            work = self.works.new().update(SUBSCRIPTIONS, {"_id": doc["_id"], "expiree": False}, {"$set": {"expiree": True}}, guard=True)
             try:
-                await self._tell("catalog.subscription.expired.v1", pb.SubscriptionExpired(
+                await self._commit(work, "catalog.subscription.expired.v1", pb.SubscriptionExpired(
                     id=doc["_id"], resource_id=doc["idRessource"], valid_until=_timestamp(doc["finValidite"])))
-            except Exception:
-                await self.collection.update_one({"_id": doc["_id"]}, {"$set": {"expiree": False}})  # told next time
-                raise
+            except Conflict:
+                continue  # another replica announced it
             count += 1
         return count
 
@@ -296,66 +302,60 @@ class Subscriptions:
                 wanted.setdefault(member["_id"], public)
         return wanted
 
-    async def _reserve(self, subscription_id: str, new: Counter[str], doc: Doc) -> dict[str, int]:
-        """Count `new` licences in, all or none, never over a bound: a conditional write on the version (`doc` as
-        read; read again if it changed meanwhile). The licences in use after."""
-        for _ in range(20):
-            used = doc["licencesAffectees"]
-            total = sum(new.values())
-            bound = _limit(doc.get("nbLicenceGlobale"))
-            if bound is not None and used["total"] + total > bound:
-                raise Refused(409, f"{total} licences asked, {bound - used['total']} left of {bound}", field="nbLicenceGlobale")
-            for public, count in new.items():
-                bound = _limit(doc.get(LICENCE_FIELDS[public]))
-                if bound is not None and used.get(public, 0) + count > bound:
-                    raise Refused(409, f"{count} licences asked for {public}, {bound - used.get(public, 0)} left of {bound}",
-                                  field=LICENCE_FIELDS[public])
-            increments = {"licencesAffectees.total": total, **{f"licencesAffectees.{p}": c for p, c in new.items()}}
-            result = await self.collection.update_one({"_id": subscription_id, "version": doc["version"]},
-                                                      {"$inc": {**increments, "version": 1}})
-            if result.modified_count == 1:
-                return {**used, "total": used["total"] + total, **{p: used.get(p, 0) + c for p, c in new.items()}}
-            fresh = await self.get(subscription_id)
-            if fresh is None:
-                raise Refused(404, f"no subscription {subscription_id}")
-            doc = fresh
-        raise Refused(409, f"{subscription_id} is changing too often right now: try again")
-
-    async def _give_back(self, subscription_id: str, released: Counter[str]) -> None:
-        decrements = {"licencesAffectees.total": -sum(released.values()), **{f"licencesAffectees.{p}": -c for p, c in released.items()}}
-        await self.collection.update_one({"_id": subscription_id}, {"$inc": {**decrements, "version": 1}})
+    def _reserved(self, doc: Doc, new: Counter[str]) -> dict[str, int]:
+        """The licences in use once `new` ones are counted in (`doc` as read); `Refused` over any bound."""
+        used = doc["licencesAffectees"]
+        total = sum(new.values())
+        bound = _limit(doc.get("nbLicenceGlobale"))
+        if bound is not None and used["total"] + total > bound:
+            raise Refused(409, f"{total} licences asked, {bound - used['total']} left of {bound}", field="nbLicenceGlobale")
+        for public, count in new.items():
+            bound = _limit(doc.get(LICENCE_FIELDS[public]))
+            if bound is not None and used.get(public, 0) + count > bound:
+                raise Refused(409, f"{count} licences asked for {public}, {bound - used.get(public, 0)} left of {bound}",
+                              field=LICENCE_FIELDS[public])
+        return {**used, "total": used["total"] + total, **{p: used.get(p, 0) + c for p, c in new.items()}}
 
     async def _release(self, subscription: Doc, uai: str, by: str, *, keys: list[str]) -> list[str]:
         """Take back the licences of these assignments (by key) in one school; the persons who had one."""
         subscription_id = subscription["_id"]
         async with one_at_a_time(f"subscription:{subscription_id}"):
-            found = await by_ids(self.assignments, keys, {"personne": 1, "public": 1, "uai": 1})
-            held = [doc for doc in found.values() if doc["uai"] == uai]
-            if not held:
-                return []
-            persons = sorted(doc["personne"] for doc in held)
-            await self._tell("catalog.assignment.changed.v1", pb.AssignmentChanged(
-                subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, released_ids=persons, by=by))
-            gate = asyncio.Semaphore(16)
-
-            async def delete(doc: Doc) -> bool:
-                async with gate:
-                    return (await self.assignments.delete_one({"_id": doc["_id"]})).deleted_count == 1
-
-            deleted = await asyncio.gather(*(delete(doc) for doc in held))
-            # Only what this call deleted comes back (another replica may have released some meanwhile).
-            released = Counter(doc["public"] for doc, gone in zip(held, deleted) if gone)
-            if not released:
+            for _ in range(TRIES):
+                current = await self.get(subscription_id)
+                if current is None:
+                    return []
+                found = await by_ids(self.assignments, keys, {"personne": 1, "public": 1, "uai": 1})
+                held = [doc for doc in found.values() if doc["uai"] == uai]
+                if not held:
+                    return []
+                released = Counter(doc["public"] for doc in held)
+                if current["categorieAffectation"] == "transferable":  # the licences come back
+                    field, sign = "licencesAffectees", -1
+                else:  # non transferable: a licence once assigned is spent, the person losing it does not give it back
+                    field, sign = "licencesDepensees", 1
+                counts = dict(current[field])
+                counts["total"] = counts.get("total", 0) + sign * sum(released.values())
+                for public, count in released.items():
+                    counts[public] = counts.get(public, 0) + sign * count
+                persons = sorted(doc["personne"] for doc in held)
+                work = self._at_version(current, {field: counts}).delete(ASSIGNMENTS, {"_id": {"$in": [doc["_id"] for doc in held]}})
+                try:
+                    await self._commit(work, "catalog.assignment.changed.v1", pb.AssignmentChanged(
+                        subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, released_ids=persons, by=by))
+                except Conflict:
+                    continue  # another replica changed it meanwhile (released some, perhaps): read again
                 return persons
-            if subscription["categorieAffectation"] == "transferable":
-                await self._give_back(subscription_id, released)
-            else:  # non transferable: a licence once assigned is spent, the person losing it does not give it back
-                spent = {"licencesDepensees.total": sum(released.values()), **{f"licencesDepensees.{p}": c for p, c in released.items()}}
-                await self.collection.update_one({"_id": subscription_id}, {"$inc": {**spent, "version": 1}})
-        return persons
+        raise Refused(409, f"{subscription_id} is changing too often right now: try again")
 
-    async def _tell(self, type: str, payload: Any) -> None:
-        await self.outbox.publish(type=type, tenant=self.tenant, payload=payload)
+    def _at_version(self, current: Doc, fields: Doc) -> Work:
+        """A unit of work that sets `fields` (and the next version) on the subscription if it is still at `current`'s."""
+        changes = {key: value for key, value in fields.items() if key not in ("_id", "_work", "version")}
+        return self.works.new().update(SUBSCRIPTIONS, {"_id": current["_id"], "version": current["version"]},
+                                       {"$set": {**changes, "version": current["version"] + 1}}, guard=True)
+
+    async def _commit(self, work: Work, type: str, payload: Any) -> None:
+        work.event(type=type, tenant=self.tenant, payload=payload)
+        await self.works.commit(work)
 
 
 def _timestamp(value: datetime) -> Timestamp:

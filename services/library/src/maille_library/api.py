@@ -8,8 +8,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from maille.library.v1 import opac_pb2
-
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 from maille_library.connections import UAI_PATTERN, ConnectionIn, ConnectionOut, Connections, shown
@@ -86,12 +84,6 @@ def _connections(request: Request) -> Connections:
     return request.app.state.runtime.state["connections"]
 
 
-async def _opac_changed(request: Request, uai: str, opac_url: str | None, tenant: str) -> None:
-    """Tell identity where the school's OPAC is (or that it has none): Keycloak lets it sign readers in."""
-    await request.app.state.runtime.outbox.publish(type="library.opac.changed.v1", tenant=tenant,
-                                                   payload=opac_pb2.OpacChanged(uai=uai, opac_url=opac_url or ""))
-
-
 @router.get("/search", summary="Search the CDI catalogues of your schools (every school's PMB at once)")
 async def search(request: Request, caller: Caller,
                  q: Annotated[str, Query(min_length=1, max_length=200, description="the words sought (quotes and * as PMB reads them)")],
@@ -128,7 +120,6 @@ async def put_connection(request: Request, response: Response, uai: Uai, body: C
     before = await _connections(request).doc(uai)
     if await _connections(request).put(uai, body, tenant=str(tenant)):
         response.status_code = 201
-    await _opac_changed(request, uai, body.opacUrl, str(tenant))
     if body.syncReaders and not (before or {}).get("syncReaders"):  # the school's readers now, not only who changes from now on
         await request.app.state.runtime.state["sync"].school_joined(uai)
     doc = await _connections(request).doc(uai)
@@ -156,7 +147,7 @@ async def reconcile_readers(request: Request, _: Operator) -> dict[str, int]:
 
 @router.delete("/operator/schools/{uai}/pmb", status_code=204, summary="Forget a school's PMB connection (operators)")
 async def delete_connection(request: Request, uai: Uai, operator: Operator) -> Response:
-    if not await _connections(request).delete(uai):
+    tenant = str(operator.claims.get("tenant") or request.app.state.runtime.settings.tenant)
+    if not await _connections(request).delete(uai, tenant=tenant):
         raise Problem(404, f"no PMB connection is registered for school {uai}")
-    await _opac_changed(request, uai, None, str(operator.claims.get("tenant") or request.app.state.runtime.settings.tenant))
     return Response(status_code=204)

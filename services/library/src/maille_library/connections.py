@@ -11,8 +11,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from maille.library.v1 import opac_pb2
+
 from maille_kit.docstore import Docstore
 from maille_kit.secretbox import SecretBox
+from maille_kit.work import Work, Works
 from maille_library.pmb import PmbConnection
 
 CONNECTIONS = "connections"
@@ -96,9 +99,10 @@ SECRETS = ("password", "connexionPhrase", "loginSalt")  # sealed at rest (Secret
 class Connections:
     """The registered connections, each read by key and kept `ttl` seconds in memory; their secrets sealed at rest."""
 
-    def __init__(self, docstore: Docstore, box: SecretBox, *, ttl: float = 30.0) -> None:
+    def __init__(self, docstore: Docstore, box: SecretBox, *, ttl: float = 30.0, works: Works | None = None) -> None:
         self.docstore = docstore
         self.box = box
+        self.works = works  # to register or forget a connection (reading needs none)
         self.collection = docstore.db[CONNECTIONS]
         self.ttl = ttl
         self._known: dict[str, tuple[float, PmbConnection | None]] = {}
@@ -139,18 +143,32 @@ class Connections:
         return await self.collection.find_one({"_id": uai})
 
     async def put(self, uai: str, given: ConnectionIn, *, tenant: str) -> bool:
-        """Register or replace a school's connection; True when it is new."""
-        async with self.docstore.writing():
-            result = await self.collection.replace_one({"_id": uai}, self._sealed({"_id": uai, "tenant": tenant, **given.model_dump()}),
-                                                       upsert=True)
+        """Register or replace a school's connection, and tell identity where its OPAC is (one unit of work: Keycloak
+        lets the OPAC sign readers in); True when it is new."""
+        new = await self.collection.find_one({"_id": uai}, {"_id": 1}) is None
+        work = self._opac_changed(uai, given.opacUrl, tenant)
+        await self._commit(work.put(CONNECTIONS, self._sealed({"_id": uai, "tenant": tenant, **given.model_dump()})))
         self._known.pop(uai, None)
-        return result.upserted_id is not None
+        return new
 
-    async def delete(self, uai: str) -> bool:
-        async with self.docstore.writing():
-            result = await self.collection.delete_one({"_id": uai})
+    async def delete(self, uai: str, *, tenant: str) -> bool:
+        """Forget a school's connection (and tell identity its OPAC is gone); whether there was one."""
+        if await self.collection.find_one({"_id": uai}, {"_id": 1}) is None:
+            return False
+        await self._commit(self._opac_changed(uai, None, tenant).delete(CONNECTIONS, {"_id": uai}))
         self._known.pop(uai, None)
-        return result.deleted_count == 1
+        return True
+
+    def _opac_changed(self, uai: str, opac_url: str | None, tenant: str) -> Work:
+        if self.works is None:
+            raise RuntimeError("these connections were opened to read only")
+        work = self.works.new()
+        work.event(type="library.opac.changed.v1", tenant=tenant, payload=opac_pb2.OpacChanged(uai=uai, opac_url=opac_url or ""))
+        return work
+
+    async def _commit(self, work: Work) -> None:
+        assert self.works is not None
+        await self.works.commit(work)
 
     async def all(self) -> list[dict[str, Any]]:
         return await self.collection.find({}).sort("_id", 1).to_list()

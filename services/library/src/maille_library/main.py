@@ -31,7 +31,7 @@ def parts(runtime: Runtime) -> Directory:
         settings: LibrarySettings = runtime.settings  # type: ignore[assignment]
         assert runtime.docstore is not None
         directory = Directory(runtime.docstore)
-        connections = Connections(runtime.docstore, settings.secret_box(), ttl=settings.connection_cache_seconds)
+        connections = Connections(runtime.docstore, settings.secret_box(), ttl=settings.connection_cache_seconds, works=runtime.works)
         client = PmbClient(timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes)
         runtime.state |= {"directory": directory, "connections": connections, "pmb": client,
                           "search": Search(client, connections, directory, timeout=settings.search_timeout_seconds,

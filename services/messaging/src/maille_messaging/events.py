@@ -9,8 +9,8 @@ from maille.identity.v1 import directory_pb2
 from maille.messaging.v1 import messages_pb2 as pb
 
 from maille_kit.bus import Stream
-from maille_kit.events import Event
-from maille_kit.outbox import Outbox
+from maille_kit.events import Event, event_id_for
+from maille_kit.work import Works
 from maille_messaging.mailbox import Mailbox
 
 log = logging.getLogger("maille.messaging")
@@ -18,20 +18,28 @@ log = logging.getLogger("maille.messaging")
 STREAM = Stream(name="MESSAGING", subjects=("messaging.>",), description="facts published by the messaging service")
 STREAMS = (STREAM,)
 IDENTITY_SUBJECTS = ("identity.person.deleted.v1",)
+PURGE_STEP = "messaging.purge"
 
 
 class ErasedPersons:
     """Handles identity's `person.deleted` events: an erased person's mailbox is purged (RGPD)."""
 
-    def __init__(self, mailbox: Mailbox, outbox: Outbox) -> None:
+    def __init__(self, mailbox: Mailbox, works: Works) -> None:
         self.mailbox = mailbox
-        self.outbox = outbox
+        self.works = works
+        works.register(PURGE_STEP, self._purge)
 
     async def handle(self, event: Event) -> None:
         deleted = event.unpack(directory_pb2.PersonDeleted)
         if not deleted.erased:
             return  # left the directory, not erased: their mail is kept until the retention rules say otherwise
-        count = await self.mailbox.purge(deleted.id)
-        await self.outbox.publish(type="messaging.mailbox.purged.v1", tenant=event.tenant,
-                                  payload=pb.MailboxPurged(person_id=deleted.id, messages=count))
-        log.info("mailbox purged", extra={"messages": count})
+        _, ids = await self.mailbox.all_ids(deleted.id)
+        work = self.works.new().step(PURGE_STEP, {"person": deleted.id})
+        # the erasure event handled again (a redelivery) makes the same purge event: dropped as a copy
+        work.event(type="messaging.mailbox.purged.v1", tenant=event.tenant, id=event_id_for(event.id, ms=int(event.time.timestamp() * 1000)),
+                   payload=pb.MailboxPurged(person_id=deleted.id, messages=len(ids)))
+        await self.works.commit(work)
+        log.info("mailbox purged", extra={"messages": len(ids)})
+
+    async def _purge(self, input: dict) -> None:
+        await self.mailbox.purge(input["person"])

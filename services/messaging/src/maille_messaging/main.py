@@ -31,23 +31,23 @@ def parts(runtime: Runtime) -> tuple[Mailbox, Sending]:
     """The service's mailbox and sending, made once per runtime."""
     if "mailbox" not in runtime.state:
         settings: MessagingSettings = runtime.settings  # type: ignore[assignment]
-        assert runtime.docstore is not None and runtime.outbox is not None
+        assert runtime.docstore is not None and runtime.works is not None
         repository = MailRepository(runtime.docstore, segment_size=settings.index_segment_size)
         store = DocstoreAttachments(repository)
         mailbox = Mailbox(repository, store, summaries=settings.summary_cache_size)
         scanner = ClamdScanner(settings.clamd_address, timeout=settings.scan_timeout_seconds) if settings.clamd_address else None
         runtime.state["mailbox"] = mailbox
         runtime.state["sending"] = Sending(repository, mailbox, Rules(runtime.bus, timeout=settings.rules_timeout_seconds),
-                                           runtime.outbox, store, settings, scanner=scanner)
+                                           runtime.works, store, settings, scanner=scanner)
     return runtime.state["mailbox"], runtime.state["sending"]
 
 
 def consumers(runtime: Runtime) -> list[EventConsumer]:
     """Identity's erasures (its stream may come up after messaging)."""
-    assert runtime.docstore is not None and runtime.outbox is not None
+    assert runtime.docstore is not None and runtime.works is not None
     mailbox, _ = parts(runtime)
     return [EventConsumer(runtime.bus, runtime.docstore, service="messaging", durable="messaging-erasures", stream="IDENTITY",
-                          subjects=IDENTITY_SUBJECTS, handler=ErasedPersons(mailbox, runtime.outbox).handle)]
+                          subjects=IDENTITY_SUBJECTS, handler=ErasedPersons(mailbox, runtime.works).handle)]
 
 
 async def _every(seconds: float, work: Callable[[], Awaitable[int]], what: str) -> None:

@@ -13,19 +13,20 @@ from typing import Any
 from maille.messaging.v1 import messages_pb2 as pb
 
 from maille_kit.events import event_id_for, make_envelope
-from maille_kit.outbox import Outbox
+from maille_kit.work import Works
 from maille_kit.problems import Problem
 from maille_messaging.attachments import AttachmentStore, Refused, Scanner, new_attachment, sniff
 from maille_kit.text import folded
 from maille_messaging.bodies import sanitise, snippet, text_of, words
 from maille_messaging.mailbox import Mailbox
-from maille_messaging.repository import Doc, MailRepository
+from maille_messaging.repository import MESSAGES, Doc, MailRepository
 from maille_messaging.rules import Rules, person_name
 from maille_messaging.schemas import Draft, Outgoing, Recall, Recipient, Sent, new_message_id
 from maille_messaging.settings import MessagingSettings
 
 log = logging.getLogger("maille.messaging")
 EVENT_RECIPIENTS = 500  # recipients named by one delivered event
+FILE_STEP, RECALL_STEP = "messaging.file", "messaging.recall"
 SCHEDULE_LEASE = timedelta(minutes=2)  # a scheduled send's replica has it this long before another may try
 SCHEDULE_TRIES = 5
 
@@ -53,15 +54,17 @@ def _line(recipients: list[dict[str, Any]], size: int = 200) -> str:
 class Sending:
     """Drafts, sends and recalls for the persons of one tenant or more."""
 
-    def __init__(self, repository: MailRepository, mailbox: Mailbox, rules: Rules, outbox: Outbox, store: AttachmentStore,
+    def __init__(self, repository: MailRepository, mailbox: Mailbox, rules: Rules, works: Works, store: AttachmentStore,
                  settings: MessagingSettings, scanner: Scanner | None = None) -> None:
         self.repo = repository
         self.mailbox = mailbox
         self.rules = rules
-        self.outbox = outbox
+        self.works = works
         self.store = store
         self.settings = settings
         self.scanner = scanner
+        works.register(FILE_STEP, self._file)
+        works.register(RECALL_STEP, self._take_back)
 
     # drafts
     async def save_draft(self, person: str, draft: Draft, *, tenant: str, draft_id: str | None = None) -> str:
@@ -240,9 +243,6 @@ class Sending:
         self.mailbox.remember(message["_id"], message["line"])
         copies = [self._copy(person, message, folder="sent", unread=False)]
         copies += [self._copy(r, message, folder="inbox", unread=True) for r in sorted(recipients)]
-        await self.repo.file(copies, tenant=tenant, message=message)
-        if message["thread"] != message["_id"]:
-            await self.repo.add_to_thread(message["thread"], message["_id"], tenant=tenant)
         ordered = sorted(recipients)
         envelopes = [
             make_envelope(type="messaging.message.delivered.v1", tenant=tenant, source="messaging", id=event_id_for(message["_id"], start, ms=int(message["_id"][:12], 16)),
@@ -251,9 +251,16 @@ class Sending:
                 subject=message["subject"], recipient_ids=ordered[start:start + EVENT_RECIPIENTS], has_attachments=bool(message["attachments"])))
             for start in range(0, len(ordered), EVENT_RECIPIENTS)
         ]
-        # Straight to JetStream (what it does not acknowledge in time goes through the outbox): the mail is filed
-        # already, so a copy of the events in the docstore would only add a write to every send.
-        await self.outbox.deliver(envelopes)
+        # One unit of work: filed in every mailbox and told, or (the replica gone half-way) finished by another.
+        work = self.works.new().step(FILE_STEP, {"copies": copies, "message": message, "tenant": tenant}).add_events(envelopes)
+        await self.works.commit(work)
+
+    async def _file(self, input: Doc) -> None:
+        """A message and its copies filed (again: nothing changes), and the message in its conversation."""
+        message = input["message"]
+        await self.repo.file(input["copies"], tenant=input["tenant"], message=message)
+        if message["thread"] != message["_id"]:
+            await self.repo.add_to_thread(message["thread"], message["_id"], tenant=input["tenant"])
 
     def _copy(self, owner: str, message: Doc, *, folder: str, unread: bool) -> Doc:
         """One holder's copy: where it is and whether it is read (what it shows is the message's `line`)."""
@@ -345,25 +352,33 @@ class Sending:
         sent_at = message["sent_at"] if message["sent_at"].tzinfo else message["sent_at"].replace(tzinfo=UTC)
         if datetime.now(UTC) - sent_at > window:
             raise Problem(409, f"a message may be recalled within {self.settings.recall_minutes} minutes of sending")
-        recalled: list[str] = []
         recipients = message.get("recipients", [])
-        for start in range(0, len(recipients), 100):
-            chunk = recipients[start:start + 100]
-            for recipient in chunk:
-                async with self.mailbox.lock(recipient):
-                    copy = await self.repo.copy(recipient, message_id)
-                    if copy is not None and copy["u"]:
-                        await self.repo.remove_copy(copy)
-                        recalled.append(recipient)
-        if recalled:
-            await self.mailbox.release(message_id, holders=len(recalled))
-            await self.outbox.add([
-                make_envelope(type="messaging.message.recalled.v1", tenant=message["tenant"], source="messaging",
-                              payload=pb.MessageRecalled(message_id=message_id, sender_id=person, recipient_ids=recalled[s:s + EVENT_RECIPIENTS]))
-                for s in range(0, len(recalled), EVENT_RECIPIENTS)
-            ])
-            await self.repo.update_message(message_id, {"$set": {"recalled": len(recalled)}})
-        return Recall(recalled=len(recalled), kept=len(recipients) - len(recalled))
+        unread: list[str] = []
+        for recipient in recipients:
+            copy = await self.repo.copy(recipient, message_id)
+            if copy is not None and copy["u"]:
+                unread.append(recipient)
+        if not unread:
+            return Recall(recalled=0, kept=len(recipients))
+        work = self.works.new().step(RECALL_STEP, {"message": message_id, "recipients": unread})
+        work.update(MESSAGES, {"_id": message_id}, {"$set": {"recalled": len(unread)}})
+        for s in range(0, len(unread), EVENT_RECIPIENTS):
+            work.event(type="messaging.message.recalled.v1", tenant=message["tenant"],
+                       payload=pb.MessageRecalled(message_id=message_id, sender_id=person, recipient_ids=unread[s:s + EVENT_RECIPIENTS]))
+        await self.works.commit(work)
+        return Recall(recalled=len(unread), kept=len(recipients) - len(unread))
+
+    async def _take_back(self, input: Doc) -> None:
+        """The copies of a recall still unread taken back (a copy read meanwhile stays; done again, nothing more goes)."""
+        message_id, gone = input["message"], 0
+        for recipient in input["recipients"]:
+            async with self.mailbox.lock(recipient):
+                copy = await self.repo.copy(recipient, message_id)
+                if copy is not None and copy["u"]:
+                    await self.repo.remove_copy(copy)
+                    gone += 1
+        if gone:  # only the copies taken back now let go of the message: done again, it is not let go twice
+            await self.mailbox.release(message_id, holders=gone)
 
     # helpers
     def _check_body(self, body: str) -> None:

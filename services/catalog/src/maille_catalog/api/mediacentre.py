@@ -72,13 +72,13 @@ async def add_favourite(request: Request, ark: ArkPath, caller: Person) -> Respo
     if not any(r["idRessource"] == ark for r in (await centre.shelf(person)).resources):
         raise Problem(404, f"{ark} is not in your médiacentre")
     runtime = get_runtime(request)
-    await centre.set_favourite(person, ark, True, outbox=runtime.outbox, tenant=runtime.settings.tenant)  # type: ignore[arg-type]
+    await centre.set_favourite(person, ark, True, works=runtime.works, tenant=runtime.settings.tenant)  # type: ignore[arg-type]
     return Response(status_code=204)
 
 
 @router.delete("/favoris/{ark:path}", status_code=204, summary="Unmark a favourite")
 async def remove_favourite(request: Request, ark: ArkPath, caller: Person) -> Response:
     runtime = get_runtime(request)
-    await mediacentre(request).set_favourite(_person(caller), _ark(ark), False, outbox=runtime.outbox,  # type: ignore[arg-type]
+    await mediacentre(request).set_favourite(_person(caller), _ark(ark), False, works=runtime.works,  # type: ignore[arg-type]
                                              tenant=runtime.settings.tenant)
     return Response(status_code=204)

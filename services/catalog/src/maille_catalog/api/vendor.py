@@ -28,8 +28,8 @@ CONCEPT_COLUMNS = ("typePedagogique", "typologieDocument", "niveauEducatif", "do
 
 def _resources(request: Request) -> Resources:
     runtime = get_runtime(request)
-    assert runtime.docstore is not None and runtime.outbox is not None
-    return Resources(ResourceRepository(runtime.docstore), runtime.outbox, tenant=runtime.settings.tenant,
+    assert runtime.docstore is not None and runtime.works is not None
+    return Resources(ResourceRepository(runtime.docstore), runtime.works, tenant=runtime.settings.tenant,
                      observer=runtime.state.get("mediacentre"))
 
 
