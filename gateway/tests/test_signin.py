@@ -1,6 +1,7 @@
 """A browser signs in through Keycloak's own login page and uses Maille with its session: the real
 Keycloak, the real gateway and identity processes, the real NATS KV holding the session."""
 
+import html
 import json
 import os
 import subprocess
@@ -123,7 +124,7 @@ def test_session_cookie_flags_and_a_forged_callback(signed_in_platform, docstore
     stranger = httpx.get(f"{public}/auth/callback", params={"code": "x", "state": state}, follow_redirects=False)
     # (a person's browser: a page in French that says what to do, not a JSON body)
     assert stranger.status_code == 400 and stranger.headers["content-type"].startswith("text/html")
-    assert "La connexion n'a pas abouti" in stranger.text and 'href="/login?next=%2F"' in stranger.text
+    assert "La connexion n'a pas abouti" in html.unescape(stranger.text) and 'href="/login?next=%2F"' in stranger.text
     # Completing it goes to the site's own home, never to another site named in ?next=.
     page = browser.go(started.headers["location"])
     landed = browser.sign_in(page, username, PASSWORD)
@@ -155,6 +156,6 @@ def test_a_directory_that_does_not_answer_ends_the_sign_in_on_a_french_page(sign
     failed = browser.sign_in(page, username, PASSWORD)
     assert failed.status_code == 503 and failed.headers["content-type"].startswith("text/html")
     assert failed.headers["retry-after"] == "5"
-    assert "L'annuaire de l'ENT ne répond pas pour le moment" in failed.text and '<html lang="fr">' in failed.text
+    assert "L'annuaire de l'ENT ne répond pas pour le moment" in html.unescape(failed.text) and '<html lang="fr">' in failed.text
     assert 'href="/login?next=%2Fapi%2Fidentity%2Fv1%2Fme">Réessayer</a>' in failed.text
     assert "maille_session" not in browser.site_cookies(public)
