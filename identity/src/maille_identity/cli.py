@@ -2,7 +2,7 @@
 
     maille-identity                                serve (what `python -m maille_identity` does)
     maille-identity import-aaf PATH… [--tenant T] [--report FILE]
-    maille-identity generate-aaf OUTDIR [--persons N] [--schools N] [--seed N]
+    maille-identity generate-aaf OUTDIR [--persons N] [--schools N] [--seed N] [--delta]
     maille-identity export-gar OUTDIR [--tenant T] [--push]
     maille-identity rgpd-export PERSON_ID [--tenant T] [--out FILE]
     maille-identity erase PERSON_ID --yes [--tenant T]
@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--persons", type=int, default=1000)
     gen.add_argument("--schools", type=int, default=2)
     gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--delta", action="store_true", help="the same persons' records as a delta's changes (use another --seed)")
     args = parser.parse_args(argv)
     if args.command == "generate-aaf":
-        counts = generate(args.outdir, persons=args.persons, schools=args.schools, seed=args.seed)
+        counts = generate(args.outdir, persons=args.persons, schools=args.schools, seed=args.seed, delta=args.delta)
         print(json.dumps(counts))
         return
     if args.command == "sync-keycloak":

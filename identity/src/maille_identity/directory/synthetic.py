@@ -79,6 +79,8 @@ class _Writer:
             path = self.outdir / f"ENT_{self.feed}_{self.mode}_{self.kind}_{self.number:04d}.xml"
             self.out = path.open("w", encoding="utf-8")
             self.out.write('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n<ficAlimMENESR>\n')
+        if self.mode == "Delta":  # every record a change of what is there (a delta's modifyRequest)
+            record = record.replace("<addRequest>", "<modifyRequest>").replace("</addRequest>", "</modifyRequest>")
         self.out.write(record)
         self.count += 1
 
@@ -89,17 +91,20 @@ class _Writer:
             self.out = None
 
 
-def generate(outdir: Path, *, persons: int = 1000, schools: int = 2, seed: int = 7, feed: str = "0350000A") -> dict[str, int]:
-    """Write a full AAF delivery to `outdir`; the counts of each kind written."""
+def generate(outdir: Path, *, persons: int = 1000, schools: int = 2, seed: int = 7, feed: str = "0350000A",
+             delta: bool = False) -> dict[str, int]:
+    """Write a full AAF delivery to `outdir` (or, `delta`, the same records as a delta's changes: with another
+    seed, other names, classes and addresses for the same persons); the counts of each kind written."""
+    mode = "Delta" if delta else "Complet"
     rng = random.Random(seed)
     outdir.mkdir(parents=True, exist_ok=True)
     sizes = sizes_for(persons, schools)
     counts = {"structures": 0, "pupils": 0, "parents": 0, "staff": 0, "subjects": 0}
-    structures = _Writer(outdir, feed, "EtabEducNat")
-    subjects = _Writer(outdir, feed, "MatEducNat")
-    staff = _Writer(outdir, feed, "PersEducNat")
-    pupils = _Writer(outdir, feed, "Eleve")
-    parents = _Writer(outdir, feed, "PersRelEleve")
+    structures = _Writer(outdir, feed, "EtabEducNat", mode)
+    subjects = _Writer(outdir, feed, "MatEducNat", mode)
+    staff = _Writer(outdir, feed, "PersEducNat", mode)
+    pupils = _Writer(outdir, feed, "Eleve", mode)
+    parents = _Writer(outdir, feed, "PersRelEleve", mode)
     for code, label in SUBJECTS:
         subjects.write(_request("categoriePersonne", "MatiereEducNat", code, [_attr("ENTMatJointure", code), _attr("ENTLibelleMatiere", label)]))
         counts["subjects"] += 1

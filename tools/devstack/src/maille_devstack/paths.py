@@ -26,6 +26,7 @@ KEYCLOAK_HOME = CACHE / f"keycloak-{KEYCLOAK_VERSION}"
 REALM_FILE = ROOT / "identity" / "keycloak" / "realm-maille.json"
 DOCSTORE_BIN = CACHE / "bin" / "maille-docstore"
 XMLSEC_BIN = CACHE / "bin" / "xmlsec1"
+NGINX = CACHE / "debs" / "root" / "usr" / "sbin" / "nginx"  # `make bench-tools`
 
 
 class MissingPart(RuntimeError):

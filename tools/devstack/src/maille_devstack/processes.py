@@ -374,3 +374,49 @@ class GarPeer(Peer):
     @property
     def acs_url(self) -> str:
         return f"{self.url}/sp/acs"
+
+
+class Balancer:
+    """nginx spreading each service's port over its replicas, as a Kubernetes Service does (`make run` with
+    MAILLE_DEVSTACK_REPLICAS=2, for the soak): nginx from Debian's package, fetched by `make bench-tools`."""
+
+    def __init__(self, *, services: dict[str, tuple[int, list[int]]], work: Path, log_dir: Path, nginx: Path) -> None:
+        self.services = services  # name -> (the port callers use, the replicas' ports)
+        self.work = work
+        self.process = Process("balancer", [str(nginx), "-c", str(work / "nginx.conf"), "-g", "daemon off;"], log_dir / "balancer.log",
+                               env={"LD_LIBRARY_PATH": str(nginx.parent.parent / "lib" / "x86_64-linux-gnu")})
+
+    def start(self, timeout: float = 20) -> None:
+        temp = self.work / "tmp"
+        temp.mkdir(parents=True, exist_ok=True)
+        blocks = []
+        for name, (port, replicas) in self.services.items():
+            servers = " ".join(f"server 127.0.0.1:{replica} max_fails=2 fail_timeout=5s;" for replica in replicas)
+            blocks.append(f"""
+  upstream {name} {{ {servers} keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    client_max_body_size 200m;
+    location / {{
+      proxy_pass http://{name}; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $http_host;
+      proxy_request_buffering off; proxy_buffering off; proxy_read_timeout 120s;
+      proxy_next_upstream error timeout; proxy_next_upstream_tries 2;
+      add_header X-Maille-Replica $upstream_addr always;
+    }}
+  }}""")
+        (self.work / "nginx.conf").write_text(f"""worker_processes 1;
+error_log {self.work}/error.log warn;
+pid {self.work}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {temp}; proxy_temp_path {temp}; fastcgi_temp_path {temp}; uwsgi_temp_path {temp}; scgi_temp_path {temp};
+{"".join(blocks)}
+}}
+""")
+        self.process.start()
+        first = next(iter(self.services.values()))[0]
+        self.process.wait_ready(lambda: port_open(first), timeout)
+
+    def stop(self) -> int | None:
+        return self.process.stop()

@@ -16,9 +16,10 @@ import httpx
 
 from maille_kit.busauth import USERS, authorization
 from maille_devstack.keycloak_admin import admin_client, ensure_service_client, ensure_user
-from maille_devstack.paths import VAR, bin_of
+from maille_devstack.paths import NGINX, VAR, bin_of, require
 from maille_devstack.pki import make_pki
 from maille_devstack.processes import (
+    Balancer,
     DocstoreServer,
     KeycloakServer,
     NatsServer,
@@ -28,6 +29,7 @@ from maille_devstack.processes import (
     PmbPeerProcess,
     SamlPeer,
     ServiceProcess,
+    free_port,
     port_open,
 )
 
@@ -97,8 +99,9 @@ def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str,
 class Stack:
     """Every part of the platform, started in order and stopped in reverse."""
 
-    def __init__(self, *, ports: Ports = Ports(), var: Path = VAR, mongodb_url: str | None = None, echo=print) -> None:
+    def __init__(self, *, ports: Ports = Ports(), var: Path = VAR, mongodb_url: str | None = None, echo=print, replicas: int = 1) -> None:
         self.ports = ports
+        self.replicas = replicas  # of each service, behind a balancer when more than one (as Kubernetes runs them)
         self.var = var
         self.logs = var / "log"
         self.external_mongodb = mongodb_url
@@ -149,12 +152,22 @@ class Stack:
             "PEER_OIDC_CLIENT_SECRET": os.environ.get("MAILLE_IDENTITY_PMB_OPAC_CLIENT_SECRET") or "maille-pmb-opac-dev-secret"})
         self._launch("peer-pmb", pmb)
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
+        spread: dict[str, tuple[int, list[int]]] = {}
         for name in (*SERVICES, "gateway"):
             env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url,
                               gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar, nats_password=passwords[name])
             if name == "identity":  # its working folders under .var, not in the checkout
                 env |= {"MAILLE_IDENTITY_IMPORT_DIR": str(self.var / "aaf-imports"), "MAILLE_IDENTITY_GAR_EXPORT_DIR": str(self.var / "gar-export")}
-            self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
+            if name == "gateway" or self.replicas == 1:
+                if spread and name == "gateway":
+                    self._launch("balancer", Balancer(services=spread, work=self.var / "balancer", log_dir=self.logs,
+                                                      nginx=require(NGINX, "nginx (`make bench-tools`)")))
+                self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
+                continue
+            ports = [free_port() for _ in range(self.replicas)]
+            spread[name] = (getattr(self.ports, name), ports)
+            for n, port in enumerate(ports, start=1):
+                self._launch(f"{name}-{n}", ServiceProcess(name, port=port, env=env, log_dir=self.logs / f"replica-{n}"))
         self.echo("waiting for Keycloak (the first start takes a minute or two)…")
         keycloak.wait(300)
         self.setup_keycloak(keycloak, mongodb_url, identity_env)
@@ -344,7 +357,9 @@ def run() -> int:
     # platform out of the way of the first (the tests use them).
     ports = Ports(**json.loads(os.environ.get("MAILLE_DEVSTACK_PORTS", "{}")))
     var = Path(os.environ.get("MAILLE_DEVSTACK_VAR", str(VAR)))
-    stack = Stack(ports=ports, var=var, mongodb_url=os.environ.get("MONGODB_URL") or None, echo=lambda s: print(s, flush=True))
+    # MAILLE_DEVSTACK_REPLICAS=2: two replicas of each service behind a balancer (nginx), as Kubernetes runs them.
+    stack = Stack(ports=ports, var=var, mongodb_url=os.environ.get("MONGODB_URL") or None, echo=lambda s: print(s, flush=True),
+                  replicas=int(os.environ.get("MAILLE_DEVSTACK_REPLICAS", "1")))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,0 +1,335 @@
+"""The soak: `make run`'s whole platform, two replicas of every service behind a balancer (as Kubernetes runs them),
+under a steady 8 a.m. mix for half an hour, while the night's work runs through it.
+
+- The directory: a 20,000-person AAF feed imported first; then every `--import-every` minutes a delta of those
+  20,000 persons (another seed: other names, classes, addresses), imported by `maille-identity import-aaf`
+  while the load goes on; the GAR export once, at a third of the run.
+- The load, at a steady `--rate` of requests a second from signed-in people (pupils and parents through the
+  EduConnect peer, teachers through the académie's): `/me`, inbox pages, sends (a pupil to a classmate, a
+  teacher to a class), the médiacentre, CDI searches; and sign-ins (`--signins` a minute, whole SAML
+  round trips through Keycloak).
+- Printed: every error (a 5xx, a refused connection, an unexpected 4xx) and every hang (over 10 s), the p99 of
+  each route in each 5-minute window, each import's persons/s, each process's memory (RSS) after the first
+  5 minutes and at the end; at the end, the two replicas of the catalog and of messaging asked the same
+  questions directly (their in-memory offer and listings must agree).
+
+    make bench-tools && .venv/bin/python bench/soak.py [--minutes 30] [--rate 12]
+
+Results go to bench/RESULTS.md by hand; the raw figures to .cache/soak/result.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+from pymongo import MongoClient
+
+from maille_devstack.browser import Browser
+from maille_devstack.paths import NGINX, bin_of
+from maille_devstack.processes import free_port
+from maille_devstack.stack import Ports, state_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import pct  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".cache" / "soak"
+HANG = 10.0
+WINDOW = 300.0
+
+
+class Recorder:
+    """Every call's route, time taken and outcome, by 5-minute window."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.latencies: dict[tuple[int, str], list[float]] = defaultdict(list)
+        self.errors: list[str] = []
+        self.hangs: list[str] = []
+        self.count = 0
+
+    def call(self, route: str, do, ok=lambda r: r.status_code < 400) -> httpx.Response | None:
+        began = time.monotonic()
+        try:
+            answer = do()
+        except Exception as exc:
+            answer, failure = None, f"{type(exc).__name__}: {str(exc)[:120]}"
+        else:
+            try:
+                good = ok(answer)
+            except ValueError:  # not the JSON expected
+                good = False
+            failure = None if good else f"{answer.status_code} {answer.text[:160]!r}"
+        took = time.monotonic() - began
+        window = int((began - self.started) // WINDOW)
+        with self.lock:
+            self.count += 1
+            self.latencies[(window, route)].append(took)
+            if failure:
+                self.errors.append(f"{began - self.started:7.1f}s {route}: {failure}")
+            if took > HANG:
+                self.hangs.append(f"{began - self.started:7.1f}s {route}: {took:.1f}s")
+        return answer if failure is None else None
+
+
+def start_platform(var: Path, ports: Ports) -> subprocess.Popen[str]:
+    env = {**os.environ, "MAILLE_DEVSTACK_PORTS": json.dumps(vars(ports)), "MAILLE_DEVSTACK_VAR": str(var), "MAILLE_DEVSTACK_REPLICAS": "2"}
+    env.pop("MONGODB_URL", None)
+    process = subprocess.Popen([str(bin_of("maille-devstack")), "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env, start_new_session=True)
+    assert process.stdout is not None
+    deadline = time.monotonic() + 600
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            sys.exit("the platform did not start:\n" + "".join(lines[-40:]))
+        lines.append(line)
+        if "Ctrl-C or `make stop`" in line:
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # keep its pipe drained
+            return process
+    sys.exit("the platform did not start in 10 minutes")
+
+
+def identity_env(var: Path, ports: Ports) -> dict[str, str]:
+    env = {**os.environ, "MAILLE_DEVSTACK_PORTS": json.dumps(vars(ports)), "MAILLE_DEVSTACK_VAR": str(var)}
+    out = subprocess.run([str(bin_of("maille-devstack")), "env", "identity"], env=env, capture_output=True, text=True, check=True).stdout
+    return {**os.environ, **dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())}
+
+
+def import_feed(env: dict[str, str], feed: Path, report: Path) -> tuple[float, str]:
+    began = time.monotonic()
+    done = subprocess.run([str(bin_of("maille-identity")), "import-aaf", str(feed), "--report", str(report)], env=env,
+                          capture_output=True, text=True, timeout=1800)
+    summary = done.stdout.strip().splitlines()[-2:] if done.stdout else []
+    return time.monotonic() - began, (" / ".join(summary) if done.returncode == 0 else f"FAILED {done.returncode}: {done.stderr[-400:]}")
+
+
+def rss_of(pids: dict[str, int]) -> dict[str, float]:
+    """Each part's memory (its process group's RSS, MiB)."""
+    memory = {}
+    for name, pid in pids.items():
+        total = 0
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[2]) == pid:  # pgid
+                    total += int((proc / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, IndexError, ValueError):
+                continue
+        memory[name] = total / 2**20
+    return memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--rate", type=float, default=12, help="API requests a second")
+    parser.add_argument("--signins", type=float, default=6, help="sign-ins a minute")
+    parser.add_argument("--persons", type=int, default=20000)
+    parser.add_argument("--import-every", type=float, default=5, help="minutes between delta imports")
+    parser.add_argument("--users", type=int, default=24, help="people signed in at once")
+    args = parser.parse_args()
+    if not NGINX.exists():
+        sys.exit("nginx is missing: run `make bench-tools`")
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    var = WORK / "var"
+    ports = Ports(**{name: free_port() for name in vars(Ports())})
+    platform = start_platform(var, ports)
+    gateway = f"http://localhost:{ports.gateway}"
+    try:
+        env = identity_env(var, ports)
+        mongo = MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", timeoutMS=60_000)
+        print(f"platform up; importing the {args.persons}-person directory…", flush=True)
+        feed = WORK / "feed"
+        subprocess.run([str(bin_of("maille-identity")), "generate-aaf", str(feed), "--persons", str(args.persons), "--schools", "10"],
+                       env=env, check=True, capture_output=True)
+        took, summary = import_feed(env, feed, WORK / "first.txt")
+        print(f"  first import: {took:.1f}s — {summary}", flush=True)
+        persons = list(mongo.maille_identity.persons.find({"detached_at": {"$exists": False}}, {"kind": 1, "keys": 1, "classes": 1}))
+        pupils = [p for p in persons if p["kind"] == "pupil" and p.get("classes")]
+        teachers = [p for p in persons if p["kind"] == "staff" and p.get("classes")]
+        parents = [p for p in persons if p["kind"] == "parent"]
+        classmates: dict[str, list[str]] = defaultdict(list)
+        for pupil in pupils:
+            classmates[pupil["classes"][0]].append(pupil["_id"])
+        recorder = Recorder()
+        rng = random.Random(18)
+
+        def sign_in(person: dict, idp: str) -> Browser | None:
+            browser = Browser()
+            page = browser.go(f"{gateway}/login", params={"idp": idp, "next": "/api/identity/v1/me"})
+            me = recorder.call("sign-in", lambda: browser.sign_in_upstream(page, person["keys"][0], "demo"),
+                               ok=lambda r: r.status_code == 200 and r.json().get("id") == person["_id"])
+            return browser if me is not None else None
+
+        people: list[tuple[dict, str, Browser]] = []
+        for person, idp in [*((p, "educonnect") for p in rng.sample(pupils, args.users // 2)),
+                            *((p, "educonnect") for p in rng.sample(parents, args.users // 4)),
+                            *((p, "academie") for p in rng.sample(teachers, args.users - args.users // 2 - args.users // 4))]:
+            browser = sign_in(person, idp)
+            if browser is not None:
+                people.append((person, idp, browser))
+        print(f"  {len(people)} of {args.users} people signed in; load for {args.minutes:g} minutes at {args.rate:g}/s…", flush=True)
+        recorder.started = time.monotonic()
+        stop = threading.Event()
+
+        def act(person: dict, browser: Browser, r: random.Random) -> None:
+            csrf = browser.site_cookies(gateway).get("maille_csrf", "")
+            roll = r.random()
+            if roll < 0.30:
+                recorder.call("GET /me", lambda: browser.request("GET", f"{gateway}/api/identity/v1/me"))
+            elif roll < 0.55:
+                recorder.call("GET inbox", lambda: browser.request("GET", f"{gateway}/api/messaging/v1/folders/inbox/messages"))
+            elif roll < 0.65 and person["kind"] != "parent":
+                to = ([{"type": "group", "id": f"{person['classes'][0]}/ELV"}] if person["kind"] == "staff"
+                      else [{"type": "person", "id": r.choice([m for m in classmates[person["classes"][0]] if m != person["_id"]] or [person["_id"]])}])
+                recorder.call("POST send", lambda: browser.request("POST", f"{gateway}/api/messaging/v1/messages", headers={"x-csrf-token": csrf},
+                                                                  json={"to": to, "subject": "Soak", "body": "<p>Pour demain</p>"}),
+                              ok=lambda a: a.status_code in (201, 403, 422))  # the rules may refuse a pair: an answer, not an error
+            elif roll < 0.85:
+                recorder.call("GET mediacentre", lambda: browser.request("GET", f"{gateway}/api/catalog/v1/mediacentre"))
+            else:
+                recorder.call("GET cdi search", lambda: browser.request("GET", f"{gateway}/api/library/v1/search", params={"q": r.choice(["Germinal", "chat", "lune"])}))
+
+        def worker(n: int) -> None:
+            r = random.Random(n)
+            mine = people[n::4]
+            interval = 4 / args.rate
+            next_at = time.monotonic() + r.random() * interval
+            while not stop.is_set() and mine:
+                next_at += interval
+                person, _, browser = r.choice(mine)
+                act(person, browser, r)
+                time.sleep(max(0.0, next_at - time.monotonic()))
+
+        def signer() -> None:
+            r = random.Random(99)
+            interval = 60 / args.signins
+            while not stop.wait(interval):
+                person = r.choice(pupils + parents)
+                sign_in(person, "educonnect")
+
+        imports: list[str] = []
+
+        def gar_export() -> None:
+            if stop.wait(args.minutes * 60 * 0.4):  # between two deltas
+                return
+            began = time.monotonic()
+            done = subprocess.run([str(bin_of("maille-identity")), "export-gar", str(WORK / "gar")], env=env,
+                                  capture_output=True, text=True, timeout=1800)
+            imports.append(f"GAR export at {began - recorder.started:.0f}s: {time.monotonic() - began:.1f}s, exit {done.returncode}"
+                           + ("" if done.returncode == 0 else f" — {done.stderr[-300:]}"))
+            print("  " + imports[-1], flush=True)
+
+        def nightly() -> None:
+            k = 0
+            while not stop.wait(args.import_every * 60):
+                k += 1
+                delta = WORK / f"delta{k}"
+                subprocess.run([str(bin_of("maille-identity")), "generate-aaf", str(delta), "--persons", str(args.persons), "--schools", "10",
+                                "--seed", str(100 + k), "--delta"], env=env, check=True, capture_output=True)
+                began = time.monotonic()
+                took, summary = import_feed(env, delta, WORK / f"delta{k}.txt")
+                imports.append(f"delta {k} at {began - recorder.started:.0f}s: {took:.1f}s, {len(persons) / took:,.0f} persons/s — {summary}")
+                print("  " + imports[-1], flush=True)
+
+        pids = json.loads(state_file(var).read_text())["parts"]
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)] + [threading.Thread(target=signer), threading.Thread(target=nightly),
+                                                                                   threading.Thread(target=gar_export)]
+        for thread in threads:
+            thread.start()
+        memory_start: dict[str, float] = {}
+        ends = time.monotonic() + args.minutes * 60
+        while time.monotonic() < ends:
+            time.sleep(5)
+            if not memory_start and time.monotonic() - recorder.started > WINDOW:
+                memory_start = rss_of(pids)
+        stop.set()
+        for thread in threads:
+            thread.join(1800)
+        memory_end = rss_of(pids)
+        agree = replicas_agree(people, gateway)
+        report(recorder, imports, memory_start, memory_end, agree, args)
+    finally:
+        platform.send_signal(signal.SIGINT)
+        try:
+            platform.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(platform.pid, signal.SIGKILL)
+
+
+def replicas_agree(people: list, gateway: str) -> list[str]:
+    """The same questions asked until each replica of the catalog and of messaging has answered them (the balancer
+    says which answered): their in-memory offer and listings must give the same answers."""
+    found = []
+    for person, _, browser in people[:8]:
+        for service, path in (("catalog", "/api/catalog/v1/mediacentre"), ("messaging", "/api/messaging/v1/folders/inbox/messages")):
+            by_replica: dict[str, str] = {}
+            for _ in range(8):
+                reply = browser.request("GET", f"{gateway}{path}")
+                by_replica.setdefault(reply.headers.get("x-maille-replica", "?"), _comparable(reply))
+                if len(by_replica) >= 2:
+                    break
+            if len(by_replica) < 2:
+                found.append(f"{service}: only {sorted(by_replica)} answered for {person['_id']}")
+            elif len(set(by_replica.values())) > 1:
+                found.append(f"{service} replicas disagree for {person['_id']} on {path}")
+    return found
+
+
+def _comparable(reply: httpx.Response) -> str:
+    if reply.status_code != 200:
+        return f"status {reply.status_code}"
+    body = reply.json()
+    if isinstance(body, dict):
+        body.pop("genere", None)
+    return json.dumps(body, sort_keys=True)
+
+
+def report(recorder: Recorder, imports: list[str], memory_start: dict, memory_end: dict, agree: list[str], args) -> None:
+    routes = sorted({route for _, route in recorder.latencies})
+    windows = sorted({w for w, _ in recorder.latencies})
+    print(f"\nrequests {recorder.count}, errors {len(recorder.errors)}, hangs (> {HANG:g}s) {len(recorder.hangs)}")
+    for line in recorder.errors[:30]:
+        print("  error", line)
+    for line in recorder.hangs[:30]:
+        print("  hang ", line)
+    print("\np99 (ms) by 5-minute window:")
+    print(f"  {'route':<16}" + "".join(f"{f'{w * 5}-{w * 5 + 5}':>10}" for w in windows))
+    for route in routes:
+        cells = [recorder.latencies.get((w, route), []) for w in windows]
+        print(f"  {route:<16}" + "".join(f"{pct(c, 99) * 1000:>10.0f}" if c else f"{'—':>10}" for c in cells))
+    print("\nnight's work:")
+    for line in imports:
+        print("  " + line)
+    print("\nmemory (MiB, RSS): after 5 minutes → end")
+    for name in sorted(memory_end):
+        start, end = memory_start.get(name, 0.0), memory_end[name]
+        growth = f"{(end - start) / start * 100:+.0f}%" if start else "—"
+        print(f"  {name:<14}{start:>9.0f} → {end:>7.0f}  {growth}")
+    print("\nreplicas:", "agree" if not agree else "; ".join(agree))
+    (WORK / "result.json").write_text(json.dumps({
+        "args": vars(args), "requests": recorder.count, "errors": recorder.errors, "hangs": recorder.hangs, "imports": imports,
+        "p99_ms": {f"{w}:{route}": pct(v, 99) * 1000 for (w, route), v in recorder.latencies.items()},
+        "memory_start": memory_start, "memory_end": memory_end, "replicas": agree}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
