@@ -22,16 +22,16 @@ from maille_devstack.browser import Browser
 from maille_devstack.keycloak_admin import admin_client, audience_mappers
 from maille_devstack.paths import bin_of
 from samlpeer.idp import DIRECTORY_SECONDS
-from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer
+from maille_devstack.processes import DocstoreServer, KeycloakServer
 from maille_devstack.sso import PASSWORD, SCHOOL_A, SCHOOL_B, Platform, sso_platform, write_feed
 
 pytestmark = pytest.mark.keycloak
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: KeycloakServer, nats_server: NatsServer,
+def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: KeycloakServer,
              docstore_server: DocstoreServer) -> Iterator[Platform]:
-    with sso_platform(tmp_path_factory.mktemp("sso"), keycloak_server, nats_server, docstore_server) as started:
+    with sso_platform(tmp_path_factory.mktemp("sso"), keycloak_server, docstore_server) as started:
         yield started
 
 

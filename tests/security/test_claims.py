@@ -18,7 +18,7 @@ from pymongo import MongoClient
 from maille_devstack.browser import Browser
 from maille_devstack.keycloak_admin import admin_client, ensure_user
 from maille_devstack.paths import bin_of
-from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer
+from maille_devstack.processes import DocstoreServer, KeycloakServer
 from maille_devstack.sso import SCHOOL_B, Platform, sso_platform
 
 pytestmark = pytest.mark.keycloak
@@ -26,9 +26,9 @@ PROTECTED = ("ent_id", "profiles", "uai", "gar_profiles", "id_ent", "ec_ref_ids"
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: KeycloakServer, nats_server: NatsServer,
+def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: KeycloakServer,
              docstore_server: DocstoreServer) -> Iterator[Platform]:
-    with sso_platform(tmp_path_factory.mktemp("claims"), keycloak_server, nats_server, docstore_server, tenant="ac-claims") as started:
+    with sso_platform(tmp_path_factory.mktemp("claims"), keycloak_server, docstore_server, tenant="ac-claims") as started:
         yield started
 
 

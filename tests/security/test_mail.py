@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer
+from maille_devstack.processes import DocstoreServer, KeycloakServer
 from maille_devstack.sso import Platform, sso_platform
 
 pytestmark = pytest.mark.keycloak
@@ -29,9 +29,9 @@ ATTACKS = {
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: KeycloakServer, nats_server: NatsServer,
+def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: KeycloakServer,
              docstore_server: DocstoreServer) -> Iterator[Platform]:
-    with sso_platform(tmp_path_factory.mktemp("mail"), keycloak_server, nats_server, docstore_server, tenant="ac-mail",
+    with sso_platform(tmp_path_factory.mktemp("mail"), keycloak_server, docstore_server, tenant="ac-mail",
                       with_messaging=True) as started:
         yield started
 

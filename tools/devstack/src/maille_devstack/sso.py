@@ -114,17 +114,21 @@ def identity_env(nats: NatsServer, docstore: DocstoreServer, keycloak: KeycloakS
 
 
 @contextmanager
-def sso_platform(work: Path, keycloak_server: KeycloakServer, nats_server: NatsServer, docstore_server: DocstoreServer,
+def sso_platform(work: Path, keycloak_server: KeycloakServer, docstore_server: DocstoreServer,
                  gateway_env: dict[str, str] | None = None, tenant: str = TENANT, with_messaging: bool = False) -> Iterator[Platform]:
     """The platform, started in `work`; stopped on leaving (`gateway_env`: more of the gateway's settings; `tenant`: its
-    own, so that its persons, and their accounts in the shared Keycloak, are not another platform's)."""
+    own, so that its persons, and their accounts in the shared Keycloak, are not another platform's). Its NATS is its
+    own: the replicas of identity of another platform on a shared NATS would answer its communication-rule requests
+    (one queue group) from another directory."""
+    nats_server = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=work / "log", name=f"sso-{uuid.uuid4().hex[:6]}")
+    nats_server.start()
     database = f"test_sso_{uuid.uuid4().hex[:8]}"
     env = identity_env(nats_server, docstore_server, keycloak_server, database, tenant)
-    write_feed(work / "feed")
-    subprocess.run([str(bin_of("maille-identity")), "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
-                   env={**os.environ, **env, "CI": "1"}, check=True, capture_output=True)
     parts: list = []
     try:
+        write_feed(work / "feed")
+        subprocess.run([str(bin_of("maille-identity")), "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
+                       env={**os.environ, **env, "CI": "1"}, check=True, capture_output=True, timeout=300)
         peers = {}
         for kind in ("educonnect", "academie"):
             peer = SamlPeer(kind, port=free_port(), keycloak_url=keycloak_server.url, mongodb_url=docstore_server.url, database=database,
@@ -186,5 +190,6 @@ def sso_platform(work: Path, keycloak_server: KeycloakServer, nats_server: NatsS
     finally:
         for part in reversed(parts):
             part.stop()
+        nats_server.stop()
 
 
