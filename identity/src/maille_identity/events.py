@@ -3,6 +3,9 @@ of directory changes is committed with its writes through the kit's units of wor
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 from google.protobuf.message import Message
 from maille.events.v1.envelope_pb2 import Envelope
 
@@ -37,5 +40,5 @@ class EventBatch:
         """A unit of work carrying the events gathered so far: add its writes, then `commit` it."""
         return self.works.new().add_events(self.take())
 
-    async def commit(self, work: Work) -> None:
-        await self.works.commit(work)
+    async def commit(self, work: Work, *, after: Awaitable[Any] | None = None) -> None:
+        await self.works.commit(work, after=after)

@@ -288,7 +288,7 @@ async def test_an_import_leaves_the_collector_of_its_process_as_it_found_it(tmp_
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
     class Failing(Works):
-        async def commit(self, work) -> None:  # the docstore goes away mid-import
+        async def commit(self, work, *, after=None) -> None:  # the docstore goes away mid-import
             raise ConnectionError("docstore gone")
 
     generate(tmp_path / "other", persons=50, schools=1, seed=3)

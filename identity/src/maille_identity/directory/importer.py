@@ -165,6 +165,7 @@ class Importer:
         self._deletes: dict[str, list[str]] = defaultdict(list)
         self._pending = 0
         self._writing: asyncio.Task[None] | None = None
+        self._before: asyncio.Task[None] | None = None
         self._links_cache: tuple[dict[str, Doc], dict[str, set[str]]] | None = None
 
     async def load(self) -> None:
@@ -562,15 +563,18 @@ class Importer:
             for start in range(0, len(deletes), 500):
                 work.delete(collection, {"_id": {"$in": deletes[start:start + 500]}})
         self._pending = 0
-        if self._writing is not None:
-            await self._writing
-        self._writing = asyncio.create_task(self.events.commit(work))
+        # Two units in flight: one's events go out while the next one's documents are written (events in order).
+        previous = self._writing
+        if self._before is not None:
+            await self._before
+        self._before = previous
+        self._writing = asyncio.create_task(self.events.commit(work, after=previous))
 
     async def _flush(self) -> None:
         """Write everything queued, and wait until it is written."""
         await self._flush_soon()
         assert self._writing is not None
-        writing, self._writing = self._writing, None
+        writing, self._writing, self._before = self._writing, None, None
         await writing
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -154,20 +155,22 @@ class Works:
         """Name an idempotent step units of work may run (the same on every replica)."""
         self._steps[name] = step
 
-    async def commit(self, work: Work) -> None:
-        """Do `work` whole: its description first, then its writes and steps, then its events."""
+    async def commit(self, work: Work, *, after: Awaitable[Any] | None = None) -> None:
+        """Do `work` whole: its description first, then its writes and steps, then its events — these once `after`
+        (the unit before it, for a job that commits one unit while the next is applied) is done: events keep the
+        order of their units."""
         if not work.ops and not work.events:
             return
         for op in work.ops:
             if op["op"] == "step" and op["name"] not in self._steps:
                 raise KeyError(f"no step {op['name']!r} is registered")
-        description = {"_id": work.id, "at": datetime.now(UTC), "ops": Binary(bson.encode({"ops": work.ops})),
-                       "events": [Binary(e.SerializeToString()) for e in work.events]}
+        # One compressed blob: the docstore stores and deletes a few hundred kB, not a document of a thousand.
+        description = {"_id": work.id, "at": datetime.now(UTC), "work": _pack(work)}
         async with self.docstore.writing():
             await self.collection.insert_one(description)
-        await self._finish(work.ops, work.events, work.id)
+        await self._finish(work.ops, work.events, work.id, after=after)
 
-    async def _finish(self, ops: list[Doc], events: list[Envelope], work_id: str) -> None:
+    async def _finish(self, ops: list[Doc], events: list[Envelope], work_id: str, *, after: Awaitable[Any] | None = None) -> None:
         try:
             await self._check_guards([op for op in ops if op.get("guard")], work_id)
         except Conflict:
@@ -175,6 +178,8 @@ class Works:
                 await self.collection.delete_one({"_id": work_id})
             raise
         await self._apply([op for op in ops if not op.get("guard")])
+        if after is not None:
+            await after
         await self.outbox.deliver(events)
         async with self.docstore.writing():
             await self.collection.delete_one({"_id": work_id})
@@ -235,8 +240,8 @@ class Works:
         cutoff = datetime.now(UTC) - timedelta(seconds=self.abandoned_after)
         finished = 0
         async for description in self.collection.find({"at": {"$lt": cutoff}}, sort=[("_id", 1)]):
-            ops = bson.decode(bytes(description["ops"]))["ops"]
-            events = [Envelope.FromString(bytes(data)) for data in description["events"]]
+            unpacked = bson.decode(zlib.decompress(bytes(description["work"])))
+            ops, events = unpacked["ops"], [Envelope.FromString(bytes(data)) for data in unpacked["events"]]
             log.warning("finishing a unit of work left by a replica", extra={"work": description["_id"], "ops": len(ops),
                                                                               "events": len(events)})
             try:
@@ -271,6 +276,10 @@ class Works:
             except Exception as exc:  # the docstore or a step failing: tried again next round
                 log.warning("units of work left behind not finished yet: %s", exc)
             await asyncio.sleep(self.check_every)
+
+
+def _pack(work: Work) -> Binary:
+    return Binary(zlib.compress(bson.encode({"ops": work.ops, "events": [e.SerializeToString() for e in work.events]}), 1))
 
 
 def _request(op: Mapping[str, Any]) -> Any:
