@@ -153,7 +153,7 @@ def main() -> None:
         parts.append(library)
         gateway = ServiceProcess("gateway", port=free_port(), log_dir=logs, env={
             "MAILLE_GATEWAY_NATS_URL": nats.url, "MAILLE_GATEWAY_ROUTES": json.dumps({"library": library.url}),
-            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks, "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks, "MAILLE_GATEWAY_RATE_CLIENT": "1000000", "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
             "MAILLE_GATEWAY_RATE_PERSON": "1000000", "MAILLE_GATEWAY_LOG_LEVEL": "WARNING"})
         gateway.start()
         parts.append(gateway)

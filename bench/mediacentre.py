@@ -258,7 +258,8 @@ def main() -> None:
         parts.append(catalog)
         gateway = ServiceProcess("gateway", port=free_port(), log_dir=logs, env={
             "MAILLE_GATEWAY_NATS_URL": nats.url, "MAILLE_GATEWAY_ROUTES": json.dumps({"catalog": catalog.url}),
-            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks, "MAILLE_GATEWAY_RATE_CLIENT": "1000000"})
+            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks, "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+            "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000"})
         gateway.start()
         parts.append(gateway)
 

@@ -146,6 +146,12 @@ class Works:
         self.check_every = check_every
         self._steps: dict[str, Step] = {}
         self._task: asyncio.Task[None] | None = None
+        # Units committed together (a burst of sends) write their descriptions in one insert and are forgotten in
+        # one delete: on the docstore each command costs far more than each document in it.
+        self._to_describe: list[tuple[Doc, asyncio.Future[None]]] = []
+        self._describer: asyncio.Task[None] | None = None
+        self._to_forget: list[str] = []
+        self._forgetter: asyncio.Task[None] | None = None
         self._finished = meter().create_counter("maille.work.finished_late", description="units of work a replica left, finished by another")
 
     def new(self) -> Work:
@@ -166,9 +172,42 @@ class Works:
                 raise KeyError(f"no step {op['name']!r} is registered")
         # One compressed blob: the docstore stores and deletes a few hundred kB, not a document of a thousand.
         description = {"_id": work.id, "at": datetime.now(UTC), "work": _pack(work)}
-        async with self.docstore.writing():
-            await self.collection.insert_one(description)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._to_describe.append((description, done))
+        if self._describer is None or self._describer.done():
+            self._describer = asyncio.create_task(self._describe_waiting(), name=f"works-describe-{self.source}")
+        await done
         await self._finish(work.ops, work.events, work.id, after=after)
+
+    async def _describe_waiting(self) -> None:
+        while self._to_describe:
+            batch, self._to_describe = self._to_describe, []
+            try:
+                async with self.docstore.writing():
+                    await self.collection.insert_many([doc for doc, _ in batch], ordered=False)
+            except Exception as exc:  # none of them is committed: each caller hears it
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    def _forget(self, work_id: str) -> None:
+        """A finished unit's description goes, with the others finished meanwhile (left, it is only done again)."""
+        self._to_forget.append(work_id)
+        if self._forgetter is None or self._forgetter.done():
+            self._forgetter = asyncio.create_task(self._forget_waiting(), name=f"works-forget-{self.source}")
+
+    async def _forget_waiting(self) -> None:
+        while self._to_forget:
+            batch, self._to_forget = self._to_forget, []
+            try:
+                async with self.docstore.writing():
+                    await self.collection.delete_many({"_id": {"$in": batch}})
+            except Exception as exc:  # found later by `finish_abandoned`, done again (nothing changes), then forgotten
+                log.warning("%d finished units of work not forgotten yet: %s", len(batch), exc)
 
     async def _finish(self, ops: list[Doc], events: list[Envelope], work_id: str, *, after: Awaitable[Any] | None = None) -> None:
         try:
@@ -181,8 +220,7 @@ class Works:
         if after is not None:
             await after
         await self.outbox.deliver(events)
-        async with self.docstore.writing():
-            await self.collection.delete_one({"_id": work_id})
+        self._forget(work_id)
 
     async def _check_guards(self, guards: list[Doc], work_id: str) -> None:
         """Apply the guarded writes one by one; `Conflict` at the first that neither holds nor was this unit's."""
@@ -251,11 +289,17 @@ class Works:
             finished += 1
         if finished:
             self._finished.add(finished)
+            await self._forgotten()
         return finished
 
     async def pending(self) -> int:
         """Units of work begun and not finished (by a replica at work now, or left behind)."""
+        await self._forgotten()
         return await self.collection.count_documents({})
+
+    async def _forgotten(self) -> None:
+        if self._forgetter is not None:
+            await asyncio.gather(self._forgetter, return_exceptions=True)
 
     def start(self) -> None:
         if self._task is None:
@@ -266,6 +310,9 @@ class Works:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        for task in (self._describer, self._forgetter):  # what is under way finishes
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
