@@ -1,8 +1,8 @@
 """The soak: `make run`'s whole platform, two replicas of every service behind a balancer (as Kubernetes runs them),
 under a steady 8 a.m. mix for half an hour, while the night's work runs through it.
 
-- The directory: a 20,000-person AAF feed imported first; then every `--import-every` minutes a delta of those
-  20,000 persons (another seed: other names, classes, addresses), imported by `maille-identity import-aaf`
+- The directory: a 20,000-person AAF feed imported first; then every `--import-every` minutes a delta changing
+  every one of those 20,000 persons (their first names), imported by `maille-identity import-aaf`
   while the load goes on; the GAR export once, at a third of the run.
 - The load, at a steady `--rate` of requests a second from signed-in people (pupils and parents through the
   EduConnect peer, teachers through the académie's): `/me`, inbox pages, sends (a pupil to a classmate, a
@@ -244,7 +244,7 @@ def main() -> None:
                 k += 1
                 delta = WORK / f"delta{k}"
                 subprocess.run([str(bin_of("maille-identity")), "generate-aaf", str(delta), "--persons", str(args.persons), "--schools", "10",
-                                "--seed", str(100 + k), "--delta"], env=env, check=True, capture_output=True)
+                                "--delta", str(k)], env=env, check=True, capture_output=True)
                 began = time.monotonic()
                 took, summary = import_feed(env, delta, WORK / f"delta{k}.txt")
                 imports.append(f"delta {k} at {began - recorder.started:.0f}s: {took:.1f}s, {len(persons) / took:,.0f} persons/s — {summary}")

@@ -2,7 +2,7 @@
 
     maille-identity                                serve (what `python -m maille_identity` does)
     maille-identity import-aaf PATH… [--tenant T] [--report FILE]
-    maille-identity generate-aaf OUTDIR [--persons N] [--schools N] [--seed N] [--delta]
+    maille-identity generate-aaf OUTDIR [--persons N] [--schools N] [--seed N] [--delta N]
     maille-identity export-gar OUTDIR [--tenant T] [--push]
     maille-identity rgpd-export PERSON_ID [--tenant T] [--out FILE]
     maille-identity erase PERSON_ID --yes [--tenant T]
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--persons", type=int, default=1000)
     gen.add_argument("--schools", type=int, default=2)
     gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--delta", action="store_true", help="the same persons' records as a delta's changes (use another --seed)")
+    gen.add_argument("--delta", type=int, default=0, metavar="N",
+                     help="the same persons (same --seed) as the N-th delta: every one's first name changed")
     args = parser.parse_args(argv)
     if args.command == "generate-aaf":
         counts = generate(args.outdir, persons=args.persons, schools=args.schools, seed=args.seed, delta=args.delta)

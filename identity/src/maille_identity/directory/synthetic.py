@@ -67,8 +67,8 @@ def _request(category_attr: str, category: str, ident: str, attrs: list[str], op
 class _Writer:
     """Writes one kind's records over numbered files of at most RECORDS_PER_FILE records."""
 
-    def __init__(self, outdir: Path, feed: str, kind: str, mode: str = "Complet") -> None:
-        self.outdir, self.feed, self.kind, self.mode = outdir, feed, kind, mode
+    def __init__(self, outdir: Path, feed: str, kind: str, mode: str = "Complet", change: int = 0) -> None:
+        self.outdir, self.feed, self.kind, self.mode, self.change = outdir, feed, kind, mode, change
         self.number, self.count, self.out = 0, 0, None
 
     def write(self, record: str) -> None:
@@ -79,8 +79,9 @@ class _Writer:
             path = self.outdir / f"ENT_{self.feed}_{self.mode}_{self.kind}_{self.number:04d}.xml"
             self.out = path.open("w", encoding="utf-8")
             self.out.write('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n<ficAlimMENESR>\n')
-        if self.mode == "Delta":  # every record a change of what is there (a delta's modifyRequest)
+        if self.mode == "Delta":  # every record a change of what is there (a delta's modifyRequest): a first name changed
             record = record.replace("<addRequest>", "<modifyRequest>").replace("</addRequest>", "</modifyRequest>")
+            record = record.replace('<attr name="givenName"><value>', f'<attr name="givenName"><value>{self.change}-')
         self.out.write(record)
         self.count += 1
 
@@ -92,19 +93,19 @@ class _Writer:
 
 
 def generate(outdir: Path, *, persons: int = 1000, schools: int = 2, seed: int = 7, feed: str = "0350000A",
-             delta: bool = False) -> dict[str, int]:
-    """Write a full AAF delivery to `outdir` (or, `delta`, the same records as a delta's changes: with another
-    seed, other names, classes and addresses for the same persons); the counts of each kind written."""
+             delta: int = 0) -> dict[str, int]:
+    """Write a full AAF delivery to `outdir` — or, `delta` > 0, the same persons (same seed) as a delta's changes of every
+    one of them: their first names marked with the change's number; the counts of each kind written."""
     mode = "Delta" if delta else "Complet"
     rng = random.Random(seed)
     outdir.mkdir(parents=True, exist_ok=True)
     sizes = sizes_for(persons, schools)
     counts = {"structures": 0, "pupils": 0, "parents": 0, "staff": 0, "subjects": 0}
-    structures = _Writer(outdir, feed, "EtabEducNat", mode)
-    subjects = _Writer(outdir, feed, "MatEducNat", mode)
-    staff = _Writer(outdir, feed, "PersEducNat", mode)
-    pupils = _Writer(outdir, feed, "Eleve", mode)
-    parents = _Writer(outdir, feed, "PersRelEleve", mode)
+    structures = _Writer(outdir, feed, "EtabEducNat", mode, delta)
+    subjects = _Writer(outdir, feed, "MatEducNat", mode, delta)
+    staff = _Writer(outdir, feed, "PersEducNat", mode, delta)
+    pupils = _Writer(outdir, feed, "Eleve", mode, delta)
+    parents = _Writer(outdir, feed, "PersRelEleve", mode, delta)
     for code, label in SUBJECTS:
         subjects.write(_request("categoriePersonne", "MatiereEducNat", code, [_attr("ENTMatJointure", code), _attr("ENTLibelleMatiere", label)]))
         counts["subjects"] += 1
