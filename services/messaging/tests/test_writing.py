@@ -249,3 +249,44 @@ def _with_class(record: str, school_key: str, code: str) -> str:
     head, rest = record.split('name="ENTEleveClasses">', 1)
     _, tail = rest.split("</attr>", 1)
     return f'{head}name="ENTEleveClasses"><value>{school_key}${code}</value></attr>{tail}'
+
+
+async def test_a_scheduled_send_that_fails_is_tried_again_and_delivered_once(mail: Mail) -> None:
+    """A scheduled message whose send fails (the rules, NATS or the docstore away at that moment) stays scheduled,
+    leased: tried again once the lease has passed, it reaches the inbox once; after 5 tries it comes back as a draft."""
+    cls, pupils = a_class(mail)
+    teacher = teacher_of(mail, cls)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    scheduled = await mail.send(teacher, to=[person(pupils[21])], subject="Sortie", send_at=later.isoformat(), expect=202)
+    sending = mail.service.state.runtime.state["sending"]
+    real_resolve = sending.rules.resolve
+    failures = 0
+
+    async def away(**kwargs):
+        nonlocal failures
+        failures += 1
+        raise ConnectionError("identity does not answer")
+
+    sending.rules.resolve = away
+    try:
+        assert await sending.send_due(now=later + timedelta(seconds=1)) == 0
+        assert await sending.send_due(now=later + timedelta(seconds=30)) == 0  # leased: not tried again yet
+        assert failures == 1
+        assert [e["id"] for e in (await mail.folder(pupils[21]))["entries"] if e["subject"] == "Sortie"] == []
+    finally:
+        sending.rules.resolve = real_resolve
+    assert await sending.send_due(now=later + timedelta(minutes=3)) == 1
+    assert await sending.send_due(now=later + timedelta(minutes=6)) == 0
+    inbox = [e for e in (await mail.folder(pupils[21]))["entries"] if e["subject"] == "Sortie"]
+    assert len(inbox) == 1 and (await mail.counts(teacher))["scheduled"] == (0, 0)
+
+    stubborn = await mail.send(teacher, to=[person(pupils[21])], subject="Jamais", send_at=later.isoformat(), expect=202)
+    sending.rules.resolve = away
+    try:
+        for n in range(6):
+            await sending.send_due(now=later + timedelta(minutes=3 * n + 1))
+    finally:
+        sending.rules.resolve = real_resolve
+    drafts = (await mail.folder(teacher, "drafts"))["entries"]
+    assert [d["id"] for d in drafts if d["subject"] == "Jamais"] == [stubborn["id"]]
+    assert scheduled["id"] != stubborn["id"]

@@ -314,7 +314,7 @@ class Sending:
                 if entry["tries"] >= SCHEDULE_TRIES:
                     await self._give_back(entry, "the message could not be sent at the time set; send it again")
                 log.warning("scheduled message not sent (try %d), tried again later: %s", entry["tries"], exc,
-                            extra={"message": entry["_id"]})
+                            extra={"message_id": entry["_id"]})
         return sent
 
     async def _send_scheduled(self, entry: Doc) -> None:
@@ -340,7 +340,7 @@ class Sending:
     async def _give_back(self, entry: Doc, why: str) -> None:
         await self.repo.update_message(entry["_id"], {"$set": {"error": why}})
         await self.repo.unschedule(entry["_id"])
-        log.info("scheduled message not sent", extra={"message": entry["_id"], "reason": why})
+        log.info("scheduled message not sent", extra={"message_id": entry["_id"], "reason": why})
 
     # recall
     async def recall(self, person: str, message_id: str) -> Recall:
