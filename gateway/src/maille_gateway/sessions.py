@@ -150,8 +150,8 @@ class Sessions:
         return await peer.fetch(method, target.encode("latin-1"), headers, body)
 
     async def start(self, bus: Bus) -> None:
-        self._sessions = await _bucket(bus, SESSIONS_BUCKET, self.settings.session_ttl_seconds)
-        self._logins = await _bucket(bus, LOGINS_BUCKET, LOGIN_SECONDS, max_bytes=self.settings.logins_max_bytes)
+        self._sessions = await bus.key_value(SESSIONS_BUCKET, ttl=self.settings.session_ttl_seconds)
+        self._logins = await bus.key_value(LOGINS_BUCKET, ttl=LOGIN_SECONDS, max_bytes=self.settings.logins_max_bytes)
 
     # -- the identity provider ------------------------------------------------------------------
 
@@ -422,11 +422,6 @@ class Sessions:
             return json.loads(self._aead.decrypt(sealed[:12], sealed[12:], key.encode()))
         except Exception as exc:  # InvalidTag: another key, or tampered
             raise ValueError("unreadable session") from exc
-
-
-async def _bucket(bus: Bus, name: str, ttl: float, *, max_bytes: int = -1) -> KeyValue:
-    """The bucket, made with `ttl` (and at most `max_bytes`); one made before with other settings takes the new ones."""
-    return await bus.key_value(name, ttl=ttl, max_bytes=max_bytes)
 
 
 def _sid_key(sid: str) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pymongo
 from pymongo import AsyncMongoClient, IndexModel
+from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from maille_kit.settings import redact_url
@@ -21,6 +21,15 @@ PROBE = "readiness"  # one document, read by `ping`
 
 # collection name -> the indexes it needs
 Indexes = Mapping[str, Sequence[IndexModel]]
+
+
+async def insert_missing(collection: Any, docs: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `docs`, leaving as it is each one whose `_id` is there already (a write done again after a failure)."""
+    try:
+        await collection.insert_many(list(docs), ordered=False)
+    except BulkWriteError as exc:
+        if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+            raise
 
 
 async def by_ids(collection: Any, ids: Sequence[str], projection: Mapping[str, Any] | None = None,
@@ -48,8 +57,8 @@ class Docstore:
     def __init__(self, url: str, database: str, *, app_name: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = redact_url(url)
         # Every call has a deadline: `timeoutMS` bounds each operation on the client (connection checkout,
-        # server selection, the round trip) and is sent to the server as its `maxTimeMS`. A cursor's deadline
-        # covers its whole life: long reads and batch work say how long they may take with `deadline()`.
+        # server selection, the round trip) and is sent to the server as its `maxTimeMS`; a cursor gets it for each
+        # batch it fetches. Batch commands make their client with a longer `timeout`.
         self.timeout = timeout
         self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             url,
@@ -71,10 +80,6 @@ class Docstore:
             self._write_turns = asyncio.Lock()
         await self.db[PROBE].update_one({"_id": "probe"}, {"$setOnInsert": {"_id": "probe"}}, upsert=True)
 
-    @staticmethod
-    def deadline(seconds: float | None) -> AbstractContextManager[object]:
-        """The deadline of every docstore call made inside (a batch job's, a long read's), instead of the client's."""
-        return pymongo.timeout(seconds)
 
     def writing(self) -> AbstractAsyncContextManager[object]:
         """Hold this around a write (see the class docstring)."""

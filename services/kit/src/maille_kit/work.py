@@ -39,9 +39,9 @@ from bson import Binary
 from google.protobuf.message import Message
 from maille.events.v1.envelope_pb2 import Envelope
 from pymongo import DeleteMany, IndexModel, InsertOne, ReplaceOne, UpdateMany, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
-from maille_kit.docstore import Docstore
+from maille_kit.docstore import Docstore, insert_missing
 from maille_kit.events import make_envelope, new_event_id
 from maille_kit.outbox import Outbox
 from maille_kit.telemetry import meter
@@ -264,11 +264,7 @@ class Works:
                 end += 1
             async with self.docstore.writing():
                 if inserting:
-                    try:
-                        await collection.insert_many([op["doc"] for op in ops[start:end]], ordered=False)
-                    except BulkWriteError as exc:
-                        if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
-                            raise
+                    await insert_missing(collection, [op["doc"] for op in ops[start:end]])
                 else:
                     await collection.bulk_write([_request(op) for op in ops[start:end]], ordered=True)
             start = end

@@ -40,9 +40,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
-from maille_kit.docstore import Docstore, by_ids
+from maille_kit.docstore import Docstore, by_ids, insert_missing
 from maille_messaging.schemas import message_time
 
 Doc = dict[str, Any]
@@ -149,22 +149,14 @@ class MailRepository:
 
     async def _file(self, copies: list[Doc], messages: list[Doc], *, tenants: dict[str, str]) -> None:
         if messages:
-            async with self.docstore.writing():
-                try:
-                    await self.db[MESSAGES].insert_many(messages, ordered=False)
-                except BulkWriteError as exc:  # filed already (a send done again after a failure): as it was
-                    if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
-                        raise
+            async with self.docstore.writing():  # filed already (a send done again after a failure): as it was
+                await insert_missing(self.db[MESSAGES], messages)
         if not copies:
             return
         for copy in copies:
             copy["s"] = self._segment(copy["p"], month_of(copy["m"]))
         async with self.docstore.writing():
-            try:
-                await self.db[COPIES].insert_many(copies, ordered=False)
-            except BulkWriteError as exc:  # a copy already there (a retried send): it stays as it is
-                if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
-                    raise
+            await insert_missing(self.db[COPIES], copies)  # a copy already there (a retried send) stays as it is
         updates = []
         for copy in copies:
             # $addToSet: a send done again after a failure lists each message once
