@@ -13,7 +13,7 @@ go mod download github.com/FerretDB/FerretDB
 src=$(go list -m -f '{{.Dir}}' github.com/FerretDB/FerretDB)
 cp -R "$src" "$out/ferretdb" && chmod -R u+w "$out/ferretdb"
 for p in "$here"/patches/*.patch; do
-  (cd "$out/ferretdb" && patch -s -p1 --no-backup-if-mismatch < "$p")
+  (cd "$out/ferretdb" && git apply -p1 "$p")  # git: in every clone, unlike patch(1)
 done
 cp go.mod "$out/go.mod" && cp go.sum "$out/go.sum"
 printf '\nreplace github.com/FerretDB/FerretDB => %s/ferretdb\n' "$out" >> "$out/go.mod"
