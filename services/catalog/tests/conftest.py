@@ -3,7 +3,6 @@ session's docstore and Keycloak, and the GAR peer's resource list over HTTPS wit
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from google.protobuf.message import Message
 from maille.identity.v1 import directory_pb2 as pb
@@ -22,8 +20,7 @@ from gar.resources import GarResources, create_app as gar_app
 from maille_catalog.main import app
 from maille_catalog.settings import CatalogSettings
 from maille_devstack.pki import make_pki
-from maille_devstack.processes import free_port
-from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, until
+from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, serving_peer, until
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 
@@ -124,17 +121,9 @@ async def gar_peer(tmp_path: Path) -> AsyncIterator[tuple[GarResources, str, Any
     """The GAR's resource list on a free port, HTTPS, client certificates from the test CA required."""
     pki = make_pki(tmp_path / "pki")
     peer = GarResources()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(gar_app(peer), host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                           ssl_certfile=str(pki.server_cert), ssl_keyfile=str(pki.server_key),
-                                           ssl_ca_certs=str(pki.ca), ssl_cert_reqs=ssl.CERT_REQUIRED))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield peer, f"https://localhost:{port}", pki
-    server.should_exit = True
-    await task
+    async with serving_peer(gar_app(peer), scheme="https", ssl_certfile=str(pki.server_cert), ssl_keyfile=str(pki.server_key),
+                            ssl_ca_certs=str(pki.ca), ssl_cert_reqs=ssl.CERT_REQUIRED) as port:
+        yield peer, f"https://localhost:{port}", pki
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ docstore and Keycloak, and a PMB peer over HTTP holding one database per school.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,13 +10,11 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from maille.identity.v1 import directory_pb2 as pb
 from pmb.server import PmbDatabase, PmbPeer, create_app as pmb_app
 
-from maille_devstack.processes import free_port
-from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, until
+from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, serving_peer, until
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 from maille_library.main import app
@@ -31,17 +28,8 @@ API = "/api/library/v1"
 @asynccontextmanager
 async def serving(peer: PmbPeer) -> AsyncIterator[str]:
     """The PMB peer on a free port of the loopback, over HTTP, for the block; its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(pmb_app(peer), host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
+    async with serving_peer(pmb_app(peer)) as port:
         yield f"http://127.0.0.1:{port}/pmb"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

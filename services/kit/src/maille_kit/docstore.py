@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import pymongo
@@ -79,7 +80,6 @@ class Docstore:
         if "ferretdbVersion" in info:
             self._write_turns = asyncio.Lock()
         await self.db[PROBE].update_one({"_id": "probe"}, {"$setOnInsert": {"_id": "probe"}}, upsert=True)
-
 
     def writing(self) -> AbstractAsyncContextManager[object]:
         """Hold this around a write (see the class docstring)."""

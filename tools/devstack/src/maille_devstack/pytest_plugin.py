@@ -8,13 +8,16 @@ must stop and restart it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from maille_kit.docstore import Docstore
@@ -122,6 +125,33 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: fl
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def serving_peer(app: Any, *, scheme: str = "http", tries: int = 3, timeout: float = 10, **config: Any) -> AsyncIterator[int]:
+    """Serve `app` (a peer of a national system) with uvicorn in this event loop on a free port of the
+    loopback, for the block; its port. The start has a deadline, and a port taken meanwhile by another
+    process is tried again on another one (uvicorn ends its task when it cannot bind)."""
+    for _ in range(tries):
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **config))
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve())
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not server.started and not task.done() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        if server.started:
+            break
+        server.should_exit = True
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, 5)
+    else:
+        raise AssertionError(f"the {scheme} peer did not start on the loopback in {tries} tries")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
 
 
 @asynccontextmanager
