@@ -93,3 +93,33 @@ async def test_a_replica_that_missed_events_catches_up(tmp_path: Path, docstore:
                 break
             await asyncio.sleep(0.1)
         assert list((await ask_can_write(bus, ids["E1"], [ids["E3"]])).refused_ids) == []
+
+
+async def test_the_directory_is_read_before_anyone_asks(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus, database_name: str,
+                                                        docstore_server) -> None:
+    """Reading a tenant takes seconds at a region's size, longer than a sender waits for the rules: a replica reads
+    the tenants it finds at start, and a tenant's first import as its events arrive — not on the first request."""
+    folder = tmp_path / "feed"
+    feed(folder, "EtabEducNat", school("S1", uai_for(1), ["6A"]))
+    feed(folder, "Eleve", pupil("E1", "S1", sn="Dupont"), pupil("E2", "S1", sn="Éluard"))
+    settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name)
+
+    async def in_hand(service) -> set[str]:
+        for _ in range(200):
+            if TENANT in service.state.runtime.state["visibles"].in_hand():
+                break
+            await asyncio.sleep(0.05)
+        return service.state.runtime.state["visibles"].in_hand()
+
+    first = app(settings)
+    async with running(first):  # an empty directory: nothing to read at start
+        await asyncio.sleep(0.3)
+        assert first.state.runtime.state["visibles"].in_hand() == set()
+        await run_import(docstore, outbox, folder)  # the tenant's first import: read as its events come
+        assert await in_hand(first) == {TENANT}
+        ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
+        assert list((await ask_can_write(bus, ids["E1"], [ids["E2"]])).refused_ids) == []
+
+    second = app(settings)
+    async with running(second):  # a replica starting on a directory: read at start
+        assert await in_hand(second) == {TENANT}

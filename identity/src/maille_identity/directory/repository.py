@@ -73,6 +73,10 @@ class DirectoryRepository:
     async def tenants(self) -> list[Doc]:
         return await self.db[TENANTS].find({}).to_list()
 
+    async def imported_tenants(self) -> list[str]:
+        """The tenants a directory was imported for (each has its import's manifest)."""
+        return [doc["_id"] async for doc in self.db[MANIFEST].find({}, {"_id": 1})]
+
     async def put_tenant(self, doc: Doc) -> None:
         async with self.docstore.writing():
             await self.db[TENANTS].replace_one({"_id": doc["_id"]}, doc, upsert=True)

@@ -37,6 +37,18 @@ RESOLVE = "rpc.identity.rules.resolve.v1"
 MAX_LIMIT = 500
 
 
+def _retrieved(task: asyncio.Task) -> None:
+    """A read that failed is asked again by the next request; its error is not left unretrieved."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("visibles not read: %s", task.exception())
+
+
+def _done(visibles: Visibles) -> asyncio.Future[Visibles]:
+    future: asyncio.Future[Visibles] = asyncio.get_running_loop().create_future()
+    future.set_result(visibles)
+    return future
+
+
 def member_from_event(person: directory.Person) -> Member:
     return Member(
         id=person.id,
@@ -74,6 +86,7 @@ class VisiblesService:
         self._replays: dict[str, list[Callable[[Visibles], None]]] = {}  # per tenant being read again: what came meanwhile
         self._refreshing: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         nc = self.bus.nc
@@ -90,9 +103,19 @@ class VisiblesService:
         await nc.flush()  # the server knows the subscriptions before the service says it has started
         self.bus.on_reconnect(self.refresh_soon)
         self._timer = asyncio.create_task(self._refresh_every(), name="visibles-refresh-timer")
+        self._warming = asyncio.create_task(self._warm(), name="visibles-warm")
+
+    async def _warm(self) -> None:
+        """Read every tenant the directory holds now, in the background: a tenant's first read takes seconds
+        (7 s for 19,000 persons), longer than a caller of the rules waits for an answer."""
+        try:
+            for tenant in await self.repo.imported_tenants():
+                self._load_soon(tenant)
+        except Exception as exc:  # the docstore away at start: each tenant is then read on its first request
+            log.warning("visibles not read at start: %s", exc)
 
     async def stop(self) -> None:
-        for task in (self._timer, self._refreshing):
+        for task in (self._timer, self._refreshing, self._warming, *self._loading.values()):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -133,17 +156,26 @@ class VisiblesService:
         if tenant in self._replays:
             self._replays[tenant].append(change)
 
+    def in_hand(self) -> set[str]:
+        """The tenants read and kept current here."""
+        return set(self._tenants)
+
     async def tenant(self, tenant: str) -> Visibles:
         """The tenant's visibles, loaded on first use (concurrent first requests share one load)."""
         loaded = self._tenants.get(tenant)
         if loaded is not None:
             return loaded
-        if tenant not in self._loading:
-            self._loading[tenant] = asyncio.create_task(self._load(tenant))
-        return await asyncio.shield(self._loading[tenant])
+        return await asyncio.shield(self._load_soon(tenant))
+
+    def _load_soon(self, tenant: str) -> asyncio.Task[Visibles]:
+        """Start reading a tenant not in hand (once); events heard from now on are replayed on what is read."""
+        if tenant not in self._loading and tenant not in self._tenants:
+            self._replays[tenant] = []
+            self._loading[tenant] = asyncio.create_task(self._load(tenant), name=f"visibles-load-{tenant}")
+            self._loading[tenant].add_done_callback(_retrieved)
+        return self._loading[tenant] if tenant in self._loading else _done(self._tenants[tenant])
 
     async def _load(self, tenant: str) -> Visibles:
-        self._replays[tenant] = []
         try:
             visibles, self._overrides[tenant] = await self._read(tenant)
         finally:
@@ -234,7 +266,7 @@ class VisiblesService:
         try:
             event = decode(msg.data)
             if event.tenant not in self._tenants and event.tenant not in self._replays:
-                return  # not loaded here yet: it will be read whole when asked for
+                self._load_soon(event.tenant)  # a tenant's first import: read it now, not on its first request
             created = event.type.endswith(".created.v1")
             if event.type == "identity.structure.deleted.v1":
                 uai = event.unpack(directory.StructureDeleted).uai
@@ -255,7 +287,7 @@ class VisiblesService:
         try:
             event = decode(msg.data)
             if event.tenant not in self._tenants and event.tenant not in self._replays:
-                return  # not loaded here yet: it will be read whole when asked for
+                self._load_soon(event.tenant)  # a tenant's first import: read it now, not on its first request
             if event.type == "identity.person.deleted.v1":
                 person_id = event.unpack(directory.PersonDeleted).id
                 self._apply(event.tenant, lambda visibles: visibles.remove(person_id))
