@@ -66,3 +66,30 @@ async def test_concurrent_upserts_of_one_key_make_one_document(collection: Async
 
     documents = await collection.find({"key": "k"}).to_list()
     assert [doc["n"] for doc in documents] == [150]
+
+
+async def test_a_lookup_by_keys_reads_only_those_keys_and_still_filters(collection: AsyncCollection) -> None:
+    """`_id $in` and `_id` beside other fields are narrowed by the `_id` index (the released FerretDB v1 read the
+    whole collection for both: a parent's /me took 10 s while an import ran); what the rest of the filter says
+    still holds."""
+    await collection.insert_many([{"_id": f"p{n:05}", "n": n, "kind": "pupil" if n % 2 else "parent"} for n in range(2000)])
+    keys = [f"p{n:05}" for n in range(0, 2000, 7)]
+
+    async def plan(filter_: dict) -> dict:
+        return (await collection.database.command("explain", {"find": collection.name, "filter": filter_}))
+
+    assert (await plan({"_id": {"$in": keys}}))["filterPushdown"] is True
+    assert (await plan({"_id": {"$in": [*keys, 42]}}))["filterPushdown"] is False  # a key of another type: read whole
+    assert sorted([doc["_id"] async for doc in collection.find({"_id": {"$in": keys}})]) == keys
+    assert await collection.count_documents({"_id": {"$in": keys}, "kind": "pupil"}) == len([k for k in keys if int(k[1:]) % 2])
+    # `_id` beside another field: narrowed by the key, then the other field checked
+    assert await collection.find_one({"_id": "p00003", "kind": "parent"}) is None
+    assert (await collection.find_one({"_id": "p00003", "kind": "pupil"}))["n"] == 3
+    # keys of other types are not narrowed, and still found
+    await collection.insert_one({"_id": 42, "n": -1})
+    assert sorted([doc["n"] async for doc in collection.find({"_id": {"$in": [42, "p00001"]}})]) == [-1, 1]
+    # an update and a delete by keys touch those keys only
+    assert (await collection.update_many({"_id": {"$in": keys[:10]}}, {"$set": {"seen": True}})).modified_count == 10
+    assert await collection.count_documents({"seen": True}) == 10
+    assert (await collection.delete_many({"_id": {"$in": keys[:5]}, "kind": "parent"})).deleted_count == len(
+        [k for k in keys[:5] if int(k[1:]) % 2 == 0])

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only when -debug-listen is given
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -32,6 +34,7 @@ func main() {
 	gcPercent := flag.Int("gc-percent", -1, "Go GC target percentage (-1: collect only near -memory-limit)")
 	memoryLimit := flag.Int64("memory-limit-mb", 1024, "soft memory limit of the process, in MiB")
 	idIndexes := flag.Bool("id-indexes", true, "add the _id lookup index FerretDB v1's own _id index does not serve (see idindex.go)")
+	debugListen := flag.String("debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (off if empty)")
 	flag.Parse()
 
 	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
@@ -90,6 +93,14 @@ func main() {
 	defer stop()
 
 	fmt.Fprintf(os.Stderr, "maille-docstore: MongoDB wire protocol on %s (SQLite in %s)\n", *listen, dir)
+	if *debugListen != "" {
+		go func() {
+			// Where the docstore's CPU goes under a load: `go tool pprof http://<address>/debug/pprof/profile?seconds=20`.
+			if err := http.ListenAndServe(*debugListen, nil); err != nil {
+				logger.Error("debug listener", "error", err)
+			}
+		}()
+	}
 	if *idIndexes {
 		go keepIDIndexes(ctx, dir, *synchronous, logger)
 	}

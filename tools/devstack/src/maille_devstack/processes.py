@@ -184,7 +184,9 @@ class DocstoreServer:
         self.data_dir = data_dir
         self.process = Process(
             "docstore",
-            [str(require(DOCSTORE_BIN, "the docstore (FerretDB) binary")), "-listen", f"127.0.0.1:{port}", "-data", str(data_dir)],
+            [str(require(DOCSTORE_BIN, "the docstore (FerretDB) binary")), "-listen", f"127.0.0.1:{port}", "-data", str(data_dir),
+             # where its CPU goes, for whoever investigates a load: Go's profiles on this address
+             *(["-debug-listen", os.environ["MAILLE_DEVSTACK_DOCSTORE_PROFILES"]] if os.environ.get("MAILLE_DEVSTACK_DOCSTORE_PROFILES") else [])],
             log_dir / "docstore.log",
         )
 
