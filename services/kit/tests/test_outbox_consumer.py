@@ -151,6 +151,58 @@ async def test_handler_that_keeps_failing_is_dead_lettered(bus: Bus, docstore: D
     assert "thirteen is unlucky" in letter.headers[REASON_HEADER]
 
 
+async def test_a_batch_handler_takes_the_batch_and_a_failing_batch_goes_one_by_one(bus: Bus, docstore: Docstore) -> None:
+    """Events that arrive together go to the batch handler together, once each; when it fails, the same events
+    go to the event handler one at a time, where only the failing one is retried and dead-lettered."""
+    stream = unique_stream()
+    await bus.ensure_streams([stream, dead_letter_stream("kit")])
+    batches: list[list[int]] = []
+    singles: list[int] = []
+
+    async def handle_many(events: list[Event]) -> None:
+        values = [event.unpack(Int64Value).value for event in events]
+        if 13 in values:
+            raise ValueError("thirteen is in this batch")
+        batches.append(values)
+
+    async def handle(event: Event) -> None:
+        value = event.unpack(Int64Value).value
+        if value == 13:
+            raise ValueError("thirteen is unlucky")
+        singles.append(value)
+
+    durable = f"batch{uuid.uuid4().hex[:6]}"
+
+    def consumer_() -> EventConsumer:
+        return EventConsumer(bus, docstore, service="kit", durable=durable, stream=stream.name, subjects=stream.subjects,
+                             handler=handle, batch_handler=handle_many, max_deliver=2, retry_delay=0.05)
+
+    consumer = consumer_()
+    subject = subject_of(stream)
+    dead = await bus.nc.subscribe(consumer.dead_letter_subject(subject))
+
+    async def publish(values: range | tuple[int, ...]) -> None:
+        for value in values:
+            await bus.js.publish(subject, make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=value)).SerializeToString())
+
+    await publish(range(100))  # all there before the consumer starts: they arrive together, 13 among them
+    await consumer.start()
+    try:
+        letter = await dead.next_msg(timeout=15)
+        await wait_for(lambda: len(singles) >= 99, 15, "the first hundred events, one by one")
+        await consumer.stop()
+        await publish(range(100, 200))  # while it is stopped: together again when it starts again
+        consumer = consumer_()
+        await consumer.start()
+        await wait_for(lambda: sum(map(len, batches)) >= 100, 15, "the next hundred, in batches")
+    finally:
+        await consumer.stop()
+    assert sorted(singles) == [v for v in range(100) if v != 13]  # the failed batch's events, each once, 13 never
+    assert "thirteen is unlucky" in letter.headers[REASON_HEADER]
+    assert sorted(v for batch in batches for v in batch) == list(range(100, 200))  # each once
+    assert len(batches) < 50  # together, not one by one
+
+
 async def test_same_event_sent_twice_handled_once(bus: Bus, docstore: Docstore) -> None:
     stream = unique_stream()
     await bus.ensure_streams([stream])

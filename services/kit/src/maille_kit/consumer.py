@@ -42,6 +42,9 @@ SWEEP_SECONDS = 3600.0
 # what the kit declares for a service with consumers: the sweep reads by age
 INDEXES = {CLAIMED: [IndexModel([("at", 1)], name="at")], PROCESSED: [IndexModel([("at", 1)], name="at")]}
 Handler = Callable[[Event], Awaitable[None]]
+# Handles a batch's events at once, in their order (a service's own reads and writes batched); when it raises,
+# the consumer hands the same events to `handler` one at a time: both must be idempotent, as handlers are.
+BatchHandler = Callable[[list[Event]], Awaitable[None]]
 
 REASON_HEADER = "Maille-Dead-Letter-Reason"
 SUBJECT_HEADER = "Maille-Original-Subject"
@@ -61,6 +64,7 @@ class EventConsumer:
         stream: str,
         subjects: tuple[str, ...],
         handler: Handler,
+        batch_handler: BatchHandler | None = None,
         max_deliver: int = 5,
         batch: int = 256,
         ack_wait: float = 30.0,
@@ -77,6 +81,7 @@ class EventConsumer:
         self.stream = stream
         self.subjects = subjects
         self.handler = handler
+        self.batch_handler = batch_handler
         self.max_deliver = max_deliver
         self.batch = batch
         self.ack_wait = ack_wait
@@ -190,6 +195,12 @@ class EventConsumer:
             self._marking = None
 
     async def _run(self, subscription: Any) -> None:
+        try:
+            await self._consume(subscription)
+        finally:  # stopped (cancelled) too: a subscription left bound would go on taking this consumer's events
+            await _quietly(asyncio.shield(subscription.unsubscribe()))
+
+    async def _consume(self, subscription: Any) -> None:
         while not self._stopping:
             # A batch is whatever has arrived since the last one (max_ack_pending bounds it).
             await self._arrived.wait()
@@ -206,7 +217,6 @@ class EventConsumer:
                 for message in messages:
                     await _quietly(message.nak(delay=self.retry_delay))
                 await asyncio.sleep(self.retry_delay)
-        await _quietly(subscription.unsubscribe())
 
     async def handle_batch(self, messages: list[Msg]) -> None:
         """Handle one fetched batch: dead-letter the malformed, skip the handled, hand over the rest."""
@@ -224,11 +234,17 @@ class EventConsumer:
             claimed_before = await _insert_new(self.claimed, [{"_id": key, "at": now} for key in keys])
         handled: list[tuple[Msg, str]] = []
         in_batch: set[str] = set()
+        todo: list[tuple[Msg, Event, str]] = []
         for index, ((message, event), key) in enumerate(zip(events, keys)):
             if key in in_batch or (index in claimed_before and not await self._needs_handling(message, key)):
                 await _quietly(message.ack())  # a copy of an event handled already
                 continue
             in_batch.add(key)
+            todo.append((message, event, key))
+        if self.batch_handler is not None and len(todo) > 1 and await self._handled_together(todo):
+            handled = [(message, key) for message, _, key in todo]
+            todo = []
+        for message, event, key in todo:
             with tracer().start_as_current_span(
                 f"handle {event.type}",
                 context=extract_context(message.headers),
@@ -251,6 +267,25 @@ class EventConsumer:
             marks = [{"_id": key, "at": now} for _, key in handled]
             self._marking = asyncio.create_task(self._mark_done(marks))
             self._handled.add(len(handled), {"consumer": self.durable})
+
+    async def _handled_together(self, todo: list[tuple[Msg, Event, str]]) -> bool:
+        """Hand the batch to the batch handler; False (and the events left to the handler, one by one, where a
+        failing one is retried and dead-lettered alone) when it fails."""
+        assert self.batch_handler is not None
+        with tracer().start_as_current_span(
+            f"handle {len(todo)} events", kind=trace.SpanKind.CONSUMER,
+            links=[trace.Link(span.get_span_context()) for span in (trace.get_current_span(extract_context(m.headers)) for m, _, _ in todo[:32])
+                   if span.get_span_context().is_valid],
+            attributes={"messaging.system": "nats", "messaging.batch.message_count": len(todo)},
+        ):
+            try:
+                await self.batch_handler([event for _, event, _ in todo])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer %s: a batch of %d events failed, handled one by one: %s", self.durable, len(todo), exc)
+                return False
+        return True
 
     async def _mark_done(self, marks: list[dict[str, Any]]) -> None:
         try:
