@@ -50,6 +50,9 @@ async def on_start(runtime: Runtime) -> None:
     resealed = await federations.seal_again()  # a rotation of the secrets key, or secrets kept in clear before
     if resealed:
         log.info("client secrets of %d federation(s) sealed under the current key", resealed)
+    indexed = await federations.index_links()  # links made before `person_accounts` existed
+    if indexed:
+        log.info("%d account links indexed by person", indexed)
     federation = Federation(settings, federations) if settings.keycloak_url else None
     runtime.state["linking"] = Linking(
         repository, federations, federation.keycloak if federation else None, tenant=settings.tenant,

@@ -26,7 +26,7 @@ class AccountSync:
     def __init__(self, bus: Bus, docstore: Docstore, linking: Linking) -> None:
         self.linking = linking
         self.consumer = EventConsumer(bus, docstore, service="identity", durable="identity-accounts", stream=STREAM.name,
-                                      subjects=SUBJECTS, handler=self.handle)
+                                      subjects=SUBJECTS, handler=self.handle, batch_handler=self.handle_many)
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -38,8 +38,20 @@ class AccountSync:
         if event.type == "identity.person.deleted.v1":
             await self.linking.forget(event.unpack(pb.PersonDeleted).id)
         else:
-            # The event's own picture of the person, not a read of the directory: the event may arrive
-            # before the import's write of the same change is visible.
-            person = event.unpack(pb.PersonUpdated).person
-            await self.linking.refresh_accounts({"_id": person.id, "profiles": [{"structure": p.uai, "code": p.code}
-                                                                               for p in person.profiles]})
+            await self.linking.refresh_accounts(_picture(event.unpack(pb.PersonUpdated).person))
+
+    async def handle_many(self, events: list[Event]) -> None:
+        """A batch: the few persons with accounts found in one look-up (an import changes thousands of persons, most
+        of whom never signed in), then each event of theirs handled in order."""
+        persons = [event.unpack(pb.PersonDeleted).id if event.type == "identity.person.deleted.v1" else event.unpack(pb.PersonUpdated).person.id
+                   for event in events]
+        with_accounts = await self.linking.federations.links_of_many(persons)
+        for event, person in zip(events, persons):
+            if person in with_accounts:
+                await self.handle(event)
+
+
+def _picture(person: pb.Person) -> dict:
+    """The event's own picture of the person, not a read of the directory: the event may arrive before the
+    import's write of the same change is visible."""
+    return {"_id": person.id, "profiles": [{"structure": p.uai, "code": p.code} for p in person.profiles]}

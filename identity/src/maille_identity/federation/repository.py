@@ -7,6 +7,10 @@ Collections (identity's own database):
 - `account_links` (_id = the Keycloak user id): which directory person an account is, through which
   upstream IdP and subject, since when — the directory's side of a link (Keycloak's side is the user's
   federated identity and its `ent_id` attribute);
+- `person_accounts` (_id = a directory person's id): the Keycloak user ids linked to them — how the accounts
+  of a person changed by an import are found by key (a query by `person` would read every link, at each of
+  the night's events). Written before a link and cleaned after an unlink, so it may name an account no longer
+  linked to the person, never miss one: `links_of` checks each against its link;
 - `opacs` (_id = a school's UAI): where its CDI's OPAC is, as the library service announced it — the OPACs
   Keycloak lets sign readers in (the redirect URIs of the PMB OPAC client).
 """
@@ -16,11 +20,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from maille_kit.docstore import Docstore
+from maille_kit.docstore import Docstore, by_ids
 from maille_kit.secretbox import SecretBox
 
 Doc = dict[str, Any]
 FEDERATIONS, LINKS, OPACS = "federations", "account_links", "opacs"
+PERSON_ACCOUNTS = "person_accounts"
+BUILT = "~built"  # the document of `person_accounts` saying every link is in it (links made before it existed too)
 
 
 class FederationRepository:
@@ -63,6 +69,7 @@ class FederationRepository:
 
     async def record_link(self, person: str, *, idp: str, subject: str, user: str, at: datetime) -> None:
         async with self.docstore.writing():
+            await self.db[PERSON_ACCOUNTS].update_one({"_id": person}, {"$addToSet": {"users": user}}, upsert=True)
             await self.db[LINKS].replace_one({"_id": user}, {"_id": user, "person": person, "idp": idp, "subject": subject,
                                                              "linked_at": at}, upsert=True)
 
@@ -71,11 +78,34 @@ class FederationRepository:
         return await self.db[LINKS].find_one({"_id": user})
 
     async def links_of(self, person: str) -> list[Doc]:
-        return await self.db[LINKS].find({"person": person}).to_list()
+        return (await self.links_of_many([person])).get(person, [])
+
+    async def links_of_many(self, persons: list[str]) -> dict[str, list[Doc]]:
+        """The links of each of these persons who has any, read by key (two queries for a thousand persons)."""
+        users = [user for doc in (await by_ids(self.db[PERSON_ACCOUNTS], persons)).values() for user in doc.get("users", [])]
+        found: dict[str, list[Doc]] = {}
+        for link in (await by_ids(self.db[LINKS], users)).values():
+            found.setdefault(link["person"], []).append(link)
+        return found
 
     async def unlink(self, user: str) -> None:
         async with self.docstore.writing():
-            await self.db[LINKS].delete_one({"_id": user})
+            link = await self.db[LINKS].find_one_and_delete({"_id": user})
+            if link is not None:
+                await self.db[PERSON_ACCOUNTS].update_one({"_id": link["person"]}, {"$pull": {"users": user}})
+
+    async def index_links(self) -> int:
+        """Put every link in `person_accounts` once (the links made before it existed); how many were read."""
+        if await self.db[PERSON_ACCOUNTS].find_one({"_id": BUILT}) is not None:
+            return 0
+        by_person: dict[str, list[str]] = {}
+        async for link in self.db[LINKS].find({}, {"person": 1}):
+            by_person.setdefault(link["person"], []).append(link["_id"])
+        async with self.docstore.writing():
+            for person, users in by_person.items():
+                await self.db[PERSON_ACCOUNTS].update_one({"_id": person}, {"$addToSet": {"users": {"$each": users}}}, upsert=True)
+            await self.db[PERSON_ACCOUNTS].update_one({"_id": BUILT}, {"$set": {"links": sum(map(len, by_person.values()))}}, upsert=True)
+        return sum(map(len, by_person.values()))
 
     async def put_opac(self, uai: str, url: str) -> None:
         async with self.docstore.writing():

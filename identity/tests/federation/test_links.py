@@ -1,0 +1,34 @@
+"""The links between Keycloak accounts and directory persons, found by person through `person_accounts` (an
+import's events ask for thousands of persons; a query by `person` would read every link for each)."""
+
+from datetime import UTC, datetime
+
+from maille_kit.docstore import Docstore
+from maille_kit.secretbox import SecretBox
+from maille_identity.federation.repository import LINKS, FederationRepository
+
+NOW = datetime(2026, 9, 1, tzinfo=UTC)
+
+
+async def test_links_are_found_by_person_and_follow_relinks_and_unlinks(docstore: Docstore) -> None:
+    links = FederationRepository(docstore, SecretBox("a-test-key-of-32-characters-long"))
+    await links.record_link("p1", idp="educonnect", subject="s1", user="u1", at=NOW)
+    await links.record_link("p1", idp="academie", subject="s2", user="u2", at=NOW)
+    await links.record_link("p2", idp="educonnect", subject="s3", user="u3", at=NOW)
+    assert sorted(link["_id"] for link in await links.links_of("p1")) == ["u1", "u2"]
+
+    await links.record_link("p2", idp="educonnect", subject="s1", user="u1", at=NOW)  # the account now is p2's
+    await links.unlink("u3")
+    found = await links.links_of_many(["p1", "p2", "nobody"])
+    assert {person: sorted(link["_id"] for link in found[person]) for person in found} == {"p1": ["u2"], "p2": ["u1"]}
+
+
+async def test_links_made_before_the_index_existed_are_indexed_once(docstore: Docstore) -> None:
+    await docstore.db[LINKS].insert_many([{"_id": "u1", "person": "p1", "idp": "educonnect", "subject": "s1", "linked_at": NOW},
+                                          {"_id": "u2", "person": "p1", "idp": "academie", "subject": "s2", "linked_at": NOW}])
+    links = FederationRepository(docstore, SecretBox("a-test-key-of-32-characters-long"))
+    assert await links.links_of("p1") == []  # what an older version left: not found by person yet
+
+    assert await links.index_links() == 2
+    assert sorted(link["_id"] for link in await links.links_of("p1")) == ["u1", "u2"]
+    assert await links.index_links() == 0  # done once
