@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
+from pymongo import ReplaceOne, UpdateOne
 
 from maille_kit.docstore import Docstore, by_ids
 from maille_kit.events import Event
@@ -19,6 +20,7 @@ from maille_kit.events import Event
 
 SCHOOLS, GROUPS, PERSONS = "schools", "groups", "persons"
 SUBJECTS = ("identity.structure.>", "identity.group.>", "identity.person.>")
+PERSON_CREATED, PERSON_UPDATED = "identity.person.created.v1", "identity.person.updated.v1"
 Doc = dict[str, Any]
 
 # The GAR's target publics of the national profiles; parents (National_TUT) are no public of a resource.
@@ -95,6 +97,49 @@ class DirectoryFollower:
             await self._group(event, fact)
         elif entity == "person":
             await self._person(event, fact)
+
+    async def handle_many(self, events: list[Event]) -> None:
+        """A batch in order: each run of persons created or updated read and written together (an import sends
+        thousands), anything else one by one."""
+        run: list[Event] = []
+        for event in events:
+            if event.type in (PERSON_CREATED, PERSON_UPDATED):
+                run.append(event)
+                continue
+            await self._persons(run)
+            run = []
+            await self.handle(event)
+        await self._persons(run)
+
+    async def _persons(self, events: list[Event]) -> None:
+        """Persons created or updated, as `_person` does one: what follows from a school left and the groups' members
+        first, the person's document last (a batch done again after a failure then finds what is left to do)."""
+        docs: dict[str, Doc] = {}
+        for event in events:
+            doc = person_doc(event.unpack(pb.PersonCreated if event.type == PERSON_CREATED else pb.PersonUpdated).person, event.tenant)
+            docs[doc["_id"]] = doc  # a person twice in the batch: their last picture
+        if not docs:
+            return
+        persons, groups = self.directory.persons, self.directory.groups
+        before = await by_ids(persons, list(docs), {"etablissements": 1, "groupes": 1})
+        joined: dict[str, list[str]] = {}
+        gone: dict[str, list[str]] = {}
+        for person_id, doc in docs.items():
+            old = before.get(person_id, {})
+            left = [uai for uai in old.get("etablissements", []) if uai not in doc["etablissements"]]
+            if left:
+                await self.left_schools(person_id, left)
+            for group_id in set(doc["groupes"]) - set(old.get("groupes", [])):
+                joined.setdefault(group_id, []).append(person_id)
+            for group_id in set(old.get("groupes", [])) - set(doc["groupes"]):
+                gone.setdefault(group_id, []).append(person_id)
+        changes = [UpdateOne({"_id": g}, {"$addToSet": {"membres": {"$each": ids}}}, upsert=True) for g, ids in joined.items()]
+        changes += [UpdateOne({"_id": g}, {"$pullAll": {"membres": ids}}) for g, ids in gone.items()]
+        if changes:
+            await groups.bulk_write(changes, ordered=False)
+        await persons.bulk_write([ReplaceOne({"_id": person_id}, doc, upsert=True) for person_id, doc in docs.items()], ordered=False)
+        for person_id in docs:
+            self.person_changed(person_id)
 
     async def _structure(self, event: Event, fact: str) -> None:
         schools = self.directory.schools

@@ -59,7 +59,7 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
     follower = DirectoryFollower(Directory(runtime.docstore), left_schools=subs.left_schools, school_removed=subs.school_removed,
                                  person_changed=_mediacentre(runtime).person_changed)
     return [EventConsumer(runtime.bus, runtime.docstore, service="catalog", durable="catalog-directory", stream="IDENTITY",
-                          subjects=SUBJECTS, handler=follower.handle)]
+                          subjects=SUBJECTS, handler=follower.handle, batch_handler=follower.handle_many)]
 
 
 async def on_start(runtime: Runtime) -> None:

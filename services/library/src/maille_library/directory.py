@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
+from pymongo import DeleteOne, ReplaceOne
 
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event
@@ -42,6 +43,7 @@ class Directory:
         self.docstore = docstore
         self.readers = docstore.db[READERS]
         self.changed: Callable[[str, list[str]], Awaitable[None]] | None = None  # told of every person changed or gone, and their schools
+        self.changed_many: Callable[[dict[str, list[str]]], Awaitable[None]] | None = None  # the same for a batch of persons
 
     async def reader(self, person_id: str) -> Doc | None:
         return await self.readers.find_one({"_id": person_id})
@@ -68,3 +70,24 @@ class Directory:
             return
         if self.changed is not None:
             await self.changed(person_id, schools)
+
+    async def handle_many(self, events: list[Event]) -> None:
+        """A batch of identity's person events: the readers written together (an import sends thousands), then the
+        sync told of each change, in order."""
+        changes: list[Any] = []
+        told: dict[str, list[str]] = {}
+        for event in events:
+            fact = event.type.removeprefix("identity.person.").rpartition(".v")[0]
+            if fact == "deleted":
+                person_id = event.unpack(pb.PersonDeleted).id
+                changes.append(DeleteOne({"_id": person_id}))
+                told[person_id] = []
+            elif fact in ("created", "updated"):
+                doc = reader_doc(event.unpack(pb.PersonCreated if fact == "created" else pb.PersonUpdated).person, event.tenant)
+                changes.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
+                told[doc["_id"]] = sorted(doc.get("ecoles", {}))
+        if changes:
+            async with self.docstore.writing():
+                await self.readers.bulk_write(changes, ordered=True)  # in order: a person created then deleted stays gone
+        if self.changed_many is not None and told:
+            await self.changed_many(told)

@@ -39,6 +39,7 @@ def parts(runtime: Runtime) -> Directory:
                           "accounts": Accounts(client, connections, directory, timeout=settings.search_timeout_seconds),
                           "sync": ReaderSync(client, connections, directory, runtime.docstore, concurrency=settings.sync_concurrency)}
         directory.changed = runtime.state["sync"].changed
+        directory.changed_many = runtime.state["sync"].changed_many
     return runtime.state["directory"]
 
 
@@ -46,7 +47,7 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
     """Identity's person events (its stream may come up after the library)."""
     assert runtime.docstore is not None
     return [EventConsumer(runtime.bus, runtime.docstore, service="library", durable="library-directory", stream="IDENTITY",
-                          subjects=SUBJECTS, handler=parts(runtime).handle)]
+                          subjects=SUBJECTS, handler=parts(runtime).handle, batch_handler=parts(runtime).handle_many)]
 
 
 async def on_start(runtime: Runtime) -> None:

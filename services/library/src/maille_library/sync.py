@@ -20,7 +20,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from maille_kit.docstore import Docstore
+from maille_kit.docstore import Docstore, by_ids
 from maille_library.connections import Connections
 from maille_library.directory import Directory, groups_in
 from maille_library.pmb import PmbClient, PmbConnection, PmbError, PmbRefused
@@ -63,6 +63,21 @@ class ReaderSync:
             pass
         self._enqueue(person_id)
 
+    async def changed_many(self, persons: dict[str, list[str]]) -> None:
+        """`changed` for a batch of persons (each with their schools now): who concerns a sync found with one read."""
+        synced = set((await by_ids(self.synced, list(persons), {"_id": 1})).keys())
+        concerned = [person for person, schools in persons.items() if person in synced or await self._syncing(schools)]
+        if not concerned:
+            return
+        try:
+            async with self.docstore.writing():
+                await self.pending.insert_many([{"_id": person} for person in concerned], ordered=False)
+        except BulkWriteError as exc:
+            if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+                raise
+        for person in concerned:
+            self._enqueue(person)
+
     async def school_joined(self, uai: str) -> int:
         """A school syncs its readers from now on: every person of it is noted and synced, not only those who change
         later; how many."""
@@ -78,11 +93,15 @@ class ReaderSync:
         return len(persons)
 
     async def _concerns(self, person_id: str, schools: list[str]) -> bool:
+        return await self._syncing(schools) or await self.synced.find_one({"_id": person_id}, {"_id": 1}) is not None
+
+    async def _syncing(self, schools: list[str]) -> bool:
+        """Whether one of these schools keeps its PMB readers in step with the directory."""
         for uai in schools:
             conn = await self.connections.get(uai)
             if conn is not None and conn.sync_readers:
                 return True
-        return await self.synced.find_one({"_id": person_id}, {"_id": 1}) is not None
+        return False
 
     def _enqueue(self, person_id: str) -> None:
         if person_id not in self._queued and not self._stopping:
