@@ -47,6 +47,7 @@ from common import pct  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".cache" / "soak"
 HANG = 10.0
+SLOW = 2.0
 WINDOW = 300.0
 
 
@@ -59,6 +60,7 @@ class Recorder:
         self.latencies: dict[tuple[int, str], list[float]] = defaultdict(list)
         self.errors: list[str] = []
         self.hangs: list[str] = []
+        self.slow: list[str] = []  # over SLOW: what to look at first when a p99 is off
         self.count = 0
 
     def call(self, route: str, do, ok=lambda r: r.status_code < 400) -> httpx.Response | None:
@@ -82,6 +84,8 @@ class Recorder:
                 self.errors.append(f"{began - self.started:7.1f}s {route}: {failure}")
             if took > HANG:
                 self.hangs.append(f"{began - self.started:7.1f}s {route}: {took:.1f}s")
+            elif took > SLOW:
+                self.slow.append(f"{began - self.started:7.1f}s {route}: {took:.1f}s")
         return answer if failure is None else None
 
 
@@ -311,6 +315,9 @@ def report(recorder: Recorder, imports: list[str], memory_start: dict, memory_en
         print("  error", line)
     for line in recorder.hangs[:30]:
         print("  hang ", line)
+    print(f"slow (> {SLOW:g}s) {len(recorder.slow)}")
+    for line in recorder.slow[:30]:
+        print("  slow ", line)
     print("\np99 (ms) by 5-minute window:")
     print(f"  {'route':<16}" + "".join(f"{f'{w * 5}-{w * 5 + 5}':>10}" for w in windows))
     for route in routes:
@@ -326,7 +333,7 @@ def report(recorder: Recorder, imports: list[str], memory_start: dict, memory_en
         print(f"  {name:<14}{start:>9.0f} → {end:>7.0f}  {growth}")
     print("\nreplicas:", "agree" if not agree else "; ".join(agree))
     (WORK / "result.json").write_text(json.dumps({
-        "args": vars(args), "requests": recorder.count, "errors": recorder.errors, "hangs": recorder.hangs, "imports": imports,
+        "args": vars(args), "requests": recorder.count, "errors": recorder.errors, "hangs": recorder.hangs, "slow": recorder.slow, "imports": imports,
         "p99_ms": {f"{w}:{route}": pct(v, 99) * 1000 for (w, route), v in recorder.latencies.items()},
         "memory_start": memory_start, "memory_end": memory_end, "replicas": agree}, indent=1))
 

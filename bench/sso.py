@@ -18,6 +18,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +30,9 @@ from pymongo import MongoClient
 from maille_devstack.browser import Browser
 from maille_devstack.paths import bin_of
 from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer, SamlPeer, ServiceProcess, free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import pct  # noqa: E402
 
 PASSWORD = "demo"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -116,6 +120,8 @@ def main() -> None:
         gateway.start()
         parts.append(gateway)
 
+        latencies: list[float] = []  # each measured sign-in, first redirect to landing
+
         def run(usernames: list[str], until: float | None) -> tuple[int, int]:
             done, failed, lock = [0], [0], threading.Lock()
             queue = list(usernames)
@@ -131,9 +137,12 @@ def main() -> None:
                             if time.monotonic() >= until:
                                 return
                             name = usernames[(done[0] + failed[0]) % len(usernames)]
+                    began = time.monotonic()
                     ok = sign_in(public, name, args.first_call)
                     with lock:
                         (done if ok else failed)[0] += 1
+                        if ok and until is not None:
+                            latencies.append(time.monotonic() - began)
 
             threads = [threading.Thread(target=worker) for _ in range(args.browsers)]
             for t in threads:
@@ -163,7 +172,8 @@ def main() -> None:
         mine = ("gateway", "identity", "nats", "docstore")
         maille = sum(used[name] for name in mine)
         busy = {name: max(0.0, used[name] - idle[name] * elapsed) for name in used}
-        print(f"sign-ins: {ok / elapsed:.1f}/s ({ok} in {elapsed:.0f}s, {failed} failed)")
+        print(f"sign-ins: {ok / elapsed:.1f}/s ({ok} in {elapsed:.0f}s, {failed} failed); each, {args.browsers} at once: "
+              f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms")
         per = {name: seconds / max(ok, 1) * 1000 for name, seconds in used.items()}
         print("CPU per sign-in (ms), all counted: " + ", ".join(f"{name} {ms:.1f}" for name, ms in per.items()))
         print("CPU per sign-in (ms), less each process's CPU at rest: "
