@@ -123,3 +123,30 @@ async def test_the_directory_is_read_before_anyone_asks(tmp_path: Path, docstore
     second = app(settings)
     async with running(second):  # a replica starting on a directory: read at start
         assert await in_hand(second) == {TENANT}
+
+
+async def test_reading_again_changes_only_what_differs(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus, database_name: str,
+                                                       docstore_server) -> None:
+    """Read again in place (no second copy of the directory in memory): a person changed behind the replica's back
+    is changed, one gone is gone, the others are the very same objects as before."""
+    folder = tmp_path / "feed"
+    feed(folder, "EtabEducNat", school("S1", uai_for(1), ["6A", "5B"]))
+    feed(folder, "Eleve", pupil("E1", "S1", sn="Dupont"), pupil("E2", "S1", sn="Éluard"), pupil("E3", "S1", cls="5B", sn="Martin"))
+    await run_import(docstore, outbox, folder)
+    ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
+    settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name)
+    service = app(settings)
+    async with running(service):
+        visibles = service.state.runtime.state["visibles"]
+        copy = await visibles.tenant(TENANT)
+        e1 = copy.members[ids["E1"]]
+        assert list((await ask_can_write(bus, ids["E1"], [ids["E3"]])).refused_ids) == [ids["E3"]]
+        e1_doc = await docstore.db.persons.find_one({"_id": ids["E1"]})
+        await docstore.db.persons.update_one({"_id": ids["E3"]}, {"$set": {"classes": e1_doc["classes"]}})  # E3 joins 6A
+        await docstore.db.persons.delete_one({"_id": ids["E2"]})  # E2 left
+
+        await visibles.refresh()
+
+        assert await visibles.tenant(TENANT) is copy and copy.members[ids["E1"]] is e1  # the same copy, E1 untouched
+        assert ids["E2"] not in copy.members
+        assert list((await ask_can_write(bus, ids["E1"], [ids["E3"]])).refused_ids) == []

@@ -95,6 +95,11 @@ class DirectoryRepository:
         async for doc in self.db[PERSONS].find({"tenant": tenant, "kind": {"$in": list(kinds)}}, batch_size=2000):
             yield doc
 
+    async def each_person(self, tenant: str) -> AsyncIterator[Doc]:
+        """The tenant's persons, a batch at a time (the whole directory is never in memory at once)."""
+        async for doc in self.db[PERSONS].find({"tenant": tenant}, batch_size=2000):
+            yield doc
+
     async def persons(self, tenant: str) -> list[Doc]:
         return await self.db[PERSONS].find({"tenant": tenant}).to_list()
 

@@ -6,14 +6,16 @@ one replica of identity (queue group `identity`). Requests live under `rpc.`: a 
 Each tenant's directory is loaded from the docstore on the first request for it, then kept current
 from identity's own person events (every replica hears them all). Those arrive on core NATS: a replica
 cut off for a moment misses what was published meanwhile. So each replica reads its tenants again after
-every reconnection and every `refresh_seconds`, in the background: the events that arrive while it reads
-are applied to the fresh copy too, which then replaces the old one.
+every reconnection and every `refresh_seconds`, in the background, a batch of persons at a time, and changes
+in its copy only what differs (a person heard of meanwhile keeps what their event said). A tenant is read whole
+the first time: at start, when its first import's events come, or on its first request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -83,7 +85,8 @@ class VisiblesService:
         self._tenants: dict[str, Visibles] = {}
         self._loading: dict[str, asyncio.Task[Visibles]] = {}
         self._subscriptions: list = []
-        self._replays: dict[str, list[Callable[[Visibles], None]]] = {}  # per tenant being read again: what came meanwhile
+        self._replays: dict[str, list[Callable[[Visibles], None]]] = {}  # per tenant being read the first time: what came meanwhile
+        self._touched: dict[str, set[str]] = {}  # per tenant being read again: the persons heard of meanwhile
         self._refreshing: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
@@ -128,33 +131,69 @@ class VisiblesService:
             self._refreshing = asyncio.create_task(self.refresh(), name="visibles-refresh")
 
     async def refresh(self) -> None:
-        """Read every loaded tenant again from the docstore and put the fresh copies in place."""
+        """Read every loaded tenant again from the docstore, a batch of persons at a time, and change in the copy in
+        hand only what differs: no second copy of a region's directory in memory while it is read."""
         for tenant in list(self._tenants):
-            self._replays[tenant] = []
+            visibles, touched = self._tenants[tenant], set[str]()
+            self._touched[tenant] = touched
             try:
-                fresh, overrides = await self._read(tenant)
+                changed = await self._catch_up(tenant, visibles, touched)
             except Exception as exc:  # the docstore away: the copy in hand goes on serving; the next round reads again
                 log.warning("visibles of %s not read again: %s", tenant, exc)
                 continue
             finally:
-                replay = self._replays.pop(tenant, [])
-            for apply in replay:
-                apply(fresh)
-            self._overrides[tenant], self._tenants[tenant] = overrides, fresh
-            log.info("visibles read again", extra={"tenant": tenant, "persons": len(fresh.members), "replayed": len(replay)})
+                self._touched.pop(tenant, None)
+            log.info("visibles read again", extra={"tenant": tenant, "persons": len(visibles.members), "changed": changed,
+                                                   "heard_meanwhile": len(touched)})
+
+    async def _catch_up(self, tenant: str, visibles: Visibles, touched: set[str]) -> int:
+        """Put in `visibles` what the docstore says and it does not; persons heard of meanwhile (`touched`) are left
+        as their event said (the event is the newer)."""
+        fresh = await self.rules.overrides(tenant)
+        overrides = self._overrides[tenant]  # the dict `visibles.rules_of` reads
+        if fresh != overrides:
+            overrides.clear()
+            overrides.update(fresh)
+            visibles.rules_changed()
+        structures = {doc["_id"]: doc.get("name", doc["_id"]) for doc in await self.repo.structures(tenant)}
+        for uai in set(visibles.structure_names) - set(structures):
+            visibles.name_structure(uai, None)
+        for uai, name in structures.items():
+            visibles.name_structure(uai, name)
+        groups = {doc["_id"]: doc.get("label") or doc.get("code", doc["_id"]) for doc in await self.repo.groups(tenant)}
+        for group_id in set(visibles.group_labels) - set(groups):
+            visibles.name_group(group_id, None)
+        for group_id, label in groups.items():
+            visibles.name_group(group_id, label)
+        seen: set[str] = set()
+        changed = 0
+        async for doc in self.repo.each_person(tenant):
+            seen.add(doc["_id"])
+            if doc["_id"] in touched:
+                continue
+            member, old = member_from_doc(doc), visibles.members.get(doc["_id"])
+            if old is None or dataclasses.replace(member, groups=old.groups) != old:
+                visibles.put(member)
+                changed += 1
+        for person_id in set(visibles.members) - seen - touched:
+            visibles.remove(person_id)
+            changed += 1
+        return changed
 
     async def _refresh_every(self) -> None:
         while True:
             await asyncio.sleep(self.refresh_seconds)
             self.refresh_soon()
 
-    def _apply(self, tenant: str, change: Callable[[Visibles], None]) -> None:
+    def _apply(self, tenant: str, change: Callable[[Visibles], None], person_id: str | None = None) -> None:
         """A change heard from an event, to the tenant's copy in hand and to the one being read, if any."""
         visibles = self._tenants.get(tenant)
         if visibles is not None:
             change(visibles)
         if tenant in self._replays:
             self._replays[tenant].append(change)
+        if person_id is not None and tenant in self._touched:
+            self._touched[tenant].add(person_id)
 
     def in_hand(self) -> set[str]:
         """The tenants read and kept current here."""
@@ -290,10 +329,10 @@ class VisiblesService:
                 self._load_soon(event.tenant)  # a tenant's first import: read it now, not on its first request
             if event.type == "identity.person.deleted.v1":
                 person_id = event.unpack(directory.PersonDeleted).id
-                self._apply(event.tenant, lambda visibles: visibles.remove(person_id))
+                self._apply(event.tenant, lambda visibles: visibles.remove(person_id), person_id)
             else:
                 message_type = directory.PersonCreated if event.type.endswith("created.v1") else directory.PersonUpdated
                 member = member_from_event(event.unpack(message_type).person)
-                self._apply(event.tenant, lambda visibles: visibles.put(copy.copy(member)))  # each copy links its own
+                self._apply(event.tenant, lambda visibles: visibles.put(copy.copy(member)), member.id)  # each copy links its own
         except MalformedEvent as exc:
             log.warning("person event not understood: %s", exc)
