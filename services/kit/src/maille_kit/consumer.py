@@ -258,14 +258,13 @@ class EventConsumer:
                     continue
             handled.append((message, key))
         if handled:
-            # Acknowledged and marked done at once, the mark written while the next batch is handled:
-            # the marks only matter to a redelivery, which comes no sooner than ack_wait later.
-            for message, _ in handled:
-                await _quietly(message.ack())
+            # Marked done, then acknowledged, while the next batch is handled: an event acknowledged is always
+            # marked (a process killed in between leaves it unacknowledged: redelivered, handled again — handlers
+            # are idempotent — and marked then).
             if self._marking is not None:
                 await self._marking
             marks = [{"_id": key, "at": now} for _, key in handled]
-            self._marking = asyncio.create_task(self._mark_done(marks))
+            self._marking = asyncio.create_task(self._mark_done([message for message, _ in handled], marks))
             self._handled.add(len(handled), {"consumer": self.durable})
 
     async def _handled_together(self, todo: list[tuple[Msg, Event, str]]) -> bool:
@@ -287,12 +286,17 @@ class EventConsumer:
                 return False
         return True
 
-    async def _mark_done(self, marks: list[dict[str, Any]]) -> None:
+    async def _mark_done(self, messages: list[Msg], marks: list[dict[str, Any]]) -> None:
         try:
             async with self.docstore.writing():
                 await _insert_new(self.processed, marks)
-        except Exception as exc:  # only a redelivery after a lost ack would handle these again
-            log.warning("could not mark %d handled events done: %s", len(marks), exc)
+        except Exception as exc:  # the docstore away: not acknowledged, so redelivered and marked then
+            log.warning("could not mark %d handled events done (they come again): %s", len(marks), exc)
+            for message in messages:
+                await _quietly(message.nak(delay=self.retry_delay))
+            return
+        for message in messages:
+            await _quietly(message.ack())
 
     async def _needs_handling(self, message: Msg, key: str) -> bool:
         # Claimed before. A first delivery of this message is another copy of the event: skip it. A
