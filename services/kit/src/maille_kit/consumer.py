@@ -2,9 +2,13 @@
 
 - An event already handled (by event id, per consumer) is acknowledged and not handed over again.
   Each event is first *claimed* (a document keyed by consumer and event id, written for the whole
-  batch at once: the unique key tells which are new), then handled, then marked *done*. Only a
+  batch at once: the unique key tells which are new), then handled, then marked *done*, and only then
+  acknowledged (a process killed before the mark leaves the event to be redelivered, never acked unmarked). Only a
   redelivered event whose claim exists (a lost acknowledgement, a crash, a failed try) needs a look at
   the done marks; the common path costs two batch writes and no lookup.
+- With a `batch_handler`, the events that arrived together are handed over together (a service reads and
+  writes for all of them at once: an import sends thousands); if it fails, the same events go to `handler`
+  one at a time, so a failing event is retried and dead-lettered alone.
 - A message that is not a well-formed event goes to the dead-letter subject at once, with the reason.
 - A handler that keeps failing sees the event `max_deliver` times; then the event goes to the
   dead-letter subject. Either way consumption goes on with the next event.
