@@ -21,14 +21,19 @@ async def ask_can_write(bus: Bus, sender: str, recipients: list[str]) -> pb.CanW
     return pb.CanWriteResponse.FromString(reply.data)
 
 
-async def test_can_write_and_visibles_over_nats_follow_the_directory(
-    tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus, database_name: str, docstore_server
-) -> None:
+async def three_pupils(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> dict[str, str]:
+    """E1 and E2 in 6A, E3 in 5B, imported; their ids by AAF key."""
     folder = tmp_path / "feed"
     feed(folder, "EtabEducNat", school("S1", uai_for(1), ["6A", "5B"]))
     feed(folder, "Eleve", pupil("E1", "S1", sn="Dupont"), pupil("E2", "S1", sn="Éluard"), pupil("E3", "S1", cls="5B", sn="Martin"))
     await run_import(docstore, outbox, folder)
-    ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
+    return {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
+
+
+async def test_can_write_and_visibles_over_nats_follow_the_directory(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus, database_name: str, docstore_server
+) -> None:
+    ids = await three_pupils(tmp_path, docstore, outbox)
     settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name)
     async with running(app(settings)) as client:
         assert (await client.get("/readyz")).status_code == 200  # as a caller would: identity up and ready
@@ -129,11 +134,7 @@ async def test_reading_again_changes_only_what_differs(tmp_path: Path, docstore:
                                                        docstore_server) -> None:
     """Read again in place (no second copy of the directory in memory): a person changed behind the replica's back
     is changed, one gone is gone, the others are the very same objects as before."""
-    folder = tmp_path / "feed"
-    feed(folder, "EtabEducNat", school("S1", uai_for(1), ["6A", "5B"]))
-    feed(folder, "Eleve", pupil("E1", "S1", sn="Dupont"), pupil("E2", "S1", sn="Éluard"), pupil("E3", "S1", cls="5B", sn="Martin"))
-    await run_import(docstore, outbox, folder)
-    ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
+    ids = await three_pupils(tmp_path, docstore, outbox)
     settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name)
     service = app(settings)
     async with running(service):
