@@ -53,12 +53,11 @@ WINDOW = 300.0
 
 
 class Recorder:
-    """Every call's route, time taken and outcome, by 5-minute window."""
+    """Every call's route, time taken and outcome."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.lock = threading.Lock()
-        self.latencies: dict[tuple[int, str], list[float]] = defaultdict(list)
         self.errors: list[str] = []
         self.hangs: list[str] = []
         self.slow: list[str] = []  # over SLOW: what to look at first when a p99 is off
@@ -79,10 +78,8 @@ class Recorder:
                 good = False
             failure = None if good else f"{answer.status_code} {answer.text[:160]!r}"
         took = time.monotonic() - began
-        window = int((began - self.started) // WINDOW)
         with self.lock:
             self.count += 1
-            self.latencies[(window, route)].append(took)
             self.calls.append((began - self.started, route, took))
             if failure:
                 self.errors.append(f"{began - self.started:7.1f}s {route}: {failure}")
@@ -314,8 +311,11 @@ def _comparable(reply: httpx.Response) -> str:
 
 
 def report(recorder: Recorder, imports: list[str], memory_start: dict, memory_end: dict, agree: list[str], args) -> None:
-    routes = sorted({route for _, route in recorder.latencies})
-    windows = sorted({w for w, _ in recorder.latencies})
+    latencies: dict[tuple[int, str], list[float]] = defaultdict(list)  # by 5-minute window and route
+    for began, route, took in recorder.calls:
+        latencies[(int(began // WINDOW), route)].append(took)
+    routes = sorted({route for _, route in latencies})
+    windows = sorted({w for w, _ in latencies})
     print(f"\nrequests {recorder.count}, errors {len(recorder.errors)}, hangs (> {HANG:g}s) {len(recorder.hangs)}")
     for line in recorder.errors[:30]:
         print("  error", line)
@@ -327,7 +327,7 @@ def report(recorder: Recorder, imports: list[str], memory_start: dict, memory_en
     print("\np99 (ms) by 5-minute window:")
     print(f"  {'route':<16}" + "".join(f"{f'{w * 5}-{w * 5 + 5}':>10}" for w in windows))
     for route in routes:
-        cells = [recorder.latencies.get((w, route), []) for w in windows]
+        cells = [latencies.get((w, route), []) for w in windows]
         print(f"  {route:<16}" + "".join(f"{pct(c, 99) * 1000:>10.0f}" if c else f"{'—':>10}" for c in cells))
     during = defaultdict(list)
     apart = defaultdict(list)
@@ -348,7 +348,7 @@ def report(recorder: Recorder, imports: list[str], memory_start: dict, memory_en
     print("\nreplicas:", "agree" if not agree else "; ".join(agree))
     (WORK / "result.json").write_text(json.dumps({
         "args": vars(args), "requests": recorder.count, "errors": recorder.errors, "hangs": recorder.hangs, "slow": recorder.slow, "imports": imports,
-        "p99_ms": {f"{w}:{route}": pct(v, 99) * 1000 for (w, route), v in recorder.latencies.items()},
+        "p99_ms": {f"{w}:{route}": pct(v, 99) * 1000 for (w, route), v in latencies.items()},
         "p99_ms_during_imports": {route: pct(v, 99) * 1000 for route, v in during.items() if v},
         "p99_ms_apart": {route: pct(v, 99) * 1000 for route, v in apart.items() if v},
         "memory_start": memory_start, "memory_end": memory_end, "replicas": agree}, indent=1))

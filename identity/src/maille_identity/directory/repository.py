@@ -90,14 +90,10 @@ class DirectoryRepository:
     async def referentials(self) -> list[Doc]:
         return await self.db[REFERENTIALS].find({}).to_list()
 
-    async def stream_persons(self, tenant: str, *, kinds: Sequence[str]) -> AsyncIterator[Doc]:
-        """The tenant's persons of these kinds, one at a time (memory stays flat)."""
-        async for doc in self.db[PERSONS].find({"tenant": tenant, "kind": {"$in": list(kinds)}}, batch_size=2000):
-            yield doc
-
-    async def each_person(self, tenant: str) -> AsyncIterator[Doc]:
-        """The tenant's persons, a batch at a time (the whole directory is never in memory at once)."""
-        async for doc in self.db[PERSONS].find({"tenant": tenant}, batch_size=2000):
+    async def stream_persons(self, tenant: str, *, kinds: Sequence[str] | None = None) -> AsyncIterator[Doc]:
+        """The tenant's persons (of these kinds), a batch at a time: the whole directory is never in memory at once."""
+        query: Doc = {"tenant": tenant} if kinds is None else {"tenant": tenant, "kind": {"$in": list(kinds)}}
+        async for doc in self.db[PERSONS].find(query, batch_size=2000):
             yield doc
 
     async def persons(self, tenant: str) -> list[Doc]:

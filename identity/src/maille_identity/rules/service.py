@@ -45,12 +45,6 @@ def _retrieved(task: asyncio.Task) -> None:
         log.warning("visibles not read: %s", task.exception())
 
 
-def _done(visibles: Visibles) -> asyncio.Future[Visibles]:
-    future: asyncio.Future[Visibles] = asyncio.get_running_loop().create_future()
-    future.set_result(visibles)
-    return future
-
-
 def member_from_event(person: directory.Person) -> Member:
     return Member(
         id=person.id,
@@ -167,7 +161,7 @@ class VisiblesService:
             visibles.name_group(group_id, label)
         seen: set[str] = set()
         changed = 0
-        async for doc in self.repo.each_person(tenant):
+        async for doc in self.repo.stream_persons(tenant):
             seen.add(doc["_id"])
             if doc["_id"] in touched:
                 continue
@@ -204,15 +198,15 @@ class VisiblesService:
         loaded = self._tenants.get(tenant)
         if loaded is not None:
             return loaded
-        return await asyncio.shield(self._load_soon(tenant))
+        self._load_soon(tenant)
+        return await asyncio.shield(self._loading[tenant])
 
-    def _load_soon(self, tenant: str) -> asyncio.Task[Visibles]:
+    def _load_soon(self, tenant: str) -> None:
         """Start reading a tenant not in hand (once); events heard from now on are replayed on what is read."""
         if tenant not in self._loading and tenant not in self._tenants:
             self._replays[tenant] = []
             self._loading[tenant] = asyncio.create_task(self._load(tenant), name=f"visibles-load-{tenant}")
             self._loading[tenant].add_done_callback(_retrieved)
-        return self._loading[tenant] if tenant in self._loading else _done(self._tenants[tenant])
 
     async def _load(self, tenant: str) -> Visibles:
         try:

@@ -174,14 +174,7 @@ class DirectoryFollower:
                 await persons.delete_one({"_id": person_id})
             self.person_changed(person_id)
             return
-        doc = person_doc(event.unpack(pb.PersonCreated if fact == "created" else pb.PersonUpdated).person, event.tenant)
-        before = await persons.find_one({"_id": doc["_id"]}, {"etablissements": 1, "groupes": 1}) or {}
-        left = [uai for uai in before.get("etablissements", []) if uai not in doc["etablissements"]]
-        if left:
-            await self.left_schools(doc["_id"], left)
-        await self._membership(doc["_id"], before.get("groupes", []), doc["groupes"])
-        await persons.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-        self.person_changed(doc["_id"])
+        await self._persons([event])
 
     async def _membership(self, person_id: str, before: list[str], after: list[str]) -> None:
         """The person's groups keep them as a member (each group updated by its key)."""

@@ -42,8 +42,8 @@ class Directory:
     def __init__(self, docstore: Docstore) -> None:
         self.docstore = docstore
         self.readers = docstore.db[READERS]
-        self.changed: Callable[[str, list[str]], Awaitable[None]] | None = None  # told of every person changed or gone, and their schools
-        self.changed_many: Callable[[dict[str, list[str]]], Awaitable[None]] | None = None  # the same for a batch of persons
+        # told of the persons changed or gone, with their schools now
+        self.changed: Callable[[dict[str, list[str]]], Awaitable[None]] | None = None
 
     async def reader(self, person_id: str) -> Doc | None:
         return await self.readers.find_one({"_id": person_id})
@@ -54,22 +54,8 @@ class Directory:
         return sorted((doc or {}).get("ecoles", {}))
 
     async def handle(self, event: Event) -> None:
-        """Identity's person events: the copy follows them."""
-        fact = event.type.removeprefix("identity.person.").rpartition(".v")[0]
-        schools: list[str] = []
-        if fact == "deleted":
-            person_id = event.unpack(pb.PersonDeleted).id
-            async with self.docstore.writing():
-                await self.readers.delete_one({"_id": person_id})
-        elif fact in ("created", "updated"):
-            doc = reader_doc(event.unpack(pb.PersonCreated if fact == "created" else pb.PersonUpdated).person, event.tenant)
-            person_id, schools = doc["_id"], sorted(doc.get("ecoles", {}))
-            async with self.docstore.writing():
-                await self.readers.replace_one({"_id": person_id}, doc, upsert=True)
-        else:
-            return
-        if self.changed is not None:
-            await self.changed(person_id, schools)
+        """One of identity's person events: the copy follows it."""
+        await self.handle_many([event])
 
     async def handle_many(self, events: list[Event]) -> None:
         """A batch of identity's person events: the readers written together (an import sends thousands), then the
@@ -89,5 +75,5 @@ class Directory:
         if changes:
             async with self.docstore.writing():
                 await self.readers.bulk_write(changes, ordered=True)  # in order: a person created then deleted stays gone
-        if self.changed_many is not None and told:
-            await self.changed_many(told)
+        if self.changed is not None and told:
+            await self.changed(told)

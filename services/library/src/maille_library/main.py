@@ -39,7 +39,6 @@ def parts(runtime: Runtime) -> Directory:
                           "accounts": Accounts(client, connections, directory, timeout=settings.search_timeout_seconds),
                           "sync": ReaderSync(client, connections, directory, runtime.docstore, concurrency=settings.sync_concurrency)}
         directory.changed = runtime.state["sync"].changed
-        directory.changed_many = runtime.state["sync"].changed_many
     return runtime.state["directory"]
 
 

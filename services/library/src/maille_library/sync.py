@@ -18,9 +18,9 @@ import logging
 import time
 from typing import Any
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
-from maille_kit.docstore import Docstore, by_ids
+from maille_kit.docstore import Docstore, by_ids, insert_missing
 from maille_library.connections import Connections
 from maille_library.directory import Directory, groups_in
 from maille_library.pmb import PmbClient, PmbConnection, PmbError, PmbRefused
@@ -51,30 +51,16 @@ class ReaderSync:
         self.errors: list[str] = []  # the last failures, for operators (also logged)
 
     # the queue
-    async def changed(self, person_id: str, schools: list[str]) -> None:
-        """A person changed or left the directory (now in `schools`): noted durably, then synced — when one of their
-        schools syncs its readers, or some PMB holds them as a reader (nothing is written for anyone else)."""
-        if not await self._concerns(person_id, schools):
-            return
-        try:
-            async with self.docstore.writing():
-                await self.pending.insert_one({"_id": person_id})
-        except DuplicateKeyError:
-            pass
-        self._enqueue(person_id)
-
-    async def changed_many(self, persons: dict[str, list[str]]) -> None:
-        """`changed` for a batch of persons (each with their schools now): who concerns a sync found with one read."""
+    async def changed(self, persons: dict[str, list[str]]) -> None:
+        """Persons changed or gone from the directory (each with their schools now): noted durably, then synced —
+        those of a school that syncs its readers, or whom some PMB holds as a reader (nothing is written for anyone
+        else; who is held found with one read)."""
         synced = set((await by_ids(self.synced, list(persons), {"_id": 1})).keys())
         concerned = [person for person, schools in persons.items() if person in synced or await self._syncing(schools)]
         if not concerned:
             return
-        try:
-            async with self.docstore.writing():
-                await self.pending.insert_many([{"_id": person} for person in concerned], ordered=False)
-        except BulkWriteError as exc:
-            if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
-                raise
+        async with self.docstore.writing():
+            await insert_missing(self.pending, [{"_id": person} for person in concerned])
         for person in concerned:
             self._enqueue(person)
 
@@ -91,9 +77,6 @@ class ReaderSync:
         for person_id in persons:
             self._enqueue(person_id)
         return len(persons)
-
-    async def _concerns(self, person_id: str, schools: list[str]) -> bool:
-        return await self._syncing(schools) or await self.synced.find_one({"_id": person_id}, {"_id": 1}) is not None
 
     async def _syncing(self, schools: list[str]) -> bool:
         """Whether one of these schools keeps its PMB readers in step with the directory."""
