@@ -322,9 +322,10 @@ def demo_people(mongodb_url: str) -> dict[str, dict]:
 
     with MongoClient(mongodb_url, serverSelectionTimeoutMS=5000) as client:
         persons = client["maille_identity"]["persons"]
-        pupil = next((p for p in persons.find({"kind": "pupil"}).limit(200) if p.get("relatives")), {})
-        parent = persons.find_one({"_id": pupil["relatives"][0]["person"]}) if pupil else None
-        teacher = next((p for p in persons.find({"kind": "staff"}).limit(500)
+        present = {"detached_at": {"$exists": False}}  # a later full feed may have detached the first ones found
+        pupil = next((p for p in persons.find({"kind": "pupil", **present}).limit(200) if p.get("relatives")), {})
+        parent = persons.find_one({"_id": pupil["relatives"][0]["person"], **present}) if pupil else None
+        teacher = next((p for p in persons.find({"kind": "staff", **present}).limit(500)
                         if any(pr.get("code") == "National_ENS" for pr in p.get("profiles", []))), {})
     return {"demo-eleve": pupil, "demo-parent": parent or {}, "demo-enseignant": teacher}
 
