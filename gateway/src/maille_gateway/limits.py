@@ -3,7 +3,7 @@
 Each gateway process keeps its own buckets: no round trip on the request path. With several processes
 or replicas behind a load balancer, each enforces the whole rate, so a caller spread over N of them
 could get up to N times the rate; `RateLimiter(share=N)` divides the rate between them (the Helm chart
-sets it from the replica count). See the README's "Rate limits".
+sets it from the replica count). See docs/gateway.md, "Rate limits".
 """
 
 from __future__ import annotations

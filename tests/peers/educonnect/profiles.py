@@ -1,4 +1,4 @@
-"""What each upstream IdP releases about a signed-in person (facts: ../shared/specs/educonnect.md).
+"""What each upstream IdP releases about a signed-in person (facts: docs/specs/educonnect.md).
 
 EduConnect: the attributes `urn:oid:1.3.6.1.4.1.20326.10.999.1.<n>` of the spec, with `FrEduCtRefId`
 carrying one `{AAF}<académie>|<UAI>|<join key>` value per ENT account the person has (a parent whose

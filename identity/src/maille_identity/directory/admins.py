@@ -41,7 +41,7 @@ class SchoolAdmins:
         only a principal delegates) one of their delegates."""
         if "operator" in caller.roles:
             return
-        person_id = caller.person_id  # written by identity alone on the account (see the README's Security)
+        person_id = caller.person_id  # written by identity alone on the account (see docs/security.md)
         person = await self.directory.person(person_id) if person_id else None
         if _heads(person, uai):
             return

@@ -1,6 +1,6 @@
 """The AAF import: a delivery of feed files applied to the directory, with a report of what was refused.
 
-Full and delta semantics (../shared/specs/aaf.md):
+Full and delta semantics (docs/specs/aaf.md):
 - records are applied kind by kind (structures, referentials, staff, pupils, parents), in file order;
 - a delta's modify of an unknown id is an add; its delete removes the person at once;
 - after a *full* feed of a kind, whoever of that kind was attached to a structure the feed covers but is

@@ -3,7 +3,7 @@
 `{idENT}_GAR-ENT_Complet_{yyyyMMdd_HHmmss}_{Etab|Eleve|Enseignant|Groupe|RespAff}_{NNNN}.xml`, at most
 10,000 records a file, each validated against `GAR-ENT.xsd` before it is kept (primary schools: their
 own `GAR-ENT-1D` files, checked against `GAR-ENT-1D.xsd`), then packed as one `.tar.gz` with an `.md5`
-beside it (../shared/specs/gar.md §2). Every night is a complete picture.
+beside it (docs/specs/gar.md §2). Every night is a complete picture.
 
 The persons are read once, as a stream; each file is written as it goes (lxml's incremental writer),
 so memory holds only the small records that must come after all persons in a file (MEF, subjects,
@@ -34,7 +34,7 @@ KINDS = ("Etab", "Eleve", "Enseignant", "Groupe", "RespAff")
 Doc = dict[str, Any]
 
 
-# The GAR's published schemas, shipped with the package (a test keeps them equal to ../shared/specs/gar/).
+# The GAR's published schemas, shipped with the package (a test checks their digests against the published files).
 SCHEMA = Path(__file__).parent / "xsd" / "GAR-ENT.xsd"
 
 

@@ -1,4 +1,4 @@
-"""Communication rules: who may write to whom (../shared/specs/communication-rules.md).
+"""Communication rules: who may write to whom (docs/specs/communication-rules.md).
 
 Every structure and every class has one group per kind of member — pupils (`ELV`), teachers (`ENS`),
 parents (`TUT`), staff (`PERS`), direction (`DIR`), and per class its head teachers (`HT`). A group

@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("stop", help="stop a platform started by run (make stop)")
     env = commands.add_parser("env", help="print the exports a command of SERVICE needs against make run's platform")
     env.add_argument("service", choices=("gateway", "identity", "catalog", "messaging", "library"))
-    commands.add_parser("config-table", help="print the configuration variables as the README's Markdown tables")
+    table = commands.add_parser("config-table", help="print the configuration variables as docs/configuration.md's tables")
+    table.add_argument("--write", action="store_true", help="write them into docs/configuration.md instead")
     args = parser.parse_args(argv)
     try:
         if args.command == "env":
@@ -36,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
             from maille_devstack.stack import stop_running
 
             return stop_running()
-        from maille_devstack.configdoc import config_tables
+        from maille_devstack.configdoc import config_tables, write_config_page
 
-        print(config_tables())
+        if args.write:
+            print(f"wrote {write_config_page()}")
+        else:
+            print(config_tables())
         return 0
     except (MissingPart, NotReady) as exc:
         print(f"maille-devstack: {exc}", file=sys.stderr)

@@ -1,6 +1,9 @@
-"""The README's configuration tables, made from the settings classes themselves."""
+"""docs/configuration.md's tables, made from the settings classes themselves."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from maille_kit.settings import ServiceSettings, describe
 
@@ -35,3 +38,12 @@ def config_tables() -> str:
         out += ["", f"{cls.service_name}:", "", "| variable | default | what |", "|---|---|---|"]
         out += [f"| `{row['env']}` | {_cell(row['default'])} | {row['description']} |" for row in own]
     return "\n".join(out)
+
+
+def write_config_page(page: Path | None = None) -> Path:
+    """Put the tables between the page's markers (the repository's docs/configuration.md by default)."""
+    page = page or Path(__file__).resolve().parents[4] / "docs" / "configuration.md"
+    text = page.read_text()
+    new = re.sub(r"(<!-- config:begin -->\n).*(\n<!-- config:end -->)", lambda m: m.group(1) + config_tables().strip() + m.group(2), text, flags=re.S)
+    page.write_text(new)
+    return page
