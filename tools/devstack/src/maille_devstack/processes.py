@@ -34,17 +34,23 @@ def development_environment() -> None:
 development_environment()
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     """A TCP port free on the loopback right now, taken below Linux's ephemeral range (32768 and up): a
     port the kernel hands out to outgoing connections could be taken by one of them before the part that
     was given it listens on it."""
     for _ in range(200):
         port = random.randrange(20000, 32000)
+        if port in _HANDED_OUT:  # free still, but promised to a part that has not started yet
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free TCP port between 20000 and 32000 on the loopback")
 
