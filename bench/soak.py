@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -123,22 +124,37 @@ def import_feed(env: dict[str, str], feed: Path, report: Path) -> tuple[float, s
     return time.monotonic() - began, (" / ".join(summary) if done.returncode == 0 else f"FAILED {done.returncode}: {done.stderr[-400:]}")
 
 
-def rss_of(pids: dict[str, int]) -> dict[str, float]:
-    """Each part's memory (its process group's RSS, MiB)."""
-    memory = {}
+def usage_of(pids: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """Each part's memory (its process group's RSS, MiB) and CPU time so far (s)."""
+    usage = {}
     for name, pid in pids.items():
-        total = 0
+        memory = cpu = 0.0
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
             try:
                 stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
                 if int(stat[2]) == pid:  # pgid
-                    total += int((proc / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                    memory += int((proc / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                    cpu += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
             except (OSError, IndexError, ValueError):
                 continue
-        memory[name] = total / 2**20
-    return memory
+        usage[name] = (memory / 2**20, cpu)
+    return usage
+
+
+def rss_of(pids: dict[str, int]) -> dict[str, float]:
+    return {name: memory for name, (memory, _) in usage_of(pids).items()}
+
+
+def cpu_during(pids: dict[str, int], work) -> tuple[object, dict[str, float]]:
+    """What `work()` returns, and the CPU seconds each part and the work's own processes spent meanwhile."""
+    before, children = usage_of(pids), resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = work()
+    after, children_after = usage_of(pids), resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = {name: after[name][1] - before[name][1] for name in after if name in before}
+    spent["import"] = (children_after.ru_utime + children_after.ru_stime) - (children.ru_utime + children.ru_stime)
+    return result, spent
 
 
 def main() -> None:
@@ -252,9 +268,11 @@ def main() -> None:
                 subprocess.run([str(bin_of("maille-identity")), "generate-aaf", str(delta), "--persons", str(args.persons), "--schools", "10",
                                 "--delta", str(k)], env=env, check=True, capture_output=True)
                 began = time.monotonic()
-                took, summary = import_feed(env, delta, WORK / f"delta{k}.txt")
+                (took, summary), spent = cpu_during(pids, lambda: import_feed(env, delta, WORK / f"delta{k}.txt"))
                 recorder.busy.append((began - recorder.started, time.monotonic() - recorder.started))
-                imports.append(f"delta {k} at {began - recorder.started:.0f}s: {took:.1f}s, {len(persons) / took:,.0f} persons/s — {summary}")
+                busiest = ", ".join(f"{name} {s:.1f}" for name, s in sorted(spent.items(), key=lambda i: -i[1])[:8])
+                imports.append(f"delta {k} at {began - recorder.started:.0f}s: {took:.1f}s, {len(persons) / took:,.0f} persons/s — {summary}"
+                               f" — CPU s meanwhile: {busiest} (of {os.cpu_count() * took:.0f} core-s on {os.cpu_count()} cores)")
                 print("  " + imports[-1], flush=True)
 
         pids = json.loads(state_file(var).read_text())["parts"]
