@@ -9,7 +9,6 @@ import statistics
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 from pathlib import Path
 
 import httpx
@@ -60,7 +59,9 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 10 else max(values, default=0.0)
 
 
-async def paced(clients: list[httpx.AsyncClient], schedule: list[tuple[float, object]], call) -> tuple[list[float], int, float]:
+async def paced(
+    clients: list[httpx.AsyncClient], schedule: list[tuple[float, object]], call
+) -> tuple[list[float], int, float]:
     """Each request when due (open loop), on whichever connection is free; latencies from when it was due; failures;
     and the rate at which requests completed while they were being offered, once the load had run for two seconds
     (completions between then and the last one's due time, over that time): what the platform sustains — in a steady
@@ -92,4 +93,8 @@ async def paced(clients: list[httpx.AsyncClient], schedule: list[tuple[float, ob
         tasks.append(asyncio.create_task(one(due, item)))
     await asyncio.gather(*tasks)
     first, last = schedule[0][0] + 2.0, schedule[-1][0]
-    return latencies, failed, sum(1 for t in done if first < t <= last) / (last - first) if last > first else float(len(done))
+    return (
+        latencies,
+        failed,
+        sum(1 for t in done if first < t <= last) / (last - first) if last > first else float(len(done)),
+    )

@@ -80,17 +80,29 @@ def main() -> None:
     try:
         counts = generate(workdir / "feed", persons=args.persons, schools=args.schools)
         persons = counts["pupils"] + counts["parents"] + counts["staff"]
-        env = {**os.environ, "MAILLE_IDENTITY_NATS_URL": args.nats, "MAILLE_IDENTITY_MONGODB_URL": args.mongodb,
-               "MAILLE_IDENTITY_DATABASE": f"bench_directory_{uuid.uuid4().hex[:8]}", "CI": "1"}
+        env = {
+            **os.environ,
+            "MAILLE_IDENTITY_NATS_URL": args.nats,
+            "MAILLE_IDENTITY_MONGODB_URL": args.mongodb,
+            "MAILLE_IDENTITY_DATABASE": f"bench_directory_{uuid.uuid4().hex[:8]}",
+            "CI": "1",
+        }
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
         print(f"feed: {json.dumps(counts)} ({persons:,} persons)")
-        for label, goal in (("full import", "goal >= 3,000 persons/s, peak <= 400 MB"), ("re-import", "goal >= 10,000 persons/s, 0 events")):
-            line, _, peak = run_command(["import-aaf", str(workdir / "feed"), "--report", str(workdir / "report.txt")], env)
+        for label, goal in (
+            ("full import", "goal >= 3,000 persons/s, peak <= 400 MB"),
+            ("re-import", "goal >= 10,000 persons/s, 0 events"),
+        ):
+            line, _, peak = run_command(
+                ["import-aaf", str(workdir / "feed"), "--report", str(workdir / "report.txt")], env
+            )
             seconds = float(re.search(r"in ([\d.]+)s", line).group(1))
             events = re.search(r"([\d,]+) events", line).group(1)
             held = asyncio.run(events_in_jetstream(args.nats))
-            print(f"{label}: {persons / seconds:,.0f} persons/s ({seconds:.1f}s), peak memory {peak:.0f} MB, {events} events "
-                  f"(JetStream holds {held:,} in all) ({goal})")
+            print(
+                f"{label}: {persons / seconds:,.0f} persons/s ({seconds:.1f}s), peak memory {peak:.0f} MB, {events} events "
+                f"(JetStream holds {held:,} in all) ({goal})"
+            )
         line, seconds, peak = run_command(["export-gar", str(workdir / "gar")], env)
         print(f"GAR export: {seconds:.1f}s, peak memory {peak:.0f} MB; {line} (goal <= 60 s, <= 300 MB, XSD-valid)")
     finally:

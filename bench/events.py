@@ -17,8 +17,8 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,7 +53,13 @@ async def consume(args: argparse.Namespace) -> None:
             done.set()
 
     consumer = EventConsumer(
-        bus, docstore, service="bench", durable=args.stream.lower(), stream=args.stream, subjects=(SUBJECT,), handler=handle
+        bus,
+        docstore,
+        service="bench",
+        durable=args.stream.lower(),
+        stream=args.stream,
+        subjects=(SUBJECT,),
+        handler=handle,
     )
     await consumer.start()
     print("ready", flush=True)
@@ -65,14 +71,28 @@ async def consume(args: argparse.Namespace) -> None:
     print(json.dumps({"finished_ns": finished, "latencies_ns": latencies}), flush=True)
 
 
-async def phase(bus: Bus, docstore: Docstore, args: argparse.Namespace, *, total: int, produce) -> tuple[float, list[float]]:
+async def phase(
+    bus: Bus, docstore: Docstore, args: argparse.Namespace, *, total: int, produce
+) -> tuple[float, list[float]]:
     """Publish `total` events with `produce` to a consumer process; elapsed seconds and latencies (ms)."""
     stream = Stream(name=f"BENCH_{uuid.uuid4().hex[:6].upper()}", subjects=(SUBJECT,), max_age_seconds=900)
     await bus.ensure_streams([stream])
     consumer = subprocess.Popen(
-        [sys.executable, __file__, "--consume", "--nats", args.nats, "--mongodb", args.mongodb,
-         "--stream", stream.name, "--expect", str(total)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--consume",
+            "--nats",
+            args.nats,
+            "--mongodb",
+            args.mongodb,
+            "--stream",
+            stream.name,
+            "--expect",
+            str(total),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert consumer.stdout is not None
     while consumer.stdout.readline().strip() != "ready":
@@ -135,10 +155,14 @@ async def bench(args: argparse.Namespace) -> None:
         shutil.rmtree(workdir, ignore_errors=True)  # the data (hundreds of MB) is not kept
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"throughput: {total:,} events in {elapsed:.2f}s = {total / elapsed:,.0f} events/s published and consumed "
-          f"end to end ({args.producers} concurrent producers; goal >= 5,000)")
-    print(f"latency at {args.rate:,}/s for {args.seconds}s: p50 {statistics.median(latencies):.1f} ms, "
-          f"p99 {sorted(latencies)[int(0.99 * len(latencies))]:.1f} ms, max {max(latencies):.1f} ms (goal p99 <= 20 ms)")
+    print(
+        f"throughput: {total:,} events in {elapsed:.2f}s = {total / elapsed:,.0f} events/s published and consumed "
+        f"end to end ({args.producers} concurrent producers; goal >= 5,000)"
+    )
+    print(
+        f"latency at {args.rate:,}/s for {args.seconds}s: p50 {statistics.median(latencies):.1f} ms, "
+        f"p99 {sorted(latencies)[int(0.99 * len(latencies))]:.1f} ms, max {max(latencies):.1f} ms (goal p99 <= 20 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,16 @@ def tools_env() -> dict[str, str]:
 
 def make_token(key: RSAKey, *, subject: str, lifetime: int = 3600) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": ["maille"], "sub": subject, "azp": "bench-client", "exp": now + lifetime, "iat": now,
-              "realm_access": {"roles": ["vendor"]}, "scope": "profile"}
+    claims = {
+        "iss": ISSUER,
+        "aud": ["maille"],
+        "sub": subject,
+        "azp": "bench-client",
+        "exp": now + lifetime,
+        "iat": now,
+        "realm_access": {"roles": ["vendor"]},
+        "scope": "profile",
+    }
     return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
 
@@ -86,8 +94,13 @@ def wrk(url: str, *, seconds: int, connections: int, token: str, rate: float | N
         # send about `rate` requests a second (an open-loop approximation; wrk2 is not packaged).
         lines.append(f"function delay() return {max(0.0, connections / rate * 1000):.3f} end")
     script.write_text("\n".join(lines) + "\n")
-    out = subprocess.run([str(WRK), "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, env=tools_env(), check=True).stdout
+    out = subprocess.run(
+        [str(WRK), "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        env=tools_env(),
+        check=True,
+    ).stdout
     script.unlink()
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
     for pct in ("50", "90", "99"):
@@ -143,14 +156,27 @@ def main() -> None:
     token = make_token(key, subject="bench-vendor")
     upstream_port, nginx_port, gateway_port = free_port(), free_port(), free_port()
     conf = nginx_conf(work, upstream_port, nginx_port, args.workers)
-    nginx = Process("nginx", [str(NGINX), "-c", str(conf), "-p", str(work), "-g", "daemon off;"], work / "nginx.log", env=tools_env())
+    nginx = Process(
+        "nginx",
+        [str(NGINX), "-c", str(conf), "-p", str(work), "-g", "daemon off;"],
+        work / "nginx.log",
+        env=tools_env(),
+    )
     nats = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=work)
-    gateway = Process("gateway", [str(Path(sys.executable).parent / "maille-gateway")], work / "gateway.log", env={
-        "MAILLE_GATEWAY_HTTP_PORT": str(gateway_port), "MAILLE_GATEWAY_WORKERS": str(args.workers),
-        "MAILLE_GATEWAY_NATS_URL": "", "MAILLE_GATEWAY_ROUTES": json.dumps({"bench": f"http://127.0.0.1:{upstream_port}"}),
-        "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": f"http://127.0.0.1:{upstream_port}/jwks.json",
-        "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
-    })
+    gateway = Process(
+        "gateway",
+        [str(Path(sys.executable).parent / "maille-gateway")],
+        work / "gateway.log",
+        env={
+            "MAILLE_GATEWAY_HTTP_PORT": str(gateway_port),
+            "MAILLE_GATEWAY_WORKERS": str(args.workers),
+            "MAILLE_GATEWAY_NATS_URL": "",
+            "MAILLE_GATEWAY_ROUTES": json.dumps({"bench": f"http://127.0.0.1:{upstream_port}"}),
+            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
+            "MAILLE_GATEWAY_AUTH_JWKS_URL": f"http://127.0.0.1:{upstream_port}/jwks.json",
+            "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+        },
+    )
     try:
         nginx.start()
         nats.start()
@@ -171,34 +197,68 @@ def main() -> None:
         assert check.status_code == 200 and check.json() == {"ok": True}, check.text
         refused = httpx.get(f"http://127.0.0.1:{gateway_port}{route}")
         assert refused.status_code == 401, refused.text
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-              f"gateway and nginx with {args.workers} worker processes each; wrk -t2 -c{args.connections} -d{args.seconds}s")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            f"gateway and nginx with {args.workers} worker processes each; wrk -t2 -c{args.connections} -d{args.seconds}s"
+        )
         wrk(f"http://127.0.0.1:{gateway_port}{route}", seconds=2, connections=args.connections, token=token)  # warm-up
         # Rounds alternate nginx and the gateway, so that both see the same moods of a shared machine.
         directs, throughs = [], []
         for _ in range(args.rounds):
-            directs.append(wrk(f"http://127.0.0.1:{nginx_port}{route}", seconds=args.seconds, connections=args.connections, token=token))
-            throughs.append(wrk(f"http://127.0.0.1:{gateway_port}{route}", seconds=args.seconds, connections=args.connections, token=token))
+            directs.append(
+                wrk(
+                    f"http://127.0.0.1:{nginx_port}{route}",
+                    seconds=args.seconds,
+                    connections=args.connections,
+                    token=token,
+                )
+            )
+            throughs.append(
+                wrk(
+                    f"http://127.0.0.1:{gateway_port}{route}",
+                    seconds=args.seconds,
+                    connections=args.connections,
+                    token=token,
+                )
+            )
         direct = sorted(directs, key=lambda r: r["rps"])[len(directs) // 2]
         through = sorted(throughs, key=lambda r: r["rps"])[len(throughs) // 2]
         share = through["rps"] / direct["rps"] * 100
         rounds = ", ".join(f"{t['rps']:,.0f}/{d['rps']:,.0f}" for t, d in zip(throughs, directs))
         print(f"nginx plain proxy_pass: {direct['rps']:,.0f} requests/s (median of {args.rounds} rounds)")
-        print(f"gateway, authenticated: {through['rps']:,.0f} requests/s = {share:.0f}% of nginx "
-              f"({sum(t['errors'] for t in throughs):.0f} non-2xx; rounds gateway/nginx: {rounds}) (goal >= 30%)")
+        print(
+            f"gateway, authenticated: {through['rps']:,.0f} requests/s = {share:.0f}% of nginx "
+            f"({sum(t['errors'] for t in throughs):.0f} non-2xx; rounds gateway/nginx: {rounds}) (goal >= 30%)"
+        )
         half = through["rps"] / 2
-        base = wrk(f"http://127.0.0.1:{upstream_port}{route}", seconds=args.seconds, connections=args.connections, token=token, rate=half)
-        paced = wrk(f"http://127.0.0.1:{gateway_port}{route}", seconds=args.seconds, connections=args.connections, token=token, rate=half)
-        print(f"at half that load ({paced['rps']:,.0f} requests/s): p99 {paced['p99']:.2f} ms through the gateway, "
-              f"{base['p99']:.2f} ms straight to the upstream: added p99 {paced['p99'] - base['p99']:.2f} ms "
-              f"(p50 {paced['p50']:.2f} vs {base['p50']:.2f} ms) (goal <= 5 ms)")
+        base = wrk(
+            f"http://127.0.0.1:{upstream_port}{route}",
+            seconds=args.seconds,
+            connections=args.connections,
+            token=token,
+            rate=half,
+        )
+        paced = wrk(
+            f"http://127.0.0.1:{gateway_port}{route}",
+            seconds=args.seconds,
+            connections=args.connections,
+            token=token,
+            rate=half,
+        )
+        print(
+            f"at half that load ({paced['rps']:,.0f} requests/s): p99 {paced['p99']:.2f} ms through the gateway, "
+            f"{base['p99']:.2f} ms straight to the upstream: added p99 {paced['p99'] - base['p99']:.2f} ms "
+            f"(p50 {paced['p50']:.2f} vs {base['p50']:.2f} ms) (goal <= 5 ms)"
+        )
     finally:
         gateway.stop()
         nats.stop()
         nginx.stop()
     warm, cold = validations_per_second(key, jwks, people=5000)
-    print(f"JWT validations on one core, warm JWKS: {warm:,.0f}/s with 5,000 people's tokens each verified once then "
-          f"remembered until expiry; {cold:,.0f}/s when every token is new (goal >= 20,000/s)")
+    print(
+        f"JWT validations on one core, warm JWKS: {warm:,.0f}/s with 5,000 people's tokens each verified once then "
+        f"remembered until expiry; {cold:,.0f}/s when every token is new (goal >= 20,000/s)"
+    )
 
 
 if __name__ == "__main__":

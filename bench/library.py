@@ -26,61 +26,113 @@ from pathlib import Path
 import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from maille.identity.v1 import directory_pb2 as pb
 
+from common import paced, pct, signing_key, start_infrastructure
+from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.processes import PmbPeerProcess, ServiceProcess, free_port
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 
-from common import paced, pct, signing_key, start_infrastructure
-
 ISSUER = "http://bench.invalid/realms/maille"
 SCHOOLS = ("0750001A", "0750002B", "0750003C")
-WORDS = ["prince", "misérables", "lieues", "étranger", "horla", "germinal", "planète", "comte", "bovary", "candide",
-         "hugo", "verne", "zola", "camus", "flaubert", "voltaire", "dumas"]
+WORDS = [
+    "prince",
+    "misérables",
+    "lieues",
+    "étranger",
+    "horla",
+    "germinal",
+    "planète",
+    "comte",
+    "bovary",
+    "candide",
+    "hugo",
+    "verne",
+    "zola",
+    "camus",
+    "flaubert",
+    "voltaire",
+    "dumas",
+]
 
 
 def token(key: RSAKey, subject: str, *, roles: tuple[str, ...] = (), person: bool = True) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": ["maille", "maille-library"], "sub": subject, "azp": "bench-portal", "exp": now + 7200, "iat": now,
-              "realm_access": {"roles": list(roles)}, **({"ent_id": subject} if person else {})}
+    claims = {
+        "iss": ISSUER,
+        "aud": ["maille", "maille-library"],
+        "sub": subject,
+        "azp": "bench-portal",
+        "exp": now + 7200,
+        "iat": now,
+        "realm_access": {"roles": list(roles)},
+        **({"ent_id": subject} if person else {}),
+    }
     return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
 
-async def load(gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_url: str, args: argparse.Namespace) -> dict:
+async def load(
+    gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_url: str, args: argparse.Namespace
+) -> dict:
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
         operator = {"authorization": token(key, "bench-operator", roles=("operator",), person=False)}
         for uai in SCHOOLS:
-            answer = await client.put(f"/api/library/v1/operator/schools/{uai}/pmb", headers=operator, json={
-                "url": pmb_url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": f"cdi{uai}",
-                "opacUrl": f"https://cdi-{uai.lower()}.example.fr/opac"})
+            answer = await client.put(
+                f"/api/library/v1/operator/schools/{uai}/pmb",
+                headers=operator,
+                json={
+                    "url": pmb_url,
+                    "sourceId": 1,
+                    "user": "maille",
+                    "password": "secret-ws",
+                    "database": f"cdi{uai}",
+                    "opacUrl": f"https://cdi-{uai.lower()}.example.fr/opac",
+                },
+            )
             assert answer.status_code in (200, 201), answer.text
     bus = Bus(nats_url, name="bench-library")
     await bus.connect()
     await bus.ensure_streams([Stream(name="IDENTITY", subjects=("identity.>",), description="identity's facts")])
     teachers = [f"teacher-{n:04d}" for n in range(args.persons)]
     for person_id in teachers:
-        person = pb.Person(id=person_id, last_name="Prof", first_name=person_id,
-                           profiles=[pb.Profile(structure_id=f"S{uai}", uai=uai, code="National_ENS") for uai in SCHOOLS])
-        envelope = make_envelope(type="identity.person.created.v1", tenant="ac-bench", source="identity", payload=pb.PersonCreated(person=person))
+        person = pb.Person(
+            id=person_id,
+            last_name="Prof",
+            first_name=person_id,
+            profiles=[pb.Profile(structure_id=f"S{uai}", uai=uai, code="National_ENS") for uai in SCHOOLS],
+        )
+        envelope = make_envelope(
+            type="identity.person.created.v1",
+            tenant="ac-bench",
+            source="identity",
+            payload=pb.PersonCreated(person=person),
+        )
         await bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
     await bus.close()
     tokens = {p: token(key, p) for p in teachers}
     rng = random.Random(3)
-    clients = [httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(64)]
+    clients = [
+        httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(64)
+    ]
     failures: list[str] = []
     try:
+
         async def known() -> bool:  # the library has heard of the last teacher
-            answer = await clients[0].get("/api/library/v1/search", params={"q": "prince"}, headers={"authorization": tokens[teachers[-1]]})
+            answer = await clients[0].get(
+                "/api/library/v1/search", params={"q": "prince"}, headers={"authorization": tokens[teachers[-1]]}
+            )
             return answer.status_code == 200 and answer.json()["total"] > 0
 
         deadline = time.monotonic() + 60
         while not await known():
             assert time.monotonic() < deadline, "the library never heard of the teachers"
             await asyncio.sleep(0.2)
+
         async def one(client: httpx.AsyncClient, item: object) -> bool:
             person, word = item  # type: ignore[misc]
-            answer = await client.get("/api/library/v1/search", params={"q": word, "size": 20}, headers={"authorization": tokens[person]})
+            answer = await client.get(
+                "/api/library/v1/search", params={"q": word, "size": 20}, headers={"authorization": tokens[person]}
+            )
             body = answer.json() if answer.status_code == 200 else {}
             if answer.status_code != 200 or body.get("missing") or not body.get("results"):
                 failures.append(f"{answer.status_code} {answer.text[:200]}")
@@ -88,7 +140,10 @@ async def load(gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_u
             return True
 
         start = time.perf_counter() + 0.5
-        schedule = [(start + i / args.rate, (rng.choice(teachers), rng.choice(WORDS))) for i in range(int(args.rate * args.seconds))]
+        schedule = [
+            (start + i / args.rate, (rng.choice(teachers), rng.choice(WORDS)))
+            for i in range(int(args.rate * args.seconds))
+        ]
         latencies = (await paced(clients, schedule, one))[0]
     finally:
         for c in clients:
@@ -96,8 +151,18 @@ async def load(gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_u
     # Reader sync: school A asks for it; `--sync` new pupils of A published as identity publishes them; the time
     # until A's PMB holds every one of them as a reader.
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
-        answer = await client.put(f"/api/library/v1/operator/schools/{SCHOOLS[0]}/pmb", headers=operator, json={
-            "url": pmb_url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": f"cdi{SCHOOLS[0]}", "syncReaders": True})
+        answer = await client.put(
+            f"/api/library/v1/operator/schools/{SCHOOLS[0]}/pmb",
+            headers=operator,
+            json={
+                "url": pmb_url,
+                "sourceId": 1,
+                "user": "maille",
+                "password": "secret-ws",
+                "database": f"cdi{SCHOOLS[0]}",
+                "syncReaders": True,
+            },
+        )
         assert answer.status_code == 200, answer.text
     peer_count = f"{pmb_url.rsplit('/pmb', 1)[0]}/peer/databases/cdi{SCHOOLS[0]}/readers"
     async with httpx.AsyncClient(timeout=10) as peer:
@@ -113,9 +178,19 @@ async def load(gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_u
         await bus.connect()
         started = time.perf_counter()
         for n in range(args.sync):
-            person = pb.Person(id=f"pupil-{n:05d}", last_name=f"Élève {n}", first_name="Prénom", group_ids=[f"S{SCHOOLS[0]}$6A"],
-                               profiles=[pb.Profile(structure_id=f"S{SCHOOLS[0]}", uai=SCHOOLS[0], code="National_ELV")])
-            envelope = make_envelope(type="identity.person.created.v1", tenant="ac-bench", source="identity", payload=pb.PersonCreated(person=person))
+            person = pb.Person(
+                id=f"pupil-{n:05d}",
+                last_name=f"Élève {n}",
+                first_name="Prénom",
+                group_ids=[f"S{SCHOOLS[0]}$6A"],
+                profiles=[pb.Profile(structure_id=f"S{SCHOOLS[0]}", uai=SCHOOLS[0], code="National_ELV")],
+            )
+            envelope = make_envelope(
+                type="identity.person.created.v1",
+                tenant="ac-bench",
+                source="identity",
+                payload=pb.PersonCreated(person=person),
+            )
             await bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
         published = time.perf_counter() - started
         await bus.close()
@@ -141,32 +216,64 @@ def main() -> None:
     parts = []
     try:
         nats, store = start_infrastructure(work, parts)
-        pmb = PmbPeerProcess(port=free_port(), databases=[f"cdi{uai}" for uai in SCHOOLS], log_dir=logs, delay_ms=50, jitter_ms=50,
-                             records=args.records)
+        pmb = PmbPeerProcess(
+            port=free_port(),
+            databases=[f"cdi{uai}" for uai in SCHOOLS],
+            log_dir=logs,
+            delay_ms=50,
+            jitter_ms=50,
+            records=args.records,
+        )
         pmb.start()
         parts.append(pmb)
-        library = ServiceProcess("library", port=free_port(), log_dir=logs, env={
-            "MAILLE_LIBRARY_NATS_URL": nats.url, "MAILLE_LIBRARY_MONGODB_URL": store.url, "MAILLE_LIBRARY_AUTH_ISSUER": ISSUER,
-            "MAILLE_LIBRARY_AUTH_JWKS_URL": jwks, "MAILLE_LIBRARY_SEARCH_CACHE_SECONDS": "0", "MAILLE_LIBRARY_LOG_LEVEL": "WARNING",
-            "MAILLE_LIBRARY_SYNC_CONCURRENCY": str(args.sync_concurrency), "MAILLE_LIBRARY_CONNECTION_CACHE_SECONDS": "1"})
+        library = ServiceProcess(
+            "library",
+            port=free_port(),
+            log_dir=logs,
+            env={
+                "MAILLE_LIBRARY_NATS_URL": nats.url,
+                "MAILLE_LIBRARY_MONGODB_URL": store.url,
+                "MAILLE_LIBRARY_AUTH_ISSUER": ISSUER,
+                "MAILLE_LIBRARY_AUTH_JWKS_URL": jwks,
+                "MAILLE_LIBRARY_SEARCH_CACHE_SECONDS": "0",
+                "MAILLE_LIBRARY_LOG_LEVEL": "WARNING",
+                "MAILLE_LIBRARY_SYNC_CONCURRENCY": str(args.sync_concurrency),
+                "MAILLE_LIBRARY_CONNECTION_CACHE_SECONDS": "1",
+            },
+        )
         library.start()
         parts.append(library)
-        gateway = ServiceProcess("gateway", port=free_port(), log_dir=logs, env={
-            "MAILLE_GATEWAY_NATS_URL": nats.url, "MAILLE_GATEWAY_ROUTES": json.dumps({"library": library.url}),
-            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks, "MAILLE_GATEWAY_RATE_CLIENT": "1000000", "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
-            "MAILLE_GATEWAY_RATE_PERSON": "1000000", "MAILLE_GATEWAY_LOG_LEVEL": "WARNING"})
+        gateway = ServiceProcess(
+            "gateway",
+            port=free_port(),
+            log_dir=logs,
+            env={
+                "MAILLE_GATEWAY_NATS_URL": nats.url,
+                "MAILLE_GATEWAY_ROUTES": json.dumps({"library": library.url}),
+                "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
+                "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
+                "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+                "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
+                "MAILLE_GATEWAY_RATE_PERSON": "1000000",
+                "MAILLE_GATEWAY_LOG_LEVEL": "WARNING",
+            },
+        )
         gateway.start()
         parts.append(gateway)
         r = asyncio.run(load(gateway.url, library.url, nats.url, key, f"http://127.0.0.1:{pmb.port}/pmb", args))
         lat = r["latencies"]
-        print(f"search across {len(SCHOOLS)} schools' PMBs (each answering in 50-100 ms; {args.records} records each), through the gateway, "
-              f"{len(lat)} searches at {args.rate:g}/s: p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms, "
-              f"{len(r['failures'])} failed or incomplete")
+        print(
+            f"search across {len(SCHOOLS)} schools' PMBs (each answering in 50-100 ms; {args.records} records each), through the gateway, "
+            f"{len(lat)} searches at {args.rate:g}/s: p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms, "
+            f"{len(r['failures'])} failed or incomplete"
+        )
         for failure in r["failures"][:3]:
             print(f"  failed: {failure}")
-        print(f"reader sync: {args.sync} pupils published as identity publishes them (in {r['published']:.1f} s), all readers in the "
-              f"school's PMB (50-100 ms a call) after {r['sync']:.1f} s ({args.sync / r['sync']:.0f} readers/s, "
-              f"{args.sync_concurrency} at once)")
+        print(
+            f"reader sync: {args.sync} pupils published as identity publishes them (in {r['published']:.1f} s), all readers in the "
+            f"school's PMB (50-100 ms a call) after {r['sync']:.1f} s ({args.sync / r['sync']:.0f} readers/s, "
+            f"{args.sync_concurrency} at once)"
+        )
         print(f"machine: {platform.node()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores")
     finally:
         for part in reversed(parts):

@@ -30,14 +30,13 @@ from pathlib import Path
 import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from maille.identity.v1 import directory_pb2 as pb
 
+from common import pct, signing_key, start_infrastructure
+from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.pki import make_pki
 from maille_devstack.processes import Process, ServiceProcess, free_port
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
-
-from common import pct, signing_key, start_infrastructure
 
 ISSUER = "http://bench.invalid/realms/maille"
 CONCEPT = "http://data.education.fr/voc/scolomfr/concept/"
@@ -51,29 +50,51 @@ def uai(n: int) -> str:
 
 def token(key: RSAKey, *, subject: str, ent_id: str | None = None, roles: tuple[str, ...] = ()) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": ["maille", "maille-catalog"], "sub": subject, "azp": subject if not ent_id else "bench-portal",
-              "exp": now + 7200, "iat": now, "realm_access": {"roles": list(roles)}}
+    claims = {
+        "iss": ISSUER,
+        "aud": ["maille", "maille-catalog"],
+        "sub": subject,
+        "azp": subject if not ent_id else "bench-portal",
+        "exp": now + 7200,
+        "iat": now,
+        "realm_access": {"roles": list(roles)},
+    }
     if ent_id:
         claims["ent_id"] = ent_id
     return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
 
-
 def resource(n: int) -> dict:
     level, domain = LEVELS[n % len(LEVELS)], DOMAINS[n % len(DOMAINS)]
-    return {"idRessource": f"ark:/{10000 + n % 10:05d}/res-{n:05d}", "nomRessource": f"{domain.capitalize()} {level} n°{n}",
-            "nomEditeur": f"Éditeur {n % 10}", "urlVignette": f"https://vendor{n % 10}.example/{n}.png",
-            "urlAccesRessource": f"https://vendor{n % 10}.example/r/{n}", "typePresentation": {"code": "MAN", "nom": "manuel numérique"},
-            "typePedagogique": [{"uri": f"{CONCEPT}scolomfr-voc-010-num-003", "nom": "cours"}], "typologieDocument": [],
-            "niveauEducatif": [{"uri": f"{CONCEPT}level-{level}", "nom": level}],
-            "domaineEnseignement": [{"uri": f"{CONCEPT}domain-{n % len(DOMAINS)}", "nom": domain}]}
+    return {
+        "idRessource": f"ark:/{10000 + n % 10:05d}/res-{n:05d}",
+        "nomRessource": f"{domain.capitalize()} {level} n°{n}",
+        "nomEditeur": f"Éditeur {n % 10}",
+        "urlVignette": f"https://vendor{n % 10}.example/{n}.png",
+        "urlAccesRessource": f"https://vendor{n % 10}.example/r/{n}",
+        "typePresentation": {"code": "MAN", "nom": "manuel numérique"},
+        "typePedagogique": [{"uri": f"{CONCEPT}scolomfr-voc-010-num-003", "nom": "cours"}],
+        "typologieDocument": [],
+        "niveauEducatif": [{"uri": f"{CONCEPT}level-{level}", "nom": level}],
+        "domaineEnseignement": [{"uri": f"{CONCEPT}domain-{n % len(DOMAINS)}", "nom": domain}],
+    }
 
 
 def subscription(n: int, ark: str, schools: list[str], kind: str = "ETABL", **extra: object) -> dict:
-    return {"idAbonnement": f"ABO-{n:05d}", "idDistributeurCom": "123456789_000000000000001X", "idRessource": ark,
-            "libelleRessource": ark, "debutValidite": "2026-09-01T00:00:00", "finValidite": "2030-08-31T23:59:59", "uaiEtab": schools,
-            "categorieAffectation": "transferable", "typeAffectation": kind, "nbLicenceGlobale": "ILLIMITE",
-            "publicCible": ["ELEVE", "ENSEIGNANT"], **extra}
+    return {
+        "idAbonnement": f"ABO-{n:05d}",
+        "idDistributeurCom": "123456789_000000000000001X",
+        "idRessource": ark,
+        "libelleRessource": ark,
+        "debutValidite": "2026-09-01T00:00:00",
+        "finValidite": "2030-08-31T23:59:59",
+        "uaiEtab": schools,
+        "categorieAffectation": "transferable",
+        "typeAffectation": kind,
+        "nbLicenceGlobale": "ILLIMITE",
+        "publicCible": ["ELEVE", "ENSEIGNANT"],
+        **extra,
+    }
 
 
 async def publish_directory(nats_url: str, args: argparse.Namespace) -> None:
@@ -81,18 +102,59 @@ async def publish_directory(nats_url: str, args: argparse.Namespace) -> None:
     bus = Bus(nats_url, name="bench-directory")
     await bus.connect(timeout=10)
     await bus.ensure_streams([Stream(name="IDENTITY", subjects=("identity.>",))])
-    facts = [("identity.structure.created.v1", pb.StructureCreated(structure=pb.Structure(id=f"S{uai(s)}", uai=uai(s), name=f"Collège {s}")))
-             for s in range(args.schools)]
+    facts = [
+        (
+            "identity.structure.created.v1",
+            pb.StructureCreated(structure=pb.Structure(id=f"S{uai(s)}", uai=uai(s), name=f"Collège {s}")),
+        )
+        for s in range(args.schools)
+    ]
     for p in range(args.persons):
         first = p % args.schools
         second = (first + 1 + p // args.schools) % args.schools
-        facts.append(("identity.person.created.v1", pb.PersonCreated(person=pb.Person(id=f"teacher-{p:05d}", last_name="Prof", first_name=str(p),
-            profiles=[pb.Profile(structure_id=f"S{uai(s)}", uai=uai(s), code="National_ENS") for s in (first, second)]))))
-    facts.append(("identity.person.created.v1", pb.PersonCreated(person=pb.Person(id="head-0", last_name="Principal", first_name="Zero",
-        profiles=[pb.Profile(structure_id=f"S{uai(0)}", uai=uai(0), code="National_DIR")]))))
+        facts.append(
+            (
+                "identity.person.created.v1",
+                pb.PersonCreated(
+                    person=pb.Person(
+                        id=f"teacher-{p:05d}",
+                        last_name="Prof",
+                        first_name=str(p),
+                        profiles=[
+                            pb.Profile(structure_id=f"S{uai(s)}", uai=uai(s), code="National_ENS")
+                            for s in (first, second)
+                        ],
+                    )
+                ),
+            )
+        )
+    facts.append(
+        (
+            "identity.person.created.v1",
+            pb.PersonCreated(
+                person=pb.Person(
+                    id="head-0",
+                    last_name="Principal",
+                    first_name="Zero",
+                    profiles=[pb.Profile(structure_id=f"S{uai(0)}", uai=uai(0), code="National_DIR")],
+                )
+            ),
+        )
+    )
     for p in range(args.licences):
-        facts.append(("identity.person.created.v1", pb.PersonCreated(person=pb.Person(id=f"pupil-{p:05d}", last_name="Élève", first_name=str(p),
-            profiles=[pb.Profile(structure_id=f"S{uai(0)}", uai=uai(0), code="National_ELV")]))))
+        facts.append(
+            (
+                "identity.person.created.v1",
+                pb.PersonCreated(
+                    person=pb.Person(
+                        id=f"pupil-{p:05d}",
+                        last_name="Élève",
+                        first_name=str(p),
+                        profiles=[pb.Profile(structure_id=f"S{uai(0)}", uai=uai(0), code="National_ELV")],
+                    )
+                ),
+            )
+        )
     for type, payload in facts:
         envelope = make_envelope(type=type, tenant="ac-bench", source="identity", payload=payload)
         await bus.js.publish(type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
@@ -108,7 +170,11 @@ async def seed(catalog: str, key: RSAKey, args: argparse.Namespace) -> tuple[int
             per_vendor.setdefault(n % 10, []).append(resource(n))
         for v, items in per_vendor.items():
             for start in range(0, len(items), 500):
-                report = (await client.post("/api/catalog/v1/vendor/resources/bulk", json=items[start:start + 500], headers=vendors[v])).json()
+                report = (
+                    await client.post(
+                        "/api/catalog/v1/vendor/resources/bulk", json=items[start : start + 500], headers=vendors[v]
+                    )
+                ).json()
                 assert report["refusees"] == 0, report
         # Subscriptions: each covers 1 to 3 schools; their resources drawn over the catalogue.
         rng = random.Random(7)
@@ -118,10 +184,26 @@ async def seed(catalog: str, key: RSAKey, args: argparse.Namespace) -> tuple[int
             schools = sorted({uai(rng.randrange(args.schools)) for _ in range(rng.randint(1, 3))})
             bodies.append((r % 10, subscription(n, resource(r)["idRessource"], schools)))
         # The licences' subscription: school 0, per person, as many pupil licences as asked.
-        bodies.append((0, subscription(99999, resource(0)["idRessource"], [uai(0)], "INDIV", nbLicenceGlobale=None, nbLicenceEleve=args.licences)))
+        bodies.append(
+            (
+                0,
+                subscription(
+                    99999,
+                    resource(0)["idRessource"],
+                    [uai(0)],
+                    "INDIV",
+                    nbLicenceGlobale=None,
+                    nbLicenceEleve=args.licences,
+                ),
+            )
+        )
         for start in range(0, len(bodies), 16):
-            answers = await asyncio.gather(*(client.post("/api/catalog/v1/vendor/subscriptions", json=b, headers=vendors[v])
-                                             for v, b in bodies[start:start + 16]))
+            answers = await asyncio.gather(
+                *(
+                    client.post("/api/catalog/v1/vendor/subscriptions", json=b, headers=vendors[v])
+                    for v, b in bodies[start : start + 16]
+                )
+            )
             bad = [a.text for a in answers if a.status_code != 201]
             assert not bad, bad[:3]
     return len(bodies), time.perf_counter() - started
@@ -142,7 +224,9 @@ def wait_directory(mongodb_url: str, args: argparse.Namespace) -> float:
     return time.perf_counter() - started
 
 
-async def paced(clients: list[httpx.AsyncClient], tokens: list[str], schedule: list[tuple[float, int]]) -> tuple[list[float], int]:
+async def paced(
+    clients: list[httpx.AsyncClient], tokens: list[str], schedule: list[tuple[float, int]]
+) -> tuple[list[float], int]:
     """Send each request when due (open loop), spread over the clients' connections; latencies counted from when each was due."""
     latencies: list[float] = []
     failed = 0
@@ -156,24 +240,32 @@ async def paced(clients: list[httpx.AsyncClient], tokens: list[str], schedule: l
             answer = await client.get("/api/catalog/v1/mediacentre", headers={"authorization": tokens[person]})
             latencies.append((time.perf_counter() - due) * 1000)
             # Checked on the bytes: parsing every answer would make this process pause for its collector.
-            if answer.status_code != 200 or b'"gar":"ok"' not in answer.content or b'"ressources":[{' not in answer.content:
+            if (
+                answer.status_code != 200
+                or b'"gar":"ok"' not in answer.content
+                or b'"ressources":[{' not in answer.content
+            ):
                 failed += 1
 
-    await asyncio.gather(*(worker(client, schedule[k::len(clients)]) for k, client in enumerate(clients)))
+    await asyncio.gather(*(worker(client, schedule[k :: len(clients)]) for k, client in enumerate(clients)))
     return latencies, failed
 
 
 async def load(gateway: str, catalog: str, key: RSAKey, args: argparse.Namespace) -> dict[str, object]:
     """Every person's first request (their list computed) at `--first-rate`; then `--rate` for `--seconds` over
     all of them while a vendor changes one of its resources every 2 s (the lists holding it are computed again)."""
-    tokens = [f"Bearer {token(key, subject=f'teacher-{p:05d}', ent_id=f'teacher-{p:05d}')}" for p in range(args.persons)]
+    tokens = [
+        f"Bearer {token(key, subject=f'teacher-{p:05d}', ent_id=f'teacher-{p:05d}')}" for p in range(args.persons)
+    ]
     rng = random.Random(11)
     order = list(range(args.persons))
     rng.shuffle(order)
     gc.freeze()  # the load must not pause: what exists now is never collected, and nothing else is while it runs
     gc.disable()
     # 48 connections, kept for both phases (as browsers keep theirs to the gateway).
-    clients = [httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(48)]
+    clients = [
+        httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(48)
+    ]
     start = time.perf_counter() + 0.5
     first, first_failed = await paced(clients, tokens, [(start + i / args.first_rate, p) for i, p in enumerate(order)])
 
@@ -188,21 +280,31 @@ async def load(gateway: str, catalog: str, key: RSAKey, args: argparse.Namespace
                 await asyncio.sleep(2)
                 n = 3 + 10 * rng.randrange(args.resources // 10)
                 changed = resource(n) | {"nomRessource": f"{resource(n)['nomRessource']} (v{changes + 2})"}
-                answer = await client.put(f"/api/catalog/v1/vendor/resources/{changed['idRessource']}", json=changed, headers=vendor)
+                answer = await client.put(
+                    f"/api/catalog/v1/vendor/resources/{changed['idRessource']}", json=changed, headers=vendor
+                )
                 changes += answer.status_code == 200
 
     changer = asyncio.create_task(vendor_changes())
     total = int(args.rate * args.seconds)
     start = time.perf_counter() + 0.5
-    steady, steady_failed = await paced(clients, tokens, [(start + i / args.rate, rng.randrange(args.persons)) for i in range(total)])
+    steady, steady_failed = await paced(
+        clients, tokens, [(start + i / args.rate, rng.randrange(args.persons)) for i in range(total)]
+    )
     took = time.perf_counter() - start
     stop.set()
     await changer
     for client in clients:
         await client.aclose()
     gc.enable()
-    return {"first": first, "first_failed": first_failed, "steady": steady, "steady_failed": steady_failed, "rate": total / took,
-            "changes": changes}
+    return {
+        "first": first,
+        "first_failed": first_failed,
+        "steady": steady,
+        "steady_failed": steady_failed,
+        "rate": total / took,
+        "changes": changes,
+    }
 
 
 async def assign(gateway: str, key: RSAKey, args: argparse.Namespace) -> list[float]:
@@ -221,7 +323,6 @@ async def assign(gateway: str, key: RSAKey, args: argparse.Namespace) -> list[fl
     return times
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schools", type=int, default=300)
@@ -230,7 +331,9 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=1000, help="benched persons, each a teacher in two schools")
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--first-rate", type=float, default=50, help="rate of the persons' first requests (their lists computed)")
+    parser.add_argument(
+        "--first-rate", type=float, default=50, help="rate of the persons' first requests (their lists computed)"
+    )
     parser.add_argument("--gar-ms", type=int, default=20)
     parser.add_argument("--licences", type=int, default=1000)
     args = parser.parse_args()
@@ -243,40 +346,82 @@ def main() -> None:
     try:
         nats, store = start_infrastructure(work, parts)
         gar_port = free_port()
-        gar = Process("gar", [sys.executable, "-m", "gar.resources"], logs / "gar.log", env={
-            "PEER_RESOURCES_PORT": str(gar_port), "PEER_TLS_CERT": str(pki.server_cert), "PEER_TLS_KEY": str(pki.server_key),
-            "PEER_TLS_CA": str(pki.ca), "PEER_DELAY_MS": str(args.gar_ms)})
+        gar = Process(
+            "gar",
+            [sys.executable, "-m", "gar.resources"],
+            logs / "gar.log",
+            env={
+                "PEER_RESOURCES_PORT": str(gar_port),
+                "PEER_TLS_CERT": str(pki.server_cert),
+                "PEER_TLS_KEY": str(pki.server_key),
+                "PEER_TLS_CA": str(pki.ca),
+                "PEER_DELAY_MS": str(args.gar_ms),
+            },
+        )
         gar.start()
         parts.append(gar)
         asyncio.run(publish_directory(nats.url, args))
-        catalog = ServiceProcess("catalog", port=free_port(), log_dir=logs, env={
-            "MAILLE_CATALOG_NATS_URL": nats.url, "MAILLE_CATALOG_MONGODB_URL": store.url, "MAILLE_CATALOG_AUTH_ISSUER": ISSUER,
-            "MAILLE_CATALOG_AUTH_JWKS_URL": jwks, "MAILLE_CATALOG_GAR_URL": f"https://localhost:{gar_port}",
-            "MAILLE_CATALOG_GAR_CLIENT_CERT": str(pki.client_cert), "MAILLE_CATALOG_GAR_CLIENT_KEY": str(pki.client_key),
-            "MAILLE_CATALOG_GAR_CA_FILE": str(pki.ca), "MAILLE_CATALOG_LOG_LEVEL": "WARNING"})
+        catalog = ServiceProcess(
+            "catalog",
+            port=free_port(),
+            log_dir=logs,
+            env={
+                "MAILLE_CATALOG_NATS_URL": nats.url,
+                "MAILLE_CATALOG_MONGODB_URL": store.url,
+                "MAILLE_CATALOG_AUTH_ISSUER": ISSUER,
+                "MAILLE_CATALOG_AUTH_JWKS_URL": jwks,
+                "MAILLE_CATALOG_GAR_URL": f"https://localhost:{gar_port}",
+                "MAILLE_CATALOG_GAR_CLIENT_CERT": str(pki.client_cert),
+                "MAILLE_CATALOG_GAR_CLIENT_KEY": str(pki.client_key),
+                "MAILLE_CATALOG_GAR_CA_FILE": str(pki.ca),
+                "MAILLE_CATALOG_LOG_LEVEL": "WARNING",
+            },
+        )
         catalog.start()
         parts.append(catalog)
-        gateway = ServiceProcess("gateway", port=free_port(), log_dir=logs, env={
-            "MAILLE_GATEWAY_NATS_URL": nats.url, "MAILLE_GATEWAY_ROUTES": json.dumps({"catalog": catalog.url}),
-            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks, "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
-            "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000"})
+        gateway = ServiceProcess(
+            "gateway",
+            port=free_port(),
+            log_dir=logs,
+            env={
+                "MAILLE_GATEWAY_NATS_URL": nats.url,
+                "MAILLE_GATEWAY_ROUTES": json.dumps({"catalog": catalog.url}),
+                "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
+                "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
+                "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+                "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
+            },
+        )
         gateway.start()
         parts.append(gateway)
 
         count, took = asyncio.run(seed(catalog.url, key, args))
-        print(f"seeded {args.resources} resources and {count} subscriptions over {args.schools} schools in {took:.1f} s")
+        print(
+            f"seeded {args.resources} resources and {count} subscriptions over {args.schools} schools in {took:.1f} s"
+        )
         waited = wait_directory(store.url, args)
-        print(f"the catalog learnt the directory's {args.persons + 1 + args.licences} persons from identity's events ({waited:.1f} s more)")
+        print(
+            f"the catalog learnt the directory's {args.persons + 1 + args.licences} persons from identity's events ({waited:.1f} s more)"
+        )
         result = asyncio.run(load(gateway.url, catalog.url, key, args))
         first, steady = result["first"], result["steady"]
-        print(f"médiacentre through the gateway; {args.persons} persons, each a teacher in two schools; GAR peer at {args.gar_ms} ms")
-        print(f"  each person's first request ({len(first)} at {args.first_rate:g}/s, list computed): p50 {pct(first, 50):.1f} ms, "
-              f"p99 {pct(first, 99):.1f} ms, {result['first_failed']} failed")
-        print(f"  then {len(steady)} requests at {result['rate']:.0f}/s for {args.seconds:g} s, a vendor changing a resource every 2 s "
-              f"({result['changes']} changes): p50 {pct(steady, 50):.1f} ms, p90 {pct(steady, 90):.1f} ms, p99 {pct(steady, 99):.1f} ms, "
-              f"{result['steady_failed']} failed")
+        print(
+            f"médiacentre through the gateway; {args.persons} persons, each a teacher in two schools; GAR peer at {args.gar_ms} ms"
+        )
+        print(
+            f"  each person's first request ({len(first)} at {args.first_rate:g}/s, list computed): p50 {pct(first, 50):.1f} ms, "
+            f"p99 {pct(first, 99):.1f} ms, {result['first_failed']} failed"
+        )
+        print(
+            f"  then {len(steady)} requests at {result['rate']:.0f}/s for {args.seconds:g} s, a vendor changing a resource every 2 s "
+            f"({result['changes']} changes): p50 {pct(steady, 50):.1f} ms, p90 {pct(steady, 90):.1f} ms, p99 {pct(steady, 99):.1f} ms, "
+            f"{result['steady_failed']} failed"
+        )
         times = asyncio.run(assign(gateway.url, key, args))
-        print(f"assigning {args.licences} licences in one call through the gateway: " + ", ".join(f"{t * 1000:.0f} ms" for t in times))
+        print(
+            f"assigning {args.licences} licences in one call through the gateway: "
+            + ", ".join(f"{t * 1000:.0f} ms" for t in times)
+        )
         print(f"machine: {platform.node()} {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores")
     finally:
         for part in reversed(parts):

@@ -41,13 +41,12 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 
+from common import paced, pct, signing_key, start_infrastructure
 from maille_devstack.paths import bin_of
 from maille_devstack.processes import DocstoreServer, ServiceProcess, free_port
 from maille_messaging.bodies import words
 from maille_messaging.schemas import new_message_id
 from maille_messaging.sending import listing_line, search_key
-
-from common import paced, pct, signing_key, start_infrastructure
 
 ISSUER = "http://bench.invalid/realms/maille"
 TENANT = "ac-bench"
@@ -55,20 +54,34 @@ TENANT = "ac-bench"
 
 def token(key: RSAKey, person: str) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": ["maille", "maille-messaging"], "sub": person, "azp": "bench-portal", "exp": now + 7200,
-              "iat": now, "ent_id": person, "realm_access": {"roles": []}}
+    claims = {
+        "iss": ISSUER,
+        "aud": ["maille", "maille-messaging"],
+        "sub": person,
+        "azp": "bench-portal",
+        "exp": now + 7200,
+        "iat": now,
+        "ent_id": person,
+        "realm_access": {"roles": []},
+    }
     return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
-
 
 
 def directory(store: DocstoreServer, env: dict[str, str], work: Path, persons: int) -> dict:
     """Import a synthetic AAF feed of one school into identity; who is who, read from its database."""
     identity = str(bin_of("maille-identity"))
-    subprocess.run([identity, "generate-aaf", str(work / "feed"), "--persons", str(persons), "--schools", "1"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [identity, "generate-aaf", str(work / "feed"), "--persons", str(persons), "--schools", "1"],
+        check=True,
+        capture_output=True,
+    )
     started = time.perf_counter()
-    done = subprocess.run([identity, "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
-                          env={**os.environ, **env}, capture_output=True, text=True)
+    done = subprocess.run(
+        [identity, "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(done.stdout + done.stderr)
     print(f"directory imported ({persons} persons) in {time.perf_counter() - started:.1f} s")
@@ -103,7 +116,9 @@ def seed(store: DocstoreServer, people: dict, args: argparse.Namespace) -> float
 
         def index(person: str, message_id: str, folder: str, unread: bool) -> None:
             month = time.strftime("%Y%m", time.gmtime(int(message_id[:12], 16) / 1000))
-            doc = months.setdefault(f"{person}:{month}", {"_id": f"{person}:{month}", "tenant": TENANT, "p": person, "f": {}, "n": {}})
+            doc = months.setdefault(
+                f"{person}:{month}", {"_id": f"{person}:{month}", "tenant": TENANT, "p": person, "f": {}, "n": {}}
+            )
             doc["f"].setdefault(folder, []).append(message_id)
             if unread:
                 doc["n"].setdefault(folder, []).append(message_id)
@@ -127,28 +142,51 @@ def seed(store: DocstoreServer, people: dict, args: argparse.Namespace) -> float
             body = f"<p>Bonjour, voici le travail n°{n} pour la classe. Bonne journée !</p>"
             sent_at = datetime.fromtimestamp(at, UTC)
             sender_doc = {"id": sender, "name": people["names"][sender]}
-            message = {"_id": message_id, "tenant": TENANT, "state": "sent", "sender": sender_doc,
-                       "to": [{"type": "person", "id": recipient, "name": people["names"][recipient]}], "cc": [], "bcc": [],
-                       "subject": subject, "body": body, "attachments": [], "thread": message_id, "sent_at": sent_at,
-                       "recipients": [recipient], "holders": 2, "words": words(subject, body)}
+            message = {
+                "_id": message_id,
+                "tenant": TENANT,
+                "state": "sent",
+                "sender": sender_doc,
+                "to": [{"type": "person", "id": recipient, "name": people["names"][recipient]}],
+                "cc": [],
+                "bcc": [],
+                "subject": subject,
+                "body": body,
+                "attachments": [],
+                "thread": message_id,
+                "sent_at": sent_at,
+                "recipients": [recipient],
+                "holders": 2,
+                "words": words(subject, body),
+            }
             message["line"], message["k"] = listing_line(message), search_key(message)
             messages.append(message)
             for owner, folder, unread in ((sender, "sent", False), (recipient, "inbox", True)):
-                copies.append({"_id": f"{owner}:{message_id}", "tenant": TENANT, "p": owner, "m": message_id, "f": folder, "u": unread})
+                copies.append(
+                    {
+                        "_id": f"{owner}:{message_id}",
+                        "tenant": TENANT,
+                        "p": owner,
+                        "m": message_id,
+                        "f": folder,
+                        "u": unread,
+                    }
+                )
                 index(owner, message_id, folder, unread)
             if len(messages) == 2000:
                 flush()
         flush()
         docs = list(months.values())
         for start in range(0, len(docs), 2000):
-            db.months.insert_many(docs[start:start + 2000], ordered=False)
+            db.months.insert_many(docs[start : start + 2000], ordered=False)
         per_person: dict[str, list[str]] = defaultdict(list)
         for key in months:
             person, month = key.rsplit(":", 1)
             per_person[person].append(month)
-        db.mailboxes.insert_many([{"_id": p, "tenant": TENANT, "months": sorted(m)} for p, m in per_person.items()], ordered=False)
+        db.mailboxes.insert_many(
+            [{"_id": p, "tenant": TENANT, "months": sorted(m)} for p, m in per_person.items()], ordered=False
+        )
     return time.perf_counter() - started
-
 
 
 class Cpu:
@@ -186,19 +224,32 @@ async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace
     result["errors"] = errors
     gc.freeze()
     gc.disable()  # the load generator must not pause for its own collector while it sends
-    clients = [httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1)) for _ in range(args.connections)]
+    clients = [
+        httpx.AsyncClient(base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=1))
+        for _ in range(args.connections)
+    ]
     try:
         # Warm-up, as a running platform is: identity has loaded the tenant's directory for its rules.
-        warm = await clients[0].post("/api/messaging/v1/messages", headers={"authorization": reader_token},
-                                     json={"to": [{"type": "person", "id": people["classes"][people["teachers"][reader][0]][0]}], "subject": "Bonjour"})
+        warm = await clients[0].post(
+            "/api/messaging/v1/messages",
+            headers={"authorization": reader_token},
+            json={
+                "to": [{"type": "person", "id": people["classes"][people["teachers"][reader][0]][0]}],
+                "subject": "Bonjour",
+            },
+        )
         assert warm.status_code == 201, warm.text
-        first = (await clients[0].get("/api/messaging/v1/folders/inbox/messages", headers={"authorization": reader_token})).json()
+        first = (
+            await clients[0].get("/api/messaging/v1/folders/inbox/messages", headers={"authorization": reader_token})
+        ).json()
         cursor = first["next"]
         assert len(first["entries"]) == 25 and cursor, first
 
         async def page(client: httpx.AsyncClient, n: object) -> bool:
             params = {"cursor": cursor} if n % 2 else {}
-            answer = await client.get("/api/messaging/v1/folders/inbox/messages", params=params, headers={"authorization": reader_token})
+            answer = await client.get(
+                "/api/messaging/v1/folders/inbox/messages", params=params, headers={"authorization": reader_token}
+            )
             ok = answer.status_code == 200 and answer.content.count(b'"thread":') == 25
             if not ok and len(errors) < 3:
                 errors.append(f"{answer.status_code} {answer.text[:200]}")
@@ -214,19 +265,32 @@ async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace
         cold_tokens = {p: token(key, p) for p in pupils}
 
         async def cold_page(client: httpx.AsyncClient, pupil: object) -> bool:
-            answer = await client.get("/api/messaging/v1/folders/inbox/messages", headers={"authorization": cold_tokens[pupil]})
+            answer = await client.get(
+                "/api/messaging/v1/folders/inbox/messages", headers={"authorization": cold_tokens[pupil]}
+            )
             return answer.status_code == 200 and b'"entries":[{' in answer.content
 
         start = time.perf_counter() + 0.3
         cpu.mark("cold pages")
-        result["cold"] = await paced(clients, [(start + i / args.cold_rate, p) for i, p in enumerate(pupils)], cold_page)
+        result["cold"] = await paced(
+            clients, [(start + i / args.cold_rate, p) for i, p in enumerate(pupils)], cold_page
+        )
 
-        cls = max((c for c in people["teachers"][reader] if c in people["classes"]), key=lambda c: len(people["classes"][c]))
+        cls = max(
+            (c for c in people["teachers"][reader] if c in people["classes"]), key=lambda c: len(people["classes"][c])
+        )
         result["class_size"] = len(people["classes"][cls])
 
         async def to_class(client: httpx.AsyncClient, n: object) -> bool:
-            answer = await client.post("/api/messaging/v1/messages", headers={"authorization": reader_token},
-                                       json={"to": [{"type": "group", "id": f"{cls}/ELV"}], "subject": f"Classe {n}", "body": "<p>Demain : contrôle</p>"})
+            answer = await client.post(
+                "/api/messaging/v1/messages",
+                headers={"authorization": reader_token},
+                json={
+                    "to": [{"type": "group", "id": f"{cls}/ELV"}],
+                    "subject": f"Classe {n}",
+                    "body": "<p>Demain : contrôle</p>",
+                },
+            )
             return answer.status_code == 201 and answer.json()["recipients"] == result["class_size"]
 
         total = int(args.class_rate * args.seconds)
@@ -240,31 +304,57 @@ async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace
         async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
             for n in range(5):
                 started = time.perf_counter()
-                answer = await client.post("/api/messaging/v1/messages", headers={"authorization": reader_token},
-                                           json={"to": [{"type": "group", "id": school}], "subject": f"À toute l'école {n}", "body": "<p>Info</p>"})
+                answer = await client.post(
+                    "/api/messaging/v1/messages",
+                    headers={"authorization": reader_token},
+                    json={
+                        "to": [{"type": "group", "id": school}],
+                        "subject": f"À toute l'école {n}",
+                        "body": "<p>Info</p>",
+                    },
+                )
                 big.append((time.perf_counter() - started) * 1000)
                 assert answer.status_code == 201, answer.text[:300]
                 sample = rng.sample([p for ps in people["classes"].values() for p in ps], 30)
                 for pupil in sample:  # in their inboxes, newest first
-                    inbox = (await client.get("/api/messaging/v1/folders/inbox/messages", params={"limit": 1},
-                                              headers={"authorization": token(key, pupil)})).json()
+                    inbox = (
+                        await client.get(
+                            "/api/messaging/v1/folders/inbox/messages",
+                            params={"limit": 1},
+                            headers={"authorization": token(key, pupil)},
+                        )
+                    ).json()
                     assert inbox.get("entries") and inbox["entries"][0]["id"] == answer.json()["id"], (pupil, inbox)
                 await asyncio.sleep(1)
         result["big"] = big
 
-        pairs = [(p, rng.choice([q for q in pupils if q != p])) for pupils in people["classes"].values() if len(pupils) > 1 for p in pupils]
+        pairs = [
+            (p, rng.choice([q for q in pupils if q != p]))
+            for pupils in people["classes"].values()
+            if len(pupils) > 1
+            for p in pupils
+        ]
         tokens = {p: token(key, p) for p, _ in pairs}
 
         async def send(client: httpx.AsyncClient, pair: object) -> bool:
             sender, recipient = pair  # type: ignore[misc]
-            answer = await client.post("/api/messaging/v1/messages", headers={"authorization": tokens[sender]},
-                                       json={"to": [{"type": "person", "id": recipient}], "subject": "Tu as les devoirs ?", "body": "<p>Merci !</p>"})
+            answer = await client.post(
+                "/api/messaging/v1/messages",
+                headers={"authorization": tokens[sender]},
+                json={
+                    "to": [{"type": "person", "id": recipient}],
+                    "subject": "Tu as les devoirs ?",
+                    "body": "<p>Merci !</p>",
+                },
+            )
             return answer.status_code == 201
 
         total = int(args.send_rate * args.seconds)
         start = time.perf_counter() + 0.5
         cpu.mark("sends")
-        result["sends"] = await paced(clients, [(start + i / args.send_rate, rng.choice(pairs)) for i in range(total)], send)
+        result["sends"] = await paced(
+            clients, [(start + i / args.send_rate, rng.choice(pairs)) for i in range(total)], send
+        )
         cpu.mark("end")
     finally:
         for client in clients:
@@ -275,7 +365,9 @@ async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=4000, help="persons of the school's AAF feed (about 1,500 pupils)")
+    parser.add_argument(
+        "--persons", type=int, default=4000, help="persons of the school's AAF feed (about 1,500 pupils)"
+    )
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--inbox", type=int, default=2000, help="of them in the benched teacher's inbox")
     parser.add_argument("--page-rate", type=float, default=100)
@@ -284,7 +376,12 @@ def main() -> None:
     parser.add_argument("--class-rate", type=float, default=10)
     parser.add_argument("--send-rate", type=float, default=300)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--connections", type=int, default=256, help="connections the load is spread over (a request goes on any free one)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=256,
+        help="connections the load is spread over (a request goes on any free one)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="maille-bench-messaging-"))
@@ -293,45 +390,89 @@ def main() -> None:
     parts = []
     try:
         nats, store = start_infrastructure(work, parts)
-        identity_env = {"MAILLE_IDENTITY_NATS_URL": nats.url, "MAILLE_IDENTITY_MONGODB_URL": store.url, "MAILLE_IDENTITY_TENANT": TENANT,
-                        "MAILLE_IDENTITY_LOG_LEVEL": "WARNING"}
+        identity_env = {
+            "MAILLE_IDENTITY_NATS_URL": nats.url,
+            "MAILLE_IDENTITY_MONGODB_URL": store.url,
+            "MAILLE_IDENTITY_TENANT": TENANT,
+            "MAILLE_IDENTITY_LOG_LEVEL": "WARNING",
+        }
         identity = ServiceProcess("identity", port=free_port(), log_dir=logs, env=identity_env)
         identity.start()
         parts.append(identity)
         people = directory(store, identity_env, work, args.persons)
-        people["reader"] = max(people["teachers"], key=lambda t: sum(len(people["classes"].get(c, [])) for c in people["teachers"][t]))
+        people["reader"] = max(
+            people["teachers"], key=lambda t: sum(len(people["classes"].get(c, [])) for c in people["teachers"][t])
+        )
         took = seed(store, people, args)
         print(f"seeded {args.messages} messages ({args.inbox} in the benched teacher's inbox) in {took:.1f} s")
-        messaging = ServiceProcess("messaging", port=free_port(), log_dir=logs, env={
-            "MAILLE_MESSAGING_NATS_URL": nats.url, "MAILLE_MESSAGING_MONGODB_URL": store.url, "MAILLE_MESSAGING_TENANT": TENANT,
-            "MAILLE_MESSAGING_AUTH_ISSUER": ISSUER, "MAILLE_MESSAGING_AUTH_JWKS_URL": jwks, "MAILLE_MESSAGING_LOG_LEVEL": "WARNING"})
+        messaging = ServiceProcess(
+            "messaging",
+            port=free_port(),
+            log_dir=logs,
+            env={
+                "MAILLE_MESSAGING_NATS_URL": nats.url,
+                "MAILLE_MESSAGING_MONGODB_URL": store.url,
+                "MAILLE_MESSAGING_TENANT": TENANT,
+                "MAILLE_MESSAGING_AUTH_ISSUER": ISSUER,
+                "MAILLE_MESSAGING_AUTH_JWKS_URL": jwks,
+                "MAILLE_MESSAGING_LOG_LEVEL": "WARNING",
+            },
+        )
         messaging.start()
         parts.append(messaging)
-        gateway = ServiceProcess("gateway", port=free_port(), log_dir=logs, env={
-            "MAILLE_GATEWAY_NATS_URL": nats.url, "MAILLE_GATEWAY_ROUTES": json.dumps({"messaging": messaging.url}),
-            "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER, "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks, "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
-            # One reader's inbox read 100 times a second stands for many readers: no per-person limit here.
-            "MAILLE_GATEWAY_RATE_PERSON": "1000000", "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000", "MAILLE_GATEWAY_LOG_LEVEL": "WARNING"})
+        gateway = ServiceProcess(
+            "gateway",
+            port=free_port(),
+            log_dir=logs,
+            env={
+                "MAILLE_GATEWAY_NATS_URL": nats.url,
+                "MAILLE_GATEWAY_ROUTES": json.dumps({"messaging": messaging.url}),
+                "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
+                "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
+                "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+                # One reader's inbox read 100 times a second stands for many readers: no per-person limit here.
+                "MAILLE_GATEWAY_RATE_PERSON": "1000000",
+                "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
+                "MAILLE_GATEWAY_LOG_LEVEL": "WARNING",
+            },
+        )
         gateway.start()
         parts.append(gateway)
 
-        cpu = Cpu({"gateway": gateway.process.popen.pid, "messaging": messaging.process.popen.pid,
-                   "identity": identity.process.popen.pid, "docstore": store.process.popen.pid, "nats": nats.process.popen.pid})
+        cpu = Cpu(
+            {
+                "gateway": gateway.process.popen.pid,
+                "messaging": messaging.process.popen.pid,
+                "identity": identity.process.popen.pid,
+                "docstore": store.process.popen.pid,
+                "nats": nats.process.popen.pid,
+            }
+        )
         r = asyncio.run(load(gateway.url, key, people, args, cpu))
         pages, klass, sends = r["pages"], r["class"], r["sends"]
         print(f"messaging through the gateway; {args.messages} messages stored, {args.inbox} in the reader's inbox")
-        print(f"  inbox pages (first and next, 25 each) at {args.page_rate:g}/s: p50 {pct(pages[0], 50):.1f} ms, "
-              f"p99 {pct(pages[0], 99):.1f} ms, {pages[1]} failed")
+        print(
+            f"  inbox pages (first and next, 25 each) at {args.page_rate:g}/s: p50 {pct(pages[0], 50):.1f} ms, "
+            f"p99 {pct(pages[0], 99):.1f} ms, {pages[1]} failed"
+        )
         cold = r["cold"]
-        print(f"  {len(cold[0])} pupils' first inbox page (cold: their lines read from the docstore) at {args.cold_rate:g}/s: "
-              f"p50 {pct(cold[0], 50):.1f} ms, p99 {pct(cold[0], 99):.1f} ms, {cold[1]} failed")
-        print(f"  sending to a class of {r['class_size']} pupils at {args.class_rate:g}/s: p50 {pct(klass[0], 50):.1f} ms, "
-              f"p99 {pct(klass[0], 99):.1f} ms, {klass[1]} failed")
-        print(f"  sending to the school's {r['school_size']} pupils (in every inbox when answered): "
-              + ", ".join(f"{t:.0f} ms" for t in r["big"]))
-        print(f"  pupils writing to a classmate, {len(sends[0])} sends due at {args.send_rate:g}/s: "
-              f"{sends[2]:.0f} sends/s sustained, p50 {pct(sends[0], 50):.1f} ms, p99 {pct(sends[0], 99):.1f} ms, "
-              f"{sends[1]} failed")
+        print(
+            f"  {len(cold[0])} pupils' first inbox page (cold: their lines read from the docstore) at {args.cold_rate:g}/s: "
+            f"p50 {pct(cold[0], 50):.1f} ms, p99 {pct(cold[0], 99):.1f} ms, {cold[1]} failed"
+        )
+        print(
+            f"  sending to a class of {r['class_size']} pupils at {args.class_rate:g}/s: p50 {pct(klass[0], 50):.1f} ms, "
+            f"p99 {pct(klass[0], 99):.1f} ms, {klass[1]} failed"
+        )
+        print(
+            f"  sending to the school's {r['school_size']} pupils (in every inbox when answered): "
+            + ", ".join(f"{t:.0f} ms" for t in r["big"])
+        )
+        print(
+            f"  pupils writing to a classmate, {len(sends[0])} sends due at {args.send_rate:g}/s: "
+            f"{sends[2]:.0f} sends/s sustained, p50 {pct(sends[0], 50):.1f} ms, p99 {pct(sends[0], 99):.1f} ms, "
+            f"{sends[1]} failed"
+        )
         for line in cpu.report():
             print(line)
         for error in r["errors"]:

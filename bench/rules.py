@@ -23,9 +23,9 @@ import uuid
 from pathlib import Path
 
 import nats
-from maille.identity.v1 import rules_pb2 as pb
 from pymongo import MongoClient
 
+from maille.identity.v1 import rules_pb2 as pb
 from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
 from maille_identity.directory.synthetic import generate
 from maille_identity.rules.service import CAN_WRITE
@@ -33,7 +33,9 @@ from maille_identity.rules.service import CAN_WRITE
 BIN = Path(sys.executable).parent
 
 
-async def measure(nats_url: str, tenant: str, senders: list[tuple[str, list[str]]], rate: int, seconds: int) -> list[float]:
+async def measure(
+    nats_url: str, tenant: str, senders: list[tuple[str, list[str]]], rate: int, seconds: int
+) -> list[float]:
     nc = await nats.connect(nats_url)
     requests = [pb.CanWriteRequest(tenant=tenant, sender_id=s, recipient_ids=r).SerializeToString() for s, r in senders]
     for data in requests[:200]:  # warm: the tenant loaded, the senders' targets computed
@@ -71,12 +73,26 @@ def main() -> None:
     natsd.start()
     store.start()
     database = f"bench_rules_{uuid.uuid4().hex[:8]}"
-    env = {"MAILLE_IDENTITY_NATS_URL": natsd.url, "MAILLE_IDENTITY_MONGODB_URL": store.url, "MAILLE_IDENTITY_DATABASE": database}
+    env = {
+        "MAILLE_IDENTITY_NATS_URL": natsd.url,
+        "MAILLE_IDENTITY_MONGODB_URL": store.url,
+        "MAILLE_IDENTITY_DATABASE": database,
+    }
     identity = None
     try:
         generate(workdir / "feed", persons=args.persons, schools=args.schools)
-        subprocess.run([str(BIN / "maille-identity"), "import-aaf", str(workdir / "feed"), "--report", str(workdir / "report.txt")],
-                       env={**os.environ, **env, "CI": "1"}, check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(BIN / "maille-identity"),
+                "import-aaf",
+                str(workdir / "feed"),
+                "--report",
+                str(workdir / "report.txt"),
+            ],
+            env={**os.environ, **env, "CI": "1"},
+            check=True,
+            capture_output=True,
+        )
         with MongoClient(store.url) as client:
             persons = list(client[database]["persons"].find({}, {"profiles": 1, "tenant": 1}))
         by_school: dict[str, list[str]] = {}
@@ -101,8 +117,10 @@ def main() -> None:
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"directory: {len(persons):,} persons in {len(by_school)} schools")
-    print(f"can_write over NATS at {args.rate}/s for {args.seconds}s (5 recipients each): p50 {p(0.5):.2f} ms, "
-          f"p99 {p(0.99):.2f} ms, max {latencies[-1]:.2f} ms (goal p99 <= 2 ms)")
+    print(
+        f"can_write over NATS at {args.rate}/s for {args.seconds}s (5 recipients each): p50 {p(0.5):.2f} ms, "
+        f"p99 {p(0.99):.2f} ms, max {latencies[-1]:.2f} ms (goal p99 <= 2 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -92,10 +92,21 @@ class Recorder:
 
 
 def start_platform(var: Path, ports: Ports) -> subprocess.Popen[str]:
-    env = {**os.environ, "MAILLE_DEVSTACK_PORTS": json.dumps(vars(ports)), "MAILLE_DEVSTACK_VAR": str(var), "MAILLE_DEVSTACK_REPLICAS": "2"}
+    env = {
+        **os.environ,
+        "MAILLE_DEVSTACK_PORTS": json.dumps(vars(ports)),
+        "MAILLE_DEVSTACK_VAR": str(var),
+        "MAILLE_DEVSTACK_REPLICAS": "2",
+    }
     env.pop("MONGODB_URL", None)
-    process = subprocess.Popen([str(bin_of("maille-devstack")), "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=env, start_new_session=True)
+    process = subprocess.Popen(
+        [str(bin_of("maille-devstack")), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     assert process.stdout is not None
     deadline = time.monotonic() + 600
     lines = []
@@ -105,23 +116,34 @@ def start_platform(var: Path, ports: Ports) -> subprocess.Popen[str]:
             sys.exit("the platform did not start:\n" + "".join(lines[-40:]))
         lines.append(line)
         if "Ctrl-C or `make stop`" in line:
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # keep its pipe drained
+            threading.Thread(
+                target=lambda: [None for _ in process.stdout], daemon=True
+            ).start()  # keep its pipe drained
             return process
     sys.exit("the platform did not start in 10 minutes")
 
 
 def identity_env(var: Path, ports: Ports) -> dict[str, str]:
     env = {**os.environ, "MAILLE_DEVSTACK_PORTS": json.dumps(vars(ports)), "MAILLE_DEVSTACK_VAR": str(var)}
-    out = subprocess.run([str(bin_of("maille-devstack")), "env", "identity"], env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(bin_of("maille-devstack")), "env", "identity"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     return {**os.environ, **dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())}
 
 
 def import_feed(env: dict[str, str], feed: Path, report: Path) -> tuple[float, str]:
     began = time.monotonic()
-    done = subprocess.run([str(bin_of("maille-identity")), "import-aaf", str(feed), "--report", str(report)], env=env,
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [str(bin_of("maille-identity")), "import-aaf", str(feed), "--report", str(report)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     summary = done.stdout.strip().splitlines()[-2:] if done.stdout else []
-    return time.monotonic() - began, (" / ".join(summary) if done.returncode == 0 else f"FAILED {done.returncode}: {done.stderr[-400:]}")
+    return time.monotonic() - began, (
+        " / ".join(summary) if done.returncode == 0 else f"FAILED {done.returncode}: {done.stderr[-400:]}"
+    )
 
 
 def usage_of(pids: dict[str, int]) -> dict[str, tuple[float, float]]:
@@ -179,11 +201,27 @@ def main() -> None:
         mongo = MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", timeoutMS=60_000)
         print(f"platform up; importing the {args.persons}-person directory…", flush=True)
         feed = WORK / "feed"
-        subprocess.run([str(bin_of("maille-identity")), "generate-aaf", str(feed), "--persons", str(args.persons), "--schools", "10"],
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(bin_of("maille-identity")),
+                "generate-aaf",
+                str(feed),
+                "--persons",
+                str(args.persons),
+                "--schools",
+                "10",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         took, summary = import_feed(env, feed, WORK / "first.txt")
         print(f"  first import: {took:.1f}s — {summary}", flush=True)
-        persons = list(mongo.maille_identity.persons.find({"detached_at": {"$exists": False}}, {"kind": 1, "keys": 1, "classes": 1}))
+        persons = list(
+            mongo.maille_identity.persons.find(
+                {"detached_at": {"$exists": False}}, {"kind": 1, "keys": 1, "classes": 1}
+            )
+        )
         pupils = [p for p in persons if p["kind"] == "pupil" and p.get("classes")]
         teachers = [p for p in persons if p["kind"] == "staff" and p.get("classes")]
         parents = [p for p in persons if p["kind"] == "parent"]
@@ -196,18 +234,26 @@ def main() -> None:
         def sign_in(person: dict, idp: str, route: str = "sign-in") -> Browser | None:
             browser = Browser()
             page = browser.go(f"{gateway}/login", params={"idp": idp, "next": "/api/identity/v1/me"})
-            me = recorder.call(route, lambda: browser.sign_in_upstream(page, person["keys"][0], "demo"),
-                               ok=lambda r: r.status_code == 200 and r.json().get("id") == person["_id"])
+            me = recorder.call(
+                route,
+                lambda: browser.sign_in_upstream(page, person["keys"][0], "demo"),
+                ok=lambda r: r.status_code == 200 and r.json().get("id") == person["_id"],
+            )
             return browser if me is not None else None
 
         people: list[tuple[dict, str, Browser]] = []
-        for person, idp in [*((p, "educonnect") for p in rng.sample(pupils, args.users // 2)),
-                            *((p, "educonnect") for p in rng.sample(parents, args.users // 4)),
-                            *((p, "academie") for p in rng.sample(teachers, args.users - args.users // 2 - args.users // 4))]:
+        for person, idp in [
+            *((p, "educonnect") for p in rng.sample(pupils, args.users // 2)),
+            *((p, "educonnect") for p in rng.sample(parents, args.users // 4)),
+            *((p, "academie") for p in rng.sample(teachers, args.users - args.users // 2 - args.users // 4)),
+        ]:
             browser = sign_in(person, idp, "cold sign-in")  # the first ones after the platform started: told apart
             if browser is not None:
                 people.append((person, idp, browser))
-        print(f"  {len(people)} of {args.users} people signed in; load for {args.minutes:g} minutes at {args.rate:g}/s…", flush=True)
+        print(
+            f"  {len(people)} of {args.users} people signed in; load for {args.minutes:g} minutes at {args.rate:g}/s…",
+            flush=True,
+        )
         recorder.started = time.monotonic()
         stop = threading.Event()
 
@@ -217,17 +263,43 @@ def main() -> None:
             if roll < 0.30:
                 recorder.call("GET /me", lambda: browser.request("GET", f"{gateway}/api/identity/v1/me"))
             elif roll < 0.55:
-                recorder.call("GET inbox", lambda: browser.request("GET", f"{gateway}/api/messaging/v1/folders/inbox/messages"))
+                recorder.call(
+                    "GET inbox", lambda: browser.request("GET", f"{gateway}/api/messaging/v1/folders/inbox/messages")
+                )
             elif roll < 0.65 and person["kind"] != "parent":
-                to = ([{"type": "group", "id": f"{person['classes'][0]}/ELV"}] if person["kind"] == "staff"
-                      else [{"type": "person", "id": r.choice([m for m in classmates[person["classes"][0]] if m != person["_id"]] or [person["_id"]])}])
-                recorder.call("POST send", lambda: browser.request("POST", f"{gateway}/api/messaging/v1/messages", headers={"x-csrf-token": csrf},
-                                                                  json={"to": to, "subject": "Soak", "body": "<p>Pour demain</p>"}),
-                              ok=lambda a: a.status_code in (201, 403, 422))  # the rules may refuse a pair: an answer, not an error
+                to = (
+                    [{"type": "group", "id": f"{person['classes'][0]}/ELV"}]
+                    if person["kind"] == "staff"
+                    else [
+                        {
+                            "type": "person",
+                            "id": r.choice(
+                                [m for m in classmates[person["classes"][0]] if m != person["_id"]] or [person["_id"]]
+                            ),
+                        }
+                    ]
+                )
+                recorder.call(
+                    "POST send",
+                    lambda: browser.request(
+                        "POST",
+                        f"{gateway}/api/messaging/v1/messages",
+                        headers={"x-csrf-token": csrf},
+                        json={"to": to, "subject": "Soak", "body": "<p>Pour demain</p>"},
+                    ),
+                    ok=lambda a: a.status_code in (201, 403, 422),
+                )  # the rules may refuse a pair: an answer, not an error
             elif roll < 0.85:
-                recorder.call("GET mediacentre", lambda: browser.request("GET", f"{gateway}/api/catalog/v1/mediacentre"))
+                recorder.call(
+                    "GET mediacentre", lambda: browser.request("GET", f"{gateway}/api/catalog/v1/mediacentre")
+                )
             else:
-                recorder.call("GET cdi search", lambda: browser.request("GET", f"{gateway}/api/library/v1/search", params={"q": r.choice(["Germinal", "chat", "lune"])}))
+                recorder.call(
+                    "GET cdi search",
+                    lambda: browser.request(
+                        "GET", f"{gateway}/api/library/v1/search", params={"q": r.choice(["Germinal", "chat", "lune"])}
+                    ),
+                )
 
         def worker(n: int) -> None:
             r = random.Random(n)
@@ -253,11 +325,18 @@ def main() -> None:
             if stop.wait(args.minutes * 60 * 0.4):  # between two deltas
                 return
             began = time.monotonic()
-            done = subprocess.run([str(bin_of("maille-identity")), "export-gar", str(WORK / "gar")], env=env,
-                                  capture_output=True, text=True, timeout=1800)
+            done = subprocess.run(
+                [str(bin_of("maille-identity")), "export-gar", str(WORK / "gar")],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
             recorder.busy.append((began - recorder.started, time.monotonic() - recorder.started))
-            imports.append(f"GAR export at {began - recorder.started:.0f}s: {time.monotonic() - began:.1f}s, exit {done.returncode}"
-                           + ("" if done.returncode == 0 else f" — {done.stderr[-300:]}"))
+            imports.append(
+                f"GAR export at {began - recorder.started:.0f}s: {time.monotonic() - began:.1f}s, exit {done.returncode}"
+                + ("" if done.returncode == 0 else f" — {done.stderr[-300:]}")
+            )
             print("  " + imports[-1], flush=True)
 
         def nightly() -> None:
@@ -265,19 +344,38 @@ def main() -> None:
             while not stop.wait(args.import_every * 60):
                 k += 1
                 delta = WORK / f"delta{k}"
-                subprocess.run([str(bin_of("maille-identity")), "generate-aaf", str(delta), "--persons", str(args.persons), "--schools", "10",
-                                "--delta", str(k)], env=env, check=True, capture_output=True)
+                subprocess.run(
+                    [
+                        str(bin_of("maille-identity")),
+                        "generate-aaf",
+                        str(delta),
+                        "--persons",
+                        str(args.persons),
+                        "--schools",
+                        "10",
+                        "--delta",
+                        str(k),
+                    ],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
                 began = time.monotonic()
                 (took, summary), spent = cpu_during(pids, lambda: import_feed(env, delta, WORK / f"delta{k}.txt"))
                 recorder.busy.append((began - recorder.started, time.monotonic() - recorder.started))
                 busiest = ", ".join(f"{name} {s:.1f}" for name, s in sorted(spent.items(), key=lambda i: -i[1])[:8])
-                imports.append(f"delta {k} at {began - recorder.started:.0f}s: {took:.1f}s, {len(persons) / took:,.0f} persons/s — {summary}"
-                               f" — CPU s meanwhile: {busiest} (of {os.cpu_count() * took:.0f} core-s on {os.cpu_count()} cores)")
+                imports.append(
+                    f"delta {k} at {began - recorder.started:.0f}s: {took:.1f}s, {len(persons) / took:,.0f} persons/s — {summary}"
+                    f" — CPU s meanwhile: {busiest} (of {os.cpu_count() * took:.0f} core-s on {os.cpu_count()} cores)"
+                )
                 print("  " + imports[-1], flush=True)
 
         pids = json.loads(state_file(var).read_text())["parts"]
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)] + [threading.Thread(target=signer), threading.Thread(target=nightly),
-                                                                                   threading.Thread(target=gar_export)]
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)] + [
+            threading.Thread(target=signer),
+            threading.Thread(target=nightly),
+            threading.Thread(target=gar_export),
+        ]
         for thread in threads:
             thread.start()
         memory_start: dict[str, float] = {}
@@ -305,7 +403,10 @@ def replicas_agree(people: list, gateway: str) -> list[str]:
     says which answered): their in-memory offer and listings must give the same answers."""
     found = []
     for person, _, browser in people[:8]:
-        for service, path in (("catalog", "/api/catalog/v1/mediacentre"), ("messaging", "/api/messaging/v1/folders/inbox/messages")):
+        for service, path in (
+            ("catalog", "/api/catalog/v1/mediacentre"),
+            ("messaging", "/api/messaging/v1/folders/inbox/messages"),
+        ):
             by_replica: dict[str, str] = {}
             for _ in range(8):
                 reply = browser.request("GET", f"{gateway}{path}")
@@ -328,7 +429,9 @@ def _comparable(reply: httpx.Response) -> str:
     return json.dumps(body, sort_keys=True)
 
 
-def report(recorder: Recorder, imports: list[str], memory_start: dict, memory_end: dict, agree: list[str], args) -> None:
+def report(
+    recorder: Recorder, imports: list[str], memory_start: dict, memory_end: dict, agree: list[str], args
+) -> None:
     latencies: dict[tuple[int, str], list[float]] = defaultdict(list)  # by 5-minute window and route
     for began, route, took in recorder.calls:
         latencies[(int(began // WINDOW), route)].append(took)
@@ -353,7 +456,9 @@ def report(recorder: Recorder, imports: list[str], memory_start: dict, memory_en
         (during if any(start <= began <= end for start, end in recorder.busy) else apart)[route].append(took)
     print("\np99 (ms) while an import or the export ran, and apart:")
     for route in routes:
-        cells = [f"{pct(group[route], 99) * 1000:>10.0f}" if group[route] else f"{'—':>10}" for group in (during, apart)]
+        cells = [
+            f"{pct(group[route], 99) * 1000:>10.0f}" if group[route] else f"{'—':>10}" for group in (during, apart)
+        ]
         print(f"  {route:<16}" + "".join(cells) + f"   ({len(during[route])} / {len(apart[route])} calls)")
     print("\nnight's work:")
     for line in imports:
@@ -364,12 +469,25 @@ def report(recorder: Recorder, imports: list[str], memory_start: dict, memory_en
         growth = f"{(end - start) / start * 100:+.0f}%" if start else "—"
         print(f"  {name:<14}{start:>9.0f} → {end:>7.0f}  {growth}")
     print("\nreplicas:", "agree" if not agree else "; ".join(agree))
-    (WORK / "result.json").write_text(json.dumps({
-        "args": vars(args), "requests": recorder.count, "errors": recorder.errors, "hangs": recorder.hangs, "slow": recorder.slow, "imports": imports,
-        "p99_ms": {f"{w}:{route}": pct(v, 99) * 1000 for (w, route), v in latencies.items()},
-        "p99_ms_during_imports": {route: pct(v, 99) * 1000 for route, v in during.items() if v},
-        "p99_ms_apart": {route: pct(v, 99) * 1000 for route, v in apart.items() if v},
-        "memory_start": memory_start, "memory_end": memory_end, "replicas": agree}, indent=1))
+    (WORK / "result.json").write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "requests": recorder.count,
+                "errors": recorder.errors,
+                "hangs": recorder.hangs,
+                "slow": recorder.slow,
+                "imports": imports,
+                "p99_ms": {f"{w}:{route}": pct(v, 99) * 1000 for (w, route), v in latencies.items()},
+                "p99_ms_during_imports": {route: pct(v, 99) * 1000 for route, v in during.items() if v},
+                "p99_ms_apart": {route: pct(v, 99) * 1000 for route, v in apart.items() if v},
+                "memory_start": memory_start,
+                "memory_end": memory_end,
+                "replicas": agree,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

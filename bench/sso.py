@@ -67,7 +67,9 @@ def sign_in(gateway: str, username: str, first_call: bool) -> bool:
     page = browser.go(f"{gateway}/login", params={"idp": "educonnect", "next": next_path})
     landed = browser.sign_in_upstream(page, username, PASSWORD)
     browser.client.close()
-    signed_in = landed.status_code == 200 and landed.url.path == next_path and "maille_session" in browser.site_cookies(gateway)
+    signed_in = (
+        landed.status_code == 200 and landed.url.path == next_path and "maille_session" in browser.site_cookies(gateway)
+    )
     return signed_in and (not first_call or landed.json().get("kind") == "pupil")
 
 
@@ -76,7 +78,9 @@ def main() -> None:
     parser.add_argument("--browsers", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--pupils", type=int, default=200)
-    parser.add_argument("--first-call", action="store_true", help="each sign-in followed by the person's GET /api/identity/v1/me")
+    parser.add_argument(
+        "--first-call", action="store_true", help="each sign-in followed by the person's GET /api/identity/v1/me"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="maille-bench-sso-"))
     database = f"bench_sso_{uuid.uuid4().hex[:6]}"
@@ -90,33 +94,72 @@ def main() -> None:
         for part in (nats, docstore):
             part.start()
             parts.append(part)
-        env = {"MAILLE_IDENTITY_NATS_URL": nats.url, "MAILLE_IDENTITY_MONGODB_URL": docstore.url, "MAILLE_IDENTITY_DATABASE": database,
-               "MAILLE_IDENTITY_KEYCLOAK_URL": keycloak.url, "MAILLE_IDENTITY_AUTH_ISSUER": f"{keycloak.url}/realms/maille", "CI": "1"}
+        env = {
+            "MAILLE_IDENTITY_NATS_URL": nats.url,
+            "MAILLE_IDENTITY_MONGODB_URL": docstore.url,
+            "MAILLE_IDENTITY_DATABASE": database,
+            "MAILLE_IDENTITY_KEYCLOAK_URL": keycloak.url,
+            "MAILLE_IDENTITY_AUTH_ISSUER": f"{keycloak.url}/realms/maille",
+            "CI": "1",
+        }
         identity_bin = str(bin_of("maille-identity"))
-        subprocess.run([identity_bin, "generate-aaf", str(work / "feed"), "--persons", str(max(600, args.pupils * 3)), "--schools", "2"],
-                       check=True, capture_output=True)
-        subprocess.run([identity_bin, "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
-                       env={**os.environ, **env}, check=True, capture_output=True)
+        subprocess.run(
+            [
+                identity_bin,
+                "generate-aaf",
+                str(work / "feed"),
+                "--persons",
+                str(max(600, args.pupils * 3)),
+                "--schools",
+                "2",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [identity_bin, "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
         with MongoClient(docstore.url) as client:
             pupils = [p["keys"][0] for p in client[database]["persons"].find({"kind": "pupil"}).limit(args.pupils)]
-        peer = SamlPeer("educonnect", port=free_port(), keycloak_url=keycloak.url, mongodb_url=docstore.url, database=database,
-                        work_dir=work / "peers", log_dir=work / "log", password=PASSWORD)
+        peer = SamlPeer(
+            "educonnect",
+            port=free_port(),
+            keycloak_url=keycloak.url,
+            mongodb_url=docstore.url,
+            database=database,
+            work_dir=work / "peers",
+            log_dir=work / "log",
+            password=PASSWORD,
+        )
         peer.start()
         parts.append(peer)
         gateway_port = free_port()
         public = f"http://localhost:{gateway_port}"
-        env |= {"MAILLE_IDENTITY_GATEWAY_URL": public, "MAILLE_IDENTITY_EDUCONNECT_METADATA_URL": peer.metadata_url,
-                "MAILLE_IDENTITY_KEYCLOAK_SYNC_ON_START": "false"}
+        env |= {
+            "MAILLE_IDENTITY_GATEWAY_URL": public,
+            "MAILLE_IDENTITY_EDUCONNECT_METADATA_URL": peer.metadata_url,
+            "MAILLE_IDENTITY_KEYCLOAK_SYNC_ON_START": "false",
+        }
         keycloak.wait(300)
         subprocess.run([identity_bin, "sync-keycloak"], env={**os.environ, **env}, check=True, capture_output=True)
         identity = ServiceProcess("identity", port=free_port(), env=env, log_dir=work / "log")
         identity.start()
         parts.append(identity)
-        gateway = ServiceProcess("gateway", port=gateway_port, log_dir=work / "log", env={
-            "MAILLE_GATEWAY_NATS_URL": nats.url, "MAILLE_GATEWAY_AUTH_ISSUER": f"{keycloak.url}/realms/maille",
-            "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url}), "MAILLE_GATEWAY_PUBLIC_URL": public,
-            "MAILLE_GATEWAY_RATE_ANONYMOUS": "100000",
-        })
+        gateway = ServiceProcess(
+            "gateway",
+            port=gateway_port,
+            log_dir=work / "log",
+            env={
+                "MAILLE_GATEWAY_NATS_URL": nats.url,
+                "MAILLE_GATEWAY_AUTH_ISSUER": f"{keycloak.url}/realms/maille",
+                "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url}),
+                "MAILLE_GATEWAY_PUBLIC_URL": public,
+                "MAILLE_GATEWAY_RATE_ANONYMOUS": "100000",
+            },
+        )
         gateway.start()
         parts.append(gateway)
 
@@ -151,13 +194,21 @@ def main() -> None:
                 t.join()
             return done[0], failed[0]
 
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-              f"{args.browsers} browsers, {len(pupils)} pupils, Keycloak start-dev (dev-mem)"
-              + ("; each sign-in followed by GET /api/identity/v1/me" if args.first_call else ""))
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            f"{args.browsers} browsers, {len(pupils)} pupils, Keycloak start-dev (dev-mem)"
+            + ("; each sign-in followed by GET /api/identity/v1/me" if args.first_call else "")
+        )
         warm_ok, warm_failed = run(pupils, None)  # each pupil's first sign-in: account created and linked
         print(f"warm-up: {warm_ok} first sign-ins (accounts created and linked), {warm_failed} failed")
-        processes = {"keycloak": keycloak.process.pid, "gateway": gateway.process.pid, "identity": identity.process.pid,
-                     "nats": nats.process.pid, "docstore": docstore.process.pid, "peer": peer.process.pid}
+        processes = {
+            "keycloak": keycloak.process.pid,
+            "gateway": gateway.process.pid,
+            "identity": identity.process.pid,
+            "nats": nats.process.pid,
+            "docstore": docstore.process.pid,
+            "peer": peer.process.pid,
+        }
         # What each process spends doing nothing (timers, heartbeats), measured first: it does not grow
         # with sign-ins, and is shown apart.
         idle_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
@@ -172,18 +223,26 @@ def main() -> None:
         mine = ("gateway", "identity", "nats", "docstore")
         maille = sum(used[name] for name in mine)
         busy = {name: max(0.0, used[name] - idle[name] * elapsed) for name in used}
-        print(f"sign-ins: {ok / elapsed:.1f}/s ({ok} in {elapsed:.0f}s, {failed} failed); each, {args.browsers} at once: "
-              f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms")
+        print(
+            f"sign-ins: {ok / elapsed:.1f}/s ({ok} in {elapsed:.0f}s, {failed} failed); each, {args.browsers} at once: "
+            f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms"
+        )
         per = {name: seconds / max(ok, 1) * 1000 for name, seconds in used.items()}
         print("CPU per sign-in (ms), all counted: " + ", ".join(f"{name} {ms:.1f}" for name, ms in per.items()))
-        print("CPU per sign-in (ms), less each process's CPU at rest: "
-              + ", ".join(f"{name} {seconds / max(ok, 1) * 1000:.1f}" for name, seconds in busy.items()))
-        print(f"Maille's own processes (gateway, identity, NATS, docstore) on top of Keycloak's CPU per sign-in: "
-              f"{maille / max(used['keycloak'], 1e-9) * 100:.1f}% all counted, "
-              f"{sum(busy[n] for n in mine) / max(busy['keycloak'], 1e-9) * 100:.1f}% less the CPU at rest (goal <= 15%); "
-              f"the EduConnect peer: {used['peer'] / max(used['keycloak'], 1e-9) * 100:.1f}%")
-        print(f"Keycloak alone: {used['keycloak'] / max(ok, 1) * 1000:.1f} ms of CPU per brokered sign-in = "
-              f"{ok / max(used['keycloak'], 1e-9):.1f} sign-ins per CPU-second")
+        print(
+            "CPU per sign-in (ms), less each process's CPU at rest: "
+            + ", ".join(f"{name} {seconds / max(ok, 1) * 1000:.1f}" for name, seconds in busy.items())
+        )
+        print(
+            f"Maille's own processes (gateway, identity, NATS, docstore) on top of Keycloak's CPU per sign-in: "
+            f"{maille / max(used['keycloak'], 1e-9) * 100:.1f}% all counted, "
+            f"{sum(busy[n] for n in mine) / max(busy['keycloak'], 1e-9) * 100:.1f}% less the CPU at rest (goal <= 15%); "
+            f"the EduConnect peer: {used['peer'] / max(used['keycloak'], 1e-9) * 100:.1f}%"
+        )
+        print(
+            f"Keycloak alone: {used['keycloak'] / max(ok, 1) * 1000:.1f} ms of CPU per brokered sign-in = "
+            f"{ok / max(used['keycloak'], 1e-9):.1f} sign-ins per CPU-second"
+        )
     finally:
         for part in reversed(parts):
             part.stop()

@@ -43,11 +43,16 @@ def test_every_pod_is_locked_down_sized_and_versioned(rendered: dict[str, list[d
         assert workloads, render
         for doc in workloads:
             pod, where = pod_of(doc), f"{render}: {doc['kind']} {doc['metadata']['name']}"
-            assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
+            assert (
+                pod["securityContext"]["runAsNonRoot"] is True
+                and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+            ), where
             assert pod["automountServiceAccountToken"] is False, where
             for container in pod["containers"] + pod.get("initContainers", []):
                 security = container["securityContext"]
-                assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False, where
+                assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False, (
+                    where
+                )
                 assert security["capabilities"]["drop"] == ["ALL"], where
                 image = container["image"]
                 assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), (where, image)
@@ -78,7 +83,9 @@ def test_only_the_gateway_is_reachable_and_the_infrastructure_only_from_maille(r
     gateway_pods = {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/instance": "maille"}
     for service in ("identity", "catalog", "messaging", "library"):
         rules = policies[f"maille-{service}"]["spec"]["ingress"]
-        assert [peer["podSelector"]["matchLabels"] for rule in rules for peer in rule["from"]] == [gateway_pods], service
+        assert [peer["podSelector"]["matchLabels"] for rule in rules for peer in rule["from"]] == [gateway_pods], (
+            service
+        )
     assert "from" not in policies["maille-gateway"]["spec"]["ingress"][0]  # the public entry
     for part in ("nats", "mongodb"):
         peers = [peer for rule in policies[f"maille-{part}"]["spec"]["ingress"] for peer in rule["from"]]
@@ -90,7 +97,12 @@ def test_only_the_gateway_is_reachable_and_the_infrastructure_only_from_maille(r
     for doc in docs:
         if doc["kind"] in ("Deployment", "StatefulSet"):
             assert doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "maille"
-    ingresses = [rule["http"]["paths"][0]["backend"]["service"]["name"] for d in docs if d["kind"] == "Ingress" for rule in d["spec"]["rules"]]
+    ingresses = [
+        rule["http"]["paths"][0]["backend"]["service"]["name"]
+        for d in docs
+        if d["kind"] == "Ingress"
+        for rule in d["spec"]["rules"]
+    ]
     assert sorted(ingresses) == ["maille-gateway", "maille-keycloak"]
 
 
@@ -98,11 +110,24 @@ def test_no_secret_is_written_only_existing_secrets_are_named(rendered: dict[str
     for render, docs in rendered.items():
         assert not [d for d in docs if d["kind"] == "Secret"], render
         text = json.dumps(docs)
-        for leaked in ("dev-secret", "change-me", "password\": \""):
+        for leaked in ("dev-secret", "change-me", 'password": "'):
             assert leaked not in text, (render, leaked)
-    refs = {ref["secretKeyRef"]["name"] for doc in rendered["maille/default"] if doc["kind"] in WORKLOADS
-            for c in pod_of(doc)["containers"] for e in c.get("env", []) if "secretKeyRef" in (ref := e.get("valueFrom", {}))}
-    assert refs == {"maille-mongodb", "maille-gateway", "maille-identity", "maille-keycloak", "maille-nats-users", "maille-library"}
+    refs = {
+        ref["secretKeyRef"]["name"]
+        for doc in rendered["maille/default"]
+        if doc["kind"] in WORKLOADS
+        for c in pod_of(doc)["containers"]
+        for e in c.get("env", [])
+        if "secretKeyRef" in (ref := e.get("valueFrom", {}))
+    }
+    assert refs == {
+        "maille-mongodb",
+        "maille-gateway",
+        "maille-identity",
+        "maille-keycloak",
+        "maille-nats-users",
+        "maille-library",
+    }
 
 
 def test_the_catalog_reaches_the_gar_with_the_ents_certificate_from_its_secret(rendered: dict[str, list[dict]]) -> None:
@@ -110,18 +135,28 @@ def test_the_catalog_reaches_the_gar_with_the_ents_certificate_from_its_secret(r
     pod = pod_of(named(docs, "Deployment", "maille-catalog"))
     volume = next(v for v in pod["volumes"] if v["name"] == "gar-certificate")
     assert volume["secret"] == {"secretName": "maille-gar-certificate", "defaultMode": 288}  # 0440
-    assert {"name": "gar-certificate", "mountPath": "/etc/maille/gar", "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    assert {"name": "gar-certificate", "mountPath": "/etc/maille/gar", "readOnly": True} in pod["containers"][0][
+        "volumeMounts"
+    ]
     config = named(docs, "ConfigMap", "maille-catalog")["data"]
-    assert config["MAILLE_CATALOG_GAR_CLIENT_CERT"] == "/etc/maille/gar/tls.crt" and config["MAILLE_CATALOG_GAR_CLIENT_KEY"] == "/etc/maille/gar/tls.key"
+    assert (
+        config["MAILLE_CATALOG_GAR_CLIENT_CERT"] == "/etc/maille/gar/tls.crt"
+        and config["MAILLE_CATALOG_GAR_CLIENT_KEY"] == "/etc/maille/gar/tls.key"
+    )
     assert "gar-certificate" not in json.dumps(named(rendered["maille/default"], "Deployment", "maille-catalog"))
 
 
 def test_the_external_endpoints_replace_the_bundled_infrastructure(rendered: dict[str, list[dict]]) -> None:
     docs = rendered["maille/external"]
-    assert not [d for d in docs if d["metadata"]["name"].startswith(("maille-nats", "maille-mongodb", "maille-keycloak"))]
+    assert not [
+        d for d in docs if d["metadata"]["name"].startswith(("maille-nats", "maille-mongodb", "maille-keycloak"))
+    ]
     env = {e["name"]: e for e in pod_of(named(docs, "Deployment", "maille-catalog"))["containers"][0]["env"]}
     assert env["MAILLE_CATALOG_NATS_URL"]["value"].startswith("nats://nats-0.nats.infra.svc")
-    assert env["MAILLE_CATALOG_MONGODB_URL"]["valueFrom"]["secretKeyRef"] == {"name": "maille-mongodb-external", "key": "uri"}
+    assert env["MAILLE_CATALOG_MONGODB_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "maille-mongodb-external",
+        "key": "uri",
+    }
     assert env["MAILLE_CATALOG_AUTH_ISSUER"]["value"] == "https://sso.example.org/realms/maille"
 
 
@@ -130,7 +165,10 @@ def test_keycloak_starts_with_its_quarkus_files_on_a_read_only_root(rendered: di
     non-root user over a read-only tree): an init container fills the writable volume with the image's files."""
     pod = pod_of(named(rendered["maille/production"], "Deployment", "maille-keycloak"))
     init = pod["initContainers"][0]
-    assert init["image"] == pod["containers"][0]["image"] and "cp -a /opt/keycloak/lib/quarkus/. /quarkus/" in init["command"][-1]
+    assert (
+        init["image"] == pod["containers"][0]["image"]
+        and "cp -a /opt/keycloak/lib/quarkus/. /quarkus/" in init["command"][-1]
+    )
     assert {"name": "quarkus", "mountPath": "/quarkus"} in init["volumeMounts"]
     assert {"name": "quarkus", "mountPath": "/opt/keycloak/lib/quarkus"} in pod["containers"][0]["volumeMounts"]
 
@@ -144,9 +182,15 @@ def test_identity_has_its_jobs(rendered: dict[str, list[dict]]) -> None:
     assert pod_of(bootstrap)["containers"][0]["command"] == ["python", "-m", "maille_kit.bootstrap", "messaging"]
     assert "pre-upgrade" in bootstrap["metadata"]["annotations"]["helm.sh/hook"]
     gar = named(docs, "CronJob", "maille-identity-gar-export")
-    assert gar["spec"]["schedule"] == "30 1 * * *" and pod_of(gar)["containers"][0]["command"][:2] == ["maille-identity", "export-gar"]
+    assert gar["spec"]["schedule"] == "30 1 * * *" and pod_of(gar)["containers"][0]["command"][:2] == [
+        "maille-identity",
+        "export-gar",
+    ]
     aaf = named(docs, "CronJob", "maille-identity-aaf-import")
-    assert aaf["spec"]["suspend"] is True and pod_of(aaf)["containers"][0]["command"][:2] == ["maille-identity", "import-aaf"]
+    assert aaf["spec"]["suspend"] is True and pod_of(aaf)["containers"][0]["command"][:2] == [
+        "maille-identity",
+        "import-aaf",
+    ]
 
 
 def test_a_latest_tag_is_refused(tmp_path: Path) -> None:
@@ -165,7 +209,9 @@ def test_kubeconform_refuses_what_kubernetes_would(rendered: dict[str, list[dict
     versions = (check.SCHEMAS / ".done").read_text().split()
     with pytest.raises(RuntimeError, match="replicaz"):
         check.kubeconform("bogus", json.dumps(deployment), versions[0])
-    assert "Valid: 1" in check.kubeconform("fine", json.dumps(named(rendered["maille/default"], "Deployment", "maille-library")), versions[0])
+    assert "Valid: 1" in check.kubeconform(
+        "fine", json.dumps(named(rendered["maille/default"], "Deployment", "maille-library")), versions[0]
+    )
 
 
 def test_the_realm_seed_is_identitys(rendered: dict[str, list[dict]]) -> None:
@@ -177,7 +223,9 @@ def test_the_realm_seed_is_identitys(rendered: dict[str, list[dict]]) -> None:
 
 
 def test_make_charts_passes() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "charts" / "check.py")], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "charts" / "check.py")], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Invalid: 0, Errors: 0" in done.stdout and "Valid: 0," not in done.stdout
 
@@ -195,7 +243,10 @@ def test_production_holds_the_8am_peak_of_docs_capacity(rendered: dict[str, list
     assert requested >= 56, requested
     gateway = named(docs, "HorizontalPodAutoscaler", "maille-gateway")["spec"]
     per_pod = cpu(pod_of(named(docs, "Deployment", "maille-gateway"))["containers"][0]["resources"]["requests"]["cpu"])
-    assert gateway["maxReplicas"] * per_pod * gateway["metrics"][0]["resource"]["target"]["averageUtilization"] / 100 >= 6.4
+    assert (
+        gateway["maxReplicas"] * per_pod * gateway["metrics"][0]["resource"]["target"]["averageUtilization"] / 100
+        >= 6.4
+    )
     assert not [d for d in docs if d["metadata"]["name"].startswith("maille-mongodb")]  # an external replica set
     assert named(docs, "PersistentVolumeClaim", "maille-identity-data")["spec"]["accessModes"] == ["ReadWriteMany"]
 
@@ -203,7 +254,9 @@ def test_production_holds_the_8am_peak_of_docs_capacity(rendered: dict[str, list
 def test_every_values_key_is_commented() -> None:
     """Each key of every chart's values files has its comment on the line(s) just above it (or a group's above it)."""
     uncommented = []
-    for values in sorted((ROOT / "charts").glob("*/values.yaml")):  # values-production.yaml only sets keys described here
+    for values in sorted(
+        (ROOT / "charts").glob("*/values.yaml")
+    ):  # values-production.yaml only sets keys described here
         lines = values.read_text().splitlines()
         for number, line in enumerate(lines):
             stripped = line.strip()
@@ -229,8 +282,13 @@ def test_the_nats_configuration_is_one_nats_server_accepts(rendered: dict[str, l
         conf = conf.replace("/data", str(tmp_path / "data")).replace("/etc/nats-tls", str(tls))
         (tmp_path / "nats.conf").write_text(conf)
         passwords = {f"MAILLE_NATS_{s.upper()}_PASSWORD": "p" for s in SERVICES}
-        done = subprocess.run([str(Path(sys.executable).parent / "nats-server"), "-c", str(tmp_path / "nats.conf"), "-t"],
-                              env={**os.environ, "POD_NAME": "maille-nats-0", **passwords}, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "nats-server"), "-c", str(tmp_path / "nats.conf"), "-t"],
+            env={**os.environ, "POD_NAME": "maille-nats-0", **passwords},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert done.returncode == 0 and "is valid" in done.stdout + done.stderr, (render, done.stdout + done.stderr)
 
 
@@ -238,18 +296,25 @@ def test_each_deployable_is_its_own_nats_user_and_production_speaks_tls(rendered
     from maille_kit.busauth import authorization
 
     made = (ROOT / "charts" / "maille" / "files" / "nats-authorization.conf").read_text()
-    assert made.endswith(authorization()), "charts/maille/files/nats-authorization.conf is stale: make it again from busauth"
+    assert made.endswith(authorization()), (
+        "charts/maille/files/nats-authorization.conf is stale: make it again from busauth"
+    )
     for render in ("maille/default", "maille/production"):
         conf = named(rendered[render], "ConfigMap", "maille-nats")["data"]["nats.conf"]
         assert "authorization {" in conf and "$MAILLE_NATS_CATALOG_PASSWORD" in conf
-        nats_env = {e["name"]: e for e in pod_of(named(rendered[render], "StatefulSet", "maille-nats"))["containers"][0]["env"]}
+        nats_env = {
+            e["name"]: e for e in pod_of(named(rendered[render], "StatefulSet", "maille-nats"))["containers"][0]["env"]
+        }
         for service in SERVICES:
             secret = nats_env[f"MAILLE_NATS_{service.upper()}_PASSWORD"]["valueFrom"]["secretKeyRef"]
             assert secret == {"name": "maille-nats-users", "key": service}
             pod = pod_of(named(rendered[render], "Deployment", f"maille-{service}"))
             env = {e["name"]: e for e in pod["containers"][0]["env"]}
             prefix = f"MAILLE_{service.upper()}_"
-            assert env[f"{prefix}NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "maille-nats-users", "key": service}
+            assert env[f"{prefix}NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+                "name": "maille-nats-users",
+                "key": service,
+            }
             if render == "maille/production":
                 assert env[f"{prefix}NATS_URL"]["value"].startswith("tls://")
                 assert env[f"{prefix}NATS_TLS_CA_FILE"]["value"] == "/etc/maille/nats-tls/ca.crt"
@@ -259,7 +324,10 @@ def test_each_deployable_is_its_own_nats_user_and_production_speaks_tls(rendered
 
 def test_the_gateway_believes_forwarded_addresses_only_from_its_proxies(rendered: dict[str, list[dict]]) -> None:
     for render in ("maille/default", "maille/production", "gateway"):
-        env = {e["name"]: e for e in pod_of(named(rendered[render], "Deployment", "maille-gateway"))["containers"][0]["env"]}
+        env = {
+            e["name"]: e
+            for e in pod_of(named(rendered[render], "Deployment", "maille-gateway"))["containers"][0]["env"]
+        }
         assert env["FORWARDED_ALLOW_IPS"]["value"] and "*" not in env["FORWARDED_ALLOW_IPS"]["value"]
 
 

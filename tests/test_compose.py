@@ -16,9 +16,15 @@ def compose_config() -> dict:
     assert shutil.which("docker"), "the docker client is needed (the machine has it; the engine is not needed)"
     answer = subprocess.run(
         ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--format", "json"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
         # The compose plugin is built by `make setup` into the cache (no engine needed for `config`).
-        env={**os.environ, "MONGODB_URL": "", "DOCKER_CONFIG": os.environ.get("DOCKER_CONFIG", str(ROOT / ".cache" / "docker"))},
+        env={
+            **os.environ,
+            "MONGODB_URL": "",
+            "DOCKER_CONFIG": os.environ.get("DOCKER_CONFIG", str(ROOT / ".cache" / "docker")),
+        },
     )
     assert answer.returncode == 0, answer.stderr
     return json.loads(answer.stdout)
@@ -42,7 +48,9 @@ def test_deployables_get_the_variables_make_run_gives() -> None:
         service = services[name]
         assert service["build"]["dockerfile"].endswith("Dockerfile")
         assert (ROOT / service["build"]["dockerfile"]).exists()
-        expected = set(service_env(name, nats_url="", mongodb_url="", routes={}, keycloak_url="http://kc", gateway_url="http://gw"))
+        expected = set(
+            service_env(name, nats_url="", mongodb_url="", routes={}, keycloak_url="http://kc", gateway_url="http://gw")
+        )
         if name == "gateway":  # inside compose the gateway reaches Keycloak by its service name
             expected.add("MAILLE_GATEWAY_OIDC_BACKCHANNEL_URL")
         assert set(service["environment"]) == expected, name

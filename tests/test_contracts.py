@@ -16,8 +16,17 @@ def protos() -> list[str]:
 
 def test_generated_code_is_current(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-I.", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}", *protos()],
-        cwd=ROOT / "proto", check=True,
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I.",
+            f"--python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
+            *protos(),
+        ],
+        cwd=ROOT / "proto",
+        check=True,
     )
     compared = filecmp.dircmp(tmp_path / "maille", ROOT / "proto" / "python" / "maille")
     stale: list[str] = []
@@ -38,7 +47,9 @@ def test_breaking_change_is_caught(tmp_path: Path) -> None:
         shutil.copytree(ROOT / "proto", target, ignore=shutil.ignore_patterns("python"))
     envelope = after / "maille" / "events" / "v1" / "envelope.proto"
     envelope.write_text(envelope.read_text().replace("  string source = 5;\n", ""))
-    answer = subprocess.run([str(BUF), "breaking", str(after), "--against", str(before)], capture_output=True, text=True)
+    answer = subprocess.run(
+        [str(BUF), "breaking", str(after), "--against", str(before)], capture_output=True, text=True
+    )
     assert answer.returncode != 0
     assert "source" in answer.stdout + answer.stderr
     same = subprocess.run([str(BUF), "breaking", str(before), "--against", str(before)], capture_output=True, text=True)

@@ -37,13 +37,19 @@ def test_starts_serves_and_stops_cleanly(name: str, service_factory: Callable[..
     assert "Traceback" not in log
 
 
-def test_not_ready_while_nats_is_away_past_a_blip(nats_factory: Callable[[], NatsServer], docstore_server: DocstoreServer,
-                                                  tmp_path: Path) -> None:
+def test_not_ready_while_nats_is_away_past_a_blip(
+    nats_factory: Callable[[], NatsServer], docstore_server: DocstoreServer, tmp_path: Path
+) -> None:
     nats = nats_factory()
     service = ServiceProcess(
-        "catalog", port=free_port(), log_dir=tmp_path,
-        env={"MAILLE_CATALOG_NATS_URL": nats.url, "MAILLE_CATALOG_MONGODB_URL": docstore_server.url,
-             "MAILLE_CATALOG_NATS_GRACE_SECONDS": "3"},
+        "catalog",
+        port=free_port(),
+        log_dir=tmp_path,
+        env={
+            "MAILLE_CATALOG_NATS_URL": nats.url,
+            "MAILLE_CATALOG_MONGODB_URL": docstore_server.url,
+            "MAILLE_CATALOG_NATS_GRACE_SECONDS": "3",
+        },
     )
     service.start()
     try:
@@ -67,8 +73,12 @@ def test_not_ready_while_its_docstore_does_not_answer(nats_server: NatsServer, t
     so within its deadline instead of hanging, and ready again once the store answers."""
     store = DocstoreServer(port=free_port(), data_dir=tmp_path / "docstore", log_dir=tmp_path)
     store.start()
-    service = ServiceProcess("catalog", port=free_port(), log_dir=tmp_path,
-                             env={"MAILLE_CATALOG_NATS_URL": nats_server.url, "MAILLE_CATALOG_MONGODB_URL": store.url})
+    service = ServiceProcess(
+        "catalog",
+        port=free_port(),
+        log_dir=tmp_path,
+        env={"MAILLE_CATALOG_NATS_URL": nats_server.url, "MAILLE_CATALOG_MONGODB_URL": store.url},
+    )
     try:
         service.start()
         popen = store.process.popen
@@ -90,7 +100,9 @@ def test_not_ready_while_its_docstore_does_not_answer(nats_server: NatsServer, t
 
 def test_unreachable_nats_stops_the_start_with_a_clear_word(docstore_server: DocstoreServer, tmp_path: Path) -> None:
     process = Process(
-        "catalog", [sys.executable, "-m", "maille_catalog"], tmp_path / "catalog.log",
+        "catalog",
+        [sys.executable, "-m", "maille_catalog"],
+        tmp_path / "catalog.log",
         env={
             "MAILLE_CATALOG_HTTP_PORT": str(free_port()),
             "MAILLE_CATALOG_NATS_URL": f"nats://127.0.0.1:{free_port()}",
@@ -106,8 +118,15 @@ def test_unreachable_nats_stops_the_start_with_a_clear_word(docstore_server: Doc
 
 def test_invalid_settings_named() -> None:
     answer = subprocess.run(
-        [sys.executable, "-m", "maille_gateway"], capture_output=True, text=True, timeout=30,
-        env={"MAILLE_GATEWAY_HTTP_PORT": "eighty", "MAILLE_GATEWAY_ROUTES": '{"catalog": "ftp://x"}', "PATH": "/usr/bin"},
+        [sys.executable, "-m", "maille_gateway"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={
+            "MAILLE_GATEWAY_HTTP_PORT": "eighty",
+            "MAILLE_GATEWAY_ROUTES": '{"catalog": "ftp://x"}',
+            "PATH": "/usr/bin",
+        },
     )
     assert answer.returncode == 2
     assert "http_port" in answer.stderr and "routes" in answer.stderr

@@ -67,10 +67,30 @@ def import_while_serving(gateway: str, work: Path, command_env: dict[str, str], 
     médiacentre in a loop; every request and the import have a deadline. What happened, counted."""
     bin_dir = Path(sys.executable).parent
     feed = work / "night-feed"
-    subprocess.run([str(bin_dir / "maille-identity"), "generate-aaf", str(feed), "--persons", "600", "--schools", "2", "--seed", "8"],
-                   env=command_env, capture_output=True, timeout=120, check=True)
-    importing = subprocess.Popen([str(bin_dir / "maille-identity"), "import-aaf", str(feed), "--report", str(work / "night.txt")],
-                                 env=command_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    subprocess.run(
+        [
+            str(bin_dir / "maille-identity"),
+            "generate-aaf",
+            str(feed),
+            "--persons",
+            "600",
+            "--schools",
+            "2",
+            "--seed",
+            "8",
+        ],
+        env=command_env,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    importing = subprocess.Popen(
+        [str(bin_dir / "maille-identity"), "import-aaf", str(feed), "--report", str(work / "night.txt")],
+        env=command_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     done: list[str] = []
     failed: list[tuple[str, int | str]] = []
     slowest = 0.0
@@ -98,8 +118,15 @@ def import_while_serving(gateway: str, work: Path, command_env: dict[str, str], 
                 continue
             csrf = browser.site_cookies(gateway)["maille_csrf"]
             timed("inbox", lambda: browser.request("GET", f"{gateway}/api/messaging/v1/folders/inbox/messages"))
-            writes and timed("send", lambda: browser.request("POST", f"{gateway}/api/messaging/v1/messages", headers={"x-csrf-token": csrf},
-                                                  json={"to": [{"type": "person", "id": mate}], "subject": "Nuit", "body": "<p>?</p>"}))
+            writes and timed(
+                "send",
+                lambda: browser.request(
+                    "POST",
+                    f"{gateway}/api/messaging/v1/messages",
+                    headers={"x-csrf-token": csrf},
+                    json={"to": [{"type": "person", "id": mate}], "subject": "Nuit", "body": "<p>?</p>"},
+                ),
+            )
             timed("mediacentre", lambda: browser.request("GET", f"{gateway}/api/catalog/v1/mediacentre"))
 
     # the pupil writes to the classmate she wrote to before; the teacher reads
@@ -113,7 +140,13 @@ def import_while_serving(gateway: str, work: Path, command_env: dict[str, str], 
         output, _ = importing.communicate()
     for user in users:
         user.join(timeout=120)
-    return {"import": importing.returncode, "output": output[-2000:], "done": done, "failed": failed, "slowest": slowest}
+    return {
+        "import": importing.returncode,
+        "output": output[-2000:],
+        "done": done,
+        "failed": failed,
+        "slowest": slowest,
+    }
 
 
 def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
@@ -123,7 +156,11 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     env.pop("MONGODB_URL", None)
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "maille-devstack"), "run"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     try:
         lines = wait_for_line(process, "Ctrl-C or `make stop`", 400)
@@ -146,14 +183,20 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
             # Each deployable is its own NATS user (passwords kept in .var/nats-users.json); nobody else gets in.
             users = json.loads((var / "nats-users.json").read_text())
             try:
-                anonymous = await nats.connect(f"nats://127.0.0.1:{ports.nats}", connect_timeout=2, allow_reconnect=False)
+                anonymous = await nats.connect(
+                    f"nats://127.0.0.1:{ports.nats}", connect_timeout=2, allow_reconnect=False
+                )
             except Exception:
                 anonymous = None
             else:
                 await anonymous.close()
             assert anonymous is None, "NATS let an anonymous client in"
-            nc = await nats.connect(f"nats://127.0.0.1:{ports.nats}", user="identity", password=users["identity"],
-                                    inbox_prefix="_INBOX_identity")
+            nc = await nats.connect(
+                f"nats://127.0.0.1:{ports.nats}",
+                user="identity",
+                password=users["identity"],
+                inbox_prefix="_INBOX_identity",
+            )
             info = await nc.jetstream().account_info()
             await nc.close()
             return info.streams
@@ -193,9 +236,13 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         # Their CDI: the school's PMB catalogue searched through the gateway (the library learnt their school from
         # identity's events), their reader account (readers synced into PMB), and the OPAC opened signed in.
         school = pupil["profiles"][0]["structure"]
-        found = until_answered(lambda: browser.request("GET", f"{gateway}/api/library/v1/search", params={"q": "Germinal"}), "results")
+        found = until_answered(
+            lambda: browser.request("GET", f"{gateway}/api/library/v1/search", params={"q": "Germinal"}), "results"
+        )
         assert found.status_code == 200 and found.json()["missing"] == [], found.text[:300]
-        assert found.json()["results"] and all("Germinal" in r["title"] and r["uai"] == school for r in found.json()["results"])
+        assert found.json()["results"] and all(
+            "Germinal" in r["title"] and r["uai"] == school for r in found.json()["results"]
+        )
         account = until_answered(lambda: browser.request("GET", f"{gateway}/api/library/v1/account"), "schools")
         assert [s["uai"] for s in account.json()["schools"]] == [school], account.text[:300]
         opac = browser.go(f"{gateway}{account.json()['schools'][0]['opac']}")
@@ -204,10 +251,20 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         # They write to a classmate through the gateway (the communication rules asked of identity), who finds
         # it in their inbox.
         with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
-            mate = client["maille_identity"]["persons"].find_one({"kind": "pupil", "classes": pupil["classes"][0], "_id": {"$ne": pupil["_id"]}})
+            mate = client["maille_identity"]["persons"].find_one(
+                {"kind": "pupil", "classes": pupil["classes"][0], "_id": {"$ne": pupil["_id"]}}
+            )
         csrf = browser.site_cookies(gateway)["maille_csrf"]
-        sent = browser.request("POST", f"{gateway}/api/messaging/v1/messages", headers={"x-csrf-token": csrf},
-                               json={"to": [{"type": "person", "id": mate["_id"]}], "subject": "Les devoirs", "body": "<p>Pour demain ?</p>"})
+        sent = browser.request(
+            "POST",
+            f"{gateway}/api/messaging/v1/messages",
+            headers={"x-csrf-token": csrf},
+            json={
+                "to": [{"type": "person", "id": mate["_id"]}],
+                "subject": "Les devoirs",
+                "body": "<p>Pour demain ?</p>",
+            },
+        )
         assert sent.status_code == 201, sent.text[:300]
         with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
             copy = client["maille_messaging"]["copies"].find_one({"_id": f"{mate['_id']}:{sent.json()['id']}"})
@@ -217,23 +274,38 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
 
         # The night's AAF import while people use the platform: the import finishes, and so does every sign-in,
         # mail and médiacentre request made meanwhile (the docstore once froze on such an import's updates).
-        exports = subprocess.run([str(Path(sys.executable).parent / "maille-devstack"), "env", "identity"], env=env,
-                                 capture_output=True, text=True, timeout=60, check=True).stdout
+        exports = subprocess.run(
+            [str(Path(sys.executable).parent / "maille-devstack"), "env", "identity"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         command_env = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
         served = import_while_serving(gateway, tmp_path, {**os.environ, **command_env}, mate["_id"])
         assert served["import"] == 0, served
         assert served["failed"] == [] and served["slowest"] < 30, served
         assert {"sign-in", "inbox", "send", "mediacentre"} <= set(served["done"]), served
-        with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000, timeoutMS=10_000) as client:
+        with MongoClient(
+            f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000, timeoutMS=10_000
+        ) as client:
             assert "maille_identity" in client.list_database_names()
         for name in ("identity", "catalog", "messaging", "library"):
             assert httpx.get(f"{gateway}/api/{name}/v1/about", timeout=10).json()["docstore"]["connected"], name
 
         # An operator's command against this platform, in another terminal: `eval "$(maille-devstack env identity)"`
         # gives it development, identity's own NATS user and the docstore.
-        assert command_env["MAILLE_IDENTITY_ENVIRONMENT"] == "development" and command_env["MAILLE_IDENTITY_NATS_PASSWORD"]
-        exported = subprocess.run([str(Path(sys.executable).parent / "maille-identity"), "rgpd-export", pupil["_id"]],
-                                  env={**os.environ, **command_env}, capture_output=True, text=True, timeout=120)
+        assert (
+            command_env["MAILLE_IDENTITY_ENVIRONMENT"] == "development" and command_env["MAILLE_IDENTITY_NATS_PASSWORD"]
+        )
+        exported = subprocess.run(
+            [str(Path(sys.executable).parent / "maille-identity"), "rgpd-export", pupil["_id"]],
+            env={**os.environ, **command_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert exported.returncode == 0 and pupil["_id"] in exported.stdout, exported.stderr[-500:]
 
         # Security on the whole stack: the account API refuses the pupil's write of who they are (see

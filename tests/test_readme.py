@@ -15,7 +15,9 @@ PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").r
 def test_config_tables_match_settings() -> None:
     documented = re.search(r"<!-- config:begin -->\n(.*)\n<!-- config:end -->", CONFIGURATION.read_text(), re.S)
     assert documented, "docs/configuration.md lost its configuration markers"
-    assert documented.group(1).strip() == config_tables().strip(), "run `.venv/bin/maille-devstack config-table --write`"
+    assert documented.group(1).strip() == config_tables().strip(), (
+        "run `.venv/bin/maille-devstack config-table --write`"
+    )
 
 
 def test_every_variable_is_documented() -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from samlpeer.idp import DIRECTORY_SECONDS
 
 from maille_devstack.browser import Browser
 from maille_devstack.keycloak_admin import admin_client, audience_mappers
 from maille_devstack.paths import bin_of
-from samlpeer.idp import DIRECTORY_SECONDS
 from maille_devstack.processes import DocstoreServer, KeycloakServer
 from maille_devstack.sso import PASSWORD, SCHOOL_A, SCHOOL_B, Platform, sso_platform, write_feed
 
@@ -29,8 +29,9 @@ pytestmark = pytest.mark.keycloak
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory, keycloak_server: KeycloakServer,
-             docstore_server: DocstoreServer) -> Iterator[Platform]:
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, keycloak_server: KeycloakServer, docstore_server: DocstoreServer
+) -> Iterator[Platform]:
     with sso_platform(tmp_path_factory.mktemp("sso"), keycloak_server, docstore_server) as started:
         yield started
 
@@ -114,55 +115,117 @@ def test_a_collectivite_agent_signs_in_through_a_registered_idp(platform: Platfo
     keycloak = platform.keycloak
     realm, client_id, client_secret = f"cd35-{uuid.uuid4().hex[:6]}", "maille-broker", uuid.uuid4().hex
     alias = realm
-    token = httpx.post(f"{keycloak.url}/realms/master/protocol/openid-connect/token", data={
-        "grant_type": "password", "client_id": "admin-cli", "username": keycloak.admin_user, "password": keycloak.admin_password,
-    }).raise_for_status().json()["access_token"]
-    with httpx.Client(base_url=f"{keycloak.url}/admin/realms", headers={"Authorization": f"Bearer {token}"}, timeout=30) as admin:
+    token = (
+        httpx.post(
+            f"{keycloak.url}/realms/master/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": "admin-cli",
+                "username": keycloak.admin_user,
+                "password": keycloak.admin_password,
+            },
+        )
+        .raise_for_status()
+        .json()["access_token"]
+    )
+    with httpx.Client(
+        base_url=f"{keycloak.url}/admin/realms", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as admin:
         # The collectivité's own IdP: a realm of its own, an agent, a client for Maille's broker.
         admin.post("", json={"realm": realm, "enabled": True}).raise_for_status()
-        admin.post(f"/{realm}/clients", json={
-            "clientId": client_id, "secret": client_secret, "publicClient": False, "standardFlowEnabled": True,
-            "redirectUris": [f"{keycloak.url}/realms/maille/broker/{alias}/endpoint"],
-        }).raise_for_status()
-        admin.post(f"/{realm}/users", json={
-            "username": "alegal", "enabled": True, "firstName": "Anne", "lastName": "Legal", "email": "anne.legal@cd35.example",
-            "emailVerified": True, "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
-        }).raise_for_status()
+        admin.post(
+            f"/{realm}/clients",
+            json={
+                "clientId": client_id,
+                "secret": client_secret,
+                "publicClient": False,
+                "standardFlowEnabled": True,
+                "redirectUris": [f"{keycloak.url}/realms/maille/broker/{alias}/endpoint"],
+            },
+        ).raise_for_status()
+        admin.post(
+            f"/{realm}/users",
+            json={
+                "username": "alegal",
+                "enabled": True,
+                "firstName": "Anne",
+                "lastName": "Legal",
+                "email": "anne.legal@cd35.example",
+                "emailVerified": True,
+                "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
+            },
+        ).raise_for_status()
         # An operator of Maille (a client-credentials client with the role operator) registers it.
         admin.post("/maille/roles", json={"name": "operator"})
         operator_id, operator_secret = f"ops-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
-        admin.post("/maille/clients", json={
-            "clientId": operator_id, "secret": operator_secret, "publicClient": False, "serviceAccountsEnabled": True,
-            "standardFlowEnabled": False, "protocolMappers": audience_mappers(),
-        }).raise_for_status()
+        admin.post(
+            "/maille/clients",
+            json={
+                "clientId": operator_id,
+                "secret": operator_secret,
+                "publicClient": False,
+                "serviceAccountsEnabled": True,
+                "standardFlowEnabled": False,
+                "protocolMappers": audience_mappers(),
+            },
+        ).raise_for_status()
         internal = admin.get("/maille/clients", params={"clientId": operator_id}).json()[0]["id"]
         account = admin.get(f"/maille/clients/{internal}/service-account-user").json()["id"]
         role = admin.get("/maille/roles/operator").json()
         admin.post(f"/maille/users/{account}/role-mappings/realm", json=[role]).raise_for_status()
-    operator = httpx.post(f"{keycloak.url}/realms/maille/protocol/openid-connect/token", data={
-        "grant_type": "client_credentials", "client_id": operator_id, "client_secret": operator_secret,
-    }).raise_for_status().json()["access_token"]
-    body = {"alias": alias, "name": "Département d'Ille-et-Vilaine", "issuer": f"{keycloak.url}/realms/{realm}",
-            "client_id": client_id, "client_secret": client_secret, "claims": {"email": "email"}, "structures": [SCHOOL_B]}
-    bad = httpx.post(f"{platform.gateway}/api/identity/v1/federations", json={**body, "structures": ["0000000A"]},
-                     headers={"Authorization": f"Bearer {operator}"})
+    operator = (
+        httpx.post(
+            f"{keycloak.url}/realms/maille/protocol/openid-connect/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": operator_id,
+                "client_secret": operator_secret,
+            },
+        )
+        .raise_for_status()
+        .json()["access_token"]
+    )
+    body = {
+        "alias": alias,
+        "name": "Département d'Ille-et-Vilaine",
+        "issuer": f"{keycloak.url}/realms/{realm}",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "claims": {"email": "email"},
+        "structures": [SCHOOL_B],
+    }
+    bad = httpx.post(
+        f"{platform.gateway}/api/identity/v1/federations",
+        json={**body, "structures": ["0000000A"]},
+        headers={"Authorization": f"Bearer {operator}"},
+    )
     assert bad.status_code == 422 and "structures" in bad.json()["detail"]
-    created = httpx.post(f"{platform.gateway}/api/identity/v1/federations", json=body, headers={"Authorization": f"Bearer {operator}"})
+    created = httpx.post(
+        f"{platform.gateway}/api/identity/v1/federations", json=body, headers={"Authorization": f"Bearer {operator}"}
+    )
     assert created.status_code == 201, created.text
     assert "client_secret" not in created.json()
-    again = httpx.post(f"{platform.gateway}/api/identity/v1/federations", json=body, headers={"Authorization": f"Bearer {operator}"})
+    again = httpx.post(
+        f"{platform.gateway}/api/identity/v1/federations", json=body, headers={"Authorization": f"Bearer {operator}"}
+    )
     assert again.status_code == 409
     # The agent signs in at the collectivité's own login page, and lands as herself.
     browser = Browser()
     page = browser.go(f"{platform.gateway}/login", params={"idp": alias, "next": "/api/identity/v1/me"})
-    assert 'id="kc-form-login"' in page.text and realm in str(page.url), (page.url, re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page.text)))[-800:])
+    assert 'id="kc-form-login"' in page.text and realm in str(page.url), (
+        page.url,
+        re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page.text)))[-800:],
+    )
     me = browser.sign_in(page, "alegal", PASSWORD)
     assert me.status_code == 200, me.text[:500]
     assert me.json()["last_name"] == "LEGAL" and me.json()["profiles"][0]["structure"] == SCHOOL_B
 
 
 def test_the_gar_receives_a_signed_assertion_for_a_teacher_and_a_pupil(platform: Platform) -> None:
-    for idp, username, profile, school in (("academie", "T1", "National_ens", SCHOOL_A), ("educonnect", "E2", "National_elv", SCHOOL_B)):
+    for idp, username, profile, school in (
+        ("academie", "T1", "National_ens", SCHOOL_A),
+        ("educonnect", "E2", "National_elv", SCHOOL_B),
+    ):
         browser, me = platform.sign_in(idp, username)
         assert me.status_code == 200, me.text[:300]
         page = browser.go(f"{platform.gar.url}/sp/login")  # already signed in: Keycloak answers at once
@@ -179,13 +242,24 @@ def test_the_gar_receives_a_signed_assertion_for_a_teacher_and_a_pupil(platform:
 def test_a_teacher_opens_the_cdi_catalogue_already_signed_in(platform: Platform, keycloak_clients) -> None:
     operator = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',)))}"}
     database = f"cdi{SCHOOL_A}"
-    connection = {"url": platform.pmb.url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": database,
-                  "opacUrl": platform.pmb.opac_url(database)}
-    registered = httpx.put(f"{platform.gateway}/api/library/v1/operator/schools/{SCHOOL_A}/pmb", json=connection, headers=operator)
+    connection = {
+        "url": platform.pmb.url,
+        "sourceId": 1,
+        "user": "maille",
+        "password": "secret-ws",
+        "database": database,
+        "opacUrl": platform.pmb.opac_url(database),
+    }
+    registered = httpx.put(
+        f"{platform.gateway}/api/library/v1/operator/schools/{SCHOOL_A}/pmb", json=connection, headers=operator
+    )
     assert registered.status_code in (200, 201), registered.text
     # School B's CDI is registered without an OPAC.
-    httpx.put(f"{platform.gateway}/api/library/v1/operator/schools/{SCHOOL_B}/pmb", headers=operator,
-              json={**connection, "database": f"cdi{SCHOOL_B}", "opacUrl": None}).raise_for_status()
+    httpx.put(
+        f"{platform.gateway}/api/library/v1/operator/schools/{SCHOOL_B}/pmb",
+        headers=operator,
+        json={**connection, "database": f"cdi{SCHOOL_B}", "opacUrl": None},
+    ).raise_for_status()
     browser, me = platform.sign_in("academie", "T1")
     assert me.status_code == 200, me.text[:300]
     link = f"{platform.gateway}/api/library/v1/schools/{SCHOOL_A}/opac"
@@ -208,7 +282,9 @@ def test_a_teacher_opens_the_cdi_catalogue_already_signed_in(platform: Platform,
     not_hers = pupil.go(link)
     assert not_hers.status_code == 403 and SCHOOL_A in not_hers.json()["detail"]
     # A school's connection forgotten: Keycloak no longer sends anyone back to its OPAC.
-    httpx.delete(f"{platform.gateway}/api/library/v1/operator/schools/{SCHOOL_A}/pmb", headers=operator).raise_for_status()
+    httpx.delete(
+        f"{platform.gateway}/api/library/v1/operator/schools/{SCHOOL_A}/pmb", headers=operator
+    ).raise_for_status()
     with admin_client(platform.keycloak.url, platform.keycloak.admin_user, platform.keycloak.admin_password) as admin:
         client_id = platform.env["MAILLE_IDENTITY_PMB_OPAC_CLIENT_ID"]
         deadline = time.monotonic() + 30
@@ -223,7 +299,9 @@ def test_a_teacher_opens_the_cdi_catalogue_already_signed_in(platform: Platform,
     assert refused.status_code == 400 and "redirect_uri" in refused.text.lower()
 
 
-def test_an_opac_keycloak_refuses_is_left_out_without_blocking_the_others(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_opac_keycloak_refuses_is_left_out_without_blocking_the_others(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
 
     from maille_identity.federation.repository import FederationRepository
@@ -233,7 +311,10 @@ def test_an_opac_keycloak_refuses_is_left_out_without_blocking_the_others(platfo
 
     for name, value in platform.env.items():
         monkeypatch.setenv(name, value)
-    good, refused = f"{platform.pmb.url}/opac/cdi{SCHOOL_B}", "http://cdi.example.org/" + "x" * 300  # past Keycloak's 255 characters
+    good, refused = (
+        f"{platform.pmb.url}/opac/cdi{SCHOOL_B}",
+        "http://cdi.example.org/" + "x" * 300,
+    )  # past Keycloak's 255 characters
 
     async def register() -> list[str]:
         docstore = Docstore(platform.env["MAILLE_IDENTITY_MONGODB_URL"], platform.database, app_name="test-opac")
@@ -250,14 +331,20 @@ def test_an_opac_keycloak_refuses_is_left_out_without_blocking_the_others(platfo
     kept = asyncio.run(register())
     assert f"{good}/*" in kept and not any(uri.startswith("http://cdi.example.org/") for uri in kept)
     with admin_client(platform.keycloak.url, platform.keycloak.admin_user, platform.keycloak.admin_password) as admin:
-        client = admin.get("/clients", params={"clientId": platform.env["MAILLE_IDENTITY_PMB_OPAC_CLIENT_ID"]}).raise_for_status().json()[0]
+        client = (
+            admin.get("/clients", params={"clientId": platform.env["MAILLE_IDENTITY_PMB_OPAC_CLIENT_ID"]})
+            .raise_for_status()
+            .json()[0]
+        )
     assert f"{good}/*" in client["redirectUris"]
 
 
 def test_sign_out_ends_the_session_here_and_at_keycloak(platform: Platform) -> None:
     browser, me = platform.sign_in("educonnect", "E1")
     assert me.status_code == 200
-    browser.through_saml(browser.post_form(browser.go(f"{platform.gateway}/logout")))  # through EduConnect's single logout
+    browser.through_saml(
+        browser.post_form(browser.go(f"{platform.gateway}/logout"))
+    )  # through EduConnect's single logout
     assert browser.go(f"{platform.gateway}/api/identity/v1/me").status_code == 401
     # Keycloak's session is gone too: signing in again asks EduConnect again.
     page = browser.go(f"{platform.gateway}/login", params={"idp": "educonnect"})
@@ -279,13 +366,13 @@ def test_a_second_reconcile_changes_nothing_and_a_hand_made_change_is_put_back(p
         assert admin.get("/identity-provider/instances/educonnect").json()["config"]["validateSignature"] == "true"
 
 
-async def _forged_sign_in(platform: Platform, *, lifetime_minutes: int = 5, audience: str | None = None,
-                          tamper=lambda xml: xml) -> tuple[Browser, str, dict[str, str]]:
+async def _forged_sign_in(
+    platform: Platform, *, lifetime_minutes: int = 5, audience: str | None = None, tamper=lambda xml: xml
+) -> tuple[Browser, str, dict[str, str]]:
     """Start a sign-in at the gateway through EduConnect, and answer Keycloak's AuthnRequest with a response
     made here (with the EduConnect peer's own key), as the test wants it; (browser, ACS URL, the form)."""
-    from lxml import etree
-
     from educonnect.profiles import EDUCONNECT
+    from lxml import etree
     from samlpeer.idp import Directory, Pending, SamlIdp
 
     browser = Browser()
@@ -295,21 +382,36 @@ async def _forged_sign_in(platform: Platform, *, lifetime_minutes: int = 5, audi
     issuer = request.find("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer").text
     acs = request.get("AssertionConsumerServiceURL")
     peer_url = re.search(r'action="(http://localhost:\d+)/idp/sso/post"', page.text).group(1)
-    idp = SamlIdp(profile=EDUCONNECT, base_url=peer_url, work_dir=platform.peers_dir, directory=Directory(platform.env["MAILLE_IDENTITY_MONGODB_URL"], platform.database),
-                  sp_metadata_urls=[f"{platform.keycloak.url}/realms/maille/broker/educonnect/endpoint/descriptor"], password=PASSWORD,
-                  xmlsec_binary=platform.xmlsec, lifetime_minutes=lifetime_minutes)
+    idp = SamlIdp(
+        profile=EDUCONNECT,
+        base_url=peer_url,
+        work_dir=platform.peers_dir,
+        directory=Directory(platform.env["MAILLE_IDENTITY_MONGODB_URL"], platform.database),
+        sp_metadata_urls=[f"{platform.keycloak.url}/realms/maille/broker/educonnect/endpoint/descriptor"],
+        password=PASSWORD,
+        xmlsec_binary=platform.xmlsec,
+        lifetime_minutes=lifetime_minutes,
+    )
     if audience:  # another SP the IdP knows: its response is addressed to that SP, and signed as valid for it
         from saml2.server import Server
 
         descriptor = httpx.get(idp.sp_metadata_urls[0]).text
-        server = Server(config=idp.config([descriptor, descriptor.replace(f'entityID="{issuer}"', f'entityID="{audience}"')]))
+        server = Server(
+            config=idp.config([descriptor, descriptor.replace(f'entityID="{issuer}"', f'entityID="{audience}"')])
+        )
         server.config.getattr("policy", "idp").restrict = lambda ava, sp_entity_id, metadata=None: ava
         idp._server, idp._server_built = server, time.monotonic()
-    pending = Pending(request_id=request.get("ID"), sp_entity_id=audience or issuer, destination=acs,
-                      relay_state=html.unescape(fields.get("RelayState", "")))
+    pending = Pending(
+        request_id=request.get("ID"),
+        sp_entity_id=audience or issuer,
+        destination=acs,
+        relay_state=html.unescape(fields.get("RelayState", "")),
+    )
     form = await idp.respond(pending, idp.directory.find("E1"))
     answer = {k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)}
-    answer["SAMLResponse"] = base64.b64encode(tamper(base64.b64decode(answer["SAMLResponse"]).decode()).encode()).decode()
+    answer["SAMLResponse"] = base64.b64encode(
+        tamper(base64.b64decode(answer["SAMLResponse"]).decode()).encode()
+    ).decode()
     return browser, acs, answer
 
 
@@ -373,8 +475,12 @@ def test_an_erased_person_loses_their_account_and_cannot_sign_in(platform: Platf
     _, me = platform.sign_in("educonnect", "E2")
     pupil = me.json()["id"]
     assert _account(platform, pupil) is not None
-    erased = subprocess.run([str(bin_of("maille-identity")), "erase", pupil, "--yes"], env={**os.environ, **platform.env},
-                            capture_output=True, text=True)
+    erased = subprocess.run(
+        [str(bin_of("maille-identity")), "erase", pupil, "--yes"],
+        env={**os.environ, **platform.env},
+        capture_output=True,
+        text=True,
+    )
     assert erased.returncode == 0, erased.stderr
     assert _eventually(lambda: _account(platform, pupil) is None)
     _, page = platform.sign_in("educonnect", "E2")  # EduConnect still knows her; this ENT no longer does
@@ -386,34 +492,70 @@ def _operator_token(platform: Platform) -> str:
     client_id, secret = f"ops-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
     with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
         admin.post("/roles", json={"name": "operator"})
-        admin.post("/clients", json={"clientId": client_id, "secret": secret, "publicClient": False, "serviceAccountsEnabled": True,
-                                     "standardFlowEnabled": False, "protocolMappers": audience_mappers()}).raise_for_status()
+        admin.post(
+            "/clients",
+            json={
+                "clientId": client_id,
+                "secret": secret,
+                "publicClient": False,
+                "serviceAccountsEnabled": True,
+                "standardFlowEnabled": False,
+                "protocolMappers": audience_mappers(),
+            },
+        ).raise_for_status()
         internal = admin.get("/clients", params={"clientId": client_id}).json()[0]["id"]
         account = admin.get(f"/clients/{internal}/service-account-user").json()["id"]
-        admin.post(f"/users/{account}/role-mappings/realm", json=[admin.get("/roles/operator").json()]).raise_for_status()
-    return httpx.post(f"{keycloak.url}/realms/maille/protocol/openid-connect/token", data={
-        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}).raise_for_status().json()["access_token"]
+        admin.post(
+            f"/users/{account}/role-mappings/realm", json=[admin.get("/roles/operator").json()]
+        ).raise_for_status()
+    return (
+        httpx.post(
+            f"{keycloak.url}/realms/maille/protocol/openid-connect/token",
+            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        )
+        .raise_for_status()
+        .json()["access_token"]
+    )
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"issuer": "http://idp.cd35.example/realms/x"}, "issuer"),              # not https, not this machine
-    ({"claims": {"first_name": "given_name"}}, "claims"),                     # nothing to match accounts by
-    ({"alias": "Bad Alias!"}, "alias"),
-    ({"alias": "educonnect"}, None),                                          # Maille's own IdP: 409
-    ({"structures": []}, "structures"),
-    ({"client_secret": ""}, "client_secret"),
-])
-def test_a_malformed_federation_is_refused_naming_what_is_wrong(platform: Platform, change: dict, field: str | None) -> None:
-    body = {"alias": "cd22", "name": "Côtes-d'Armor", "issuer": "https://idp.cd22.example/realms/agents", "client_id": "maille",
-            "client_secret": "s3cret", "claims": {"email": "email"}, "structures": [SCHOOL_A], **change}
-    answer = httpx.post(f"{platform.gateway}/api/identity/v1/federations", json=body,
-                        headers={"Authorization": f"Bearer {_operator_token(platform)}"})
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"issuer": "http://idp.cd35.example/realms/x"}, "issuer"),  # not https, not this machine
+        ({"claims": {"first_name": "given_name"}}, "claims"),  # nothing to match accounts by
+        ({"alias": "Bad Alias!"}, "alias"),
+        ({"alias": "educonnect"}, None),  # Maille's own IdP: 409
+        ({"structures": []}, "structures"),
+        ({"client_secret": ""}, "client_secret"),
+    ],
+)
+def test_a_malformed_federation_is_refused_naming_what_is_wrong(
+    platform: Platform, change: dict, field: str | None
+) -> None:
+    body = {
+        "alias": "cd22",
+        "name": "Côtes-d'Armor",
+        "issuer": "https://idp.cd22.example/realms/agents",
+        "client_id": "maille",
+        "client_secret": "s3cret",
+        "claims": {"email": "email"},
+        "structures": [SCHOOL_A],
+        **change,
+    }
+    answer = httpx.post(
+        f"{platform.gateway}/api/identity/v1/federations",
+        json=body,
+        headers={"Authorization": f"Bearer {_operator_token(platform)}"},
+    )
     assert answer.headers["content-type"].startswith("application/problem+json")
     if field is None:
         assert answer.status_code == 409
     else:
         assert answer.status_code == 422 and field in answer.json()["detail"], answer.text
-    listed = httpx.get(f"{platform.gateway}/api/identity/v1/federations", headers={"Authorization": f"Bearer {_operator_token(platform)}"})
+    listed = httpx.get(
+        f"{platform.gateway}/api/identity/v1/federations",
+        headers={"Authorization": f"Bearer {_operator_token(platform)}"},
+    )
     assert "cd22" not in [f["alias"] for f in listed.json()]  # nothing half-made
 
 
@@ -429,7 +571,9 @@ def test_a_malformed_or_foreign_choice_is_refused(platform: Platform) -> None:
     for choice in ("not-an-id", "0" * 24):  # not an id; an id that is not one of this account's entries
         answer = browser.request("POST", f"{platform.gateway}/auth/choose", data={"csrf": csrf, "choice": choice})
         assert answer.status_code == 400 and answer.headers["content-type"].startswith("application/problem+json")
-    forged = browser.request("POST", f"{platform.gateway}/auth/choose", data={"csrf": "wrong", "choice": me.json()["id"]})
+    forged = browser.request(
+        "POST", f"{platform.gateway}/auth/choose", data={"csrf": "wrong", "choice": me.json()["id"]}
+    )
     assert forged.status_code == 403
     assert browser.go(f"{platform.gateway}/api/identity/v1/me").json()["id"] == me.json()["id"]  # still herself
 

@@ -74,8 +74,14 @@ def _echo_handler(echo_ref: list[Echo]) -> type[BaseHTTPRequestHandler]:
                     left -= len(part)
                 self.wfile.write(b"0\r\n\r\n")
                 return
-            body = json.dumps({"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                               "received": received}).encode()
+            body = json.dumps(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "received": received,
+                }
+            ).encode()
             status = echo.behaviour.get("status", 200)
             self.send_response(status)
             self.send_header("content-type", "application/json")
@@ -123,12 +129,30 @@ class Issuer:
         new = RSAKey.generate_key(2048, parameters={"kid": f"key-{len(self.keys) + 1}", "use": "sig", "alg": "RS256"})
         self.keys = [new] if withdraw_old else [new, *self.keys]
 
-    def token(self, *, key: RSAKey | None = None, lifetime: int = 300, not_before: int = 0, audience: str = "maille",
-              issuer: str | None = None, roles: tuple[str, ...] = (), subject: str = "client-1", **claims: Any) -> str:
+    def token(
+        self,
+        *,
+        key: RSAKey | None = None,
+        lifetime: int = 300,
+        not_before: int = 0,
+        audience: str = "maille",
+        issuer: str | None = None,
+        roles: tuple[str, ...] = (),
+        subject: str = "client-1",
+        **claims: Any,
+    ) -> str:
         now = int(time.time())
         key = key or self.keys[0]
-        body = {"iss": issuer or self.issuer, "aud": [audience], "sub": subject, "azp": subject, "iat": now, "exp": now + lifetime,
-                "realm_access": {"roles": list(roles)}, **claims}
+        body = {
+            "iss": issuer or self.issuer,
+            "aud": [audience],
+            "sub": subject,
+            "azp": subject,
+            "iat": now,
+            "exp": now + lifetime,
+            "realm_access": {"roles": list(roles)},
+            **claims,
+        }
         if not_before:
             body["nbf"] = now + not_before
         return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)
@@ -160,12 +184,18 @@ def issuer() -> Iterator[Issuer]:
 
 
 @pytest.fixture
-def gateway(service_factory: Callable[..., ServiceProcess], echo: Echo, issuer: Issuer) -> Callable[..., ServiceProcess]:
+def gateway(
+    service_factory: Callable[..., ServiceProcess], echo: Echo, issuer: Issuer
+) -> Callable[..., ServiceProcess]:
     """A gateway routing /api/echo/ to the echoing upstream, trusting the test's issuer."""
 
     def start(raw_env: dict[str, str] | None = None, **settings: str) -> ServiceProcess:
-        env = {**(raw_env or {}), "MAILLE_GATEWAY_ROUTES": json.dumps({"echo": echo.url}), "MAILLE_GATEWAY_AUTH_ISSUER": issuer.issuer,
-               "MAILLE_GATEWAY_AUTH_JWKS_URL": issuer.jwks_url}
+        env = {
+            **(raw_env or {}),
+            "MAILLE_GATEWAY_ROUTES": json.dumps({"echo": echo.url}),
+            "MAILLE_GATEWAY_AUTH_ISSUER": issuer.issuer,
+            "MAILLE_GATEWAY_AUTH_JWKS_URL": issuer.jwks_url,
+        }
         env |= {f"MAILLE_GATEWAY_{k.upper()}": v for k, v in settings.items()}
         return service_factory("gateway", env=env)
 

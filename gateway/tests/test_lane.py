@@ -19,13 +19,24 @@ def to_record(traceparent: str) -> bool:
 
 
 def access_lines(gw, request_id: str) -> list[dict]:
-    return logged_lines(gw, lambda entry: entry.get("logger") == "maille.access" and entry.get("request_id") == request_id)
+    return logged_lines(
+        gw, lambda entry: entry.get("logger") == "maille.access" and entry.get("request_id") == request_id
+    )
 
 
 def ask(client: httpx.Client, token: str, request_id: str, path: str = "/api/echo/v1/things?page=2") -> httpx.Response:
-    return client.get(path, headers={"authorization": f"Bearer {token}", "x-request-id": request_id, "cookie": "session=not-forwarded",
-                                     "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01", "accept-language": "fr-FR",
-                                     "x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https"})
+    return client.get(
+        path,
+        headers={
+            "authorization": f"Bearer {token}",
+            "x-request-id": request_id,
+            "cookie": "session=not-forwarded",
+            "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01",
+            "accept-language": "fr-FR",
+            "x-forwarded-for": "203.0.113.7",
+            "x-forwarded-proto": "https",
+        },
+    )
 
 
 def test_the_lane_answers_as_the_general_path_does(gateway, issuer: Issuer) -> None:
@@ -38,7 +49,12 @@ def test_the_lane_answers_as_the_general_path_does(gateway, issuer: Issuer) -> N
             answers[lane] = ask(client, token, f"second-{lane}")
             line = access_lines(gw, f"second-{lane}")
         assert line and line[0]["lane"] is (lane == "true")  # the lane took it when on, not when off
-        assert (line[0]["status"], line[0]["route"], line[0]["caller"], line[0]["trace_id"]) == (200, "/api/echo/", "c:vendor-1", TRACE)
+        assert (line[0]["status"], line[0]["route"], line[0]["caller"], line[0]["trace_id"]) == (
+            200,
+            "/api/echo/",
+            "c:vendor-1",
+            TRACE,
+        )
     fast, general = answers["true"], answers["false"]
     assert fast.status_code == general.status_code == 200
     seen_fast, seen_general = fast.json(), general.json()
@@ -54,7 +70,9 @@ def test_the_lane_answers_as_the_general_path_does(gateway, issuer: Issuer) -> N
     assert set(seen_fast["headers"]) == set(seen_general["headers"])
     # What the caller received: the same headers, one Date each.
     assert fast.headers["x-request-id"] == "second-true" and general.headers["x-request-id"] == "second-false"
-    assert sorted(k for k in fast.headers if k != "x-request-id") == sorted(k for k in general.headers if k != "x-request-id")
+    assert sorted(k for k in fast.headers if k != "x-request-id") == sorted(
+        k for k in general.headers if k != "x-request-id"
+    )
     assert len(fast.headers.get_list("date")) == len(general.headers.get_list("date")) == 1
     assert "server" not in fast.headers
 
@@ -69,7 +87,9 @@ def test_a_large_answer_is_streamed_back(gateway, issuer: Issuer) -> None:
             big = client.get(f"/api/echo/v1/big/{size}", headers={**auth, "x-request-id": "big-one"})
             assert big.status_code == 200 and len(big.content) == size and set(big.content) == {ord("x")}
             assert big.headers["x-request-id"] == "big-one"
-        assert client.get("/api/echo/v1/after", headers=auth).json()["path"] == "/api/echo/v1/after"  # the connection goes on
+        assert (
+            client.get("/api/echo/v1/after", headers=auth).json()["path"] == "/api/echo/v1/after"
+        )  # the connection goes on
     lines = access_lines(gw, "big-one")
     assert len(lines) == 2 and lines[-1]["lane"] is True and lines[-1]["status"] == 200
 
@@ -101,7 +121,8 @@ def test_pipelined_requests_are_answered_in_order_and_idle_connections_closed(ga
     assert httpx.get(f"{gw.url}/api/echo/v1/warm", headers={"authorization": f"Bearer {token}"}).status_code == 200
     with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
         requests = b"".join(
-            b"GET /api/echo/v1/n/%d HTTP/1.1\r\nhost: maille\r\nauthorization: Bearer %s\r\n\r\n" % (n, token.encode()) for n in range(3)
+            b"GET /api/echo/v1/n/%d HTTP/1.1\r\nhost: maille\r\nauthorization: Bearer %s\r\n\r\n" % (n, token.encode())
+            for n in range(3)
         )
         sock.sendall(requests)
         received = b""
@@ -109,7 +130,10 @@ def test_pipelined_requests_are_answered_in_order_and_idle_connections_closed(ga
             chunk = sock.recv(65536)
             assert chunk, f"connection closed early: {received!r}"
             received += chunk
-        paths = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])["path"] for part in received.split(b"HTTP/1.1 200")[1:]]
+        paths = [
+            json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])["path"]
+            for part in received.split(b"HTTP/1.1 200")[1:]
+        ]
         assert paths == ["/api/echo/v1/n/0", "/api/echo/v1/n/1", "/api/echo/v1/n/2"]
         # Left idle, the connection is closed by the gateway after its keep-alive time (uvicorn's 5 s).
         started = time.monotonic()
@@ -124,13 +148,17 @@ def test_traces_to_record_go_the_general_path_and_the_others_the_lane(gateway, i
     with httpx.Client(base_url=gw.url) as client:
         client.get("/api/echo/v1/x", headers=auth)
         new = client.get("/api/echo/v1/x", headers={**auth, "x-request-id": "new-trace"})
-        asked = client.get("/api/echo/v1/x", headers={**auth, "x-request-id": "asked-trace",
-                                                         "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"})
+        asked = client.get(
+            "/api/echo/v1/x",
+            headers={**auth, "x-request-id": "asked-trace", "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"},
+        )
     # A new trace not drawn: carried on as not to be recorded, through the lane.
     assert not to_record(new.json()["headers"]["traceparent"])
     assert access_lines(gw, "new-trace")[0]["lane"] is True
     # The caller asks for its trace to be recorded: the general path records the gateway's span and says so on.
-    assert asked.json()["headers"]["traceparent"].startswith(f"00-{TRACE}-") and to_record(asked.json()["headers"]["traceparent"])
+    assert asked.json()["headers"]["traceparent"].startswith(f"00-{TRACE}-") and to_record(
+        asked.json()["headers"]["traceparent"]
+    )
     assert access_lines(gw, "asked-trace")[0]["lane"] is False
     deadline = time.monotonic() + 15
     while "/v1/traces" not in echo.behaviour.get("paths", []) and time.monotonic() < deadline:

@@ -25,7 +25,9 @@ def test_a_caller_over_its_rate_gets_429_with_retry_after_and_others_are_not_slo
         answers = [client.get("/api/echo/v1/x", headers=greedy).status_code for _ in range(14)]
         assert answers[:10] == [200] * 10 and answers[10:] == [429] * 4
         limited = client.get("/api/echo/v1/x", headers=greedy)
-        assert limited.headers["content-type"] == "application/problem+json" and int(limited.headers["retry-after"]) >= 1
+        assert (
+            limited.headers["content-type"] == "application/problem+json" and int(limited.headers["retry-after"]) >= 1
+        )
         assert client.get("/api/echo/v1/x", headers=other).status_code == 200
         time.sleep(2.1)  # the bucket refills at one every 2 s
         assert client.get("/api/echo/v1/x", headers=greedy).status_code == 200
@@ -70,8 +72,11 @@ def test_a_client_that_stops_sending_its_body_gets_408(gateway, issuer: Issuer) 
     gw = gateway(body_read_timeout="1")
     token = issuer.token()
     with socket.create_connection(("127.0.0.1", gw.port)) as sock:
-        sock.sendall(f"POST /api/echo/v1/upload HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n"
-                     f"content-type: application/octet-stream\r\ncontent-length: 200000\r\n\r\n".encode() + b"a" * 70_000)
+        sock.sendall(
+            f"POST /api/echo/v1/upload HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n"
+            f"content-type: application/octet-stream\r\ncontent-length: 200000\r\n\r\n".encode()
+            + b"a" * 70_000
+        )
         sock.settimeout(10)
         answer = sock.recv(65536).decode("latin-1")
     assert answer.startswith("HTTP/1.1 408") and "application/problem+json" in answer
@@ -80,12 +85,21 @@ def test_a_client_that_stops_sending_its_body_gets_408(gateway, issuer: Issuer) 
 def test_an_upstream_down_is_503_and_a_failing_one_opens_its_circuit(service_factory, issuer: Issuer) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     silent = socket.create_server(("127.0.0.1", 0), backlog=64)  # takes connections, never answers
-    gw: ServiceProcess = service_factory("gateway", env={
-        "MAILLE_GATEWAY_ROUTES": json.dumps({"echo": dead, "silent": f"http://127.0.0.1:{silent.getsockname()[1]}"}),
-        "MAILLE_GATEWAY_AUTH_ISSUER": issuer.issuer, "MAILLE_GATEWAY_AUTH_JWKS_URL": issuer.jwks_url,
-        "MAILLE_GATEWAY_CIRCUIT_FAILURES": "3", "MAILLE_GATEWAY_CIRCUIT_OPEN_SECONDS": "30", "MAILLE_GATEWAY_RETRY_AFTER": "9",
-        "MAILLE_GATEWAY_UPSTREAM_TIMEOUT": "0.3", "MAILLE_GATEWAY_UPSTREAM_RETRIES": "0",
-    })
+    gw: ServiceProcess = service_factory(
+        "gateway",
+        env={
+            "MAILLE_GATEWAY_ROUTES": json.dumps(
+                {"echo": dead, "silent": f"http://127.0.0.1:{silent.getsockname()[1]}"}
+            ),
+            "MAILLE_GATEWAY_AUTH_ISSUER": issuer.issuer,
+            "MAILLE_GATEWAY_AUTH_JWKS_URL": issuer.jwks_url,
+            "MAILLE_GATEWAY_CIRCUIT_FAILURES": "3",
+            "MAILLE_GATEWAY_CIRCUIT_OPEN_SECONDS": "30",
+            "MAILLE_GATEWAY_RETRY_AFTER": "9",
+            "MAILLE_GATEWAY_UPSTREAM_TIMEOUT": "0.3",
+            "MAILLE_GATEWAY_UPSTREAM_RETRIES": "0",
+        },
+    )
     auth = bearer(issuer.token())
     down = httpx.get(f"{gw.url}/api/echo/v1/x", headers=auth)
     assert down.status_code == 503 and down.headers["retry-after"] == "9" and down.json()["service"] == "echo"
@@ -111,7 +125,9 @@ def test_a_slow_upstream_is_504_and_a_failing_one_is_passed_through(gateway, iss
     assert failing.status_code == 500 and failing.json()["method"] == "GET"  # the service's own answer, untouched
 
 
-def test_idempotent_requests_are_retried_when_the_upstream_drops_the_connection(service_factory, issuer: Issuer) -> None:
+def test_idempotent_requests_are_retried_when_the_upstream_drops_the_connection(
+    service_factory, issuer: Issuer
+) -> None:
     # An upstream that drops every other connection without answering.
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -133,12 +149,19 @@ def test_idempotent_requests_are_retried_when_the_upstream_drops_the_connection(
                     served["dropped"] += 1
                     continue
                 served["answered"] += 1
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+                )
 
     threading.Thread(target=serve, daemon=True).start()
-    gw = service_factory("gateway", env={
-        "MAILLE_GATEWAY_ROUTES": json.dumps({"echo": f"http://127.0.0.1:{port}"}), "MAILLE_GATEWAY_AUTH_ISSUER": issuer.issuer,
-        "MAILLE_GATEWAY_AUTH_JWKS_URL": issuer.jwks_url})
+    gw = service_factory(
+        "gateway",
+        env={
+            "MAILLE_GATEWAY_ROUTES": json.dumps({"echo": f"http://127.0.0.1:{port}"}),
+            "MAILLE_GATEWAY_AUTH_ISSUER": issuer.issuer,
+            "MAILLE_GATEWAY_AUTH_JWKS_URL": issuer.jwks_url,
+        },
+    )
     auth = bearer(issuer.token())
     for _ in range(3):
         assert httpx.get(f"{gw.url}/api/echo/v1/x", headers=auth).status_code == 200

@@ -19,7 +19,9 @@ SERVICES = ("identity", "catalog", "messaging", "library")
 
 
 @pytest.fixture
-def platform(tmp_path: Path, service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients) -> ServiceProcess:
+def platform(
+    tmp_path: Path, service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients
+) -> ServiceProcess:
     upstreams = {}
     for name in SERVICES:
         prefix = f"MAILLE_{name.upper()}_"
@@ -27,8 +29,14 @@ def platform(tmp_path: Path, service_factory: Callable[..., ServiceProcess], key
         if name == "identity":
             env |= {f"{prefix}IMPORT_DIR": str(tmp_path / "imports"), f"{prefix}GAR_EXPORT_DIR": str(tmp_path / "gar")}
         upstreams[name] = service_factory(name, env=env).url
-    return service_factory("gateway", env={"MAILLE_GATEWAY_ROUTES": json.dumps(upstreams), "MAILLE_GATEWAY_AUTH_ISSUER": keycloak_clients.issuer,
-                                           "MAILLE_GATEWAY_RATE_CLIENT": "100000"})
+    return service_factory(
+        "gateway",
+        env={
+            "MAILLE_GATEWAY_ROUTES": json.dumps(upstreams),
+            "MAILLE_GATEWAY_AUTH_ISSUER": keycloak_clients.issuer,
+            "MAILLE_GATEWAY_RATE_CLIENT": "100000",
+        },
+    )
 
 
 def test_the_services_documents_are_merged_into_one(platform: ServiceProcess) -> None:
@@ -61,19 +69,42 @@ def test_the_services_documents_are_merged_into_one(platform: ServiceProcess) ->
 def test_fuzzing_the_whole_api_through_the_gateway_finds_no_server_error(
     platform: ServiceProcess, keycloak_clients: KeycloakClients, tmp_path: Path
 ) -> None:
-    operator = keycloak_clients.token(*keycloak_clients.make(roles=("operator", "vendor")))  # every role an API route asks for
+    operator = keycloak_clients.token(
+        *keycloak_clients.make(roles=("operator", "vendor"))
+    )  # every role an API route asks for
     command = [
-        str(Path(sys.executable).parent / "schemathesis"), "run", f"{platform.url}/api/openapi.json", "--url", platform.url,
-        "--checks", "not_a_server_error", "--header", f"Authorization: Bearer {operator}",
-        "--max-examples", "10", "--max-time", "150", "--seed", "20261125", "--workers", "1",  # 2 trips a thread-safety bug of Hypothesis 6 (AST recursion depth)
-        "--report", "junit", "--report-dir", str(tmp_path / "report"),
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        f"{platform.url}/api/openapi.json",
+        "--url",
+        platform.url,
+        "--checks",
+        "not_a_server_error",
+        "--header",
+        f"Authorization: Bearer {operator}",
+        "--max-examples",
+        "10",
+        "--max-time",
+        "150",
+        "--seed",
+        "20261125",
+        "--workers",
+        "1",  # 2 trips a thread-safety bug of Hypothesis 6 (AST recursion depth)
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path / "report"),
     ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"})
     assert run.returncode == 0, run.stdout[-3000:]
     # Every operation of the document was exercised, and none answered a 5xx.
     report = ElementTree.parse(next((tmp_path / "report").glob("junit-*.xml"))).getroot()
     cases = {case.get("name") for case in report.iter("testcase")}
-    operations = {f"{method.upper()} {path}" for path, item in httpx.get(f"{platform.url}/api/openapi.json").json()["paths"].items()
-                  for method in item if method in ("get", "post", "put", "patch", "delete")}
+    operations = {
+        f"{method.upper()} {path}"
+        for path, item in httpx.get(f"{platform.url}/api/openapi.json").json()["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
     assert operations <= cases, operations - cases
     assert report.get("failures") == "0" and report.get("errors") == "0"

@@ -40,10 +40,17 @@ def test_routes_to_the_service(service_factory: Callable[..., ServiceProcess]) -
     assert answer.headers["x-request-id"] == "morning-rush-1"
     # The catalog logged the same request id and the same trace, continued through the gateway.
     # The gateway's own access line: one JSON object, with the request, the trace and the caller.
-    at_gateway = logged_lines(gateway, lambda entry: entry.get("logger") == "maille.access" and entry.get("upstream") == "catalog")
+    at_gateway = logged_lines(
+        gateway, lambda entry: entry.get("logger") == "maille.access" and entry.get("upstream") == "catalog"
+    )
     assert len(at_gateway) == 1
     line = at_gateway[0]
-    assert (line["request_id"], line["trace_id"], line["status"], line["route"]) == ("morning-rush-1", trace_id, 200, "/api/catalog/")
+    assert (line["request_id"], line["trace_id"], line["status"], line["route"]) == (
+        "morning-rush-1",
+        trace_id,
+        200,
+        "/api/catalog/",
+    )
     assert line["duration_ms"] > 0 and line["method"] == "GET" and line["caller"] is None
     access = logged_lines(catalog, lambda entry: entry.get("path") == "/api/catalog/v1/about")
     assert access and access[-1]["request_id"] == "morning-rush-1"
@@ -54,7 +61,9 @@ def test_query_and_body_pass_through(service_factory: Callable[..., ServiceProce
     catalog = service_factory("catalog")
     gateway = gateway_for(service_factory, {"catalog": catalog.url})
     # The catalog's own 404/405 problems come back unchanged, body and all.
-    answer = httpx.post(f"{gateway.url}/api/catalog/v1/about?x=1", content=b'{"a": 1}', headers={"content-type": "application/json"})
+    answer = httpx.post(
+        f"{gateway.url}/api/catalog/v1/about?x=1", content=b'{"a": 1}', headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 405
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["instance"] == "/api/catalog/v1/about"

@@ -29,40 +29,83 @@ TENANT = "ac-test"
 def import_directory(folder: Path, database: str, nats: NatsServer, docstore: DocstoreServer) -> None:
     """A small synthetic directory, imported as an operator does (`maille-identity import-aaf`)."""
     identity = str(bin_of("maille-identity"))
-    subprocess.run([identity, "generate-aaf", str(folder), "--persons", "40", "--schools", "1"], check=True, capture_output=True)
-    env = {**os.environ, "MAILLE_IDENTITY_DATABASE": database, "MAILLE_IDENTITY_MONGODB_URL": docstore.url,
-           "MAILLE_IDENTITY_NATS_URL": nats.url, "MAILLE_IDENTITY_TENANT": TENANT, "CI": "1"}
-    subprocess.run([identity, "import-aaf", str(folder), "--report", str(folder / "report.txt")], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [identity, "generate-aaf", str(folder), "--persons", "40", "--schools", "1"], check=True, capture_output=True
+    )
+    env = {
+        **os.environ,
+        "MAILLE_IDENTITY_DATABASE": database,
+        "MAILLE_IDENTITY_MONGODB_URL": docstore.url,
+        "MAILLE_IDENTITY_NATS_URL": nats.url,
+        "MAILLE_IDENTITY_TENANT": TENANT,
+        "CI": "1",
+    }
+    subprocess.run(
+        [identity, "import-aaf", str(folder), "--report", str(folder / "report.txt")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture
-def signed_in_platform(tmp_path: Path, service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients, echo: Echo):
-    def start(identity_database: str, ent_id: str | None = None, roles: tuple[str, ...] = (), token_seconds: int | None = None):
+def signed_in_platform(
+    tmp_path: Path, service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients, echo: Echo
+):
+    def start(
+        identity_database: str, ent_id: str | None = None, roles: tuple[str, ...] = (), token_seconds: int | None = None
+    ):
         auth = {"AUTH_ISSUER": keycloak_clients.issuer}
-        identity = service_factory("identity", env={f"MAILLE_IDENTITY_{k}": v for k, v in auth.items()} | {
-            "MAILLE_IDENTITY_DATABASE": identity_database, "MAILLE_IDENTITY_TENANT": TENANT,
-            "MAILLE_IDENTITY_IMPORT_DIR": str(tmp_path / "imports")})
+        identity = service_factory(
+            "identity",
+            env={f"MAILLE_IDENTITY_{k}": v for k, v in auth.items()}
+            | {
+                "MAILLE_IDENTITY_DATABASE": identity_database,
+                "MAILLE_IDENTITY_TENANT": TENANT,
+                "MAILLE_IDENTITY_IMPORT_DIR": str(tmp_path / "imports"),
+            },
+        )
         port = free_port()
         public = f"http://localhost:{port}"
         client_id, secret = keycloak_clients.browser_client(public, token_seconds=token_seconds)
-        gateway = service_factory("gateway", port=port, env={f"MAILLE_GATEWAY_{k}": v for k, v in auth.items()} | {
-            "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url, "echo": echo.url}), "MAILLE_GATEWAY_PUBLIC_URL": public,
-            "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id, "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret})
+        gateway = service_factory(
+            "gateway",
+            port=port,
+            env={f"MAILLE_GATEWAY_{k}": v for k, v in auth.items()}
+            | {
+                "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url, "echo": echo.url}),
+                "MAILLE_GATEWAY_PUBLIC_URL": public,
+                "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id,
+                "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret,
+            },
+        )
         username = keycloak_clients.user(password=PASSWORD, roles=roles)
         if ent_id is not None:  # identity links the account, as an operator has it do for a local account
-            env = {**os.environ, "MAILLE_IDENTITY_DATABASE": identity_database, "MAILLE_IDENTITY_TENANT": TENANT,
-                   "MAILLE_IDENTITY_MONGODB_URL": identity.process.env["MAILLE_IDENTITY_MONGODB_URL"],
-                   "MAILLE_IDENTITY_KEYCLOAK_URL": keycloak_clients.server.url}
-            subprocess.run([str(bin_of("maille-identity")), "link-account", username, ent_id], env=env, check=True, capture_output=True,
-                           timeout=120)
+            env = {
+                **os.environ,
+                "MAILLE_IDENTITY_DATABASE": identity_database,
+                "MAILLE_IDENTITY_TENANT": TENANT,
+                "MAILLE_IDENTITY_MONGODB_URL": identity.process.env["MAILLE_IDENTITY_MONGODB_URL"],
+                "MAILLE_IDENTITY_KEYCLOAK_URL": keycloak_clients.server.url,
+            }
+            subprocess.run(
+                [str(bin_of("maille-identity")), "link-account", username, ent_id],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         return public, identity, gateway, username
 
     return start
 
 
 async def test_a_browser_signs_in_and_reaches_a_service_with_its_session(
-    tmp_path: Path, docstore: Docstore, database_name: str, nats_server: NatsServer, docstore_server: DocstoreServer,
+    tmp_path: Path,
+    docstore: Docstore,
+    database_name: str,
+    nats_server: NatsServer,
+    docstore_server: DocstoreServer,
     signed_in_platform,
 ) -> None:
     import_directory(tmp_path / "feed", database_name, nats_server, docstore_server)
@@ -156,6 +199,9 @@ def test_a_directory_that_does_not_answer_ends_the_sign_in_on_a_french_page(sign
     failed = browser.sign_in(page, username, PASSWORD)
     assert failed.status_code == 503 and failed.headers["content-type"].startswith("text/html")
     assert failed.headers["retry-after"] == "5"
-    assert "L'annuaire de l'ENT ne répond pas pour le moment" in html.unescape(failed.text) and '<html lang="fr">' in failed.text
+    assert (
+        "L'annuaire de l'ENT ne répond pas pour le moment" in html.unescape(failed.text)
+        and '<html lang="fr">' in failed.text
+    )
     assert 'href="/login?next=%2Fapi%2Fidentity%2Fv1%2Fme">Réessayer</a>' in failed.text
     assert "maille_session" not in browser.site_cookies(public)

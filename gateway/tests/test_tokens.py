@@ -25,7 +25,9 @@ def get(gateway: ServiceProcess, path: str, token: str | None = None, **headers:
 def test_a_valid_token_reaches_the_service_which_gets_it_to_verify(gateway, issuer: Issuer) -> None:
     gw = gateway({"FORWARDED_ALLOW_IPS": "10.0.0.1"})  # only the ingress's X-Forwarded-For is believed
     token = issuer.token()
-    answer = get(gw, "/api/echo/v1/things?x=1", token, cookie="maille_session=abc; other=1", **{"x-forwarded-for": "6.6.6.6"})
+    answer = get(
+        gw, "/api/echo/v1/things?x=1", token, cookie="maille_session=abc; other=1", **{"x-forwarded-for": "6.6.6.6"}
+    )
     assert answer.status_code == 200
     seen = answer.json()
     assert seen["path"] == "/api/echo/v1/things?x=1"
@@ -97,31 +99,53 @@ def test_roles_and_scopes_guard_route_prefixes(gateway, issuer: Issuer) -> None:
     refused = get(gw, "/api/echo/v1/vendor/resources", issuer.token())
     assert refused.status_code == 403 and "role vendor" in refused.json()["detail"]
     assert get(gw, "/api/echo/v1/vendor/resources", issuer.token(roles=("vendor",), subject="v")).status_code == 200
-    assert get(gw, "/api/echo/v1/vendor/resources", issuer.token(subject="s", scope="openid catalog.vendor")).status_code == 200
+    assert (
+        get(gw, "/api/echo/v1/vendor/resources", issuer.token(subject="s", scope="openid catalog.vendor")).status_code
+        == 200
+    )
     assert get(gw, "/api/echo/v1/elsewhere", issuer.token()).status_code == 200
 
 
 @pytest.mark.keycloak
-def test_keycloak_tokens_and_a_real_key_rotation(service_factory: Callable[..., ServiceProcess], echo: Echo,
-                                                 keycloak_clients: KeycloakClients) -> None:
-    gw = service_factory("gateway", env={"MAILLE_GATEWAY_ROUTES": json.dumps({"echo": echo.url}),
-                                         "MAILLE_GATEWAY_AUTH_ISSUER": keycloak_clients.issuer})
+def test_keycloak_tokens_and_a_real_key_rotation(
+    service_factory: Callable[..., ServiceProcess], echo: Echo, keycloak_clients: KeycloakClients
+) -> None:
+    gw = service_factory(
+        "gateway",
+        env={
+            "MAILLE_GATEWAY_ROUTES": json.dumps({"echo": echo.url}),
+            "MAILLE_GATEWAY_AUTH_ISSUER": keycloak_clients.issuer,
+        },
+    )
     client = keycloak_clients.make(roles=("vendor",))
     first = keycloak_clients.token(*client)
     assert get(gw, "/api/echo/v1/x", first).status_code == 200
     # A token of another audience, and one of another realm (issuer), are refused.
     other = keycloak_clients.make(audience="not-maille")
     assert get(gw, "/api/echo/v1/x", keycloak_clients.token(*other)).status_code == 401
-    master = httpx.post(f"{keycloak_clients.server.url}/realms/master/protocol/openid-connect/token",
-                        data={"grant_type": "password", "client_id": "admin-cli", "username": keycloak_clients.server.admin_user,
-                              "password": keycloak_clients.server.admin_password}).json()["access_token"]
+    master = httpx.post(
+        f"{keycloak_clients.server.url}/realms/master/protocol/openid-connect/token",
+        data={
+            "grant_type": "password",
+            "client_id": "admin-cli",
+            "username": keycloak_clients.server.admin_user,
+            "password": keycloak_clients.server.admin_password,
+        },
+    ).json()["access_token"]
     assert get(gw, "/api/echo/v1/x", master).status_code == 401
     # The realm gets a new signing key of higher priority: new tokens carry its kid; the gateway follows.
     with keycloak_clients._admin() as admin:
         realm_id = admin.get("").raise_for_status().json()["id"]
-        admin.post("/components", json={"name": f"rotated-{time.time_ns()}", "providerId": "rsa-generated",
-                                        "providerType": "org.keycloak.keys.KeyProvider", "parentId": realm_id,
-                                        "config": {"priority": [str(1000 + time.time_ns() % 1000)], "keySize": ["2048"]}}).raise_for_status()
+        admin.post(
+            "/components",
+            json={
+                "name": f"rotated-{time.time_ns()}",
+                "providerId": "rsa-generated",
+                "providerType": "org.keycloak.keys.KeyProvider",
+                "parentId": realm_id,
+                "config": {"priority": [str(1000 + time.time_ns() % 1000)], "keySize": ["2048"]},
+            },
+        ).raise_for_status()
     second = keycloak_clients.token(*client)
     assert kid(second) != kid(first)
     assert get(gw, "/api/echo/v1/x", second).status_code == 200
@@ -130,15 +154,19 @@ def test_keycloak_tokens_and_a_real_key_rotation(service_factory: Callable[..., 
 def test_a_service_reached_directly_refuses_a_request_without_a_valid_token(
     service_factory: Callable[..., ServiceProcess], issuer: Issuer
 ) -> None:
-    identity = service_factory("identity", env={"MAILLE_IDENTITY_AUTH_ISSUER": issuer.issuer,
-                                                "MAILLE_IDENTITY_AUTH_JWKS_URL": issuer.jwks_url})
+    identity = service_factory(
+        "identity", env={"MAILLE_IDENTITY_AUTH_ISSUER": issuer.issuer, "MAILLE_IDENTITY_AUTH_JWKS_URL": issuer.jwks_url}
+    )
     me = f"{identity.url}/api/identity/v1/me"
     # No token, a header claiming an identity, a token of another issuer: all refused by the service itself.
     assert httpx.get(me).status_code == 401
     assert httpx.get(me, headers={"x-user": "someone", "x-forwarded-user": "someone"}).status_code == 401
     foreign = issuer.token(issuer="http://elsewhere.invalid/realms/test", ent_id="x")
     assert httpx.get(me, headers={"authorization": f"Bearer {foreign}"}).status_code == 401
-    assert httpx.get(me, headers={"authorization": f"Bearer {tamper(issuer.token(ent_id='x'), ent_id='y')}"}).status_code == 401
+    assert (
+        httpx.get(me, headers={"authorization": f"Bearer {tamper(issuer.token(ent_id='x'), ent_id='y')}"}).status_code
+        == 401
+    )
 
 
 def _b64(data: bytes) -> str:

@@ -20,7 +20,11 @@ REPLACED = {
     "RequestResponseCycle.__init__": "4d2f220910c33c12",
     "_TrustedHosts.__contains__": "c91fce85486cd269",
 }
-OWNERS = {"HttpToolsProtocol": HttpToolsProtocol, "RequestResponseCycle": RequestResponseCycle, "_TrustedHosts": _TrustedHosts}
+OWNERS = {
+    "HttpToolsProtocol": HttpToolsProtocol,
+    "RequestResponseCycle": RequestResponseCycle,
+    "_TrustedHosts": _TrustedHosts,
+}
 
 
 def fingerprint(qualified: str) -> str:

@@ -5,10 +5,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from maille_devstack.processes import NatsServer
+from maille_identity.events import STREAMS
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
-from maille_identity.events import STREAMS
 
 
 @pytest.fixture

@@ -35,20 +35,34 @@ class Platform:
 
     def env(self, name: str) -> dict[str, str]:
         prefix = f"MAILLE_{name.upper()}_"
-        return {f"{prefix}NATS_URL": self.nats.url, f"{prefix}MONGODB_URL": self.docstore.url, f"{prefix}DATABASE": f"faults_{name}",
-                f"{prefix}TENANT": TENANT, f"{prefix}AUTH_ISSUER": self.issuer, f"{prefix}TAKEOVER_SECONDS": TAKEOVER,
-                f"{prefix}ENVIRONMENT": "development", f"{prefix}NATS_GRACE_SECONDS": "60"}
+        return {
+            f"{prefix}NATS_URL": self.nats.url,
+            f"{prefix}MONGODB_URL": self.docstore.url,
+            f"{prefix}DATABASE": f"faults_{name}",
+            f"{prefix}TENANT": TENANT,
+            f"{prefix}AUTH_ISSUER": self.issuer,
+            f"{prefix}TAKEOVER_SECONDS": TAKEOVER,
+            f"{prefix}ENVIRONMENT": "development",
+            f"{prefix}NATS_GRACE_SECONDS": "60",
+        }
 
     def start(self, name: str) -> ServiceProcess:
-        service = self.services.get(name) or ServiceProcess(name, port=free_port(), env=self.env(name), log_dir=self.work / "log")
+        service = self.services.get(name) or ServiceProcess(
+            name, port=free_port(), env=self.env(name), log_dir=self.work / "log"
+        )
         self.services[name] = service
         service.start(timeout=90)
         return service
 
     def identity(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """An operator's `maille-identity` command on this platform."""
-        return subprocess.run([str(bin_of("maille-identity")), *args], env={**os.environ, **self.env("identity")},
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [str(bin_of("maille-identity")), *args],
+            env={**os.environ, **self.env("identity")},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def db(self, name: str):
         return MongoClient(self.docstore.url, serverSelectionTimeoutMS=5000, timeoutMS=30_000)[f"faults_{name}"]
@@ -106,7 +120,9 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 @pytest.fixture
 def platform(tmp_path: Path, keycloak_clients: KeycloakClients) -> Iterator[Platform]:
-    nats_server = NatsServer(port=free_port(), store_dir=tmp_path / "nats", log_dir=tmp_path / "log", name=f"faults-{uuid.uuid4().hex[:6]}")
+    nats_server = NatsServer(
+        port=free_port(), store_dir=tmp_path / "nats", log_dir=tmp_path / "log", name=f"faults-{uuid.uuid4().hex[:6]}"
+    )
     docstore = DocstoreServer(port=free_port(), data_dir=tmp_path / "docstore", log_dir=tmp_path / "log")
     nats_server.start()
     docstore.start()

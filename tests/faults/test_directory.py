@@ -22,9 +22,13 @@ def importing(platform: Platform) -> subprocess.Popen[str]:
     """`maille-identity import-aaf` of a 6,000-person feed, started in the background."""
     feed = platform.work / "feed"
     assert platform.identity("generate-aaf", str(feed), "--persons", PERSONS, "--schools", "2").returncode == 0
-    return subprocess.Popen([str(bin_of("maille-identity")), "import-aaf", str(feed), "--report", str(platform.work / "report.txt")],
-                            env={**os.environ, **platform.env("identity")}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [str(bin_of("maille-identity")), "import-aaf", str(feed), "--report", str(platform.work / "report.txt")],
+        env={**os.environ, **platform.env("identity")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def check_told_once_and_followed(platform: Platform) -> None:
@@ -36,8 +40,11 @@ def check_told_once_and_followed(platform: Platform) -> None:
     created = Counter(message_id for message_id, _ in platform.stream("IDENTITY", "identity.person.created.v1"))
     assert sum(created.values()) == persons and len(created) == persons, (sum(created.values()), len(created), persons)
     # each event the catalog was handed, marked done once: none handled twice in effect, none left
-    wait_until(lambda: catalog.events_claimed.count_documents({}) == catalog.events_done.count_documents({}), 60,
-               "every event the catalog claimed marked done")
+    wait_until(
+        lambda: catalog.events_claimed.count_documents({}) == catalog.events_done.count_documents({}),
+        60,
+        "every event the catalog claimed marked done",
+    )
     assert catalog.works.count_documents({}) == 0 and identity.works.count_documents({}) == 0
 
 

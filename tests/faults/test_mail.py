@@ -9,9 +9,9 @@ from collections import Counter
 
 import httpx
 import pytest
+
 from maille.events.v1.envelope_pb2 import Envelope
 from maille.messaging.v1 import messages_pb2 as pb
-
 from maille_devstack.pytest_plugin import KeycloakClients, make_person_login
 
 from .conftest import Platform, wait_until
@@ -42,8 +42,12 @@ def send_while(platform: Platform, keycloak: KeycloakClients, fault) -> tuple[di
     def send(n: int) -> None:
         subject = f"Devoirs {n}"
         try:
-            answer = httpx.post(url, headers={"authorization": f"Bearer {token}"}, timeout=40,
-                                json={"to": [{"type": "group", "id": group}], "subject": subject, "body": "<p>Pour demain</p>"})
+            answer = httpx.post(
+                url,
+                headers={"authorization": f"Bearer {token}"},
+                timeout=40,
+                json={"to": [{"type": "group", "id": group}], "subject": subject, "body": "<p>Pour demain</p>"},
+            )
             answers[subject] = answer.status_code
         except httpx.HTTPError:
             answers[subject] = 0  # no answer: the teacher does not know
@@ -64,8 +68,11 @@ def check_every_inbox(platform: Platform, answers: dict[str, int], pupils: list[
     db = platform.db("messaging")
     # units of work left half-done are finished, the outbox relayed
     wait_until(lambda: db.works.count_documents({}) == 0, 60, "every unit of work finished")
-    wait_until(lambda: not [c for c in db.list_collection_names() if c.startswith("outbox_")
-                            and db[c].count_documents({})], 60, "the outbox relayed")
+    wait_until(
+        lambda: not [c for c in db.list_collection_names() if c.startswith("outbox_") and db[c].count_documents({})],
+        60,
+        "the outbox relayed",
+    )
     messages = {m["subject"]: m for m in db.messages.find({"state": "sent"})}
     statuses = Counter(answers.values())
     assert statuses[201] >= SENDS // 3, statuses  # those before the fault at least
@@ -100,7 +107,9 @@ def test_nats_killed_during_class_wide_sends(platform: Platform, keycloak_client
     platform.start("identity")
     imported = platform.identity("generate-aaf", str(platform.work / "feed"), "--persons", "300", "--schools", "1")
     assert imported.returncode == 0, imported.stderr
-    imported = platform.identity("import-aaf", str(platform.work / "feed"), "--report", str(platform.work / "report.txt"))
+    imported = platform.identity(
+        "import-aaf", str(platform.work / "feed"), "--report", str(platform.work / "report.txt")
+    )
     assert imported.returncode == 0, imported.stderr
     platform.start("messaging")
     answers, pupils = send_while(platform, keycloak_clients, lambda: platform.restart_nats(after=2))
@@ -109,8 +118,16 @@ def test_nats_killed_during_class_wide_sends(platform: Platform, keycloak_client
 
 def test_docstore_killed_during_class_wide_sends(platform: Platform, keycloak_clients: KeycloakClients) -> None:
     platform.start("identity")
-    assert platform.identity("generate-aaf", str(platform.work / "feed"), "--persons", "300", "--schools", "1").returncode == 0
-    assert platform.identity("import-aaf", str(platform.work / "feed"), "--report", str(platform.work / "r.txt")).returncode == 0
+    assert (
+        platform.identity("generate-aaf", str(platform.work / "feed"), "--persons", "300", "--schools", "1").returncode
+        == 0
+    )
+    assert (
+        platform.identity(
+            "import-aaf", str(platform.work / "feed"), "--report", str(platform.work / "r.txt")
+        ).returncode
+        == 0
+    )
     platform.start("messaging")
     answers, pupils = send_while(platform, keycloak_clients, lambda: platform.restart_docstore(after=2))
     check_every_inbox(platform, answers, pupils)

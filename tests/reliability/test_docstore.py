@@ -50,7 +50,9 @@ async def test_concurrent_increments_are_all_counted(collection: AsyncCollection
         if n % 2:
             await collection.update_one({"_id": n % 10}, {"$inc": {"count": 1}})
         else:
-            await collection.find_one_and_update({"_id": n % 10}, {"$inc": {"count": 1}}, return_document=ReturnDocument.AFTER)
+            await collection.find_one_and_update(
+                {"_id": n % 10}, {"$inc": {"count": 1}}, return_document=ReturnDocument.AFTER
+            )
 
     await asyncio.wait_for(asyncio.gather(*(bump(n) for n in range(400))), DEADLINE)
 
@@ -72,16 +74,20 @@ async def test_a_lookup_by_keys_reads_only_those_keys_and_still_filters(collecti
     """`_id $in` and `_id` beside other fields are narrowed by the `_id` index (the released FerretDB v1 read the
     whole collection for both: a parent's /me took 10 s while an import ran); what the rest of the filter says
     still holds."""
-    await collection.insert_many([{"_id": f"p{n:05}", "n": n, "kind": "pupil" if n % 2 else "parent"} for n in range(2000)])
+    await collection.insert_many(
+        [{"_id": f"p{n:05}", "n": n, "kind": "pupil" if n % 2 else "parent"} for n in range(2000)]
+    )
     keys = [f"p{n:05}" for n in range(0, 2000, 7)]
 
     async def plan(filter_: dict) -> dict:
-        return (await collection.database.command("explain", {"find": collection.name, "filter": filter_}))
+        return await collection.database.command("explain", {"find": collection.name, "filter": filter_})
 
     assert (await plan({"_id": {"$in": keys}}))["filterPushdown"] is True
     assert (await plan({"_id": {"$in": [*keys, 42]}}))["filterPushdown"] is False  # a key of another type: read whole
     assert sorted([doc["_id"] async for doc in collection.find({"_id": {"$in": keys}})]) == keys
-    assert await collection.count_documents({"_id": {"$in": keys}, "kind": "pupil"}) == len([k for k in keys if int(k[1:]) % 2])
+    assert await collection.count_documents({"_id": {"$in": keys}, "kind": "pupil"}) == len(
+        [k for k in keys if int(k[1:]) % 2]
+    )
     # `_id` beside another field: narrowed by the key, then the other field checked
     assert await collection.find_one({"_id": "p00003", "kind": "parent"}) is None
     assert (await collection.find_one({"_id": "p00003", "kind": "pupil"}))["n"] == 3
@@ -92,4 +98,5 @@ async def test_a_lookup_by_keys_reads_only_those_keys_and_still_filters(collecti
     assert (await collection.update_many({"_id": {"$in": keys[:10]}}, {"$set": {"seen": True}})).modified_count == 10
     assert await collection.count_documents({"seen": True}) == 10
     assert (await collection.delete_many({"_id": {"$in": keys[:5]}, "kind": "parent"})).deleted_count == len(
-        [k for k in keys[:5] if int(k[1:]) % 2 == 0])
+        [k for k in keys[:5] if int(k[1:]) % 2 == 0]
+    )

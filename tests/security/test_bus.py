@@ -13,13 +13,13 @@ import pytest
 from nats.js.api import KeyValueConfig
 from nats.js.errors import KeyNotFoundError
 
+from maille.identity.v1 import directory_pb2
+from maille_devstack.processes import NatsServer, free_port
 from maille_kit.bus import Bus, Stream, dead_letter_stream
 from maille_kit.busauth import USERS, authorization
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event, make_envelope
-from maille_devstack.processes import NatsServer, free_port
-from maille.identity.v1 import directory_pb2
 
 IDENTITY = Stream(name="IDENTITY", subjects=("identity.>",))
 SESSIONS = "maille_gateway_sessions"
@@ -28,14 +28,21 @@ SESSIONS = "maille_gateway_sessions"
 @pytest.fixture
 async def bus_of(tmp_path: Path) -> AsyncIterator:
     passwords = {name: os.urandom(12).hex() for name in USERS}
-    server = NatsServer(port=free_port(), store_dir=tmp_path / "nats", log_dir=tmp_path / "log", authorization=authorization(passwords))
+    server = NatsServer(
+        port=free_port(), store_dir=tmp_path / "nats", log_dir=tmp_path / "log", authorization=authorization(passwords)
+    )
     server.start()
     buses: list[Bus] = []
     errors: dict[str, list[str]] = {}
 
     async def connect(name: str, password: str | None = None) -> Bus:
-        bus = Bus(server.url, name=f"test-{name}", user=name, password=passwords[name] if password is None else password,
-                  inbox_prefix=USERS[name].inbox_prefix)
+        bus = Bus(
+            server.url,
+            name=f"test-{name}",
+            user=name,
+            password=passwords[name] if password is None else password,
+            inbox_prefix=USERS[name].inbox_prefix,
+        )
         errors[name] = []
 
         async def heard(exc: Exception) -> None:
@@ -55,7 +62,9 @@ async def bus_of(tmp_path: Path) -> AsyncIterator:
 
 def _person_updated(person: str) -> bytes:
     payload = directory_pb2.PersonUpdated(person=directory_pb2.Person(id=person))
-    return make_envelope(type="identity.person.updated.v1", tenant="t", source="identity", payload=payload).SerializeToString()
+    return make_envelope(
+        type="identity.person.updated.v1", tenant="t", source="identity", payload=payload
+    ).SerializeToString()
 
 
 async def test_catalogs_credentials_cannot_publish_identity_events(bus_of) -> None:
@@ -65,7 +74,9 @@ async def test_catalogs_credentials_cannot_publish_identity_events(bus_of) -> No
     with pytest.raises(Exception):  # no stream ever acknowledges it: the server dropped it
         await catalog.js.publish("identity.person.updated.v1", _person_updated("f" * 24), timeout=2)
     await catalog.nc.flush()
-    assert any("permissions violation" in e.lower() and "identity.person.updated.v1" in e for e in bus_of.errors["catalog"])
+    assert any(
+        "permissions violation" in e.lower() and "identity.person.updated.v1" in e for e in bus_of.errors["catalog"]
+    )
     assert (await identity.js.stream_info("IDENTITY")).state.messages == 0
     # Its own events it may publish (into its own stream).
     await catalog.ensure_streams([Stream(name="CATALOG", subjects=("catalog.>",))])
@@ -116,11 +127,20 @@ async def test_each_service_still_does_its_work(bus_of, docstore: Docstore) -> N
     async def handle(event: Event) -> None:
         got.append(event)
 
-    consumer = EventConsumer(catalog, docstore, service="catalog", durable="catalog-directory", stream="IDENTITY",
-                             subjects=("identity.person.>",), handler=handle)
+    consumer = EventConsumer(
+        catalog,
+        docstore,
+        service="catalog",
+        durable="catalog-directory",
+        stream="IDENTITY",
+        subjects=("identity.person.>",),
+        handler=handle,
+    )
     await consumer.start()
     try:
-        assert (await identity.js.publish("identity.person.updated.v1", _person_updated("a" * 24), timeout=5)).stream == "IDENTITY"
+        assert (
+            await identity.js.publish("identity.person.updated.v1", _person_updated("a" * 24), timeout=5)
+        ).stream == "IDENTITY"
         for _ in range(50):
             if got:
                 break

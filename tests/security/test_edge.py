@@ -49,12 +49,21 @@ def echo() -> Iterator[str]:
 
 
 @pytest.fixture
-def gateway(service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients, echo: str) -> Callable[..., str]:
+def gateway(
+    service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients, echo: str
+) -> Callable[..., str]:
     def start(**env: str) -> str:
         port = free_port()
-        service_factory("gateway", port=port, env={
-            "MAILLE_GATEWAY_AUTH_ISSUER": keycloak_clients.issuer, "MAILLE_GATEWAY_ROUTES": json.dumps({"echo": echo}),
-            "MAILLE_GATEWAY_PUBLIC_URL": f"http://localhost:{port}", **{f"MAILLE_GATEWAY_{k}": v for k, v in env.items()}})
+        service_factory(
+            "gateway",
+            port=port,
+            env={
+                "MAILLE_GATEWAY_AUTH_ISSUER": keycloak_clients.issuer,
+                "MAILLE_GATEWAY_ROUTES": json.dumps({"echo": echo}),
+                "MAILLE_GATEWAY_PUBLIC_URL": f"http://localhost:{port}",
+                **{f"MAILLE_GATEWAY_{k}": v for k, v in env.items()},
+            },
+        )
         return f"http://localhost:{port}"
 
     return start
@@ -81,8 +90,10 @@ def test_sign_ins_are_throttled_per_address_and_their_bucket_is_bounded(gateway,
 
 def _forged_token(n: int, kid: str) -> str:
     """A token that looks like the realm's (its key id) but that the realm never signed."""
+
     def part(data: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
     return f"{part({'alg': 'RS256', 'kid': kid})}.{part({'sub': f'x{n}', 'exp': 4102444800})}.{'A' * 342}"
 
 
@@ -90,7 +101,10 @@ def test_signature_checks_of_new_tokens_are_throttled_per_address(gateway, keycl
     url = gateway(RATE_NEW_TOKENS="2", RATE_BURST_SECONDS="2")
     keys = httpx.get(f"{keycloak_clients.issuer}/protocol/openid-connect/certs").json()["keys"]
     kid = next(k["kid"] for k in keys if k.get("alg") == "RS256")
-    answers = [httpx.get(f"{url}/api/echo/v1/x", headers={"Authorization": f"Bearer {_forged_token(n, kid)}"}) for n in range(20)]
+    answers = [
+        httpx.get(f"{url}/api/echo/v1/x", headers={"Authorization": f"Bearer {_forged_token(n, kid)}"})
+        for n in range(20)
+    ]
     statuses = [a.status_code for a in answers]
     assert statuses[:4] == [401] * 4  # checked, and refused for what they are
     assert statuses.count(429) >= 12  # the rest not even checked
@@ -99,9 +113,15 @@ def test_signature_checks_of_new_tokens_are_throttled_per_address(gateway, keycl
 def test_headers_named_by_connection_are_not_passed_on(gateway, keycloak_clients: KeycloakClients) -> None:
     url = gateway()
     token = keycloak_clients.token(*keycloak_clients.make())
-    answer = httpx.get(f"{url}/api/echo/v1/x", headers={
-        "Authorization": f"Bearer {token}", "Connection": "keep-alive, X-Caller-Hop", "X-Caller-Hop": "for the gateway only",
-        "X-Kept": "end to end"})
+    answer = httpx.get(
+        f"{url}/api/echo/v1/x",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Connection": "keep-alive, X-Caller-Hop",
+            "X-Caller-Hop": "for the gateway only",
+            "X-Kept": "end to end",
+        },
+    )
     assert answer.status_code == 200, answer.text
     received = answer.json()
     assert "x-caller-hop" not in received and received["x-kept"] == "end to end"
@@ -115,7 +135,9 @@ def test_every_page_carries_security_headers(gateway, keycloak_clients: Keycloak
     assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy and "unsafe-inline" not in policy
     assert page.headers["x-content-type-options"] == "nosniff" and page.headers["x-frame-options"] == "DENY"
     assert "strict-transport-security" not in page.headers  # plain HTTP here
-    api = httpx.get(f"{url}/api/echo/v1/x", headers={"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make())}"})
+    api = httpx.get(
+        f"{url}/api/echo/v1/x", headers={"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make())}"}
+    )
     assert "sandbox" in api.headers["content-security-policy"] and api.headers["x-content-type-options"] == "nosniff"
     behind_tls = gateway(PUBLIC_URL="https://ent.example.org")
     assert httpx.get(f"{behind_tls}/healthz").headers["strict-transport-security"].startswith("max-age=")
@@ -131,5 +153,7 @@ def test_the_api_docs_need_nothing_but_the_gateway(gateway) -> None:
         asset = httpx.get(f"{url}{source}")
         assert asset.status_code == 200 and len(asset.content) > 20, source
     assert "SwaggerUIBundle" in httpx.get(f"{url}/api/docs/assets/swagger-ui-bundle.js").text
-    assert "script-src" not in page.headers["content-security-policy"] or "unsafe-inline" not in page.headers["content-security-policy"].split(
-        "script-src")[1].split(";")[0]
+    assert (
+        "script-src" not in page.headers["content-security-policy"]
+        or "unsafe-inline" not in page.headers["content-security-policy"].split("script-src")[1].split(";")[0]
+    )

@@ -34,7 +34,11 @@ class Gateway:
 
     def user_id(self) -> str:
         with self.admin() as admin:
-            return admin.get("/users", params={"username": self.username, "exact": "true"}).raise_for_status().json()[0]["id"]
+            return (
+                admin.get("/users", params={"username": self.username, "exact": "true"})
+                .raise_for_status()
+                .json()[0]["id"]
+            )
 
     def admin(self) -> httpx.Client:
         server = self.clients.server
@@ -42,15 +46,25 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway(service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients) -> Iterator[Callable[..., Gateway]]:
+def gateway(
+    service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients
+) -> Iterator[Callable[..., Gateway]]:
     def start(*, token_seconds: int | None = None, session_seconds: int | None = None) -> Gateway:
         port = free_port()
         public = f"http://localhost:{port}"
         client_id, secret = keycloak_clients.browser_client(public, token_seconds=token_seconds)
-        service_factory("gateway", port=port, env={
-            "MAILLE_GATEWAY_AUTH_ISSUER": keycloak_clients.issuer, "MAILLE_GATEWAY_ROUTES": "{}", "MAILLE_GATEWAY_PUBLIC_URL": public,
-            "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id, "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret,
-            **({"MAILLE_GATEWAY_SESSION_TTL_SECONDS": str(session_seconds)} if session_seconds else {})})
+        service_factory(
+            "gateway",
+            port=port,
+            env={
+                "MAILLE_GATEWAY_AUTH_ISSUER": keycloak_clients.issuer,
+                "MAILLE_GATEWAY_ROUTES": "{}",
+                "MAILLE_GATEWAY_PUBLIC_URL": public,
+                "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id,
+                "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret,
+                **({"MAILLE_GATEWAY_SESSION_TTL_SECONDS": str(session_seconds)} if session_seconds else {}),
+            },
+        )
         return Gateway(url=public, username=keycloak_clients.user(password=PASSWORD), clients=keycloak_clients)
 
     yield start
@@ -82,11 +96,18 @@ def test_a_session_ended_at_keycloak_ends_at_the_gateway_within_seconds(gateway)
     assert sum(_signed_in(b, platform) for b in both) == 1
 
 
-def test_a_disabled_account_stops_working_within_seconds(gateway, service_factory, keycloak_clients: KeycloakClients) -> None:
+def test_a_disabled_account_stops_working_within_seconds(
+    gateway, service_factory, keycloak_clients: KeycloakClients
+) -> None:
     platform = gateway()
     # identity, Keycloak's administrator, signs out an account an admin disabled (Keycloak does not on its own).
-    service_factory("identity", env={"MAILLE_IDENTITY_AUTH_ISSUER": keycloak_clients.issuer,
-                                     "MAILLE_IDENTITY_KEYCLOAK_URL": keycloak_clients.server.url})
+    service_factory(
+        "identity",
+        env={
+            "MAILLE_IDENTITY_AUTH_ISSUER": keycloak_clients.issuer,
+            "MAILLE_IDENTITY_KEYCLOAK_URL": keycloak_clients.server.url,
+        },
+    )
     browser = platform.signed_in()
     with platform.admin() as admin:
         user = admin.get(f"/users/{platform.user_id()}").raise_for_status().json()

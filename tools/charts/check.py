@@ -25,8 +25,12 @@ BIN = ROOT / ".cache" / "bin"
 SCHEMAS = ROOT / ".cache" / "k8s-schemas"
 SERVICES = ("gateway", "identity", "catalog", "messaging", "library")
 MATRIX = {"default": [], "production": ["values-production.yaml"], "external": ["ci/external.yaml"]}
-ENV = {**os.environ, "HELM_CACHE_HOME": str(ROOT / ".cache" / "helm" / "cache"), "HELM_CONFIG_HOME": str(ROOT / ".cache" / "helm" / "config"),
-       "HELM_DATA_HOME": str(ROOT / ".cache" / "helm" / "data")}
+ENV = {
+    **os.environ,
+    "HELM_CACHE_HOME": str(ROOT / ".cache" / "helm" / "cache"),
+    "HELM_CONFIG_HOME": str(ROOT / ".cache" / "helm" / "config"),
+    "HELM_DATA_HOME": str(ROOT / ".cache" / "helm" / "data"),
+}
 
 
 def helm(*args: str) -> str:
@@ -63,9 +67,21 @@ def renders() -> dict[str, str]:
 
 def kubeconform(name: str, manifests: str, version: str) -> str:
     done = subprocess.run(
-        [str(BIN / "kubeconform"), "-strict", "-summary", "-kubernetes-version", version,
-         "-schema-location", str(SCHEMAS) + "/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json", "-"],
-        input=manifests, capture_output=True, text=True)
+        [
+            str(BIN / "kubeconform"),
+            "-strict",
+            "-summary",
+            "-kubernetes-version",
+            version,
+            "-schema-location",
+            str(SCHEMAS)
+            + "/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json",
+            "-",
+        ],
+        input=manifests,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"kubeconform ({name}, Kubernetes {version}) refused:\n{done.stdout}{done.stderr}")
     return done.stdout.strip().splitlines()[-1]
@@ -78,7 +94,12 @@ def main() -> int:
         for chart in SERVICES:
             helm("lint", "--strict", str(CHARTS / chart), "--values", str(CHARTS / "ci-standalone.yaml"))
         for name, files in MATRIX.items():
-            helm("lint", "--strict", str(CHARTS / "maille"), *[a for f in files for a in ("--values", str(CHARTS / "maille" / f))])
+            helm(
+                "lint",
+                "--strict",
+                str(CHARTS / "maille"),
+                *[a for f in files for a in ("--values", str(CHARTS / "maille" / f))],
+            )
         print(f"helm lint --strict: {len(SERVICES) + len(MATRIX)} charts and value sets, no finding")
         for name, manifests in renders().items():
             kinds = len(documents(manifests))

@@ -15,7 +15,6 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
-
 REF = re.compile(r'"#/\$defs/([^"]+)"')
 
 

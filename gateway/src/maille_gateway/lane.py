@@ -30,7 +30,13 @@ from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from maille_gateway.proxy import (
-    API_CSP, RESPONSE_DROPPED, connection_named, outgoing_headers, parse_traceparent, request_id_from, split_headers,
+    API_CSP,
+    RESPONSE_DROPPED,
+    connection_named,
+    outgoing_headers,
+    parse_traceparent,
+    request_id_from,
+    split_headers,
 )
 from maille_gateway.upstream import Relay, Response, Upstream, UpstreamError, UpstreamTimeout, _Connection
 
@@ -64,7 +70,9 @@ class GatewayHttp(HttpToolsProtocol):
     and cancelled around every request.
     """
 
-    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any], _loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self, config: Any, server_state: Any, app_state: dict[str, Any], _loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         gateway = getattr(config, "app", None)
         self.lane: FastLane | None = getattr(gateway, "lane", None)
@@ -76,7 +84,9 @@ class GatewayHttp(HttpToolsProtocol):
         super().connection_made(transport)
         self.idle_since = self.loop.time()
         # From a trusted proxy (FORWARDED_ALLOW_IPS), the caller's address and scheme are read from its headers.
-        self.behind_proxy = self.lane is not None and self.client is not None and self.client[0] in self.lane.trusted_proxies
+        self.behind_proxy = (
+            self.lane is not None and self.client is not None and self.client[0] in self.lane.trusted_proxies
+        )
         if not getattr(self.server_state, "maille_sweeping", False):  # one sweep per server
             self.server_state.maille_sweeping = True
             _sweep_idle(self.loop, self.server_state.connections, self.timeout_keep_alive)
@@ -91,9 +101,15 @@ class GatewayHttp(HttpToolsProtocol):
     def new_scope(self, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
         """The ASGI scope of a request, as uvicorn makes it (path, method and query added later)."""
         return {
-            "type": "http", "asgi": {"version": self.asgi_version, "spec_version": "2.3"}, "http_version": "1.1",
-            "server": self.server, "client": self.client, "scheme": self.scheme, "root_path": self.root_path,
-            "headers": headers, "state": self.app_state.copy(),
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "root_path": self.root_path,
+            "headers": headers,
+            "state": self.app_state.copy(),
         }
 
     def on_headers_complete(self) -> None:
@@ -157,7 +173,12 @@ class FastLane:
     def take(self, http: GatewayHttp) -> bool:
         """Start relaying the request whose headers just arrived; False (nothing changed) when it is not for the lane."""
         parser = http.parser
-        if parser.get_method() != b"GET" or parser.get_http_version() != "1.1" or http.expect_100_continue or parser.should_upgrade():
+        if (
+            parser.get_method() != b"GET"
+            or parser.get_http_version() != "1.1"
+            or http.expect_100_continue
+            or parser.should_upgrade()
+        ):
             return False
         raw_path, _, query = http.url.partition(b"?")
         if not raw_path.startswith(b"/api/") or b"%" in raw_path:
@@ -193,14 +214,32 @@ class FastLane:
             return False
         # Taken: from here on the lane answers, or hands over to the general path.
         rid = request_id_from(sent_id)
-        ctx = SpanContext(parent.trace_id if parent else random.getrandbits(128), random.getrandbits(64), is_remote=False,
-                          trace_flags=_FLAGS[sampled])
-        client, scheme = forwarded_by_proxy(http.headers, self.trusted_proxies, http.client, http.scheme) if http.behind_proxy \
+        ctx = SpanContext(
+            parent.trace_id if parent else random.getrandbits(128),
+            random.getrandbits(64),
+            is_remote=False,
+            trace_flags=_FLAGS[sampled],
+        )
+        client, scheme = (
+            forwarded_by_proxy(http.headers, self.trusted_proxies, http.client, http.scheme)
+            if http.behind_proxy
             else (http.client, http.scheme)
+        )
         headers = outgoing_headers(forwarded, token, rid.encode(), ctx, client, scheme or "http")
         request = upstream.head_bytes("GET", http.url, headers)
-        _LaneRequest(self, http, upstream, connection, (http.headers, path, raw_path, query), path, rid, caller, ctx,
-                     parser.should_keep_alive(), request)
+        _LaneRequest(
+            self,
+            http,
+            upstream,
+            connection,
+            (http.headers, path, raw_path, query),
+            path,
+            rid,
+            caller,
+            ctx,
+            parser.should_keep_alive(),
+            request,
+        )
         return True
 
 
@@ -209,8 +248,9 @@ def forwarded_allow_ips() -> str:
     return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
-def forwarded_by_proxy(headers: list[tuple[bytes, bytes]], trusted: _TrustedHosts, client: tuple[str, int] | None,
-                       scheme: str | None) -> tuple[tuple[str, int] | None, str | None]:
+def forwarded_by_proxy(
+    headers: list[tuple[bytes, bytes]], trusted: _TrustedHosts, client: tuple[str, int] | None, scheme: str | None
+) -> tuple[tuple[str, int] | None, str | None]:
     """The caller's address and scheme as a trusted proxy gives them (what uvicorn's ProxyHeadersMiddleware does
     for the general path)."""
     proto: bytes | None = None
@@ -234,14 +274,50 @@ def forwarded_by_proxy(headers: list[tuple[bytes, bytes]], trusted: _TrustedHost
 class _LaneRequest(Relay):
     """One request in the lane: the cycle uvicorn's protocol sees, and the relay its upstream connection tells."""
 
-    __slots__ = ("lane", "http", "upstream", "connection", "request_line", "path", "rid", "caller", "ctx", "keep_alive", "started",
-                 "timer", "response_complete", "disconnected", "message_event", "more_body", "body", "status", "headers")
+    __slots__ = (
+        "lane",
+        "http",
+        "upstream",
+        "connection",
+        "request_line",
+        "path",
+        "rid",
+        "caller",
+        "ctx",
+        "keep_alive",
+        "started",
+        "timer",
+        "response_complete",
+        "disconnected",
+        "message_event",
+        "more_body",
+        "body",
+        "status",
+        "headers",
+    )
 
-    def __init__(self, lane: FastLane, http: GatewayHttp, upstream: Upstream, connection: _Connection,
-                 request_line: tuple[list[tuple[bytes, bytes]], str, bytes, bytes], path: str, rid: str, caller: str,
-                 ctx: SpanContext, keep_alive: bool, request: bytes) -> None:
+    def __init__(
+        self,
+        lane: FastLane,
+        http: GatewayHttp,
+        upstream: Upstream,
+        connection: _Connection,
+        request_line: tuple[list[tuple[bytes, bytes]], str, bytes, bytes],
+        path: str,
+        rid: str,
+        caller: str,
+        ctx: SpanContext,
+        keep_alive: bool,
+        request: bytes,
+    ) -> None:
         # request_line: what the ASGI scope is made of should the request be handed over (headers, path, raw path, query)
-        self.lane, self.http, self.upstream, self.connection, self.request_line = lane, http, upstream, connection, request_line
+        self.lane, self.http, self.upstream, self.connection, self.request_line = (
+            lane,
+            http,
+            upstream,
+            connection,
+            request_line,
+        )
         self.path, self.rid, self.caller, self.ctx, self.keep_alive = path, rid, caller, ctx, keep_alive
         self.started = time.perf_counter()
         # The attributes uvicorn's protocol reads and sets on its current cycle.
@@ -278,7 +354,10 @@ class _LaneRequest(Relay):
         if transport.is_closing():  # the caller left meanwhile
             self._finish(499)
             return
-        out = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status, self.lane.default_headers(http.server_state.default_headers)]
+        out = [
+            STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status,
+            self.lane.default_headers(http.server_state.default_headers),
+        ]
         dropped = RESPONSE_DROPPED
         for name, _ in self.headers:
             if name == b"connection":  # the headers it names are hop-by-hop too
@@ -320,7 +399,11 @@ class _LaneRequest(Relay):
         connection = self.connection
         connection.relay = None
         connection.close()
-        self.failed(UpstreamTimeout(f"{self.upstream.name} did not answer within {self.upstream.response_timeout:g}s", sent=True))
+        self.failed(
+            UpstreamTimeout(
+                f"{self.upstream.name} did not answer within {self.upstream.response_timeout:g}s", sent=True
+            )
+        )
 
     # -- handing over to the general path -------------------------------------------------------
 
@@ -330,12 +413,29 @@ class _LaneRequest(Relay):
         http = self.http
         headers, path, raw_path, query = self.request_line
         scope = http.new_scope(headers)
-        scope.update({"method": "GET", "path": path, "raw_path": raw_path, "query_string": query, "maille.lane": True,
-                      "maille.attempts": attempts, "maille.lane_failure": failure})
+        scope.update(
+            {
+                "method": "GET",
+                "path": path,
+                "raw_path": raw_path,
+                "query_string": query,
+                "maille.lane": True,
+                "maille.attempts": attempts,
+                "maille.lane_failure": failure,
+            }
+        )
         cycle = RequestResponseCycle(
-            scope=scope, transport=http.transport, flow=http.flow, logger=http.logger, access_logger=http.access_logger,
-            access_log=False, default_headers=http.server_state.default_headers, message_event=asyncio.Event(),
-            expect_100_continue=False, keep_alive=self.keep_alive, on_response=http.on_response_complete,
+            scope=scope,
+            transport=http.transport,
+            flow=http.flow,
+            logger=http.logger,
+            access_logger=http.access_logger,
+            access_log=False,
+            default_headers=http.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=False,
+            keep_alive=self.keep_alive,
+            on_response=http.on_response_complete,
         )
         cycle.more_body = False
         if http.cycle is self:
@@ -368,5 +468,14 @@ class _LaneRequest(Relay):
 
     def _finish(self, status: int) -> None:
         self.response_complete = True
-        self.lane.proxy.record("GET", self.path, self.upstream.name, status, time.perf_counter() - self.started, self.caller, self.ctx,
-                               self.rid, lane=True)
+        self.lane.proxy.record(
+            "GET",
+            self.path,
+            self.upstream.name,
+            status,
+            time.perf_counter() - self.started,
+            self.caller,
+            self.ctx,
+            self.rid,
+            lane=True,
+        )

@@ -44,25 +44,40 @@ class Gateway:
         self.settings = settings
         self.version = __version__
         self.state: dict[str, Any] = {}
-        self.verifier = TokenVerifier(issuer=settings.auth_issuer, audience=settings.audience, jwks_url=settings.auth_jwks_url)
+        self.verifier = TokenVerifier(
+            issuer=settings.auth_issuer, audience=settings.audience, jwks_url=settings.auth_jwks_url
+        )
         self.sessions = Sessions(settings, self.verifier)
         self.policies = Policies(settings.public_paths, settings.policies)
         self.limiter = RateLimiter(burst_seconds=settings.rate_burst_seconds, share=settings.rate_share)
         self.upstreams = Upstreams(
-            settings.routes, connect_timeout=settings.upstream_connect_timeout, response_timeout=settings.upstream_timeout,
-            max_connections=settings.upstream_max_connections, failures_to_open=settings.circuit_failures,
+            settings.routes,
+            connect_timeout=settings.upstream_connect_timeout,
+            response_timeout=settings.upstream_timeout,
+            max_connections=settings.upstream_max_connections,
+            failures_to_open=settings.circuit_failures,
             open_seconds=settings.circuit_open_seconds,
         )
         self.proxy = Proxy(settings, self.verifier, self.sessions, self.policies, self.limiter)
         self.lane = FastLane(self) if settings.fast_lane else None
-        self.app: FastAPI = create_app(ServiceSpec(
-            name="gateway", version=__version__, settings=settings, routers=[web_router], uses_docstore=False,
-            on_start=self._start, on_stop=self._stop, description=description or "",
-        ))
+        self.app: FastAPI = create_app(
+            ServiceSpec(
+                name="gateway",
+                version=__version__,
+                settings=settings,
+                routers=[web_router],
+                uses_docstore=False,
+                on_start=self._start,
+                on_stop=self._stop,
+                description=description or "",
+            )
+        )
         self.app.state.gateway = self
         issuer = urlsplit(settings.auth_issuer)
-        self.page_policy = (f"default-src 'self'; style-src 'self' '{PAGE_STYLE_HASH}'; img-src 'self' data:; object-src 'none'; "
-                            f"base-uri 'none'; frame-ancestors 'none'; form-action 'self' {issuer.scheme}://{issuer.netloc}").encode()
+        self.page_policy = (
+            f"default-src 'self'; style-src 'self' '{PAGE_STYLE_HASH}'; img-src 'self' data:; object-src 'none'; "
+            f"base-uri 'none'; frame-ancestors 'none'; form-action 'self' {issuer.scheme}://{issuer.netloc}"
+        ).encode()
         self.app.state.token_verifier = self.verifier
 
     async def _start(self, runtime: Runtime) -> None:
@@ -90,8 +105,13 @@ class Gateway:
                 # Each sign-in writes to NATS and calls Keycloak: so many per second from one address.
                 wait = self.limiter.take("sign-in:" + (scope.get("client") or ("?",))[0], self.settings.rate_sign_in)
                 if wait:
-                    await send_problem(send, 429, "too many sign-ins from this address; try again in a moment", instance=path,
-                                       headers=[(b"retry-after", str(max(1, round(wait))).encode())])
+                    await send_problem(
+                        send,
+                        429,
+                        "too many sign-ins from this address; try again in a moment",
+                        instance=path,
+                        headers=[(b"retry-after", str(max(1, round(wait))).encode())],
+                    )
                     return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -155,7 +175,13 @@ def _supervise(settings: GatewaySettings) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             try:
-                serve(app(settings), settings, sockets=[_listener(settings)], http=GatewayHttp, headers=security_headers(settings))
+                serve(
+                    app(settings),
+                    settings,
+                    sockets=[_listener(settings)],
+                    http=GatewayHttp,
+                    headers=security_headers(settings),
+                )
             except SystemExit as exc:
                 os._exit(exc.code if isinstance(exc.code, int) else 1)
             os._exit(0)

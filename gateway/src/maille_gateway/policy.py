@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from maille_kit.auth import Principal
 from maille_gateway.settings import RoutePolicy
+from maille_kit.auth import Principal
 
 
 def _pattern(glob: str) -> re.Pattern[str]:

@@ -26,27 +26,55 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from starlette.types import Receive, Scope, Send
 
-from maille_kit.auth import Principal, TokenVerifier
-from maille_kit.logging import AccessLog, request_id_var
-from maille_kit.problems import PROBLEM_JSON, Problem
-from maille_kit.telemetry import meter
 from maille_gateway.limits import RateLimiter
 from maille_gateway.policy import Policies
 from maille_gateway.sessions import Session, Sessions
 from maille_gateway.settings import GatewaySettings
 from maille_gateway.upstream import CircuitOpen, Response, Upstream, UpstreamError, UpstreamTimeout
+from maille_kit.auth import Principal, TokenVerifier
+from maille_kit.logging import AccessLog, request_id_var
+from maille_kit.problems import PROBLEM_JSON, Problem
+from maille_kit.telemetry import meter
 
 log = logging.getLogger("maille.gateway")
 
 # Hop-by-hop headers (RFC 9110 §7.6.1), and what the gateway sets itself.
 DROPPED = frozenset(
-    {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer", b"transfer-encoding",
-     b"upgrade", b"host", b"cookie", b"authorization", b"x-request-id", b"traceparent", b"content-length", b"forwarded",
-     b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-csrf-token"}
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"cookie",
+        b"authorization",
+        b"x-request-id",
+        b"traceparent",
+        b"content-length",
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-csrf-token",
+    }
 )
 # The gateway's own Date (uvicorn's) replaces the service's: one Date per answer.
-RESPONSE_DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"x-request-id", b"set-cookie", b"server", b"date",
-                              b"content-security-policy"})
+RESPONSE_DROPPED = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"x-request-id",
+        b"set-cookie",
+        b"server",
+        b"date",
+        b"content-security-policy",
+    }
+)
 # What a service answers is data, never a page of this site: nothing in it runs, nothing frames it (an HTML
 # attachment opened in the browser stays inert).
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; sandbox"
@@ -86,7 +114,9 @@ def parse_traceparent(value: bytes | None) -> SpanContext | None:
         return None
     try:
         version, trace_id, span_id, flags = value.decode("ascii").split("-")[:4]
-        context = SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16) & 1))
+        context = SpanContext(
+            int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16) & 1)
+        )
     except ValueError:
         return None
     return context if version != "ff" and context.is_valid else None
@@ -95,15 +125,23 @@ def parse_traceparent(value: bytes | None) -> SpanContext | None:
 class Proxy:
     """Forwards a request to its upstream on behalf of its caller."""
 
-    def __init__(self, settings: GatewaySettings, verifier: TokenVerifier, sessions: Sessions, policies: Policies,
-                 limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        verifier: TokenVerifier,
+        sessions: Sessions,
+        policies: Policies,
+        limiter: RateLimiter,
+    ) -> None:
         self.settings = settings
         self.verifier = verifier
         self.sessions = sessions
         self.policies = policies
         self.limiter = limiter
         self.retry_after = str(settings.retry_after).encode()
-        self._duration = meter().create_histogram("http.server.request.duration", unit="s", description="duration of HTTP requests")
+        self._duration = meter().create_histogram(
+            "http.server.request.duration", unit="s", description="duration of HTTP requests"
+        )
         self._tracer = trace.get_tracer("maille.gateway")
         # Spans are recorded when a collector takes them (and the trace is sampled); otherwise the trace is only
         # carried on (the caller's trace id kept, a new span id for this hop), which costs a fraction of a span.
@@ -117,42 +155,82 @@ class Proxy:
         started = time.perf_counter()
         method: str = scope["method"]
         path: str = scope["path"]
-        forwarded, authorization, cookie, sent_id, traceparent, content_length, csrf, chunked = split_headers(scope["headers"])
+        forwarded, authorization, cookie, sent_id, traceparent, content_length, csrf, chunked = split_headers(
+            scope["headers"]
+        )
         request_id = request_id_from(sent_id)
         id_token = request_id_var.set(request_id)
         parent = parse_traceparent(traceparent)
         # A caller's trace is recorded when the caller says so; a new one, for `trace_sample_ratio` of them (or
         # when the fast lane drew it and handed it over for that).
-        sampled = parent.trace_flags.sampled if parent else bool(scope.get("maille.sampled")) or self.new_trace_sampled()
+        sampled = (
+            parent.trace_flags.sampled if parent else bool(scope.get("maille.sampled")) or self.new_trace_sampled()
+        )
         recorded = self.recording and sampled
         if recorded:
             span: trace.Span = self._tracer.start_span(
-                f"{method} /api/{upstream.name}/", context=trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None,
-                kind=trace.SpanKind.SERVER, attributes={"http.request.method": method, "url.path": path},
+                f"{method} /api/{upstream.name}/",
+                context=trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None,
+                kind=trace.SpanKind.SERVER,
+                attributes={"http.request.method": method, "url.path": path},
             )
         else:
             span = carried_span(parent, sampled)
         # started: an answer is under way; attempts: made already by the fast lane before it handed over
-        state: dict[str, Any] = {"status": 500, "caller": None, "started": False, "attempts": scope.get("maille.attempts", 0)}
+        state: dict[str, Any] = {
+            "status": 500,
+            "caller": None,
+            "started": False,
+            "attempts": scope.get("maille.attempts", 0),
+        }
         try:
             with trace.use_span(span, end_on_exit=False):
-                await self._handle(scope, receive, send, upstream, method, path, forwarded, authorization, cookie, csrf,
-                                   content_length, chunked, request_id, span, state)
+                await self._handle(
+                    scope,
+                    receive,
+                    send,
+                    upstream,
+                    method,
+                    path,
+                    forwarded,
+                    authorization,
+                    cookie,
+                    csrf,
+                    content_length,
+                    chunked,
+                    request_id,
+                    span,
+                    state,
+                )
         except Exception as exc:
             if state["started"]:  # the answer is under way: all that is left is to break off the connection
                 log.warning("relay of %s %s broke off: %s", method, path, exc)
                 raise
             log.error("unexpected error relaying %s %s", method, path, exc_info=exc)
             state["status"] = 502
-            await send_problem(send, 502, f"the gateway could not relay this request to {upstream.name}", instance=path,
-                               request_id=request_id, headers=[(b"x-request-id", request_id.encode())])
+            await send_problem(
+                send,
+                502,
+                f"the gateway could not relay this request to {upstream.name}",
+                instance=path,
+                request_id=request_id,
+                headers=[(b"x-request-id", request_id.encode())],
+            )
         finally:
             status = state["status"]
             if recorded:
                 span.set_attribute("http.response.status_code", status)
                 span.end()
-            self.record(method, path, upstream.name, status, time.perf_counter() - started, state["caller"], span.get_span_context(),
-                        request_id)
+            self.record(
+                method,
+                path,
+                upstream.name,
+                status,
+                time.perf_counter() - started,
+                state["caller"],
+                span.get_span_context(),
+                request_id,
+            )
             request_id_var.reset(id_token)
 
     def new_trace_sampled(self) -> bool:
@@ -160,10 +238,23 @@ class Proxy:
         ratio = self.settings.trace_sample_ratio
         return ratio >= 1.0 or random.random() < ratio
 
-    def record(self, method: str, path: str, upstream: str, status: int, elapsed: float, caller: str | None, ctx: SpanContext,
-               request_id: str, *, lane: bool = False) -> None:
+    def record(
+        self,
+        method: str,
+        path: str,
+        upstream: str,
+        status: int,
+        elapsed: float,
+        caller: str | None,
+        ctx: SpanContext,
+        request_id: str,
+        *,
+        lane: bool = False,
+    ) -> None:
         """One request's metrics and access line, recorded with the others of the moment (every `RECORD_EVERY` s)."""
-        self._done.append((method, path, upstream, status, elapsed, caller, ctx.trace_id, ctx.span_id, request_id, lane))
+        self._done.append(
+            (method, path, upstream, status, elapsed, caller, ctx.trace_id, ctx.span_id, request_id, lane)
+        )
         if self._record_timer is None:
             try:
                 self._record_timer = asyncio.get_running_loop().call_later(RECORD_EVERY, self.flush_records)
@@ -188,8 +279,19 @@ class Proxy:
                 if len(cache) < 1000:
                     cache[key] = attributes
             record(elapsed, attributes)
-            access(method=method, path=path, route=route, status=status, duration_ms=round(elapsed * 1000, 2), caller=caller,
-                   upstream=upstream, request_id=request_id, trace_id=trace_id, span_id=span_id, lane=lane)
+            access(
+                method=method,
+                path=path,
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                caller=caller,
+                upstream=upstream,
+                request_id=request_id,
+                trace_id=trace_id,
+                span_id=span_id,
+                lane=lane,
+            )
 
     def close(self) -> None:
         """Record what is left, and write the last access lines."""
@@ -203,16 +305,38 @@ class Proxy:
             return "p:" + person, self.settings.rate_person
         return "c:" + (principal.client_id or principal.subject), self.settings.rate_client
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, method: str, path: str,
-                      forwarded: list[tuple[bytes, bytes]], authorization: bytes | None, cookie: bytes | None, csrf: bytes | None,
-                      content_length: bytes | None, chunked: bool, request_id: str, span: trace.Span, state: dict[str, Any]) -> None:
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        upstream: Upstream,
+        method: str,
+        path: str,
+        forwarded: list[tuple[bytes, bytes]],
+        authorization: bytes | None,
+        cookie: bytes | None,
+        csrf: bytes | None,
+        content_length: bytes | None,
+        chunked: bool,
+        request_id: str,
+        span: trace.Span,
+        state: dict[str, Any],
+    ) -> None:
         rid = request_id.encode()
 
         async def problem(status: int, detail: str, headers: list[tuple[bytes, bytes]] = (), **extensions: Any) -> None:
             state["status"] = status
             state["started"] = True
-            await send_problem(send, status, detail, instance=path, request_id=request_id, headers=[*headers, (b"x-request-id", rid)],
-                               **extensions)
+            await send_problem(
+                send,
+                status,
+                detail,
+                instance=path,
+                request_id=request_id,
+                headers=[*headers, (b"x-request-id", rid)],
+                **extensions,
+            )
 
         # Who is calling.
         principal: Principal | None = None
@@ -222,16 +346,24 @@ class Proxy:
             if authorization is not None:
                 scheme, _, value = authorization.decode("latin-1").partition(" ")
                 if scheme.lower() != "bearer" or not value.strip():
-                    raise Problem(401, "the Authorization header must be 'Bearer <token>'",
-                                  headers={"WWW-Authenticate": 'Bearer realm="maille", error="invalid_request"'})
+                    raise Problem(
+                        401,
+                        "the Authorization header must be 'Bearer <token>'",
+                        headers={"WWW-Authenticate": 'Bearer realm="maille", error="invalid_request"'},
+                    )
                 token = value.strip()
                 principal = self.verifier.known(token)
                 if principal is None:
                     # A token not seen yet costs a signature check: each address may have only so many checked.
-                    wait = self.limiter.take("new-token:" + (scope.get("client") or ("?",))[0], self.settings.rate_new_tokens)
+                    wait = self.limiter.take(
+                        "new-token:" + (scope.get("client") or ("?",))[0], self.settings.rate_new_tokens
+                    )
                     if wait:
-                        raise Problem(429, "too many new tokens from this address; slow down",
-                                      headers={"Retry-After": str(max(1, round(wait)))})
+                        raise Problem(
+                            429,
+                            "too many new tokens from this address; slow down",
+                            headers={"Retry-After": str(max(1, round(wait)))},
+                        )
                     principal = await self.verifier.verify(token)
             elif cookie is not None:
                 session = await self.sessions.from_cookie(cookie)
@@ -241,12 +373,17 @@ class Proxy:
                     if principal is None:
                         session = None
         except Problem as exc:
-            await problem(exc.status, exc.detail or exc.title, [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()])
+            await problem(
+                exc.status, exc.detail or exc.title, [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+            )
             return
         if principal is None:
             if not self.policies.is_public(path):
-                await problem(401, "sign in, or send a bearer token, to use this route",
-                              [(b"www-authenticate", b'Bearer realm="maille"')])
+                await problem(
+                    401,
+                    "sign in, or send a bearer token, to use this route",
+                    [(b"www-authenticate", b'Bearer realm="maille"')],
+                )
                 return
             rate_key, rate = "ip:" + (scope.get("client") or ("?",))[0], self.settings.rate_anonymous
         else:
@@ -293,7 +430,9 @@ class Proxy:
             state["status"] = 499
             return
         # Forward.
-        headers = outgoing_headers(forwarded, token, rid, span.get_span_context(), scope.get("client"), scope.get("scheme", "http"))
+        headers = outgoing_headers(
+            forwarded, token, rid, span.get_span_context(), scope.get("client"), scope.get("scheme", "http")
+        )
         target = scope.get("raw_path") or path.encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
@@ -332,8 +471,12 @@ class Proxy:
                 log.warning("upstream %s: %s", upstream.name, exc)
                 break
         if response is None:
-            await problem(503, f"the {upstream.name} service is unavailable; try again shortly",
-                          [(b"retry-after", self.retry_after)], service=upstream.name)
+            await problem(
+                503,
+                f"the {upstream.name} service is unavailable; try again shortly",
+                [(b"retry-after", self.retry_after)],
+                service=upstream.name,
+            )
             return
         await self.respond(send, response, rid, state)
 
@@ -395,8 +538,11 @@ class Proxy:
                 return
 
 
-def split_headers(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bytes | None, bytes | None, bytes | None,
-                                                             bytes | None, bytes | None, bytes | None, bool]:
+def split_headers(
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[
+    list[tuple[bytes, bytes]], bytes | None, bytes | None, bytes | None, bytes | None, bytes | None, bytes | None, bool
+]:
     """A request's headers: those forwarded as they are, then authorization, cookie, x-request-id,
     traceparent, content-length, x-csrf-token, and whether the body is chunked."""
     authorization = cookie = sent_id = traceparent = content_length = csrf = connection = None
@@ -448,13 +594,24 @@ _FLAGS = {True: TraceFlags(TraceFlags.SAMPLED), False: TraceFlags(TraceFlags.DEF
 def carried_span(parent: SpanContext | None, sampled: bool) -> NonRecordingSpan:
     """This hop of the caller's trace when the gateway records no span: the trace id kept (or a new one), a new
     span id, and whether the trace is to be recorded passed on to the services."""
-    return NonRecordingSpan(SpanContext(
-        parent.trace_id if parent else random.getrandbits(128), random.getrandbits(64), is_remote=False, trace_flags=_FLAGS[sampled],
-    ))
+    return NonRecordingSpan(
+        SpanContext(
+            parent.trace_id if parent else random.getrandbits(128),
+            random.getrandbits(64),
+            is_remote=False,
+            trace_flags=_FLAGS[sampled],
+        )
+    )
 
 
-def outgoing_headers(forwarded: list[tuple[bytes, bytes]], token: str | None, rid: bytes, ctx: SpanContext,
-                     client: tuple[str, int] | None, scheme: str) -> list[tuple[bytes, bytes]]:
+def outgoing_headers(
+    forwarded: list[tuple[bytes, bytes]],
+    token: str | None,
+    rid: bytes,
+    ctx: SpanContext,
+    client: tuple[str, int] | None,
+    scheme: str,
+) -> list[tuple[bytes, bytes]]:
     """What reaches the service: the caller's own headers (`forwarded`, extended in place) and the gateway's."""
     headers = forwarded
     if token is not None:
@@ -467,15 +624,37 @@ def outgoing_headers(forwarded: list[tuple[bytes, bytes]], token: str | None, ri
     return headers
 
 
-async def send_problem(send: Send, status: int, detail: str, *, instance: str, request_id: str | None = None,
-                       headers: list[tuple[bytes, bytes]] | tuple = (), **extensions: Any) -> None:
+async def send_problem(
+    send: Send,
+    status: int,
+    detail: str,
+    *,
+    instance: str,
+    request_id: str | None = None,
+    headers: list[tuple[bytes, bytes]] | tuple = (),
+    **extensions: Any,
+) -> None:
     """Answer with a problem document straight from ASGI (the proxy's errors)."""
-    document: dict[str, Any] = {"type": "about:blank", "title": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error",
-                                "status": status, "detail": detail, "instance": instance}
+    document: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error",
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
     if request_id:
         document["request_id"] = request_id
     document.update(extensions)
     body = json.dumps(document, ensure_ascii=False).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -33,12 +33,12 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import APIError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from maille_gateway.settings import GatewaySettings
+from maille_gateway.upstream import Upstream, UpstreamError
 from maille_kit.auth import TokenVerifier
 from maille_kit.bus import Bus
 from maille_kit.http import http_client
 from maille_kit.problems import Problem
-from maille_gateway.settings import GatewaySettings
-from maille_gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("maille.gateway.sessions")
 security = logging.getLogger("maille.security")
@@ -137,7 +137,9 @@ class Sessions:
         for peer in self._peers.values():
             await peer.close()
 
-    async def call(self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes | None = None) -> tuple[int, bytes]:
+    async def call(
+        self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes | None = None
+    ) -> tuple[int, bytes]:
         """A call of the sign-in path (Keycloak's token endpoint, identity) on the gateway's own lean
         keep-alive connections: httpx costs about a millisecond of CPU a call, these a tenth of that.
         UpstreamError when the other side cannot be reached or breaks off."""
@@ -145,7 +147,9 @@ class Sessions:
         origin = f"{parts.scheme}://{parts.netloc}"
         peer = self._peers.get(origin)
         if peer is None:
-            peer = self._peers[origin] = Upstream(parts.hostname or origin, origin, response_timeout=10.0, max_connections=64)
+            peer = self._peers[origin] = Upstream(
+                parts.hostname or origin, origin, response_timeout=10.0, max_connections=64
+            )
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return await peer.fetch(method, target.encode("latin-1"), headers, body)
 
@@ -172,16 +176,27 @@ class Sessions:
             try:
                 self._metadata = (await self.http.get(url, timeout=5)).raise_for_status().json()
             except (httpx.HTTPError, ValueError) as exc:
-                raise Problem(503, "the sign-in service cannot be reached now", headers={"Retry-After": "5"},
-                              reason="signin-unreachable") from exc
+                raise Problem(
+                    503,
+                    "the sign-in service cannot be reached now",
+                    headers={"Retry-After": "5"},
+                    reason="signin-unreachable",
+                ) from exc
         return self._metadata
 
     async def _token(self, **form: str) -> dict[str, Any]:
         """A call to the token endpoint, authenticated as the gateway's client (client_secret_basic)."""
         meta = await self.metadata()
-        status, body = await self.call("POST", self._backchannel(meta["token_endpoint"]), [
-            (b"content-type", b"application/x-www-form-urlencoded"), (b"authorization", self._basic), (b"accept", b"application/json"),
-        ], str(httpx.QueryParams(form)).encode())
+        status, body = await self.call(
+            "POST",
+            self._backchannel(meta["token_endpoint"]),
+            [
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"authorization", self._basic),
+                (b"accept", b"application/json"),
+            ],
+            str(httpx.QueryParams(form)).encode(),
+        )
         if status != 200:
             raise ValueError(f"token endpoint answered {status}")
         tokens = json.loads(body)
@@ -195,24 +210,41 @@ class Sessions:
         """Start a sign-in: (the identity provider's URL to send the browser to, the login cookie)."""
         meta = await self.metadata()
         state, nonce, verifier = _token(), _token(), _token(48)
-        extra = {"nonce": nonce, "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"}
+        extra = {
+            "nonce": nonce,
+            "code_challenge": create_s256_code_challenge(verifier),
+            "code_challenge_method": "S256",
+        }
         if idp_hint:
             extra["kc_idp_hint"] = idp_hint
-        url = prepare_grant_uri(meta["authorization_endpoint"], self.settings.oidc_client_id, "code", redirect_uri=self.redirect_uri,
-                                scope="openid profile email", state=state, **extra)
+        url = prepare_grant_uri(
+            meta["authorization_endpoint"],
+            self.settings.oidc_client_id,
+            "code",
+            redirect_uri=self.redirect_uri,
+            scope="openid profile email",
+            state=state,
+            **extra,
+        )
         pending = {"nonce": nonce, "verifier": verifier, "next": safe_next(next_path)}
         assert self._logins is not None
         try:
             await self._logins.put(_hash(state), self._seal(_hash(state), pending))
         except (APIError, NatsTimeout):  # the bucket is full (a flood of sign-ins started and never finished)
-            raise Problem(503, "too many sign-ins are under way; try again in a minute", headers={"Retry-After": "60"},
-                          reason="too-many-signins") from None
+            raise Problem(
+                503,
+                "too many sign-ins are under way; try again in a minute",
+                headers={"Retry-After": "60"},
+                reason="too-many-signins",
+            ) from None
         return url, state
 
     async def finish(self, code: str, state: str, login_cookie: str | None) -> tuple[str, Session, str]:
         """Complete a sign-in: (the new session's cookie value, the session, where to go next)."""
         if not login_cookie or not hmac.compare_digest(login_cookie, state):
-            raise Problem(400, "this sign-in was not started from this browser (or took over ten minutes); sign in again")
+            raise Problem(
+                400, "this sign-in was not started from this browser (or took over ten minutes); sign in again"
+            )
         assert self._logins is not None
         key = _hash(state)
         try:
@@ -222,8 +254,12 @@ class Sessions:
         await self._logins.delete(key)
         pending = self._open(key, entry.value)
         try:
-            tokens = await self._token(grant_type="authorization_code", code=code, redirect_uri=self.redirect_uri,
-                                       code_verifier=pending["verifier"])
+            tokens = await self._token(
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=self.redirect_uri,
+                code_verifier=pending["verifier"],
+            )
         except (UpstreamError, ValueError) as exc:
             log.warning("code exchange refused: %s", type(exc).__name__)
             raise Problem(400, "the identity provider refused this sign-in; sign in again") from None
@@ -234,9 +270,16 @@ class Sessions:
         session_id = _token(32)
         name = claims.get("name") or claims.get("preferred_username") or principal.subject
         session = Session(
-            key=_hash(session_id), subject=principal.subject, name=str(name), access_token=tokens["access_token"],
-            refresh_token=tokens.get("refresh_token", ""), id_token=tokens["id_token"],
-            expires_at=float(principal.claims["exp"]), csrf=_token(), created=time.time(), sid=str(claims.get("sid") or ""),
+            key=_hash(session_id),
+            subject=principal.subject,
+            name=str(name),
+            access_token=tokens["access_token"],
+            refresh_token=tokens.get("refresh_token", ""),
+            id_token=tokens["id_token"],
+            expires_at=float(principal.claims["exp"]),
+            csrf=_token(),
+            created=time.time(),
+            sid=str(claims.get("sid") or ""),
         )
         await self._store(session)
         if session.sid:  # Keycloak ends its session by sid (back-channel logout): which of ours that is
@@ -254,13 +297,24 @@ class Sessions:
         url = self.settings.routes.get("identity")
         if not url or not self.settings.link_accounts:
             return {"status": "local"}
-        headers = [(b"authorization", b"Bearer " + session.access_token.encode()), (b"content-type", b"application/json")]
+        headers = [
+            (b"authorization", b"Bearer " + session.access_token.encode()),
+            (b"content-type", b"application/json"),
+        ]
         try:
-            status, body = await self.call("POST", f"{url.rstrip('/')}/api/identity/v1/signin", headers,
-                                           json.dumps({"choice": choice} if choice else {}).encode())
+            status, body = await self.call(
+                "POST",
+                f"{url.rstrip('/')}/api/identity/v1/signin",
+                headers,
+                json.dumps({"choice": choice} if choice else {}).encode(),
+            )
         except UpstreamError as exc:
-            raise Problem(503, "the directory cannot be reached to finish signing in; try again", headers={"Retry-After": "5"},
-                          reason="directory-unreachable") from exc
+            raise Problem(
+                503,
+                "the directory cannot be reached to finish signing in; try again",
+                headers={"Retry-After": "5"},
+                reason="directory-unreachable",
+            ) from exc
         try:
             outcome = json.loads(body)
         except ValueError:
@@ -268,12 +322,20 @@ class Sessions:
         if not isinstance(outcome, dict):
             outcome = {}
         if status == 403:
-            return {"status": "refused", "title": outcome.get("title", "Accès refusé"), "detail": outcome.get("detail", "")}
+            return {
+                "status": "refused",
+                "title": outcome.get("title", "Accès refusé"),
+                "detail": outcome.get("detail", ""),
+            }
         if status == 422:
             raise Problem(400, "that choice is not one of your accounts", title="Sign-in failed")
         if status != 200:
-            raise Problem(503, "the directory could not finish signing in; try again", headers={"Retry-After": "5"},
-                          reason="directory-unreachable")
+            raise Problem(
+                503,
+                "the directory could not finish signing in; try again",
+                headers={"Retry-After": "5"},
+                reason="directory-unreachable",
+            )
         if outcome.get("status") == "linked":
             session.person = str(outcome.get("person") or "")
             if outcome.get("refresh"):
@@ -348,9 +410,15 @@ class Sessions:
             return None
         if session.person and principal.person_id != session.person:
             # The account now names another person than identity settled at sign-in: written behind identity's back.
-            security.warning("session ended: a refreshed token names another person", extra={
-                "security_event": "claims-changed", "keycloak_user": session.subject, "settled_person": session.person,
-                "claimed_person": principal.person_id})
+            security.warning(
+                "session ended: a refreshed token names another person",
+                extra={
+                    "security_event": "claims-changed",
+                    "keycloak_user": session.subject,
+                    "settled_person": session.person,
+                    "claimed_person": principal.person_id,
+                },
+            )
             await self.revoke(session)
             return None
         session.access_token = tokens["access_token"]
@@ -402,8 +470,13 @@ class Sessions:
         endpoint = meta.get("end_session_endpoint")
         if not endpoint:
             return home
-        params = httpx.QueryParams({"post_logout_redirect_uri": home, "client_id": self.settings.oidc_client_id,
-                                    **({"id_token_hint": session.id_token} if session else {})})
+        params = httpx.QueryParams(
+            {
+                "post_logout_redirect_uri": home,
+                "client_id": self.settings.oidc_client_id,
+                **({"id_token_hint": session.id_token} if session else {}),
+            }
+        )
         return f"{endpoint}?{params}"
 
     # -- storage --------------------------------------------------------------------------------

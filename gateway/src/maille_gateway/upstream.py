@@ -354,7 +354,9 @@ class Upstream:
                 loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl or None), self.connect_timeout
             )
         except TimeoutError:
-            raise UpstreamTimeout(f"no connection to {self.name} within {self.connect_timeout:g}s", sent=False) from None
+            raise UpstreamTimeout(
+                f"no connection to {self.name} within {self.connect_timeout:g}s", sent=False
+            ) from None
         except OSError as exc:
             raise UpstreamError(f"no connection to {self.name}: {exc.strerror or exc}", sent=False) from None
         return connection, False
@@ -462,11 +464,20 @@ class Upstream:
             self._succeeded()
         return Response(status, response_headers, connection, self)
 
-    async def fetch(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None = None, *,
-                    limit: int = 1 << 20) -> tuple[int, bytes]:
+    async def fetch(
+        self,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | None = None,
+        *,
+        limit: int = 1 << 20,
+    ) -> tuple[int, bytes]:
         """One whole exchange, the answer read to its end: (status, body). For the gateway's own small calls
         (the token endpoint, identity at sign-in), on the same lean connections as the relay."""
-        response = await self.request(method, target, headers, body, content_length=len(body) if body is not None else None)
+        response = await self.request(
+            method, target, headers, body, content_length=len(body) if body is not None else None
+        )
         try:
             data = response.whole()
             if data is None:
@@ -483,7 +494,9 @@ class Upstream:
 
     def _expire(self, head: asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]]) -> None:
         if not head.done():
-            head.set_exception(UpstreamTimeout(f"{self.name} did not answer within {self.response_timeout:g}s", sent=True))
+            head.set_exception(
+                UpstreamTimeout(f"{self.name} did not answer within {self.response_timeout:g}s", sent=True)
+            )
 
     async def _send(
         self,

@@ -9,17 +9,17 @@ import html
 import re
 import time
 from pathlib import Path
-from urllib.parse import parse_qs
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from swagger_ui_bundle import swagger_ui_path
 
+from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Session, cookie_value, safe_next
 from maille_kit.auth import Principal
 from maille_kit.problems import Problem
-from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Session, cookie_value, safe_next
 
 if TYPE_CHECKING:
     from maille_gateway.main import Gateway
@@ -38,10 +38,25 @@ def _gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-def _cookie(response: Response, gateway: Gateway, name: str, value: str, *, max_age: int, path: str = "/",
-            http_only: bool = True) -> None:
-    response.set_cookie(name, value, max_age=max_age, path=path, httponly=http_only, secure=gateway.settings.cookie_secure,
-                        samesite="lax")
+def _cookie(
+    response: Response,
+    gateway: Gateway,
+    name: str,
+    value: str,
+    *,
+    max_age: int,
+    path: str = "/",
+    http_only: bool = True,
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        httponly=http_only,
+        secure=gateway.settings.cookie_secure,
+        samesite="lax",
+    )
 
 
 async def _session(request: Request) -> tuple[Session | None, Principal | None]:
@@ -63,17 +78,28 @@ async def _session(request: Request) -> tuple[Session | None, Principal | None]:
 
 # What a person reads when signing in fails, by the problem's reason (or status): title, what happened.
 SIGN_IN_FAILURES = {
-    "directory-unreachable": ("Connexion momentanément impossible",
-                              "L'annuaire de l'ENT ne répond pas pour le moment : votre connexion n'a pas pu aboutir. "
-                              "Rien n'est perdu, réessayez dans quelques instants."),
-    "signin-unreachable": ("Connexion momentanément impossible",
-                           "Le service de connexion ne répond pas pour le moment. Réessayez dans quelques instants."),
-    "too-many-signins": ("Trop de connexions en cours",
-                         "Beaucoup de personnes se connectent en même temps. Réessayez dans une minute."),
-    503: ("Connexion momentanément impossible", "Un service de l'ENT ne répond pas pour le moment. Réessayez dans quelques instants."),
-    400: ("La connexion n'a pas abouti",
-          "Elle a peut-être pris plus de dix minutes, été déjà utilisée ou commencée dans un autre navigateur. "
-          "Reconnectez-vous."),
+    "directory-unreachable": (
+        "Connexion momentanément impossible",
+        "L'annuaire de l'ENT ne répond pas pour le moment : votre connexion n'a pas pu aboutir. "
+        "Rien n'est perdu, réessayez dans quelques instants.",
+    ),
+    "signin-unreachable": (
+        "Connexion momentanément impossible",
+        "Le service de connexion ne répond pas pour le moment. Réessayez dans quelques instants.",
+    ),
+    "too-many-signins": (
+        "Trop de connexions en cours",
+        "Beaucoup de personnes se connectent en même temps. Réessayez dans une minute.",
+    ),
+    503: (
+        "Connexion momentanément impossible",
+        "Un service de l'ENT ne répond pas pour le moment. Réessayez dans quelques instants.",
+    ),
+    400: (
+        "La connexion n'a pas abouti",
+        "Elle a peut-être pris plus de dix minutes, été déjà utilisée ou commencée dans un autre navigateur. "
+        "Reconnectez-vous.",
+    ),
 }
 
 
@@ -102,8 +128,13 @@ async def login(request: Request, next: str = "/", idp: str | None = None) -> Re
 
 
 @router.get("/auth/callback", include_in_schema=False)
-async def callback(request: Request, code: str | None = None, state: str | None = None, error: str | None = None,
-                   error_description: str | None = None) -> Response:
+async def callback(
+    request: Request,
+    code: str | None = None,
+    state: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+) -> Response:
     """Keycloak sends the browser back here with a code: the session starts."""
     if error:
         return _sign_in_failed(Problem(400, f"sign-in did not complete: {error_description or error}"), "/")
@@ -139,9 +170,15 @@ async def _refused(gateway: Gateway, session: Session, outcome: dict[str, Any]) 
     """The person may not sign in: say why, end the session here and offer to end it at Keycloak."""
     await gateway.sessions.revoke(session)
     leave = await gateway.sessions.end_session_url(session)
-    response = HTMLResponse(_page(str(outcome.get("title") or "Accès refusé"), f"""
+    response = HTMLResponse(
+        _page(
+            str(outcome.get("title") or "Accès refusé"),
+            f"""
 <p>{html.escape(str(outcome.get("detail") or ""))}</p>
-<p><a class="button" href="{html.escape(leave)}">Se déconnecter</a></p>"""), status_code=403)
+<p><a class="button" href="{html.escape(leave)}">Se déconnecter</a></p>""",
+        ),
+        status_code=403,
+    )
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(LOGIN_COOKIE, path="/auth")
     return response
@@ -163,17 +200,26 @@ async def choose_page(request: Request, next: str = "/") -> Response:
     for n, candidate in enumerate(outcome.get("candidates", [])):
         schools = ", ".join(candidate.get("schools", []))
         children = ", ".join(candidate.get("children", []))
-        label = f"{candidate.get('first_name', '')} {candidate.get('last_name', '')} — {schools}" + (f" (enfants : {children})" if children else "")
-        rows.append(f'<li><label><input type="radio" name="choice" value="{html.escape(candidate["id"])}"{" checked" if n == 0 else ""}/> '
-                    f"{html.escape(label)}</label></li>")
-    return HTMLResponse(_page("Choisissez votre compte", f"""
+        label = f"{candidate.get('first_name', '')} {candidate.get('last_name', '')} — {schools}" + (
+            f" (enfants : {children})" if children else ""
+        )
+        rows.append(
+            f'<li><label><input type="radio" name="choice" value="{html.escape(candidate["id"])}"{" checked" if n == 0 else ""}/> '
+            f"{html.escape(label)}</label></li>"
+        )
+    return HTMLResponse(
+        _page(
+            "Choisissez votre compte",
+            f"""
 <p>Plusieurs comptes de l'annuaire correspondent à votre connexion. Choisissez celui à utiliser ;
 ce choix sera retenu pour vos prochaines connexions.</p>
 <form method="post" action="/auth/choose">
 <input type="hidden" name="csrf" value="{html.escape(session.csrf)}"/>
 <input type="hidden" name="next" value="{html.escape(safe_next(next))}"/>
-<ul class="choices">{''.join(rows)}</ul>
-<button type="submit">Continuer</button></form>"""))
+<ul class="choices">{"".join(rows)}</ul>
+<button type="submit">Continuer</button></form>""",
+        )
+    )
 
 
 @router.post("/auth/choose", include_in_schema=False)
@@ -203,10 +249,15 @@ async def logout_page(request: Request) -> Response:
     session = await gateway.sessions.from_cookie(request.headers.get("cookie", ""))
     if session is None:
         return RedirectResponse("/", status_code=302)
-    return HTMLResponse(_page("Se déconnecter", f"""
+    return HTMLResponse(
+        _page(
+            "Se déconnecter",
+            f"""
 <p>Voulez-vous vous déconnecter de l'ENT ?</p>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="{html.escape(session.csrf)}"/>
-<button type="submit">Se déconnecter</button></form>"""))
+<button type="submit">Se déconnecter</button></form>""",
+        )
+    )
 
 
 @router.post("/logout", include_in_schema=False)
@@ -218,7 +269,9 @@ async def logout(request: Request) -> Response:
         form = parse_qs((await request.body())[:4096].decode("latin-1"))
         sent = request.headers.get("x-csrf-token") or (form.get("csrf") or [""])[0]
         if not session.csrf_matches(sent.encode()):
-            raise Problem(403, "this sign-out did not come from this site (CSRF token missing or wrong)", title="Forbidden")
+            raise Problem(
+                403, "this sign-out did not come from this site (CSRF token missing or wrong)", title="Forbidden"
+            )
         await gateway.sessions.revoke(session)
     response = RedirectResponse(await gateway.sessions.end_session_url(session), status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -243,14 +296,21 @@ async def landing(request: Request) -> HTMLResponse:
     gateway = _gateway(request)
     session, principal = await _session(request)
     if session is None or principal is None:
-        return HTMLResponse(_page("Maille", """
+        return HTMLResponse(
+            _page(
+                "Maille",
+                """
 <p>L'espace numérique de travail de votre établissement.</p>
-<p><a class="button" href="/login">Se connecter</a></p>"""))
+<p><a class="button" href="/login">Se connecter</a></p>""",
+            )
+        )
     me = await _me(gateway, principal, session.access_token)
     profiles = ""
     if me is not None:
-        rows = "".join(f"<li>{html.escape(str(p.get('code', '')))} — {html.escape(str(p.get('structure', '')))}</li>"
-                       for p in me.get("profiles", []))
+        rows = "".join(
+            f"<li>{html.escape(str(p.get('code', '')))} — {html.escape(str(p.get('structure', '')))}</li>"
+            for p in me.get("profiles", [])
+        )
         profiles = f"<h2>Vos profils</h2><ul>{rows or '<li>aucun</li>'}</ul>"
     else:
         profiles = "<p>Votre compte n'est pas encore relié à l'annuaire.</p>"
@@ -259,31 +319,43 @@ async def landing(request: Request) -> HTMLResponse:
         path = f"/api/{name}/"
         if gateway.policies.allows(path, principal) is None:
             opens.append(f"<li>{html.escape(SERVICE_TITLES.get(name, name))} <code>{html.escape(path)}</code></li>")
-    roles = ", ".join(sorted(r for r in principal.roles if not r.startswith(("default-roles-", "offline_access", "uma_"))))
-    return HTMLResponse(_page("Maille", f"""
+    roles = ", ".join(
+        sorted(r for r in principal.roles if not r.startswith(("default-roles-", "offline_access", "uma_")))
+    )
+    return HTMLResponse(
+        _page(
+            "Maille",
+            f"""
 <p>Bonjour <strong>{html.escape(session.name)}</strong>.</p>
 {profiles}
 <p>Rôles : {html.escape(roles) or "—"}</p>
 <h2>Ce que vous pouvez ouvrir</h2>
-<ul>{''.join(opens)}<li>La documentation des API <a href="/api/docs">/api/docs</a></li></ul>
+<ul>{"".join(opens)}<li>La documentation des API <a href="/api/docs">/api/docs</a></li></ul>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="{html.escape(session.csrf)}"/>
-<button type="submit">Se déconnecter</button></form>"""))
+<button type="submit">Se déconnecter</button></form>""",
+        )
+    )
 
 
 async def _me(gateway: Gateway, principal: Principal, token: str) -> dict[str, Any] | None:
     if principal.person_id is None or "identity" not in gateway.settings.routes:
         return None
     try:
-        answer = await gateway.sessions.http.get(f"{gateway.settings.routes['identity'].rstrip('/')}/api/identity/v1/me",
-                                                 headers={"authorization": f"Bearer {token}"}, timeout=3)
+        answer = await gateway.sessions.http.get(
+            f"{gateway.settings.routes['identity'].rstrip('/')}/api/identity/v1/me",
+            headers={"authorization": f"Bearer {token}"},
+            timeout=3,
+        )
         return answer.json() if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
 
 
-PAGE_STYLE = ("body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}"
-              "a.button,button{display:inline-block;padding:.5rem 1rem;border:1px solid #2a5db0;border-radius:4px;background:#2a5db0;"
-              "color:#fff;text-decoration:none;cursor:pointer;font:inherit}")
+PAGE_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}"
+    "a.button,button{display:inline-block;padding:.5rem 1rem;border:1px solid #2a5db0;border-radius:4px;background:#2a5db0;"
+    "color:#fff;text-decoration:none;cursor:pointer;font:inherit}"
+)
 # The pages' one inline style, allowed by its hash in their Content-Security-Policy (no 'unsafe-inline').
 PAGE_STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(PAGE_STYLE.encode()).digest()).decode()
 
@@ -313,18 +385,22 @@ async def openapi(request: Request) -> JSONResponse:
 @router.get("/api/docs", include_in_schema=False)
 async def docs() -> HTMLResponse:
     """The merged document, browsable: Swagger UI served from the gateway itself (no CDN: it works offline)."""
-    return HTMLResponse("""<!doctype html>
+    return HTMLResponse(
+        """<!doctype html>
 <html lang="fr"><head><meta charset="utf-8"><title>Maille — API</title>
 <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/api/docs/assets/swagger-ui-bundle.js"></script><script src="/api/docs/assets/init.js"></script></body></html>""",
-                        headers={"content-security-policy": DOCS_POLICY, "cache-control": "no-cache"})
+        headers={"content-security-policy": DOCS_POLICY, "cache-control": "no-cache"},
+    )
 
 
 DOCS_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
 # Swagger UI sets style attributes as it renders: styles inline are allowed on this page, scripts only from here.
-DOCS_POLICY = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-               "frame-ancestors 'none'; form-action 'self'")
+DOCS_POLICY = (
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
 DOCS_INIT = b'window.ui = SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#swagger-ui", deepLinking: true});\n'
 
 
@@ -335,7 +411,9 @@ async def docs_asset(name: str) -> Response:
         return Response(DOCS_INIT, media_type="text/javascript", headers={"cache-control": "public, max-age=86400"})
     if name not in DOCS_ASSETS:
         raise Problem(404, f"no asset {name}")
-    return FileResponse(Path(swagger_ui_path) / name, media_type=DOCS_ASSETS[name], headers={"cache-control": "public, max-age=86400"})
+    return FileResponse(
+        Path(swagger_ui_path) / name, media_type=DOCS_ASSETS[name], headers={"cache-control": "public, max-age=86400"}
+    )
 
 
 async def merged_openapi(gateway: Gateway) -> dict[str, Any]:
@@ -350,14 +428,20 @@ async def merged_openapi(gateway: Gateway) -> dict[str, Any]:
     documents = await asyncio.gather(*(fetch(name, url) for name, url in gateway.settings.routes.items()))
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": "Maille", "version": gateway.version,
-                 "description": "Every service of Maille, as the gateway serves them. Sign in (browser session) or send a bearer token."},
+        "info": {
+            "title": "Maille",
+            "version": gateway.version,
+            "description": "Every service of Maille, as the gateway serves them. Sign in (browser session) or send a bearer token.",
+        },
         "servers": [{"url": gateway.settings.public_url.rstrip("/")}],
         "paths": {},
-        "components": {"schemas": {}, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-            "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
-        }},
+        "components": {
+            "schemas": {},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+            },
+        },
         "security": [{"bearer": []}, {"session": []}],
         "tags": [],
     }
@@ -393,7 +477,10 @@ def _rename_refs(node: Any, prefix: str) -> Any:
     return node
 
 
-@router.api_route("/api/{service}/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                  include_in_schema=False)
+@router.api_route(
+    "/api/{service}/{path:path}",
+    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    include_in_schema=False,
+)
 async def unknown_service(service: str, path: str) -> None:
     raise Problem(404, f"No service answers /api/{service}/.", title="Unknown route")

@@ -1,13 +1,13 @@
 """`maille-identity`: serve the identity service, or run one of its operator commands.
 
-    maille-identity                                serve (what `python -m maille_identity` does)
-    maille-identity import-aaf PATH… [--tenant T] [--report FILE]
-    maille-identity generate-aaf OUTDIR [--persons N] [--schools N] [--seed N] [--delta N]
-    maille-identity export-gar OUTDIR [--tenant T] [--push]
-    maille-identity rgpd-export PERSON_ID [--tenant T] [--out FILE]
-    maille-identity erase PERSON_ID --yes [--tenant T]
-    maille-identity sync-keycloak [--check]
-    maille-identity link-account USERNAME PERSON_ID [--tenant T]
+maille-identity                                serve (what `python -m maille_identity` does)
+maille-identity import-aaf PATH… [--tenant T] [--report FILE]
+maille-identity generate-aaf OUTDIR [--persons N] [--schools N] [--seed N] [--delta N]
+maille-identity export-gar OUTDIR [--tenant T] [--push]
+maille-identity rgpd-export PERSON_ID [--tenant T] [--out FILE]
+maille-identity erase PERSON_ID --yes [--tenant T]
+maille-identity sync-keycloak [--check]
+maille-identity link-account USERNAME PERSON_ID [--tenant T]
 """
 
 from __future__ import annotations
@@ -20,11 +20,6 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from maille_kit.app import load_settings
-from maille_kit.bus import Bus
-from maille_kit.docstore import Docstore
-from maille_kit.outbox import Outbox
-from maille_kit.work import Works
 from maille_identity.directory.importer import Summary, import_feeds
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
@@ -33,6 +28,11 @@ from maille_identity.events import STREAMS, EventBatch
 from maille_identity.gar.export import GarExport, InvalidExport
 from maille_identity.gar.push import PushError, push
 from maille_identity.settings import IdentitySettings
+from maille_kit.app import load_settings
+from maille_kit.bus import Bus
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
+from maille_kit.work import Works
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> None:
 
         serve()
         return
-    parser = argparse.ArgumentParser(prog="maille-identity", description="The identity service and its operator commands.")
+    parser = argparse.ArgumentParser(
+        prog="maille-identity", description="The identity service and its operator commands."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     imp = commands.add_parser("import-aaf", help="import AAF feeds (files, folders or .tar.gz) into the directory")
     imp.add_argument("paths", nargs="+", type=Path)
@@ -52,7 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     gar = commands.add_parser("export-gar", help="write the GAR directory export (XSD-valid files, .tar.gz, .md5)")
     gar.add_argument("outdir", type=Path)
     gar.add_argument("--tenant", help="tenant to export (default: MAILLE_IDENTITY_TENANT)")
-    gar.add_argument("--push", action="store_true", help="then push the .tar.gz and .md5 by SFTP (MAILLE_IDENTITY_GAR_SFTP_*)")
+    gar.add_argument(
+        "--push", action="store_true", help="then push the .tar.gz and .md5 by SFTP (MAILLE_IDENTITY_GAR_SFTP_*)"
+    )
     rgpd = commands.add_parser("rgpd-export", help="everything identity holds on one person, as JSON")
     rgpd.add_argument("person_id")
     rgpd.add_argument("--tenant")
@@ -61,9 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     erase.add_argument("person_id")
     erase.add_argument("--tenant")
     erase.add_argument("--yes", action="store_true", help="confirm: erasure cannot be undone")
-    sync = commands.add_parser("sync-keycloak", help="make the realm maille hold identity/keycloak/maille.json (and the federations)")
+    sync = commands.add_parser(
+        "sync-keycloak", help="make the realm maille hold identity/keycloak/maille.json (and the federations)"
+    )
     sync.add_argument("--check", action="store_true", help="exit 1 if anything had to be put back (drift)")
-    link = commands.add_parser("link-account", help="link a local account of the realm (no upstream IdP) to a directory person")
+    link = commands.add_parser(
+        "link-account", help="link a local account of the realm (no upstream IdP) to a directory person"
+    )
     link.add_argument("username")
     link.add_argument("person_id")
     link.add_argument("--tenant")
@@ -72,8 +80,13 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--persons", type=int, default=1000)
     gen.add_argument("--schools", type=int, default=2)
     gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--delta", type=int, default=0, metavar="N",
-                     help="the same persons (same --seed) as the N-th delta: every one's first name changed")
+    gen.add_argument(
+        "--delta",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the same persons (same --seed) as the N-th delta: every one's first name changed",
+    )
     args = parser.parse_args(argv)
     if args.command == "generate-aaf":
         counts = generate(args.outdir, persons=args.persons, schools=args.schools, seed=args.seed, delta=args.delta)
@@ -116,28 +129,40 @@ async def sync_keycloak(args: argparse.Namespace) -> int:
         await docstore.close()
     for change in report.changes:
         print(f"put back: {change}")
-    print(f"realm maille: {len(report.changes)} difference(s) put back" if report.changes else "realm maille: as declared, nothing to change")
+    print(
+        f"realm maille: {len(report.changes)} difference(s) put back"
+        if report.changes
+        else "realm maille: as declared, nothing to change"
+    )
     return 1 if args.check and report.changes else 0
 
 
 async def link_account(args: argparse.Namespace) -> int:
     """Link a local account to a person: the link recorded, the person's facts written on the account; 0 done,
     1 refused (no such account or person), 2 cannot run."""
-    from maille_kit.problems import Problem
     from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler
     from maille_identity.federation.linking import Linking
     from maille_identity.federation.repository import FederationRepository
+    from maille_kit.problems import Problem
 
     settings = load_settings(IdentitySettings)
     if not settings.keycloak_url:
         print("maille-identity: set MAILLE_IDENTITY_KEYCLOAK_URL (Keycloak as identity reaches it)", file=sys.stderr)
         return 2
     docstore = identity_docstore(settings, "link-account")
-    keycloak = Reconciler(server_url=settings.keycloak_url, client_id=settings.keycloak_client_id,
-                          client_secret=settings.keycloak_client_secret.get_secret_value())
-    linking = Linking(DirectoryRepository(docstore), FederationRepository(docstore, settings.secret_box()), keycloak,
-                      tenant=args.tenant or settings.tenant, id_secret=settings.person_id_key.get_secret_value().encode(),
-                      default_id_ent=settings.gar_id_ent)
+    keycloak = Reconciler(
+        server_url=settings.keycloak_url,
+        client_id=settings.keycloak_client_id,
+        client_secret=settings.keycloak_client_secret.get_secret_value(),
+    )
+    linking = Linking(
+        DirectoryRepository(docstore),
+        FederationRepository(docstore, settings.secret_box()),
+        keycloak,
+        tenant=args.tenant or settings.tenant,
+        id_secret=settings.person_id_key.get_secret_value().encode(),
+        default_id_ent=settings.gar_id_ent,
+    )
     try:
         await docstore.detect()
         user_id = await keycloak.user_id(args.username)
@@ -168,7 +193,9 @@ async def rgpd_command(args: argparse.Namespace) -> int:
         await docstore.detect()
         repository = DirectoryRepository(docstore)
         if args.command == "rgpd-export":
-            text = json.dumps(await export_person(repository, tenant=tenant, person_id=args.person_id), ensure_ascii=False, indent=2)
+            text = json.dumps(
+                await export_person(repository, tenant=tenant, person_id=args.person_id), ensure_ascii=False, indent=2
+            )
             if args.out:
                 args.out.write_text(text + "\n", encoding="utf-8")
             else:
@@ -178,8 +205,12 @@ async def rgpd_command(args: argparse.Namespace) -> int:
         await bus.ensure_streams(list(STREAMS))
         outbox = Outbox(docstore, bus, source="identity")
         outbox.start()
-        await erase_person(repository, EventBatch(Works(docstore, outbox, source="identity"), tenant=tenant), tenant=tenant,
-                           person_id=args.person_id)
+        await erase_person(
+            repository,
+            EventBatch(Works(docstore, outbox, source="identity"), tenant=tenant),
+            tenant=tenant,
+            person_id=args.person_id,
+        )
         await outbox.stop(drain_timeout=30)
         print(f"erased {args.person_id}; identity.person.deleted.v1 (erased) published to every service")
         return 0
@@ -199,7 +230,9 @@ async def export_gar(args: argparse.Namespace) -> int:
     settings = load_settings(IdentitySettings)
     target = settings.sftp_target()
     if args.push and target is None:
-        print("maille-identity: --push needs MAILLE_IDENTITY_GAR_SFTP_HOST (and user, key, known hosts)", file=sys.stderr)
+        print(
+            "maille-identity: --push needs MAILLE_IDENTITY_GAR_SFTP_HOST (and user, key, known hosts)", file=sys.stderr
+        )
         return 2
     docstore = identity_docstore(settings, "gar")
     try:
@@ -234,8 +267,12 @@ async def export_gar(args: argparse.Namespace) -> int:
 def identity_docstore(settings: IdentitySettings, command: str) -> Docstore:
     """Identity's database, for an operator command: a batch job's calls (a feed's bulk writes, the export's
     reads) may take longer than a request's, never forever."""
-    return Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-identity-{command}",
-                    timeout=max(settings.docstore_timeout, BATCH_CALL_SECONDS))
+    return Docstore(
+        settings.mongodb_url.get_secret_value(),
+        settings.database_name,
+        app_name=f"maille-identity-{command}",
+        timeout=max(settings.docstore_timeout, BATCH_CALL_SECONDS),
+    )
 
 
 BATCH_CALL_SECONDS = 120.0
@@ -278,7 +315,10 @@ async def import_aaf(args: argparse.Namespace) -> int:
         await bus.ensure_streams(list(STREAMS))
         outbox.start()
     except Exception as exc:  # the events wait in the outbox; the identity service relays them
-        print(f"maille-identity: NATS unreachable ({exc}); events stay in the outbox until the identity service relays them", file=sys.stderr)
+        print(
+            f"maille-identity: NATS unreachable ({exc}); events stay in the outbox until the identity service relays them",
+            file=sys.stderr,
+        )
     progress = Progress()
     summary = await import_feeds(
         DirectoryRepository(docstore),

@@ -7,8 +7,8 @@ from collections.abc import Awaitable
 from typing import Any
 
 from google.protobuf.message import Message
-from maille.events.v1.envelope_pb2 import Envelope
 
+from maille.events.v1.envelope_pb2 import Envelope
 from maille_kit.bus import Stream
 from maille_kit.events import make_envelope
 from maille_kit.work import Work, Works

@@ -7,15 +7,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
-from maille_identity import __version__, __doc__ as description
+from maille_identity import __doc__ as description
+from maille_identity import __version__
 from maille_identity.api import directory as directory_api
 from maille_identity.api import federation as federation_api
 from maille_identity.api import operator
 from maille_identity.api import rules as rules_api
 from maille_identity.api import schools as schools_api
-from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.jobs import ImportJobs
+from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.events import STREAMS, EventBatch
 from maille_identity.federation.accounts import AccountSync
 from maille_identity.federation.linking import Linking
@@ -26,6 +26,7 @@ from maille_identity.gar.nightly import run_nightly
 from maille_identity.rules.service import VisiblesService
 from maille_identity.rules.store import RulesStore
 from maille_identity.settings import IdentitySettings
+from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 
 log = logging.getLogger("maille.identity")
 
@@ -36,13 +37,18 @@ async def on_start(runtime: Runtime) -> None:
     repository = DirectoryRepository(runtime.docstore)
     settings = runtime.settings
     assert isinstance(settings, IdentitySettings)
-    service = VisiblesService(runtime.bus, repository, RulesStore(runtime.docstore), refresh_seconds=settings.visibles_refresh_seconds)
+    service = VisiblesService(
+        runtime.bus, repository, RulesStore(runtime.docstore), refresh_seconds=settings.visibles_refresh_seconds
+    )
     await service.start()
     runtime.state["visibles"] = service
     works = runtime.works
     runtime.state["imports"] = ImportJobs(
-        repository, lambda tenant: EventBatch(works, tenant=tenant), folder=Path(settings.import_dir),
-        check_uai_letter=settings.check_uai_letter, id_secret=settings.person_id_key.get_secret_value().encode(),
+        repository,
+        lambda tenant: EventBatch(works, tenant=tenant),
+        folder=Path(settings.import_dir),
+        check_uai_letter=settings.check_uai_letter,
+        id_secret=settings.person_id_key.get_secret_value().encode(),
         grace=timedelta(days=settings.detach_grace_days),
     )
     runtime.state["import-watch"] = asyncio.create_task(runtime.state["imports"].watch(), name="import-jobs-watch")
@@ -55,8 +61,12 @@ async def on_start(runtime: Runtime) -> None:
         log.info("%d account links indexed by person", indexed)
     federation = Federation(settings, federations) if settings.keycloak_url else None
     runtime.state["linking"] = Linking(
-        repository, federations, federation.keycloak if federation else None, tenant=settings.tenant,
-        id_secret=settings.person_id_key.get_secret_value().encode(), default_id_ent=settings.gar_id_ent,
+        repository,
+        federations,
+        federation.keycloak if federation else None,
+        tenant=settings.tenant,
+        id_secret=settings.person_id_key.get_secret_value().encode(),
+        default_id_ent=settings.gar_id_ent,
     )
     if federation is not None:
         runtime.state["federation"] = federation
@@ -68,9 +78,13 @@ async def on_start(runtime: Runtime) -> None:
         runtime.state["opacs"] = opacs
         if settings.keycloak_sync_on_start:
             runtime.state["keycloak-sync"] = asyncio.create_task(federation.keep_synced(), name="keycloak-sync")
-        runtime.state["signed-out"] = asyncio.create_task(federation.keep_disabled_signed_out(), name="disabled-signed-out")
+        runtime.state["signed-out"] = asyncio.create_task(
+            federation.keep_disabled_signed_out(), name="disabled-signed-out"
+        )
     if settings.gar_export_at is not None:
-        runtime.state["nightly"] = asyncio.create_task(run_nightly(runtime.bus, repository, settings), name="gar-nightly")
+        runtime.state["nightly"] = asyncio.create_task(
+            run_nightly(runtime.bus, repository, settings), name="gar-nightly"
+        )
 
 
 async def on_stop(runtime: Runtime) -> None:
@@ -97,10 +111,21 @@ async def on_stop(runtime: Runtime) -> None:
 def build(settings: IdentitySettings) -> ServiceSpec:
     """What the identity service is made of."""
     return ServiceSpec(
-        name="identity", version=__version__, settings=settings, streams=STREAMS, description=description or "",
-        on_start=on_start, on_stop=on_stop,
-        routers=[operator.router, rules_api.router, schools_api.router, directory_api.router, federation_api.router,
-                 *([federation_api.federations] if settings.keycloak_url else [])],
+        name="identity",
+        version=__version__,
+        settings=settings,
+        streams=STREAMS,
+        description=description or "",
+        on_start=on_start,
+        on_stop=on_stop,
+        routers=[
+            operator.router,
+            rules_api.router,
+            schools_api.router,
+            directory_api.router,
+            federation_api.router,
+            *([federation_api.federations] if settings.keycloak_url else []),
+        ],
     )
 
 

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running
+from maille_identity.main import app
+from maille_identity.settings import IdentitySettings
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
-from maille_identity.main import app
-from maille_identity.settings import IdentitySettings
 
 from ..directory.test_import import TENANT, feed, parent, pupil, request, run_import, school, uai_for
 
@@ -17,20 +17,53 @@ pytestmark = pytest.mark.keycloak
 A, B = uai_for(1), uai_for(2)
 
 
-async def test_who_sees_what(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus, docstore_server, database_name: str,
-                             keycloak_clients: KeycloakClients) -> None:
+async def test_who_sees_what(
+    tmp_path: Path,
+    docstore: Docstore,
+    outbox: Outbox,
+    bus: Bus,
+    docstore_server,
+    database_name: str,
+    keycloak_clients: KeycloakClients,
+) -> None:
     folder = tmp_path / "feed"
     feed(folder, "EtabEducNat", school("S1", A, ["6A", "5B"]), school("S2", B))
-    feed(folder, "PersEducNat", request("T1", {"ENTPersonJointure": "T1", "sn": "Éluard", "givenName": "Paul", "mail": "paul@ac.fr",
-                                               "ENTPersonStructRattach": "S1", "ENTPersonFonctions": "S1$ENS$ENS",
-                                               "PersEducNatPresenceDevantEleves": "O", "ENTAuxEnsClassesMatieres": "S1$6A$030201"}))
-    feed(folder, "Eleve", pupil("E1", "S1", adults=["P1"], sn="Dupont"), pupil("E2", "S1", sn="Durand"),
-         pupil("E3", "S1", cls="5B", sn="Martin"), pupil("E9", "S2", sn="Ailleurs"))
+    feed(
+        folder,
+        "PersEducNat",
+        request(
+            "T1",
+            {
+                "ENTPersonJointure": "T1",
+                "sn": "Éluard",
+                "givenName": "Paul",
+                "mail": "paul@ac.fr",
+                "ENTPersonStructRattach": "S1",
+                "ENTPersonFonctions": "S1$ENS$ENS",
+                "PersEducNatPresenceDevantEleves": "O",
+                "ENTAuxEnsClassesMatieres": "S1$6A$030201",
+            },
+        ),
+    )
+    feed(
+        folder,
+        "Eleve",
+        pupil("E1", "S1", adults=["P1"], sn="Dupont"),
+        pupil("E2", "S1", sn="Durand"),
+        pupil("E3", "S1", cls="5B", sn="Martin"),
+        pupil("E9", "S2", sn="Ailleurs"),
+    )
     feed(folder, "PersRelEleve", parent("P1", sn="Dupont"))
     await run_import(docstore, outbox, folder)
     ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
-    settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name, tenant=TENANT,
-                                auth_issuer=keycloak_clients.issuer, import_dir=str(tmp_path / "imports"))
+    settings = IdentitySettings(
+        nats_url=bus.url,
+        mongodb_url=docstore_server.url,
+        database=database_name,
+        tenant=TENANT,
+        auth_issuer=keycloak_clients.issuer,
+        import_dir=str(tmp_path / "imports"),
+    )
     as_pupil = {"Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids['E1'])}"}
     as_parent = {"Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids['P1'])}"}
     as_teacher = {"Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids['T1'])}"}
@@ -45,8 +78,12 @@ async def test_who_sees_what(tmp_path: Path, docstore: Docstore, outbox: Outbox,
         assert classmate["last_name"] == "Durand" and "birth_date" not in classmate
         assert (await client.get(f"/api/identity/v1/persons/{ids['E9']}", headers=as_pupil)).status_code == 404
         # A parent sees all of their child; a teacher of the school, all of its pupils.
-        assert (await client.get(f"/api/identity/v1/persons/{ids['E1']}", headers=as_parent)).json()["birth_date"] == "2015-09-04"
-        assert (await client.get(f"/api/identity/v1/persons/{ids['E3']}", headers=as_teacher)).json()["birth_date"] == "2015-09-04"
+        assert (await client.get(f"/api/identity/v1/persons/{ids['E1']}", headers=as_parent)).json()[
+            "birth_date"
+        ] == "2015-09-04"
+        assert (await client.get(f"/api/identity/v1/persons/{ids['E3']}", headers=as_teacher)).json()[
+            "birth_date"
+        ] == "2015-09-04"
 
         school_view = (await client.get(f"/api/identity/v1/structures/{A}", headers=as_teacher)).json()
         assert [c["code"] for c in school_view["classes"]] == ["5B", "6A"]
@@ -60,7 +97,10 @@ async def test_who_sees_what(tmp_path: Path, docstore: Docstore, outbox: Outbox,
 
         picker = (await client.get("/api/identity/v1/visibles", headers=as_pupil)).json()
         assert {p["id"] for p in picker} == {ids["E2"], ids["T1"]}  # the class and its teacher; not 5B, not a parent
-        assert [p["id"] for p in (await client.get("/api/identity/v1/visibles", params={"q": "DUR"}, headers=as_pupil)).json()] == [ids["E2"]]
+        assert [
+            p["id"]
+            for p in (await client.get("/api/identity/v1/visibles", params={"q": "DUR"}, headers=as_pupil)).json()
+        ] == [ids["E2"]]
 
         refused = await client.get("/api/identity/v1/me", headers=nobody)
         assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"

@@ -6,10 +6,10 @@ import httpx
 import pytest
 
 from maille_devstack.pytest_plugin import KeycloakClients, running
-from maille_kit.docstore import Docstore
-from maille_kit.outbox import Outbox
 from maille_identity.main import app
 from maille_identity.settings import IdentitySettings
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
 
 from ..directory.test_import import TENANT, feed, pupil, run_import, school, uai_for
 
@@ -17,14 +17,28 @@ pytestmark = pytest.mark.keycloak
 
 
 @pytest.fixture
-async def identity(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus, docstore_server, database_name: str, keycloak_clients: KeycloakClients):
+async def identity(
+    tmp_path: Path,
+    docstore: Docstore,
+    outbox: Outbox,
+    bus,
+    docstore_server,
+    database_name: str,
+    keycloak_clients: KeycloakClients,
+):
     folder = tmp_path / "feed"
     feed(folder, "EtabEducNat", school("S1", uai_for(1)))
     feed(folder, "Eleve", pupil("E1", "S1", sn="Dupont"))
     await run_import(docstore, outbox, folder)
     person = await docstore.db.persons.find_one({})
-    settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name, tenant=TENANT,
-                                auth_issuer=keycloak_clients.issuer, import_dir=str(tmp_path / "imports"))
+    settings = IdentitySettings(
+        nats_url=bus.url,
+        mongodb_url=docstore_server.url,
+        database=database_name,
+        tenant=TENANT,
+        auth_issuer=keycloak_clients.issuer,
+        import_dir=str(tmp_path / "imports"),
+    )
     async with running(app(settings)) as client:
         yield client, person["_id"]
 
@@ -62,11 +76,15 @@ async def test_nobody_else_gets_through(identity, keycloak_clients: KeycloakClie
     tampered = await status({"Authorization": f"Bearer {head}.{payload}.{signature[:-4]}AAAA"})
     assert tampered.status_code == 401 and "signature" in tampered.json()["detail"]
     assert (await status({"Authorization": "Bearer not-a-token"})).status_code == 401
-    malformed_id = await client.get("/api/identity/v1/operator/persons/not-an-id/export", headers={"Authorization": f"Bearer {good}"})
+    malformed_id = await client.get(
+        "/api/identity/v1/operator/persons/not-an-id/export", headers={"Authorization": f"Bearer {good}"}
+    )
     assert malformed_id.status_code == 422 and malformed_id.headers["content-type"] == "application/problem+json"
 
 
-async def test_an_operator_imports_a_delivery_through_the_api(identity, keycloak_clients: KeycloakClients, tmp_path: Path, docstore: Docstore) -> None:
+async def test_an_operator_imports_a_delivery_through_the_api(
+    identity, keycloak_clients: KeycloakClients, tmp_path: Path, docstore: Docstore
+) -> None:
     import asyncio
     import tarfile
 
@@ -115,8 +133,12 @@ async def test_tenants_are_declared_with_their_gar_ident(identity, keycloak_clie
     client, _ = identity
     headers = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',)))}"}
     body = {"name": "Région Bretagne", "kind": "collectivite", "gar_id_ent": "ENT-BZH"}
-    assert (await client.put("/api/identity/v1/operator/tenants/region-bretagne", json=body, headers=headers)).status_code == 200
+    assert (
+        await client.put("/api/identity/v1/operator/tenants/region-bretagne", json=body, headers=headers)
+    ).status_code == 200
     listed = (await client.get("/api/identity/v1/operator/tenants", headers=headers)).json()
     assert {"id": "region-bretagne", **body} in listed
-    bad = await client.put("/api/identity/v1/operator/tenants/region-bretagne", json={**body, "kind": "mairie"}, headers=headers)
+    bad = await client.put(
+        "/api/identity/v1/operator/tenants/region-bretagne", json={**body, "kind": "mairie"}, headers=headers
+    )
     assert bad.status_code == 422 and "kind" in bad.text

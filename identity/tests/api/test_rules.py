@@ -4,15 +4,15 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from maille.identity.v1 import rules_pb2 as pb
 
+from maille.identity.v1 import rules_pb2 as pb
 from maille_devstack.pytest_plugin import KeycloakClients, running
-from maille_kit.bus import Bus
-from maille_kit.docstore import Docstore
-from maille_kit.outbox import Outbox
 from maille_identity.main import app
 from maille_identity.rules.service import CAN_WRITE
 from maille_identity.settings import IdentitySettings
+from maille_kit.bus import Bus
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
 
 from ..directory.test_import import TENANT, feed, pupil, run_import, school, uai_for
 
@@ -20,7 +20,11 @@ pytestmark = pytest.mark.keycloak
 
 
 async def refused(bus: Bus, sender: str, recipient: str) -> list[str]:
-    reply = await bus.nc.request(CAN_WRITE, pb.CanWriteRequest(tenant=TENANT, sender_id=sender, recipient_ids=[recipient]).SerializeToString(), timeout=10)
+    reply = await bus.nc.request(
+        CAN_WRITE,
+        pb.CanWriteRequest(tenant=TENANT, sender_id=sender, recipient_ids=[recipient]).SerializeToString(),
+        timeout=10,
+    )
     return list(pb.CanWriteResponse.FromString(reply.data).refused_ids)
 
 
@@ -32,15 +36,28 @@ async def eventually(check, expected, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_rules_changed_and_reset(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus, docstore_server, database_name: str,
-                                       keycloak_clients: KeycloakClients) -> None:
+async def test_rules_changed_and_reset(
+    tmp_path: Path,
+    docstore: Docstore,
+    outbox: Outbox,
+    bus: Bus,
+    docstore_server,
+    database_name: str,
+    keycloak_clients: KeycloakClients,
+) -> None:
     uai = uai_for(1)
     feed(tmp_path / "feed", "EtabEducNat", school("S1", uai, ["6A", "5B"]))
     feed(tmp_path / "feed", "Eleve", pupil("E1", "S1"), pupil("E3", "S1", cls="5B"))
     await run_import(docstore, outbox, tmp_path / "feed")
     ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
-    settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name, tenant=TENANT,
-                                auth_issuer=keycloak_clients.issuer, import_dir=str(tmp_path / "imports"))
+    settings = IdentitySettings(
+        nats_url=bus.url,
+        mongodb_url=docstore_server.url,
+        database=database_name,
+        tenant=TENANT,
+        auth_issuer=keycloak_clients.issuer,
+        import_dir=str(tmp_path / "imports"),
+    )
     headers = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',)))}"}
     url = f"/api/identity/v1/structures/{uai}/communication-rules"
     async with running(app(settings)) as client:
@@ -60,5 +77,7 @@ async def test_rules_changed_and_reset(tmp_path: Path, docstore: Docstore, outbo
         bad = await client.put(url, json={**rules, "structure": [["ELV", "NOBODY"]]}, headers=headers)
         assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
         assert "ELV->NOBODY" in bad.text
-        assert (await client.get("/api/identity/v1/structures/0000000A/communication-rules", headers=headers)).status_code == 404
+        assert (
+            await client.get("/api/identity/v1/structures/0000000A/communication-rules", headers=headers)
+        ).status_code == 404
         assert (await client.put(url, json=rules)).status_code == 401

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running
+from maille_identity.main import app
+from maille_identity.settings import IdentitySettings
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
-from maille_identity.main import app
-from maille_identity.settings import IdentitySettings
 
 from ..directory.test_import import TENANT, feed, pupil, request, run_import, school, uai_for
 
@@ -19,23 +19,50 @@ pytestmark = pytest.mark.keycloak
 
 
 def staff(key: str, school_key: str, function: str) -> str:
-    return request(key, {"ENTPersonJointure": key, "sn": f"NOM{key}", "givenName": "Anne", "ENTPersonStructRattach": school_key,
-                         "ENTPersonFonctions": f"{school_key}${function}$X$X$X"})
+    return request(
+        key,
+        {
+            "ENTPersonJointure": key,
+            "sn": f"NOM{key}",
+            "givenName": "Anne",
+            "ENTPersonStructRattach": school_key,
+            "ENTPersonFonctions": f"{school_key}${function}$X$X$X",
+        },
+    )
 
 
-async def test_a_principal_administers_their_school_and_no_other(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus,
-                                                               docstore_server, database_name: str, keycloak_clients: KeycloakClients) -> None:
+async def test_a_principal_administers_their_school_and_no_other(
+    tmp_path: Path,
+    docstore: Docstore,
+    outbox: Outbox,
+    bus: Bus,
+    docstore_server,
+    database_name: str,
+    keycloak_clients: KeycloakClients,
+) -> None:
     mine, theirs = uai_for(1), uai_for(2)
     feed(tmp_path / "feed", "EtabEducNat", school("S1", mine), school("S2", theirs))
     feed(tmp_path / "feed", "PersEducNat", staff("D1", "S1", "DIR"), staff("T1", "S1", "ENS"), staff("D2", "S2", "DIR"))
     feed(tmp_path / "feed", "Eleve", pupil("E1", "S1"))
     await run_import(docstore, outbox, tmp_path / "feed")
     ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
-    settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name, tenant=TENANT,
-                                auth_issuer=keycloak_clients.issuer, import_dir=str(tmp_path / "imports"))
-    as_ = {key: {"Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids[key], audience='maille-identity')}"}
-           for key in ("D1", "T1", "D2", "E1")}
-    operator = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',), audience='maille-identity'))}"}
+    settings = IdentitySettings(
+        nats_url=bus.url,
+        mongodb_url=docstore_server.url,
+        database=database_name,
+        tenant=TENANT,
+        auth_issuer=keycloak_clients.issuer,
+        import_dir=str(tmp_path / "imports"),
+    )
+    as_ = {
+        key: {
+            "Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids[key], audience='maille-identity')}"
+        }
+        for key in ("D1", "T1", "D2", "E1")
+    }
+    operator = {
+        "Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',), audience='maille-identity'))}"
+    }
     rules = f"/api/identity/v1/structures/{mine}/communication-rules"
     async with running(app(settings)) as client:
         current = await client.get(rules, headers=as_["D1"])
@@ -46,14 +73,20 @@ async def test_a_principal_administers_their_school_and_no_other(tmp_path: Path,
         for stranger in ("T1", "E1", "D2"):  # a teacher, a pupil, another school's principal
             refused = await client.put(rules, json=changed, headers=as_[stranger])
             assert refused.status_code == 403 and mine in refused.json()["detail"], stranger
-        assert (await client.get(f"/api/identity/v1/structures/{theirs}/communication-rules", headers=as_["D1"])).status_code == 403
-        assert (await client.get(f"/api/identity/v1/structures/{theirs}/communication-rules", headers=operator)).status_code == 200
+        assert (
+            await client.get(f"/api/identity/v1/structures/{theirs}/communication-rules", headers=as_["D1"])
+        ).status_code == 403
+        assert (
+            await client.get(f"/api/identity/v1/structures/{theirs}/communication-rules", headers=operator)
+        ).status_code == 200
 
         # The principal makes the teacher an administrator of the school (the digital referent, say), then withdraws it.
         admins = f"/api/identity/v1/structures/{mine}/administrators"
         assert (await client.put(f"{admins}/{ids['T1']}", headers=as_["D1"])).status_code == 204
         listed = (await client.get(admins, headers=as_["T1"])).json()
-        assert [p["id"] for p in listed["principals"]] == [ids["D1"]] and [d["id"] for d in listed["delegates"]] == [ids["T1"]]
+        assert [p["id"] for p in listed["principals"]] == [ids["D1"]] and [d["id"] for d in listed["delegates"]] == [
+            ids["T1"]
+        ]
         assert (await client.delete(rules, headers=as_["T1"])).status_code == 204  # a delegate manages the rules
         assert (await client.put(f"{admins}/{ids['E1']}", headers=as_["T1"])).status_code == 403  # but delegates no one
         outsider = await client.put(f"{admins}/{ids['D2']}", headers=as_["D1"])

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from maille_kit.bus import Bus
-from maille_kit.docstore import Docstore
-from maille_kit.outbox import Outbox
-from maille_kit.work import Works
 from maille_identity.directory.importer import Summary, import_feeds
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.synthetic import generate, uai_for
 from maille_identity.events import STREAMS, EventBatch
+from maille_kit.bus import Bus
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
+from maille_kit.work import Works
 
 TENANT = "ac-test"
 HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n'
@@ -24,13 +24,17 @@ HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM
 
 def request(ident: str, attrs: dict[str, list[str] | str], op: str = "addRequest") -> str:
     body = "".join(
-        f'<attr name="{name}">' + "".join(f"<value>{v}</value>" for v in ([values] if isinstance(values, str) else values)) + "</attr>\n"
+        f'<attr name="{name}">'
+        + "".join(f"<value>{v}</value>" for v in ([values] if isinstance(values, str) else values))
+        + "</attr>\n"
         for name, values in attrs.items()
     )
     return f"<{op}>\n<identifier><id>{ident}</id></identifier>\n<attributes>\n{body}</attributes>\n</{op}>\n"
 
 
-def feed(folder: Path, kind: str, *records: str, mode: str = "Complet", number: int = 1, raw: str | None = None) -> Path:
+def feed(
+    folder: Path, kind: str, *records: str, mode: str = "Complet", number: int = 1, raw: str | None = None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"ENT_0350000A_{mode}_{kind}_{number:04d}.xml"
     path.write_text(raw if raw is not None else HEADER + "<ficAlimMENESR>\n" + "".join(records) + "</ficAlimMENESR>\n")
@@ -38,14 +42,37 @@ def feed(folder: Path, kind: str, *records: str, mode: str = "Complet", number: 
 
 
 def school(key: str, uai: str, classes: list[str] = ("6A",)) -> str:
-    return request(key, {"ENTStructureUAI": uai, "ENTStructureNomCourant": f"COLLEGE {key}", "ENTStructureTypeStruct": "COLLEGE",
-                         "ENTEtablissementContrat": "PU", "ENTStructureClasses": [f"{c}${c}" for c in classes]})
+    return request(
+        key,
+        {
+            "ENTStructureUAI": uai,
+            "ENTStructureNomCourant": f"COLLEGE {key}",
+            "ENTStructureTypeStruct": "COLLEGE",
+            "ENTEtablissementContrat": "PU",
+            "ENTStructureClasses": [f"{c}${c}" for c in classes],
+        },
+    )
 
 
-def pupil(key: str, school_key: str, *, cls: str = "6A", born: str = "04/09/2015", sn: str = "DUPONT", adults: list[str] = (), **extra: str) -> str:
-    attrs = {"ENTPersonJointure": key, "sn": sn, "givenName": "Léa", "ENTPersonDateNaissance": born,
-             "ENTEleveStructRattachId": school_key, "ENTEleveClasses": f"{school_key}${cls}",
-             "ENTElevePersRelEleve": [f"{a}$1$1$1$1$0" for a in adults]}
+def pupil(
+    key: str,
+    school_key: str,
+    *,
+    cls: str = "6A",
+    born: str = "04/09/2015",
+    sn: str = "DUPONT",
+    adults: list[str] = (),
+    **extra: str,
+) -> str:
+    attrs = {
+        "ENTPersonJointure": key,
+        "sn": sn,
+        "givenName": "Léa",
+        "ENTPersonDateNaissance": born,
+        "ENTEleveStructRattachId": school_key,
+        "ENTEleveClasses": f"{school_key}${cls}",
+        "ENTElevePersRelEleve": [f"{a}$1$1$1$1$0" for a in adults],
+    }
     return request(key, {**{k: v for k, v in attrs.items() if v}, **extra})
 
 
@@ -53,10 +80,18 @@ def parent(key: str, sn: str = "DUPONT") -> str:
     return request(key, {"ENTPersonJointure": key, "sn": sn, "givenName": "Marc", "mail": f"p{key}@example.org"})
 
 
-async def run_import(docstore: Docstore, outbox: Outbox, *paths: Path, report: Path | None = None, now: datetime | None = None) -> Summary:
+async def run_import(
+    docstore: Docstore, outbox: Outbox, *paths: Path, report: Path | None = None, now: datetime | None = None
+) -> Summary:
     summary = await import_feeds(
-        DirectoryRepository(docstore), EventBatch(Works(docstore, outbox, source="identity"), tenant=TENANT), list(paths), tenant=TENANT,
-        check_uai_letter=True, id_secret=b"test-secret", report_path=report, now=now,
+        DirectoryRepository(docstore),
+        EventBatch(Works(docstore, outbox, source="identity"), tenant=TENANT),
+        list(paths),
+        tenant=TENANT,
+        check_uai_letter=True,
+        id_secret=b"test-secret",
+        report_path=report,
+        now=now,
     )
     return summary
 
@@ -69,7 +104,9 @@ async def stream_count(bus: Bus, outbox: Outbox) -> int:
     return (await bus.js.stream_info("IDENTITY")).state.messages
 
 
-async def test_full_feed_fills_the_directory_and_a_reimport_changes_nothing(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus) -> None:
+async def test_full_feed_fills_the_directory_and_a_reimport_changes_nothing(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus
+) -> None:
     counts = generate(tmp_path / "feed", persons=600, schools=2)
     summary = await run_import(docstore, outbox, tmp_path / "feed")
     assert summary.rejected == 0 and summary.unreadable == []
@@ -120,18 +157,30 @@ async def test_an_import_while_nats_is_away_loses_no_event(tmp_path: Path, docst
         await bus.close()
 
 
-async def test_bad_records_are_reported_and_the_rest_imported(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+async def test_bad_records_are_reported_and_the_rest_imported(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox
+) -> None:
     folder = tmp_path / "feed"
     uai = uai_for(1)
     feed(folder, "EtabEducNat", school("S1", uai), school("S2", "0350000B"))  # S2: wrong check letter
-    feed(folder, "Eleve",
-         pupil("E1", "S1"),
-         pupil("E2", "S1", born="31/02/2015"),  # impossible date
-         request("E3", {"ENTPersonJointure": "E3", "givenName": "Zoé", "ENTPersonDateNaissance": "01/01/2015", "ENTEleveStructRattachId": "S1"}),  # no sn
-         pupil("E4", "S1", cls="6A", ENTEleveClasses="NOPE$6A"),  # a class of an unknown structure
-         pupil("E1", "S1", sn="TWICE"),  # duplicate id within the feed
-         pupil("E5", "S1", ENTEleveDoudou="Lapin"),  # unknown attribute: imported, warned about
-         )
+    feed(
+        folder,
+        "Eleve",
+        pupil("E1", "S1"),
+        pupil("E2", "S1", born="31/02/2015"),  # impossible date
+        request(
+            "E3",
+            {
+                "ENTPersonJointure": "E3",
+                "givenName": "Zoé",
+                "ENTPersonDateNaissance": "01/01/2015",
+                "ENTEleveStructRattachId": "S1",
+            },
+        ),  # no sn
+        pupil("E4", "S1", cls="6A", ENTEleveClasses="NOPE$6A"),  # a class of an unknown structure
+        pupil("E1", "S1", sn="TWICE"),  # duplicate id within the feed
+        pupil("E5", "S1", ENTEleveDoudou="Lapin"),  # unknown attribute: imported, warned about
+    )
     report = tmp_path / "report.txt"
     summary = await run_import(docstore, outbox, folder, report=report)
     lines = report.read_text().splitlines()
@@ -166,7 +215,9 @@ async def test_hostile_and_broken_xml(tmp_path: Path, docstore: Docstore, outbox
     laughs = (
         '<?xml version="1.0"?>\n<!DOCTYPE ficAlimMENESR [\n<!ENTITY lol "lol">\n'
         + "".join(f'<!ENTITY lol{i + 1} "{"&lol%s;" % (i or "") * 10}">\n' for i in range(9))
-        + "]>\n<ficAlimMENESR>" + pupil("B1", "S1", sn="&lol9;") + "</ficAlimMENESR>\n"
+        + "]>\n<ficAlimMENESR>"
+        + pupil("B1", "S1", sn="&lol9;")
+        + "</ficAlimMENESR>\n"
     )
     feed(folder, "Eleve", raw=laughs, number=1)
     xxe = (
@@ -190,7 +241,9 @@ async def test_hostile_and_broken_xml(tmp_path: Path, docstore: Docstore, outbox
     assert summary.processed
 
 
-async def test_a_second_full_feed_detaches_the_absent_and_a_delta_applies_in_order(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+async def test_a_second_full_feed_detaches_the_absent_and_a_delta_applies_in_order(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox
+) -> None:
     uai = uai_for(1)
     first, second, delta = tmp_path / "first", tmp_path / "second", tmp_path / "delta"
     feed(first, "EtabEducNat", school("S1", uai, ["6A", "6B"]))
@@ -220,26 +273,56 @@ async def test_a_second_full_feed_detaches_the_absent_and_a_delta_applies_in_ord
     assert (await persons.find_one({"keys": "P1"}))["children"] == [(await persons.find_one({"keys": "E1"}))["_id"]]
 
     # A delta: a modify of an unknown id is an add; a delete removes at once.
-    feed(delta, "Eleve", request("E9", {"ENTPersonJointure": "E9", "sn": "NEW", "givenName": "Ana",
-         "ENTPersonDateNaissance": "02/02/2014", "ENTEleveStructRattachId": "S1"}, op="modifyRequest"),
-         request("E3", {}, op="deleteRequest"), mode="Delta")
+    feed(
+        delta,
+        "Eleve",
+        request(
+            "E9",
+            {
+                "ENTPersonJointure": "E9",
+                "sn": "NEW",
+                "givenName": "Ana",
+                "ENTPersonDateNaissance": "02/02/2014",
+                "ENTEleveStructRattachId": "S1",
+            },
+            op="modifyRequest",
+        ),
+        request("E3", {}, op="deleteRequest"),
+        mode="Delta",
+    )
     summary = await run_import(docstore, outbox, delta)
     assert (summary.created, summary.deleted) == (1, 1)
     assert await persons.find_one({"keys": "E9"}) is not None
     assert await persons.find_one({"keys": "E3"}) is None
 
 
-def test_command_line_exit_codes(tmp_path: Path, docstore: Docstore, nats_server, docstore_server, database_name: str) -> None:
-    env = {"MAILLE_IDENTITY_NATS_URL": nats_server.url, "MAILLE_IDENTITY_MONGODB_URL": docstore_server.url,
-           "MAILLE_IDENTITY_DATABASE": database_name, "MAILLE_IDENTITY_NATS_CONNECT_TIMEOUT": "5", "MAILLE_IDENTITY_ENVIRONMENT": "development", "PATH": "/usr/bin:/bin"}
+def test_command_line_exit_codes(
+    tmp_path: Path, docstore: Docstore, nats_server, docstore_server, database_name: str
+) -> None:
+    env = {
+        "MAILLE_IDENTITY_NATS_URL": nats_server.url,
+        "MAILLE_IDENTITY_MONGODB_URL": docstore_server.url,
+        "MAILLE_IDENTITY_DATABASE": database_name,
+        "MAILLE_IDENTITY_NATS_CONNECT_TIMEOUT": "5",
+        "MAILLE_IDENTITY_ENVIRONMENT": "development",
+        "PATH": "/usr/bin:/bin",
+    }
     command = [str(Path(sys.executable).parent / "maille-identity"), "import-aaf"]
     folder = tmp_path / "feed"
     feed(folder, "EtabEducNat", school("S1", uai_for(1)))
     feed(folder, "Eleve", pupil("E1", "S1"), pupil("E2", "S1", born="99/99/2015"))
-    ok = subprocess.run([*command, str(folder), "--report", str(tmp_path / "r.txt")], env=env, capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [*command, str(folder), "--report", str(tmp_path / "r.txt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "1 rejected" in ok.stdout and str(tmp_path / "r.txt") in ok.stdout
-    missing = subprocess.run([*command, str(tmp_path / "nowhere")], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    missing = subprocess.run(
+        [*command, str(tmp_path / "nowhere")], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert missing.returncode == 1
     assert "0 files" in missing.stdout
 
@@ -277,7 +360,9 @@ async def test_a_pupil_unchanged_follows_a_parent_made_anew(tmp_path: Path, docs
     assert p1["children"] == [e1["_id"]]
 
 
-async def test_an_import_leaves_the_collector_of_its_process_as_it_found_it(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+async def test_an_import_leaves_the_collector_of_its_process_as_it_found_it(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox
+) -> None:
     # Imports also run inside the identity service (operator API jobs): the collector's thresholds and
     # frozen objects, changed for the bulk work, must be put back, even when the import fails.
     import gc
@@ -293,7 +378,12 @@ async def test_an_import_leaves_the_collector_of_its_process_as_it_found_it(tmp_
 
     generate(tmp_path / "other", persons=50, schools=1, seed=3)
     with pytest.raises(ConnectionError):
-        await import_feeds(DirectoryRepository(docstore), EventBatch(Failing(docstore, outbox, source="identity"), tenant="ac-other"),
-                           [tmp_path / "other"], tenant="ac-other",
-                           check_uai_letter=True, id_secret=b"k")
+        await import_feeds(
+            DirectoryRepository(docstore),
+            EventBatch(Failing(docstore, outbox, source="identity"), tenant="ac-other"),
+            [tmp_path / "other"],
+            tenant="ac-other",
+            check_uai_letter=True,
+            id_secret=b"k",
+        )
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0

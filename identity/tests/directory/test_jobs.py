@@ -5,30 +5,49 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from maille_kit.docstore import Docstore
-from maille_kit.outbox import Outbox
-from maille_kit.work import Works
 from maille_identity.directory.jobs import ImportJobs
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.synthetic import generate
 from maille_identity.events import EventBatch
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
+from maille_kit.work import Works
 
 
 def jobs_of(docstore: Docstore, outbox: Outbox, folder: Path) -> ImportJobs:
     works = Works(docstore, outbox, source="identity")
-    return ImportJobs(DirectoryRepository(docstore), lambda tenant: EventBatch(works, tenant=tenant), folder=folder,
-                      check_uai_letter=True, id_secret=b"k", grace=timedelta(days=30))
+    return ImportJobs(
+        DirectoryRepository(docstore),
+        lambda tenant: EventBatch(works, tenant=tenant),
+        folder=folder,
+        check_uai_letter=True,
+        id_secret=b"k",
+        grace=timedelta(days=30),
+    )
 
 
 async def left_running(docstore: Docstore, job_id: str, *, file: str, taken_over: int = 0) -> None:
     """A job as a replica killed mid-import leaves it: running, its last beat two minutes old."""
     beat = datetime.now(UTC) - timedelta(minutes=2)
-    await docstore.db["import_jobs"].insert_one({
-        "_id": job_id, "tenant": "ac-test", "state": "running", "file": file, "created_at": beat, "heartbeat": beat,
-        "progress": {"file": "", "records": 10}, "summary": None, "error": None, "taken_over": taken_over})
+    await docstore.db["import_jobs"].insert_one(
+        {
+            "_id": job_id,
+            "tenant": "ac-test",
+            "state": "running",
+            "file": file,
+            "created_at": beat,
+            "heartbeat": beat,
+            "progress": {"file": "", "records": 10},
+            "summary": None,
+            "error": None,
+            "taken_over": taken_over,
+        }
+    )
 
 
-async def test_a_dead_replicas_import_is_taken_over_and_finished(docstore: Docstore, outbox: Outbox, tmp_path: Path) -> None:
+async def test_a_dead_replicas_import_is_taken_over_and_finished(
+    docstore: Docstore, outbox: Outbox, tmp_path: Path
+) -> None:
     folder = tmp_path / "imports"
     generate(folder / "j1" / "feed", persons=60, schools=1)
     await left_running(docstore, "j1", file="feed")

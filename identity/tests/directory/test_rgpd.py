@@ -7,16 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from maille.identity.v1 import directory_pb2 as pb
 
+from maille.identity.v1 import directory_pb2 as pb
+from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
+from maille_identity.events import EventBatch
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.events import decode
 from maille_kit.outbox import Outbox
 from maille_kit.work import Works
-from maille_identity.directory.repository import DirectoryRepository
-from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
-from maille_identity.events import EventBatch
 
 from .test_import import TENANT, feed, parent, pupil, run_import, school, uai_for
 
@@ -42,7 +42,9 @@ async def test_export_holds_everything_on_the_person(tmp_path: Path, docstore: D
         await export_person(DirectoryRepository(docstore), tenant="another-tenant", person_id=ids["E1"])
 
 
-async def test_erasure_removes_the_person_and_tells_every_service(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus) -> None:
+async def test_erasure_removes_the_person_and_tells_every_service(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus
+) -> None:
     ids = await imported(tmp_path, docstore, outbox)
     heard: list = []
 
@@ -50,7 +52,12 @@ async def test_erasure_removes_the_person_and_tells_every_service(tmp_path: Path
         heard.append(decode(msg.data))
 
     subscription = await bus.nc.subscribe("identity.person.>", cb=hear)
-    await erase_person(DirectoryRepository(docstore), EventBatch(Works(docstore, outbox, source="identity"), tenant=TENANT), tenant=TENANT, person_id=ids["E1"])
+    await erase_person(
+        DirectoryRepository(docstore),
+        EventBatch(Works(docstore, outbox, source="identity"), tenant=TENANT),
+        tenant=TENANT,
+        person_id=ids["E1"],
+    )
     for _ in range(100):
         if any(e.type == "identity.person.deleted.v1" for e in heard):
             break
@@ -66,13 +73,27 @@ async def test_erasure_removes_the_person_and_tells_every_service(tmp_path: Path
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).parent / "maille-identity"), *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "maille-identity"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-async def test_operator_commands(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus, docstore_server, database_name: str) -> None:
+async def test_operator_commands(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus, docstore_server, database_name: str
+) -> None:
     ids = await imported(tmp_path, docstore, outbox)
-    env = {"MAILLE_IDENTITY_NATS_URL": bus.url, "MAILLE_IDENTITY_MONGODB_URL": docstore_server.url, "MAILLE_IDENTITY_DATABASE": database_name,
-           "MAILLE_IDENTITY_TENANT": TENANT, "MAILLE_IDENTITY_ENVIRONMENT": "development", "PATH": "/usr/bin:/bin"}
+    env = {
+        "MAILLE_IDENTITY_NATS_URL": bus.url,
+        "MAILLE_IDENTITY_MONGODB_URL": docstore_server.url,
+        "MAILLE_IDENTITY_DATABASE": database_name,
+        "MAILLE_IDENTITY_TENANT": TENANT,
+        "MAILLE_IDENTITY_ENVIRONMENT": "development",
+        "PATH": "/usr/bin:/bin",
+    }
     exported = await asyncio.to_thread(run_cli, "rgpd-export", ids["E1"], env=env)
     assert exported.returncode == 0 and json.loads(exported.stdout)["person"]["_id"] == ids["E1"]
     assert (await asyncio.to_thread(run_cli, "rgpd-export", "nobody", env=env)).returncode == 1

@@ -3,9 +3,9 @@ import's events ask for thousands of persons; a query by `person` would read eve
 
 from datetime import UTC, datetime
 
+from maille_identity.federation.repository import LINKS, FederationRepository
 from maille_kit.docstore import Docstore
 from maille_kit.secretbox import SecretBox
-from maille_identity.federation.repository import LINKS, FederationRepository
 
 NOW = datetime(2026, 9, 1, tzinfo=UTC)
 
@@ -24,8 +24,12 @@ async def test_links_are_found_by_person_and_follow_relinks_and_unlinks(docstore
 
 
 async def test_links_made_before_the_index_existed_are_indexed_once(docstore: Docstore) -> None:
-    await docstore.db[LINKS].insert_many([{"_id": "u1", "person": "p1", "idp": "educonnect", "subject": "s1", "linked_at": NOW},
-                                          {"_id": "u2", "person": "p1", "idp": "academie", "subject": "s2", "linked_at": NOW}])
+    await docstore.db[LINKS].insert_many(
+        [
+            {"_id": "u1", "person": "p1", "idp": "educonnect", "subject": "s1", "linked_at": NOW},
+            {"_id": "u2", "person": "p1", "idp": "academie", "subject": "s2", "linked_at": NOW},
+        ]
+    )
     links = FederationRepository(docstore, SecretBox("a-test-key-of-32-characters-long"))
     assert await links.links_of("p1") == []  # what an older version left: not found by person yet
 

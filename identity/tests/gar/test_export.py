@@ -7,19 +7,21 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from maille_kit.docstore import Docstore
-from maille_kit.outbox import Outbox
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.synthetic import generate
 from maille_identity.gar import export as gar
 from maille_identity.gar.export import GarExport, InvalidExport
+from maille_kit.docstore import Docstore
+from maille_kit.outbox import Outbox
 
 from ..directory.test_import import TENANT, run_import
 
 XSD = gar.SCHEMA.parent
 # The GAR's published schemas as shipped (docs/specs/gar.md): an edit to them would make every check below moot.
-PUBLISHED = {"GAR-ENT.xsd": "3326c38a327058ee9d31fbb665c9e9602cfe791c6fe030140b2a8757d29523a7",
-             "GAR-ENT-1D.xsd": "787aab9c1f59b95af0cfa2ca814b065d38b4445a56cd73cdecfdab72883a5ca2"}
+PUBLISHED = {
+    "GAR-ENT.xsd": "3326c38a327058ee9d31fbb665c9e9602cfe791c6fe030140b2a8757d29523a7",
+    "GAR-ENT-1D.xsd": "787aab9c1f59b95af0cfa2ca814b065d38b4445a56cd73cdecfdab72883a5ca2",
+}
 NS = {"men": "http://data.education.fr/ns/gar"}
 
 
@@ -31,7 +33,9 @@ async def export(docstore: Docstore, outdir: Path) -> gar.ExportReport:
     return await GarExport(DirectoryRepository(docstore), tenant=TENANT, id_ent="ENT-TEST", outdir=outdir).run()
 
 
-async def test_export_of_a_directory(tmp_path: Path, docstore: Docstore, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_export_of_a_directory(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     counts = generate(tmp_path / "feed", persons=900, schools=2)
     await run_import(docstore, outbox, tmp_path / "feed")
     monkeypatch.setattr(gar, "RECORDS_PER_FILE", 500)  # to see the split without 10,000 pupils
@@ -60,7 +64,9 @@ async def test_export_of_a_directory(tmp_path: Path, docstore: Docstore, outbox:
     assert md5_line.split()[0] == hashlib.md5(report.archive.read_bytes()).hexdigest() == report.md5
 
 
-async def test_what_would_break_a_key_is_left_out_and_reported(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+async def test_what_would_break_a_key_is_left_out_and_reported(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox
+) -> None:
     generate(tmp_path / "feed", persons=300, schools=1)
     await run_import(docstore, outbox, tmp_path / "feed")
     a_class = await docstore.db.groups.find_one({"kind": "class"})
@@ -68,8 +74,11 @@ async def test_what_would_break_a_key_is_left_out_and_reported(tmp_path: Path, d
     report = await export(docstore, tmp_path / "out")
     assert any(f"code {a_class['code']!r} already used" in line for line in report.left_out)
     groups = [etree.parse(str(p)) for p in report.files if "_Groupe_" in p.name]
-    codes = [(g.findtext("men:GARGroupeCode", namespaces=NS), g.findtext("men:GARStructureUAI", namespaces=NS))
-             for doc in groups for g in doc.findall("men:GARGroupe", NS)]
+    codes = [
+        (g.findtext("men:GARGroupeCode", namespaces=NS), g.findtext("men:GARStructureUAI", namespaces=NS))
+        for doc in groups
+        for g in doc.findall("men:GARGroupe", NS)
+    ]
     assert len(codes) == len(set(codes))
 
 
@@ -82,7 +91,9 @@ async def test_an_invalid_file_is_never_kept(tmp_path: Path, docstore: Docstore,
     assert list((tmp_path / "out").iterdir()) == []  # no file of this export, valid or not, partial or whole
 
 
-async def test_primary_schools_have_their_own_files_checked_against_the_1d_schema(tmp_path: Path, docstore: Docstore, outbox: Outbox) -> None:
+async def test_primary_schools_have_their_own_files_checked_against_the_1d_schema(
+    tmp_path: Path, docstore: Docstore, outbox: Outbox
+) -> None:
     counts = generate(tmp_path / "feed", persons=600, schools=2)
     await run_import(docstore, outbox, tmp_path / "feed")
     ecole = await docstore.db.structures.find_one({}, sort=[("_id", 1)])
@@ -107,17 +118,31 @@ async def test_primary_schools_have_their_own_files_checked_against_the_1d_schem
         assert len(archive.getnames()) == 10
 
 
-def test_export_command_names_files_with_the_tenant_s_ident(tmp_path: Path, docstore_server, database_name: str) -> None:
+def test_export_command_names_files_with_the_tenant_s_ident(
+    tmp_path: Path, docstore_server, database_name: str
+) -> None:
     import subprocess
     import sys
 
     from pymongo import MongoClient
 
     with MongoClient(docstore_server.url) as client:
-        client[database_name]["tenants"].insert_one({"_id": TENANT, "name": "Académie test", "kind": "academie", "gar_id_ent": "ENT-AC-TEST"})
-    env = {"MAILLE_IDENTITY_MONGODB_URL": docstore_server.url, "MAILLE_IDENTITY_DATABASE": database_name, "MAILLE_IDENTITY_ENVIRONMENT": "development", "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([str(Path(sys.executable).parent / "maille-identity"), "export-gar", str(tmp_path / "out"), "--tenant", TENANT],
-                          env=env, capture_output=True, text=True, timeout=120)
+        client[database_name]["tenants"].insert_one(
+            {"_id": TENANT, "name": "Académie test", "kind": "academie", "gar_id_ent": "ENT-AC-TEST"}
+        )
+    env = {
+        "MAILLE_IDENTITY_MONGODB_URL": docstore_server.url,
+        "MAILLE_IDENTITY_DATABASE": database_name,
+        "MAILLE_IDENTITY_ENVIRONMENT": "development",
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "maille-identity"), "export-gar", str(tmp_path / "out"), "--tenant", TENANT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert all(p.name.startswith("ENT-AC-TEST_GAR-ENT_Complet_") for p in (tmp_path / "out").iterdir())
     with MongoClient(docstore_server.url) as client:

@@ -21,8 +21,12 @@ async def sftp_server(tmp_path: Path):
     authorized = asyncssh.import_authorized_keys(client_key.export_public_key().decode())
     port = free_port()
     server = await asyncssh.listen(
-        "127.0.0.1", port, server_host_keys=[host_key], authorized_client_keys=authorized,
-        sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root).encode()), allow_scp=False,
+        "127.0.0.1",
+        port,
+        server_host_keys=[host_key],
+        authorized_client_keys=authorized,
+        sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root).encode()),
+        allow_scp=False,
     )
     known = f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n"
     yield root, port, client_key.export_private_key().decode(), known
@@ -52,7 +56,9 @@ async def test_a_server_that_is_not_the_one_known_gets_nothing(tmp_path: Path, s
     root, port, key, _ = sftp_server
     impostor = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
     with pytest.raises(PushError, match="not the one in known hosts"):
-        await push(SftpTarget("127.0.0.1", port, "maille", key, f"[127.0.0.1]:{port} {impostor}\n", "/"), files(tmp_path))
+        await push(
+            SftpTarget("127.0.0.1", port, "maille", key, f"[127.0.0.1]:{port} {impostor}\n", "/"), files(tmp_path)
+        )
     assert list(root.iterdir()) == []
 
 
@@ -73,7 +79,9 @@ def test_next_run_is_the_next_time_of_day() -> None:
     assert next_run(datetime(2026, 11, 25, 2, 30, tzinfo=UTC), "02:30") == datetime(2026, 11, 26, 2, 30, tzinfo=UTC)
 
 
-async def test_the_nightly_export_runs_once_a_night_and_is_pushed(tmp_path: Path, sftp_server, docstore, outbox, bus) -> None:
+async def test_the_nightly_export_runs_once_a_night_and_is_pushed(
+    tmp_path: Path, sftp_server, docstore, outbox, bus
+) -> None:
     from maille_identity.directory.repository import DirectoryRepository
     from maille_identity.directory.synthetic import generate
     from maille_identity.gar.nightly import export_once
@@ -84,10 +92,20 @@ async def test_the_nightly_export_runs_once_a_night_and_is_pushed(tmp_path: Path
     root, port, key, known = sftp_server
     generate(tmp_path / "feed", persons=200, schools=1)
     await run_import(docstore, outbox, tmp_path / "feed")
-    settings = IdentitySettings(tenant=TENANT, gar_export_dir=str(tmp_path / "out"), gar_sftp_host="127.0.0.1", gar_sftp_port=port,
-                                gar_sftp_user="maille", gar_sftp_key=key, gar_sftp_known_hosts=known, gar_sftp_dir="/")
+    settings = IdentitySettings(
+        tenant=TENANT,
+        gar_export_dir=str(tmp_path / "out"),
+        gar_sftp_host="127.0.0.1",
+        gar_sftp_port=port,
+        gar_sftp_user="maille",
+        gar_sftp_key=key,
+        gar_sftp_known_hosts=known,
+        gar_sftp_dir="/",
+    )
     repository = DirectoryRepository(docstore)
-    first, second = await asyncio.gather(*(export_once(bus, repository, settings, night="2026-11-25") for _ in range(2)))
+    first, second = await asyncio.gather(
+        *(export_once(bus, repository, settings, night="2026-11-25") for _ in range(2))
+    )
     report = first or second
     assert (first is None) != (second is None)  # two replicas, one export
     assert sorted(p.name for p in root.iterdir()) == sorted([report.archive.name, f"{report.archive.name}.md5"])

@@ -9,8 +9,14 @@ A, B = "0350001A", "0350002L"  # two schools
 
 
 def person(pid: str, kind: str, profiles: dict[str, str], **fields) -> dict:
-    return {"_id": pid, "kind": kind, "last_name": fields.pop("last", pid.upper()), "first_name": fields.pop("first", "X"),
-            "profiles": [{"structure": s, "code": c} for s, c in profiles.items()], **fields}
+    return {
+        "_id": pid,
+        "kind": kind,
+        "last_name": fields.pop("last", pid.upper()),
+        "first_name": fields.pop("first", "X"),
+        "profiles": [{"structure": s, "code": c} for s, c in profiles.items()],
+        **fields,
+    }
 
 
 @pytest.fixture
@@ -31,7 +37,9 @@ def directory() -> Visibles:
     return visibles
 
 
-def test_a_pupil_writes_to_their_class_its_teachers_and_the_staff_not_to_other_classes_or_schools(directory: Visibles) -> None:
+def test_a_pupil_writes_to_their_class_its_teachers_and_the_staff_not_to_other_classes_or_schools(
+    directory: Visibles,
+) -> None:
     assert directory.can_write("ana", ["bob", "ted", "cpe", "hea"]) == []  # the direction is staff too
     assert directory.can_write("ana", ["cid", "dan", "tom", "mum"]) == ["cid", "dan", "tom", "mum"]
 
@@ -48,7 +56,11 @@ def test_teachers_write_to_the_whole_school_only(directory: Visibles) -> None:
 
 def test_a_child_writes_to_a_parent_only_where_the_rules_allow_it(directory: Visibles) -> None:
     assert directory.can_write("ana", ["mum"]) == ["mum"]
-    allowing = Visibles(rules_of=lambda uai: Rules(DEFAULT_RULES.structure, DEFAULT_RULES.class_, DEFAULT_RULES.class_to_structure, True))
+    allowing = Visibles(
+        rules_of=lambda uai: Rules(
+            DEFAULT_RULES.structure, DEFAULT_RULES.class_, DEFAULT_RULES.class_to_structure, True
+        )
+    )
     allowing.load(directory.members.values())
     assert allowing.can_write("ana", ["mum"]) == []
 

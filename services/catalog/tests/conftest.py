@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from gar.resources import GarResources
+from gar.resources import create_app as gar_app
 from google.protobuf.message import Message
-from maille.identity.v1 import directory_pb2 as pb
 
-from gar.resources import GarResources, create_app as gar_app
+from maille.identity.v1 import directory_pb2 as pb
 from maille_catalog.main import app
 from maille_catalog.settings import CatalogSettings
 from maille_devstack.pki import make_pki
@@ -30,11 +31,15 @@ CONCEPT = "http://data.education.fr/voc/scolomfr/concept/"
 
 def resource(ark: str, name: str = "Maths 6e", **changes: Any) -> dict[str, Any]:
     return {
-        "idRessource": ark, "nomRessource": name, "nomEditeur": "Éditions du Test",
-        "urlVignette": "https://vendor.example/v.png", "urlAccesRessource": f"https://vendor.example/{ark.rsplit('/', 1)[-1]}",
+        "idRessource": ark,
+        "nomRessource": name,
+        "nomEditeur": "Éditions du Test",
+        "urlVignette": "https://vendor.example/v.png",
+        "urlAccesRessource": f"https://vendor.example/{ark.rsplit('/', 1)[-1]}",
         "typePresentation": {"code": "MAN", "nom": "manuel numérique"},
         "typePedagogique": [{"uri": f"{CONCEPT}scolomfr-voc-010-num-003", "nom": "cours"}],
-        "niveauEducatif": [{"uri": f"{CONCEPT}scolomfr-voc-022-num-027", "nom": "6e"}], "typologieDocument": [],
+        "niveauEducatif": [{"uri": f"{CONCEPT}scolomfr-voc-022-num-027", "nom": "6e"}],
+        "typologieDocument": [],
         "domaineEnseignement": [{"uri": f"{CONCEPT}scolomfr-voc-015-num-1169", "nom": "mathématiques"}],
         **changes,
     }
@@ -42,10 +47,20 @@ def resource(ark: str, name: str = "Maths 6e", **changes: Any) -> dict[str, Any]
 
 def subscription(sub_id: str, ark: str, uais: list[str], **changes: Any) -> dict[str, Any]:
     return {
-        "idAbonnement": sub_id, "idDistributeurCom": "123456789_000000000000001X", "idRessource": ark, "typeIdRessource": "ark",
-        "libelleRessource": "Maths 6e", "debutValidite": "2026-09-01T00:00:00", "finValidite": "2030-08-31T23:59:59",
-        "anneeFinValidite": "2029-2030", "uaiEtab": uais, "categorieAffectation": "non transferable", "typeAffectation": "ETABL",
-        "nbLicenceGlobale": "ILLIMITE", "publicCible": ["ELEVE", "ENSEIGNANT"], **changes,
+        "idAbonnement": sub_id,
+        "idDistributeurCom": "123456789_000000000000001X",
+        "idRessource": ark,
+        "typeIdRessource": "ark",
+        "libelleRessource": "Maths 6e",
+        "debutValidite": "2026-09-01T00:00:00",
+        "finValidite": "2030-08-31T23:59:59",
+        "anneeFinValidite": "2029-2030",
+        "uaiEtab": uais,
+        "categorieAffectation": "non transferable",
+        "typeAffectation": "ETABL",
+        "nbLicenceGlobale": "ILLIMITE",
+        "publicCible": ["ELEVE", "ENSEIGNANT"],
+        **changes,
     }
 
 
@@ -54,8 +69,13 @@ def structure(uai: str) -> pb.Structure:
 
 
 def person(person_id: str, *profiles: tuple[str, str], groups: tuple[str, ...] = ()) -> pb.Person:
-    return pb.Person(id=person_id, last_name="Nom", first_name="Prénom", group_ids=list(groups),
-                     profiles=[pb.Profile(structure_id=f"S{uai}", uai=uai, code=code) for uai, code in profiles])
+    return pb.Person(
+        id=person_id,
+        last_name="Nom",
+        first_name="Prénom",
+        group_ids=list(groups),
+        profiles=[pb.Profile(structure_id=f"S{uai}", uai=uai, code=code) for uai, code in profiles],
+    )
 
 
 @dataclass
@@ -72,7 +92,9 @@ class Catalog:
         return client_id, {"authorization": f"Bearer {self.keycloak.token(client_id, secret)}"}
 
     def person(self, ent_id: str, *roles: str) -> dict[str, str]:
-        return {"authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-catalog', roles=roles)}"}
+        return {
+            "authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-catalog', roles=roles)}"
+        }
 
     async def directory(self, *facts: tuple[str, Message]) -> None:
         """Publish identity's events as identity does (its stream, its envelope)."""
@@ -81,13 +103,17 @@ class Catalog:
             await self.bus.js.publish(type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
 
     async def schools(self, *uais: str) -> None:
-        await self.directory(*(("identity.structure.created.v1", pb.StructureCreated(structure=structure(uai))) for uai in uais))
+        await self.directory(
+            *(("identity.structure.created.v1", pb.StructureCreated(structure=structure(uai))) for uai in uais)
+        )
 
     async def persons(self, *persons: pb.Person, fact: str = "created") -> None:
         kind = pb.PersonCreated if fact == "created" else pb.PersonUpdated
         await self.directory(*((f"identity.person.{fact}.v1", kind(person=p)) for p in persons))
 
-    async def known(self, collection: str, key: str, check: Callable[[dict[str, Any] | None], bool] = lambda doc: doc is not None) -> None:
+    async def known(
+        self, collection: str, key: str, check: Callable[[dict[str, Any] | None], bool] = lambda doc: doc is not None
+    ) -> None:
         """Wait until the catalog's copy of the directory holds what was published."""
         db = self.service.state.runtime.docstore.db
         await until(lambda: _found(db[collection], key, check), f"{collection} {key}")
@@ -121,8 +147,14 @@ async def gar_peer(tmp_path: Path) -> AsyncIterator[tuple[GarResources, str, Any
     """The GAR's resource list on a free port, HTTPS, client certificates from the test CA required."""
     pki = make_pki(tmp_path / "pki")
     peer = GarResources()
-    async with serving_peer(gar_app(peer), scheme="https", ssl_certfile=str(pki.server_cert), ssl_keyfile=str(pki.server_key),
-                            ssl_ca_certs=str(pki.ca), ssl_cert_reqs=ssl.CERT_REQUIRED) as port:
+    async with serving_peer(
+        gar_app(peer),
+        scheme="https",
+        ssl_certfile=str(pki.server_cert),
+        ssl_keyfile=str(pki.server_key),
+        ssl_ca_certs=str(pki.ca),
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+    ) as port:
         yield peer, f"https://localhost:{port}", pki
 
 
@@ -131,9 +163,16 @@ async def catalog(nats_factory, docstore_server, keycloak_clients: KeycloakClien
     peer, url, pki = gar_peer
     nats = nats_factory()
     settings = CatalogSettings(
-        nats_url=nats.url, mongodb_url=docstore_server.url, database=f"test_{uuid.uuid4().hex[:12]}", auth_issuer=keycloak_clients.issuer,
-        gar_url=url, gar_client_cert=str(pki.client_cert), gar_client_key=str(pki.client_key), gar_ca_file=str(pki.ca),
-        gar_timeout_seconds=0.5, expiry_check_seconds=0.3,
+        nats_url=nats.url,
+        mongodb_url=docstore_server.url,
+        database=f"test_{uuid.uuid4().hex[:12]}",
+        auth_issuer=keycloak_clients.issuer,
+        gar_url=url,
+        gar_client_cert=str(pki.client_cert),
+        gar_client_key=str(pki.client_key),
+        gar_ca_file=str(pki.ca),
+        gar_timeout_seconds=0.5,
+        expiry_check_seconds=0.3,
     )
     service = app(settings)
     async with running(service) as client:
@@ -147,4 +186,6 @@ def catalog_helpers():
     """The builders above, for the test modules (conftest is not importable under --import-mode=importlib)."""
     import types
 
-    return types.SimpleNamespace(resource=resource, subscription=subscription, structure=structure, person=person, pb=pb, until=until)
+    return types.SimpleNamespace(
+        resource=resource, subscription=subscription, structure=structure, person=person, pb=pb, until=until
+    )

@@ -1,9 +1,9 @@
 """The catalog service starts on the real NATS and docstore, owns its stream, and says what it is connected to."""
 
-from maille_devstack.processes import DocstoreServer, NatsServer
-from maille_devstack.pytest_plugin import running
 from maille_catalog.main import app
 from maille_catalog.settings import CatalogSettings
+from maille_devstack.processes import DocstoreServer, NatsServer
+from maille_devstack.pytest_plugin import running
 
 
 async def test_about_and_stream(nats_server: NatsServer, docstore_server: DocstoreServer, database_name: str) -> None:

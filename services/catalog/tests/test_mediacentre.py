@@ -19,21 +19,35 @@ MEDIACENTRE = "/api/catalog/v1/mediacentre"
 
 async def setup(catalog, h) -> dict[str, str]:
     await catalog.schools(A, B)
-    await catalog.persons(h.person("prof", (A, "National_ENS"), (B, "National_ENS")), h.person("head-b", (B, "National_DIR")),
-                          h.person("pupil", (A, "National_ELV")))
+    await catalog.persons(
+        h.person("prof", (A, "National_ENS"), (B, "National_ENS")),
+        h.person("head-b", (B, "National_DIR")),
+        h.person("pupil", (A, "National_ELV")),
+    )
     await catalog.known("persons", "pupil")
     _, auth = catalog.vendor()
     shared = catalog.gar.of_school(A)[0]["idRessource"]  # also in the catalog: listed once
-    for ark, name in (("ark:/12345/maths", "Mathématiques 6e"), ("ark:/12345/francais", "Français 5e"),
-                      ("ark:/12345/eleves", "Pour les élèves"), (shared, "Ressource partagée")):
-        assert (await catalog.client.post(f"{VENDOR}/resources", json=h.resource(ark, name), headers=auth)).status_code == 201
-    for body in (h.subscription("ETAB-A", "ark:/12345/maths", [A], publicCible=["ENSEIGNANT"]),
-                 h.subscription("INDIV-B", "ark:/12345/francais", [B], typeAffectation="INDIV", nbLicenceEnseignant=3),
-                 h.subscription("ELEVES-A", "ark:/12345/eleves", [A], publicCible=["ELEVE"]),
-                 h.subscription("SHARED-A", shared, [A], publicCible=["ENSEIGNANT"])):
+    for ark, name in (
+        ("ark:/12345/maths", "Mathématiques 6e"),
+        ("ark:/12345/francais", "Français 5e"),
+        ("ark:/12345/eleves", "Pour les élèves"),
+        (shared, "Ressource partagée"),
+    ):
+        assert (
+            await catalog.client.post(f"{VENDOR}/resources", json=h.resource(ark, name), headers=auth)
+        ).status_code == 201
+    for body in (
+        h.subscription("ETAB-A", "ark:/12345/maths", [A], publicCible=["ENSEIGNANT"]),
+        h.subscription("INDIV-B", "ark:/12345/francais", [B], typeAffectation="INDIV", nbLicenceEnseignant=3),
+        h.subscription("ELEVES-A", "ark:/12345/eleves", [A], publicCible=["ELEVE"]),
+        h.subscription("SHARED-A", shared, [A], publicCible=["ENSEIGNANT"]),
+    ):
         assert (await catalog.client.post(f"{VENDOR}/subscriptions", json=body, headers=auth)).status_code == 201, body
-    assigned = await catalog.client.post(f"/api/catalog/v1/schools/{B}/subscriptions/INDIV-B/assignments", json={"personnes": ["prof"]},
-                                         headers=catalog.person("head-b"))
+    assigned = await catalog.client.post(
+        f"/api/catalog/v1/schools/{B}/subscriptions/INDIV-B/assignments",
+        json={"personnes": ["prof"]},
+        headers=catalog.person("head-b"),
+    )
     assert assigned.status_code == 200, assigned.text
     return auth
 
@@ -49,7 +63,10 @@ async def test_a_teacher_in_two_schools_gets_one_merged_mediacentre(catalog, cat
     assert set(by_id) == {"ark:/12345/maths", "ark:/12345/francais"} | gar_a | gar_b  # not the pupils' resource
     assert page["total"] == len(by_id) == len(page["ressources"]) and page["gar"] == "ok" and page["garManquant"] == {}
     shared = catalog.gar.of_school(A)[0]["idRessource"]
-    assert by_id[shared]["sources"] == ["maille", "gar"] and by_id[shared]["lien"] == h.resource(shared)["urlAccesRessource"]
+    assert (
+        by_id[shared]["sources"] == ["maille", "gar"]
+        and by_id[shared]["lien"] == h.resource(shared)["urlAccesRessource"]
+    )
     assert by_id["ark:/12345/francais"]["etablissements"] == [B]
     both = gar_a & gar_b
     for ark in both:
@@ -64,11 +81,16 @@ async def test_a_teacher_in_two_schools_gets_one_merged_mediacentre(catalog, cat
 
     # Filters and a search that ignores case and accents; favourites.
     names = lambda answer: sorted(r["nomRessource"] for r in answer.json()["ressources"])  # noqa: E731
-    assert names(await catalog.client.get(MEDIACENTRE, params={"q": "MATHEMATIQUES 6E"}, headers=prof))[0] == "Mathématiques 6e"
+    assert (
+        names(await catalog.client.get(MEDIACENTRE, params={"q": "MATHEMATIQUES 6E"}, headers=prof))[0]
+        == "Mathématiques 6e"
+    )
     sixth = (await catalog.client.get(MEDIACENTRE, params={"niveau": "6e"}, headers=prof)).json()["ressources"]
     assert sixth and all(any(n["nom"] == "6e" for n in r["niveauEducatif"]) for r in sixth) and len(sixth) < len(by_id)
     francais = await catalog.client.get(MEDIACENTRE, params={"domaine": "français"}, headers=prof)
-    assert francais.json()["total"] == sum(1 for r in by_id.values() if any(d["nom"] == "français" for d in r.get("domaineEnseignement", [])))
+    assert francais.json()["total"] == sum(
+        1 for r in by_id.values() if any(d["nom"] == "français" for d in r.get("domaineEnseignement", []))
+    )
     assert (await catalog.client.put(f"{MEDIACENTRE}/favoris/ark:/12345/maths", headers=prof)).status_code == 204
     assert (await catalog.client.put(f"{MEDIACENTRE}/favoris/ark:/12345/eleves", headers=prof)).status_code == 404
     favourites = (await catalog.client.get(MEDIACENTRE, params={"favoris": "true"}, headers=prof)).json()["ressources"]
@@ -112,11 +134,15 @@ async def test_a_failing_or_slow_gar_leaves_the_local_resources_with_a_flag(cata
     page = (await catalog.client.get(MEDIACENTRE, headers=catalog.person("prof"))).json()
     assert page["gar"] == "incomplet" and page["garManquant"] == {B: "answered 400: Établissement non trouvé"}
     ids = {r["idRessource"] for r in page["ressources"]}
-    assert {"ark:/12345/maths", "ark:/12345/francais"} <= ids and {r["idRessource"] for r in catalog.gar.of_school(A)} <= ids
+    assert {"ark:/12345/maths", "ark:/12345/francais"} <= ids and {
+        r["idRessource"] for r in catalog.gar.of_school(A)
+    } <= ids
 
     catalog.gar.failing = set()
     catalog.gar.delay = 3.0  # beyond the catalog's 0.5 s
-    await catalog.persons(h.person("prof", (A, "National_ENS"), (B, "National_ENS")), fact="updated")  # their list is computed again
+    await catalog.persons(
+        h.person("prof", (A, "National_ENS"), (B, "National_ENS")), fact="updated"
+    )  # their list is computed again
     await catalog.known("persons", "prof")
     slow_token = catalog.person("prof")
     started = time.monotonic()

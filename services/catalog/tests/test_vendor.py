@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from maille_devstack.pytest_plugin import KeycloakClients, running
-from maille_kit.bus import Bus
 from maille_catalog.main import app
 from maille_catalog.settings import CatalogSettings
+from maille_devstack.pytest_plugin import KeycloakClients, running
+from maille_kit.bus import Bus
 
 pytestmark = pytest.mark.keycloak
 
@@ -18,18 +18,29 @@ CONCEPT = "http://data.education.fr/voc/scolomfr/concept/scolomfr-voc-010-num-00
 
 def resource(ark: str = "ark:/12345/manuel-maths-6e", **changes) -> dict:
     return {
-        "idRessource": ark, "nomRessource": "Maths 6e", "nomEditeur": "Éditions du Test",
-        "urlVignette": "https://vendor.example/v/maths6.png", "urlAccesRessource": "https://vendor.example/maths6",
+        "idRessource": ark,
+        "nomRessource": "Maths 6e",
+        "nomEditeur": "Éditions du Test",
+        "urlVignette": "https://vendor.example/v/maths6.png",
+        "urlAccesRessource": "https://vendor.example/maths6",
         "typePresentation": {"code": "MAN", "nom": "manuel numérique"},
-        "typePedagogique": [{"uri": CONCEPT, "nom": "cours"}], "niveauEducatif": [], "typologieDocument": [], "domaineEnseignement": [],
+        "typePedagogique": [{"uri": CONCEPT, "nom": "cours"}],
+        "niveauEducatif": [],
+        "typologieDocument": [],
+        "domaineEnseignement": [],
         **changes,
     }
 
 
 @pytest.fixture
 async def catalog(nats_server, docstore_server, database_name: str, keycloak_clients: KeycloakClients):
-    settings = CatalogSettings(nats_url=nats_server.url, mongodb_url=docstore_server.url, database=database_name,
-                               auth_issuer=keycloak_clients.issuer, bulk_max_bytes=200_000)
+    settings = CatalogSettings(
+        nats_url=nats_server.url,
+        mongodb_url=docstore_server.url,
+        database=database_name,
+        auth_issuer=keycloak_clients.issuer,
+        bulk_max_bytes=200_000,
+    )
     service = app(settings)
     async with running(service) as client:
         yield client, service
@@ -57,7 +68,9 @@ async def catalog_events(service) -> list[str]:
         return types
 
 
-async def test_a_vendor_publishes_changes_and_withdraws_its_resource(catalog, keycloak_clients: KeycloakClients) -> None:
+async def test_a_vendor_publishes_changes_and_withdraws_its_resource(
+    catalog, keycloak_clients: KeycloakClients
+) -> None:
     client, service = catalog
     editor, auth = vendor(keycloak_clients, "vendor")
     created = await client.post(BASE, json=resource(), headers=auth)
@@ -65,9 +78,17 @@ async def test_a_vendor_publishes_changes_and_withdraws_its_resource(catalog, ke
     assert (created.json()["idEditeur"], created.json()["version"], created.json()["statut"]) == (editor, 1, "publiee")
     again = await client.post(BASE, json=resource(), headers=auth)
     assert again.status_code == 409 and "PUT" in again.json()["detail"]
-    changed = await client.put(f"{BASE}/ark:/12345/manuel-maths-6e", json=resource(nomRessource="Maths 6e (2026)"), headers=auth)
-    assert changed.status_code == 200 and changed.json()["version"] == 2 and changed.json()["nomRessource"] == "Maths 6e (2026)"
-    same = await client.put(f"{BASE}/ark:/12345/manuel-maths-6e", json=resource(nomRessource="Maths 6e (2026)"), headers=auth)
+    changed = await client.put(
+        f"{BASE}/ark:/12345/manuel-maths-6e", json=resource(nomRessource="Maths 6e (2026)"), headers=auth
+    )
+    assert (
+        changed.status_code == 200
+        and changed.json()["version"] == 2
+        and changed.json()["nomRessource"] == "Maths 6e (2026)"
+    )
+    same = await client.put(
+        f"{BASE}/ark:/12345/manuel-maths-6e", json=resource(nomRessource="Maths 6e (2026)"), headers=auth
+    )
     assert same.json()["version"] == 2  # nothing changed: no new version, no event
     assert (await client.delete(f"{BASE}/ark:/12345/manuel-maths-6e", headers=auth)).status_code == 204
     read = await client.get(f"{BASE}/ark:/12345/manuel-maths-6e", headers=auth)
@@ -75,18 +96,24 @@ async def test_a_vendor_publishes_changes_and_withdraws_its_resource(catalog, ke
     page = (await client.get(BASE, headers=auth)).json()
     assert [r["idRessource"] for r in page["ressources"]] == ["ark:/12345/manuel-maths-6e"] and page["suivant"] is None
     assert await catalog_events(service) == [
-        "catalog.resource.published.v1", "catalog.resource.updated.v1", "catalog.resource.withdrawn.v1",
+        "catalog.resource.published.v1",
+        "catalog.resource.updated.v1",
+        "catalog.resource.withdrawn.v1",
     ]
 
 
-async def test_another_vendor_cannot_touch_it_and_others_cannot_publish(catalog, keycloak_clients: KeycloakClients) -> None:
+async def test_another_vendor_cannot_touch_it_and_others_cannot_publish(
+    catalog, keycloak_clients: KeycloakClients
+) -> None:
     client, _ = catalog
     _, owner = vendor(keycloak_clients, "vendor")
     _, other = vendor(keycloak_clients, "vendor")
     _, nobody = vendor(keycloak_clients)
     assert (await client.post(BASE, json=resource("ark:/12345/owned"), headers=owner)).status_code == 201
     for answer in (
-        await client.put(f"{BASE}/ark:/12345/owned", json=resource("ark:/12345/owned", nomRessource="Mine now"), headers=other),
+        await client.put(
+            f"{BASE}/ark:/12345/owned", json=resource("ark:/12345/owned", nomRessource="Mine now"), headers=other
+        ),
         await client.delete(f"{BASE}/ark:/12345/owned", headers=other),
         await client.get(f"{BASE}/ark:/12345/owned", headers=other),
         await client.post(BASE, json=resource("ark:/12345/owned"), headers=other),
@@ -98,16 +125,21 @@ async def test_another_vendor_cannot_touch_it_and_others_cannot_publish(catalog,
     assert (await client.post(BASE, json=resource("ark:/12345/x"))).status_code == 401
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"idRessource": "ark:/123/too-short-naan"}, "idRessource"),
-    ({"idRessource": "urn:isbn:978"}, "idRessource"),
-    ({"urlAccesRessource": "http://vendor.example/plain"}, "urlAccesRessource"),
-    ({"typePedagogique": [{"uri": "http://elsewhere.example/c", "nom": "x"}]}, "typePedagogique"),
-    ({"typePresentation": {"code": "man", "nom": "x"}}, "typePresentation"),
-    ({"nomRessource": ""}, "nomRessource"),
-    ({"unknownField": 1}, "unknownField"),
-])
-async def test_a_malformed_resource_is_refused_naming_the_field(catalog, keycloak_clients: KeycloakClients, change: dict, field: str) -> None:
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"idRessource": "ark:/123/too-short-naan"}, "idRessource"),
+        ({"idRessource": "urn:isbn:978"}, "idRessource"),
+        ({"urlAccesRessource": "http://vendor.example/plain"}, "urlAccesRessource"),
+        ({"typePedagogique": [{"uri": "http://elsewhere.example/c", "nom": "x"}]}, "typePedagogique"),
+        ({"typePresentation": {"code": "man", "nom": "x"}}, "typePresentation"),
+        ({"nomRessource": ""}, "nomRessource"),
+        ({"unknownField": 1}, "unknownField"),
+    ],
+)
+async def test_a_malformed_resource_is_refused_naming_the_field(
+    catalog, keycloak_clients: KeycloakClients, change: dict, field: str
+) -> None:
     client, _ = catalog
     _, auth = vendor(keycloak_clients, "vendor")
     answer = await client.post(BASE, json=resource(**change), headers=auth)
@@ -120,7 +152,13 @@ async def test_a_whole_catalogue_loads_with_a_report_per_line(catalog, keycloak_
     client, _ = catalog
     _, auth = vendor(keycloak_clients, "vendor")
     assert (await client.post(BASE, json=resource("ark:/12345/a"), headers=auth)).status_code == 201
-    items = [resource("ark:/12345/a"), resource("ark:/12345/b"), resource("ark:/1/bad"), resource("ark:/12345/b"), {"nomRessource": 3}]
+    items = [
+        resource("ark:/12345/a"),
+        resource("ark:/12345/b"),
+        resource("ark:/1/bad"),
+        resource("ark:/12345/b"),
+        {"nomRessource": 3},
+    ]
     report = (await client.post(f"{BASE}/bulk", json=items, headers=auth)).json()
     assert (report["publiees"], report["misesAJour"], report["inchangees"], report["refusees"]) == (1, 0, 1, 3)
     assert [line["resultat"] for line in report["lignes"]] == ["inchangee", "publiee", "refusee", "refusee", "refusee"]
@@ -130,19 +168,28 @@ async def test_a_whole_catalogue_loads_with_a_report_per_line(catalog, keycloak_
         f"ark:/12345/c;Sciences 5e;Éditions du Test;https://vendor.example/sc5;MAN manuel numérique;{CONCEPT} cours\n"
         "ark:/12345/d;Sans URL;Éditions du Test;;MAN manuel numérique;\n"
     )
-    report = (await client.post(f"{BASE}/bulk", content=csv.encode(), headers={**auth, "content-type": "text/csv"})).json()
+    report = (
+        await client.post(f"{BASE}/bulk", content=csv.encode(), headers={**auth, "content-type": "text/csv"})
+    ).json()
     assert [(line["ligne"], line["resultat"]) for line in report["lignes"]] == [(2, "publiee"), (3, "refusee")]
     assert "urlAccesRessource" in report["lignes"][1]["raison"]
     sciences = (await client.get(f"{BASE}/ark:/12345/c", headers=auth)).json()
     assert sciences["typePedagogique"] == [{"uri": CONCEPT, "nom": "cours"}]
     too_big = await client.post(f"{BASE}/bulk", json=[resource(f"ark:/12345/n{i}") for i in range(1000)], headers=auth)
     assert too_big.status_code == 413
-    assert (await client.post(f"{BASE}/bulk", content=b"{not json", headers={**auth, "content-type": "application/json"})).status_code == 400
-    assert (await client.post(f"{BASE}/bulk", content=b"x", headers={**auth, "content-type": "text/plain"})).status_code == 415
+    assert (
+        await client.post(f"{BASE}/bulk", content=b"{not json", headers={**auth, "content-type": "application/json"})
+    ).status_code == 400
+    assert (
+        await client.post(f"{BASE}/bulk", content=b"x", headers={**auth, "content-type": "text/plain"})
+    ).status_code == 415
 
 
 async def test_a_malformed_ark_in_the_path_is_refused(catalog, keycloak_clients: KeycloakClients) -> None:
     client, _ = catalog
     _, auth = vendor(keycloak_clients, "vendor")
-    for answer in (await client.get(f"{BASE}/ark:/12/x", headers=auth), await client.delete(f"{BASE}/not-an-ark", headers=auth)):
+    for answer in (
+        await client.get(f"{BASE}/ark:/12/x", headers=auth),
+        await client.delete(f"{BASE}/not-an-ark", headers=auth),
+    ):
         assert answer.status_code == 422 and "not an ARK" in answer.json()["detail"]

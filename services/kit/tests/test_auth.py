@@ -21,7 +21,9 @@ def verifier() -> TokenVerifier:
 
 def token(**claims) -> str:
     now = int(time.time())
-    return jwt.encode({"alg": "RS256", "kid": "k1"}, {"iss": ISSUER, "aud": "maille", "sub": "s", "exp": now + 60, **claims}, KEY)
+    return jwt.encode(
+        {"alg": "RS256", "kid": "k1"}, {"iss": ISSUER, "aud": "maille", "sub": "s", "exp": now + 60, **claims}, KEY
+    )
 
 
 async def test_a_good_token_names_its_caller() -> None:
@@ -49,7 +51,9 @@ async def test_a_token_is_remembered_until_it_expires_and_no_longer() -> None:
     checker = verifier()
     short = token(exp=int(time.time()) + 1, sub="brief")
     assert (await checker.verify(short)).subject == "brief"
-    checker._keys = KeySet([RSAKey.generate_key(2048, parameters={"kid": "k1"})])  # its key is gone: only the cache answers
+    checker._keys = KeySet(
+        [RSAKey.generate_key(2048, parameters={"kid": "k1"})]
+    )  # its key is gone: only the cache answers
     assert (await checker.verify(short)).subject == "brief"
     checker.leeway = 0
     checker._verified[short] = (time.time() - 1, *checker._verified[short][1:])  # its expiry passes
@@ -70,11 +74,19 @@ async def test_made_up_key_ids_do_not_flood_the_issuer(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(httpx.AsyncClient, "get", fake_get)
     checker = verifier()
-    forged = [jwt.encode({"alg": "RS256", "kid": f"made-up-{i}"}, {"iss": ISSUER, "aud": "maille", "sub": "x",
-                                                                     "exp": int(time.time()) + 60}, KEY) for i in range(30)]
+    forged = [
+        jwt.encode(
+            {"alg": "RS256", "kid": f"made-up-{i}"},
+            {"iss": ISSUER, "aud": "maille", "sub": "x", "exp": int(time.time()) + 60},
+            KEY,
+        )
+        for i in range(30)
+    ]
     started = time.monotonic()
     results = await asyncio.gather(*(checker.verify(t) for t in forged), return_exceptions=True)
     assert all(isinstance(r, Problem) and r.status == 401 for r in results)
-    assert len(fetches) <= 2 and time.monotonic() - started < 3  # one fetch a second at most, the waiters released together
+    assert (
+        len(fetches) <= 2 and time.monotonic() - started < 3
+    )  # one fetch a second at most, the waiters released together
     # A real new key still gets in: its token is accepted after one fetch.
     assert (await checker.verify(token(sub="fine"))).subject == "fine"

@@ -4,15 +4,22 @@ import uuid
 
 import pytest
 from google.protobuf.wrappers_pb2 import Int64Value, StringValue
-from maille.events.v1.envelope_pb2 import Envelope
 
+from maille.events.v1.envelope_pb2 import Envelope
 from maille_kit.events import MalformedEvent, decode, make_envelope, new_event_id
 
 
 def test_round_trip() -> None:
-    envelope = make_envelope(type="catalog.resource.published.v1", tenant="ac-lyon", source="catalog", payload=StringValue(value="ark:/1"))
+    envelope = make_envelope(
+        type="catalog.resource.published.v1", tenant="ac-lyon", source="catalog", payload=StringValue(value="ark:/1")
+    )
     event = decode(envelope.SerializeToString())
-    assert (event.id, event.type, event.tenant, event.source) == (envelope.id, "catalog.resource.published.v1", "ac-lyon", "catalog")
+    assert (event.id, event.type, event.tenant, event.source) == (
+        envelope.id,
+        "catalog.resource.published.v1",
+        "ac-lyon",
+        "catalog",
+    )
     assert event.unpack(StringValue).value == "ark:/1"
     with pytest.raises(MalformedEvent, match="expected google.protobuf.Int64Value"):
         event.unpack(Int64Value)

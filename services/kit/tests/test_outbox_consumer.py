@@ -72,7 +72,9 @@ async def test_nothing_lost_nothing_twice_across_a_nats_outage(
     published: list[str] = []
     try:
         for n in range(1000):
-            published.append(await outbox.publish(type=subject_of(stream), tenant="ac-test", payload=Int64Value(value=n)))
+            published.append(
+                await outbox.publish(type=subject_of(stream), tenant="ac-test", payload=Int64Value(value=n))
+            )
             if n == 300:
                 nats.stop()  # NATS goes away while the service keeps publishing
             if n == 700:
@@ -100,15 +102,27 @@ async def test_malformed_event_dead_lettered_and_consumption_goes_on(bus: Bus, d
         handled.append(event.unpack(Int64Value).value)
 
     consumer = EventConsumer(
-        bus, docstore, service="kit", durable=f"dl{uuid.uuid4().hex[:6]}", stream=stream.name, subjects=stream.subjects, handler=handle
+        bus,
+        docstore,
+        service="kit",
+        durable=f"dl{uuid.uuid4().hex[:6]}",
+        stream=stream.name,
+        subjects=stream.subjects,
+        handler=handle,
     )
     subject = subject_of(stream)
     dead = await bus.nc.subscribe(consumer.dead_letter_subject(subject))
     await consumer.start()
     try:
-        await bus.js.publish(subject, make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=1)).SerializeToString())
+        await bus.js.publish(
+            subject,
+            make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=1)).SerializeToString(),
+        )
         await bus.js.publish(subject, b"\x08\x96\x01 this is not an envelope")
-        await bus.js.publish(subject, make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=2)).SerializeToString())
+        await bus.js.publish(
+            subject,
+            make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=2)).SerializeToString(),
+        )
         letter = await dead.next_msg(timeout=10)
         await wait_for(lambda: handled == [1, 2], 10, "the two good events")
     finally:
@@ -133,15 +147,27 @@ async def test_handler_that_keeps_failing_is_dead_lettered(bus: Bus, docstore: D
             raise ValueError("thirteen is unlucky")
 
     consumer = EventConsumer(
-        bus, docstore, service="kit", durable=f"fail{uuid.uuid4().hex[:6]}", stream=stream.name,
-        subjects=stream.subjects, handler=handle, max_deliver=3, retry_delay=0.05,
+        bus,
+        docstore,
+        service="kit",
+        durable=f"fail{uuid.uuid4().hex[:6]}",
+        stream=stream.name,
+        subjects=stream.subjects,
+        handler=handle,
+        max_deliver=3,
+        retry_delay=0.05,
     )
     subject = subject_of(stream)
     dead = await bus.nc.subscribe(consumer.dead_letter_subject(subject))
     await consumer.start()
     try:
         for value in (12, 13, 14):
-            await bus.js.publish(subject, make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=value)).SerializeToString())
+            await bus.js.publish(
+                subject,
+                make_envelope(
+                    type=subject, tenant="t", source="kit", payload=Int64Value(value=value)
+                ).SerializeToString(),
+            )
         letter = await dead.next_msg(timeout=15)
         await wait_for(lambda: 14 in tries, 10, "the event after the failing one")
     finally:
@@ -151,7 +177,9 @@ async def test_handler_that_keeps_failing_is_dead_lettered(bus: Bus, docstore: D
     assert "thirteen is unlucky" in letter.headers[REASON_HEADER]
 
 
-async def test_a_batch_handler_takes_the_batch_and_a_failing_batch_goes_one_by_one(bus: Bus, docstore: Docstore) -> None:
+async def test_a_batch_handler_takes_the_batch_and_a_failing_batch_goes_one_by_one(
+    bus: Bus, docstore: Docstore
+) -> None:
     """Events that arrive together go to the batch handler together, once each; when it fails, the same events
     go to the event handler one at a time, where only the failing one is retried and dead-lettered."""
     stream = unique_stream()
@@ -174,8 +202,18 @@ async def test_a_batch_handler_takes_the_batch_and_a_failing_batch_goes_one_by_o
     durable = f"batch{uuid.uuid4().hex[:6]}"
 
     def consumer_() -> EventConsumer:
-        return EventConsumer(bus, docstore, service="kit", durable=durable, stream=stream.name, subjects=stream.subjects,
-                             handler=handle, batch_handler=handle_many, max_deliver=2, retry_delay=0.05)
+        return EventConsumer(
+            bus,
+            docstore,
+            service="kit",
+            durable=durable,
+            stream=stream.name,
+            subjects=stream.subjects,
+            handler=handle,
+            batch_handler=handle_many,
+            max_deliver=2,
+            retry_delay=0.05,
+        )
 
     consumer = consumer_()
     subject = subject_of(stream)
@@ -183,7 +221,12 @@ async def test_a_batch_handler_takes_the_batch_and_a_failing_batch_goes_one_by_o
 
     async def publish(values: range | tuple[int, ...]) -> None:
         for value in values:
-            await bus.js.publish(subject, make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=value)).SerializeToString())
+            await bus.js.publish(
+                subject,
+                make_envelope(
+                    type=subject, tenant="t", source="kit", payload=Int64Value(value=value)
+                ).SerializeToString(),
+            )
 
     await publish(range(100))  # all there before the consumer starts: they arrive together, 13 among them
     await consumer.start()
@@ -230,7 +273,9 @@ async def test_same_event_sent_twice_handled_once(bus: Bus, docstore: Docstore) 
     assert handled == [envelope.id, other.id]
 
 
-async def test_outbox_keeps_events_until_nats_takes_them(nats_factory: Callable[[], NatsServer], docstore: Docstore) -> None:
+async def test_outbox_keeps_events_until_nats_takes_them(
+    nats_factory: Callable[[], NatsServer], docstore: Docstore
+) -> None:
     nats = nats_factory()
     stream = unique_stream()
     bus = Bus(nats.url, name="keep-test")
@@ -277,7 +322,9 @@ async def test_two_replicas_lose_nothing_across_a_nats_outage(
 
     async def publish(outbox: Outbox, offset: int) -> None:
         for n in range(400):
-            published.append(await outbox.publish(type=subject_of(stream), tenant="t", payload=Int64Value(value=offset + n)))
+            published.append(
+                await outbox.publish(type=subject_of(stream), tenant="t", payload=Int64Value(value=offset + n))
+            )
             if n % 20 == 0:
                 await asyncio.sleep(0.02)
 
@@ -341,7 +388,10 @@ async def test_bulk_delivery_goes_straight_to_jetstream_and_loses_nothing_across
     await wait_for(lambda: not outbox.has_work(), 10, "the first sweep")
 
     def batch(first: int) -> list:
-        return [make_envelope(type=subject_of(stream), tenant="t", source="kit", payload=Int64Value(value=first + n)) for n in range(100)]
+        return [
+            make_envelope(type=subject_of(stream), tenant="t", source="kit", payload=Int64Value(value=first + n))
+            for n in range(100)
+        ]
 
     sent: list[str] = []
     try:
@@ -376,8 +426,16 @@ async def test_a_consumer_of_a_stream_not_there_yet_waits_for_it(bus: Bus, docst
     async def handle(event: Event) -> None:
         handled.append(event.id)
 
-    consumer = EventConsumer(bus, docstore, service="kit", durable="early", stream=stream.name, subjects=stream.subjects,
-                             handler=handle, retry_delay=0.2)
+    consumer = EventConsumer(
+        bus,
+        docstore,
+        service="kit",
+        durable="early",
+        stream=stream.name,
+        subjects=stream.subjects,
+        handler=handle,
+        retry_delay=0.2,
+    )
     await consumer.start()
     try:
         await asyncio.sleep(0.5)
@@ -400,12 +458,25 @@ async def test_claims_past_the_streams_window_are_swept_and_only_this_consumers(
     async def handle(event: Event) -> None:
         handled.append(event.id)
 
-    consumer = EventConsumer(bus, docstore, service="kit", durable="sweeper", stream=stream.name, subjects=stream.subjects,
-                             handler=handle, keep_seconds=3600, sweep_seconds=3600)
+    consumer = EventConsumer(
+        bus,
+        docstore,
+        service="kit",
+        durable="sweeper",
+        stream=stream.name,
+        subjects=stream.subjects,
+        handler=handle,
+        keep_seconds=3600,
+        sweep_seconds=3600,
+    )
     await docstore.ensure_indexes({"events_claimed": [], "events_done": []})
     old = datetime.now(UTC) - timedelta(days=9)
-    await docstore.db["events_claimed"].insert_many([{"_id": "sweeper:old", "at": old}, {"_id": "other:old", "at": old}])
-    await docstore.db["events_done"].insert_many([{"_id": "sweeper:old", "at": old}, {"_id": "sweeperx:old", "at": old}])
+    await docstore.db["events_claimed"].insert_many(
+        [{"_id": "sweeper:old", "at": old}, {"_id": "other:old", "at": old}]
+    )
+    await docstore.db["events_done"].insert_many(
+        [{"_id": "sweeper:old", "at": old}, {"_id": "sweeperx:old", "at": old}]
+    )
     subject = subject_of(stream)
     fresh = make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=1))
     await consumer.start()  # sweeps once at start

@@ -66,8 +66,13 @@ async def test_problem_raised_by_a_service(client: httpx.AsyncClient) -> None:
     answer = await client.get("/resources/7")
     assert answer.status_code == 403
     assert answer.json() | {"request_id": None} == {
-        "type": "about:blank", "title": "Forbidden", "status": 403, "detail": "Resource 7 belongs to another vendor.",
-        "instance": "/resources/7", "vendor": "other", "request_id": None,
+        "type": "about:blank",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": "Resource 7 belongs to another vendor.",
+        "instance": "/resources/7",
+        "vendor": "other",
+        "request_id": None,
     }
 
 

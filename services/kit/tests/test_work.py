@@ -60,7 +60,9 @@ async def test_a_change_its_steps_and_its_events_are_done_whole(bus: Bus, docsto
     work.step("note", {"about": "a"})
     work.put("others", {"_id": "z", "v": "first"})
     work.delete("things", {"_id": "b"})
-    event_id = work.event(type=f"{stream.subjects[0][:-2]}.thing.changed.v1", tenant="t", payload=StringValue(value="a"))
+    event_id = work.event(
+        type=f"{stream.subjects[0][:-2]}.thing.changed.v1", tenant="t", payload=StringValue(value="a")
+    )
     await works.commit(work)
 
     assert await docstore.db["things"].find({}).to_list() == [{"_id": "a", "n": 1, "seen": True, "tags": ["x"]}]
@@ -70,7 +72,9 @@ async def test_a_change_its_steps_and_its_events_are_done_whole(bus: Bus, docsto
     assert await works.pending() == 0
 
 
-async def test_a_unit_left_half_done_is_finished_by_another_replica_once(bus: Bus, docstore: Docstore, outbox: Outbox) -> None:
+async def test_a_unit_left_half_done_is_finished_by_another_replica_once(
+    bus: Bus, docstore: Docstore, outbox: Outbox
+) -> None:
     stream = unique_stream()
     await bus.ensure_streams([stream])
     subject = f"{stream.subjects[0][:-2]}.thing.changed.v1"
@@ -102,7 +106,10 @@ async def test_a_unit_left_half_done_is_finished_by_another_replica_once(bus: Bu
     assert await other.finish_abandoned() == 1
     assert await other.finish_abandoned() == 0  # nothing twice
 
-    assert await docstore.db["things"].find({}, sort=[("_id", 1)]).to_list() == [{"_id": "a", "n": 1}, {"_id": "b", "n": 2}]
+    assert await docstore.db["things"].find({}, sort=[("_id", 1)]).to_list() == [
+        {"_id": "a", "n": 1},
+        {"_id": "b", "n": 2},
+    ]
     assert await docstore.db["counts"].find({}).to_list() == [{"_id": "a", "holders": ["p1"]}]
     assert delivered == [{"to": "p1"}]
     assert await stream_ids(bus, stream, 3) == ids

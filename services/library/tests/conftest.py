@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from fastapi import FastAPI
-from maille.identity.v1 import directory_pb2 as pb
-from pmb.server import PmbDatabase, PmbPeer, create_app as pmb_app
+from pmb.server import PmbDatabase, PmbPeer
+from pmb.server import create_app as pmb_app
 
+from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, serving_peer, until
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
@@ -35,7 +36,9 @@ async def serving(peer: PmbPeer) -> AsyncIterator[str]:
 @pytest.fixture
 async def pmb_peer() -> AsyncIterator[tuple[PmbPeer, str]]:
     """One PMB holding a database per school (`cdi<UAI>`), as académies often run it."""
-    peer = PmbPeer(databases={f"cdi{uai}": PmbDatabase(f"cdi{uai}", records=40 + 10 * n) for n, uai in enumerate(SCHOOLS)})
+    peer = PmbPeer(
+        databases={f"cdi{uai}": PmbDatabase(f"cdi{uai}", records=40 + 10 * n) for n, uai in enumerate(SCHOOLS)}
+    )
     async with serving(peer) as url:
         yield peer, url
 
@@ -50,20 +53,33 @@ class Library:
     keycloak: KeycloakClients
 
     def person(self, ent_id: str, *roles: str) -> dict[str, str]:
-        return {"authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-library', roles=roles)}"}
+        return {
+            "authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-library', roles=roles)}"
+        }
 
     def operator(self) -> dict[str, str]:
         client_id, secret = self.keycloak.make(roles=("operator",), audience="maille-library")
         return {"authorization": f"Bearer {self.keycloak.token(client_id, secret)}"}
 
     def connection(self, uai: str, **changes) -> dict:
-        return {"url": self.pmb_url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": f"cdi{uai}",
-                "opacUrl": f"https://cdi-{uai.lower()}.example.fr/opac"} | changes
+        return {
+            "url": self.pmb_url,
+            "sourceId": 1,
+            "user": "maille",
+            "password": "secret-ws",
+            "database": f"cdi{uai}",
+            "opacUrl": f"https://cdi-{uai.lower()}.example.fr/opac",
+        } | changes
 
     async def persons(self, *persons: pb.Person) -> None:
         """Publish identity's person events as identity does, and wait until the library holds them."""
         for person in persons:
-            envelope = make_envelope(type="identity.person.created.v1", tenant="ac-test", source="identity", payload=pb.PersonCreated(person=person))
+            envelope = make_envelope(
+                type="identity.person.created.v1",
+                tenant="ac-test",
+                source="identity",
+                payload=pb.PersonCreated(person=person),
+            )
             await self.bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
         readers = self.service.state.runtime.docstore.db["readers"]
 
@@ -74,17 +90,28 @@ class Library:
 
 
 def person(person_id: str, *profiles: tuple[str, str]) -> pb.Person:
-    return pb.Person(id=person_id, last_name="Martin", first_name="Léa",
-                     profiles=[pb.Profile(structure_id=f"S{uai}", uai=uai, code=code) for uai, code in profiles])
+    return pb.Person(
+        id=person_id,
+        last_name="Martin",
+        first_name="Léa",
+        profiles=[pb.Profile(structure_id=f"S{uai}", uai=uai, code=code) for uai, code in profiles],
+    )
 
 
 @pytest.fixture
 async def library(nats_factory, docstore_server, keycloak_clients: KeycloakClients, pmb_peer) -> AsyncIterator[Library]:
     peer, url = pmb_peer
     nats = nats_factory()
-    settings = LibrarySettings(nats_url=nats.url, mongodb_url=docstore_server.url, database=f"test_{uuid.uuid4().hex[:12]}",
-                               auth_issuer=keycloak_clients.issuer, pmb_timeout_seconds=0.4, pmb_retries=1, search_timeout_seconds=1.0,
-                               connection_cache_seconds=0)
+    settings = LibrarySettings(
+        nats_url=nats.url,
+        mongodb_url=docstore_server.url,
+        database=f"test_{uuid.uuid4().hex[:12]}",
+        auth_issuer=keycloak_clients.issuer,
+        pmb_timeout_seconds=0.4,
+        pmb_retries=1,
+        search_timeout_seconds=1.0,
+        connection_cache_seconds=0,
+    )
     service = app(settings)
     async with running(service) as client:
         bus: Bus = service.state.runtime.bus

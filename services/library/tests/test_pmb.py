@@ -24,8 +24,14 @@ async def peer() -> AsyncIterator[tuple[PmbPeer, str]]:
 
 
 def connection(url: str, **changes) -> PmbConnection:
-    fields = {"url": url, "source_id": 1, "user": "maille", "password": "secret-ws", "database": f"cdi{UAI}",
-              "opac_url": "https://cdi.example.fr/opac"} | changes
+    fields = {
+        "url": url,
+        "source_id": 1,
+        "user": "maille",
+        "password": "secret-ws",
+        "database": f"cdi{UAI}",
+        "opac_url": "https://cdi.example.fr/opac",
+    } | changes
     return PmbConnection(**fields)
 
 
@@ -37,7 +43,13 @@ async def test_a_search_gives_clean_records_with_both_authentication_schemes(pee
         assert total == 6 and len(records) == 3
         first = records[0]
         assert first.title.startswith("Le Petit Prince") and first.authors == ["Antoine de Saint-Exupéry"]
-        assert first.isbn and first.publisher and first.cover and first.summary and first.type == "enregistrement sonore musical"  # 995$r j
+        assert (
+            first.isbn
+            and first.publisher
+            and first.cover
+            and first.summary
+            and first.type == "enregistrement sonore musical"
+        )  # 995$r j
         assert first.copies == 2 and first.available is not None and 0 <= first.available <= 2
         assert first.opac == f"https://cdi.example.fr/opac/index.php?lvl=notice_display&id={first.id}"
         body = connection(url, auth="body", connexion_phrase="phrase-connexion")

@@ -14,7 +14,9 @@ A, B, C = SCHOOLS
 async def register(library: Library, *uais: str) -> None:
     operator = library.operator()
     for uai in uais:
-        answer = await library.client.put(f"{API}/operator/schools/{uai}/pmb", headers=operator, json=library.connection(uai))
+        answer = await library.client.put(
+            f"{API}/operator/schools/{uai}/pmb", headers=operator, json=library.connection(uai)
+        )
         assert answer.status_code == 201, answer.text
 
 
@@ -23,14 +25,20 @@ async def test_a_teacher_of_three_schools_searches_their_three_cdis_at_once(libr
     await library.persons(person("teacher", (A, "National_ENS"), (B, "National_ENS"), (C, "National_DOC")))
     me = library.person("teacher")
     found = (await library.client.get(f"{API}/search", params={"q": "petit prince", "size": 6}, headers=me)).json()
-    assert found["missing"] == [] and found["total"] == 4 + 5 + 6  # 40, 50 and 60 records: every tenth is the Petit Prince
+    assert (
+        found["missing"] == [] and found["total"] == 4 + 5 + 6
+    )  # 40, 50 and 60 records: every tenth is the Petit Prince
     assert [r["uai"] for r in found["results"]] == [A, B, C, A, B, C]  # each school's best first
     first = found["results"][0]
     assert first["title"].startswith("Le Petit Prince") and first["authors"] == ["Antoine de Saint-Exupéry"]
     assert first["opac"] == f"https://cdi-{A.lower()}.example.fr/opac/index.php?lvl=notice_display&id={first['id']}"
     assert first["copies"] == 2 and first["isbn"] and first["cover"].startswith("https://")
-    second = (await library.client.get(f"{API}/search", params={"q": "petit prince", "size": 6, "page": 1}, headers=me)).json()
-    assert len(second["results"]) == 6 and not {(r["uai"], r["id"]) for r in second["results"]} & {(r["uai"], r["id"]) for r in found["results"]}
+    second = (
+        await library.client.get(f"{API}/search", params={"q": "petit prince", "size": 6, "page": 1}, headers=me)
+    ).json()
+    assert len(second["results"]) == 6 and not {(r["uai"], r["id"]) for r in second["results"]} & {
+        (r["uai"], r["id"]) for r in found["results"]
+    }
     by_author = (await library.client.get(f"{API}/search", params={"q": "hugo", "type": "author"}, headers=me)).json()
     assert by_author["total"] == 15 and all(r["authors"] == ["Victor Hugo"] for r in by_author["results"])
     # Quotes and wildcards are words like others; the same search again within a minute is not asked of PMB again.
@@ -48,8 +56,10 @@ async def test_a_pmb_down_slow_or_refusing_leaves_the_other_schools(library: Lib
     library.pmb.failing.add(f"cdi{B}")
     found = (await library.client.get(f"{API}/search", params={"q": "germinal"}, headers=me)).json()
     assert {r["uai"] for r in found["results"]} == {A} and found["total"] == 4
-    assert found["missing"] == [{"uai": B, "reason": f"PMB cdi{B} refused pmbesSearch_simpleSearch: MySQL server has gone away"},
-                                {"uai": C, "reason": "no PMB connection is registered for this school"}]
+    assert found["missing"] == [
+        {"uai": B, "reason": f"PMB cdi{B} refused pmbesSearch_simpleSearch: MySQL server has gone away"},
+        {"uai": C, "reason": "no PMB connection is registered for this school"},
+    ]
     library.pmb.failing.clear()
     library.pmb.garbage.add(f"cdi{A}")
     found = (await library.client.get(f"{API}/search", params={"q": "candide"}, headers=me)).json()
@@ -69,9 +79,16 @@ async def test_bad_searches_and_connections_are_refused_clearly(library: Library
     me = library.person("nobody-anywhere")
     empty = (await library.client.get(f"{API}/search", params={"q": "prince"}, headers=me)).json()
     assert empty == {"q": "prince", "total": 0, "page": 0, "size": 20, "results": [], "missing": []}
-    for params, field in (({"q": ""}, "q"), ({"q": "x" * 201}, "q"), ({"q": "a", "type": "isbn"}, "type"), ({"q": "a", "size": 500}, "size")):
+    for params, field in (
+        ({"q": ""}, "q"),
+        ({"q": "x" * 201}, "q"),
+        ({"q": "a", "type": "isbn"}, "type"),
+        ({"q": "a", "size": 500}, "size"),
+    ):
         answer = await library.client.get(f"{API}/search", params=params, headers=me)
-        assert answer.status_code == 422 and answer.headers["content-type"].startswith("application/problem+json"), answer.text
+        assert answer.status_code == 422 and answer.headers["content-type"].startswith("application/problem+json"), (
+            answer.text
+        )
         assert field in answer.text
     blank = await library.client.get(f"{API}/search", params={"q": "   "}, headers=me)
     assert blank.status_code == 422 and "at least one word" in blank.json()["detail"]
@@ -80,14 +97,29 @@ async def test_bad_searches_and_connections_are_refused_clearly(library: Library
     operator = library.operator()
     path = f"{API}/operator/schools/{A}/pmb"
     assert (await library.client.put(path, headers=me, json=library.connection(A))).status_code == 403
-    for bad in ({"url": "javascript:alert(1)"}, {"url": "http://[::1"}, {"url": "http://cdi.example.fr:port/pmb"}, {"opacUrl": "http://[x]/"}, {"sourceId": 0}, {"auth": "body"}, {"database": "cdi;DROP"}, {"extra": 1},
-                {"readerCstat": 9326279360939581000000}, {"user": "\u0015\u0002"}, {"password": "\ud83d"}):
+    for bad in (
+        {"url": "javascript:alert(1)"},
+        {"url": "http://[::1"},
+        {"url": "http://cdi.example.fr:port/pmb"},
+        {"opacUrl": "http://[x]/"},
+        {"sourceId": 0},
+        {"auth": "body"},
+        {"database": "cdi;DROP"},
+        {"extra": 1},
+        {"readerCstat": 9326279360939581000000},
+        {"user": "\u0015\u0002"},
+        {"password": "\ud83d"},
+    ):
         body = json.dumps(library.connection(A, **bad))  # \ud83d stays an escape: a lone surrogate, as JSON allows
         answer = await library.client.put(path, headers=operator | {"content-type": "application/json"}, content=body)
         assert answer.status_code == 422, (bad, answer.text)
-    assert (await library.client.put(f"{API}/operator/schools/not-a-uai/pmb", headers=operator, json=library.connection(A))).status_code == 422
+    assert (
+        await library.client.put(f"{API}/operator/schools/not-a-uai/pmb", headers=operator, json=library.connection(A))
+    ).status_code == 422
     assert (await library.client.put(path, headers=operator, json=library.connection(A))).status_code == 201
-    replaced = await library.client.put(path, headers=operator, json=library.connection(A, auth="body", connexionPhrase="phrase-connexion"))
+    replaced = await library.client.put(
+        path, headers=operator, json=library.connection(A, auth="body", connexionPhrase="phrase-connexion")
+    )
     assert replaced.status_code == 200 and replaced.json()["auth"] == "body"
     shown = (await library.client.get(path, headers=operator)).json()
     assert "password" not in shown and "connexionPhrase" not in shown and shown["user"] == "maille"

@@ -4,7 +4,6 @@ group), removed — idempotently; a reconcile repairs what PMB lost; the semicol
 from __future__ import annotations
 
 from maille.identity.v1 import directory_pb2 as pb
-
 from maille_devstack.pytest_plugin import until
 from maille_kit.events import make_envelope
 from maille_library.main import reconcile
@@ -28,17 +27,27 @@ async def publish(library: Library, fact: str, payload) -> None:
 
 async def test_pmb_readers_follow_the_directory(library: Library) -> None:
     operator = library.operator()
-    await library.client.put(f"{API}/operator/schools/{A}/pmb", headers=operator, json=library.connection(A, syncReaders=True, readerCateg=3))
-    await library.client.put(f"{API}/operator/schools/{B}/pmb", headers=operator, json=library.connection(B))  # B does not ask for it
+    await library.client.put(
+        f"{API}/operator/schools/{A}/pmb", headers=operator, json=library.connection(A, syncReaders=True, readerCateg=3)
+    )
+    await library.client.put(
+        f"{API}/operator/schools/{B}/pmb", headers=operator, json=library.connection(B)
+    )  # B does not ask for it
     cdi = library.pmb.databases[f"cdi{A}"]
-    await library.persons(pupil("p-1", A, "6A"), pupil("p-2", A, "5A"), pupil("p-3", B, "6A"), person("t-1", (A, "National_ENS")))
+    await library.persons(
+        pupil("p-1", A, "6A"), pupil("p-2", A, "5A"), pupil("p-3", B, "6A"), person("t-1", (A, "National_ENS"))
+    )
 
     async def readers(*ids: str) -> bool:
         return all(i in cdi.readers for i in ids)
 
     await until(lambda: readers("p-1", "p-2", "t-1"), "the readers in PMB")
     assert cdi.readers["p-1"]["groupe_list"] == [{"id": 1}] and cdi.readers["p-2"]["groupe_list"] == [{"id": 3}]
-    assert cdi.readers["p-1"]["cb"] == "p-1" and cdi.readers["p-1"]["categ"] == 3 and cdi.readers["t-1"]["groupe_list"] == []
+    assert (
+        cdi.readers["p-1"]["cb"] == "p-1"
+        and cdi.readers["p-1"]["categ"] == 3
+        and cdi.readers["t-1"]["groupe_list"] == []
+    )
     assert library.pmb.databases[f"cdi{B}"].readers == {}
 
     # A change of class and of name is written; the same person published again is not written twice.
@@ -49,14 +58,20 @@ async def test_pmb_readers_follow_the_directory(library: Library) -> None:
     await publish(library, "updated", pb.PersonUpdated(person=pupil("p-1", A, "6B", last="Martin-Durand")))
     await publish(library, "deleted", pb.PersonDeleted(id="p-2"))
     await until(lambda: _gone(cdi.readers, "p-2"), "the reader removed")
-    assert len([m for _, m in library.pmb.calls if m in ("pmbesEmpr_create_empr", "pmbesEmpr_update_empr")]) == writes + 1
+    assert (
+        len([m for _, m in library.pmb.calls if m in ("pmbesEmpr_create_empr", "pmbesEmpr_update_empr")]) == writes + 1
+    )
 
     # A reader lost by PMB (a restored backup) comes back at the reconcile, the others written again as they are.
     del cdi.readers["t-1"]
     cdi.readers["p-1"]["nom"] = "Changé à la main"
     counts = (await library.client.post(f"{API}/operator/readers/reconcile", headers=operator)).json()
-    assert counts == {"created": 1, "updated": 1} and "t-1" in cdi.readers and cdi.readers["p-1"]["nom"] == "Martin-Durand", counts
-    assert (await library.client.post(f"{API}/operator/readers/reconcile", headers=library.person("p-1"))).status_code == 403
+    assert (
+        counts == {"created": 1, "updated": 1} and "t-1" in cdi.readers and cdi.readers["p-1"]["nom"] == "Martin-Durand"
+    ), counts
+    assert (
+        await library.client.post(f"{API}/operator/readers/reconcile", headers=library.person("p-1"))
+    ).status_code == 403
     assert await reconcile(library.service.state.runtime.settings) == {"updated": 2}  # `maille-library reconcile`
 
     csv = await library.client.get(f"{API}/operator/schools/{A}/readers.csv", headers=operator)
@@ -67,7 +82,9 @@ async def test_pmb_readers_follow_the_directory(library: Library) -> None:
 
 
 async def test_a_pupil_with_loans_stays_a_reader_and_is_named(library: Library) -> None:
-    await library.client.put(f"{API}/operator/schools/{A}/pmb", headers=library.operator(), json=library.connection(A, syncReaders=True))
+    await library.client.put(
+        f"{API}/operator/schools/{A}/pmb", headers=library.operator(), json=library.connection(A, syncReaders=True)
+    )
     cdi = library.pmb.databases[f"cdi{A}"]
     await library.persons(pupil("p-9", A, "3C"))
     await until(lambda: _has(cdi.readers, "p-9"), "the reader")
@@ -85,7 +102,9 @@ async def test_a_school_that_starts_syncing_gets_all_its_readers(library: Librar
     assert await pending.count_documents({"_id": {"$in": ["p-20", "p-21"]}}) == 0
     cdi = library.pmb.databases[f"cdi{C}"]
     # Its CDI registered with reader sync: the persons already known become readers, without any new event.
-    answer = await library.client.put(f"{API}/operator/schools/{C}/pmb", headers=library.operator(), json=library.connection(C, syncReaders=True))
+    answer = await library.client.put(
+        f"{API}/operator/schools/{C}/pmb", headers=library.operator(), json=library.connection(C, syncReaders=True)
+    )
     assert answer.status_code == 201
     await until(lambda: _has(cdi.readers, "p-21"), "the school's readers in PMB")
     assert "p-20" in cdi.readers and cdi.readers["p-21"]["groupe_list"] == [{"id": 4}]
@@ -94,22 +113,26 @@ async def test_a_school_that_starts_syncing_gets_all_its_readers(library: Librar
 def _is(reader: dict, **fields) -> bool:
     async def check() -> bool:
         return all(reader.get(k) == v for k, v in fields.items())
+
     return check()
 
 
 def _gone(readers: dict, key: str):
     async def check() -> bool:
         return key not in readers
+
     return check()
 
 
 def _has(readers: dict, key: str):
     async def check() -> bool:
         return key in readers
+
     return check()
 
 
 def _noted(sync, person_id: str):
     async def check() -> bool:
         return any(person_id in e for e in sync.errors)
+
     return check()

@@ -40,23 +40,33 @@ class Directory:
     feed: Path
 
     def run(self, *args: str) -> str:
-        done = subprocess.run([str(bin_of("maille-identity")), *args], env={**os.environ, **self.env}, capture_output=True, text=True)
+        done = subprocess.run(
+            [str(bin_of("maille-identity")), *args], env={**os.environ, **self.env}, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
 
 @pytest.fixture(scope="session")
-def directory(nats_server: NatsServer, docstore_server: DocstoreServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
+def directory(
+    nats_server: NatsServer, docstore_server: DocstoreServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Directory]:
     """Identity running on a school of about 700 persons (pupils in classes, their parents, teachers and staff)."""
     base = tmp_path_factory.mktemp("messaging-directory")
     database = f"test_identity_{uuid.uuid4().hex[:8]}"
-    env = {"MAILLE_IDENTITY_NATS_URL": nats_server.url, "MAILLE_IDENTITY_MONGODB_URL": docstore_server.url,
-           "MAILLE_IDENTITY_DATABASE": database, "MAILLE_IDENTITY_TENANT": TENANT}
+    env = {
+        "MAILLE_IDENTITY_NATS_URL": nats_server.url,
+        "MAILLE_IDENTITY_MONGODB_URL": docstore_server.url,
+        "MAILLE_IDENTITY_DATABASE": database,
+        "MAILLE_IDENTITY_TENANT": TENANT,
+    }
     identity = ServiceProcess("identity", port=free_port(), env=env, log_dir=base / "log")
     identity.start()
     try:
         feed = base / "feed"
-        directory = Directory(uai="", pupils={}, teachers=[], parents_of={}, names={}, classes_of={}, env=env, feed=feed)
+        directory = Directory(
+            uai="", pupils={}, teachers=[], parents_of={}, names={}, classes_of={}, env=env, feed=feed
+        )
         directory.run("generate-aaf", str(feed), "--persons", "700", "--schools", "1")
         directory.run("import-aaf", str(feed), "--report", str(base / "report.txt"))
         with MongoClient(docstore_server.url) as client:
@@ -100,13 +110,23 @@ class Mail:
         return self._tokens[key]
 
     async def send(self, sender: str, *, to: list[dict[str, str]], expect: int = 201, **fields: Any) -> dict[str, Any]:
-        response = await self.client.post("/api/messaging/v1/messages", headers=self.who(sender),
-                                          json={"to": to, "subject": fields.pop("subject", "Bonjour"), "body": fields.pop("body", "<p>Texte</p>"), **fields})
+        response = await self.client.post(
+            "/api/messaging/v1/messages",
+            headers=self.who(sender),
+            json={
+                "to": to,
+                "subject": fields.pop("subject", "Bonjour"),
+                "body": fields.pop("body", "<p>Texte</p>"),
+                **fields,
+            },
+        )
         assert response.status_code == expect, response.text
         return response.json()
 
     async def folder(self, person: str, folder: str = "inbox", **params: Any) -> dict[str, Any]:
-        response = await self.client.get(f"/api/messaging/v1/folders/{folder}/messages", headers=self.who(person), params=params)
+        response = await self.client.get(
+            f"/api/messaging/v1/folders/{folder}/messages", headers=self.who(person), params=params
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -125,12 +145,23 @@ def group(gid: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def mail(directory: Directory, nats_server: NatsServer, docstore_server: DocstoreServer, database_name: str,
-               keycloak_clients: KeycloakClients, request: pytest.FixtureRequest) -> AsyncIterator[Mail]:
+async def mail(
+    directory: Directory,
+    nats_server: NatsServer,
+    docstore_server: DocstoreServer,
+    database_name: str,
+    keycloak_clients: KeycloakClients,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Mail]:
     overrides = getattr(request, "param", {})
-    settings = MessagingSettings(nats_url=nats_server.url, mongodb_url=docstore_server.url, database=database_name, tenant=TENANT,
-                                 auth_issuer=keycloak_clients.issuer, **overrides)
+    settings = MessagingSettings(
+        nats_url=nats_server.url,
+        mongodb_url=docstore_server.url,
+        database=database_name,
+        tenant=TENANT,
+        auth_issuer=keycloak_clients.issuer,
+        **overrides,
+    )
     service = app(settings)
     async with running(service) as client:
         yield Mail(client=client, service=service, keycloak=keycloak_clients, directory=directory)
-

@@ -25,7 +25,9 @@ async def test_folders_nest_three_deep_hold_fifty_and_keep_their_counts(mail: Ma
     made = []
     parent = None
     for depth in range(3):
-        response = await mail.client.post(f"{API}/folders", headers=me, json={"name": f"Niveau {depth}", "parent": parent})
+        response = await mail.client.post(
+            f"{API}/folders", headers=me, json={"name": f"Niveau {depth}", "parent": parent}
+        )
         assert response.status_code == 201, response.text
         parent = response.json()["id"]
         made.append(parent)
@@ -48,7 +50,9 @@ async def test_folders_nest_three_deep_hold_fifty_and_keep_their_counts(mail: Ma
     assert made[2] not in ids and {"inbox", "sent", "drafts", "scheduled", "trash", made[0], made[1]} <= ids
 
 
-@pytest.mark.parametrize("mail", [{}, {"index_segment_size": 7}], indirect=True, ids=["segments-of-50", "segments-of-7"])
+@pytest.mark.parametrize(
+    "mail", [{}, {"index_segment_size": 7}], indirect=True, ids=["segments-of-50", "segments-of-7"]
+)
 async def test_pages_of_25_newest_first_with_cursors_that_hold_while_mail_arrives(mail: Mail) -> None:
     _, pupils = a_class(mail)
     reader, writer = pupils[4], pupils[5]
@@ -75,7 +79,9 @@ async def test_read_marks_moves_trash_restore_and_delete_for_good(mail: Mail) ->
     reader, writer = pupils[6], pupils[7]
     me = mail.who(reader)
     ids = [(await mail.send(writer, to=[person(reader)], subject=f"Sujet {n}"))["id"] for n in range(3)]
-    marked = await mail.client.post(f"{API}/messages/read", headers=me, json={"ids": [ids[0], "0000000000000000000000"]})
+    marked = await mail.client.post(
+        f"{API}/messages/read", headers=me, json={"ids": [ids[0], "0000000000000000000000"]}
+    )
     assert marked.json() == {"changed": 1, "missing": ["0000000000000000000000"]}
     assert (await mail.counts(reader))["inbox"] == (3, 2)
     await mail.client.post(f"{API}/messages/read", headers=me, json={"ids": [ids[0]], "unread": True})
@@ -120,7 +126,9 @@ async def test_a_mailbox_filed_by_two_replicas_in_small_segments_reads_as_one(ma
     async with running(other) as replica:
         second = []
         for n in range(9):
-            answer = await replica.post(f"{API}/messages", headers=mail.who(writer), json={"to": [person(reader)], "subject": f"Second {n}"})
+            answer = await replica.post(
+                f"{API}/messages", headers=mail.who(writer), json={"to": [person(reader)], "subject": f"Second {n}"}
+            )
             assert answer.status_code == 201, answer.text
             second.append(answer.json()["id"])
         third = [(await mail.send(writer, to=[person(reader)], subject=f"Troisième {n}"))["id"] for n in range(9)]
@@ -132,7 +140,9 @@ async def test_a_mailbox_filed_by_two_replicas_in_small_segments_reads_as_one(ma
         # A mark made through one replica, a move through the other: each finds the segment its message is in.
         await replica.post(f"{API}/messages/read", headers=me, json={"ids": [first[0], third[8]]})
         folder = (await mail.client.post(f"{API}/folders", headers=me, json={"name": "Gardés"})).json()["id"]
-        moved = await mail.client.post(f"{API}/messages/move", headers=me, json={"ids": [second[3], first[0]], "folder": folder})
+        moved = await mail.client.post(
+            f"{API}/messages/move", headers=me, json={"ids": [second[3], first[0]], "folder": folder}
+        )
         assert moved.json()["changed"] == 2
         await replica.post(f"{API}/messages/trash", headers=me, json={"ids": [third[0]]})
     counts = await mail.counts(reader)
@@ -142,7 +152,9 @@ async def test_a_mailbox_filed_by_two_replicas_in_small_segments_reads_as_one(ma
     assert (await mail.counts(writer))["sent"][0] >= 27
 
 
-async def test_a_months_first_mail_is_found_by_its_reader_however_long_they_were_away(mail: Mail, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_months_first_mail_is_found_by_its_reader_however_long_they_were_away(
+    mail: Mail, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A delivery does not note a new month's index in the mailbox (one write fewer per recipient on the first mail
     of a month): its reader looks for the months after the last one noted — or since the service first ran."""
     _, pupils = a_class(mail)
@@ -159,11 +171,16 @@ async def test_a_months_first_mail_is_found_by_its_reader_however_long_they_were
     sent.append((await mail.send(writer, to=[person(reader)], subject="Aujourd'hui"))["id"])
     assert (await mailbox.repo.mailbox(reader) or {}).get("months", []) == []  # nothing noted by the deliveries
 
-    restarted = app(mail.service.state.runtime.settings.model_copy())  # a replica that started since: it reads the first month
+    restarted = app(
+        mail.service.state.runtime.settings.model_copy()
+    )  # a replica that started since: it reads the first month
     async with running(restarted) as replica:
         page = (await replica.get(f"{API}/folders/inbox/messages", headers=mail.who(reader))).json()
         assert [e["id"] for e in page["entries"]] == sent[::-1]
-        folders = {f["id"]: (f["total"], f["unread"]) for f in (await replica.get(f"{API}/folders", headers=mail.who(reader))).json()}
+        folders = {
+            f["id"]: (f["total"], f["unread"])
+            for f in (await replica.get(f"{API}/folders", headers=mail.who(reader))).json()
+        }
         assert folders["inbox"] == (3, 3)
         # The writer's sent folder is found the same way.
         mine = (await replica.get(f"{API}/folders/sent/messages", headers=mail.who(writer))).json()
@@ -192,7 +209,9 @@ async def test_search_ignores_case_and_accents_over_subject_body_and_corresponde
     _, pupils = a_class(mail)
     reader, writer = pupils[10], pupils[11]
     by_subject = await mail.send(writer, to=[person(reader)], subject="Élection des délégués", body="<p>Rien</p>")
-    by_body = await mail.send(writer, to=[person(reader)], subject="Divers", body="<p>La <b>récréation</b> est prolongée</p>")
+    by_body = await mail.send(
+        writer, to=[person(reader)], subject="Divers", body="<p>La <b>récréation</b> est prolongée</p>"
+    )
     await mail.send(writer, to=[person(reader)], subject="Autre chose", body="<p>Sans rapport</p>")
 
     async def found(q: str) -> list[str]:

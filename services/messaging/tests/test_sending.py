@@ -4,10 +4,8 @@ the inbox a recipient sees, the events for notifications, and what is refused.""
 from __future__ import annotations
 
 from maille.messaging.v1 import messages_pb2 as pb
-
-from maille_kit.events import decode
-
 from maille_devstack.pytest_plugin import until
+from maille_kit.events import decode
 
 from .conftest import Mail, group, person
 
@@ -121,14 +119,20 @@ async def test_scripts_in_html_bodies_are_removed_when_stored(mail: Mail) -> Non
 async def test_malformed_ids_and_cursors_get_a_clear_error(mail: Mail) -> None:
     _, pupils = a_class(mail)
     me = mail.who(pupils[0])
-    for path in ("/api/messaging/v1/messages/not-an-id", "/api/messaging/v1/folders/inbox/messages?cursor=zzz",
-                 "/api/messaging/v1/folders/f-nope/messages", "/api/messaging/v1/threads/123"):
+    for path in (
+        "/api/messaging/v1/messages/not-an-id",
+        "/api/messaging/v1/folders/inbox/messages?cursor=zzz",
+        "/api/messaging/v1/folders/f-nope/messages",
+        "/api/messaging/v1/threads/123",
+    ):
         response = await mail.client.get(path, headers=me)
         assert response.status_code in (404, 422), path
         assert response.headers["content-type"].startswith("application/problem+json"), path
     missing = await mail.client.get("/api/messaging/v1/messages/0000000000000000000000", headers=me)
     assert missing.status_code == 404 and "no message" in missing.json()["detail"]
-    bad_json = await mail.client.post("/api/messaging/v1/messages", headers={**me, "content-type": "application/json"}, content=b"{nope")
+    bad_json = await mail.client.post(
+        "/api/messaging/v1/messages", headers={**me, "content-type": "application/json"}, content=b"{nope"
+    )
     assert bad_json.status_code == 400 and bad_json.headers["content-type"].startswith("application/problem+json")
     anonymous = await mail.client.get("/api/messaging/v1/folders")
     assert anonymous.status_code == 401

@@ -26,15 +26,21 @@ async def test_a_draft_saved_as_one_types_then_sent_with_its_attachment(mail: Ma
     _, pupils = a_class(mail)
     writer, reader, outsider = pupils[14], pupils[15], pupils[16]
     me = mail.who(writer)
-    created = await mail.client.post(f"{API}/drafts", headers=me, json={"to": [person(reader)], "subject": "Expo", "body": "<p>Dé</p>"})
+    created = await mail.client.post(
+        f"{API}/drafts", headers=me, json={"to": [person(reader)], "subject": "Expo", "body": "<p>Dé</p>"}
+    )
     assert created.status_code == 201
     draft = created.json()["id"]
-    saved = await mail.client.put(f"{API}/drafts/{draft}", headers=me, json={"to": [person(reader)], "subject": "Exposé", "body": "<p>Début</p>"})
+    saved = await mail.client.put(
+        f"{API}/drafts/{draft}", headers=me, json={"to": [person(reader)], "subject": "Exposé", "body": "<p>Début</p>"}
+    )
     assert saved.status_code == 200
     drafts = await mail.folder(writer, "drafts")
     assert [(e["id"], e["subject"]) for e in drafts["entries"]] == [(draft, "Exposé")]
 
-    uploaded = await mail.client.post(f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "plan.txt"}, content=PDF)
+    uploaded = await mail.client.post(
+        f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "plan.txt"}, content=PDF
+    )
     assert uploaded.status_code == 201, uploaded.text
     attachment = uploaded.json()
     assert attachment["type"] == "application/pdf" and attachment["size"] == len(PDF)  # the content, not the name
@@ -49,7 +55,9 @@ async def test_a_draft_saved_as_one_types_then_sent_with_its_attachment(mail: Ma
     url = f"{API}/messages/{message_id}/attachments/{attachment['id']}"
     download = await mail.client.get(url, headers=mail.who(reader))
     assert download.status_code == 200 and download.content == PDF
-    assert download.headers["content-type"] == "application/pdf" and "plan.txt" in download.headers["content-disposition"]
+    assert (
+        download.headers["content-type"] == "application/pdf" and "plan.txt" in download.headers["content-disposition"]
+    )
     assert (await mail.client.get(url, headers=mail.who(outsider))).status_code == 404
     assert (await mail.client.post(f"{API}/drafts/{draft}/send", headers=me)).status_code == 404  # sent already
 
@@ -61,21 +69,37 @@ async def test_attachments_over_the_size_limit_the_quota_or_of_a_refused_type_ar
     settings = mail.service.state.runtime.settings
     draft = (await mail.client.post(f"{API}/drafts", headers=me, json={"subject": "Pièces"})).json()["id"]
 
-    too_big = await mail.client.post(f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "gros.png"},
-                                     content=PNG + b"\x00" * settings.attachment_max_bytes)
+    too_big = await mail.client.post(
+        f"{API}/drafts/{draft}/attachments",
+        headers=me,
+        params={"name": "gros.png"},
+        content=PNG + b"\x00" * settings.attachment_max_bytes,
+    )
     assert too_big.status_code == 413 and "at most" in too_big.json()["detail"]
-    exe = await mail.client.post(f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "devoir.pdf"},
-                                 content=b"MZ\x90\x00" + b"\x00" * 200)
+    exe = await mail.client.post(
+        f"{API}/drafts/{draft}/attachments",
+        headers=me,
+        params={"name": "devoir.pdf"},
+        content=b"MZ\x90\x00" + b"\x00" * 200,
+    )
     assert exe.status_code == 415 and "x-msdownload" in exe.json()["detail"]
-    text = await mail.client.post(f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "notes.txt"},
-                                  content="Des notes accentuées".encode())
+    text = await mail.client.post(
+        f"{API}/drafts/{draft}/attachments",
+        headers=me,
+        params={"name": "notes.txt"},
+        content="Des notes accentuées".encode(),
+    )
     assert text.status_code == 201 and text.json()["type"] == "text/plain"
 
     message = (await mail.client.get(f"{API}/messages/{draft}", headers=me)).json()
     assert [a["name"] for a in message["attachments"]] == ["notes.txt"]
-    bad_name = await mail.client.post(f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "../x"}, content=PDF)
+    bad_name = await mail.client.post(
+        f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "../x"}, content=PDF
+    )
     assert bad_name.status_code == 422
-    assert (await mail.client.delete(f"{API}/drafts/{draft}/attachments/{text.json()['id']}", headers=me)).status_code == 204
+    assert (
+        await mail.client.delete(f"{API}/drafts/{draft}/attachments/{text.json()['id']}", headers=me)
+    ).status_code == 204
     assert (await mail.client.get(f"{API}/messages/{draft}", headers=me)).json()["attachments"] == []
 
 
@@ -84,13 +108,19 @@ async def test_attachments_over_the_quota_are_refused_until_room_is_made(mail: M
     _, pupils = a_class(mail)
     me = mail.who(pupils[17])
     draft = (await mail.client.post(f"{API}/drafts", headers=me, json={"subject": "Quota"})).json()["id"]
-    first = await mail.client.post(f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "a.png"}, content=PNG + b"\x00" * 1200)
+    first = await mail.client.post(
+        f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "a.png"}, content=PNG + b"\x00" * 1200
+    )
     assert first.status_code == 201
-    over = await mail.client.post(f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "b.png"}, content=PNG + b"\x00" * 1200)
+    over = await mail.client.post(
+        f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "b.png"}, content=PNG + b"\x00" * 1200
+    )
     assert over.status_code == 413 and "quota" in over.json()["detail"]
     await mail.client.delete(f"{API}/drafts/{draft}", headers=me)  # the draft and its file gone: room again
     draft = (await mail.client.post(f"{API}/drafts", headers=me, json={"subject": "Quota"})).json()["id"]
-    again = await mail.client.post(f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "b.png"}, content=PNG + b"\x00" * 1200)
+    again = await mail.client.post(
+        f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "b.png"}, content=PNG + b"\x00" * 1200
+    )
     assert again.status_code == 201
 
 
@@ -106,7 +136,9 @@ class FakeClamd:
         while size := struct.unpack("!I", await reader.readexactly(4))[0]:
             data += await reader.readexactly(size)
         self.scanned += 1
-        writer.write(b"stream: Eicar-Signature FOUND\0" if b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE" in data else b"stream: OK\0")
+        writer.write(
+            b"stream: Eicar-Signature FOUND\0" if b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE" in data else b"stream: OK\0"
+        )
         await writer.drain()
         writer.close()
 
@@ -129,9 +161,13 @@ async def test_a_virus_scanner_plugged_in_refuses_an_infected_file(mail: Mail, c
     _, pupils = a_class(mail)
     me = mail.who(pupils[18])
     draft = (await mail.client.post(f"{API}/drafts", headers=me, json={"subject": "Scan"})).json()["id"]
-    infected = await mail.client.post(f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "eicar.txt"}, content=EICAR)
+    infected = await mail.client.post(
+        f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "eicar.txt"}, content=EICAR
+    )
     assert infected.status_code == 422 and "Eicar-Signature" in infected.json()["detail"]
-    clean = await mail.client.post(f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "ok.pdf"}, content=PDF)
+    clean = await mail.client.post(
+        f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "ok.pdf"}, content=PDF
+    )
     assert clean.status_code == 201 and fake.scanned == 2
 
 
@@ -140,7 +176,9 @@ async def test_sending_later_then_cancelling_and_recalling_unread_copies(mail: M
     teacher = teacher_of(mail, cls)
     me = mail.who(teacher)
     later = datetime.now(UTC) + timedelta(hours=2)
-    scheduled = await mail.send(teacher, to=[person(pupils[19])], subject="Rappel", send_at=later.isoformat(), expect=202)
+    scheduled = await mail.send(
+        teacher, to=[person(pupils[19])], subject="Rappel", send_at=later.isoformat(), expect=202
+    )
     assert scheduled["state"] == "scheduled"
     assert [e["id"] for e in (await mail.folder(teacher, "scheduled"))["entries"]] == [scheduled["id"]]
     sending = mail.service.state.runtime.state["sending"]
@@ -149,7 +187,9 @@ async def test_sending_later_then_cancelling_and_recalling_unread_copies(mail: M
     assert (await mail.folder(pupils[19]))["entries"][0]["subject"] == "Rappel"
     assert (await mail.counts(teacher))["scheduled"] == (0, 0)
 
-    cancelled = await mail.send(teacher, to=[person(pupils[19])], subject="Annulé", send_at=later.isoformat(), expect=202)
+    cancelled = await mail.send(
+        teacher, to=[person(pupils[19])], subject="Annulé", send_at=later.isoformat(), expect=202
+    )
     await mail.client.post(f"{API}/messages/trash", headers=me, json={"ids": [cancelled["id"]]})
     assert await sending.send_due(now=later + timedelta(seconds=1)) == 0
     naive = await mail.send(teacher, to=[person(pupils[19])], send_at="2030-01-01T08:00:00", expect=422)
@@ -161,7 +201,9 @@ async def test_sending_later_then_cancelling_and_recalling_unread_copies(mail: M
     assert recall.json() == {"recalled": len(pupils) - 1, "kept": 1}
     assert (await mail.client.get(f"{API}/messages/{to_class['id']}", headers=mail.who(pupils[20]))).status_code == 200
     assert (await mail.client.get(f"{API}/messages/{to_class['id']}", headers=mail.who(pupils[21]))).status_code == 404
-    assert (await mail.client.post(f"{API}/messages/{to_class['id']}/recall", headers=mail.who(pupils[20]))).status_code == 404
+    assert (
+        await mail.client.post(f"{API}/messages/{to_class['id']}/recall", headers=mail.who(pupils[20]))
+    ).status_code == 404
 
 
 @pytest.mark.parametrize("mail", [{"recall_minutes": 0}], indirect=True)
@@ -184,9 +226,13 @@ async def test_own_lists_and_the_recipient_picker_offer_only_whom_the_rules_allo
     assert mine[1] in persons and not persons & set(other)
     # The groups of the rules' defaults for a pupil: their class, its teachers and head teachers, the school's staff.
     uai = classes[2].split("$", 1)[0]
-    assert {v["id"] for v in picker if v["type"] == "group"} == {f"{classes[2]}/{k}" for k in ("ELV", "ENS", "HT")} | {f"{uai}/PERS"}
+    assert {v["id"] for v in picker if v["type"] == "group"} == {f"{classes[2]}/{k}" for k in ("ELV", "ENS", "HT")} | {
+        f"{uai}/PERS"
+    }
 
-    made = await mail.client.post(f"{API}/lists", headers=me, json={"name": "Groupe de projet", "members": [mine[1], mine[2]]})
+    made = await mail.client.post(
+        f"{API}/lists", headers=me, json={"name": "Groupe de projet", "members": [mine[1], mine[2]]}
+    )
     assert made.status_code == 201
     list_id = made.json()["id"]
     sent = await mail.send(mine[0], to=[{"type": "list", "id": list_id}])
@@ -225,7 +271,9 @@ async def test_a_pupil_who_changes_class_writes_to_the_new_class_at_once(mail: M
     mail.directory.run("import-aaf", str(delta), "--report", str(delta / "report.txt"))
 
     async def may_write_to_new_class() -> bool:
-        response = await mail.client.post(f"{API}/messages", headers=mail.who(mover), json={"to": [person(new[1])], "subject": "Salut"})
+        response = await mail.client.post(
+            f"{API}/messages", headers=mail.who(mover), json={"to": [person(new[1])], "subject": "Salut"}
+        )
         return response.status_code == 201
 
     await until(may_write_to_new_class, "the rules to follow the class change", timeout=10)
@@ -257,7 +305,9 @@ async def test_a_scheduled_send_that_fails_is_tried_again_and_delivered_once(mai
     cls, pupils = a_class(mail)
     teacher = teacher_of(mail, cls)
     later = datetime.now(UTC) + timedelta(hours=1)
-    scheduled = await mail.send(teacher, to=[person(pupils[21])], subject="Sortie", send_at=later.isoformat(), expect=202)
+    scheduled = await mail.send(
+        teacher, to=[person(pupils[21])], subject="Sortie", send_at=later.isoformat(), expect=202
+    )
     sending = mail.service.state.runtime.state["sending"]
     real_resolve = sending.rules.resolve
     failures = 0
@@ -280,7 +330,9 @@ async def test_a_scheduled_send_that_fails_is_tried_again_and_delivered_once(mai
     inbox = [e for e in (await mail.folder(pupils[21]))["entries"] if e["subject"] == "Sortie"]
     assert len(inbox) == 1 and (await mail.counts(teacher))["scheduled"] == (0, 0)
 
-    stubborn = await mail.send(teacher, to=[person(pupils[21])], subject="Jamais", send_at=later.isoformat(), expect=202)
+    stubborn = await mail.send(
+        teacher, to=[person(pupils[21])], subject="Jamais", send_at=later.isoformat(), expect=202
+    )
     sending.rules.resolve = away
     try:
         for n in range(6):

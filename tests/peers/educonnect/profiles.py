@@ -18,15 +18,25 @@ from samlpeer.idp import Directory, Person, Profile
 
 EC = "urn:oid:1.3.6.1.4.1.20326.10.999.1."
 EDUCONNECT_ATTRIBUTES = {
-    f"{EC}5": "FrEduUrlRetour", f"{EC}6": "FrEduCtDateConnexion", f"{EC}7": "FrEduCtPersonAffiliation",
-    f"{EC}57": "FrEduCtId", f"{EC}64": "FrEduCtEleveINEHash", f"{EC}67": "FrEduCtDateNaissance",
-    f"{EC}72": "FrEduCtEleveUAI", f"{EC}73": "FrEduCtEleveNiveau", f"{EC}76": "civility",
+    f"{EC}5": "FrEduUrlRetour",
+    f"{EC}6": "FrEduCtDateConnexion",
+    f"{EC}7": "FrEduCtPersonAffiliation",
+    f"{EC}57": "FrEduCtId",
+    f"{EC}64": "FrEduCtEleveINEHash",
+    f"{EC}67": "FrEduCtDateNaissance",
+    f"{EC}72": "FrEduCtEleveUAI",
+    f"{EC}73": "FrEduCtEleveNiveau",
+    f"{EC}76": "civility",
     f"{EC}77": "FrEduCtRefId",
-    "urn:oid:2.5.4.4": "sn", "urn:oid:2.5.4.42": "givenName",
+    "urn:oid:2.5.4.4": "sn",
+    "urn:oid:2.5.4.42": "givenName",
 }
 AGENT_ATTRIBUTES = {
-    "urn:oid:0.9.2342.19200300.100.1.1": "uid", "urn:oid:0.9.2342.19200300.100.1.3": "mail",
-    "urn:oid:2.5.4.4": "sn", "urn:oid:2.5.4.42": "givenName", "urn:oid:1.3.6.1.4.1.7135.1.2.1.14": "FrEduRne",
+    "urn:oid:0.9.2342.19200300.100.1.1": "uid",
+    "urn:oid:0.9.2342.19200300.100.1.3": "mail",
+    "urn:oid:2.5.4.4": "sn",
+    "urn:oid:2.5.4.42": "givenName",
+    "urn:oid:1.3.6.1.4.1.7135.1.2.1.14": "FrEduRne",
 }
 
 
@@ -40,7 +50,9 @@ def educonnect_id(person: Person) -> str:
 
 
 def _ref_ids(accounts: list[Person]) -> list[str]:
-    return [f"{{AAF}}{p.get('tenant', '')}|{(_uais(p) or [''])[0]}|{key}" for p in accounts for key in p.get("keys", [])[:1]]
+    return [
+        f"{{AAF}}{p.get('tenant', '')}|{(_uais(p) or [''])[0]}|{key}" for p in accounts for key in p.get("keys", [])[:1]
+    ]
 
 
 def educonnect_release(person: Person, directory: Directory) -> dict[str, list[str]]:
@@ -65,7 +77,9 @@ def educonnect_release(person: Person, directory: Directory) -> dict[str, list[s
 
 
 EDUCONNECT = Profile(
-    name="educonnect", title="ÉduConnect (bac à sable Maille)", attributes=EDUCONNECT_ATTRIBUTES,
+    name="educonnect",
+    title="ÉduConnect (bac à sable Maille)",
+    attributes=EDUCONNECT_ATTRIBUTES,
     accepts=lambda person: person.get("kind") in ("pupil", "parent"),
     release=educonnect_release,
     subject=lambda person: educonnect_id(person),
@@ -73,15 +87,24 @@ EDUCONNECT = Profile(
 
 
 def agent_release(person: Person, directory: Directory) -> dict[str, list[str]]:
-    released = {"uid": person["keys"][:1], "mail": (person.get("emails") or [])[:1], "sn": [person.get("last_name", "")],
-                "givenName": [person.get("first_name", "")], "FrEduRne": _uais(person)}
+    released = {
+        "uid": person["keys"][:1],
+        "mail": (person.get("emails") or [])[:1],
+        "sn": [person.get("last_name", "")],
+        "givenName": [person.get("first_name", "")],
+        "FrEduRne": _uais(person),
+    }
     return {k: v for k, v in released.items() if v and all(v)}
 
 
 ACADEMIE = Profile(
-    name="academie", title="Portail des agents de l'académie (bac à sable Maille)", attributes=AGENT_ATTRIBUTES,
+    name="academie",
+    title="Portail des agents de l'académie (bac à sable Maille)",
+    attributes=AGENT_ATTRIBUTES,
     accepts=lambda person: person.get("kind") == "staff",
     release=agent_release,
     # The agent's persistent NameID: the académie's own, per directory (two test directories' namesakes are two people).
-    subject=lambda person: "ag" + hashlib.sha256(f"academie:{person.get('tenant', '')}:{person['keys'][0]}".encode()).hexdigest()[:30],
+    subject=lambda person: (
+        "ag" + hashlib.sha256(f"academie:{person.get('tenant', '')}:{person['keys'][0]}".encode()).hexdigest()[:30]
+    ),
 )

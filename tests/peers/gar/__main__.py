@@ -24,17 +24,36 @@ def main() -> None:
     port = int(os.environ.get("PEER_PORT", 8203))
     sp = GarSp(
         base_url=os.environ.get("PEER_BASE_URL", f"http://localhost:{port}"),
-        idp_metadata_url=os.environ.get("PEER_IDP_METADATA", "http://localhost:8080/realms/maille/protocol/saml/descriptor"),
+        idp_metadata_url=os.environ.get(
+            "PEER_IDP_METADATA", "http://localhost:8080/realms/maille/protocol/saml/descriptor"
+        ),
         work_dir=Path(os.environ.get("PEER_WORK_DIR", ".var/peers/gar")),
         xmlsec_binary=os.environ.get("PEER_XMLSEC") or shutil.which("xmlsec1") or "xmlsec1",
     )
-    servers = [uvicorn.Server(uvicorn.Config(create_app(sp), host="127.0.0.1", port=port, log_level="warning", access_log=False))]
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(create_app(sp), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        )
+    ]
     if os.environ.get("PEER_TLS_CERT"):
-        peer = resources.GarResources(ent=os.environ.get("PEER_ENT", "MAILLE"), delay=int(os.environ.get("PEER_DELAY_MS", "0")) / 1000)
-        servers.append(uvicorn.Server(uvicorn.Config(
-            resources.create_app(peer), host="127.0.0.1", port=int(os.environ.get("PEER_RESOURCES_PORT", 8204)), log_level="warning",
-            access_log=False, ssl_certfile=os.environ["PEER_TLS_CERT"], ssl_keyfile=os.environ["PEER_TLS_KEY"],
-            ssl_ca_certs=os.environ["PEER_TLS_CA"], ssl_cert_reqs=ssl.CERT_REQUIRED)))
+        peer = resources.GarResources(
+            ent=os.environ.get("PEER_ENT", "MAILLE"), delay=int(os.environ.get("PEER_DELAY_MS", "0")) / 1000
+        )
+        servers.append(
+            uvicorn.Server(
+                uvicorn.Config(
+                    resources.create_app(peer),
+                    host="127.0.0.1",
+                    port=int(os.environ.get("PEER_RESOURCES_PORT", 8204)),
+                    log_level="warning",
+                    access_log=False,
+                    ssl_certfile=os.environ["PEER_TLS_CERT"],
+                    ssl_keyfile=os.environ["PEER_TLS_KEY"],
+                    ssl_ca_certs=os.environ["PEER_TLS_CA"],
+                    ssl_cert_reqs=ssl.CERT_REQUIRED,
+                )
+            )
+        )
 
     async def serve() -> None:
         await asyncio.gather(*(server.serve() for server in servers))

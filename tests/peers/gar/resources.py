@@ -19,10 +19,18 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 SCOLOMFR = "http://data.education.fr/voc/scolomfr/concept/"
-LEVELS = [("scolomfr-voc-022-num-027", "6e"), ("scolomfr-voc-022-num-028", "5e"), ("scolomfr-voc-022-num-029", "4e"),
-          ("scolomfr-voc-022-num-030", "3e")]
-DOMAINS = [("scolomfr-voc-015-num-1169", "mathématiques"), ("scolomfr-voc-015-num-1300", "français"),
-           ("scolomfr-voc-015-num-1249", "histoire-géographie"), ("scolomfr-voc-015-num-1346", "sciences de la vie et de la Terre")]
+LEVELS = [
+    ("scolomfr-voc-022-num-027", "6e"),
+    ("scolomfr-voc-022-num-028", "5e"),
+    ("scolomfr-voc-022-num-029", "4e"),
+    ("scolomfr-voc-022-num-030", "3e"),
+]
+DOMAINS = [
+    ("scolomfr-voc-015-num-1169", "mathématiques"),
+    ("scolomfr-voc-015-num-1300", "français"),
+    ("scolomfr-voc-015-num-1249", "histoire-géographie"),
+    ("scolomfr-voc-015-num-1346", "sciences de la vie et de la Terre"),
+]
 UAI = re.compile(r"^[0-9]{7}[A-Z]$")
 
 
@@ -30,15 +38,21 @@ def gar_resource(number: int) -> dict[str, Any]:
     """One resource of the pool, in the GAR's fields."""
     level, domain = LEVELS[number % len(LEVELS)], DOMAINS[number % len(DOMAINS)]
     return {
-        "idRessource": f"ark:/99999/gar-{number:05d}", "idType": "ARK", "nomRessource": f"{domain[1].capitalize()} {level[1]} — ressource GAR {number}",
-        "idEditeur": f"editeur-{number % 7}", "nomEditeur": f"Éditeur GAR {number % 7}",
-        "urlVignette": f"https://vignettes.gar.example/{number}.png", "urlAccesRessource": f"https://ressources.gar.example/{number}",
+        "idRessource": f"ark:/99999/gar-{number:05d}",
+        "idType": "ARK",
+        "nomRessource": f"{domain[1].capitalize()} {level[1]} — ressource GAR {number}",
+        "idEditeur": f"editeur-{number % 7}",
+        "nomEditeur": f"Éditeur GAR {number % 7}",
+        "urlVignette": f"https://vignettes.gar.example/{number}.png",
+        "urlAccesRessource": f"https://ressources.gar.example/{number}",
         "typePresentation": {"code": "MAN", "nom": "manuel numérique"},
         "typePedagogique": [{"uri": f"{SCOLOMFR}scolomfr-voc-010-num-003", "nom": "cours"}],
         "typologieDocument": [{"uri": f"{SCOLOMFR}scolomfr-voc-005-num-006", "nom": "manuel"}],
         "niveauEducatif": [{"uri": SCOLOMFR + level[0], "nom": level[1]}],
         "domaineEnseignement": [{"uri": SCOLOMFR + domain[0], "nom": domain[1]}],
-        "nomSourceEtiquetteGar": "Accessible via le GAR", "distributeurTech": "Distributeur technique", "validateurTech": "GAR",
+        "nomSourceEtiquetteGar": "Accessible via le GAR",
+        "distributeurTech": "Distributeur technique",
+        "validateurTech": "GAR",
     }
 
 
@@ -100,11 +114,23 @@ def main() -> None:
 
     import uvicorn
 
-    peer = GarResources(ent=os.environ.get("PEER_ENT", "MAILLE"), delay=int(os.environ.get("PEER_DELAY_MS", "0")) / 1000,
-                        per_school=int(os.environ.get("PEER_PER_SCHOOL", "8")), pool=int(os.environ.get("PEER_POOL", "40")))
-    uvicorn.run(create_app(peer), host="127.0.0.1", port=int(os.environ.get("PEER_RESOURCES_PORT", 8204)), log_level="warning",
-                access_log=False, ssl_certfile=os.environ["PEER_TLS_CERT"], ssl_keyfile=os.environ["PEER_TLS_KEY"],
-                ssl_ca_certs=os.environ["PEER_TLS_CA"], ssl_cert_reqs=ssl.CERT_REQUIRED)
+    peer = GarResources(
+        ent=os.environ.get("PEER_ENT", "MAILLE"),
+        delay=int(os.environ.get("PEER_DELAY_MS", "0")) / 1000,
+        per_school=int(os.environ.get("PEER_PER_SCHOOL", "8")),
+        pool=int(os.environ.get("PEER_POOL", "40")),
+    )
+    uvicorn.run(
+        create_app(peer),
+        host="127.0.0.1",
+        port=int(os.environ.get("PEER_RESOURCES_PORT", 8204)),
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=os.environ["PEER_TLS_CERT"],
+        ssl_keyfile=os.environ["PEER_TLS_KEY"],
+        ssl_ca_certs=os.environ["PEER_TLS_CA"],
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+    )
 
 
 if __name__ == "__main__":

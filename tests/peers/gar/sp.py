@@ -11,7 +11,6 @@ assertion itself was signed. A response that fails a check gets 400 with the rea
 from __future__ import annotations
 
 import base64
-
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import create_metadata_string
-
 from samlpeer.idp import ensure_key_pair
 
 log = logging.getLogger("peer.gar")
@@ -50,23 +48,27 @@ class GarSp:
 
     def config(self, idp_metadata: str | None) -> SPConfig:
         config = SPConfig()
-        config.load({
-            "entityid": self.entity_id,
-            "service": {"sp": {
-                "name": "GAR (bac à sable Maille)",
-                "endpoints": {"assertion_consumer_service": [(self.acs_url, BINDING_HTTP_POST)]},
-                "allow_unsolicited": False,
-                "want_response_signed": False,  # Keycloak signs the assertion (and the document); the assertion is required signed
-                "want_assertions_signed": True,
-                "authn_requests_signed": False,
-                "allow_unknown_attributes": True,
-            }},
-            "key_file": str(self.key_file),
-            "cert_file": str(self.cert_file),
-            "xmlsec_binary": self.xmlsec_binary,
-            "metadata": {"inline": [idp_metadata]} if idp_metadata else {},
-            "accepted_time_diff": 30,
-        })
+        config.load(
+            {
+                "entityid": self.entity_id,
+                "service": {
+                    "sp": {
+                        "name": "GAR (bac à sable Maille)",
+                        "endpoints": {"assertion_consumer_service": [(self.acs_url, BINDING_HTTP_POST)]},
+                        "allow_unsolicited": False,
+                        "want_response_signed": False,  # Keycloak signs the assertion (and the document); the assertion is required signed
+                        "want_assertions_signed": True,
+                        "authn_requests_signed": False,
+                        "allow_unknown_attributes": True,
+                    }
+                },
+                "key_file": str(self.key_file),
+                "cert_file": str(self.cert_file),
+                "xmlsec_binary": self.xmlsec_binary,
+                "metadata": {"inline": [idp_metadata]} if idp_metadata else {},
+                "accepted_time_diff": 30,
+            }
+        )
         return config
 
     async def client(self) -> Saml2Client:
@@ -86,13 +88,18 @@ def create_app(sp: GarSp) -> FastAPI:
 
     @app.get("/sp/metadata")
     async def metadata() -> Response:
-        return Response(create_metadata_string(None, config=sp.config(None), sign=False).decode(), media_type="application/samlmetadata+xml")
+        return Response(
+            create_metadata_string(None, config=sp.config(None), sign=False).decode(),
+            media_type="application/samlmetadata+xml",
+        )
 
     @app.get("/sp/login")
     async def login(relay_state: str = "gar") -> Response:
         client = await sp.client()
         idp = next(iter(client.metadata.identity_providers()))
-        request_id, info = client.prepare_for_authenticate(entityid=idp, relay_state=relay_state, binding=BINDING_HTTP_REDIRECT)
+        request_id, info = client.prepare_for_authenticate(
+            entityid=idp, relay_state=relay_state, binding=BINDING_HTTP_REDIRECT
+        )
         sp.outstanding[request_id] = "/"
         location = dict(info["headers"])["Location"]
         return RedirectResponse(location, status_code=302)
@@ -104,8 +111,10 @@ def create_app(sp: GarSp) -> FastAPI:
         try:
             decoded = [base64.b64decode(value, validate=True).decode() for value in (idENT, idEtab, idSrc)]
         except (ValueError, UnicodeDecodeError):
-            return JSONResponse({"Erreur": {"Code": "Bad Request", "Message": "paramètres non décodables", "Resource": "/domaineGar"}},
-                                status_code=400)
+            return JSONResponse(
+                {"Erreur": {"Code": "Bad Request", "Message": "paramètres non décodables", "Resource": "/domaineGar"}},
+                status_code=400,
+            )
         return await login(relay_state=decoded[2][:80])
 
     @app.post("/sp/acs")
@@ -124,9 +133,13 @@ def create_app(sp: GarSp) -> FastAPI:
         for statement in assertion.attribute_statement:
             for attribute in statement.attribute:
                 attributes[attribute.name] = [value.text for value in attribute.attribute_value]
-        return JSONResponse({
-            "issuer": response.issuer(), "name_id": response.name_id.text if response.name_id else None,
-            "attributes": attributes, "assertion_signed": assertion.signature is not None,
-        })
+        return JSONResponse(
+            {
+                "issuer": response.issuer(),
+                "name_id": response.name_id.text if response.name_id else None,
+                "attributes": attributes,
+                "assertion_signed": assertion.signature is not None,
+            }
+        )
 
     return app

@@ -32,16 +32,55 @@ from fastapi.responses import JSONResponse, Response
 
 from pmb.opac import OidcSource, add_opac
 
-METHODS = ("pmbesSearch_simpleSearch", "pmbesSearch_fetchSearchRecords", "pmbesNotices_fetchNoticeList", "pmbesItems_fetch_notice_items",
-           "pmbesOPACEmpr_login_token", "pmbesOPACEmpr_logout", "pmbesOPACEmpr_get_account_info", "pmbesOPACEmpr_list_loans",
-           "pmbesOPACEmpr_list_resas", "pmbesOPACEmpr_add_resa", "pmbesOPACEmpr_delete_resa",
-           "pmbesEmpr_create_empr", "pmbesEmpr_update_empr", "pmbesEmpr_fetch_empr", "pmbesEmpr_delete_empr", "pmbesEmpr_groupe_list")
+METHODS = (
+    "pmbesSearch_simpleSearch",
+    "pmbesSearch_fetchSearchRecords",
+    "pmbesNotices_fetchNoticeList",
+    "pmbesItems_fetch_notice_items",
+    "pmbesOPACEmpr_login_token",
+    "pmbesOPACEmpr_logout",
+    "pmbesOPACEmpr_get_account_info",
+    "pmbesOPACEmpr_list_loans",
+    "pmbesOPACEmpr_list_resas",
+    "pmbesOPACEmpr_add_resa",
+    "pmbesOPACEmpr_delete_resa",
+    "pmbesEmpr_create_empr",
+    "pmbesEmpr_update_empr",
+    "pmbesEmpr_fetch_empr",
+    "pmbesEmpr_delete_empr",
+    "pmbesEmpr_groupe_list",
+)
 TOKEN_WINDOW = 600  # seconds a login_token's date may be away from the peer's clock
-DOC_TYPES = [("a", "Texte imprimé"), ("g", "Document projeté ou vidéo"), ("j", "Enregistrement sonore musical"), ("m", "Multimédia")]
-TITLES = ["Le Petit Prince", "Les Misérables", "Vingt mille lieues sous les mers", "L'Étranger", "Le Horla", "Germinal",
-          "La Planète des singes", "Le Comte de Monte-Cristo", "Madame Bovary", "Candide"]
-AUTHORS = ["Saint-Exupéry, Antoine de", "Hugo, Victor", "Verne, Jules", "Camus, Albert", "Maupassant, Guy de", "Zola, Émile",
-           "Boulle, Pierre", "Dumas, Alexandre", "Flaubert, Gustave", "Voltaire"]
+DOC_TYPES = [
+    ("a", "Texte imprimé"),
+    ("g", "Document projeté ou vidéo"),
+    ("j", "Enregistrement sonore musical"),
+    ("m", "Multimédia"),
+]
+TITLES = [
+    "Le Petit Prince",
+    "Les Misérables",
+    "Vingt mille lieues sous les mers",
+    "L'Étranger",
+    "Le Horla",
+    "Germinal",
+    "La Planète des singes",
+    "Le Comte de Monte-Cristo",
+    "Madame Bovary",
+    "Candide",
+]
+AUTHORS = [
+    "Saint-Exupéry, Antoine de",
+    "Hugo, Victor",
+    "Verne, Jules",
+    "Camus, Albert",
+    "Maupassant, Guy de",
+    "Zola, Émile",
+    "Boulle, Pierre",
+    "Dumas, Alexandre",
+    "Flaubert, Gustave",
+    "Voltaire",
+]
 
 
 def md5(text: str) -> str:
@@ -62,17 +101,24 @@ def record(database: str, number: int) -> dict[str, Any]:
     def field_(tag: str, **subfields: str) -> dict[str, Any]:
         return {"c": tag, "ind": "  ", "s": [{"c": c, "value": v} for c, v in subfields.items()]}
 
-    return {"id": number, "f": [
-        {"c": "001", "value": str(number)},
-        field_("010", a=isbn),
-        field_("200", a=f"{title} (tome {number // len(TITLES) + 1})", f=author.split(", ")[-1] + " " + author.split(", ")[0]),
-        field_("210", a="Paris", c=["Gallimard", "Hachette", "Flammarion"][number % 3], d=str(1950 + number % 70)),
-        field_("330", a=f"Résumé de « {title} » pour le CDI de {database}."),
-        field_("610", a=["roman", "aventure", "classique"][number % 3]),
-        field_("700", a=author.split(", ")[0], b=author.split(", ")[-1]),
-        field_("896", a=f"https://covers.pmb.example/{isbn}.jpg"),
-        field_("995", r=code),
-    ]}
+    return {
+        "id": number,
+        "f": [
+            {"c": "001", "value": str(number)},
+            field_("010", a=isbn),
+            field_(
+                "200",
+                a=f"{title} (tome {number // len(TITLES) + 1})",
+                f=author.split(", ")[-1] + " " + author.split(", ")[0],
+            ),
+            field_("210", a="Paris", c=["Gallimard", "Hachette", "Flammarion"][number % 3], d=str(1950 + number % 70)),
+            field_("330", a=f"Résumé de « {title} » pour le CDI de {database}."),
+            field_("610", a=["roman", "aventure", "classique"][number % 3]),
+            field_("700", a=author.split(", ")[0], b=author.split(", ")[-1]),
+            field_("896", a=f"https://covers.pmb.example/{isbn}.jpg"),
+            field_("995", r=code),
+        ],
+    }
 
 
 @dataclass
@@ -86,7 +132,9 @@ class PmbDatabase:
     readers: dict[str, dict[str, Any]] = field(default_factory=dict)  # login -> reader (id, cb, mail, nom, prenom)
     loans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # login -> loans (`kind`: late, current, past)
     resas: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # login -> reservations
-    groups: dict[int, str] = field(default_factory=lambda: {1: "6A", 2: "6B", 3: "5A", 4: "3C"})  # reader groups: id -> name
+    groups: dict[int, str] = field(
+        default_factory=lambda: {1: "6A", 2: "6B", 3: "5A", 4: "3C"}
+    )  # reader groups: id -> name
 
     def catalogue(self) -> list[dict[str, Any]]:
         """Made once (the peer must not be what a benchmark measures)."""
@@ -114,7 +162,9 @@ class PmbDatabase:
 class PmbPeer:
     """What the peer answers. Sources: source id -> (user, password, connexion phrase)."""
 
-    sources: dict[int, tuple[str, str, str]] = field(default_factory=lambda: {1: ("maille", "secret-ws", "phrase-connexion")})
+    sources: dict[int, tuple[str, str, str]] = field(
+        default_factory=lambda: {1: ("maille", "secret-ws", "phrase-connexion")}
+    )
     databases: dict[str, PmbDatabase] = field(default_factory=dict)
     default_database: str = "pmb"
     delay: float = 0.0
@@ -143,7 +193,9 @@ class PmbPeer:
             except ValueError:
                 return False
             return given == f"{user}:{password}"
-        return body.get("auth_user") == user and body.get("auth_pw") == auth_pw(user, password, phrase, body.get("id"), body.get("method", ""))
+        return body.get("auth_user") == user and body.get("auth_pw") == auth_pw(
+            user, password, phrase, body.get("id"), body.get("method", "")
+        )
 
     # the methods
     def call(self, db: PmbDatabase, method: str, params: list[Any] | dict[str, Any]) -> Any:
@@ -151,7 +203,9 @@ class PmbPeer:
         if method == "pmbesSearch_simpleSearch":
             search_type, term = int(args[0]), str(args[1])
             words = [w for w in re.split(r"[\s\"'*]+", term.lower()) if w]
-            found = [r for r, text in zip(db.catalogue(), db.texts(search_type)) if words and all(w in text for w in words)]
+            found = [
+                r for r, text in zip(db.catalogue(), db.texts(search_type)) if words and all(w in text for w in words)
+            ]
             search_id = hashlib.sha1(f"{db.name}|{search_type}|{term}".encode()).hexdigest()[:16]  # noqa: S324
             self._searches[search_id] = (db.name, [r["id"] for r in found])
             types = sorted({_sub(r, "995", "r") for r in found})
@@ -160,7 +214,7 @@ class PmbPeer:
             search_id, first, count, fmt = str(args[0]), int(args[1]), int(args[2]), str(args[3])
             if search_id not in self._searches or self._searches[search_id][0] != db.name:
                 raise PmbFault(f"Unknown search id: {search_id}")
-            ids = self._searches[search_id][1][first:first + count]
+            ids = self._searches[search_id][1][first : first + count]
             return self._records(db, ids, fmt, include_items=bool(args[6]) if len(args) > 6 else False)
         if method == "pmbesNotices_fetchNoticeList":
             ids, fmt = [int(n) for n in args[0]], str(args[1])
@@ -179,7 +233,11 @@ class PmbPeer:
             return db.readers[login]
         if method == "pmbesOPACEmpr_list_loans":
             kind = {0: "late", 1: "current", 2: "past"}[int(args[1])]
-            return [{k: v for k, v in loan.items() if k != "kind"} for loan in db.loans.get(login, []) if loan["kind"] == kind]
+            return [
+                {k: v for k, v in loan.items() if k != "kind"}
+                for loan in db.loans.get(login, [])
+                if loan["kind"] == kind
+            ]
         if method == "pmbesOPACEmpr_list_resas":
             return db.resas.get(login, [])
         if method == "pmbesOPACEmpr_add_resa":
@@ -190,8 +248,17 @@ class PmbPeer:
             if any(r["notice_id"] == notice for r in held):
                 return {"status": False, "message": "Vous avez déjà réservé ce document"}
             resa_id = 1 + max((r["resa_id"] for rs in db.resas.values() for r in rs), default=0)
-            held.append({"resa_id": resa_id, "empr_id": db.readers[login]["id"], "notice_id": notice, "bulletin_id": 0, "resa_rank": 1,
-                         "resa_dateend": "", "resa_location": "CDI"})
+            held.append(
+                {
+                    "resa_id": resa_id,
+                    "empr_id": db.readers[login]["id"],
+                    "notice_id": notice,
+                    "bulletin_id": 0,
+                    "resa_rank": 1,
+                    "resa_dateend": "",
+                    "resa_location": "CDI",
+                }
+            )
             return {"status": True, "message": "Réservation enregistrée", "resa_id": resa_id}
         if method == "pmbesOPACEmpr_delete_resa":
             held = db.resas.get(login, [])
@@ -253,7 +320,9 @@ class PmbPeer:
         if not hmac.compare_digest(expected, token):
             raise PmbFault("Invalid login token")
         key = {"login": "login", "mail": "mail", "cb": "cb"}[scope]
-        login = next((lg for lg, r in db.readers.items() if str(r.get(key, lg if key == "login" else "")) == value), None)
+        login = next(
+            (lg for lg, r in db.readers.items() if str(r.get(key, lg if key == "login" else "")) == value), None
+        )
         if login is None:
             raise PmbFault("Unknown reader")
         session = os.urandom(16).hex()
@@ -280,9 +349,18 @@ class PmbPeer:
         return out
 
     def _items(self, db: PmbDatabase, notice: int) -> list[dict[str, Any]]:
-        return [{"id": notice * 10 + k, "cb": f"{db.name}-{notice:05d}-{k}", "cote": f"R {notice:03d}", "location_caption": "CDI",
-                 "section_caption": "Romans", "statut": "Prêtable", "expl_pret_retour": "2026-12-20" if (notice + k) % 3 == 0 else ""}
-                for k in range(db.items)]
+        return [
+            {
+                "id": notice * 10 + k,
+                "cb": f"{db.name}-{notice:05d}-{k}",
+                "cote": f"R {notice:03d}",
+                "location_caption": "CDI",
+                "section_caption": "Romans",
+                "statut": "Prêtable",
+                "expl_pret_retour": "2026-12-20" if (notice + k) % 3 == 0 else "",
+            }
+            for k in range(db.items)
+        ]
 
 
 class PmbFault(Exception):
@@ -300,7 +378,9 @@ def _sub(rec: dict[str, Any], tag: str, code: str) -> str:
 
 def _text(rec: dict[str, Any], search_type: int) -> str:
     """What a simple search of that type looks in, lower case."""
-    fields = {1: ["200"], 2: ["700"], 3: ["210"], 4: ["225"], 5: ["610"]}.get(search_type, ["200", "700", "210", "330", "610"])
+    fields = {1: ["200"], 2: ["700"], 3: ["210"], 4: ["225"], 5: ["610"]}.get(
+        search_type, ["200", "700", "210", "330", "610"]
+    )
     return " ".join(s["value"] for f in rec["f"] if f["c"] in fields for s in f.get("s", [])).lower()
 
 
@@ -334,7 +414,11 @@ def create_app(peer: PmbPeer) -> FastAPI:
         if peer.delay or peer.jitter:
             await asyncio.sleep(peer.delay + random.uniform(0, peer.jitter))
         if name in peer.garbage:
-            return Response("<html><body>Fatal error: Allowed memory size exhausted</body></html>", status_code=200, media_type="text/html")
+            return Response(
+                "<html><body>Fatal error: Allowed memory size exhausted</body></html>",
+                status_code=200,
+                media_type="text/html",
+            )
         try:
             body = json.loads(await request.body())
             call_id, method, params = body.get("id"), body["method"], body.get("params", [])

@@ -57,8 +57,20 @@ class Profile:
 class Directory:
     """The directory's persons, by AAF join key (read from identity's database, refreshed on a miss)."""
 
-    FIELDS = {"_id": 1, "keys": 1, "kind": 1, "last_name": 1, "first_name": 1, "birth_date": 1, "civility": 1, "emails": 1,
-              "mobile": 1, "profiles": 1, "mef": 1, "tenant": 1}
+    FIELDS = {
+        "_id": 1,
+        "keys": 1,
+        "kind": 1,
+        "last_name": 1,
+        "first_name": 1,
+        "birth_date": 1,
+        "civility": 1,
+        "emails": 1,
+        "mobile": 1,
+        "profiles": 1,
+        "mef": 1,
+        "tenant": 1,
+    }
 
     def __init__(self, mongodb_url: str, database: str) -> None:
         from pymongo import MongoClient
@@ -89,7 +101,11 @@ class Directory:
     @staticmethod
     def _contact(person: Person) -> tuple[str, str, str]:
         emails = person.get("emails") or [""]
-        return (person.get("last_name", "").upper(), person.get("first_name", "").upper(), person.get("mobile") or emails[0])
+        return (
+            person.get("last_name", "").upper(),
+            person.get("first_name", "").upper(),
+            person.get("mobile") or emails[0],
+        )
 
     def same_adult(self, parent: Person) -> list[Person]:
         """A parent's other accounts: parent records of the same name and contact (one per school feed)."""
@@ -110,8 +126,18 @@ class Pending:
 class SamlIdp:
     """The IdP: its metadata, its SSO endpoint, its login form, its logout endpoint."""
 
-    def __init__(self, *, profile: Profile, base_url: str, work_dir: Path, sp_metadata_urls: list[str], directory: Directory,
-                 password: str, xmlsec_binary: str, lifetime_minutes: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        profile: Profile,
+        base_url: str,
+        work_dir: Path,
+        sp_metadata_urls: list[str],
+        directory: Directory,
+        password: str,
+        xmlsec_binary: str,
+        lifetime_minutes: int = 5,
+    ) -> None:
         self.profile = profile
         self.base_url = base_url.rstrip("/")
         self.sp_metadata_urls = sp_metadata_urls
@@ -132,30 +158,41 @@ class SamlIdp:
 
     def config(self, sp_metadata: list[str]) -> IdPConfig:
         config = IdPConfig()
-        config.load({
-            "entityid": self.entity_id,
-            "description": self.profile.title,
-            "service": {"idp": {
-                "name": self.profile.title,
-                "endpoints": {
-                    "single_sign_on_service": [(f"{self.base_url}/idp/sso/post", BINDING_HTTP_POST),
-                                               (f"{self.base_url}/idp/sso/redirect", BINDING_HTTP_REDIRECT)],
-                    "single_logout_service": [(f"{self.base_url}/idp/slo/post", BINDING_HTTP_POST)],
+        config.load(
+            {
+                "entityid": self.entity_id,
+                "description": self.profile.title,
+                "service": {
+                    "idp": {
+                        "name": self.profile.title,
+                        "endpoints": {
+                            "single_sign_on_service": [
+                                (f"{self.base_url}/idp/sso/post", BINDING_HTTP_POST),
+                                (f"{self.base_url}/idp/sso/redirect", BINDING_HTTP_REDIRECT),
+                            ],
+                            "single_logout_service": [(f"{self.base_url}/idp/slo/post", BINDING_HTTP_POST)],
+                        },
+                        "name_id_format": [NAMEID_FORMAT_PERSISTENT],
+                        "want_authn_requests_signed": True,
+                        "sign_response": True,
+                        "sign_assertion": True,
+                        "policy": {
+                            "default": {
+                                "lifetime": {"minutes": self.lifetime_minutes},
+                                "name_form": NAME_FORMAT_URI,
+                                "attribute_restrictions": None,
+                            }
+                        },
+                    }
                 },
-                "name_id_format": [NAMEID_FORMAT_PERSISTENT],
-                "want_authn_requests_signed": True,
-                "sign_response": True,
-                "sign_assertion": True,
-                "policy": {"default": {"lifetime": {"minutes": self.lifetime_minutes}, "name_form": NAME_FORMAT_URI,
-                                       "attribute_restrictions": None}},
-            }},
-            "key_file": str(self.key_file),
-            "cert_file": str(self.cert_file),
-            "xmlsec_binary": self.xmlsec_binary,
-            "attribute_map_dir": str(self.attribute_dir),
-            "metadata": {"inline": sp_metadata} if sp_metadata else {},
-            "accepted_time_diff": 60,
-        })
+                "key_file": str(self.key_file),
+                "cert_file": str(self.cert_file),
+                "xmlsec_binary": self.xmlsec_binary,
+                "attribute_map_dir": str(self.attribute_dir),
+                "metadata": {"inline": sp_metadata} if sp_metadata else {},
+                "accepted_time_diff": 60,
+            }
+        )
         return config
 
     async def server(self, *, fresh: bool = False) -> Server:
@@ -193,8 +230,12 @@ class SamlIdp:
             server = await self.server(fresh=True)  # perhaps an SP of new keys or new to us
             parsed = server.parse_authn_request(saml_request, binding)
         args = server.response_args(parsed.message, [BINDING_HTTP_POST])
-        pending = Pending(request_id=parsed.message.id, sp_entity_id=args["sp_entity_id"], destination=args["destination"],
-                          relay_state=relay_state)
+        pending = Pending(
+            request_id=parsed.message.id,
+            sp_entity_id=args["sp_entity_id"],
+            destination=args["destination"],
+            relay_state=relay_state,
+        )
         key = secrets.token_urlsafe(16)
         self._forget_old()
         self.pending[key] = pending
@@ -210,33 +251,55 @@ class SamlIdp:
         server = await self.server()
         identity = self.profile.release(person, self.directory)
         subject = self.profile.subject(person)
-        name_id = NameID(format=NAMEID_FORMAT_PERSISTENT, sp_name_qualifier=pending.sp_entity_id,
-                         name_qualifier=self.entity_id, text=subject)
-        response = server.create_authn_response(
-            identity, in_response_to=pending.request_id, destination=pending.destination, sp_entity_id=pending.sp_entity_id,
-            name_id=name_id, authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
-                                    "authn_auth": self.entity_id},
-            sign_response=True, sign_assertion=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256,
+        name_id = NameID(
+            format=NAMEID_FORMAT_PERSISTENT,
+            sp_name_qualifier=pending.sp_entity_id,
+            name_qualifier=self.entity_id,
+            text=subject,
         )
-        return autopost(pending.destination, {"SAMLResponse": base64.b64encode(str(response).encode()).decode(),
-                                              "RelayState": pending.relay_state})
+        response = server.create_authn_response(
+            identity,
+            in_response_to=pending.request_id,
+            destination=pending.destination,
+            sp_entity_id=pending.sp_entity_id,
+            name_id=name_id,
+            authn={
+                "class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+                "authn_auth": self.entity_id,
+            },
+            sign_response=True,
+            sign_assertion=True,
+            sign_alg=SIG_RSA_SHA256,
+            digest_alg=DIGEST_SHA256,
+        )
+        return autopost(
+            pending.destination,
+            {"SAMLResponse": base64.b64encode(str(response).encode()).decode(), "RelayState": pending.relay_state},
+        )
 
     async def logout(self, saml_request: str, relay_state: str) -> str:
         """Answer a LogoutRequest (the peer keeps no session of its own to end)."""
         server = await self.server()
         request = server.parse_logout_request(saml_request, BINDING_HTTP_POST)
         endpoints = server.metadata.single_logout_service(request.message.issuer.text, BINDING_HTTP_POST, "spsso")
-        response = server.create_logout_response(request.message, [BINDING_HTTP_POST], sign=True, sign_alg=SIG_RSA_SHA256,
-                                                 digest_alg=DIGEST_SHA256)
-        return autopost(endpoints[0]["location"], {"SAMLResponse": base64.b64encode(str(response).encode()).decode(),
-                                                   "RelayState": relay_state})
+        response = server.create_logout_response(
+            request.message, [BINDING_HTTP_POST], sign=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
+        )
+        return autopost(
+            endpoints[0]["location"],
+            {"SAMLResponse": base64.b64encode(str(response).encode()).decode(), "RelayState": relay_state},
+        )
 
 
 def autopost(url: str, fields: dict[str, str]) -> str:
     """An HTML page that posts `fields` to `url` at once (a browser's HTTP-POST binding)."""
-    inputs = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>' for k, v in fields.items() if v)
-    return (f'<!doctype html><html><body onload="document.forms[0].submit()"><form method="post" action="{html.escape(url)}">'
-            f'{inputs}<noscript><button type="submit">Continuer</button></noscript></form></body></html>')
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>' for k, v in fields.items() if v
+    )
+    return (
+        f'<!doctype html><html><body onload="document.forms[0].submit()"><form method="post" action="{html.escape(url)}">'
+        f'{inputs}<noscript><button type="submit">Continuer</button></noscript></form></body></html>'
+    )
 
 
 def ensure_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
@@ -253,11 +316,21 @@ def ensure_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"maille peer {name}")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=3650)).sign(key, hashes.SHA256()))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
     key_file.chmod(0o600)
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key_file, cert_file
@@ -302,15 +375,23 @@ def create_app(idp: SamlIdp) -> FastAPI:
 
     @app.get("/idp/sso/redirect")
     async def sso_redirect(request: Request) -> HTMLResponse:
-        return await sso(request.query_params.get("SAMLRequest"), request.query_params.get("RelayState", ""), BINDING_HTTP_REDIRECT)
+        return await sso(
+            request.query_params.get("SAMLRequest"), request.query_params.get("RelayState", ""), BINDING_HTTP_REDIRECT
+        )
 
     @app.post("/idp/login")
     async def login(key: str = Form(...), username: str = Form(""), password: str = Form("")) -> HTMLResponse:
         pending = idp.pending.get(key)
         if pending is None:
-            return HTMLResponse(_page(idp.profile.title, "<p>Cette demande a expiré : recommencez depuis l'ENT.</p>"), status_code=400)
+            return HTMLResponse(
+                _page(idp.profile.title, "<p>Cette demande a expiré : recommencez depuis l'ENT.</p>"), status_code=400
+            )
         person = idp.directory.find(username.strip())
-        if person is None or not secrets.compare_digest(password.encode(), idp.password.encode()) or not idp.profile.accepts(person):
+        if (
+            person is None
+            or not secrets.compare_digest(password.encode(), idp.password.encode())
+            or not idp.profile.accepts(person)
+        ):
             return HTMLResponse(_login_form(idp, key, "Identifiant ou mot de passe incorrect."), status_code=401)
         del idp.pending[key]
         return HTMLResponse(await idp.respond(pending, person))
@@ -328,14 +409,19 @@ def create_app(idp: SamlIdp) -> FastAPI:
 
 def _login_form(idp: SamlIdp, key: str, error: str) -> str:
     message = f'<p class="error">{html.escape(error)}</p>' if error else ""
-    return _page(idp.profile.title, f"""{message}
+    return _page(
+        idp.profile.title,
+        f"""{message}
 <form method="post" action="/idp/login" id="login">
 <input type="hidden" name="key" value="{html.escape(key)}"/>
 <label>Identifiant <input name="username" autocomplete="username"/></label>
 <label>Mot de passe <input name="password" type="password" autocomplete="current-password"/></label>
-<button type="submit">Se connecter</button></form>""")
+<button type="submit">Se connecter</button></form>""",
+    )
 
 
 def _page(title: str, body: str) -> str:
-    return (f'<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
-            f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
+    return (
+        f'<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )

@@ -36,36 +36,85 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
     (work / "tokens.csv").write_text(f'{TOKEN},operator,1,"system:masters"\n')
     subprocess.run(["openssl", "genrsa", "-out", str(work / "sa.key"), "2048"], check=True, capture_output=True)
-    subprocess.run(["openssl", "rsa", "-in", str(work / "sa.key"), "-pubout", "-out", str(work / "sa.pub")], check=True, capture_output=True)
+    subprocess.run(
+        ["openssl", "rsa", "-in", str(work / "sa.key"), "-pubout", "-out", str(work / "sa.pub")],
+        check=True,
+        capture_output=True,
+    )
     logs = [open(work / "etcd.log", "w"), open(work / "apiserver.log", "w")]
-    etcd = subprocess.Popen([str(ETCD), "--data-dir", str(work / "etcd"), "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-                             "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}", "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-                             "--initial-cluster", f"default=http://127.0.0.1:{peer_port}"],
-                            stdout=logs[0], stderr=subprocess.STDOUT, env={**os.environ, "ETCD_UNSUPPORTED_ARCH": "amd64"})
-    apiserver = subprocess.Popen([str(APISERVER), f"--etcd-servers=http://127.0.0.1:{etcd_port}", f"--secure-port={api_port}",
-                                  "--bind-address=127.0.0.1", f"--cert-dir={work / 'certs'}", f"--token-auth-file={work / 'tokens.csv'}",
-                                  "--authorization-mode=RBAC", "--service-account-issuer=https://kubernetes.default.svc",
-                                  f"--service-account-key-file={work / 'sa.pub'}", f"--service-account-signing-key-file={work / 'sa.key'}",
-                                  "--service-cluster-ip-range=10.96.0.0/16", "--enable-priority-and-fairness=false"],
-                                 stdout=logs[1], stderr=subprocess.STDOUT)
+    etcd = subprocess.Popen(
+        [
+            str(ETCD),
+            "--data-dir",
+            str(work / "etcd"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{etcd_port}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{etcd_port}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster",
+            f"default=http://127.0.0.1:{peer_port}",
+        ],
+        stdout=logs[0],
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ETCD_UNSUPPORTED_ARCH": "amd64"},
+    )
+    apiserver = subprocess.Popen(
+        [
+            str(APISERVER),
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            f"--secure-port={api_port}",
+            "--bind-address=127.0.0.1",
+            f"--cert-dir={work / 'certs'}",
+            f"--token-auth-file={work / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={work / 'sa.pub'}",
+            f"--service-account-signing-key-file={work / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--enable-priority-and-fairness=false",
+        ],
+        stdout=logs[1],
+        stderr=subprocess.STDOUT,
+    )
     path = work / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "test", "cluster": {"server": f"https://127.0.0.1:{api_port}", "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "operator", "user": {"token": TOKEN}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "operator"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "test",
+                "clusters": [
+                    {
+                        "name": "test",
+                        "cluster": {"server": f"https://127.0.0.1:{api_port}", "insecure-skip-tls-verify": True},
+                    }
+                ],
+                "users": [{"name": "operator", "user": {"token": TOKEN}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "operator"}}],
+            }
+        )
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
-                ready = httpx.get(f"https://127.0.0.1:{api_port}/readyz", verify=False, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=2)
+                ready = httpx.get(
+                    f"https://127.0.0.1:{api_port}/readyz",
+                    verify=False,
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                    timeout=2,
+                )
                 if ready.status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline and apiserver.poll() is None, (work / "apiserver.log").read_text()[-3000:]
+            assert time.monotonic() < deadline and apiserver.poll() is None, (work / "apiserver.log").read_text()[
+                -3000:
+            ]
             time.sleep(1)
         yield path
     finally:
@@ -91,21 +140,47 @@ def cluster(kubeconfig: Path) -> client.ApiClient:
 
 
 def ops(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).parent / "maille-ops"), "-n", "maille", *args], capture_output=True, text=True,
-                          env={**os.environ, "KUBECONFIG": str(kubeconfig)}, timeout=120)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "maille-ops"), "-n", "maille", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        timeout=120,
+    )
 
 
 def roll_out(api: client.ApiClient) -> None:
     """What the controllers would report once every pod runs: each workload ready and up to date."""
     apps = client.AppsV1Api(api)
     for item in apps.list_namespaced_deployment("maille").items:
-        apps.patch_namespaced_deployment_status(item.metadata.name, "maille", {"status": {
-            "replicas": item.spec.replicas, "readyReplicas": item.spec.replicas, "updatedReplicas": item.spec.replicas,
-            "availableReplicas": item.spec.replicas, "observedGeneration": item.metadata.generation}})
+        apps.patch_namespaced_deployment_status(
+            item.metadata.name,
+            "maille",
+            {
+                "status": {
+                    "replicas": item.spec.replicas,
+                    "readyReplicas": item.spec.replicas,
+                    "updatedReplicas": item.spec.replicas,
+                    "availableReplicas": item.spec.replicas,
+                    "observedGeneration": item.metadata.generation,
+                }
+            },
+        )
     for item in apps.list_namespaced_stateful_set("maille").items:
-        apps.patch_namespaced_stateful_set_status(item.metadata.name, "maille", {"status": {
-            "replicas": item.spec.replicas, "readyReplicas": item.spec.replicas, "updatedReplicas": item.spec.replicas,
-            "currentReplicas": item.spec.replicas, "availableReplicas": item.spec.replicas, "observedGeneration": item.metadata.generation}})
+        apps.patch_namespaced_stateful_set_status(
+            item.metadata.name,
+            "maille",
+            {
+                "status": {
+                    "replicas": item.spec.replicas,
+                    "readyReplicas": item.spec.replicas,
+                    "updatedReplicas": item.spec.replicas,
+                    "currentReplicas": item.spec.replicas,
+                    "availableReplicas": item.spec.replicas,
+                    "observedGeneration": item.metadata.generation,
+                }
+            },
+        )
 
 
 def test_status_then_restart_then_run_on_a_real_api_server(cluster: client.ApiClient, kubeconfig: Path) -> None:
@@ -113,8 +188,18 @@ def test_status_then_restart_then_run_on_a_real_api_server(cluster: client.ApiCl
     fresh = ops(kubeconfig, "status")
     assert fresh.returncode == 1, fresh.stdout + fresh.stderr
     names = [line.split()[1] for line in fresh.stdout.splitlines()[1:]]
-    assert sorted(names) == sorted(["maille-gateway", "maille-identity", "maille-catalog", "maille-messaging", "maille-library",
-                                    "maille-keycloak", "maille-nats", "maille-mongodb"])
+    assert sorted(names) == sorted(
+        [
+            "maille-gateway",
+            "maille-identity",
+            "maille-catalog",
+            "maille-messaging",
+            "maille-library",
+            "maille-keycloak",
+            "maille-nats",
+            "maille-mongodb",
+        ]
+    )
     assert fresh.stdout.count("NOT READY") == 8 and "ghcr.io/maille/gateway:0.1.0" in fresh.stdout
 
     roll_out(cluster)
@@ -128,11 +213,17 @@ def test_status_then_restart_then_run_on_a_real_api_server(cluster: client.ApiCl
     apps = client.AppsV1Api(cluster)
     for name in ("maille-gateway", "maille-identity"):
         assert RESTARTED_AT in apps.read_namespaced_deployment(name, "maille").spec.template.metadata.annotations
-    assert RESTARTED_AT not in (apps.read_namespaced_deployment("maille-catalog", "maille").spec.template.metadata.annotations or {})
+    assert RESTARTED_AT not in (
+        apps.read_namespaced_deployment("maille-catalog", "maille").spec.template.metadata.annotations or {}
+    )
     rolling = ops(kubeconfig, "status")
     assert rolling.returncode == 1 and rolling.stdout.count("NOT READY") == 2
     unknown = ops(kubeconfig, "restart", "mail")
-    assert unknown.returncode == 1 and "no Deployment of Maille named maille-mail" in unknown.stderr and "maille-messaging" in unknown.stderr
+    assert (
+        unknown.returncode == 1
+        and "no Deployment of Maille named maille-mail" in unknown.stderr
+        and "maille-messaging" in unknown.stderr
+    )
 
     # The GAR export and the AAF import now: Jobs from identity's CronJobs (the suspended one too).
     batch = client.BatchV1Api(cluster)
@@ -142,5 +233,11 @@ def test_status_then_restart_then_run_on_a_real_api_server(cluster: client.ApiCl
         name = started.stdout.split()[1]
         created = batch.read_namespaced_job(name, "maille")
         source = batch.read_namespaced_cron_job(cronjob, "maille")
-        assert created.metadata.owner_references[0].name == cronjob and created.metadata.owner_references[0].uid == source.metadata.uid
-        assert created.spec.template.spec.containers[0].command == source.spec.job_template.spec.template.spec.containers[0].command
+        assert (
+            created.metadata.owner_references[0].name == cronjob
+            and created.metadata.owner_references[0].uid == source.metadata.uid
+        )
+        assert (
+            created.spec.template.spec.containers[0].command
+            == source.spec.job_template.spec.template.spec.containers[0].command
+        )

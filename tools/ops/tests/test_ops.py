@@ -37,16 +37,28 @@ def named(docs: list[dict], kind: str, name: str) -> dict:
 
 
 def test_status_names_what_is_not_ready_first(rendered: list[dict]) -> None:
-    gateway = {**named(rendered, "Deployment", "maille-gateway"), "status": {"readyReplicas": 2, "updatedReplicas": 2, "observedGeneration": 3}}
+    gateway = {
+        **named(rendered, "Deployment", "maille-gateway"),
+        "status": {"readyReplicas": 2, "updatedReplicas": 2, "observedGeneration": 3},
+    }
     gateway["spec"] = {**gateway["spec"], "replicas": 2}
     gateway["metadata"] = {**gateway["metadata"], "generation": 3}
-    nats = {**named(rendered, "StatefulSet", "maille-nats"), "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3, "observedGeneration": 1}}
+    nats = {
+        **named(rendered, "StatefulSet", "maille-nats"),
+        "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3, "observedGeneration": 1},
+    }
     nats["metadata"] = {**nats["metadata"], "generation": 1}
-    rolling = {**named(rendered, "Deployment", "maille-identity"), "status": {"readyReplicas": 2, "updatedReplicas": 2, "observedGeneration": 4}}
+    rolling = {
+        **named(rendered, "Deployment", "maille-identity"),
+        "status": {"readyReplicas": 2, "updatedReplicas": 2, "observedGeneration": 4},
+    }
     rolling["spec"] = {**rolling["spec"], "replicas": 2}
     rolling["metadata"] = {**rolling["metadata"], "generation": 5}  # a new spec the controller has not seen yet
-    workloads = [workload_of("Deployment", as_client(gateway, "V1Deployment")), workload_of("StatefulSet", as_client(nats, "V1StatefulSet")),
-                 workload_of("Deployment", as_client(rolling, "V1Deployment"))]
+    workloads = [
+        workload_of("Deployment", as_client(gateway, "V1Deployment")),
+        workload_of("StatefulSet", as_client(nats, "V1StatefulSet")),
+        workload_of("Deployment", as_client(rolling, "V1Deployment")),
+    ]
     assert [w.healthy for w in workloads] == [True, False, False]
     lines = table(workloads).splitlines()
     assert lines[0].split()[:5] == ["KIND", "NAME", "READY", "UP-TO-DATE", "STATE"]
@@ -68,7 +80,10 @@ def test_run_makes_a_job_kubernetes_accepts_from_the_cronjob(rendered: list[dict
     body["spec"] = ApiClient().sanitize_for_serialization(body["spec"])
     assert body["metadata"]["name"] == f"maille-{JOBS[job]}-manual-20261203080000"
     assert body["metadata"]["ownerReferences"][0]["name"] == f"maille-{JOBS[job]}"
-    assert body["spec"]["template"]["spec"]["containers"][0]["command"] == cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert (
+        body["spec"]["template"]["spec"]["containers"][0]["command"]
+        == cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    )
     assert body["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     version = (check.SCHEMAS / ".done").read_text().split()[-1]
     assert "Valid: 1" in check.kubeconform(f"maille-ops run {job}", json.dumps(body), version)
@@ -76,7 +91,17 @@ def test_run_makes_a_job_kubernetes_accepts_from_the_cronjob(rendered: list[dict
 
 def test_without_a_cluster_the_operator_is_told(tmp_path: Path) -> None:
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "none"), "KUBERNETES_SERVICE_HOST": ""}
-    done = subprocess.run([str(Path(sys.executable).parent / "maille-ops"), "status"], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and done.stderr.startswith("maille-ops: ") and "Traceback" not in done.stderr, done.stderr
-    bad = subprocess.run([str(Path(sys.executable).parent / "maille-ops"), "run", "nightly"], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "maille-ops"), "status"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and done.stderr.startswith("maille-ops: ") and "Traceback" not in done.stderr, (
+        done.stderr
+    )
+    bad = subprocess.run(
+        [str(Path(sys.executable).parent / "maille-ops"), "run", "nightly"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "invalid choice" in bad.stderr

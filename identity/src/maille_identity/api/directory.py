@@ -14,12 +14,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from maille_identity.directory.identifiers import PARENT, PUPIL
+from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.rules.visibles import UnknownPerson
 from maille_kit.app import get_runtime
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
-from maille_identity.directory.identifiers import PUPIL, PARENT
-from maille_identity.directory.repository import DirectoryRepository
-from maille_identity.rules.visibles import UnknownPerson
 
 router = APIRouter(prefix="/api/identity/v1", tags=["directory"])
 Caller = Annotated[Principal, Depends(require())]
@@ -53,10 +53,14 @@ def _staff_schools(person: Doc) -> set[str]:
 def _view(person: Doc, *, full: bool, schools: set[str] | None = None) -> Doc:
     """What is shown of `person`: everything but internals, or the public part within `schools`."""
     if full:
-        return {"id": person["_id"], **{k: v for k, v in person.items() if k not in ("_id", "h", "keys", "tenant", "updated_at")}}
+        return {
+            "id": person["_id"],
+            **{k: v for k, v in person.items() if k not in ("_id", "h", "keys", "tenant", "updated_at")},
+        }
     in_schools = (lambda group: group.split("$", 1)[0] in schools) if schools is not None else (lambda group: True)
     return {
-        "id": person["_id"], **{k: person.get(k, "") for k in PUBLIC},
+        "id": person["_id"],
+        **{k: person.get(k, "") for k in PUBLIC},
         "profiles": [p for p in person.get("profiles", []) if schools is None or p["structure"] in schools],
         "classes": [g for g in person.get("classes", []) if in_schools(g)],
     }
@@ -70,7 +74,10 @@ async def _structure_names(request: Request, tenant: str) -> dict[str, str]:
     cache = get_runtime(request).state.setdefault("structure_names", {})
     found = cache.get(tenant)
     if found is None or time.monotonic() - found[0] > STRUCTURE_NAMES_SECONDS:
-        found = cache[tenant] = (time.monotonic(), {doc["_id"]: doc["name"] for doc in await _repo(request).structures(tenant)})
+        found = cache[tenant] = (
+            time.monotonic(),
+            {doc["_id"]: doc["name"] for doc in await _repo(request).structures(tenant)},
+        )
     return found[1]
 
 
@@ -80,8 +87,16 @@ async def me(request: Request, principal: Caller) -> Doc:
     repo = _repo(request)
     names = await _structure_names(request, person["tenant"])
     schools = {uai: names.get(uai, uai) for uai in _schools(person)}
-    children = [_view(child, full=False) for child in await repo.persons_by_id(person["children"])] if person.get("children") else []
-    return {**_view(person, full=True), "schools": [{"uai": uai, "name": name} for uai, name in sorted(schools.items())], "children": children}
+    children = (
+        [_view(child, full=False) for child in await repo.persons_by_id(person["children"])]
+        if person.get("children")
+        else []
+    )
+    return {
+        **_view(person, full=True),
+        "schools": [{"uai": uai, "name": name} for uai, name in sorted(schools.items())],
+        "children": children,
+    }
 
 
 @router.get("/persons/{person_id}", summary="A person, as much as the caller may see of them")
@@ -93,7 +108,11 @@ async def person(request: Request, person_id: PersonId, principal: Caller) -> Do
         return _view(target, full=True)
     caller = await _me(request, principal)
     shared = _schools(caller) & _schools(target)
-    if caller["_id"] == person_id or person_id in caller.get("children", []) or _staff_schools(caller) & _schools(target):
+    if (
+        caller["_id"] == person_id
+        or person_id in caller.get("children", [])
+        or _staff_schools(caller) & _schools(target)
+    ):
         return _view(target, full=True)
     if shared:
         return _view(target, full=False, schools=shared)
@@ -110,14 +129,24 @@ async def structure(request: Request, uai: Annotated[str, Path(pattern=r"^[0-9]{
     if found is None:
         raise Problem(404, f"no structure {uai}")
     groups = sorted((g for g in await repo.groups(tenant) if g["structure"] == uai), key=lambda g: g["code"])
-    return {"uai": uai, "name": found["name"], "type": found.get("type", ""), "contract": found.get("contract", ""),
-            "classes": [{"id": g["_id"], "code": g["code"], "label": g["label"]} for g in groups if g["kind"] == "class"],
-            "groups": [{"id": g["_id"], "code": g["code"], "label": g["label"]} for g in groups if g["kind"] == "group"]}
+    return {
+        "uai": uai,
+        "name": found["name"],
+        "type": found.get("type", ""),
+        "contract": found.get("contract", ""),
+        "classes": [{"id": g["_id"], "code": g["code"], "label": g["label"]} for g in groups if g["kind"] == "class"],
+        "groups": [{"id": g["_id"], "code": g["code"], "label": g["label"]} for g in groups if g["kind"] == "group"],
+    }
 
 
 def _brief(member: Any) -> Doc:
-    return {"id": member.id, "last_name": member.last_name, "first_name": member.first_name, "kind": member.kind,
-            "profiles": sorted(set(member.profiles.values()))}
+    return {
+        "id": member.id,
+        "last_name": member.last_name,
+        "first_name": member.first_name,
+        "kind": member.kind,
+        "profiles": sorted(set(member.profiles.values())),
+    }
 
 
 async def _visibles(request: Request):
@@ -125,7 +154,9 @@ async def _visibles(request: Request):
 
 
 @router.get("/groups/{group_id}/members", summary="The members of a class or group of one's school")
-async def members(request: Request, group_id: Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]\$[^/]{1,64}$")], principal: Caller) -> list[Doc]:
+async def members(
+    request: Request, group_id: Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]\$[^/]{1,64}$")], principal: Caller
+) -> list[Doc]:
     uai = group_id.split("$", 1)[0]
     if "operator" not in principal.roles and uai not in _schools(await _me(request, principal)):
         raise Problem(404, f"no group {group_id} among your schools'")
@@ -133,15 +164,23 @@ async def members(request: Request, group_id: Annotated[str, Path(pattern=r"^[0-
 
 
 @router.get("/persons", summary="Name search within the caller's schools (accents and case ignored)")
-async def search(request: Request, principal: Caller, q: Annotated[str, Query(min_length=2, max_length=100)],
-                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[Doc]:
+async def search(
+    request: Request,
+    principal: Caller,
+    q: Annotated[str, Query(min_length=2, max_length=100)],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[Doc]:
     schools = _schools(await _me(request, principal))
     return [_brief(m) for m in (await _visibles(request)).search(schools, q, limit)]
 
 
 @router.get("/visibles", summary="The recipient picker: persons the caller may write to, by name")
-async def visibles(request: Request, principal: Caller, q: Annotated[str, Query(max_length=100)] = "",
-                   limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[Doc]:
+async def visibles(
+    request: Request,
+    principal: Caller,
+    q: Annotated[str, Query(max_length=100)] = "",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[Doc]:
     caller = await _me(request, principal)
     try:
         found = (await _visibles(request)).visibles(caller["_id"], q, limit)

@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from maille_kit.app import get_runtime
-from maille_kit.auth import Principal, require
-from maille_kit.problems import Problem
 from maille_identity.directory.identifiers import InvalidUAI, normalise_uai
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.federation.keycloak import KeycloakUnavailable
 from maille_identity.federation.service import RESERVED_ALIASES, Federation
+from maille_kit.app import get_runtime
+from maille_kit.auth import Principal, require
+from maille_kit.problems import Problem
 
 router = APIRouter(prefix="/api/identity/v1", tags=["federation"])
 # The collectivités' IdPs are made in Keycloak: these routes exist only when identity is connected to it.
@@ -36,12 +36,16 @@ class SignInBody(BaseModel):
     choice: str | None = Field(None, pattern=r"^[0-9a-f]{24}$", description="the ENT id chosen among the candidates")
 
 
-@router.post("/signin", summary="Settle which directory person the signed-in account is (the gateway asks at each sign-in)")
+@router.post(
+    "/signin", summary="Settle which directory person the signed-in account is (the gateway asks at each sign-in)"
+)
 async def sign_in(request: Request, principal: Caller, body: SignInBody | None = None) -> dict[str, Any]:
     try:
         return await get_runtime(request).state["linking"].sign_in(principal, choice=body.choice if body else None)
     except KeycloakUnavailable as exc:
-        raise Problem(503, f"the sign-in service cannot settle the account now: {exc}", headers={"Retry-After": "5"}) from None
+        raise Problem(
+            503, f"the sign-in service cannot settle the account now: {exc}", headers={"Retry-After": "5"}
+        ) from None
 
 
 class Claims(BaseModel):
@@ -56,13 +60,19 @@ class Claims(BaseModel):
 class FederationBody(BaseModel):
     """A partner collectivité's OpenID Connect IdP."""
 
-    alias: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$", description="short name (the IdP's alias in Keycloak, kc_idp_hint)")
+    alias: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{1,39}$", description="short name (the IdP's alias in Keycloak, kc_idp_hint)"
+    )
     name: str = Field(min_length=1, max_length=200, description="shown on the login page")
-    issuer: str = Field(min_length=8, max_length=500, description="the IdP's issuer URL (its discovery document is read from it)")
+    issuer: str = Field(
+        min_length=8, max_length=500, description="the IdP's issuer URL (its discovery document is read from it)"
+    )
     client_id: str = Field(min_length=1, max_length=200)
     client_secret: str = Field(min_length=1, max_length=500)
     claims: Claims
-    structures: list[str] = Field(min_length=1, max_length=2000, description="UAIs of the structures whose staff it signs in")
+    structures: list[str] = Field(
+        min_length=1, max_length=2000, description="UAIs of the structures whose staff it signs in"
+    )
 
     @field_validator("issuer")
     @classmethod
@@ -97,7 +107,9 @@ async def list_federations(request: Request, operator: Operator) -> list[dict[st
     return [_public(doc) for doc in sorted(await _federation(request).federations.all(), key=lambda d: d["_id"])]
 
 
-@federations.post("/federations", status_code=201, summary="Register a partner collectivité's IdP (made in Keycloak at once)")
+@federations.post(
+    "/federations", status_code=201, summary="Register a partner collectivité's IdP (made in Keycloak at once)"
+)
 async def add_federation(request: Request, body: FederationBody, operator: Operator) -> dict[str, Any]:
     federation = _federation(request)
     if body.alias in RESERVED_ALIASES:
@@ -115,8 +127,11 @@ async def add_federation(request: Request, body: FederationBody, operator: Opera
     known = {s["_id"] for s in await DirectoryRepository(runtime.docstore).structures(runtime.settings.tenant)}
     unknown = sorted(set(structures) - known)
     if unknown:
-        raise Problem(422, f"structures not in the directory: {', '.join(unknown)}",
-                      errors=[{"field": "structures", "message": f"unknown UAI {u}"} for u in unknown])
+        raise Problem(
+            422,
+            f"structures not in the directory: {', '.join(unknown)}",
+            errors=[{"field": "structures", "message": f"unknown UAI {u}"} for u in unknown],
+        )
     doc = {"_id": body.alias, **body.model_dump(exclude={"alias", "structures"}), "structures": sorted(set(structures))}
     try:
         await federation.add(doc)

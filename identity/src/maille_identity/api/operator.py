@@ -8,19 +8,21 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from maille_kit.app import get_runtime
-from maille_kit.auth import Principal, require
-from maille_kit.problems import Problem
 from maille_identity.directory.aaf import FILE_NAME
 from maille_identity.directory.jobs import Busy, ImportJobs
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
 from maille_identity.events import EventBatch
+from maille_kit.app import get_runtime
+from maille_kit.auth import Principal, require
+from maille_kit.problems import Problem
 
 router = APIRouter(prefix="/api/identity/v1/operator", tags=["operator"])
 
 PersonId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="the ENT person id")]
-Tenant = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64, description="default: the service's tenant")]
+Tenant = Annotated[
+    str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64, description="default: the service's tenant")
+]
 Operator = Annotated[Principal, Depends(require("operator"))]
 
 
@@ -43,7 +45,12 @@ async def export(request: Request, person_id: PersonId, operator: Operator, tena
 async def erase(request: Request, person_id: PersonId, operator: Operator, tenant: Tenant = None) -> Response:
     runtime, tenant = _context(request, tenant)
     try:
-        await erase_person(DirectoryRepository(runtime.docstore), EventBatch(runtime.works, tenant=tenant), tenant=tenant, person_id=person_id)
+        await erase_person(
+            DirectoryRepository(runtime.docstore),
+            EventBatch(runtime.works, tenant=tenant),
+            tenant=tenant,
+            person_id=person_id,
+        )
     except NoSuchPerson:
         raise Problem(404, f"no person {person_id} in tenant {tenant}") from None
     return Response(status_code=204)
@@ -58,7 +65,11 @@ def _jobs(request: Request) -> ImportJobs:
 
 def _job_view(job: dict[str, Any]) -> dict[str, Any]:
     base = f"/api/identity/v1/operator/imports/{job['_id']}"
-    return {"id": job["_id"], **{k: v for k, v in job.items() if k != "_id"}, "links": {"self": base, "report": f"{base}/report"}}
+    return {
+        "id": job["_id"],
+        **{k: v for k, v in job.items() if k != "_id"},
+        "links": {"self": base, "report": f"{base}/report"},
+    }
 
 
 @router.post("/imports", status_code=202, summary="Upload an AAF delivery (one XML file or a .tar.gz) and import it")
@@ -70,7 +81,10 @@ async def upload(
 ) -> dict[str, Any]:
     runtime, tenant = _context(request, tenant)
     if not (FILE_NAME.match(filename) or filename.endswith((".tar.gz", ".tgz"))) or "/" in filename:
-        raise Problem(422, f"filename {filename!r} is neither an AAF file name (ENT_<id>_<Complet|Delta>_<Kind>_<NNNN>.xml) nor a .tar.gz")
+        raise Problem(
+            422,
+            f"filename {filename!r} is neither an AAF file name (ENT_<id>_<Complet|Delta>_<Kind>_<NNNN>.xml) nor a .tar.gz",
+        )
     jobs = _jobs(request)
     job_id, target = jobs.new_upload(filename)
     limit = runtime.settings.import_max_mb * 1024 * 1024
@@ -102,7 +116,11 @@ async def import_job(request: Request, job_id: JobId, operator: Operator) -> dic
     return _job_view(job)
 
 
-@router.get("/imports/{job_id}/report", response_class=PlainTextResponse, summary="The import's report: one line per refused record or warning")
+@router.get(
+    "/imports/{job_id}/report",
+    response_class=PlainTextResponse,
+    summary="The import's report: one line per refused record or warning",
+)
 async def import_report(request: Request, job_id: JobId, operator: Operator) -> PlainTextResponse:
     path = _jobs(request).report_path(job_id)
     if not path.exists():
@@ -115,7 +133,9 @@ class TenantBody(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     kind: str = Field(pattern=r"^(academie|collectivite)$")
-    gar_id_ent: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="the idENT the GAR knows it by")
+    gar_id_ent: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="the idENT the GAR knows it by"
+    )
 
 
 TenantId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
@@ -131,4 +151,6 @@ async def put_tenant(request: Request, tenant_id: TenantId, body: TenantBody, op
 @router.get("/tenants", summary="The tenants")
 async def list_tenants(request: Request, operator: Operator) -> list[dict[str, Any]]:
     docs = await DirectoryRepository(get_runtime(request).docstore).tenants()
-    return [{"id": d["_id"], **{k: v for k, v in d.items() if k != "_id"}} for d in sorted(docs, key=lambda d: d["_id"])]
+    return [
+        {"id": d["_id"], **{k: v for k, v in d.items() if k != "_id"}} for d in sorted(docs, key=lambda d: d["_id"])
+    ]

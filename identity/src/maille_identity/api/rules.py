@@ -7,17 +7,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from maille_kit.app import get_runtime
-from maille_kit.auth import Principal, require
-from maille_kit.problems import Problem
 from maille_identity.directory.admins import NotAdministrator, SchoolAdmins
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.rules.store import DEFAULT_BODY, RulesBody, RulesStore
+from maille_kit.app import get_runtime
+from maille_kit.auth import Principal, require
+from maille_kit.problems import Problem
 
 router = APIRouter(prefix="/api/identity/v1/structures", tags=["communication rules"])
 
 Uai = Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$", description="the structure's UAI")]
-Tenant = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64, description="default: the service's tenant")]
+Tenant = Annotated[
+    str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64, description="default: the service's tenant")
+]
 Caller = Annotated[Principal, Depends(require())]
 
 

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
+from maille_identity.directory.admins import NotAdministrator, NotOfTheSchool, SchoolAdmins
+from maille_identity.directory.repository import DirectoryRepository
 from maille_kit.app import get_runtime
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
-from maille_identity.directory.admins import NotAdministrator, NotOfTheSchool, SchoolAdmins
-from maille_identity.directory.repository import DirectoryRepository
 
 router = APIRouter(prefix="/api/identity/v1/structures", tags=["school administration"])
 Uai = Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$", description="the school's UAI")]
@@ -37,8 +37,11 @@ async def administrators(request: Request, uai: Uai, caller: Caller) -> dict[str
     return await (await _admins(request, uai, caller)).listed(uai)
 
 
-@router.put("/{uai}/administrators/{person_id}", status_code=204,
-            summary="The principal makes a person of the school one of its administrators")
+@router.put(
+    "/{uai}/administrators/{person_id}",
+    status_code=204,
+    summary="The principal makes a person of the school one of its administrators",
+)
 async def delegate(request: Request, uai: Uai, person_id: PersonId, caller: Caller) -> Response:
     admins = await _admins(request, uai, caller, delegating=True)
     try:
@@ -55,13 +58,24 @@ async def withdraw(request: Request, uai: Uai, person_id: PersonId, caller: Call
     return Response(status_code=204)
 
 
-@router.get("/{uai}/imports", summary="The last AAF imports: their state and counts, and what their reports say of this school")
+@router.get(
+    "/{uai}/imports", summary="The last AAF imports: their state and counts, and what their reports say of this school"
+)
 async def imports(request: Request, uai: Uai, caller: Caller) -> list[dict[str, Any]]:
     await _admins(request, uai, caller)
     runtime = get_runtime(request)
     jobs = runtime.state["imports"]
     school = await DirectoryRepository(runtime.docstore).structure(runtime.settings.tenant, uai) or {}
     about = tuple(word for word in (uai, school.get("key")) if word)
-    return [{"id": job["_id"], "state": job.get("state"), "file": job.get("file"), "created_at": job.get("created_at"),
-             "finished_at": job.get("finished_at"), "summary": job.get("summary"), "report": jobs.report_lines(job["_id"], about)}
-            for job in await jobs.recent(runtime.settings.tenant)]
+    return [
+        {
+            "id": job["_id"],
+            "state": job.get("state"),
+            "file": job.get("file"),
+            "created_at": job.get("created_at"),
+            "finished_at": job.get("finished_at"),
+            "summary": job.get("summary"),
+            "report": jobs.report_lines(job["_id"], about),
+        }
+        for job in await jobs.recent(runtime.settings.tenant)
+    ]

@@ -66,8 +66,16 @@ class Record:
 
     __slots__ = ("operation", "id", "raw", "file", "line", "_element", "_attributes")
 
-    def __init__(self, operation: str, id: str, raw: str, file: str, line: int, element: etree._Element | None = None,
-                 attributes: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        operation: str,
+        id: str,
+        raw: str,
+        file: str,
+        line: int,
+        element: etree._Element | None = None,
+        attributes: dict[str, list[str]] | None = None,
+    ) -> None:
         self.operation, self.id, self.raw, self.file, self.line = operation, id, raw, file, line
         self._element, self._attributes = element, attributes
 

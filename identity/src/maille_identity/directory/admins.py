@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from maille_kit.auth import Principal
 from maille_identity.directory.repository import DirectoryRepository
+from maille_kit.auth import Principal
 
 Doc = dict[str, Any]
 
@@ -22,11 +22,17 @@ class NotOfTheSchool(ValueError):
 
 
 def _of_school(person: Doc | None, uai: str) -> bool:
-    return person is not None and "detached_at" not in person and any(p["structure"] == uai for p in person.get("profiles", []))
+    return (
+        person is not None
+        and "detached_at" not in person
+        and any(p["structure"] == uai for p in person.get("profiles", []))
+    )
 
 
 def _heads(person: Doc | None, uai: str) -> bool:
-    return _of_school(person, uai) and any(f["structure"] == uai and f["code"] == "DIR" for f in person.get("functions", []))
+    return _of_school(person, uai) and any(
+        f["structure"] == uai and f["code"] == "DIR" for f in person.get("functions", [])
+    )
 
 
 class SchoolAdmins:
@@ -45,9 +51,15 @@ class SchoolAdmins:
         person = await self.directory.person(person_id) if person_id else None
         if _heads(person, uai):
             return
-        if not delegating and _of_school(person, uai) and await self.directory.is_delegate(self.tenant, uai, person_id or ""):
+        if (
+            not delegating
+            and _of_school(person, uai)
+            and await self.directory.is_delegate(self.tenant, uai, person_id or "")
+        ):
             return
-        raise NotAdministrator(f"only the principal of {uai}" + ("" if delegating else ", their delegates") + " or an operator may do this")
+        raise NotAdministrator(
+            f"only the principal of {uai}" + ("" if delegating else ", their delegates") + " or an operator may do this"
+        )
 
     async def listed(self, uai: str) -> Doc:
         """The school's principals and delegates, by name."""
@@ -57,15 +69,19 @@ class SchoolAdmins:
         return {
             "uai": uai,
             "principals": [_named(p) for p in principals],
-            "delegates": [{**_named(persons[d["person"]]), "by": d["by"], "at": d["at"]} for d in delegates
-                          if _of_school(persons.get(d["person"]), uai)],
+            "delegates": [
+                {**_named(persons[d["person"]]), "by": d["by"], "at": d["at"]}
+                for d in delegates
+                if _of_school(persons.get(d["person"]), uai)
+            ],
         }
 
     async def delegate(self, uai: str, person_id: str, *, by: Principal) -> None:
         if not _of_school(await self.directory.person(person_id), uai):
             raise NotOfTheSchool(f"{person_id} is not a person of {uai}")
-        await self.directory.put_delegate(self.tenant, uai, person_id, by=by.person_id or by.client_id or by.subject,
-                                          at=datetime.now(UTC))
+        await self.directory.put_delegate(
+            self.tenant, uai, person_id, by=by.person_id or by.client_id or by.subject, at=datetime.now(UTC)
+        )
 
     async def withdraw(self, uai: str, person_id: str) -> bool:
         return await self.directory.remove_delegate(self.tenant, uai, person_id)

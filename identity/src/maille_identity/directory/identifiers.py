@@ -5,7 +5,13 @@ from __future__ import annotations
 UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 
 PUPIL, PARENT, TEACHER, DOCUMENTALIST, DIRECTION, SCHOOL_LIFE, OTHER_STAFF = (
-    "National_ELV", "National_TUT", "National_ENS", "National_DOC", "National_DIR", "National_EVS", "National_ETA",
+    "National_ELV",
+    "National_TUT",
+    "National_ENS",
+    "National_DOC",
+    "National_DIR",
+    "National_EVS",
+    "National_ETA",
 )
 PROFILES = (PUPIL, PARENT, TEACHER, DOCUMENTALIST, DIRECTION, SCHOOL_LIFE, OTHER_STAFF, "National_ACA", "National_COL")
 

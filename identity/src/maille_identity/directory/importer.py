@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from maille.identity.v1 import directory_pb2 as pb
-
 from maille_identity.directory import records as rec
 from maille_identity.directory.aaf import FeedError, FeedFile, Kind, find_files, read_records
 from maille_identity.directory.identifiers import PARENT
@@ -157,7 +156,9 @@ class Importer:
         self.structure_keys: dict[str, str] = {}  # join key -> UAI
         self.groups: dict[str, tuple[str, str]] = {}  # group id -> (structure UAI, digest)
         self.referentials: dict[str, str] = {}  # id -> digest
-        self.keys: dict[str, Doc] = {}  # person join key -> {e: ENT id, h: digest, k: kind, s: UAIs, r: adults, c: children}
+        self.keys: dict[
+            str, Doc
+        ] = {}  # person join key -> {e: ENT id, h: digest, k: kind, s: UAIs, r: adults, c: children}
         self.now = now or datetime.now(UTC)  # the import's one clock (grace periods count from it)
         # This import's pending writes, per collection.
         self._inserts: dict[str, list[Doc]] = defaultdict(list)
@@ -194,13 +195,20 @@ class Importer:
         entries = []
         for doc in await self.repo.persons(self.tenant):
             delete_after = doc.get("delete_after")
-            entries.append({
-                "_id": f"{self.tenant}:{doc['keys'][0]}", "e": doc["_id"], "h": doc.get("h") or "rebuilt:", "k": doc["kind"],
-                "s": sorted({p["structure"] for p in doc.get("profiles", [])}),
-                "r": sorted({r["person"] for r in doc.get("relatives", [])}),
-                "c": doc.get("children", []), "o": doc.get("children", []), "raw": None,
-                "d": delete_after.timestamp() if delete_after else None,
-            })
+            entries.append(
+                {
+                    "_id": f"{self.tenant}:{doc['keys'][0]}",
+                    "e": doc["_id"],
+                    "h": doc.get("h") or "rebuilt:",
+                    "k": doc["kind"],
+                    "s": sorted({p["structure"] for p in doc.get("profiles", [])}),
+                    "r": sorted({r["person"] for r in doc.get("relatives", [])}),
+                    "c": doc.get("children", []),
+                    "o": doc.get("children", []),
+                    "raw": None,
+                    "d": delete_after.timestamp() if delete_after else None,
+                }
+            )
         return entries
 
     async def run(self, paths: list[Path], report_out: TextIO | None = None) -> Summary:
@@ -237,12 +245,19 @@ class Importer:
                 if complete:
                     await self._detach_absent(PERSON_KINDS[kind], seen, covered)
                 else:
-                    self.report.line(kind.value, None, "warning", "the full feed could not be read to the end: nobody detached")
+                    self.report.line(
+                        kind.value, None, "warning", "the full feed could not be read to the end: nobody detached"
+                    )
             if full and kind is Kind.STRUCTURES and complete:
                 listed = {self.structure_keys.get(k) for k in seen}
                 absent = sorted(uai for uai in self.structures if uai not in listed)
                 for uai in absent:
-                    self.report.line(kind.value, None, "warning", f"structure {uai} absent from the full feed: kept (an operator removes structures)")
+                    self.report.line(
+                        kind.value,
+                        None,
+                        "warning",
+                        f"structure {uai} absent from the full feed: kept (an operator removes structures)",
+                    )
         await self._purge_expired()
         await self._update_parents_not_in_feed()
         await self._flush()
@@ -252,7 +267,9 @@ class Importer:
 
     # -- files and records -------------------------------------------------------------------
 
-    async def _import_file(self, feed_file: FeedFile, kind: Kind, seen: dict[str, tuple[str, int]], covered: set[str]) -> bool:
+    async def _import_file(
+        self, feed_file: FeedFile, kind: Kind, seen: dict[str, tuple[str, int]], covered: set[str]
+    ) -> bool:
         """Apply one file; whether it was read to the end."""
         unknown: dict[str, int] = {}
         known = rec.KNOWN_ATTRIBUTES[kind]
@@ -287,11 +304,15 @@ class Importer:
                 self.progress(feed_file.name, count)
         return True
 
-    async def _apply(self, record: rec.Record, kind: Kind, full: bool, seen: dict[str, tuple[str, int]], covered: set[str]) -> None:
+    async def _apply(
+        self, record: rec.Record, kind: Kind, full: bool, seen: dict[str, tuple[str, int]], covered: set[str]
+    ) -> None:
         key = rec.record_key(record, kind)
         if key in seen and full:
             first_file, first_line = seen[key]
-            raise rec.Rejected(f"duplicate id {key!r} in the feed (first at {first_file}:{first_line}); this one ignored")
+            raise rec.Rejected(
+                f"duplicate id {key!r} in the feed (first at {first_file}:{first_line}); this one ignored"
+            )
         if record.operation == "delete":
             seen[key] = (record.file, record.line)
             await self._delete(key, kind)
@@ -332,7 +353,11 @@ class Importer:
         if kind is Kind.PUPILS:
             return all(adult in by_ent for adult in entry["r"])
         if kind is Kind.PARENTS:
-            own = {self.keys[k]["e"] for k in record.values("ENTAuxPersRelEleveEleve") if k in self.keys and self.keys[k]["k"] == "pupil"}
+            own = {
+                self.keys[k]["e"]
+                for k in record.values("ENTAuxPersRelEleveEleve")
+                if k in self.keys and self.keys[k]["k"] == "pupil"
+            }
             children = sorted(own | reverse.get(entry["e"], set()))
             return children == entry["c"] and parent_structures(children, by_ent) == entry["s"]
         return True
@@ -351,7 +376,15 @@ class Importer:
         if old != h:
             self.structures[uai] = h
             self._queue("replace", STRUCTURES, doc)
-            message = pb.Structure(id=uai, uai=uai, name=doc["name"], type=doc["type"], contract=doc["contract"], seat_id=seat_uai, academy=doc["academy"])
+            message = pb.Structure(
+                id=uai,
+                uai=uai,
+                name=doc["name"],
+                type=doc["type"],
+                contract=doc["contract"],
+                seat_id=seat_uai,
+                academy=doc["academy"],
+            )
             if old is None:
                 self.summary.created += 1
                 self.events.add("identity.structure.created.v1", pb.StructureCreated(structure=message))
@@ -400,7 +433,15 @@ class Importer:
         """The key entry of a join key, made (with a new ENT id) when the key is new."""
         entry = self.keys.get(key)
         if entry is None:
-            entry = {"_id": f"{self.tenant}:{key}", "e": person_id(self.id_secret, self.tenant, key), "h": None, "k": kind, "s": [], "r": [], "c": []}
+            entry = {
+                "_id": f"{self.tenant}:{key}",
+                "e": person_id(self.id_secret, self.tenant, key),
+                "h": None,
+                "k": kind,
+                "s": [],
+                "r": [],
+                "c": [],
+            }
             self.keys[key] = entry
             if self._links_cache is not None:
                 self._links_cache[0][entry["e"]] = entry
@@ -424,7 +465,9 @@ class Importer:
         if doc["kind"] == "parent":
             # Pupils come before parents: the links given from the pupils' side are all known by now.
             by_ent, reverse = self._links()
-            own = sorted({self.keys[k]["e"] for k in doc.pop("children_keys") if k in self.keys and self.keys[k]["k"] == "pupil"})
+            own = sorted(
+                {self.keys[k]["e"] for k in doc.pop("children_keys") if k in self.keys and self.keys[k]["k"] == "pupil"}
+            )
             children = sorted(set(own) | reverse.get(entry["e"], set()))
             doc["children"] = children
             doc["profiles"] = parent_profiles(children, by_ent)
@@ -436,7 +479,9 @@ class Importer:
             self.summary.unchanged += 1
             return
         created = entry["h"] is None
-        entry.update({"h": h, "s": structures, "r": entry_r, "c": doc.get("children", []), "o": own, "raw": raw, "d": None})
+        entry.update(
+            {"h": h, "s": structures, "r": entry_r, "c": doc.get("children", []), "o": own, "raw": raw, "d": None}
+        )
         doc["h"] = h
         doc["updated_at"] = self.now
         # A first write is an insert: on FerretDB an insert is cheap where a replace scans the collection.
@@ -462,7 +507,12 @@ class Importer:
     async def _delete(self, key: str, kind: Kind) -> None:
         entry = self.keys.get(key)
         if kind not in PERSON_KINDS:
-            self.report.line(kind.value, None, "warning", f"delete of {key!r} ignored: structures and referentials are removed by an operator")
+            self.report.line(
+                kind.value,
+                None,
+                "warning",
+                f"delete of {key!r} ignored: structures and referentials are removed by an operator",
+            )
             return
         if entry is None or entry["h"] is None:
             self.summary.unchanged += 1
@@ -561,7 +611,7 @@ class Importer:
             for doc in replaces:
                 work.put(collection, doc)
             for start in range(0, len(deletes), 500):
-                work.delete(collection, {"_id": {"$in": deletes[start:start + 500]}})
+                work.delete(collection, {"_id": {"$in": deletes[start : start + 500]}})
         self._pending = 0
         # Two units in flight: one's events go out while the next one's documents are written (events in order).
         previous = self._writing
@@ -593,10 +643,17 @@ def person_message(doc: Doc) -> pb.Person:
         id=doc["_id"],
         last_name=doc.get("last_name", ""),
         first_name=doc.get("first_name", ""),
-        profiles=[pb.Profile(structure_id=p["structure"], uai=p["structure"], code=p["code"]) for p in doc.get("profiles", [])],
+        profiles=[
+            pb.Profile(structure_id=p["structure"], uai=p["structure"], code=p["code"]) for p in doc.get("profiles", [])
+        ],
         group_ids=[*doc.get("classes", []), *doc.get("groups", [])],
         relatives=[
-            pb.Relative(person_id=r["person"], legal=r.get("legal", False), financial=r.get("financial", False), contact=r.get("contact", False))
+            pb.Relative(
+                person_id=r["person"],
+                legal=r.get("legal", False),
+                financial=r.get("financial", False),
+                contact=r.get("contact", False),
+            )
             for r in doc.get("relatives", [])
         ],
         children=doc.get("children", []),
@@ -621,7 +678,16 @@ async def import_feeds(
     now: datetime | None = None,
 ) -> Summary:
     """Import the AAF delivery under `paths` into `tenant`'s directory; report lines to `report_path`."""
-    importer = Importer(repository, events, tenant=tenant, check_uai_letter=check_uai_letter, id_secret=id_secret, grace=grace, progress=progress, now=now)
+    importer = Importer(
+        repository,
+        events,
+        tenant=tenant,
+        check_uai_letter=check_uai_letter,
+        id_secret=id_secret,
+        grace=grace,
+        progress=progress,
+        now=now,
+    )
     if report_path is None:
         return await importer.run(paths)
     report_path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,16 @@ class Busy(RuntimeError):
 class ImportJobs:
     """Start imports, and say where they are."""
 
-    def __init__(self, repository: DirectoryRepository, events_for, *, folder: Path, check_uai_letter: bool,
-                 id_secret: bytes, grace: timedelta) -> None:
+    def __init__(
+        self,
+        repository: DirectoryRepository,
+        events_for,
+        *,
+        folder: Path,
+        check_uai_letter: bool,
+        id_secret: bytes,
+        grace: timedelta,
+    ) -> None:
         self.repo = repository
         self.collection = repository.db[JOBS]
         self.events_for = events_for  # tenant -> EventBatch
@@ -65,8 +73,18 @@ class ImportJobs:
         if running is not None:
             raise Busy(running["_id"])
         now = datetime.now(UTC)
-        job = {"_id": job_id, "tenant": tenant, "state": "queued", "file": delivery.name, "created_at": now, "heartbeat": now,
-               "progress": {"file": "", "records": 0}, "summary": None, "error": None, "taken_over": 0}
+        job = {
+            "_id": job_id,
+            "tenant": tenant,
+            "state": "queued",
+            "file": delivery.name,
+            "created_at": now,
+            "heartbeat": now,
+            "progress": {"file": "", "records": 0},
+            "summary": None,
+            "error": None,
+            "taken_over": 0,
+        }
         async with self.repo.docstore.writing():
             await self.collection.insert_one(job)
         self._launch(job_id, tenant, delivery)
@@ -81,12 +99,15 @@ class ImportJobs:
         """Take over (or end) the jobs whose replica stopped beating; their ids."""
         now = now or datetime.now(UTC)
         found = []
-        async for job in self.collection.find({"state": {"$in": ["queued", "running"]},
-                                               "heartbeat": {"$lt": now - timedelta(seconds=DEAD_AFTER)}}):
+        async for job in self.collection.find(
+            {"state": {"$in": ["queued", "running"]}, "heartbeat": {"$lt": now - timedelta(seconds=DEAD_AFTER)}}
+        ):
             # Taken by the one replica whose write still finds the beat it read.
             async with self.repo.docstore.writing():
-                taken = await self.collection.update_one({"_id": job["_id"], "heartbeat": job["heartbeat"]},
-                                                         {"$set": {"heartbeat": now, "taken_over": job.get("taken_over", 0) + 1}})
+                taken = await self.collection.update_one(
+                    {"_id": job["_id"], "heartbeat": job["heartbeat"]},
+                    {"$set": {"heartbeat": now, "taken_over": job.get("taken_over", 0) + 1}},
+                )
             if taken.modified_count != 1:
                 continue
             delivery = self.folder / job["_id"] / job["file"]
@@ -94,8 +115,14 @@ class ImportJobs:
             if job.get("taken_over", 0) >= TAKE_OVERS or not delivery.exists():
                 why = "its delivery is gone" if not delivery.exists() else f"tried {TAKE_OVERS + 1} times"
                 log.error("AAF import %s abandoned by its replica: marked failed (%s)", job["_id"], why)
-                await self._set(job["_id"], {"state": "failed", "finished_at": now,
-                                             "error": f"the replica importing it stopped and {why}: upload the delivery again"})
+                await self._set(
+                    job["_id"],
+                    {
+                        "state": "failed",
+                        "finished_at": now,
+                        "error": f"the replica importing it stopped and {why}: upload the delivery again",
+                    },
+                )
                 continue
             log.warning("AAF import %s abandoned by its replica: taken over here", job["_id"])
             self._launch(job["_id"], job["tenant"], delivery)
@@ -167,19 +194,37 @@ class ImportJobs:
             records_before[file] = records
             if time.monotonic() - last >= PROGRESS_EVERY:
                 last = time.monotonic()
-                pending.append(asyncio.create_task(
-                    self._set(job_id, {"progress": {"file": Path(file).name, "records": sum(records_before.values())}})
-                ))
+                pending.append(
+                    asyncio.create_task(
+                        self._set(
+                            job_id, {"progress": {"file": Path(file).name, "records": sum(records_before.values())}}
+                        )
+                    )
+                )
 
         try:
             summary = await import_feeds(
-                self.repo, self.events_for(tenant), [delivery], tenant=tenant, check_uai_letter=self.check_uai_letter,
-                id_secret=self.id_secret, report_path=self.report_path(job_id), grace=self.grace, progress=progress,
+                self.repo,
+                self.events_for(tenant),
+                [delivery],
+                tenant=tenant,
+                check_uai_letter=self.check_uai_letter,
+                id_secret=self.id_secret,
+                report_path=self.report_path(job_id),
+                grace=self.grace,
+                progress=progress,
             )
             await asyncio.gather(*pending, return_exceptions=True)
             state = "done" if summary.processed else "unreadable"
-            await self._set(job_id, {"state": state, "finished_at": datetime.now(UTC), "summary": asdict(summary),
-                                     "progress": {"file": "", "records": summary.records}})
+            await self._set(
+                job_id,
+                {
+                    "state": state,
+                    "finished_at": datetime.now(UTC),
+                    "summary": asdict(summary),
+                    "progress": {"file": "", "records": summary.records},
+                },
+            )
         except Exception as exc:  # the job says so; the service goes on
             log.exception("AAF import %s failed", job_id)
             await asyncio.gather(*pending, return_exceptions=True)

@@ -56,7 +56,14 @@ KNOWN_ATTRIBUTES: dict[Kind, frozenset[str]] = {
 }
 
 # Function codes of PersEducNat (`<structure>$<code>$…`) and the profile each gives.
-FUNCTION_PROFILES = {"ENS": TEACHER, "DOC": DOCUMENTALIST, "DIR": DIRECTION, "EDU": SCHOOL_LIFE, "SUR": SCHOOL_LIFE, "AED": SCHOOL_LIFE}
+FUNCTION_PROFILES = {
+    "ENS": TEACHER,
+    "DOC": DOCUMENTALIST,
+    "DIR": DIRECTION,
+    "EDU": SCHOOL_LIFE,
+    "SUR": SCHOOL_LIFE,
+    "AED": SCHOOL_LIFE,
+}
 
 
 class Rejected(ValueError):
@@ -137,7 +144,9 @@ def structure(record: Record, ctx: Context) -> tuple[Doc, list[Doc], list[str]]:
         "academy": one(record, "ENTServAcAcademie"),
         "seat_key": one(record, "ENTEtablissementStructRattachFctl"),
         "address": {
-            "street": one(record, "street"), "postal_code": one(record, "postalCode"), "city": one(record, "l"),
+            "street": one(record, "street"),
+            "postal_code": one(record, "postalCode"),
+            "city": one(record, "l"),
         },
         "phone": one(record, "telephoneNumber"),
         "email": one(record, "ENTStructureMailSI"),
@@ -149,7 +158,9 @@ def structure(record: Record, ctx: Context) -> tuple[Doc, list[Doc], list[str]]:
             code = code.strip()
             if not code:
                 raise Rejected(f"{attribute} value {value!r} has no code (code$label)")
-            groups.append({"_id": f"{uai}${code}", "structure": uai, "code": code, "label": label.strip() or code, "kind": kind})
+            groups.append(
+                {"_id": f"{uai}${code}", "structure": uai, "code": code, "label": label.strip() or code, "kind": kind}
+            )
     seen: set[str] = set()
     for group in groups:
         if group["_id"] in seen:
@@ -196,11 +207,19 @@ def pupil(record: Record, ctx: Context) -> Doc:
     for value in many(record, "ENTElevePersRelEleve"):
         parts = value.split("$")
         if len(parts) < 6 or not parts[0]:
-            raise Rejected(f"ENTElevePersRelEleve value {value!r} is not <adult>$<link>$<financial>$<legal>$<contact>$<payment>")
-        relatives.append({
-            "key": parts[0], "link": parts[1], "financial": flag(parts[2]), "legal": flag(parts[3]),
-            "contact": flag(parts[4]), "payment": flag(parts[5]),
-        })
+            raise Rejected(
+                f"ENTElevePersRelEleve value {value!r} is not <adult>$<link>$<financial>$<legal>$<contact>$<payment>"
+            )
+        relatives.append(
+            {
+                "key": parts[0],
+                "link": parts[1],
+                "financial": flag(parts[2]),
+                "legal": flag(parts[3]),
+                "contact": flag(parts[4]),
+                "payment": flag(parts[5]),
+            }
+        )
     mef = one(record, "ENTEleveMEF")
     if mef and len(mef) != 11:
         raise Rejected(f"ENTEleveMEF {mef!r} is not an 11-character MEF code")
@@ -231,8 +250,10 @@ def parent(record: Record, ctx: Context) -> Doc:
         "emails": many(record, "mail"),
         "mobile": one(record, "mobile") or one(record, "ENTPersonMobileSMS"),
         "address": {
-            "street": one(record, "ENTPersonAdresse"), "postal_code": one(record, "ENTPersonCodePostal"),
-            "city": one(record, "ENTPersonVille"), "country": one(record, "ENTPersonPays"),
+            "street": one(record, "ENTPersonAdresse"),
+            "postal_code": one(record, "ENTPersonCodePostal"),
+            "city": one(record, "ENTPersonVille"),
+            "country": one(record, "ENTPersonPays"),
         },
         "children_keys": sorted(many(record, "ENTAuxPersRelEleveEleve")),
         "profiles": [],  # a parent's structures are their children's: set by the importer
@@ -241,9 +262,7 @@ def parent(record: Record, ctx: Context) -> Doc:
 
 def staff(record: Record, ctx: Context) -> Doc:
     """A teacher or staff member: structures, functions, classes and groups taught, head-teacher roles."""
-    attached = [
-        _structure_uai(ctx, key, "ENTPersonStructRattach") for key in many(record, "ENTPersonStructRattach")
-    ]
+    attached = [_structure_uai(ctx, key, "ENTPersonStructRattach") for key in many(record, "ENTPersonStructRattach")]
     functions = []
     profiles: dict[str, str] = {}
     for value in many(record, "ENTPersonFonctions"):
@@ -252,8 +271,14 @@ def staff(record: Record, ctx: Context) -> Doc:
             raise Rejected(f"ENTPersonFonctions value {value!r} is not <structure>$<code>$…")
         uai = _structure_uai(ctx, parts[0], f"ENTPersonFonctions value {value!r}")
         code = parts[1].upper()
-        functions.append({"structure": uai, "code": code, "label": parts[2] if len(parts) > 2 else "",
-                          "discipline": parts[3] if len(parts) > 3 else ""})
+        functions.append(
+            {
+                "structure": uai,
+                "code": code,
+                "label": parts[2] if len(parts) > 2 else "",
+                "discipline": parts[3] if len(parts) > 3 else "",
+            }
+        )
         profile = FUNCTION_PROFILES.get(code, OTHER_STAFF)
         # One profile per structure: direction over documentation over teaching over the rest.
         rank = [DIRECTION, DOCUMENTALIST, TEACHER, SCHOOL_LIFE, OTHER_STAFF]
@@ -287,4 +312,9 @@ def referential(record: Record, kind: Kind) -> Doc:
     """A subject (MatEducNat) or MEF (MefEducNat) code with its label."""
     label_attribute = "ENTLibelleMatiere" if kind is Kind.SUBJECTS else "ENTLibelleMef"
     code = record_key(record, kind)
-    return {"_id": f"{kind.value}:{code}", "kind": kind.value, "code": code, "label": one(record, label_attribute, required=True)}
+    return {
+        "_id": f"{kind.value}:{code}",
+        "kind": kind.value,
+        "code": code,
+        "label": one(record, label_attribute, required=True),
+    }

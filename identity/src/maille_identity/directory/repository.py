@@ -25,7 +25,6 @@ from typing import Any
 
 from bson import Binary
 
-
 from maille_kit.docstore import Docstore, by_ids
 
 Doc = dict[str, Any]
@@ -53,7 +52,11 @@ class DirectoryRepository:
     async def principals(self, tenant: str, uai: str) -> list[Doc]:
         """The persons of the directory with a function DIR and a function at the school (the caller checks it is one
         function: FerretDB has no $elemMatch on several fields)."""
-        return await self.db[PERSONS].find({"tenant": tenant, "functions.structure": uai, "functions.code": "DIR"}).to_list()
+        return (
+            await self.db[PERSONS]
+            .find({"tenant": tenant, "functions.structure": uai, "functions.code": "DIR"})
+            .to_list()
+        )
 
     async def delegates(self, tenant: str, uai: str) -> list[Doc]:
         return await self.db[SCHOOL_ADMINS].find({"tenant": tenant, "uai": uai}).to_list()
@@ -63,12 +66,17 @@ class DirectoryRepository:
 
     async def put_delegate(self, tenant: str, uai: str, person: str, *, by: str, at: Any) -> None:
         async with self.docstore.writing():
-            await self.db[SCHOOL_ADMINS].replace_one({"_id": f"{uai}:{person}"}, {
-                "_id": f"{uai}:{person}", "tenant": tenant, "uai": uai, "person": person, "by": by, "at": at}, upsert=True)
+            await self.db[SCHOOL_ADMINS].replace_one(
+                {"_id": f"{uai}:{person}"},
+                {"_id": f"{uai}:{person}", "tenant": tenant, "uai": uai, "person": person, "by": by, "at": at},
+                upsert=True,
+            )
 
     async def remove_delegate(self, tenant: str, uai: str, person: str) -> bool:
         async with self.docstore.writing():
-            return (await self.db[SCHOOL_ADMINS].delete_one({"_id": f"{uai}:{person}", "tenant": tenant})).deleted_count == 1
+            return (
+                await self.db[SCHOOL_ADMINS].delete_one({"_id": f"{uai}:{person}", "tenant": tenant})
+            ).deleted_count == 1
 
     async def tenants(self) -> list[Doc]:
         return await self.db[TENANTS].find({}).to_list()
@@ -122,8 +130,15 @@ class DirectoryRepository:
         old = await self.db[MANIFEST].find_one({"_id": tenant}) or {}
         generation = secrets.token_hex(6)
         chunks = [
-            {"_id": f"{tenant}:{generation}:{n}", "t": tenant,
-             "data": Binary(zlib.compress(json.dumps(entries[start : start + SNAPSHOT_CHUNK], separators=(",", ":")).encode(), 1))}
+            {
+                "_id": f"{tenant}:{generation}:{n}",
+                "t": tenant,
+                "data": Binary(
+                    zlib.compress(
+                        json.dumps(entries[start : start + SNAPSHOT_CHUNK], separators=(",", ":")).encode(), 1
+                    )
+                ),
+            }
             for n, start in enumerate(range(0, len(entries), SNAPSHOT_CHUNK))
         ]
         async with self.docstore.writing():
@@ -133,7 +148,9 @@ class DirectoryRepository:
                 {"_id": tenant}, {"generation": generation, "chunks": len(chunks), "state": "complete"}, upsert=True
             )
             if old.get("generation"):
-                await self.db[STATE].delete_many({"_id": {"$in": [f"{tenant}:{old['generation']}:{n}" for n in range(old.get("chunks", 0))]}})
+                await self.db[STATE].delete_many(
+                    {"_id": {"$in": [f"{tenant}:{old['generation']}:{n}" for n in range(old.get("chunks", 0))]}}
+                )
 
     async def persons_by_id(self, ids: Iterable[str]) -> list[Doc]:
         """Each person by key: an `_id $in` reads the whole collection on FerretDB (a parent's /me took 10 s
@@ -150,4 +167,3 @@ class DirectoryRepository:
 
     async def person(self, person_id: str) -> Doc | None:
         return await self.db[PERSONS].find_one({"_id": person_id})
-

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
-
 from maille_identity.directory.importer import person_message
 from maille_identity.directory.repository import PERSONS, DirectoryRepository
 from maille_identity.events import EventBatch
@@ -39,7 +38,9 @@ async def export_person(repository: DirectoryRepository, *, tenant: str, person_
     person = await repository.person(person_id)
     if person is None or person.get("tenant") != tenant:
         raise NoSuchPerson(person_id)
-    related = await repository.persons_by_id([*person.get("children", []), *(r["person"] for r in person.get("relatives", []))])
+    related = await repository.persons_by_id(
+        [*person.get("children", []), *(r["person"] for r in person.get("relatives", []))]
+    )
     names = {doc["_id"]: f"{doc.get('first_name', '')} {doc.get('last_name', '')}".strip() for doc in related}
     held = {k: v for k, v in person.items() if k not in ("h",)}
     return {

@@ -25,9 +25,22 @@ FIRST_NAMES = (
     "Arthur Jules Adam Maël Lucas Hugo Noah Liam Sacha Nathan Ethan Paul Tom Théo Nolan Maxime Camille Manon Zoé "
     "Élise Anaïs Yann Erwan Gwenaëlle Soizic Loïc Corentin Maëlys Océane"
 ).split()
-LEVELS = (("6", "10010012110", "6EME"), ("5", "10110001110", "5EME"), ("4", "10210001110", "4EME"), ("3", "10310019110", "3EME"))
-SUBJECTS = (("030201", "FRANCAIS"), ("061300", "MATHEMATIQUES"), ("040300", "ANGLAIS LV1"), ("043100", "HISTOIRE-GEOGRAPHIE"),
-            ("063000", "SVT"), ("070100", "TECHNOLOGIE"), ("100100", "EDUCATION PHYSIQUE ET SPORTIVE"), ("080100", "ARTS PLASTIQUES"))
+LEVELS = (
+    ("6", "10010012110", "6EME"),
+    ("5", "10110001110", "5EME"),
+    ("4", "10210001110", "4EME"),
+    ("3", "10310019110", "3EME"),
+)
+SUBJECTS = (
+    ("030201", "FRANCAIS"),
+    ("061300", "MATHEMATIQUES"),
+    ("040300", "ANGLAIS LV1"),
+    ("043100", "HISTOIRE-GEOGRAPHIE"),
+    ("063000", "SVT"),
+    ("070100", "TECHNOLOGIE"),
+    ("100100", "EDUCATION PHYSIQUE ET SPORTIVE"),
+    ("080100", "ARTS PLASTIQUES"),
+)
 RECORDS_PER_FILE = 10_000
 
 
@@ -78,8 +91,12 @@ class _Writer:
             self.count = 0
             path = self.outdir / f"ENT_{self.feed}_{self.mode}_{self.kind}_{self.number:04d}.xml"
             self.out = path.open("w", encoding="utf-8")
-            self.out.write('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n<ficAlimMENESR>\n')
-        if self.mode == "Delta":  # every record a change of what is there (a delta's modifyRequest): a first name changed
+            self.out.write(
+                '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n<ficAlimMENESR>\n'
+            )
+        if (
+            self.mode == "Delta"
+        ):  # every record a change of what is there (a delta's modifyRequest): a first name changed
             record = record.replace("<addRequest>", "<modifyRequest>").replace("</addRequest>", "</modifyRequest>")
             record = record.replace('<attr name="givenName"><value>', f'<attr name="givenName"><value>{self.change}-')
         self.out.write(record)
@@ -92,8 +109,9 @@ class _Writer:
             self.out = None
 
 
-def generate(outdir: Path, *, persons: int = 1000, schools: int = 2, seed: int = 7, feed: str = "0350000A",
-             delta: int = 0) -> dict[str, int]:
+def generate(
+    outdir: Path, *, persons: int = 1000, schools: int = 2, seed: int = 7, feed: str = "0350000A", delta: int = 0
+) -> dict[str, int]:
     """Write a full AAF delivery to `outdir` — or, `delta` > 0, the same persons (same seed) as a delta's changes of every
     one of them: their first names marked with the change's number; the counts of each kind written."""
     mode = "Delta" if delta else "Complet"
@@ -107,24 +125,44 @@ def generate(outdir: Path, *, persons: int = 1000, schools: int = 2, seed: int =
     pupils = _Writer(outdir, feed, "Eleve", mode, delta)
     parents = _Writer(outdir, feed, "PersRelEleve", mode, delta)
     for code, label in SUBJECTS:
-        subjects.write(_request("categoriePersonne", "MatiereEducNat", code, [_attr("ENTMatJointure", code), _attr("ENTLibelleMatiere", label)]))
+        subjects.write(
+            _request(
+                "categoriePersonne",
+                "MatiereEducNat",
+                code,
+                [_attr("ENTMatJointure", code), _attr("ENTLibelleMatiere", label)],
+            )
+        )
         counts["subjects"] += 1
     next_person = 1
     for school in range(1, sizes.schools + 1):
         uai = uai_for(school)
         key = f"{800000 + school}"
         classes_per_level = max(1, round(sizes.pupils_per_school / 4 / 26))
-        classes = [(f"{level}{chr(65 + n)}", mef, label) for level, mef, label in LEVELS for n in range(classes_per_level)]
+        classes = [
+            (f"{level}{chr(65 + n)}", mef, label) for level, mef, label in LEVELS for n in range(classes_per_level)
+        ]
         groups = [(f"{level}LAT", f"Latin {level}e") for level, _, _ in LEVELS]
-        structures.write(_request("categorieStructure", "Etablissement", key, [
-            _attr("ENTStructureJointure", key), _attr("ENTStructureUAI", uai),
-            _attr("ENTStructureNomCourant", f"COLLEGE {rng.choice(LAST_NAMES)} {school}"),
-            _attr("ENTStructureTypeStruct", "COLLEGE"), _attr("ENTEtablissementContrat", "PU"),
-            _attr("ENTServAcAcademie", "RENNES"),
-            _attr("ENTStructureClasses", *[f"{code}${code}" for code, _, _ in classes]),
-            _attr("ENTStructureGroupes", *[f"{code}${label}" for code, label in groups]),
-            _attr("street", f"{school} rue de la Paix"), _attr("postalCode", "35000"), _attr("l", "RENNES"),
-        ]))
+        structures.write(
+            _request(
+                "categorieStructure",
+                "Etablissement",
+                key,
+                [
+                    _attr("ENTStructureJointure", key),
+                    _attr("ENTStructureUAI", uai),
+                    _attr("ENTStructureNomCourant", f"COLLEGE {rng.choice(LAST_NAMES)} {school}"),
+                    _attr("ENTStructureTypeStruct", "COLLEGE"),
+                    _attr("ENTEtablissementContrat", "PU"),
+                    _attr("ENTServAcAcademie", "RENNES"),
+                    _attr("ENTStructureClasses", *[f"{code}${code}" for code, _, _ in classes]),
+                    _attr("ENTStructureGroupes", *[f"{code}${label}" for code, label in groups]),
+                    _attr("street", f"{school} rue de la Paix"),
+                    _attr("postalCode", "35000"),
+                    _attr("l", "RENNES"),
+                ],
+            )
+        )
         counts["structures"] += 1
         # Staff: about one for twelve pupils; a head teacher for each class.
         n_staff = max(4, sizes.pupils_per_school // 12)
@@ -135,8 +173,11 @@ def generate(outdir: Path, *, persons: int = 1000, schools: int = 2, seed: int =
             subject = SUBJECTS[n % len(SUBJECTS)]
             taught = [classes[(n + k) % len(classes)][0] for k in range(3)] if function == "ENS" else []
             attrs = [
-                _attr("ENTPersonJointure", pid), _attr("sn", rng.choice(LAST_NAMES)), _attr("givenName", rng.choice(FIRST_NAMES)),
-                _attr("personalTitle", rng.choice(("M.", "Mme"))), _attr("mail", f"agent{pid}@ac-rennes.fr"),
+                _attr("ENTPersonJointure", pid),
+                _attr("sn", rng.choice(LAST_NAMES)),
+                _attr("givenName", rng.choice(FIRST_NAMES)),
+                _attr("personalTitle", rng.choice(("M.", "Mme"))),
+                _attr("mail", f"agent{pid}@ac-rennes.fr"),
                 _attr("ENTPersonStructRattach", key),
                 _attr("ENTPersonFonctions", f"{key}${function}${function}$L{subject[0]}${subject[1]}"),
                 _attr("PersEducNatPresenceDevantEleves", "O" if function == "ENS" else "N"),
@@ -162,25 +203,44 @@ def generate(outdir: Path, *, persons: int = 1000, schools: int = 2, seed: int =
                     adult = f"{next_person:07d}"
                     next_person += 1
                     family.append(adult)
-                    parents.write(_request("categoriePersonne", "PersRelEleve", adult, [
-                        _attr("ENTPersonJointure", adult), _attr("sn", last), _attr("givenName", rng.choice(FIRST_NAMES)),
-                        _attr("personalTitle", rng.choice(("M.", "Mme"))), _attr("mail", f"parent{adult}@example.org"),
-                        _attr("mobile", f"06{rng.randrange(10**8):08d}"), _attr("ENTPersonAdresse", f"{n} rue des Lilas"),
-                        _attr("ENTPersonCodePostal", "35000"), _attr("ENTPersonVille", "RENNES"), _attr("ENTPersonPays", "FRANCE"),
-                    ]))
+                    parents.write(
+                        _request(
+                            "categoriePersonne",
+                            "PersRelEleve",
+                            adult,
+                            [
+                                _attr("ENTPersonJointure", adult),
+                                _attr("sn", last),
+                                _attr("givenName", rng.choice(FIRST_NAMES)),
+                                _attr("personalTitle", rng.choice(("M.", "Mme"))),
+                                _attr("mail", f"parent{adult}@example.org"),
+                                _attr("mobile", f"06{rng.randrange(10**8):08d}"),
+                                _attr("ENTPersonAdresse", f"{n} rue des Lilas"),
+                                _attr("ENTPersonCodePostal", "35000"),
+                                _attr("ENTPersonVille", "RENNES"),
+                                _attr("ENTPersonPays", "FRANCE"),
+                            ],
+                        )
+                    )
                     counts["parents"] += 1
             previous_family = family
             birth_year = {"6": 2015, "5": 2014, "4": 2013, "3": 2012}[code[0]]
             attrs = [
-                _attr("ENTPersonJointure", pid), _attr("sn", last), _attr("givenName", rng.choice(FIRST_NAMES)),
-                _attr("ENTPersonAutresPrenoms", rng.choice(FIRST_NAMES)), _attr("personalTitle", rng.choice(("M.", "Mme"))),
+                _attr("ENTPersonJointure", pid),
+                _attr("sn", last),
+                _attr("givenName", rng.choice(FIRST_NAMES)),
+                _attr("ENTPersonAutresPrenoms", rng.choice(FIRST_NAMES)),
+                _attr("personalTitle", rng.choice(("M.", "Mme"))),
                 _attr("ENTPersonDateNaissance", f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{birth_year}"),
-                _attr("ENTEleveStructRattachId", key), _attr("ENTPersonStructRattach", key),
+                _attr("ENTEleveStructRattachId", key),
+                _attr("ENTPersonStructRattach", key),
                 _attr("ENTEleveClasses", f"{key}${code}"),
-                _attr("ENTEleveMEF", mef), _attr("ENTEleveLibelleMEF", mef_label),
+                _attr("ENTEleveMEF", mef),
+                _attr("ENTEleveLibelleMEF", mef_label),
                 _attr("ENTEleveCodeEnseignements", *[s[0] for s in SUBJECTS[:5]]),
                 _attr("ENTElevePersRelEleve", *[f"{adult}$1$1$1$1$0" for adult in family]),
-                _attr("ENTEleveStatutEleve", "SCOLAIRE"), _attr("ENTEleveRegime", "DP DAN"),
+                _attr("ENTEleveStatutEleve", "SCOLAIRE"),
+                _attr("ENTEleveRegime", "DP DAN"),
             ]
             if rng.random() < 0.15:
                 attrs.append(_attr("ENTEleveGroupes", f"{key}${code[0]}LAT"))

@@ -8,13 +8,12 @@ from __future__ import annotations
 import logging
 
 from maille.identity.v1 import directory_pb2 as pb
-
+from maille_identity.events import STREAM
+from maille_identity.federation.linking import Linking
 from maille_kit.bus import Bus
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event
-from maille_identity.events import STREAM
-from maille_identity.federation.linking import Linking
 
 log = logging.getLogger("maille.identity.accounts")
 SUBJECTS = ("identity.person.updated.v1", "identity.person.deleted.v1")
@@ -25,8 +24,16 @@ class AccountSync:
 
     def __init__(self, bus: Bus, docstore: Docstore, linking: Linking) -> None:
         self.linking = linking
-        self.consumer = EventConsumer(bus, docstore, service="identity", durable="identity-accounts", stream=STREAM.name,
-                                      subjects=SUBJECTS, handler=self.handle, batch_handler=self.handle_many)
+        self.consumer = EventConsumer(
+            bus,
+            docstore,
+            service="identity",
+            durable="identity-accounts",
+            stream=STREAM.name,
+            subjects=SUBJECTS,
+            handler=self.handle,
+            batch_handler=self.handle_many,
+        )
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -43,8 +50,12 @@ class AccountSync:
     async def handle_many(self, events: list[Event]) -> None:
         """A batch: the few persons with accounts found in one look-up (an import changes thousands of persons, most
         of whom never signed in), then each event of theirs handled in order."""
-        persons = [event.unpack(pb.PersonDeleted).id if event.type == "identity.person.deleted.v1" else event.unpack(pb.PersonUpdated).person.id
-                   for event in events]
+        persons = [
+            event.unpack(pb.PersonDeleted).id
+            if event.type == "identity.person.deleted.v1"
+            else event.unpack(pb.PersonUpdated).person.id
+            for event in events
+        ]
         with_accounts = await self.linking.federations.links_of_many(persons)
         for event, person in zip(events, persons):
             if person in with_accounts:

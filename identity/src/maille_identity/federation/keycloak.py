@@ -24,8 +24,17 @@ from keycloak.exceptions import KeycloakError
 log = logging.getLogger("maille.identity.keycloak")
 Doc = dict[str, Any]
 # Installed, the declaration sits in the package; in a checkout, in identity/keycloak/.
-DECLARATION = next((p for p in (Path(__file__).with_name("maille.json"), Path(__file__).resolve().parents[3] / "keycloak" / "maille.json")
-                    if p.exists()), Path(__file__).with_name("maille.json"))
+DECLARATION = next(
+    (
+        p
+        for p in (
+            Path(__file__).with_name("maille.json"),
+            Path(__file__).resolve().parents[3] / "keycloak" / "maille.json",
+        )
+        if p.exists()
+    ),
+    Path(__file__).with_name("maille.json"),
+)
 REALM = "maille"
 # Fields of an IdP's config that come from its metadata (SAML) or discovery document (OIDC), read by
 # Keycloak's own parser.
@@ -67,8 +76,11 @@ def render(values: dict[str, str | list[str]], extra_idps: list[Doc] = (), path:
     text = re.sub(r'"\{\{@[A-Z_]+\}\}"', "[]", text)  # a list not given is empty
     declared = _uncommented(json.loads(text))
     for section in ("clients", "identityProviders"):
-        declared[section] = [{k: v for k, v in entry.items() if k != "when"}
-                             for entry in declared[section] if not entry.get("when") or values.get(entry["when"])]
+        declared[section] = [
+            {k: v for k, v in entry.items() if k != "when"}
+            for entry in declared[section]
+            if not entry.get("when") or values.get(entry["when"])
+        ]
     declared["identityProviders"] += list(extra_idps)
     return declared
 
@@ -99,9 +111,14 @@ def differs(wanted: Any, actual: Any) -> bool:
 
 def admin_only_attribute(declared: Doc) -> Doc:
     """A user-profile attribute that admins (identity, the IdP mappers) alone may see and write."""
-    return {"name": declared["name"], "displayName": declared.get("displayName", declared["name"]),
-            "multivalued": bool(declared.get("multivalued")), "permissions": {"view": ["admin"], "edit": ["admin"]},
-            "validations": {}, "annotations": {}}
+    return {
+        "name": declared["name"],
+        "displayName": declared.get("displayName", declared["name"]),
+        "multivalued": bool(declared.get("multivalued")),
+        "permissions": {"view": ["admin"], "edit": ["admin"]},
+        "validations": {},
+        "annotations": {},
+    }
 
 
 def _changed_fields(wanted: Doc, actual: Doc) -> list[str]:
@@ -113,8 +130,14 @@ class Reconciler:
 
     def __init__(self, *, server_url: str, client_id: str, client_secret: str, timeout: int = 20) -> None:
         self.connection = KeycloakOpenIDConnection(
-            server_url=server_url.rstrip("/") + "/", realm_name=REALM, user_realm_name=REALM, client_id=client_id,
-            client_secret_key=client_secret, grant_type="client_credentials", timeout=timeout, verify=True,
+            server_url=server_url.rstrip("/") + "/",
+            realm_name=REALM,
+            user_realm_name=REALM,
+            client_id=client_id,
+            client_secret_key=client_secret,
+            grant_type="client_credentials",
+            timeout=timeout,
+            verify=True,
         )
         self.admin = KeycloakAdmin(connection=self.connection)
         self._myself: str | None = None
@@ -136,8 +159,10 @@ class Reconciler:
         except KeycloakError as exc:
             if exc.response_code is None:
                 raise KeycloakUnavailable(f"Keycloak cannot be reached: {exc.error_message!s:.200}") from exc
-            raise KeycloakUnavailable(f"Keycloak refused or failed a request: {exc.response_code} {exc.error_message!s:.300}",
-                                      status=exc.response_code) from exc
+            raise KeycloakUnavailable(
+                f"Keycloak refused or failed a request: {exc.response_code} {exc.error_message!s:.300}",
+                status=exc.response_code,
+            ) from exc
         except OSError as exc:
             raise KeycloakUnavailable(f"Keycloak cannot be reached: {exc}") from exc
         return report
@@ -155,8 +180,10 @@ class Reconciler:
         fields = _changed_fields(wanted, actual)
         if fields:
             report.add(f"realm {REALM}: {', '.join(fields)} put back")
-            await self.admin.a_update_realm(REALM, {**actual, **wanted,
-                                                    "attributes": {**actual.get("attributes", {}), **wanted.get("attributes", {})}})
+            await self.admin.a_update_realm(
+                REALM,
+                {**actual, **wanted, "attributes": {**actual.get("attributes", {}), **wanted.get("attributes", {})}},
+            )
 
     async def _user_profile(self, wanted: Doc, report: Report) -> None:
         """The realm's user profile: the policy for undeclared attributes, the optional defaults, and the
@@ -204,21 +231,33 @@ class Reconciler:
             if flow["alias"] not in actual:
                 report.add(f"authentication flow {flow['alias']!r} created")
                 await self.admin.a_create_authentication_flow(
-                    {"alias": flow["alias"], "description": flow["description"], "providerId": "basic-flow",
-                     "topLevel": True, "builtIn": False}, skip_exists=True)
+                    {
+                        "alias": flow["alias"],
+                        "description": flow["description"],
+                        "providerId": "basic-flow",
+                        "topLevel": True,
+                        "builtIn": False,
+                    },
+                    skip_exists=True,
+                )
             executions = await self.admin.a_get_authentication_flow_executions(flow["alias"])
             for execution in flow["executions"]:
                 found = next((e for e in executions if e.get("providerId") == execution["providerId"]), None)
                 if found is None:
                     report.add(f"authentication flow {flow['alias']!r}: step {execution['providerId']} added")
-                    await self.admin.a_create_authentication_flow_execution({"provider": execution["providerId"]}, flow["alias"])
+                    await self.admin.a_create_authentication_flow_execution(
+                        {"provider": execution["providerId"]}, flow["alias"]
+                    )
                     executions = await self.admin.a_get_authentication_flow_executions(flow["alias"])
                     found = next(e for e in executions if e.get("providerId") == execution["providerId"])
                 elif found.get("requirement") != execution["requirement"]:
-                    report.add(f"authentication flow {flow['alias']!r}: step {execution['providerId']} requirement put back")
+                    report.add(
+                        f"authentication flow {flow['alias']!r}: step {execution['providerId']} requirement put back"
+                    )
                 if found.get("requirement") != execution["requirement"]:
-                    await self.admin.a_update_authentication_flow_executions({**found, "requirement": execution["requirement"]},
-                                                                             flow["alias"])
+                    await self.admin.a_update_authentication_flow_executions(
+                        {**found, "requirement": execution["requirement"]}, flow["alias"]
+                    )
 
     async def _client(self, wanted: Doc, report: Report) -> None:
         mappers = wanted.get("protocolMappers", [])
@@ -235,9 +274,14 @@ class Reconciler:
             merged = {**actual, **body, "attributes": {**actual.get("attributes", {}), **body.get("attributes", {})}}
             merged.pop("protocolMappers", None)
             await self.admin.a_update_client(internal, merged)
-        await _mappers(f"client {wanted['clientId']}", mappers, await self.admin.a_get_mappers_from_client(internal), report,
-                       add=lambda m: self.admin.a_add_mapper_to_client(internal, m),
-                       update=lambda id_, m: self.admin.a_update_client_mapper(internal, id_, m))
+        await _mappers(
+            f"client {wanted['clientId']}",
+            mappers,
+            await self.admin.a_get_mappers_from_client(internal),
+            report,
+            add=lambda m: self.admin.a_add_mapper_to_client(internal, m),
+            update=lambda id_, m: self.admin.a_update_client_mapper(internal, id_, m),
+        )
 
     async def _idp(self, wanted: Doc, report: Report) -> None:
         mappers = wanted.get("mappers", [])
@@ -260,16 +304,24 @@ class Reconciler:
             fields = _changed_fields(compared, actual)
             if fields:
                 report.add(f"identity provider {alias}: {', '.join(fields)} put back")
-                await self.admin.a_update_idp(alias, {**actual, **body, "config": {**actual.get("config", {}), **body["config"]}})
-        await _mappers(f"identity provider {alias}", [{**m, "identityProviderAlias": alias} for m in mappers],
-                       await self.admin.a_get_idp_mappers(alias), report,
-                       add=lambda m: self.admin.a_add_mapper_to_idp(alias, m),
-                       update=lambda id_, m: self.admin.a_update_mapper_in_idp(alias, id_, m))
+                await self.admin.a_update_idp(
+                    alias, {**actual, **body, "config": {**actual.get("config", {}), **body["config"]}}
+                )
+        await _mappers(
+            f"identity provider {alias}",
+            [{**m, "identityProviderAlias": alias} for m in mappers],
+            await self.admin.a_get_idp_mappers(alias),
+            report,
+            add=lambda m: self.admin.a_add_mapper_to_idp(alias, m),
+            update=lambda id_, m: self.admin.a_update_mapper_in_idp(alias, id_, m),
+        )
 
     async def _from_metadata(self, provider: str, url: str) -> dict[str, str]:
         """An upstream IdP's endpoints and keys, read by Keycloak from its SAML metadata or OIDC discovery."""
-        answer = await self.connection.a_raw_post(f"admin/realms/{REALM}/identity-provider/import-config",
-                                                  data=json.dumps({"providerId": provider, "fromUrl": url}))
+        answer = await self.connection.a_raw_post(
+            f"admin/realms/{REALM}/identity-provider/import-config",
+            data=json.dumps({"providerId": provider, "fromUrl": url}),
+        )
         _check(answer)
         config = answer.json()
         return {key: str(config[key]) for key in FROM_METADATA[provider] if config.get(key)}
@@ -290,7 +342,9 @@ class Reconciler:
             user = await self.admin.a_get_user(user_id)
             user["federatedIdentities"] = await self.admin.a_get_user_social_logins(user_id)
         except KeycloakError as exc:
-            raise KeycloakUnavailable(f"the account could not be read: {exc.response_code} {exc.error_message!s:.200}") from exc
+            raise KeycloakUnavailable(
+                f"the account could not be read: {exc.response_code} {exc.error_message!s:.200}"
+            ) from exc
         except OSError as exc:
             raise KeycloakUnavailable(f"the account could not be read: {exc}") from exc
         return user
@@ -311,21 +365,32 @@ class Reconciler:
         newest = since_ms
         try:
             for number in range(pages):
-                answer = await self.connection.a_raw_get(f"admin/realms/{REALM}/admin-events", resourceTypes="USER",
-                                                         operationTypes="UPDATE", first=number * page, max=page)
+                answer = await self.connection.a_raw_get(
+                    f"admin/realms/{REALM}/admin-events",
+                    resourceTypes="USER",
+                    operationTypes="UPDATE",
+                    first=number * page,
+                    max=page,
+                )
                 _check(answer)
                 events = answer.json()
                 for event in events:
                     at = int(event.get("time") or 0)
                     newest = max(newest, at)
                     path = str(event.get("resourcePath", ""))
-                    if at > since_ms and path.startswith("users/") and (event.get("authDetails") or {}).get("userId") != myself:
+                    if (
+                        at > since_ms
+                        and path.startswith("users/")
+                        and (event.get("authDetails") or {}).get("userId") != myself
+                    ):
                         touched[path.split("/")[1]] = None
                 if len(events) < page or not events or int(events[-1].get("time") or 0) <= since_ms:
                     break
             disabled = []
             for user_id in touched:  # rare: hand-made changes in the admin console
-                answer = await self.connection.a_raw_get(f"admin/realms/{REALM}/users/{user_id}", briefRepresentation="true")
+                answer = await self.connection.a_raw_get(
+                    f"admin/realms/{REALM}/users/{user_id}", briefRepresentation="true"
+                )
                 if answer.status_code == 200 and answer.json().get("enabled") is False:
                     disabled.append(user_id)
         except (KeycloakError, OSError, ValueError) as exc:
@@ -363,7 +428,11 @@ class Reconciler:
 
     async def set_attributes(self, user: Doc, attributes: dict[str, list[str]]) -> None:
         """Set these attributes of a user (the others kept)."""
-        body = {key: user[key] for key in ("username", "firstName", "lastName", "email", "enabled", "emailVerified") if key in user}
+        body = {
+            key: user[key]
+            for key in ("username", "firstName", "lastName", "email", "enabled", "emailVerified")
+            if key in user
+        }
         body["attributes"] = {**user.get("attributes", {}), **attributes}
         try:
             await self.admin.a_update_user(user["id"], body)
@@ -371,8 +440,15 @@ class Reconciler:
             raise KeycloakUnavailable(f"the account could not be written: {exc}") from exc
 
 
-async def _mappers(owner: str, wanted: list[Doc], present: list[Doc], report: Report, *,
-                   add: Callable[[Doc], Awaitable[Any]], update: Callable[[str, Doc], Awaitable[Any]]) -> None:
+async def _mappers(
+    owner: str,
+    wanted: list[Doc],
+    present: list[Doc],
+    report: Report,
+    *,
+    add: Callable[[Doc], Awaitable[Any]],
+    update: Callable[[str, Doc], Awaitable[Any]],
+) -> None:
     """A client's or an IdP's mappers, by name: the missing made, the changed put back."""
     by_name = {m["name"]: m for m in present}
     for mapper in wanted:

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from maille_kit.auth import Principal
-from maille_kit.problems import Problem
 from maille_identity.directory.identifiers import gar_profile
 from maille_identity.directory.importer import person_id
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler
 from maille_identity.federation.repository import FederationRepository
+from maille_kit.auth import Principal
+from maille_kit.problems import Problem
 
 Doc = dict[str, Any]
 EDUCONNECT, ACADEMIE, LOCAL = "educonnect", "academie", "local"
@@ -75,7 +75,9 @@ def upstream_of(user: Doc, federations: dict[str, Doc]) -> Upstream | None:
         # first and last names, which the person may edit.
         found.last_name, found.first_name = _first(attrs, "ec_last_name"), _first(attrs, "ec_first_name")
         # FrEduCtRefId values look like {AAF}<académie>|…|<join key>: the join key is the last part.
-        found.join_keys = [v.rsplit("|", 1)[-1].strip() for v in attrs.get("ec_ref_ids", []) if str(v).startswith("{AAF}")]
+        found.join_keys = [
+            v.rsplit("|", 1)[-1].strip() for v in attrs.get("ec_ref_ids", []) if str(v).startswith("{AAF}")
+        ]
         found.pupil = _first(attrs, "ec_affiliation").startswith("eleve")
         found.birth_date = _first(attrs, "ec_birth_date")
         found.uais = [u.strip().upper() for u in attrs.get("ec_uai", []) if u]
@@ -92,8 +94,16 @@ def upstream_of(user: Doc, federations: dict[str, Doc]) -> Upstream | None:
 class Linking:
     """Settles which directory person a signed-in account is."""
 
-    def __init__(self, directory: DirectoryRepository, federations: FederationRepository, keycloak: Reconciler | None, *,
-                 tenant: str, id_secret: bytes, default_id_ent: str) -> None:
+    def __init__(
+        self,
+        directory: DirectoryRepository,
+        federations: FederationRepository,
+        keycloak: Reconciler | None,
+        *,
+        tenant: str,
+        id_secret: bytes,
+        default_id_ent: str,
+    ) -> None:
         self.directory = directory
         self.federations = federations
         self.keycloak = keycloak
@@ -134,9 +144,13 @@ class Linking:
         if not active:
             if candidates:
                 self._admissible(candidates[0])  # every entry detached: refused as such
-            raise Problem(403, "Aucune fiche de l'annuaire ne correspond à ce compte. Si vous êtes inscrit dans un établissement "
-                               "de la région, adressez-vous à son secrétariat pour que votre fiche soit mise à jour.",
-                          title="Compte introuvable dans l'annuaire", reason="no-match")
+            raise Problem(
+                403,
+                "Aucune fiche de l'annuaire ne correspond à ce compte. Si vous êtes inscrit dans un établissement "
+                "de la région, adressez-vous à son secrétariat pour que votre fiche soit mise à jour.",
+                title="Compte introuvable dans l'annuaire",
+                reason="no-match",
+            )
         if choice is not None:
             chosen = next((p for p in active if p["_id"] == choice), None)
             if chosen is None:
@@ -147,8 +161,9 @@ class Linking:
             return {"status": "choose", "candidates": [await self._describe(p, schools) for p in active]}
         person = active[0]
         await self._write_account(user, person, force=True)
-        await self.federations.record_link(person["_id"], idp=upstream.idp, subject=upstream.subject, user=user["id"],
-                                           at=datetime.now(UTC))
+        await self.federations.record_link(
+            person["_id"], idp=upstream.idp, subject=upstream.subject, user=user["id"], at=datetime.now(UTC)
+        )
         return {"status": "linked", "person": person["_id"], "refresh": True}
 
     async def link_local(self, user_id: str, person_id: str) -> None:
@@ -162,10 +177,18 @@ class Linking:
     async def _tampered(self, principal: Principal, link: Doc | None) -> None:
         """A token names a person its account is not linked to: somebody wrote Maille's attributes behind identity's
         back. Logged as a security event; the account written back from the directory (or cleared, unlinked); refused."""
-        security.warning("sign-in refused: the token's ent_id is not the account's link", extra={
-            "security_event": "claims-tampered", "keycloak_user": principal.subject, "client": principal.client_id,
-            "claimed_person": principal.person_id, "linked_person": link["person"] if link else None,
-            "claimed_profiles": principal.claims.get("profiles"), "claimed_uai": principal.claims.get("uai")})
+        security.warning(
+            "sign-in refused: the token's ent_id is not the account's link",
+            extra={
+                "security_event": "claims-tampered",
+                "keycloak_user": principal.subject,
+                "client": principal.client_id,
+                "claimed_person": principal.person_id,
+                "linked_person": link["person"] if link else None,
+                "claimed_profiles": principal.claims.get("profiles"),
+                "claimed_uai": principal.claims.get("uai"),
+            },
+        )
         if self.keycloak is not None:
             user = await self.keycloak.user(principal.subject)
             person = await self.directory.person(link["person"]) if link else None
@@ -173,9 +196,14 @@ class Linking:
                 await self._write_account(user, person, force=True)
             else:
                 await self.keycloak.set_attributes(user, {name: [] for name in MAILLE_ATTRIBUTES})
-        raise Problem(403, "Les informations de ce compte ont été modifiées en dehors de l'annuaire : la connexion est refusée "
-                           "et le compte a été remis en état. Reconnectez-vous ; si cela se reproduit, prévenez le référent "
-                           "numérique de votre établissement.", title="Connexion refusée", reason="tampered")
+        raise Problem(
+            403,
+            "Les informations de ce compte ont été modifiées en dehors de l'annuaire : la connexion est refusée "
+            "et le compte a été remis en état. Reconnectez-vous ; si cela se reproduit, prévenez le référent "
+            "numérique de votre établissement.",
+            title="Connexion refusée",
+            reason="tampered",
+        )
 
     async def refresh_accounts(self, person: Doc) -> None:
         """Write a person's directory facts (`_id`, `profiles`) again on each account linked to them."""
@@ -201,18 +229,29 @@ class Linking:
     @staticmethod
     def _token_current(principal: Principal, person: Doc) -> bool:
         profiles = person.get("profiles", [])
-        return (sorted(principal.claims.get("profiles") or []) == sorted({p["code"] for p in profiles})
-                and sorted(principal.claims.get("uai") or []) == sorted({p["structure"] for p in profiles}))
+        return sorted(principal.claims.get("profiles") or []) == sorted({p["code"] for p in profiles}) and sorted(
+            principal.claims.get("uai") or []
+        ) == sorted({p["structure"] for p in profiles})
 
     @staticmethod
     def _admissible(person: Doc | None) -> None:
         """Refuse a person deleted from the directory, or detached from every school."""
         if person is None:
-            raise Problem(403, "La fiche de l'annuaire liée à ce compte n'existe plus. Adressez-vous au secrétariat de votre "
-                               "établissement.", title="Compte supprimé", reason="deleted")
+            raise Problem(
+                403,
+                "La fiche de l'annuaire liée à ce compte n'existe plus. Adressez-vous au secrétariat de votre "
+                "établissement.",
+                title="Compte supprimé",
+                reason="deleted",
+            )
         if "detached_at" in person:
-            raise Problem(403, "Votre compte a été retiré de l'annuaire de votre établissement (vous n'y êtes plus inscrit). "
-                               "Adressez-vous au secrétariat de l'établissement.", title="Compte détaché", reason="detached")
+            raise Problem(
+                403,
+                "Votre compte a été retiré de l'annuaire de votre établissement (vous n'y êtes plus inscrit). "
+                "Adressez-vous au secrétariat de l'établissement.",
+                title="Compte détaché",
+                reason="detached",
+            )
 
     async def candidates(self, upstream: Upstream) -> list[Doc]:
         """The directory persons the upstream sign-in may be."""
@@ -226,19 +265,25 @@ class Linking:
                 found[person["_id"]] = person
         if not found and upstream.pupil and upstream.birth_date and upstream.last_name:
             for person in await self.directory.pupils_born(self.tenant, upstream.birth_date):
-                if (_fold(person.get("last_name", "")) == _fold(upstream.last_name)
-                        and _fold(person.get("first_name", "")) == _fold(upstream.first_name)
-                        and (not upstream.uais or set(upstream.uais) & {p["structure"] for p in person.get("profiles", [])})):
+                if (
+                    _fold(person.get("last_name", "")) == _fold(upstream.last_name)
+                    and _fold(person.get("first_name", "")) == _fold(upstream.first_name)
+                    and (not upstream.uais or set(upstream.uais) & {p["structure"] for p in person.get("profiles", [])})
+                ):
                     found[person["_id"]] = person
         if upstream.idp not in (EDUCONNECT, ACADEMIE) and upstream.uais:  # a collectivité: only its structures
-            found = {k: p for k, p in found.items() if set(upstream.uais) & {pr["structure"] for pr in p.get("profiles", [])}}
+            found = {
+                k: p for k, p in found.items() if set(upstream.uais) & {pr["structure"] for pr in p.get("profiles", [])}
+            }
         return [p for p in found.values() if p.get("tenant") == self.tenant]
 
     async def _describe(self, person: Doc, schools: dict[str, str]) -> Doc:
         """What the person is shown of one of their entries to choose among (`schools`: names by UAI)."""
         children = await self.directory.persons_by_id(person.get("children", []))
         return {
-            "id": person["_id"], "last_name": person.get("last_name", ""), "first_name": person.get("first_name", ""),
+            "id": person["_id"],
+            "last_name": person.get("last_name", ""),
+            "first_name": person.get("first_name", ""),
             "schools": sorted({schools.get(p["structure"], p["structure"]) for p in person.get("profiles", [])}),
             "children": sorted(f"{c.get('first_name', '')} {c.get('last_name', '')}".strip() for c in children),
         }

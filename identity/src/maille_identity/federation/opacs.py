@@ -9,12 +9,11 @@ import logging
 import re
 
 from maille.library.v1 import opac_pb2
-
+from maille_identity.federation.service import Federation
 from maille_kit.bus import Bus
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event
-from maille_identity.federation.service import Federation
 
 SUBJECTS = ("library.opac.changed.v1",)
 OPAC_URL = re.compile(r"^https?://[A-Za-z0-9.:\[\]-]+(/([A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?$")
@@ -27,8 +26,14 @@ def opac_consumer(bus: Bus, docstore: Docstore, federation: Federation) -> Event
     async def handle(event: Event) -> None:
         changed = event.unpack(opac_pb2.OpacChanged)
         if changed.opac_url and (len(changed.opac_url) > 253 or not OPAC_URL.match(changed.opac_url)):
-            log.warning("OPAC of %s not let sign readers in: %r is not an http(s) URL Keycloak keeps (255 characters with /*)", changed.uai, changed.opac_url[:100])
+            log.warning(
+                "OPAC of %s not let sign readers in: %r is not an http(s) URL Keycloak keeps (255 characters with /*)",
+                changed.uai,
+                changed.opac_url[:100],
+            )
             return
         await federation.opac_changed(changed.uai, changed.opac_url)
 
-    return EventConsumer(bus, docstore, service="identity", durable="identity-opacs", stream="LIBRARY", subjects=SUBJECTS, handler=handle)
+    return EventConsumer(
+        bus, docstore, service="identity", durable="identity-opacs", stream="LIBRARY", subjects=SUBJECTS, handler=handle
+    )

@@ -38,10 +38,20 @@ class FederationRepository:
         self.box = box
 
     def _opened(self, doc: Doc) -> Doc:
-        return {**doc, "client_secret": self.box.open(doc.get("client_secret") or "", context=f"federations:{doc['_id']}:client_secret")}
+        return {
+            **doc,
+            "client_secret": self.box.open(
+                doc.get("client_secret") or "", context=f"federations:{doc['_id']}:client_secret"
+            ),
+        }
 
     def _sealed(self, doc: Doc) -> Doc:
-        return {**doc, "client_secret": self.box.seal(doc.get("client_secret") or "", context=f"federations:{doc['_id']}:client_secret")}
+        return {
+            **doc,
+            "client_secret": self.box.seal(
+                doc.get("client_secret") or "", context=f"federations:{doc['_id']}:client_secret"
+            ),
+        }
 
     async def all(self) -> list[Doc]:
         return [self._opened(doc) for doc in await self.db[FEDERATIONS].find({}).to_list()]
@@ -70,8 +80,11 @@ class FederationRepository:
     async def record_link(self, person: str, *, idp: str, subject: str, user: str, at: datetime) -> None:
         async with self.docstore.writing():
             await self.db[PERSON_ACCOUNTS].update_one({"_id": person}, {"$addToSet": {"users": user}}, upsert=True)
-            await self.db[LINKS].replace_one({"_id": user}, {"_id": user, "person": person, "idp": idp, "subject": subject,
-                                                             "linked_at": at}, upsert=True)
+            await self.db[LINKS].replace_one(
+                {"_id": user},
+                {"_id": user, "person": person, "idp": idp, "subject": subject, "linked_at": at},
+                upsert=True,
+            )
 
     async def link(self, user: str) -> Doc | None:
         """Which person a Keycloak account is linked to (None: not linked)."""
@@ -82,7 +95,9 @@ class FederationRepository:
 
     async def links_of_many(self, persons: list[str]) -> dict[str, list[Doc]]:
         """The links of each of these persons who has any, read by key (two queries for a thousand persons)."""
-        users = [user for doc in (await by_ids(self.db[PERSON_ACCOUNTS], persons)).values() for user in doc.get("users", [])]
+        users = [
+            user for doc in (await by_ids(self.db[PERSON_ACCOUNTS], persons)).values() for user in doc.get("users", [])
+        ]
         found: dict[str, list[Doc]] = {}
         for link in (await by_ids(self.db[LINKS], users)).values():
             found.setdefault(link["person"], []).append(link)
@@ -103,8 +118,12 @@ class FederationRepository:
             by_person.setdefault(link["person"], []).append(link["_id"])
         async with self.docstore.writing():
             for person, users in by_person.items():
-                await self.db[PERSON_ACCOUNTS].update_one({"_id": person}, {"$addToSet": {"users": {"$each": users}}}, upsert=True)
-            await self.db[PERSON_ACCOUNTS].update_one({"_id": BUILT}, {"$set": {"links": sum(map(len, by_person.values()))}}, upsert=True)
+                await self.db[PERSON_ACCOUNTS].update_one(
+                    {"_id": person}, {"$addToSet": {"users": {"$each": users}}}, upsert=True
+                )
+            await self.db[PERSON_ACCOUNTS].update_one(
+                {"_id": BUILT}, {"$set": {"links": sum(map(len, by_person.values()))}}, upsert=True
+            )
         return sum(map(len, by_person.values()))
 
     async def put_opac(self, uai: str, url: str) -> None:

@@ -20,21 +20,50 @@ RESERVED_ALIASES = ("educonnect", "academie")
 def collectivite_idp(federation: Doc) -> Doc:
     """The Keycloak OIDC identity provider of a partner collectivité's federation."""
     claims = federation.get("claims", {})
-    imports = [("fed_join_key", claims.get("join_key")), ("fed_email", claims.get("email")),
-               ("firstName", claims.get("first_name")), ("lastName", claims.get("last_name"))]
-    mappers = [{"name": "username", "identityProviderMapper": "oidc-username-idp-mapper",
-                "config": {"syncMode": "FORCE", "template": "${ALIAS}.${CLAIM.sub}", "target": "LOCAL"}}]
-    mappers += [{"name": attribute, "identityProviderMapper": "oidc-user-attribute-idp-mapper",
-                 "config": {"syncMode": "FORCE", "claim": claim, "user.attribute": attribute}}
-                for attribute, claim in imports if claim]
+    imports = [
+        ("fed_join_key", claims.get("join_key")),
+        ("fed_email", claims.get("email")),
+        ("firstName", claims.get("first_name")),
+        ("lastName", claims.get("last_name")),
+    ]
+    mappers = [
+        {
+            "name": "username",
+            "identityProviderMapper": "oidc-username-idp-mapper",
+            "config": {"syncMode": "FORCE", "template": "${ALIAS}.${CLAIM.sub}", "target": "LOCAL"},
+        }
+    ]
+    mappers += [
+        {
+            "name": attribute,
+            "identityProviderMapper": "oidc-user-attribute-idp-mapper",
+            "config": {"syncMode": "FORCE", "claim": claim, "user.attribute": attribute},
+        }
+        for attribute, claim in imports
+        if claim
+    ]
     return {
-        "alias": federation["_id"], "displayName": federation["name"], "providerId": "oidc", "enabled": True,
-        "trustEmail": False, "storeToken": False, "firstBrokerLoginFlowAlias": "maille first broker login",
+        "alias": federation["_id"],
+        "displayName": federation["name"],
+        "providerId": "oidc",
+        "enabled": True,
+        "trustEmail": False,
+        "storeToken": False,
+        "firstBrokerLoginFlowAlias": "maille first broker login",
         "discoveryUrl": federation["issuer"].rstrip("/") + "/.well-known/openid-configuration",
-        "config": {"clientId": federation["client_id"], "clientSecret": federation["client_secret"],
-                   "clientAuthMethod": "client_secret_post", "syncMode": "FORCE", "defaultScope": "openid profile email",
-                   "pkceEnabled": "true", "pkceMethod": "S256", "validateSignature": "true", "useJwksUrl": "true",
-                   "backchannelSupported": "false", "guiOrder": "10"},
+        "config": {
+            "clientId": federation["client_id"],
+            "clientSecret": federation["client_secret"],
+            "clientAuthMethod": "client_secret_post",
+            "syncMode": "FORCE",
+            "defaultScope": "openid profile email",
+            "pkceEnabled": "true",
+            "pkceMethod": "S256",
+            "validateSignature": "true",
+            "useJwksUrl": "true",
+            "backchannelSupported": "false",
+            "guiOrder": "10",
+        },
         "mappers": mappers,
     }
 
@@ -46,12 +75,18 @@ class Federation:
         assert settings.keycloak_url
         self.settings = settings
         self.federations = federations
-        self.keycloak = Reconciler(server_url=settings.keycloak_url, client_id=settings.keycloak_client_id,
-                                   client_secret=settings.keycloak_client_secret.get_secret_value())
+        self.keycloak = Reconciler(
+            server_url=settings.keycloak_url,
+            client_id=settings.keycloak_client_id,
+            client_secret=settings.keycloak_client_secret.get_secret_value(),
+        )
         self._lock = asyncio.Lock()
 
     async def declared(self) -> Doc:
-        values = {**self.settings.keycloak_values(), "PMB_OPAC_REDIRECT_URIS": await self.federations.opac_redirect_uris()}
+        values = {
+            **self.settings.keycloak_values(),
+            "PMB_OPAC_REDIRECT_URIS": await self.federations.opac_redirect_uris(),
+        }
         return render(values, [collectivite_idp(f) for f in await self.federations.all()])
 
     async def opac_changed(self, uai: str, url: str) -> None:

@@ -56,8 +56,17 @@ class InvalidExport(RuntimeError):
 class _KindWriter:
     """Writes one kind's records over numbered files, validating each file when it is closed."""
 
-    def __init__(self, outdir: Path, prefix: str, kind: str, schema: etree.XMLSchema, report: ExportReport, flavour: Flavour) -> None:
-        self.outdir, self.prefix, self.kind, self.schema, self.report, self.flavour = outdir, prefix, kind, schema, report, flavour
+    def __init__(
+        self, outdir: Path, prefix: str, kind: str, schema: etree.XMLSchema, report: ExportReport, flavour: Flavour
+    ) -> None:
+        self.outdir, self.prefix, self.kind, self.schema, self.report, self.flavour = (
+            outdir,
+            prefix,
+            kind,
+            schema,
+            report,
+            flavour,
+        )
         self.number = 0
         self.count = 0
         self._file = None
@@ -84,7 +93,9 @@ class _KindWriter:
         self._xf = self._ctx.__enter__()
         self._xf.write_declaration()
         ns = self.flavour.namespace
-        self._root = self._xf.element(f"{{{ns}}}GAR-ENT-{self.kind}", {"Version": self.flavour.version}, nsmap={"men": ns})
+        self._root = self._xf.element(
+            f"{{{ns}}}GAR-ENT-{self.kind}", {"Version": self.flavour.version}, nsmap={"men": ns}
+        )
         self._root.__enter__()
 
     def close(self) -> None:
@@ -102,7 +113,9 @@ class _KindWriter:
         self._root = self._xf = self._ctx = self._file = None
         assert self._path is not None
         final = self._path.with_suffix("")  # drop .part
-        document = etree.parse(str(self._path), etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
+        document = etree.parse(
+            str(self._path), etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+        )
         if not self.schema.validate(document):
             errors = "; ".join(f"line {e.line}: {e.message}" for e in list(self.schema.error_log)[:5])
             self._path.unlink()
@@ -141,7 +154,9 @@ class _Files:
         self.structures = structures
         schema = etree.XMLSchema(etree.parse(str(SCHEMA.parent / flavour.schema_file)))
         prefix = f"{export.id_ent}_{flavour.infix}_Complet_{export.now:%Y%m%d_%H%M%S}"
-        self.writers = {kind: _KindWriter(export.outdir, prefix, kind, schema, export.report, flavour) for kind in KINDS}
+        self.writers = {
+            kind: _KindWriter(export.outdir, prefix, kind, schema, export.report, flavour) for kind in KINDS
+        }
         self.export = export
         self.person_mefs: list[tuple[str, str, str]] = []
         self.pupil_subjects: list[tuple[str, str, str]] = []
@@ -165,8 +180,12 @@ class _Files:
     def identity(self, person: Doc, profiles: list[tuple[str, str]]) -> list[etree._Element]:
         """The GARIdentite part of a pupil or a teacher."""
         parts = [self.text("GARPersonIdentifiant", person["_id"])]
-        parts += [self.el("GARPersonProfils", self.text("GARStructureUAI", uai), self.text("GARPersonProfil", gar_profile(code)))
-                  for uai, code in profiles]
+        parts += [
+            self.el(
+                "GARPersonProfils", self.text("GARStructureUAI", uai), self.text("GARPersonProfil", gar_profile(code))
+            )
+            for uai, code in profiles
+        ]
         if person.get("birth_name"):
             parts.append(self.text("GARPersonNomPatro", person["birth_name"]))
         parts.append(self.text("GARPersonNom", person["last_name"]))
@@ -180,7 +199,9 @@ class _Files:
 
     def pupil(self, person: Doc, profiles: list[tuple[str, str]], groups: dict[str, Doc]) -> None:
         schools = sorted({uai for uai, _ in profiles})
-        element = self.el("GAREleve", *self.identity(person, profiles), *(self.text("GARPersonEtab", uai) for uai in schools))
+        element = self.el(
+            "GAREleve", *self.identity(person, profiles), *(self.text("GARPersonEtab", uai) for uai in schools)
+        )
         if person.get("birth_date"):
             element.append(self.text("GARPersonDateNaissance", person["birth_date"]))
         self.writers["Eleve"].write(element)
@@ -196,11 +217,15 @@ class _Files:
         for group_id in classes + own_groups:
             self.memberships.append((groups[group_id]["structure"], person["_id"], groups[group_id]["code"]))
         for group_id in own_groups:
-            self.classes_of_group[group_id].update(groups[c]["code"] for c in classes if groups[c]["structure"] == groups[group_id]["structure"])
+            self.classes_of_group[group_id].update(
+                groups[c]["code"] for c in classes if groups[c]["structure"] == groups[group_id]["structure"]
+            )
 
     def staff(self, person: Doc, profiles: list[tuple[str, str]], groups: dict[str, Doc]) -> None:
         schools = sorted({uai for uai, _ in profiles})
-        element = self.el("GAREnseignant", *self.identity(person, profiles), *(self.text("GARPersonEtab", uai) for uai in schools))
+        element = self.el(
+            "GAREnseignant", *self.identity(person, profiles), *(self.text("GARPersonEtab", uai) for uai in schools)
+        )
         if person.get("birth_date"):
             element.append(self.text("GARPersonDateNaissance", person["birth_date"]))
         postes: dict[str, list[str]] = defaultdict(list)
@@ -208,7 +233,11 @@ class _Files:
             code = function.get("discipline") or function["code"]
             if function["structure"] in schools and code not in postes[function["structure"]]:
                 postes[function["structure"]].append(code)
-        block, item = ("GAREnsSpecialitesPostes", "GAREnsSpecialitePosteCode") if self.flavour.primary else ("GAREnsDisciplinesPostes", "GAREnsDisciplinePosteCode")
+        block, item = (
+            ("GAREnsSpecialitesPostes", "GAREnsSpecialitePosteCode")
+            if self.flavour.primary
+            else ("GAREnsDisciplinesPostes", "GAREnsDisciplinePosteCode")
+        )
         for uai, codes in sorted(postes.items()):
             element.append(self.el(block, self.text("GARStructureUAI", uai), *(self.text(item, c) for c in codes)))
         if not self.flavour.primary:
@@ -235,8 +264,12 @@ class _Files:
         if not person.get("emails"):
             self.export._leave_out(f"GARRespAff {person['_id']}: no email (the GAR requires one)")
             return
-        element = self.el("GARRespAff", self.text("GARPersonIdentifiant", person["_id"]), self.text("GARPersonNom", person["last_name"]),
-                          self.text("GARPersonPrenom", person["first_name"]))
+        element = self.el(
+            "GARRespAff",
+            self.text("GARPersonIdentifiant", person["_id"]),
+            self.text("GARPersonNom", person["last_name"]),
+            self.text("GARPersonPrenom", person["first_name"]),
+        )
         if person.get("civility"):
             element.append(self.text("GARPersonCivilite", person["civility"]))
         element.extend(self.text("GARPersonMail", mail) for mail in person["emails"])
@@ -248,15 +281,30 @@ class _Files:
         if self.flavour.primary:
             # 1D knows MEFSTAT4 (4 characters) only: taken from the start of the MEF code (inferred).
             for uai, person_id, mef in dict.fromkeys(self.person_mefs):
-                self.writers["Eleve"].write(self.el("GARPersonMEFSTAT4", self.text("GARStructureUAI", uai),
-                                                    self.text("GARPersonIdentifiant", person_id), self.text("GARMEFSTAT4Code", mef[:4])))
+                self.writers["Eleve"].write(
+                    self.el(
+                        "GARPersonMEFSTAT4",
+                        self.text("GARStructureUAI", uai),
+                        self.text("GARPersonIdentifiant", person_id),
+                        self.text("GARMEFSTAT4Code", mef[:4]),
+                    )
+                )
         else:
-            for writer, records, tag in (("Eleve", self.person_mefs, "GARPersonMEF"), ("Eleve", self.pupil_subjects, "GAREleveEnseignement"),
-                                         ("Enseignant", self.teacher_mefs, "GARPersonMEF")):
+            for writer, records, tag in (
+                ("Eleve", self.person_mefs, "GARPersonMEF"),
+                ("Eleve", self.pupil_subjects, "GAREleveEnseignement"),
+                ("Enseignant", self.teacher_mefs, "GARPersonMEF"),
+            ):
                 code_tag = "GARMEFCode" if tag == "GARPersonMEF" else "GARMatiereCode"
                 for uai, person_id, code in dict.fromkeys(records):  # once each: the XSD keys them
-                    self.writers[writer].write(self.el(tag, self.text("GARStructureUAI", uai), self.text("GARPersonIdentifiant", person_id),
-                                                       self.text(code_tag, code)))
+                    self.writers[writer].write(
+                        self.el(
+                            tag,
+                            self.text("GARStructureUAI", uai),
+                            self.text("GARPersonIdentifiant", person_id),
+                            self.text(code_tag, code),
+                        )
+                    )
         for kind in ("Eleve", "Enseignant", "RespAff"):
             self.writers[kind].close()
         self._structures(labels)
@@ -265,20 +313,38 @@ class _Files:
     def _structures(self, labels: dict[str, str]) -> None:
         writer = self.writers["Etab"]
         for uai, doc in sorted(self.structures.items()):
-            element = self.el("GAREtab", self.text("GARStructureUAI", uai), self.text("GARStructureNomCourant", doc["name"]))
+            element = self.el(
+                "GAREtab", self.text("GARStructureUAI", uai), self.text("GARStructureNomCourant", doc["name"])
+            )
             if doc.get("seat") and not self.flavour.primary:
                 element.append(self.text("GAREtablissementStructRattachFctl", doc["seat"]))
-            for field_name, tag in (("contract", "GARStructureContrat"), ("phone", "GARStructureTelephone"), ("email", "GARStructureEmail")):
+            for field_name, tag in (
+                ("contract", "GARStructureContrat"),
+                ("phone", "GARStructureTelephone"),
+                ("email", "GARStructureEmail"),
+            ):
                 if doc.get(field_name):
                     element.append(self.text(tag, doc[field_name]))
             writer.write(element)
         if not self.flavour.primary:
             for (uai, code), label in sorted(self.mefs_used.items()):
-                writer.write(self.el("GARMEF", self.text("GARStructureUAI", uai), self.text("GARMEFCode", code),
-                                     self.text("GARMEFLibelle", labels.get(f"MefEducNat:{code}", label))))
+                writer.write(
+                    self.el(
+                        "GARMEF",
+                        self.text("GARStructureUAI", uai),
+                        self.text("GARMEFCode", code),
+                        self.text("GARMEFLibelle", labels.get(f"MefEducNat:{code}", label)),
+                    )
+                )
             for uai, code in sorted(self.subjects_used):
-                writer.write(self.el("GARMatiere", self.text("GARStructureUAI", uai), self.text("GARMatiereCode", code),
-                                     self.text("GARMatiereLibelle", labels.get(f"MatEducNat:{code}", code))))
+                writer.write(
+                    self.el(
+                        "GARMatiere",
+                        self.text("GARStructureUAI", uai),
+                        self.text("GARMatiereCode", code),
+                        self.text("GARMatiereLibelle", labels.get(f"MatEducNat:{code}", code)),
+                    )
+                )
         writer.close()
 
     def _groups(self, groups: dict[str, Doc]) -> None:
@@ -289,31 +355,54 @@ class _Files:
             if group["structure"] not in self.structures:
                 continue
             if key in seen:  # the XSD keys groups by code and school: a second one would fail the file
-                self.export._leave_out(f"GARGroupe {group_id}: code {group['code']!r} already used by {seen[key]} in {group['structure']}")
+                self.export._leave_out(
+                    f"GARGroupe {group_id}: code {group['code']!r} already used by {seen[key]} in {group['structure']}"
+                )
                 continue
             seen[key] = group_id
-            element = self.el("GARGroupe", self.text("GARGroupeCode", group["code"]), self.text("GARStructureUAI", group["structure"]),
-                              self.text("GARGroupeLibelle", group["label"]),
-                              self.text("GARGroupeStatut", "DIVISION" if group["kind"] == "class" else "GROUPE"))
-            element.extend(self.text("GARGroupeDivAppartenance", code) for code in sorted(self.classes_of_group.get(group_id, ())))
+            element = self.el(
+                "GARGroupe",
+                self.text("GARGroupeCode", group["code"]),
+                self.text("GARStructureUAI", group["structure"]),
+                self.text("GARGroupeLibelle", group["label"]),
+                self.text("GARGroupeStatut", "DIVISION" if group["kind"] == "class" else "GROUPE"),
+            )
+            element.extend(
+                self.text("GARGroupeDivAppartenance", code) for code in sorted(self.classes_of_group.get(group_id, ()))
+            )
             writer.write(element)
         for uai, person_id, code in dict.fromkeys(self.memberships):
-            writer.write(self.el("GARPersonGroupe", self.text("GARStructureUAI", uai), self.text("GARPersonIdentifiant", person_id),
-                                 self.text("GARGroupeCode", code)))
+            writer.write(
+                self.el(
+                    "GARPersonGroupe",
+                    self.text("GARStructureUAI", uai),
+                    self.text("GARPersonIdentifiant", person_id),
+                    self.text("GARGroupeCode", code),
+                )
+            )
         if not self.flavour.primary:
             statuses = {(g["structure"], g["code"]): g["kind"] for g in groups.values()}
             for tag, kind in (("GAREnsGroupeMatiere", "group"), ("GAREnsClasseMatiere", "class")):
                 for (uai, person_id, code), subjects in self.taught.items():
                     if statuses.get((uai, code)) == kind:
-                        writer.write(self.el(tag, self.text("GARStructureUAI", uai), self.text("GARPersonIdentifiant", person_id),
-                                             self.text("GARGroupeCode", code), *(self.text("GARMatiereCode", s) for s in subjects)))
+                        writer.write(
+                            self.el(
+                                tag,
+                                self.text("GARStructureUAI", uai),
+                                self.text("GARPersonIdentifiant", person_id),
+                                self.text("GARGroupeCode", code),
+                                *(self.text("GARMatiereCode", s) for s in subjects),
+                            )
+                        )
         writer.close()
 
 
 class GarExport:
     """One export of a tenant's directory."""
 
-    def __init__(self, repository: DirectoryRepository, *, tenant: str, id_ent: str, outdir: Path, now: datetime | None = None) -> None:
+    def __init__(
+        self, repository: DirectoryRepository, *, tenant: str, id_ent: str, outdir: Path, now: datetime | None = None
+    ) -> None:
         self.repo = repository
         self.tenant = tenant
         self.id_ent = id_ent
@@ -346,7 +435,11 @@ class GarExport:
             flavours.append(_Files(self, PRIMARY, {u: d for u, d in structures.items() if u in primary}))
         async for person in self.repo.stream_persons(self.tenant, kinds=("pupil", "staff")):
             for files in flavours:
-                profiles = [(p["structure"], p["code"]) for p in person.get("profiles", []) if p["structure"] in files.structures]
+                profiles = [
+                    (p["structure"], p["code"])
+                    for p in person.get("profiles", [])
+                    if p["structure"] in files.structures
+                ]
                 if not profiles:
                     continue  # not of this flavour's schools (or detached: not exported at all)
                 (files.pupil if person["kind"] == "pupil" else files.staff)(person, profiles, groups)
@@ -363,4 +456,3 @@ class GarExport:
         digest = hashlib.md5(archive.read_bytes()).hexdigest()  # noqa: S324 - the GAR asks for MD5
         (self.outdir / f"{archive.name}.md5").write_text(f"{digest}  {archive.name}\n")
         self.report.archive, self.report.md5 = archive, digest
-

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from nats.js.errors import KeyWrongLastSequenceError
 
-from maille_kit.bus import Bus
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.gar.export import ExportReport, GarExport
 from maille_identity.gar.push import push
 from maille_identity.settings import IdentitySettings
+from maille_kit.bus import Bus
 
 log = logging.getLogger("maille.identity.gar")
 
@@ -31,7 +31,9 @@ def next_run(now: datetime, at: str) -> datetime:
     return candidate if candidate > now else candidate + timedelta(days=1)
 
 
-async def export_once(bus: Bus, repository: DirectoryRepository, settings: IdentitySettings, *, night: str) -> ExportReport | None:
+async def export_once(
+    bus: Bus, repository: DirectoryRepository, settings: IdentitySettings, *, night: str
+) -> ExportReport | None:
     """Export (and push) for `night` unless another replica already did; the report, or None if skipped."""
     kv = await bus.key_value(LOCKS, ttl=3 * 24 * 3600)
     try:
@@ -41,12 +43,15 @@ async def export_once(bus: Bus, repository: DirectoryRepository, settings: Ident
         return None
     declared = await repository.tenant(settings.tenant)
     id_ent = declared["gar_id_ent"] if declared else settings.gar_id_ent
-    report = await GarExport(repository, tenant=settings.tenant, id_ent=id_ent, outdir=Path(settings.gar_export_dir)).run()
+    report = await GarExport(
+        repository, tenant=settings.tenant, id_ent=id_ent, outdir=Path(settings.gar_export_dir)
+    ).run()
     target = settings.sftp_target()
     if target is not None and report.archive is not None:
         await push(target, [report.archive, Path(f"{report.archive}.md5")])
-    log.info("GAR export of %s done: %d files, md5 %s%s", night, len(report.files), report.md5,
-             ", pushed" if target else "")
+    log.info(
+        "GAR export of %s done: %d files, md5 %s%s", night, len(report.files), report.md5, ", pushed" if target else ""
+    )
     return report
 
 

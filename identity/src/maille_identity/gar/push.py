@@ -38,10 +38,19 @@ async def push(target: SftpTarget, files: list[Path], *, timeout: float = 60) ->
         raise PushError(f"SFTP key or known hosts unreadable: {exc}") from None
     written = []
     try:
-        async with asyncssh.connect(
-            target.host, port=target.port, username=target.user, client_keys=[key], known_hosts=known,
-            agent_path=None, connect_timeout=timeout, config=None,
-        ) as connection, connection.start_sftp_client() as sftp:
+        async with (
+            asyncssh.connect(
+                target.host,
+                port=target.port,
+                username=target.user,
+                client_keys=[key],
+                known_hosts=known,
+                agent_path=None,
+                connect_timeout=timeout,
+                config=None,
+            ) as connection,
+            connection.start_sftp_client() as sftp,
+        ):
             for path in files:
                 remote = f"{target.directory.rstrip('/')}/{path.name}"
                 await sftp.put(str(path), remote + ".part")

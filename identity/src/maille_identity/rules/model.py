@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from maille_identity.directory.identifiers import DIRECTION, DOCUMENTALIST, OTHER_STAFF, PARENT, PUPIL, SCHOOL_LIFE, TEACHER
+from maille_identity.directory.identifiers import (
+    DIRECTION,
+    DOCUMENTALIST,
+    OTHER_STAFF,
+    PARENT,
+    PUPIL,
+    SCHOOL_LIFE,
+    TEACHER,
+)
 
 STAFF_PROFILES = {DOCUMENTALIST, SCHOOL_LIFE, OTHER_STAFF, DIRECTION}
 

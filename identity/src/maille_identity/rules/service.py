@@ -20,16 +20,16 @@ import logging
 from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
-from maille.identity.v1 import directory_pb2 as directory
-from maille.identity.v1 import rules_pb2 as pb
 from nats.aio.msg import Msg
 
-from maille_kit.bus import Bus
-from maille_kit.events import MalformedEvent, decode
+from maille.identity.v1 import directory_pb2 as directory
+from maille.identity.v1 import rules_pb2 as pb
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.rules.model import DEFAULT_RULES, Member, Rules
 from maille_identity.rules.store import RulesStore
 from maille_identity.rules.visibles import UnknownPerson, Visibles, member_from_doc
+from maille_kit.bus import Bus
+from maille_kit.events import MalformedEvent, decode
 
 log = logging.getLogger("maille.identity.rules")
 
@@ -70,7 +70,9 @@ def _kind(person: directory.Person) -> str:
 class VisiblesService:
     """Answers the rules' requests from each tenant's in-memory directory."""
 
-    def __init__(self, bus: Bus, repository: DirectoryRepository, rules: RulesStore, *, refresh_seconds: float = 900) -> None:
+    def __init__(
+        self, bus: Bus, repository: DirectoryRepository, rules: RulesStore, *, refresh_seconds: float = 900
+    ) -> None:
         self.bus = bus
         self.repo = repository
         self.rules = rules
@@ -79,7 +81,9 @@ class VisiblesService:
         self._tenants: dict[str, Visibles] = {}
         self._loading: dict[str, asyncio.Task[Visibles]] = {}
         self._subscriptions: list = []
-        self._replays: dict[str, list[Callable[[Visibles], None]]] = {}  # per tenant being read the first time: what came meanwhile
+        self._replays: dict[
+            str, list[Callable[[Visibles], None]]
+        ] = {}  # per tenant being read the first time: what came meanwhile
         self._touched: dict[str, set[str]] = {}  # per tenant being read again: the persons heard of meanwhile
         self._refreshing: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
@@ -137,8 +141,15 @@ class VisiblesService:
                 continue
             finally:
                 self._touched.pop(tenant, None)
-            log.info("visibles read again", extra={"tenant": tenant, "persons": len(visibles.members), "changed": changed,
-                                                   "heard_meanwhile": len(touched)})
+            log.info(
+                "visibles read again",
+                extra={
+                    "tenant": tenant,
+                    "persons": len(visibles.members),
+                    "changed": changed,
+                    "heard_meanwhile": len(touched),
+                },
+            )
 
     async def _catch_up(self, tenant: str, visibles: Visibles, touched: set[str]) -> int:
         """Put in `visibles` what the docstore says and it does not; persons heard of meanwhile (`touched`) are left
@@ -239,10 +250,16 @@ class VisiblesService:
     async def _visibles(self, msg: Msg) -> None:
         async def answer(request: pb.VisiblesRequest, visibles: Visibles, reply: pb.VisiblesResponse) -> None:
             for member in visibles.visibles(request.sender_id, request.text, min(request.limit or 50, MAX_LIMIT)):
-                reply.persons.add(id=member.id, last_name=member.last_name, first_name=member.first_name,
-                                  profiles=sorted(set(member.profiles.values())))
+                reply.persons.add(
+                    id=member.id,
+                    last_name=member.last_name,
+                    first_name=member.first_name,
+                    profiles=sorted(set(member.profiles.values())),
+                )
             if request.with_groups:
-                for group_id, name, size in visibles.groups(request.sender_id, request.text, min(request.limit or 50, MAX_LIMIT)):
+                for group_id, name, size in visibles.groups(
+                    request.sender_id, request.text, min(request.limit or 50, MAX_LIMIT)
+                ):
                     reply.groups.add(id=group_id, name=name, size=size)
 
         await self._answer(msg, pb.VisiblesRequest, pb.VisiblesResponse(), answer)
@@ -251,11 +268,21 @@ class VisiblesService:
         async def answer(request: pb.ResolveRequest, visibles: Visibles, reply: pb.ResolveResponse) -> None:
             resolved = visibles.resolve(request.sender_id, request.person_ids, request.group_ids)
             sender = visibles.members[request.sender_id]
-            reply.sender.CopyFrom(pb.Visible(id=sender.id, last_name=sender.last_name, first_name=sender.first_name,
-                                             profiles=sorted(set(sender.profiles.values()))))
+            reply.sender.CopyFrom(
+                pb.Visible(
+                    id=sender.id,
+                    last_name=sender.last_name,
+                    first_name=sender.first_name,
+                    profiles=sorted(set(sender.profiles.values())),
+                )
+            )
             for member in resolved.persons:
-                reply.persons.add(id=member.id, last_name=member.last_name, first_name=member.first_name,
-                                  profiles=sorted(set(member.profiles.values())))
+                reply.persons.add(
+                    id=member.id,
+                    last_name=member.last_name,
+                    first_name=member.first_name,
+                    profiles=sorted(set(member.profiles.values())),
+                )
             for group_id, name, member_ids in resolved.groups:
                 reply.groups.add(id=group_id, name=name, member_ids=member_ids)
             reply.refused_ids.extend(resolved.refused)
@@ -305,7 +332,9 @@ class VisiblesService:
                 uai = event.unpack(directory.StructureDeleted).uai
                 self._apply(event.tenant, lambda visibles: visibles.name_structure(uai, None))
             elif event.type.startswith("identity.structure."):
-                structure = event.unpack(directory.StructureCreated if created else directory.StructureUpdated).structure
+                structure = event.unpack(
+                    directory.StructureCreated if created else directory.StructureUpdated
+                ).structure
                 self._apply(event.tenant, lambda visibles: visibles.name_structure(structure.uai, structure.name))
             elif event.type == "identity.group.deleted.v1":
                 group_id = event.unpack(directory.GroupDeleted).id
@@ -327,6 +356,8 @@ class VisiblesService:
             else:
                 message_type = directory.PersonCreated if event.type.endswith("created.v1") else directory.PersonUpdated
                 member = member_from_event(event.unpack(message_type).person)
-                self._apply(event.tenant, lambda visibles: visibles.put(copy.copy(member)), member.id)  # each copy links its own
+                self._apply(
+                    event.tenant, lambda visibles: visibles.put(copy.copy(member)), member.id
+                )  # each copy links its own
         except MalformedEvent as exc:
             log.warning("person event not understood: %s", exc)

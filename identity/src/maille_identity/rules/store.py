@@ -9,10 +9,9 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from maille.identity.v1 import rules_pb2 as pb
-
+from maille_identity.rules.model import ALL, DEFAULT_RULES, Rules
 from maille_kit.docstore import Docstore
 from maille_kit.work import Work, Works
-from maille_identity.rules.model import ALL, DEFAULT_RULES, Rules
 
 RULES = "communication_rules"
 CLASS_KINDS = ("ELV", "ENS", "TUT", "HT")
@@ -22,7 +21,9 @@ Edge = tuple[str, str]
 def _check(edges: list[Edge], sources: tuple[str, ...], targets: tuple[str, ...], name: str) -> list[Edge]:
     for source, target in edges:
         if source not in sources or target not in targets:
-            raise ValueError(f"{name}: edge {source}->{target} is not one of {'/'.join(sources)} -> {'/'.join(targets)}")
+            raise ValueError(
+                f"{name}: edge {source}->{target} is not one of {'/'.join(sources)} -> {'/'.join(targets)}"
+            )
     return sorted(set(edges))
 
 
@@ -52,12 +53,21 @@ class RulesBody(BaseModel):
         return _check(edges, CLASS_KINDS, ALL, "class_to_structure")
 
     def rules(self) -> Rules:
-        return Rules(frozenset(self.structure), frozenset(self.class_), frozenset(self.class_to_structure), self.children_write_to_parents)
+        return Rules(
+            frozenset(self.structure),
+            frozenset(self.class_),
+            frozenset(self.class_to_structure),
+            self.children_write_to_parents,
+        )
 
     @classmethod
     def of(cls, rules: Rules) -> RulesBody:
-        return cls(structure=sorted(rules.structure), class_=sorted(rules.class_),
-                   class_to_structure=sorted(rules.class_to_structure), children_write_to_parents=rules.children_write_to_parents)
+        return cls(
+            structure=sorted(rules.structure),
+            class_=sorted(rules.class_),
+            class_to_structure=sorted(rules.class_to_structure),
+            children_write_to_parents=rules.children_write_to_parents,
+        )
 
 
 DEFAULT_BODY = RulesBody.of(DEFAULT_RULES)
@@ -81,8 +91,14 @@ class RulesStore:
 
     async def put(self, tenant: str, uai: str, body: RulesBody, *, by: str) -> None:
         """Change a structure's rules, and tell every replica and service (one unit of work)."""
-        doc: dict[str, Any] = {"_id": f"{tenant}:{uai}", "tenant": tenant, "uai": uai, "rules": _to_doc(body),
-                               "updated_at": datetime.now(UTC), "by": by}
+        doc: dict[str, Any] = {
+            "_id": f"{tenant}:{uai}",
+            "tenant": tenant,
+            "uai": uai,
+            "rules": _to_doc(body),
+            "updated_at": datetime.now(UTC),
+            "by": by,
+        }
         await self._commit(self._announced(tenant, uai, reset=False).put(RULES, doc))
 
     async def reset(self, tenant: str, uai: str) -> bool:
@@ -114,4 +130,6 @@ def _to_doc(body: RulesBody) -> dict[str, Any]:
 
 
 def _from_doc(doc: dict[str, Any]) -> RulesBody:
-    return RulesBody.model_validate({**doc, **{name: [tuple(edge.split(">", 1)) for edge in doc[name]] for name in EDGE_LISTS}})
+    return RulesBody.model_validate(
+        {**doc, **{name: [tuple(edge.split(">", 1)) for edge in doc[name]] for name in EDGE_LISTS}}
+    )

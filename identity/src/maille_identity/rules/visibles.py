@@ -8,20 +8,26 @@ write to is computed on first use and kept until that sender's groups (or the ru
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from maille_kit.text import folded
 from maille_identity.rules.model import DEFAULT_RULES, Member, Rules, memberships, writable
+from maille_kit.text import folded
 
 
 class UnknownPerson(LookupError):
     """The person is not in the tenant's directory."""
 
 
-KIND_NAMES = {"ELV": "élèves", "ENS": "enseignants", "TUT": "parents", "PERS": "personnels", "DIR": "direction",
-              "HT": "professeurs principaux"}
+KIND_NAMES = {
+    "ELV": "élèves",
+    "ENS": "enseignants",
+    "TUT": "parents",
+    "PERS": "personnels",
+    "DIR": "direction",
+    "HT": "professeurs principaux",
+}
 STRUCTURE_KINDS = ("ELV", "ENS", "TUT", "PERS", "DIR")
 CLASS_KINDS = ("ELV", "ENS", "TUT", "HT")
 
@@ -198,7 +204,9 @@ class Visibles:
         candidates = set(targets)
         for uai in sender.profiles:  # the classes of the sender's own structures, not the tenant's
             for scope in self._classes_of.get(uai, ()):
-                candidates.update(f"{scope}/{kind}" for kind in CLASS_KINDS if self.may_write_to_group(f"{scope}/{kind}", targets))
+                candidates.update(
+                    f"{scope}/{kind}" for kind in CLASS_KINDS if self.may_write_to_group(f"{scope}/{kind}", targets)
+                )
         found = []
         for group_id in candidates:
             size = len(self.group_members.get(group_id, ()))
@@ -238,6 +246,10 @@ class Visibles:
     def search(self, schools: set[str], text: str, limit: int) -> list[Member]:
         """Persons of `schools` whose names hold every word of `text` (case and accents ignored), by name."""
         words = folded(text).split()
-        found = [m for m in self.members.values() if schools & m.profiles.keys() and all(w in self._names[m.id] for w in words)]
+        found = [
+            m
+            for m in self.members.values()
+            if schools & m.profiles.keys() and all(w in self._names[m.id] for w in words)
+        ]
         found.sort(key=lambda m: self._names[m.id])
         return found[:limit]

@@ -16,9 +16,23 @@ from maille_catalog.schemas import PARIS
 NS = "http://www.atosworldline.com/wsabonnement/v1.0/"
 REPEATED = ("uaiEtab", "publicCible")
 COUNTS = ("nbLicenceGlobale", "nbLicenceEnseignant", "nbLicenceEleve", "nbLicenceProfDoc", "nbLicenceAutrePersonnel")
-ORDER = ("idAbonnement", "commentaireAbonnement", "idDistributeurCom", "idRessource", "typeIdRessource", "libelleRessource",
-         "debutValidite", "finValidite", "anneeFinValidite", "uaiEtab", "categorieAffectation", "typeAffectation", *COUNTS,
-         "publicCible", "codeProjetRessource")
+ORDER = (
+    "idAbonnement",
+    "commentaireAbonnement",
+    "idDistributeurCom",
+    "idRessource",
+    "typeIdRessource",
+    "libelleRessource",
+    "debutValidite",
+    "finValidite",
+    "anneeFinValidite",
+    "uaiEtab",
+    "categorieAffectation",
+    "typeAffectation",
+    *COUNTS,
+    "publicCible",
+    "codeProjetRessource",
+)
 FILTERS = ("uaiEtab", "idRessource", "idAbonnement", "typeAffectation", "idDistributeurCom", "codeProjetRessource")
 
 
@@ -27,8 +41,15 @@ class BadXml(ValueError):
 
 
 def _parse(body: bytes, root_name: str) -> etree._Element:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
-                             remove_comments=True, remove_pis=True)
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
     try:
         root = etree.fromstring(body, parser)
     except etree.XMLSyntaxError as exc:

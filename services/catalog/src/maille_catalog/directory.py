@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from maille.identity.v1 import directory_pb2 as pb
 from pymongo import ReplaceOne, UpdateOne
 
+from maille.identity.v1 import directory_pb2 as pb
 from maille_kit.docstore import Docstore, by_ids
 from maille_kit.events import Event
-
 
 SCHOOLS, GROUPS, PERSONS = "schools", "groups", "persons"
 SUBJECTS = ("identity.structure.>", "identity.group.>", "identity.person.>")
@@ -24,8 +23,14 @@ PERSON_CREATED, PERSON_UPDATED = "identity.person.created.v1", "identity.person.
 Doc = dict[str, Any]
 
 # The GAR's target publics of the national profiles; parents (National_TUT) are no public of a resource.
-PUBLIC_OF = {"National_ELV": "ELEVE", "National_ENS": "ENSEIGNANT", "National_DOC": "DOCUMENTALISTE", "National_DIR": "AUTRE PERSONNEL",
-             "National_EVS": "AUTRE PERSONNEL", "National_ETA": "AUTRE PERSONNEL"}
+PUBLIC_OF = {
+    "National_ELV": "ELEVE",
+    "National_ENS": "ENSEIGNANT",
+    "National_DOC": "DOCUMENTALISTE",
+    "National_DIR": "AUTRE PERSONNEL",
+    "National_EVS": "AUTRE PERSONNEL",
+    "National_ETA": "AUTRE PERSONNEL",
+}
 DIRECTION = "National_DIR"
 
 
@@ -40,9 +45,16 @@ def person_doc(person: pb.Person, tenant: str) -> Doc:
         if profile.code == DIRECTION and profile.uai not in managers:
             managers.append(profile.uai)
     schools = [uai for uai, kinds in publics.items() if kinds]
-    return {"_id": person.id, "tenant": tenant, "nom": person.last_name, "prenom": person.first_name, "etablissements": schools,
-            "publics": [f"{uai}|{public}" for uai, kinds in publics.items() for public in kinds],
-            "groupes": list(person.group_ids), "responsableAffectation": managers}
+    return {
+        "_id": person.id,
+        "tenant": tenant,
+        "nom": person.last_name,
+        "prenom": person.first_name,
+        "etablissements": schools,
+        "publics": [f"{uai}|{public}" for uai, kinds in publics.items() for public in kinds],
+        "groupes": list(person.group_ids),
+        "responsableAffectation": managers,
+    }
 
 
 def publics_in(person: Doc, uai: str) -> list[str]:
@@ -82,8 +94,14 @@ class Directory:
 class DirectoryFollower:
     """Handles identity's directory events: keeps the copy, and tells the catalog what follows from them."""
 
-    def __init__(self, directory: Directory, *, left_schools: Callable[[str, list[str]], Awaitable[None]],
-                 school_removed: Callable[[str], Awaitable[None]], person_changed: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        left_schools: Callable[[str, list[str]], Awaitable[None]],
+        school_removed: Callable[[str], Awaitable[None]],
+        person_changed: Callable[[str], None],
+    ) -> None:
         self.directory = directory
         self.left_schools = left_schools
         self.school_removed = school_removed
@@ -116,7 +134,10 @@ class DirectoryFollower:
         first, the person's document last (a batch done again after a failure then finds what is left to do)."""
         docs: dict[str, Doc] = {}
         for event in events:
-            doc = person_doc(event.unpack(pb.PersonCreated if event.type == PERSON_CREATED else pb.PersonUpdated).person, event.tenant)
+            doc = person_doc(
+                event.unpack(pb.PersonCreated if event.type == PERSON_CREATED else pb.PersonUpdated).person,
+                event.tenant,
+            )
             docs[doc["_id"]] = doc  # a person twice in the batch: their last picture
         if not docs:
             return
@@ -133,11 +154,15 @@ class DirectoryFollower:
                 joined.setdefault(group_id, []).append(person_id)
             for group_id in set(old.get("groupes", [])) - set(doc["groupes"]):
                 gone.setdefault(group_id, []).append(person_id)
-        changes = [UpdateOne({"_id": g}, {"$addToSet": {"membres": {"$each": ids}}}, upsert=True) for g, ids in joined.items()]
+        changes = [
+            UpdateOne({"_id": g}, {"$addToSet": {"membres": {"$each": ids}}}, upsert=True) for g, ids in joined.items()
+        ]
         changes += [UpdateOne({"_id": g}, {"$pullAll": {"membres": ids}}) for g, ids in gone.items()]
         if changes:
             await groups.bulk_write(changes, ordered=False)
-        await persons.bulk_write([ReplaceOne({"_id": person_id}, doc, upsert=True) for person_id, doc in docs.items()], ordered=False)
+        await persons.bulk_write(
+            [ReplaceOne({"_id": person_id}, doc, upsert=True) for person_id, doc in docs.items()], ordered=False
+        )
         for person_id in docs:
             self.person_changed(person_id)
 
@@ -149,8 +174,17 @@ class DirectoryFollower:
             await self.school_removed(message.uai)
             return
         structure = event.unpack(pb.StructureCreated if fact == "created" else pb.StructureUpdated).structure
-        await schools.replace_one({"_id": structure.uai}, {"_id": structure.uai, "structure": structure.id, "nom": structure.name,
-                                                           "tenant": event.tenant, "retire": False}, upsert=True)
+        await schools.replace_one(
+            {"_id": structure.uai},
+            {
+                "_id": structure.uai,
+                "structure": structure.id,
+                "nom": structure.name,
+                "tenant": event.tenant,
+                "retire": False,
+            },
+            upsert=True,
+        )
 
     async def _group(self, event: Event, fact: str) -> None:
         groups = self.directory.groups
@@ -160,8 +194,18 @@ class DirectoryFollower:
         group = event.unpack(pb.GroupCreated if fact == "created" else pb.GroupUpdated).group
         school = await self.directory.schools.find_one({"structure": group.structure_id}, {"_id": 1})
         # Its fields set, its members (kept by the persons' events, which may come first) left as they are.
-        await groups.update_one({"_id": group.id}, {"$set": {"uai": school["_id"] if school else None, "code": group.code,
-                                                             "libelle": group.label, "classe": group.kind == pb.GROUP_KIND_CLASS}}, upsert=True)
+        await groups.update_one(
+            {"_id": group.id},
+            {
+                "$set": {
+                    "uai": school["_id"] if school else None,
+                    "code": group.code,
+                    "libelle": group.label,
+                    "classe": group.kind == pb.GROUP_KIND_CLASS,
+                }
+            },
+            upsert=True,
+        )
 
     async def _person(self, event: Event, fact: str) -> None:
         persons = self.directory.persons

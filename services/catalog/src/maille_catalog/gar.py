@@ -13,7 +13,6 @@ import httpx
 from maille_kit.http import http_client
 
 
-
 class GarUnavailable(Exception):
     """The GAR did not answer in time, or not with a resource list; says which."""
 
@@ -27,14 +26,23 @@ def gar_link(base: str, *, ent: str, uai: str, ark: str) -> str:
 class GarClient:
     """A client of the GAR's resource list."""
 
-    def __init__(self, url: str, *, ent: str, cert: str | None, key: str | None, ca: str | None, timeout: float) -> None:
+    def __init__(
+        self, url: str, *, ent: str, cert: str | None, key: str | None, ca: str | None, timeout: float
+    ) -> None:
         context = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
         if cert:
             context.load_cert_chain(cert, key)
         self.ent = ent
         self.timeout = timeout
-        self.http = http_client(base_url=url.rstrip("/"), timeout=timeout, connect_timeout=timeout, max_connections=32, keepalive=32,
-                                verify=context, headers={"accept": "application/json", "accept-encoding": "gzip"})
+        self.http = http_client(
+            base_url=url.rstrip("/"),
+            timeout=timeout,
+            connect_timeout=timeout,
+            max_connections=32,
+            keepalive=32,
+            verify=context,
+            headers={"accept": "application/json", "accept-encoding": "gzip"},
+        )
 
     async def resources(self, uai: str, person_id: str) -> list[dict[str, Any]]:
         """The GAR's resources of a person in one school; `GarUnavailable` when it cannot say."""

@@ -8,13 +8,11 @@ import gc
 import logging
 
 from fastapi import FastAPI
-from maille.identity.v1 import directory_pb2
 from pymongo import IndexModel
 
-from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
-from maille_kit.consumer import EventConsumer
-from maille_kit.events import Event, MalformedEvent, decode
-from maille_catalog import __version__, __doc__ as description
+from maille.identity.v1 import directory_pb2
+from maille_catalog import __doc__ as description
+from maille_catalog import __version__
 from maille_catalog.api import assignments, mediacentre, subscriptions, vendor
 from maille_catalog.directory import GROUPS, PERSONS, SCHOOLS, SUBJECTS, Directory, DirectoryFollower
 from maille_catalog.events import STREAMS
@@ -23,12 +21,19 @@ from maille_catalog.mediacentre import FAVOURITES, Mediacentre
 from maille_catalog.repository import RESOURCES
 from maille_catalog.settings import CatalogSettings
 from maille_catalog.subscriptions import ASSIGNMENTS, SUBSCRIPTIONS, Subscriptions
+from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
+from maille_kit.consumer import EventConsumer
+from maille_kit.events import Event, MalformedEvent, decode
 
 log = logging.getLogger("maille.catalog")
 
 INDEXES = {
     RESOURCES: [IndexModel([("idEditeur", 1), ("_id", 1)])],
-    SUBSCRIPTIONS: [IndexModel([("idEditeur", 1), ("_id", 1)]), IndexModel([("uaiEtab", 1)]), IndexModel([("expiree", 1), ("finValidite", 1)])],
+    SUBSCRIPTIONS: [
+        IndexModel([("idEditeur", 1), ("_id", 1)]),
+        IndexModel([("uaiEtab", 1)]),
+        IndexModel([("expiree", 1), ("finValidite", 1)]),
+    ],
     ASSIGNMENTS: [IndexModel([("abonnement", 1), ("uai", 1)]), IndexModel([("personne", 1)])],
     PERSONS: [IndexModel([("groupes", 1)])],
     SCHOOLS: [IndexModel([("structure", 1)])],
@@ -43,12 +48,23 @@ def _mediacentre(runtime: Runtime) -> Mediacentre:
         settings: CatalogSettings = runtime.settings  # type: ignore[assignment]
         gar = None
         if settings.gar_url:
-            gar = GarClient(settings.gar_url, ent=settings.ent_id, cert=settings.gar_client_cert or None,
-                            key=settings.gar_client_key or None, ca=settings.gar_ca_file or None, timeout=settings.gar_timeout_seconds)
+            gar = GarClient(
+                settings.gar_url,
+                ent=settings.ent_id,
+                cert=settings.gar_client_cert or None,
+                key=settings.gar_client_key or None,
+                ca=settings.gar_ca_file or None,
+                timeout=settings.gar_timeout_seconds,
+            )
         assert runtime.docstore is not None
         centre = runtime.state["mediacentre"] = Mediacentre(
-            runtime.docstore, gar, ent=settings.ent_id, gar_link_url=settings.gar_link_url,
-            gar_cache_seconds=settings.gar_cache_seconds, cache_size=settings.mediacentre_cache_size)
+            runtime.docstore,
+            gar,
+            ent=settings.ent_id,
+            gar_link_url=settings.gar_link_url,
+            gar_cache_seconds=settings.gar_cache_seconds,
+            cache_size=settings.mediacentre_cache_size,
+        )
     return centre
 
 
@@ -56,10 +72,24 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
     """The directory, learnt from identity's events (its stream may come up after the catalog)."""
     assert runtime.docstore is not None
     subs = Subscriptions.of(runtime, per_person_of=_mediacentre(runtime).offer.per_person_of)
-    follower = DirectoryFollower(Directory(runtime.docstore), left_schools=subs.left_schools, school_removed=subs.school_removed,
-                                 person_changed=_mediacentre(runtime).person_changed)
-    return [EventConsumer(runtime.bus, runtime.docstore, service="catalog", durable="catalog-directory", stream="IDENTITY",
-                          subjects=SUBJECTS, handler=follower.handle, batch_handler=follower.handle_many)]
+    follower = DirectoryFollower(
+        Directory(runtime.docstore),
+        left_schools=subs.left_schools,
+        school_removed=subs.school_removed,
+        person_changed=_mediacentre(runtime).person_changed,
+    )
+    return [
+        EventConsumer(
+            runtime.bus,
+            runtime.docstore,
+            service="catalog",
+            durable="catalog-directory",
+            stream="IDENTITY",
+            subjects=SUBJECTS,
+            handler=follower.handle,
+            batch_handler=follower.handle_many,
+        )
+    ]
 
 
 async def on_start(runtime: Runtime) -> None:
@@ -87,7 +117,10 @@ async def on_start(runtime: Runtime) -> None:
     async def person_changed(message) -> None:
         try:
             event = decode(message.data)
-            kind = {"identity.person.created.v1": directory_pb2.PersonCreated, "identity.person.updated.v1": directory_pb2.PersonUpdated}
+            kind = {
+                "identity.person.created.v1": directory_pb2.PersonCreated,
+                "identity.person.updated.v1": directory_pb2.PersonUpdated,
+            }
             if event.type in kind:
                 centre.person_changed(event.unpack(kind[event.type]).person.id)
             elif event.type == "identity.person.deleted.v1":
@@ -95,7 +128,10 @@ async def on_start(runtime: Runtime) -> None:
         except MalformedEvent:
             pass
 
-    runtime.state["listening"] = [await nc.subscribe("catalog.>", cb=catalog_changed), await nc.subscribe("identity.person.>", cb=person_changed)]
+    runtime.state["listening"] = [
+        await nc.subscribe("catalog.>", cb=catalog_changed),
+        await nc.subscribe("identity.person.>", cb=person_changed),
+    ]
     await nc.flush()
     await centre.offer.load(runtime.docstore)  # type: ignore[arg-type]
     waiting, heard = heard, None
@@ -149,9 +185,18 @@ async def on_stop(runtime: Runtime) -> None:
 
 def build(settings: CatalogSettings) -> ServiceSpec:
     """What the catalog service is made of."""
-    return ServiceSpec(name="catalog", version=__version__, settings=settings, streams=STREAMS,
-                       routers=[vendor.router, subscriptions.router, assignments.router, mediacentre.router], indexes=INDEXES,
-                       consumers=consumers, on_start=on_start, on_stop=on_stop, description=description or "")
+    return ServiceSpec(
+        name="catalog",
+        version=__version__,
+        settings=settings,
+        streams=STREAMS,
+        routers=[vendor.router, subscriptions.router, assignments.router, mediacentre.router],
+        indexes=INDEXES,
+        consumers=consumers,
+        on_start=on_start,
+        on_stop=on_stop,
+        description=description or "",
+    )
 
 
 def app(settings: CatalogSettings | None = None) -> FastAPI:

@@ -21,20 +21,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maille.catalog.v1 import mediacentre_pb2
-
 from maille_catalog.directory import Directory, publics_in
 from maille_catalog.gar import GarClient, GarUnavailable, gar_link
 from maille_catalog.offer import Offer, Offered, offered_of_doc
 from maille_kit.docstore import Docstore, by_ids
-from maille_kit.work import Works
 from maille_kit.text import folded
+from maille_kit.work import Works
 
 log = logging.getLogger("maille.catalog.mediacentre")
 
 FAVOURITES = "favourites"
 Doc = dict[str, Any]
-FIELDS = ("idRessource", "idType", "nomRessource", "idEditeur", "nomEditeur", "urlVignette", "urlAccesRessource", "typePresentation",
-          "typePedagogique", "typologieDocument", "niveauEducatif", "domaineEnseignement")
+FIELDS = (
+    "idRessource",
+    "idType",
+    "nomRessource",
+    "idEditeur",
+    "nomEditeur",
+    "urlVignette",
+    "urlAccesRessource",
+    "typePresentation",
+    "typePedagogique",
+    "typologieDocument",
+    "niveauEducatif",
+    "domaineEnseignement",
+)
 
 
 @dataclass(slots=True)
@@ -49,8 +60,16 @@ class Shelf:
 class Mediacentre:
     """Every person's médiacentre, computed once and kept until it changes."""
 
-    def __init__(self, docstore: Docstore, gar: GarClient | None, *, ent: str, gar_link_url: str, gar_cache_seconds: float,
-                 cache_size: int) -> None:
+    def __init__(
+        self,
+        docstore: Docstore,
+        gar: GarClient | None,
+        *,
+        ent: str,
+        gar_link_url: str,
+        gar_cache_seconds: float,
+        cache_size: int,
+    ) -> None:
         self.docstore = docstore
         self.directory = Directory(docstore)
         self.offer = Offer()
@@ -65,13 +84,17 @@ class Mediacentre:
         self._shelves: OrderedDict[str, tuple[float, Shelf, tuple[str, ...]]] = OrderedDict()
         self._dependents: dict[str, set[str]] = {}  # "uai:…" / "ark:…" / "person:…" -> persons whose list depends on it
         self._tick = 0  # counts changes heard
-        self._changed: dict[str, int] = {}  # dependency -> tick of its last change (a list computed meanwhile is not kept)
+        self._changed: dict[
+            str, int
+        ] = {}  # dependency -> tick of its last change (a list computed meanwhile is not kept)
         self._floor = 0  # lists computed before this tick are not kept (the record above was trimmed)
         self._gar: dict[tuple[str, str], tuple[float, list[Doc]]] = {}  # (UAI, person) -> (until, resources)
 
     # -- invalidation -------------------------------------------------------------------------------------
 
-    def changed(self, *, persons: Iterable[str] = (), schools: Iterable[str] = (), resources: Iterable[str] = ()) -> None:
+    def changed(
+        self, *, persons: Iterable[str] = (), schools: Iterable[str] = (), resources: Iterable[str] = ()
+    ) -> None:
         """Something changed: the lists depending on it are computed again when next asked."""
         self._tick += 1
         keys = [*(f"person:{p}" for p in persons), *(f"uai:{u}" for u in schools), *(f"ark:{a}" for a in resources)]
@@ -145,8 +168,11 @@ class Mediacentre:
         work = works.new()
         change = {"$addToSet": {"arks": ark}} if on else {"$pull": {"arks": ark}}
         work.update(FAVOURITES, {"_id": person_id}, change, upsert=on)
-        work.event(type="catalog.favourite.changed.v1", tenant=tenant,
-                   payload=mediacentre_pb2.FavouriteChanged(person_id=person_id, resource_id=ark, favourite=on))
+        work.event(
+            type="catalog.favourite.changed.v1",
+            tenant=tenant,
+            payload=mediacentre_pb2.FavouriteChanged(person_id=person_id, resource_id=ark, favourite=on),
+        )
         await works.commit(work)
         kept = self._shelves.get(person_id)
         if kept is not None:  # this replica's copy at once
@@ -176,10 +202,17 @@ class Mediacentre:
                     entry["etablissements"] += [] if uai in entry["etablissements"] else [uai]
                     continue
                 entry = {k: resource.get(k) for k in FIELDS if k in resource}
-                entry.update(sources=["gar"], etablissements=[uai], lien=gar_link(self.gar_link_url, ent=self.ent, uai=uai, ark=ark))
+                entry.update(
+                    sources=["gar"],
+                    etablissements=[uai],
+                    lien=gar_link(self.gar_link_url, ent=self.ent, uai=uai, ark=ark),
+                )
                 merged[ark] = entry
         resources = sorted(merged.values(), key=lambda r: folded(r.get("nomRessource") or ""))
-        return Shelf(resources, missing, await favourites_task), [*(f"uai:{u}" for u in schools), *(f"ark:{a}" for a in subscribed)]
+        return Shelf(resources, missing, await favourites_task), [
+            *(f"uai:{u}" for u in schools),
+            *(f"ark:{a}" for a in subscribed),
+        ]
 
     async def _local(self, person: Doc, schools: list[str]) -> tuple[list[Doc], list[str]]:
         """The catalog's resources for the person, and the resources subscribed for them (shown or not)."""
@@ -206,7 +239,12 @@ class Mediacentre:
             resource = self.offer.resources.get(ark)
             if resource is not None:
                 entry = {k: resource.get(k) for k in FIELDS}
-                entry.update(idType="ARK", sources=["maille"], etablissements=sorted(set(where)), lien=resource["urlAccesRessource"])
+                entry.update(
+                    idType="ARK",
+                    sources=["maille"],
+                    etablissements=sorted(set(where)),
+                    lien=resource["urlAccesRessource"],
+                )
                 found.append(entry)
         return found, list(matching)
 
@@ -232,9 +270,12 @@ class Mediacentre:
 def matches(resource: Doc, *, niveau: str | None, domaine: str | None, type: str | None, q: str | None) -> bool:
     """Whether a resource passes the filters: a level, a domain, a type (presentation code or pedagogical type),
     each by concept URI or name, and words searched in its name and vendor, without regard to case or accents."""
+
     def has(key: str, wanted: str) -> bool:
         wanted_folded = folded(wanted)
-        return any(c.get("uri") == wanted or folded(c.get("nom") or "") == wanted_folded for c in resource.get(key) or [])
+        return any(
+            c.get("uri") == wanted or folded(c.get("nom") or "") == wanted_folded for c in resource.get(key) or []
+        )
 
     if niveau and not has("niveauEducatif", niveau):
         return False
@@ -242,7 +283,11 @@ def matches(resource: Doc, *, niveau: str | None, domaine: str | None, type: str
         return False
     if type:
         presentation = resource.get("typePresentation") or {}
-        if presentation.get("code") != type and folded(presentation.get("nom") or "") != folded(type) and not has("typePedagogique", type):
+        if (
+            presentation.get("code") != type
+            and folded(presentation.get("nom") or "") != folded(type)
+            and not has("typePedagogique", type)
+        ):
             return False
     if q:
         text = folded(f"{resource.get('nomRessource') or ''} {resource.get('nomEditeur') or ''}")

@@ -14,14 +14,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maille.catalog.v1 import mediacentre_pb2, resources_pb2, subscriptions_pb2
-
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event
 
 log = logging.getLogger("maille.catalog.offer")
 Doc = dict[str, Any]
-CONCEPTS = {"typePedagogique": "pedagogical_types", "typologieDocument": "document_types", "niveauEducatif": "educational_levels",
-            "domaineEnseignement": "teaching_domains"}
+CONCEPTS = {
+    "typePedagogique": "pedagogical_types",
+    "typologieDocument": "document_types",
+    "niveauEducatif": "educational_levels",
+    "domaineEnseignement": "teaching_domains",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +50,46 @@ def _aware(value: datetime) -> datetime:
 
 
 def offered_of_doc(doc: Doc) -> Offered:
-    return Offered(doc["_id"], doc["idRessource"], frozenset(doc["uaiEtab"]), doc["typeAffectation"] == "INDIV", frozenset(doc["publicCible"]),
-                   _aware(doc["debutValidite"]), _aware(doc["finValidite"]), frozenset(doc.get("etablissementsRetires", [])), doc["version"])
+    return Offered(
+        doc["_id"],
+        doc["idRessource"],
+        frozenset(doc["uaiEtab"]),
+        doc["typeAffectation"] == "INDIV",
+        frozenset(doc["publicCible"]),
+        _aware(doc["debutValidite"]),
+        _aware(doc["finValidite"]),
+        frozenset(doc.get("etablissementsRetires", [])),
+        doc["version"],
+    )
 
 
 def offered_of_message(message: subscriptions_pb2.Subscription) -> Offered:
-    return Offered(message.id, message.resource_id, frozenset(message.uais), message.assignment_type == "INDIV", frozenset(message.publics),
-                   message.valid_from.ToDatetime(tzinfo=UTC), message.valid_until.ToDatetime(tzinfo=UTC), frozenset(message.removed_uais),
-                   message.version)
+    return Offered(
+        message.id,
+        message.resource_id,
+        frozenset(message.uais),
+        message.assignment_type == "INDIV",
+        frozenset(message.publics),
+        message.valid_from.ToDatetime(tzinfo=UTC),
+        message.valid_until.ToDatetime(tzinfo=UTC),
+        frozenset(message.removed_uais),
+        message.version,
+    )
 
 
 def resource_of_message(message: resources_pb2.Resource) -> Doc:
     """A resource's fields (the GAR's names) from its event."""
-    doc: Doc = {"idRessource": message.id, "idType": "ARK", "nomRessource": message.name, "idEditeur": message.editor_id,
-                "nomEditeur": message.editor_name, "urlVignette": message.thumbnail_url or None, "urlAccesRessource": message.access_url,
-                "typePresentation": {"code": message.presentation_code, "nom": message.presentation_label}, "version": message.version}
+    doc: Doc = {
+        "idRessource": message.id,
+        "idType": "ARK",
+        "nomRessource": message.name,
+        "idEditeur": message.editor_id,
+        "nomEditeur": message.editor_name,
+        "urlVignette": message.thumbnail_url or None,
+        "urlAccesRessource": message.access_url,
+        "typePresentation": {"code": message.presentation_code, "nom": message.presentation_label},
+        "version": message.version,
+    }
     for name, field in CONCEPTS.items():
         doc[name] = [{"uri": c.uri, "nom": c.label} for c in getattr(message, field)]
     return doc
@@ -81,7 +109,9 @@ class Offer:
     async def load(self, docstore: Docstore) -> None:
         """Everything from the docstore (what is held and newer stays)."""
         async for doc in docstore.db["resources"].find({}):
-            self.put_resource({k: v for k, v in doc.items() if not k.startswith("_")}, published=doc["statut"] == "publiee")
+            self.put_resource(
+                {k: v for k, v in doc.items() if not k.startswith("_")}, published=doc["statut"] == "publiee"
+            )
         seen = set()
         async for doc in docstore.db["subscriptions"].find({}):
             seen.add(doc["_id"])
@@ -152,7 +182,9 @@ class Offer:
             return {"schools": sorted(offered.schools)}
         if fact == "catalog.subscription.deleted.v1":
             message = event.unpack(subscriptions_pb2.SubscriptionDeleted)
-            held = self.drop_subscription(message.id, version=(self.subscriptions[message.id].version if message.id in self.subscriptions else 0))
+            held = self.drop_subscription(
+                message.id, version=(self.subscriptions[message.id].version if message.id in self.subscriptions else 0)
+            )
             return {"schools": sorted(held.schools) if held else [], "resources": [message.resource_id]}
         if fact == "catalog.subscription.expired.v1":
             return {"resources": [event.unpack(subscriptions_pb2.SubscriptionExpired).resource_id]}

@@ -107,13 +107,19 @@ class BulkReport(BaseModel):
 UAI_PATTERN = r"^[0-9]{7}[A-Z]$"
 PUBLICS = ("ELEVE", "ENSEIGNANT", "DOCUMENTALISTE", "AUTRE PERSONNEL")
 # Each public's own licence count.
-LICENCE_FIELDS = {"ELEVE": "nbLicenceEleve", "ENSEIGNANT": "nbLicenceEnseignant", "DOCUMENTALISTE": "nbLicenceProfDoc",
-                  "AUTRE PERSONNEL": "nbLicenceAutrePersonnel"}
+LICENCE_FIELDS = {
+    "ELEVE": "nbLicenceEleve",
+    "ENSEIGNANT": "nbLicenceEnseignant",
+    "DOCUMENTALISTE": "nbLicenceProfDoc",
+    "AUTRE PERSONNEL": "nbLicenceAutrePersonnel",
+}
 PARIS = ZoneInfo("Europe/Paris")
 
 Uai = Annotated[str, Field(pattern=UAI_PATTERN, description="a school's UAI, e.g. 0750001A")]
 Public = Literal["ELEVE", "ENSEIGNANT", "DOCUMENTALISTE", "AUTRE PERSONNEL"]
-Licences = Annotated[int | Literal["ILLIMITE"] | None, Field(default=None, description="a number of licences, or ILLIMITE")]
+Licences = Annotated[
+    int | Literal["ILLIMITE"] | None, Field(default=None, description="a number of licences, or ILLIMITE")
+]
 
 
 def _paris(value: datetime) -> datetime:
@@ -130,13 +136,17 @@ class SubscriptionChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     idAbonnement: str = Field(pattern=r"^[A-Za-z0-9_.:\-]{1,45}$", description="at most 45 characters, unique")
     commentaireAbonnement: str | None = Field(None, max_length=1000)
-    idDistributeurCom: str = Field(pattern=r"^[0-9]{9}_[0-9]{15}[0-9X]$", description="the distributor: <SIREN>_<ISNI>, 26 characters")
+    idDistributeurCom: str = Field(
+        pattern=r"^[0-9]{9}_[0-9]{15}[0-9X]$", description="the distributor: <SIREN>_<ISNI>, 26 characters"
+    )
     idRessource: Ark
     typeIdRessource: Literal["ark"] = "ark"
     libelleRessource: str = Field(min_length=1, max_length=300)
     debutValidite: GarTime | None = Field(None, description="ignored on update: the start is kept")
     finValidite: GarTime
-    anneeFinValidite: str | None = Field(None, pattern=r"^[0-9]{4}-[0-9]{4}$", description="school year of the end, e.g. 2026-2027")
+    anneeFinValidite: str | None = Field(
+        None, pattern=r"^[0-9]{4}-[0-9]{4}$", description="school year of the end, e.g. 2026-2027"
+    )
     categorieAffectation: Literal["transferable", "non transferable"]
     typeAffectation: Literal["ETABL", "INDIV"]
     nbLicenceGlobale: Licences
@@ -159,7 +169,9 @@ class SubscriptionChange(BaseModel):
             value = getattr(self, name)
             if isinstance(value, int) and not 0 <= value <= 10_000_000:
                 raise ValueError(f"{name} must be a number from 0 to 10000000, or ILLIMITE")
-        if self.typeAffectation == "INDIV" and all(getattr(self, n) is None for n in ("nbLicenceGlobale", *LICENCE_FIELDS.values())):
+        if self.typeAffectation == "INDIV" and all(
+            getattr(self, n) is None for n in ("nbLicenceGlobale", *LICENCE_FIELDS.values())
+        ):
             raise ValueError("a per-person (INDIV) subscription needs nbLicenceGlobale or a licence count per public")
         if len(set(self.publicCible)) != len(self.publicCible):
             raise ValueError("publicCible names a public twice")
@@ -185,8 +197,12 @@ class Subscription(SubscriptionIn):
     model_config = ConfigDict(extra="ignore")
     idEditeur: str
     version: int
-    licencesAffectees: dict[str, int] = Field(description="licences in use: in all (`total`) and per public (spent ones included)")
-    licencesDepensees: dict[str, int] = Field(default_factory=dict, description="of those, licences of a non transferable subscription released: spent")
+    licencesAffectees: dict[str, int] = Field(
+        description="licences in use: in all (`total`) and per public (spent ones included)"
+    )
+    licencesDepensees: dict[str, int] = Field(
+        default_factory=dict, description="of those, licences of a non transferable subscription released: spent"
+    )
     etablissementsRetires: list[str] = Field(description="schools that left the directory meanwhile")
     expiree: bool
     misAJour: datetime

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maille.catalog.v1 import resources_pb2 as pb
-
 from maille_catalog.locks import one_at_a_time as _lock
 from maille_catalog.repository import RESOURCES, ResourceRepository
 from maille_catalog.schemas import BulkLine, BulkReport, Resource, ResourceIn
@@ -53,10 +52,18 @@ class Resources:
         async with _lock(resource.idRessource):
             existing = await self.repo.get(resource.idRessource)
             if existing is not None:
-                raise NotYours(resource.idRessource) if existing["idEditeur"] != editor else AlreadyPublished(resource.idRessource)
+                raise (
+                    NotYours(resource.idRessource)
+                    if existing["idEditeur"] != editor
+                    else AlreadyPublished(resource.idRessource)
+                )
             doc = _document(resource, editor=editor, version=1, status="publiee")
             work = self.works.new().insert(RESOURCES, doc, guard=True)
-            work.event(type="catalog.resource.published.v1", tenant=self.tenant, payload=pb.ResourcePublished(resource=_message(doc)))
+            work.event(
+                type="catalog.resource.published.v1",
+                tenant=self.tenant,
+                payload=pb.ResourcePublished(resource=_message(doc)),
+            )
             try:
                 await self.works.commit(work)
             except Conflict:
@@ -82,8 +89,12 @@ class Resources:
             if existing["statut"] == "retiree":
                 return existing
             doc = {**existing, "statut": "retiree", "version": existing["version"] + 1, "misAJour": datetime.now(UTC)}
-            await self._commit(existing, doc, "catalog.resource.withdrawn.v1",
-                               pb.ResourceWithdrawn(id=ark, editor_id=editor, version=doc["version"]))
+            await self._commit(
+                existing,
+                doc,
+                "catalog.resource.withdrawn.v1",
+                pb.ResourceWithdrawn(id=ark, editor_id=editor, version=doc["version"]),
+            )
             self._wrote(doc)
             return doc
 
@@ -100,7 +111,9 @@ class Resources:
                 continue
             ark = item.idRessource
             if ark in seen:
-                report.append(BulkLine(ligne=number, idRessource=ark, resultat="refusee", raison=f"already on line {seen[ark]}"))
+                report.append(
+                    BulkLine(ligne=number, idRessource=ark, resultat="refusee", raison=f"already on line {seen[ark]}")
+                )
                 continue
             seen[ark] = number
             try:
@@ -111,15 +124,31 @@ class Resources:
                     _, changed = await self.update(editor=editor, ark=ark, resource=item)
                     outcome = "mise a jour" if changed else "inchangee"
             except NotYours:
-                report.append(BulkLine(ligne=number, idRessource=ark, resultat="refusee", raison="this resource belongs to another vendor"))
+                report.append(
+                    BulkLine(
+                        ligne=number,
+                        idRessource=ark,
+                        resultat="refusee",
+                        raison="this resource belongs to another vendor",
+                    )
+                )
                 continue
             except ChangedMeanwhile:
-                report.append(BulkLine(ligne=number, idRessource=ark, resultat="refusee", raison="changed meanwhile; send it again"))
+                report.append(
+                    BulkLine(
+                        ligne=number, idRessource=ark, resultat="refusee", raison="changed meanwhile; send it again"
+                    )
+                )
                 continue
             report.append(BulkLine(ligne=number, idRessource=ark, resultat=outcome))
         count = lambda what: sum(1 for line in report if line.resultat == what)  # noqa: E731
-        return BulkReport(lignes=report, publiees=count("publiee"), misesAJour=count("mise a jour"), inchangees=count("inchangee"),
-                          refusees=count("refusee"))
+        return BulkReport(
+            lignes=report,
+            publiees=count("publiee"),
+            misesAJour=count("mise a jour"),
+            inchangees=count("inchangee"),
+            refusees=count("refusee"),
+        )
 
     async def _own(self, editor: str, ark: str) -> Doc:
         existing = await self.repo.get(ark)
@@ -136,7 +165,9 @@ class Resources:
     async def _commit(self, existing: Doc, doc: Doc, type: str, payload: Any) -> None:
         """The resource as `doc` if it is still as read (`existing`'s version), and its event; `ChangedMeanwhile` if not."""
         fields = {key: value for key, value in doc.items() if key not in ("_id", "_work")}
-        work = self.works.new().update(RESOURCES, {"_id": doc["_id"], "version": existing["version"]}, {"$set": fields}, guard=True)
+        work = self.works.new().update(
+            RESOURCES, {"_id": doc["_id"], "version": existing["version"]}, {"$set": fields}, guard=True
+        )
         work.event(type=type, tenant=self.tenant, payload=payload)
         try:
             await self.works.commit(work)
@@ -145,8 +176,14 @@ class Resources:
 
 
 def _document(resource: ResourceIn, *, editor: str, version: int, status: str) -> Doc:
-    return {"_id": resource.idRessource, **resource.model_dump(), "idEditeur": editor, "version": version, "statut": status,
-            "misAJour": datetime.now(UTC)}
+    return {
+        "_id": resource.idRessource,
+        **resource.model_dump(),
+        "idEditeur": editor,
+        "version": version,
+        "statut": status,
+        "misAJour": datetime.now(UTC),
+    }
 
 
 def as_resource(doc: Doc) -> Resource:
@@ -157,9 +194,17 @@ def as_resource(doc: Doc) -> Resource:
 def _message(doc: Doc) -> pb.Resource:
     concepts = lambda key: [pb.Concept(uri=c["uri"], label=c["nom"]) for c in doc.get(key, [])]  # noqa: E731
     return pb.Resource(
-        id=doc["_id"], name=doc["nomRessource"], editor_id=doc["idEditeur"], editor_name=doc["nomEditeur"],
-        thumbnail_url=doc.get("urlVignette") or "", access_url=doc["urlAccesRessource"],
-        presentation_code=doc["typePresentation"]["code"], presentation_label=doc["typePresentation"]["nom"],
-        pedagogical_types=concepts("typePedagogique"), document_types=concepts("typologieDocument"),
-        educational_levels=concepts("niveauEducatif"), teaching_domains=concepts("domaineEnseignement"), version=doc["version"],
+        id=doc["_id"],
+        name=doc["nomRessource"],
+        editor_id=doc["idEditeur"],
+        editor_name=doc["nomEditeur"],
+        thumbnail_url=doc.get("urlVignette") or "",
+        access_url=doc["urlAccesRessource"],
+        presentation_code=doc["typePresentation"]["code"],
+        presentation_label=doc["typePresentation"]["nom"],
+        pedagogical_types=concepts("typePedagogique"),
+        document_types=concepts("typologieDocument"),
+        educational_levels=concepts("niveauEducatif"),
+        teaching_domains=concepts("domaineEnseignement"),
+        version=doc["version"],
     )

@@ -21,14 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from maille.catalog.v1 import subscriptions_pb2 as pb
 
+from maille.catalog.v1 import subscriptions_pb2 as pb
 from maille_catalog.directory import Directory, publics_in
 from maille_catalog.locks import one_at_a_time
 from maille_catalog.schemas import LICENCE_FIELDS, PUBLICS, SubscriptionChange, SubscriptionIn
 from maille_kit.docstore import Docstore, by_ids
 from maille_kit.work import Conflict, Work, Works
-
 
 SUBSCRIPTIONS, ASSIGNMENTS = "subscriptions", "assignments"
 Doc = dict[str, Any]
@@ -54,8 +53,16 @@ def _limit(value: Any) -> int | None:
 class Subscriptions:
     """The catalog's subscriptions and assignments."""
 
-    def __init__(self, docstore: Docstore, works: Works, directory: Directory, *, tenant: str, observer: Any = None,
-                 per_person_of: Callable[[str], list[str] | None] | None = None) -> None:
+    def __init__(
+        self,
+        docstore: Docstore,
+        works: Works,
+        directory: Directory,
+        *,
+        tenant: str,
+        observer: Any = None,
+        per_person_of: Callable[[str], list[str] | None] | None = None,
+    ) -> None:
         self.observer = observer  # told of each subscription written (the médiacentre of this replica)
         self.per_person_of = per_person_of  # a school's per-person subscriptions (ids), None while unknown
         self.collection = docstore.db[SUBSCRIPTIONS]
@@ -69,8 +76,14 @@ class Subscriptions:
     def of(cls, runtime: Any, *, per_person_of: Callable[[str], list[str] | None] | None = None) -> Subscriptions:
         """The subscriptions of a running catalog (its médiacentre, when there is one, told of each write)."""
         assert runtime.docstore is not None and runtime.works is not None
-        return cls(runtime.docstore, runtime.works, Directory(runtime.docstore), tenant=runtime.settings.tenant,
-                   observer=runtime.state.get("mediacentre"), per_person_of=per_person_of)
+        return cls(
+            runtime.docstore,
+            runtime.works,
+            Directory(runtime.docstore),
+            tenant=runtime.settings.tenant,
+            observer=runtime.state.get("mediacentre"),
+            per_person_of=per_person_of,
+        )
 
     # -- a vendor's subscriptions -------------------------------------------------------------------------
 
@@ -83,15 +96,26 @@ class Subscriptions:
         if unknown:
             raise Refused(422, f"unknown UAI: {', '.join(unknown)} (not schools of the directory)", field="uaiEtab")
         now = datetime.now(UTC)
-        doc = {"_id": subscription.idAbonnement, **subscription.model_dump(), "idEditeur": editor, "version": 1,
-               "licencesAffectees": dict.fromkeys(COUNTS, 0), "licencesDepensees": dict.fromkeys(COUNTS, 0), "etablissementsRetires": [], "expiree": subscription.finValidite <= now,
-               "creeLe": now, "misAJour": now}
+        doc = {
+            "_id": subscription.idAbonnement,
+            **subscription.model_dump(),
+            "idEditeur": editor,
+            "version": 1,
+            "licencesAffectees": dict.fromkeys(COUNTS, 0),
+            "licencesDepensees": dict.fromkeys(COUNTS, 0),
+            "etablissementsRetires": [],
+            "expiree": subscription.finValidite <= now,
+            "creeLe": now,
+            "misAJour": now,
+        }
         async with one_at_a_time(f"subscription:{subscription.idAbonnement}"):
             if await self.get(subscription.idAbonnement) is not None:
                 raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead")
             work = self.works.new().insert(SUBSCRIPTIONS, doc, guard=True)
             try:
-                await self._commit(work, "catalog.subscription.created.v1", pb.SubscriptionCreated(subscription=message(doc)))
+                await self._commit(
+                    work, "catalog.subscription.created.v1", pb.SubscriptionCreated(subscription=message(doc))
+                )
             except Conflict:
                 raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead") from None
         if self.observer is not None:
@@ -100,23 +124,39 @@ class Subscriptions:
 
     async def update(self, *, editor: str, subscription_id: str, change: SubscriptionChange) -> Doc:
         if change.idAbonnement != subscription_id:
-            raise Refused(422, f"idAbonnement {change.idAbonnement!r} is not the subscription of the path ({subscription_id})",
-                          field="idAbonnement")
+            raise Refused(
+                422,
+                f"idAbonnement {change.idAbonnement!r} is not the subscription of the path ({subscription_id})",
+                field="idAbonnement",
+            )
         async with one_at_a_time(f"subscription:{subscription_id}"):
             existing = await self.owned(editor, subscription_id)
             if change.idRessource != existing["idRessource"]:
-                raise Refused(422, "idRessource cannot change: delete the subscription and create another", field="idRessource")
+                raise Refused(
+                    422, "idRessource cannot change: delete the subscription and create another", field="idRessource"
+                )
             if change.finValidite <= existing["debutValidite"].replace(tzinfo=UTC):
-                raise Refused(422, "finValidite must be after debutValidite (kept from the creation)", field="finValidite")
+                raise Refused(
+                    422, "finValidite must be after debutValidite (kept from the creation)", field="finValidite"
+                )
             fields = change.model_dump(exclude={"debutValidite"})
             self._check_counts(existing, fields)
             now = datetime.now(UTC)
-            doc = {**existing, **fields, "version": existing["version"] + 1, "expiree": change.finValidite <= now, "misAJour": now}
+            doc = {
+                **existing,
+                **fields,
+                "version": existing["version"] + 1,
+                "expiree": change.finValidite <= now,
+                "misAJour": now,
+            }
             if all(existing.get(k) == v for k, v in fields.items()):
                 return existing
             try:
-                await self._commit(self._at_version(existing, doc), "catalog.subscription.updated.v1",
-                                   pb.SubscriptionUpdated(subscription=message(doc)))
+                await self._commit(
+                    self._at_version(existing, doc),
+                    "catalog.subscription.updated.v1",
+                    pb.SubscriptionUpdated(subscription=message(doc)),
+                )
             except Conflict:
                 raise Refused(409, f"{subscription_id} changed meanwhile: send your change again") from None
         if self.observer is not None:
@@ -126,9 +166,16 @@ class Subscriptions:
     async def delete(self, *, editor: str, subscription_id: str) -> None:
         async with one_at_a_time(f"subscription:{subscription_id}"):
             existing = await self.owned(editor, subscription_id)
-            work = self.works.new().delete(SUBSCRIPTIONS, {"_id": subscription_id}).delete(ASSIGNMENTS, {"abonnement": subscription_id})
-            await self._commit(work, "catalog.subscription.deleted.v1",
-                               pb.SubscriptionDeleted(id=subscription_id, resource_id=existing["idRessource"]))
+            work = (
+                self.works.new()
+                .delete(SUBSCRIPTIONS, {"_id": subscription_id})
+                .delete(ASSIGNMENTS, {"abonnement": subscription_id})
+            )
+            await self._commit(
+                work,
+                "catalog.subscription.deleted.v1",
+                pb.SubscriptionDeleted(id=subscription_id, resource_id=existing["idRessource"]),
+            )
         if self.observer is not None:
             self.observer.deleted_subscription(existing)
 
@@ -146,9 +193,13 @@ class Subscriptions:
         return [doc async for doc in self.collection.find({"uaiEtab": uai, "typeAffectation": "INDIV"}).sort("_id", 1)]
 
     async def assigned(self, subscription_id: str, uai: str) -> list[Doc]:
-        return [doc async for doc in self.assignments.find({"abonnement": subscription_id, "uai": uai}).sort("personne", 1)]
+        return [
+            doc async for doc in self.assignments.find({"abonnement": subscription_id, "uai": uai}).sort("personne", 1)
+        ]
 
-    async def assign(self, *, subscription_id: str, uai: str, person_ids: list[str], group_ids: list[str], by: str) -> dict[str, Any]:
+    async def assign(
+        self, *, subscription_id: str, uai: str, person_ids: list[str], group_ids: list[str], by: str
+    ) -> dict[str, Any]:
         """Licences of a per-person subscription to persons and to every member of classes or groups, all or none."""
         subscription = await self._assignable(subscription_id, uai)
         wanted = await self._persons(subscription, uai, person_ids, group_ids)
@@ -159,21 +210,49 @@ class Subscriptions:
                     raise Refused(404, f"no subscription {subscription_id}")
                 counts = dict(current["licencesAffectees"])
                 # Who holds one already (none when no licence is in use: the common first assignment of a class).
-                held = {doc["personne"] for doc in (await by_ids(self.assignments, [f"{subscription_id}|{p}" for p in wanted],
-                                                                 {"personne": 1})).values()} if counts["total"] else set()
+                held = (
+                    {
+                        doc["personne"]
+                        for doc in (
+                            await by_ids(self.assignments, [f"{subscription_id}|{p}" for p in wanted], {"personne": 1})
+                        ).values()
+                    }
+                    if counts["total"]
+                    else set()
+                )
                 new = {person: public for person, public in wanted.items() if person not in held}
                 if not new:
                     break
                 counts = self._reserved(current, Counter(new.values()))
                 now = datetime.now(UTC)
-                docs = [{"_id": f"{subscription_id}|{person}", "abonnement": subscription_id, "idRessource": subscription["idRessource"],
-                         "personne": person, "uai": uai, "public": public, "par": by, "le": now} for person, public in new.items()]
+                docs = [
+                    {
+                        "_id": f"{subscription_id}|{person}",
+                        "abonnement": subscription_id,
+                        "idRessource": subscription["idRessource"],
+                        "personne": person,
+                        "uai": uai,
+                        "public": public,
+                        "par": by,
+                        "le": now,
+                    }
+                    for person, public in new.items()
+                ]
                 # The counts at the version read, the assignments and their event: all, or (another replica changed the
                 # subscription meanwhile) none, and read again.
                 work = self._at_version(current, {"licencesAffectees": counts}).insert(ASSIGNMENTS, *docs)
                 try:
-                    await self._commit(work, "catalog.assignment.changed.v1", pb.AssignmentChanged(
-                        subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, assigned_ids=sorted(new), by=by))
+                    await self._commit(
+                        work,
+                        "catalog.assignment.changed.v1",
+                        pb.AssignmentChanged(
+                            subscription_id=subscription_id,
+                            resource_id=subscription["idRessource"],
+                            uai=uai,
+                            assigned_ids=sorted(new),
+                            by=by,
+                        ),
+                    )
                 except Conflict:
                     continue
                 break
@@ -198,7 +277,9 @@ class Subscriptions:
             held = await by_ids(self.assignments, [f"{sub_id}|{person_id}" for sub_id in candidates], {"abonnement": 1})
             subscriptions = {doc["abonnement"] for doc in held.values()}
         else:
-            subscriptions = {doc["abonnement"] async for doc in self.assignments.find({"personne": person_id, "uai": {"$in": uais}})}
+            subscriptions = {
+                doc["abonnement"] async for doc in self.assignments.find({"personne": person_id, "uai": {"$in": uais}})
+            }
         for subscription_id in sorted(subscriptions):
             subscription = await self.get(subscription_id)
             if subscription is not None:
@@ -215,11 +296,18 @@ class Subscriptions:
                     current = await self.get(existing["_id"])
                     if current is None or uai in current["etablissementsRetires"]:
                         break
-                    doc = {**current, "etablissementsRetires": [*current["etablissementsRetires"], uai], "version": current["version"] + 1,
-                           "misAJour": datetime.now(UTC)}
+                    doc = {
+                        **current,
+                        "etablissementsRetires": [*current["etablissementsRetires"], uai],
+                        "version": current["version"] + 1,
+                        "misAJour": datetime.now(UTC),
+                    }
                     try:
-                        await self._commit(self._at_version(current, doc), "catalog.subscription.updated.v1",
-                                           pb.SubscriptionUpdated(subscription=message(doc)))
+                        await self._commit(
+                            self._at_version(current, doc),
+                            "catalog.subscription.updated.v1",
+                            pb.SubscriptionUpdated(subscription=message(doc)),
+                        )
                     except Conflict:
                         continue
                     break
@@ -228,10 +316,17 @@ class Subscriptions:
         """Announce, once, each subscription whose end has passed; how many."""
         count = 0
         async for doc in self.collection.find({"expiree": False, "finValidite": {"$lte": datetime.now(UTC)}}):
-            work = self.works.new().update(SUBSCRIPTIONS, {"_id": doc["_id"], "expiree": False}, {"$set": {"expiree": True}}, guard=True)
+            work = self.works.new().update(
+                SUBSCRIPTIONS, {"_id": doc["_id"], "expiree": False}, {"$set": {"expiree": True}}, guard=True
+            )
             try:
-                await self._commit(work, "catalog.subscription.expired.v1", pb.SubscriptionExpired(
-                    id=doc["_id"], resource_id=doc["idRessource"], valid_until=_timestamp(doc["finValidite"])))
+                await self._commit(
+                    work,
+                    "catalog.subscription.expired.v1",
+                    pb.SubscriptionExpired(
+                        id=doc["_id"], resource_id=doc["idRessource"], valid_until=_timestamp(doc["finValidite"])
+                    ),
+                )
             except Conflict:
                 continue  # another replica announced it
             count += 1
@@ -261,7 +356,11 @@ class Subscriptions:
         for name, key in bounds:
             bound = _limit(fields.get(name))
             if bound is not None and bound < used.get(key, 0):
-                raise Refused(409, f"{name} {bound} is below the {used[key]} licences already assigned: release some first", field=name)
+                raise Refused(
+                    409,
+                    f"{name} {bound} is below the {used[key]} licences already assigned: release some first",
+                    field=name,
+                )
 
     async def _assignable(self, subscription_id: str, uai: str) -> Doc:
         subscription = await self.get(subscription_id)
@@ -275,7 +374,9 @@ class Subscriptions:
             raise Refused(409, f"{subscription_id} has expired")
         return subscription
 
-    async def _persons(self, subscription: Doc, uai: str, person_ids: list[str], group_ids: list[str]) -> dict[str, str]:
+    async def _persons(
+        self, subscription: Doc, uai: str, person_ids: list[str], group_ids: list[str]
+    ) -> dict[str, str]:
         """person id -> the public their licence counts in; the named persons must all fit."""
         named = await self.directory.persons_by_id(person_ids)
         unknown = [p for p in person_ids if p not in named]
@@ -295,7 +396,11 @@ class Subscriptions:
             else:
                 wanted[person["_id"]] = public
         if outside:
-            raise Refused(422, f"not in school {uai} as {' or '.join(targets)}: {', '.join(sorted(outside)[:20])}", field="personnes")
+            raise Refused(
+                422,
+                f"not in school {uai} as {' or '.join(targets)}: {', '.join(sorted(outside)[:20])}",
+                field="personnes",
+            )
         for member in await self.directory.members(group_ids) if group_ids else []:
             public = next((p for p in publics_in(member, uai) if p in targets), None)
             if public is not None:
@@ -308,12 +413,17 @@ class Subscriptions:
         total = sum(new.values())
         bound = _limit(doc.get("nbLicenceGlobale"))
         if bound is not None and used["total"] + total > bound:
-            raise Refused(409, f"{total} licences asked, {bound - used['total']} left of {bound}", field="nbLicenceGlobale")
+            raise Refused(
+                409, f"{total} licences asked, {bound - used['total']} left of {bound}", field="nbLicenceGlobale"
+            )
         for public, count in new.items():
             bound = _limit(doc.get(LICENCE_FIELDS[public]))
             if bound is not None and used.get(public, 0) + count > bound:
-                raise Refused(409, f"{count} licences asked for {public}, {bound - used.get(public, 0)} left of {bound}",
-                              field=LICENCE_FIELDS[public])
+                raise Refused(
+                    409,
+                    f"{count} licences asked for {public}, {bound - used.get(public, 0)} left of {bound}",
+                    field=LICENCE_FIELDS[public],
+                )
         return {**used, "total": used["total"] + total, **{p: used.get(p, 0) + c for p, c in new.items()}}
 
     async def _release(self, subscription: Doc, uai: str, by: str, *, keys: list[str]) -> list[str]:
@@ -338,10 +448,21 @@ class Subscriptions:
                 for public, count in released.items():
                     counts[public] = counts.get(public, 0) + sign * count
                 persons = sorted(doc["personne"] for doc in held)
-                work = self._at_version(current, {field: counts}).delete(ASSIGNMENTS, {"_id": {"$in": [doc["_id"] for doc in held]}})
+                work = self._at_version(current, {field: counts}).delete(
+                    ASSIGNMENTS, {"_id": {"$in": [doc["_id"] for doc in held]}}
+                )
                 try:
-                    await self._commit(work, "catalog.assignment.changed.v1", pb.AssignmentChanged(
-                        subscription_id=subscription_id, resource_id=subscription["idRessource"], uai=uai, released_ids=persons, by=by))
+                    await self._commit(
+                        work,
+                        "catalog.assignment.changed.v1",
+                        pb.AssignmentChanged(
+                            subscription_id=subscription_id,
+                            resource_id=subscription["idRessource"],
+                            uai=uai,
+                            released_ids=persons,
+                            by=by,
+                        ),
+                    )
                 except Conflict:
                     continue  # another replica changed it meanwhile (released some, perhaps): read again
                 return persons
@@ -350,8 +471,12 @@ class Subscriptions:
     def _at_version(self, current: Doc, fields: Doc) -> Work:
         """A unit of work that sets `fields` (and the next version) on the subscription if it is still at `current`'s."""
         changes = {key: value for key, value in fields.items() if key not in ("_id", "_work", "version")}
-        return self.works.new().update(SUBSCRIPTIONS, {"_id": current["_id"], "version": current["version"]},
-                                       {"$set": {**changes, "version": current["version"] + 1}}, guard=True)
+        return self.works.new().update(
+            SUBSCRIPTIONS,
+            {"_id": current["_id"], "version": current["version"]},
+            {"$set": {**changes, "version": current["version"] + 1}},
+            guard=True,
+        )
 
     async def _commit(self, work: Work, type: str, payload: Any) -> None:
         work.event(type=type, tenant=self.tenant, payload=payload)
@@ -373,11 +498,22 @@ def _licences(value: Any) -> pb.Licences | None:
 def message(doc: Doc) -> pb.Subscription:
     """A stored subscription as its events tell it."""
     return pb.Subscription(
-        id=doc["_id"], resource_id=doc["idRessource"], resource_label=doc["libelleRessource"], editor_id=doc["idEditeur"],
-        distributor_id=doc["idDistributeurCom"], valid_from=_timestamp(doc["debutValidite"]), valid_until=_timestamp(doc["finValidite"]),
-        uais=doc["uaiEtab"], assignment_type=doc["typeAffectation"], transferable=doc["categorieAffectation"] == "transferable",
-        publics=doc["publicCible"], global_licences=_licences(doc.get("nbLicenceGlobale")),
-        teacher_licences=_licences(doc.get("nbLicenceEnseignant")), pupil_licences=_licences(doc.get("nbLicenceEleve")),
-        librarian_licences=_licences(doc.get("nbLicenceProfDoc")), other_staff_licences=_licences(doc.get("nbLicenceAutrePersonnel")),
-        removed_uais=doc.get("etablissementsRetires", []), version=doc["version"],
+        id=doc["_id"],
+        resource_id=doc["idRessource"],
+        resource_label=doc["libelleRessource"],
+        editor_id=doc["idEditeur"],
+        distributor_id=doc["idDistributeurCom"],
+        valid_from=_timestamp(doc["debutValidite"]),
+        valid_until=_timestamp(doc["finValidite"]),
+        uais=doc["uaiEtab"],
+        assignment_type=doc["typeAffectation"],
+        transferable=doc["categorieAffectation"] == "transferable",
+        publics=doc["publicCible"],
+        global_licences=_licences(doc.get("nbLicenceGlobale")),
+        teacher_licences=_licences(doc.get("nbLicenceEnseignant")),
+        pupil_licences=_licences(doc.get("nbLicenceEleve")),
+        librarian_licences=_licences(doc.get("nbLicenceProfDoc")),
+        other_staff_licences=_licences(doc.get("nbLicenceAutrePersonnel")),
+        removed_uais=doc.get("etablissementsRetires", []),
+        version=doc["version"],
     )

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from maille_kit.auth import TokenVerifier
 from maille_kit.bus import Bus, Stream, dead_letter_stream
-from maille_kit.consumer import INDEXES as CONSUMER_INDEXES, EventConsumer
+from maille_kit.consumer import INDEXES as CONSUMER_INDEXES
+from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore, Indexes
 from maille_kit.logging import setup_logging
 from maille_kit.middleware import RequestContextMiddleware
@@ -26,7 +27,8 @@ from maille_kit.outbox import Outbox
 from maille_kit.problems import Problem, install_problem_handlers
 from maille_kit.settings import ServiceSettings, redact_url
 from maille_kit.telemetry import setup_telemetry, shutdown_telemetry
-from maille_kit.work import INDEXES as WORK_INDEXES, Works
+from maille_kit.work import INDEXES as WORK_INDEXES
+from maille_kit.work import Works
 
 log = logging.getLogger("maille.app")
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
@@ -72,8 +74,12 @@ class Runtime:
         """Connect, and declare what the service owns: its indexes and its streams (with its dead letters)."""
         spec, settings = self.spec, self.settings
         if spec.uses_docstore:
-            self.docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name=f"maille-{spec.name}",
-                                     timeout=settings.docstore_timeout)
+            self.docstore = Docstore(
+                settings.mongodb_url.get_secret_value(),
+                settings.database_name,
+                app_name=f"maille-{spec.name}",
+                timeout=settings.docstore_timeout,
+            )
             await self.docstore.detect()
             await self.docstore.ensure_indexes(spec.all_indexes)
         await self.bus.connect(timeout=settings.nats_connect_timeout)
@@ -87,8 +93,13 @@ class Runtime:
         if self.docstore is not None:
             self.outbox = Outbox(self.docstore, self.bus, source=spec.name, abandoned_after=settings.takeover_seconds)
             self.outbox.start()
-            self.works = Works(self.docstore, self.outbox, source=spec.name, abandoned_after=settings.takeover_seconds,
-                               check_every=min(15.0, settings.takeover_seconds / 2))
+            self.works = Works(
+                self.docstore,
+                self.outbox,
+                source=spec.name,
+                abandoned_after=settings.takeover_seconds,
+                check_every=min(15.0, settings.takeover_seconds / 2),
+            )
             self.works.start()
         if spec.consumers is not None:
             self.consumers = list(spec.consumers(self))
@@ -163,7 +174,9 @@ def _health_router() -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @router.get("/readyz", summary="NATS and the docstore answer", responses={503: {"description": "a dependency is down"}})
+    @router.get(
+        "/readyz", summary="NATS and the docstore answer", responses={503: {"description": "a dependency is down"}}
+    )
     async def readyz(request: Request) -> dict[str, Any]:
         runtime = get_runtime(request)
         checks = await runtime.readiness()
@@ -248,8 +261,14 @@ def create_app(spec: ServiceSpec) -> FastAPI:
     return app
 
 
-def serve(app: Any, settings: ServiceSettings, sockets: list[Any] | None = None, *, http: Any = "auto",
-          headers: list[tuple[str, str]] | None = None) -> None:
+def serve(
+    app: Any,
+    settings: ServiceSettings,
+    sockets: list[Any] | None = None,
+    *,
+    http: Any = "auto",
+    headers: list[tuple[str, str]] | None = None,
+) -> None:
     """Serve `app` until SIGINT or SIGTERM, then finish the requests in hand and stop cleanly (on
     `sockets` when given, else on the settings' host and port; `http`: uvicorn's HTTP protocol, or a class of it;
     `headers`: sent with every answer)."""

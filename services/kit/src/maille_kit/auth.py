@@ -52,8 +52,16 @@ class Principal:
 class TokenVerifier:
     """Validates bearer tokens of one issuer for one audience."""
 
-    def __init__(self, *, issuer: str, audience: str, jwks_url: str | None = None, refresh_after: float = 3600,
-                 leeway: int = 30, cache_size: int = 50_000) -> None:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks_url: str | None = None,
+        refresh_after: float = 3600,
+        leeway: int = 30,
+        cache_size: int = 50_000,
+    ) -> None:
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self.jwks_url = jwks_url or f"{self.issuer}/protocol/openid-connect/certs"
@@ -136,7 +144,9 @@ class TokenVerifier:
         except errors.ExpiredTokenError:
             raise _unauthorized("the token has expired", "invalid_token") from None
         except (errors.InvalidClaimError, errors.MissingClaimError, errors.InvalidTokenError) as exc:
-            raise _unauthorized(f"the token is not valid here: {exc.description or exc.error}", "invalid_token") from None
+            raise _unauthorized(
+                f"the token is not valid here: {exc.description or exc.error}", "invalid_token"
+            ) from None
         except errors.BadSignatureError:
             raise _unauthorized("the token's signature does not match the issuer's keys", "invalid_token") from None
         except (errors.JoseError, ValueError, KeyError):
@@ -149,7 +159,9 @@ class TokenVerifier:
         if self.audience not in audiences:
             raise _unauthorized(f"the token is not meant for {self.audience!r}", "invalid_token")
         roles = set(claims.get("realm_access", {}).get("roles", []))
-        principal = Principal(subject=claims.get("sub", ""), client_id=claims.get("azp", ""), roles=frozenset(roles), claims=claims)
+        principal = Principal(
+            subject=claims.get("sub", ""), client_id=claims.get("azp", ""), roles=frozenset(roles), claims=claims
+        )
         # Remembered no longer than the token lives (exp is checked above, so it is a number).
         return principal, float(claims["exp"]) + self.leeway, str(decoded.header.get("kid", ""))
 

@@ -18,8 +18,11 @@ log = logging.getLogger("maille.bootstrap")
 def spec_of(service: str) -> ServiceSpec:
     """The service's spec, from its own settings (its MAILLE_<SERVICE>_* variables)."""
     settings_module = importlib.import_module(f"maille_{service}.settings")
-    classes = [v for v in vars(settings_module).values()
-               if isinstance(v, type) and issubclass(v, ServiceSettings) and v.__module__ == settings_module.__name__]
+    classes = [
+        v
+        for v in vars(settings_module).values()
+        if isinstance(v, type) and issubclass(v, ServiceSettings) and v.__module__ == settings_module.__name__
+    ]
     if len(classes) != 1:
         raise SystemExit(f"maille_{service}.settings defines {len(classes)} settings classes")
     return importlib.import_module(f"maille_{service}.main").build(load_settings(classes[0]))
@@ -43,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     spec = spec_of(args[0])
     asyncio.run(bootstrap(spec))
-    log.info("%s: %d stream(s), indexes of %d collection(s) in place", spec.name, len(spec.streams), len(spec.all_indexes))
+    log.info(
+        "%s: %d stream(s), indexes of %d collection(s) in place", spec.name, len(spec.streams), len(spec.all_indexes)
+    )
 
 
 if __name__ == "__main__":

@@ -74,8 +74,17 @@ class _Batch:
 class Bus:
     """One service's NATS connection: reconnects forever, with JetStream on top."""
 
-    def __init__(self, url: str, *, name: str, user: str = "", password: str = "", inbox_prefix: str = "_INBOX",
-                 tls_ca_file: str = "", replicas: int = 1) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        user: str = "",
+        password: str = "",
+        inbox_prefix: str = "_INBOX",
+        tls_ca_file: str = "",
+        replicas: int = 1,
+    ) -> None:
         self.url = url
         self.name = name
         self.user = user
@@ -96,9 +105,15 @@ class Bus:
     def of(cls, settings: ServiceSettings, *, name: str) -> Bus:
         """The bus of a service with its settings: its own NATS user (when a password is set), its own inbox."""
         user = settings.service_name
-        return cls(settings.nats_url, name=name, user=user if settings.nats_password.get_secret_value() else "",
-                   password=settings.nats_password.get_secret_value(), inbox_prefix=f"_INBOX_{user}",
-                   tls_ca_file=settings.nats_tls_ca_file, replicas=settings.stream_replicas)
+        return cls(
+            settings.nats_url,
+            name=name,
+            user=user if settings.nats_password.get_secret_value() else "",
+            password=settings.nats_password.get_secret_value(),
+            inbox_prefix=f"_INBOX_{user}",
+            tls_ca_file=settings.nats_tls_ca_file,
+            replicas=settings.stream_replicas,
+        )
 
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Connect, retrying until `timeout` seconds have passed; afterwards reconnect forever."""
@@ -186,9 +201,7 @@ class Bus:
         log.info("bucket %s now keeps entries %gs, %d copies", bucket, ttl, self.replicas)
         return await self.js.key_value(bucket)
 
-    async def publish_batch(
-        self, messages: list[tuple[str, bytes, dict[str, str]]], *, timeout: float
-    ) -> list[bool]:
+    async def publish_batch(self, messages: list[tuple[str, bytes, dict[str, str]]], *, timeout: float) -> list[bool]:
         """Publish to JetStream in order; for each message, whether JetStream acknowledged it in time.
 
         The outbox's hot path: one reply subscription for all batches and no per-message future or

@@ -43,30 +43,62 @@ class BusUser:
             publish += [f"$JS.API.STREAM.*.{stream}", f"$JS.API.STREAM.MSG.*.{stream}"]
         subscribe = [f"{self.inbox_prefix}.>", *self.listens, *self.answers]
         for stream, durable in self.consumes:
-            publish += [f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.CONSUMER.*.{stream}.{durable}",
-                        f"$JS.API.CONSUMER.*.{stream}.{durable}.>", f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}", f"$JS.ACK.{stream}.{durable}.>"]
+            publish += [
+                f"$JS.API.STREAM.INFO.{stream}",
+                f"$JS.API.CONSUMER.*.{stream}.{durable}",
+                f"$JS.API.CONSUMER.*.{stream}.{durable}.>",
+                f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}",
+                f"$JS.ACK.{stream}.{durable}.>",
+            ]
         if self.consumes:
             subscribe.append(f"_maille.deliver.{self.name}.>")
         for bucket in self.buckets:
-            publish += [f"$KV.{bucket}.>", f"$JS.API.STREAM.*.KV_{bucket}", f"$JS.API.STREAM.MSG.*.KV_{bucket}",
-                        f"$JS.API.DIRECT.GET.KV_{bucket}", f"$JS.API.DIRECT.GET.KV_{bucket}.>"]
-        return {"publish": {"allow": sorted(set(publish))}, "subscribe": {"allow": sorted(set(subscribe))},
-                **({"allow_responses": True} if self.answers else {})}
+            publish += [
+                f"$KV.{bucket}.>",
+                f"$JS.API.STREAM.*.KV_{bucket}",
+                f"$JS.API.STREAM.MSG.*.KV_{bucket}",
+                f"$JS.API.DIRECT.GET.KV_{bucket}",
+                f"$JS.API.DIRECT.GET.KV_{bucket}.>",
+            ]
+        return {
+            "publish": {"allow": sorted(set(publish))},
+            "subscribe": {"allow": sorted(set(subscribe))},
+            **({"allow_responses": True} if self.answers else {}),
+        }
 
 
 RULES_RPC = ("rpc.identity.rules.can_write.v1", "rpc.identity.rules.visibles.v1", "rpc.identity.rules.resolve.v1")
 
-USERS: dict[str, BusUser] = {user.name: user for user in (
-    BusUser("gateway", buckets=("maille_gateway_sessions", "maille_gateway_logins"), dead_letters=False),
-    BusUser("identity", streams=("IDENTITY",), events=("identity.>",), answers=RULES_RPC, buckets=("identity_locks",),
+USERS: dict[str, BusUser] = {
+    user.name: user
+    for user in (
+        BusUser("gateway", buckets=("maille_gateway_sessions", "maille_gateway_logins"), dead_letters=False),
+        BusUser(
+            "identity",
+            streams=("IDENTITY",),
+            events=("identity.>",),
+            answers=RULES_RPC,
+            buckets=("identity_locks",),
             consumes=(("IDENTITY", "identity-accounts"), ("LIBRARY", "identity-opacs")),
-            listens=("identity.structure.>", "identity.group.>", "identity.rules.changed.v1")),
-    BusUser("catalog", streams=("CATALOG",), events=("catalog.>",), consumes=(("IDENTITY", "catalog-directory"),),
-            listens=("catalog.>", "identity.person.>")),
-    BusUser("messaging", streams=("MESSAGING",), events=("messaging.>",), consumes=(("IDENTITY", "messaging-erasures"),),
-            asks=RULES_RPC),
-    BusUser("library", streams=("LIBRARY",), events=("library.>",), consumes=(("IDENTITY", "library-directory"),)),
-)}
+            listens=("identity.structure.>", "identity.group.>", "identity.rules.changed.v1"),
+        ),
+        BusUser(
+            "catalog",
+            streams=("CATALOG",),
+            events=("catalog.>",),
+            consumes=(("IDENTITY", "catalog-directory"),),
+            listens=("catalog.>", "identity.person.>"),
+        ),
+        BusUser(
+            "messaging",
+            streams=("MESSAGING",),
+            events=("messaging.>",),
+            consumes=(("IDENTITY", "messaging-erasures"),),
+            asks=RULES_RPC,
+        ),
+        BusUser("library", streams=("LIBRARY",), events=("library.>",), consumes=(("IDENTITY", "library-directory"),)),
+    )
+}
 
 
 def password_variable(name: str) -> str:
@@ -80,5 +112,7 @@ def authorization(passwords: dict[str, str] | None = None) -> str:
     users = []
     for user in USERS.values():
         secret = json.dumps(passwords[user.name]) if passwords else f"${password_variable(user.name)}"
-        users.append(f"    {{user: {json.dumps(user.name)}, password: {secret}, permissions: {json.dumps(user.permissions())}}}")
+        users.append(
+            f"    {{user: {json.dumps(user.name)}, password: {secret}, permissions: {json.dumps(user.permissions())}}}"
+        )
     return "authorization {\n  users: [\n" + ",\n".join(users) + "\n  ]\n}\n"

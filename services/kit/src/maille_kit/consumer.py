@@ -253,7 +253,11 @@ class EventConsumer:
                 f"handle {event.type}",
                 context=extract_context(message.headers),
                 kind=trace.SpanKind.CONSUMER,
-                attributes={"messaging.system": "nats", "messaging.destination.name": message.subject, "maille.event.id": event.id},
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": message.subject,
+                    "maille.event.id": event.id,
+                },
             ):
                 try:
                     await self.handler(event)
@@ -276,9 +280,13 @@ class EventConsumer:
         failing one is retried and dead-lettered alone) when it fails."""
         assert self.batch_handler is not None
         with tracer().start_as_current_span(
-            f"handle {len(todo)} events", kind=trace.SpanKind.CONSUMER,
-            links=[trace.Link(span.get_span_context()) for span in (trace.get_current_span(extract_context(m.headers)) for m, _, _ in todo[:32])
-                   if span.get_span_context().is_valid],
+            f"handle {len(todo)} events",
+            kind=trace.SpanKind.CONSUMER,
+            links=[
+                trace.Link(span.get_span_context())
+                for span in (trace.get_current_span(extract_context(m.headers)) for m, _, _ in todo[:32])
+                if span.get_span_context().is_valid
+            ],
             attributes={"messaging.system": "nats", "messaging.batch.message_count": len(todo)},
         ):
             try:
@@ -286,7 +294,9 @@ class EventConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("consumer %s: a batch of %d events failed, handled one by one: %s", self.durable, len(todo), exc)
+                log.warning(
+                    "consumer %s: a batch of %d events failed, handled one by one: %s", self.durable, len(todo), exc
+                )
                 return False
         return True
 

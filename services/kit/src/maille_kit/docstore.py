@@ -10,8 +10,8 @@ from typing import Any
 
 import pymongo
 from pymongo import AsyncMongoClient, IndexModel
-from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from maille_kit.settings import redact_url
 
@@ -36,13 +36,15 @@ async def insert_missing(collection: Any, docs: Sequence[Mapping[str, Any]]) -> 
 IDS_AT_ONCE = 1000  # the docstore narrows an `_id $in` of up to this many keys by its index (tools/docstore/patches)
 
 
-async def by_ids(collection: Any, ids: Sequence[str], projection: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+async def by_ids(
+    collection: Any, ids: Sequence[str], projection: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """Documents by `_id`, up to a thousand keys a query. (FerretDB v1 as released read the whole collection for an
     `_id $in` — 6.7 s for 1,000 of 100,000 documents; the docstore's patch looks each key up in its index.)"""
     found: dict[str, dict[str, Any]] = {}
     keys = list(dict.fromkeys(ids))
     for start in range(0, len(keys), IDS_AT_ONCE):
-        async for doc in collection.find({"_id": {"$in": keys[start:start + IDS_AT_ONCE]}}, projection):
+        async for doc in collection.find({"_id": {"$in": keys[start : start + IDS_AT_ONCE]}}, projection):
             found[doc["_id"]] = doc
     return found
 

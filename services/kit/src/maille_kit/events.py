@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
+
 from maille.events.v1.envelope_pb2 import Envelope
 
 # Event types are their subjects: <service>.<entity>.<fact in the past tense>.v<N>

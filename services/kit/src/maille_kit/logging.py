@@ -19,7 +19,12 @@ _STRING = json.encoder.encode_basestring  # a JSON string, quoted and escaped (C
 request_id_var: ContextVar[str | None] = ContextVar("maille_request_id", default=None)
 
 # Attributes every LogRecord has; anything else passed through `extra=` is written as a field.
-_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName", "color_message"}
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -101,7 +106,10 @@ class AccessLog:
             return
         entry: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "level": "INFO", "service": self.service, "logger": "maille.access", "message": message,
+            "level": "INFO",
+            "service": self.service,
+            "logger": "maille.access",
+            "message": message,
         }
         request_id = request_id_var.get()
         if request_id:
@@ -112,8 +120,21 @@ class AccessLog:
         entry.update(fields)
         self._add(_ENCODE(entry))
 
-    def request(self, *, method: str, path: str, route: str, status: int, duration_ms: float, caller: str | None,
-                upstream: str, request_id: str, trace_id: int, span_id: int, lane: bool = False) -> None:
+    def request(
+        self,
+        *,
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        duration_ms: float,
+        caller: str | None,
+        upstream: str,
+        request_id: str,
+        trace_id: int,
+        span_id: int,
+        lane: bool = False,
+    ) -> None:
         """A proxied request's line: the same fields as `write` gives them, put together without a dictionary
         (the gateway writes one for every request of the platform)."""
         if not self._logger.isEnabledFor(logging.INFO):

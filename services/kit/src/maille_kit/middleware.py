@@ -55,7 +55,9 @@ class RequestContextMiddleware:
 
         span_name = f"{method} {path}"
         with tracer().start_as_current_span(
-            span_name, context=extract_context(headers), kind=trace.SpanKind.SERVER,
+            span_name,
+            context=extract_context(headers),
+            kind=trace.SpanKind.SERVER,
             attributes={"http.request.method": method, "url.path": path},
         ) as span:
             try:
@@ -73,11 +75,22 @@ class RequestContextMiddleware:
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.response.status_code", status)
                 span.set_attribute("http.route", route)
-                self._duration.record(elapsed, {"http.request.method": method, "http.route": route, "http.response.status_code": status})
+                self._duration.record(
+                    elapsed, {"http.request.method": method, "http.route": route, "http.response.status_code": status}
+                )
                 if path not in self.quiet_paths:
                     access_log.info(
-                        "%s %s %d", method, path, status,
-                        extra={"method": method, "path": path, "route": route, "status": status, "duration_ms": round(elapsed * 1000, 2)},
+                        "%s %s %d",
+                        method,
+                        path,
+                        status,
+                        extra={
+                            "method": method,
+                            "path": path,
+                            "route": route,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                        },
                     )
                 request_id_var.reset(token)
 

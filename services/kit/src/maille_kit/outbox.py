@@ -33,9 +33,9 @@ from typing import Any
 
 from bson import Binary
 from google.protobuf.message import Message
-from maille.events.v1.envelope_pb2 import Envelope
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from maille.events.v1.envelope_pb2 import Envelope
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.events import make_envelope
@@ -99,7 +99,9 @@ class Outbox:
         self._relayed = meter().create_counter("maille.outbox.relayed", description="events JetStream acknowledged")
         self._failures = meter().create_counter("maille.outbox.relay_failures", description="relay rounds that failed")
 
-    async def publish(self, *, type: str, tenant: str, payload: Message, session: AsyncClientSession | None = None) -> str:
+    async def publish(
+        self, *, type: str, tenant: str, payload: Message, session: AsyncClientSession | None = None
+    ) -> str:
         """Write one event to the outbox (in `session`, beside the change, when given); its id once stored."""
         envelope = make_envelope(type=type, tenant=tenant, source=self.source, payload=payload)
         await self.add([envelope], session=session)
@@ -112,7 +114,13 @@ class Outbox:
         headers = inject_headers({})
         now = datetime.now(UTC)
         docs = [
-            {"_id": e.id, "subject": e.type, "data": Binary(e.SerializeToString()), "headers": headers, "created_at": now}
+            {
+                "_id": e.id,
+                "subject": e.type,
+                "data": Binary(e.SerializeToString()),
+                "headers": headers,
+                "created_at": now,
+            }
             for e in envelopes
         ]
         if session is not None:
@@ -167,8 +175,13 @@ class Outbox:
         if self._direct_blocked and not self._to_relay and not self._to_write and not self._sweep_due:
             self._direct_blocked = False
         return (
-            self._task is not None and not self._stopping and self.bus.connected and not self._direct_blocked
-            and not self._to_relay and not self._to_write and not self._sweep_due
+            self._task is not None
+            and not self._stopping
+            and self.bus.connected
+            and not self._direct_blocked
+            and not self._to_relay
+            and not self._to_write
+            and not self._sweep_due
         )
 
     async def _write_waiting(self) -> None:

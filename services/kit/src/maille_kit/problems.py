@@ -75,7 +75,13 @@ def _location(loc: tuple[Any, ...]) -> str:
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
     return problem_response(
-        exc.status, exc.detail, title=exc.title, type=exc.type, instance=request.url.path, headers=exc.headers, **exc.extensions
+        exc.status,
+        exc.detail,
+        title=exc.title,
+        type=exc.type,
+        instance=request.url.path,
+        headers=exc.headers,
+        **exc.extensions,
     )
 
 
@@ -84,7 +90,11 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     errors = [{"field": _location(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")} for e in exc.errors()]
     if any(e.get("type") == "json_invalid" for e in exc.errors()):
         return problem_response(
-            400, "The request body is not valid JSON.", title="Malformed request body", instance=request.url.path, errors=errors
+            400,
+            "The request body is not valid JSON.",
+            title="Malformed request body",
+            instance=request.url.path,
+            errors=errors,
         )
     fields = ", ".join(sorted({e["field"] for e in errors}))
     return problem_response(
@@ -108,8 +118,13 @@ def unexpected_response(exc: Exception, method: str, path: str) -> JSONResponse:
     500 that says nothing of the inside, the trace logged."""
     if isinstance(exc, PyMongoError) and (isinstance(exc, (ConnectionFailure, ExecutionTimeout)) or exc.timeout):
         log.warning("docstore unavailable on %s %s: %s", method, path, type(exc).__name__)
-        return problem_response(503, "The service's storage does not answer right now; try again in a moment.",
-                                title="Storage unavailable", instance=path, headers={"Retry-After": "5"})
+        return problem_response(
+            503,
+            "The service's storage does not answer right now; try again in a moment.",
+            title="Storage unavailable",
+            instance=path,
+            headers={"Retry-After": "5"},
+        )
     log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return problem_response(500, "An unexpected error occurred; it has been logged.", instance=path)
 

@@ -55,10 +55,12 @@ class SecretBox:
         """The secret; a value kept in clear (before encryption) as it is."""
         if not value or not value.startswith(PREFIX):
             return value
-        kid, _, body = value[len(PREFIX):].partition(":")
+        kid, _, body = value[len(PREFIX) :].partition(":")
         key = self._keys.get(kid)
         if key is None:
-            raise UnreadableSecret(f"a secret was sealed under key {kid}, which is neither the current key nor an old one")
+            raise UnreadableSecret(
+                f"a secret was sealed under key {kid}, which is neither the current key nor an old one"
+            )
         try:
             data = base64.urlsafe_b64decode(body)
             return key.decrypt(data[:12], data[12:], context.encode()).decode()

@@ -32,11 +32,17 @@ class ServiceSettings(BaseSettings):
     http_port: int = Field(8100, ge=1, le=65535, description="port the HTTP server listens on")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated")
     nats_password: SecretStr = Field(
-        SecretStr(""), description="password of the service's own NATS user (named after the service); none: no NATS user"
+        SecretStr(""),
+        description="password of the service's own NATS user (named after the service); none: no NATS user",
     )
-    nats_tls_ca_file: str = Field("", description="CA certificate to check NATS' TLS certificate with (tls:// URLs); none: the system's")
+    nats_tls_ca_file: str = Field(
+        "", description="CA certificate to check NATS' TLS certificate with (tls:// URLs); none: the system's"
+    )
     stream_replicas: int = Field(
-        1, ge=1, le=5, description="copies NATS keeps of each stream and key-value bucket the service owns (3 in production: a node may go)"
+        1,
+        ge=1,
+        le=5,
+        description="copies NATS keeps of each stream and key-value bucket the service owns (3 in production: a node may go)",
     )
     nats_grace_seconds: float = Field(
         15.0, ge=0, description="seconds NATS may be away before /readyz says the service is not ready"
@@ -45,25 +51,36 @@ class ServiceSettings(BaseSettings):
         30.0, gt=0, description="seconds to keep trying to reach NATS at start before giving up"
     )
     mongodb_url: SecretStr = Field(
-        SecretStr("mongodb://127.0.0.1:27017"), description="MongoDB (or MongoDB-wire docstore) URL; may hold credentials"
+        SecretStr("mongodb://127.0.0.1:27017"),
+        description="MongoDB (or MongoDB-wire docstore) URL; may hold credentials",
     )
     database: str = Field("", description="the service's own database; default maille_<service>")
     takeover_seconds: float = Field(
-        60.0, gt=0, description="seconds after which a replica finishes what a dead one left (its units of work, its outbox)"
+        60.0,
+        gt=0,
+        description="seconds after which a replica finishes what a dead one left (its units of work, its outbox)",
     )
     docstore_timeout: float = Field(
-        10.0, gt=0, le=300, description="seconds each docstore call may take (client deadline, sent as maxTimeMS); batch jobs set their own"
+        10.0,
+        gt=0,
+        le=300,
+        description="seconds each docstore call may take (client deadline, sent as maxTimeMS); batch jobs set their own",
     )
     otlp_endpoint: str | None = Field(
-        None, description="OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces and metrics stay local when unset"
+        None,
+        description="OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces and metrics stay local when unset",
     )
     auth_issuer: str = Field(
-        "http://localhost:8080/realms/maille", description="issuer (Keycloak realm URL) of the bearer tokens the service accepts"
+        "http://localhost:8080/realms/maille",
+        description="issuer (Keycloak realm URL) of the bearer tokens the service accepts",
     )
     auth_audience: str = Field(
-        "", description="audience a bearer token must name to be accepted; default maille-<service> (the gateway: maille)"
+        "",
+        description="audience a bearer token must name to be accepted; default maille-<service> (the gateway: maille)",
     )
-    auth_jwks_url: str | None = Field(None, description="where the issuer's keys are published; default <issuer>/protocol/openid-connect/certs")
+    auth_jwks_url: str | None = Field(
+        None, description="where the issuer's keys are published; default <issuer>/protocol/openid-connect/certs"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     build: str = Field("dev", description="build id shown by /about (set by the image build)")
 
@@ -133,5 +150,12 @@ def describe(settings_cls: type[ServiceSettings]) -> list[dict[str, Any]]:
             default = json.dumps(default, default=lambda o: o.model_dump() if hasattr(o, "model_dump") else str(o))
         if isinstance(default, SecretStr):
             default = "(secret, development default)" if _is_dev_secret(name, default) else default.get_secret_value()
-        rows.append({"field": name, "env": settings_cls.env_name(name), "default": default, "description": field.description or ""})
+        rows.append(
+            {
+                "field": name,
+                "env": settings_cls.env_name(name),
+                "default": default,
+                "description": field.description or "",
+            }
+        )
     return rows

@@ -24,7 +24,9 @@ def setup_telemetry(*, service: str, version: str, endpoint: str | None) -> None
     global _providers
     if _providers is not None:
         return
-    resource = Resource.create({"service.name": f"maille-{service}", "service.version": version, "service.namespace": "maille"})
+    resource = Resource.create(
+        {"service.name": f"maille-{service}", "service.version": version, "service.namespace": "maille"}
+    )
     tracer_provider = TracerProvider(resource=resource)
     readers = []
     if endpoint:

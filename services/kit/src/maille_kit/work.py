@@ -37,10 +37,10 @@ from typing import Any
 import bson
 from bson import Binary
 from google.protobuf.message import Message
-from maille.events.v1.envelope_pb2 import Envelope
 from pymongo import DeleteMany, IndexModel, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
+from maille.events.v1.envelope_pb2 import Envelope
 from maille_kit.docstore import Docstore, insert_missing
 from maille_kit.events import make_envelope, new_event_id
 from maille_kit.outbox import Outbox
@@ -53,7 +53,9 @@ INDEXES = {WORKS: [IndexModel([("at", 1)], name="at")]}  # declared by the kit f
 Doc = dict[str, Any]
 Step = Callable[[Doc], Awaitable[None]]
 # update operators that give the same document however many times they are applied
-IDEMPOTENT = frozenset({"$set", "$unset", "$setOnInsert", "$addToSet", "$pull", "$pullAll", "$currentDate", "$min", "$max"})
+IDEMPOTENT = frozenset(
+    {"$set", "$unset", "$setOnInsert", "$addToSet", "$pull", "$pullAll", "$currentDate", "$min", "$max"}
+)
 
 
 class NotIdempotent(ValueError):
@@ -95,21 +97,42 @@ class Work:
         self.ops.append({"op": "put", "c": collection, "doc": doc})
         return self
 
-    def update(self, collection: str, filter: Doc, update: Doc, *, upsert: bool = False, many: bool = False,
-               guard: bool = False) -> Work:
+    def update(
+        self,
+        collection: str,
+        filter: Doc,
+        update: Doc,
+        *,
+        upsert: bool = False,
+        many: bool = False,
+        guard: bool = False,
+    ) -> Work:
         """Update (one or `many`) documents, with operators that can be applied twice. With `guard`, `filter`
         (by `_id`, and what must still hold: a version…) must match one document, or the unit is dropped."""
         wrong = sorted(set(update) - IDEMPOTENT)
         if wrong:
-            raise NotIdempotent(f"a unit of work cannot apply {', '.join(wrong)} twice safely; use $set, $addToSet, $pull…")
+            raise NotIdempotent(
+                f"a unit of work cannot apply {', '.join(wrong)} twice safely; use $set, $addToSet, $pull…"
+            )
         if guard:
             if "_id" not in filter or many or upsert:
                 raise ValueError("a guard updates one document, named by its _id, without upsert")
             marked = {**update, "$set": {**update.get("$set", {}), "_work": self.id}}
-            self._guard({"op": "update", "c": collection, "filter": filter, "update": marked, "upsert": False, "many": False,
-                         "guard": True})
+            self._guard(
+                {
+                    "op": "update",
+                    "c": collection,
+                    "filter": filter,
+                    "update": marked,
+                    "upsert": False,
+                    "many": False,
+                    "guard": True,
+                }
+            )
         else:
-            self.ops.append({"op": "update", "c": collection, "filter": filter, "update": update, "upsert": upsert, "many": many})
+            self.ops.append(
+                {"op": "update", "c": collection, "filter": filter, "update": update, "upsert": upsert, "many": many}
+            )
         return self
 
     def delete(self, collection: str, filter: Doc) -> Work:
@@ -136,8 +159,15 @@ class Work:
 class Works:
     """A service's units of work: commits them, and finishes those a dead replica left behind."""
 
-    def __init__(self, docstore: Docstore, outbox: Outbox, *, source: str, abandoned_after: float = 60.0,
-                 check_every: float = 15.0) -> None:
+    def __init__(
+        self,
+        docstore: Docstore,
+        outbox: Outbox,
+        *,
+        source: str,
+        abandoned_after: float = 60.0,
+        check_every: float = 15.0,
+    ) -> None:
         self.docstore = docstore
         self.outbox = outbox
         self.source = source
@@ -152,7 +182,9 @@ class Works:
         self._describer: asyncio.Task[None] | None = None
         self._to_forget: list[str] = []
         self._forgetter: asyncio.Task[None] | None = None
-        self._finished = meter().create_counter("maille.work.finished_late", description="units of work a replica left, finished by another")
+        self._finished = meter().create_counter(
+            "maille.work.finished_late", description="units of work a replica left, finished by another"
+        )
 
     def new(self) -> Work:
         return Work(source=self.source)
@@ -209,7 +241,9 @@ class Works:
             except Exception as exc:  # found later by `finish_abandoned`, done again (nothing changes), then forgotten
                 log.warning("%d finished units of work not forgotten yet: %s", len(batch), exc)
 
-    async def _finish(self, ops: list[Doc], events: list[Envelope], work_id: str, *, after: Awaitable[Any] | None = None) -> None:
+    async def _finish(
+        self, ops: list[Doc], events: list[Envelope], work_id: str, *, after: Awaitable[Any] | None = None
+    ) -> None:
         try:
             await self._check_guards([op for op in ops if op.get("guard")], work_id)
         except Conflict:
@@ -276,8 +310,10 @@ class Works:
         async for description in self.collection.find({"at": {"$lt": cutoff}}, sort=[("_id", 1)]):
             unpacked = bson.decode(zlib.decompress(bytes(description["work"])))
             ops, events = unpacked["ops"], [Envelope.FromString(bytes(data)) for data in unpacked["events"]]
-            log.warning("finishing a unit of work left by a replica", extra={"work": description["_id"], "ops": len(ops),
-                                                                              "events": len(events)})
+            log.warning(
+                "finishing a unit of work left by a replica",
+                extra={"work": description["_id"], "ops": len(ops), "events": len(events)},
+            )
             try:
                 await self._finish(ops, events, description["_id"])
             except Conflict as exc:  # it never happened: another change came first
@@ -322,7 +358,9 @@ class Works:
 
 
 def _pack(work: Work) -> Binary:
-    return Binary(zlib.compress(bson.encode({"ops": work.ops, "events": [e.SerializeToString() for e in work.events]}), 1))
+    return Binary(
+        zlib.compress(bson.encode({"ops": work.ops, "events": [e.SerializeToString() for e in work.events]}), 1)
+    )
 
 
 def _request(op: Mapping[str, Any]) -> Any:

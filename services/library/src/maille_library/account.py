@@ -18,13 +18,24 @@ NO_ACCOUNT = "you have no reader account in this school's CDI"
 
 
 def loan_of(raw: dict[str, Any]) -> dict[str, Any]:
-    return {"recordId": int(raw.get("notice_id") or 0), "title": raw.get("expl_libelle") or "", "barcode": raw.get("expl_cb") or "",
-            "location": raw.get("expl_location_caption") or "", "start": raw.get("loan_startdate") or None, "due": raw.get("loan_returndate") or None}
+    return {
+        "recordId": int(raw.get("notice_id") or 0),
+        "title": raw.get("expl_libelle") or "",
+        "barcode": raw.get("expl_cb") or "",
+        "location": raw.get("expl_location_caption") or "",
+        "start": raw.get("loan_startdate") or None,
+        "due": raw.get("loan_returndate") or None,
+    }
 
 
 def reservation_of(raw: dict[str, Any]) -> dict[str, Any]:
-    return {"id": int(raw.get("resa_id") or 0), "recordId": int(raw.get("notice_id") or 0), "rank": int(raw.get("resa_rank") or 0),
-            "until": raw.get("resa_dateend") or None, "location": raw.get("resa_location") or ""}
+    return {
+        "id": int(raw.get("resa_id") or 0),
+        "recordId": int(raw.get("notice_id") or 0),
+        "rank": int(raw.get("resa_rank") or 0),
+        "until": raw.get("resa_dateend") or None,
+        "location": raw.get("resa_location") or "",
+    }
 
 
 def reason_of(exc: PmbError) -> str:
@@ -67,8 +78,12 @@ class Accounts:
             return {"uai": uai, "reason": f"the school's PMB did not answer within {self.timeout:g} s"}
         except PmbError as exc:
             return {"uai": uai, "reason": reason_of(exc)}
-        return {"uai": uai, **({"opac": f"/api/library/v1/schools/{uai}/opac"} if conn.opac_url else {}), "loans": {kind: [loan_of(x) for x in raw[kind]] for kind in ("late", "current", "past")},
-                "reservations": [reservation_of(x) for x in raw["reservations"]]}
+        return {
+            "uai": uai,
+            **({"opac": f"/api/library/v1/schools/{uai}/opac"} if conn.opac_url else {}),
+            "loans": {kind: [loan_of(x) for x in raw[kind]] for kind in ("late", "current", "past")},
+            "reservations": [reservation_of(x) for x in raw["reservations"]],
+        }
 
     async def connection(self, person_id: str, uai: str) -> PmbConnection:
         """The connection of one of the person's schools (403 not theirs, 404 none registered)."""

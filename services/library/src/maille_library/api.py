@@ -65,14 +65,20 @@ async def reserve(request: Request, uai: Uai, body: ReservationIn, caller: Calle
 
 
 @router.delete("/schools/{uai}/reservations/{resa_id}", status_code=204, summary="Cancel one of your reservations")
-async def cancel(request: Request, uai: Uai, resa_id: Annotated[int, Path(ge=1, le=2**31 - 1)], caller: Caller) -> Response:
+async def cancel(
+    request: Request, uai: Uai, resa_id: Annotated[int, Path(ge=1, le=2**31 - 1)], caller: Caller
+) -> Response:
     await request.app.state.runtime.state["accounts"].cancel(_me(caller), uai, resa_id)
     return Response(status_code=204)
 
 
-@router.get("/schools/{uai}/opac", status_code=303, response_class=RedirectResponse,
-            responses={303: {"description": "to the school's OPAC, which signs you in through the ENT's Keycloak"}},
-            summary="Open your school's CDI catalogue (PMB's OPAC), signed in")
+@router.get(
+    "/schools/{uai}/opac",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "to the school's OPAC, which signs you in through the ENT's Keycloak"}},
+    summary="Open your school's CDI catalogue (PMB's OPAC), signed in",
+)
 async def opac(request: Request, uai: Uai, caller: Caller) -> RedirectResponse:
     conn = await request.app.state.runtime.state["accounts"].connection(_me(caller), uai)
     if not conn.opac_url:
@@ -85,10 +91,16 @@ def _connections(request: Request) -> Connections:
 
 
 @router.get("/search", summary="Search the CDI catalogues of your schools (every school's PMB at once)")
-async def search(request: Request, caller: Caller,
-                 q: Annotated[str, Query(min_length=1, max_length=200, description="the words sought (quotes and * as PMB reads them)")],
-                 type: Annotated[str, Query(pattern="^(all|title|author|publisher|collection|subject)$")] = "all",
-                 page: Annotated[int, Query(ge=0, le=50)] = 0, size: Annotated[int, Query(ge=1, le=50)] = 20) -> SearchPage:
+async def search(
+    request: Request,
+    caller: Caller,
+    q: Annotated[
+        str, Query(min_length=1, max_length=200, description="the words sought (quotes and * as PMB reads them)")
+    ],
+    type: Annotated[str, Query(pattern="^(all|title|author|publisher|collection|subject)$")] = "all",
+    page: Annotated[int, Query(ge=0, le=50)] = 0,
+    size: Annotated[int, Query(ge=1, le=50)] = 20,
+) -> SearchPage:
     person = caller.person_id
     if person is None:
         raise Problem(403, "only a person of the directory can search their schools' CDIs")
@@ -97,8 +109,14 @@ async def search(request: Request, caller: Caller,
         raise Problem(422, "the search needs at least one word", field="q")
     engine: Search = request.app.state.runtime.state["search"]
     found = await engine.search(person, term, search_type=SEARCH_TYPES[type], page=page, size=size)
-    return SearchPage(q=term, total=found.total, page=page, size=size, results=[Result(**r) for r in found.results],
-                      missing=[Missing(**m) for m in found.missing])
+    return SearchPage(
+        q=term,
+        total=found.total,
+        page=page,
+        size=size,
+        results=[Result(**r) for r in found.results],
+        missing=[Missing(**m) for m in found.missing],
+    )
 
 
 @router.get("/operator/schools", summary="The schools' PMB connections (operators)")
@@ -115,32 +133,63 @@ async def connection(request: Request, uai: Uai, _: Operator) -> ConnectionOut:
 
 
 @router.put("/operator/schools/{uai}/pmb", summary="Register or replace a school's PMB connection (operators)")
-async def put_connection(request: Request, response: Response, uai: Uai, body: ConnectionIn, operator: Operator) -> ConnectionOut:
+async def put_connection(
+    request: Request, response: Response, uai: Uai, body: ConnectionIn, operator: Operator
+) -> ConnectionOut:
     tenant: Any = operator.claims.get("tenant") or request.app.state.runtime.settings.tenant
     before = await _connections(request).doc(uai)
     if await _connections(request).put(uai, body, tenant=str(tenant)):
         response.status_code = 201
-    if body.syncReaders and not (before or {}).get("syncReaders"):  # the school's readers now, not only who changes from now on
+    if body.syncReaders and not (before or {}).get(
+        "syncReaders"
+    ):  # the school's readers now, not only who changes from now on
         await request.app.state.runtime.state["sync"].school_joined(uai)
     doc = await _connections(request).doc(uai)
     assert doc is not None
     return shown(doc)
 
 
-@router.get("/operator/schools/{uai}/readers.csv", summary="The school's readers as the semicolon CSV of PMB's import screen (operators)")
+@router.get(
+    "/operator/schools/{uai}/readers.csv",
+    summary="The school's readers as the semicolon CSV of PMB's import screen (operators)",
+)
 async def readers_csv(request: Request, uai: Uai, _: Operator) -> Response:
     """External id; last name; first name; address; zip; city; phone; birth year; class; email; login — what the
     directory holds of them (no address, phone or birth year: blank)."""
     directory = request.app.state.runtime.state["directory"]
-    lines = [csv_line(["id", "nom", "prenom", "adresse", "cp", "ville", "telephone", "annee_naissance", "classe", "mail", "login"])]
+    lines = [
+        csv_line(
+            ["id", "nom", "prenom", "adresse", "cp", "ville", "telephone", "annee_naissance", "classe", "mail", "login"]
+        )
+    ]
     async for reader in directory.readers.find({f"ecoles.{uai}": {"$exists": True}}).sort("_id", 1):
-        lines.append(csv_line([reader["_id"], reader.get("nom", ""), reader.get("prenom", ""), "", "", "", "", "",
-                               ",".join(groups_in(reader, uai)), "", reader["_id"]]))
-    return Response("".join(lines), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition": f'attachment; filename="lecteurs-{uai}.csv"'})
+        lines.append(
+            csv_line(
+                [
+                    reader["_id"],
+                    reader.get("nom", ""),
+                    reader.get("prenom", ""),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    ",".join(groups_in(reader, uai)),
+                    "",
+                    reader["_id"],
+                ]
+            )
+        )
+    return Response(
+        "".join(lines),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="lecteurs-{uai}.csv"'},
+    )
 
 
-@router.post("/operator/readers/reconcile", summary="Sync every PMB reader of the schools that ask for it, now (operators)")
+@router.post(
+    "/operator/readers/reconcile", summary="Sync every PMB reader of the schools that ask for it, now (operators)"
+)
 async def reconcile_readers(request: Request, _: Operator) -> dict[str, int]:
     return await request.app.state.runtime.state["sync"].reconcile()
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from maille.identity.v1 import directory_pb2 as pb
 from pymongo import DeleteOne, ReplaceOne
 
+from maille.identity.v1 import directory_pb2 as pb
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event
 
@@ -26,14 +26,21 @@ def reader_doc(person: pb.Person, tenant: str) -> Doc:
         if profile.uai and profile.code not in schools.setdefault(profile.uai, []):
             schools[profile.uai].append(profile.code)
             structures[profile.uai] = profile.structure_id
-    return {"_id": person.id, "tenant": tenant, "nom": person.last_name, "prenom": person.first_name, "ecoles": schools,
-            "structures": structures, "groupes": list(person.group_ids)}
+    return {
+        "_id": person.id,
+        "tenant": tenant,
+        "nom": person.last_name,
+        "prenom": person.first_name,
+        "ecoles": schools,
+        "structures": structures,
+        "groupes": list(person.group_ids),
+    }
 
 
 def groups_in(reader: Doc, uai: str) -> list[str]:
     """The codes of the person's classes and groups in one school (group ids are `<structure id>$<code>`)."""
     prefix = f"{reader.get('structures', {}).get(uai, '')}$"
-    return [g[len(prefix):] for g in reader.get("groupes", []) if prefix != "$" and g.startswith(prefix)]
+    return [g[len(prefix) :] for g in reader.get("groupes", []) if prefix != "$" and g.startswith(prefix)]
 
 
 class Directory:
@@ -69,11 +76,15 @@ class Directory:
                 changes.append(DeleteOne({"_id": person_id}))
                 told[person_id] = []
             elif fact in ("created", "updated"):
-                doc = reader_doc(event.unpack(pb.PersonCreated if fact == "created" else pb.PersonUpdated).person, event.tenant)
+                doc = reader_doc(
+                    event.unpack(pb.PersonCreated if fact == "created" else pb.PersonUpdated).person, event.tenant
+                )
                 changes.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
                 told[doc["_id"]] = sorted(doc.get("ecoles", {}))
         if changes:
             async with self.docstore.writing():
-                await self.readers.bulk_write(changes, ordered=True)  # in order: a person created then deleted stays gone
+                await self.readers.bulk_write(
+                    changes, ordered=True
+                )  # in order: a person created then deleted stays gone
         if self.changed is not None and told:
             await self.changed(told)

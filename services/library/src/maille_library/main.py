@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
-from maille_library import __version__, __doc__ as description
+from maille_library import __doc__ as description
+from maille_library import __version__
 from maille_library.account import Accounts
 from maille_library.api import router
 from maille_library.connections import Connections
@@ -31,13 +32,26 @@ def parts(runtime: Runtime) -> Directory:
         settings: LibrarySettings = runtime.settings  # type: ignore[assignment]
         assert runtime.docstore is not None
         directory = Directory(runtime.docstore)
-        connections = Connections(runtime.docstore, settings.secret_box(), ttl=settings.connection_cache_seconds, works=runtime.works)
-        client = PmbClient(timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes)
-        runtime.state |= {"directory": directory, "connections": connections, "pmb": client,
-                          "search": Search(client, connections, directory, timeout=settings.search_timeout_seconds,
-                                           cache_seconds=settings.search_cache_seconds),
-                          "accounts": Accounts(client, connections, directory, timeout=settings.search_timeout_seconds),
-                          "sync": ReaderSync(client, connections, directory, runtime.docstore, concurrency=settings.sync_concurrency)}
+        connections = Connections(
+            runtime.docstore, settings.secret_box(), ttl=settings.connection_cache_seconds, works=runtime.works
+        )
+        client = PmbClient(
+            timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes
+        )
+        runtime.state |= {
+            "directory": directory,
+            "connections": connections,
+            "pmb": client,
+            "search": Search(
+                client,
+                connections,
+                directory,
+                timeout=settings.search_timeout_seconds,
+                cache_seconds=settings.search_cache_seconds,
+            ),
+            "accounts": Accounts(client, connections, directory, timeout=settings.search_timeout_seconds),
+            "sync": ReaderSync(client, connections, directory, runtime.docstore, concurrency=settings.sync_concurrency),
+        }
         directory.changed = runtime.state["sync"].changed
     return runtime.state["directory"]
 
@@ -45,13 +59,25 @@ def parts(runtime: Runtime) -> Directory:
 def consumers(runtime: Runtime) -> list[EventConsumer]:
     """Identity's person events (its stream may come up after the library)."""
     assert runtime.docstore is not None
-    return [EventConsumer(runtime.bus, runtime.docstore, service="library", durable="library-directory", stream="IDENTITY",
-                          subjects=SUBJECTS, handler=parts(runtime).handle, batch_handler=parts(runtime).handle_many)]
+    return [
+        EventConsumer(
+            runtime.bus,
+            runtime.docstore,
+            service="library",
+            durable="library-directory",
+            stream="IDENTITY",
+            subjects=SUBJECTS,
+            handler=parts(runtime).handle,
+            batch_handler=parts(runtime).handle_many,
+        )
+    ]
 
 
 async def on_start(runtime: Runtime) -> None:
     parts(runtime)
-    resealed = await runtime.state["connections"].seal_again()  # a rotation of the secrets key, or secrets kept in clear before
+    resealed = await runtime.state[
+        "connections"
+    ].seal_again()  # a rotation of the secrets key, or secrets kept in clear before
     if resealed:
         log.info("secrets of %d school(s) sealed under the current key", resealed)
     await runtime.state["sync"].start()
@@ -67,8 +93,17 @@ async def on_stop(runtime: Runtime) -> None:
 
 def build(settings: LibrarySettings) -> ServiceSpec:
     """What the library service is made of."""
-    return ServiceSpec(name="library", version=__version__, settings=settings, streams=STREAMS, routers=[router], consumers=consumers,
-                       on_start=on_start, on_stop=on_stop, description=description or "")
+    return ServiceSpec(
+        name="library",
+        version=__version__,
+        settings=settings,
+        streams=STREAMS,
+        routers=[router],
+        consumers=consumers,
+        on_start=on_start,
+        on_stop=on_stop,
+        description=description or "",
+    )
 
 
 def app(settings: LibrarySettings | None = None) -> FastAPI:
@@ -78,14 +113,25 @@ def app(settings: LibrarySettings | None = None) -> FastAPI:
 
 async def reconcile(settings: LibrarySettings) -> dict[str, int]:
     """Sync every reader of the schools that ask for it, once (`maille-library reconcile`)."""
-    docstore = Docstore(settings.mongodb_url.get_secret_value(), settings.database_name, app_name="maille-library-reconcile",
-                        timeout=max(settings.docstore_timeout, 120))
+    docstore = Docstore(
+        settings.mongodb_url.get_secret_value(),
+        settings.database_name,
+        app_name="maille-library-reconcile",
+        timeout=max(settings.docstore_timeout, 120),
+    )
     await docstore.detect()
-    client = PmbClient(timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes)
+    client = PmbClient(
+        timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes
+    )
     try:
         directory = Directory(docstore)
-        sync = ReaderSync(client, Connections(docstore, settings.secret_box(), ttl=settings.connection_cache_seconds), directory, docstore,
-                          concurrency=settings.sync_concurrency)
+        sync = ReaderSync(
+            client,
+            Connections(docstore, settings.secret_box(), ttl=settings.connection_cache_seconds),
+            directory,
+            docstore,
+            concurrency=settings.sync_concurrency,
+        )
         return await sync.reconcile()
     finally:
         await client.close()
@@ -97,6 +143,8 @@ def main() -> None:
     settings = load_settings(LibrarySettings)
     if sys.argv[1:] == ["reconcile"]:
         counts = asyncio.run(reconcile(settings))
-        print("readers reconciled: " + (", ".join(f"{what} {n}" for what, n in sorted(counts.items())) or "nothing to do"))
+        print(
+            "readers reconciled: " + (", ".join(f"{what} {n}" for what, n in sorted(counts.items())) or "nothing to do")
+        )
         sys.exit(1 if counts.get("failed") else 0)
     serve(app(settings), settings)

@@ -22,9 +22,18 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import BaseModel
 
-DOC_TYPES = {"a": "texte imprimé", "b": "texte manuscrit", "c": "partition musicale", "g": "vidéo", "i": "enregistrement sonore",
-             "j": "enregistrement sonore musical", "k": "document graphique", "l": "document électronique", "m": "multimédia",
-             "r": "objet"}
+DOC_TYPES = {
+    "a": "texte imprimé",
+    "b": "texte manuscrit",
+    "c": "partition musicale",
+    "g": "vidéo",
+    "i": "enregistrement sonore",
+    "j": "enregistrement sonore musical",
+    "k": "document graphique",
+    "l": "document électronique",
+    "m": "multimédia",
+    "r": "objet",
+}
 
 
 class PmbError(Exception):
@@ -58,7 +67,9 @@ class PmbConnection:
     opac_sign_on: str = "empr.php"  # the OPAC page that starts PMB's sign-on through Keycloak (OIDC source)
     auth: Literal["basic", "body"] = "basic"
     connexion_phrase: str = field(default="", repr=False)
-    login_salt: str = field(default="", repr=False)  # the OPAC's opac_empr_password_salt: readers signed on without their password
+    login_salt: str = field(
+        default="", repr=False
+    )  # the OPAC's opac_empr_password_salt: readers signed on without their password
     reader_scope: Literal["login", "mail", "cb"] = "login"  # what identifies a reader for login_token
     sync_readers: bool = False  # reader sync writes the school's readers
     reader_fields: tuple[int, int, int] = (1, 1, 1)  # categ, statut, cstat of synced readers
@@ -100,12 +111,20 @@ def _md5(text: str) -> str:
 class PmbClient:
     """Calls to any school's PMB through one pool of connections."""
 
-    def __init__(self, *, timeout: float = 5.0, retries: int = 2, max_bytes: int = 4 * 1024 * 1024,
-                 http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        retries: int = 2,
+        max_bytes: int = 4 * 1024 * 1024,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         self.timeout = timeout
         self.retries = retries
         self.max_bytes = max_bytes
-        self.http = http or httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=100), follow_redirects=False)
+        self.http = http or httpx.AsyncClient(
+            timeout=timeout, limits=httpx.Limits(max_connections=100), follow_redirects=False
+        )
         self._ids = itertools.count(1)
 
     async def close(self) -> None:
@@ -129,24 +148,35 @@ class PmbClient:
         headers = {"content-type": "application/json", "accept": "application/json"}
         auth = None
         if conn.auth == "body":
-            body |= {"auth_user": conn.user, "auth_pw": auth_pw(conn.user, conn.password, conn.connexion_phrase, call_id, method)}
+            body |= {
+                "auth_user": conn.user,
+                "auth_pw": auth_pw(conn.user, conn.password, conn.connexion_phrase, call_id, method),
+            }
         else:
             auth = httpx.BasicAuth(conn.user, conn.password)
         where = conn.database or conn.url
         try:
             async with asyncio.timeout(self.timeout):
-                async with self.http.stream("POST", conn.endpoint(), content=json.dumps(body), headers=headers, auth=auth) as answer:
+                async with self.http.stream(
+                    "POST", conn.endpoint(), content=json.dumps(body), headers=headers, auth=auth
+                ) as answer:
                     if answer.status_code != 200:
                         raise PmbUnavailable(f"PMB {where} answered HTTP {answer.status_code}", database=conn.database)
                     data = bytearray()
                     async for piece in answer.aiter_bytes():
                         data += piece
                         if len(data) > self.max_bytes:
-                            raise PmbUnavailable(f"PMB {where} answered more than {self.max_bytes} bytes", database=conn.database)
+                            raise PmbUnavailable(
+                                f"PMB {where} answered more than {self.max_bytes} bytes", database=conn.database
+                            )
         except TimeoutError:
-            raise PmbUnavailable(f"PMB {where} did not answer within {self.timeout:g} s", database=conn.database) from None
+            raise PmbUnavailable(
+                f"PMB {where} did not answer within {self.timeout:g} s", database=conn.database
+            ) from None
         except httpx.HTTPError as exc:
-            raise PmbUnavailable(f"PMB {where} cannot be reached ({type(exc).__name__})", database=conn.database) from None
+            raise PmbUnavailable(
+                f"PMB {where} cannot be reached ({type(exc).__name__})", database=conn.database
+            ) from None
         try:
             reply = json.loads(data)
         except ValueError:
@@ -160,41 +190,63 @@ class PmbClient:
         return reply.get("result")
 
     # the catalogue
-    async def search(self, conn: PmbConnection, term: str, *, search_type: int = 0, first: int = 0, count: int = 20) -> tuple[int, list[Record]]:
+    async def search(
+        self, conn: PmbConnection, term: str, *, search_type: int = 0, first: int = 0, count: int = 20
+    ) -> tuple[int, list[Record]]:
         """Records matching `term` (PMB's simple search; 0 all fields, 1 title, 2 author, 3 publisher, 4 collection,
         5 subject): how many there are, and `count` of them from `first`, with their availability."""
         found = await self.call(conn, "pmbesSearch_simpleSearch", [search_type, term, -1, -1])
         if not isinstance(found, dict) or "searchId" not in found:
-            raise PmbUnavailable(f"PMB {conn.database or conn.url} answered a search without a searchId", database=conn.database)
+            raise PmbUnavailable(
+                f"PMB {conn.database or conn.url} answered a search without a searchId", database=conn.database
+            )
         total = int(found.get("nbResults") or 0)
         if total == 0 or first >= total:
             return total, []
-        fetched = await self.call(conn, "pmbesSearch_fetchSearchRecords", [found["searchId"], first, count, "json_unimarc", "utf-8", False, True])
+        fetched = await self.call(
+            conn,
+            "pmbesSearch_fetchSearchRecords",
+            [found["searchId"], first, count, "json_unimarc", "utf-8", False, True],
+        )
         return total, [r for r in (record_of(item, conn.opac_url) for item in fetched or []) if r is not None]
-
 
     # the reader's account, through PMB's server-side sign-on (never the reader's password)
     async def reader_session(self, conn: PmbConnection, value: str, *, now: datetime | None = None) -> str:
         """A session of the reader `value` (their login, mail or barcode, as `conn.reader_scope` says): `login_token`
         with token = HMAC-SHA512(scope + date + value) keyed by the OPAC's salt."""
         if not conn.login_salt:
-            raise PmbRefused("this school's PMB connection has no OPAC salt: readers cannot be signed on", database=conn.database)
+            raise PmbRefused(
+                "this school's PMB connection has no OPAC salt: readers cannot be signed on", database=conn.database
+            )
         date = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
-        token = hmac.new(conn.login_salt.encode(), f"{conn.reader_scope}{date}{value}".encode(), hashlib.sha512).hexdigest()
-        session = await self.call(conn, "pmbesOPACEmpr_login_token", [conn.reader_scope, date, value, token], read=False)
+        token = hmac.new(
+            conn.login_salt.encode(), f"{conn.reader_scope}{date}{value}".encode(), hashlib.sha512
+        ).hexdigest()
+        session = await self.call(
+            conn, "pmbesOPACEmpr_login_token", [conn.reader_scope, date, value, token], read=False
+        )
         if not isinstance(session, str) or not session:
-            raise PmbUnavailable(f"PMB {conn.database or conn.url} answered a sign-on without a session", database=conn.database)
+            raise PmbUnavailable(
+                f"PMB {conn.database or conn.url} answered a sign-on without a session", database=conn.database
+            )
         return session
 
     async def account(self, conn: PmbConnection, value: str) -> dict[str, list[dict[str, Any]]]:
         """The reader's late, current and past loans and their reservations."""
         session = await self.reader_session(conn, value)
         try:
-            late, current, past, resas = await asyncio.gather(*(self.call(conn, "pmbesOPACEmpr_list_loans", [session, kind]) for kind in (0, 1, 2)),
-                                                              self.call(conn, "pmbesOPACEmpr_list_resas", [session]))
+            late, current, past, resas = await asyncio.gather(
+                *(self.call(conn, "pmbesOPACEmpr_list_loans", [session, kind]) for kind in (0, 1, 2)),
+                self.call(conn, "pmbesOPACEmpr_list_resas", [session]),
+            )
         finally:
             await self._logout(conn, session)
-        return {"late": list(late or []), "current": list(current or []), "past": list(past or []), "reservations": list(resas or [])}
+        return {
+            "late": list(late or []),
+            "current": list(current or []),
+            "past": list(past or []),
+            "reservations": list(resas or []),
+        }
 
     async def reserve(self, conn: PmbConnection, value: str, notice_id: int) -> dict[str, Any]:
         """Place a reservation of a record for the reader; PMB's answer (`status`, `message`)."""
@@ -230,7 +282,13 @@ def record_of(item: dict[str, Any], opac_url: str | None) -> Record | None:
         return None
 
     def values(tag: str, code: str) -> list[str]:
-        return [s["value"].strip() for f in fields if f.get("c") == tag for s in f.get("s", []) if s.get("c") == code and str(s.get("value", "")).strip()]
+        return [
+            s["value"].strip()
+            for f in fields
+            if f.get("c") == tag
+            for s in f.get("s", [])
+            if s.get("c") == code and str(s.get("value", "")).strip()
+        ]
 
     def first(tag: str, code: str) -> str | None:
         found = values(tag, code)
@@ -248,8 +306,15 @@ def record_of(item: dict[str, Any], opac_url: str | None) -> Record | None:
     notice = int(item.get("noticeId") or 0)
     code = first("995", "r")
     return Record(
-        id=notice, title=first("200", "a") or "(sans titre)", authors=authors, publisher=first("210", "c"), year=first("210", "d"),
-        isbn=first("010", "a"), summary=first("330", "a"), cover=first("896", "a"), type=DOC_TYPES.get(code or "", code),
+        id=notice,
+        title=first("200", "a") or "(sans titre)",
+        authors=authors,
+        publisher=first("210", "c"),
+        year=first("210", "d"),
+        isbn=first("010", "a"),
+        summary=first("330", "a"),
+        cover=first("896", "a"),
+        type=DOC_TYPES.get(code or "", code),
         keywords=values("610", "a"),
         available=sum(1 for i in items if not i.get("expl_pret_retour")) if isinstance(items, list) else None,
         copies=len(items) if isinstance(items, list) else None,

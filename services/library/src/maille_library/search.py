@@ -32,8 +32,16 @@ def result_of(uai: str, record: Record) -> dict[str, Any]:
 class Search:
     """Searches across schools' PMBs for the persons the directory knows."""
 
-    def __init__(self, client: PmbClient, connections: Connections, directory: Directory, *, timeout: float,
-                 cache_seconds: float = 60.0, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        client: PmbClient,
+        connections: Connections,
+        directory: Directory,
+        *,
+        timeout: float,
+        cache_seconds: float = 60.0,
+        cache_size: int = 10_000,
+    ) -> None:
         self.client = client
         self.connections = connections
         self.directory = directory
@@ -58,7 +66,7 @@ class Search:
         merged: list[dict[str, Any]] = []
         for rank in range(max((len(records) for _, records in per_school), default=0)):  # each school's best first
             merged.extend(result_of(uai, records[rank]) for uai, records in per_school if rank < len(records))
-        return Found(total=total, results=merged[page * size:(page + 1) * size], missing=missing)
+        return Found(total=total, results=merged[page * size : (page + 1) * size], missing=missing)
 
     async def _school(self, uai: str, term: str, search_type: int, wanted: int) -> tuple[int, list[Record]] | str:
         """One school's answer, or why there is none."""

@@ -16,19 +16,35 @@ class LibrarySettings(ServiceSettings):
     service_name: ClassVar[str] = "library"
 
     http_port: int = Field(8104, ge=1, le=65535, description="port the HTTP server listens on")
-    tenant: str = Field("demo", min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$",
-                        description="the tenant of the connections an operator registers when their token names none")
+    tenant: str = Field(
+        "demo",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="the tenant of the connections an operator registers when their token names none",
+    )
     pmb_timeout_seconds: float = Field(2.0, gt=0, le=30, description="how long one call to a school's PMB may take")
-    pmb_retries: int = Field(1, ge=0, le=5, description="how many times a read from PMB is tried again when PMB is unavailable")
+    pmb_retries: int = Field(
+        1, ge=0, le=5, description="how many times a read from PMB is tried again when PMB is unavailable"
+    )
     pmb_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest answer accepted from a PMB")
-    search_timeout_seconds: float = Field(2.5, gt=0, le=30, description="how long a search waits for a school's PMB before answering without it")
+    search_timeout_seconds: float = Field(
+        2.5, gt=0, le=30, description="how long a search waits for a school's PMB before answering without it"
+    )
     search_cache_seconds: float = Field(60, ge=0, description="how long a school's answer to a search is kept")
     secrets_key: SecretStr = Field(
-        SecretStr("maille-library-dev-secrets-key"), description="key (16+ characters) that encrypts PMB passwords and OPAC salts at rest"
+        SecretStr("maille-library-dev-secrets-key"),
+        description="key (16+ characters) that encrypts PMB passwords and OPAC salts at rest",
     )
-    secrets_old_keys: SecretStr = Field(SecretStr(""), description="previous secrets keys, comma-separated, while a rotation runs")
-    connection_cache_seconds: float = Field(30, ge=0, description="how long a replica keeps a school's PMB connection before reading it again")
-    sync_concurrency: int = Field(8, ge=1, le=64, description="persons whose PMB readers are written at once (reader sync)")
+    secrets_old_keys: SecretStr = Field(
+        SecretStr(""), description="previous secrets keys, comma-separated, while a rotation runs"
+    )
+    connection_cache_seconds: float = Field(
+        30, ge=0, description="how long a replica keeps a school's PMB connection before reading it again"
+    )
+    sync_concurrency: int = Field(
+        8, ge=1, le=64, description="persons whose PMB readers are written at once (reader sync)"
+    )
 
     def secret_box(self) -> SecretBox:
         """What seals the secrets the library keeps in its database."""

@@ -33,8 +33,16 @@ Doc = dict[str, Any]
 class ReaderSync:
     """Keeps schools' PMB readers in step with the directory."""
 
-    def __init__(self, client: PmbClient, connections: Connections, directory: Directory, docstore: Docstore, *,
-                 concurrency: int = 8, group_seconds: float = 300) -> None:
+    def __init__(
+        self,
+        client: PmbClient,
+        connections: Connections,
+        directory: Directory,
+        docstore: Docstore,
+        *,
+        concurrency: int = 8,
+        group_seconds: float = 300,
+    ) -> None:
         self.client = client
         self.connections = connections
         self.directory = directory
@@ -67,11 +75,13 @@ class ReaderSync:
     async def school_joined(self, uai: str) -> int:
         """A school syncs its readers from now on: every person of it is noted and synced, not only those who change
         later; how many."""
-        persons = [doc["_id"] async for doc in self.directory.readers.find({f"ecoles.{uai}": {"$exists": True}}, {"_id": 1})]
+        persons = [
+            doc["_id"] async for doc in self.directory.readers.find({f"ecoles.{uai}": {"$exists": True}}, {"_id": 1})
+        ]
         for start in range(0, len(persons), 500):
             try:
                 async with self.docstore.writing():
-                    await self.pending.insert_many([{"_id": p} for p in persons[start:start + 500]], ordered=False)
+                    await self.pending.insert_many([{"_id": p} for p in persons[start : start + 500]], ordered=False)
             except BulkWriteError:
                 pass  # some were noted already
         for person_id in persons:
@@ -164,9 +174,15 @@ class ReaderSync:
         groups = await self._pmb_groups(uai, conn)
         wanted = [groups[code] for code in groups_in(reader, uai) if code in groups]
         categ, statut, cstat = conn.reader_fields
-        return {"nom": reader.get("nom") or reader["_id"], "prenom": reader.get("prenom", ""), "login": reader["_id"],
-                "categ": categ, "statut": statut, "cstat": cstat,
-                "groupe_list": [{"id": gid} for gid in sorted(set(wanted))]}
+        return {
+            "nom": reader.get("nom") or reader["_id"],
+            "prenom": reader.get("prenom", ""),
+            "login": reader["_id"],
+            "categ": categ,
+            "statut": statut,
+            "cstat": cstat,
+            "groupe_list": [{"id": gid} for gid in sorted(set(wanted))],
+        }
 
     async def _pmb_groups(self, uai: str, conn: PmbConnection) -> dict[str, int]:
         """The school's PMB reader groups by name, read every `group_seconds`."""
@@ -174,7 +190,9 @@ class ReaderSync:
         if known is not None and known[0] > time.monotonic():
             return known[1]
         listed = await self.client.call(conn, "pmbesEmpr_groupe_list", [])
-        groups = {str(g.get("libelle", "")).strip(): int(g["id"]) for g in listed or [] if isinstance(g, dict) and "id" in g}
+        groups = {
+            str(g.get("libelle", "")).strip(): int(g["id"]) for g in listed or [] if isinstance(g, dict) and "id" in g
+        }
         self._groups[uai] = (time.monotonic() + self.group_seconds, groups)
         return groups
 

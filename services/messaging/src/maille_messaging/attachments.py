@@ -18,9 +18,16 @@ from maille_messaging.repository import MailRepository
 CHUNK = 255 * 1024
 ALLOWED_PREFIXES = ("image/", "audio/", "video/", "text/")
 ALLOWED = {
-    "application/pdf", "application/zip", "application/epub+zip", "application/rtf", "application/msword",
-    "application/vnd.ms-excel", "application/vnd.ms-powerpoint", "application/vnd.oasis.opendocument.text",
-    "application/vnd.oasis.opendocument.spreadsheet", "application/vnd.oasis.opendocument.presentation",
+    "application/pdf",
+    "application/zip",
+    "application/epub+zip",
+    "application/rtf",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
@@ -45,7 +52,9 @@ def sniff(head: bytes) -> str:
     elif b"\x00" not in head[:8192] and _utf8(head[:8192]):
         mime = "text/plain"
     else:
-        raise Refused(415, "the attachment's content is of no type a message may carry (documents, images, sound, video, text)")
+        raise Refused(
+            415, "the attachment's content is of no type a message may carry (documents, images, sound, video, text)"
+        )
     if mime in REFUSED_IMAGES or not (mime in ALLOWED or mime.startswith(ALLOWED_PREFIXES)):
         raise Refused(415, f"a message may not carry {mime} files (found from the content)")
     return mime
@@ -80,7 +89,7 @@ class ClamdScanner:
         try:
             writer.write(b"zINSTREAM\0")
             for start in range(0, len(data), 64 * 1024):
-                piece = data[start:start + 64 * 1024]
+                piece = data[start : start + 64 * 1024]
                 writer.write(struct.pack("!I", len(piece)) + piece)
             writer.write(struct.pack("!I", 0))
             await writer.drain()
@@ -112,7 +121,7 @@ class DocstoreAttachments:
         self.repo = repository
 
     async def put(self, meta: dict[str, Any], data: bytes) -> None:
-        chunks = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
+        chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
         await self.repo.put_attachment({**meta, "chunks": len(chunks)}, chunks)
 
     async def read(self, meta: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -127,5 +136,13 @@ class DocstoreAttachments:
 
 
 def new_attachment(*, tenant: str, owner: str, message: str, name: str, mime: str, size: int) -> dict[str, Any]:
-    return {"_id": "a" + os.urandom(10).hex(), "tenant": tenant, "owner": owner, "message": message, "name": name,
-            "type": mime, "size": size, "created": datetime.now(UTC)}
+    return {
+        "_id": "a" + os.urandom(10).hex(),
+        "tenant": tenant,
+        "owner": owner,
+        "message": message,
+        "name": name,
+        "type": mime,
+        "size": size,
+        "created": datetime.now(UTC),
+    }

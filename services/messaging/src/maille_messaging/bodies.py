@@ -5,14 +5,51 @@ from __future__ import annotations
 
 import html
 import re
+
 import nh3
 
 from maille_kit.text import folded
 
-TAGS = {"a", "b", "blockquote", "br", "code", "div", "em", "h1", "h2", "h3", "h4", "hr", "i", "img", "li", "ol", "p", "pre",
-        "s", "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "u", "ul"}
-ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"},
-              "*": {"style"}}
+TAGS = {
+    "a",
+    "b",
+    "blockquote",
+    "br",
+    "code",
+    "div",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "hr",
+    "i",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "s",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "u",
+    "ul",
+}
+ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+    "*": {"style"},
+}
 # Styles that colour and weigh text, nothing that places, sizes or loads anything (no overlay, no CSS beacon).
 STYLES = {"color", "background-color", "font-weight", "font-style", "text-decoration", "text-align"}
 # Links to the web or mail; never `javascript:` nor `data:`.
@@ -37,9 +74,17 @@ def _attribute(tag: str, attribute: str, value: str) -> str | None:
 def sanitise(body: str) -> str:
     """The HTML a message keeps: no scripts, no event handlers, no `javascript:` or `data:` links, no remote images,
     only harmless styles; links opening safely."""
-    return nh3.clean(body, tags=TAGS, attributes=ATTRIBUTES, url_schemes=SCHEMES, link_rel="noopener noreferrer nofollow",
-                     strip_comments=True, filter_style_properties=STYLES, attribute_filter=_attribute,
-                     clean_content_tags={"script", "style"})
+    return nh3.clean(
+        body,
+        tags=TAGS,
+        attributes=ATTRIBUTES,
+        url_schemes=SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+        filter_style_properties=STYLES,
+        attribute_filter=_attribute,
+        clean_content_tags={"script", "style"},
+    )
 
 
 def text_of(clean_html: str) -> str:

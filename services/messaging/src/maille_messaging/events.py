@@ -7,7 +7,6 @@ import logging
 
 from maille.identity.v1 import directory_pb2
 from maille.messaging.v1 import messages_pb2 as pb
-
 from maille_kit.bus import Stream
 from maille_kit.events import Event, event_id_for
 from maille_kit.work import Works
@@ -36,8 +35,12 @@ class ErasedPersons:
         _, ids = await self.mailbox.all_ids(deleted.id)
         work = self.works.new().step(PURGE_STEP, {"person": deleted.id})
         # the erasure event handled again (a redelivery) makes the same purge event: dropped as a copy
-        work.event(type="messaging.mailbox.purged.v1", tenant=event.tenant, id=event_id_for(event.id, ms=int(event.time.timestamp() * 1000)),
-                   payload=pb.MailboxPurged(person_id=deleted.id, messages=len(ids)))
+        work.event(
+            type="messaging.mailbox.purged.v1",
+            tenant=event.tenant,
+            id=event_id_for(event.id, ms=int(event.time.timestamp() * 1000)),
+            payload=pb.MailboxPurged(person_id=deleted.id, messages=len(ids)),
+        )
         await self.works.commit(work)
         log.info("mailbox purged", extra={"messages": len(ids)})
 

@@ -13,29 +13,47 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from maille_kit.problems import Problem
-from maille_messaging.attachments import AttachmentStore
 from maille_kit.text import folded
+from maille_messaging.attachments import AttachmentStore
 from maille_messaging.bodies import query_words, sanitise
 from maille_messaging.repository import Doc, MailRepository, is_month, month_of
-from maille_messaging.schemas import (FOLDER_NAMES, SYSTEM_FOLDERS, Attachment, Changed, Correspondent, Entry, Folder, Message,
-                                      Page, Recipient, message_time)
+from maille_messaging.schemas import (
+    FOLDER_NAMES,
+    SYSTEM_FOLDERS,
+    Attachment,
+    Changed,
+    Correspondent,
+    Entry,
+    Folder,
+    Message,
+    Page,
+    Recipient,
+    message_time,
+)
 
 MAX_DEPTH, MAX_PER_LEVEL = 3, 50
 MAX_LISTS = 50
 SCAN_CHUNK = 100
 
 
-
-
 def message_of(copy: Doc, message: Doc, *, reader: str) -> Message:
     own = message["sender"]["id"] == reader
     return Message(
-        id=message["_id"], thread=message["thread"], state=message["state"], folder=copy["f"], unread=copy["u"],
-        sender=Correspondent(**message["sender"]), to=[Recipient(**r) for r in message.get("to", [])],
-        cc=[Recipient(**r) for r in message.get("cc", [])], bcc=[Recipient(**r) for r in message.get("bcc", [])] if own else [],
-        subject=message.get("subject", ""), body=sanitise(message.get("body", "")),  # kept before today's rules too
-        attachments=[Attachment(**a) for a in message.get("attachments", [])], in_reply_to=message.get("parent"),
-        at=message.get("sent_at") or message_time(message["_id"]), send_at=message.get("send_at"),
+        id=message["_id"],
+        thread=message["thread"],
+        state=message["state"],
+        folder=copy["f"],
+        unread=copy["u"],
+        sender=Correspondent(**message["sender"]),
+        to=[Recipient(**r) for r in message.get("to", [])],
+        cc=[Recipient(**r) for r in message.get("cc", [])],
+        bcc=[Recipient(**r) for r in message.get("bcc", [])] if own else [],
+        subject=message.get("subject", ""),
+        body=sanitise(message.get("body", "")),  # kept before today's rules too
+        attachments=[Attachment(**a) for a in message.get("attachments", [])],
+        in_reply_to=message.get("parent"),
+        at=message.get("sent_at") or message_time(message["_id"]),
+        send_at=message.get("send_at"),
     )
 
 
@@ -62,11 +80,22 @@ class Mailbox:
     async def folders(self, person: str) -> list[Folder]:
         mailbox = await self.repo.mailbox(person) or {}
         totals, unread = await self._counts(person, mailbox)
-        found = [Folder(id=f, name=FOLDER_NAMES[f], system=True, total=totals.get(f, 0), unread=unread.get(f, 0)) for f in SYSTEM_FOLDERS]
+        found = [
+            Folder(id=f, name=FOLDER_NAMES[f], system=True, total=totals.get(f, 0), unread=unread.get(f, 0))
+            for f in SYSTEM_FOLDERS
+        ]
         user = mailbox.get("folders", {})
         for fid, folder in sorted(user.items(), key=lambda item: (folded(item[1]["name"]), item[0])):
-            found.append(Folder(id=fid, name=folder["name"], parent=folder.get("parent"), system=False,
-                                total=totals.get(fid, 0), unread=unread.get(fid, 0)))
+            found.append(
+                Folder(
+                    id=fid,
+                    name=folder["name"],
+                    parent=folder.get("parent"),
+                    system=False,
+                    total=totals.get(fid, 0),
+                    unread=unread.get(fid, 0),
+                )
+            )
         return found
 
     async def segments(self, person: str, mailbox: Doc) -> list[str]:
@@ -80,7 +109,9 @@ class Mailbox:
             return noted
         found = await self.repo.months(person, wanted)
         if found:
-            await self.repo.note_months([f"{person}:{m}" for m in found], tenants={person: next(iter(found.values()))["tenant"]})
+            await self.repo.note_months(
+                [f"{person}:{m}" for m in found], tenants={person: next(iter(found.values()))["tenant"]}
+            )
         return noted + sorted(found)
 
     async def _counts(self, person: str, mailbox: Doc) -> tuple[dict[str, int], dict[str, int]]:
@@ -108,14 +139,20 @@ class Mailbox:
             if any(folded(f["name"]) == folded(name) for f in siblings):
                 raise Problem(409, f"a folder named {name!r} is already there", field="name")
             fid = "f" + os.urandom(4).hex()
-            await self.repo.update_mailbox(person, {"$set": {f"folders.{fid}": {"name": name, "parent": parent}}}, tenant=tenant)
+            await self.repo.update_mailbox(
+                person, {"$set": {f"folders.{fid}": {"name": name, "parent": parent}}}, tenant=tenant
+            )
         return Folder(id=fid, name=name, parent=parent, system=False, total=0, unread=0)
 
     async def rename_folder(self, person: str, fid: str, *, tenant: str, name: str) -> Folder:
         async with self.lock(person):
             user = await self._user_folders(person, fid)
             parent = user[fid].get("parent")
-            if any(folded(f["name"]) == folded(name) and other != fid for other, f in user.items() if f.get("parent") == parent):
+            if any(
+                folded(f["name"]) == folded(name) and other != fid
+                for other, f in user.items()
+                if f.get("parent") == parent
+            ):
                 raise Problem(409, f"a folder named {name!r} is already there", field="name")
             await self.repo.update_mailbox(person, {"$set": {f"folders.{fid}.name": name}}, tenant=tenant)
         return next(f for f in await self.folders(person) if f.id == fid)
@@ -133,7 +170,9 @@ class Mailbox:
     async def _user_folders(self, person: str, fid: str) -> dict[str, Doc]:
         user = (await self.repo.mailbox(person) or {}).get("folders", {})
         if fid not in user:
-            raise Problem(404, f"you have no folder {fid}" if fid not in SYSTEM_FOLDERS else f"{fid} is a system folder: it stays")
+            raise Problem(
+                404, f"you have no folder {fid}" if fid not in SYSTEM_FOLDERS else f"{fid} is a system folder: it stays"
+            )
         return user
 
     async def _check_folder(self, person: str, folder: str) -> None:
@@ -144,7 +183,9 @@ class Mailbox:
     async def lists(self, person: str) -> dict[str, Doc]:
         return (await self.repo.mailbox(person) or {}).get("lists", {})
 
-    async def put_list(self, person: str, *, tenant: str, name: str, members: list[str], list_id: str | None = None) -> tuple[str, Doc]:
+    async def put_list(
+        self, person: str, *, tenant: str, name: str, members: list[str], list_id: str | None = None
+    ) -> tuple[str, Doc]:
         """Make a list (`list_id` None) or change one; 404 for a list one does not have, 422 past MAX_LISTS."""
         async with self.lock(person):
             lists = await self.lists(person)
@@ -171,9 +212,17 @@ class Mailbox:
         if folder not in SYSTEM_FOLDERS and folder not in mailbox.get("folders", {}):
             raise Problem(404, f"you have no folder {folder}")
         unread: set[str] = set()
-        ids, more = await self._ids(person, mailbox, lambda doc: doc.get("f", {}).get(folder, []), cursor=cursor, want=limit,
-                                    seen=lambda doc: unread.update(doc.get("n", {}).get(folder, [])))
-        lines = await self.lines(ids, keep=folder not in ("drafts", "scheduled"))  # a draft's line changes as it is written
+        ids, more = await self._ids(
+            person,
+            mailbox,
+            lambda doc: doc.get("f", {}).get(folder, []),
+            cursor=cursor,
+            want=limit,
+            seen=lambda doc: unread.update(doc.get("n", {}).get(folder, [])),
+        )
+        lines = await self.lines(
+            ids, keep=folder not in ("drafts", "scheduled")
+        )  # a draft's line changes as it is written
         entries = [Entry(id=m, folder=folder, unread=m in unread, **lines[m]) for m in ids if m in lines]
         return Page(entries=entries, next=ids[-1] if more and ids else None)
 
@@ -195,7 +244,9 @@ class Mailbox:
         while len(self.summaries) > self.summaries_max:
             self.summaries.popitem(last=False)
 
-    async def _ids(self, person: str, mailbox: Doc, pick, *, cursor: str | None, want: int, seen=None) -> tuple[list[str], bool]:
+    async def _ids(
+        self, person: str, mailbox: Doc, pick, *, cursor: str | None, want: int, seen=None
+    ) -> tuple[list[str], bool]:
         """The next `want` message ids newest first (and whether more follow), month by month (each month's index
         segments read together)."""
         segments: dict[str, list[str]] = {}
@@ -204,8 +255,8 @@ class Mailbox:
         months = sorted((m for m in segments if cursor is None or m <= month_of(cursor)), reverse=True)
         found: list[str] = []
         for start in range(0, len(months), 2):  # two months at a time: one is often not enough for a page
-            docs = await self.repo.months(person, [s for m in months[start:start + 2] for s in segments[m]])
-            for month in months[start:start + 2]:
+            docs = await self.repo.months(person, [s for m in months[start : start + 2] for s in segments[m]])
+            for month in months[start : start + 2]:
                 ids: list[str] = []
                 for segment in segments[month]:
                     doc = docs.get(segment, {})
@@ -328,7 +379,11 @@ class Mailbox:
         if not copies:
             raise Problem(404, f"there is no conversation {thread} in your mailbox")
         messages = await self.repo.messages(list(copies))
-        return [message_of(copies[m], messages[m], reader=person) for m in sorted(copies) if m in messages and copies[m]["f"] != "trash"]
+        return [
+            message_of(copies[m], messages[m], reader=person)
+            for m in sorted(copies)
+            if m in messages and copies[m]["f"] != "trash"
+        ]
 
     # search
     async def search(self, person: str, query: str, *, cursor: str | None, limit: int) -> Page:
@@ -346,11 +401,17 @@ class Mailbox:
             for ids in doc.get("n", {}).values():
                 unread.update(ids)
 
-        ids, _ = await self._ids(person, mailbox, lambda doc: [m for ids in doc.get("f", {}).values() for m in ids],
-                                 cursor=cursor, want=10**9, seen=note)
+        ids, _ = await self._ids(
+            person,
+            mailbox,
+            lambda doc: [m for ids in doc.get("f", {}).values() for m in ids],
+            cursor=cursor,
+            want=10**9,
+            seen=note,
+        )
         hits: list[Entry] = []
         for start in range(0, len(ids), SCAN_CHUNK):
-            chunk = ids[start:start + SCAN_CHUNK]
+            chunk = ids[start : start + SCAN_CHUNK]
             messages = await self.repo.messages(chunk, {"line": 1, "k": 1, "words": 1, "subject": 1})
             for m in chunk:
                 message = messages.get(m)
@@ -370,19 +431,25 @@ class Mailbox:
     # RGPD
     async def all_ids(self, person: str) -> tuple[Doc, list[str]]:
         mailbox = await self.repo.mailbox(person) or {}
-        ids, _ = await self._ids(person, mailbox, lambda doc: [m for ids in doc.get("f", {}).values() for m in ids], cursor=None, want=10**9)
+        ids, _ = await self._ids(
+            person, mailbox, lambda doc: [m for ids in doc.get("f", {}).values() for m in ids], cursor=None, want=10**9
+        )
         return mailbox, ids
 
     async def export(self, person: str) -> AsyncIterator[bytes]:
         """The person's whole mailbox as one JSON document, written as it is read."""
         folders = await self.folders(person)
         mailbox, ids = await self.all_ids(person)
-        head = {"person": person, "exported_at": datetime.now(UTC).isoformat(), "folders": [f.model_dump(mode="json") for f in folders],
-                "lists": [{"id": k, **v} for k, v in mailbox.get("lists", {}).items()]}
+        head = {
+            "person": person,
+            "exported_at": datetime.now(UTC).isoformat(),
+            "folders": [f.model_dump(mode="json") for f in folders],
+            "lists": [{"id": k, **v} for k, v in mailbox.get("lists", {}).items()],
+        }
         yield json.dumps(head, ensure_ascii=False)[:-1].encode() + b', "messages": ['
         first = True
         for start in range(0, len(ids), SCAN_CHUNK):
-            chunk = ids[start:start + SCAN_CHUNK]
+            chunk = ids[start : start + SCAN_CHUNK]
             copies = await self.repo.copies(person, chunk)
             messages = await self.repo.messages(list(copies))
             for m in chunk:
@@ -397,7 +464,7 @@ class Mailbox:
         async with self.lock(person):
             mailbox, ids = await self.all_ids(person)
             for start in range(0, len(ids), SCAN_CHUNK):
-                chunk = ids[start:start + SCAN_CHUNK]
+                chunk = ids[start : start + SCAN_CHUNK]
                 await self.repo.delete_copies(person, chunk)
                 for message_id in chunk:
                     await self.release(message_id)
@@ -441,4 +508,3 @@ def _depth(folders: dict[str, Doc], fid: str) -> int:
         depth += 1
         fid = folders.get(fid, {}).get("parent")
     return depth
-

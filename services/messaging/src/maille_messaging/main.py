@@ -11,8 +11,11 @@ from fastapi import FastAPI
 
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_kit.consumer import EventConsumer
-from maille_messaging import __version__, __doc__ as description
-from maille_messaging.api import mailbox as mailbox_api, people, sending as sending_api
+from maille_messaging import __doc__ as description
+from maille_messaging import __version__
+from maille_messaging.api import mailbox as mailbox_api
+from maille_messaging.api import people
+from maille_messaging.api import sending as sending_api
 from maille_messaging.attachments import ClamdScanner, DocstoreAttachments
 from maille_messaging.events import IDENTITY_SUBJECTS, STREAMS, ErasedPersons
 from maille_messaging.mailbox import Mailbox
@@ -35,10 +38,21 @@ def parts(runtime: Runtime) -> tuple[Mailbox, Sending]:
         repository = MailRepository(runtime.docstore, segment_size=settings.index_segment_size)
         store = DocstoreAttachments(repository)
         mailbox = Mailbox(repository, store, summaries=settings.summary_cache_size)
-        scanner = ClamdScanner(settings.clamd_address, timeout=settings.scan_timeout_seconds) if settings.clamd_address else None
+        scanner = (
+            ClamdScanner(settings.clamd_address, timeout=settings.scan_timeout_seconds)
+            if settings.clamd_address
+            else None
+        )
         runtime.state["mailbox"] = mailbox
-        runtime.state["sending"] = Sending(repository, mailbox, Rules(runtime.bus, timeout=settings.rules_timeout_seconds),
-                                           runtime.works, store, settings, scanner=scanner)
+        runtime.state["sending"] = Sending(
+            repository,
+            mailbox,
+            Rules(runtime.bus, timeout=settings.rules_timeout_seconds),
+            runtime.works,
+            store,
+            settings,
+            scanner=scanner,
+        )
     return runtime.state["mailbox"], runtime.state["sending"]
 
 
@@ -46,8 +60,17 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
     """Identity's erasures (its stream may come up after messaging)."""
     assert runtime.docstore is not None and runtime.works is not None
     mailbox, _ = parts(runtime)
-    return [EventConsumer(runtime.bus, runtime.docstore, service="messaging", durable="messaging-erasures", stream="IDENTITY",
-                          subjects=IDENTITY_SUBJECTS, handler=ErasedPersons(mailbox, runtime.works).handle)]
+    return [
+        EventConsumer(
+            runtime.bus,
+            runtime.docstore,
+            service="messaging",
+            durable="messaging-erasures",
+            stream="IDENTITY",
+            subjects=IDENTITY_SUBJECTS,
+            handler=ErasedPersons(mailbox, runtime.works).handle,
+        )
+    ]
 
 
 async def _every(seconds: float, work: Callable[[], Awaitable[int]], what: str) -> None:
@@ -66,9 +89,18 @@ async def on_start(runtime: Runtime) -> None:
     mailbox, sending = parts(runtime)
     await mailbox.repo.epoch()  # noted at the first start: readers look for index segments from then on
     runtime.state["tasks"] = [
-        asyncio.create_task(_every(settings.schedule_check_seconds, sending.send_due, "scheduled messages sent"), name="messaging-schedule"),
-        asyncio.create_task(_every(settings.housekeeping_seconds, lambda: mailbox.sweep_trash(retention_days=settings.trash_retention_days),
-                                   "trash emptied of messages past retention"), name="messaging-trash"),
+        asyncio.create_task(
+            _every(settings.schedule_check_seconds, sending.send_due, "scheduled messages sent"),
+            name="messaging-schedule",
+        ),
+        asyncio.create_task(
+            _every(
+                settings.housekeeping_seconds,
+                lambda: mailbox.sweep_trash(retention_days=settings.trash_retention_days),
+                "trash emptied of messages past retention",
+            ),
+            name="messaging-trash",
+        ),
     ]
 
 
@@ -81,9 +113,18 @@ async def on_stop(runtime: Runtime) -> None:
 
 def build(settings: MessagingSettings) -> ServiceSpec:
     """What the messaging service is made of."""
-    return ServiceSpec(name="messaging", version=__version__, settings=settings, streams=STREAMS, indexes=INDEXES,
-                       routers=[mailbox_api.router, sending_api.router, people.router], consumers=consumers,
-                       on_start=on_start, on_stop=on_stop, description=description or "")
+    return ServiceSpec(
+        name="messaging",
+        version=__version__,
+        settings=settings,
+        streams=STREAMS,
+        indexes=INDEXES,
+        routers=[mailbox_api.router, sending_api.router, people.router],
+        consumers=consumers,
+        on_start=on_start,
+        on_stop=on_stop,
+        description=description or "",
+    )
 
 
 def app(settings: MessagingSettings | None = None) -> FastAPI:

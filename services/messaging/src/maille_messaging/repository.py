@@ -86,7 +86,9 @@ class MailRepository:
         self._filer: asyncio.Task[None] | None = None
         self._writer = os.urandom(3).hex()
         self._segment_size = segment_size
-        self._open: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()  # (person, month) -> [segment, deliveries in it]
+        self._open: OrderedDict[tuple[str, str], list[Any]] = (
+            OrderedDict()
+        )  # (person, month) -> [segment, deliveries in it]
         self._opened = 0
         self._epoch: str | None = None
 
@@ -108,8 +110,9 @@ class MailRepository:
     async def let_go(self, message_id: str, holders: int) -> Doc | None:
         """Count `holders` fewer holders of a message; the message as it is then (FerretDB v1 takes no projection here)."""
         async with self.docstore.writing():
-            return await self.db[MESSAGES].find_one_and_update({"_id": message_id}, {"$inc": {"holders": -holders}},
-                                                               return_document=ReturnDocument.AFTER)
+            return await self.db[MESSAGES].find_one_and_update(
+                {"_id": message_id}, {"$inc": {"holders": -holders}}, return_document=ReturnDocument.AFTER
+            )
 
     async def delete_message(self, message_id: str) -> None:
         async with self.docstore.writing():
@@ -138,8 +141,11 @@ class MailRepository:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                await self._file([c for copies, _, _, _ in batch for c in copies], [m for _, _, m, _ in batch if m is not None],
-                                 tenants={c["p"]: t for copies, t, _, _ in batch for c in copies})
+                await self._file(
+                    [c for copies, _, _, _ in batch for c in copies],
+                    [m for _, _, m, _ in batch if m is not None],
+                    tenants={c["p"]: t for copies, t, _, _ in batch for c in copies},
+                )
             except Exception as exc:
                 for *_, done in batch:
                     done.set_exception(exc)
@@ -166,7 +172,7 @@ class MailRepository:
         new = set()
         for start in range(0, len(updates), BATCH):  # the turn to write is taken per batch: other writes pass between
             async with self.docstore.writing():
-                result = await self.db[MONTHS].bulk_write(updates[start:start + BATCH], ordered=True)
+                result = await self.db[MONTHS].bulk_write(updates[start : start + BATCH], ordered=True)
             new.update(str(key) for key in result.upserted_ids.values())
         new = {key for key in new if not is_month(key.rsplit(":", 1)[1])}  # a month's own: found by its readers
         if new:
@@ -194,13 +200,26 @@ class MailRepository:
         updates = []
         for key in months:
             person, month = key.rsplit(":", 1)
-            updates.append(UpdateOne({"_id": person}, {"$addToSet": {"months": month}, "$setOnInsert": {"tenant": tenants[person]}}, upsert=True))
+            updates.append(
+                UpdateOne(
+                    {"_id": person},
+                    {"$addToSet": {"months": month}, "$setOnInsert": {"tenant": tenants[person]}},
+                    upsert=True,
+                )
+            )
         for start in range(0, len(updates), BATCH):
             async with self.docstore.writing():
-                await self.db[MAILBOXES].bulk_write(updates[start:start + BATCH], ordered=True)
+                await self.db[MAILBOXES].bulk_write(updates[start : start + BATCH], ordered=True)
 
-    async def change_copy(self, copy: Doc, *, set_: Doc | None = None, unset: Sequence[str] = (), folder: str | None = None,
-                          unread: bool | None = None) -> None:
+    async def change_copy(
+        self,
+        copy: Doc,
+        *,
+        set_: Doc | None = None,
+        unset: Sequence[str] = (),
+        folder: str | None = None,
+        unread: bool | None = None,
+    ) -> None:
         """Change one copy and its month index together: its folder (`folder`), its read mark (`unread`)."""
         month = month_id(copy["p"], segment_of(copy))
         was_unread, now_unread = copy["u"], copy["u"] if unread is None else unread
@@ -266,7 +285,9 @@ class MailRepository:
             used = (doc or {}).get("quota", 0)
             if used + size > limit:
                 return False
-            await self.db[MAILBOXES].update_one({"_id": person}, {"$inc": {"quota": size}, "$setOnInsert": {"tenant": tenant}}, upsert=True)
+            await self.db[MAILBOXES].update_one(
+                {"_id": person}, {"$inc": {"quota": size}, "$setOnInsert": {"tenant": tenant}}, upsert=True
+            )
             return True
 
     async def give_quota(self, person: str, size: int) -> None:
@@ -305,7 +326,9 @@ class MailRepository:
 
         async with self.docstore.writing():
             if chunks:
-                await self.db[CHUNKS].insert_many([{"_id": f"{meta['_id']}:{n:05d}", "data": Binary(chunk)} for n, chunk in enumerate(chunks)])
+                await self.db[CHUNKS].insert_many(
+                    [{"_id": f"{meta['_id']}:{n:05d}", "data": Binary(chunk)} for n, chunk in enumerate(chunks)]
+                )
             await self.db[ATTACHMENTS].insert_one(meta)
 
     async def attachment(self, attachment_id: str) -> Doc | None:
@@ -334,8 +357,10 @@ class MailRepository:
         that dies or fails while sending leaves the entry, taken again once its lease has passed."""
         async with self.docstore.writing():
             return await self.db[SCHEDULE].find_one_and_update(
-                {"_id": message_id, "lease": {"$lte": now}}, {"$set": {"lease": until}, "$inc": {"tries": 1}},
-                return_document=ReturnDocument.AFTER)
+                {"_id": message_id, "lease": {"$lte": now}},
+                {"$set": {"lease": until}, "$inc": {"tries": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
 
     async def unschedule(self, message_id: str) -> bool:
         """Take a scheduled message off the schedule (sent, or cancelled); True for the one call that did."""
@@ -345,7 +370,9 @@ class MailRepository:
     # trash sweep
     async def trashed(self, day: str, keys: Sequence[str]) -> None:
         async with self.docstore.writing():
-            await self.db[TRASH_DAYS].update_one({"_id": day}, {"$addToSet": {"items": {"$each": list(keys)}}}, upsert=True)
+            await self.db[TRASH_DAYS].update_one(
+                {"_id": day}, {"$addToSet": {"items": {"$each": list(keys)}}}, upsert=True
+            )
 
     async def trash_days(self) -> list[Doc]:
         return await self.db[TRASH_DAYS].find({}).to_list()
@@ -353,4 +380,3 @@ class MailRepository:
     async def drop_trash_day(self, day: str) -> None:
         async with self.docstore.writing():
             await self.db[TRASH_DAYS].delete_one({"_id": day})
-

@@ -4,9 +4,10 @@ is kept here: a person who changes class or school is seen as identity sees them
 
 from __future__ import annotations
 
-from maille.identity.v1 import rules_pb2 as pb
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 
+from maille.identity.v1 import rules_pb2 as pb
 from maille_kit.bus import Bus
 from maille_kit.problems import Problem
 
@@ -26,8 +27,11 @@ class Rules:
         try:
             reply = await self.bus.nc.request(subject, request.SerializeToString(), timeout=self.timeout)
         except (NatsTimeout, NoRespondersError) as exc:
-            raise Problem(503, "the communication rules cannot be checked now (identity does not answer); try again",
-                          headers={"Retry-After": "5"}) from exc
+            raise Problem(
+                503,
+                "the communication rules cannot be checked now (identity does not answer); try again",
+                headers={"Retry-After": "5"},
+            ) from exc
         answer = reply_type.FromString(reply.data)
         if answer.error:
             if answer.error.startswith("unknown sender"):
@@ -36,12 +40,18 @@ class Rules:
         return answer
 
     async def resolve(self, *, tenant: str, sender: str, persons: list[str], groups: list[str]) -> pb.ResolveResponse:
-        return await self._ask(RESOLVE, pb.ResolveRequest(tenant=tenant, sender_id=sender, person_ids=persons, group_ids=groups),
-                               pb.ResolveResponse)
+        return await self._ask(
+            RESOLVE,
+            pb.ResolveRequest(tenant=tenant, sender_id=sender, person_ids=persons, group_ids=groups),
+            pb.ResolveResponse,
+        )
 
     async def visibles(self, *, tenant: str, sender: str, text: str, limit: int) -> pb.VisiblesResponse:
-        return await self._ask(VISIBLES, pb.VisiblesRequest(tenant=tenant, sender_id=sender, text=text, limit=limit, with_groups=True),
-                               pb.VisiblesResponse)
+        return await self._ask(
+            VISIBLES,
+            pb.VisiblesRequest(tenant=tenant, sender_id=sender, text=text, limit=limit, with_groups=True),
+            pb.VisiblesResponse,
+        )
 
 
 def person_name(visible: pb.Visible) -> str:

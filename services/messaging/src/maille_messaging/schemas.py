@@ -19,7 +19,13 @@ GROUP_ID = r"^[A-Za-z0-9$_-]{1,80}/(ELV|ENS|TUT|PERS|DIR|HT)$"
 FOLDER_ID = r"^(inbox|sent|drafts|trash|scheduled|f[0-9a-f]{8})$"
 LIST_ID = r"^l[0-9a-f]{8}$"
 SYSTEM_FOLDERS = ("inbox", "sent", "drafts", "scheduled", "trash")
-FOLDER_NAMES = {"inbox": "Boîte de réception", "sent": "Envoyés", "drafts": "Brouillons", "scheduled": "Envois programmés", "trash": "Corbeille"}
+FOLDER_NAMES = {
+    "inbox": "Boîte de réception",
+    "sent": "Envoyés",
+    "drafts": "Brouillons",
+    "scheduled": "Envois programmés",
+    "trash": "Corbeille",
+}
 
 MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID)]
 FolderId = Annotated[str, StringConstraints(pattern=FOLDER_ID)]

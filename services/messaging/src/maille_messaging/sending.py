@@ -11,12 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from maille.messaging.v1 import messages_pb2 as pb
-
 from maille_kit.events import event_id_for, make_envelope
-from maille_kit.work import Works
 from maille_kit.problems import Problem
-from maille_messaging.attachments import AttachmentStore, Refused, Scanner, new_attachment, sniff
 from maille_kit.text import folded
+from maille_kit.work import Works
+from maille_messaging.attachments import AttachmentStore, Refused, Scanner, new_attachment, sniff
 from maille_messaging.bodies import sanitise, snippet, text_of, words
 from maille_messaging.mailbox import Mailbox
 from maille_messaging.repository import MESSAGES, Doc, MailRepository
@@ -37,13 +36,23 @@ def _aware(at: datetime) -> datetime:
 
 def listing_line(message: Doc) -> dict[str, Any]:
     """What a folder listing shows of a message (kept in the message: the same for every holder)."""
-    return {"thread": message["thread"], "at": message.get("sent_at") or message.get("updated") or datetime.now(UTC),
-            "sender": message["sender"], "to": _line(message["to"]), "subject": message["subject"],
-            "snippet": snippet(text_of(message["body"])), "attachments": len(message["attachments"])}
+    return {
+        "thread": message["thread"],
+        "at": message.get("sent_at") or message.get("updated") or datetime.now(UTC),
+        "sender": message["sender"],
+        "to": _line(message["to"]),
+        "subject": message["subject"],
+        "snippet": snippet(text_of(message["body"])),
+        "attachments": len(message["attachments"]),
+    }
 
 
 def search_key(message: Doc) -> str:
-    return folded(" ".join([message["subject"], message["sender"]["name"], _line(message["to"], 10_000), _line(message["cc"], 10_000)]))
+    return folded(
+        " ".join(
+            [message["subject"], message["sender"]["name"], _line(message["to"], 10_000), _line(message["cc"], 10_000)]
+        )
+    )
 
 
 def _line(recipients: list[dict[str, Any]], size: int = 200) -> str:
@@ -54,8 +63,16 @@ def _line(recipients: list[dict[str, Any]], size: int = 200) -> str:
 class Sending:
     """Drafts, sends and recalls for the persons of one tenant or more."""
 
-    def __init__(self, repository: MailRepository, mailbox: Mailbox, rules: Rules, works: Works, store: AttachmentStore,
-                 settings: MessagingSettings, scanner: Scanner | None = None) -> None:
+    def __init__(
+        self,
+        repository: MailRepository,
+        mailbox: Mailbox,
+        rules: Rules,
+        works: Works,
+        store: AttachmentStore,
+        settings: MessagingSettings,
+        scanner: Scanner | None = None,
+    ) -> None:
         self.repo = repository
         self.mailbox = mailbox
         self.rules = rules
@@ -75,13 +92,29 @@ class Sending:
         async with self.mailbox.lock(person):
             if draft_id is None:
                 draft_id = new_message_id()
-                message = {"_id": draft_id, "tenant": tenant, "state": "draft", "sender": {"id": person, "name": ""},
-                           "thread": parent["thread"] if parent else draft_id, "attachments": [], "holders": 1,
-                           "created": datetime.now(UTC)}
+                message = {
+                    "_id": draft_id,
+                    "tenant": tenant,
+                    "state": "draft",
+                    "sender": {"id": person, "name": ""},
+                    "thread": parent["thread"] if parent else draft_id,
+                    "attachments": [],
+                    "holders": 1,
+                    "created": datetime.now(UTC),
+                }
             else:
                 message = await self._own_draft(person, draft_id)
-            message.update({"to": _plain(draft.to), "cc": _plain(draft.cc), "bcc": _plain(draft.bcc), "subject": draft.subject,
-                            "body": body, "parent": draft.in_reply_to, "updated": datetime.now(UTC)})
+            message.update(
+                {
+                    "to": _plain(draft.to),
+                    "cc": _plain(draft.cc),
+                    "bcc": _plain(draft.bcc),
+                    "subject": draft.subject,
+                    "body": body,
+                    "parent": draft.in_reply_to,
+                    "updated": datetime.now(UTC),
+                }
+            )
             message["line"] = listing_line(message)
             await self.repo.put_message(message)
             if await self.repo.copy(person, draft_id) is None:
@@ -106,7 +139,9 @@ class Sending:
             await self.mailbox.drop_message(message)
 
     # attachments
-    async def attach(self, person: str, draft_id: str, *, name: str, body: AsyncIterator[bytes], tenant: str) -> dict[str, Any]:
+    async def attach(
+        self, person: str, draft_id: str, *, name: str, body: AsyncIterator[bytes], tenant: str
+    ) -> dict[str, Any]:
         """Add a file to a draft: size limit, type from the content, quota, virus scan — all before anything is kept."""
         await self._own_draft(person, draft_id)
         limit = self.settings.attachment_max_bytes
@@ -126,19 +161,30 @@ class Sending:
                 found = await self.scanner.scan(bytes(data))
             except Exception as exc:
                 log.warning("virus scan failed: %s", exc)
-                raise Problem(503, "the virus scanner cannot check the attachment now; try again", headers={"Retry-After": "30"}) from exc
+                raise Problem(
+                    503, "the virus scanner cannot check the attachment now; try again", headers={"Retry-After": "30"}
+                ) from exc
             if found:
                 raise Problem(422, f"the attachment carries a virus ({found}): it was not kept")
         if not await self.repo.take_quota(person, len(data), limit=self.settings.quota_bytes, tenant=tenant):
-            raise Problem(413, f"your attachments would go over your quota of {self.settings.quota_bytes} bytes: delete messages "
-                               "with attachments you sent, or empty your trash", quota=self.settings.quota_bytes)
+            raise Problem(
+                413,
+                f"your attachments would go over your quota of {self.settings.quota_bytes} bytes: delete messages "
+                "with attachments you sent, or empty your trash",
+                quota=self.settings.quota_bytes,
+            )
         meta = new_attachment(tenant=tenant, owner=person, message=draft_id, name=name, mime=mime, size=len(data))
         try:
             await self.store.put(meta, bytes(data))
             async with self.mailbox.lock(person):
                 message = await self._own_draft(person, draft_id)
-                attachments = [*message["attachments"], {"id": meta["_id"], "name": name, "type": mime, "size": len(data)}]
-                await self.repo.update_message(draft_id, {"$set": {"attachments": attachments, "line.attachments": len(attachments)}})
+                attachments = [
+                    *message["attachments"],
+                    {"id": meta["_id"], "name": name, "type": mime, "size": len(data)},
+                ]
+                await self.repo.update_message(
+                    draft_id, {"$set": {"attachments": attachments, "line.attachments": len(attachments)}}
+                )
         except BaseException:
             await self.repo.give_quota(person, len(data))
             raise
@@ -169,9 +215,13 @@ class Sending:
     # sending
     async def send(self, person: str, outgoing: Outgoing, *, tenant: str, draft_id: str | None = None) -> Sent:
         """Check the recipients and send now, or keep it to send at `send_at`."""
-        return await self._send(person, outgoing, tenant=tenant, draft=await self._own_draft(person, draft_id) if draft_id else None)
+        return await self._send(
+            person, outgoing, tenant=tenant, draft=await self._own_draft(person, draft_id) if draft_id else None
+        )
 
-    async def _send(self, person: str, outgoing: Outgoing, *, tenant: str, draft: Doc | None, message_id: str | None = None) -> Sent:
+    async def _send(
+        self, person: str, outgoing: Outgoing, *, tenant: str, draft: Doc | None, message_id: str | None = None
+    ) -> Sent:
         self._check_body(outgoing.body)
         if not outgoing.recipients():
             raise Problem(422, "a message needs at least one recipient", field="to")
@@ -182,16 +232,31 @@ class Sending:
         body = sanitise(outgoing.body)
         thread = parent["thread"] if parent else None
         content = {
-            "tenant": tenant, "sender": {"id": person, "name": person_name(resolved.sender)},
-            "to": named(outgoing.to), "cc": named(outgoing.cc), "bcc": named(outgoing.bcc), "subject": outgoing.subject,
-            "body": body, "parent": outgoing.in_reply_to, "attachments": draft["attachments"] if draft else [],
+            "tenant": tenant,
+            "sender": {"id": person, "name": person_name(resolved.sender)},
+            "to": named(outgoing.to),
+            "cc": named(outgoing.cc),
+            "bcc": named(outgoing.bcc),
+            "subject": outgoing.subject,
+            "body": body,
+            "parent": outgoing.in_reply_to,
+            "attachments": draft["attachments"] if draft else [],
         }
         if outgoing.send_at is not None and outgoing.send_at > now + timedelta(seconds=30):
-            return await self._schedule(person, content, outgoing, thread=thread, draft=draft, recipients=len(recipients))
+            return await self._schedule(
+                person, content, outgoing, thread=thread, draft=draft, recipients=len(recipients)
+            )
         message_id = message_id or new_message_id()
-        message = {**content, "_id": message_id, "thread": thread or message_id, "state": "sent", "sent_at": now,
-                   "recipients": sorted(recipients), "holders": len(recipients) + 1,
-                   "words": words(outgoing.subject, text_of(body))}
+        message = {
+            **content,
+            "_id": message_id,
+            "thread": thread or message_id,
+            "state": "sent",
+            "sent_at": now,
+            "recipients": sorted(recipients),
+            "holders": len(recipients) + 1,
+            "words": words(outgoing.subject, text_of(body)),
+        }
         await self._deliver(person, message, recipients, tenant=tenant)
         if draft is not None:
             await self._drop_draft(person, draft)
@@ -200,13 +265,24 @@ class Sending:
     async def send_draft(self, person: str, draft_id: str, *, tenant: str, send_at: datetime | None = None) -> Sent:
         """Send a draft as it was last saved."""
         draft = await self._own_draft(person, draft_id)
-        outgoing = Outgoing(to=_written(draft["to"]), cc=_written(draft["cc"]), bcc=_written(draft["bcc"]), subject=draft["subject"],
-                            body=draft["body"], in_reply_to=draft.get("parent"), send_at=send_at)
+        outgoing = Outgoing(
+            to=_written(draft["to"]),
+            cc=_written(draft["cc"]),
+            bcc=_written(draft["bcc"]),
+            subject=draft["subject"],
+            body=draft["body"],
+            in_reply_to=draft.get("parent"),
+            send_at=send_at,
+        )
         return await self._send(person, outgoing, tenant=tenant, draft=draft)
 
     async def _resolve(self, person: str, outgoing: Outgoing, *, tenant: str):
         """Who the recipients are, now: refusals name who may not be written to."""
-        lists = (await self.repo.mailbox(person) or {}).get("lists", {}) if any(r.type == "list" for r in outgoing.recipients()) else {}
+        lists = (
+            (await self.repo.mailbox(person) or {}).get("lists", {})
+            if any(r.type == "list" for r in outgoing.recipients())
+            else {}
+        )
         persons = [r.id for r in outgoing.recipients() if r.type == "person"]
         groups = [r.id for r in outgoing.recipients() if r.type == "group"]
         unknown_lists = [r.id for r in outgoing.recipients() if r.type == "list" and r.id not in lists]
@@ -229,7 +305,9 @@ class Sending:
         if not recipients:
             raise Problem(422, "the recipients are empty groups: nobody would receive it")
         if len(recipients) > self.settings.recipients_max:
-            raise Problem(422, f"a message may reach {self.settings.recipients_max} persons at most; these are {len(recipients)}")
+            raise Problem(
+                422, f"a message may reach {self.settings.recipients_max} persons at most; these are {len(recipients)}"
+            )
         names = {p.id: person_name(p) for p in resolved.persons} | {g.id: g.name for g in resolved.groups}
         names |= {lid: lists[lid]["name"] for lid in lists}
 
@@ -245,14 +323,29 @@ class Sending:
         copies += [self._copy(r, message, folder="inbox", unread=True) for r in sorted(recipients)]
         ordered = sorted(recipients)
         envelopes = [
-            make_envelope(type="messaging.message.delivered.v1", tenant=tenant, source="messaging", id=event_id_for(message["_id"], start, ms=int(message["_id"][:12], 16)),
-                          payload=pb.MessageDelivered(
-                message_id=message["_id"], thread_id=message["thread"], sender_id=person, sender_name=message["sender"]["name"],
-                subject=message["subject"], recipient_ids=ordered[start:start + EVENT_RECIPIENTS], has_attachments=bool(message["attachments"])))
+            make_envelope(
+                type="messaging.message.delivered.v1",
+                tenant=tenant,
+                source="messaging",
+                id=event_id_for(message["_id"], start, ms=int(message["_id"][:12], 16)),
+                payload=pb.MessageDelivered(
+                    message_id=message["_id"],
+                    thread_id=message["thread"],
+                    sender_id=person,
+                    sender_name=message["sender"]["name"],
+                    subject=message["subject"],
+                    recipient_ids=ordered[start : start + EVENT_RECIPIENTS],
+                    has_attachments=bool(message["attachments"]),
+                ),
+            )
             for start in range(0, len(ordered), EVENT_RECIPIENTS)
         ]
         # One unit of work: filed in every mailbox and told, or (the replica gone half-way) finished by another.
-        work = self.works.new().step(FILE_STEP, {"copies": copies, "message": message, "tenant": tenant}).add_events(envelopes)
+        work = (
+            self.works.new()
+            .step(FILE_STEP, {"copies": copies, "message": message, "tenant": tenant})
+            .add_events(envelopes)
+        )
         await self.works.commit(work)
 
     async def _file(self, input: Doc) -> None:
@@ -264,7 +357,14 @@ class Sending:
 
     def _copy(self, owner: str, message: Doc, *, folder: str, unread: bool) -> Doc:
         """One holder's copy: where it is and whether it is read (what it shows is the message's `line`)."""
-        return {"_id": f"{owner}:{message['_id']}", "tenant": message["tenant"], "p": owner, "m": message["_id"], "f": folder, "u": unread}
+        return {
+            "_id": f"{owner}:{message['_id']}",
+            "tenant": message["tenant"],
+            "p": owner,
+            "m": message["_id"],
+            "f": folder,
+            "u": unread,
+        }
 
     async def _drop_draft(self, person: str, draft: Doc) -> None:
         copy = await self.repo.copy(person, draft["_id"])
@@ -272,19 +372,37 @@ class Sending:
             await self.repo.remove_copy(copy)
         await self.repo.delete_message(draft["_id"])  # its attachments now belong to the message sent
 
-    async def _schedule(self, person: str, content: Doc, outgoing: Outgoing, *, thread: str | None, draft: Doc | None,
-                        recipients: int) -> Sent:
+    async def _schedule(
+        self, person: str, content: Doc, outgoing: Outgoing, *, thread: str | None, draft: Doc | None, recipients: int
+    ) -> Sent:
         message_id = new_message_id()
-        message = {**content, "_id": message_id, "thread": thread or message_id, "state": "scheduled", "send_at": outgoing.send_at,
-                   "to": content["to"], "holders": 1}
+        message = {
+            **content,
+            "_id": message_id,
+            "thread": thread or message_id,
+            "state": "scheduled",
+            "send_at": outgoing.send_at,
+            "to": content["to"],
+            "holders": 1,
+        }
         message["line"] = listing_line(message)
         await self.repo.put_message(message)
         await self.repo.file([self._copy(person, message, folder="scheduled", unread=False)], tenant=content["tenant"])
-        await self.repo.schedule({"_id": message_id, "tenant": content["tenant"], "person": person, "at": outgoing.send_at,
-                                  "lease": outgoing.send_at, "tries": 0})
+        await self.repo.schedule(
+            {
+                "_id": message_id,
+                "tenant": content["tenant"],
+                "person": person,
+                "at": outgoing.send_at,
+                "lease": outgoing.send_at,
+                "tries": 0,
+            }
+        )
         if draft is not None:
             await self._drop_draft(person, draft)
-        return Sent(id=message_id, thread=message["thread"], state="scheduled", recipients=recipients, send_at=outgoing.send_at)
+        return Sent(
+            id=message_id, thread=message["thread"], state="scheduled", recipients=recipients, send_at=outgoing.send_at
+        )
 
     async def cancel_schedule(self, message_id: str) -> None:
         await self.repo.unschedule(message_id)
@@ -313,8 +431,12 @@ class Sending:
             except Exception as exc:
                 if entry["tries"] >= SCHEDULE_TRIES:
                     await self._give_back(entry, "the message could not be sent at the time set; send it again")
-                log.warning("scheduled message not sent (try %d), tried again later: %s", entry["tries"], exc,
-                            extra={"message_id": entry["_id"]})
+                log.warning(
+                    "scheduled message not sent (try %d), tried again later: %s",
+                    entry["tries"],
+                    exc,
+                    extra={"message_id": entry["_id"]},
+                )
         return sent
 
     async def _send_scheduled(self, entry: Doc) -> None:
@@ -323,8 +445,14 @@ class Sending:
             await self.repo.unschedule(entry["_id"])
             return
         person, tenant = entry["person"], entry["tenant"]
-        outgoing = Outgoing(to=_written(message["to"]), cc=_written(message["cc"]), bcc=_written(message["bcc"]),
-                            subject=message["subject"], body=message["body"], in_reply_to=message.get("parent"))
+        outgoing = Outgoing(
+            to=_written(message["to"]),
+            cc=_written(message["cc"]),
+            bcc=_written(message["bcc"]),
+            subject=message["subject"],
+            body=message["body"],
+            in_reply_to=message.get("parent"),
+        )
         async with self.mailbox.lock(person):
             if message["state"] == "scheduled":
                 await self.repo.update_message(message["_id"], {"$set": {"state": "draft"}})
@@ -334,7 +462,9 @@ class Sending:
         # Sent as a message whose id (and so whose events' ids) the schedule fixes: a try again after a failure
         # files the same message again, which changes nothing, and its events are dropped as copies.
         sent_id = f"{int(_aware(entry['at']).timestamp() * 1000):012x}{hashlib.sha256(entry['_id'].encode()).hexdigest()[:10]}"
-        await self._send(person, outgoing, tenant=tenant, draft=await self._own_draft(person, message["_id"]), message_id=sent_id)
+        await self._send(
+            person, outgoing, tenant=tenant, draft=await self._own_draft(person, message["_id"]), message_id=sent_id
+        )
         await self.repo.unschedule(entry["_id"])
 
     async def _give_back(self, entry: Doc, why: str) -> None:
@@ -363,8 +493,13 @@ class Sending:
         work = self.works.new().step(RECALL_STEP, {"message": message_id, "recipients": unread})
         work.update(MESSAGES, {"_id": message_id}, {"$set": {"recalled": len(unread)}})
         for s in range(0, len(unread), EVENT_RECIPIENTS):
-            work.event(type="messaging.message.recalled.v1", tenant=message["tenant"],
-                       payload=pb.MessageRecalled(message_id=message_id, sender_id=person, recipient_ids=unread[s:s + EVENT_RECIPIENTS]))
+            work.event(
+                type="messaging.message.recalled.v1",
+                tenant=message["tenant"],
+                payload=pb.MessageRecalled(
+                    message_id=message_id, sender_id=person, recipient_ids=unread[s : s + EVENT_RECIPIENTS]
+                ),
+            )
         await self.works.commit(work)
         return Recall(recalled=len(unread), kept=len(recipients) - len(unread))
 
@@ -391,8 +526,11 @@ class Sending:
         copy = await self.repo.copy(person, parent_id)
         parent = await self.repo.message(parent_id, {"thread": 1}) if copy is not None else None
         if parent is None:
-            raise Problem(404, f"you can only reply to a message you hold: there is no message {parent_id} in your mailbox",
-                          field="in_reply_to")
+            raise Problem(
+                404,
+                f"you can only reply to a message you hold: there is no message {parent_id} in your mailbox",
+                field="in_reply_to",
+            )
         return parent
 
 

@@ -28,8 +28,10 @@ class Browser:
         path = urlsplit(str(httpx.URL(url, params=kwargs.get("params")))).path or "/"
         headers = dict(kwargs.pop("headers", {}) or {})
         # A cookie goes where its path says (two Keycloak realms on one host each have their own session).
-        sent = sorted(((p, n, v) for (p, n), v in jar.items() if path.startswith(p.rstrip("/") + "/") or path == p),
-                      key=lambda c: -len(c[0]))
+        sent = sorted(
+            ((p, n, v) for (p, n), v in jar.items() if path.startswith(p.rstrip("/") + "/") or path == p),
+            key=lambda c: -len(c[0]),
+        )
         if sent:
             headers["cookie"] = "; ".join(f"{n}={v}" for _, n, v in sent)
         response = self.client.request(method, url, headers=headers, **kwargs)
@@ -62,8 +64,10 @@ class Browser:
         self-posting forms of SAML's HTTP-POST binding, or with a form a person fills in."""
         form = re.search(r'(?s)<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', page.text)
         assert form, page.text[:500]
-        data = {html.unescape(m.group(1)): html.unescape(m.group(2))
-                for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(2))}
+        data = {
+            html.unescape(m.group(1)): html.unescape(m.group(2))
+            for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(2))
+        }
         return self.go(urljoin(str(page.url), html.unescape(form.group(1))), method="POST", data={**data, **fields})
 
     def sign_in_upstream(self, page: httpx.Response, username: str, password: str) -> httpx.Response:

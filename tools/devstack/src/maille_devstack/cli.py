@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("stop", help="stop a platform started by run (make stop)")
     env = commands.add_parser("env", help="print the exports a command of SERVICE needs against make run's platform")
     env.add_argument("service", choices=("gateway", "identity", "catalog", "messaging", "library"))
-    table = commands.add_parser("config-table", help="print the configuration variables as docs/configuration.md's tables")
+    table = commands.add_parser(
+        "config-table", help="print the configuration variables as docs/configuration.md's tables"
+    )
     table.add_argument("--write", action="store_true", help="write them into docs/configuration.md instead")
     args = parser.parse_args(argv)
     try:

@@ -11,18 +11,31 @@ AUDIENCES = ("maille", "maille-identity", "maille-catalog", "maille-messaging", 
 
 def audience_mappers(audience: str | None = None) -> list[dict]:
     """Protocol mappers putting `audience` (default: the gateway's and every service's) in access tokens."""
-    return [{"name": f"audience {name}", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
-             "config": {"included.custom.audience": name, "access.token.claim": "true", "id.token.claim": "false"}}
-            for name in ((audience,) if audience else AUDIENCES)]
+    return [
+        {
+            "name": f"audience {name}",
+            "protocol": "openid-connect",
+            "protocolMapper": "oidc-audience-mapper",
+            "config": {"included.custom.audience": name, "access.token.claim": "true", "id.token.claim": "false"},
+        }
+        for name in ((audience,) if audience else AUDIENCES)
+    ]
 
 
 def admin_client(keycloak_url: str, user: str, password: str) -> httpx.Client:
     """An admin API client for the realm `maille` (token of the master realm's admin)."""
-    token = httpx.post(
-        f"{keycloak_url}/realms/master/protocol/openid-connect/token",
-        data={"grant_type": "password", "client_id": "admin-cli", "username": user, "password": password}, timeout=30,
-    ).raise_for_status().json()["access_token"]
-    return httpx.Client(base_url=f"{keycloak_url}/admin/realms/maille", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    token = (
+        httpx.post(
+            f"{keycloak_url}/realms/master/protocol/openid-connect/token",
+            data={"grant_type": "password", "client_id": "admin-cli", "username": user, "password": password},
+            timeout=30,
+        )
+        .raise_for_status()
+        .json()["access_token"]
+    )
+    return httpx.Client(
+        base_url=f"{keycloak_url}/admin/realms/maille", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
 
 
 def enable_user_attributes(admin: httpx.Client) -> None:
@@ -35,11 +48,26 @@ def enable_user_attributes(admin: httpx.Client) -> None:
         admin.put("/users/profile", json={**profile, "unmanagedAttributePolicy": "ADMIN_EDIT"}).raise_for_status()
 
 
-def ensure_user(admin: httpx.Client, username: str, password: str, *, first: str, last: str,
-                attributes: dict[str, list[str]] | None = None) -> str:
+def ensure_user(
+    admin: httpx.Client,
+    username: str,
+    password: str,
+    *,
+    first: str,
+    last: str,
+    attributes: dict[str, list[str]] | None = None,
+) -> str:
     """Create the user, or put back its password, names and attributes; its id."""
-    body = {"username": username, "enabled": True, "firstName": first, "lastName": last, "email": f"{username}@example.org",
-            "emailVerified": True, "attributes": attributes or {}, "requiredActions": []}
+    body = {
+        "username": username,
+        "enabled": True,
+        "firstName": first,
+        "lastName": last,
+        "email": f"{username}@example.org",
+        "emailVerified": True,
+        "attributes": attributes or {},
+        "requiredActions": [],
+    }
     found = admin.get("/users", params={"username": username, "exact": "true"}).raise_for_status().json()
     if found:
         user_id = found[0]["id"]
@@ -47,38 +75,66 @@ def ensure_user(admin: httpx.Client, username: str, password: str, *, first: str
     else:
         admin.post("/users", json=body).raise_for_status()
         user_id = admin.get("/users", params={"username": username, "exact": "true"}).raise_for_status().json()[0]["id"]
-    admin.put(f"/users/{user_id}/reset-password", json={"type": "password", "value": password, "temporary": False}).raise_for_status()
+    admin.put(
+        f"/users/{user_id}/reset-password", json={"type": "password", "value": password, "temporary": False}
+    ).raise_for_status()
     return user_id
 
 
-def gateway_client(admin: httpx.Client, client_id: str, secret: str, gateway_url: str, *, token_seconds: int | None = None) -> None:
+def gateway_client(
+    admin: httpx.Client, client_id: str, secret: str, gateway_url: str, *, token_seconds: int | None = None
+) -> None:
     """Create or update a browser sign-in client for a gateway at `gateway_url` (as browsers reach it);
     `token_seconds`: a lifetime of its access tokens other than the realm's."""
     base = gateway_url.rstrip("/")
     body = {
-        "clientId": client_id, "enabled": True, "protocol": "openid-connect", "publicClient": False, "secret": secret,
-        "standardFlowEnabled": True, "directAccessGrantsEnabled": False, "serviceAccountsEnabled": False,
-        "redirectUris": [f"{base}/auth/callback"], "webOrigins": [base],
+        "clientId": client_id,
+        "enabled": True,
+        "protocol": "openid-connect",
+        "publicClient": False,
+        "secret": secret,
+        "standardFlowEnabled": True,
+        "directAccessGrantsEnabled": False,
+        "serviceAccountsEnabled": False,
+        "redirectUris": [f"{base}/auth/callback"],
+        "webOrigins": [base],
         "frontchannelLogout": False,
-        "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": f"{base}/",
-                       "backchannel.logout.url": f"{base}/auth/backchannel-logout", "backchannel.logout.session.required": "true",
-                       **({"access.token.lifespan": str(token_seconds)} if token_seconds else {})},
+        "attributes": {
+            "pkce.code.challenge.method": "S256",
+            "post.logout.redirect.uris": f"{base}/",
+            "backchannel.logout.url": f"{base}/auth/backchannel-logout",
+            "backchannel.logout.session.required": "true",
+            **({"access.token.lifespan": str(token_seconds)} if token_seconds else {}),
+        },
         "protocolMappers": [
             *audience_mappers(),
-            {"name": "ent_id", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-attribute-mapper",
-             "config": {"user.attribute": "ent_id", "claim.name": "ent_id", "jsonType.label": "String",
-                        "access.token.claim": "true", "id.token.claim": "true"}},
+            {
+                "name": "ent_id",
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-usermodel-attribute-mapper",
+                "config": {
+                    "user.attribute": "ent_id",
+                    "claim.name": "ent_id",
+                    "jsonType.label": "String",
+                    "access.token.claim": "true",
+                    "id.token.claim": "true",
+                },
+            },
         ],
     }
     found = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()
     if found:
         existing = found[0]
-        admin.put(f"/clients/{existing['id']}", json={**existing, **{k: v for k, v in body.items() if k != "protocolMappers"}}).raise_for_status()
+        admin.put(
+            f"/clients/{existing['id']}", json={**existing, **{k: v for k, v in body.items() if k != "protocolMappers"}}
+        ).raise_for_status()
     else:
         admin.post("/clients", json=body).raise_for_status()
 
 
-def ensure_service_client(admin: httpx.Client, client_id: str, secret: str, *, roles: tuple[str, ...] = (), audience: str | None = None) -> None:
+def ensure_service_client(
+    admin: httpx.Client, client_id: str, secret: str, *, roles: tuple[str, ...] = (), audience: str | None = None
+) -> None:
     """Create a confidential client with a service account holding the realm `roles` (made if missing) and the
     audience mappers, or give an existing one `secret`."""
     found = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()
@@ -88,10 +144,18 @@ def ensure_service_client(admin: httpx.Client, client_id: str, secret: str, *, r
     for role in roles:
         answer = admin.post("/roles", json={"name": role})
         assert answer.status_code in (201, 409), answer.text
-    admin.post("/clients", json={
-        "clientId": client_id, "secret": secret, "publicClient": False, "serviceAccountsEnabled": True,
-        "standardFlowEnabled": False, "directAccessGrantsEnabled": False, "protocolMappers": audience_mappers(audience),
-    }).raise_for_status()
+    admin.post(
+        "/clients",
+        json={
+            "clientId": client_id,
+            "secret": secret,
+            "publicClient": False,
+            "serviceAccountsEnabled": True,
+            "standardFlowEnabled": False,
+            "directAccessGrantsEnabled": False,
+            "protocolMappers": audience_mappers(audience),
+        },
+    ).raise_for_status()
     internal = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()[0]["id"]
     account = admin.get(f"/clients/{internal}/service-account-user").raise_for_status().json()["id"]
     if roles:

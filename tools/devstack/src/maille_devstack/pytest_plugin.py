@@ -20,9 +20,16 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from maille_kit.docstore import Docstore
-from maille_devstack.keycloak_admin import admin_client, audience_mappers, enable_user_attributes, ensure_service_client, ensure_user, gateway_client
+from maille_devstack.keycloak_admin import (
+    admin_client,
+    audience_mappers,
+    enable_user_attributes,
+    ensure_service_client,
+    ensure_user,
+    gateway_client,
+)
 from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer, ServiceProcess, free_port
+from maille_kit.docstore import Docstore
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +104,9 @@ def service_factory(
     """Starts Maille deployables as real processes on the session's NATS and docstore."""
     started: list[ServiceProcess] = []
 
-    def start(name: str, *, env: dict[str, str] | None = None, wait: bool = True, port: int | None = None) -> ServiceProcess:
+    def start(
+        name: str, *, env: dict[str, str] | None = None, wait: bool = True, port: int | None = None
+    ) -> ServiceProcess:
         prefix = f"MAILLE_{name.upper()}_"
         base = {
             f"{prefix}NATS_URL": nats_server.url,
@@ -128,13 +137,17 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: fl
 
 
 @asynccontextmanager
-async def serving_peer(app: Any, *, scheme: str = "http", tries: int = 3, timeout: float = 10, **config: Any) -> AsyncIterator[int]:
+async def serving_peer(
+    app: Any, *, scheme: str = "http", tries: int = 3, timeout: float = 10, **config: Any
+) -> AsyncIterator[int]:
     """Serve `app` (a peer of a national system) with uvicorn in this event loop on a free port of the
     loopback, for the block; its port. The start has a deadline, and a port taken meanwhile by another
     process is tried again on another one (uvicorn ends its task when it cannot bind)."""
     for _ in range(tries):
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **config))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **config)
+        )
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         task = asyncio.create_task(server.serve())
         deadline = asyncio.get_running_loop().time() + timeout
@@ -186,8 +199,9 @@ class KeycloakClients:
         username = f"user-{uuid.uuid4().hex[:8]}"
         with self._admin() as admin:
             enable_user_attributes(admin)
-            user_id = ensure_user(admin, username, password, first="Test", last="User",
-                                  attributes={"ent_id": [ent_id]} if ent_id else {})
+            user_id = ensure_user(
+                admin, username, password, first="Test", last="User", attributes={"ent_id": [ent_id]} if ent_id else {}
+            )
             for role in roles:
                 answer = admin.post("/roles", json={"name": role})
                 assert answer.status_code in (201, 409), answer.text
@@ -205,10 +219,15 @@ class KeycloakClients:
 
     def token(self, client_id: str, secret: str) -> str:
         """An access token of the client (client credentials grant)."""
-        return httpx.post(
-            f"{self.issuer}/protocol/openid-connect/token",
-            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}, timeout=30,
-        ).raise_for_status().json()["access_token"]
+        return (
+            httpx.post(
+                f"{self.issuer}/protocol/openid-connect/token",
+                data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+                timeout=30,
+            )
+            .raise_for_status()
+            .json()["access_token"]
+        )
 
 
 @pytest.fixture(scope="session")
@@ -217,20 +236,32 @@ def keycloak_clients(keycloak_server: KeycloakServer) -> KeycloakClients:
     return KeycloakClients(keycloak_server)
 
 
-def make_person_login(clients: KeycloakClients, *, ent_id: str, audience: str | None = None, roles: tuple[str, ...] = ()) -> str:
+def make_person_login(
+    clients: KeycloakClients, *, ent_id: str, audience: str | None = None, roles: tuple[str, ...] = ()
+) -> str:
     """A Keycloak user linked to the directory person `ent_id` (attribute and token claim `ent_id`), and a
     token of theirs (password grant of a test client): what federation (issue 5) gives a signed-in person."""
     username, password = f"user-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     client_id, secret = f"test-login-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     with clients._admin() as admin:
         enable_user_attributes(admin)
-        admin.post("/users", json={
-            "username": username, "enabled": True, "firstName": "Test", "lastName": "User", "email": f"{username}@example.org",
-            "emailVerified": True, "attributes": {"ent_id": [ent_id]},
-            "credentials": [{"type": "password", "value": password, "temporary": False}],
-        }).raise_for_status()
+        admin.post(
+            "/users",
+            json={
+                "username": username,
+                "enabled": True,
+                "firstName": "Test",
+                "lastName": "User",
+                "email": f"{username}@example.org",
+                "emailVerified": True,
+                "attributes": {"ent_id": [ent_id]},
+                "credentials": [{"type": "password", "value": password, "temporary": False}],
+            },
+        ).raise_for_status()
         if roles:
-            user_id = admin.get("/users", params={"username": username, "exact": "true"}).raise_for_status().json()[0]["id"]
+            user_id = (
+                admin.get("/users", params={"username": username, "exact": "true"}).raise_for_status().json()[0]["id"]
+            )
             for role in roles:
                 answer = admin.post("/roles", json={"name": role})
                 assert answer.status_code in (201, 409), answer.text
@@ -238,15 +269,41 @@ def make_person_login(clients: KeycloakClients, *, ent_id: str, audience: str | 
             admin.post(f"/users/{user_id}/role-mappings/realm", json=reps).raise_for_status()
         mappers = [
             *audience_mappers(audience),
-            {"name": "ent_id", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-attribute-mapper",
-             "config": {"user.attribute": "ent_id", "claim.name": "ent_id", "jsonType.label": "String", "access.token.claim": "true"}},
+            {
+                "name": "ent_id",
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-usermodel-attribute-mapper",
+                "config": {
+                    "user.attribute": "ent_id",
+                    "claim.name": "ent_id",
+                    "jsonType.label": "String",
+                    "access.token.claim": "true",
+                },
+            },
         ]
-        admin.post("/clients", json={
-            "clientId": client_id, "secret": secret, "publicClient": False, "standardFlowEnabled": False,
-            "directAccessGrantsEnabled": True, "protocolMappers": mappers,
-        }).raise_for_status()
-    return httpx.post(
-        f"{clients.issuer}/protocol/openid-connect/token",
-        data={"grant_type": "password", "client_id": client_id, "client_secret": secret, "username": username, "password": password},
-        timeout=30,
-    ).raise_for_status().json()["access_token"]
+        admin.post(
+            "/clients",
+            json={
+                "clientId": client_id,
+                "secret": secret,
+                "publicClient": False,
+                "standardFlowEnabled": False,
+                "directAccessGrantsEnabled": True,
+                "protocolMappers": mappers,
+            },
+        ).raise_for_status()
+    return (
+        httpx.post(
+            f"{clients.issuer}/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": client_id,
+                "client_secret": secret,
+                "username": username,
+                "password": password,
+            },
+            timeout=30,
+        )
+        .raise_for_status()
+        .json()["access_token"]
+    )

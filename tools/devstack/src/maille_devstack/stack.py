@@ -14,26 +14,28 @@ from pathlib import Path
 
 import httpx
 
-from maille_kit.busauth import USERS, authorization
 from maille_devstack.keycloak_admin import admin_client, ensure_service_client, ensure_user
 from maille_devstack.paths import NGINX, VAR, bin_of, require
 from maille_devstack.pki import make_pki
 from maille_devstack.processes import (
     Balancer,
     DocstoreServer,
+    GarPeer,
     KeycloakServer,
     NatsServer,
     NotReady,
-    Process,
-    GarPeer,
     PmbPeerProcess,
+    Process,
     SamlPeer,
     ServiceProcess,
     free_port,
     port_open,
 )
+from maille_kit.busauth import USERS, authorization
 
 SERVICES = ("identity", "catalog", "messaging", "library")
+
+
 def state_file(var: Path) -> Path:
     """Where a running stack keeps the process ids `stop` needs."""
     return var / "run" / "stack.json"
@@ -58,17 +60,29 @@ class Ports:
     pmb: int = 8205
 
 
-def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str, str], keycloak_url: str = "",
-                gateway_url: str = "", peers: dict[str, str] | None = None, gar: GarPeer | None = None,
-                nats_password: str = "") -> dict[str, str]:
+def service_env(
+    name: str,
+    *,
+    nats_url: str,
+    mongodb_url: str,
+    routes: dict[str, str],
+    keycloak_url: str = "",
+    gateway_url: str = "",
+    peers: dict[str, str] | None = None,
+    gar: GarPeer | None = None,
+    nats_password: str = "",
+) -> dict[str, str]:
     """The environment `make run` gives a deployable (docker-compose.yml gives the same variables).
 
     Tokens name the issuer as browsers reach Keycloak (http://localhost:8080/realms/maille, the
     default); the services fetch its keys where they reach it themselves.
     """
     prefix = f"MAILLE_{name.upper()}_"
-    env = {f"{prefix}ENVIRONMENT": "development",  # the code's default is production
-           f"{prefix}NATS_URL": nats_url, f"{prefix}NATS_PASSWORD": nats_password}  # its own NATS user
+    env = {
+        f"{prefix}ENVIRONMENT": "development",  # the code's default is production
+        f"{prefix}NATS_URL": nats_url,
+        f"{prefix}NATS_PASSWORD": nats_password,
+    }  # its own NATS user
     if keycloak_url:
         env[f"{prefix}AUTH_ISSUER"] = f"{keycloak_url.replace('127.0.0.1', 'localhost')}/realms/maille"
         env[f"{prefix}AUTH_JWKS_URL"] = f"{keycloak_url}/realms/maille/protocol/openid-connect/certs"
@@ -80,10 +94,16 @@ def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str,
         # gateway reaches it at the issuer's own address, localhost, for the tokens to carry that issuer.
     else:
         env[f"{prefix}MONGODB_URL"] = mongodb_url
-    if name == "catalog" and gar is not None and gar.pki is not None:  # the GAR's resource list, with the ENT's certificate
-        env |= {f"{prefix}GAR_URL": gar.resources_url, f"{prefix}GAR_CLIENT_CERT": str(gar.pki.client_cert),
-                f"{prefix}GAR_CLIENT_KEY": str(gar.pki.client_key), f"{prefix}GAR_CA_FILE": str(gar.pki.ca),
-                f"{prefix}GAR_LINK_URL": f"{gar.url}/domaineGar"}
+    if (
+        name == "catalog" and gar is not None and gar.pki is not None
+    ):  # the GAR's resource list, with the ENT's certificate
+        env |= {
+            f"{prefix}GAR_URL": gar.resources_url,
+            f"{prefix}GAR_CLIENT_CERT": str(gar.pki.client_cert),
+            f"{prefix}GAR_CLIENT_KEY": str(gar.pki.client_key),
+            f"{prefix}GAR_CA_FILE": str(gar.pki.ca),
+            f"{prefix}GAR_LINK_URL": f"{gar.url}/domaineGar",
+        }
     if name == "identity" and keycloak_url:  # Keycloak as code, account linking, the upstream IdPs
         env[f"{prefix}KEYCLOAK_URL"] = keycloak_url
         if gateway_url:
@@ -99,7 +119,9 @@ def service_env(name: str, *, nats_url: str, mongodb_url: str, routes: dict[str,
 class Stack:
     """Every part of the platform, started in order and stopped in reverse."""
 
-    def __init__(self, *, ports: Ports = Ports(), var: Path = VAR, mongodb_url: str | None = None, echo=print, replicas: int = 1) -> None:
+    def __init__(
+        self, *, ports: Ports = Ports(), var: Path = VAR, mongodb_url: str | None = None, echo=print, replicas: int = 1
+    ) -> None:
         self.ports = ports
         self.replicas = replicas  # of each service, behind a balancer when more than one (as Kubernetes runs them)
         self.var = var
@@ -110,7 +132,9 @@ class Stack:
 
     def check_ports(self) -> None:
         """Refuse to start over something already listening on one of the ports."""
-        wanted = {name: port for name, port in vars(self.ports).items() if not (name == "docstore" and self.external_mongodb)}
+        wanted = {
+            name: port for name, port in vars(self.ports).items() if not (name == "docstore" and self.external_mongodb)
+        }
         taken = [f"{name} ({port})" for name, port in wanted.items() if port_open(port)]
         if taken:
             raise NotReady(f"ports already in use: {', '.join(taken)} — is Maille already running? (`make stop`)")
@@ -122,7 +146,9 @@ class Stack:
         keycloak.launch()
         self._record("keycloak", keycloak)
         passwords = bus_passwords(self.var)
-        nats = NatsServer(port=self.ports.nats, store_dir=self.var / "nats", log_dir=self.logs, authorization=authorization(passwords))
+        nats = NatsServer(
+            port=self.ports.nats, store_dir=self.var / "nats", log_dir=self.logs, authorization=authorization(passwords)
+        )
         self._launch("nats", nats)
         mongodb_url = self.external_mongodb
         if mongodb_url is None:
@@ -133,41 +159,91 @@ class Stack:
         browser_keycloak = f"http://localhost:{self.ports.keycloak}"
         peers = {}
         for kind in ("educonnect", "academie"):
-            peer = SamlPeer(kind, port=getattr(self.ports, kind), keycloak_url=browser_keycloak, mongodb_url=mongodb_url,
-                            database="maille_identity", work_dir=self.var / "peers", log_dir=self.logs,
-                            password=os.environ.get("MAILLE_DEMO_PASSWORD") or "demo")
+            peer = SamlPeer(
+                kind,
+                port=getattr(self.ports, kind),
+                keycloak_url=browser_keycloak,
+                mongodb_url=mongodb_url,
+                database="maille_identity",
+                work_dir=self.var / "peers",
+                log_dir=self.logs,
+                password=os.environ.get("MAILLE_DEMO_PASSWORD") or "demo",
+            )
             self._launch(f"peer-{kind}", peer)
             peers[kind] = peer.metadata_url
-        gar = GarPeer(port=self.ports.gar, keycloak_url=browser_keycloak, work_dir=self.var / "peers", log_dir=self.logs,
-                      pki=make_pki(self.var / "pki"), resources_port=self.ports.gar_resources)
+        gar = GarPeer(
+            port=self.ports.gar,
+            keycloak_url=browser_keycloak,
+            work_dir=self.var / "peers",
+            log_dir=self.logs,
+            pki=make_pki(self.var / "pki"),
+            resources_port=self.ports.gar_resources,
+        )
         self._launch("peer-gar", gar)
-        identity_env = service_env("identity", nats_url=nats.url, mongodb_url=mongodb_url, routes={}, keycloak_url=keycloak.url,
-                                   gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar,
-                                   nats_password=passwords["identity"])
+        identity_env = service_env(
+            "identity",
+            nats_url=nats.url,
+            mongodb_url=mongodb_url,
+            routes={},
+            keycloak_url=keycloak.url,
+            gateway_url=f"http://localhost:{self.ports.gateway}",
+            peers=peers,
+            gar=gar,
+            nats_password=passwords["identity"],
+        )
         self.seed_directory(identity_env)
         schools = demo_schools(mongodb_url)
         # The CDIs' PMB: one database per demo school, its OPACs signing readers in through the realm's OPAC client.
-        pmb = PmbPeerProcess(port=self.ports.pmb, databases=[f"cdi{uai}" for uai in schools], log_dir=self.logs, env={
-            "PEER_OIDC_ISSUER": f"{browser_keycloak}/realms/maille", "PEER_OIDC_CLIENT_ID": "maille-pmb-opac",
-            "PEER_OIDC_CLIENT_SECRET": os.environ.get("MAILLE_IDENTITY_PMB_OPAC_CLIENT_SECRET") or "maille-pmb-opac-dev-secret"})
+        pmb = PmbPeerProcess(
+            port=self.ports.pmb,
+            databases=[f"cdi{uai}" for uai in schools],
+            log_dir=self.logs,
+            env={
+                "PEER_OIDC_ISSUER": f"{browser_keycloak}/realms/maille",
+                "PEER_OIDC_CLIENT_ID": "maille-pmb-opac",
+                "PEER_OIDC_CLIENT_SECRET": os.environ.get("MAILLE_IDENTITY_PMB_OPAC_CLIENT_SECRET")
+                or "maille-pmb-opac-dev-secret",
+            },
+        )
         self._launch("peer-pmb", pmb)
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         spread: dict[str, tuple[int, list[int]]] = {}
         for name in (*SERVICES, "gateway"):
-            env = service_env(name, nats_url=nats.url, mongodb_url=mongodb_url, routes=routes, keycloak_url=keycloak.url,
-                              gateway_url=f"http://localhost:{self.ports.gateway}", peers=peers, gar=gar, nats_password=passwords[name])
+            env = service_env(
+                name,
+                nats_url=nats.url,
+                mongodb_url=mongodb_url,
+                routes=routes,
+                keycloak_url=keycloak.url,
+                gateway_url=f"http://localhost:{self.ports.gateway}",
+                peers=peers,
+                gar=gar,
+                nats_password=passwords[name],
+            )
             if name == "identity":  # its working folders under .var, not in the checkout
-                env |= {"MAILLE_IDENTITY_IMPORT_DIR": str(self.var / "aaf-imports"), "MAILLE_IDENTITY_GAR_EXPORT_DIR": str(self.var / "gar-export")}
+                env |= {
+                    "MAILLE_IDENTITY_IMPORT_DIR": str(self.var / "aaf-imports"),
+                    "MAILLE_IDENTITY_GAR_EXPORT_DIR": str(self.var / "gar-export"),
+                }
             if name == "gateway" or self.replicas == 1:
                 if spread and name == "gateway":
-                    self._launch("balancer", Balancer(services=spread, work=self.var / "balancer", log_dir=self.logs,
-                                                      nginx=require(NGINX, "nginx (`make bench-tools`)")))
+                    self._launch(
+                        "balancer",
+                        Balancer(
+                            services=spread,
+                            work=self.var / "balancer",
+                            log_dir=self.logs,
+                            nginx=require(NGINX, "nginx (`make bench-tools`)"),
+                        ),
+                    )
                 self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
                 continue
             ports = [free_port() for _ in range(self.replicas)]
             spread[name] = (getattr(self.ports, name), ports)
             for n, port in enumerate(ports, start=1):
-                self._launch(f"{name}-{n}", ServiceProcess(name, port=port, env=env, log_dir=self.logs / f"replica-{n}"))
+                self._launch(
+                    f"{name}-{n}", ServiceProcess(name, port=port, env=env, log_dir=self.logs / f"replica-{n}")
+                )
         self.echo("waiting for Keycloak (the first start takes a minute or two)…")
         keycloak.wait(300)
         self.setup_keycloak(keycloak, mongodb_url, identity_env)
@@ -180,16 +256,37 @@ class Stack:
         client_id, secret = "maille-devstack-operator", os.urandom(16).hex()
         with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
             ensure_service_client(admin, client_id, secret, roles=("operator",))
-        token = httpx.post(f"http://localhost:{self.ports.keycloak}/realms/maille/protocol/openid-connect/token", timeout=30, data={
-            "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}).raise_for_status().json()["access_token"]
+        token = (
+            httpx.post(
+                f"http://localhost:{self.ports.keycloak}/realms/maille/protocol/openid-connect/token",
+                timeout=30,
+                data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+            )
+            .raise_for_status()
+            .json()["access_token"]
+        )
         for uai in schools:
-            body = {"url": pmb.url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": f"cdi{uai}",
-                    "opacUrl": pmb.opac_url(f"cdi{uai}"), "loginSalt": "sel-opac", "syncReaders": True}
-            answer = httpx.put(f"http://localhost:{self.ports.gateway}/api/library/v1/operator/schools/{uai}/pmb", json=body,
-                               headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            body = {
+                "url": pmb.url,
+                "sourceId": 1,
+                "user": "maille",
+                "password": "secret-ws",
+                "database": f"cdi{uai}",
+                "opacUrl": pmb.opac_url(f"cdi{uai}"),
+                "loginSalt": "sel-opac",
+                "syncReaders": True,
+            }
+            answer = httpx.put(
+                f"http://localhost:{self.ports.gateway}/api/library/v1/operator/schools/{uai}/pmb",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
             if answer.status_code not in (200, 201):
                 raise NotReady(f"the CDI of {uai} could not be registered: {answer.status_code} {answer.text[:300]}")
-        self.echo(f"  CDIs registered with the library: {', '.join(schools)} (the PMB peer, readers synced, OPAC sign-on)")
+        self.echo(
+            f"  CDIs registered with the library: {', '.join(schools)} (the PMB peer, readers synced, OPAC sign-on)"
+        )
 
     def setup_keycloak(self, keycloak: KeycloakServer, mongodb_url: str, identity_env: dict[str, str]) -> None:
         """The realm as code (`maille-identity sync-keycloak`: the gateway's client, EduConnect and the
@@ -201,7 +298,9 @@ class Stack:
         people = demo_people(mongodb_url)
         with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
             for username, person in people.items():
-                ensure_user(admin, username, password, first=person.get("first_name", ""), last=person.get("last_name", ""))
+                ensure_user(
+                    admin, username, password, first=person.get("first_name", ""), last=person.get("last_name", "")
+                )
         # Linked by identity, the only one who writes who an account is (its link, and the account's ent_id).
         for username, person in people.items():
             if person.get("_id"):
@@ -211,8 +310,12 @@ class Stack:
     def sync_keycloak(self, env: dict[str, str], attempts: int = 5) -> None:
         """Reconcile the realm (identity does so too when it starts: a clash between the two is tried again)."""
         for attempt in range(attempts):
-            synced = subprocess.run([str(bin_of("maille-identity")), "sync-keycloak"], env={**os.environ, **env},
-                                    capture_output=True, text=True)
+            synced = subprocess.run(
+                [str(bin_of("maille-identity")), "sync-keycloak"],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+            )
             if synced.returncode == 0:
                 self.echo(f"  {synced.stdout.strip().splitlines()[-1]}")
                 return
@@ -227,11 +330,17 @@ class Stack:
             return
         self.echo("seeding a demo directory (2 collèges, about 600 persons)…")
         identity = str(bin_of("maille-identity"))
-        subprocess.run([identity, "generate-aaf", str(feed), "--persons", "600", "--schools", "2"],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [identity, "generate-aaf", str(feed), "--persons", "600", "--schools", "2"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         imported = subprocess.run(
             [identity, "import-aaf", str(feed), "--report", str(self.logs / "demo-aaf-report.txt")],
-            env={**os.environ, **env}, capture_output=True, text=True,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
         )
         if imported.returncode != 0:
             raise NotReady(f"the demo directory could not be imported:\n{imported.stdout}{imported.stderr}")
@@ -262,18 +371,45 @@ class Stack:
             ("messaging", f"http://127.0.0.1:{p.messaging}", "ENT mail"),
             ("library", f"http://127.0.0.1:{p.library}", "PMB connector"),
             ("keycloak", f"http://localhost:{p.keycloak}", "realm maille; admin console /admin (admin / admin)"),
-            ("educonnect", f"http://localhost:{p.educonnect}", "EduConnect peer (SAML): pupils, parents — AAF join key / demo"),
-            ("academie", f"http://localhost:{p.academie}", "académie agents' IdP peer (SAML): staff — AAF join key / demo"),
-            ("gar", f"http://localhost:{p.gar}/sp/login", "GAR peer (SAML SP): shows the assertion Maille sends the GAR"),
-            ("gar-list", f"https://localhost:{p.gar_resources}", f"GAR peer's resource list (client certificates of {self.var / 'pki'})"),
-            ("pmb", f"http://localhost:{p.pmb}/opac/cdi<UAI>/", "PMB peer: the CDIs' catalogues (JSON-RPC) and OPACs (sign-on through Keycloak)"),
+            (
+                "educonnect",
+                f"http://localhost:{p.educonnect}",
+                "EduConnect peer (SAML): pupils, parents — AAF join key / demo",
+            ),
+            (
+                "academie",
+                f"http://localhost:{p.academie}",
+                "académie agents' IdP peer (SAML): staff — AAF join key / demo",
+            ),
+            (
+                "gar",
+                f"http://localhost:{p.gar}/sp/login",
+                "GAR peer (SAML SP): shows the assertion Maille sends the GAR",
+            ),
+            (
+                "gar-list",
+                f"https://localhost:{p.gar_resources}",
+                f"GAR peer's resource list (client certificates of {self.var / 'pki'})",
+            ),
+            (
+                "pmb",
+                f"http://localhost:{p.pmb}/opac/cdi<UAI>/",
+                "PMB peer: the CDIs' catalogues (JSON-RPC) and OPACs (sign-on through Keycloak)",
+            ),
             ("nats", f"nats://127.0.0.1:{p.nats}", f"JetStream, data in {self.var / 'nats'}"),
-            ("docstore", self.external_mongodb or f"mongodb://127.0.0.1:{p.docstore}",
-             "MongoDB (MONGODB_URL)" if self.external_mongodb else f"FerretDB on SQLite, data in {self.var / 'docstore'}"),
+            (
+                "docstore",
+                self.external_mongodb or f"mongodb://127.0.0.1:{p.docstore}",
+                "MongoDB (MONGODB_URL)"
+                if self.external_mongodb
+                else f"FerretDB on SQLite, data in {self.var / 'docstore'}",
+            ),
         ]
         width = max(len(r[1]) for r in rows)
         lines = [f"  {name:<10} {where:<{width}}  {what}" for name, where, what in rows]
-        return "\n".join(["Maille is running:", *lines, f"  logs in {self.logs}/", "Ctrl-C or `make stop` stops everything."])
+        return "\n".join(
+            ["Maille is running:", *lines, f"  logs in {self.logs}/", "Ctrl-C or `make stop` stops everything."]
+        )
 
     def watch(self, stop: threading.Event) -> None:
         """Wait for `stop`, saying so when a part dies on its own."""
@@ -283,7 +419,9 @@ class Stack:
                 process: Process = part.process
                 if name not in reported and not process.running():
                     reported.add(name)
-                    self.echo(f"!! {name} exited ({process.popen.returncode if process.popen else '?'}); its log:\n{process.tail(15)}")
+                    self.echo(
+                        f"!! {name} exited ({process.popen.returncode if process.popen else '?'}); its log:\n{process.tail(15)}"
+                    )
 
     def stop(self) -> None:
         """Stop everything, in reverse order."""
@@ -309,8 +447,13 @@ def bus_passwords(var: Path) -> dict[str, str]:
 
 def link_local_account(identity_env: dict[str, str], username: str, person_id: str) -> None:
     """`maille-identity link-account`: identity links a local account of the realm to a directory person."""
-    linked = subprocess.run([str(bin_of("maille-identity")), "link-account", username, person_id], env={**os.environ, **identity_env},
-                            capture_output=True, text=True, timeout=120)
+    linked = subprocess.run(
+        [str(bin_of("maille-identity")), "link-account", username, person_id],
+        env={**os.environ, **identity_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if linked.returncode != 0:
         raise NotReady(f"{username} could not be linked to {person_id}: {linked.stderr.strip()[-500:]}")
 
@@ -325,8 +468,14 @@ def demo_people(mongodb_url: str) -> dict[str, dict]:
         present = {"detached_at": {"$exists": False}}  # a later full feed may have detached the first ones found
         pupil = next((p for p in persons.find({"kind": "pupil", **present}).limit(200) if p.get("relatives")), {})
         parent = persons.find_one({"_id": pupil["relatives"][0]["person"], **present}) if pupil else None
-        teacher = next((p for p in persons.find({"kind": "staff", **present}).limit(500)
-                        if any(pr.get("code") == "National_ENS" for pr in p.get("profiles", []))), {})
+        teacher = next(
+            (
+                p
+                for p in persons.find({"kind": "staff", **present}).limit(500)
+                if any(pr.get("code") == "National_ENS" for pr in p.get("profiles", []))
+            ),
+            {},
+        )
     return {"demo-eleve": pupil, "demo-parent": parent or {}, "demo-enseignant": teacher}
 
 
@@ -346,10 +495,14 @@ def command_env(name: str) -> dict[str, str]:
     users = var / "nats-users.json"
     if not users.exists():
         raise NotReady(f"no {users}: start the platform first (make run)")
-    return service_env(name, nats_url=f"nats://127.0.0.1:{ports.nats}",
-                       mongodb_url=os.environ.get("MONGODB_URL") or f"mongodb://127.0.0.1:{ports.docstore}", routes={},
-                       keycloak_url=f"http://127.0.0.1:{ports.keycloak}" if name == "identity" else "",
-                       nats_password=json.loads(users.read_text())[name])
+    return service_env(
+        name,
+        nats_url=f"nats://127.0.0.1:{ports.nats}",
+        mongodb_url=os.environ.get("MONGODB_URL") or f"mongodb://127.0.0.1:{ports.docstore}",
+        routes={},
+        keycloak_url=f"http://127.0.0.1:{ports.keycloak}" if name == "identity" else "",
+        nats_password=json.loads(users.read_text())[name],
+    )
 
 
 def run() -> int:
@@ -359,8 +512,13 @@ def run() -> int:
     ports = Ports(**json.loads(os.environ.get("MAILLE_DEVSTACK_PORTS", "{}")))
     var = Path(os.environ.get("MAILLE_DEVSTACK_VAR", str(VAR)))
     # MAILLE_DEVSTACK_REPLICAS=2: two replicas of each service behind a balancer (nginx), as Kubernetes runs them.
-    stack = Stack(ports=ports, var=var, mongodb_url=os.environ.get("MONGODB_URL") or None, echo=lambda s: print(s, flush=True),
-                  replicas=int(os.environ.get("MAILLE_DEVSTACK_REPLICAS", "1")))
+    stack = Stack(
+        ports=ports,
+        var=var,
+        mongodb_url=os.environ.get("MONGODB_URL") or None,
+        echo=lambda s: print(s, flush=True),
+        replicas=int(os.environ.get("MAILLE_DEVSTACK_REPLICAS", "1")),
+    )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -18,7 +18,9 @@ from maille_ops.ops import JOBS, Cluster, OpsError, table
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="maille-ops", description="Maille's operator commands on Kubernetes (what Helm does not do).")
+    p = argparse.ArgumentParser(
+        prog="maille-ops", description="Maille's operator commands on Kubernetes (what Helm does not do)."
+    )
     p.add_argument("-n", "--namespace", default="maille", help="the release's namespace (default maille)")
     p.add_argument("--context", help="kube context (default: the current one, else in-cluster)")
     commands = p.add_subparsers(dest="command", required=True)

@@ -14,7 +14,10 @@ from typing import Any
 
 SELECTOR = "app.kubernetes.io/part-of=maille"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # what `kubectl rollout restart` sets: the pods are replaced in turn
-JOBS = {"gar-export": "identity-gar-export", "aaf-import": "identity-aaf-import"}  # maille-ops run NAME -> CronJob suffix
+JOBS = {
+    "gar-export": "identity-gar-export",
+    "aaf-import": "identity-aaf-import",
+}  # maille-ops run NAME -> CronJob suffix
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,16 @@ def table(workloads: list[Workload]) -> str:
     """The status table: one line per workload, NOT READY first to catch the eye."""
     rows = [("KIND", "NAME", "READY", "UP-TO-DATE", "STATE", "IMAGES")]
     for w in sorted(workloads, key=lambda w: (w.healthy, w.kind, w.name)):
-        rows.append((w.kind, w.name, f"{w.ready}/{w.desired}", str(w.updated), "ok" if w.healthy else "NOT READY", ", ".join(w.images)))
+        rows.append(
+            (
+                w.kind,
+                w.name,
+                f"{w.ready}/{w.desired}",
+                str(w.updated),
+                "ok" if w.healthy else "NOT READY",
+                ", ".join(w.images),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(c.ljust(widths[i]) if i < 5 else c for i, c in enumerate(r)).rstrip() for r in rows)
 
@@ -66,12 +78,23 @@ def job_from_cronjob(cronjob: Any, *, now: datetime | None = None) -> dict[str, 
     labels = dict((template.metadata.labels if template.metadata else None) or {})
     labels.update({k: v for k, v in (cronjob.metadata.labels or {}).items() if k.startswith("app.kubernetes.io/")})
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": {
-            "name": f"{cronjob.metadata.name}-manual-{stamp}"[:63], "namespace": cronjob.metadata.namespace, "labels": labels,
+            "name": f"{cronjob.metadata.name}-manual-{stamp}"[:63],
+            "namespace": cronjob.metadata.namespace,
+            "labels": labels,
             "annotations": {"cronjob.kubernetes.io/instantiate": "manual", "maille.fr/started-by": "maille-ops"},
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob.metadata.name,
-                                 "uid": cronjob.metadata.uid, "controller": False, "blockOwnerDeletion": False}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "CronJob",
+                    "name": cronjob.metadata.name,
+                    "uid": cronjob.metadata.uid,
+                    "controller": False,
+                    "blockOwnerDeletion": False,
+                }
+            ],
         },
         "spec": copy.deepcopy(cronjob.spec.job_template.spec),
     }
@@ -97,17 +120,28 @@ class Cluster:
         self.batch = client.BatchV1Api(self.api)
 
     def workloads(self) -> list[Workload]:
-        found = [workload_of("Deployment", d) for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=SELECTOR).items]
-        found += [workload_of("StatefulSet", s) for s in self.apps.list_namespaced_stateful_set(self.namespace, label_selector=SELECTOR).items]
+        found = [
+            workload_of("Deployment", d)
+            for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=SELECTOR).items
+        ]
+        found += [
+            workload_of("StatefulSet", s)
+            for s in self.apps.list_namespaced_stateful_set(self.namespace, label_selector=SELECTOR).items
+        ]
         return found
 
     def restart(self, names: list[str]) -> list[str]:
         """Roll the named Deployments (or every Deployment of Maille's, for no name); their names."""
-        deployments = {d.metadata.name: d for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=SELECTOR).items}
+        deployments = {
+            d.metadata.name: d
+            for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=SELECTOR).items
+        }
         wanted = list(deployments) if not names else [n if n in deployments else f"maille-{n}" for n in names]
         unknown = [n for n in wanted if n not in deployments]
         if unknown:
-            raise OpsError(f"no Deployment of Maille named {', '.join(unknown)} in {self.namespace} (there are: {', '.join(sorted(deployments))})")
+            raise OpsError(
+                f"no Deployment of Maille named {', '.join(unknown)} in {self.namespace} (there are: {', '.join(sorted(deployments))})"
+            )
         patch = restart_patch()
         for name in wanted:
             self.apps.patch_namespaced_deployment(name, self.namespace, patch)
@@ -126,10 +160,15 @@ class Cluster:
         """Start the named job now from its CronJob; the Job's name."""
         if job not in JOBS:
             raise OpsError(f"unknown job {job!r}: one of {', '.join(JOBS)}")
-        cronjobs = [c for c in self.batch.list_namespaced_cron_job(self.namespace, label_selector=SELECTOR).items
-                    if c.metadata.name.endswith(JOBS[job])]
+        cronjobs = [
+            c
+            for c in self.batch.list_namespaced_cron_job(self.namespace, label_selector=SELECTOR).items
+            if c.metadata.name.endswith(JOBS[job])
+        ]
         if not cronjobs:
-            raise OpsError(f"no CronJob *{JOBS[job]} in {self.namespace} (is jobs.{job} enabled in the identity chart?)")
+            raise OpsError(
+                f"no CronJob *{JOBS[job]} in {self.namespace} (is jobs.{job} enabled in the identity chart?)"
+            )
         body = job_from_cronjob(cronjobs[0])
         body["spec"] = self.api.sanitize_for_serialization(body["spec"])
         created = self.batch.create_namespaced_job(self.namespace, body)

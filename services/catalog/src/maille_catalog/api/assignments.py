@@ -59,42 +59,69 @@ async def _manager(request: Request, caller: Principal, uai: str) -> str:
     if caller.person_id is None:
         raise Problem(403, "assigning licences needs a signed-in person or the operator role")
     person = await Directory(get_runtime(request).docstore).person(caller.person_id)  # type: ignore[arg-type]
-    if person is not None and (uai in person.get("responsableAffectation", []) or
-                               (MANAGER_ROLE in caller.roles and uai in person.get("etablissements", []))):
+    if person is not None and (
+        uai in person.get("responsableAffectation", [])
+        or (MANAGER_ROLE in caller.roles and uai in person.get("etablissements", []))
+    ):
         return caller.person_id
     raise Problem(403, f"you do not assign licences in school {uai}")
 
 
-@router.get("/subscriptions", response_model=list[Subscription], summary="The school's per-person subscriptions and their licences")
+@router.get(
+    "/subscriptions",
+    response_model=list[Subscription],
+    summary="The school's per-person subscriptions and their licences",
+)
 async def school_subscriptions(request: Request, uai: Uai, caller: Caller) -> list[Subscription]:
     await _manager(request, caller, uai)
     return [as_subscription(doc) for doc in await subscriptions(request).of_school(uai)]
 
 
-@router.get("/subscriptions/{subscription_id}/assignments", response_model=list[Assignment], summary="Who holds a licence in the school")
+@router.get(
+    "/subscriptions/{subscription_id}/assignments",
+    response_model=list[Assignment],
+    summary="Who holds a licence in the school",
+)
 async def assigned(request: Request, uai: Uai, subscription_id: SubscriptionId, caller: Caller) -> list[Assignment]:
     await _manager(request, caller, uai)
-    return [Assignment(personne=d["personne"], public=d["public"], par=d["par"]) for d in await subscriptions(request).assigned(subscription_id, uai)]
+    return [
+        Assignment(personne=d["personne"], public=d["public"], par=d["par"])
+        for d in await subscriptions(request).assigned(subscription_id, uai)
+    ]
 
 
-@router.post("/subscriptions/{subscription_id}/assignments", response_model=AssignmentsOut,
-             summary="Assign licences to persons, classes and groups: all of them, or none if too few are left")
-async def assign(request: Request, uai: Uai, subscription_id: SubscriptionId, body: AssignmentsIn, caller: Caller) -> AssignmentsOut:
+@router.post(
+    "/subscriptions/{subscription_id}/assignments",
+    response_model=AssignmentsOut,
+    summary="Assign licences to persons, classes and groups: all of them, or none if too few are left",
+)
+async def assign(
+    request: Request, uai: Uai, subscription_id: SubscriptionId, body: AssignmentsIn, caller: Caller
+) -> AssignmentsOut:
     by = await _manager(request, caller, uai)
     if not body.personnes and not body.groupes:
         raise Problem(422, "name persons (personnes) or classes and groups (groupes)", field="personnes")
     try:
-        result = await subscriptions(request).assign(subscription_id=subscription_id, uai=uai, person_ids=body.personnes,
-                                                     group_ids=body.groupes, by=by)
+        result = await subscriptions(request).assign(
+            subscription_id=subscription_id, uai=uai, person_ids=body.personnes, group_ids=body.groupes, by=by
+        )
     except Refused as exc:
         raise problem(exc) from None
     return AssignmentsOut(**result)
 
 
-@router.post("/subscriptions/{subscription_id}/assignments/release", response_model=Released, summary="Take licences back")
-async def release(request: Request, uai: Uai, subscription_id: SubscriptionId, body: ReleaseIn, caller: Caller) -> Released:
+@router.post(
+    "/subscriptions/{subscription_id}/assignments/release", response_model=Released, summary="Take licences back"
+)
+async def release(
+    request: Request, uai: Uai, subscription_id: SubscriptionId, body: ReleaseIn, caller: Caller
+) -> Released:
     by = await _manager(request, caller, uai)
     try:
-        return Released(liberees=await subscriptions(request).release(subscription_id=subscription_id, uai=uai, person_ids=body.personnes, by=by))
+        return Released(
+            liberees=await subscriptions(request).release(
+                subscription_id=subscription_id, uai=uai, person_ids=body.personnes, by=by
+            )
+        )
     except Refused as exc:
         raise problem(exc) from None

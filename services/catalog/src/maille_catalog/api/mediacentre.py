@@ -51,16 +51,28 @@ def _person(caller: Principal) -> str:
 
 
 @router.get("", response_model=MediacentreOut, summary="The signed-in person's resources")
-async def mine(request: Request, caller: Person, niveau: Filter = None, domaine: Filter = None, type: Filter = None, q: Filter = None,
-               favoris: bool = False, offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
-               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Any:
+async def mine(
+    request: Request,
+    caller: Person,
+    niveau: Filter = None,
+    domaine: Filter = None,
+    type: Filter = None,
+    q: Filter = None,
+    favoris: bool = False,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Any:
     person = _person(caller)
     centre = mediacentre(request)
     shelf = await centre.shelf(person)
     favourites = shelf.favourites
-    chosen = [r for r in shelf.resources if (not favoris or r["idRessource"] in favourites) and
-              matches(r, niveau=niveau, domaine=domaine, type=type, q=q)]
-    page = [{**r, "favori": r["idRessource"] in favourites} for r in chosen[offset:offset + limit]]
+    chosen = [
+        r
+        for r in shelf.resources
+        if (not favoris or r["idRessource"] in favourites)
+        and matches(r, niveau=niveau, domaine=domaine, type=type, q=q)
+    ]
+    page = [{**r, "favori": r["idRessource"] in favourites} for r in chosen[offset : offset + limit]]
     status = "non configure" if centre.gar is None else "incomplet" if shelf.gar_missing else "ok"
     return {"ressources": page, "total": len(chosen), "gar": status, "garManquant": shelf.gar_missing}
 
@@ -79,6 +91,11 @@ async def add_favourite(request: Request, ark: ArkPath, caller: Person) -> Respo
 @router.delete("/favoris/{ark:path}", status_code=204, summary="Unmark a favourite")
 async def remove_favourite(request: Request, ark: ArkPath, caller: Person) -> Response:
     runtime = get_runtime(request)
-    await mediacentre(request).set_favourite(_person(caller), _ark(ark), False, works=runtime.works,  # type: ignore[arg-type]
-                                             tenant=runtime.settings.tenant)
+    await mediacentre(request).set_favourite(
+        _person(caller),
+        _ark(ark),
+        False,
+        works=runtime.works,  # type: ignore[arg-type]
+        tenant=runtime.settings.tenant,
+    )
     return Response(status_code=204)

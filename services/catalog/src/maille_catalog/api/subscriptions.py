@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import ValidationError
 
-from maille_catalog.api.vendor import read_limited
 from maille_catalog.abonnements import BadXml, read_abonnement, read_filters, write_abonnement, write_abonnements
+from maille_catalog.api.vendor import read_limited
 from maille_catalog.schemas import Subscription, SubscriptionChange, SubscriptionIn, SubscriptionPage
 from maille_catalog.subscriptions import Refused, Subscriptions
 from maille_kit.app import get_runtime
@@ -43,6 +43,7 @@ def as_subscription(doc: dict[str, Any]) -> Subscription:
 
 # -- JSON -----------------------------------------------------------------------------------------------------
 
+
 @router.post("/vendor/subscriptions", status_code=201, response_model=Subscription, summary="Create a subscription")
 async def create(request: Request, subscription: SubscriptionIn, vendor: Vendor) -> Subscription:
     try:
@@ -51,16 +52,29 @@ async def create(request: Request, subscription: SubscriptionIn, vendor: Vendor)
         raise problem(exc) from None
 
 
-@router.get("/vendor/subscriptions", response_model=SubscriptionPage, summary="The vendor's subscriptions, filtered, a page at a time")
-async def list_own(request: Request, vendor: Vendor, uaiEtab: Annotated[str | None, Query(max_length=8)] = None,
-                   idRessource: Annotated[str | None, Query(max_length=220)] = None,
-                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> SubscriptionPage:
+@router.get(
+    "/vendor/subscriptions",
+    response_model=SubscriptionPage,
+    summary="The vendor's subscriptions, filtered, a page at a time",
+)
+async def list_own(
+    request: Request,
+    vendor: Vendor,
+    uaiEtab: Annotated[str | None, Query(max_length=8)] = None,
+    idRessource: Annotated[str | None, Query(max_length=220)] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> SubscriptionPage:
     filters = {k: v for k, v in (("uaiEtab", uaiEtab), ("idRessource", idRessource)) if v}
     docs = await subscriptions(request).listing(editor=_editor(vendor), filters=filters, offset=offset, limit=limit + 1)
-    return SubscriptionPage(abonnements=[as_subscription(d) for d in docs[:limit]], suivant=offset + limit if len(docs) > limit else None)
+    return SubscriptionPage(
+        abonnements=[as_subscription(d) for d in docs[:limit]], suivant=offset + limit if len(docs) > limit else None
+    )
 
 
-@router.get("/vendor/subscriptions/{subscription_id}", response_model=Subscription, summary="One of the vendor's subscriptions")
+@router.get(
+    "/vendor/subscriptions/{subscription_id}", response_model=Subscription, summary="One of the vendor's subscriptions"
+)
 async def read(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Subscription:
     try:
         return as_subscription(await subscriptions(request).owned(_editor(vendor), subscription_id))
@@ -68,15 +82,25 @@ async def read(request: Request, subscription_id: SubscriptionId, vendor: Vendor
         raise problem(exc) from None
 
 
-@router.put("/vendor/subscriptions/{subscription_id}", response_model=Subscription, summary="Change a subscription (its schools and start are kept)")
-async def update(request: Request, subscription_id: SubscriptionId, change: SubscriptionChange, vendor: Vendor) -> Subscription:
+@router.put(
+    "/vendor/subscriptions/{subscription_id}",
+    response_model=Subscription,
+    summary="Change a subscription (its schools and start are kept)",
+)
+async def update(
+    request: Request, subscription_id: SubscriptionId, change: SubscriptionChange, vendor: Vendor
+) -> Subscription:
     try:
-        return as_subscription(await subscriptions(request).update(editor=_editor(vendor), subscription_id=subscription_id, change=change))
+        return as_subscription(
+            await subscriptions(request).update(editor=_editor(vendor), subscription_id=subscription_id, change=change)
+        )
     except Refused as exc:
         raise problem(exc) from None
 
 
-@router.delete("/vendor/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription and its assignments")
+@router.delete(
+    "/vendor/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription and its assignments"
+)
 async def delete(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
     try:
         await subscriptions(request).delete(editor=_editor(vendor), subscription_id=subscription_id)
@@ -87,6 +111,7 @@ async def delete(request: Request, subscription_id: SubscriptionId, vendor: Vend
 
 # -- the GAR's XML ------------------------------------------------------------------------------------------------
 
+
 async def _body(request: Request) -> bytes:
     return await read_limited(request, XML_MAX_BYTES, "an abonnement document")
 
@@ -95,7 +120,9 @@ def _model(model: type[SubscriptionChange], data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "abonnement", "message": e["msg"]} for e in exc.errors()]
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "abonnement", "message": e["msg"]} for e in exc.errors()
+        ]
         fields = ", ".join(sorted({e["field"] for e in errors}))
         raise Problem(422, f"Invalid value for {fields}: {errors[0]['message']}", errors=errors) from None
 
@@ -110,16 +137,29 @@ async def _abonnement(request: Request) -> dict[str, Any]:
         raise Problem(400, str(exc)) from None
 
 
-XML_BODY = {"requestBody": {"required": True, "content": {XML: {"schema": {"type": "string", "description": "an <abonnement> document"}}}}}
+XML_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {XML: {"schema": {"type": "string", "description": "an <abonnement> document"}}},
+    }
+}
 XML_ANSWER = {"content": {XML: {"schema": {"type": "string"}}}}
 
 
-@router.put("/abonnements/{subscription_id}", status_code=201, response_class=Response, openapi_extra=XML_BODY,
-            responses={201: XML_ANSWER}, summary="Create a subscription (GAR XML); 409 'existe deja' if it exists")
+@router.put(
+    "/abonnements/{subscription_id}",
+    status_code=201,
+    response_class=Response,
+    openapi_extra=XML_BODY,
+    responses={201: XML_ANSWER},
+    summary="Create a subscription (GAR XML); 409 'existe deja' if it exists",
+)
 async def xml_create(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
     subscription: SubscriptionIn = _model(SubscriptionIn, await _abonnement(request))
     if subscription.idAbonnement != subscription_id:
-        raise Problem(422, f"idAbonnement {subscription.idAbonnement!r} is not the subscription of the path ({subscription_id})")
+        raise Problem(
+            422, f"idAbonnement {subscription.idAbonnement!r} is not the subscription of the path ({subscription_id})"
+        )
     try:
         doc = await subscriptions(request).create(editor=_editor(vendor), subscription=subscription)
     except Refused as exc:
@@ -127,15 +167,24 @@ async def xml_create(request: Request, subscription_id: SubscriptionId, vendor: 
     return Response(write_abonnement(doc), status_code=201, media_type=XML)
 
 
-@router.post("/abonnements/{subscription_id}", response_class=Response, openapi_extra=XML_BODY, responses={200: XML_ANSWER},
-             summary="Update a subscription (GAR XML: no uaiEtab, the start kept)")
+@router.post(
+    "/abonnements/{subscription_id}",
+    response_class=Response,
+    openapi_extra=XML_BODY,
+    responses={200: XML_ANSWER},
+    summary="Update a subscription (GAR XML: no uaiEtab, the start kept)",
+)
 async def xml_update(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
     data = await _abonnement(request)
     if "uaiEtab" in data:
-        raise Problem(422, "an update carries no uaiEtab: a subscription's schools are set at its creation", field="uaiEtab")
+        raise Problem(
+            422, "an update carries no uaiEtab: a subscription's schools are set at its creation", field="uaiEtab"
+        )
     change: SubscriptionChange = _model(SubscriptionChange, data)
     try:
-        doc = await subscriptions(request).update(editor=_editor(vendor), subscription_id=subscription_id, change=change)
+        doc = await subscriptions(request).update(
+            editor=_editor(vendor), subscription_id=subscription_id, change=change
+        )
     except Refused as exc:
         raise problem(exc) from None
     return Response(write_abonnement(doc), media_type=XML)
@@ -146,15 +195,25 @@ async def xml_delete(request: Request, subscription_id: SubscriptionId, vendor: 
     return await delete(request, subscription_id, vendor)
 
 
-@router.get("/abonnements", response_class=Response, responses={200: XML_ANSWER},
-            summary="The vendor's subscriptions (GAR XML), from `debut` to `fin`, filtered by a <filtres> body")
-async def xml_list(request: Request, vendor: Vendor, debut: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-                   fin: Annotated[int, Query(ge=0, le=1_000_000)] = 5000) -> Response:
+@router.get(
+    "/abonnements",
+    response_class=Response,
+    responses={200: XML_ANSWER},
+    summary="The vendor's subscriptions (GAR XML), from `debut` to `fin`, filtered by a <filtres> body",
+)
+async def xml_list(
+    request: Request,
+    vendor: Vendor,
+    debut: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    fin: Annotated[int, Query(ge=0, le=1_000_000)] = 5000,
+) -> Response:
     if fin < debut or fin - debut > 10_000:
         raise Problem(422, "fin must be at least debut, and at most 10000 after it", field="fin")
     try:
         filters = read_filters(await _body(request))
     except BadXml as exc:
         raise Problem(400, str(exc)) from None
-    docs = await subscriptions(request).listing(editor=_editor(vendor), filters=filters, offset=debut, limit=fin - debut)
+    docs = await subscriptions(request).listing(
+        editor=_editor(vendor), filters=filters, offset=debut, limit=fin - debut
+    )
     return Response(write_abonnements(docs), media_type=XML)

@@ -29,8 +29,12 @@ CONCEPT_COLUMNS = ("typePedagogique", "typologieDocument", "niveauEducatif", "do
 def _resources(request: Request) -> Resources:
     runtime = get_runtime(request)
     assert runtime.docstore is not None and runtime.works is not None
-    return Resources(ResourceRepository(runtime.docstore), runtime.works, tenant=runtime.settings.tenant,
-                     observer=runtime.state.get("mediacentre"))
+    return Resources(
+        ResourceRepository(runtime.docstore),
+        runtime.works,
+        tenant=runtime.settings.tenant,
+        observer=runtime.state.get("mediacentre"),
+    )
 
 
 def _ark(ark: str) -> str:
@@ -63,13 +67,21 @@ async def publish(request: Request, resource: ResourceIn, vendor: Vendor) -> Res
 
 
 @router.get("/resources", response_model=ResourcePage, summary="The vendor's own resources, a page at a time")
-async def list_own(request: Request, vendor: Vendor, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-                   limit: Annotated[int, Query(ge=1, le=500)] = 100) -> ResourcePage:
+async def list_own(
+    request: Request,
+    vendor: Vendor,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ResourcePage:
     docs = await _resources(request).of_editor(editor=_editor(vendor), offset=offset, limit=limit + 1)
-    return ResourcePage(ressources=[as_resource(d) for d in docs[:limit]], suivant=offset + limit if len(docs) > limit else None)
+    return ResourcePage(
+        ressources=[as_resource(d) for d in docs[:limit]], suivant=offset + limit if len(docs) > limit else None
+    )
 
 
-@router.post("/resources/bulk", response_model=BulkReport, summary="Load a whole catalogue: JSON array or CSV, a report per line")
+@router.post(
+    "/resources/bulk", response_model=BulkReport, summary="Load a whole catalogue: JSON array or CSV, a report per line"
+)
 async def load(request: Request, vendor: Vendor) -> BulkReport:
     limit = get_runtime(request).settings.bulk_max_bytes
     body = await read_limited(request, limit, "a bulk load", advice=": split the catalogue")
@@ -160,7 +172,9 @@ def _csv_lines(body: bytes) -> list[tuple[int, ResourceIn | str]]:
         if None in row:
             lines.append((number, "more fields than the header names"))
             continue
-        data: dict[str, Any] = {k: v for k, v in row.items() if k not in CONCEPT_COLUMNS and k != "typePresentation" and v != ""}
+        data: dict[str, Any] = {
+            k: v for k, v in row.items() if k not in CONCEPT_COLUMNS and k != "typePresentation" and v != ""
+        }
         code, _, name = (row.get("typePresentation") or "").strip().partition(" ")
         data["typePresentation"] = {"code": code, "nom": name.strip()}
         for column in CONCEPT_COLUMNS:
@@ -168,4 +182,3 @@ def _csv_lines(body: bytes) -> list[tuple[int, ResourceIn | str]]:
             data[column] = [{"uri": uri, "nom": label.strip()} for uri, _, label in (e.partition(" ") for e in entries)]
         lines.append(_checked(number, data))
     return lines
-

@@ -24,12 +24,20 @@ async def caller(request: Request, principal: Annotated[Principal, Depends(requi
     if principal.person_id is None:
         raise Problem(403, "the mailbox is a signed-in person's: this token speaks for no person of the directory")
     tenant = principal.claims.get("tenant")
-    return Caller(person=principal.person_id, tenant=tenant if isinstance(tenant, str) and tenant else request.app.state.runtime.settings.tenant)
+    return Caller(
+        person=principal.person_id,
+        tenant=tenant if isinstance(tenant, str) and tenant else request.app.state.runtime.settings.tenant,
+    )
 
 
 Me = Annotated[Caller, Depends(caller)]
 MessagePath = Annotated[str, Path(pattern=MESSAGE_ID, description="a message id (22 hex digits)")]
-FolderPath = Annotated[str, Path(pattern=FOLDER_ID, description="inbox, sent, drafts, scheduled, trash, or a folder of yours (f + 8 hex digits)")]
+FolderPath = Annotated[
+    str,
+    Path(
+        pattern=FOLDER_ID, description="inbox, sent, drafts, scheduled, trash, or a folder of yours (f + 8 hex digits)"
+    ),
+]
 AttachmentPath = Annotated[str, Path(pattern=r"^a[0-9a-f]{20}$", description="an attachment id")]
 
 

@@ -7,8 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from maille_messaging.api import FolderPath, Me, MessagePath, services
-from maille_messaging.schemas import (MESSAGE_ID, Changed, Folder, FolderIn, FolderRename, Marks, Message, Move, Page,
-                                      Selection)
+from maille_messaging.schemas import (
+    MESSAGE_ID,
+    Changed,
+    Folder,
+    FolderIn,
+    FolderRename,
+    Marks,
+    Message,
+    Move,
+    Page,
+    Selection,
+)
 
 router = APIRouter(prefix="/api/messaging/v1", tags=["mailbox"])
 Cursor = Annotated[str | None, Query(pattern=MESSAGE_ID, description="`next` of the page before")]
@@ -27,7 +37,9 @@ async def create_folder(request: Request, me: Me, body: FolderIn) -> Folder:
 
 @router.patch("/folders/{folder}", summary="Rename a folder of yours")
 async def rename_folder(request: Request, me: Me, folder: FolderPath, body: FolderRename) -> Folder:
-    return await services(request)[0].rename_folder(me.person, folder, tenant=me.tenant, name=" ".join(body.name.split()))
+    return await services(request)[0].rename_folder(
+        me.person, folder, tenant=me.tenant, name=" ".join(body.name.split())
+    )
 
 
 @router.delete("/folders/{folder}", status_code=204, summary="Delete an empty folder of yours")
@@ -42,8 +54,13 @@ async def page(request: Request, me: Me, folder: FolderPath, cursor: Cursor = No
 
 
 @router.get("/search", summary="Search your mailbox: subject, body and correspondents, case and accents ignored")
-async def search(request: Request, me: Me, q: Annotated[str, Query(min_length=1, max_length=200)], cursor: Cursor = None,
-                 limit: Limit = 25) -> Page:
+async def search(
+    request: Request,
+    me: Me,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    cursor: Cursor = None,
+    limit: Limit = 25,
+) -> Page:
     return await services(request)[0].search(me.person, q, cursor=cursor, limit=limit)
 
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from maille_kit.auth import Principal, require
-from maille_messaging.api import Me, services
 from maille_kit.text import folded
+from maille_messaging.api import Me, services
 from maille_messaging.rules import person_name
 from maille_messaging.schemas import LIST_ID, PERSON_ID, ListIn, PersonList, Visible
 
@@ -18,14 +18,21 @@ ListPath = Annotated[str, Path(pattern=LIST_ID)]
 
 
 @router.get("/recipients", summary="Persons, groups and lists of yours you may write to, whose names hold the words")
-async def recipients(request: Request, me: Me, q: Annotated[str, Query(max_length=100)] = "",
-                     limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[Visible]:
+async def recipients(
+    request: Request,
+    me: Me,
+    q: Annotated[str, Query(max_length=100)] = "",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[Visible]:
     mailbox, sending = services(request)
     answer = await sending.rules.visibles(tenant=me.tenant, sender=me.person, text=q, limit=limit)
     words = folded(q).split()
     lists = await mailbox.lists(me.person)
-    found = [Visible(type="list", id=lid, name=item["name"], size=len(item["members"]))
-             for lid, item in sorted(lists.items()) if all(w in folded(item["name"]) for w in words)]
+    found = [
+        Visible(type="list", id=lid, name=item["name"], size=len(item["members"]))
+        for lid, item in sorted(lists.items())
+        if all(w in folded(item["name"]) for w in words)
+    ]
     found += [Visible(type="group", id=g.id, name=g.name, size=g.size) for g in answer.groups]
     found += [Visible(type="person", id=p.id, name=person_name(p), profiles=list(p.profiles)) for p in answer.persons]
     return found[:limit]
@@ -39,13 +46,17 @@ async def lists(request: Request, me: Me) -> list[PersonList]:
 
 @router.post("/lists", status_code=201, summary="Make a list (its members are checked against the rules at each send)")
 async def create_list(request: Request, me: Me, body: ListIn) -> PersonList:
-    list_id, item = await services(request)[0].put_list(me.person, tenant=me.tenant, name=body.name, members=body.members)
+    list_id, item = await services(request)[0].put_list(
+        me.person, tenant=me.tenant, name=body.name, members=body.members
+    )
     return PersonList(id=list_id, **item)
 
 
 @router.put("/lists/{list_id}", summary="Change a list of yours")
 async def change_list(request: Request, me: Me, list_id: ListPath, body: ListIn) -> PersonList:
-    list_id, item = await services(request)[0].put_list(me.person, tenant=me.tenant, name=body.name, members=body.members, list_id=list_id)
+    list_id, item = await services(request)[0].put_list(
+        me.person, tenant=me.tenant, name=body.name, members=body.members, list_id=list_id
+    )
     return PersonList(id=list_id, **item)
 
 
@@ -56,8 +67,14 @@ async def delete_list(request: Request, me: Me, list_id: ListPath) -> Response:
 
 
 def _export(request: Request, person: str) -> StreamingResponse:
-    return StreamingResponse(services(request)[0].export(person), media_type="application/json", headers={
-        "Content-Disposition": f'attachment; filename="messagerie-{person}.json"', "Cache-Control": "private, no-store"})
+    return StreamingResponse(
+        services(request)[0].export(person),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="messagerie-{person}.json"',
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 @router.get("/export", summary="Your whole mailbox as JSON (RGPD: right of access and portability)")
@@ -65,7 +82,12 @@ async def export(request: Request, me: Me) -> StreamingResponse:
     return _export(request, me.person)
 
 
-@router.get("/operator/persons/{person}/export", summary="A person's whole mailbox as JSON, for an RGPD request (operators)")
-async def operator_export(request: Request, person: Annotated[str, Path(pattern=PERSON_ID)],
-                          _: Annotated[Principal, Depends(require("operator"))]) -> StreamingResponse:
+@router.get(
+    "/operator/persons/{person}/export", summary="A person's whole mailbox as JSON, for an RGPD request (operators)"
+)
+async def operator_export(
+    request: Request,
+    person: Annotated[str, Path(pattern=PERSON_ID)],
+    _: Annotated[Principal, Depends(require("operator"))],
+) -> StreamingResponse:
     return _export(request, person)

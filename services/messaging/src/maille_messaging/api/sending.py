@@ -30,10 +30,17 @@ async def recall(request: Request, me: Me, message: MessagePath) -> Recall:
 @router.get("/messages/{message}/attachments/{attachment}", summary="An attachment of a message you hold")
 async def download(request: Request, me: Me, message: MessagePath, attachment: AttachmentPath) -> StreamingResponse:
     meta, chunks = await services(request)[1].download(me.person, message, attachment)
-    return StreamingResponse(chunks, media_type=meta["type"], headers={
-        "Content-Length": str(meta["size"]), "X-Content-Type-Options": "nosniff",
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(meta['name'])}",
-        "Content-Security-Policy": "sandbox", "Cache-Control": "private, no-store"})
+    return StreamingResponse(
+        chunks,
+        media_type=meta["type"],
+        headers={
+            "Content-Length": str(meta["size"]),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(meta['name'])}",
+            "Content-Security-Policy": "sandbox",
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 @router.post("/drafts", status_code=201, summary="Start a draft")
@@ -53,17 +60,28 @@ async def delete_draft(request: Request, me: Me, message: MessagePath) -> Respon
 
 
 @router.post("/drafts/{message}/send", status_code=201, summary="Send a draft now (or at `send_at`)")
-async def send_draft(request: Request, me: Me, message: MessagePath, response: Response, body: SendLater | None = None) -> Sent:
-    sent = await services(request)[1].send_draft(me.person, message, tenant=me.tenant, send_at=body.send_at if body else None)
+async def send_draft(
+    request: Request, me: Me, message: MessagePath, response: Response, body: SendLater | None = None
+) -> Sent:
+    sent = await services(request)[1].send_draft(
+        me.person, message, tenant=me.tenant, send_at=body.send_at if body else None
+    )
     if sent.state == "scheduled":
         response.status_code = 202
     return sent
 
 
-@router.post("/drafts/{message}/attachments", status_code=201,
-             summary="Attach a file to a draft: the request body is the file, `name` its name")
-async def attach(request: Request, me: Me, message: MessagePath,
-                 name: Annotated[str, Query(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")]) -> Attachment:
+@router.post(
+    "/drafts/{message}/attachments",
+    status_code=201,
+    summary="Attach a file to a draft: the request body is the file, `name` its name",
+)
+async def attach(
+    request: Request,
+    me: Me,
+    message: MessagePath,
+    name: Annotated[str, Query(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")],
+) -> Attachment:
     found = await services(request)[1].attach(me.person, message, name=name, body=request.stream(), tenant=me.tenant)
     return Attachment(**found)
 
