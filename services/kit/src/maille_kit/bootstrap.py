@@ -15,8 +15,8 @@ from maille_kit.settings import ServiceSettings
 log = logging.getLogger("maille.bootstrap")
 
 
-def spec_of(service: str) -> ServiceSpec:
-    """The service's spec, from its own settings (its MAILLE_<SERVICE>_* variables)."""
+def settings_class_of(service: str) -> type[ServiceSettings]:
+    """The service's settings class (the one `ServiceSettings` its settings module defines)."""
     settings_module = importlib.import_module(f"maille_{service}.settings")
     classes = [
         v
@@ -25,7 +25,15 @@ def spec_of(service: str) -> ServiceSpec:
     ]
     if len(classes) != 1:
         raise SystemExit(f"maille_{service}.settings defines {len(classes)} settings classes")
-    return importlib.import_module(f"maille_{service}.main").build(load_settings(classes[0]))
+    return classes[0]
+
+
+def spec_of(service: str) -> ServiceSpec:
+    """The service's spec, from its own settings (its MAILLE_<SERVICE>_* variables)."""
+    spec: ServiceSpec = importlib.import_module(f"maille_{service}.main").build(
+        load_settings(settings_class_of(service))
+    )
+    return spec
 
 
 async def bootstrap(spec: ServiceSpec) -> None:

@@ -1,0 +1,26 @@
+# One image recipe for every deployable. Build from the repository root (the uv workspace):
+#   docker build --build-arg DEPLOYABLE=catalog -t maille/catalog:0.1.0 .
+# DEPLOYABLE: gateway, identity, catalog, messaging or library.
+FROM python:3.11-slim-bookworm AS build
+ARG DEPLOYABLE
+RUN test -n "$DEPLOYABLE" || (echo "--build-arg DEPLOYABLE=<gateway|identity|catalog|messaging|library> is required" >&2; exit 1)
+RUN pip install --no-cache-dir uv==0.13.9
+WORKDIR /app
+COPY . /src
+RUN cd /src && UV_PROJECT_ENVIRONMENT=/app/.venv UV_PYTHON_DOWNLOADS=never \
+    uv sync --locked --no-dev --no-editable --package maille-$DEPLOYABLE
+
+FROM python:3.11-slim-bookworm
+ARG DEPLOYABLE
+ARG BUILD=dev
+RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin maille
+COPY --from=build /app/.venv /app/.venv
+# maille_kit.container listens on 0.0.0.0:8080 unless MAILLE_<DEPLOYABLE>_HTTP_HOST / _PORT say otherwise.
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    MAILLE_DEPLOYABLE=$DEPLOYABLE \
+    MAILLE_BUILD=$BUILD
+USER 10001:10001
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/readyz').status != 200)"]
+CMD ["python", "-m", "maille_kit.container"]

@@ -1,0 +1,34 @@
+"""Every service starts on the real NATS and docstore, owns its stream, and says what it is connected to."""
+
+import importlib
+
+import pytest
+
+from maille_devstack.processes import DocstoreServer, NatsServer
+from maille_devstack.pytest_plugin import running
+from maille_kit.app import create_app
+from maille_kit.bootstrap import settings_class_of
+
+SERVICES = ("identity", "catalog", "messaging", "library")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_about_and_stream(
+    name: str, nats_server: NatsServer, docstore_server: DocstoreServer, database_name: str
+) -> None:
+    settings_class = settings_class_of(name)
+    settings = settings_class(nats_url=nats_server.url, mongodb_url=docstore_server.url, database=database_name)
+    service = create_app(importlib.import_module(f"maille_{name}.main").build(settings))
+    async with running(service) as client:
+        about = (await client.get(f"/api/{name}/v1/about")).json()
+        stream = await service.state.runtime.bus.js.stream_info(name.upper())
+        ready = await client.get("/readyz")
+        paths = (await client.get("/openapi.json")).json()["paths"]
+    assert about["name"] == name
+    assert about["nats"] == {"url": nats_server.url, "connected": True, "server": "maille-nats", "jetstream": True}
+    assert about["docstore"]["database"] == database_name
+    assert about["docstore"]["connected"] is True
+    assert "FerretDB" in about["docstore"]["server"]
+    assert stream.config.subjects == [f"{name}.>"]
+    assert ready.json()["checks"] == {"nats": True, "docstore": True}
+    assert f"/api/{name}/v1/about" in paths
