@@ -1,56 +1,43 @@
-"""The contracts: the generated Python code is what proto/ says, and a breaking change is caught."""
+"""maille_contracts names every contract of proto/ once: each event type with the message its name says, each
+message the protos say is published, each request/reply subject with its request and reply."""
 
-import filecmp
-import shutil
-import subprocess
-import sys
+import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BUF = ROOT / ".cache" / "bin" / "buf"
+import maille_contracts as contracts
+from maille_kit.events import EVENT_TYPE
+
+PROTO = Path(__file__).resolve().parents[1] / "proto" / "maille"
 
 
-def protos() -> list[str]:
-    return sorted(str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto" / "maille").rglob("*.proto"))
+def camel(*words: str) -> str:
+    return "".join(part.capitalize() for word in words for part in word.split("_"))
 
 
-def test_generated_code_is_current(tmp_path: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            "-I.",
-            f"--python_out={tmp_path}",
-            f"--pyi_out={tmp_path}",
-            *protos(),
-        ],
-        cwd=ROOT / "proto",
-        check=True,
-    )
-    compared = filecmp.dircmp(tmp_path / "maille", ROOT / "proto" / "python" / "maille")
-    stale: list[str] = []
-
-    def walk(cmp: filecmp.dircmp, prefix: str) -> None:
-        stale.extend(f"{prefix}{name}" for name in cmp.left_only + cmp.right_only + cmp.diff_files)
-        for name, sub in cmp.subdirs.items():
-            walk(sub, f"{prefix}{name}/")
-
-    walk(compared, "")
-    assert stale == [], f"proto/python is stale ({stale}): run `make proto`"
+def test_each_event_type_carries_the_message_its_name_says() -> None:
+    assert contracts.EVENT_TYPES
+    for event_type in contracts.EVENT_TYPES:
+        assert EVENT_TYPE.match(event_type), event_type
+        service, entity, fact, version = event_type.split(".")
+        expected = f"maille.{service}.{version}.{camel(entity, fact)}"
+        assert event_type.message.DESCRIPTOR.full_name == expected, event_type
 
 
-def test_breaking_change_is_caught(tmp_path: Path) -> None:
-    assert BUF.exists(), "buf is built by `make proto-check` (part of `make test`)"
-    before, after = tmp_path / "before", tmp_path / "after"
-    for target in (before, after):
-        shutil.copytree(ROOT / "proto", target, ignore=shutil.ignore_patterns("python"))
-    envelope = after / "maille" / "events" / "v1" / "envelope.proto"
-    envelope.write_text(envelope.read_text().replace("  string source = 5;\n", ""))
-    answer = subprocess.run(
-        [str(BUF), "breaking", str(after), "--against", str(before)], capture_output=True, text=True
-    )
-    assert answer.returncode != 0
-    assert "source" in answer.stdout + answer.stderr
-    same = subprocess.run([str(BUF), "breaking", str(before), "--against", str(before)], capture_output=True, text=True)
-    assert same.returncode == 0, same.stdout + same.stderr
+def test_every_message_the_protos_publish_is_named() -> None:
+    named = {event_type.message.DESCRIPTOR.name for event_type in contracts.EVENT_TYPES}
+    published = set()
+    for proto in PROTO.rglob("*.proto"):
+        published |= set(re.findall(r"^// (\w+) is published\b", proto.read_text(), re.M))
+    assert published, "the protos lost their 'is published' comments"
+    assert published == named
+
+
+def test_each_rpc_subject_is_the_one_its_proto_declares() -> None:
+    assert contracts.RPCS
+    for rpc in contracts.RPCS:
+        _, service, *_ = rpc.split(".")
+        package = rpc.request.DESCRIPTOR.file.package  # maille.identity.v1
+        assert package == f"maille.{service}.v1"
+        assert rpc.reply.DESCRIPTOR.file.package == package
+        declared = (PROTO.parent / rpc.request.DESCRIPTOR.file.name).read_text()
+        assert f"`{rpc}`" in declared, rpc

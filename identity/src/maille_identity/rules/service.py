@@ -1,5 +1,6 @@
 """The visibles service over NATS request/reply: `rpc.identity.rules.can_write.v1`,
-`rpc.identity.rules.visibles.v1` and `rpc.identity.rules.resolve.v1` (contracts in proto/maille/identity/v1/rules.proto), answered by any
+`rpc.identity.rules.visibles.v1` and `rpc.identity.rules.resolve.v1` (contracts in
+proto/maille/identity/v1/rules.proto), answered by any
 one replica of identity (queue group `identity`). Requests live under `rpc.`: a service's stream owns
 `<service>.>` for its events and must not capture them.
 
@@ -18,28 +19,42 @@ import copy
 import dataclasses
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from google.protobuf.message import DecodeError
+from nats import micro
 from nats.aio.msg import Msg
+from nats.micro.request import Request
+from nats.micro.service import Service
+from opentelemetry import trace
 
 from maille.identity.v1 import directory_pb2 as directory
 from maille.identity.v1 import rules_pb2 as pb
+from maille_contracts import (
+    CAN_WRITE,
+    GROUP_DELETED,
+    PERSON_DELETED,
+    RESOLVE,
+    RULES_CHANGED,
+    STRUCTURE_DELETED,
+    VISIBLES,
+)
+from maille_identity import __version__
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.rules.model import DEFAULT_RULES, Member, Rules
 from maille_identity.rules.store import RulesStore
 from maille_identity.rules.visibles import UnknownPerson, Visibles, member_from_doc
 from maille_kit.bus import Bus
 from maille_kit.events import MalformedEvent, decode
+from maille_kit.telemetry import extract_context, tracer
 
+SERVICE_NAME = "identity-rules"
 log = logging.getLogger("maille.identity.rules")
 
-CAN_WRITE = "rpc.identity.rules.can_write.v1"
-VISIBLES = "rpc.identity.rules.visibles.v1"
-RESOLVE = "rpc.identity.rules.resolve.v1"
 MAX_LIMIT = 500
 
 
-def _retrieved(task: asyncio.Task) -> None:
+def _retrieved(task: asyncio.Task[Any]) -> None:
     """A read that failed is asked again by the next request; its error is not left unretrieved."""
     if not task.cancelled() and task.exception() is not None:
         log.warning("visibles not read: %s", task.exception())
@@ -80,7 +95,7 @@ class VisiblesService:
         self._overrides: dict[str, dict[str, Rules]] = {}
         self._tenants: dict[str, Visibles] = {}
         self._loading: dict[str, asyncio.Task[Visibles]] = {}
-        self._subscriptions: list = []
+        self._subscriptions: list[Any] = []
         self._replays: dict[
             str, list[Callable[[Visibles], None]]
         ] = {}  # per tenant being read the first time: what came meanwhile
@@ -88,18 +103,23 @@ class VisiblesService:
         self._refreshing: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
+        self._service: Service | None = None
 
     async def start(self) -> None:
         nc = self.bus.nc
         assert nc is not None
+        # The rules' requests: a NATS micro service (discovery, stats and errors in headers, `nats micro info
+        # identity-rules`), each endpoint answered by one replica of the queue group.
+        self._service = await micro.add_service(
+            nc, name=SERVICE_NAME, version=__version__, description="who may write to whom", queue_group="identity"
+        )
+        for rpc, handler in ((CAN_WRITE, self._can_write), (VISIBLES, self._visibles), (RESOLVE, self._resolve)):
+            await self._service.add_endpoint(name=rpc.split(".")[3], subject=rpc, handler=handler)
         self._subscriptions = [
-            await nc.subscribe(CAN_WRITE, queue="identity", cb=self._can_write),
-            await nc.subscribe(VISIBLES, queue="identity", cb=self._visibles),
-            await nc.subscribe(RESOLVE, queue="identity", cb=self._resolve),
             await nc.subscribe("identity.structure.>", cb=self._names_event),
             await nc.subscribe("identity.group.>", cb=self._names_event),
             await nc.subscribe("identity.person.>", cb=self._person_event),  # every replica: no queue
-            await nc.subscribe("identity.rules.changed.v1", cb=self._rules_event),
+            await nc.subscribe(RULES_CHANGED, cb=self._rules_event),
         ]
         await nc.flush()  # the server knows the subscriptions before the service says it has started
         self.bus.on_reconnect(self.refresh_soon)
@@ -120,6 +140,8 @@ class VisiblesService:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if self._service is not None:
+            await self._service.stop()
         for subscription in self._subscriptions:
             await subscription.unsubscribe()
 
@@ -241,13 +263,13 @@ class VisiblesService:
         visibles.load(member_from_doc(doc) for doc in await self.repo.persons(tenant))
         return visibles, overrides
 
-    async def _can_write(self, msg: Msg) -> None:
+    async def _can_write(self, msg: Request) -> None:
         async def answer(request: pb.CanWriteRequest, visibles: Visibles, reply: pb.CanWriteResponse) -> None:
             reply.refused_ids.extend(visibles.can_write(request.sender_id, request.recipient_ids))
 
         await self._answer(msg, pb.CanWriteRequest, pb.CanWriteResponse(), answer)
 
-    async def _visibles(self, msg: Msg) -> None:
+    async def _visibles(self, msg: Request) -> None:
         async def answer(request: pb.VisiblesRequest, visibles: Visibles, reply: pb.VisiblesResponse) -> None:
             for member in visibles.visibles(request.sender_id, request.text, min(request.limit or 50, MAX_LIMIT)):
                 reply.persons.add(
@@ -264,7 +286,7 @@ class VisiblesService:
 
         await self._answer(msg, pb.VisiblesRequest, pb.VisiblesResponse(), answer)
 
-    async def _resolve(self, msg: Msg) -> None:
+    async def _resolve(self, msg: Request) -> None:
         async def answer(request: pb.ResolveRequest, visibles: Visibles, reply: pb.ResolveResponse) -> None:
             resolved = visibles.resolve(request.sender_id, request.person_ids, request.group_ids)
             sender = visibles.members[request.sender_id]
@@ -292,18 +314,26 @@ class VisiblesService:
 
         await self._answer(msg, pb.ResolveRequest, pb.ResolveResponse(), answer)
 
-    async def _answer(self, msg: Msg, request_type, reply, answer) -> None:
-        """Decode, check, answer; a request that cannot be answered gets `error` saying why, never silence."""
-        try:
-            request = request_type.FromString(msg.data)
-            if not request.tenant or not request.sender_id:
-                raise ValueError("tenant and sender_id are required")
-            await answer(request, await self.tenant(request.tenant), reply)
-        except (DecodeError, ValueError) as exc:
-            reply.error = f"malformed request: {exc}"
-        except UnknownPerson as exc:
-            reply.error = f"unknown sender {exc.args[0]!r}"
-        await msg.respond(reply.SerializeToString())
+    async def _answer(self, msg: Request, request_type: Any, reply: Any, answer: Any) -> None:
+        """Decode, check, answer; a request that cannot be answered gets `error` and `error_code` saying why (and
+        the micro service's error headers), never silence."""
+        with tracer().start_as_current_span(
+            f"answer {msg.subject}", context=extract_context(msg.headers), kind=trace.SpanKind.SERVER
+        ):
+            try:
+                request = request_type.FromString(msg.data)
+                if not request.tenant or not request.sender_id:
+                    raise ValueError("tenant and sender_id are required")
+                await answer(request, await self.tenant(request.tenant), reply)
+            except (DecodeError, ValueError) as exc:
+                reply.error, reply.error_code = f"malformed request: {exc}", pb.RULES_ERROR_MALFORMED_REQUEST
+            except UnknownPerson as exc:
+                reply.error, reply.error_code = f"unknown sender {exc.args[0]!r}", pb.RULES_ERROR_UNKNOWN_SENDER
+            if reply.error_code:
+                code = "400" if reply.error_code == pb.RULES_ERROR_MALFORMED_REQUEST else "404"
+                await msg.respond_error(code, reply.error, reply.SerializeToString())
+            else:
+                await msg.respond(reply.SerializeToString())
 
     async def _rules_event(self, msg: Msg) -> None:
         """A structure's rules changed: read the tenant's overrides again."""
@@ -328,19 +358,21 @@ class VisiblesService:
             if event.tenant not in self._tenants and event.tenant not in self._replays:
                 self._load_soon(event.tenant)  # a tenant's first import: read it now, not on its first request
             created = event.type.endswith(".created.v1")
-            if event.type == "identity.structure.deleted.v1":
+            if event.type == STRUCTURE_DELETED:
                 uai = event.unpack(directory.StructureDeleted).uai
                 self._apply(event.tenant, lambda visibles: visibles.name_structure(uai, None))
             elif event.type.startswith("identity.structure."):
-                structure = event.unpack(
-                    directory.StructureCreated if created else directory.StructureUpdated
+                structure = (
+                    event.unpack(directory.StructureCreated) if created else event.unpack(directory.StructureUpdated)
                 ).structure
                 self._apply(event.tenant, lambda visibles: visibles.name_structure(structure.uai, structure.name))
-            elif event.type == "identity.group.deleted.v1":
+            elif event.type == GROUP_DELETED:
                 group_id = event.unpack(directory.GroupDeleted).id
                 self._apply(event.tenant, lambda visibles: visibles.name_group(group_id, None))
             else:
-                group = event.unpack(directory.GroupCreated if created else directory.GroupUpdated).group
+                group = (
+                    event.unpack(directory.GroupCreated) if created else event.unpack(directory.GroupUpdated)
+                ).group
                 self._apply(event.tenant, lambda visibles: visibles.name_group(group.id, group.label or group.code))
         except MalformedEvent as exc:
             log.warning("structure or group event not understood: %s", exc)
@@ -350,12 +382,16 @@ class VisiblesService:
             event = decode(msg.data)
             if event.tenant not in self._tenants and event.tenant not in self._replays:
                 self._load_soon(event.tenant)  # a tenant's first import: read it now, not on its first request
-            if event.type == "identity.person.deleted.v1":
+            if event.type == PERSON_DELETED:
                 person_id = event.unpack(directory.PersonDeleted).id
                 self._apply(event.tenant, lambda visibles: visibles.remove(person_id), person_id)
             else:
-                message_type = directory.PersonCreated if event.type.endswith("created.v1") else directory.PersonUpdated
-                member = member_from_event(event.unpack(message_type).person)
+                said = (
+                    event.unpack(directory.PersonCreated)
+                    if event.type.endswith("created.v1")
+                    else event.unpack(directory.PersonUpdated)
+                )
+                member = member_from_event(said.person)
                 self._apply(
                     event.tenant, lambda visibles: visibles.put(copy.copy(member)), member.id
                 )  # each copy links its own

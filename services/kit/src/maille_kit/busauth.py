@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
+
+from maille_contracts import CAN_WRITE, RESOLVE, RULES_CHANGED, VISIBLES
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class BusUser:
         """Where its replies come back (no other user may subscribe there)."""
         return f"_INBOX_{self.name}"
 
-    def permissions(self) -> dict:
+    def permissions(self) -> dict[str, Any]:
         """The user's NATS permissions (publish and subscribe allow-lists)."""
         own_streams = list(self.streams) + ([f"{self.name.upper()}_DEADLETTER"] if self.dead_letters else [])
         publish = [*self.events, *self.asks, "$JS.API.INFO"]
@@ -42,6 +45,8 @@ class BusUser:
         for stream in own_streams:
             publish += [f"$JS.API.STREAM.*.{stream}", f"$JS.API.STREAM.MSG.*.{stream}"]
         subscribe = [f"{self.inbox_prefix}.>", *self.listens, *self.answers]
+        if self.answers:  # its micro service's discovery: PING, INFO and STATS, asked by operators' tools
+            subscribe += ["$SRV.PING", "$SRV.INFO", "$SRV.STATS", "$SRV.*.>"]
         for stream, durable in self.consumes:
             publish += [
                 f"$JS.API.STREAM.INFO.{stream}",
@@ -67,7 +72,7 @@ class BusUser:
         }
 
 
-RULES_RPC = ("rpc.identity.rules.can_write.v1", "rpc.identity.rules.visibles.v1", "rpc.identity.rules.resolve.v1")
+RULES_RPC = (CAN_WRITE, VISIBLES, RESOLVE)
 
 USERS: dict[str, BusUser] = {
     user.name: user
@@ -80,7 +85,7 @@ USERS: dict[str, BusUser] = {
             answers=RULES_RPC,
             buckets=("identity_locks",),
             consumes=(("IDENTITY", "identity-accounts"), ("LIBRARY", "identity-opacs")),
-            listens=("identity.structure.>", "identity.group.>", "identity.rules.changed.v1"),
+            listens=("identity.structure.>", "identity.group.>", RULES_CHANGED),
         ),
         BusUser(
             "catalog",

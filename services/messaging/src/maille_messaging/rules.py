@@ -4,15 +4,19 @@ is kept here: a person who changes class or school is seen as identity sees them
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from google.protobuf.message import Message
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from maille.identity.v1 import rules_pb2 as pb
+from maille_contracts import RESOLVE, VISIBLES
 from maille_kit.bus import Bus
-from maille_kit.problems import Problem
+from maille_kit.errors import Forbidden, Unavailable
+from maille_kit.telemetry import inject_headers
 
-VISIBLES = "rpc.identity.rules.visibles.v1"
-RESOLVE = "rpc.identity.rules.resolve.v1"
+ReplyT = TypeVar("ReplyT", pb.ResolveResponse, pb.VisiblesResponse)
 
 
 class Rules:
@@ -22,21 +26,22 @@ class Rules:
         self.bus = bus
         self.timeout = timeout
 
-    async def _ask(self, subject: str, request, reply_type):
+    async def _ask(self, subject: str, request: Message, reply_type: type[ReplyT]) -> ReplyT:
         assert self.bus.nc is not None
         try:
-            reply = await self.bus.nc.request(subject, request.SerializeToString(), timeout=self.timeout)
+            reply = await self.bus.nc.request(
+                subject, request.SerializeToString(), timeout=self.timeout, headers=inject_headers({})
+            )
         except (NatsTimeout, NoRespondersError) as exc:
-            raise Problem(
-                503,
+            raise Unavailable(
                 "the communication rules cannot be checked now (identity does not answer); try again",
                 headers={"Retry-After": "5"},
             ) from exc
         answer = reply_type.FromString(reply.data)
-        if answer.error:
-            if answer.error.startswith("unknown sender"):
-                raise Problem(403, "you are not in the directory: you cannot write to anyone")
-            raise Problem(503, f"the communication rules could not be checked: {answer.error}")
+        if answer.error or answer.error_code:
+            if answer.error_code == pb.RULES_ERROR_UNKNOWN_SENDER:
+                raise Forbidden("you are not in the directory: you cannot write to anyone")
+            raise Unavailable(f"the communication rules could not be checked: {answer.error}")
         return answer
 
     async def resolve(self, *, tenant: str, sender: str, persons: list[str], groups: list[str]) -> pb.ResolveResponse:

@@ -24,31 +24,33 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emaille/identity/v1/rules.proto\x12\x12maille.identity.v1\"K\n\x0f\x43\x61nWriteRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tsender_id\x18\x02 \x01(\t\x12\x15\n\rrecipient_ids\x18\x03 \x03(\t\"6\n\x10\x43\x61nWriteResponse\x12\x13\n\x0brefused_ids\x18\x01 \x03(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"f\n\x0fVisiblesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tsender_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x13\n\x0bwith_groups\x18\x05 \x01(\x08\"N\n\x07Visible\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tlast_name\x18\x02 \x01(\t\x12\x12\n\nfirst_name\x18\x03 \x01(\t\x12\x10\n\x08profiles\x18\x04 \x03(\t\"6\n\x0cVisibleGroup\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\r\"\x81\x01\n\x10VisiblesResponse\x12,\n\x07persons\x18\x01 \x03(\x0b\x32\x1b.maille.identity.v1.Visible\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x30\n\x06groups\x18\x03 \x03(\x0b\x32 .maille.identity.v1.VisibleGroup\"Z\n\x0eResolveRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tsender_id\x18\x02 \x01(\t\x12\x12\n\nperson_ids\x18\x03 \x03(\t\x12\x11\n\tgroup_ids\x18\x04 \x03(\t\"=\n\rResolvedGroup\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nmember_ids\x18\x03 \x03(\t\"\x8e\x02\n\x0fResolveResponse\x12,\n\x07persons\x18\x01 \x03(\x0b\x32\x1b.maille.identity.v1.Visible\x12\x31\n\x06groups\x18\x02 \x03(\x0b\x32!.maille.identity.v1.ResolvedGroup\x12\x13\n\x0brefused_ids\x18\x03 \x03(\t\x12\x13\n\x0bunknown_ids\x18\x04 \x03(\t\x12\x19\n\x11refused_group_ids\x18\x05 \x03(\t\x12\x19\n\x11unknown_group_ids\x18\x06 \x03(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12+\n\x06sender\x18\x08 \x01(\x0b\x32\x1b.maille.identity.v1.Visible\"*\n\x0cRulesChanged\x12\x0b\n\x03uai\x18\x01 \x01(\t\x12\r\n\x05reset\x18\x02 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emaille/identity/v1/rules.proto\x12\x12maille.identity.v1\"K\n\x0f\x43\x61nWriteRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tsender_id\x18\x02 \x01(\t\x12\x15\n\rrecipient_ids\x18\x03 \x03(\t\"j\n\x10\x43\x61nWriteResponse\x12\x13\n\x0brefused_ids\x18\x01 \x03(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x32\n\nerror_code\x18\x03 \x01(\x0e\x32\x1e.maille.identity.v1.RulesError\"f\n\x0fVisiblesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tsender_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x13\n\x0bwith_groups\x18\x05 \x01(\x08\"N\n\x07Visible\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tlast_name\x18\x02 \x01(\t\x12\x12\n\nfirst_name\x18\x03 \x01(\t\x12\x10\n\x08profiles\x18\x04 \x03(\t\"6\n\x0cVisibleGroup\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\r\"\xb5\x01\n\x10VisiblesResponse\x12,\n\x07persons\x18\x01 \x03(\x0b\x32\x1b.maille.identity.v1.Visible\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x30\n\x06groups\x18\x03 \x03(\x0b\x32 .maille.identity.v1.VisibleGroup\x12\x32\n\nerror_code\x18\x04 \x01(\x0e\x32\x1e.maille.identity.v1.RulesError\"Z\n\x0eResolveRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tsender_id\x18\x02 \x01(\t\x12\x12\n\nperson_ids\x18\x03 \x03(\t\x12\x11\n\tgroup_ids\x18\x04 \x03(\t\"=\n\rResolvedGroup\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nmember_ids\x18\x03 \x03(\t\"\xc2\x02\n\x0fResolveResponse\x12,\n\x07persons\x18\x01 \x03(\x0b\x32\x1b.maille.identity.v1.Visible\x12\x31\n\x06groups\x18\x02 \x03(\x0b\x32!.maille.identity.v1.ResolvedGroup\x12\x13\n\x0brefused_ids\x18\x03 \x03(\t\x12\x13\n\x0bunknown_ids\x18\x04 \x03(\t\x12\x19\n\x11refused_group_ids\x18\x05 \x03(\t\x12\x19\n\x11unknown_group_ids\x18\x06 \x03(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12+\n\x06sender\x18\x08 \x01(\x0b\x32\x1b.maille.identity.v1.Visible\x12\x32\n\nerror_code\x18\t \x01(\x0e\x32\x1e.maille.identity.v1.RulesError\"*\n\x0cRulesChanged\x12\x0b\n\x03uai\x18\x01 \x01(\t\x12\r\n\x05reset\x18\x02 \x01(\x08*l\n\nRulesError\x12\x1b\n\x17RULES_ERROR_UNSPECIFIED\x10\x00\x12!\n\x1dRULES_ERROR_MALFORMED_REQUEST\x10\x01\x12\x1e\n\x1aRULES_ERROR_UNKNOWN_SENDER\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'maille.identity.v1.rules_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_RULESERROR']._serialized_start=1187
+  _globals['_RULESERROR']._serialized_end=1295
   _globals['_CANWRITEREQUEST']._serialized_start=54
   _globals['_CANWRITEREQUEST']._serialized_end=129
   _globals['_CANWRITERESPONSE']._serialized_start=131
-  _globals['_CANWRITERESPONSE']._serialized_end=185
-  _globals['_VISIBLESREQUEST']._serialized_start=187
-  _globals['_VISIBLESREQUEST']._serialized_end=289
-  _globals['_VISIBLE']._serialized_start=291
-  _globals['_VISIBLE']._serialized_end=369
-  _globals['_VISIBLEGROUP']._serialized_start=371
-  _globals['_VISIBLEGROUP']._serialized_end=425
-  _globals['_VISIBLESRESPONSE']._serialized_start=428
-  _globals['_VISIBLESRESPONSE']._serialized_end=557
-  _globals['_RESOLVEREQUEST']._serialized_start=559
-  _globals['_RESOLVEREQUEST']._serialized_end=649
-  _globals['_RESOLVEDGROUP']._serialized_start=651
-  _globals['_RESOLVEDGROUP']._serialized_end=712
-  _globals['_RESOLVERESPONSE']._serialized_start=715
-  _globals['_RESOLVERESPONSE']._serialized_end=985
-  _globals['_RULESCHANGED']._serialized_start=987
-  _globals['_RULESCHANGED']._serialized_end=1029
+  _globals['_CANWRITERESPONSE']._serialized_end=237
+  _globals['_VISIBLESREQUEST']._serialized_start=239
+  _globals['_VISIBLESREQUEST']._serialized_end=341
+  _globals['_VISIBLE']._serialized_start=343
+  _globals['_VISIBLE']._serialized_end=421
+  _globals['_VISIBLEGROUP']._serialized_start=423
+  _globals['_VISIBLEGROUP']._serialized_end=477
+  _globals['_VISIBLESRESPONSE']._serialized_start=480
+  _globals['_VISIBLESRESPONSE']._serialized_end=661
+  _globals['_RESOLVEREQUEST']._serialized_start=663
+  _globals['_RESOLVEREQUEST']._serialized_end=753
+  _globals['_RESOLVEDGROUP']._serialized_start=755
+  _globals['_RESOLVEDGROUP']._serialized_end=816
+  _globals['_RESOLVERESPONSE']._serialized_start=819
+  _globals['_RESOLVERESPONSE']._serialized_end=1141
+  _globals['_RULESCHANGED']._serialized_start=1143
+  _globals['_RULESCHANGED']._serialized_end=1185
 # @@protoc_insertion_point(module_scope)

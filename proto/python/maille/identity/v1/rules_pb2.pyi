@@ -1,10 +1,20 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class RulesError(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RULES_ERROR_UNSPECIFIED: _ClassVar[RulesError]
+    RULES_ERROR_MALFORMED_REQUEST: _ClassVar[RulesError]
+    RULES_ERROR_UNKNOWN_SENDER: _ClassVar[RulesError]
+RULES_ERROR_UNSPECIFIED: RulesError
+RULES_ERROR_MALFORMED_REQUEST: RulesError
+RULES_ERROR_UNKNOWN_SENDER: RulesError
 
 class CanWriteRequest(_message.Message):
     __slots__ = ("tenant", "sender_id", "recipient_ids")
@@ -17,12 +27,14 @@ class CanWriteRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., sender_id: _Optional[str] = ..., recipient_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CanWriteResponse(_message.Message):
-    __slots__ = ("refused_ids", "error")
+    __slots__ = ("refused_ids", "error", "error_code")
     REFUSED_IDS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     refused_ids: _containers.RepeatedScalarFieldContainer[str]
     error: str
-    def __init__(self, refused_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+    error_code: RulesError
+    def __init__(self, refused_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., error_code: _Optional[_Union[RulesError, str]] = ...) -> None: ...
 
 class VisiblesRequest(_message.Message):
     __slots__ = ("tenant", "sender_id", "text", "limit", "with_groups")
@@ -61,14 +73,16 @@ class VisibleGroup(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class VisiblesResponse(_message.Message):
-    __slots__ = ("persons", "error", "groups")
+    __slots__ = ("persons", "error", "groups", "error_code")
     PERSONS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     persons: _containers.RepeatedCompositeFieldContainer[Visible]
     error: str
     groups: _containers.RepeatedCompositeFieldContainer[VisibleGroup]
-    def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., error: _Optional[str] = ..., groups: _Optional[_Iterable[_Union[VisibleGroup, _Mapping]]] = ...) -> None: ...
+    error_code: RulesError
+    def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., error: _Optional[str] = ..., groups: _Optional[_Iterable[_Union[VisibleGroup, _Mapping]]] = ..., error_code: _Optional[_Union[RulesError, str]] = ...) -> None: ...
 
 class ResolveRequest(_message.Message):
     __slots__ = ("tenant", "sender_id", "person_ids", "group_ids")
@@ -93,7 +107,7 @@ class ResolvedGroup(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., member_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ResolveResponse(_message.Message):
-    __slots__ = ("persons", "groups", "refused_ids", "unknown_ids", "refused_group_ids", "unknown_group_ids", "error", "sender")
+    __slots__ = ("persons", "groups", "refused_ids", "unknown_ids", "refused_group_ids", "unknown_group_ids", "error", "sender", "error_code")
     PERSONS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     REFUSED_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +116,7 @@ class ResolveResponse(_message.Message):
     UNKNOWN_GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     persons: _containers.RepeatedCompositeFieldContainer[Visible]
     groups: _containers.RepeatedCompositeFieldContainer[ResolvedGroup]
     refused_ids: _containers.RepeatedScalarFieldContainer[str]
@@ -110,7 +125,8 @@ class ResolveResponse(_message.Message):
     unknown_group_ids: _containers.RepeatedScalarFieldContainer[str]
     error: str
     sender: Visible
-    def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[ResolvedGroup, _Mapping]]] = ..., refused_ids: _Optional[_Iterable[str]] = ..., unknown_ids: _Optional[_Iterable[str]] = ..., refused_group_ids: _Optional[_Iterable[str]] = ..., unknown_group_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., sender: _Optional[_Union[Visible, _Mapping]] = ...) -> None: ...
+    error_code: RulesError
+    def __init__(self, persons: _Optional[_Iterable[_Union[Visible, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[ResolvedGroup, _Mapping]]] = ..., refused_ids: _Optional[_Iterable[str]] = ..., unknown_ids: _Optional[_Iterable[str]] = ..., refused_group_ids: _Optional[_Iterable[str]] = ..., unknown_group_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., sender: _Optional[_Union[Visible, _Mapping]] = ..., error_code: _Optional[_Union[RulesError, str]] = ...) -> None: ...
 
 class RulesChanged(_message.Message):
     __slots__ = ("uai", "reset")
