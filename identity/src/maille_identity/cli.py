@@ -316,7 +316,8 @@ async def import_aaf(args: argparse.Namespace) -> int:
         outbox.start()
     except Exception as exc:  # the events wait in the outbox; the identity service relays them
         print(
-            f"maille-identity: NATS unreachable ({exc}); events stay in the outbox until the identity service relays them",
+            f"maille-identity: NATS unreachable ({exc}); events stay in the outbox until the identity service relays "
+            "them",
             file=sys.stderr,
         )
     progress = Progress()

@@ -2,8 +2,10 @@
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -15,7 +17,7 @@ from maille_identity.api import operator
 from maille_identity.api import rules as rules_api
 from maille_identity.api import schools as schools_api
 from maille_identity.directory.jobs import ImportJobs
-from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.directory.repository import DirectoryRepository, StructureNames
 from maille_identity.events import STREAMS, EventBatch
 from maille_identity.federation.accounts import AccountSync
 from maille_identity.federation.linking import Linking
@@ -27,85 +29,109 @@ from maille_identity.rules.service import VisiblesService
 from maille_identity.rules.store import RulesStore
 from maille_identity.settings import IdentitySettings
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
+from maille_kit.consumer import EventConsumer
 
 log = logging.getLogger("maille.identity")
 
 
-async def on_start(runtime: Runtime) -> None:
-    """Answer the communication rules' requests over NATS; keep the nightly GAR export's schedule."""
-    assert runtime.docstore is not None
-    repository = DirectoryRepository(runtime.docstore)
+class Background:
+    """Identity's long-running work beside its routes: the import jobs' watch, the nightly GAR export, the
+    realm kept in step and disabled accounts signed out, and the consumers that need Keycloak."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+        self.consumers: list[EventConsumer] = []
+
+    def run(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        self.tasks.append(asyncio.create_task(work, name=name))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for consumer in self.consumers:
+            await consumer.stop()
+
+
+def parts(runtime: Runtime) -> list[object]:
+    """What identity's routes and work are made of."""
     settings = runtime.settings
     assert isinstance(settings, IdentitySettings)
-    service = VisiblesService(
-        runtime.bus, repository, RulesStore(runtime.docstore), refresh_seconds=settings.visibles_refresh_seconds
-    )
-    await service.start()
-    runtime.state["visibles"] = service
+    assert runtime.docstore is not None and runtime.works is not None
     works = runtime.works
-    runtime.state["imports"] = ImportJobs(
-        repository,
-        lambda tenant: EventBatch(works, tenant=tenant),
-        folder=Path(settings.import_dir),
-        check_uai_letter=settings.check_uai_letter,
-        id_secret=settings.person_id_key.get_secret_value().encode(),
-        grace=timedelta(days=settings.detach_grace_days),
-    )
-    runtime.state["import-watch"] = asyncio.create_task(runtime.state["imports"].watch(), name="import-jobs-watch")
+    repository = DirectoryRepository(runtime.docstore)
+    rules = RulesStore(runtime.docstore, works)
     federations = FederationRepository(runtime.docstore, settings.secret_box())
+    federation = Federation(settings, federations) if settings.keycloak_url else None
+    id_secret = settings.person_id_key.get_secret_value().encode()
+    made: list[object] = [
+        repository,
+        StructureNames(repository),
+        rules,
+        federations,
+        VisiblesService(runtime.bus, repository, rules, refresh_seconds=settings.visibles_refresh_seconds),
+        ImportJobs(
+            repository,
+            lambda tenant: EventBatch(works, tenant=tenant),
+            folder=Path(settings.import_dir),
+            check_uai_letter=settings.check_uai_letter,
+            id_secret=id_secret,
+            grace=timedelta(days=settings.detach_grace_days),
+        ),
+        Linking(
+            repository,
+            federations,
+            federation.keycloak if federation else None,
+            tenant=settings.tenant,
+            id_secret=id_secret,
+            default_id_ent=settings.gar_id_ent,
+        ),
+        Background(),
+    ]
+    return [*made, federation] if federation is not None else made
+
+
+async def on_start(runtime: Runtime) -> None:
+    """Answer the communication rules' requests over NATS; keep the nightly GAR export's schedule."""
+    settings = runtime.settings
+    assert isinstance(settings, IdentitySettings) and runtime.docstore is not None
+    await runtime.parts.get(VisiblesService).start()
+    background = runtime.parts.get(Background)
+    background.run("import-jobs-watch", runtime.parts.get(ImportJobs).watch())
+    federations = runtime.parts.get(FederationRepository)
     resealed = await federations.seal_again()  # a rotation of the secrets key, or secrets kept in clear before
     if resealed:
         log.info("client secrets of %d federation(s) sealed under the current key", resealed)
     indexed = await federations.index_links()  # links made before `person_accounts` existed
     if indexed:
         log.info("%d account links indexed by person", indexed)
-    federation = Federation(settings, federations) if settings.keycloak_url else None
-    runtime.state["linking"] = Linking(
-        repository,
-        federations,
-        federation.keycloak if federation else None,
-        tenant=settings.tenant,
-        id_secret=settings.person_id_key.get_secret_value().encode(),
-        default_id_ent=settings.gar_id_ent,
-    )
+    federation = runtime.parts.find(Federation)
     if federation is not None:
-        runtime.state["federation"] = federation
-        accounts = AccountSync(runtime.bus, runtime.docstore, runtime.state["linking"])
-        await accounts.start()
-        runtime.state["accounts"] = accounts
+        accounts = AccountSync(runtime.bus, runtime.docstore, runtime.parts.get(Linking))
         opacs = opac_consumer(runtime.bus, runtime.docstore, federation)
-        await opacs.start()
-        runtime.state["opacs"] = opacs
+        for consumer in (accounts.consumer, opacs):
+            await consumer.start()
+            background.consumers.append(consumer)
         if settings.keycloak_sync_on_start:
-            runtime.state["keycloak-sync"] = asyncio.create_task(federation.keep_synced(), name="keycloak-sync")
-        runtime.state["signed-out"] = asyncio.create_task(
-            federation.keep_disabled_signed_out(), name="disabled-signed-out"
-        )
+            background.run("keycloak-sync", federation.keep_synced())
+        background.run("disabled-signed-out", federation.keep_disabled_signed_out())
     if settings.gar_export_at is not None:
-        runtime.state["nightly"] = asyncio.create_task(
-            run_nightly(runtime.bus, repository, settings), name="gar-nightly"
-        )
+        background.run("gar-nightly", run_nightly(runtime.bus, runtime.parts.get(DirectoryRepository), settings))
 
 
 async def on_stop(runtime: Runtime) -> None:
-    imports = runtime.state.pop("imports", None)
-    if imports is not None:
-        await imports.stop()
-    for name in ("import-watch", "nightly", "keycloak-sync", "signed-out"):
-        task = runtime.state.pop(name, None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    for name in ("accounts", "opacs"):
-        consumer = runtime.state.pop(name, None)
-        if consumer is not None:
-            await consumer.stop()
-    federation = runtime.state.pop("federation", None)
+    jobs = runtime.parts.find(ImportJobs)
+    if jobs is not None:
+        await jobs.stop()
+    background = runtime.parts.find(Background)
+    if background is not None:
+        await background.stop()
+    federation = runtime.parts.find(Federation)
     if federation is not None:
         await federation.keycloak.close()
-    service = runtime.state.pop("visibles", None)
-    if service is not None:
-        await service.stop()
+    visibles = runtime.parts.find(VisiblesService)
+    if visibles is not None:
+        await visibles.stop()
 
 
 def build(settings: IdentitySettings) -> ServiceSpec:
@@ -116,6 +142,7 @@ def build(settings: IdentitySettings) -> ServiceSpec:
         settings=settings,
         streams=STREAMS,
         description=description or "",
+        parts=parts,
         on_start=on_start,
         on_stop=on_stop,
         routers=[

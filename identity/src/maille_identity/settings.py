@@ -34,7 +34,8 @@ class IdentitySettings(ServiceSettings):
     )
     person_id_key: SecretStr = Field(
         SecretStr("development-only-person-id-key"),
-        description="secret from which ENT person ids are derived (HMAC of tenant and AAF join key); never change it once set",
+        description="secret from which ENT person ids are derived (HMAC of tenant and AAF join key); never change it "
+        "once set",
     )
     gar_id_ent: str = Field(
         "MAILLE-DEMO",
@@ -69,7 +70,8 @@ class IdentitySettings(ServiceSettings):
 
     keycloak_url: str | None = Field(
         None,
-        description="Keycloak as identity reaches it (admin API), e.g. http://keycloak:8080; unset: no Keycloak as code, no account linking",
+        description="Keycloak as identity reaches it (admin API), e.g. http://keycloak:8080; unset: no Keycloak as "
+        "code, no account linking",
     )
     keycloak_client_id: str = Field(
         "maille-identity",

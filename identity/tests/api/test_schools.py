@@ -56,12 +56,12 @@ async def test_a_principal_administers_their_school_and_no_other(
     )
     as_ = {
         key: {
-            "Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids[key], audience='maille-identity')}"
+            "Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids[key], audience='maille-identity')}"  # noqa: E501
         }
         for key in ("D1", "T1", "D2", "E1")
     }
     operator = {
-        "Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',), audience='maille-identity'))}"
+        "Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',), audience='maille-identity'))}"  # noqa: E501
     }
     rules = f"/api/identity/v1/structures/{mine}/communication-rules"
     async with running(app(settings)) as client:

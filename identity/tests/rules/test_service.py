@@ -6,7 +6,7 @@ from pathlib import Path
 from maille.identity.v1 import rules_pb2 as pb
 from maille_devstack.pytest_plugin import running
 from maille_identity.main import app
-from maille_identity.rules.service import CAN_WRITE, RESOLVE, VISIBLES
+from maille_identity.rules.service import CAN_WRITE, RESOLVE, VISIBLES, VisiblesService
 from maille_identity.settings import IdentitySettings
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
@@ -160,15 +160,15 @@ async def test_the_directory_is_read_before_anyone_asks(
 
     async def in_hand(service) -> set[str]:
         for _ in range(200):
-            if TENANT in service.state.runtime.state["visibles"].in_hand():
+            if TENANT in service.state.runtime.parts.get(VisiblesService).in_hand():
                 break
             await asyncio.sleep(0.05)
-        return service.state.runtime.state["visibles"].in_hand()
+        return service.state.runtime.parts.get(VisiblesService).in_hand()
 
     first = app(settings)
     async with running(first):  # an empty directory: nothing to read at start
         await asyncio.sleep(0.3)
-        assert first.state.runtime.state["visibles"].in_hand() == set()
+        assert first.state.runtime.parts.get(VisiblesService).in_hand() == set()
         await run_import(docstore, outbox, folder)  # the tenant's first import: read as its events come
         assert await in_hand(first) == {TENANT}
         ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
@@ -188,7 +188,7 @@ async def test_reading_again_changes_only_what_differs(
     settings = IdentitySettings(nats_url=bus.url, mongodb_url=docstore_server.url, database=database_name)
     service = app(settings)
     async with running(service):
-        visibles = service.state.runtime.state["visibles"]
+        visibles = service.state.runtime.parts.get(VisiblesService)
         copy = await visibles.tenant(TENANT)
         e1 = copy.members[ids["E1"]]
         assert list((await ask_can_write(bus, ids["E1"], [ids["E3"]])).refused_ids) == [ids["E3"]]

@@ -93,7 +93,7 @@ class Catalog:
 
     def person(self, ent_id: str, *roles: str) -> dict[str, str]:
         return {
-            "authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-catalog', roles=roles)}"
+            "authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-catalog', roles=roles)}"  # noqa: E501
         }
 
     async def directory(self, *facts: tuple[str, Message]) -> None:

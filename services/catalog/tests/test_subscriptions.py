@@ -66,7 +66,7 @@ async def test_a_vendor_manages_a_subscription_with_the_gar_abonnement_xml(catal
     assert texts(updated.content, "debutValidite") == ["2026-09-01T00:00:00"]
 
     filtre = lambda uai: (  # noqa: E731
-        f'<filtres xmlns="{NS}"><filtre><filtreNom>uaiEtab</filtreNom><filtreValeur>{uai}</filtreValeur></filtre></filtres>'.encode()
+        f'<filtres xmlns="{NS}"><filtre><filtreNom>uaiEtab</filtreNom><filtreValeur>{uai}</filtreValeur></filtre></filtres>'.encode()  # noqa: E501
     )
     listed = await catalog.client.request(
         "GET", "/api/catalog/v1/abonnements?debut=0&fin=5000", content=filtre(B), headers={**auth, **XML}

@@ -1,4 +1,5 @@
-"""Every error is problem+json: validation errors name the field, malformed bodies are 400, a bug is a 500 that tells nothing."""
+"""Every error is problem+json: validation errors name the field, malformed bodies are 400, a bug is a 500 that tells
+nothing."""
 
 import httpx
 import pytest

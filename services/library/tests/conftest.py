@@ -54,7 +54,7 @@ class Library:
 
     def person(self, ent_id: str, *roles: str) -> dict[str, str]:
         return {
-            "authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-library', roles=roles)}"
+            "authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-library', roles=roles)}"  # noqa: E501
         }
 
     def operator(self) -> dict[str, str]:

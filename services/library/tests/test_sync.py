@@ -7,6 +7,7 @@ from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.pytest_plugin import until
 from maille_kit.events import make_envelope
 from maille_library.main import reconcile
+from maille_library.sync import ReaderSync
 
 from .conftest import API, SCHOOLS, Library, person
 
@@ -90,7 +91,7 @@ async def test_a_pupil_with_loans_stays_a_reader_and_is_named(library: Library) 
     await until(lambda: _has(cdi.readers, "p-9"), "the reader")
     cdi.loans["p-9"] = [{"kind": "current", "notice_id": 1}]
     await publish(library, "deleted", pb.PersonDeleted(id="p-9"))
-    sync = library.service.state.runtime.state["sync"]
+    sync = library.service.state.runtime.parts.get(ReaderSync)
     await until(lambda: _noted(sync, "p-9"), "the refusal noted")
     assert "p-9" in cdi.readers and "prêts en cours" in sync.errors[-1]
 

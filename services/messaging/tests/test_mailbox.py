@@ -10,6 +10,7 @@ import pytest
 
 from maille_devstack.pytest_plugin import running, until
 from maille_messaging import sending as sending_module
+from maille_messaging.mailbox import Mailbox
 from maille_messaging.main import app
 from maille_messaging.schemas import new_message_id
 
@@ -69,7 +70,7 @@ async def test_pages_of_25_newest_first_with_cursors_that_hold_while_mail_arrive
     # Read again by a replica that has not seen these messages sent: the same page, read marks and all.
     await mail.client.post(f"{API}/messages/read", headers=mail.who(reader), json={"ids": [sent[-1]]})
     warm = await mail.folder(reader)
-    mail.service.state.runtime.state["mailbox"].summaries.clear()
+    mail.service.state.runtime.parts.get(Mailbox).summaries.clear()
     cold = await mail.folder(reader)
     assert cold == warm and [e["unread"] for e in cold["entries"][:2]] == [True, False]
 
@@ -161,7 +162,7 @@ async def test_a_months_first_mail_is_found_by_its_reader_however_long_they_were
     reader, writer = pupils[14], pupils[15]
     now = datetime.now(UTC)
     months_ago = [now - timedelta(days=31 * n) for n in (4, 3, 1)]
-    mailbox = mail.service.state.runtime.state["mailbox"]
+    mailbox = mail.service.state.runtime.parts.get(Mailbox)
     await mailbox.repo.db["meta"].update_one({"_id": "epoch"}, {"$set": {"month": months_ago[0].strftime("%Y%m")}})
     sent = []
     for at in months_ago[1:]:  # mail of earlier months, nobody reading it then
@@ -198,7 +199,7 @@ async def test_the_trash_is_emptied_after_its_retention(mail: Mail) -> None:
     reader, writer = pupils[8], pupils[9]
     sent = await mail.send(writer, to=[person(reader)])
     await mail.client.post(f"{API}/messages/trash", headers=mail.who(reader), json={"ids": [sent["id"]]})
-    mailbox = mail.service.state.runtime.state["mailbox"]
+    mailbox = mail.service.state.runtime.parts.get(Mailbox)
     assert await mailbox.sweep_trash(retention_days=30) == 0  # not yet
     assert await mailbox.sweep_trash(retention_days=30, now=datetime.now(UTC) + timedelta(days=31)) == 1
     assert (await mail.counts(reader))["trash"] == (0, 0)
@@ -244,7 +245,7 @@ async def test_export_then_erasure_by_identity_purges_the_mailbox(mail: Mail) ->
     assert refused.status_code == 403
 
     mail.directory.run("erase", leaver, "--yes", "--tenant", "ac-messaging")
-    repo = mail.service.state.runtime.state["mailbox"].repo
+    repo = mail.service.state.runtime.parts.get(Mailbox).repo
 
     async def purged() -> bool:
         return await repo.mailbox(leaver) is None and await repo.copy(leaver, received["id"]) is None

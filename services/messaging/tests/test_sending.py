@@ -108,7 +108,7 @@ async def test_recipients_outside_the_rules_unknown_or_malformed_are_refused_and
 
 async def test_scripts_in_html_bodies_are_removed_when_stored(mail: Mail) -> None:
     _, pupils = a_class(mail)
-    body = '<p onclick="steal()">Bonjour <b>toi</b><script>alert(1)</script><a href="javascript:steal()">lien</a><img src=x onerror=alert(1)></p>'
+    body = '<p onclick="steal()">Bonjour <b>toi</b><script>alert(1)</script><a href="javascript:steal()">lien</a><img src=x onerror=alert(1)></p>'  # noqa: E501
     sent = await mail.send(pupils[0], to=[person(pupils[1])], body=body)
     message = (await mail.client.get(f"/api/messaging/v1/messages/{sent['id']}", headers=mail.who(pupils[1]))).json()
     assert "<b>toi</b>" in message["body"]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from maille_devstack.pytest_plugin import until
+from maille_messaging.sending import Sending
 
 from .conftest import Mail, group, person
 from .test_sending import a_class, teacher_of
@@ -156,7 +157,7 @@ async def test_a_virus_scanner_plugged_in_refuses_an_infected_file(mail: Mail, c
     from maille_messaging.attachments import ClamdScanner
 
     fake, address = clamd
-    sending = mail.service.state.runtime.state["sending"]
+    sending = mail.service.state.runtime.parts.get(Sending)
     sending.scanner = ClamdScanner(address, timeout=5)
     _, pupils = a_class(mail)
     me = mail.who(pupils[18])
@@ -181,7 +182,7 @@ async def test_sending_later_then_cancelling_and_recalling_unread_copies(mail: M
     )
     assert scheduled["state"] == "scheduled"
     assert [e["id"] for e in (await mail.folder(teacher, "scheduled"))["entries"]] == [scheduled["id"]]
-    sending = mail.service.state.runtime.state["sending"]
+    sending = mail.service.state.runtime.parts.get(Sending)
     assert await sending.send_due() == 0
     assert await sending.send_due(now=later + timedelta(seconds=1)) == 1
     assert (await mail.folder(pupils[19]))["entries"][0]["subject"] == "Rappel"
@@ -308,7 +309,7 @@ async def test_a_scheduled_send_that_fails_is_tried_again_and_delivered_once(mai
     scheduled = await mail.send(
         teacher, to=[person(pupils[21])], subject="Sortie", send_at=later.isoformat(), expect=202
     )
-    sending = mail.service.state.runtime.state["sending"]
+    sending = mail.service.state.runtime.parts.get(Sending)
     real_resolve = sending.rules.resolve
     failures = 0
 

@@ -1,1 +1,27 @@
-"""Identity's HTTP routes."""
+"""Identity's HTTP routes, and the service's parts they ask for (made at start: maille_identity.main.parts)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from maille_identity.directory.jobs import ImportJobs
+from maille_identity.directory.repository import DirectoryRepository, StructureNames
+from maille_identity.federation.linking import Linking
+from maille_identity.federation.repository import FederationRepository
+from maille_identity.federation.service import Federation
+from maille_identity.rules.service import VisiblesService
+from maille_identity.rules.store import RulesStore
+from maille_identity.settings import IdentitySettings
+from maille_kit.app import part
+from maille_kit.work import Works
+
+Settings = Annotated[IdentitySettings, part(IdentitySettings)]
+Directory = Annotated[DirectoryRepository, part(DirectoryRepository)]
+Schools = Annotated[StructureNames, part(StructureNames)]
+Visibles = Annotated[VisiblesService, part(VisiblesService)]
+Rules = Annotated[RulesStore, part(RulesStore)]
+Jobs = Annotated[ImportJobs, part(ImportJobs)]
+Links = Annotated[Linking, part(Linking)]
+Federations = Annotated[FederationRepository, part(FederationRepository)]
+Keycloak = Annotated[Federation, part(Federation)]
+Work = Annotated[Works, part(Works)]

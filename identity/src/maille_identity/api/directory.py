@@ -9,15 +9,15 @@ at all (404, so as not to tell that they exist). Operators see everyone.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
+from maille_identity.api import Directory, Schools, Settings, Visibles
 from maille_identity.directory.identifiers import PARENT, PUPIL
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.rules.visibles import UnknownPerson
-from maille_kit.app import get_runtime
+from maille_identity.settings import IdentitySettings
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 
@@ -28,16 +28,11 @@ Doc = dict[str, Any]
 PUBLIC = ("last_name", "first_name", "kind")
 
 
-def _repo(request: Request) -> DirectoryRepository:
-    runtime = get_runtime(request)
-    return DirectoryRepository(runtime.docstore)
-
-
-async def _me(request: Request, principal: Principal) -> Doc:
+async def _me(repo: DirectoryRepository, settings: IdentitySettings, principal: Principal) -> Doc:
     if principal.person_id is None:
         raise Problem(403, "this token names no person of the directory (no ent_id claim)")
-    person = await _repo(request).person(principal.person_id)
-    if person is None or person.get("tenant") != get_runtime(request).settings.tenant:
+    person = await repo.person(principal.person_id)
+    if person is None or person.get("tenant") != settings.tenant:
         raise Problem(403, "the person this token names is not in the directory")
     return person
 
@@ -57,7 +52,10 @@ def _view(person: Doc, *, full: bool, schools: set[str] | None = None) -> Doc:
             "id": person["_id"],
             **{k: v for k, v in person.items() if k not in ("_id", "h", "keys", "tenant", "updated_at")},
         }
-    in_schools = (lambda group: group.split("$", 1)[0] in schools) if schools is not None else (lambda group: True)
+
+    def in_schools(group: str) -> bool:
+        return schools is None or group.split("$", 1)[0] in schools
+
     return {
         "id": person["_id"],
         **{k: person.get(k, "") for k in PUBLIC},
@@ -66,26 +64,10 @@ def _view(person: Doc, *, full: bool, schools: set[str] | None = None) -> Doc:
     }
 
 
-STRUCTURE_NAMES_SECONDS = 30.0
-
-
-async def _structure_names(request: Request, tenant: str) -> dict[str, str]:
-    """The tenant's schools by UAI (read again at most every 30 s: every sign-in lands on /me)."""
-    cache = get_runtime(request).state.setdefault("structure_names", {})
-    found = cache.get(tenant)
-    if found is None or time.monotonic() - found[0] > STRUCTURE_NAMES_SECONDS:
-        found = cache[tenant] = (
-            time.monotonic(),
-            {doc["_id"]: doc["name"] for doc in await _repo(request).structures(tenant)},
-        )
-    return found[1]
-
-
 @router.get("/me", summary="The signed-in person: identity, profiles, schools, classes, children")
-async def me(request: Request, principal: Caller) -> Doc:
-    person = await _me(request, principal)
-    repo = _repo(request)
-    names = await _structure_names(request, person["tenant"])
+async def me(principal: Caller, repo: Directory, settings: Settings, schools_named: Schools) -> Doc:
+    person = await _me(repo, settings, principal)
+    names = await schools_named.of(person["tenant"])
     schools = {uai: names.get(uai, uai) for uai in _schools(person)}
     children = (
         [_view(child, full=False) for child in await repo.persons_by_id(person["children"])]
@@ -100,13 +82,13 @@ async def me(request: Request, principal: Caller) -> Doc:
 
 
 @router.get("/persons/{person_id}", summary="A person, as much as the caller may see of them")
-async def person(request: Request, person_id: PersonId, principal: Caller) -> Doc:
-    target = await _repo(request).person(person_id)
-    if target is None or target.get("tenant") != get_runtime(request).settings.tenant:
+async def person(person_id: PersonId, principal: Caller, repo: Directory, settings: Settings) -> Doc:
+    target = await repo.person(person_id)
+    if target is None or target.get("tenant") != settings.tenant:
         raise Problem(404, f"no person {person_id}")
     if "operator" in principal.roles:
         return _view(target, full=True)
-    caller = await _me(request, principal)
+    caller = await _me(repo, settings, principal)
     shared = _schools(caller) & _schools(target)
     if (
         caller["_id"] == person_id
@@ -120,10 +102,11 @@ async def person(request: Request, person_id: PersonId, principal: Caller) -> Do
 
 
 @router.get("/structures/{uai}", summary="A school and its classes and groups (for its members)")
-async def structure(request: Request, uai: Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$")], principal: Caller) -> Doc:
-    repo = _repo(request)
-    tenant = get_runtime(request).settings.tenant
-    if "operator" not in principal.roles and uai not in _schools(await _me(request, principal)):
+async def structure(
+    uai: Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$")], principal: Caller, repo: Directory, settings: Settings
+) -> Doc:
+    tenant = settings.tenant
+    if "operator" not in principal.roles and uai not in _schools(await _me(repo, settings, principal)):
         raise Problem(404, f"no structure {uai} among yours")
     found = next((doc for doc in await repo.structures(tenant) if doc["_id"] == uai), None)
     if found is None:
@@ -149,41 +132,45 @@ def _brief(member: Any) -> Doc:
     }
 
 
-async def _visibles(request: Request):
-    return await get_runtime(request).state["visibles"].tenant(get_runtime(request).settings.tenant)
-
-
 @router.get("/groups/{group_id}/members", summary="The members of a class or group of one's school")
 async def members(
-    request: Request, group_id: Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]\$[^/]{1,64}$")], principal: Caller
+    group_id: Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]\$[^/]{1,64}$")],
+    principal: Caller,
+    repo: Directory,
+    settings: Settings,
+    visibles: Visibles,
 ) -> list[Doc]:
     uai = group_id.split("$", 1)[0]
-    if "operator" not in principal.roles and uai not in _schools(await _me(request, principal)):
+    if "operator" not in principal.roles and uai not in _schools(await _me(repo, settings, principal)):
         raise Problem(404, f"no group {group_id} among your schools'")
-    return [_brief(m) for m in (await _visibles(request)).members_of(group_id)]
+    return [_brief(m) for m in (await visibles.tenant(settings.tenant)).members_of(group_id)]
 
 
 @router.get("/persons", summary="Name search within the caller's schools (accents and case ignored)")
 async def search(
-    request: Request,
     principal: Caller,
+    repo: Directory,
+    settings: Settings,
+    visibles: Visibles,
     q: Annotated[str, Query(min_length=2, max_length=100)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[Doc]:
-    schools = _schools(await _me(request, principal))
-    return [_brief(m) for m in (await _visibles(request)).search(schools, q, limit)]
+    schools = _schools(await _me(repo, settings, principal))
+    return [_brief(m) for m in (await visibles.tenant(settings.tenant)).search(schools, q, limit)]
 
 
 @router.get("/visibles", summary="The recipient picker: persons the caller may write to, by name")
-async def visibles(
-    request: Request,
+async def visible_persons(
     principal: Caller,
+    repo: Directory,
+    settings: Settings,
+    visibles: Visibles,
     q: Annotated[str, Query(max_length=100)] = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[Doc]:
-    caller = await _me(request, principal)
+    caller = await _me(repo, settings, principal)
     try:
-        found = (await _visibles(request)).visibles(caller["_id"], q, limit)
+        found = (await visibles.tenant(settings.tenant)).visibles(caller["_id"], q, limit)
     except UnknownPerson:
         raise Problem(403, "the person this token names is not in the directory") from None
     return [_brief(m) for m in found]

@@ -7,14 +7,13 @@ import ipaddress
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, Field, field_validator
 
+from maille_identity.api import Directory, Keycloak, Links, Settings
 from maille_identity.directory.identifiers import InvalidUAI, normalise_uai
-from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.federation.keycloak import KeycloakUnavailable
-from maille_identity.federation.service import RESERVED_ALIASES, Federation
-from maille_kit.app import get_runtime
+from maille_identity.federation.service import RESERVED_ALIASES
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 
@@ -26,10 +25,6 @@ Operator = Annotated[Principal, Depends(require("operator"))]
 Alias = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
 
 
-def _federation(request: Request) -> Federation:
-    return get_runtime(request).state["federation"]
-
-
 class SignInBody(BaseModel):
     """The person's choice among several directory entries (a parent with children in two schools)."""
 
@@ -39,9 +34,9 @@ class SignInBody(BaseModel):
 @router.post(
     "/signin", summary="Settle which directory person the signed-in account is (the gateway asks at each sign-in)"
 )
-async def sign_in(request: Request, principal: Caller, body: SignInBody | None = None) -> dict[str, Any]:
+async def sign_in(principal: Caller, linking: Links, body: SignInBody | None = None) -> dict[str, Any]:
     try:
-        return await get_runtime(request).state["linking"].sign_in(principal, choice=body.choice if body else None)
+        return await linking.sign_in(principal, choice=body.choice if body else None)
     except KeycloakUnavailable as exc:
         raise Problem(
             503, f"the sign-in service cannot settle the account now: {exc}", headers={"Retry-After": "5"}
@@ -103,28 +98,28 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @federations.get("/federations", summary="The partner collectivités' IdPs")
-async def list_federations(request: Request, operator: Operator) -> list[dict[str, Any]]:
-    return [_public(doc) for doc in sorted(await _federation(request).federations.all(), key=lambda d: d["_id"])]
+async def list_federations(operator: Operator, federation: Keycloak) -> list[dict[str, Any]]:
+    return [_public(doc) for doc in sorted(await federation.federations.all(), key=lambda d: d["_id"])]
 
 
 @federations.post(
     "/federations", status_code=201, summary="Register a partner collectivité's IdP (made in Keycloak at once)"
 )
-async def add_federation(request: Request, body: FederationBody, operator: Operator) -> dict[str, Any]:
-    federation = _federation(request)
+async def add_federation(
+    body: FederationBody, operator: Operator, federation: Keycloak, repo: Directory, settings: Settings
+) -> dict[str, Any]:
     if body.alias in RESERVED_ALIASES:
         raise Problem(409, f"alias {body.alias} is Maille's own IdP")
     if await federation.federations.get(body.alias) is not None:
         raise Problem(409, f"a federation {body.alias} exists already")
-    runtime = get_runtime(request)
-    check = runtime.settings.check_uai_letter
+    check = settings.check_uai_letter
     structures: list[str] = []
     for raw in body.structures:
         try:
             structures.append(normalise_uai(raw, check_letter=check)[0])
         except InvalidUAI as exc:
             raise Problem(422, f"structures: {exc}", errors=[{"field": "structures", "message": str(exc)}]) from None
-    known = {s["_id"] for s in await DirectoryRepository(runtime.docstore).structures(runtime.settings.tenant)}
+    known = {s["_id"] for s in await repo.structures(settings.tenant)}
     unknown = sorted(set(structures) - known)
     if unknown:
         raise Problem(
@@ -141,7 +136,7 @@ async def add_federation(request: Request, body: FederationBody, operator: Opera
 
 
 @federations.delete("/federations/{alias}", status_code=204, summary="Withdraw a partner collectivité's IdP")
-async def delete_federation(request: Request, alias: Alias, operator: Operator) -> Response:
-    if not await _federation(request).remove(alias):
+async def delete_federation(alias: Alias, operator: Operator, federation: Keycloak) -> Response:
+    if not await federation.remove(alias):
         raise Problem(404, f"no federation {alias}")
     return Response(status_code=204)

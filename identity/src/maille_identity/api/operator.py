@@ -8,12 +8,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from maille_identity.api import Directory, Jobs, Settings, Work
 from maille_identity.directory.aaf import FILE_NAME
-from maille_identity.directory.jobs import Busy, ImportJobs
-from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.directory.jobs import Busy
 from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
 from maille_identity.events import EventBatch
-from maille_kit.app import get_runtime
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 
@@ -26,28 +25,26 @@ Tenant = Annotated[
 Operator = Annotated[Principal, Depends(require("operator"))]
 
 
-def _context(request: Request, tenant: str | None) -> tuple[Any, str]:
-    runtime = get_runtime(request)
-    assert runtime.docstore is not None and runtime.outbox is not None
-    return runtime, tenant or runtime.settings.tenant
-
-
 @router.get("/persons/{person_id}/export", summary="RGPD: everything identity holds on one person")
-async def export(request: Request, person_id: PersonId, operator: Operator, tenant: Tenant = None) -> dict[str, Any]:
-    runtime, tenant = _context(request, tenant)
+async def export(
+    person_id: PersonId, operator: Operator, repo: Directory, settings: Settings, tenant: Tenant = None
+) -> dict[str, Any]:
+    tenant = tenant or settings.tenant
     try:
-        return await export_person(DirectoryRepository(runtime.docstore), tenant=tenant, person_id=person_id)
+        return await export_person(repo, tenant=tenant, person_id=person_id)
     except NoSuchPerson:
         raise Problem(404, f"no person {person_id} in tenant {tenant}") from None
 
 
 @router.delete("/persons/{person_id}", status_code=204, summary="RGPD: erase one person now, in every service")
-async def erase(request: Request, person_id: PersonId, operator: Operator, tenant: Tenant = None) -> Response:
-    runtime, tenant = _context(request, tenant)
+async def erase(
+    person_id: PersonId, operator: Operator, repo: Directory, works: Work, settings: Settings, tenant: Tenant = None
+) -> Response:
+    tenant = tenant or settings.tenant
     try:
         await erase_person(
-            DirectoryRepository(runtime.docstore),
-            EventBatch(runtime.works, tenant=tenant),
+            repo,
+            EventBatch(works, tenant=tenant),
             tenant=tenant,
             person_id=person_id,
         )
@@ -57,10 +54,6 @@ async def erase(request: Request, person_id: PersonId, operator: Operator, tenan
 
 
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="the import job's id")]
-
-
-def _jobs(request: Request) -> ImportJobs:
-    return get_runtime(request).state["imports"]
 
 
 def _job_view(job: dict[str, Any]) -> dict[str, Any]:
@@ -76,25 +69,27 @@ def _job_view(job: dict[str, Any]) -> dict[str, Any]:
 async def upload(
     request: Request,
     operator: Operator,
+    jobs: Jobs,
+    settings: Settings,
     filename: Annotated[str, Query(max_length=200, description="the delivery's name: an AAF file name or *.tar.gz")],
     tenant: Tenant = None,
 ) -> dict[str, Any]:
-    runtime, tenant = _context(request, tenant)
+    tenant = tenant or settings.tenant
     if not (FILE_NAME.match(filename) or filename.endswith((".tar.gz", ".tgz"))) or "/" in filename:
         raise Problem(
             422,
-            f"filename {filename!r} is neither an AAF file name (ENT_<id>_<Complet|Delta>_<Kind>_<NNNN>.xml) nor a .tar.gz",
+            f"filename {filename!r} is neither an AAF file name (ENT_<id>_<Complet|Delta>_<Kind>_<NNNN>.xml) nor a "
+            ".tar.gz",
         )
-    jobs = _jobs(request)
     job_id, target = jobs.new_upload(filename)
-    limit = runtime.settings.import_max_mb * 1024 * 1024
+    limit = settings.import_max_mb * 1024 * 1024
     size = 0
     try:
         with target.open("wb") as out:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise Problem(413, f"the delivery is larger than {runtime.settings.import_max_mb} MB")
+                    raise Problem(413, f"the delivery is larger than {settings.import_max_mb} MB")
                 out.write(chunk)
         if size == 0:
             raise Problem(400, "the request body is empty: send the delivery's bytes")
@@ -109,8 +104,8 @@ async def upload(
 
 
 @router.get("/imports/{job_id}", summary="Where an import is: state, progress, and its summary once done")
-async def import_job(request: Request, job_id: JobId, operator: Operator) -> dict[str, Any]:
-    job = await _jobs(request).get(job_id)
+async def import_job(job_id: JobId, operator: Operator, jobs: Jobs) -> dict[str, Any]:
+    job = await jobs.get(job_id)
     if job is None:
         raise Problem(404, f"no import job {job_id}")
     return _job_view(job)
@@ -121,8 +116,8 @@ async def import_job(request: Request, job_id: JobId, operator: Operator) -> dic
     response_class=PlainTextResponse,
     summary="The import's report: one line per refused record or warning",
 )
-async def import_report(request: Request, job_id: JobId, operator: Operator) -> PlainTextResponse:
-    path = _jobs(request).report_path(job_id)
+async def import_report(job_id: JobId, operator: Operator, jobs: Jobs) -> PlainTextResponse:
+    path = jobs.report_path(job_id)
     if not path.exists():
         raise Problem(404, f"no report for import job {job_id} (yet)")
     return PlainTextResponse(path.read_text(encoding="utf-8"))
@@ -142,15 +137,15 @@ TenantId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
 
 
 @router.put("/tenants/{tenant_id}", summary="Declare or change a tenant (its name, kind and GAR idENT)")
-async def put_tenant(request: Request, tenant_id: TenantId, body: TenantBody, operator: Operator) -> dict[str, Any]:
+async def put_tenant(tenant_id: TenantId, body: TenantBody, operator: Operator, repo: Directory) -> dict[str, Any]:
     doc = {"_id": tenant_id, **body.model_dump()}
-    await DirectoryRepository(get_runtime(request).docstore).put_tenant(doc)
+    await repo.put_tenant(doc)
     return {"id": tenant_id, **body.model_dump()}
 
 
 @router.get("/tenants", summary="The tenants")
-async def list_tenants(request: Request, operator: Operator) -> list[dict[str, Any]]:
-    docs = await DirectoryRepository(get_runtime(request).docstore).tenants()
+async def list_tenants(operator: Operator, repo: Directory) -> list[dict[str, Any]]:
+    docs = await repo.tenants()
     return [
         {"id": d["_id"], **{k: v for k, v in d.items() if k != "_id"}} for d in sorted(docs, key=lambda d: d["_id"])
     ]

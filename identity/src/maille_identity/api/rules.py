@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
+from maille_identity.api import Directory, Rules, Settings
 from maille_identity.directory.admins import NotAdministrator, SchoolAdmins
 from maille_identity.directory.repository import DirectoryRepository
-from maille_identity.rules.store import DEFAULT_BODY, RulesBody, RulesStore
-from maille_kit.app import get_runtime
+from maille_identity.rules.store import DEFAULT_BODY, RulesBody
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 
@@ -23,36 +23,47 @@ Tenant = Annotated[
 Caller = Annotated[Principal, Depends(require())]
 
 
-async def _structure(request: Request, uai: str, tenant: str | None, admin: Principal) -> tuple[Any, str]:
-    """The runtime and the school's tenant, once the caller is known to administer the school (403 otherwise)."""
-    runtime = get_runtime(request)
-    tenant = tenant or runtime.settings.tenant
-    directory = DirectoryRepository(runtime.docstore)
+async def _structure(directory: DirectoryRepository, uai: str, tenant: str, admin: Principal) -> None:
+    """Nothing, once the caller is known to administer the school (403 otherwise) and the school exists (404)."""
     try:
         await SchoolAdmins(directory, tenant=tenant).check(admin, uai)
     except NotAdministrator as exc:
         raise Problem(403, str(exc)) from None
     if await directory.structure(tenant, uai) is None:
         raise Problem(404, f"no structure {uai} in tenant {tenant}")
-    return runtime, tenant
 
 
 @router.get("/{uai}/communication-rules", summary="The structure's rules, and whether they are the defaults")
-async def read(request: Request, uai: Uai, admin: Caller, tenant: Tenant = None) -> dict[str, Any]:
-    runtime, tenant = await _structure(request, uai, tenant, admin)
-    body = await RulesStore(runtime.docstore).get(tenant, uai)
+async def read(
+    uai: Uai, admin: Caller, directory: Directory, rules: Rules, settings: Settings, tenant: Tenant = None
+) -> dict[str, Any]:
+    tenant = tenant or settings.tenant
+    await _structure(directory, uai, tenant, admin)
+    body = await rules.get(tenant, uai)
     return {"uai": uai, "defaults": body is None, "rules": (body or DEFAULT_BODY).model_dump(by_alias=True)}
 
 
 @router.put("/{uai}/communication-rules", summary="Change the structure's rules (every replica applies them at once)")
-async def change(request: Request, uai: Uai, body: RulesBody, admin: Caller, tenant: Tenant = None) -> dict[str, Any]:
-    runtime, tenant = await _structure(request, uai, tenant, admin)
-    await RulesStore(runtime.docstore, runtime.works).put(tenant, uai, body, by=admin.client_id or admin.subject)
+async def change(
+    uai: Uai,
+    body: RulesBody,
+    admin: Caller,
+    directory: Directory,
+    rules: Rules,
+    settings: Settings,
+    tenant: Tenant = None,
+) -> dict[str, Any]:
+    tenant = tenant or settings.tenant
+    await _structure(directory, uai, tenant, admin)
+    await rules.put(tenant, uai, body, by=admin.client_id or admin.subject)
     return {"uai": uai, "defaults": False, "rules": body.model_dump(by_alias=True)}
 
 
 @router.delete("/{uai}/communication-rules", status_code=204, summary="Reset the structure's rules to the defaults")
-async def reset(request: Request, uai: Uai, admin: Caller, tenant: Tenant = None) -> Response:
-    runtime, tenant = await _structure(request, uai, tenant, admin)
-    await RulesStore(runtime.docstore, runtime.works).reset(tenant, uai)
+async def reset(
+    uai: Uai, admin: Caller, directory: Directory, rules: Rules, settings: Settings, tenant: Tenant = None
+) -> Response:
+    tenant = tenant or settings.tenant
+    await _structure(directory, uai, tenant, admin)
+    await rules.reset(tenant, uai)
     return Response(status_code=204)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Response
 
+from maille_identity.api import Directory, Jobs, Settings
 from maille_identity.directory.admins import NotAdministrator, NotOfTheSchool, SchoolAdmins
 from maille_identity.directory.repository import DirectoryRepository
-from maille_kit.app import get_runtime
+from maille_identity.settings import IdentitySettings
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 
@@ -19,22 +20,22 @@ PersonId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="a person 
 Caller = Annotated[Principal, Depends(require())]
 
 
-async def _admins(request: Request, uai: str, caller: Principal, *, delegating: bool = False) -> SchoolAdmins:
-    runtime = get_runtime(request)
-    directory = DirectoryRepository(runtime.docstore)
-    admins = SchoolAdmins(directory, tenant=runtime.settings.tenant)
+async def _admins(
+    directory: DirectoryRepository, settings: IdentitySettings, uai: str, caller: Principal, *, delegating: bool = False
+) -> SchoolAdmins:
+    admins = SchoolAdmins(directory, tenant=settings.tenant)
     try:
         await admins.check(caller, uai, delegating=delegating)
     except NotAdministrator as exc:
         raise Problem(403, str(exc)) from None
-    if await directory.structure(runtime.settings.tenant, uai) is None:
+    if await directory.structure(settings.tenant, uai) is None:
         raise Problem(404, f"no school {uai}")
     return admins
 
 
 @router.get("/{uai}/administrators", summary="Who administers the school: its principals and their delegates")
-async def administrators(request: Request, uai: Uai, caller: Caller) -> dict[str, Any]:
-    return await (await _admins(request, uai, caller)).listed(uai)
+async def administrators(uai: Uai, caller: Caller, directory: Directory, settings: Settings) -> dict[str, Any]:
+    return await (await _admins(directory, settings, uai, caller)).listed(uai)
 
 
 @router.put(
@@ -42,8 +43,8 @@ async def administrators(request: Request, uai: Uai, caller: Caller) -> dict[str
     status_code=204,
     summary="The principal makes a person of the school one of its administrators",
 )
-async def delegate(request: Request, uai: Uai, person_id: PersonId, caller: Caller) -> Response:
-    admins = await _admins(request, uai, caller, delegating=True)
+async def delegate(uai: Uai, person_id: PersonId, caller: Caller, directory: Directory, settings: Settings) -> Response:
+    admins = await _admins(directory, settings, uai, caller, delegating=True)
     try:
         await admins.delegate(uai, person_id, by=caller)
     except NotOfTheSchool as exc:
@@ -52,8 +53,8 @@ async def delegate(request: Request, uai: Uai, person_id: PersonId, caller: Call
 
 
 @router.delete("/{uai}/administrators/{person_id}", status_code=204, summary="The principal withdraws a delegation")
-async def withdraw(request: Request, uai: Uai, person_id: PersonId, caller: Caller) -> Response:
-    if not await (await _admins(request, uai, caller, delegating=True)).withdraw(uai, person_id):
+async def withdraw(uai: Uai, person_id: PersonId, caller: Caller, directory: Directory, settings: Settings) -> Response:
+    if not await (await _admins(directory, settings, uai, caller, delegating=True)).withdraw(uai, person_id):
         raise Problem(404, f"{person_id} is not a delegate of {uai}")
     return Response(status_code=204)
 
@@ -61,11 +62,11 @@ async def withdraw(request: Request, uai: Uai, person_id: PersonId, caller: Call
 @router.get(
     "/{uai}/imports", summary="The last AAF imports: their state and counts, and what their reports say of this school"
 )
-async def imports(request: Request, uai: Uai, caller: Caller) -> list[dict[str, Any]]:
-    await _admins(request, uai, caller)
-    runtime = get_runtime(request)
-    jobs = runtime.state["imports"]
-    school = await DirectoryRepository(runtime.docstore).structure(runtime.settings.tenant, uai) or {}
+async def imports(
+    uai: Uai, caller: Caller, directory: Directory, settings: Settings, jobs: Jobs
+) -> list[dict[str, Any]]:
+    await _admins(directory, settings, uai, caller)
+    school = await directory.structure(settings.tenant, uai) or {}
     about = tuple(word for word in (uai, school.get("key")) if word)
     return [
         {
@@ -77,5 +78,5 @@ async def imports(request: Request, uai: Uai, caller: Caller) -> list[dict[str, 
             "summary": job.get("summary"),
             "report": jobs.report_lines(job["_id"], about),
         }
-        for job in await jobs.recent(runtime.settings.tenant)
+        for job in await jobs.recent(settings.tenant)
     ]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from lxml import etree
 
@@ -141,7 +141,9 @@ def find_files(paths: list[Path]) -> Delivery:
     return Delivery(files, ignored)
 
 
-def _consider_path(path: Path, consider, ignored: list[tuple[str, str]]) -> None:
+def _consider_path(
+    path: Path, consider: Callable[[str, str, Callable[[], IO[bytes]]], None], ignored: list[tuple[str, str]]
+) -> None:
     if path.name.endswith((".tar.gz", ".tgz")):
         try:
             with tarfile.open(path, "r:gz") as archive:
@@ -155,13 +157,13 @@ def _consider_path(path: Path, consider, ignored: list[tuple[str, str]]) -> None
         consider(str(path), path.name, lambda: path.open("rb"))
 
 
-def _member_opener(archive_path: Path, member: str):
+def _member_opener(archive_path: Path, member: str) -> Callable[[], IO[bytes]]:
     def open_member() -> IO[bytes]:
         archive = tarfile.open(archive_path, "r:gz")
         extracted = archive.extractfile(member)
         if extracted is None:
             raise OSError(f"{member} is not a file")
-        return _ClosingReader(extracted, archive)
+        return cast(IO[bytes], _ClosingReader(extracted, archive))
 
     return open_member
 

@@ -30,8 +30,10 @@ def _of_school(person: Doc | None, uai: str) -> bool:
 
 
 def _heads(person: Doc | None, uai: str) -> bool:
-    return _of_school(person, uai) and any(
-        f["structure"] == uai and f["code"] == "DIR" for f in person.get("functions", [])
+    return (
+        person is not None
+        and _of_school(person, uai)
+        and any(f["structure"] == uai and f["code"] == "DIR" for f in person.get("functions", []))
     )
 
 

@@ -34,8 +34,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from maille.identity.v1 import directory_pb2 as pb
+from maille_contracts import (
+    GROUP_CREATED,
+    GROUP_DELETED,
+    GROUP_UPDATED,
+    PERSON_CREATED,
+    PERSON_DELETED,
+    PERSON_UPDATED,
+    STRUCTURE_CREATED,
+    STRUCTURE_UPDATED,
+)
 from maille_identity.directory import records as rec
-from maille_identity.directory.aaf import FeedError, FeedFile, Kind, find_files, read_records
+from maille_identity.directory.aaf import FeedError, FeedFile, Kind, Record, find_files, read_records
 from maille_identity.directory.identifiers import PARENT
 from maille_identity.directory.repository import (
     GROUPS,
@@ -305,7 +315,7 @@ class Importer:
         return True
 
     async def _apply(
-        self, record: rec.Record, kind: Kind, full: bool, seen: dict[str, tuple[str, int]], covered: set[str]
+        self, record: Record, kind: Kind, full: bool, seen: dict[str, tuple[str, int]], covered: set[str]
     ) -> None:
         key = rec.record_key(record, kind)
         if key in seen and full:
@@ -340,7 +350,7 @@ class Importer:
             seen[key] = (record.file, record.line)
             await self._put_person(key, doc, covered, raw)
 
-    def _unchanged(self, key: str, kind: Kind, record: rec.Record, raw: str) -> bool:
+    def _unchanged(self, key: str, kind: Kind, record: Record, raw: str) -> bool:
         """Whether the record is the one the last import took, word for word, and what it leads to is too.
 
         The re-import's fast path: the record is neither checked nor rebuilt. A pupil's adults must still
@@ -387,10 +397,10 @@ class Importer:
             )
             if old is None:
                 self.summary.created += 1
-                self.events.add("identity.structure.created.v1", pb.StructureCreated(structure=message))
+                self.events.add(STRUCTURE_CREATED, pb.StructureCreated(structure=message))
             else:
                 self.summary.updated += 1
-                self.events.add("identity.structure.updated.v1", pb.StructureUpdated(structure=message))
+                self.events.add(STRUCTURE_UPDATED, pb.StructureUpdated(structure=message))
         else:
             self.summary.unchanged += 1
         listed = set()
@@ -405,17 +415,17 @@ class Importer:
             self.groups[group["_id"]] = (uai, gh)
             self._queue("replace", GROUPS, group)
             kind = pb.GROUP_KIND_CLASS if group["kind"] == "class" else pb.GROUP_KIND_GROUP
-            message = pb.Group(id=group["_id"], structure_id=uai, code=group["code"], label=group["label"], kind=kind)
+            said = pb.Group(id=group["_id"], structure_id=uai, code=group["code"], label=group["label"], kind=kind)
             if before is None:
-                self.events.add("identity.group.created.v1", pb.GroupCreated(group=message))
+                self.events.add(GROUP_CREATED, pb.GroupCreated(group=said))
             else:
-                self.events.add("identity.group.updated.v1", pb.GroupUpdated(group=message))
+                self.events.add(GROUP_UPDATED, pb.GroupUpdated(group=said))
         # The structure's record lists all its classes and groups: the others are gone.
         for group_id, (structure_uai, _) in list(self.groups.items()):
             if structure_uai == uai and group_id not in listed:
                 del self.groups[group_id]
                 self._queue("delete", GROUPS, group_id)
-                self.events.add("identity.group.deleted.v1", pb.GroupDeleted(id=group_id, structure_id=uai))
+                self.events.add(GROUP_DELETED, pb.GroupDeleted(id=group_id, structure_id=uai))
 
     def _put_referential(self, doc: Doc) -> None:
         h = digest(doc)
@@ -488,10 +498,10 @@ class Importer:
         self._queue("insert" if created else "replace", PERSONS, doc)
         if created:
             self.summary.created += 1
-            self.events.add("identity.person.created.v1", pb.PersonCreated(person=person_message(doc)))
+            self.events.add(PERSON_CREATED, pb.PersonCreated(person=person_message(doc)))
         else:
             self.summary.updated += 1
-            self.events.add("identity.person.updated.v1", pb.PersonUpdated(person=person_message(doc)))
+            self.events.add(PERSON_UPDATED, pb.PersonUpdated(person=person_message(doc)))
 
     def _links(self) -> tuple[dict[str, Doc], dict[str, set[str]]]:
         """The key entries by ENT id, and each adult's children as the pupils' records give them."""
@@ -524,7 +534,7 @@ class Importer:
         self._links_cache = None
         self._queue("delete", PERSONS, entry["e"])
         self.summary.deleted += 1
-        self.events.add("identity.person.deleted.v1", pb.PersonDeleted(id=entry["e"], erased=erased))
+        self.events.add(PERSON_DELETED, pb.PersonDeleted(id=entry["e"], erased=erased))
 
     async def _detach_absent(self, kind: str, seen: dict[str, tuple[str, int]], covered: set[str]) -> None:
         """After a full feed of `kind`: detach the absent from the structures it covers."""
@@ -554,7 +564,7 @@ class Importer:
                 entry["d"] = doc["delete_after"].timestamp()
             self._queue("replace", PERSONS, doc)
             self.summary.updated += 1
-            self.events.add("identity.person.updated.v1", pb.PersonUpdated(person=person_message(doc)))
+            self.events.add(PERSON_UPDATED, pb.PersonUpdated(person=person_message(doc)))
 
     async def _update_parents_not_in_feed(self) -> None:
         """Parents not in this import whose children changed in it: their links and profiles follow."""
@@ -578,7 +588,7 @@ class Importer:
             doc["h"] = entry["h"]
             self._queue("replace", PERSONS, doc)
             self.summary.updated += 1
-            self.events.add("identity.person.updated.v1", pb.PersonUpdated(person=person_message(doc)))
+            self.events.add(PERSON_UPDATED, pb.PersonUpdated(person=person_message(doc)))
 
     async def _purge_expired(self) -> None:
         """Delete the persons whose grace period after a full feed is over."""

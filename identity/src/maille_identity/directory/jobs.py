@@ -16,13 +16,17 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maille_identity.directory.importer import import_feeds
 from maille_identity.directory.repository import DirectoryRepository
+
+if TYPE_CHECKING:
+    from maille_identity.events import EventBatch
 
 log = logging.getLogger("maille.identity.jobs")
 
@@ -44,7 +48,7 @@ class ImportJobs:
     def __init__(
         self,
         repository: DirectoryRepository,
-        events_for,
+        events_for: Callable[[str], EventBatch],
         *,
         folder: Path,
         check_uai_letter: bool,

@@ -28,7 +28,8 @@ Doc = dict[str, Any]
 KNOWN_ATTRIBUTES: dict[Kind, frozenset[str]] = {
     Kind.STRUCTURES: frozenset(
         "ENTStructureJointure ENTStructureUAI ENTStructureNomCourant ENTStructureTypeStruct ENTEtablissementContrat "
-        "ENTServAcAcademie ENTEtablissementStructRattachFctl ENTStructureClasses ENTStructureGroupes street postalCode l "
+        "ENTServAcAcademie ENTEtablissementStructRattachFctl ENTStructureClasses ENTStructureGroupes street postalCode "
+        "l "
         "telephoneNumber ENTStructureMailSI ENTStructureSIREN ENTEtablissementUAI ENTEtablissementMinistereTutelle "
         "ENTStructureCategorie facsimileTelephoneNumber".split()
     ),
@@ -45,7 +46,8 @@ KNOWN_ATTRIBUTES: dict[Kind, frozenset[str]] = {
         "ENTPersonLogin ENTPersonNomAffichage telephoneNumber homePhone ENTPersonDateNaissance".split()
     ),
     Kind.STAFF: frozenset(
-        "ENTPersonJointure sn givenName ENTPersonAutresPrenoms ENTPersonNomPatro personalTitle mail ENTPersonDateNaissance "
+        "ENTPersonJointure sn givenName ENTPersonAutresPrenoms ENTPersonNomPatro personalTitle mail "
+        "ENTPersonDateNaissance "
         "ENTPersonStructRattach ENTPersonFonctions ENTAuxEnsClassesMatieres ENTAuxEnsGroupesMatieres "
         "ENTAuxEnsClassesPrincipal ENTAuxEnsMEF PersEducNatPresenceDevantEleves ENTPersonCategorieEnseignant "
         "ENTPersonLogin ENTPersonNomAffichage ENTAuxEnsMatiereEnseignEtab ENTAuxEnsCategoDiscipline ENTPersonSexe "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
@@ -167,3 +168,19 @@ class DirectoryRepository:
 
     async def person(self, person_id: str) -> Doc | None:
         return await self.db[PERSONS].find_one({"_id": person_id})
+
+
+class StructureNames:
+    """A tenant's schools by UAI, read again at most every `seconds` (every sign-in lands on /me)."""
+
+    def __init__(self, repo: DirectoryRepository, *, seconds: float = 30.0) -> None:
+        self.repo = repo
+        self.seconds = seconds
+        self._by_tenant: dict[str, tuple[float, dict[str, str]]] = {}
+
+    async def of(self, tenant: str) -> dict[str, str]:
+        found = self._by_tenant.get(tenant)
+        if found is None or time.monotonic() - found[0] > self.seconds:
+            names = {doc["_id"]: doc["name"] for doc in await self.repo.structures(tenant)}
+            found = self._by_tenant[tenant] = (time.monotonic(), names)
+        return found[1]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
+from maille_contracts import PERSON_DELETED, PERSON_UPDATED
 from maille_identity.directory.importer import person_message
 from maille_identity.directory.repository import PERSONS, DirectoryRepository
 from maille_identity.events import EventBatch
@@ -65,8 +66,8 @@ async def erase_person(repository: DirectoryRepository, events: EventBatch, *, t
         other["h"] = "erasure:" + person_id
         other["updated_at"] = datetime.now(UTC)
         updates.append(other)
-        events.add("identity.person.updated.v1", pb.PersonUpdated(person=person_message(other)))
-    events.add("identity.person.deleted.v1", pb.PersonDeleted(id=person_id, erased=True))
+        events.add(PERSON_UPDATED, pb.PersonUpdated(person=person_message(other)))
+    events.add(PERSON_DELETED, pb.PersonDeleted(id=person_id, erased=True))
     work = events.work()
     for other in updates:
         work.put(PERSONS, other)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 from xml.sax.saxutils import escape
 
 from maille_identity.directory.identifiers import UAI_LETTERS
@@ -70,7 +71,8 @@ def _attr(name: str, *values: str) -> str:
 def _request(category_attr: str, category: str, ident: str, attrs: list[str], op: str = "addRequest") -> str:
     return (
         f"  <{op}>\n"
-        f'    <operationalAttributes><attr name="{category_attr}"><value>{category}</value></attr></operationalAttributes>\n'
+        "    <operationalAttributes><attr "
+        f'name="{category_attr}"><value>{category}</value></attr></operationalAttributes>\n'
         f"    <identifier><id>{escape(ident)}</id></identifier>\n"
         f"    <attributes>\n      " + "\n      ".join(attrs) + "\n    </attributes>\n"
         f"  </{op}>\n"
@@ -82,7 +84,8 @@ class _Writer:
 
     def __init__(self, outdir: Path, feed: str, kind: str, mode: str = "Complet", change: int = 0) -> None:
         self.outdir, self.feed, self.kind, self.mode, self.change = outdir, feed, kind, mode, change
-        self.number, self.count, self.out = 0, 0, None
+        self.number, self.count = 0, 0
+        self.out: TextIO | None = None
 
     def write(self, record: str) -> None:
         if self.out is None or self.count >= RECORDS_PER_FILE:
@@ -92,7 +95,8 @@ class _Writer:
             path = self.outdir / f"ENT_{self.feed}_{self.mode}_{self.kind}_{self.number:04d}.xml"
             self.out = path.open("w", encoding="utf-8")
             self.out.write(
-                '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM "ficAlimMENESR.dtd">\n<ficAlimMENESR>\n'
+                '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ficAlimMENESR SYSTEM '
+                '"ficAlimMENESR.dtd">\n<ficAlimMENESR>\n'
             )
         if (
             self.mode == "Delta"
@@ -112,7 +116,8 @@ class _Writer:
 def generate(
     outdir: Path, *, persons: int = 1000, schools: int = 2, seed: int = 7, feed: str = "0350000A", delta: int = 0
 ) -> dict[str, int]:
-    """Write a full AAF delivery to `outdir` — or, `delta` > 0, the same persons (same seed) as a delta's changes of every
+    """Write a full AAF delivery to `outdir` — or, `delta` > 0, the same persons (same seed) as a delta's changes of
+    every
     one of them: their first names marked with the change's number; the counts of each kind written."""
     mode = "Delta" if delta else "Complet"
     rng = random.Random(seed)

@@ -6,8 +6,10 @@ their sessions end with it. Consumed from identity's own person events, once per
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
+from maille_contracts import PERSON_DELETED, PERSON_UPDATED
 from maille_identity.events import STREAM
 from maille_identity.federation.linking import Linking
 from maille_kit.bus import Bus
@@ -16,7 +18,7 @@ from maille_kit.docstore import Docstore
 from maille_kit.events import Event
 
 log = logging.getLogger("maille.identity.accounts")
-SUBJECTS = ("identity.person.updated.v1", "identity.person.deleted.v1")
+SUBJECTS = (PERSON_UPDATED, PERSON_DELETED)
 
 
 class AccountSync:
@@ -42,7 +44,7 @@ class AccountSync:
         await self.consumer.stop()
 
     async def handle(self, event: Event) -> None:
-        if event.type == "identity.person.deleted.v1":
+        if event.type == PERSON_DELETED:
             await self.linking.forget(event.unpack(pb.PersonDeleted).id)
         else:
             await self.linking.refresh_accounts(_picture(event.unpack(pb.PersonUpdated).person))
@@ -52,7 +54,7 @@ class AccountSync:
         of whom never signed in), then each event of theirs handled in order."""
         persons = [
             event.unpack(pb.PersonDeleted).id
-            if event.type == "identity.person.deleted.v1"
+            if event.type == PERSON_DELETED
             else event.unpack(pb.PersonUpdated).person.id
             for event in events
         ]
@@ -62,7 +64,7 @@ class AccountSync:
                 await self.handle(event)
 
 
-def _picture(person: pb.Person) -> dict:
+def _picture(person: pb.Person) -> dict[str, Any]:
     """The event's own picture of the person, not a read of the directory: the event may arrive before the
     import's write of the same change is visible."""
     return {"_id": person.id, "profiles": [{"structure": p.uai, "code": p.code} for p in person.profiles]}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,7 @@ class Report:
         self.changes.append(what)
 
 
-def render(values: dict[str, str | list[str]], extra_idps: list[Doc] = (), path: Path = DECLARATION) -> Doc:
+def render(values: Mapping[str, str | Sequence[str]], extra_idps: Sequence[Doc] = (), path: Path = DECLARATION) -> Doc:
     """The declaration with `{{NAME}}` filled from `values` (a list fills a `"{{@NAME}}"`); entries whose `when`
     setting is empty dropped."""
     text = path.read_text()
@@ -400,6 +400,7 @@ class Reconciler:
     async def _own_user_id(self) -> str:
         """identity's own service account (its writes are not an admin's hand-made changes)."""
         if self._myself is None:
+            assert self.connection.client_id is not None
             internal = await self.admin.a_get_client_id(self.connection.client_id)
             answer = await self.connection.a_raw_get(f"admin/realms/{REALM}/clients/{internal}/service-account-user")
             _check(answer)
@@ -428,7 +429,7 @@ class Reconciler:
 
     async def set_attributes(self, user: Doc, attributes: dict[str, list[str]]) -> None:
         """Set these attributes of a user (the others kept)."""
-        body = {
+        body: dict[str, Any] = {
             key: user[key]
             for key in ("username", "firstName", "lastName", "email", "enabled", "emailVerified")
             if key in user

@@ -125,6 +125,7 @@ class Linking:
                 await self._tampered(principal, link)
             person = await self.directory.person(link["person"])
             self._admissible(person)
+            assert person is not None  # admissible
             refresh = False
             # The account's profiles and schools follow the directory: written again (and the tokens fetched
             # again) only when the token shows they changed — the usual sign-in costs Keycloak nothing more.
@@ -176,7 +177,8 @@ class Linking:
 
     async def _tampered(self, principal: Principal, link: Doc | None) -> None:
         """A token names a person its account is not linked to: somebody wrote Maille's attributes behind identity's
-        back. Logged as a security event; the account written back from the directory (or cleared, unlinked); refused."""
+        back. Logged as a security event; the account written back from the directory (or cleared, unlinked);
+        refused."""
         security.warning(
             "sign-in refused: the token's ent_id is not the account's link",
             extra={

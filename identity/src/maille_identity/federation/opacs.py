@@ -9,13 +9,14 @@ import logging
 import re
 
 from maille.library.v1 import opac_pb2
+from maille_contracts import OPAC_CHANGED
 from maille_identity.federation.service import Federation
 from maille_kit.bus import Bus
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event
 
-SUBJECTS = ("library.opac.changed.v1",)
+SUBJECTS = (OPAC_CHANGED,)
 OPAC_URL = re.compile(r"^https?://[A-Za-z0-9.:\[\]-]+(/([A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?$")
 log = logging.getLogger("maille.identity.opacs")
 

@@ -99,7 +99,8 @@ class Federation:
         except KeycloakUnavailable as exc:
             if exc.status is None or not url:
                 raise  # Keycloak away, or a removal it failed: the event is delivered again
-            # Keycloak will not take this OPAC as a redirect URI: it is left out, not allowed to block every other school's.
+            # Keycloak will not take this OPAC as a redirect URI: it is left out, not allowed to block every other
+            # school's.
             log.error("OPAC of %s (%s) refused by Keycloak, left out: %s", uai, url[:100], exc)
             await self.federations.put_opac(uai, "")
             report = await self._opac_client()

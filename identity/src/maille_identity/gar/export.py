@@ -69,10 +69,10 @@ class _KindWriter:
         )
         self.number = 0
         self.count = 0
-        self._file = None
-        self._ctx = None
-        self._xf = None
-        self._root = None
+        self._file: Any = None  # the open part file, lxml's incremental writer and its root element, while open
+        self._ctx: Any = None
+        self._xf: Any = None
+        self._root: Any = None
         self._path: Path | None = None
 
     def write(self, element: etree._Element) -> None:
@@ -205,7 +205,7 @@ class _Files:
         if person.get("birth_date"):
             element.append(self.text("GARPersonDateNaissance", person["birth_date"]))
         self.writers["Eleve"].write(element)
-        attached = person.get("attached") if person.get("attached") in schools else schools[0]
+        attached: str = person["attached"] if person.get("attached") in schools else schools[0]
         if person.get("mef"):
             self.person_mefs.append((attached, person["_id"], person["mef"]))
             self.mefs_used[(attached, person["mef"])] = person.get("mef_label") or person["mef"]

@@ -10,6 +10,7 @@ parent only where the rules allow it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from maille_identity.directory.identifiers import (
@@ -90,7 +91,7 @@ def memberships(member: Member, children: list[Member]) -> frozenset[str]:
     return frozenset(groups)
 
 
-def writable(groups: frozenset[str], rules_of) -> frozenset[str]:
+def writable(groups: frozenset[str], rules_of: Callable[[str], Rules]) -> frozenset[str]:
     """The rule groups whose members someone in `groups` may write to; `rules_of(uai)` gives a structure's rules."""
     targets: set[str] = set()
     for group in groups:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from maille.identity.v1 import rules_pb2 as pb
+from maille_contracts import RULES_CHANGED
 from maille_identity.rules.model import ALL, DEFAULT_RULES, Rules
 from maille_kit.docstore import Docstore
 from maille_kit.work import Work, Works
@@ -112,7 +113,7 @@ class RulesStore:
         if self.works is None:
             raise RuntimeError("the rules store was made to read only")
         work = self.works.new()
-        work.event(type="identity.rules.changed.v1", tenant=tenant, payload=pb.RulesChanged(uai=uai, reset=reset))
+        work.event(type=RULES_CHANGED, tenant=tenant, payload=pb.RulesChanged(uai=uai, reset=reset))
         return work
 
     async def _commit(self, work: Work) -> None:

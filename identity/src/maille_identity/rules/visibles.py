@@ -28,8 +28,8 @@ KIND_NAMES = {
     "DIR": "direction",
     "HT": "professeurs principaux",
 }
-STRUCTURE_KINDS = ("ELV", "ENS", "TUT", "PERS", "DIR")
-CLASS_KINDS = ("ELV", "ENS", "TUT", "HT")
+STRUCTURE_KINDS: tuple[str, ...] = ("ELV", "ENS", "TUT", "PERS", "DIR")
+CLASS_KINDS: tuple[str, ...] = ("ELV", "ENS", "TUT", "HT")
 
 
 @dataclass

@@ -14,12 +14,13 @@ from typing import Any
 from pymongo import ReplaceOne, UpdateOne
 
 from maille.identity.v1 import directory_pb2 as pb
+from maille_contracts import PERSON_CREATED, PERSON_UPDATED
 from maille_kit.docstore import Docstore, by_ids
 from maille_kit.events import Event
 
 SCHOOLS, GROUPS, PERSONS = "schools", "groups", "persons"
 SUBJECTS = ("identity.structure.>", "identity.group.>", "identity.person.>")
-PERSON_CREATED, PERSON_UPDATED = "identity.person.created.v1", "identity.person.updated.v1"
+PERSON_CREATED, PERSON_UPDATED = PERSON_CREATED, PERSON_UPDATED
 Doc = dict[str, Any]
 
 # The GAR's target publics of the national profiles; parents (National_TUT) are no public of a resource.
@@ -135,7 +136,9 @@ class DirectoryFollower:
         docs: dict[str, Doc] = {}
         for event in events:
             doc = person_doc(
-                event.unpack(pb.PersonCreated if event.type == PERSON_CREATED else pb.PersonUpdated).person,
+                (
+                    event.unpack(pb.PersonCreated) if event.type == PERSON_CREATED else event.unpack(pb.PersonUpdated)
+                ).person,
                 event.tenant,
             )
             docs[doc["_id"]] = doc  # a person twice in the batch: their last picture
@@ -173,7 +176,9 @@ class DirectoryFollower:
             await schools.update_one({"_id": message.uai}, {"$set": {"retire": True}})
             await self.school_removed(message.uai)
             return
-        structure = event.unpack(pb.StructureCreated if fact == "created" else pb.StructureUpdated).structure
+        structure = (
+            event.unpack(pb.StructureCreated) if fact == "created" else event.unpack(pb.StructureUpdated)
+        ).structure
         await schools.replace_one(
             {"_id": structure.uai},
             {
@@ -191,7 +196,7 @@ class DirectoryFollower:
         if fact == "deleted":
             await groups.delete_one({"_id": event.unpack(pb.GroupDeleted).id})
             return
-        group = event.unpack(pb.GroupCreated if fact == "created" else pb.GroupUpdated).group
+        group = (event.unpack(pb.GroupCreated) if fact == "created" else event.unpack(pb.GroupUpdated)).group
         school = await self.directory.schools.find_one({"structure": group.structure_id}, {"_id": 1})
         # Its fields set, its members (kept by the persons' events, which may come first) left as they are.
         await groups.update_one(

@@ -19,7 +19,10 @@ class GarUnavailable(Exception):
 
 def gar_link(base: str, *, ent: str, uai: str, ark: str) -> str:
     """The link that opens a resource through the GAR: idENT, idEtab and idSrc base64-encoded."""
-    b64 = lambda value: base64.b64encode(value.encode()).decode()  # noqa: E731
+
+    def b64(value: str) -> str:
+        return base64.b64encode(value.encode()).decode()
+
     return f"{base}?{urlencode({'idENT': b64(ent), 'idEtab': b64(uai), 'idSrc': b64(ark)})}"
 
 

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+from typing import Any
 
 from fastapi import FastAPI
+from nats.aio.msg import Msg
 from pymongo import IndexModel
 
 from maille.identity.v1 import directory_pb2
@@ -18,11 +20,14 @@ from maille_catalog.directory import GROUPS, PERSONS, SCHOOLS, SUBJECTS, Directo
 from maille_catalog.events import STREAMS
 from maille_catalog.gar import GarClient
 from maille_catalog.mediacentre import FAVOURITES, Mediacentre
-from maille_catalog.repository import RESOURCES
+from maille_catalog.repository import RESOURCES, ResourceRepository
+from maille_catalog.service import Resources
 from maille_catalog.settings import CatalogSettings
 from maille_catalog.subscriptions import ASSIGNMENTS, SUBSCRIPTIONS, Subscriptions
+from maille_contracts import PERSON_CREATED, PERSON_DELETED, PERSON_UPDATED
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_kit.consumer import EventConsumer
+from maille_kit.docstore import Docstore
 from maille_kit.events import Event, MalformedEvent, decode
 
 log = logging.getLogger("maille.catalog")
@@ -42,41 +47,70 @@ INDEXES = {
 }
 
 
-def _mediacentre(runtime: Runtime) -> Mediacentre:
-    centre = runtime.state.get("mediacentre")
-    if centre is None:
-        settings: CatalogSettings = runtime.settings  # type: ignore[assignment]
-        gar = None
-        if settings.gar_url:
-            gar = GarClient(
-                settings.gar_url,
-                ent=settings.ent_id,
-                cert=settings.gar_client_cert or None,
-                key=settings.gar_client_key or None,
-                ca=settings.gar_ca_file or None,
-                timeout=settings.gar_timeout_seconds,
-            )
-        assert runtime.docstore is not None
-        centre = runtime.state["mediacentre"] = Mediacentre(
-            runtime.docstore,
-            gar,
+class Background:
+    """The catalog's work beside its routes: catalog and person events heard by every replica, the offer read
+    again now and then, subscriptions expired."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+        self.subscriptions: list[Any] = []
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for subscription in self.subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+
+def parts(runtime: Runtime) -> list[object]:
+    """What the catalog's routes and work are made of."""
+    settings = runtime.settings
+    assert isinstance(settings, CatalogSettings)
+    assert runtime.docstore is not None and runtime.works is not None
+    gar = None
+    if settings.gar_url:
+        gar = GarClient(
+            settings.gar_url,
             ent=settings.ent_id,
-            gar_link_url=settings.gar_link_url,
-            gar_cache_seconds=settings.gar_cache_seconds,
-            cache_size=settings.mediacentre_cache_size,
+            cert=settings.gar_client_cert or None,
+            key=settings.gar_client_key or None,
+            ca=settings.gar_ca_file or None,
+            timeout=settings.gar_timeout_seconds,
         )
-    return centre
+    centre = Mediacentre(
+        runtime.docstore,
+        gar,
+        ent=settings.ent_id,
+        gar_link_url=settings.gar_link_url,
+        gar_cache_seconds=settings.gar_cache_seconds,
+        cache_size=settings.mediacentre_cache_size,
+    )
+    directory = Directory(runtime.docstore)
+    subscriptions = Subscriptions(
+        runtime.docstore,
+        runtime.works,
+        directory,
+        tenant=settings.tenant,
+        observer=centre,
+        per_person_of=centre.offer.per_person_of,
+    )
+    resources = Resources(ResourceRepository(runtime.docstore), runtime.works, tenant=settings.tenant, observer=centre)
+    return [centre, directory, subscriptions, resources, Background()]
 
 
 def consumers(runtime: Runtime) -> list[EventConsumer]:
     """The directory, learnt from identity's events (its stream may come up after the catalog)."""
     assert runtime.docstore is not None
-    subs = Subscriptions.of(runtime, per_person_of=_mediacentre(runtime).offer.per_person_of)
+    subs = runtime.parts.get(Subscriptions)
+    centre = runtime.parts.get(Mediacentre)
     follower = DirectoryFollower(
-        Directory(runtime.docstore),
+        runtime.parts.get(Directory),
         left_schools=subs.left_schools,
         school_removed=subs.school_removed,
-        person_changed=_mediacentre(runtime).person_changed,
+        person_changed=centre.person_changed,
     )
     return [
         EventConsumer(
@@ -93,13 +127,17 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
 
 
 async def on_start(runtime: Runtime) -> None:
-    centre = _mediacentre(runtime)
+    settings = runtime.settings
+    assert isinstance(settings, CatalogSettings) and runtime.docstore is not None
+    docstore = runtime.docstore
+    centre = runtime.parts.get(Mediacentre)
+    background = runtime.parts.get(Background)
     nc = runtime.bus.nc
     assert nc is not None
 
     heard: list[Event] | None = []  # while the offer loads, what is heard waits
 
-    async def catalog_changed(message) -> None:  # every replica hears every catalog event
+    async def catalog_changed(message: Msg) -> None:  # every replica hears every catalog event
         try:
             event = decode(message.data)
         except MalformedEvent:
@@ -114,40 +152,38 @@ async def on_start(runtime: Runtime) -> None:
         if changes:
             centre.changed(**changes)
 
-    async def person_changed(message) -> None:
+    async def person_changed(message: Msg) -> None:
         try:
             event = decode(message.data)
-            kind = {
-                "identity.person.created.v1": directory_pb2.PersonCreated,
-                "identity.person.updated.v1": directory_pb2.PersonUpdated,
-            }
-            if event.type in kind:
-                centre.person_changed(event.unpack(kind[event.type]).person.id)
-            elif event.type == "identity.person.deleted.v1":
+            if event.type == PERSON_CREATED:
+                centre.person_changed(event.unpack(directory_pb2.PersonCreated).person.id)
+            elif event.type == PERSON_UPDATED:
+                centre.person_changed(event.unpack(directory_pb2.PersonUpdated).person.id)
+            elif event.type == PERSON_DELETED:
                 centre.person_changed(event.unpack(directory_pb2.PersonDeleted).id)
         except MalformedEvent:
             pass
 
-    runtime.state["listening"] = [
+    background.subscriptions = [
         await nc.subscribe("catalog.>", cb=catalog_changed),
         await nc.subscribe("identity.person.>", cb=person_changed),
     ]
     await nc.flush()
-    await centre.offer.load(runtime.docstore)  # type: ignore[arg-type]
+    await centre.offer.load(docstore)
     waiting, heard = heard, None
     for event in waiting or []:
         with contextlib.suppress(MalformedEvent):
             centre.offer.apply(event)
-    runtime.state["reload"] = asyncio.create_task(_reload(runtime, centre), name="catalog-offer-reload")
+    background.tasks.append(asyncio.create_task(_reload(docstore, centre, settings), name="catalog-offer-reload"))
     # The offer just loaded lives long, and so do the persons' lists: the cycle collector walks them rarely
     # (a full collection over them would land as a pause on requests; a request makes few cycles).
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
-    runtime.state["expiry"] = asyncio.create_task(_expire(runtime), name="catalog-expiry")
+    subscriptions = runtime.parts.get(Subscriptions)
+    background.tasks.append(asyncio.create_task(_expire(subscriptions, settings), name="catalog-expiry"))
 
 
-async def _expire(runtime: Runtime) -> None:
-    subs = Subscriptions.of(runtime)
+async def _expire(subs: Subscriptions, settings: CatalogSettings) -> None:
     while True:
         try:
             count = await subs.expire()
@@ -155,30 +191,24 @@ async def _expire(runtime: Runtime) -> None:
                 log.info("subscriptions expired", extra={"count": count})
         except Exception as exc:  # the docstore away for a moment: next time
             log.warning("expiry check failed: %s", exc)
-        await asyncio.sleep(runtime.settings.expiry_check_seconds)
+        await asyncio.sleep(settings.expiry_check_seconds)
 
 
-async def _reload(runtime: Runtime, centre: Mediacentre) -> None:
+async def _reload(docstore: Docstore, centre: Mediacentre, settings: CatalogSettings) -> None:
     """The whole offer again now and then, in case this replica missed an event."""
     while True:
-        await asyncio.sleep(runtime.settings.offer_reload_seconds)
+        await asyncio.sleep(settings.offer_reload_seconds)
         try:
-            await centre.offer.load(runtime.docstore)  # type: ignore[arg-type]
+            await centre.offer.load(docstore)
         except Exception as exc:
             log.warning("offer reload failed: %s", exc)
 
 
 async def on_stop(runtime: Runtime) -> None:
-    for name in ("expiry", "reload"):
-        task = runtime.state.pop(name, None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    for subscription in runtime.state.pop("listening", []):
-        with contextlib.suppress(Exception):
-            await subscription.unsubscribe()
-    centre = runtime.state.get("mediacentre")
+    background = runtime.parts.find(Background)
+    if background is not None:
+        await background.stop()
+    centre = runtime.parts.find(Mediacentre)
     if centre is not None and centre.gar is not None:
         await centre.gar.close()
 
@@ -192,6 +222,7 @@ def build(settings: CatalogSettings) -> ServiceSpec:
         streams=STREAMS,
         routers=[vendor.router, subscriptions.router, assignments.router, mediacentre.router],
         indexes=INDEXES,
+        parts=parts,
         consumers=consumers,
         on_start=on_start,
         on_stop=on_stop,

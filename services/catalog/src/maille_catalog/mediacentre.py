@@ -24,6 +24,7 @@ from maille.catalog.v1 import mediacentre_pb2
 from maille_catalog.directory import Directory, publics_in
 from maille_catalog.gar import GarClient, GarUnavailable, gar_link
 from maille_catalog.offer import Offer, Offered, offered_of_doc
+from maille_contracts import FAVOURITE_CHANGED
 from maille_kit.docstore import Docstore, by_ids
 from maille_kit.text import folded
 from maille_kit.work import Works
@@ -169,7 +170,7 @@ class Mediacentre:
         change = {"$addToSet": {"arks": ark}} if on else {"$pull": {"arks": ark}}
         work.update(FAVOURITES, {"_id": person_id}, change, upsert=on)
         work.event(
-            type="catalog.favourite.changed.v1",
+            type=FAVOURITE_CHANGED,
             tenant=tenant,
             payload=mediacentre_pb2.FavouriteChanged(person_id=person_id, resource_id=ark, favourite=on),
         )
@@ -179,7 +180,8 @@ class Mediacentre:
             (kept[1].favourites.add if on else kept[1].favourites.discard)(ark)
 
     async def _compute(self, person_id: str) -> tuple[Shelf, list[str]]:
-        """A person's list, and what it depends on besides them: their schools, the resources subscribed for them (shown or not)."""
+        """A person's list, and what it depends on besides them: their schools, the resources subscribed for them
+        (shown or not)."""
         person = await self.directory.person(person_id)
         if person is None:  # not in the directory (yet): nothing subscribed for them
             return Shelf([], {}, await self._favourites(person_id)), []

@@ -14,6 +14,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maille.catalog.v1 import mediacentre_pb2, resources_pb2, subscriptions_pb2
+from maille_contracts import (
+    ASSIGNMENT_CHANGED,
+    FAVOURITE_CHANGED,
+    RESOURCE_PUBLISHED,
+    RESOURCE_UPDATED,
+    RESOURCE_WITHDRAWN,
+    SUBSCRIPTION_CREATED,
+    SUBSCRIPTION_DELETED,
+    SUBSCRIPTION_EXPIRED,
+    SUBSCRIPTION_UPDATED,
+)
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event
 
@@ -139,7 +150,8 @@ class Offer:
         return True
 
     def put_subscription(self, offered: Offered, *, written: bool = False) -> bool:
-        """Hold a subscription unless a newer one is held; `written`: as it is now in the docstore (even if deleted before)."""
+        """Hold a subscription unless a newer one is held; `written`: as it is now in the docstore (even if deleted
+        before)."""
         held = self.subscriptions.get(offered.id)
         if held is not None and held.version > offered.version:
             return False
@@ -166,32 +178,40 @@ class Offer:
     def apply(self, event: Event) -> dict[str, list[str]]:
         """Apply a catalog event; whose médiacentre it changes (by resources, schools or persons)."""
         fact = event.type
-        if fact in ("catalog.resource.published.v1", "catalog.resource.updated.v1"):
-            kind = resources_pb2.ResourcePublished if "published" in fact else resources_pb2.ResourceUpdated
-            doc = resource_of_message(event.unpack(kind).resource)
+        if fact in (RESOURCE_PUBLISHED, RESOURCE_UPDATED):
+            published = (
+                event.unpack(resources_pb2.ResourcePublished)
+                if "published" in fact
+                else event.unpack(resources_pb2.ResourceUpdated)
+            )
+            doc = resource_of_message(published.resource)
             self.put_resource(doc, published=True)
             return {"resources": [doc["idRessource"]]}
-        if fact == "catalog.resource.withdrawn.v1":
-            message = event.unpack(resources_pb2.ResourceWithdrawn)
-            self.put_resource({"idRessource": message.id, "version": message.version}, published=False)
-            return {"resources": [message.id]}
-        if fact in ("catalog.subscription.created.v1", "catalog.subscription.updated.v1"):
-            kind = subscriptions_pb2.SubscriptionCreated if "created" in fact else subscriptions_pb2.SubscriptionUpdated
-            offered = offered_of_message(event.unpack(kind).subscription)
+        if fact == RESOURCE_WITHDRAWN:
+            withdrawn = event.unpack(resources_pb2.ResourceWithdrawn)
+            self.put_resource({"idRessource": withdrawn.id, "version": withdrawn.version}, published=False)
+            return {"resources": [withdrawn.id]}
+        if fact in (SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED):
+            written = (
+                event.unpack(subscriptions_pb2.SubscriptionCreated)
+                if "created" in fact
+                else event.unpack(subscriptions_pb2.SubscriptionUpdated)
+            )
+            offered = offered_of_message(written.subscription)
             self.put_subscription(offered)
             return {"schools": sorted(offered.schools)}
-        if fact == "catalog.subscription.deleted.v1":
-            message = event.unpack(subscriptions_pb2.SubscriptionDeleted)
+        if fact == SUBSCRIPTION_DELETED:
+            deleted = event.unpack(subscriptions_pb2.SubscriptionDeleted)
             held = self.drop_subscription(
-                message.id, version=(self.subscriptions[message.id].version if message.id in self.subscriptions else 0)
+                deleted.id, version=(self.subscriptions[deleted.id].version if deleted.id in self.subscriptions else 0)
             )
-            return {"schools": sorted(held.schools) if held else [], "resources": [message.resource_id]}
-        if fact == "catalog.subscription.expired.v1":
+            return {"schools": sorted(held.schools) if held else [], "resources": [deleted.resource_id]}
+        if fact == SUBSCRIPTION_EXPIRED:
             return {"resources": [event.unpack(subscriptions_pb2.SubscriptionExpired).resource_id]}
-        if fact == "catalog.favourite.changed.v1":
+        if fact == FAVOURITE_CHANGED:
             # Read again (with their favourites) when next asked; their GAR lists are still kept.
             return {"persons": [event.unpack(mediacentre_pb2.FavouriteChanged).person_id]}
-        if fact == "catalog.assignment.changed.v1":
-            message = event.unpack(subscriptions_pb2.AssignmentChanged)
-            return {"persons": [*message.assigned_ids, *message.released_ids]}
+        if fact == ASSIGNMENT_CHANGED:
+            changed = event.unpack(subscriptions_pb2.AssignmentChanged)
+            return {"persons": [*changed.assigned_ids, *changed.released_ids]}
         return {}

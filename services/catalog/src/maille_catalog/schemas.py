@@ -181,7 +181,7 @@ class SubscriptionChange(BaseModel):
 class SubscriptionIn(SubscriptionChange):
     """A new subscription."""
 
-    debutValidite: GarTime  # type: ignore[assignment]
+    debutValidite: GarTime
     uaiEtab: list[Uai] = Field(min_length=1, max_length=2000)
 
     @model_validator(mode="after")

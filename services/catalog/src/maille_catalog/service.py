@@ -16,6 +16,7 @@ from maille.catalog.v1 import resources_pb2 as pb
 from maille_catalog.locks import one_at_a_time as _lock
 from maille_catalog.repository import RESOURCES, ResourceRepository
 from maille_catalog.schemas import BulkLine, BulkReport, Resource, ResourceIn
+from maille_contracts import RESOURCE_PUBLISHED, RESOURCE_UPDATED, RESOURCE_WITHDRAWN
 from maille_kit.work import Conflict, Works
 
 Doc = dict[str, Any]
@@ -60,7 +61,7 @@ class Resources:
             doc = _document(resource, editor=editor, version=1, status="publiee")
             work = self.works.new().insert(RESOURCES, doc, guard=True)
             work.event(
-                type="catalog.resource.published.v1",
+                type=RESOURCE_PUBLISHED,
                 tenant=self.tenant,
                 payload=pb.ResourcePublished(resource=_message(doc)),
             )
@@ -72,13 +73,14 @@ class Resources:
             return doc
 
     async def update(self, *, editor: str, ark: str, resource: ResourceIn) -> tuple[Doc, bool]:
-        """Change one of `editor`'s resources (a withdrawn one is published again); the resource, and whether it changed."""
+        """Change one of `editor`'s resources (a withdrawn one is published again); the resource, and whether it
+        changed."""
         async with _lock(ark):
             existing = await self._own(editor, ark)
             if existing["statut"] == "publiee" and all(existing.get(k) == v for k, v in resource.model_dump().items()):
                 return existing, False
             doc = _document(resource, editor=editor, version=existing["version"] + 1, status="publiee")
-            await self._commit(existing, doc, "catalog.resource.updated.v1", pb.ResourceUpdated(resource=_message(doc)))
+            await self._commit(existing, doc, RESOURCE_UPDATED, pb.ResourceUpdated(resource=_message(doc)))
             self._wrote(doc)
             return doc, True
 
@@ -92,7 +94,7 @@ class Resources:
             await self._commit(
                 existing,
                 doc,
-                "catalog.resource.withdrawn.v1",
+                RESOURCE_WITHDRAWN,
                 pb.ResourceWithdrawn(id=ark, editor_id=editor, version=doc["version"]),
             )
             self._wrote(doc)
@@ -141,7 +143,10 @@ class Resources:
                 )
                 continue
             report.append(BulkLine(ligne=number, idRessource=ark, resultat=outcome))
-        count = lambda what: sum(1 for line in report if line.resultat == what)  # noqa: E731
+
+        def count(what: str) -> int:
+            return sum(1 for line in report if line.resultat == what)
+
         return BulkReport(
             lignes=report,
             publiees=count("publiee"),
@@ -163,7 +168,8 @@ class Resources:
             self.observer.wrote_resource(doc)
 
     async def _commit(self, existing: Doc, doc: Doc, type: str, payload: Any) -> None:
-        """The resource as `doc` if it is still as read (`existing`'s version), and its event; `ChangedMeanwhile` if not."""
+        """The resource as `doc` if it is still as read (`existing`'s version), and its event; `ChangedMeanwhile` if
+        not."""
         fields = {key: value for key, value in doc.items() if key not in ("_id", "_work")}
         work = self.works.new().update(
             RESOURCES, {"_id": doc["_id"], "version": existing["version"]}, {"$set": fields}, guard=True
@@ -192,7 +198,9 @@ def as_resource(doc: Doc) -> Resource:
 
 
 def _message(doc: Doc) -> pb.Resource:
-    concepts = lambda key: [pb.Concept(uri=c["uri"], label=c["nom"]) for c in doc.get(key, [])]  # noqa: E731
+    def concepts(key: str) -> list[pb.Concept]:
+        return [pb.Concept(uri=c["uri"], label=c["nom"]) for c in doc.get(key, [])]
+
     return pb.Resource(
         id=doc["_id"],
         name=doc["nomRessource"],

@@ -27,7 +27,8 @@ class CatalogSettings(ServiceSettings):
     )
     gar_url: str = Field(
         "",
-        description="the GAR's resource-list web service (…/ressources/{idENT}/{UAI}/{person}); empty: the GAR is not asked",
+        description="the GAR's resource-list web service (…/ressources/{idENT}/{UAI}/{person}); empty: the GAR is not "
+        "asked",
     )
     gar_client_cert: str = Field("", description="the ENT's client certificate for the GAR (PEM file)")
     gar_client_key: str = Field("", description="its private key (PEM file, from a Secret)")

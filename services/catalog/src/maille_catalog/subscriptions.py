@@ -26,6 +26,13 @@ from maille.catalog.v1 import subscriptions_pb2 as pb
 from maille_catalog.directory import Directory, publics_in
 from maille_catalog.locks import one_at_a_time
 from maille_catalog.schemas import LICENCE_FIELDS, PUBLICS, SubscriptionChange, SubscriptionIn
+from maille_contracts import (
+    ASSIGNMENT_CHANGED,
+    SUBSCRIPTION_CREATED,
+    SUBSCRIPTION_DELETED,
+    SUBSCRIPTION_EXPIRED,
+    SUBSCRIPTION_UPDATED,
+)
 from maille_kit.docstore import Docstore, by_ids
 from maille_kit.work import Conflict, Work, Works
 
@@ -72,19 +79,6 @@ class Subscriptions:
         self.works = works
         self.tenant = tenant
 
-    @classmethod
-    def of(cls, runtime: Any, *, per_person_of: Callable[[str], list[str] | None] | None = None) -> Subscriptions:
-        """The subscriptions of a running catalog (its médiacentre, when there is one, told of each write)."""
-        assert runtime.docstore is not None and runtime.works is not None
-        return cls(
-            runtime.docstore,
-            runtime.works,
-            Directory(runtime.docstore),
-            tenant=runtime.settings.tenant,
-            observer=runtime.state.get("mediacentre"),
-            per_person_of=per_person_of,
-        )
-
     # -- a vendor's subscriptions -------------------------------------------------------------------------
 
     async def get(self, subscription_id: str) -> Doc | None:
@@ -113,9 +107,7 @@ class Subscriptions:
                 raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead")
             work = self.works.new().insert(SUBSCRIPTIONS, doc, guard=True)
             try:
-                await self._commit(
-                    work, "catalog.subscription.created.v1", pb.SubscriptionCreated(subscription=message(doc))
-                )
+                await self._commit(work, SUBSCRIPTION_CREATED, pb.SubscriptionCreated(subscription=message(doc)))
             except Conflict:
                 raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead") from None
         if self.observer is not None:
@@ -154,7 +146,7 @@ class Subscriptions:
             try:
                 await self._commit(
                     self._at_version(existing, doc),
-                    "catalog.subscription.updated.v1",
+                    SUBSCRIPTION_UPDATED,
                     pb.SubscriptionUpdated(subscription=message(doc)),
                 )
             except Conflict:
@@ -173,7 +165,7 @@ class Subscriptions:
             )
             await self._commit(
                 work,
-                "catalog.subscription.deleted.v1",
+                SUBSCRIPTION_DELETED,
                 pb.SubscriptionDeleted(id=subscription_id, resource_id=existing["idRessource"]),
             )
         if self.observer is not None:
@@ -244,7 +236,7 @@ class Subscriptions:
                 try:
                     await self._commit(
                         work,
-                        "catalog.assignment.changed.v1",
+                        ASSIGNMENT_CHANGED,
                         pb.AssignmentChanged(
                             subscription_id=subscription_id,
                             resource_id=subscription["idRessource"],
@@ -305,7 +297,7 @@ class Subscriptions:
                     try:
                         await self._commit(
                             self._at_version(current, doc),
-                            "catalog.subscription.updated.v1",
+                            SUBSCRIPTION_UPDATED,
                             pb.SubscriptionUpdated(subscription=message(doc)),
                         )
                     except Conflict:
@@ -322,7 +314,7 @@ class Subscriptions:
             try:
                 await self._commit(
                     work,
-                    "catalog.subscription.expired.v1",
+                    SUBSCRIPTION_EXPIRED,
                     pb.SubscriptionExpired(
                         id=doc["_id"], resource_id=doc["idRessource"], valid_until=_timestamp(doc["finValidite"])
                     ),
@@ -454,7 +446,7 @@ class Subscriptions:
                 try:
                     await self._commit(
                         work,
-                        "catalog.assignment.changed.v1",
+                        ASSIGNMENT_CHANGED,
                         pb.AssignmentChanged(
                             subscription_id=subscription_id,
                             resource_id=subscription["idRessource"],
@@ -469,7 +461,8 @@ class Subscriptions:
         raise Refused(409, f"{subscription_id} is changing too often right now: try again")
 
     def _at_version(self, current: Doc, fields: Doc) -> Work:
-        """A unit of work that sets `fields` (and the next version) on the subscription if it is still at `current`'s."""
+        """A unit of work that sets `fields` (and the next version) on the subscription if it is still at
+        `current`'s."""
         changes = {key: value for key, value in fields.items() if key not in ("_id", "_work", "version")}
         return self.works.new().update(
             SUBSCRIPTIONS,

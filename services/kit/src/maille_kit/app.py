@@ -7,13 +7,13 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, ValidationError
 
 from maille_kit.auth import TokenVerifier
@@ -32,6 +32,40 @@ from maille_kit.work import Works
 
 log = logging.getLogger("maille.app")
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+PartT = TypeVar("PartT")
+
+
+class Parts:
+    """A running service's parts (its mailbox, its search, its directory copy…), each found by its own type: made
+    once at start, handed to routes by `part(Kind)` — no string keys, no positions."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[type, object] = {}
+
+    def add(self, *parts: object) -> None:
+        for made in parts:
+            self._by_type[type(made)] = made
+
+    def get(self, kind: type[PartT]) -> PartT:
+        found = self._by_type.get(kind)
+        if not isinstance(found, kind):
+            raise LookupError(f"this service has no {kind.__name__}")
+        return found
+
+    def find(self, kind: type[PartT]) -> PartT | None:
+        """The part, or None where this replica runs without it (a feature switched off)."""
+        found = self._by_type.get(kind)
+        return found if isinstance(found, kind) else None
+
+
+def part(kind: type[PartT]) -> Any:
+    """A FastAPI dependency on one of the service's parts: `Annotated[Mailbox, part(Mailbox)]`."""
+
+    def dependency(request: Request) -> PartT:
+        runtime: Runtime = request.app.state.runtime
+        return runtime.parts.get(kind)
+
+    return Depends(dependency)
 
 
 @dataclass
@@ -44,6 +78,7 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     streams: Sequence[Stream] = ()
     indexes: Indexes = field(default_factory=dict)
+    parts: Callable[[Runtime], Iterable[object]] | None = None  # made at start, before the consumers
     consumers: Callable[[Runtime], Sequence[EventConsumer]] | None = None
     uses_docstore: bool = True
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
@@ -68,7 +103,7 @@ class Runtime:
         self.outbox: Outbox | None = None
         self.works: Works | None = None
         self.consumers: list[EventConsumer] = []
-        self.state: dict[str, Any] = {}
+        self.parts = Parts()
 
     async def declare(self) -> None:
         """Connect, and declare what the service owns: its indexes and its streams (with its dead letters)."""
@@ -101,6 +136,9 @@ class Runtime:
                 check_every=min(15.0, settings.takeover_seconds / 2),
             )
             self.works.start()
+        self.parts.add(self.settings, self.bus, *(p for p in (self.docstore, self.outbox, self.works) if p is not None))
+        if spec.parts is not None:
+            self.parts.add(*spec.parts(self))
         if spec.consumers is not None:
             self.consumers = list(spec.consumers(self))
             for consumer in self.consumers:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,7 +180,7 @@ def bearer(request: Request) -> str:
     return token.strip()
 
 
-def require(*roles: str):
+def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
     """A FastAPI dependency: the verified caller, who must hold every one of `roles`."""
 
     async def dependency(request: Request) -> Principal:

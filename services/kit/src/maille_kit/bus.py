@@ -8,6 +8,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -117,7 +118,7 @@ class Bus:
 
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Connect, retrying until `timeout` seconds have passed; afterwards reconnect forever."""
-        options: dict = {"inbox_prefix": self.inbox_prefix}
+        options: dict[str, Any] = {"inbox_prefix": self.inbox_prefix}
         if self.user:
             options |= {"user": self.user, "password": self.password}
         if self.tls_ca_file:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from maille.events.v1.envelope_pb2 import Envelope
+
+MessageT = TypeVar("MessageT", bound=Message)
 
 # Event types are their subjects: <service>.<entity>.<fact in the past tense>.v<N>
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\.v[0-9]+$")
@@ -42,12 +46,13 @@ class Event:
     source: str
     payload: any_pb2.Any
 
-    def unpack(self, message_type: type[Message]) -> Message:
+    def unpack(self, message_type: builtins.type[MessageT]) -> MessageT:
         """The payload as `message_type`; `MalformedEvent` if it holds another type."""
         message = message_type()
         if not self.payload.Unpack(message):
             raise MalformedEvent(
-                f"payload of {self.type} is {self.payload.TypeName() or 'empty'}, expected {message_type.DESCRIPTOR.full_name}"
+                f"payload of {self.type} is {self.payload.TypeName() or 'empty'}, expected "
+                f"{message_type.DESCRIPTOR.full_name}"
             )
         return message
 

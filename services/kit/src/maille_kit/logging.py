@@ -146,7 +146,8 @@ class AccessLog:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         line = (
             f'{{"time": "{self._second_text}.{int((now - second) * 1000):03d}+00:00", "level": "INFO", '
-            f'"service": "{self.service}", "logger": "maille.access", "message": {_STRING(f"{method} {path} {status}")}, '
+            f'"service": "{self.service}", "logger": "maille.access", "message": '
+            f"{_STRING(f'{method} {path} {status}')}, "
             f'"request_id": {_STRING(request_id)}, "trace_id": "{trace_id:032x}", "span_id": "{span_id:016x}", '
             f'"method": {_STRING(method)}, "path": {_STRING(path)}, "route": {_STRING(route)}, "status": {status}, '
             f'"duration_ms": {duration_ms}, "caller": {_STRING(caller) if caller is not None else "null"}, '

@@ -7,6 +7,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 from opentelemetry import trace
@@ -95,7 +96,7 @@ class RequestContextMiddleware:
                 request_id_var.reset(token)
 
 
-def _route_of(scope: dict[str, Any]) -> str:
+def _route_of(scope: MutableMapping[str, Any]) -> str:
     # The route template, not the path, so that metrics do not grow one series per id.
     route = scope.get("route")
     return getattr(route, "path", None) or "unmatched"

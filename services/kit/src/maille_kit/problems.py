@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from maille_kit.errors import DomainError
 from maille_kit.logging import request_id_var
 
 PROBLEM_JSON = "application/problem+json"
@@ -70,6 +71,11 @@ def problem_response(
 
 def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem_response(exc.status, exc.detail, instance=request.url.path, headers=exc.headers, **exc.extensions)
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
@@ -132,6 +138,7 @@ def unexpected_response(exc: Exception, method: str, path: str) -> JSONResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of `app` a problem document."""
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

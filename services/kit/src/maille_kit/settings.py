@@ -42,7 +42,8 @@ class ServiceSettings(BaseSettings):
         1,
         ge=1,
         le=5,
-        description="copies NATS keeps of each stream and key-value bucket the service owns (3 in production: a node may go)",
+        description="copies NATS keeps of each stream and key-value bucket the service owns (3 in production: a node "
+        "may go)",
     )
     nats_grace_seconds: float = Field(
         15.0, ge=0, description="seconds NATS may be away before /readyz says the service is not ready"
@@ -64,11 +65,12 @@ class ServiceSettings(BaseSettings):
         10.0,
         gt=0,
         le=300,
-        description="seconds each docstore call may take (client deadline, sent as maxTimeMS); batch jobs set their own",
+        description="seconds each docstore call may take (client deadline, sent as maxTimeMS); batch jobs set theirs",
     )
     otlp_endpoint: str | None = Field(
         None,
-        description="OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces and metrics stay local when unset",
+        description="OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces and metrics stay local "
+        "when unset",
     )
     auth_issuer: str = Field(
         "http://localhost:8080/realms/maille",

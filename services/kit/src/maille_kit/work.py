@@ -289,7 +289,9 @@ class Works:
     async def _write(self, ops: list[Doc]) -> None:
         """Consecutive writes to one collection, in order: the inserts in a row in one command (one already there
         is left as it is), the other writes in a row in another."""
-        collection = self.docstore.db[ops[0]["c"]] if ops else None
+        if not ops:
+            return
+        collection = self.docstore.db[ops[0]["c"]]
         start = 0
         while start < len(ops):
             inserting = ops[start]["op"] == "insert"

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from maille_kit.problems import Problem
+from maille_kit.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from maille_library.connections import Connections
 from maille_library.directory import Directory
 from maille_library.pmb import PmbClient, PmbConnection, PmbError, PmbRefused, PmbUnavailable
@@ -43,13 +43,14 @@ def reason_of(exc: PmbError) -> str:
 
 
 async def _answered(call: Awaitable[T]) -> T:
-    """A write to PMB on a person's behalf, its failures as problems: 503 unavailable, 409 no reader account, 422 refused."""
+    """A write to PMB on a person's behalf, its failures as problems: 503 unavailable, 409 no reader account, 422
+    refused."""
     try:
         return await call
     except PmbUnavailable as exc:
-        raise Problem(503, exc.detail, headers={"Retry-After": "30"}) from None
+        raise Unavailable(exc.detail, headers={"Retry-After": "30"}) from None
     except PmbRefused as exc:
-        raise Problem(409 if reason_of(exc) == NO_ACCOUNT else 422, reason_of(exc)) from None
+        raise (Conflict if reason_of(exc) == NO_ACCOUNT else Invalid)(reason_of(exc)) from None
 
 
 class Accounts:
@@ -88,20 +89,20 @@ class Accounts:
     async def connection(self, person_id: str, uai: str) -> PmbConnection:
         """The connection of one of the person's schools (403 not theirs, 404 none registered)."""
         if uai not in await self.directory.schools_of(person_id):
-            raise Problem(403, f"you are not a member of school {uai}")
+            raise Forbidden(f"you are not a member of school {uai}")
         conn = await self.connections.get(uai)
         if conn is None:
-            raise Problem(404, f"no PMB connection is registered for school {uai}")
+            raise NotFound(f"no PMB connection is registered for school {uai}")
         return conn
 
     async def reserve(self, person_id: str, uai: str, record_id: int) -> dict[str, Any]:
         conn = await self.connection(person_id, uai)
         answer = await _answered(self.client.reserve(conn, person_id, record_id))
         if not answer.get("status"):
-            raise Problem(409, f"PMB did not take the reservation: {answer.get('message') or 'no reason given'}")
+            raise Conflict(f"PMB did not take the reservation: {answer.get('message') or 'no reason given'}")
         return {"id": int(answer.get("resa_id") or 0), "recordId": record_id, "message": answer.get("message") or ""}
 
     async def cancel(self, person_id: str, uai: str, resa_id: int) -> None:
         conn = await self.connection(person_id, uai)
         if not await _answered(self.client.cancel(conn, person_id, resa_id)):
-            raise Problem(404, f"you have no reservation {resa_id} in this school's CDI")
+            raise NotFound(f"you have no reservation {resa_id} in this school's CDI")

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from maille.library.v1 import opac_pb2
+from maille_contracts import OPAC_CHANGED
 from maille_kit.docstore import Docstore
 from maille_kit.secretbox import SecretBox
 from maille_kit.work import Work, Works
@@ -52,25 +53,30 @@ class ConnectionIn(BaseModel):
         None,
         pattern=URL_PATTERN,
         max_length=250,
-        description="the school's OPAC, for links to records and sign-on (Keycloak keeps a redirect URI in 255 characters)",
+        description="the school's OPAC, for links to records and sign-on (Keycloak keeps a redirect URI in 255 "
+        "characters)",
     )
     opacSignOnPath: str = Field(
         "empr.php",
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,99}(\?[A-Za-z0-9_.=&%-]{0,200})?$",
-        description="the OPAC page (relative to opacUrl) that starts PMB's sign-on through Keycloak: the reader's account page `empr.php` when the OpenID Connect source is the OPAC's",
+        description="the OPAC page (relative to opacUrl) that starts PMB's sign-on through Keycloak: the reader's "
+        "account page `empr.php` when the OpenID Connect source is the OPAC's",
     )
     loginSalt: str = Field(
         "",
         max_length=200,
-        description="the OPAC's `opac_empr_password_salt`: readers' accounts through `login_token`, never their password (never shown again)",
+        description="the OPAC's `opac_empr_password_salt`: readers' accounts through `login_token`, never their "
+        "password (never shown again)",
     )
     readerScope: Literal["login", "mail", "cb"] = Field(
         "login",
-        description="what identifies a reader for `login_token`: their PMB login (the ENT person id, as reader sync writes it), mail or barcode",
+        description="what identifies a reader for `login_token`: their PMB login (the ENT person id, as reader sync "
+        "writes it), mail or barcode",
     )
     syncReaders: bool = Field(
         False,
-        description="keep the school's PMB readers in step with the directory (pupils, teachers, staff; barcode and login: the ENT person id)",
+        description="keep the school's PMB readers in step with the directory (pupils, teachers, staff; barcode and "
+        "login: the ENT person id)",
     )
     readerCateg: int = Field(1, ge=1, le=2**31 - 1, description="the PMB reader category (`categ`) synced readers get")
     readerStatut: int = Field(1, ge=1, le=2**31 - 1, description="the PMB reader status (`statut`) synced readers get")
@@ -91,7 +97,7 @@ class ConnectionIn(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _phrase_for_body(self) -> "ConnectionIn":
+    def _phrase_for_body(self) -> ConnectionIn:
         if self.auth == "body" and not self.connexionPhrase:
             raise ValueError("auth body needs the source's connexionPhrase")
         return self
@@ -224,7 +230,7 @@ class Connections:
             raise RuntimeError("these connections were opened to read only")
         work = self.works.new()
         work.event(
-            type="library.opac.changed.v1",
+            type=OPAC_CHANGED,
             tenant=tenant,
             payload=opac_pb2.OpacChanged(uai=uai, opac_url=opac_url or ""),
         )

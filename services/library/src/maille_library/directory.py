@@ -4,7 +4,7 @@ whose CDI a person searches, and later the PMB readers to keep."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from pymongo import DeleteOne, ReplaceOne
@@ -55,6 +55,10 @@ class Directory:
     async def reader(self, person_id: str) -> Doc | None:
         return await self.readers.find_one({"_id": person_id})
 
+    def readers_of_school(self, uai: str) -> AsyncIterator[Doc]:
+        """The school's readers, by id."""
+        return aiter(self.readers.find({f"ecoles.{uai}": {"$exists": True}}).sort("_id", 1))
+
     async def schools_of(self, person_id: str) -> list[str]:
         """The UAIs of the schools a person belongs to (none when the directory does not know them)."""
         doc = await self.reader(person_id)
@@ -77,7 +81,8 @@ class Directory:
                 told[person_id] = []
             elif fact in ("created", "updated"):
                 doc = reader_doc(
-                    event.unpack(pb.PersonCreated if fact == "created" else pb.PersonUpdated).person, event.tenant
+                    (event.unpack(pb.PersonCreated) if fact == "created" else event.unpack(pb.PersonUpdated)).person,
+                    event.tenant,
                 )
                 changes.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
                 told[doc["_id"]] = sorted(doc.get("ecoles", {}))

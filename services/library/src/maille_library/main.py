@@ -14,7 +14,7 @@ from maille_kit.docstore import Docstore
 from maille_library import __doc__ as description
 from maille_library import __version__
 from maille_library.account import Accounts
-from maille_library.api import router
+from maille_library.api.cdi import router
 from maille_library.connections import Connections
 from maille_library.directory import SUBJECTS, Directory
 from maille_library.events import STREAMS
@@ -26,39 +26,34 @@ from maille_library.sync import ReaderSync
 log = logging.getLogger("maille.library")
 
 
-def parts(runtime: Runtime) -> Directory:
-    """The service's directory copy, connections, PMB client and search, made once per runtime."""
-    if "directory" not in runtime.state:
-        settings: LibrarySettings = runtime.settings  # type: ignore[assignment]
-        assert runtime.docstore is not None
-        directory = Directory(runtime.docstore)
-        connections = Connections(
-            runtime.docstore, settings.secret_box(), ttl=settings.connection_cache_seconds, works=runtime.works
-        )
-        client = PmbClient(
-            timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes
-        )
-        runtime.state |= {
-            "directory": directory,
-            "connections": connections,
-            "pmb": client,
-            "search": Search(
-                client,
-                connections,
-                directory,
-                timeout=settings.search_timeout_seconds,
-                cache_seconds=settings.search_cache_seconds,
-            ),
-            "accounts": Accounts(client, connections, directory, timeout=settings.search_timeout_seconds),
-            "sync": ReaderSync(client, connections, directory, runtime.docstore, concurrency=settings.sync_concurrency),
-        }
-        directory.changed = runtime.state["sync"].changed
-    return runtime.state["directory"]
+def parts(runtime: Runtime) -> list[object]:
+    """The service's directory copy, PMB connections and client, search, accounts and reader sync."""
+    settings = runtime.settings
+    assert isinstance(settings, LibrarySettings) and runtime.docstore is not None
+    directory = Directory(runtime.docstore)
+    connections = Connections(
+        runtime.docstore, settings.secret_box(), ttl=settings.connection_cache_seconds, works=runtime.works
+    )
+    client = PmbClient(
+        timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes
+    )
+    search = Search(
+        client,
+        connections,
+        directory,
+        timeout=settings.search_timeout_seconds,
+        cache_seconds=settings.search_cache_seconds,
+    )
+    accounts = Accounts(client, connections, directory, timeout=settings.search_timeout_seconds)
+    sync = ReaderSync(client, connections, directory, runtime.docstore, concurrency=settings.sync_concurrency)
+    directory.changed = sync.changed
+    return [directory, connections, client, search, accounts, sync]
 
 
 def consumers(runtime: Runtime) -> list[EventConsumer]:
     """Identity's person events (its stream may come up after the library)."""
     assert runtime.docstore is not None
+    directory = runtime.parts.get(Directory)
     return [
         EventConsumer(
             runtime.bus,
@@ -67,26 +62,24 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
             durable="library-directory",
             stream="IDENTITY",
             subjects=SUBJECTS,
-            handler=parts(runtime).handle,
-            batch_handler=parts(runtime).handle_many,
+            handler=directory.handle,
+            batch_handler=directory.handle_many,
         )
     ]
 
 
 async def on_start(runtime: Runtime) -> None:
-    parts(runtime)
-    resealed = await runtime.state[
-        "connections"
-    ].seal_again()  # a rotation of the secrets key, or secrets kept in clear before
+    resealed = await runtime.parts.get(Connections).seal_again()  # a rotation of the secrets key, or clear secrets
     if resealed:
         log.info("secrets of %d school(s) sealed under the current key", resealed)
-    await runtime.state["sync"].start()
+    await runtime.parts.get(ReaderSync).start()
 
 
 async def on_stop(runtime: Runtime) -> None:
-    if "sync" in runtime.state:
-        await runtime.state["sync"].stop()
-    client = runtime.state.get("pmb")
+    sync = runtime.parts.find(ReaderSync)
+    if sync is not None:
+        await sync.stop()
+    client = runtime.parts.find(PmbClient)
     if client is not None:
         await client.close()
 
@@ -99,6 +92,7 @@ def build(settings: LibrarySettings) -> ServiceSpec:
         settings=settings,
         streams=STREAMS,
         routers=[router],
+        parts=parts,
         consumers=consumers,
         on_start=on_start,
         on_stop=on_stop,

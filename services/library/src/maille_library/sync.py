@@ -246,3 +246,32 @@ def csv_line(values: list[str]) -> str:
         text = str(value).replace("\r", " ").replace("\n", " ")
         out.append(f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ';"') else text)
     return ";".join(out) + "\r\n"
+
+
+async def readers_csv(directory: Directory, uai: str) -> str:
+    """The school's readers as PMB's import screen reads them: external id; last name; first name; address; zip; city;
+    phone; birth year; class; email; login — what the directory holds of them (no address, phone or birth year)."""
+    lines = [
+        csv_line(
+            ["id", "nom", "prenom", "adresse", "cp", "ville", "telephone", "annee_naissance", "classe", "mail", "login"]
+        )
+    ]
+    async for reader in directory.readers_of_school(uai):
+        lines.append(
+            csv_line(
+                [
+                    reader["_id"],
+                    reader.get("nom", ""),
+                    reader.get("prenom", ""),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    ",".join(groups_in(reader, uai)),
+                    "",
+                    reader["_id"],
+                ]
+            )
+        )
+    return "".join(lines)

@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import filetype
+import filetype  # type: ignore[import-untyped]
 
+from maille_kit.errors import Unsupported
 from maille_messaging.repository import MailRepository
 
 CHUNK = 255 * 1024
@@ -35,13 +36,8 @@ ALLOWED = {
 REFUSED_IMAGES = {"image/svg+xml"}  # scripts inside
 
 
-class Refused(ValueError):
+class Refused(Unsupported):
     """An attachment that may not be kept, and why."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 def sniff(head: bytes) -> str:
@@ -53,10 +49,10 @@ def sniff(head: bytes) -> str:
         mime = "text/plain"
     else:
         raise Refused(
-            415, "the attachment's content is of no type a message may carry (documents, images, sound, video, text)"
+            "the attachment's content is of no type a message may carry (documents, images, sound, video, text)"
         )
     if mime in REFUSED_IMAGES or not (mime in ALLOWED or mime.startswith(ALLOWED_PREFIXES)):
-        raise Refused(415, f"a message may not carry {mime} files (found from the content)")
+        raise Refused(f"a message may not carry {mime} files (found from the content)")
     return mime
 
 

@@ -4,9 +4,11 @@ with identity's: a person erased from the directory has their mailbox erased too
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from maille.identity.v1 import directory_pb2
 from maille.messaging.v1 import messages_pb2 as pb
+from maille_contracts import MAILBOX_PURGED, PERSON_DELETED
 from maille_kit.bus import Stream
 from maille_kit.events import Event, event_id_for
 from maille_kit.work import Works
@@ -16,7 +18,7 @@ log = logging.getLogger("maille.messaging")
 
 STREAM = Stream(name="MESSAGING", subjects=("messaging.>",), description="facts published by the messaging service")
 STREAMS = (STREAM,)
-IDENTITY_SUBJECTS = ("identity.person.deleted.v1",)
+IDENTITY_SUBJECTS = (PERSON_DELETED,)
 PURGE_STEP = "messaging.purge"
 
 
@@ -36,7 +38,7 @@ class ErasedPersons:
         work = self.works.new().step(PURGE_STEP, {"person": deleted.id})
         # the erasure event handled again (a redelivery) makes the same purge event: dropped as a copy
         work.event(
-            type="messaging.mailbox.purged.v1",
+            type=MAILBOX_PURGED,
             tenant=event.tenant,
             id=event_id_for(event.id, ms=int(event.time.timestamp() * 1000)),
             payload=pb.MailboxPurged(person_id=deleted.id, messages=len(ids)),
@@ -44,5 +46,5 @@ class ErasedPersons:
         await self.works.commit(work)
         log.info("mailbox purged", extra={"messages": len(ids)})
 
-    async def _purge(self, input: dict) -> None:
+    async def _purge(self, input: dict[str, Any]) -> None:
         await self.mailbox.purge(input["person"])

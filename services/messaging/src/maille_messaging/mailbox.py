@@ -8,11 +8,11 @@ import json
 import os
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from maille_kit.problems import Problem
+from maille_kit.errors import Conflict, Invalid, NotFound
 from maille_kit.text import folded
 from maille_messaging.attachments import AttachmentStore
 from maille_messaging.bodies import query_words, sanitise
@@ -130,14 +130,14 @@ class Mailbox:
             user = (await self.repo.mailbox(person) or {}).get("folders", {})
             if parent is not None:
                 if parent not in user:
-                    raise Problem(404, f"you have no folder {parent}", field="parent")
+                    raise NotFound(f"you have no folder {parent}", field="parent")
                 if _depth(user, parent) >= MAX_DEPTH:
-                    raise Problem(422, f"folders nest {MAX_DEPTH} deep at most", field="parent")
+                    raise Invalid(f"folders nest {MAX_DEPTH} deep at most", field="parent")
             siblings = [f for f in user.values() if f.get("parent") == parent]
             if len(siblings) >= MAX_PER_LEVEL:
-                raise Problem(422, f"a folder holds {MAX_PER_LEVEL} folders at most", field="parent")
+                raise Invalid(f"a folder holds {MAX_PER_LEVEL} folders at most", field="parent")
             if any(folded(f["name"]) == folded(name) for f in siblings):
-                raise Problem(409, f"a folder named {name!r} is already there", field="name")
+                raise Conflict(f"a folder named {name!r} is already there", field="name")
             fid = "f" + os.urandom(4).hex()
             await self.repo.update_mailbox(
                 person, {"$set": {f"folders.{fid}": {"name": name, "parent": parent}}}, tenant=tenant
@@ -153,7 +153,7 @@ class Mailbox:
                 for other, f in user.items()
                 if f.get("parent") == parent
             ):
-                raise Problem(409, f"a folder named {name!r} is already there", field="name")
+                raise Conflict(f"a folder named {name!r} is already there", field="name")
             await self.repo.update_mailbox(person, {"$set": {f"folders.{fid}.name": name}}, tenant=tenant)
         return next(f for f in await self.folders(person) if f.id == fid)
 
@@ -161,23 +161,23 @@ class Mailbox:
         async with self.lock(person):
             user = await self._user_folders(person, fid)
             if any(f.get("parent") == fid for f in user.values()):
-                raise Problem(409, "the folder holds folders: delete or move them first")
+                raise Conflict("the folder holds folders: delete or move them first")
             totals, _ = await self._counts(person, await self.repo.mailbox(person) or {})
             if totals.get(fid):
-                raise Problem(409, f"the folder holds {totals[fid]} messages: move them or put them in the trash first")
+                raise Conflict(f"the folder holds {totals[fid]} messages: move them or put them in the trash first")
             await self.repo.update_mailbox(person, {"$unset": {f"folders.{fid}": ""}}, tenant=tenant)
 
     async def _user_folders(self, person: str, fid: str) -> dict[str, Doc]:
         user = (await self.repo.mailbox(person) or {}).get("folders", {})
         if fid not in user:
-            raise Problem(
-                404, f"you have no folder {fid}" if fid not in SYSTEM_FOLDERS else f"{fid} is a system folder: it stays"
+            raise NotFound(
+                f"you have no folder {fid}" if fid not in SYSTEM_FOLDERS else f"{fid} is a system folder: it stays"
             )
         return user
 
     async def _check_folder(self, person: str, folder: str) -> None:
         if folder not in SYSTEM_FOLDERS and folder not in (await self.repo.mailbox(person) or {}).get("folders", {}):
-            raise Problem(404, f"you have no folder {folder}")
+            raise NotFound(f"you have no folder {folder}")
 
     # lists (a person's own groups of correspondents, checked against the rules at each send)
     async def lists(self, person: str) -> dict[str, Doc]:
@@ -191,10 +191,10 @@ class Mailbox:
             lists = await self.lists(person)
             if list_id is None:
                 if len(lists) >= MAX_LISTS:
-                    raise Problem(422, f"you may keep {MAX_LISTS} lists at most")
+                    raise Invalid(f"you may keep {MAX_LISTS} lists at most")
                 list_id = "l" + os.urandom(4).hex()
             elif list_id not in lists:
-                raise Problem(404, f"you have no list {list_id}")
+                raise NotFound(f"you have no list {list_id}")
             item = {"name": " ".join(name.split()), "members": sorted(set(members))}
             await self.repo.update_mailbox(person, {"$set": {f"lists.{list_id}": item}}, tenant=tenant)
         return list_id, item
@@ -202,7 +202,7 @@ class Mailbox:
     async def delete_list(self, person: str, list_id: str, *, tenant: str) -> None:
         async with self.lock(person):
             if list_id not in await self.lists(person):
-                raise Problem(404, f"you have no list {list_id}")
+                raise NotFound(f"you have no list {list_id}")
             await self.repo.update_mailbox(person, {"$unset": {f"lists.{list_id}": ""}}, tenant=tenant)
 
     # pages
@@ -210,7 +210,7 @@ class Mailbox:
         """A folder's messages, newest first, `limit` at a time; `cursor` (a message id) continues after it."""
         mailbox = await self.repo.mailbox(person) or {}
         if folder not in SYSTEM_FOLDERS and folder not in mailbox.get("folders", {}):
-            raise Problem(404, f"you have no folder {folder}")
+            raise NotFound(f"you have no folder {folder}")
         unread: set[str] = set()
         ids, more = await self._ids(
             person,
@@ -245,7 +245,14 @@ class Mailbox:
             self.summaries.popitem(last=False)
 
     async def _ids(
-        self, person: str, mailbox: Doc, pick, *, cursor: str | None, want: int, seen=None
+        self,
+        person: str,
+        mailbox: Doc,
+        pick: Callable[[Doc], list[str]],
+        *,
+        cursor: str | None,
+        want: int,
+        seen: Callable[[Doc], None] | None = None,
     ) -> tuple[list[str], bool]:
         """The next `want` message ids newest first (and whether more follow), month by month (each month's index
         segments read together)."""
@@ -283,7 +290,7 @@ class Mailbox:
         if folder == "trash":
             return await self.trash(person, ids)
         if folder in ("sent", "drafts", "scheduled"):
-            raise Problem(422, f"messages cannot be moved into {folder}: it holds what you wrote", field="folder")
+            raise Invalid(f"messages cannot be moved into {folder}: it holds what you wrote", field="folder")
         await self._check_folder(person, folder)
         async with self.lock(person):
             copies = await self.repo.copies(person, ids)
@@ -296,7 +303,9 @@ class Mailbox:
                     changed += 1
         return Changed(changed=changed, missing=missing)
 
-    async def trash(self, person: str, ids: list[str], *, cancel_schedule=None) -> Changed:
+    async def trash(
+        self, person: str, ids: list[str], *, cancel_schedule: Callable[[str], Awaitable[object]] | None = None
+    ) -> Changed:
         now = datetime.now(UTC)
         async with self.lock(person):
             copies = await self.repo.copies(person, ids)
@@ -366,7 +375,7 @@ class Mailbox:
         copy = await self.repo.copy(person, message_id)
         message = await self.repo.message(message_id) if copy is not None else None
         if copy is None or message is None:
-            raise Problem(404, f"there is no message {message_id} in your mailbox")
+            raise NotFound(f"there is no message {message_id} in your mailbox")
         return copy, message
 
     async def read(self, person: str, message_id: str) -> Message:
@@ -377,7 +386,7 @@ class Mailbox:
         ids = await self.repo.thread(thread)
         copies = await self.repo.copies(person, ids)
         if not copies:
-            raise Problem(404, f"there is no conversation {thread} in your mailbox")
+            raise NotFound(f"there is no conversation {thread} in your mailbox")
         messages = await self.repo.messages(list(copies))
         return [
             message_of(copies[m], messages[m], reader=person)
@@ -390,7 +399,7 @@ class Mailbox:
         """Messages whose subject, body or correspondents hold every word (case and accents ignored), newest first."""
         wanted = query_words(query)
         if not wanted:
-            raise Problem(422, "a search needs at least one word", field="q")
+            raise Invalid("a search needs at least one word", field="q")
         mailbox = await self.repo.mailbox(person) or {}
         where: dict[str, str] = {}
         unread: set[str] = set()
@@ -502,7 +511,7 @@ def months_between(first: str, last: str) -> list[str]:
     return found
 
 
-def _depth(folders: dict[str, Doc], fid: str) -> int:
+def _depth(folders: dict[str, Doc], fid: str | None) -> int:
     depth = 0
     while fid is not None and depth <= MAX_DEPTH:
         depth += 1

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -27,39 +28,27 @@ from maille_messaging.settings import MessagingSettings
 log = logging.getLogger("maille.messaging")
 
 # Every read and write goes by `_id` (repository.py): no secondary index is needed.
-INDEXES: dict[str, list] = {name: [] for name in COLLECTIONS}
+INDEXES: dict[str, list[Any]] = {name: [] for name in COLLECTIONS}
 
 
 def parts(runtime: Runtime) -> tuple[Mailbox, Sending]:
-    """The service's mailbox and sending, made once per runtime."""
-    if "mailbox" not in runtime.state:
-        settings: MessagingSettings = runtime.settings  # type: ignore[assignment]
-        assert runtime.docstore is not None and runtime.works is not None
-        repository = MailRepository(runtime.docstore, segment_size=settings.index_segment_size)
-        store = DocstoreAttachments(repository)
-        mailbox = Mailbox(repository, store, summaries=settings.summary_cache_size)
-        scanner = (
-            ClamdScanner(settings.clamd_address, timeout=settings.scan_timeout_seconds)
-            if settings.clamd_address
-            else None
-        )
-        runtime.state["mailbox"] = mailbox
-        runtime.state["sending"] = Sending(
-            repository,
-            mailbox,
-            Rules(runtime.bus, timeout=settings.rules_timeout_seconds),
-            runtime.works,
-            store,
-            settings,
-            scanner=scanner,
-        )
-    return runtime.state["mailbox"], runtime.state["sending"]
+    """The service's mailbox and sending."""
+    settings = runtime.settings
+    assert isinstance(settings, MessagingSettings)
+    assert runtime.docstore is not None and runtime.works is not None
+    repository = MailRepository(runtime.docstore, segment_size=settings.index_segment_size)
+    store = DocstoreAttachments(repository)
+    mailbox = Mailbox(repository, store, summaries=settings.summary_cache_size)
+    scanner = (
+        ClamdScanner(settings.clamd_address, timeout=settings.scan_timeout_seconds) if settings.clamd_address else None
+    )
+    rules = Rules(runtime.bus, timeout=settings.rules_timeout_seconds)
+    return mailbox, Sending(repository, mailbox, rules, runtime.works, store, settings, scanner=scanner)
 
 
 def consumers(runtime: Runtime) -> list[EventConsumer]:
     """Identity's erasures (its stream may come up after messaging)."""
     assert runtime.docstore is not None and runtime.works is not None
-    mailbox, _ = parts(runtime)
     return [
         EventConsumer(
             runtime.bus,
@@ -68,9 +57,35 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
             durable="messaging-erasures",
             stream="IDENTITY",
             subjects=IDENTITY_SUBJECTS,
-            handler=ErasedPersons(mailbox, runtime.works).handle,
+            handler=ErasedPersons(runtime.parts.get(Mailbox), runtime.works).handle,
         )
     ]
+
+
+class Housekeeping:
+    """The service's timed work: scheduled messages sent when due, the trash emptied past its retention."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, settings: MessagingSettings, mailbox: Mailbox, sending: Sending) -> None:
+        def every(seconds: float, work: Callable[[], Awaitable[int]], what: str) -> asyncio.Task[None]:
+            return asyncio.create_task(_every(seconds, work, what), name=f"messaging {what}")
+
+        self.tasks = [
+            every(settings.schedule_check_seconds, sending.send_due, "scheduled messages sent"),
+            every(
+                settings.housekeeping_seconds,
+                lambda: mailbox.sweep_trash(retention_days=settings.trash_retention_days),
+                "trash emptied of messages past retention",
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _every(seconds: float, work: Callable[[], Awaitable[int]], what: str) -> None:
@@ -85,30 +100,19 @@ async def _every(seconds: float, work: Callable[[], Awaitable[int]], what: str) 
 
 
 async def on_start(runtime: Runtime) -> None:
-    settings: MessagingSettings = runtime.settings  # type: ignore[assignment]
-    mailbox, sending = parts(runtime)
+    settings = runtime.settings
+    assert isinstance(settings, MessagingSettings)
+    mailbox = runtime.parts.get(Mailbox)
     await mailbox.repo.epoch()  # noted at the first start: readers look for index segments from then on
-    runtime.state["tasks"] = [
-        asyncio.create_task(
-            _every(settings.schedule_check_seconds, sending.send_due, "scheduled messages sent"),
-            name="messaging-schedule",
-        ),
-        asyncio.create_task(
-            _every(
-                settings.housekeeping_seconds,
-                lambda: mailbox.sweep_trash(retention_days=settings.trash_retention_days),
-                "trash emptied of messages past retention",
-            ),
-            name="messaging-trash",
-        ),
-    ]
+    housekeeping = Housekeeping()
+    housekeeping.start(settings, mailbox, runtime.parts.get(Sending))
+    runtime.parts.add(housekeeping)
 
 
 async def on_stop(runtime: Runtime) -> None:
-    for task in runtime.state.pop("tasks", []):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    housekeeping = runtime.parts.find(Housekeeping)
+    if housekeeping is not None:
+        await housekeeping.stop()
 
 
 def build(settings: MessagingSettings) -> ServiceSpec:
@@ -120,6 +124,7 @@ def build(settings: MessagingSettings) -> ServiceSpec:
         streams=STREAMS,
         indexes=INDEXES,
         routers=[mailbox_api.router, sending_api.router, people.router],
+        parts=parts,
         consumers=consumers,
         on_start=on_start,
         on_stop=on_stop,

@@ -108,7 +108,8 @@ class MailRepository:
             await self.db[MESSAGES].update_one({"_id": message_id}, update)
 
     async def let_go(self, message_id: str, holders: int) -> Doc | None:
-        """Count `holders` fewer holders of a message; the message as it is then (FerretDB v1 takes no projection here)."""
+        """Count `holders` fewer holders of a message; the message as it is then (FerretDB v1 takes no projection
+        here)."""
         async with self.docstore.writing():
             return await self.db[MESSAGES].find_one_and_update(
                 {"_id": message_id}, {"$inc": {"holders": -holders}}, return_document=ReturnDocument.AFTER
@@ -169,11 +170,11 @@ class MailRepository:
             add = {f"f.{copy['f']}": copy["m"], **({f"n.{copy['f']}": copy["m"]} if copy["u"] else {})}
             update: Doc = {"$addToSet": add, "$setOnInsert": {"tenant": tenants[copy["p"]], "p": copy["p"]}}
             updates.append(UpdateOne({"_id": month_id(copy["p"], copy["s"])}, update, upsert=True))
-        new = set()
+        new: set[str] = set()
         for start in range(0, len(updates), BATCH):  # the turn to write is taken per batch: other writes pass between
             async with self.docstore.writing():
                 result = await self.db[MONTHS].bulk_write(updates[start : start + BATCH], ordered=True)
-            new.update(str(key) for key in result.upserted_ids.values())
+            new.update(str(key) for key in (result.upserted_ids or {}).values())
         new = {key for key in new if not is_month(key.rsplit(":", 1)[1])}  # a month's own: found by its readers
         if new:
             await self.note_months(new, tenants=tenants)

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from maille.identity.v1.rules_pb2 import ResolveResponse
 from maille.messaging.v1 import messages_pb2 as pb
+from maille_contracts import MESSAGE_DELIVERED, MESSAGE_RECALLED
+from maille_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from maille_kit.events import event_id_for, make_envelope
 from maille_kit.problems import Problem
 from maille_kit.text import folded
 from maille_kit.work import Works
-from maille_messaging.attachments import AttachmentStore, Refused, Scanner, new_attachment, sniff
+from maille_messaging.attachments import AttachmentStore, Scanner, new_attachment, sniff
 from maille_messaging.bodies import sanitise, snippet, text_of, words
 from maille_messaging.mailbox import Mailbox
 from maille_messaging.repository import MESSAGES, Doc, MailRepository
@@ -92,7 +95,7 @@ class Sending:
         async with self.mailbox.lock(person):
             if draft_id is None:
                 draft_id = new_message_id()
-                message = {
+                message: Doc = {
                     "_id": draft_id,
                     "tenant": tenant,
                     "state": "draft",
@@ -124,10 +127,10 @@ class Sending:
     async def _own_draft(self, person: str, draft_id: str) -> Doc:
         message = await self.repo.message(draft_id)
         if message is None or message["sender"]["id"] != person or message["state"] != "draft":
-            raise Problem(404, f"you have no draft {draft_id}")
+            raise NotFound(f"you have no draft {draft_id}")
         copy = await self.repo.copy(person, draft_id)
         if copy is None or copy["f"] not in ("drafts", "trash"):
-            raise Problem(404, f"you have no draft {draft_id}")
+            raise NotFound(f"you have no draft {draft_id}")
         return message
 
     async def delete_draft(self, person: str, draft_id: str) -> None:
@@ -149,26 +152,22 @@ class Sending:
         async for piece in body:
             data += piece
             if len(data) > limit:
-                raise Problem(413, f"an attachment may be {limit} bytes at most", limit=limit)
+                raise TooLarge(f"an attachment may be {limit} bytes at most", limit=limit)
         if not data:
-            raise Problem(422, "the attachment is empty")
-        try:
-            mime = sniff(bytes(data[:8192]))
-        except Refused as exc:
-            raise Problem(exc.status, exc.detail) from exc
+            raise Invalid("the attachment is empty")
+        mime = sniff(bytes(data[:8192]))  # Refused: a kind of file a message may not carry
         if self.scanner is not None:
             try:
                 found = await self.scanner.scan(bytes(data))
             except Exception as exc:
                 log.warning("virus scan failed: %s", exc)
-                raise Problem(
-                    503, "the virus scanner cannot check the attachment now; try again", headers={"Retry-After": "30"}
+                raise Unavailable(
+                    "the virus scanner cannot check the attachment now; try again", headers={"Retry-After": "30"}
                 ) from exc
             if found:
-                raise Problem(422, f"the attachment carries a virus ({found}): it was not kept")
+                raise Invalid(f"the attachment carries a virus ({found}): it was not kept")
         if not await self.repo.take_quota(person, len(data), limit=self.settings.quota_bytes, tenant=tenant):
-            raise Problem(
-                413,
+            raise TooLarge(
                 f"your attachments would go over your quota of {self.settings.quota_bytes} bytes: delete messages "
                 "with attachments you sent, or empty your trash",
                 quota=self.settings.quota_bytes,
@@ -195,7 +194,7 @@ class Sending:
             message = await self._own_draft(person, draft_id)
             kept = [a for a in message["attachments"] if a["id"] != attachment_id]
             if len(kept) == len(message["attachments"]):
-                raise Problem(404, f"the draft has no attachment {attachment_id}")
+                raise NotFound(f"the draft has no attachment {attachment_id}")
             await self.repo.update_message(draft_id, {"$set": {"attachments": kept, "line.attachments": len(kept)}})
         meta = await self.repo.attachment(attachment_id)
         if meta is not None:
@@ -206,10 +205,10 @@ class Sending:
         """An attachment of a message the person holds."""
         _, message = await self.mailbox.held(person, message_id)
         if attachment_id not in {a["id"] for a in message.get("attachments", [])}:
-            raise Problem(404, f"message {message_id} has no attachment {attachment_id}")
+            raise NotFound(f"message {message_id} has no attachment {attachment_id}")
         meta = await self.repo.attachment(attachment_id)
         if meta is None:
-            raise Problem(404, f"attachment {attachment_id} is gone")
+            raise NotFound(f"attachment {attachment_id} is gone")
         return meta, self.store.read(meta)
 
     # sending
@@ -224,7 +223,7 @@ class Sending:
     ) -> Sent:
         self._check_body(outgoing.body)
         if not outgoing.recipients():
-            raise Problem(422, "a message needs at least one recipient", field="to")
+            raise Invalid("a message needs at least one recipient", field="to")
         parent = await self._parent(person, outgoing.in_reply_to)
         resolved, recipients, named = await self._resolve(person, outgoing, tenant=tenant)
         now = datetime.now(UTC)
@@ -276,7 +275,9 @@ class Sending:
         )
         return await self._send(person, outgoing, tenant=tenant, draft=draft)
 
-    async def _resolve(self, person: str, outgoing: Outgoing, *, tenant: str):
+    async def _resolve(
+        self, person: str, outgoing: Outgoing, *, tenant: str
+    ) -> tuple[ResolveResponse, set[str], Callable[[list[Recipient]], list[dict[str, Any]]]]:
         """Who the recipients are, now: refusals name who may not be written to."""
         lists = (
             (await self.repo.mailbox(person) or {}).get("lists", {})
@@ -287,26 +288,26 @@ class Sending:
         groups = [r.id for r in outgoing.recipients() if r.type == "group"]
         unknown_lists = [r.id for r in outgoing.recipients() if r.type == "list" and r.id not in lists]
         if unknown_lists:
-            raise Problem(422, f"you have no list {', '.join(unknown_lists)}", unknown=unknown_lists)
+            raise Invalid(f"you have no list {', '.join(unknown_lists)}", unknown=unknown_lists)
         for r in outgoing.recipients():
             if r.type == "list":
                 persons.extend(lists[r.id]["members"])
         resolved = await self.rules.resolve(tenant=tenant, sender=person, persons=persons, groups=groups)
         if resolved.unknown_ids or resolved.unknown_group_ids:
             unknown = [*resolved.unknown_ids, *resolved.unknown_group_ids]
-            raise Problem(422, f"no such recipient: {', '.join(unknown)}", unknown=unknown)
+            raise Invalid(f"no such recipient: {', '.join(unknown)}", unknown=unknown)
         if resolved.refused_ids or resolved.refused_group_ids:
             refused = [*resolved.refused_ids, *resolved.refused_group_ids]
-            raise Problem(403, f"you may not write to {', '.join(refused)} (communication rules)", refused=refused)
+            raise Forbidden(f"you may not write to {', '.join(refused)} (communication rules)", refused=refused)
         recipients = {p.id for p in resolved.persons}
         for group in resolved.groups:
             recipients.update(group.member_ids)
         recipients.discard(person)  # a sender in a group they write to keeps their copy in "sent"
         if not recipients:
-            raise Problem(422, "the recipients are empty groups: nobody would receive it")
+            raise Invalid("the recipients are empty groups: nobody would receive it")
         if len(recipients) > self.settings.recipients_max:
-            raise Problem(
-                422, f"a message may reach {self.settings.recipients_max} persons at most; these are {len(recipients)}"
+            raise Invalid(
+                f"a message may reach {self.settings.recipients_max} persons at most; these are {len(recipients)}"
             )
         names = {p.id: person_name(p) for p in resolved.persons} | {g.id: g.name for g in resolved.groups}
         names |= {lid: lists[lid]["name"] for lid in lists}
@@ -324,7 +325,7 @@ class Sending:
         ordered = sorted(recipients)
         envelopes = [
             make_envelope(
-                type="messaging.message.delivered.v1",
+                type=MESSAGE_DELIVERED,
                 tenant=tenant,
                 source="messaging",
                 id=event_id_for(message["_id"], start, ms=int(message["_id"][:12], 16)),
@@ -461,7 +462,8 @@ class Sending:
                 await self.repo.change_copy(copy, folder="drafts")
         # Sent as a message whose id (and so whose events' ids) the schedule fixes: a try again after a failure
         # files the same message again, which changes nothing, and its events are dropped as copies.
-        sent_id = f"{int(_aware(entry['at']).timestamp() * 1000):012x}{hashlib.sha256(entry['_id'].encode()).hexdigest()[:10]}"
+        millis = int(_aware(entry["at"]).timestamp() * 1000)
+        sent_id = f"{millis:012x}{hashlib.sha256(entry['_id'].encode()).hexdigest()[:10]}"
         await self._send(
             person, outgoing, tenant=tenant, draft=await self._own_draft(person, message["_id"]), message_id=sent_id
         )
@@ -477,11 +479,11 @@ class Sending:
         """Take back the copies still unread, within the recall window."""
         message = await self.repo.message(message_id)
         if message is None or message["sender"]["id"] != person or message["state"] != "sent":
-            raise Problem(404, f"you sent no message {message_id}")
+            raise NotFound(f"you sent no message {message_id}")
         window = timedelta(minutes=self.settings.recall_minutes)
         sent_at = message["sent_at"] if message["sent_at"].tzinfo else message["sent_at"].replace(tzinfo=UTC)
         if datetime.now(UTC) - sent_at > window:
-            raise Problem(409, f"a message may be recalled within {self.settings.recall_minutes} minutes of sending")
+            raise Conflict(f"a message may be recalled within {self.settings.recall_minutes} minutes of sending")
         recipients = message.get("recipients", [])
         unread: list[str] = []
         for recipient in recipients:
@@ -494,7 +496,7 @@ class Sending:
         work.update(MESSAGES, {"_id": message_id}, {"$set": {"recalled": len(unread)}})
         for s in range(0, len(unread), EVENT_RECIPIENTS):
             work.event(
-                type="messaging.message.recalled.v1",
+                type=MESSAGE_RECALLED,
                 tenant=message["tenant"],
                 payload=pb.MessageRecalled(
                     message_id=message_id, sender_id=person, recipient_ids=unread[s : s + EVENT_RECIPIENTS]
@@ -504,7 +506,8 @@ class Sending:
         return Recall(recalled=len(unread), kept=len(recipients) - len(unread))
 
     async def _take_back(self, input: Doc) -> None:
-        """The copies of a recall still unread taken back (a copy read meanwhile stays; done again, nothing more goes)."""
+        """The copies of a recall still unread taken back (a copy read meanwhile stays; done again, nothing more
+        goes)."""
         message_id, gone = input["message"], 0
         for recipient in input["recipients"]:
             async with self.mailbox.lock(recipient):
@@ -518,7 +521,7 @@ class Sending:
     # helpers
     def _check_body(self, body: str) -> None:
         if len(body.encode()) > self.settings.body_max_bytes:
-            raise Problem(413, f"a message body may be {self.settings.body_max_bytes} bytes at most", field="body")
+            raise TooLarge(f"a message body may be {self.settings.body_max_bytes} bytes at most", field="body")
 
     async def _parent(self, person: str, parent_id: str | None) -> Doc | None:
         if parent_id is None:
@@ -526,8 +529,7 @@ class Sending:
         copy = await self.repo.copy(person, parent_id)
         parent = await self.repo.message(parent_id, {"thread": 1}) if copy is not None else None
         if parent is None:
-            raise Problem(
-                404,
+            raise NotFound(
                 f"you can only reply to a message you hold: there is no message {parent_id} in your mailbox",
                 field="in_reply_to",
             )

@@ -20,7 +20,8 @@ class MessagingSettings(ServiceSettings):
         min_length=1,
         max_length=64,
         pattern=r"^[a-z0-9][a-z0-9-]*$",
-        description="the tenant a person belongs to when their token names none (claim `tenant`); identity's default tenant",
+        description="the tenant a person belongs to when their token names none (claim `tenant`); identity's default "
+        "tenant",
     )
     rules_timeout_seconds: float = Field(
         2.0, gt=0, le=30, description="how long a send waits for identity's communication rules"
@@ -60,5 +61,6 @@ class MessagingSettings(ServiceSettings):
         50,
         ge=1,
         le=1000,
-        description="messages a replica files into one segment of a person's folder index before it opens the next (small segments keep each delivery's write small)",
+        description="messages a replica files into one segment of a person's folder index before it opens the next "
+        "(small segments keep each delivery's write small)",
     )

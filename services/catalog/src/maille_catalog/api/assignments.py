@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from maille_catalog.api.subscriptions import SubscriptionId, as_subscription, problem, subscriptions
-from maille_catalog.directory import Directory
+from maille_catalog.api import People, Subs
+from maille_catalog.api.subscriptions import SubscriptionId, as_subscription, problem
 from maille_catalog.schemas import UAI_PATTERN, Subscription
 from maille_catalog.subscriptions import Refused
-from maille_kit.app import get_runtime
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 
@@ -52,13 +51,13 @@ class Released(BaseModel):
     liberees: list[str]
 
 
-async def _manager(request: Request, caller: Principal, uai: str) -> str:
+async def _manager(caller: Principal, uai: str, people: People) -> str:
     """Who is acting, once they are known to manage `uai`'s licences."""
     if "operator" in caller.roles:
         return caller.person_id or caller.client_id or caller.subject
     if caller.person_id is None:
         raise Problem(403, "assigning licences needs a signed-in person or the operator role")
-    person = await Directory(get_runtime(request).docstore).person(caller.person_id)  # type: ignore[arg-type]
+    person = await people.person(caller.person_id)
     if person is not None and (
         uai in person.get("responsableAffectation", [])
         or (MANAGER_ROLE in caller.roles and uai in person.get("etablissements", []))
@@ -72,9 +71,9 @@ async def _manager(request: Request, caller: Principal, uai: str) -> str:
     response_model=list[Subscription],
     summary="The school's per-person subscriptions and their licences",
 )
-async def school_subscriptions(request: Request, uai: Uai, caller: Caller) -> list[Subscription]:
-    await _manager(request, caller, uai)
-    return [as_subscription(doc) for doc in await subscriptions(request).of_school(uai)]
+async def school_subscriptions(uai: Uai, caller: Caller, subs: Subs, people: People) -> list[Subscription]:
+    await _manager(caller, uai, people)
+    return [as_subscription(doc) for doc in await subs.of_school(uai)]
 
 
 @router.get(
@@ -82,11 +81,13 @@ async def school_subscriptions(request: Request, uai: Uai, caller: Caller) -> li
     response_model=list[Assignment],
     summary="Who holds a licence in the school",
 )
-async def assigned(request: Request, uai: Uai, subscription_id: SubscriptionId, caller: Caller) -> list[Assignment]:
-    await _manager(request, caller, uai)
+async def assigned(
+    uai: Uai, subscription_id: SubscriptionId, caller: Caller, subs: Subs, people: People
+) -> list[Assignment]:
+    await _manager(caller, uai, people)
     return [
         Assignment(personne=d["personne"], public=d["public"], par=d["par"])
-        for d in await subscriptions(request).assigned(subscription_id, uai)
+        for d in await subs.assigned(subscription_id, uai)
     ]
 
 
@@ -96,13 +97,13 @@ async def assigned(request: Request, uai: Uai, subscription_id: SubscriptionId, 
     summary="Assign licences to persons, classes and groups: all of them, or none if too few are left",
 )
 async def assign(
-    request: Request, uai: Uai, subscription_id: SubscriptionId, body: AssignmentsIn, caller: Caller
+    uai: Uai, subscription_id: SubscriptionId, body: AssignmentsIn, caller: Caller, subs: Subs, people: People
 ) -> AssignmentsOut:
-    by = await _manager(request, caller, uai)
+    by = await _manager(caller, uai, people)
     if not body.personnes and not body.groupes:
         raise Problem(422, "name persons (personnes) or classes and groups (groupes)", field="personnes")
     try:
-        result = await subscriptions(request).assign(
+        result = await subs.assign(
             subscription_id=subscription_id, uai=uai, person_ids=body.personnes, group_ids=body.groupes, by=by
         )
     except Refused as exc:
@@ -114,14 +115,12 @@ async def assign(
     "/subscriptions/{subscription_id}/assignments/release", response_model=Released, summary="Take licences back"
 )
 async def release(
-    request: Request, uai: Uai, subscription_id: SubscriptionId, body: ReleaseIn, caller: Caller
+    uai: Uai, subscription_id: SubscriptionId, body: ReleaseIn, caller: Caller, subs: Subs, people: People
 ) -> Released:
-    by = await _manager(request, caller, uai)
+    by = await _manager(caller, uai, people)
     try:
         return Released(
-            liberees=await subscriptions(request).release(
-                subscription_id=subscription_id, uai=uai, person_ids=body.personnes, by=by
-            )
+            liberees=await subs.release(subscription_id=subscription_id, uai=uai, person_ids=body.personnes, by=by)
         )
     except Refused as exc:
         raise problem(exc) from None

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
+from maille_catalog.api import Centre, Settings, Work
 from maille_catalog.api.vendor import ArkPath, _ark
-from maille_catalog.mediacentre import Mediacentre, matches
-from maille_kit.app import get_runtime
+from maille_catalog.mediacentre import matches
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 
@@ -40,10 +40,6 @@ class MediacentreOut(BaseModel):
     garManquant: dict[str, str] = Field(description="schools (UAI) whose GAR list is missing, and why")
 
 
-def mediacentre(request: Request) -> Mediacentre:
-    return request.app.state.runtime.state["mediacentre"]
-
-
 def _person(caller: Principal) -> str:
     if caller.person_id is None:
         raise Problem(403, "the médiacentre is a signed-in person's: this token speaks for no person of the directory")
@@ -52,8 +48,8 @@ def _person(caller: Principal) -> str:
 
 @router.get("", response_model=MediacentreOut, summary="The signed-in person's resources")
 async def mine(
-    request: Request,
     caller: Person,
+    centre: Centre,
     niveau: Filter = None,
     domaine: Filter = None,
     type: Filter = None,
@@ -63,7 +59,7 @@ async def mine(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     person = _person(caller)
-    centre = mediacentre(request)
+    centre = centre
     shelf = await centre.shelf(person)
     favourites = shelf.favourites
     chosen = [
@@ -78,24 +74,21 @@ async def mine(
 
 
 @router.put("/favoris/{ark:path}", status_code=204, summary="Mark a resource of one's médiacentre as a favourite")
-async def add_favourite(request: Request, ark: ArkPath, caller: Person) -> Response:
+async def add_favourite(ark: ArkPath, caller: Person, centre: Centre, works: Work, settings: Settings) -> Response:
     person, ark = _person(caller), _ark(ark)
-    centre = mediacentre(request)
     if not any(r["idRessource"] == ark for r in (await centre.shelf(person)).resources):
         raise Problem(404, f"{ark} is not in your médiacentre")
-    runtime = get_runtime(request)
-    await centre.set_favourite(person, ark, True, works=runtime.works, tenant=runtime.settings.tenant)  # type: ignore[arg-type]
+    await centre.set_favourite(person, ark, True, works=works, tenant=settings.tenant)
     return Response(status_code=204)
 
 
 @router.delete("/favoris/{ark:path}", status_code=204, summary="Unmark a favourite")
-async def remove_favourite(request: Request, ark: ArkPath, caller: Person) -> Response:
-    runtime = get_runtime(request)
-    await mediacentre(request).set_favourite(
+async def remove_favourite(ark: ArkPath, caller: Person, centre: Centre, works: Work, settings: Settings) -> Response:
+    await centre.set_favourite(
         _person(caller),
         _ark(ark),
         False,
-        works=runtime.works,  # type: ignore[arg-type]
-        tenant=runtime.settings.tenant,
+        works=works,
+        tenant=settings.tenant,
     )
     return Response(status_code=204)

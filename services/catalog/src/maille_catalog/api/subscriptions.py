@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from maille_catalog.abonnements import BadXml, read_abonnement, read_filters, write_abonnement, write_abonnements
+from maille_catalog.api import Subs
 from maille_catalog.api.vendor import read_limited
 from maille_catalog.schemas import Subscription, SubscriptionChange, SubscriptionIn, SubscriptionPage
-from maille_catalog.subscriptions import Refused, Subscriptions
-from maille_kit.app import get_runtime
+from maille_catalog.subscriptions import Refused
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 
@@ -23,10 +23,6 @@ Vendor = Annotated[Principal, Depends(require("vendor"))]
 SubscriptionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:\-]{1,45}$", description="idAbonnement")]
 XML = "application/xml"
 XML_MAX_BYTES = 1024 * 1024
-
-
-def subscriptions(request: Request) -> Subscriptions:
-    return Subscriptions.of(get_runtime(request))
 
 
 def problem(exc: Refused) -> Problem:
@@ -45,9 +41,9 @@ def as_subscription(doc: dict[str, Any]) -> Subscription:
 
 
 @router.post("/vendor/subscriptions", status_code=201, response_model=Subscription, summary="Create a subscription")
-async def create(request: Request, subscription: SubscriptionIn, vendor: Vendor) -> Subscription:
+async def create(subscription: SubscriptionIn, vendor: Vendor, subs: Subs) -> Subscription:
     try:
-        return as_subscription(await subscriptions(request).create(editor=_editor(vendor), subscription=subscription))
+        return as_subscription(await subs.create(editor=_editor(vendor), subscription=subscription))
     except Refused as exc:
         raise problem(exc) from None
 
@@ -58,15 +54,15 @@ async def create(request: Request, subscription: SubscriptionIn, vendor: Vendor)
     summary="The vendor's subscriptions, filtered, a page at a time",
 )
 async def list_own(
-    request: Request,
     vendor: Vendor,
+    subs: Subs,
     uaiEtab: Annotated[str | None, Query(max_length=8)] = None,
     idRessource: Annotated[str | None, Query(max_length=220)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> SubscriptionPage:
     filters = {k: v for k, v in (("uaiEtab", uaiEtab), ("idRessource", idRessource)) if v}
-    docs = await subscriptions(request).listing(editor=_editor(vendor), filters=filters, offset=offset, limit=limit + 1)
+    docs = await subs.listing(editor=_editor(vendor), filters=filters, offset=offset, limit=limit + 1)
     return SubscriptionPage(
         abonnements=[as_subscription(d) for d in docs[:limit]], suivant=offset + limit if len(docs) > limit else None
     )
@@ -75,9 +71,9 @@ async def list_own(
 @router.get(
     "/vendor/subscriptions/{subscription_id}", response_model=Subscription, summary="One of the vendor's subscriptions"
 )
-async def read(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Subscription:
+async def read(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs) -> Subscription:
     try:
-        return as_subscription(await subscriptions(request).owned(_editor(vendor), subscription_id))
+        return as_subscription(await subs.owned(_editor(vendor), subscription_id))
     except Refused as exc:
         raise problem(exc) from None
 
@@ -88,11 +84,11 @@ async def read(request: Request, subscription_id: SubscriptionId, vendor: Vendor
     summary="Change a subscription (its schools and start are kept)",
 )
 async def update(
-    request: Request, subscription_id: SubscriptionId, change: SubscriptionChange, vendor: Vendor
+    subscription_id: SubscriptionId, change: SubscriptionChange, vendor: Vendor, subs: Subs
 ) -> Subscription:
     try:
         return as_subscription(
-            await subscriptions(request).update(editor=_editor(vendor), subscription_id=subscription_id, change=change)
+            await subs.update(editor=_editor(vendor), subscription_id=subscription_id, change=change)
         )
     except Refused as exc:
         raise problem(exc) from None
@@ -101,9 +97,9 @@ async def update(
 @router.delete(
     "/vendor/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription and its assignments"
 )
-async def delete(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
+async def delete(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs) -> Response:
     try:
-        await subscriptions(request).delete(editor=_editor(vendor), subscription_id=subscription_id)
+        await subs.delete(editor=_editor(vendor), subscription_id=subscription_id)
     except Refused as exc:
         raise problem(exc) from None
     return Response(status_code=204)
@@ -154,14 +150,14 @@ XML_ANSWER = {"content": {XML: {"schema": {"type": "string"}}}}
     responses={201: XML_ANSWER},
     summary="Create a subscription (GAR XML); 409 'existe deja' if it exists",
 )
-async def xml_create(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
+async def xml_create(request: Request, subscription_id: SubscriptionId, vendor: Vendor, subs: Subs) -> Response:
     subscription: SubscriptionIn = _model(SubscriptionIn, await _abonnement(request))
     if subscription.idAbonnement != subscription_id:
         raise Problem(
             422, f"idAbonnement {subscription.idAbonnement!r} is not the subscription of the path ({subscription_id})"
         )
     try:
-        doc = await subscriptions(request).create(editor=_editor(vendor), subscription=subscription)
+        doc = await subs.create(editor=_editor(vendor), subscription=subscription)
     except Refused as exc:
         raise problem(exc) from None
     return Response(write_abonnement(doc), status_code=201, media_type=XML)
@@ -174,7 +170,7 @@ async def xml_create(request: Request, subscription_id: SubscriptionId, vendor: 
     responses={200: XML_ANSWER},
     summary="Update a subscription (GAR XML: no uaiEtab, the start kept)",
 )
-async def xml_update(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
+async def xml_update(request: Request, subscription_id: SubscriptionId, vendor: Vendor, subs: Subs) -> Response:
     data = await _abonnement(request)
     if "uaiEtab" in data:
         raise Problem(
@@ -182,17 +178,15 @@ async def xml_update(request: Request, subscription_id: SubscriptionId, vendor: 
         )
     change: SubscriptionChange = _model(SubscriptionChange, data)
     try:
-        doc = await subscriptions(request).update(
-            editor=_editor(vendor), subscription_id=subscription_id, change=change
-        )
+        doc = await subs.update(editor=_editor(vendor), subscription_id=subscription_id, change=change)
     except Refused as exc:
         raise problem(exc) from None
     return Response(write_abonnement(doc), media_type=XML)
 
 
 @router.delete("/abonnements/{subscription_id}", status_code=204, summary="Delete a subscription (GAR)")
-async def xml_delete(request: Request, subscription_id: SubscriptionId, vendor: Vendor) -> Response:
-    return await delete(request, subscription_id, vendor)
+async def xml_delete(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs) -> Response:
+    return await delete(subscription_id, vendor, subs)
 
 
 @router.get(
@@ -204,6 +198,7 @@ async def xml_delete(request: Request, subscription_id: SubscriptionId, vendor: 
 async def xml_list(
     request: Request,
     vendor: Vendor,
+    subs: Subs,
     debut: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     fin: Annotated[int, Query(ge=0, le=1_000_000)] = 5000,
 ) -> Response:
@@ -213,7 +208,5 @@ async def xml_list(
         filters = read_filters(await _body(request))
     except BadXml as exc:
         raise Problem(400, str(exc)) from None
-    docs = await subscriptions(request).listing(
-        editor=_editor(vendor), filters=filters, offset=debut, limit=fin - debut
-    )
+    docs = await subs.listing(editor=_editor(vendor), filters=filters, offset=debut, limit=fin - debut)
     return Response(write_abonnements(docs), media_type=XML)

@@ -12,10 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import ValidationError
 
-from maille_catalog.repository import ResourceRepository
+from maille_catalog.api import Settings, Vendors
 from maille_catalog.schemas import ARK_PATTERN, BulkReport, Resource, ResourceIn, ResourcePage
-from maille_catalog.service import AlreadyPublished, ChangedMeanwhile, NoSuchResource, NotYours, Resources, as_resource
-from maille_kit.app import get_runtime
+from maille_catalog.service import AlreadyPublished, ChangedMeanwhile, NoSuchResource, NotYours, as_resource
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 
@@ -24,17 +23,6 @@ router = APIRouter(prefix="/api/catalog/v1/vendor", tags=["vendor"])
 Vendor = Annotated[Principal, Depends(require("vendor"))]
 ArkPath = Annotated[str, Path(max_length=220, description="the resource's ARK, e.g. ark:/12345/manuel-maths-6e")]
 CONCEPT_COLUMNS = ("typePedagogique", "typologieDocument", "niveauEducatif", "domaineEnseignement")
-
-
-def _resources(request: Request) -> Resources:
-    runtime = get_runtime(request)
-    assert runtime.docstore is not None and runtime.works is not None
-    return Resources(
-        ResourceRepository(runtime.docstore),
-        runtime.works,
-        tenant=runtime.settings.tenant,
-        observer=runtime.state.get("mediacentre"),
-    )
 
 
 def _ark(ark: str) -> str:
@@ -59,21 +47,21 @@ def _refusal(exc: Exception, ark: str) -> Problem:
 
 
 @router.post("/resources", status_code=201, response_model=Resource, summary="Publish a new resource")
-async def publish(request: Request, resource: ResourceIn, vendor: Vendor) -> Resource:
+async def publish(resource: ResourceIn, vendor: Vendor, resources: Vendors) -> Resource:
     try:
-        return as_resource(await _resources(request).publish(editor=_editor(vendor), resource=resource))
+        return as_resource(await resources.publish(editor=_editor(vendor), resource=resource))
     except (NotYours, AlreadyPublished, ChangedMeanwhile) as exc:
         raise _refusal(exc, resource.idRessource) from None
 
 
 @router.get("/resources", response_model=ResourcePage, summary="The vendor's own resources, a page at a time")
 async def list_own(
-    request: Request,
     vendor: Vendor,
+    resources: Vendors,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ResourcePage:
-    docs = await _resources(request).of_editor(editor=_editor(vendor), offset=offset, limit=limit + 1)
+    docs = await resources.of_editor(editor=_editor(vendor), offset=offset, limit=limit + 1)
     return ResourcePage(
         ressources=[as_resource(d) for d in docs[:limit]], suivant=offset + limit if len(docs) > limit else None
     )
@@ -82,8 +70,8 @@ async def list_own(
 @router.post(
     "/resources/bulk", response_model=BulkReport, summary="Load a whole catalogue: JSON array or CSV, a report per line"
 )
-async def load(request: Request, vendor: Vendor) -> BulkReport:
-    limit = get_runtime(request).settings.bulk_max_bytes
+async def load(request: Request, vendor: Vendor, resources: Vendors, settings: Settings) -> BulkReport:
+    limit = settings.bulk_max_bytes
     body = await read_limited(request, limit, "a bulk load", advice=": split the catalogue")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
@@ -92,13 +80,13 @@ async def load(request: Request, vendor: Vendor) -> BulkReport:
         lines = _csv_lines(bytes(body))
     else:
         raise Problem(415, "send the catalogue as application/json (an array of resources) or text/csv")
-    return await _resources(request).load(editor=_editor(vendor), lines=lines)
+    return await resources.load(editor=_editor(vendor), lines=lines)
 
 
 @router.get("/resources/{ark:path}", response_model=Resource, summary="One of the vendor's resources")
-async def read(request: Request, ark: ArkPath, vendor: Vendor) -> Resource:
+async def read(ark: ArkPath, vendor: Vendor, resources: Vendors) -> Resource:
     ark = _ark(ark)
-    doc = await ResourceRepository(get_runtime(request).docstore).get(ark)  # type: ignore[arg-type]
+    doc = await resources.repo.get(ark)
     if doc is None:
         raise Problem(404, f"no resource {ark}")
     if doc["idEditeur"] != _editor(vendor):
@@ -107,22 +95,22 @@ async def read(request: Request, ark: ArkPath, vendor: Vendor) -> Resource:
 
 
 @router.put("/resources/{ark:path}", response_model=Resource, summary="Change one of the vendor's resources")
-async def update(request: Request, ark: ArkPath, resource: ResourceIn, vendor: Vendor) -> Resource:
+async def update(ark: ArkPath, resource: ResourceIn, vendor: Vendor, resources: Vendors) -> Resource:
     ark = _ark(ark)
     if resource.idRessource != ark:
         raise Problem(422, f"idRessource {resource.idRessource!r} is not the resource of the path ({ark})")
     try:
-        doc, _ = await _resources(request).update(editor=_editor(vendor), ark=ark, resource=resource)
+        doc, _ = await resources.update(editor=_editor(vendor), ark=ark, resource=resource)
     except (NoSuchResource, NotYours, ChangedMeanwhile) as exc:
         raise _refusal(exc, ark) from None
     return as_resource(doc)
 
 
 @router.delete("/resources/{ark:path}", status_code=204, summary="Withdraw one of the vendor's resources")
-async def withdraw(request: Request, ark: ArkPath, vendor: Vendor) -> Response:
+async def withdraw(ark: ArkPath, vendor: Vendor, resources: Vendors) -> Response:
     ark = _ark(ark)
     try:
-        await _resources(request).withdraw(editor=_editor(vendor), ark=ark)
+        await resources.withdraw(editor=_editor(vendor), ark=ark)
     except (NoSuchResource, NotYours, ChangedMeanwhile) as exc:
         raise _refusal(exc, ark) from None
     return Response(status_code=204)
@@ -166,7 +154,7 @@ def _csv_lines(body: bytes) -> list[tuple[int, ResourceIn | str]]:
     reader = csv.DictReader(io.StringIO(text), delimiter=";")
     if not reader.fieldnames or "idRessource" not in reader.fieldnames:
         raise Problem(422, "the CSV's first line must name its columns (idRessource;nomRessource;…)")
-    lines = []
+    lines: list[tuple[int, ResourceIn | str]] = []
     for row in reader:
         number = reader.line_num
         if None in row:

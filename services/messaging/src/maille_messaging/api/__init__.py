@@ -7,9 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from maille_kit.app import part
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
+from maille_messaging.mailbox import Mailbox
 from maille_messaging.schemas import FOLDER_ID, MESSAGE_ID
+from maille_messaging.sending import Sending
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,6 @@ FolderPath = Annotated[
 ]
 AttachmentPath = Annotated[str, Path(pattern=r"^a[0-9a-f]{20}$", description="an attachment id")]
 
-
-def services(request: Request):
-    state = request.app.state.runtime.state
-    return state["mailbox"], state["sending"]
+# The service's parts a route asks for (made at start: maille_messaging.main.parts).
+MailboxPart = Annotated[Mailbox, part(Mailbox)]
+SendingPart = Annotated[Sending, part(Sending)]

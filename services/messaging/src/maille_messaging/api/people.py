@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from maille_kit.auth import Principal, require
 from maille_kit.text import folded
-from maille_messaging.api import Me, services
+from maille_messaging.api import MailboxPart, Me, SendingPart
+from maille_messaging.mailbox import Mailbox
 from maille_messaging.rules import person_name
 from maille_messaging.schemas import LIST_ID, PERSON_ID, ListIn, PersonList, Visible
 
@@ -19,12 +20,12 @@ ListPath = Annotated[str, Path(pattern=LIST_ID)]
 
 @router.get("/recipients", summary="Persons, groups and lists of yours you may write to, whose names hold the words")
 async def recipients(
-    request: Request,
     me: Me,
+    mailbox: MailboxPart,
+    sending: SendingPart,
     q: Annotated[str, Query(max_length=100)] = "",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[Visible]:
-    mailbox, sending = services(request)
     answer = await sending.rules.visibles(tenant=me.tenant, sender=me.person, text=q, limit=limit)
     words = folded(q).split()
     lists = await mailbox.lists(me.person)
@@ -39,36 +40,34 @@ async def recipients(
 
 
 @router.get("/lists", summary="Your lists of correspondents")
-async def lists(request: Request, me: Me) -> list[PersonList]:
-    found = await services(request)[0].lists(me.person)
+async def lists(me: Me, mailbox: MailboxPart) -> list[PersonList]:
+    found = await mailbox.lists(me.person)
     return [PersonList(id=lid, **item) for lid, item in sorted(found.items())]
 
 
 @router.post("/lists", status_code=201, summary="Make a list (its members are checked against the rules at each send)")
-async def create_list(request: Request, me: Me, body: ListIn) -> PersonList:
-    list_id, item = await services(request)[0].put_list(
-        me.person, tenant=me.tenant, name=body.name, members=body.members
-    )
+async def create_list(me: Me, body: ListIn, mailbox: MailboxPart) -> PersonList:
+    list_id, item = await mailbox.put_list(me.person, tenant=me.tenant, name=body.name, members=body.members)
     return PersonList(id=list_id, **item)
 
 
 @router.put("/lists/{list_id}", summary="Change a list of yours")
-async def change_list(request: Request, me: Me, list_id: ListPath, body: ListIn) -> PersonList:
-    list_id, item = await services(request)[0].put_list(
+async def change_list(me: Me, list_id: ListPath, body: ListIn, mailbox: MailboxPart) -> PersonList:
+    list_id, item = await mailbox.put_list(
         me.person, tenant=me.tenant, name=body.name, members=body.members, list_id=list_id
     )
     return PersonList(id=list_id, **item)
 
 
 @router.delete("/lists/{list_id}", status_code=204, summary="Delete a list of yours")
-async def delete_list(request: Request, me: Me, list_id: ListPath) -> Response:
-    await services(request)[0].delete_list(me.person, list_id, tenant=me.tenant)
+async def delete_list(me: Me, list_id: ListPath, mailbox: MailboxPart) -> Response:
+    await mailbox.delete_list(me.person, list_id, tenant=me.tenant)
     return Response(status_code=204)
 
 
-def _export(request: Request, person: str) -> StreamingResponse:
+def _export(mailbox: Mailbox, person: str) -> StreamingResponse:
     return StreamingResponse(
-        services(request)[0].export(person),
+        mailbox.export(person),
         media_type="application/json",
         headers={
             "Content-Disposition": f'attachment; filename="messagerie-{person}.json"',
@@ -78,16 +77,16 @@ def _export(request: Request, person: str) -> StreamingResponse:
 
 
 @router.get("/export", summary="Your whole mailbox as JSON (RGPD: right of access and portability)")
-async def export(request: Request, me: Me) -> StreamingResponse:
-    return _export(request, me.person)
+async def export(me: Me, mailbox: MailboxPart) -> StreamingResponse:
+    return _export(mailbox, me.person)
 
 
 @router.get(
     "/operator/persons/{person}/export", summary="A person's whole mailbox as JSON, for an RGPD request (operators)"
 )
 async def operator_export(
-    request: Request,
     person: Annotated[str, Path(pattern=PERSON_ID)],
     _: Annotated[Principal, Depends(require("operator"))],
+    mailbox: MailboxPart,
 ) -> StreamingResponse:
-    return _export(request, person)
+    return _export(mailbox, person)

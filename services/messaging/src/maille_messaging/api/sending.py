@@ -8,28 +8,28 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from maille_messaging.api import AttachmentPath, Me, MessagePath, services
+from maille_messaging.api import AttachmentPath, Me, MessagePath, SendingPart
 from maille_messaging.schemas import Attachment, Draft, Outgoing, Recall, SendLater, Sent
 
 router = APIRouter(prefix="/api/messaging/v1", tags=["sending"])
 
 
 @router.post("/messages", status_code=201, summary="Send a message now (or at `send_at`)")
-async def send(request: Request, me: Me, body: Outgoing, response: Response) -> Sent:
-    sent = await services(request)[1].send(me.person, body, tenant=me.tenant)
+async def send(me: Me, body: Outgoing, response: Response, sending: SendingPart) -> Sent:
+    sent = await sending.send(me.person, body, tenant=me.tenant)
     if sent.state == "scheduled":
         response.status_code = 202
     return sent
 
 
 @router.post("/messages/{message}/recall", summary="Take back the copies still unread (within the recall window)")
-async def recall(request: Request, me: Me, message: MessagePath) -> Recall:
-    return await services(request)[1].recall(me.person, message)
+async def recall(me: Me, message: MessagePath, sending: SendingPart) -> Recall:
+    return await sending.recall(me.person, message)
 
 
 @router.get("/messages/{message}/attachments/{attachment}", summary="An attachment of a message you hold")
-async def download(request: Request, me: Me, message: MessagePath, attachment: AttachmentPath) -> StreamingResponse:
-    meta, chunks = await services(request)[1].download(me.person, message, attachment)
+async def download(me: Me, message: MessagePath, attachment: AttachmentPath, sending: SendingPart) -> StreamingResponse:
+    meta, chunks = await sending.download(me.person, message, attachment)
     return StreamingResponse(
         chunks,
         media_type=meta["type"],
@@ -44,28 +44,26 @@ async def download(request: Request, me: Me, message: MessagePath, attachment: A
 
 
 @router.post("/drafts", status_code=201, summary="Start a draft")
-async def create_draft(request: Request, me: Me, body: Draft) -> dict[str, str]:
-    return {"id": await services(request)[1].save_draft(me.person, body, tenant=me.tenant)}
+async def create_draft(me: Me, body: Draft, sending: SendingPart) -> dict[str, str]:
+    return {"id": await sending.save_draft(me.person, body, tenant=me.tenant)}
 
 
 @router.put("/drafts/{message}", summary="Save a draft again (as you type)")
-async def save_draft(request: Request, me: Me, message: MessagePath, body: Draft) -> dict[str, str]:
-    return {"id": await services(request)[1].save_draft(me.person, body, tenant=me.tenant, draft_id=message)}
+async def save_draft(me: Me, message: MessagePath, body: Draft, sending: SendingPart) -> dict[str, str]:
+    return {"id": await sending.save_draft(me.person, body, tenant=me.tenant, draft_id=message)}
 
 
 @router.delete("/drafts/{message}", status_code=204, summary="Throw a draft away")
-async def delete_draft(request: Request, me: Me, message: MessagePath) -> Response:
-    await services(request)[1].delete_draft(me.person, message)
+async def delete_draft(me: Me, message: MessagePath, sending: SendingPart) -> Response:
+    await sending.delete_draft(me.person, message)
     return Response(status_code=204)
 
 
 @router.post("/drafts/{message}/send", status_code=201, summary="Send a draft now (or at `send_at`)")
 async def send_draft(
-    request: Request, me: Me, message: MessagePath, response: Response, body: SendLater | None = None
+    me: Me, message: MessagePath, response: Response, sending: SendingPart, body: SendLater | None = None
 ) -> Sent:
-    sent = await services(request)[1].send_draft(
-        me.person, message, tenant=me.tenant, send_at=body.send_at if body else None
-    )
+    sent = await sending.send_draft(me.person, message, tenant=me.tenant, send_at=body.send_at if body else None)
     if sent.state == "scheduled":
         response.status_code = 202
     return sent
@@ -81,12 +79,13 @@ async def attach(
     me: Me,
     message: MessagePath,
     name: Annotated[str, Query(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")],
+    sending: SendingPart,
 ) -> Attachment:
-    found = await services(request)[1].attach(me.person, message, name=name, body=request.stream(), tenant=me.tenant)
+    found = await sending.attach(me.person, message, name=name, body=request.stream(), tenant=me.tenant)
     return Attachment(**found)
 
 
 @router.delete("/drafts/{message}/attachments/{attachment}", status_code=204, summary="Take a file off a draft")
-async def detach(request: Request, me: Me, message: MessagePath, attachment: AttachmentPath) -> Response:
-    await services(request)[1].detach(me.person, message, attachment)
+async def detach(me: Me, message: MessagePath, attachment: AttachmentPath, sending: SendingPart) -> Response:
+    await sending.detach(me.person, message, attachment)
     return Response(status_code=204)

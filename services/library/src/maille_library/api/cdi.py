@@ -1,51 +1,24 @@
-"""The library's HTTP API: searching the CDIs of one's schools, and the operators' PMB connections."""
+"""The library's HTTP routes: searching the CDIs of one's schools, one's loans, and the operators' PMB connections."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, Field
 
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
-from maille_library.connections import UAI_PATTERN, ConnectionIn, ConnectionOut, Connections, shown
-from maille_library.directory import groups_in
-from maille_library.pmb import Record
-from maille_library.search import Search
-from maille_library.sync import csv_line
+from maille_library.api import Catalogues, Loans, People, Readers, Schools, Settings
+from maille_library.connections import UAI_PATTERN, ConnectionIn, ConnectionOut, shown
+from maille_library.schemas import Missing, ReservationIn, Result, SearchPage
+from maille_library.sync import readers_csv as readers_csv_of
 
 router = APIRouter(prefix="/api/library/v1", tags=["library"])
 Uai = Annotated[str, Path(pattern=UAI_PATTERN, description="the school's UAI")]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Caller = Annotated[Principal, Depends(require())]
 SEARCH_TYPES = {"all": 0, "title": 1, "author": 2, "publisher": 3, "collection": 4, "subject": 5}
-
-
-class Missing(BaseModel):
-    uai: str
-    reason: str
-
-
-class Result(Record):
-    """A record found, and the school whose CDI holds it."""
-
-    uai: str
-
-
-class SearchPage(BaseModel):
-    q: str
-    total: int
-    page: int
-    size: int
-    results: list[Result]
-    missing: list[Missing]
-
-
-class ReservationIn(BaseModel):
-    model_config = {"extra": "forbid"}
-    recordId: int = Field(ge=1, le=2**31 - 1, description="the record (notice) to reserve, as search gives it")
 
 
 def _me(caller: Principal) -> str:
@@ -55,20 +28,20 @@ def _me(caller: Principal) -> str:
 
 
 @router.get("/account", summary="Your loans (late, current, past) and reservations in each of your schools' CDIs")
-async def account(request: Request, caller: Caller) -> dict[str, Any]:
-    return await request.app.state.runtime.state["accounts"].account(_me(caller))
+async def account(caller: Caller, accounts: Loans) -> dict[str, Any]:
+    return await accounts.account(_me(caller))
 
 
 @router.post("/schools/{uai}/reservations", status_code=201, summary="Reserve a record in one of your schools' CDIs")
-async def reserve(request: Request, uai: Uai, body: ReservationIn, caller: Caller) -> dict[str, Any]:
-    return await request.app.state.runtime.state["accounts"].reserve(_me(caller), uai, body.recordId)
+async def reserve(uai: Uai, body: ReservationIn, caller: Caller, accounts: Loans) -> dict[str, Any]:
+    return await accounts.reserve(_me(caller), uai, body.recordId)
 
 
 @router.delete("/schools/{uai}/reservations/{resa_id}", status_code=204, summary="Cancel one of your reservations")
 async def cancel(
-    request: Request, uai: Uai, resa_id: Annotated[int, Path(ge=1, le=2**31 - 1)], caller: Caller
+    uai: Uai, resa_id: Annotated[int, Path(ge=1, le=2**31 - 1)], caller: Caller, accounts: Loans
 ) -> Response:
-    await request.app.state.runtime.state["accounts"].cancel(_me(caller), uai, resa_id)
+    await accounts.cancel(_me(caller), uai, resa_id)
     return Response(status_code=204)
 
 
@@ -79,21 +52,17 @@ async def cancel(
     responses={303: {"description": "to the school's OPAC, which signs you in through the ENT's Keycloak"}},
     summary="Open your school's CDI catalogue (PMB's OPAC), signed in",
 )
-async def opac(request: Request, uai: Uai, caller: Caller) -> RedirectResponse:
-    conn = await request.app.state.runtime.state["accounts"].connection(_me(caller), uai)
+async def opac(uai: Uai, caller: Caller, accounts: Loans) -> RedirectResponse:
+    conn = await accounts.connection(_me(caller), uai)
     if not conn.opac_url:
         raise Problem(404, f"school {uai}'s CDI has no OPAC registered")
     return RedirectResponse(f"{conn.opac_url.rstrip('/')}/{conn.opac_sign_on}", status_code=303)
 
 
-def _connections(request: Request) -> Connections:
-    return request.app.state.runtime.state["connections"]
-
-
 @router.get("/search", summary="Search the CDI catalogues of your schools (every school's PMB at once)")
 async def search(
-    request: Request,
     caller: Caller,
+    engine: Catalogues,
     q: Annotated[
         str, Query(min_length=1, max_length=200, description="the words sought (quotes and * as PMB reads them)")
     ],
@@ -107,7 +76,6 @@ async def search(
     term = " ".join(q.split())
     if not term:
         raise Problem(422, "the search needs at least one word", field="q")
-    engine: Search = request.app.state.runtime.state["search"]
     found = await engine.search(person, term, search_type=SEARCH_TYPES[type], page=page, size=size)
     return SearchPage(
         q=term,
@@ -120,13 +88,13 @@ async def search(
 
 
 @router.get("/operator/schools", summary="The schools' PMB connections (operators)")
-async def connections(request: Request, _: Operator) -> list[ConnectionOut]:
-    return [shown(doc) for doc in await _connections(request).all()]
+async def connections(_: Operator, known: Schools) -> list[ConnectionOut]:
+    return [shown(doc) for doc in await known.all()]
 
 
 @router.get("/operator/schools/{uai}/pmb", summary="A school's PMB connection (operators; secrets are not shown)")
-async def connection(request: Request, uai: Uai, _: Operator) -> ConnectionOut:
-    doc = await _connections(request).doc(uai)
+async def connection(uai: Uai, _: Operator, known: Schools) -> ConnectionOut:
+    doc = await known.doc(uai)
     if doc is None:
         raise Problem(404, f"no PMB connection is registered for school {uai}")
     return shown(doc)
@@ -134,17 +102,23 @@ async def connection(request: Request, uai: Uai, _: Operator) -> ConnectionOut:
 
 @router.put("/operator/schools/{uai}/pmb", summary="Register or replace a school's PMB connection (operators)")
 async def put_connection(
-    request: Request, response: Response, uai: Uai, body: ConnectionIn, operator: Operator
+    response: Response,
+    uai: Uai,
+    body: ConnectionIn,
+    operator: Operator,
+    known: Schools,
+    sync: Readers,
+    settings: Settings,
 ) -> ConnectionOut:
-    tenant: Any = operator.claims.get("tenant") or request.app.state.runtime.settings.tenant
-    before = await _connections(request).doc(uai)
-    if await _connections(request).put(uai, body, tenant=str(tenant)):
+    tenant: Any = operator.claims.get("tenant") or settings.tenant
+    before = await known.doc(uai)
+    if await known.put(uai, body, tenant=str(tenant)):
         response.status_code = 201
     if body.syncReaders and not (before or {}).get(
         "syncReaders"
     ):  # the school's readers now, not only who changes from now on
-        await request.app.state.runtime.state["sync"].school_joined(uai)
-    doc = await _connections(request).doc(uai)
+        await sync.school_joined(uai)
+    doc = await known.doc(uai)
     assert doc is not None
     return shown(doc)
 
@@ -153,35 +127,10 @@ async def put_connection(
     "/operator/schools/{uai}/readers.csv",
     summary="The school's readers as the semicolon CSV of PMB's import screen (operators)",
 )
-async def readers_csv(request: Request, uai: Uai, _: Operator) -> Response:
-    """External id; last name; first name; address; zip; city; phone; birth year; class; email; login — what the
-    directory holds of them (no address, phone or birth year: blank)."""
-    directory = request.app.state.runtime.state["directory"]
-    lines = [
-        csv_line(
-            ["id", "nom", "prenom", "adresse", "cp", "ville", "telephone", "annee_naissance", "classe", "mail", "login"]
-        )
-    ]
-    async for reader in directory.readers.find({f"ecoles.{uai}": {"$exists": True}}).sort("_id", 1):
-        lines.append(
-            csv_line(
-                [
-                    reader["_id"],
-                    reader.get("nom", ""),
-                    reader.get("prenom", ""),
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    ",".join(groups_in(reader, uai)),
-                    "",
-                    reader["_id"],
-                ]
-            )
-        )
+async def readers_csv(uai: Uai, _: Operator, directory: People) -> Response:
+    """The school's readers as the semicolon CSV of PMB's import screen."""
     return Response(
-        "".join(lines),
+        await readers_csv_of(directory, uai),
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="lecteurs-{uai}.csv"'},
     )
@@ -190,13 +139,13 @@ async def readers_csv(request: Request, uai: Uai, _: Operator) -> Response:
 @router.post(
     "/operator/readers/reconcile", summary="Sync every PMB reader of the schools that ask for it, now (operators)"
 )
-async def reconcile_readers(request: Request, _: Operator) -> dict[str, int]:
-    return await request.app.state.runtime.state["sync"].reconcile()
+async def reconcile_readers(_: Operator, sync: Readers) -> dict[str, int]:
+    return await sync.reconcile()
 
 
 @router.delete("/operator/schools/{uai}/pmb", status_code=204, summary="Forget a school's PMB connection (operators)")
-async def delete_connection(request: Request, uai: Uai, operator: Operator) -> Response:
-    tenant = str(operator.claims.get("tenant") or request.app.state.runtime.settings.tenant)
-    if not await _connections(request).delete(uai, tenant=tenant):
+async def delete_connection(uai: Uai, operator: Operator, known: Schools, settings: Settings) -> Response:
+    tenant = str(operator.claims.get("tenant") or settings.tenant)
+    if not await known.delete(uai, tenant=tenant):
         raise Problem(404, f"no PMB connection is registered for school {uai}")
     return Response(status_code=204)
