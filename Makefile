@@ -42,7 +42,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export GOFLAGS := -mod=readonly
 export MAVEN_OPTS ?= -Xmx512m
 
-.PHONY: help setup run stop test test-fast proto proto-check compose-check charts ops-cluster bench bench-tools clean
+.PHONY: help setup run stop lint test test-fast proto proto-check compose-check charts ops-cluster bench bench-tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -150,7 +150,13 @@ proto-check: proto $(BUF) ## fail on stale generated code, lint errors, or a bre
 compose-check: $(COMPOSE) ## check docker-compose.yml with `docker compose config` (no engine needed)
 	DOCKER_CONFIG=$(CACHE)/docker docker compose -f docker-compose.yml config --quiet
 
-test: setup proto-check charts ops-cluster $(COMPOSE) ## every set-up step, then every check and test
+# The maintainer's tools: one format, one lint (with import order), types checked strictly where the services live.
+lint: $(VENV)/.synced ## ruff format --check, ruff check, mypy (strict) on the deployables
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy services/kit/src services/catalog/src services/messaging/src services/library/src identity/src gateway/src
+
+test: setup lint proto-check charts ops-cluster $(COMPOSE) ## every set-up step, then every check and test
 	DOCKER_CONFIG=$(CACHE)/docker $(VENV)/bin/pytest
 
 test-fast: setup ## the tests only, without the proto and compose checks

@@ -100,7 +100,8 @@ def main() -> None:
             events = re.search(r"([\d,]+) events", line).group(1)
             held = asyncio.run(events_in_jetstream(args.nats))
             print(
-                f"{label}: {persons / seconds:,.0f} persons/s ({seconds:.1f}s), peak memory {peak:.0f} MB, {events} events "
+                f"{label}: {persons / seconds:,.0f} persons/s ({seconds:.1f}s), peak memory {peak:.0f} MB, {events} "
+                "events "
                 f"(JetStream holds {held:,} in all) ({goal})"
             )
         line, seconds, peak = run_command(["export-gar", str(workdir / "gar")], env)

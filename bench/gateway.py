@@ -69,7 +69,8 @@ pid {work}/nginx.pid;
 events {{ worker_connections 4096; }}
 http {{
   access_log off;
-  client_body_temp_path {temp}; proxy_temp_path {temp}; fastcgi_temp_path {temp}; uwsgi_temp_path {temp}; scgi_temp_path {temp};
+  client_body_temp_path {temp}; proxy_temp_path {temp}; fastcgi_temp_path {temp}; uwsgi_temp_path {temp};
+  scgi_temp_path {temp};
   upstream trivial {{ server 127.0.0.1:{upstream}; keepalive 256; }}
   server {{
     listen 127.0.0.1:{upstream};
@@ -199,7 +200,8 @@ def main() -> None:
         assert refused.status_code == 401, refused.text
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-            f"gateway and nginx with {args.workers} worker processes each; wrk -t2 -c{args.connections} -d{args.seconds}s"
+            f"gateway and nginx with {args.workers} worker processes each; wrk -t2 -c{args.connections} "
+            f"-d{args.seconds}s"
         )
         wrk(f"http://127.0.0.1:{gateway_port}{route}", seconds=2, connections=args.connections, token=token)  # warm-up
         # Rounds alternate nginx and the gateway, so that both see the same moods of a shared machine.

@@ -263,14 +263,17 @@ def main() -> None:
         r = asyncio.run(load(gateway.url, library.url, nats.url, key, f"http://127.0.0.1:{pmb.port}/pmb", args))
         lat = r["latencies"]
         print(
-            f"search across {len(SCHOOLS)} schools' PMBs (each answering in 50-100 ms; {args.records} records each), through the gateway, "
-            f"{len(lat)} searches at {args.rate:g}/s: p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms, "
+            f"search across {len(SCHOOLS)} schools' PMBs (each answering in 50-100 ms; {args.records} records each), "
+            "through the gateway, "
+            f"{len(lat)} searches at {args.rate:g}/s: p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms, max "
+            f"{max(lat):.1f} ms, "
             f"{len(r['failures'])} failed or incomplete"
         )
         for failure in r["failures"][:3]:
             print(f"  failed: {failure}")
         print(
-            f"reader sync: {args.sync} pupils published as identity publishes them (in {r['published']:.1f} s), all readers in the "
+            f"reader sync: {args.sync} pupils published as identity publishes them (in {r['published']:.1f} s), all "
+            "readers in the "
             f"school's PMB (50-100 ms a call) after {r['sync']:.1f} s ({args.sync / r['sync']:.0f} readers/s, "
             f"{args.sync_concurrency} at once)"
         )

@@ -227,7 +227,8 @@ def wait_directory(mongodb_url: str, args: argparse.Namespace) -> float:
 async def paced(
     clients: list[httpx.AsyncClient], tokens: list[str], schedule: list[tuple[float, int]]
 ) -> tuple[list[float], int]:
-    """Send each request when due (open loop), spread over the clients' connections; latencies counted from when each was due."""
+    """Send each request when due (open loop), spread over the clients' connections; latencies counted from when each
+    was due."""
     latencies: list[float] = []
     failed = 0
 
@@ -401,20 +402,25 @@ def main() -> None:
         )
         waited = wait_directory(store.url, args)
         print(
-            f"the catalog learnt the directory's {args.persons + 1 + args.licences} persons from identity's events ({waited:.1f} s more)"
+            f"the catalog learnt the directory's {args.persons + 1 + args.licences} persons from identity's events "
+            f"({waited:.1f} s more)"
         )
         result = asyncio.run(load(gateway.url, catalog.url, key, args))
         first, steady = result["first"], result["steady"]
         print(
-            f"médiacentre through the gateway; {args.persons} persons, each a teacher in two schools; GAR peer at {args.gar_ms} ms"
+            f"médiacentre through the gateway; {args.persons} persons, each a teacher in two schools; GAR peer at "
+            f"{args.gar_ms} ms"
         )
         print(
-            f"  each person's first request ({len(first)} at {args.first_rate:g}/s, list computed): p50 {pct(first, 50):.1f} ms, "
+            f"  each person's first request ({len(first)} at {args.first_rate:g}/s, list computed): p50 "
+            f"{pct(first, 50):.1f} ms, "
             f"p99 {pct(first, 99):.1f} ms, {result['first_failed']} failed"
         )
         print(
-            f"  then {len(steady)} requests at {result['rate']:.0f}/s for {args.seconds:g} s, a vendor changing a resource every 2 s "
-            f"({result['changes']} changes): p50 {pct(steady, 50):.1f} ms, p90 {pct(steady, 90):.1f} ms, p99 {pct(steady, 99):.1f} ms, "
+            f"  then {len(steady)} requests at {result['rate']:.0f}/s for {args.seconds:g} s, a vendor changing a "
+            "resource every 2 s "
+            f"({result['changes']} changes): p50 {pct(steady, 50):.1f} ms, p90 {pct(steady, 90):.1f} ms, p99 "
+            f"{pct(steady, 99):.1f} ms, "
             f"{result['steady_failed']} failed"
         )
         times = asyncio.run(assign(gateway.url, key, args))

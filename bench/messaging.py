@@ -15,7 +15,8 @@ classmates over ten months, and `--inbox` of them into one teacher's inbox). The
    the platform can take, `--send-rate 360`, to see its ceiling).
 
 Every phase is open loop: each request goes out when due on any free connection of `--connections`, so a slow
-answer delays no other request. Tokens are signed by the bench's own key (RS256) and checked in full by the gateway and messaging.
+answer delays no other request. Tokens are signed by the bench's own key (RS256) and checked in full by the gateway and
+messaging.
 
     .venv/bin/python bench/messaging.py [--messages 100000] [--inbox 2000] [--send-rate 300] [--seconds 20]
 """
@@ -102,7 +103,8 @@ def directory(store: DocstoreServer, env: dict[str, str], work: Path, persons: i
 
 
 def seed(store: DocstoreServer, people: dict, args: argparse.Namespace) -> float:
-    """`--messages` messages as the service stores them (content, each holder's copy, the month indexes), over ten months."""
+    """`--messages` messages as the service stores them (content, each holder's copy, the month indexes), over ten
+    months."""
     rng = random.Random(5)
     started = time.perf_counter()
     classes = [pupils for pupils in people["classes"].values() if len(pupils) > 1]
@@ -457,11 +459,13 @@ def main() -> None:
         )
         cold = r["cold"]
         print(
-            f"  {len(cold[0])} pupils' first inbox page (cold: their lines read from the docstore) at {args.cold_rate:g}/s: "
+            f"  {len(cold[0])} pupils' first inbox page (cold: their lines read from the docstore) at "
+            f"{args.cold_rate:g}/s: "
             f"p50 {pct(cold[0], 50):.1f} ms, p99 {pct(cold[0], 99):.1f} ms, {cold[1]} failed"
         )
         print(
-            f"  sending to a class of {r['class_size']} pupils at {args.class_rate:g}/s: p50 {pct(klass[0], 50):.1f} ms, "
+            f"  sending to a class of {r['class_size']} pupils at {args.class_rate:g}/s: p50 {pct(klass[0], 50):.1f} "
+            "ms, "
             f"p99 {pct(klass[0], 99):.1f} ms, {klass[1]} failed"
         )
         print(

@@ -334,8 +334,8 @@ def main() -> None:
             )
             recorder.busy.append((began - recorder.started, time.monotonic() - recorder.started))
             imports.append(
-                f"GAR export at {began - recorder.started:.0f}s: {time.monotonic() - began:.1f}s, exit {done.returncode}"
-                + ("" if done.returncode == 0 else f" — {done.stderr[-300:]}")
+                f"GAR export at {began - recorder.started:.0f}s: {time.monotonic() - began:.1f}s, exit "
+                f"{done.returncode}" + ("" if done.returncode == 0 else f" — {done.stderr[-300:]}")
             )
             print("  " + imports[-1], flush=True)
 
@@ -365,7 +365,8 @@ def main() -> None:
                 recorder.busy.append((began - recorder.started, time.monotonic() - recorder.started))
                 busiest = ", ".join(f"{name} {s:.1f}" for name, s in sorted(spent.items(), key=lambda i: -i[1])[:8])
                 imports.append(
-                    f"delta {k} at {began - recorder.started:.0f}s: {took:.1f}s, {len(persons) / took:,.0f} persons/s — {summary}"
+                    f"delta {k} at {began - recorder.started:.0f}s: {took:.1f}s, {len(persons) / took:,.0f} persons/s "
+                    f"— {summary}"
                     f" — CPU s meanwhile: {busiest} (of {os.cpu_count() * took:.0f} core-s on {os.cpu_count()} cores)"
                 )
                 print("  " + imports[-1], flush=True)

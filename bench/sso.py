@@ -236,7 +236,8 @@ def main() -> None:
         print(
             f"Maille's own processes (gateway, identity, NATS, docstore) on top of Keycloak's CPU per sign-in: "
             f"{maille / max(used['keycloak'], 1e-9) * 100:.1f}% all counted, "
-            f"{sum(busy[n] for n in mine) / max(busy['keycloak'], 1e-9) * 100:.1f}% less the CPU at rest (goal <= 15%); "
+            f"{sum(busy[n] for n in mine) / max(busy['keycloak'], 1e-9) * 100:.1f}% less the CPU at rest (goal <= "
+            "15%); "
             f"the EduConnect peer: {used['peer'] / max(used['keycloak'], 1e-9) * 100:.1f}%"
         )
         print(

@@ -150,7 +150,8 @@ def test_idempotent_requests_are_retried_when_the_upstream_drops_the_connection(
                     continue
                 served["answered"] += 1
                 conn.sendall(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: "
+                    b"close\r\n\r\n{}"
                 )
 
     threading.Thread(target=serve, daemon=True).start()

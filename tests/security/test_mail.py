@@ -23,7 +23,7 @@ ATTACKS = {
     "data link": '<a href="data:text/html;base64,PHNjcmlwdD5hbGVydChkb2N1bWVudC5jb29raWUpPC9zY3JpcHQ+">le devoir</a>',
     "javascript link": "<a href=\"javascript:fetch('/api/messaging/v1/folders')\">le corrigé</a>",
     "tracking pixel": '<img src="https://tracker.example/open.gif?mail=42" width="1" height="1" alt="">',
-    "inline image": '<img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==">',
+    "inline image": '<img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==">',  # noqa: E501
     "handlers": '<p onmouseover="steal()">survol</p><svg onload="steal()"></svg><script>steal()</script>',
 }
 

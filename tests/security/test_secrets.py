@@ -40,7 +40,7 @@ def test_pmb_secrets_are_sealed_at_rest_and_sealed_again_on_rotation(
     }
     library = service_factory("library", env=env)
     operator = {
-        "Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',), audience='maille-library'))}"
+        "Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',), audience='maille-library'))}"  # noqa: E501
     }
     body = {
         "url": "https://cdi.example.fr/pmb",

@@ -75,7 +75,7 @@ def kubeconform(name: str, manifests: str, version: str) -> str:
             version,
             "-schema-location",
             str(SCHEMAS)
-            + "/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json",
+            + "/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json",  # noqa: E501
             "-",
         ],
         input=manifests,
@@ -93,7 +93,7 @@ def main() -> int:
         build_dependencies()
         for chart in SERVICES:
             helm("lint", "--strict", str(CHARTS / chart), "--values", str(CHARTS / "ci-standalone.yaml"))
-        for name, files in MATRIX.items():
+        for files in MATRIX.values():
             helm(
                 "lint",
                 "--strict",

@@ -88,7 +88,7 @@ class GatewayHttp(HttpToolsProtocol):
             self.lane is not None and self.client is not None and self.client[0] in self.lane.trusted_proxies
         )
         if not getattr(self.server_state, "maille_sweeping", False):  # one sweep per server
-            self.server_state.maille_sweeping = True
+            self.server_state.maille_sweeping = True  # type: ignore[attr-defined]  # our mark on uvicorn's state
             _sweep_idle(self.loop, self.server_state.connections, self.timeout_keep_alive)
 
     def on_message_begin(self) -> None:
@@ -118,7 +118,7 @@ class GatewayHttp(HttpToolsProtocol):
             return
         self.scope = self.new_scope(self.headers)  # type: ignore[assignment]
         if self.sampled:
-            self.scope["maille.sampled"] = True
+            self.scope["maille.sampled"] = True  # type: ignore[typeddict-unknown-key]  # an ASGI extension key
         super().on_headers_complete()
 
     def _unset_keepalive_if_required(self) -> None:
@@ -171,7 +171,8 @@ class FastLane:
         return self._default_bytes
 
     def take(self, http: GatewayHttp) -> bool:
-        """Start relaying the request whose headers just arrived; False (nothing changed) when it is not for the lane."""
+        """Start relaying the request whose headers just arrived; False (nothing changed) when it is not for the
+        lane."""
         parser = http.parser
         if (
             parser.get_method() != b"GET"
@@ -310,7 +311,8 @@ class _LaneRequest(Relay):
         keep_alive: bool,
         request: bytes,
     ) -> None:
-        # request_line: what the ASGI scope is made of should the request be handed over (headers, path, raw path, query)
+        # request_line: what the ASGI scope is made of should the request be handed over (headers, path, raw path,
+        # query)
         self.lane, self.http, self.upstream, self.connection, self.request_line = (
             lane,
             http,
@@ -386,7 +388,8 @@ class _LaneRequest(Relay):
             return
         log.info("fast lane: GET %s handed to the general path: %s", self.path, error)
         # The general path tries again (a GET may be repeated), counting this attempt among its retries — unless
-        # the pooled connection broke before any answer (closed by the upstream just now), which it does not count either.
+        # the pooled connection broke before any answer (closed by the upstream just now), which it does not count
+        # either.
         if isinstance(error, UpstreamTimeout):
             cycle = self._asgi_cycle("timeout")
         elif self.status:
@@ -425,7 +428,7 @@ class _LaneRequest(Relay):
             }
         )
         cycle = RequestResponseCycle(
-            scope=scope,
+            scope=scope,  # type: ignore[arg-type]  # an HTTP scope, built above
             transport=http.transport,
             flow=http.flow,
             logger=http.logger,
@@ -438,7 +441,7 @@ class _LaneRequest(Relay):
             on_response=http.on_response_complete,
         )
         cycle.more_body = False
-        if http.cycle is self:
+        if http.cycle is self:  # type: ignore[comparison-overlap]  # the lane stands in for uvicorn's cycle
             http.cycle = cycle
         self.response_complete = True  # the lane is done with it; the cycle answers now
         return cycle
@@ -455,7 +458,7 @@ class _LaneRequest(Relay):
 
         async def run() -> None:
             try:
-                await proxy.respond(cycle.send, response, self.rid.encode(), state)
+                await proxy.respond(cycle.send, response, self.rid.encode(), state)  # type: ignore[arg-type]
             except Exception as exc:  # the answer is under way: all that is left is to break off the connection
                 log.warning("relay of GET %s broke off: %s", self.path, exc)
                 self.http.transport.close()

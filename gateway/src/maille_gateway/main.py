@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -117,7 +118,7 @@ class Gateway:
             await self.app(scope, receive, send)
             return
 
-        async def with_policy(message: dict[str, Any]) -> None:
+        async def with_policy(message: MutableMapping[str, Any]) -> None:
             # The gateway's own pages: their scripts, styles and forms from this site only (and Keycloak's, where a
             # sign-out form leads); an answer that already says its policy (the API docs) keeps it.
             if message["type"] == "http.response.start":
@@ -207,8 +208,8 @@ def _supervise(settings: GatewaySettings) -> int:
             break
         except InterruptedError:
             continue
-        number = children.pop(pid, None)
-        if number is None:
+        gone: int | None = children.pop(pid, None)
+        if gone is None:
             continue
         code = os.waitstatus_to_exitcode(code)
         if stopping:
@@ -217,6 +218,6 @@ def _supervise(settings: GatewaySettings) -> int:
             stop(signal.SIGTERM, None)
             status = code or 3
             continue
-        print(f"maille-gateway: worker {number} (pid {pid}) exited with {code}; starting it again", file=sys.stderr)
-        spawn(number)
+        print(f"maille-gateway: worker {gone} (pid {pid}) exited with {code}; starting it again", file=sys.stderr)
+        spawn(gone)
     return status

@@ -18,7 +18,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -105,7 +105,7 @@ def request_id_from(sent: bytes | None) -> str:
         return sent.decode("ascii")
     # Request, trace and span ids need to be unique, not secret: the PRNG (as OpenTelemetry's own id
     # generator does) spares a system call each.
-    return "%032x" % random.getrandbits(128)
+    return f"{random.getrandbits(128):032x}"
 
 
 def parse_traceparent(value: bytes | None) -> SpanContext | None:
@@ -264,7 +264,8 @@ class Proxy:
             self.flush_records()
 
     def flush_records(self) -> None:
-        """Record the requests done since the last time: metrics, then access lines (one loop: cheaper than one at a time)."""
+        """Record the requests done since the last time: metrics, then access lines (one loop: cheaper than one at a
+        time)."""
         if self._record_timer is not None:
             self._record_timer.cancel()
             self._record_timer = None
@@ -325,7 +326,9 @@ class Proxy:
     ) -> None:
         rid = request_id.encode()
 
-        async def problem(status: int, detail: str, headers: list[tuple[bytes, bytes]] = (), **extensions: Any) -> None:
+        async def problem(
+            status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = (), **extensions: Any
+        ) -> None:
             state["status"] = status
             state["started"] = True
             await send_problem(
@@ -503,7 +506,7 @@ class Proxy:
         finally:
             response.release()
 
-    async def _next(self, receive: Receive) -> dict[str, Any]:
+    async def _next(self, receive: Receive) -> MutableMapping[str, Any]:
         try:
             message = await asyncio.wait_for(receive(), self.settings.body_read_timeout)
         except TimeoutError:
@@ -631,7 +634,7 @@ async def send_problem(
     *,
     instance: str,
     request_id: str | None = None,
-    headers: list[tuple[bytes, bytes]] | tuple = (),
+    headers: Sequence[tuple[bytes, bytes]] = (),
     **extensions: Any,
 ) -> None:
     """Answer with a problem document straight from ASGI (the proxy's errors)."""

@@ -121,7 +121,8 @@ class Sessions:
         self._http: httpx.AsyncClient | None = None
 
         self._peers: dict[str, Upstream] = {}
-        credentials = f"{quote(settings.oidc_client_id, safe='')}:{quote(settings.oidc_client_secret.get_secret_value(), safe='')}"
+        secret = settings.oidc_client_secret.get_secret_value()
+        credentials = f"{quote(settings.oidc_client_id, safe='')}:{quote(secret, safe='')}"
         self._basic = b"Basic " + base64.b64encode(credentials.encode())
 
     @property
@@ -252,6 +253,8 @@ class Sessions:
         except KeyNotFoundError:
             raise Problem(400, "this sign-in has expired or was already used; sign in again") from None
         await self._logins.delete(key)
+        if entry.value is None:
+            raise Problem(400, "this sign-in has expired or was already used; sign in again")
         pending = self._open(key, entry.value)
         try:
             tokens = await self._token(

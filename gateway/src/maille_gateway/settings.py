@@ -53,7 +53,8 @@ class GatewaySettings(ServiceSettings):
     )
     policies: dict[str, RoutePolicy] = Field(
         default_factory=lambda: dict(DEFAULT_POLICIES),
-        description='JSON object: path prefix -> {"roles": [...], "scopes": [...]}, one of which a caller must hold (longest prefix wins)',
+        description='JSON object: path prefix -> {"roles": [...], "scopes": [...]}, one of which a caller must hold '
+        "(longest prefix wins)",
     )
     upstream_timeout: float = Field(
         30.0, gt=0, description="seconds an upstream may take to send its response's headers"
@@ -92,11 +93,13 @@ class GatewaySettings(ServiceSettings):
         1.0,
         ge=0.0,
         le=1.0,
-        description="share of the traces starting at the gateway that are recorded when OTLP is on (a caller's own decision is followed)",
+        description="share of the traces starting at the gateway that are recorded when OTLP is on (a caller's own "
+        "decision is followed)",
     )
     fast_lane: bool = Field(
         True,
-        description="relay the common request (a GET with a known token, a small answer) in the connection's callbacks (lane.py)",
+        description="relay the common request (a GET with a known token, a small answer) in the connection's callbacks "
+        "(lane.py)",
     )
     rate_share: int = Field(1, ge=1, description="gateway processes the rates are shared between (replicas × workers)")
     rate_burst_seconds: float = Field(

@@ -445,6 +445,7 @@ class Upstream:
                     raise UpstreamError(str(exc), sent=True) from None
                 finally:
                     timer.cancel()
+            assert connection is not None
             if method == "HEAD":
                 # A HEAD response has no body whatever its headers say: do not wait for one.
                 connection._complete = True

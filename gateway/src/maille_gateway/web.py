@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from swagger_ui_bundle import swagger_ui_path
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Session, cookie_value, safe_next
 from maille_kit.auth import Principal
@@ -155,15 +155,16 @@ async def callback(
         return response
     if outcome["status"] == "refused":
         return await _refused(gateway, session, outcome)
+    redirect: Response
     if outcome["status"] == "choose":
-        response = RedirectResponse(f"/auth/choose?{httpx.QueryParams({'next': next_path})}", status_code=302)
+        redirect = RedirectResponse(f"/auth/choose?{httpx.QueryParams({'next': next_path})}", status_code=302)
     else:
-        response = RedirectResponse(next_path, status_code=302)
+        redirect = RedirectResponse(next_path, status_code=302)
     ttl = gateway.settings.session_ttl_seconds
-    _cookie(response, gateway, SESSION_COOKIE, session_id, max_age=ttl)
-    _cookie(response, gateway, CSRF_COOKIE, session.csrf, max_age=ttl, http_only=False)  # read by the page's scripts
-    response.delete_cookie(LOGIN_COOKIE, path="/auth")
-    return response
+    _cookie(redirect, gateway, SESSION_COOKIE, session_id, max_age=ttl)
+    _cookie(redirect, gateway, CSRF_COOKIE, session.csrf, max_age=ttl, http_only=False)  # read by the page's scripts
+    redirect.delete_cookie(LOGIN_COOKIE, path="/auth")
+    return redirect
 
 
 async def _refused(gateway: Gateway, session: Session, outcome: dict[str, Any]) -> HTMLResponse:
@@ -204,7 +205,8 @@ async def choose_page(request: Request, next: str = "/") -> Response:
             f" (enfants : {children})" if children else ""
         )
         rows.append(
-            f'<li><label><input type="radio" name="choice" value="{html.escape(candidate["id"])}"{" checked" if n == 0 else ""}/> '
+            '<li><label><input type="radio" name="choice" '
+            f'value="{html.escape(candidate["id"])}"{" checked" if n == 0 else ""}/> '
             f"{html.escape(label)}</label></li>"
         )
     return HTMLResponse(
@@ -353,7 +355,7 @@ async def _me(gateway: Gateway, principal: Principal, token: str) -> dict[str, A
 
 PAGE_STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}"
-    "a.button,button{display:inline-block;padding:.5rem 1rem;border:1px solid #2a5db0;border-radius:4px;background:#2a5db0;"
+    "a.button,button{display:inline-block;padding:.5rem 1rem;border:1px solid #2a5db0;border-radius:4px;background:#2a5db0;"  # noqa: E501
     "color:#fff;text-decoration:none;cursor:pointer;font:inherit}"
 )
 # The pages' one inline style, allowed by its hash in their Content-Security-Policy (no 'unsafe-inline').
@@ -390,7 +392,8 @@ async def docs() -> HTMLResponse:
 <html lang="fr"><head><meta charset="utf-8"><title>Maille — API</title>
 <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
-<script src="/api/docs/assets/swagger-ui-bundle.js"></script><script src="/api/docs/assets/init.js"></script></body></html>""",
+<script src="/api/docs/assets/swagger-ui-bundle.js"></script><script
+        src="/api/docs/assets/init.js"></script></body></html>""",
         headers={"content-security-policy": DOCS_POLICY, "cache-control": "no-cache"},
     )
 
@@ -431,7 +434,8 @@ async def merged_openapi(gateway: Gateway) -> dict[str, Any]:
         "info": {
             "title": "Maille",
             "version": gateway.version,
-            "description": "Every service of Maille, as the gateway serves them. Sign in (browser session) or send a bearer token.",
+            "description": "Every service of Maille, as the gateway serves them. Sign in (browser session) or send a "
+            "bearer token.",
         },
         "servers": [{"url": gateway.settings.public_url.rstrip("/")}],
         "paths": {},

@@ -45,7 +45,8 @@ def _uais(person: Person) -> list[str]:
 
 
 def educonnect_id(person: Person) -> str:
-    """A stable EduConnect id of the person (EduConnect's own, not the ENT's; two test directories' namesakes are two people)."""
+    """A stable EduConnect id of the person (EduConnect's own, not the ENT's; two test directories' namesakes are two
+    people)."""
     return "ec" + hashlib.sha256(f"educonnect:{person.get('tenant', '')}:{person['keys'][0]}".encode()).hexdigest()[:30]
 
 

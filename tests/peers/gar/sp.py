@@ -56,7 +56,8 @@ class GarSp:
                         "name": "GAR (bac à sable Maille)",
                         "endpoints": {"assertion_consumer_service": [(self.acs_url, BINDING_HTTP_POST)]},
                         "allow_unsolicited": False,
-                        "want_response_signed": False,  # Keycloak signs the assertion (and the document); the assertion is required signed
+                        # Keycloak signs the assertion (and the document); the assertion is required signed
+                        "want_response_signed": False,
                         "want_assertions_signed": True,
                         "authn_requests_signed": False,
                         "allow_unknown_attributes": True,

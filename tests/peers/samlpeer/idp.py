@@ -50,7 +50,7 @@ class Profile:
     title: str
     attributes: dict[str, str]
     accepts: Callable[[Person], bool]
-    release: Callable[[Person, "Directory"], dict[str, list[str]]]
+    release: Callable[[Person, Directory], dict[str, list[str]]]
     subject: Callable[[Person], str]
 
 
@@ -297,7 +297,8 @@ def autopost(url: str, fields: dict[str, str]) -> str:
         f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>' for k, v in fields.items() if v
     )
     return (
-        f'<!doctype html><html><body onload="document.forms[0].submit()"><form method="post" action="{html.escape(url)}">'
+        '<!doctype html><html><body onload="document.forms[0].submit()"><form method="post" '
+        f'action="{html.escape(url)}">'
         f'{inputs}<noscript><button type="submit">Continuer</button></noscript></form></body></html>'
     )
 

@@ -207,7 +207,8 @@ def test_status_then_restart_then_run_on_a_real_api_server(cluster: client.ApiCl
     assert ready.returncode == 0 and "NOT READY" not in ready.stdout, ready.stdout
     assert "0/2" not in ready.stdout and "3/3" in ready.stdout  # NATS's three servers
 
-    # A key rotated: the gateway and identity roll (a new template), and are not up to date until the controller says so.
+    # A key rotated: the gateway and identity roll (a new template), and are not up to date until the controller says
+    # so.
     rolled = ops(kubeconfig, "restart", "gateway", "maille-identity")
     assert rolled.returncode == 0 and "maille-gateway, maille-identity" in rolled.stdout, rolled.stderr
     apps = client.AppsV1Api(cluster)

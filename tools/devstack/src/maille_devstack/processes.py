@@ -159,7 +159,8 @@ class NatsServer:
         name: str = "maille-nats",
         authorization: str | None = None,
     ) -> None:
-        """`authorization`: the server's users and their permissions (`maille_kit.busauth.authorization`); none: anyone."""
+        """`authorization`: the server's users and their permissions (`maille_kit.busauth.authorization`); none:
+        anyone."""
         self.port = port
         self.monitor_port = monitor_port or free_port()
         self.store_dir = store_dir
@@ -518,7 +519,8 @@ class Balancer:
     listen 127.0.0.1:{port};
     client_max_body_size 200m;
     location / {{
-      proxy_pass http://{name}; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $http_host;
+      proxy_pass http://{name}; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
       proxy_request_buffering off; proxy_buffering off; proxy_read_timeout 120s;
       proxy_next_upstream error timeout; proxy_next_upstream_tries 2;
       add_header X-Maille-Replica $upstream_addr always;
@@ -530,7 +532,8 @@ pid {self.work}/nginx.pid;
 events {{ worker_connections 4096; }}
 http {{
   access_log off;
-  client_body_temp_path {temp}; proxy_temp_path {temp}; fastcgi_temp_path {temp}; uwsgi_temp_path {temp}; scgi_temp_path {temp};
+  client_body_temp_path {temp}; proxy_temp_path {temp}; fastcgi_temp_path {temp}; uwsgi_temp_path {temp};
+  scgi_temp_path {temp};
 {"".join(blocks)}
 }}
 """)

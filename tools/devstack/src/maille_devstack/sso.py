@@ -47,7 +47,8 @@ def _record(category: str, ident: str, attrs: dict[str, list[str] | str]) -> str
     )
     kind = "categorieStructure" if category == "Etablissement" else "categoriePersonne"
     return (
-        f'<addRequest><operationalAttributes><attr name="{kind}"><value>{category}</value></attr></operationalAttributes>'
+        "<addRequest><operationalAttributes><attr "
+        f'name="{kind}"><value>{category}</value></attr></operationalAttributes>'
         f"<identifier><id>{ident}</id></identifier><attributes>{body}</attributes></addRequest>\n"
     )
 

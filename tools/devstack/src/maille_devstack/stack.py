@@ -250,7 +250,8 @@ class Stack:
         self.register_cdis(keycloak, pmb, schools)
 
     def register_cdis(self, keycloak: KeycloakServer, pmb: PmbPeerProcess, schools: list[str]) -> None:
-        """Each demo school's CDI registered with the library, as an operator does through the gateway: its PMB database,
+        """Each demo school's CDI registered with the library, as an operator does through the gateway: its PMB
+        database,
         OPAC and sign-on salt, readers synced from the directory. The operator is a client of the realm made for this
         (`maille-devstack-operator`, role operator, a new secret each start)."""
         client_id, secret = "maille-devstack-operator", os.urandom(16).hex()
@@ -309,7 +310,7 @@ class Stack:
 
     def sync_keycloak(self, env: dict[str, str], attempts: int = 5) -> None:
         """Reconcile the realm (identity does so too when it starts: a clash between the two is tried again)."""
-        for attempt in range(attempts):
+        for _ in range(attempts):
             synced = subprocess.run(
                 [str(bin_of("maille-identity")), "sync-keycloak"],
                 env={**os.environ, **env},
@@ -420,7 +421,8 @@ class Stack:
                 if name not in reported and not process.running():
                     reported.add(name)
                     self.echo(
-                        f"!! {name} exited ({process.popen.returncode if process.popen else '?'}); its log:\n{process.tail(15)}"
+                        f"!! {name} exited ({process.popen.returncode if process.popen else '?'}); its "
+                        f"log:\n{process.tail(15)}"
                     )
 
     def stop(self) -> None:
@@ -560,7 +562,7 @@ def stop_running() -> int:
         except ProcessLookupError:
             continue
     deadline = time.monotonic() + 30
-    for name, pid in pids.items():
+    for pid in pids.values():
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.2)
         if _alive(pid):

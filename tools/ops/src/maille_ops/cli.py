@@ -1,10 +1,12 @@
 """maille-ops — for what Helm does not do.
 
-    maille-ops status                     every Maille workload: ready replicas, up to date, images (exit 1 if one is not ready)
-    maille-ops restart [NAME…] [--wait]   roll the pods of these Deployments (all of Maille's without a name), one by one —
-                                          after a key or realm rotation: they read their Secrets and the realm's keys again
+    maille-ops status
+        every Maille workload: ready replicas, up to date, images (exit 1 if one is not ready)
+    maille-ops restart [NAME…] [--wait]
+        roll the pods of these Deployments (all of Maille's without a name), one by one — after a key or realm
+        rotation: they read their Secrets and the realm's keys again
     maille-ops run gar-export|aaf-import [--wait]
-                                          the nightly GAR export, or the AAF import of the inbox, now (a Job from its CronJob)
+        the nightly GAR export, or the AAF import of the inbox, now (a Job from its CronJob)
 
 Options: -n/--namespace (default maille), --context (a kube context; default the current one, or in-cluster).
 """

@@ -140,7 +140,8 @@ class Cluster:
         unknown = [n for n in wanted if n not in deployments]
         if unknown:
             raise OpsError(
-                f"no Deployment of Maille named {', '.join(unknown)} in {self.namespace} (there are: {', '.join(sorted(deployments))})"
+                f"no Deployment of Maille named {', '.join(unknown)} in {self.namespace} (there are: "
+                f"{', '.join(sorted(deployments))})"
             )
         patch = restart_patch()
         for name in wanted:
