@@ -1,6 +1,8 @@
 """Every service starts on the real NATS and docstore, owns its stream, and says what it is connected to."""
 
 import importlib
+import json
+import re
 
 import pytest
 
@@ -23,7 +25,8 @@ async def test_about_and_stream(
         about = (await client.get(f"/api/{name}/v1/about")).json()
         stream = await service.state.runtime.bus.js.stream_info(name.upper())
         ready = await client.get("/readyz")
-        paths = (await client.get("/openapi.json")).json()["paths"]
+        document = (await client.get("/openapi.json")).json()
+        paths = document["paths"]
     assert about["name"] == name
     assert about["nats"] == {"url": nats_server.url, "connected": True, "server": "maille-nats", "jetstream": True}
     assert about["docstore"]["database"] == database_name
@@ -32,3 +35,12 @@ async def test_about_and_stream(
     assert stream.config.subjects == [f"{name}.>"]
     assert ready.json()["checks"] == {"nats": True, "docstore": True}
     assert f"/api/{name}/v1/about" in paths
+
+    # Every operation says its errors are problem documents, and every reference leads somewhere.
+    for path, item in paths.items():
+        for method, operation in item.items():
+            for code in ("4XX", "5XX"):
+                assert "application/problem+json" in operation["responses"][code]["content"], (method, path)
+    text = json.dumps(document)
+    for ref in set(re.findall(r'"#/components/schemas/([^"]+)"', text)):
+        assert ref in document["components"]["schemas"], ref

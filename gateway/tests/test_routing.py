@@ -91,3 +91,23 @@ def test_gateway_health(service_factory: Callable[..., ServiceProcess]) -> None:
     assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "alive"}
     assert httpx.get(f"{gateway.url}/readyz").json()["checks"] == {"nats": True}
     assert re.fullmatch(r"[0-9a-f]{32}", httpx.get(f"{gateway.url}/healthz").headers["x-request-id"])
+
+
+def test_every_problem_names_a_page_that_says_what_it_means(service_factory: Callable[..., ServiceProcess]) -> None:
+    catalog = service_factory("catalog")
+    gateway = gateway_for(service_factory, {"catalog": catalog.url, "library": f"http://127.0.0.1:{free_port()}"})
+    answers = [
+        httpx.post(f"{gateway.url}/api/catalog/v1/about"),  # the service's 405
+        httpx.get(f"{gateway.url}/api/nothing/v1/about"),  # the gateway's 404
+        httpx.get(f"{gateway.url}/api/library/v1/about"),  # the gateway's 503, its upstream away
+        httpx.get(f"{gateway.url}/api/catalog/v1/vendor/resources"),  # the service's 401
+    ]
+    for answer in answers:
+        kind = answer.json()["type"]
+        assert kind.startswith("/problems/"), answer.json()
+        page = httpx.get(f"{gateway.url}{kind}")  # a relative reference: resolved against the API's host
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert f"HTTP {answer.status_code}" in page.text and 'lang="fr"' in page.text
+    index = httpx.get(f"{gateway.url}/problems")
+    assert all(kind in index.text for kind in ("/problems/not-found", "/problems/unavailable", "/problems/invalid"))
+    assert httpx.get(f"{gateway.url}/problems/nothing-of-the-sort").status_code == 404

@@ -33,7 +33,7 @@ from maille_gateway.settings import GatewaySettings
 from maille_gateway.upstream import CircuitOpen, Response, Upstream, UpstreamError, UpstreamTimeout
 from maille_kit.auth import Principal, TokenVerifier
 from maille_kit.logging import AccessLog, request_id_var
-from maille_kit.problems import PROBLEM_JSON, Problem
+from maille_kit.problems import PROBLEM_JSON, Problem, type_of
 from maille_kit.telemetry import meter
 
 log = logging.getLogger("maille.gateway")
@@ -639,7 +639,7 @@ async def send_problem(
 ) -> None:
     """Answer with a problem document straight from ASGI (the proxy's errors)."""
     document: dict[str, Any] = {
-        "type": "about:blank",
+        "type": type_of(status),
         "title": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error",
         "status": status,
         "detail": detail,

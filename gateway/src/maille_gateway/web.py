@@ -19,7 +19,7 @@ from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Session, cookie_value, safe_next
 from maille_kit.auth import Principal
-from maille_kit.problems import Problem
+from maille_kit.problems import PROBLEM_TYPES, Problem
 
 if TYPE_CHECKING:
     from maille_gateway.main import Gateway
@@ -368,6 +368,39 @@ def _page(title: str, body: str) -> str:
 <title>{html.escape(title)}</title>
 <style>{PAGE_STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>{body}</body></html>"""
+
+
+# -- what each problem means ------------------------------------------------------------------------
+
+
+@router.get("/problems", include_in_schema=False)
+async def problem_types() -> HTMLResponse:
+    """Every kind of problem the API answers with, each linking its page."""
+    items = "".join(
+        f'<li><a href="/problems/{kind.slug}">{status} — {html.escape(kind.title)}</a> : '
+        f"{html.escape(kind.meaning)}</li>"
+        for status, kind in sorted(PROBLEM_TYPES.items())
+    )
+    return HTMLResponse(
+        _page("Les erreurs de l'API de Maille", f"<ul>{items}</ul>"), headers={"Cache-Control": "public, max-age=3600"}
+    )
+
+
+@router.get("/problems/{slug}", include_in_schema=False)
+async def problem_type(slug: str) -> HTMLResponse:
+    """The page a problem's `type` names: what it means, what to do."""
+    found = next(((status, kind) for status, kind in PROBLEM_TYPES.items() if kind.slug == slug), None)
+    if found is None:
+        raise Problem(404, f"no problem type {slug!r}: the list is at /problems")
+    status, kind = found
+    body = (
+        f"<p><strong>HTTP {status} — {html.escape(kind.title)}</strong> (<code>/problems/{kind.slug}</code>)</p>"
+        f"<p>{html.escape(kind.meaning)}</p><p>Que faire : {html.escape(kind.remedy)}</p>"
+        "<p>Le document d'erreur (RFC 9457) donne aussi <code>detail</code> (ce qui ne va pas), parfois "
+        "<code>errors</code> (champ par champ) et toujours <code>request_id</code> (à donner au support).</p>"
+        '<p><a href="/problems">Toutes les erreurs</a></p>'
+    )
+    return HTMLResponse(_page(kind.title, body), headers={"Cache-Control": "public, max-age=3600"})
 
 
 # -- one API document -----------------------------------------------------------------------------

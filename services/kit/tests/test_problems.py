@@ -67,7 +67,7 @@ async def test_problem_raised_by_a_service(client: httpx.AsyncClient) -> None:
     answer = await client.get("/resources/7")
     assert answer.status_code == 403
     assert answer.json() | {"request_id": None} == {
-        "type": "about:blank",
+        "type": "/problems/forbidden",
         "title": "Forbidden",
         "status": 403,
         "detail": "Resource 7 belongs to another vendor.",

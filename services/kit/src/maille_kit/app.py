@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from maille_kit.auth import TokenVerifier
@@ -21,6 +21,7 @@ from maille_kit.bus import Bus, Stream, dead_letter_stream
 from maille_kit.consumer import INDEXES as CONSUMER_INDEXES
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore, Indexes
+from maille_kit.idempotency import IdempotencyMiddleware, Replay, forget_expired, replayed
 from maille_kit.logging import setup_logging
 from maille_kit.middleware import RequestContextMiddleware
 from maille_kit.outbox import Outbox
@@ -104,6 +105,7 @@ class Runtime:
         self.works: Works | None = None
         self.consumers: list[EventConsumer] = []
         self.parts = Parts()
+        self._forgetting: asyncio.Task[None] | None = None
 
     async def declare(self) -> None:
         """Connect, and declare what the service owns: its indexes and its streams (with its dead letters)."""
@@ -136,6 +138,7 @@ class Runtime:
                 check_every=min(15.0, settings.takeover_seconds / 2),
             )
             self.works.start()
+            self._forgetting = asyncio.create_task(self._forget_keys(), name="idempotency-keys-forgotten")
         self.parts.add(self.settings, self.bus, *(p for p in (self.docstore, self.outbox, self.works) if p is not None))
         if spec.parts is not None:
             self.parts.add(*spec.parts(self))
@@ -147,8 +150,21 @@ class Runtime:
             await spec.on_start(self)
         log.info("started", extra={"version": spec.version, "port": settings.http_port})
 
+    async def _forget_keys(self) -> None:
+        """The Idempotency-Keys past their day, forgotten every hour (by every replica: the delete is idempotent)."""
+        while True:
+            await asyncio.sleep(3600)
+            try:
+                assert self.docstore is not None
+                await forget_expired(self.docstore)
+            except Exception as exc:  # the docstore away for a moment: the next hour
+                log.warning("idempotency keys not forgotten: %s", exc)
+
     async def stop(self) -> None:
         """Stop consuming, relay what can be relayed, close the connections."""
+        if self._forgetting is not None:
+            self._forgetting.cancel()
+            await asyncio.gather(self._forgetting, return_exceptions=True)
         if self.spec.on_stop is not None:
             await self.spec.on_stop(self)
         for consumer in self.consumers:
@@ -291,12 +307,75 @@ def create_app(spec: ServiceSpec) -> FastAPI:
         issuer=spec.settings.auth_issuer, audience=spec.settings.audience, jwks_url=spec.settings.auth_jwks_url
     )
     install_problem_handlers(app)
+    app.add_exception_handler(Replay, _on_replay)
     app.include_router(_health_router())
     app.include_router(_about_router(spec.name))
     for router in spec.routers:
         app.include_router(router)
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    _declare_problems(app)
     return app
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An error (RFC 9457): `type` names its page (`/problems/<slug>`), `detail` says what is wrong.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "the problem's page, e.g. /problems/not-found"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "the path asked"},
+        "request_id": {"type": "string", "description": "to give the support"},
+        "errors": {
+            "type": "array",
+            "description": "each field refused, and why",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def _declare_problems(app: FastAPI) -> None:
+    """Every operation's errors declared in the OpenAPI document as what they are: problem documents (4XX, 5XX,
+    and FastAPI's 422 answered as one)."""
+    plain = app.openapi
+
+    def with_problems() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = plain()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "a value refused: `errors` names each field", "content": problem}
+                responses.setdefault("4XX", {"description": "the request refused (see `type`)", "content": problem})
+                responses.setdefault("5XX", {"description": "the service unable to answer now", "content": problem})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = with_problems  # type: ignore[method-assign]
+
+
+async def _on_replay(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Replay)
+    status, headers, body = replayed(exc.kept)
+    response = Response(body, status_code=status)
+    kept = [h for h in headers if h[0].lower() != b"content-length"]
+    response.raw_headers = [*kept, (b"content-length", str(len(body)).encode())]
+    return response
 
 
 def serve(

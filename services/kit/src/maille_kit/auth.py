@@ -191,6 +191,7 @@ def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
         missing = [role for role in roles if role not in principal.roles]
         if missing:
             raise Problem(403, f"this needs the role {', '.join(missing)}")
+        request.state.principal = principal  # for what runs after, scoped by caller (an Idempotency-Key)
         return principal
 
     return dependency

@@ -59,3 +59,9 @@ class Unsupported(DomainError):
     """Content of a kind the service does not take."""
 
     status = 415
+
+
+class PreconditionFailed(DomainError):
+    """The thing changed since the caller read it (their If-Match names an older version)."""
+
+    status = 412

@@ -8,6 +8,7 @@ is logged with its trace and answered with a 500 that says nothing of the inside
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -21,6 +22,157 @@ from maille_kit.errors import DomainError
 from maille_kit.logging import request_id_var
 
 PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class _T:
+    status: int
+    slug: str
+    title: str
+    meaning: str
+    remedy: str
+
+    @property
+    def kind(self) -> ProblemType:
+        return ProblemType(self.slug, self.title, self.meaning, self.remedy)
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    """A kind of problem: its page at `/problems/<slug>` (served by the gateway) says what it means and what to do."""
+
+    slug: str
+    title: str
+    meaning: str  # in French: what a person (or a vendor's developer) reads on the page
+    remedy: str
+
+
+# Each status Maille answers, and its page: a problem's `type` is `/problems/<slug>` (relative to the API's host).
+PROBLEM_TYPES: dict[int, ProblemType] = {
+    t.status: t.kind
+    for t in (
+        _T(
+            400,
+            "malformed-request",
+            "Malformed request",
+            "La requête ne se lit pas (JSON invalide, en-tête mal formé).",
+            "Corrigez la requête : `detail` dit ce qui ne va pas.",
+        ),
+        _T(
+            401,
+            "unauthenticated",
+            "Unauthenticated",
+            "Il faut un jeton valide (ou une session) pour cette adresse.",
+            "Connectez-vous, ou demandez un nouveau jeton.",
+        ),
+        _T(
+            403,
+            "forbidden",
+            "Forbidden",
+            "Vous êtes bien identifié, mais ceci ne vous est pas permis.",
+            "Demandez à votre établissement ou à l'opérateur le droit qu'il faut.",
+        ),
+        _T(
+            404,
+            "not-found",
+            "Not found",
+            "Rien de tel, ou rien que vous puissiez voir.",
+            "Vérifiez l'identifiant ; une ressource d'un autre n'est pas montrée.",
+        ),
+        _T(
+            405,
+            "method-not-allowed",
+            "Method not allowed",
+            "Cette adresse n'accepte pas cette méthode.",
+            "Voyez la documentation de l'API (/api/docs).",
+        ),
+        _T(
+            409,
+            "conflict",
+            "Conflict",
+            "L'état de la ressource ne le permet pas maintenant (déjà fait, en cours, modifiée entre-temps).",
+            "Relisez la ressource, puis réessayez.",
+        ),
+        _T(
+            412,
+            "precondition-failed",
+            "Precondition failed",
+            "La ressource a changé depuis votre lecture (If-Match).",
+            "Relisez-la (nouvel ETag), reportez vos changements, renvoyez.",
+        ),
+        _T(
+            413,
+            "too-large",
+            "Too large",
+            "C'est plus grand que ce que le service garde.",
+            "Envoyez moins, ou en plusieurs fois.",
+        ),
+        _T(
+            415,
+            "unsupported",
+            "Unsupported content",
+            "Ce type de contenu n'est pas accepté ici.",
+            "Envoyez un type accepté (voir `detail`).",
+        ),
+        _T(
+            422,
+            "invalid",
+            "Invalid request",
+            "Une valeur ne respecte pas ses règles ; `errors` nomme chaque champ.",
+            "Corrigez les champs nommés.",
+        ),
+        _T(
+            428,
+            "precondition-required",
+            "Precondition required",
+            "Pour changer cette ressource, dites quelle version vous avez lue (If-Match).",
+            "Envoyez l'ETag lu dans If-Match.",
+        ),
+        _T(
+            429,
+            "rate-limited",
+            "Too many requests",
+            "Trop de requêtes en peu de temps.",
+            "Attendez le délai de Retry-After.",
+        ),
+        _T(
+            500,
+            "internal",
+            "Internal error",
+            "Une erreur imprévue ; elle est journalisée avec son request_id.",
+            "Réessayez ; si cela dure, donnez le request_id au support.",
+        ),
+        _T(
+            502,
+            "bad-gateway",
+            "Bad gateway",
+            "Un système dont dépend la réponse (Keycloak, le GAR, PMB) a mal répondu.",
+            "Réessayez dans un moment.",
+        ),
+        _T(
+            503,
+            "unavailable",
+            "Service unavailable",
+            "Un service ou son stockage ne répond pas pour l'instant.",
+            "Réessayez après le délai de Retry-After.",
+        ),
+        _T(
+            504,
+            "timeout",
+            "Timeout",
+            "Le service n'a pas répondu à temps.",
+            "Réessayez ; une écriture peut avoir eu lieu : relisez avant de renvoyer.",
+        ),
+    )
+}
+
+
+def type_of(status: int) -> str:
+    """The `type` of a problem of this status: its page."""
+    kind = PROBLEM_TYPES.get(status) or PROBLEM_TYPES[500 if status >= 500 else 400]
+    return f"/problems/{kind.slug}"
+
+
 log = logging.getLogger("maille.problems")
 
 
@@ -57,7 +209,11 @@ def problem_response(
     **extensions: Any,
 ) -> JSONResponse:
     """A problem+json response."""
-    body: dict[str, Any] = {"type": type, "title": title or HTTPStatus(status).phrase, "status": status}
+    body: dict[str, Any] = {
+        "type": type_of(status) if type == "about:blank" else type,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+    }
     if detail:
         body["detail"] = detail
     if instance:
