@@ -193,3 +193,32 @@ async def test_a_malformed_ark_in_the_path_is_refused(catalog, keycloak_clients:
         await client.delete(f"{BASE}/not-an-ark", headers=auth),
     ):
         assert answer.status_code == 422 and "not an ARK" in answer.json()["detail"]
+
+
+async def test_two_editors_of_one_resource_do_not_overwrite_each_other(
+    catalog, keycloak_clients: KeycloakClients
+) -> None:
+    client, _ = catalog
+    _, auth = vendor(keycloak_clients, "vendor")
+    ark = "ark:/12345/atlas-5e"
+    created = await client.post(BASE, json=resource(ark), headers=auth | {"Idempotency-Key": "atlas-5e-1"})
+    retried = await client.post(BASE, json=resource(ark), headers=auth | {"Idempotency-Key": "atlas-5e-1"})
+    assert created.status_code == retried.status_code == 201 and retried.headers["idempotent-replayed"] == "true"
+    read = await client.get(f"{BASE}/{ark}", headers=auth)
+    assert read.headers["etag"] == '"1"'
+    # Two people read version 1; the first change wins, the second is told it came too late.
+    first = await client.put(
+        f"{BASE}/{ark}", json=resource(ark, nomRessource="Atlas 5e"), headers=auth | {"If-Match": read.headers["etag"]}
+    )
+    assert first.status_code == 200 and first.headers["etag"] == '"2"'
+    late = await client.put(
+        f"{BASE}/{ark}", json=resource(ark, nomRessource="Atlas"), headers=auth | {"If-Match": read.headers["etag"]}
+    )
+    assert late.status_code == 412 and late.json()["type"] == "/problems/precondition-failed"
+    assert late.json()["etag"] == '"2"'
+    assert (await client.get(f"{BASE}/{ark}", headers=auth)).json()["nomRessource"] == "Atlas 5e"
+    withdrawn_late = await client.delete(f"{BASE}/{ark}", headers=auth | {"If-Match": '"1"'})
+    assert withdrawn_late.status_code == 412
+    malformed = await client.put(f"{BASE}/{ark}", json=resource(ark), headers=auth | {"If-Match": "version 2"})
+    assert malformed.status_code == 422 and "If-Match" in malformed.json()["detail"]
+    assert (await client.delete(f"{BASE}/{ark}", headers=auth | {"If-Match": 'W/"2"'})).status_code == 204

@@ -136,3 +136,39 @@ async def test_malformed_ids_and_cursors_get_a_clear_error(mail: Mail) -> None:
     assert bad_json.status_code == 400 and bad_json.headers["content-type"].startswith("application/problem+json")
     anonymous = await mail.client.get("/api/messaging/v1/folders")
     assert anonymous.status_code == 401
+
+
+async def test_a_send_retried_with_its_idempotency_key_reaches_the_inbox_once(mail: Mail) -> None:
+    _, pupils = a_class(mail)
+    alice, bob = pupils[3], pupils[4]
+    body = {"to": [person(bob)], "subject": "Une seule fois", "body": "<p>Envoyé deux fois par le réseau</p>"}
+    key = {"Idempotency-Key": "3f1c2d9e-envoi-unique"}
+    first = await mail.client.post("/api/messaging/v1/messages", json=body, headers=mail.who(alice) | key)
+    again = await mail.client.post("/api/messaging/v1/messages", json=body, headers=mail.who(alice) | key)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    inbox = await mail.folder(bob)
+    assert [e["subject"] for e in inbox["entries"]].count("Une seule fois") == 1
+
+    # The same key for another message is a mistake the sender is told of; another person's key is theirs.
+    other = await mail.client.post(
+        "/api/messaging/v1/messages", json={**body, "subject": "Autre"}, headers=mail.who(alice) | key
+    )
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()["detail"]
+    carol = pupils[5]
+    theirs = await mail.client.post("/api/messaging/v1/messages", json=body, headers=mail.who(carol) | key)
+    assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
+
+    # A refused send keeps nothing: retried, it is tried again; corrected, the same key goes through.
+    bad = {**body, "to": [person("f" * 24)]}
+    refused = await mail.client.post("/api/messaging/v1/messages", json=bad, headers=mail.who(bob) | key)
+    retried = await mail.client.post("/api/messaging/v1/messages", json=bad, headers=mail.who(bob) | key)
+    assert refused.status_code == retried.status_code >= 400 and "idempotent-replayed" not in retried.headers
+    fixed = {**body, "to": [person(alice)]}
+    sent = await mail.client.post("/api/messaging/v1/messages", json=fixed, headers=mail.who(bob) | key)
+    assert sent.status_code == 201
+
+    malformed = await mail.client.post(
+        "/api/messaging/v1/messages", json=body, headers=mail.who(alice) | {"Idempotency-Key": "deux mots"}
+    )
+    assert malformed.status_code == 422

@@ -15,6 +15,7 @@ from maille_identity.directory.identifiers import InvalidUAI, normalise_uai
 from maille_identity.federation.keycloak import KeycloakUnavailable
 from maille_identity.federation.service import RESERVED_ALIASES
 from maille_kit.auth import Principal, require
+from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
 
 router = APIRouter(prefix="/api/identity/v1", tags=["federation"])
@@ -106,7 +107,12 @@ async def list_federations(operator: Operator, federation: Keycloak) -> list[dic
     "/federations", status_code=201, summary="Register a partner collectivité's IdP (made in Keycloak at once)"
 )
 async def add_federation(
-    body: FederationBody, operator: Operator, federation: Keycloak, repo: Directory, settings: Settings
+    body: FederationBody,
+    operator: Operator,
+    _: Idempotent,
+    federation: Keycloak,
+    repo: Directory,
+    settings: Settings,
 ) -> dict[str, Any]:
     if body.alias in RESERVED_ALIASES:
         raise Problem(409, f"alias {body.alias} is Maille's own IdP")

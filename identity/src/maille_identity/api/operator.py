@@ -14,6 +14,7 @@ from maille_identity.directory.jobs import Busy
 from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
 from maille_identity.events import EventBatch
 from maille_kit.auth import Principal, require
+from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
 
 router = APIRouter(prefix="/api/identity/v1/operator", tags=["operator"])
@@ -69,6 +70,7 @@ def _job_view(job: dict[str, Any]) -> dict[str, Any]:
 async def upload(
     request: Request,
     operator: Operator,
+    _: Idempotent,
     jobs: Jobs,
     settings: Settings,
     filename: Annotated[str, Query(max_length=200, description="the delivery's name: an AAF file name or *.tar.gz")],

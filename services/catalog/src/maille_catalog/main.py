@@ -19,11 +19,11 @@ from maille_catalog.api import assignments, mediacentre, subscriptions, vendor
 from maille_catalog.directory import GROUPS, PERSONS, SCHOOLS, SUBJECTS, Directory, DirectoryFollower
 from maille_catalog.events import STREAMS
 from maille_catalog.gar import GarClient
-from maille_catalog.mediacentre import FAVOURITES, Mediacentre
-from maille_catalog.repository import RESOURCES, ResourceRepository
+from maille_catalog.mediacentre import Mediacentre
+from maille_catalog.repository import ASSIGNMENTS, FAVOURITES, RESOURCES, SUBSCRIPTIONS, ResourceRepository
 from maille_catalog.service import Resources
 from maille_catalog.settings import CatalogSettings
-from maille_catalog.subscriptions import ASSIGNMENTS, SUBSCRIPTIONS, Subscriptions
+from maille_catalog.subscriptions import Subscriptions
 from maille_contracts import PERSON_CREATED, PERSON_DELETED, PERSON_UPDATED
 from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
 from maille_kit.consumer import EventConsumer

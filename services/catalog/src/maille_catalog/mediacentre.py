@@ -24,6 +24,7 @@ from maille.catalog.v1 import mediacentre_pb2
 from maille_catalog.directory import Directory, publics_in
 from maille_catalog.gar import GarClient, GarUnavailable, gar_link
 from maille_catalog.offer import Offer, Offered, offered_of_doc
+from maille_catalog.repository import FAVOURITES, FavouriteRepository
 from maille_contracts import FAVOURITE_CHANGED
 from maille_kit.docstore import Docstore, by_ids
 from maille_kit.text import folded
@@ -31,7 +32,6 @@ from maille_kit.work import Works
 
 log = logging.getLogger("maille.catalog.mediacentre")
 
-FAVOURITES = "favourites"
 Doc = dict[str, Any]
 FIELDS = (
     "idRessource",
@@ -75,7 +75,7 @@ class Mediacentre:
         self.directory = Directory(docstore)
         self.offer = Offer()
         self.assignments = docstore.db["assignments"]
-        self.favourites = docstore.db[FAVOURITES]
+        self.favourites = FavouriteRepository(docstore)
         self.gar = gar
         self.ent = ent
         self.gar_link_url = gar_link_url
@@ -160,7 +160,7 @@ class Mediacentre:
         return shelf
 
     async def _favourites(self, person_id: str) -> set[str]:
-        doc = await self.favourites.find_one({"_id": person_id})
+        doc = await self.favourites.of(person_id)
         return set(doc["arks"]) if doc else set()
 
     async def set_favourite(self, person_id: str, ark: str, on: bool, *, works: Works, tenant: str) -> None:

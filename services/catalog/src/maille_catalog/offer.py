@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maille.catalog.v1 import mediacentre_pb2, resources_pb2, subscriptions_pb2
+from maille_catalog.repository import ResourceRepository, SubscriptionRepository
 from maille_contracts import (
     ASSIGNMENT_CHANGED,
     FAVOURITE_CHANGED,
@@ -119,12 +120,12 @@ class Offer:
 
     async def load(self, docstore: Docstore) -> None:
         """Everything from the docstore (what is held and newer stays)."""
-        async for doc in docstore.db["resources"].find({}):
+        async for doc in ResourceRepository(docstore).every():
             self.put_resource(
                 {k: v for k, v in doc.items() if not k.startswith("_")}, published=doc["statut"] == "publiee"
             )
         seen = set()
-        async for doc in docstore.db["subscriptions"].find({}):
+        async for doc in SubscriptionRepository(docstore).every():
             seen.add(doc["_id"])
             self.put_subscription(offered_of_doc(doc), written=True)
         for sub_id in [s for s in self.subscriptions if s not in seen]:  # deleted while an event was missed

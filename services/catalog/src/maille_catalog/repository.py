@@ -1,12 +1,18 @@
-"""Every query of the catalog's resources, and nowhere else."""
+"""Every query of the catalog's resources, subscriptions, assignments and favourites, and nowhere else (the
+writes of a change go through its unit of work, `maille_kit.work`)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
-from maille_kit.docstore import Docstore
+from maille_kit.docstore import Docstore, by_ids
 
 RESOURCES = "resources"
+SUBSCRIPTIONS = "subscriptions"
+ASSIGNMENTS = "assignments"  # _id `<subscription>|<person>`
+FAVOURITES = "favourites"  # _id the person
 Doc = dict[str, Any]
 
 
@@ -22,3 +28,58 @@ class ResourceRepository:
     async def of_editor(self, editor: str, *, offset: int, limit: int) -> list[Doc]:
         cursor = self.collection.find({"idEditeur": editor}).sort("_id", 1).skip(offset).limit(limit)
         return [doc async for doc in cursor]
+
+    async def owner_and_state(self, ark: str) -> Doc | None:
+        return await self.collection.find_one({"_id": ark}, {"idEditeur": 1, "statut": 1})
+
+    def every(self) -> AsyncIterator[Doc]:
+        return aiter(self.collection.find({}))
+
+
+class SubscriptionRepository:
+    """The `subscriptions` (one per GAR abonnement, `_id` its idAbonnement) and their `assignments`."""
+
+    def __init__(self, docstore: Docstore) -> None:
+        self.collection = docstore.db[SUBSCRIPTIONS]
+        self.assignments = docstore.db[ASSIGNMENTS]
+
+    async def get(self, subscription_id: str) -> Doc | None:
+        return await self.collection.find_one({"_id": subscription_id})
+
+    async def of_editor(self, editor: str, filters: dict[str, str], *, offset: int, limit: int) -> list[Doc]:
+        cursor = self.collection.find({"idEditeur": editor, **filters}).sort("_id", 1).skip(offset).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def per_person_of_school(self, uai: str) -> list[Doc]:
+        return [doc async for doc in self.collection.find({"uaiEtab": uai, "typeAffectation": "INDIV"}).sort("_id", 1)]
+
+    def covering(self, uai: str) -> AsyncIterator[Doc]:
+        return aiter(self.collection.find({"uaiEtab": uai}))
+
+    def past_their_end(self, now: datetime) -> AsyncIterator[Doc]:
+        return aiter(self.collection.find({"expiree": False, "finValidite": {"$lte": now}}))
+
+    def every(self) -> AsyncIterator[Doc]:
+        return aiter(self.collection.find({}))
+
+    async def assigned(self, subscription_id: str, uai: str) -> list[Doc]:
+        cursor = self.assignments.find({"abonnement": subscription_id, "uai": uai}).sort("personne", 1)
+        return [doc async for doc in cursor]
+
+    async def assignments_by_key(self, keys: Sequence[str], projection: dict[str, Any]) -> dict[str, Doc]:
+        return await by_ids(self.assignments, keys, projection)
+
+    async def subscriptions_holding(self, person_id: str, uais: list[str]) -> set[str]:
+        """The subscriptions of which `person_id` holds a licence in one of `uais` (a query over the assignments)."""
+        cursor = self.assignments.find({"personne": person_id, "uai": {"$in": uais}}, {"abonnement": 1})
+        return {doc["abonnement"] async for doc in cursor}
+
+
+class FavouriteRepository:
+    """The `favourites` of each person (`_id` the person, `arks` their favourite resources)."""
+
+    def __init__(self, docstore: Docstore) -> None:
+        self.collection = docstore.db[FAVOURITES]
+
+    async def of(self, person_id: str) -> Doc | None:
+        return await self.collection.find_one({"_id": person_id})

@@ -17,6 +17,7 @@ from maille_catalog.locks import one_at_a_time as _lock
 from maille_catalog.repository import RESOURCES, ResourceRepository
 from maille_catalog.schemas import BulkLine, BulkReport, Resource, ResourceIn
 from maille_contracts import RESOURCE_PUBLISHED, RESOURCE_UPDATED, RESOURCE_WITHDRAWN
+from maille_kit.versions import check
 from maille_kit.work import Conflict, Works
 
 Doc = dict[str, Any]
@@ -72,11 +73,14 @@ class Resources:
             self._wrote(doc)
             return doc
 
-    async def update(self, *, editor: str, ark: str, resource: ResourceIn) -> tuple[Doc, bool]:
+    async def update(
+        self, *, editor: str, ark: str, resource: ResourceIn, expected_version: int | None = None
+    ) -> tuple[Doc, bool]:
         """Change one of `editor`'s resources (a withdrawn one is published again); the resource, and whether it
         changed."""
         async with _lock(ark):
             existing = await self._own(editor, ark)
+            check(expected_version, existing["version"], ark)
             if existing["statut"] == "publiee" and all(existing.get(k) == v for k, v in resource.model_dump().items()):
                 return existing, False
             doc = _document(resource, editor=editor, version=existing["version"] + 1, status="publiee")
@@ -84,10 +88,11 @@ class Resources:
             self._wrote(doc)
             return doc, True
 
-    async def withdraw(self, *, editor: str, ark: str) -> Doc:
+    async def withdraw(self, *, editor: str, ark: str, expected_version: int | None = None) -> Doc:
         """Withdraw one of `editor`'s resources: kept, no longer offered."""
         async with _lock(ark):
             existing = await self._own(editor, ark)
+            check(expected_version, existing["version"], ark)
             if existing["statut"] == "retiree":
                 return existing
             doc = {**existing, "statut": "retiree", "version": existing["version"] + 1, "misAJour": datetime.now(UTC)}

@@ -25,6 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from maille.catalog.v1 import subscriptions_pb2 as pb
 from maille_catalog.directory import Directory, publics_in
 from maille_catalog.locks import one_at_a_time
+from maille_catalog.repository import ASSIGNMENTS, SUBSCRIPTIONS, ResourceRepository, SubscriptionRepository
 from maille_catalog.schemas import LICENCE_FIELDS, PUBLICS, SubscriptionChange, SubscriptionIn
 from maille_contracts import (
     ASSIGNMENT_CHANGED,
@@ -33,10 +34,10 @@ from maille_contracts import (
     SUBSCRIPTION_EXPIRED,
     SUBSCRIPTION_UPDATED,
 )
-from maille_kit.docstore import Docstore, by_ids
+from maille_kit.docstore import Docstore
+from maille_kit.versions import check
 from maille_kit.work import Conflict, Work, Works
 
-SUBSCRIPTIONS, ASSIGNMENTS = "subscriptions", "assignments"
 Doc = dict[str, Any]
 COUNTS = ("total", *PUBLICS)
 TRIES = 20  # reads again of a subscription another replica changed meanwhile
@@ -72,9 +73,8 @@ class Subscriptions:
     ) -> None:
         self.observer = observer  # told of each subscription written (the médiacentre of this replica)
         self.per_person_of = per_person_of  # a school's per-person subscriptions (ids), None while unknown
-        self.collection = docstore.db[SUBSCRIPTIONS]
-        self.assignments = docstore.db[ASSIGNMENTS]
-        self.resources = docstore.db["resources"]
+        self.repo = SubscriptionRepository(docstore)
+        self.resources = ResourceRepository(docstore)
         self.directory = directory
         self.works = works
         self.tenant = tenant
@@ -82,7 +82,7 @@ class Subscriptions:
     # -- a vendor's subscriptions -------------------------------------------------------------------------
 
     async def get(self, subscription_id: str) -> Doc | None:
-        return await self.collection.find_one({"_id": subscription_id})
+        return await self.repo.get(subscription_id)
 
     async def create(self, *, editor: str, subscription: SubscriptionIn) -> Doc:
         await self._check_resource(editor, subscription.idRessource)
@@ -114,7 +114,9 @@ class Subscriptions:
             self.observer.wrote_subscription(doc)
         return doc
 
-    async def update(self, *, editor: str, subscription_id: str, change: SubscriptionChange) -> Doc:
+    async def update(
+        self, *, editor: str, subscription_id: str, change: SubscriptionChange, expected_version: int | None = None
+    ) -> Doc:
         if change.idAbonnement != subscription_id:
             raise Refused(
                 422,
@@ -123,6 +125,7 @@ class Subscriptions:
             )
         async with one_at_a_time(f"subscription:{subscription_id}"):
             existing = await self.owned(editor, subscription_id)
+            check(expected_version, existing["version"], subscription_id)
             if change.idRessource != existing["idRessource"]:
                 raise Refused(
                     422, "idRessource cannot change: delete the subscription and create another", field="idRessource"
@@ -155,9 +158,10 @@ class Subscriptions:
             self.observer.wrote_subscription(doc)
         return doc
 
-    async def delete(self, *, editor: str, subscription_id: str) -> None:
+    async def delete(self, *, editor: str, subscription_id: str, expected_version: int | None = None) -> None:
         async with one_at_a_time(f"subscription:{subscription_id}"):
             existing = await self.owned(editor, subscription_id)
+            check(expected_version, existing["version"], subscription_id)
             work = (
                 self.works.new()
                 .delete(SUBSCRIPTIONS, {"_id": subscription_id})
@@ -172,22 +176,16 @@ class Subscriptions:
             self.observer.deleted_subscription(existing)
 
     async def listing(self, *, editor: str, filters: dict[str, str], offset: int, limit: int) -> list[Doc]:
-        query: dict[str, Any] = {"idEditeur": editor}
-        for name, value in filters.items():
-            query[name] = value
-        cursor = self.collection.find(query).sort("_id", 1).skip(offset).limit(limit)
-        return [doc async for doc in cursor]
+        return await self.repo.of_editor(editor, filters, offset=offset, limit=limit)
 
     # -- assignments --------------------------------------------------------------------------------------
 
     async def of_school(self, uai: str) -> list[Doc]:
         """The per-person subscriptions of a school, for its assignment managers."""
-        return [doc async for doc in self.collection.find({"uaiEtab": uai, "typeAffectation": "INDIV"}).sort("_id", 1)]
+        return await self.repo.per_person_of_school(uai)
 
     async def assigned(self, subscription_id: str, uai: str) -> list[Doc]:
-        return [
-            doc async for doc in self.assignments.find({"abonnement": subscription_id, "uai": uai}).sort("personne", 1)
-        ]
+        return await self.repo.assigned(subscription_id, uai)
 
     async def assign(
         self, *, subscription_id: str, uai: str, person_ids: list[str], group_ids: list[str], by: str
@@ -206,7 +204,9 @@ class Subscriptions:
                     {
                         doc["personne"]
                         for doc in (
-                            await by_ids(self.assignments, [f"{subscription_id}|{p}" for p in wanted], {"personne": 1})
+                            await self.repo.assignments_by_key(
+                                [f"{subscription_id}|{p}" for p in wanted], {"personne": 1}
+                            )
                         ).values()
                     }
                     if counts["total"]
@@ -266,12 +266,12 @@ class Subscriptions:
         offered = [self.per_person_of(uai) for uai in uais] if self.per_person_of is not None else [None]
         if all(ids is not None for ids in offered):
             candidates = sorted({sub_id for ids in offered for sub_id in ids or ()})
-            held = await by_ids(self.assignments, [f"{sub_id}|{person_id}" for sub_id in candidates], {"abonnement": 1})
+            held = await self.repo.assignments_by_key(
+                [f"{sub_id}|{person_id}" for sub_id in candidates], {"abonnement": 1}
+            )
             subscriptions = {doc["abonnement"] for doc in held.values()}
         else:
-            subscriptions = {
-                doc["abonnement"] async for doc in self.assignments.find({"personne": person_id, "uai": {"$in": uais}})
-            }
+            subscriptions = await self.repo.subscriptions_holding(person_id, uais)
         for subscription_id in sorted(subscriptions):
             subscription = await self.get(subscription_id)
             if subscription is not None:
@@ -280,7 +280,7 @@ class Subscriptions:
 
     async def school_removed(self, uai: str) -> None:
         """A school left the directory: the subscriptions covering it say so."""
-        async for existing in self.collection.find({"uaiEtab": uai}):
+        async for existing in self.repo.covering(uai):
             if uai in existing.get("etablissementsRetires", []):
                 continue
             async with one_at_a_time(f"subscription:{existing['_id']}"):
@@ -307,7 +307,7 @@ class Subscriptions:
     async def expire(self) -> int:
         """Announce, once, each subscription whose end has passed; how many."""
         count = 0
-        async for doc in self.collection.find({"expiree": False, "finValidite": {"$lte": datetime.now(UTC)}}):
+        async for doc in self.repo.past_their_end(datetime.now(UTC)):
             work = self.works.new().update(
                 SUBSCRIPTIONS, {"_id": doc["_id"], "expiree": False}, {"$set": {"expiree": True}}, guard=True
             )
@@ -327,7 +327,7 @@ class Subscriptions:
     # -- inside -------------------------------------------------------------------------------------------
 
     async def _check_resource(self, editor: str, ark: str) -> None:
-        resource = await self.resources.find_one({"_id": ark}, {"idEditeur": 1, "statut": 1})
+        resource = await self.resources.owner_and_state(ark)
         if resource is None or resource["statut"] != "publiee":
             raise Refused(422, f"no published resource {ark}: publish it first", field="idRessource")
         if resource["idEditeur"] != editor:
@@ -426,7 +426,7 @@ class Subscriptions:
                 current = await self.get(subscription_id)
                 if current is None:
                     return []
-                found = await by_ids(self.assignments, keys, {"personne": 1, "public": 1, "uai": 1})
+                found = await self.repo.assignments_by_key(keys, {"personne": 1, "public": 1, "uai": 1})
                 held = [doc for doc in found.values() if doc["uai"] == uai]
                 if not held:
                     return []

@@ -14,6 +14,7 @@ from maille_catalog.api.subscriptions import SubscriptionId, as_subscription, pr
 from maille_catalog.schemas import UAI_PATTERN, Subscription
 from maille_catalog.subscriptions import Refused
 from maille_kit.auth import Principal, require
+from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
 
 router = APIRouter(prefix="/api/catalog/v1/schools/{uai}", tags=["assignments"])
@@ -97,7 +98,13 @@ async def assigned(
     summary="Assign licences to persons, classes and groups: all of them, or none if too few are left",
 )
 async def assign(
-    uai: Uai, subscription_id: SubscriptionId, body: AssignmentsIn, caller: Caller, subs: Subs, people: People
+    uai: Uai,
+    subscription_id: SubscriptionId,
+    body: AssignmentsIn,
+    caller: Caller,
+    _: Idempotent,
+    subs: Subs,
+    people: People,
 ) -> AssignmentsOut:
     by = await _manager(caller, uai, people)
     if not body.personnes and not body.groupes:

@@ -15,7 +15,9 @@ from maille_catalog.api.vendor import read_limited
 from maille_catalog.schemas import Subscription, SubscriptionChange, SubscriptionIn, SubscriptionPage
 from maille_catalog.subscriptions import Refused
 from maille_kit.auth import Principal, require
+from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
+from maille_kit.versions import IfMatch, tag
 
 router = APIRouter(prefix="/api/catalog/v1", tags=["subscriptions"])
 
@@ -41,7 +43,7 @@ def as_subscription(doc: dict[str, Any]) -> Subscription:
 
 
 @router.post("/vendor/subscriptions", status_code=201, response_model=Subscription, summary="Create a subscription")
-async def create(subscription: SubscriptionIn, vendor: Vendor, subs: Subs) -> Subscription:
+async def create(subscription: SubscriptionIn, vendor: Vendor, _: Idempotent, subs: Subs) -> Subscription:
     try:
         return as_subscription(await subs.create(editor=_editor(vendor), subscription=subscription))
     except Refused as exc:
@@ -71,11 +73,13 @@ async def list_own(
 @router.get(
     "/vendor/subscriptions/{subscription_id}", response_model=Subscription, summary="One of the vendor's subscriptions"
 )
-async def read(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs) -> Subscription:
+async def read(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs, response: Response) -> Subscription:
     try:
-        return as_subscription(await subs.owned(_editor(vendor), subscription_id))
+        doc = await subs.owned(_editor(vendor), subscription_id)
     except Refused as exc:
         raise problem(exc) from None
+    tag(response, doc["version"])
+    return as_subscription(doc)
 
 
 @router.put(
@@ -84,22 +88,29 @@ async def read(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs) -> S
     summary="Change a subscription (its schools and start are kept)",
 )
 async def update(
-    subscription_id: SubscriptionId, change: SubscriptionChange, vendor: Vendor, subs: Subs
+    subscription_id: SubscriptionId,
+    change: SubscriptionChange,
+    vendor: Vendor,
+    subs: Subs,
+    read_version: IfMatch,
+    response: Response,
 ) -> Subscription:
     try:
-        return as_subscription(
-            await subs.update(editor=_editor(vendor), subscription_id=subscription_id, change=change)
+        doc = await subs.update(
+            editor=_editor(vendor), subscription_id=subscription_id, change=change, expected_version=read_version
         )
     except Refused as exc:
         raise problem(exc) from None
+    tag(response, doc["version"])
+    return as_subscription(doc)
 
 
 @router.delete(
     "/vendor/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription and its assignments"
 )
-async def delete(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs) -> Response:
+async def delete(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs, read_version: IfMatch) -> Response:
     try:
-        await subs.delete(editor=_editor(vendor), subscription_id=subscription_id)
+        await subs.delete(editor=_editor(vendor), subscription_id=subscription_id, expected_version=read_version)
     except Refused as exc:
         raise problem(exc) from None
     return Response(status_code=204)
@@ -186,7 +197,7 @@ async def xml_update(request: Request, subscription_id: SubscriptionId, vendor: 
 
 @router.delete("/abonnements/{subscription_id}", status_code=204, summary="Delete a subscription (GAR)")
 async def xml_delete(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs) -> Response:
-    return await delete(subscription_id, vendor, subs)
+    return await delete(subscription_id, vendor, subs, None)
 
 
 @router.get(

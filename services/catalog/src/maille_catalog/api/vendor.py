@@ -16,7 +16,9 @@ from maille_catalog.api import Settings, Vendors
 from maille_catalog.schemas import ARK_PATTERN, BulkReport, Resource, ResourceIn, ResourcePage
 from maille_catalog.service import AlreadyPublished, ChangedMeanwhile, NoSuchResource, NotYours, as_resource
 from maille_kit.auth import Principal, require
+from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
+from maille_kit.versions import IfMatch, tag
 
 router = APIRouter(prefix="/api/catalog/v1/vendor", tags=["vendor"])
 
@@ -47,7 +49,7 @@ def _refusal(exc: Exception, ark: str) -> Problem:
 
 
 @router.post("/resources", status_code=201, response_model=Resource, summary="Publish a new resource")
-async def publish(resource: ResourceIn, vendor: Vendor, resources: Vendors) -> Resource:
+async def publish(resource: ResourceIn, vendor: Vendor, _: Idempotent, resources: Vendors) -> Resource:
     try:
         return as_resource(await resources.publish(editor=_editor(vendor), resource=resource))
     except (NotYours, AlreadyPublished, ChangedMeanwhile) as exc:
@@ -84,33 +86,39 @@ async def load(request: Request, vendor: Vendor, resources: Vendors, settings: S
 
 
 @router.get("/resources/{ark:path}", response_model=Resource, summary="One of the vendor's resources")
-async def read(ark: ArkPath, vendor: Vendor, resources: Vendors) -> Resource:
+async def read(ark: ArkPath, vendor: Vendor, resources: Vendors, response: Response) -> Resource:
     ark = _ark(ark)
     doc = await resources.repo.get(ark)
     if doc is None:
         raise Problem(404, f"no resource {ark}")
     if doc["idEditeur"] != _editor(vendor):
         raise Problem(403, f"{ark} belongs to another vendor")
+    tag(response, doc["version"])
     return as_resource(doc)
 
 
 @router.put("/resources/{ark:path}", response_model=Resource, summary="Change one of the vendor's resources")
-async def update(ark: ArkPath, resource: ResourceIn, vendor: Vendor, resources: Vendors) -> Resource:
+async def update(
+    ark: ArkPath, resource: ResourceIn, vendor: Vendor, resources: Vendors, read_version: IfMatch, response: Response
+) -> Resource:
     ark = _ark(ark)
     if resource.idRessource != ark:
         raise Problem(422, f"idRessource {resource.idRessource!r} is not the resource of the path ({ark})")
     try:
-        doc, _ = await resources.update(editor=_editor(vendor), ark=ark, resource=resource)
+        doc, _ = await resources.update(
+            editor=_editor(vendor), ark=ark, resource=resource, expected_version=read_version
+        )
     except (NoSuchResource, NotYours, ChangedMeanwhile) as exc:
         raise _refusal(exc, ark) from None
+    tag(response, doc["version"])
     return as_resource(doc)
 
 
 @router.delete("/resources/{ark:path}", status_code=204, summary="Withdraw one of the vendor's resources")
-async def withdraw(ark: ArkPath, vendor: Vendor, resources: Vendors) -> Response:
+async def withdraw(ark: ArkPath, vendor: Vendor, resources: Vendors, read_version: IfMatch) -> Response:
     ark = _ark(ark)
     try:
-        await resources.withdraw(editor=_editor(vendor), ark=ark)
+        await resources.withdraw(editor=_editor(vendor), ark=ark, expected_version=read_version)
     except (NoSuchResource, NotYours, ChangedMeanwhile) as exc:
         raise _refusal(exc, ark) from None
     return Response(status_code=204)

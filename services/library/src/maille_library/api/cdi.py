@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import RedirectResponse
 
 from maille_kit.auth import Principal, require
+from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
 from maille_library.api import Catalogues, Loans, People, Readers, Schools, Settings
 from maille_library.connections import UAI_PATTERN, ConnectionIn, ConnectionOut, shown
@@ -33,7 +34,7 @@ async def account(caller: Caller, accounts: Loans) -> dict[str, Any]:
 
 
 @router.post("/schools/{uai}/reservations", status_code=201, summary="Reserve a record in one of your schools' CDIs")
-async def reserve(uai: Uai, body: ReservationIn, caller: Caller, accounts: Loans) -> dict[str, Any]:
+async def reserve(uai: Uai, body: ReservationIn, caller: Caller, _: Idempotent, accounts: Loans) -> dict[str, Any]:
     return await accounts.reserve(_me(caller), uai, body.recordId)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from maille_kit.idempotency import Idempotent
 from maille_messaging.api import FolderPath, MailboxPart, Me, MessagePath, SendingPart
 from maille_messaging.schemas import (
     MESSAGE_ID,
@@ -31,7 +32,7 @@ async def folders(me: Me, mailbox: MailboxPart) -> list[Folder]:
 
 
 @router.post("/folders", status_code=201, summary="Make a folder (3 deep at most, 50 per level)")
-async def create_folder(me: Me, body: FolderIn, mailbox: MailboxPart) -> Folder:
+async def create_folder(me: Me, _: Idempotent, body: FolderIn, mailbox: MailboxPart) -> Folder:
     return await mailbox.create_folder(me.person, tenant=me.tenant, name=body.name, parent=body.parent)
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from maille_kit.auth import Principal, require
+from maille_kit.idempotency import Idempotent
 from maille_kit.text import folded
 from maille_messaging.api import MailboxPart, Me, SendingPart
 from maille_messaging.mailbox import Mailbox
@@ -46,7 +47,7 @@ async def lists(me: Me, mailbox: MailboxPart) -> list[PersonList]:
 
 
 @router.post("/lists", status_code=201, summary="Make a list (its members are checked against the rules at each send)")
-async def create_list(me: Me, body: ListIn, mailbox: MailboxPart) -> PersonList:
+async def create_list(me: Me, _: Idempotent, body: ListIn, mailbox: MailboxPart) -> PersonList:
     list_id, item = await mailbox.put_list(me.person, tenant=me.tenant, name=body.name, members=body.members)
     return PersonList(id=list_id, **item)
 

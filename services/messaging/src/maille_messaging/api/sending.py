@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from maille_kit.idempotency import Idempotent
 from maille_messaging.api import AttachmentPath, Me, MessagePath, SendingPart
 from maille_messaging.schemas import Attachment, Draft, Outgoing, Recall, SendLater, Sent
 
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/api/messaging/v1", tags=["sending"])
 
 
 @router.post("/messages", status_code=201, summary="Send a message now (or at `send_at`)")
-async def send(me: Me, body: Outgoing, response: Response, sending: SendingPart) -> Sent:
+async def send(me: Me, _: Idempotent, body: Outgoing, response: Response, sending: SendingPart) -> Sent:
     sent = await sending.send(me.person, body, tenant=me.tenant)
     if sent.state == "scheduled":
         response.status_code = 202
@@ -44,7 +45,7 @@ async def download(me: Me, message: MessagePath, attachment: AttachmentPath, sen
 
 
 @router.post("/drafts", status_code=201, summary="Start a draft")
-async def create_draft(me: Me, body: Draft, sending: SendingPart) -> dict[str, str]:
+async def create_draft(me: Me, _: Idempotent, body: Draft, sending: SendingPart) -> dict[str, str]:
     return {"id": await sending.save_draft(me.person, body, tenant=me.tenant)}
 
 
@@ -61,7 +62,12 @@ async def delete_draft(me: Me, message: MessagePath, sending: SendingPart) -> Re
 
 @router.post("/drafts/{message}/send", status_code=201, summary="Send a draft now (or at `send_at`)")
 async def send_draft(
-    me: Me, message: MessagePath, response: Response, sending: SendingPart, body: SendLater | None = None
+    me: Me,
+    _: Idempotent,
+    message: MessagePath,
+    response: Response,
+    sending: SendingPart,
+    body: SendLater | None = None,
 ) -> Sent:
     sent = await sending.send_draft(me.person, message, tenant=me.tenant, send_at=body.send_at if body else None)
     if sent.state == "scheduled":
