@@ -222,3 +222,21 @@ async def test_two_editors_of_one_resource_do_not_overwrite_each_other(
     malformed = await client.put(f"{BASE}/{ark}", json=resource(ark), headers=auth | {"If-Match": "version 2"})
     assert malformed.status_code == 422 and "If-Match" in malformed.json()["detail"]
     assert (await client.delete(f"{BASE}/{ark}", headers=auth | {"If-Match": 'W/"2"'})).status_code == 204
+
+
+async def test_a_vendor_pages_through_its_resources_with_a_cursor(catalog, keycloak_clients: KeycloakClients) -> None:
+    client, _ = catalog
+    _, auth = vendor(keycloak_clients, "vendor")
+    arks = [f"ark:/12345/collection-{n}" for n in range(5)]
+    for ark in arks:
+        assert (await client.post(BASE, json=resource(ark), headers=auth)).status_code == 201
+    seen, params = [], {"limit": 2}
+    for _ in range(5):
+        page = (await client.get(BASE, params=params, headers=auth)).json()
+        seen += [r["idRessource"] for r in page["ressources"]]
+        if page["suivant"] is None:
+            break
+        params = {"limit": 2, "cursor": page["suivant"]}
+    assert seen == sorted(arks)  # each once, in order, the last page saying there is no next
+    refused = await client.get(BASE, params={"cursor": "pas un curseur"}, headers=auth)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "query.cursor"

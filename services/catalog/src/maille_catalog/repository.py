@@ -25,9 +25,9 @@ class ResourceRepository:
     async def get(self, ark: str) -> Doc | None:
         return await self.collection.find_one({"_id": ark})
 
-    async def of_editor(self, editor: str, *, offset: int, limit: int) -> list[Doc]:
-        cursor = self.collection.find({"idEditeur": editor}).sort("_id", 1).skip(offset).limit(limit)
-        return [doc async for doc in cursor]
+    async def of_editor(self, editor: str, *, after: str | None, limit: int) -> list[Doc]:
+        query: Doc = {"idEditeur": editor, **({"_id": {"$gt": after}} if after is not None else {})}
+        return [doc async for doc in self.collection.find(query).sort("_id", 1).limit(limit)]
 
     async def owner_and_state(self, ark: str) -> Doc | None:
         return await self.collection.find_one({"_id": ark}, {"idEditeur": 1, "statut": 1})
@@ -46,8 +46,13 @@ class SubscriptionRepository:
     async def get(self, subscription_id: str) -> Doc | None:
         return await self.collection.find_one({"_id": subscription_id})
 
-    async def of_editor(self, editor: str, filters: dict[str, str], *, offset: int, limit: int) -> list[Doc]:
-        cursor = self.collection.find({"idEditeur": editor, **filters}).sort("_id", 1).skip(offset).limit(limit)
+    async def of_editor(
+        self, editor: str, filters: dict[str, str], *, after: str | None = None, offset: int = 0, limit: int
+    ) -> list[Doc]:
+        """A page of the vendor's subscriptions: after an id (the API's cursor), or from an offset (the GAR's
+        `debut`)."""
+        query: Doc = {"idEditeur": editor, **filters, **({"_id": {"$gt": after}} if after is not None else {})}
+        cursor = self.collection.find(query).sort("_id", 1).skip(offset).limit(limit)
         return [doc async for doc in cursor]
 
     async def per_person_of_school(self, uai: str) -> list[Doc]:

@@ -80,7 +80,7 @@ class ResourcePage(BaseModel):
     """A page of a vendor's resources."""
 
     ressources: list[Resource]
-    suivant: int | None = Field(description="offset of the next page, if any")
+    suivant: str | None = Field(description="the next page's cursor (pass it as `cursor`), if any")
 
 
 class BulkLine(BaseModel):
@@ -210,4 +210,4 @@ class Subscription(SubscriptionIn):
 
 class SubscriptionPage(BaseModel):
     abonnements: list[Subscription]
-    suivant: int | None = Field(description="offset of the next page, if any")
+    suivant: str | None = Field(description="the next page's cursor (pass it as `cursor`), if any")

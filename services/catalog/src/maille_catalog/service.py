@@ -105,8 +105,8 @@ class Resources:
             self._wrote(doc)
             return doc
 
-    async def of_editor(self, *, editor: str, offset: int, limit: int) -> list[Doc]:
-        return await self.repo.of_editor(editor, offset=offset, limit=limit)
+    async def of_editor(self, *, editor: str, after: str | None, limit: int) -> list[Doc]:
+        return await self.repo.of_editor(editor, after=after, limit=limit)
 
     async def load(self, *, editor: str, lines: list[tuple[int, ResourceIn | str]]) -> BulkReport:
         """A whole catalogue at once: each line published, updated or left as it is, or refused with its reason."""

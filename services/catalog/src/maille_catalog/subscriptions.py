@@ -175,8 +175,10 @@ class Subscriptions:
         if self.observer is not None:
             self.observer.deleted_subscription(existing)
 
-    async def listing(self, *, editor: str, filters: dict[str, str], offset: int, limit: int) -> list[Doc]:
-        return await self.repo.of_editor(editor, filters, offset=offset, limit=limit)
+    async def listing(
+        self, *, editor: str, filters: dict[str, str], after: str | None = None, offset: int = 0, limit: int
+    ) -> list[Doc]:
+        return await self.repo.of_editor(editor, filters, after=after, offset=offset, limit=limit)
 
     # -- assignments --------------------------------------------------------------------------------------
 

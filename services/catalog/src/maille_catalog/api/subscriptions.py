@@ -16,6 +16,7 @@ from maille_catalog.schemas import Subscription, SubscriptionChange, Subscriptio
 from maille_catalog.subscriptions import Refused
 from maille_kit.auth import Principal, require
 from maille_kit.idempotency import Idempotent
+from maille_kit.pages import After, next_cursor
 from maille_kit.problems import Problem
 from maille_kit.versions import IfMatch, tag
 
@@ -58,15 +59,15 @@ async def create(subscription: SubscriptionIn, vendor: Vendor, _: Idempotent, su
 async def list_own(
     vendor: Vendor,
     subs: Subs,
+    after: After,
     uaiEtab: Annotated[str | None, Query(max_length=8)] = None,
     idRessource: Annotated[str | None, Query(max_length=220)] = None,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> SubscriptionPage:
     filters = {k: v for k, v in (("uaiEtab", uaiEtab), ("idRessource", idRessource)) if v}
-    docs = await subs.listing(editor=_editor(vendor), filters=filters, offset=offset, limit=limit + 1)
+    docs = await subs.listing(editor=_editor(vendor), filters=filters, after=after, limit=limit + 1)
     return SubscriptionPage(
-        abonnements=[as_subscription(d) for d in docs[:limit]], suivant=offset + limit if len(docs) > limit else None
+        abonnements=[as_subscription(d) for d in docs[:limit]], suivant=next_cursor([d["_id"] for d in docs], limit)
     )
 
 

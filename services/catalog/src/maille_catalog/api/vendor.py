@@ -17,6 +17,7 @@ from maille_catalog.schemas import ARK_PATTERN, BulkReport, Resource, ResourceIn
 from maille_catalog.service import AlreadyPublished, ChangedMeanwhile, NoSuchResource, NotYours, as_resource
 from maille_kit.auth import Principal, require
 from maille_kit.idempotency import Idempotent
+from maille_kit.pages import After, next_cursor
 from maille_kit.problems import Problem
 from maille_kit.versions import IfMatch, tag
 
@@ -60,12 +61,12 @@ async def publish(resource: ResourceIn, vendor: Vendor, _: Idempotent, resources
 async def list_own(
     vendor: Vendor,
     resources: Vendors,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    after: After,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ResourcePage:
-    docs = await resources.of_editor(editor=_editor(vendor), offset=offset, limit=limit + 1)
+    docs = await resources.of_editor(editor=_editor(vendor), after=after, limit=limit + 1)
     return ResourcePage(
-        ressources=[as_resource(d) for d in docs[:limit]], suivant=offset + limit if len(docs) > limit else None
+        ressources=[as_resource(d) for d in docs[:limit]], suivant=next_cursor([d["_id"] for d in docs], limit)
     )
 
 
