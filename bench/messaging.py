@@ -119,11 +119,12 @@ def seed(store: DocstoreServer, people: dict, args: argparse.Namespace) -> float
         def index(person: str, message_id: str, folder: str, unread: bool) -> None:
             month = time.strftime("%Y%m", time.gmtime(int(message_id[:12], 16) / 1000))
             doc = months.setdefault(
-                f"{person}:{month}", {"_id": f"{person}:{month}", "tenant": TENANT, "p": person, "f": {}, "n": {}}
+                f"{person}:{month}",
+                {"_id": f"{person}:{month}", "tenant": TENANT, "person": person, "folders": {}, "unread": {}},
             )
-            doc["f"].setdefault(folder, []).append(message_id)
+            doc["folders"].setdefault(folder, []).append(message_id)
             if unread:
-                doc["n"].setdefault(folder, []).append(message_id)
+                doc["unread"].setdefault(folder, []).append(message_id)
 
         def flush() -> None:
             if messages:
@@ -161,17 +162,17 @@ def seed(store: DocstoreServer, people: dict, args: argparse.Namespace) -> float
                 "holders": 2,
                 "words": words(subject, body),
             }
-            message["line"], message["k"] = listing_line(message), search_key(message)
+            message["line"], message["search_key"] = listing_line(message), search_key(message)
             messages.append(message)
             for owner, folder, unread in ((sender, "sent", False), (recipient, "inbox", True)):
                 copies.append(
                     {
                         "_id": f"{owner}:{message_id}",
                         "tenant": TENANT,
-                        "p": owner,
-                        "m": message_id,
-                        "f": folder,
-                        "u": unread,
+                        "person": owner,
+                        "message": message_id,
+                        "folder": folder,
+                        "unread": unread,
                     }
                 )
                 index(owner, message_id, folder, unread)

@@ -269,7 +269,7 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
             copy = client["maille_messaging"]["copies"].find_one({"_id": f"{mate['_id']}:{sent.json()['id']}"})
             message = client["maille_messaging"]["messages"].find_one({"_id": sent.json()["id"]})
-        assert copy is not None and copy["f"] == "inbox" and copy["u"] is True
+        assert copy is not None and copy["folder"] == "inbox" and copy["unread"] is True
         assert message["line"]["subject"] == "Les devoirs" and message["recipients"] == [mate["_id"]]
 
         # The night's AAF import while people use the platform: the import finishes, and so does every sign-in,

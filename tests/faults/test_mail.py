@@ -83,11 +83,11 @@ def check_every_inbox(platform: Platform, answers: dict[str, int], pupils: list[
             assert message is not None, f"{subject} answered 201 and is nowhere"
         if message is None:
             continue
-        holders = sorted(c["p"] for c in db.copies.find({"m": message["_id"]}) if c["f"] == "inbox")
+        holders = sorted(c["person"] for c in db.copies.find({"message": message["_id"]}) if c["folder"] == "inbox")
         assert holders == pupils, f"{subject}: {len(holders)} of {len(pupils)} inboxes"
         for pupil in pupils:
-            months = list(db.months.find({"p": pupil, "f.inbox": message["_id"]}))
-            assert sum(m["f"]["inbox"].count(message["_id"]) for m in months) == 1, (subject, pupil)
+            months = list(db.months.find({"person": pupil, "folders.inbox": message["_id"]}))
+            assert sum(m["folders"]["inbox"].count(message["_id"]) for m in months) == 1, (subject, pupil)
     # Each delivery event once, naming exactly the pupils who hold the message; none for a message not sent.
     delivered: dict[str, list[str]] = {}
     ids = Counter()

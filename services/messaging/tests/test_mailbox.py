@@ -9,9 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from maille_devstack.pytest_plugin import running, until
+from maille_kit.migrations import COLLECTION as MIGRATION_RECORDS
+from maille_kit.migrations import migrate
 from maille_messaging import sending as sending_module
 from maille_messaging.mailbox import Mailbox
 from maille_messaging.main import app
+from maille_messaging.repository import MIGRATIONS
 from maille_messaging.schemas import new_message_id
 
 from .conftest import Mail, person
@@ -254,3 +257,32 @@ async def test_export_then_erasure_by_identity_purges_the_mailbox(mail: Mail) ->
     # What the friend holds stays theirs.
     kept = await mail.client.get(f"{API}/messages/{written['id']}", headers=mail.who(friend))
     assert kept.status_code == 200 and kept.json()["subject"] == "Réponse"
+
+
+async def test_mail_written_with_the_old_one_letter_keys_reads_the_same_once_migrated(mail: Mail) -> None:
+    """Data written before the keys were renamed (make run's demo, an upgraded platform) is renamed once by the
+    migration the bootstrap runs, and the mailbox shows exactly what it showed."""
+    _, pupils = max(mail.directory.pupils.items(), key=lambda item: len(item[1]))
+    alice, bob = pupils[6], pupils[7]
+    sent = await mail.send(alice, to=[person(bob)], subject="Avant la mise à jour")
+    await mail.send(bob, to=[person(alice)], subject="Re: Avant la mise à jour", in_reply_to=sent["id"])
+    before = (await mail.folder(bob), await mail.counts(bob), await mail.folder(alice, "sent"))
+    docstore = mail.service.state.runtime.docstore
+    old = {
+        "copies": {"person": "p", "message": "m", "folder": "f", "unread": "u", "segment": "s"},
+        "months": {"folders": "f", "unread": "n", "person": "p"},
+        "messages": {"search_key": "k"},
+        "threads": {"messages": "m"},
+    }
+    for collection, fields in old.items():
+        await docstore.db[collection].update_many({}, {"$rename": fields})
+    await docstore.db[MIGRATION_RECORDS].delete_many({})
+    mailbox = mail.service.state.runtime.parts.get(Mailbox)
+    mailbox.summaries.clear()  # what a replica remembers of the listings: read from the docstore again
+    assert await migrate(docstore, MIGRATIONS) == [1]
+    assert await migrate(docstore, MIGRATIONS) == []  # once
+    assert await docstore.db.copies.count_documents({"f": {"$exists": True}}) == 0
+    after = (await mail.folder(bob), await mail.counts(bob), await mail.folder(alice, "sent"))
+    assert after == before
+    thread = (await mail.client.get(f"/api/messaging/v1/threads/{sent['id']}", headers=mail.who(bob))).json()
+    assert len(thread) == 2

@@ -24,6 +24,7 @@ from maille_kit.docstore import Docstore, Indexes
 from maille_kit.idempotency import IdempotencyMiddleware, Replay, forget_expired, replayed
 from maille_kit.logging import setup_logging
 from maille_kit.middleware import RequestContextMiddleware
+from maille_kit.migrations import Migration, migrate
 from maille_kit.outbox import Outbox
 from maille_kit.problems import Problem, install_problem_handlers
 from maille_kit.settings import ServiceSettings, redact_url
@@ -81,6 +82,7 @@ class ServiceSpec:
     indexes: Indexes = field(default_factory=dict)
     parts: Callable[[Runtime], Iterable[object]] | None = None  # made at start, before the consumers
     consumers: Callable[[Runtime], Sequence[EventConsumer]] | None = None
+    migrations: Sequence[Migration] = ()  # its data's steps between versions (maille_kit.migrations)
     uses_docstore: bool = True
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
     on_stop: Callable[[Runtime], Awaitable[None]] | None = None
@@ -119,6 +121,7 @@ class Runtime:
             )
             await self.docstore.detect()
             await self.docstore.ensure_indexes(spec.all_indexes)
+            await migrate(self.docstore, spec.migrations)
         await self.bus.connect(timeout=settings.nats_connect_timeout)
         dead_letters = [dead_letter_stream(spec.name)] if spec.uses_docstore else []
         await self.bus.ensure_streams([*spec.streams, *dead_letters])

@@ -42,8 +42,8 @@ def message_of(copy: Doc, message: Doc, *, reader: str) -> Message:
         id=message["_id"],
         thread=message["thread"],
         state=message["state"],
-        folder=copy["f"],
-        unread=copy["u"],
+        folder=copy["folder"],
+        unread=copy["unread"],
         sender=Correspondent(**message["sender"]),
         to=[Recipient(**r) for r in message.get("to", [])],
         cc=[Recipient(**r) for r in message.get("cc", [])],
@@ -119,9 +119,9 @@ class Mailbox:
         totals: dict[str, int] = {}
         unread: dict[str, int] = {}
         for doc in months.values():
-            for folder, ids in doc.get("f", {}).items():
+            for folder, ids in doc.get("folders", {}).items():
                 totals[folder] = totals.get(folder, 0) + len(ids)
-            for folder, ids in doc.get("n", {}).items():
+            for folder, ids in doc.get("unread", {}).items():
                 unread[folder] = unread.get(folder, 0) + len(ids)
         return totals, unread
 
@@ -215,10 +215,10 @@ class Mailbox:
         ids, more = await self._ids(
             person,
             mailbox,
-            lambda doc: doc.get("f", {}).get(folder, []),
+            lambda doc: doc.get("folders", {}).get(folder, []),
             cursor=cursor,
             want=limit,
-            seen=lambda doc: unread.update(doc.get("n", {}).get(folder, [])),
+            seen=lambda doc: unread.update(doc.get("unread", {}).get(folder, [])),
         )
         lines = await self.lines(
             ids, keep=folder not in ("drafts", "scheduled")
@@ -281,7 +281,7 @@ class Mailbox:
             copies = await self.repo.copies(person, ids)
             changed = 0
             for copy in copies.values():
-                if copy["u"] != unread:
+                if copy["unread"] != unread:
                     await self.repo.change_copy(copy, unread=unread)
                     changed += 1
         return Changed(changed=changed, missing=[m for m in ids if m not in copies])
@@ -296,10 +296,10 @@ class Mailbox:
             copies = await self.repo.copies(person, ids)
             changed, missing = 0, [m for m in ids if m not in copies]
             for copy in copies.values():
-                if copy["f"] in ("drafts", "scheduled"):
-                    missing.append(copy["m"])  # a draft or a message waiting to go is not filed
-                elif copy["f"] != folder:
-                    await self.repo.change_copy(copy, folder=folder, unset=("pf", "tr"))
+                if copy["folder"] in ("drafts", "scheduled"):
+                    missing.append(copy["message"])  # a draft or a message waiting to go is not filed
+                elif copy["folder"] != folder:
+                    await self.repo.change_copy(copy, folder=folder, unset=("folder_before_trash", "trashed_at"))
                     changed += 1
         return Changed(changed=changed, missing=missing)
 
@@ -311,12 +311,14 @@ class Mailbox:
             copies = await self.repo.copies(person, ids)
             changed, trashed = 0, []
             for copy in copies.values():
-                if copy["f"] == "trash":
+                if copy["folder"] == "trash":
                     continue
-                if copy["f"] == "scheduled" and cancel_schedule is not None:
-                    await cancel_schedule(copy["m"])
-                await self.repo.change_copy(copy, folder="trash", set_={"pf": copy["f"], "tr": now})
-                trashed.append(f"{person}|{copy['m']}")
+                if copy["folder"] == "scheduled" and cancel_schedule is not None:
+                    await cancel_schedule(copy["message"])
+                await self.repo.change_copy(
+                    copy, folder="trash", set_={"folder_before_trash": copy["folder"], "trashed_at": now}
+                )
+                trashed.append(f"{person}|{copy['message']}")
                 changed += 1
             if trashed:
                 await self.repo.trashed(now.strftime("d%Y%m%d"), trashed)
@@ -328,13 +330,13 @@ class Mailbox:
             copies = await self.repo.copies(person, ids)
             changed, missing = 0, [m for m in ids if m not in copies]
             for copy in copies.values():
-                if copy["f"] != "trash":
-                    missing.append(copy["m"])
+                if copy["folder"] != "trash":
+                    missing.append(copy["message"])
                     continue
-                back = copy.get("pf") or "inbox"
+                back = copy.get("folder_before_trash") or "inbox"
                 if back == "scheduled" or (back not in SYSTEM_FOLDERS and back not in user):
                     back = "drafts" if back == "scheduled" else "inbox"  # a cancelled send comes back as a draft
-                await self.repo.change_copy(copy, folder=back, unset=("pf", "tr"))
+                await self.repo.change_copy(copy, folder=back, unset=("folder_before_trash", "trashed_at"))
                 changed += 1
         return Changed(changed=changed, missing=missing)
 
@@ -344,11 +346,11 @@ class Mailbox:
             copies = await self.repo.copies(person, ids)
             changed, missing = 0, [m for m in ids if m not in copies]
             for copy in copies.values():
-                if copy["f"] != "trash":
-                    missing.append(copy["m"])
+                if copy["folder"] != "trash":
+                    missing.append(copy["message"])
                     continue
                 await self.repo.remove_copy(copy)
-                await self.release(copy["m"])
+                await self.release(copy["message"])
                 changed += 1
         return Changed(changed=changed, missing=missing)
 
@@ -391,7 +393,7 @@ class Mailbox:
         return [
             message_of(copies[m], messages[m], reader=person)
             for m in sorted(copies)
-            if m in messages and copies[m]["f"] != "trash"
+            if m in messages and copies[m]["folder"] != "trash"
         ]
 
     # search
@@ -405,15 +407,15 @@ class Mailbox:
         unread: set[str] = set()
 
         def note(doc: Doc) -> None:
-            for folder, ids in doc.get("f", {}).items():
+            for folder, ids in doc.get("folders", {}).items():
                 where.update(dict.fromkeys(ids, folder))
-            for ids in doc.get("n", {}).values():
+            for ids in doc.get("unread", {}).values():
                 unread.update(ids)
 
         ids, _ = await self._ids(
             person,
             mailbox,
-            lambda doc: [m for ids in doc.get("f", {}).values() for m in ids],
+            lambda doc: [m for ids in doc.get("folders", {}).values() for m in ids],
             cursor=cursor,
             want=10**9,
             seen=note,
@@ -421,12 +423,12 @@ class Mailbox:
         hits: list[Entry] = []
         for start in range(0, len(ids), SCAN_CHUNK):
             chunk = ids[start : start + SCAN_CHUNK]
-            messages = await self.repo.messages(chunk, {"line": 1, "k": 1, "words": 1, "subject": 1})
+            messages = await self.repo.messages(chunk, {"line": 1, "search_key": 1, "words": 1, "subject": 1})
             for m in chunk:
                 message = messages.get(m)
                 if message is None or "line" not in message:
                     continue
-                key = message.get("k") or folded(message.get("subject", ""))
+                key = message.get("search_key") or folded(message.get("subject", ""))
                 left = [w for w in wanted if w not in key]
                 words = message.get("words", [])
                 if left and not all(any(b.startswith(w) for b in words) for w in left):
@@ -441,7 +443,11 @@ class Mailbox:
     async def all_ids(self, person: str) -> tuple[Doc, list[str]]:
         mailbox = await self.repo.mailbox(person) or {}
         ids, _ = await self._ids(
-            person, mailbox, lambda doc: [m for ids in doc.get("f", {}).values() for m in ids], cursor=None, want=10**9
+            person,
+            mailbox,
+            lambda doc: [m for ids in doc.get("folders", {}).values() for m in ids],
+            cursor=None,
+            want=10**9,
         )
         return mailbox, ids
 
@@ -492,7 +498,12 @@ class Mailbox:
                 person, _, message_id = item.partition("|")
                 async with self.lock(person):
                     copy = await self.repo.copy(person, message_id)
-                    if copy is None or copy["f"] != "trash" or copy.get("tr") is None or copy["tr"] > cutoff:
+                    if (
+                        copy is None
+                        or copy["folder"] != "trash"
+                        or copy.get("trashed_at") is None
+                        or copy["trashed_at"] > cutoff
+                    ):
                         continue  # restored, deleted already, or trashed again later
                     await self.repo.remove_copy(copy)
                     await self.release(message_id)

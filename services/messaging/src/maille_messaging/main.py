@@ -20,7 +20,7 @@ from maille_messaging.api import sending as sending_api
 from maille_messaging.attachments import ClamdScanner, DocstoreAttachments
 from maille_messaging.events import IDENTITY_SUBJECTS, STREAMS, ErasedPersons
 from maille_messaging.mailbox import Mailbox
-from maille_messaging.repository import COLLECTIONS, MailRepository
+from maille_messaging.repository import COLLECTIONS, MIGRATIONS, MailRepository
 from maille_messaging.rules import Rules
 from maille_messaging.sending import Sending
 from maille_messaging.settings import MessagingSettings
@@ -126,6 +126,7 @@ def build(settings: MessagingSettings) -> ServiceSpec:
         routers=[mailbox_api.router, sending_api.router, people.router],
         parts=parts,
         consumers=consumers,
+        migrations=MIGRATIONS,
         on_start=on_start,
         on_stop=on_stop,
         description=description or "",

@@ -10,10 +10,10 @@ query by scanning the whole collection, and a region's mail is millions of docum
 - `copies` (_id = `<person>:<message>`): one person's copy — its folder and whether it is read — small,
   as a send inserts one per recipient;
 - `months` (_id = `<person>:<segment>`): a segment of a person's index — for messages of one month (of the
-  message id), the ids in each folder (`f`) and those unread (`n`) — what a folder is paged through, newest
+  message id), the ids in each folder (`folders`) and those unread (`unread`) — what a folder is paged through, newest
   first. A month's first segment is `<YYYYMM>`; past `SEGMENT_IDS` deliveries a replica (writer) opens its
   own, `<YYYYMM>.<writer>.<n>`, so that an index document stays small (on FerretDB an update costs in
-  proportion to the whole document: ~0.5 ms at 50 ids, ~2 ms at 400); a copy records its segment (`s`);
+  proportion to the whole document: ~0.5 ms at 50 ids, ~2 ms at 400); a copy records its segment (`segment`);
 - `mailboxes` (_id = person): the person's folders, lists, attachment quota used, and which segments
   (`months`) have an index document. A month's own segment is not noted when a delivery makes it (that
   would be one more write per recipient for the first mail of every month): a reader looks for the month
@@ -24,6 +24,9 @@ query by scanning the whole collection, and a region's mail is millions of docum
   finds chunks by a secondary field: a scan on FerretDB);
 - `schedule` (_id = message id): messages to send later (a small collection, read whole);
 - `trash_days` (_id = `dYYYYMMDD`): what went to the trash on a day, for the retention sweep.
+
+Keys say what they hold (`person`, `message`, `folder`, `unread`, `segment`…); data written before they did is
+renamed by migration 1 (`MIGRATIONS`, applied by the bootstrap).
 
 A delivery to N persons is N inserted copies (one insert_many) and N updates of their index segments. On
 FerretDB an update command of 100 statements or more never answers (FerretDB v1.24), so updates are sent
@@ -43,6 +46,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from maille_kit.docstore import Docstore, by_ids, insert_missing
+from maille_kit.migrations import Migration
 from maille_messaging.schemas import message_time
 
 Doc = dict[str, Any]
@@ -73,7 +77,7 @@ def is_month(segment: str) -> bool:
 
 def segment_of(copy: Doc) -> str:
     """The index segment holding a copy (copies filed before segments: their month's)."""
-    return copy.get("s") or month_of(copy["m"])
+    return copy.get("segment") or month_of(copy["message"])
 
 
 class MailRepository:
@@ -125,7 +129,7 @@ class MailRepository:
 
     async def copies(self, person: str, message_ids: Sequence[str]) -> dict[str, Doc]:
         found = await by_ids(self.db[COPIES], [copy_id(person, m) for m in message_ids])
-        return {doc["m"]: doc for doc in found.values()}
+        return {doc["message"]: doc for doc in found.values()}
 
     async def file(self, copies: list[Doc], *, tenant: str, message: Doc | None = None) -> None:
         """Store a message (when given) and insert copies indexed in their owners' months. Sends arriving together
@@ -145,7 +149,7 @@ class MailRepository:
                 await self._file(
                     [c for copies, _, _, _ in batch for c in copies],
                     [m for _, _, m, _ in batch if m is not None],
-                    tenants={c["p"]: t for copies, t, _, _ in batch for c in copies},
+                    tenants={c["person"]: t for copies, t, _, _ in batch for c in copies},
                 )
             except Exception as exc:
                 for *_, done in batch:
@@ -161,15 +165,21 @@ class MailRepository:
         if not copies:
             return
         for copy in copies:
-            copy["s"] = self._segment(copy["p"], month_of(copy["m"]))
+            copy["segment"] = self._segment(copy["person"], month_of(copy["message"]))
         async with self.docstore.writing():
             await insert_missing(self.db[COPIES], copies)  # a copy already there (a retried send) stays as it is
         updates = []
         for copy in copies:
             # $addToSet: a send done again after a failure lists each message once
-            add = {f"f.{copy['f']}": copy["m"], **({f"n.{copy['f']}": copy["m"]} if copy["u"] else {})}
-            update: Doc = {"$addToSet": add, "$setOnInsert": {"tenant": tenants[copy["p"]], "p": copy["p"]}}
-            updates.append(UpdateOne({"_id": month_id(copy["p"], copy["s"])}, update, upsert=True))
+            add = {
+                f"folders.{copy['folder']}": copy["message"],
+                **({f"unread.{copy['folder']}": copy["message"]} if copy["unread"] else {}),
+            }
+            update: Doc = {
+                "$addToSet": add,
+                "$setOnInsert": {"tenant": tenants[copy["person"]], "person": copy["person"]},
+            }
+            updates.append(UpdateOne({"_id": month_id(copy["person"], copy["segment"])}, update, upsert=True))
         new: set[str] = set()
         for start in range(0, len(updates), BATCH):  # the turn to write is taken per batch: other writes pass between
             async with self.docstore.writing():
@@ -222,20 +232,20 @@ class MailRepository:
         unread: bool | None = None,
     ) -> None:
         """Change one copy and its month index together: its folder (`folder`), its read mark (`unread`)."""
-        month = month_id(copy["p"], segment_of(copy))
-        was_unread, now_unread = copy["u"], copy["u"] if unread is None else unread
-        now_folder = copy["f"] if folder is None else folder
+        month = month_id(copy["person"], segment_of(copy))
+        was_unread, now_unread = copy["unread"], copy["unread"] if unread is None else unread
+        now_folder = copy["folder"] if folder is None else folder
         pull: Doc = {}
         push: Doc = {}
-        if now_folder != copy["f"]:
-            pull[f"f.{copy['f']}"] = copy["m"]
-            push[f"f.{now_folder}"] = copy["m"]
-        if was_unread and not (now_unread and now_folder == copy["f"]):
-            pull[f"n.{copy['f']}"] = copy["m"]
-        if now_unread and not (was_unread and now_folder == copy["f"]):
-            push[f"n.{now_folder}"] = copy["m"]
+        if now_folder != copy["folder"]:
+            pull[f"folders.{copy['folder']}"] = copy["message"]
+            push[f"folders.{now_folder}"] = copy["message"]
+        if was_unread and not (now_unread and now_folder == copy["folder"]):
+            pull[f"unread.{copy['folder']}"] = copy["message"]
+        if now_unread and not (was_unread and now_folder == copy["folder"]):
+            push[f"unread.{now_folder}"] = copy["message"]
         index: Doc = {**({"$pull": pull} if pull else {}), **({"$push": push} if push else {})}
-        change: Doc = {"$set": {**(set_ or {}), "f": now_folder, "u": now_unread}}
+        change: Doc = {"$set": {**(set_ or {}), "folder": now_folder, "unread": now_unread}}
         if unset:
             change["$unset"] = {name: "" for name in unset}
         async with self.docstore.writing():
@@ -245,9 +255,14 @@ class MailRepository:
 
     async def remove_copy(self, copy: Doc) -> None:
         """Take a copy out of its owner's mailbox."""
-        index: Doc = {"$pull": {f"f.{copy['f']}": copy["m"], **({f"n.{copy['f']}": copy["m"]} if copy["u"] else {})}}
+        index: Doc = {
+            "$pull": {
+                f"folders.{copy['folder']}": copy["message"],
+                **({f"unread.{copy['folder']}": copy["message"]} if copy["unread"] else {}),
+            }
+        }
         async with self.docstore.writing():
-            await self.db[MONTHS].update_one({"_id": month_id(copy["p"], segment_of(copy))}, index)
+            await self.db[MONTHS].update_one({"_id": month_id(copy["person"], segment_of(copy))}, index)
             await self.db[COPIES].delete_one({"_id": copy["_id"]})
 
     async def months(self, person: str, months: Sequence[str]) -> dict[str, Doc]:
@@ -310,16 +325,18 @@ class MailRepository:
     async def add_to_thread(self, thread: str, message_id: str, *, tenant: str) -> None:
         """A reply joins its conversation (a conversation of one message has no document: its id is the message's)."""
         async with self.docstore.writing():
-            added = await self.db[THREADS].update_one({"_id": thread}, {"$addToSet": {"m": message_id}})
+            added = await self.db[THREADS].update_one({"_id": thread}, {"$addToSet": {"messages": message_id}})
             if added.matched_count == 0:
                 try:
-                    await self.db[THREADS].insert_one({"_id": thread, "tenant": tenant, "m": [thread, message_id]})
+                    await self.db[THREADS].insert_one(
+                        {"_id": thread, "tenant": tenant, "messages": [thread, message_id]}
+                    )
                 except DuplicateKeyError:  # another replica began it meanwhile
-                    await self.db[THREADS].update_one({"_id": thread}, {"$addToSet": {"m": message_id}})
+                    await self.db[THREADS].update_one({"_id": thread}, {"$addToSet": {"messages": message_id}})
 
     async def thread(self, thread: str) -> list[str]:
         doc = await self.db[THREADS].find_one({"_id": thread})
-        return list(doc["m"]) if doc else [thread]
+        return list(doc["messages"]) if doc else [thread]
 
     # attachments
     async def put_attachment(self, meta: Doc, chunks: list[bytes]) -> None:
@@ -381,3 +398,27 @@ class MailRepository:
     async def drop_trash_day(self, day: str) -> None:
         async with self.docstore.writing():
             await self.db[TRASH_DAYS].delete_one({"_id": day})
+
+
+async def _readable_keys(docstore: Docstore) -> None:
+    """Storage keys of one or two letters, written before 0.2, renamed to what they are."""
+    renames = {
+        COPIES: {
+            "p": "person",
+            "m": "message",
+            "f": "folder",
+            "u": "unread",
+            "s": "segment",
+            "pf": "folder_before_trash",
+            "tr": "trashed_at",
+        },
+        MONTHS: {"f": "folders", "n": "unread", "p": "person"},
+        MESSAGES: {"k": "search_key"},
+        THREADS: {"m": "messages"},
+    }
+    for collection, fields in renames.items():
+        old = {"$or": [{name: {"$exists": True}} for name in fields]}
+        await docstore.db[collection].update_many(old, {"$rename": fields})
+
+
+MIGRATIONS = (Migration(1, "readable storage keys", _readable_keys),)

@@ -129,7 +129,7 @@ class Sending:
         if message is None or message["sender"]["id"] != person or message["state"] != "draft":
             raise NotFound(f"you have no draft {draft_id}")
         copy = await self.repo.copy(person, draft_id)
-        if copy is None or copy["f"] not in ("drafts", "trash"):
+        if copy is None or copy["folder"] not in ("drafts", "trash"):
             raise NotFound(f"you have no draft {draft_id}")
         return message
 
@@ -318,7 +318,7 @@ class Sending:
         return resolved, recipients, named
 
     async def _deliver(self, person: str, message: Doc, recipients: set[str], *, tenant: str) -> None:
-        message["line"], message["k"] = listing_line(message), search_key(message)
+        message["line"], message["search_key"] = listing_line(message), search_key(message)
         self.mailbox.remember(message["_id"], message["line"])
         copies = [self._copy(person, message, folder="sent", unread=False)]
         copies += [self._copy(r, message, folder="inbox", unread=True) for r in sorted(recipients)]
@@ -361,10 +361,10 @@ class Sending:
         return {
             "_id": f"{owner}:{message['_id']}",
             "tenant": message["tenant"],
-            "p": owner,
-            "m": message["_id"],
-            "f": folder,
-            "u": unread,
+            "person": owner,
+            "message": message["_id"],
+            "folder": folder,
+            "unread": unread,
         }
 
     async def _drop_draft(self, person: str, draft: Doc) -> None:
@@ -458,7 +458,7 @@ class Sending:
             if message["state"] == "scheduled":
                 await self.repo.update_message(message["_id"], {"$set": {"state": "draft"}})
             copy = await self.repo.copy(person, message["_id"])
-            if copy is not None and copy["f"] == "scheduled":
+            if copy is not None and copy["folder"] == "scheduled":
                 await self.repo.change_copy(copy, folder="drafts")
         # Sent as a message whose id (and so whose events' ids) the schedule fixes: a try again after a failure
         # files the same message again, which changes nothing, and its events are dropped as copies.
@@ -488,7 +488,7 @@ class Sending:
         unread: list[str] = []
         for recipient in recipients:
             copy = await self.repo.copy(recipient, message_id)
-            if copy is not None and copy["u"]:
+            if copy is not None and copy["unread"]:
                 unread.append(recipient)
         if not unread:
             return Recall(recalled=0, kept=len(recipients))
@@ -512,7 +512,7 @@ class Sending:
         for recipient in input["recipients"]:
             async with self.mailbox.lock(recipient):
                 copy = await self.repo.copy(recipient, message_id)
-                if copy is not None and copy["u"]:
+                if copy is not None and copy["unread"]:
                     await self.repo.remove_copy(copy)
                     gone += 1
         if gone:  # only the copies taken back now let go of the message: done again, it is not let go twice
