@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from joserfc.jwk import RSAKey
 
-from maille_devstack.processes import DocstoreServer, NatsServer, free_port
+from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
 
 
 def serve_jwks(jwks: dict) -> int:
@@ -52,6 +52,30 @@ def start_infrastructure(work: Path, parts: list) -> tuple[NatsServer, DocstoreS
     store.start()
     parts.append(store)
     return nats, store
+
+
+def start_gateway(
+    service: str, url: str, *, nats: NatsServer, issuer: str, jwks: str, logs: Path, parts: list
+) -> ServiceProcess:
+    """The gateway in front of one service, its rate limits lifted (the bench measures the service, not them)."""
+    gateway = ServiceProcess(
+        "gateway",
+        port=free_port(),
+        log_dir=logs,
+        env={
+            "MAILLE_GATEWAY_NATS_URL": nats.url,
+            "MAILLE_GATEWAY_ROUTES": json.dumps({service: url}),
+            "MAILLE_GATEWAY_AUTH_ISSUER": issuer,
+            "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
+            "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+            "MAILLE_GATEWAY_RATE_PERSON": "1000000",
+            "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
+            "MAILLE_GATEWAY_LOG_LEVEL": "WARNING",
+        },
+    )
+    gateway.start()
+    parts.append(gateway)
+    return gateway
 
 
 def pct(values: list[float], q: float) -> float:

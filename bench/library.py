@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import random
@@ -27,7 +26,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from common import paced, pct, signing_key, start_infrastructure
+from common import paced, pct, signing_key, start_gateway, start_infrastructure
 from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.processes import PmbPeerProcess, ServiceProcess, free_port
 from maille_kit.bus import Bus, Stream
@@ -243,23 +242,7 @@ def main() -> None:
         )
         library.start()
         parts.append(library)
-        gateway = ServiceProcess(
-            "gateway",
-            port=free_port(),
-            log_dir=logs,
-            env={
-                "MAILLE_GATEWAY_NATS_URL": nats.url,
-                "MAILLE_GATEWAY_ROUTES": json.dumps({"library": library.url}),
-                "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
-                "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
-                "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
-                "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
-                "MAILLE_GATEWAY_RATE_PERSON": "1000000",
-                "MAILLE_GATEWAY_LOG_LEVEL": "WARNING",
-            },
-        )
-        gateway.start()
-        parts.append(gateway)
+        gateway = start_gateway("library", library.url, nats=nats, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts)
         r = asyncio.run(load(gateway.url, library.url, nats.url, key, f"http://127.0.0.1:{pmb.port}/pmb", args))
         lat = r["latencies"]
         print(

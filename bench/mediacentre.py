@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import platform
 import random
 import sys
@@ -31,7 +30,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from common import pct, signing_key, start_infrastructure
+from common import pct, signing_key, start_gateway, start_infrastructure
 from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.pki import make_pki
 from maille_devstack.processes import Process, ServiceProcess, free_port
@@ -380,21 +379,7 @@ def main() -> None:
         )
         catalog.start()
         parts.append(catalog)
-        gateway = ServiceProcess(
-            "gateway",
-            port=free_port(),
-            log_dir=logs,
-            env={
-                "MAILLE_GATEWAY_NATS_URL": nats.url,
-                "MAILLE_GATEWAY_ROUTES": json.dumps({"catalog": catalog.url}),
-                "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
-                "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
-                "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
-                "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
-            },
-        )
-        gateway.start()
-        parts.append(gateway)
+        gateway = start_gateway("catalog", catalog.url, nats=nats, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts)
 
         count, took = asyncio.run(seed(catalog.url, key, args))
         print(

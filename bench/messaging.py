@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import platform
 import random
@@ -42,7 +41,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 
-from common import paced, pct, signing_key, start_infrastructure
+from common import paced, pct, signing_key, start_gateway, start_infrastructure
 from maille_devstack.paths import bin_of
 from maille_devstack.processes import DocstoreServer, ServiceProcess, free_port
 from maille_messaging.bodies import words
@@ -423,24 +422,7 @@ def main() -> None:
         )
         messaging.start()
         parts.append(messaging)
-        gateway = ServiceProcess(
-            "gateway",
-            port=free_port(),
-            log_dir=logs,
-            env={
-                "MAILLE_GATEWAY_NATS_URL": nats.url,
-                "MAILLE_GATEWAY_ROUTES": json.dumps({"messaging": messaging.url}),
-                "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
-                "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
-                "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
-                # One reader's inbox read 100 times a second stands for many readers: no per-person limit here.
-                "MAILLE_GATEWAY_RATE_PERSON": "1000000",
-                "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
-                "MAILLE_GATEWAY_LOG_LEVEL": "WARNING",
-            },
-        )
-        gateway.start()
-        parts.append(gateway)
+        gateway = start_gateway("messaging", messaging.url, nats=nats, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts)
 
         cpu = Cpu(
             {
