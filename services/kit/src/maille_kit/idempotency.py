@@ -14,7 +14,6 @@ a caller whose token is not valid. `IdempotencyMiddleware` keeps the answer once
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import re
@@ -102,7 +101,7 @@ Idempotent = Annotated[None, Depends(idempotent)]
 
 def replayed(kept: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """The status, headers and body kept for a replay (marked `Idempotent-Replayed: true`)."""
-    headers = [(base64.b64decode(k), base64.b64decode(v)) for k, v in kept["headers"]]
+    headers = [(h["name"].encode("latin-1"), h["value"].encode("latin-1")) for h in kept["headers"]]
     return kept["status"], [*headers, (b"idempotent-replayed", b"true")], bytes(kept["body"])
 
 
@@ -144,7 +143,8 @@ async def _settle(scope: Scope, claim_id: str, answer: dict[str, Any]) -> None:
     collection = scope["app"].state.runtime.docstore.db[COLLECTION]
     try:
         if 200 <= answer["status"] < 300 and len(answer["body"]) <= MAX_KEPT:
-            headers = [[base64.b64encode(k).decode(), base64.b64encode(v).decode()] for k, v in answer["headers"]]
+            # A list of pairs would be an array of arrays, which a MongoDB-wire store need not take (FerretDB does not).
+            headers = [{"name": k.decode("latin-1"), "value": v.decode("latin-1")} for k, v in answer["headers"]]
             await collection.update_one(
                 {"_id": claim_id},
                 {
