@@ -17,6 +17,7 @@ from maille_identity.api import operator
 from maille_identity.api import rules as rules_api
 from maille_identity.api import schools as schools_api
 from maille_identity.directory.jobs import ImportJobs
+from maille_identity.directory.people import People
 from maille_identity.directory.repository import DirectoryRepository, StructureNames
 from maille_identity.events import STREAMS, EventBatch
 from maille_identity.federation.accounts import AccountSync
@@ -64,12 +65,15 @@ def parts(runtime: Runtime) -> list[object]:
     federations = FederationRepository(runtime.docstore, settings.secret_box())
     federation = Federation(settings, federations) if settings.keycloak_url else None
     id_secret = settings.person_id_key.get_secret_value().encode()
+    names = StructureNames(repository)
+    visibles = VisiblesService(runtime.bus, repository, rules, refresh_seconds=settings.visibles_refresh_seconds)
     made: list[object] = [
         repository,
-        StructureNames(repository),
+        names,
         rules,
         federations,
-        VisiblesService(runtime.bus, repository, rules, refresh_seconds=settings.visibles_refresh_seconds),
+        visibles,
+        People(repository, names, visibles, tenant=settings.tenant),
         ImportJobs(
             repository,
             lambda tenant: EventBatch(works, tenant=tenant),

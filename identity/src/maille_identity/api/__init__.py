@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from maille_identity.directory.jobs import ImportJobs
-from maille_identity.directory.repository import DirectoryRepository, StructureNames
+from maille_identity.directory.people import People
+from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.federation.linking import Linking
 from maille_identity.federation.repository import FederationRepository
 from maille_identity.federation.service import Federation
@@ -17,7 +18,8 @@ from maille_kit.work import Works
 
 Settings = Annotated[IdentitySettings, part(IdentitySettings)]
 Directory = Annotated[DirectoryRepository, part(DirectoryRepository)]
-Schools = Annotated[StructureNames, part(StructureNames)]
+
+Everyone = Annotated[People, part(People)]
 Visibles = Annotated[VisiblesService, part(VisiblesService)]
 Rules = Annotated[RulesStore, part(RulesStore)]
 Jobs = Annotated[ImportJobs, part(ImportJobs)]
