@@ -67,10 +67,17 @@ async def test_rules_changed_and_reset(
         assert current["defaults"] is True
         rules = current["rules"]
         rules["structure"].append(["ELV", "ELV"])  # this school lets its pupils write to each other
-        changed = await client.put(url, json=rules, headers=headers)
+        read = await client.get(url, headers=headers)
+        assert read.headers["etag"] == '"0"'  # the defaults
+        changed = await client.put(url, json=rules, headers=headers | {"If-Match": read.headers["etag"]})
         assert changed.status_code == 200 and changed.json()["defaults"] is False
+        assert changed.headers["etag"] == '"1"'
+        # A second administrator who read the defaults too is told the rules changed meanwhile.
+        late = await client.put(url, json=current["rules"], headers=headers | {"If-Match": read.headers["etag"]})
+        assert late.status_code == 412 and late.json()["etag"] == '"1"'
         await eventually(lambda: refused(bus, ids["E1"], ids["E3"]), [], "the change to reach the visibles")
-        assert (await client.delete(url, headers=headers)).status_code == 204
+        assert (await client.delete(url, headers=headers | {"If-Match": '"0"'})).status_code == 412
+        assert (await client.delete(url, headers=headers | {"If-Match": '"1"'})).status_code == 204
         await eventually(lambda: refused(bus, ids["E1"], ids["E3"]), [ids["E3"]], "the reset to reach the visibles")
         assert (await client.get(url, headers=headers)).json()["defaults"] is True
 

@@ -13,6 +13,7 @@ from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.rules.store import DEFAULT_BODY, RulesBody
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
+from maille_kit.versions import IfMatch, tag
 
 router = APIRouter(prefix="/api/identity/v1/structures", tags=["communication rules"])
 
@@ -35,11 +36,18 @@ async def _structure(directory: DirectoryRepository, uai: str, tenant: str, admi
 
 @router.get("/{uai}/communication-rules", summary="The structure's rules, and whether they are the defaults")
 async def read(
-    uai: Uai, admin: Caller, directory: Directory, rules: Rules, settings: Settings, tenant: Tenant = None
+    uai: Uai,
+    admin: Caller,
+    directory: Directory,
+    rules: Rules,
+    settings: Settings,
+    response: Response,
+    tenant: Tenant = None,
 ) -> dict[str, Any]:
     tenant = tenant or settings.tenant
     await _structure(directory, uai, tenant, admin)
-    body = await rules.get(tenant, uai)
+    body, version = await rules.read(tenant, uai)
+    tag(response, version)
     return {"uai": uai, "defaults": body is None, "rules": (body or DEFAULT_BODY).model_dump(by_alias=True)}
 
 
@@ -51,19 +59,28 @@ async def change(
     directory: Directory,
     rules: Rules,
     settings: Settings,
+    read_version: IfMatch,
+    response: Response,
     tenant: Tenant = None,
 ) -> dict[str, Any]:
     tenant = tenant or settings.tenant
     await _structure(directory, uai, tenant, admin)
-    await rules.put(tenant, uai, body, by=admin.client_id or admin.subject)
+    version = await rules.put(tenant, uai, body, by=admin.client_id or admin.subject, expected_version=read_version)
+    tag(response, version)
     return {"uai": uai, "defaults": False, "rules": body.model_dump(by_alias=True)}
 
 
 @router.delete("/{uai}/communication-rules", status_code=204, summary="Reset the structure's rules to the defaults")
 async def reset(
-    uai: Uai, admin: Caller, directory: Directory, rules: Rules, settings: Settings, tenant: Tenant = None
+    uai: Uai,
+    admin: Caller,
+    directory: Directory,
+    rules: Rules,
+    settings: Settings,
+    read_version: IfMatch,
+    tenant: Tenant = None,
 ) -> Response:
     tenant = tenant or settings.tenant
     await _structure(directory, uai, tenant, admin)
-    await rules.reset(tenant, uai)
+    await rules.reset(tenant, uai, expected_version=read_version)
     return Response(status_code=204)

@@ -12,6 +12,7 @@ from maille.identity.v1 import rules_pb2 as pb
 from maille_contracts import RULES_CHANGED
 from maille_identity.rules.model import ALL, DEFAULT_RULES, Rules
 from maille_kit.docstore import Docstore
+from maille_kit.versions import check
 from maille_kit.work import Work, Works
 
 RULES = "communication_rules"
@@ -87,11 +88,18 @@ class RulesStore:
         return {doc["uai"]: _from_doc(doc["rules"]).rules() async for doc in self.collection.find({"tenant": tenant})}
 
     async def get(self, tenant: str, uai: str) -> RulesBody | None:
-        doc = await self.collection.find_one({"_id": f"{tenant}:{uai}"})
-        return None if doc is None else _from_doc(doc["rules"])
+        return (await self.read(tenant, uai))[0]
 
-    async def put(self, tenant: str, uai: str, body: RulesBody, *, by: str) -> None:
-        """Change a structure's rules, and tell every replica and service (one unit of work)."""
+    async def read(self, tenant: str, uai: str) -> tuple[RulesBody | None, int]:
+        """A structure's own rules (None: the defaults) and their version (0 while they are the defaults)."""
+        doc = await self.collection.find_one({"_id": f"{tenant}:{uai}"})
+        return (None, 0) if doc is None else (_from_doc(doc["rules"]), int(doc.get("version", 1)))
+
+    async def put(self, tenant: str, uai: str, body: RulesBody, *, by: str, expected_version: int | None = None) -> int:
+        """Change a structure's rules, and tell every replica and service (one unit of work); their new version.
+        With `expected_version`, only if they are still at that version (PreconditionFailed otherwise)."""
+        _, current = await self.read(tenant, uai)
+        check(expected_version, current, f"the communication rules of {uai}")
         doc: dict[str, Any] = {
             "_id": f"{tenant}:{uai}",
             "tenant": tenant,
@@ -99,12 +107,16 @@ class RulesStore:
             "rules": _to_doc(body),
             "updated_at": datetime.now(UTC),
             "by": by,
+            "version": current + 1,
         }
         await self._commit(self._announced(tenant, uai, reset=False).put(RULES, doc))
+        return current + 1
 
-    async def reset(self, tenant: str, uai: str) -> bool:
+    async def reset(self, tenant: str, uai: str, *, expected_version: int | None = None) -> bool:
         """Back to the defaults (and tell it); whether the structure had rules of its own."""
-        if await self.collection.find_one({"_id": f"{tenant}:{uai}"}, {"_id": 1}) is None:
+        _, current = await self.read(tenant, uai)
+        check(expected_version, current, f"the communication rules of {uai}")
+        if current == 0:
             return False
         await self._commit(self._announced(tenant, uai, reset=True).delete(RULES, {"_id": f"{tenant}:{uai}"}))
         return True
