@@ -343,3 +343,24 @@ async def test_a_scheduled_send_that_fails_is_tried_again_and_delivered_once(mai
     drafts = (await mail.folder(teacher, "drafts"))["entries"]
     assert [d["id"] for d in drafts if d["subject"] == "Jamais"] == [stubborn["id"]]
     assert scheduled["id"] != stubborn["id"]
+
+
+async def test_a_draft_saved_from_two_devices_is_not_overwritten_unknowingly(mail: Mail) -> None:
+    _, pupils = a_class(mail)
+    writer, reader = pupils[17], pupils[18]
+    me = mail.who(writer)
+    created = await mail.client.post(f"{API}/drafts", headers=me, json={"to": [person(reader)], "subject": "Exposé"})
+    draft, first = created.json()["id"], created.headers["etag"]
+    assert first == '"1"'
+    # The phone and the computer both opened version 1; the phone saves first.
+    opened = await mail.client.get(f"{API}/messages/{draft}", headers=me)
+    assert opened.headers["etag"] == first and opened.json()["version"] == 1
+    phone = await mail.client.put(
+        f"{API}/drafts/{draft}", headers=me | {"If-Match": first}, json={"subject": "Exposé (téléphone)"}
+    )
+    assert phone.status_code == 200 and phone.headers["etag"] == '"2"'
+    computer = await mail.client.put(
+        f"{API}/drafts/{draft}", headers=me | {"If-Match": first}, json={"subject": "Exposé (ordinateur)"}
+    )
+    assert computer.status_code == 412 and computer.json()["etag"] == '"2"'
+    assert (await mail.client.get(f"{API}/messages/{draft}", headers=me)).json()["subject"] == "Exposé (téléphone)"

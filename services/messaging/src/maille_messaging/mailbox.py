@@ -54,6 +54,7 @@ def message_of(copy: Doc, message: Doc, *, reader: str) -> Message:
         in_reply_to=message.get("parent"),
         at=message.get("sent_at") or message_time(message["_id"]),
         send_at=message.get("send_at"),
+        version=message.get("version", 1) if message["state"] == "draft" and own else None,
     )
 
 

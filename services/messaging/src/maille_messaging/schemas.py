@@ -164,6 +164,7 @@ class Message(BaseModel):
     in_reply_to: str | None = None
     at: datetime
     send_at: datetime | None = None
+    version: int | None = Field(None, description="a draft's version, also its ETag (to save it with If-Match)")
 
 
 class Folder(BaseModel):

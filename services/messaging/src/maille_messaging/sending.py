@@ -17,6 +17,7 @@ from maille_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, 
 from maille_kit.events import event_id_for, make_envelope
 from maille_kit.problems import Problem
 from maille_kit.text import folded
+from maille_kit.versions import check
 from maille_kit.work import Works
 from maille_messaging.attachments import AttachmentStore, Scanner, new_attachment, sniff
 from maille_messaging.bodies import sanitise, snippet, text_of, words
@@ -87,8 +88,18 @@ class Sending:
         works.register(RECALL_STEP, self._take_back)
 
     # drafts
-    async def save_draft(self, person: str, draft: Draft, *, tenant: str, draft_id: str | None = None) -> str:
-        """Create a draft, or save it again (as the sender types): its recipients are checked only when it is sent."""
+    async def save_draft(
+        self,
+        person: str,
+        draft: Draft,
+        *,
+        tenant: str,
+        draft_id: str | None = None,
+        expected_version: int | None = None,
+    ) -> tuple[str, int]:
+        """Create a draft, or save it again (as the sender types): its recipients are checked only when it is sent.
+        Its id and new version; with `expected_version`, saved only over that version (PreconditionFailed: the
+        draft was saved meanwhile, from another device)."""
         self._check_body(draft.body)
         parent = await self._parent(person, draft.in_reply_to)
         body = sanitise(draft.body)
@@ -107,6 +118,8 @@ class Sending:
                 }
             else:
                 message = await self._own_draft(person, draft_id)
+                check(expected_version, message.get("version", 1), f"draft {draft_id}")
+            message["version"] = message.get("version", 0) + 1
             message.update(
                 {
                     "to": _plain(draft.to),
@@ -122,7 +135,7 @@ class Sending:
             await self.repo.put_message(message)
             if await self.repo.copy(person, draft_id) is None:
                 await self.repo.file([self._copy(person, message, folder="drafts", unread=False)], tenant=tenant)
-        return draft_id
+        return draft_id, message["version"]
 
     async def _own_draft(self, person: str, draft_id: str) -> Doc:
         message = await self.repo.message(draft_id)

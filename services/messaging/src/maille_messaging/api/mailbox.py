@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from maille_kit.idempotency import Idempotent
+from maille_kit.versions import tag
 from maille_messaging.api import FolderPath, MailboxPart, Me, MessagePath, SendingPart
 from maille_messaging.schemas import (
     MESSAGE_ID,
@@ -64,8 +65,11 @@ async def search(
 
 
 @router.get("/messages/{message}", summary="A message you hold")
-async def read(me: Me, message: MessagePath, mailbox: MailboxPart) -> Message:
-    return await mailbox.read(me.person, message)
+async def read(me: Me, message: MessagePath, mailbox: MailboxPart, response: Response) -> Message:
+    found = await mailbox.read(me.person, message)
+    if found.version is not None:  # a draft of the reader's: saved with If-Match from another device
+        tag(response, found.version)
+    return found
 
 
 @router.get("/threads/{thread}", summary="The messages of a conversation that you hold, oldest first")

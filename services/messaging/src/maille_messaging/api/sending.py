@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from maille_kit.idempotency import Idempotent
+from maille_kit.versions import IfMatch, tag
 from maille_messaging.api import AttachmentPath, Me, MessagePath, SendingPart
 from maille_messaging.schemas import Attachment, Draft, Outgoing, Recall, SendLater, Sent
 
@@ -45,13 +46,21 @@ async def download(me: Me, message: MessagePath, attachment: AttachmentPath, sen
 
 
 @router.post("/drafts", status_code=201, summary="Start a draft")
-async def create_draft(me: Me, _: Idempotent, body: Draft, sending: SendingPart) -> dict[str, str]:
-    return {"id": await sending.save_draft(me.person, body, tenant=me.tenant)}
+async def create_draft(me: Me, _: Idempotent, body: Draft, sending: SendingPart, response: Response) -> dict[str, str]:
+    draft_id, version = await sending.save_draft(me.person, body, tenant=me.tenant)
+    tag(response, version)
+    return {"id": draft_id}
 
 
 @router.put("/drafts/{message}", summary="Save a draft again (as you type)")
-async def save_draft(me: Me, message: MessagePath, body: Draft, sending: SendingPart) -> dict[str, str]:
-    return {"id": await sending.save_draft(me.person, body, tenant=me.tenant, draft_id=message)}
+async def save_draft(
+    me: Me, message: MessagePath, body: Draft, sending: SendingPart, read_version: IfMatch, response: Response
+) -> dict[str, str]:
+    draft_id, version = await sending.save_draft(
+        me.person, body, tenant=me.tenant, draft_id=message, expected_version=read_version
+    )
+    tag(response, version)
+    return {"id": draft_id}
 
 
 @router.delete("/drafts/{message}", status_code=204, summary="Throw a draft away")
