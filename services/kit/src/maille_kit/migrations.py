@@ -10,13 +10,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pymongo
 from pymongo.errors import DuplicateKeyError
 
 from maille_kit.docstore import Docstore
 
 log = logging.getLogger("maille.migrations")
 COLLECTION = "migrations"  # _id: a step's version; when it was applied
-
+STEP_SECONDS = 1800.0  # a step may read a whole collection: not the deadline of a request
 
 @dataclass(frozen=True)
 class Migration:
@@ -27,8 +28,8 @@ class Migration:
     apply: Callable[[Docstore], Awaitable[None]]
 
 
-async def migrate(docstore: Docstore, steps: Sequence[Migration]) -> list[int]:
-    """Apply the steps not yet applied, in order; the versions applied now."""
+async def migrate(docstore: Docstore, steps: Sequence[Migration], *, seconds: float = STEP_SECONDS) -> list[int]:
+    """Apply the steps not yet applied, in order, each within `seconds`; the versions applied now."""
     versions = [step.version for step in steps]
     if len(set(versions)) != len(versions):
         raise ValueError(f"two migrations share a version: {sorted(versions)}")
@@ -38,7 +39,8 @@ async def migrate(docstore: Docstore, steps: Sequence[Migration]) -> list[int]:
         if step.version in done:
             continue
         log.info("migration %d (%s): applying", step.version, step.name)
-        await step.apply(docstore)
+        with pymongo.timeout(seconds):
+            await step.apply(docstore)
         try:
             await docstore.db[COLLECTION].insert_one({"_id": step.version, "name": step.name, "at": datetime.now(UTC)})
         except DuplicateKeyError:

@@ -402,23 +402,24 @@ class MailRepository:
 
 async def _readable_keys(docstore: Docstore) -> None:
     """Storage keys of one or two letters, written before 0.2, renamed to what they are."""
+    # Each collection's documents written the old way hold the first key named (every copy had `m`…).
     renames = {
         COPIES: {
-            "p": "person",
             "m": "message",
+            "p": "person",
             "f": "folder",
             "u": "unread",
             "s": "segment",
             "pf": "folder_before_trash",
             "tr": "trashed_at",
         },
-        MONTHS: {"f": "folders", "n": "unread", "p": "person"},
+        MONTHS: {"p": "person", "f": "folders", "n": "unread"},
         MESSAGES: {"k": "search_key"},
         THREADS: {"m": "messages"},
     }
     for collection, fields in renames.items():
-        old = {"$or": [{name: {"$exists": True}} for name in fields]}
-        await docstore.db[collection].update_many(old, {"$rename": fields})
+        first = next(iter(fields))
+        await docstore.db[collection].update_many({first: {"$exists": True}}, {"$rename": fields})
 
 
 MIGRATIONS = (Migration(1, "readable storage keys", _readable_keys),)
