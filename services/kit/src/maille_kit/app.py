@@ -164,21 +164,28 @@ class Runtime:
                 log.warning("idempotency keys not forgotten: %s", exc)
 
     async def stop(self) -> None:
-        """Stop consuming, relay what can be relayed, close the connections."""
+        """Stop consuming, relay what can be relayed, close the connections: each step tried even when one before it
+        failed (a start that failed half-way is stopped too, and the process ends)."""
         if self._forgetting is not None:
             self._forgetting.cancel()
             await asyncio.gather(self._forgetting, return_exceptions=True)
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.spec.on_stop is not None:
-            await self.spec.on_stop(self)
-        for consumer in self.consumers:
-            await consumer.stop()
+            on_stop = self.spec.on_stop
+            steps.append(("the service's own parts", lambda: on_stop(self)))
+        steps += [(f"consumer {consumer.durable}", consumer.stop) for consumer in self.consumers]
         if self.works is not None:
-            await self.works.stop()
+            steps.append(("units of work", self.works.stop))
         if self.outbox is not None:
-            await self.outbox.stop()
-        await self.bus.close()
+            steps.append(("outbox", self.outbox.stop))
+        steps.append(("NATS", self.bus.close))
         if self.docstore is not None:
-            await self.docstore.close()
+            steps.append(("docstore", self.docstore.close))
+        for what, step in steps:
+            try:
+                await step()
+            except Exception as exc:
+                log.warning("stopping %s failed: %s", what, exc)
         log.info("stopped")
 
     async def readiness(self) -> dict[str, bool]:

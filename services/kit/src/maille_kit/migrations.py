@@ -19,6 +19,7 @@ log = logging.getLogger("maille.migrations")
 COLLECTION = "migrations"  # _id: a step's version; when it was applied
 STEP_SECONDS = 1800.0  # a step may read a whole collection: not the deadline of a request
 
+
 @dataclass(frozen=True)
 class Migration:
     """One step: its number (1, 2, …, never reused), what it does, and how."""
