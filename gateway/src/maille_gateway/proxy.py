@@ -341,6 +341,15 @@ class Proxy:
                 **extensions,
             )
 
+        async def body_failed(exc: Exception) -> None:
+            # The body, read before or while forwarding it: too large, too slow, or the caller gone.
+            if isinstance(exc, _BodyTooLarge):
+                await problem(413, f"the request body is larger than {self.settings.max_body_bytes} bytes")
+            elif isinstance(exc, _SlowClient):
+                await problem(408, f"the request body stopped arriving for {self.settings.body_read_timeout:g}s")
+            else:
+                state["status"] = 499
+
         # Who is calling.
         principal: Principal | None = None
         token: str | None = None
@@ -423,14 +432,8 @@ class Proxy:
                 body = await self._read_all(receive) if length else None
             elif length is not None or chunked:
                 body = self._stream(receive)
-        except _BodyTooLarge:
-            await problem(413, f"the request body is larger than {self.settings.max_body_bytes} bytes")
-            return
-        except _SlowClient:
-            await problem(408, f"the request body stopped arriving for {self.settings.body_read_timeout:g}s")
-            return
-        except _ClientGone:
-            state["status"] = 499
+        except (_BodyTooLarge, _SlowClient, _ClientGone) as exc:
+            await body_failed(exc)
             return
         # Forward.
         headers = outgoing_headers(
@@ -450,14 +453,8 @@ class Proxy:
             try:
                 response = await upstream.request(method, target, headers, body, content_length=length)
                 break
-            except _BodyTooLarge:
-                await problem(413, f"the request body is larger than {self.settings.max_body_bytes} bytes")
-                return
-            except _SlowClient:
-                await problem(408, f"the request body stopped arriving for {self.settings.body_read_timeout:g}s")
-                return
-            except _ClientGone:
-                state["status"] = 499
+            except (_BodyTooLarge, _SlowClient, _ClientGone) as exc:
+                await body_failed(exc)
                 return
             except CircuitOpen:
                 break
@@ -548,37 +545,26 @@ def split_headers(
 ]:
     """A request's headers: those forwarded as they are, then authorization, cookie, x-request-id,
     traceparent, content-length, x-csrf-token, and whether the body is chunked."""
-    authorization = cookie = sent_id = traceparent = content_length = csrf = connection = None
-    chunked = False
+    kept: dict[bytes, bytes] = {}  # the dropped ones, by name (a name sent twice: its last value)
     forwarded: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         if name in DROPPED:
-            if name == b"authorization":
-                authorization = value
-            elif name == b"cookie":
-                cookie = value
-            elif name == b"x-request-id":
-                sent_id = value
-            elif name == b"traceparent":
-                traceparent = value
-            elif name == b"content-length":
-                content_length = value
-            elif name == b"x-csrf-token":
-                csrf = value
-            elif name == b"transfer-encoding":
-                chunked = True
-            elif name == b"connection":
-                connection = value
-            continue
-        forwarded.append((name, value))
+            kept[name] = value
+        else:
+            forwarded.append((name, value))
+    connection = kept.get(b"connection")
     if connection is not None:  # headers the caller named in Connection are hop-by-hop too (RFC 9110 §7.6.1)
         named = {token.strip().lower() for token in connection.split(b",")} - {b"close", b"keep-alive"}
-        if named:
-            forwarded = [(name, value) for name, value in forwarded if name not in named]
-            if named & {b"authorization", b"cookie", b"x-csrf-token", b"content-length", b"transfer-encoding"}:
-                authorization = authorization if b"authorization" not in named else None
-                cookie = cookie if b"cookie" not in named else None
-                csrf = csrf if b"x-csrf-token" not in named else None
+        forwarded = [(name, value) for name, value in forwarded if name not in named]
+        for name in named & {b"authorization", b"cookie", b"x-csrf-token"}:
+            kept.pop(name, None)
+    authorization, cookie, csrf = kept.get(b"authorization"), kept.get(b"cookie"), kept.get(b"x-csrf-token")
+    sent_id, traceparent, content_length = (
+        kept.get(b"x-request-id"),
+        kept.get(b"traceparent"),
+        kept.get(b"content-length"),
+    )
+    chunked = b"transfer-encoding" in kept
     return forwarded, authorization, cookie, sent_id, traceparent, content_length, csrf, chunked
 
 
