@@ -7,8 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-
 from maille_identity import __doc__ as description
 from maille_identity import __version__
 from maille_identity.api import directory as directory_api
@@ -26,10 +24,10 @@ from maille_identity.federation.opacs import opac_consumer
 from maille_identity.federation.repository import FederationRepository
 from maille_identity.federation.service import Federation
 from maille_identity.gar.nightly import run_nightly
-from maille_identity.rules.service import VisiblesService
-from maille_identity.rules.store import RulesStore
+from maille_identity.rules.repository import RulesStore
+from maille_identity.rules.responder import VisiblesService
 from maille_identity.settings import IdentitySettings
-from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
+from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
 
 log = logging.getLogger("maille.identity")
@@ -160,12 +158,4 @@ def build(settings: IdentitySettings) -> ServiceSpec:
     )
 
 
-def app(settings: IdentitySettings | None = None) -> FastAPI:
-    """The identity service's ASGI app."""
-    return create_app(build(settings or load_settings(IdentitySettings)))
-
-
-def main() -> None:
-    """Serve the identity service until SIGTERM."""
-    settings = load_settings(IdentitySettings)
-    serve(app(settings), settings)
+app, main = entry_points(build, IdentitySettings)

@@ -7,7 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 from maille_identity.gar.push import SftpTarget
 from maille_kit.secretbox import SecretBox
-from maille_kit.settings import ServiceSettings
+from maille_kit.settings import ServiceSettings, tenant_field
 
 
 class IdentitySettings(ServiceSettings):
@@ -17,13 +17,7 @@ class IdentitySettings(ServiceSettings):
     service_name: ClassVar[str] = "identity"
 
     http_port: int = Field(8101, ge=1, le=65535, description="port the HTTP server listens on")
-    tenant: str = Field(
-        "demo",
-        min_length=1,
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9-]*$",
-        description="the tenant (académie or collectivité scope) AAF feeds are imported into by default",
-    )
+    tenant: str = tenant_field("the tenant (académie or collectivité scope) AAF feeds are imported into by default")
     uai_check_letter: bool | None = Field(
         None, description="refuse UAIs whose check letter is wrong; default: only in production"
     )

@@ -8,7 +8,6 @@ import gc
 import logging
 from typing import Any
 
-from fastapi import FastAPI
 from nats.aio.msg import Msg
 from pymongo import IndexModel
 
@@ -25,7 +24,7 @@ from maille_catalog.service import Resources
 from maille_catalog.settings import CatalogSettings
 from maille_catalog.subscriptions import Subscriptions
 from maille_contracts import PERSON_CREATED, PERSON_DELETED, PERSON_UPDATED
-from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
+from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event, MalformedEvent, decode
@@ -113,11 +112,8 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
         person_changed=centre.person_changed,
     )
     return [
-        EventConsumer(
-            runtime.bus,
-            runtime.docstore,
-            service="catalog",
-            durable="catalog-directory",
+        runtime.consumer(
+            "catalog-directory",
             stream="IDENTITY",
             subjects=SUBJECTS,
             handler=follower.handle,
@@ -230,12 +226,4 @@ def build(settings: CatalogSettings) -> ServiceSpec:
     )
 
 
-def app(settings: CatalogSettings | None = None) -> FastAPI:
-    """The catalog service's ASGI app."""
-    return create_app(build(settings or load_settings(CatalogSettings)))
-
-
-def main() -> None:
-    """Serve the catalog service until SIGTERM."""
-    settings = load_settings(CatalogSettings)
-    serve(app(settings), settings)
+app, main = entry_points(build, CatalogSettings)

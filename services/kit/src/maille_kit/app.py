@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from maille_kit.auth import TokenVerifier
 from maille_kit.bus import Bus, Stream, dead_letter_stream
 from maille_kit.consumer import INDEXES as CONSUMER_INDEXES
-from maille_kit.consumer import EventConsumer
+from maille_kit.consumer import EventConsumer, Handler
 from maille_kit.docstore import Docstore, Indexes
 from maille_kit.idempotency import IdempotencyMiddleware, Replay, forget_expired, replayed
 from maille_kit.logging import setup_logging
@@ -108,6 +108,22 @@ class Runtime:
         self.consumers: list[EventConsumer] = []
         self.parts = Parts()
         self._forgetting: asyncio.Task[None] | None = None
+
+    def consumer(
+        self, durable: str, *, stream: str, subjects: tuple[str, ...], handler: Handler, **options: Any
+    ) -> EventConsumer:
+        """A durable consumer of this service's (its bus and docstore; its name on what it dead-letters)."""
+        assert self.docstore is not None
+        return EventConsumer(
+            self.bus,
+            self.docstore,
+            service=self.spec.name,
+            durable=durable,
+            stream=stream,
+            subjects=subjects,
+            handler=handler,
+            **options,
+        )
 
     async def declare(self) -> None:
         """Connect, and declare what the service owns: its indexes and its streams (with its dead letters)."""
@@ -425,6 +441,22 @@ def serve(
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     sys.exit(0)
+
+
+def entry_points(
+    build: Callable[[SettingsT], ServiceSpec], settings_type: type[SettingsT]
+) -> tuple[Callable[[SettingsT | None], FastAPI], Callable[[], None]]:
+    """A service's `app(settings=None)`, its ASGI app (settings from the environment when none are given), and its
+    `main()`, which serves it until SIGTERM: `app, main = entry_points(build, CatalogSettings)`."""
+
+    def app(settings: SettingsT | None = None) -> FastAPI:
+        return create_app(build(settings or load_settings(settings_type)))
+
+    def main() -> None:
+        settings = load_settings(settings_type)
+        serve(app(settings), settings)
+
+    return app, main
 
 
 def load_settings(settings_cls: type[SettingsT]) -> SettingsT:

@@ -17,6 +17,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Environment = Literal["development", "staging", "production"]
 
 
+def tenant_field(description: str) -> Any:
+    """A service's `tenant` setting (which académie or collectivité a thing belongs to when nothing else says):
+    a short lower-case name, `demo` by default."""
+    return Field("demo", min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$", description=description)
+
+
 class ServiceSettings(BaseSettings):
     """The settings every Maille service has; subclasses add their own and set the env prefix."""
 

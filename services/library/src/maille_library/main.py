@@ -6,9 +6,7 @@ import asyncio
 import logging
 import sys
 
-from fastapi import FastAPI
-
-from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
+from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_library import __doc__ as description
@@ -55,11 +53,8 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
     assert runtime.docstore is not None
     directory = runtime.parts.get(Directory)
     return [
-        EventConsumer(
-            runtime.bus,
-            runtime.docstore,
-            service="library",
-            durable="library-directory",
+        runtime.consumer(
+            "library-directory",
             stream="IDENTITY",
             subjects=SUBJECTS,
             handler=directory.handle,
@@ -100,9 +95,7 @@ def build(settings: LibrarySettings) -> ServiceSpec:
     )
 
 
-def app(settings: LibrarySettings | None = None) -> FastAPI:
-    """The library service's ASGI app."""
-    return create_app(build(settings or load_settings(LibrarySettings)))
+app, _serve = entry_points(build, LibrarySettings)
 
 
 async def reconcile(settings: LibrarySettings) -> dict[str, int]:
@@ -134,11 +127,10 @@ async def reconcile(settings: LibrarySettings) -> dict[str, int]:
 
 def main() -> None:
     """Serve the library service until SIGTERM; `maille-library reconcile` syncs every PMB reader once."""
-    settings = load_settings(LibrarySettings)
     if sys.argv[1:] == ["reconcile"]:
-        counts = asyncio.run(reconcile(settings))
+        counts = asyncio.run(reconcile(load_settings(LibrarySettings)))
         print(
             "readers reconciled: " + (", ".join(f"{what} {n}" for what, n in sorted(counts.items())) or "nothing to do")
         )
         sys.exit(1 if counts.get("failed") else 0)
-    serve(app(settings), settings)
+    _serve()

@@ -6,7 +6,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from maille_kit.secretbox import SecretBox
-from maille_kit.settings import ServiceSettings
+from maille_kit.settings import ServiceSettings, tenant_field
 
 
 class LibrarySettings(ServiceSettings):
@@ -16,13 +16,7 @@ class LibrarySettings(ServiceSettings):
     service_name: ClassVar[str] = "library"
 
     http_port: int = Field(8104, ge=1, le=65535, description="port the HTTP server listens on")
-    tenant: str = Field(
-        "demo",
-        min_length=1,
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9-]*$",
-        description="the tenant of the connections an operator registers when their token names none",
-    )
+    tenant: str = tenant_field("the tenant of the connections an operator registers when their token names none")
     pmb_timeout_seconds: float = Field(2.0, gt=0, le=30, description="how long one call to a school's PMB may take")
     pmb_retries: int = Field(
         1, ge=0, le=5, description="how many times a read from PMB is tried again when PMB is unavailable"

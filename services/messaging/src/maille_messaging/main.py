@@ -8,9 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI
-
-from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
+from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
 from maille_messaging import __doc__ as description
 from maille_messaging import __version__
@@ -50,11 +48,8 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
     """Identity's erasures (its stream may come up after messaging)."""
     assert runtime.docstore is not None and runtime.works is not None
     return [
-        EventConsumer(
-            runtime.bus,
-            runtime.docstore,
-            service="messaging",
-            durable="messaging-erasures",
+        runtime.consumer(
+            "messaging-erasures",
             stream="IDENTITY",
             subjects=IDENTITY_SUBJECTS,
             handler=ErasedPersons(runtime.parts.get(Mailbox), runtime.works).handle,
@@ -133,12 +128,4 @@ def build(settings: MessagingSettings) -> ServiceSpec:
     )
 
 
-def app(settings: MessagingSettings | None = None) -> FastAPI:
-    """The messaging service's ASGI app."""
-    return create_app(build(settings or load_settings(MessagingSettings)))
-
-
-def main() -> None:
-    """Serve the messaging service until SIGTERM."""
-    settings = load_settings(MessagingSettings)
-    serve(app(settings), settings)
+app, main = entry_points(build, MessagingSettings)

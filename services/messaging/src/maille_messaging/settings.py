@@ -5,7 +5,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from maille_kit.settings import ServiceSettings
+from maille_kit.settings import ServiceSettings, tenant_field
 
 
 class MessagingSettings(ServiceSettings):
@@ -15,13 +15,8 @@ class MessagingSettings(ServiceSettings):
     service_name: ClassVar[str] = "messaging"
 
     http_port: int = Field(8103, ge=1, le=65535, description="port the HTTP server listens on")
-    tenant: str = Field(
-        "demo",
-        min_length=1,
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9-]*$",
-        description="the tenant a person belongs to when their token names none (claim `tenant`); identity's default "
-        "tenant",
+    tenant: str = tenant_field(
+        "the tenant a person belongs to when their token names none (claim `tenant`); identity's default tenant"
     )
     rules_timeout_seconds: float = Field(
         2.0, gt=0, le=30, description="how long a send waits for identity's communication rules"
