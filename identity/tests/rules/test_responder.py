@@ -6,7 +6,7 @@ from pathlib import Path
 from maille.identity.v1 import rules_pb2 as pb
 from maille_devstack.pytest_plugin import running
 from maille_identity.main import app
-from maille_identity.rules.service import CAN_WRITE, RESOLVE, VISIBLES, VisiblesService
+from maille_identity.rules.responder import CAN_WRITE, RESOLVE, VISIBLES, VisiblesService
 from maille_identity.settings import IdentitySettings
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore

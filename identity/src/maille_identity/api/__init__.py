@@ -10,8 +10,8 @@ from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.federation.linking import Linking
 from maille_identity.federation.repository import FederationRepository
 from maille_identity.federation.service import Federation
-from maille_identity.rules.service import VisiblesService
-from maille_identity.rules.store import RulesStore
+from maille_identity.rules.repository import RulesStore
+from maille_identity.rules.responder import VisiblesService
 from maille_identity.settings import IdentitySettings
 from maille_kit.app import part
 from maille_kit.work import Works

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from maille_identity.api import Directory, Rules, Settings
 from maille_identity.directory.admins import NotAdministrator, SchoolAdmins
 from maille_identity.directory.repository import DirectoryRepository
-from maille_identity.rules.store import DEFAULT_BODY, RulesBody
+from maille_identity.rules.repository import DEFAULT_BODY, RulesBody
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
 from maille_kit.versions import IfMatch, tag

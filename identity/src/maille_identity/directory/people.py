@@ -13,7 +13,7 @@ from typing import Any
 
 from maille_identity.directory.identifiers import PARENT, PUPIL
 from maille_identity.directory.repository import DirectoryRepository, StructureNames
-from maille_identity.rules.service import VisiblesService
+from maille_identity.rules.responder import VisiblesService
 from maille_identity.rules.visibles import UnknownPerson
 from maille_kit.auth import Principal
 from maille_kit.errors import Forbidden, NotFound

@@ -42,7 +42,7 @@ from maille_contracts import (
 from maille_identity import __version__
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.rules.model import DEFAULT_RULES, Member, Rules
-from maille_identity.rules.store import RulesStore
+from maille_identity.rules.repository import RulesStore
 from maille_identity.rules.visibles import UnknownPerson, Visibles, member_from_doc
 from maille_kit.bus import Bus
 from maille_kit.events import MalformedEvent, decode
