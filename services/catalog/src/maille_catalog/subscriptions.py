@@ -236,17 +236,7 @@ class Subscriptions:
                 # subscription meanwhile) none, and read again.
                 work = self._at_version(current, {"licencesAffectees": counts}).insert(ASSIGNMENTS, *docs)
                 try:
-                    await self._commit(
-                        work,
-                        ASSIGNMENT_CHANGED,
-                        pb.AssignmentChanged(
-                            subscription_id=subscription_id,
-                            resource_id=subscription["idRessource"],
-                            uai=uai,
-                            assigned_ids=sorted(new),
-                            by=by,
-                        ),
-                    )
+                    await self._assignments_changed(work, subscription, uai, by, assigned_ids=sorted(new))
                 except Conflict:
                     continue
                 break
@@ -446,17 +436,7 @@ class Subscriptions:
                     ASSIGNMENTS, {"_id": {"$in": [doc["_id"] for doc in held]}}
                 )
                 try:
-                    await self._commit(
-                        work,
-                        ASSIGNMENT_CHANGED,
-                        pb.AssignmentChanged(
-                            subscription_id=subscription_id,
-                            resource_id=subscription["idRessource"],
-                            uai=uai,
-                            released_ids=persons,
-                            by=by,
-                        ),
-                    )
+                    await self._assignments_changed(work, subscription, uai, by, released_ids=persons)
                 except Conflict:
                     continue  # another replica changed it meanwhile (released some, perhaps): read again
                 return persons
@@ -472,6 +452,13 @@ class Subscriptions:
             {"$set": {**changes, "version": current["version"] + 1}},
             guard=True,
         )
+
+    async def _assignments_changed(self, work: Work, subscription: Doc, uai: str, by: str, **ids: list[str]) -> None:
+        """Commit `work` with the event telling who was given (`assigned_ids`) or lost (`released_ids`) a licence."""
+        changed = pb.AssignmentChanged(
+            subscription_id=subscription["_id"], resource_id=subscription["idRessource"], uai=uai, by=by, **ids
+        )
+        await self._commit(work, ASSIGNMENT_CHANGED, changed)
 
     async def _commit(self, work: Work, type: str, payload: Any) -> None:
         work.event(type=type, tenant=self.tenant, payload=payload)

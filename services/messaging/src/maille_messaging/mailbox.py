@@ -326,6 +326,27 @@ class Mailbox:
         return Changed(changed=changed, missing=[m for m in ids if m not in copies])
 
     async def restore(self, person: str, ids: list[str]) -> Changed:
+        """Put back where they were what is in the trash (a folder gone since: the inbox)."""
+
+        async def put_back(copy: Doc, user: Doc) -> None:
+            back = copy.get("folder_before_trash") or "inbox"
+            if back == "scheduled" or (back not in SYSTEM_FOLDERS and back not in user):
+                back = "drafts" if back == "scheduled" else "inbox"  # a cancelled send comes back as a draft
+            await self.repo.change_copy(copy, folder=back, unset=("folder_before_trash", "trashed_at"))
+
+        return await self._from_trash(person, ids, put_back)
+
+    async def delete(self, person: str, ids: list[str]) -> Changed:
+        """Delete for good what is in the trash."""
+
+        async def remove(copy: Doc, _: Doc) -> None:
+            await self.repo.remove_copy(copy)
+            await self.release(copy["message"])
+
+        return await self._from_trash(person, ids, remove)
+
+    async def _from_trash(self, person: str, ids: list[str], act: Callable[[Doc, Doc], Awaitable[None]]) -> Changed:
+        """`act` on each of these copies in the trash (given the person's own folders); those not there, missing."""
         async with self.lock(person):
             user = (await self.repo.mailbox(person) or {}).get("folders", {})
             copies = await self.repo.copies(person, ids)
@@ -334,24 +355,7 @@ class Mailbox:
                 if copy["folder"] != "trash":
                     missing.append(copy["message"])
                     continue
-                back = copy.get("folder_before_trash") or "inbox"
-                if back == "scheduled" or (back not in SYSTEM_FOLDERS and back not in user):
-                    back = "drafts" if back == "scheduled" else "inbox"  # a cancelled send comes back as a draft
-                await self.repo.change_copy(copy, folder=back, unset=("folder_before_trash", "trashed_at"))
-                changed += 1
-        return Changed(changed=changed, missing=missing)
-
-    async def delete(self, person: str, ids: list[str]) -> Changed:
-        """Delete for good what is in the trash."""
-        async with self.lock(person):
-            copies = await self.repo.copies(person, ids)
-            changed, missing = 0, [m for m in ids if m not in copies]
-            for copy in copies.values():
-                if copy["folder"] != "trash":
-                    missing.append(copy["message"])
-                    continue
-                await self.repo.remove_copy(copy)
-                await self.release(copy["message"])
+                await act(copy, user)
                 changed += 1
         return Changed(changed=changed, missing=missing)
 
