@@ -20,7 +20,7 @@ import pytest
 from samlpeer.idp import DIRECTORY_SECONDS
 
 from maille_devstack.browser import Browser
-from maille_devstack.keycloak_admin import admin_client, audience_mappers
+from maille_devstack.keycloak_admin import admin_client, ensure_service_client
 from maille_devstack.paths import bin_of
 from maille_devstack.processes import DocstoreServer, KeycloakServer
 from maille_devstack.sso import PASSWORD, SCHOOL_A, SCHOOL_B, Platform, sso_platform, write_feed
@@ -155,36 +155,8 @@ def test_a_collectivite_agent_signs_in_through_a_registered_idp(platform: Platfo
                 "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
             },
         ).raise_for_status()
-        # An operator of Maille (a client-credentials client with the role operator) registers it.
-        admin.post("/maille/roles", json={"name": "operator"})
-        operator_id, operator_secret = f"ops-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
-        admin.post(
-            "/maille/clients",
-            json={
-                "clientId": operator_id,
-                "secret": operator_secret,
-                "publicClient": False,
-                "serviceAccountsEnabled": True,
-                "standardFlowEnabled": False,
-                "protocolMappers": audience_mappers(),
-            },
-        ).raise_for_status()
-        internal = admin.get("/maille/clients", params={"clientId": operator_id}).json()[0]["id"]
-        account = admin.get(f"/maille/clients/{internal}/service-account-user").json()["id"]
-        role = admin.get("/maille/roles/operator").json()
-        admin.post(f"/maille/users/{account}/role-mappings/realm", json=[role]).raise_for_status()
-    operator = (
-        httpx.post(
-            f"{keycloak.url}/realms/maille/protocol/openid-connect/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": operator_id,
-                "client_secret": operator_secret,
-            },
-        )
-        .raise_for_status()
-        .json()["access_token"]
-    )
+    # An operator of Maille (a client-credentials client with the role operator) registers it.
+    operator = _operator_token(platform)
     body = {
         "alias": alias,
         "name": "Département d'Ille-et-Vilaine",
@@ -491,23 +463,7 @@ def _operator_token(platform: Platform) -> str:
     keycloak = platform.keycloak
     client_id, secret = f"ops-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
     with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
-        admin.post("/roles", json={"name": "operator"})
-        admin.post(
-            "/clients",
-            json={
-                "clientId": client_id,
-                "secret": secret,
-                "publicClient": False,
-                "serviceAccountsEnabled": True,
-                "standardFlowEnabled": False,
-                "protocolMappers": audience_mappers(),
-            },
-        ).raise_for_status()
-        internal = admin.get("/clients", params={"clientId": client_id}).json()[0]["id"]
-        account = admin.get(f"/clients/{internal}/service-account-user").json()["id"]
-        admin.post(
-            f"/users/{account}/role-mappings/realm", json=[admin.get("/roles/operator").json()]
-        ).raise_for_status()
+        ensure_service_client(admin, client_id, secret, roles=("operator",))
     return (
         httpx.post(
             f"{keycloak.url}/realms/maille/protocol/openid-connect/token",

@@ -7,11 +7,9 @@ import pytest
 from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running
 from maille_identity.main import app
 from maille_identity.settings import IdentitySettings
-from maille_kit.bus import Bus
-from maille_kit.docstore import Docstore
-from maille_kit.outbox import Outbox
 
-from ..directory.test_import import TENANT, feed, parent, pupil, request, run_import, school, uai_for
+from ..directory.test_import import feed, parent, pupil, request, school, uai_for
+from .conftest import Import
 
 pytestmark = pytest.mark.keycloak
 A, B = uai_for(1), uai_for(2)
@@ -19,12 +17,9 @@ A, B = uai_for(1), uai_for(2)
 
 async def test_who_sees_what(
     tmp_path: Path,
-    docstore: Docstore,
-    outbox: Outbox,
-    bus: Bus,
-    docstore_server,
-    database_name: str,
+    imported: Import,
     keycloak_clients: KeycloakClients,
+    settings: IdentitySettings,
 ) -> None:
     folder = tmp_path / "feed"
     feed(folder, "EtabEducNat", school("S1", A, ["6A", "5B"]), school("S2", B))
@@ -54,16 +49,7 @@ async def test_who_sees_what(
         pupil("E9", "S2", sn="Ailleurs"),
     )
     feed(folder, "PersRelEleve", parent("P1", sn="Dupont"))
-    await run_import(docstore, outbox, folder)
-    ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
-    settings = IdentitySettings(
-        nats_url=bus.url,
-        mongodb_url=docstore_server.url,
-        database=database_name,
-        tenant=TENANT,
-        auth_issuer=keycloak_clients.issuer,
-        import_dir=str(tmp_path / "imports"),
-    )
+    ids = await imported(folder)
     as_pupil = {"Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids['E1'])}"}
     as_parent = {"Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids['P1'])}"}
     as_teacher = {"Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids['T1'])}"}

@@ -11,7 +11,7 @@ from maille_identity.settings import IdentitySettings
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
 
-from ..directory.test_import import TENANT, feed, pupil, run_import, school, uai_for
+from ..directory.test_import import feed, pupil, run_import, school, uai_for
 
 pytestmark = pytest.mark.keycloak
 
@@ -21,24 +21,13 @@ async def identity(
     tmp_path: Path,
     docstore: Docstore,
     outbox: Outbox,
-    bus,
-    docstore_server,
-    database_name: str,
-    keycloak_clients: KeycloakClients,
+    settings: IdentitySettings,
 ):
     folder = tmp_path / "feed"
     feed(folder, "EtabEducNat", school("S1", uai_for(1)))
     feed(folder, "Eleve", pupil("E1", "S1", sn="Dupont"))
     await run_import(docstore, outbox, folder)
     person = await docstore.db.persons.find_one({})
-    settings = IdentitySettings(
-        nats_url=bus.url,
-        mongodb_url=docstore_server.url,
-        database=database_name,
-        tenant=TENANT,
-        auth_issuer=keycloak_clients.issuer,
-        import_dir=str(tmp_path / "imports"),
-    )
     async with running(app(settings)) as client:
         yield client, person["_id"]
 

@@ -8,13 +8,12 @@ import pytest
 from maille.identity.v1 import rules_pb2 as pb
 from maille_devstack.pytest_plugin import KeycloakClients, running
 from maille_identity.main import app
-from maille_identity.rules.service import CAN_WRITE
+from maille_identity.rules.responder import CAN_WRITE
 from maille_identity.settings import IdentitySettings
 from maille_kit.bus import Bus
-from maille_kit.docstore import Docstore
-from maille_kit.outbox import Outbox
 
-from ..directory.test_import import TENANT, feed, pupil, run_import, school, uai_for
+from ..directory.test_import import TENANT, feed, pupil, school, uai_for
+from .conftest import Import
 
 pytestmark = pytest.mark.keycloak
 
@@ -38,26 +37,15 @@ async def eventually(check, expected, what: str) -> None:
 
 async def test_rules_changed_and_reset(
     tmp_path: Path,
-    docstore: Docstore,
-    outbox: Outbox,
+    imported: Import,
     bus: Bus,
-    docstore_server,
-    database_name: str,
     keycloak_clients: KeycloakClients,
+    settings: IdentitySettings,
 ) -> None:
     uai = uai_for(1)
     feed(tmp_path / "feed", "EtabEducNat", school("S1", uai, ["6A", "5B"]))
     feed(tmp_path / "feed", "Eleve", pupil("E1", "S1"), pupil("E3", "S1", cls="5B"))
-    await run_import(docstore, outbox, tmp_path / "feed")
-    ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
-    settings = IdentitySettings(
-        nats_url=bus.url,
-        mongodb_url=docstore_server.url,
-        database=database_name,
-        tenant=TENANT,
-        auth_issuer=keycloak_clients.issuer,
-        import_dir=str(tmp_path / "imports"),
-    )
+    ids = await imported(tmp_path / "feed")
     headers = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',)))}"}
     url = f"/api/identity/v1/structures/{uai}/communication-rules"
     async with running(app(settings)) as client:

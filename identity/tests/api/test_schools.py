@@ -9,11 +9,9 @@ import pytest
 from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running
 from maille_identity.main import app
 from maille_identity.settings import IdentitySettings
-from maille_kit.bus import Bus
-from maille_kit.docstore import Docstore
-from maille_kit.outbox import Outbox
 
-from ..directory.test_import import TENANT, feed, pupil, request, run_import, school, uai_for
+from ..directory.test_import import feed, pupil, request, school, uai_for
+from .conftest import Import
 
 pytestmark = pytest.mark.keycloak
 
@@ -33,27 +31,15 @@ def staff(key: str, school_key: str, function: str) -> str:
 
 async def test_a_principal_administers_their_school_and_no_other(
     tmp_path: Path,
-    docstore: Docstore,
-    outbox: Outbox,
-    bus: Bus,
-    docstore_server,
-    database_name: str,
+    imported: Import,
     keycloak_clients: KeycloakClients,
+    settings: IdentitySettings,
 ) -> None:
     mine, theirs = uai_for(1), uai_for(2)
     feed(tmp_path / "feed", "EtabEducNat", school("S1", mine), school("S2", theirs))
     feed(tmp_path / "feed", "PersEducNat", staff("D1", "S1", "DIR"), staff("T1", "S1", "ENS"), staff("D2", "S2", "DIR"))
     feed(tmp_path / "feed", "Eleve", pupil("E1", "S1"))
-    await run_import(docstore, outbox, tmp_path / "feed")
-    ids = {doc["keys"][0]: doc["_id"] async for doc in docstore.db.persons.find({})}
-    settings = IdentitySettings(
-        nats_url=bus.url,
-        mongodb_url=docstore_server.url,
-        database=database_name,
-        tenant=TENANT,
-        auth_issuer=keycloak_clients.issuer,
-        import_dir=str(tmp_path / "imports"),
-    )
+    ids = await imported(tmp_path / "feed")
     as_ = {
         key: {
             "Authorization": f"Bearer {make_person_login(keycloak_clients, ent_id=ids[key], audience='maille-identity')}"  # noqa: E501

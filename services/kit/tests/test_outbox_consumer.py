@@ -5,6 +5,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from google.protobuf.wrappers_pb2 import Int64Value
@@ -50,6 +51,28 @@ async def message_ids(bus: Bus, stream: Stream, expected: int, timeout: float = 
     return received
 
 
+def recording_consumer(
+    bus: Bus, docstore: Docstore, stream: Stream, durable: str, **settings: Any
+) -> tuple[EventConsumer, list[str]]:
+    """A consumer of `stream` (service "kit") whose handler writes down each event's id, and that list."""
+    handled: list[str] = []
+
+    async def handle(event: Event) -> None:
+        handled.append(event.id)
+
+    consumer = EventConsumer(
+        bus,
+        docstore,
+        service="kit",
+        durable=durable,
+        stream=stream.name,
+        subjects=stream.subjects,
+        handler=handle,
+        **settings,
+    )
+    return consumer, handled
+
+
 async def test_nothing_lost_nothing_twice_across_a_nats_outage(
     nats_factory: Callable[[], NatsServer], docstore: Docstore
 ) -> None:
@@ -60,14 +83,7 @@ async def test_nothing_lost_nothing_twice_across_a_nats_outage(
     await bus.ensure_streams([stream, dead_letter_stream("kit")])
     outbox = Outbox(docstore, bus, source="kit", ack_timeout=1.0)
     outbox.start()
-    handled: list[str] = []
-
-    async def handle(event: Event) -> None:
-        handled.append(event.id)
-
-    consumer = EventConsumer(
-        bus, docstore, service="kit", durable="outage", stream=stream.name, subjects=stream.subjects, handler=handle
-    )
+    consumer, handled = recording_consumer(bus, docstore, stream, durable="outage")
     await consumer.start()
     published: list[str] = []
     try:
@@ -250,14 +266,7 @@ async def test_a_batch_handler_takes_the_batch_and_a_failing_batch_goes_one_by_o
 async def test_same_event_sent_twice_handled_once(bus: Bus, docstore: Docstore) -> None:
     stream = unique_stream()
     await bus.ensure_streams([stream])
-    handled: list[str] = []
-
-    async def handle(event: Event) -> None:
-        handled.append(event.id)
-
-    consumer = EventConsumer(
-        bus, docstore, service="kit", durable="twice", stream=stream.name, subjects=stream.subjects, handler=handle
-    )
+    consumer, handled = recording_consumer(bus, docstore, stream, durable="twice")
     subject = subject_of(stream)
     envelope = make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=5))
     await consumer.start()
@@ -421,21 +430,7 @@ async def test_bulk_delivery_goes_straight_to_jetstream_and_loses_nothing_across
 async def test_a_consumer_of_a_stream_not_there_yet_waits_for_it(bus: Bus, docstore: Docstore) -> None:
     # Another service owns the stream and may start after this one (the catalog consumes identity's).
     stream = unique_stream()
-    handled: list[str] = []
-
-    async def handle(event: Event) -> None:
-        handled.append(event.id)
-
-    consumer = EventConsumer(
-        bus,
-        docstore,
-        service="kit",
-        durable="early",
-        stream=stream.name,
-        subjects=stream.subjects,
-        handler=handle,
-        retry_delay=0.2,
-    )
+    consumer, handled = recording_consumer(bus, docstore, stream, durable="early", retry_delay=0.2)
     await consumer.start()
     try:
         await asyncio.sleep(0.5)
@@ -453,21 +448,8 @@ async def test_claims_past_the_streams_window_are_swept_and_only_this_consumers(
     of those events can come back), and leaves the recent ones and another consumer's alone."""
     stream = unique_stream()
     await bus.ensure_streams([stream])
-    handled: list[str] = []
-
-    async def handle(event: Event) -> None:
-        handled.append(event.id)
-
-    consumer = EventConsumer(
-        bus,
-        docstore,
-        service="kit",
-        durable="sweeper",
-        stream=stream.name,
-        subjects=stream.subjects,
-        handler=handle,
-        keep_seconds=3600,
-        sweep_seconds=3600,
+    consumer, handled = recording_consumer(
+        bus, docstore, stream, durable="sweeper", keep_seconds=3600, sweep_seconds=3600
     )
     await docstore.ensure_indexes({"events_claimed": [], "events_done": []})
     old = datetime.now(UTC) - timedelta(days=9)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import ssl
 from pathlib import Path
 
 import uvicorn
@@ -39,21 +38,7 @@ def main() -> None:
         peer = resources.GarResources(
             ent=os.environ.get("PEER_ENT", "MAILLE"), delay=int(os.environ.get("PEER_DELAY_MS", "0")) / 1000
         )
-        servers.append(
-            uvicorn.Server(
-                uvicorn.Config(
-                    resources.create_app(peer),
-                    host="127.0.0.1",
-                    port=int(os.environ.get("PEER_RESOURCES_PORT", 8204)),
-                    log_level="warning",
-                    access_log=False,
-                    ssl_certfile=os.environ["PEER_TLS_CERT"],
-                    ssl_keyfile=os.environ["PEER_TLS_KEY"],
-                    ssl_ca_certs=os.environ["PEER_TLS_CA"],
-                    ssl_cert_reqs=ssl.CERT_REQUIRED,
-                )
-            )
-        )
+        servers.append(uvicorn.Server(resources.tls_config(resources.create_app(peer))))
 
     async def serve() -> None:
         await asyncio.gather(*(server.serve() for server in servers))

@@ -106,22 +106,16 @@ def create_app(peer: GarResources) -> FastAPI:
     return app
 
 
-def main() -> None:
-    """Serve the resource list alone (the bench): PEER_RESOURCES_PORT, PEER_TLS_CERT, PEER_TLS_KEY, PEER_TLS_CA,
-    PEER_ENT, PEER_DELAY_MS, PEER_PER_SCHOOL, PEER_POOL."""
+def tls_config(app: FastAPI) -> Any:
+    """The resource list's server: on PEER_RESOURCES_PORT, over TLS with a client certificate required (PEER_TLS_CERT,
+    PEER_TLS_KEY, PEER_TLS_CA), as the GAR's is."""
     import os
     import ssl
 
     import uvicorn
 
-    peer = GarResources(
-        ent=os.environ.get("PEER_ENT", "MAILLE"),
-        delay=int(os.environ.get("PEER_DELAY_MS", "0")) / 1000,
-        per_school=int(os.environ.get("PEER_PER_SCHOOL", "8")),
-        pool=int(os.environ.get("PEER_POOL", "40")),
-    )
-    uvicorn.run(
-        create_app(peer),
+    return uvicorn.Config(
+        app,
         host="127.0.0.1",
         port=int(os.environ.get("PEER_RESOURCES_PORT", 8204)),
         log_level="warning",
@@ -131,6 +125,22 @@ def main() -> None:
         ssl_ca_certs=os.environ["PEER_TLS_CA"],
         ssl_cert_reqs=ssl.CERT_REQUIRED,
     )
+
+
+def main() -> None:
+    """Serve the resource list alone (the bench): PEER_RESOURCES_PORT, PEER_TLS_CERT, PEER_TLS_KEY, PEER_TLS_CA,
+    PEER_ENT, PEER_DELAY_MS, PEER_PER_SCHOOL, PEER_POOL."""
+    import os
+
+    import uvicorn
+
+    peer = GarResources(
+        ent=os.environ.get("PEER_ENT", "MAILLE"),
+        delay=int(os.environ.get("PEER_DELAY_MS", "0")) / 1000,
+        per_school=int(os.environ.get("PEER_PER_SCHOOL", "8")),
+        pool=int(os.environ.get("PEER_POOL", "40")),
+    )
+    uvicorn.Server(tls_config(create_app(peer))).run()
 
 
 if __name__ == "__main__":

@@ -152,35 +152,16 @@ def ops(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def roll_out(api: client.ApiClient) -> None:
     """What the controllers would report once every pod runs: each workload ready and up to date."""
     apps = client.AppsV1Api(api)
-    for item in apps.list_namespaced_deployment("maille").items:
-        apps.patch_namespaced_deployment_status(
-            item.metadata.name,
-            "maille",
-            {
-                "status": {
-                    "replicas": item.spec.replicas,
-                    "readyReplicas": item.spec.replicas,
-                    "updatedReplicas": item.spec.replicas,
-                    "availableReplicas": item.spec.replicas,
-                    "observedGeneration": item.metadata.generation,
-                }
-            },
-        )
-    for item in apps.list_namespaced_stateful_set("maille").items:
-        apps.patch_namespaced_stateful_set_status(
-            item.metadata.name,
-            "maille",
-            {
-                "status": {
-                    "replicas": item.spec.replicas,
-                    "readyReplicas": item.spec.replicas,
-                    "updatedReplicas": item.spec.replicas,
-                    "currentReplicas": item.spec.replicas,
-                    "availableReplicas": item.spec.replicas,
-                    "observedGeneration": item.metadata.generation,
-                }
-            },
-        )
+    kinds = (
+        (apps.list_namespaced_deployment, apps.patch_namespaced_deployment_status, {}),
+        (apps.list_namespaced_stateful_set, apps.patch_namespaced_stateful_set_status, {"currentReplicas": None}),
+    )
+    for listing, patch, more in kinds:
+        for item in listing("maille").items:
+            replicas = item.spec.replicas
+            status = {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas}
+            status |= {key: replicas for key in more} | {"availableReplicas": replicas}
+            patch(item.metadata.name, "maille", {"status": {**status, "observedGeneration": item.metadata.generation}})
 
 
 def test_status_then_restart_then_run_on_a_real_api_server(cluster: client.ApiClient, kubeconfig: Path) -> None:

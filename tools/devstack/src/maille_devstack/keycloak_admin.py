@@ -3,6 +3,8 @@ gateway's redirect addresses, and local users (the demo accounts, test accounts)
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 # The audiences of Maille's tokens: the gateway's, then each service's own.
@@ -108,18 +110,7 @@ def gateway_client(
         },
         "protocolMappers": [
             *audience_mappers(),
-            {
-                "name": "ent_id",
-                "protocol": "openid-connect",
-                "protocolMapper": "oidc-usermodel-attribute-mapper",
-                "config": {
-                    "user.attribute": "ent_id",
-                    "claim.name": "ent_id",
-                    "jsonType.label": "String",
-                    "access.token.claim": "true",
-                    "id.token.claim": "true",
-                },
-            },
+            ent_id_mapper(id_token=True),
         ],
     }
     found = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()
@@ -132,6 +123,18 @@ def gateway_client(
         admin.post("/clients", json=body).raise_for_status()
 
 
+def ent_id_mapper(*, id_token: bool = False) -> dict[str, Any]:
+    """The mapper that puts the account's `ent_id` attribute in its access token (and its ID token)."""
+    config = {"user.attribute": "ent_id", "claim.name": "ent_id", "jsonType.label": "String"}
+    config |= {"access.token.claim": "true", "id.token.claim": "true" if id_token else "false"}
+    return {
+        "name": "ent_id",
+        "protocol": "openid-connect",
+        "protocolMapper": "oidc-usermodel-attribute-mapper",
+        "config": config,
+    }
+
+
 def ensure_service_client(
     admin: httpx.Client, client_id: str, secret: str, *, roles: tuple[str, ...] = (), audience: str | None = None
 ) -> None:
@@ -141,9 +144,6 @@ def ensure_service_client(
     if found:
         admin.put(f"/clients/{found[0]['id']}", json={**found[0], "secret": secret}).raise_for_status()
         return
-    for role in roles:
-        answer = admin.post("/roles", json={"name": role})
-        assert answer.status_code in (201, 409), answer.text
     admin.post(
         "/clients",
         json={
@@ -158,6 +158,14 @@ def ensure_service_client(
     ).raise_for_status()
     internal = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()[0]["id"]
     account = admin.get(f"/clients/{internal}/service-account-user").raise_for_status().json()["id"]
+    grant_roles(admin, account, roles)
+
+
+def grant_roles(admin: httpx.Client, user_id: str, roles: tuple[str, ...]) -> None:
+    """Give a user (or a client's service account) the realm `roles`, each made first if missing."""
+    for role in roles:
+        answer = admin.post("/roles", json={"name": role})
+        assert answer.status_code in (201, 409), answer.text
     if roles:
         reps = [admin.get(f"/roles/{role}").raise_for_status().json() for role in roles]
-        admin.post(f"/users/{account}/role-mappings/realm", json=reps).raise_for_status()
+        admin.post(f"/users/{user_id}/role-mappings/realm", json=reps).raise_for_status()

@@ -440,6 +440,26 @@ class SamlPeer(Peer):
             },
         )
 
+    @classmethod
+    def started(
+        cls, kind: str, *, keycloak_url: str, mongodb_url: str, database: str, work: Path, parts: list, password: str
+    ) -> SamlPeer:
+        """A peer on a free port, its files under `work`/peers and its log under `work`/log, started and added to
+        `parts`."""
+        peer = cls(
+            kind,
+            port=free_port(),
+            keycloak_url=keycloak_url,
+            mongodb_url=mongodb_url,
+            database=database,
+            work_dir=work / "peers",
+            log_dir=work / "log",
+            password=password,
+        )
+        peer.start()
+        parts.append(peer)
+        return peer
+
     @property
     def metadata_url(self) -> str:
         return f"{self.url}/idp/metadata"

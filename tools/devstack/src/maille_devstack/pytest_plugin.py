@@ -26,7 +26,9 @@ from maille_devstack.keycloak_admin import (
     enable_user_attributes,
     ensure_service_client,
     ensure_user,
+    ent_id_mapper,
     gateway_client,
+    grant_roles,
 )
 from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer, ServiceProcess, free_port
 from maille_kit.docstore import Docstore
@@ -202,12 +204,7 @@ class KeycloakClients:
             user_id = ensure_user(
                 admin, username, password, first="Test", last="User", attributes={"ent_id": [ent_id]} if ent_id else {}
             )
-            for role in roles:
-                answer = admin.post("/roles", json={"name": role})
-                assert answer.status_code in (201, 409), answer.text
-            if roles:
-                reps = [admin.get(f"/roles/{role}").raise_for_status().json() for role in roles]
-                admin.post(f"/users/{user_id}/role-mappings/realm", json=reps).raise_for_status()
+            grant_roles(admin, user_id, roles)
         return username
 
     def make(self, *, roles: tuple[str, ...] = (), audience: str | None = None) -> tuple[str, str]:
@@ -262,25 +259,8 @@ def make_person_login(
             user_id = (
                 admin.get("/users", params={"username": username, "exact": "true"}).raise_for_status().json()[0]["id"]
             )
-            for role in roles:
-                answer = admin.post("/roles", json={"name": role})
-                assert answer.status_code in (201, 409), answer.text
-            reps = [admin.get(f"/roles/{role}").raise_for_status().json() for role in roles]
-            admin.post(f"/users/{user_id}/role-mappings/realm", json=reps).raise_for_status()
-        mappers = [
-            *audience_mappers(audience),
-            {
-                "name": "ent_id",
-                "protocol": "openid-connect",
-                "protocolMapper": "oidc-usermodel-attribute-mapper",
-                "config": {
-                    "user.attribute": "ent_id",
-                    "claim.name": "ent_id",
-                    "jsonType.label": "String",
-                    "access.token.claim": "true",
-                },
-            },
-        ]
+            grant_roles(admin, user_id, tuple(roles))
+        mappers = [*audience_mappers(audience), ent_id_mapper()]
         admin.post(
             "/clients",
             json={

@@ -256,18 +256,15 @@ def sso_platform(
         )
         peers = {}
         for kind in ("educonnect", "academie"):
-            peer = SamlPeer(
+            peer = SamlPeer.started(
                 kind,
-                port=free_port(),
                 keycloak_url=keycloak_server.url,
                 mongodb_url=docstore_server.url,
                 database=database,
-                work_dir=work / "peers",
-                log_dir=work / "log",
+                work=work,
+                parts=parts,
                 password=PASSWORD,
             )
-            peer.start()
-            parts.append(peer)
             peers[kind] = peer.metadata_url
         gar = GarPeer(port=free_port(), keycloak_url=keycloak_server.url, work_dir=work / "peers", log_dir=work / "log")
         gar.start()
