@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import platform
 import statistics
 import threading
 import time
@@ -52,6 +54,20 @@ def start_infrastructure(work: Path, parts: list) -> tuple[NatsServer, DocstoreS
     store.start()
     parts.append(store)
     return nats, store
+
+
+def start_service(
+    name: str, *, nats: NatsServer, store: DocstoreServer, issuer: str, jwks: str, logs: Path, parts: list, **more: str
+) -> ServiceProcess:
+    """Service `name` on NATS and the docstore, trusting the bench's tokens, quiet in its log; `more` its other
+    settings (`gar_url="…"` is `MAILLE_<NAME>_GAR_URL`). Added to `parts` once started."""
+    prefix = f"MAILLE_{name.upper()}_"
+    env = {"NATS_URL": nats.url, "MONGODB_URL": store.url, "AUTH_ISSUER": issuer, "AUTH_JWKS_URL": jwks}
+    env |= {"LOG_LEVEL": "WARNING"} | {key.upper(): value for key, value in more.items()}
+    service = ServiceProcess(name, port=free_port(), log_dir=logs, env={prefix + k: v for k, v in env.items()})
+    service.start()
+    parts.append(service)
+    return service
 
 
 def start_gateway(
@@ -122,3 +138,14 @@ async def paced(
         failed,
         sum(1 for t in done if first < t <= last) / (last - first) if last > first else float(len(done)),
     )
+
+
+def machine() -> str:
+    """The line each benchmark ends its figures with: which machine, how many cores."""
+    return f"machine: {platform.node()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores"
+
+
+def stop_all(parts: list) -> None:
+    """Stop what a benchmark started, the last started first."""
+    for part in reversed(parts):
+        part.stop()

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
 import tempfile
 import time
@@ -26,9 +24,9 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from common import paced, pct, signing_key, start_gateway, start_infrastructure
+from common import machine, paced, pct, signing_key, start_gateway, start_infrastructure, start_service, stop_all
 from maille.identity.v1 import directory_pb2 as pb
-from maille_devstack.processes import PmbPeerProcess, ServiceProcess, free_port
+from maille_devstack.processes import PmbPeerProcess, free_port
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 
@@ -70,6 +68,19 @@ def token(key: RSAKey, subject: str, *, roles: tuple[str, ...] = (), person: boo
     return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
 
+async def person_created(bus: Bus, person: pb.Person) -> None:
+    """Publish on the bus, as identity does, that `person` is in the directory now."""
+    envelope = make_envelope(
+        type="identity.person.created.v1", tenant="ac-bench", source="identity", payload=pb.PersonCreated(person=person)
+    )
+    await bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
+
+
+def pmb_connection(pmb_url: str, uai: str, **more: object) -> dict[str, object]:
+    """What an operator declares of a school's PMB (the peer's, with its database `cdi<UAI>`)."""
+    return {"url": pmb_url, "sourceId": 1, "user": "maille", "password": "secret-ws", "database": f"cdi{uai}", **more}
+
+
 async def load(
     gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_url: str, args: argparse.Namespace
 ) -> dict:
@@ -79,14 +90,7 @@ async def load(
             answer = await client.put(
                 f"/api/library/v1/operator/schools/{uai}/pmb",
                 headers=operator,
-                json={
-                    "url": pmb_url,
-                    "sourceId": 1,
-                    "user": "maille",
-                    "password": "secret-ws",
-                    "database": f"cdi{uai}",
-                    "opacUrl": f"https://cdi-{uai.lower()}.example.fr/opac",
-                },
+                json=pmb_connection(pmb_url, uai, opacUrl=f"https://cdi-{uai.lower()}.example.fr/opac"),
             )
             assert answer.status_code in (200, 201), answer.text
     bus = Bus(nats_url, name="bench-library")
@@ -100,13 +104,7 @@ async def load(
             first_name=person_id,
             profiles=[pb.Profile(structure_id=f"S{uai}", uai=uai, code="National_ENS") for uai in SCHOOLS],
         )
-        envelope = make_envelope(
-            type="identity.person.created.v1",
-            tenant="ac-bench",
-            source="identity",
-            payload=pb.PersonCreated(person=person),
-        )
-        await bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
+        await person_created(bus, person)
     await bus.close()
     tokens = {p: token(key, p) for p in teachers}
     rng = random.Random(3)
@@ -153,14 +151,7 @@ async def load(
         answer = await client.put(
             f"/api/library/v1/operator/schools/{SCHOOLS[0]}/pmb",
             headers=operator,
-            json={
-                "url": pmb_url,
-                "sourceId": 1,
-                "user": "maille",
-                "password": "secret-ws",
-                "database": f"cdi{SCHOOLS[0]}",
-                "syncReaders": True,
-            },
+            json=pmb_connection(pmb_url, SCHOOLS[0], syncReaders=True),
         )
         assert answer.status_code == 200, answer.text
     peer_count = f"{pmb_url.rsplit('/pmb', 1)[0]}/peer/databases/cdi{SCHOOLS[0]}/readers"
@@ -184,13 +175,7 @@ async def load(
                 group_ids=[f"S{SCHOOLS[0]}$6A"],
                 profiles=[pb.Profile(structure_id=f"S{SCHOOLS[0]}", uai=SCHOOLS[0], code="National_ELV")],
             )
-            envelope = make_envelope(
-                type="identity.person.created.v1",
-                tenant="ac-bench",
-                source="identity",
-                payload=pb.PersonCreated(person=person),
-            )
-            await bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
+            await person_created(bus, person)
         published = time.perf_counter() - started
         await bus.close()
         while (await peer.get(peer_count)).json()["readers"] < already + args.sync:
@@ -225,23 +210,18 @@ def main() -> None:
         )
         pmb.start()
         parts.append(pmb)
-        library = ServiceProcess(
+        library = start_service(
             "library",
-            port=free_port(),
-            log_dir=logs,
-            env={
-                "MAILLE_LIBRARY_NATS_URL": nats.url,
-                "MAILLE_LIBRARY_MONGODB_URL": store.url,
-                "MAILLE_LIBRARY_AUTH_ISSUER": ISSUER,
-                "MAILLE_LIBRARY_AUTH_JWKS_URL": jwks,
-                "MAILLE_LIBRARY_SEARCH_CACHE_SECONDS": "0",
-                "MAILLE_LIBRARY_LOG_LEVEL": "WARNING",
-                "MAILLE_LIBRARY_SYNC_CONCURRENCY": str(args.sync_concurrency),
-                "MAILLE_LIBRARY_CONNECTION_CACHE_SECONDS": "1",
-            },
+            nats=nats,
+            store=store,
+            issuer=ISSUER,
+            jwks=jwks,
+            logs=logs,
+            parts=parts,
+            search_cache_seconds="0",
+            sync_concurrency=str(args.sync_concurrency),
+            connection_cache_seconds="1",
         )
-        library.start()
-        parts.append(library)
         gateway = start_gateway("library", library.url, nats=nats, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts)
         r = asyncio.run(load(gateway.url, library.url, nats.url, key, f"http://127.0.0.1:{pmb.port}/pmb", args))
         lat = r["latencies"]
@@ -260,10 +240,9 @@ def main() -> None:
             f"school's PMB (50-100 ms a call) after {r['sync']:.1f} s ({args.sync / r['sync']:.0f} readers/s, "
             f"{args.sync_concurrency} at once)"
         )
-        print(f"machine: {platform.node()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores")
+        print(machine())
     finally:
-        for part in reversed(parts):
-            part.stop()
+        stop_all(parts)
 
 
 if __name__ == "__main__":

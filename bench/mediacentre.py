@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import platform
 import random
 import sys
 import tempfile
@@ -30,10 +29,10 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from common import pct, signing_key, start_gateway, start_infrastructure
+from common import machine, pct, signing_key, start_gateway, start_infrastructure, start_service, stop_all
 from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.pki import make_pki
-from maille_devstack.processes import Process, ServiceProcess, free_port
+from maille_devstack.processes import Process, free_port
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 
@@ -361,24 +360,19 @@ def main() -> None:
         gar.start()
         parts.append(gar)
         asyncio.run(publish_directory(nats.url, args))
-        catalog = ServiceProcess(
+        catalog = start_service(
             "catalog",
-            port=free_port(),
-            log_dir=logs,
-            env={
-                "MAILLE_CATALOG_NATS_URL": nats.url,
-                "MAILLE_CATALOG_MONGODB_URL": store.url,
-                "MAILLE_CATALOG_AUTH_ISSUER": ISSUER,
-                "MAILLE_CATALOG_AUTH_JWKS_URL": jwks,
-                "MAILLE_CATALOG_GAR_URL": f"https://localhost:{gar_port}",
-                "MAILLE_CATALOG_GAR_CLIENT_CERT": str(pki.client_cert),
-                "MAILLE_CATALOG_GAR_CLIENT_KEY": str(pki.client_key),
-                "MAILLE_CATALOG_GAR_CA_FILE": str(pki.ca),
-                "MAILLE_CATALOG_LOG_LEVEL": "WARNING",
-            },
+            nats=nats,
+            store=store,
+            issuer=ISSUER,
+            jwks=jwks,
+            logs=logs,
+            parts=parts,
+            gar_url=f"https://localhost:{gar_port}",
+            gar_client_cert=str(pki.client_cert),
+            gar_client_key=str(pki.client_key),
+            gar_ca_file=str(pki.ca),
         )
-        catalog.start()
-        parts.append(catalog)
         gateway = start_gateway("catalog", catalog.url, nats=nats, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts)
 
         count, took = asyncio.run(seed(catalog.url, key, args))
@@ -413,10 +407,9 @@ def main() -> None:
             f"assigning {args.licences} licences in one call through the gateway: "
             + ", ".join(f"{t * 1000:.0f} ms" for t in times)
         )
-        print(f"machine: {platform.node()} {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores")
+        print(machine())
     finally:
-        for part in reversed(parts):
-            part.stop()
+        stop_all(parts)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import gc
 import os
-import platform
 import random
 import subprocess
 import tempfile
@@ -41,7 +40,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 
-from common import paced, pct, signing_key, start_gateway, start_infrastructure
+from common import machine, paced, pct, signing_key, start_gateway, start_infrastructure, start_service, stop_all
 from maille_devstack.paths import bin_of
 from maille_devstack.processes import DocstoreServer, ServiceProcess, free_port
 from maille_messaging.bodies import words
@@ -407,21 +406,9 @@ def main() -> None:
         )
         took = seed(store, people, args)
         print(f"seeded {args.messages} messages ({args.inbox} in the benched teacher's inbox) in {took:.1f} s")
-        messaging = ServiceProcess(
-            "messaging",
-            port=free_port(),
-            log_dir=logs,
-            env={
-                "MAILLE_MESSAGING_NATS_URL": nats.url,
-                "MAILLE_MESSAGING_MONGODB_URL": store.url,
-                "MAILLE_MESSAGING_TENANT": TENANT,
-                "MAILLE_MESSAGING_AUTH_ISSUER": ISSUER,
-                "MAILLE_MESSAGING_AUTH_JWKS_URL": jwks,
-                "MAILLE_MESSAGING_LOG_LEVEL": "WARNING",
-            },
+        messaging = start_service(
+            "messaging", nats=nats, store=store, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts, tenant=TENANT
         )
-        messaging.start()
-        parts.append(messaging)
         gateway = start_gateway("messaging", messaging.url, nats=nats, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts)
 
         cpu = Cpu(
@@ -464,10 +451,9 @@ def main() -> None:
             print(line)
         for error in r["errors"]:
             print(f"  failed: {error}")
-        print(f"machine: {platform.node()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores")
+        print(machine())
     finally:
-        for part in reversed(parts):
-            part.stop()
+        stop_all(parts)
 
 
 if __name__ == "__main__":

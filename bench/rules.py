@@ -28,7 +28,7 @@ from pymongo import MongoClient
 from maille.identity.v1 import rules_pb2 as pb
 from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
 from maille_identity.directory.synthetic import generate
-from maille_identity.rules.service import CAN_WRITE
+from maille_identity.rules.responder import CAN_WRITE
 
 BIN = Path(sys.executable).parent
 

@@ -124,18 +124,15 @@ def main() -> None:
         )
         with MongoClient(docstore.url) as client:
             pupils = [p["keys"][0] for p in client[database]["persons"].find({"kind": "pupil"}).limit(args.pupils)]
-        peer = SamlPeer(
+        peer = SamlPeer.started(
             "educonnect",
-            port=free_port(),
             keycloak_url=keycloak.url,
             mongodb_url=docstore.url,
             database=database,
-            work_dir=work / "peers",
-            log_dir=work / "log",
+            work=work,
+            parts=parts,
             password=PASSWORD,
         )
-        peer.start()
-        parts.append(peer)
         gateway_port = free_port()
         public = f"http://localhost:{gateway_port}"
         env |= {
