@@ -201,12 +201,7 @@ async def _reload(docstore: Docstore, centre: Mediacentre, settings: CatalogSett
 
 
 async def on_stop(runtime: Runtime) -> None:
-    background = runtime.parts.find(Background)
-    if background is not None:
-        await background.stop()
-    centre = runtime.parts.find(Mediacentre)
-    if centre is not None and centre.gar is not None:
-        await centre.gar.close()
+    await runtime.parts.stop((Background, Background.stop), (Mediacentre, Mediacentre.close))
 
 
 def build(settings: CatalogSettings) -> ServiceSpec:

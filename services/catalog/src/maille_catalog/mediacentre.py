@@ -91,6 +91,11 @@ class Mediacentre:
         self._floor = 0  # lists computed before this tick are not kept (the record above was trimmed)
         self._gar: dict[tuple[str, str], tuple[float, list[Doc]]] = {}  # (UAI, person) -> (until, resources)
 
+    async def close(self) -> None:
+        """Close the connections to the GAR's resource list (at the service's stop)."""
+        if self.gar is not None:
+            await self.gar.close()
+
     # -- invalidation -------------------------------------------------------------------------------------
 
     def changed(

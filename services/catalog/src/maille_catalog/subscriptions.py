@@ -34,6 +34,7 @@ from maille_contracts import (
     SUBSCRIPTION_EXPIRED,
     SUBSCRIPTION_UPDATED,
 )
+from maille_kit import errors
 from maille_kit.docstore import Docstore
 from maille_kit.versions import check
 from maille_kit.work import Conflict, Work, Works
@@ -41,16 +42,6 @@ from maille_kit.work import Conflict, Work, Works
 Doc = dict[str, Any]
 COUNTS = ("total", *PUBLICS)
 TRIES = 20  # reads again of a subscription another replica changed meanwhile
-
-
-class Refused(Exception):
-    """A request the subscription's state refuses; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, detail: str, **extensions: Any) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.extensions = extensions
 
 
 def _limit(value: Any) -> int | None:
@@ -88,7 +79,7 @@ class Subscriptions:
         await self._check_resource(editor, subscription.idRessource)
         unknown = await self.directory.unknown_schools(subscription.uaiEtab)
         if unknown:
-            raise Refused(422, f"unknown UAI: {', '.join(unknown)} (not schools of the directory)", field="uaiEtab")
+            raise errors.Invalid(f"unknown UAI: {', '.join(unknown)} (not schools of the directory)", field="uaiEtab")
         now = datetime.now(UTC)
         doc = {
             "_id": subscription.idAbonnement,
@@ -104,12 +95,14 @@ class Subscriptions:
         }
         async with one_at_a_time(f"subscription:{subscription.idAbonnement}"):
             if await self.get(subscription.idAbonnement) is not None:
-                raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead")
+                raise errors.Conflict(f"l'abonnement {subscription.idAbonnement} existe deja: update it instead")
             work = self.works.new().insert(SUBSCRIPTIONS, doc, guard=True)
             try:
                 await self._commit(work, SUBSCRIPTION_CREATED, pb.SubscriptionCreated(subscription=message(doc)))
             except Conflict:
-                raise Refused(409, f"l'abonnement {subscription.idAbonnement} existe deja: update it instead") from None
+                raise errors.Conflict(
+                    f"l'abonnement {subscription.idAbonnement} existe deja: update it instead"
+                ) from None
         if self.observer is not None:
             self.observer.wrote_subscription(doc)
         return doc
@@ -118,8 +111,7 @@ class Subscriptions:
         self, *, editor: str, subscription_id: str, change: SubscriptionChange, expected_version: int | None = None
     ) -> Doc:
         if change.idAbonnement != subscription_id:
-            raise Refused(
-                422,
+            raise errors.Invalid(
                 f"idAbonnement {change.idAbonnement!r} is not the subscription of the path ({subscription_id})",
                 field="idAbonnement",
             )
@@ -127,12 +119,12 @@ class Subscriptions:
             existing = await self.owned(editor, subscription_id)
             check(expected_version, existing["version"], subscription_id)
             if change.idRessource != existing["idRessource"]:
-                raise Refused(
-                    422, "idRessource cannot change: delete the subscription and create another", field="idRessource"
+                raise errors.Invalid(
+                    "idRessource cannot change: delete the subscription and create another", field="idRessource"
                 )
             if change.finValidite <= existing["debutValidite"].replace(tzinfo=UTC):
-                raise Refused(
-                    422, "finValidite must be after debutValidite (kept from the creation)", field="finValidite"
+                raise errors.Invalid(
+                    "finValidite must be after debutValidite (kept from the creation)", field="finValidite"
                 )
             fields = change.model_dump(exclude={"debutValidite"})
             self._check_counts(existing, fields)
@@ -153,7 +145,7 @@ class Subscriptions:
                     pb.SubscriptionUpdated(subscription=message(doc)),
                 )
             except Conflict:
-                raise Refused(409, f"{subscription_id} changed meanwhile: send your change again") from None
+                raise errors.Conflict(f"{subscription_id} changed meanwhile: send your change again") from None
         if self.observer is not None:
             self.observer.wrote_subscription(doc)
         return doc
@@ -199,7 +191,7 @@ class Subscriptions:
             for _ in range(TRIES):
                 current = await self.get(subscription_id)
                 if current is None:
-                    raise Refused(404, f"no subscription {subscription_id}")
+                    raise errors.NotFound(f"no subscription {subscription_id}")
                 counts = dict(current["licencesAffectees"])
                 # Who holds one already (none when no licence is in use: the common first assignment of a class).
                 held = (
@@ -241,14 +233,14 @@ class Subscriptions:
                     continue
                 break
             else:
-                raise Refused(409, f"{subscription_id} is changing too often right now: try again")
+                raise errors.Conflict(f"{subscription_id} is changing too often right now: try again")
         return {"affectees": sorted(new), "dejaAffectees": sorted(held), "licencesAffectees": counts}
 
     async def release(self, *, subscription_id: str, uai: str, person_ids: list[str], by: str) -> list[str]:
         """Take licences back from persons; the persons who had one."""
         subscription = await self.get(subscription_id)
         if subscription is None:
-            raise Refused(404, f"no subscription {subscription_id}")
+            raise errors.NotFound(f"no subscription {subscription_id}")
         return await self._release(subscription, uai, by, keys=[f"{subscription_id}|{p}" for p in person_ids])
 
     async def left_schools(self, person_id: str, uais: list[str]) -> None:
@@ -321,17 +313,17 @@ class Subscriptions:
     async def _check_resource(self, editor: str, ark: str) -> None:
         resource = await self.resources.owner_and_state(ark)
         if resource is None or resource["statut"] != "publiee":
-            raise Refused(422, f"no published resource {ark}: publish it first", field="idRessource")
+            raise errors.Invalid(f"no published resource {ark}: publish it first", field="idRessource")
         if resource["idEditeur"] != editor:
-            raise Refused(403, f"{ark} belongs to another vendor")
+            raise errors.Forbidden(f"{ark} belongs to another vendor")
 
     async def owned(self, editor: str, subscription_id: str) -> Doc:
         """One of `editor`'s subscriptions; 404 or 403 otherwise."""
         existing = await self.get(subscription_id)
         if existing is None:
-            raise Refused(404, f"no subscription {subscription_id}")
+            raise errors.NotFound(f"no subscription {subscription_id}")
         if existing["idEditeur"] != editor:
-            raise Refused(403, f"{subscription_id} belongs to another vendor")
+            raise errors.Forbidden(f"{subscription_id} belongs to another vendor")
         return existing
 
     def _check_counts(self, existing: Doc, fields: Doc) -> None:
@@ -340,8 +332,7 @@ class Subscriptions:
         for name, key in bounds:
             bound = _limit(fields.get(name))
             if bound is not None and bound < used.get(key, 0):
-                raise Refused(
-                    409,
+                raise errors.Conflict(
                     f"{name} {bound} is below the {used[key]} licences already assigned: release some first",
                     field=name,
                 )
@@ -349,13 +340,13 @@ class Subscriptions:
     async def _assignable(self, subscription_id: str, uai: str) -> Doc:
         subscription = await self.get(subscription_id)
         if subscription is None or uai not in subscription["uaiEtab"]:
-            raise Refused(404, f"no subscription {subscription_id} for school {uai}")
+            raise errors.NotFound(f"no subscription {subscription_id} for school {uai}")
         if subscription["typeAffectation"] != "INDIV":
-            raise Refused(409, f"{subscription_id} covers whole schools (ETABL): there is nothing to assign")
+            raise errors.Conflict(f"{subscription_id} covers whole schools (ETABL): there is nothing to assign")
         if uai in subscription["etablissementsRetires"]:
-            raise Refused(409, f"school {uai} has left the directory")
+            raise errors.Conflict(f"school {uai} has left the directory")
         if subscription["expiree"] or subscription["finValidite"].replace(tzinfo=UTC) <= datetime.now(UTC):
-            raise Refused(409, f"{subscription_id} has expired")
+            raise errors.Conflict(f"{subscription_id} has expired")
         return subscription
 
     async def _persons(
@@ -365,11 +356,11 @@ class Subscriptions:
         named = await self.directory.persons_by_id(person_ids)
         unknown = [p for p in person_ids if p not in named]
         if unknown:
-            raise Refused(422, f"unknown persons: {', '.join(unknown[:20])}", field="personnes")
+            raise errors.Invalid(f"unknown persons: {', '.join(unknown[:20])}", field="personnes")
         for group_id in group_ids:
             group = await self.directory.group(group_id)
             if group is None or group["uai"] != uai:
-                raise Refused(422, f"no class or group {group_id} in school {uai}", field="groupes")
+                raise errors.Invalid(f"no class or group {group_id} in school {uai}", field="groupes")
         targets = subscription["publicCible"]
         wanted: dict[str, str] = {}
         outside: list[str] = []
@@ -380,8 +371,7 @@ class Subscriptions:
             else:
                 wanted[person["_id"]] = public
         if outside:
-            raise Refused(
-                422,
+            raise errors.Invalid(
                 f"not in school {uai} as {' or '.join(targets)}: {', '.join(sorted(outside)[:20])}",
                 field="personnes",
             )
@@ -392,19 +382,18 @@ class Subscriptions:
         return wanted
 
     def _reserved(self, doc: Doc, new: Counter[str]) -> dict[str, int]:
-        """The licences in use once `new` ones are counted in (`doc` as read); `Refused` over any bound."""
+        """The licences in use once `new` ones are counted in (`doc` as read); `errors.Conflict` over any bound."""
         used = doc["licencesAffectees"]
         total = sum(new.values())
         bound = _limit(doc.get("nbLicenceGlobale"))
         if bound is not None and used["total"] + total > bound:
-            raise Refused(
-                409, f"{total} licences asked, {bound - used['total']} left of {bound}", field="nbLicenceGlobale"
+            raise errors.Conflict(
+                f"{total} licences asked, {bound - used['total']} left of {bound}", field="nbLicenceGlobale"
             )
         for public, count in new.items():
             bound = _limit(doc.get(LICENCE_FIELDS[public]))
             if bound is not None and used.get(public, 0) + count > bound:
-                raise Refused(
-                    409,
+                raise errors.Conflict(
                     f"{count} licences asked for {public}, {bound - used.get(public, 0)} left of {bound}",
                     field=LICENCE_FIELDS[public],
                 )
@@ -440,7 +429,7 @@ class Subscriptions:
                 except Conflict:
                     continue  # another replica changed it meanwhile (released some, perhaps): read again
                 return persons
-        raise Refused(409, f"{subscription_id} is changing too often right now: try again")
+        raise errors.Conflict(f"{subscription_id} is changing too often right now: try again")
 
     def _at_version(self, current: Doc, fields: Doc) -> Work:
         """A unit of work that sets `fields` (and the next version) on the subscription if it is still at

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from maille_catalog.api import People, Subs
-from maille_catalog.api.subscriptions import SubscriptionId, as_subscription, problem
+from maille_catalog.api.subscriptions import SubscriptionId, as_subscription
 from maille_catalog.schemas import UAI_PATTERN, Subscription
-from maille_catalog.subscriptions import Refused
 from maille_kit.auth import Principal, require
 from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
@@ -109,12 +108,9 @@ async def assign(
     by = await _manager(caller, uai, people)
     if not body.personnes and not body.groupes:
         raise Problem(422, "name persons (personnes) or classes and groups (groupes)", field="personnes")
-    try:
-        result = await subs.assign(
-            subscription_id=subscription_id, uai=uai, person_ids=body.personnes, group_ids=body.groupes, by=by
-        )
-    except Refused as exc:
-        raise problem(exc) from None
+    result = await subs.assign(
+        subscription_id=subscription_id, uai=uai, person_ids=body.personnes, group_ids=body.groupes, by=by
+    )
     return AssignmentsOut(**result)
 
 
@@ -125,9 +121,6 @@ async def release(
     uai: Uai, subscription_id: SubscriptionId, body: ReleaseIn, caller: Caller, subs: Subs, people: People
 ) -> Released:
     by = await _manager(caller, uai, people)
-    try:
-        return Released(
-            liberees=await subs.release(subscription_id=subscription_id, uai=uai, person_ids=body.personnes, by=by)
-        )
-    except Refused as exc:
-        raise problem(exc) from None
+    return Released(
+        liberees=await subs.release(subscription_id=subscription_id, uai=uai, person_ids=body.personnes, by=by)
+    )

@@ -13,7 +13,6 @@ from maille_catalog.abonnements import BadXml, read_abonnement, read_filters, wr
 from maille_catalog.api import Subs
 from maille_catalog.api.vendor import read_limited
 from maille_catalog.schemas import Subscription, SubscriptionChange, SubscriptionIn, SubscriptionPage
-from maille_catalog.subscriptions import Refused
 from maille_kit.auth import Principal, require
 from maille_kit.idempotency import Idempotent
 from maille_kit.pages import After, next_cursor
@@ -26,10 +25,6 @@ Vendor = Annotated[Principal, Depends(require("vendor"))]
 SubscriptionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:\-]{1,45}$", description="idAbonnement")]
 XML = "application/xml"
 XML_MAX_BYTES = 1024 * 1024
-
-
-def problem(exc: Refused) -> Problem:
-    return Problem(exc.status, exc.detail, **exc.extensions)
 
 
 def _editor(vendor: Principal) -> str:
@@ -45,10 +40,7 @@ def as_subscription(doc: dict[str, Any]) -> Subscription:
 
 @router.post("/vendor/subscriptions", status_code=201, response_model=Subscription, summary="Create a subscription")
 async def create(subscription: SubscriptionIn, vendor: Vendor, _: Idempotent, subs: Subs) -> Subscription:
-    try:
-        return as_subscription(await subs.create(editor=_editor(vendor), subscription=subscription))
-    except Refused as exc:
-        raise problem(exc) from None
+    return as_subscription(await subs.create(editor=_editor(vendor), subscription=subscription))
 
 
 @router.get(
@@ -75,10 +67,7 @@ async def list_own(
     "/vendor/subscriptions/{subscription_id}", response_model=Subscription, summary="One of the vendor's subscriptions"
 )
 async def read(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs, response: Response) -> Subscription:
-    try:
-        doc = await subs.owned(_editor(vendor), subscription_id)
-    except Refused as exc:
-        raise problem(exc) from None
+    doc = await subs.owned(_editor(vendor), subscription_id)
     tag(response, doc["version"])
     return as_subscription(doc)
 
@@ -96,12 +85,9 @@ async def update(
     read_version: IfMatch,
     response: Response,
 ) -> Subscription:
-    try:
-        doc = await subs.update(
-            editor=_editor(vendor), subscription_id=subscription_id, change=change, expected_version=read_version
-        )
-    except Refused as exc:
-        raise problem(exc) from None
+    doc = await subs.update(
+        editor=_editor(vendor), subscription_id=subscription_id, change=change, expected_version=read_version
+    )
     tag(response, doc["version"])
     return as_subscription(doc)
 
@@ -110,10 +96,7 @@ async def update(
     "/vendor/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription and its assignments"
 )
 async def delete(subscription_id: SubscriptionId, vendor: Vendor, subs: Subs, read_version: IfMatch) -> Response:
-    try:
-        await subs.delete(editor=_editor(vendor), subscription_id=subscription_id, expected_version=read_version)
-    except Refused as exc:
-        raise problem(exc) from None
+    await subs.delete(editor=_editor(vendor), subscription_id=subscription_id, expected_version=read_version)
     return Response(status_code=204)
 
 
@@ -168,10 +151,7 @@ async def xml_create(request: Request, subscription_id: SubscriptionId, vendor: 
         raise Problem(
             422, f"idAbonnement {subscription.idAbonnement!r} is not the subscription of the path ({subscription_id})"
         )
-    try:
-        doc = await subs.create(editor=_editor(vendor), subscription=subscription)
-    except Refused as exc:
-        raise problem(exc) from None
+    doc = await subs.create(editor=_editor(vendor), subscription=subscription)
     return Response(write_abonnement(doc), status_code=201, media_type=XML)
 
 
@@ -189,10 +169,7 @@ async def xml_update(request: Request, subscription_id: SubscriptionId, vendor: 
             422, "an update carries no uaiEtab: a subscription's schools are set at its creation", field="uaiEtab"
         )
     change: SubscriptionChange = _model(SubscriptionChange, data)
-    try:
-        doc = await subs.update(editor=_editor(vendor), subscription_id=subscription_id, change=change)
-    except Refused as exc:
-        raise problem(exc) from None
+    doc = await subs.update(editor=_editor(vendor), subscription_id=subscription_id, change=change)
     return Response(write_abonnement(doc), media_type=XML)
 
 
