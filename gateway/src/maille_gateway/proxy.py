@@ -513,17 +513,7 @@ class Proxy:
         return message
 
     async def _read_all(self, receive: Receive) -> bytes:
-        parts = []
-        size = 0
-        while True:
-            message = await self._next(receive)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.settings.max_body_bytes:
-                raise _BodyTooLarge
-            parts.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(parts)
+        return b"".join([chunk async for chunk in self._stream(receive)])
 
     async def _stream(self, receive: Receive) -> AsyncIterator[bytes]:
         size = 0

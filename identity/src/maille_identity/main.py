@@ -122,18 +122,12 @@ async def on_start(runtime: Runtime) -> None:
 
 
 async def on_stop(runtime: Runtime) -> None:
-    jobs = runtime.parts.find(ImportJobs)
-    if jobs is not None:
-        await jobs.stop()
-    background = runtime.parts.find(Background)
-    if background is not None:
-        await background.stop()
-    federation = runtime.parts.find(Federation)
-    if federation is not None:
-        await federation.keycloak.close()
-    visibles = runtime.parts.find(VisiblesService)
-    if visibles is not None:
-        await visibles.stop()
+    await runtime.parts.stop(
+        (ImportJobs, ImportJobs.stop),
+        (Background, Background.stop),
+        (Federation, lambda federation: federation.keycloak.close()),
+        (VisiblesService, VisiblesService.stop),
+    )
 
 
 def build(settings: IdentitySettings) -> ServiceSpec:

@@ -6,11 +6,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from maille_identity.gar.push import SftpTarget
-from maille_kit.secretbox import SecretBox
-from maille_kit.settings import ServiceSettings, tenant_field
+from maille_kit.settings import SealingSettings, tenant_field
 
 
-class IdentitySettings(ServiceSettings):
+class IdentitySettings(SealingSettings):
     """Settings of the identity service."""
 
     model_config = SettingsConfigDict(env_prefix="MAILLE_IDENTITY_")
@@ -81,9 +80,6 @@ class IdentitySettings(ServiceSettings):
         SecretStr("maille-identity-dev-secrets-key"),
         description="key (16+ characters) that encrypts collectivités' IdP client secrets at rest",
     )
-    secrets_old_keys: SecretStr = Field(
-        SecretStr(""), description="previous secrets keys, comma-separated, while a rotation runs"
-    )
     gateway_url: str = Field(
         "http://localhost:8000", description="the gateway's public address (its sign-in client's redirect URIs)"
     )
@@ -106,10 +102,6 @@ class IdentitySettings(ServiceSettings):
         SecretStr("maille-pmb-opac-dev-secret"),
         description="that client's secret (set in each PMB's OpenID Connect source)",
     )
-
-    def secret_box(self) -> SecretBox:
-        """What seals the secrets identity keeps in its database."""
-        return SecretBox.of(self.secrets_key.get_secret_value(), self.secrets_old_keys.get_secret_value())
 
     def keycloak_values(self) -> dict[str, str]:
         """What fills the realm declaration's {{NAME}}s."""

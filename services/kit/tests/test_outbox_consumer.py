@@ -51,6 +51,14 @@ async def message_ids(bus: Bus, stream: Stream, expected: int, timeout: float = 
     return received
 
 
+async def connected(nats: NatsServer, name: str, *streams: Stream) -> Bus:
+    """A bus connected to `nats`, with `streams` made."""
+    bus = Bus(nats.url, name=name)
+    await bus.connect(timeout=10)
+    await bus.ensure_streams(list(streams))
+    return bus
+
+
 def recording_consumer(
     bus: Bus, docstore: Docstore, stream: Stream, durable: str, **settings: Any
 ) -> tuple[EventConsumer, list[str]]:
@@ -78,9 +86,7 @@ async def test_nothing_lost_nothing_twice_across_a_nats_outage(
 ) -> None:
     nats = nats_factory()
     stream = unique_stream()
-    bus = Bus(nats.url, name="outage-test")
-    await bus.connect(timeout=10)
-    await bus.ensure_streams([stream, dead_letter_stream("kit")])
+    bus = await connected(nats, "outage-test", stream, dead_letter_stream("kit"))
     outbox = Outbox(docstore, bus, source="kit", ack_timeout=1.0)
     outbox.start()
     consumer, handled = recording_consumer(bus, docstore, stream, durable="outage")
@@ -287,9 +293,7 @@ async def test_outbox_keeps_events_until_nats_takes_them(
 ) -> None:
     nats = nats_factory()
     stream = unique_stream()
-    bus = Bus(nats.url, name="keep-test")
-    await bus.connect(timeout=10)
-    await bus.ensure_streams([stream])
+    bus = await connected(nats, "keep-test", stream)
     outbox = Outbox(docstore, bus, source="kit", ack_timeout=0.5)
     nats.stop()
     for n in range(20):
@@ -319,9 +323,7 @@ async def test_two_replicas_lose_nothing_across_a_nats_outage(
     """Two replicas share one outbox database: neither sweeps away what the other still writes."""
     nats = nats_factory()
     stream = unique_stream()
-    bus = Bus(nats.url, name="replicas-test")
-    await bus.connect(timeout=10)
-    await bus.ensure_streams([stream])
+    bus = await connected(nats, "replicas-test", stream)
     replicas = [
         Outbox(docstore, bus, source="kit", ack_timeout=0.5, sweep_interval=0.2, segment_seconds=0.1) for _ in range(2)
     ]
@@ -360,9 +362,7 @@ async def test_events_left_by_a_stopped_writer_are_relayed_once_abandoned(
 ) -> None:
     nats = nats_factory()
     stream = unique_stream()
-    bus = Bus(nats.url, name="abandoned-test")
-    await bus.connect(timeout=10)
-    await bus.ensure_streams([stream])
+    bus = await connected(nats, "abandoned-test", stream)
     before_restart = Outbox(docstore, bus, source="kit", ack_timeout=0.5)
     nats.stop()
     for n in range(30):
@@ -389,9 +389,7 @@ async def test_bulk_delivery_goes_straight_to_jetstream_and_loses_nothing_across
     it cannot take during an outage waits in the outbox and arrives once, after the events before it."""
     nats = nats_factory()
     stream = unique_stream()
-    bus = Bus(nats.url, name="deliver-test")
-    await bus.connect(timeout=10)
-    await bus.ensure_streams([stream])
+    bus = await connected(nats, "deliver-test", stream)
     outbox = Outbox(docstore, bus, source="kit", ack_timeout=0.5, sweep_interval=0.2)
     outbox.start()
     await wait_for(lambda: not outbox.has_work(), 10, "the first sweep")

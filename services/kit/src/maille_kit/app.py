@@ -59,6 +59,18 @@ class Parts:
         found = self._by_type.get(kind)
         return found if isinstance(found, kind) else None
 
+    async def stop(self, *steps: tuple[type[Any], Callable[[Any], Awaitable[object]]]) -> None:
+        """At the service's stop: for each (kind, how) in order, `how(part)` where the service has that part, each
+        tried even when one before it failed — `await parts.stop((Background, Background.stop), …)`."""
+        for kind, how in steps:
+            found = self.find(kind)
+            if found is None:
+                continue
+            try:
+                await how(found)
+            except Exception as exc:
+                log.warning("stopping the %s failed: %s", kind.__name__, exc)
+
 
 def part(kind: type[PartT]) -> Any:
     """A FastAPI dependency on one of the service's parts: `Annotated[Mailbox, part(Mailbox)]`."""

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from maille_kit.secretbox import SecretBox
+
 Environment = Literal["development", "staging", "production"]
 
 
@@ -167,3 +169,17 @@ def describe(settings_cls: type[ServiceSettings]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+class SealingSettings(ServiceSettings):
+    """The settings of a service that keeps secrets in its database, sealed (`secret_box()`): each such service
+    declares its own `secrets_key` (a development default of its own, and what the key seals)."""
+
+    secrets_key: SecretStr = Field(SecretStr(""), description="key (16+ characters) that encrypts secrets at rest")
+    secrets_old_keys: SecretStr = Field(
+        SecretStr(""), description="previous secrets keys, comma-separated, while a rotation runs"
+    )
+
+    def secret_box(self) -> SecretBox:
+        """What seals the secrets the service keeps in its database (and opens those sealed under an old key)."""
+        return SecretBox.of(self.secrets_key.get_secret_value(), self.secrets_old_keys.get_secret_value())

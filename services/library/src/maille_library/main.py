@@ -71,12 +71,7 @@ async def on_start(runtime: Runtime) -> None:
 
 
 async def on_stop(runtime: Runtime) -> None:
-    sync = runtime.parts.find(ReaderSync)
-    if sync is not None:
-        await sync.stop()
-    client = runtime.parts.find(PmbClient)
-    if client is not None:
-        await client.close()
+    await runtime.parts.stop((ReaderSync, ReaderSync.stop), (PmbClient, PmbClient.close))
 
 
 def build(settings: LibrarySettings) -> ServiceSpec:

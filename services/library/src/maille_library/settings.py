@@ -5,11 +5,10 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from maille_kit.secretbox import SecretBox
-from maille_kit.settings import ServiceSettings, tenant_field
+from maille_kit.settings import SealingSettings, tenant_field
 
 
-class LibrarySettings(ServiceSettings):
+class LibrarySettings(SealingSettings):
     """Settings of the library service."""
 
     model_config = SettingsConfigDict(env_prefix="MAILLE_LIBRARY_")
@@ -30,16 +29,9 @@ class LibrarySettings(ServiceSettings):
         SecretStr("maille-library-dev-secrets-key"),
         description="key (16+ characters) that encrypts PMB passwords and OPAC salts at rest",
     )
-    secrets_old_keys: SecretStr = Field(
-        SecretStr(""), description="previous secrets keys, comma-separated, while a rotation runs"
-    )
     connection_cache_seconds: float = Field(
         30, ge=0, description="how long a replica keeps a school's PMB connection before reading it again"
     )
     sync_concurrency: int = Field(
         8, ge=1, le=64, description="persons whose PMB readers are written at once (reader sync)"
     )
-
-    def secret_box(self) -> SecretBox:
-        """What seals the secrets the library keeps in its database."""
-        return SecretBox.of(self.secrets_key.get_secret_value(), self.secrets_old_keys.get_secret_value())

@@ -105,9 +105,7 @@ async def on_start(runtime: Runtime) -> None:
 
 
 async def on_stop(runtime: Runtime) -> None:
-    housekeeping = runtime.parts.find(Housekeeping)
-    if housekeeping is not None:
-        await housekeeping.stop()
+    await runtime.parts.stop((Housekeeping, Housekeeping.stop))
 
 
 def build(settings: MessagingSettings) -> ServiceSpec:

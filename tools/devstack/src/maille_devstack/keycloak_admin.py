@@ -135,6 +135,14 @@ def ent_id_mapper(*, id_token: bool = False) -> dict[str, Any]:
     }
 
 
+def confidential_client(client_id: str, secret: str, mappers: list[dict[str, Any]], **flows: bool) -> dict[str, Any]:
+    """A confidential client with no browser flow: its `flows` switched on (`serviceAccountsEnabled=True`,
+    `directAccessGrantsEnabled=True`…), its tokens made by `mappers`."""
+    body: dict[str, Any] = {"clientId": client_id, "secret": secret, "publicClient": False}
+    body |= {"standardFlowEnabled": False, "directAccessGrantsEnabled": False} | flows
+    return body | {"protocolMappers": mappers}
+
+
 def ensure_service_client(
     admin: httpx.Client, client_id: str, secret: str, *, roles: tuple[str, ...] = (), audience: str | None = None
 ) -> None:
@@ -144,18 +152,8 @@ def ensure_service_client(
     if found:
         admin.put(f"/clients/{found[0]['id']}", json={**found[0], "secret": secret}).raise_for_status()
         return
-    admin.post(
-        "/clients",
-        json={
-            "clientId": client_id,
-            "secret": secret,
-            "publicClient": False,
-            "serviceAccountsEnabled": True,
-            "standardFlowEnabled": False,
-            "directAccessGrantsEnabled": False,
-            "protocolMappers": audience_mappers(audience),
-        },
-    ).raise_for_status()
+    body = confidential_client(client_id, secret, audience_mappers(audience), serviceAccountsEnabled=True)
+    admin.post("/clients", json=body).raise_for_status()
     internal = admin.get("/clients", params={"clientId": client_id}).raise_for_status().json()[0]["id"]
     account = admin.get(f"/clients/{internal}/service-account-user").raise_for_status().json()["id"]
     grant_roles(admin, account, roles)

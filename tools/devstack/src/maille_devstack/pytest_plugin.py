@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from maille_devstack.keycloak_admin import (
     admin_client,
     audience_mappers,
+    confidential_client,
     enable_user_attributes,
     ensure_service_client,
     ensure_user,
@@ -261,17 +262,8 @@ def make_person_login(
             )
             grant_roles(admin, user_id, tuple(roles))
         mappers = [*audience_mappers(audience), ent_id_mapper()]
-        admin.post(
-            "/clients",
-            json={
-                "clientId": client_id,
-                "secret": secret,
-                "publicClient": False,
-                "standardFlowEnabled": False,
-                "directAccessGrantsEnabled": True,
-                "protocolMappers": mappers,
-            },
-        ).raise_for_status()
+        body = confidential_client(client_id, secret, mappers, directAccessGrantsEnabled=True)
+        admin.post("/clients", json=body).raise_for_status()
     return (
         httpx.post(
             f"{clients.issuer}/protocol/openid-connect/token",
