@@ -1,6 +1,14 @@
 # One image recipe for every deployable. Build from the repository root (the uv workspace):
 #   docker build --build-arg DEPLOYABLE=catalog -t maille/catalog:0.1.0 .
 # DEPLOYABLE: gateway, identity, catalog, messaging or library.
+# The portal (served by the gateway at /): its npm packages as its lock file says, built by Vite.
+FROM node:20-bookworm-slim AS portal
+WORKDIR /portal
+COPY portal/package.json portal/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY portal/ ./
+RUN npm run build
+
 FROM python:3.11-slim-bookworm AS build
 ARG DEPLOYABLE
 RUN test -n "$DEPLOYABLE" || (echo "--build-arg DEPLOYABLE=<gateway|identity|catalog|messaging|library> is required" >&2; exit 1)
@@ -15,6 +23,8 @@ ARG DEPLOYABLE
 ARG BUILD=dev
 RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin maille
 COPY --from=build /app/.venv /app/.venv
+# Every image carries the built portal (a few hundred kB); only the gateway serves it (MAILLE_GATEWAY_PORTAL_DIR).
+COPY --from=portal /portal/dist /app/portal
 # maille_kit.container listens on 0.0.0.0:8080 unless MAILLE_<DEPLOYABLE>_HTTP_HOST / _PORT say otherwise.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -33,6 +33,9 @@ BUF         := $(BIN)/buf
 COMPOSE     := $(CACHE)/docker/cli-plugins/docker-compose
 VENV        := $(ROOT)/.venv
 XMLSEC1     := $(BIN)/xmlsec1
+PORTAL      := $(ROOT)/portal/dist/index.html
+PORTAL_SRC  := $(shell find portal/src portal/public portal/scripts -type f) portal/index.html portal/vite.config.ts portal/tsconfig.json
+CHROMIUM    := /usr/bin/chromium
 PROTOS      := $(shell find proto/maille -name '*.proto' | sort)
 
 export UV_PYTHON := $(PYTHON)
@@ -47,7 +50,7 @@ export MAVEN_OPTS ?= -Xmx512m
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.synced $(DOCSTORE) $(KEYCLOAK)/bin/kc.sh $(XMLSEC1) ## every set-up step: Python env, nats-server, docstore, Keycloak, xmlsec1
+setup: $(VENV)/.synced $(DOCSTORE) $(KEYCLOAK)/bin/kc.sh $(XMLSEC1) $(PORTAL) $(CHROMIUM) ## every set-up step: Python env, nats-server, docstore, Keycloak, xmlsec1, the portal, Chromium
 
 $(UV):
 	$(PYTHON) -m venv $(CACHE)/uv
@@ -123,6 +126,20 @@ $(ETCD):
 	cd $(CACHE)/debs/etcd && apt-get download etcd-server && dpkg-deb -x etcd-server_*.deb root
 	$@ --version
 
+# The portal: its npm packages as portal/package-lock.json says, then the build (TypeScript checked, Vite, gzip).
+portal/node_modules/.package-lock.json: portal/package-lock.json
+	cd portal && npm ci --no-audit --no-fund
+
+$(PORTAL): portal/node_modules/.package-lock.json portal/package.json $(PORTAL_SRC)
+	cd portal && npm run build
+
+# Debian's Chromium, for the portal's browser tests and bench/portal.py (the browser Playwright would download is
+# not reachable here). Installed as a package: it needs its libraries, which an unpacked .deb would lack.
+$(CHROMIUM):
+	@[ "$$(id -u)" = 0 ] || { echo "Debian's chromium is missing: as root, apt-get install chromium"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
 ops-cluster: $(KUBE_APISERVER) $(ETCD) ## kube-apiserver and etcd for maille-ops' tests against a real API server
 
 charts: $(HELM) $(KUBECONFORM) $(K8S_SCHEMAS)/.done ## helm lint --strict, helm template over the values matrix, kubeconform (strict, offline)
@@ -180,6 +197,7 @@ bench: setup bench-tools ## run the benchmarks under bench/ and print their figu
 	$(VENV)/bin/python bench/mediacentre.py
 	$(VENV)/bin/python bench/messaging.py
 	$(VENV)/bin/python bench/library.py
+	$(VENV)/bin/python bench/portal.py
 
 clean: ## remove run-time data (.var/); keeps the download cache
 	rm -rf .var

@@ -216,7 +216,8 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
             with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:
                 assert client["maille_identity"]["persons"].find_one({"_id": me.json()["id"]})["kind"] == kind
             home = browser.request("GET", f"{gateway}/")
-            assert "Bonjour" in home.text and "frame-ancestors 'none'" in home.headers["content-security-policy"]
+            # The portal's page (its screens are tested in Chromium by tests/portal/).
+            assert 'id="root"' in home.text and "frame-ancestors 'none'" in home.headers["content-security-policy"]
 
         # A pupil of the demo directory signs in through the EduConnect peer (username: AAF join key).
         with MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000) as client:

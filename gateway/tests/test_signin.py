@@ -74,6 +74,7 @@ def signed_in_platform(
             env={f"MAILLE_GATEWAY_{k}": v for k, v in auth.items()}
             | {
                 "MAILLE_GATEWAY_ROUTES": json.dumps({"identity": identity.url, "echo": echo.url}),
+                "MAILLE_GATEWAY_PORTAL_DIR": "/nonexistent",  # the gateway's own page says who signed in
                 "MAILLE_GATEWAY_PUBLIC_URL": public,
                 "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id,
                 "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret,

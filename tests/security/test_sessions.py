@@ -59,6 +59,9 @@ def gateway(
             env={
                 "MAILLE_GATEWAY_AUTH_ISSUER": keycloak_clients.issuer,
                 "MAILLE_GATEWAY_ROUTES": "{}",
+                # The gateway's own page says who is signed in (these tests are about sessions, not the portal's
+                # screens, which tests/portal/ drives in Chromium).
+                "MAILLE_GATEWAY_PORTAL_DIR": "/nonexistent",
                 "MAILLE_GATEWAY_PUBLIC_URL": public,
                 "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id,
                 "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret,

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from maille_gateway import __doc__ as description
-from maille_gateway import __version__
+from maille_gateway import __version__, portal
 from maille_gateway.lane import FastLane, GatewayHttp
 from maille_gateway.limits import RateLimiter
 from maille_gateway.policy import Policies
@@ -66,7 +66,7 @@ class Gateway:
                 name="gateway",
                 version=__version__,
                 settings=settings,
-                routers=[web_router],
+                routers=[web_router, portal.router],
                 uses_docstore=False,
                 on_start=self._start,
                 on_stop=self._stop,
@@ -79,6 +79,7 @@ class Gateway:
             f"default-src 'self'; style-src 'self' '{PAGE_STYLE_HASH}'; img-src 'self' data:; object-src 'none'; "
             f"base-uri 'none'; frame-ancestors 'none'; form-action 'self' {issuer.scheme}://{issuer.netloc}"
         ).encode()
+        self.portal_policy = portal.policy(settings)
         self.app.state.token_verifier = self.verifier
 
     async def _start(self, runtime: Runtime) -> None:

@@ -43,6 +43,11 @@ class GatewaySettings(ServiceSettings):
     public_url: str = Field(
         "http://localhost:8000", description="the gateway's address as browsers reach it (sign-in redirects)"
     )
+    portal_dir: str = Field(
+        "",
+        description="the built portal (index.html and assets/) served at /; default: portal/dist beside the sources, "
+        "/app/portal in the image",
+    )
     routes: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_ROUTES),
         description='JSON object: path prefix /api/<name>/ -> the service base URL, e.g. {"catalog": "http://catalog:8080"}',

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+from maille_gateway import portal
 from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Session, cookie_value, safe_next
 from maille_kit.auth import Principal
 from maille_kit.problems import PROBLEM_TYPES, Problem
@@ -293,8 +294,11 @@ async def backchannel_logout(request: Request) -> Response:
 
 
 @router.get("/", include_in_schema=False)
-async def landing(request: Request) -> HTMLResponse:
-    """Who you are and what you can open (the portal proper comes later)."""
+async def landing(request: Request) -> Response:
+    """The portal; where none was built, a plain page: who you are and what you can open."""
+    built = portal.page(request)
+    if built is not None:
+        return built
     gateway = _gateway(request)
     session, principal = await _session(request)
     if session is None or principal is None:

@@ -1,0 +1,164 @@
+import { useEffect, useState, type ReactNode } from "react";
+import { Header } from "@codegouvfr/react-dsfr/Header";
+import { fr } from "@codegouvfr/react-dsfr";
+import { SkipLinks } from "@codegouvfr/react-dsfr/SkipLinks";
+import { signIn } from "./api";
+import { navigate, usePath } from "./router";
+import { isParent, isStaff, readSession, SessionContext, type Session } from "./session";
+import type { Me } from "./types";
+import { Dashboard } from "./screens/Dashboard";
+import { Mail } from "./screens/Mail";
+import { Mediacentre } from "./screens/Mediacentre";
+import { Library } from "./screens/Library";
+import { Account } from "./screens/Account";
+import { Classes } from "./screens/Classes";
+
+function csrf(): string {
+  const found = document.cookie.split("; ").find((c) => c.startsWith("maille_csrf="));
+  return found ? decodeURIComponent(found.slice("maille_csrf=".length)) : "";
+}
+
+const SECTIONS: { path: string; title: string; show?: (me: Me) => boolean }[] = [
+  { path: "/", title: "Accueil" },
+  { path: "/messagerie", title: "Messagerie" },
+  { path: "/mediacentre", title: "Médiacentre" },
+  { path: "/cdi", title: "CDI" },
+  { path: "/enfants", title: "Mes enfants", show: isParent },
+  { path: "/classes", title: "Mes classes", show: isStaff },
+];
+
+function section(path: string): string {
+  const first = "/" + (path.split("?")[0].split("/")[1] ?? "");
+  return SECTIONS.some((s) => s.path === first) ? first : first === "/compte" ? "/compte" : "/";
+}
+
+export function App() {
+  const [session, setSession] = useState<Session>(null);
+  const path = usePath();
+  useEffect(() => {
+    readSession().then(setSession);
+  }, []);
+  useEffect(() => {
+    const current = SECTIONS.find((s) => s.path === section(path));
+    document.title = `${current && current.path !== "/" ? current.title + " — " : ""}Maille`;
+    document.getElementById("contenu")?.focus({ preventScroll: true });
+  }, [path]);
+
+  if (session === null) return <Frame><p aria-live="polite">Chargement…</p></Frame>;
+  if (session === "signed-out") return <SignedOut />;
+  if (session === "not-linked") return <NotLinked />;
+  if (session === "unavailable") return <Unavailable />;
+  const me = session;
+  const here = section(path);
+  const navigation = SECTIONS.filter((s) => !s.show || s.show(me)).map((s) => ({
+    text: s.title,
+    isActive: here === s.path,
+    linkProps: { href: s.path, onClick: follow(s.path) },
+  }));
+  return (
+    <SessionContext.Provider value={me}>
+      <Frame
+        schools={me.schools.map((s) => s.name).join(" · ")}
+        navigation={navigation}
+        quickAccessItems={[
+          { iconId: "fr-icon-account-circle-line", text: `${me.first_name} ${me.last_name}`, linkProps: { href: "/compte", onClick: follow("/compte") } },
+          { iconId: "fr-icon-logout-box-r-line", text: "Se déconnecter", buttonProps: { type: "submit", form: "deconnexion" } },
+        ]}
+      >
+        <form id="deconnexion" method="post" action="/logout" hidden>
+          <input type="hidden" name="csrf" value={csrf()} />
+        </form>
+        <Screen path={path} />
+      </Frame>
+    </SessionContext.Provider>
+  );
+}
+
+function follow(to: string) {
+  return (event: React.MouseEvent<HTMLAnchorElement>) => {
+    if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    navigate(to);
+  };
+}
+
+function Screen({ path }: { path: string }) {
+  switch (section(path)) {
+    case "/messagerie":
+      return <Mail path={path} />;
+    case "/mediacentre":
+      return <Mediacentre />;
+    case "/cdi":
+      return <Library />;
+    case "/compte":
+    case "/enfants":
+      return <Account />;
+    case "/classes":
+      return <Classes />;
+    default:
+      return <Dashboard />;
+  }
+}
+
+function Frame(props: { children: ReactNode; schools?: string; navigation?: React.ComponentProps<typeof Header>["navigation"]; quickAccessItems?: React.ComponentProps<typeof Header>["quickAccessItems"] }) {
+  return (
+    <>
+      <SkipLinks links={[{ label: "Contenu", anchor: "#contenu" }]} />
+      <Header
+        brandTop={<>République<br />Française</>}
+        homeLinkProps={{ href: "/", title: "Accueil — Maille", onClick: follow("/") }}
+        serviceTitle="Maille"
+        serviceTagline={props.schools ?? "L'espace numérique de travail de votre établissement"}
+        navigation={props.navigation}
+        quickAccessItems={props.quickAccessItems}
+      />
+      <main id="contenu" tabIndex={-1} className={fr.cx("fr-container", "fr-py-4w")}>
+        {props.children}
+      </main>
+      <footer className={fr.cx("fr-footer")} role="contentinfo">
+        <div className={fr.cx("fr-container")}>
+          <p className={fr.cx("fr-footer__content-desc", "fr-py-2w")}>
+            Maille — espace numérique de travail. Accessibilité : partiellement conforme.
+          </p>
+        </div>
+      </footer>
+    </>
+  );
+}
+
+function SignedOut() {
+  return (
+    <Frame>
+      <h1>Bienvenue dans votre espace numérique de travail</h1>
+      <p>Messagerie, médiacentre, CDI : connectez-vous avec votre compte ÉduConnect (élèves et parents) ou votre compte académique (personnels).</p>
+      <button className={fr.cx("fr-btn")} onClick={() => signIn()}>Se connecter</button>
+    </Frame>
+  );
+}
+
+function NotLinked() {
+  return (
+    <Frame>
+      <h1>Votre compte n'est pas encore relié à l'annuaire</h1>
+      <p>
+        Vous êtes bien connecté, mais votre établissement ne vous a pas encore inscrit dans l'annuaire de l'ENT.
+        Demandez au secrétariat de votre établissement de vérifier votre inscription (nom, prénom et date de naissance),
+        puis reconnectez-vous demain : l'annuaire est mis à jour chaque nuit.
+      </p>
+      <form method="post" action="/logout">
+        <input type="hidden" name="csrf" value={csrf()} />
+        <button className={fr.cx("fr-btn", "fr-btn--secondary")} type="submit">Se déconnecter</button>
+      </form>
+    </Frame>
+  );
+}
+
+function Unavailable() {
+  return (
+    <Frame>
+      <h1>Connexion momentanément impossible</h1>
+      <p>Un service de l'ENT ne répond pas pour le moment. Rien n'est perdu : réessayez dans quelques instants.</p>
+      <button className={fr.cx("fr-btn")} onClick={() => location.reload()}>Réessayer</button>
+    </Frame>
+  );
+}

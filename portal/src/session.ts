@@ -1,0 +1,34 @@
+// Who is signed in: identity's /me, read once; null while reading, "signed-out" without a session.
+import { createContext, useContext } from "react";
+import type { Me } from "./types";
+
+export type Session = Me | "signed-out" | "not-linked" | "unavailable" | null;
+
+export const SessionContext = createContext<Me | null>(null);
+
+export function useMe(): Me {
+  const me = useContext(SessionContext);
+  if (me === null) throw new Error("useMe outside a signed-in page");
+  return me;
+}
+
+export async function readSession(): Promise<Session> {
+  let answer: Response;
+  try {
+    answer = await fetch("/api/identity/v1/me", {
+      credentials: "same-origin",
+      headers: { accept: "application/json" },
+      signal: AbortSignal.timeout(15_000),
+    });
+  } catch {
+    return "unavailable";
+  }
+  if (answer.status === 401) return "signed-out";
+  if (answer.status === 403 || answer.status === 404) return "not-linked";
+  if (!answer.ok) return "unavailable";
+  return (await answer.json()) as Me;
+}
+
+export const isPupil = (me: Me) => me.profiles.some((p) => p.code === "National_ELV");
+export const isParent = (me: Me) => me.profiles.some((p) => p.code === "National_TUT");
+export const isStaff = (me: Me) => me.profiles.some((p) => !["National_ELV", "National_TUT"].includes(p.code));

@@ -1,0 +1,130 @@
+// What the API answers, as far as the portal reads it.
+import type { Profile, School } from "./words";
+
+export interface Person {
+  id: string;
+  first_name: string;
+  last_name: string;
+  kind: string;
+  profiles: Profile[];
+  classes: string[];
+  groups?: string[];
+}
+
+export interface Me extends Person {
+  schools: School[];
+  children: Person[];
+}
+
+export interface Folder {
+  id: string;
+  name: string;
+  parent: string | null;
+  system: boolean;
+  total: number;
+  unread: number;
+}
+
+export interface Correspondent {
+  id: string;
+  name: string;
+}
+
+export interface Entry {
+  id: string;
+  thread: string;
+  folder: string;
+  unread: boolean;
+  at: string;
+  sender: Correspondent;
+  to: string;
+  subject: string;
+  snippet: string;
+  attachments: number;
+}
+
+export interface Recipient {
+  type: "person" | "group" | "list";
+  id: string;
+  name?: string | null;
+}
+
+export interface Attachment {
+  id: string;
+  name: string;
+  type: string;
+  size: number;
+}
+
+export interface Message {
+  id: string;
+  thread: string;
+  state: "draft" | "scheduled" | "sent";
+  folder: string;
+  unread: boolean;
+  sender: Correspondent;
+  to: Recipient[];
+  cc: Recipient[];
+  bcc: Recipient[];
+  subject: string;
+  body: string;
+  attachments: Attachment[];
+  in_reply_to: string | null;
+  at: string;
+  version: number | null;
+}
+
+export interface Visible {
+  type: "person" | "group" | "list";
+  id: string;
+  name: string;
+  profiles: string[];
+  size: number | null;
+}
+
+export interface Resource {
+  idRessource: string;
+  nomRessource?: string | null;
+  nomEditeur?: string | null;
+  lien: string;
+  favori: boolean;
+  urlVignette?: string | null;
+  typePresentation?: { code: string; nom: string } | null;
+  typologieDocument?: { uri: string; nom: string }[];
+  domaineEnseignement?: { uri: string; nom: string }[];
+  niveauEducatif?: { uri: string; nom: string }[];
+}
+
+export interface Loan {
+  recordId: number;
+  title: string;
+  location: string;
+  start: string | null;
+  due: string | null;
+}
+
+export interface Reservation {
+  id: number;
+  recordId: number;
+  rank: number;
+  until: string | null;
+  location: string;
+}
+
+export interface LibraryAccount {
+  schools: { uai: string; opac?: string; loans: { late: Loan[]; current: Loan[]; past: Loan[] }; reservations: Reservation[] }[];
+  missing: { uai: string; reason: string }[];
+}
+
+export interface LibraryResult {
+  id: number;
+  uai: string;
+  title: string;
+  authors: string[];
+  publisher: string | null;
+  year: string | null;
+  summary: string | null;
+  type: string | null;
+  available: number | null;
+  copies: number | null;
+}

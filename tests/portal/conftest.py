@@ -1,0 +1,106 @@
+"""The portal's tests: `make run`'s whole platform (maille-devstack run, on free ports and a .var of the test's own)
+and Debian's Chromium driven by Playwright, with axe-core (the portal's own npm copy) checking each screen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from pymongo import MongoClient
+
+from maille_devstack.started import devstack
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "portal" / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = "/usr/bin/chromium"
+# What Chromium needs here: no sandbox as root, and none of its calls home (this machine's network is closed).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@dataclass
+class Stack:
+    gateway: str
+    keycloak: str
+    docstore: str
+
+    def persons(self) -> Any:
+        return MongoClient(self.docstore, serverSelectionTimeoutMS=5000)["maille_identity"]["persons"]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`make run`'s platform, started once for the portal's tests."""
+    if not (ROOT / "portal" / "dist" / "index.html").is_file():
+        pytest.fail("the portal is not built: `make setup` builds it")
+    with devstack(tmp_path_factory.mktemp("portal") / "var") as started:
+        yield Stack(gateway=started.gateway, keycloak=started.keycloak, docstore=started.docstore)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: `make setup` installs it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+        yield browser
+        browser.close()
+
+
+def new_page(chromium: Browser, viewport: dict[str, int] = DESKTOP) -> Page:
+    """A page of its own browser context (its own cookies: one person), every wait bounded."""
+    context = chromium.new_context(viewport=viewport, locale="fr-FR", accept_downloads=True)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.csp_errors = []  # type: ignore[attr-defined]
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text and page.csp_errors.append(message.text),  # type: ignore[attr-defined]
+    )
+    return page
+
+
+def sign_in_keycloak(page: Page, stack: Stack, username: str, password: str = "demo") -> None:
+    """A local account of the realm (the demo users) through Keycloak's own form, from the portal's button."""
+    page.goto(stack.gateway + "/")
+    page.get_by_role("button", name="Se connecter").click()
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#kc-login")
+    page.wait_for_url(stack.gateway + "/**")
+    page.get_by_role("heading", name="Bonjour", exact=False).wait_for()
+
+
+def sign_in_educonnect(page: Page, stack: Stack, key: str, password: str = "demo") -> None:
+    """A pupil or a parent through the EduConnect peer (its own login form, SAML back to Keycloak)."""
+    page.goto(f"{stack.gateway}/login?idp=educonnect&next=/")
+    page.fill("input[name=username]", key)
+    page.fill("input[name=password]", password)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(stack.gateway + "/**", timeout=30_000)
+    page.get_by_role("heading", name="Bonjour", exact=False).wait_for()
+
+
+def axe(page: Page) -> list[dict[str, Any]]:
+    """The serious and critical accessibility violations axe-core finds on the page as it is."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".filter(v => ['serious', 'critical'].includes(v.impact))"
+        ".map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))"
+    )
+    return list(found)

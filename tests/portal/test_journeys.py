@@ -1,0 +1,129 @@
+"""What people do in the portal, in Debian's Chromium on `make run`'s platform, on a desktop and on a 360 px phone:
+a teacher writes to a class with a file, pupils of that class read it and answer, open their médiacentre and a
+resource, search their CDI and reserve a book; a parent sees their children. axe-core checks every screen."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .conftest import DESKTOP, PHONE, Stack, axe, new_page, sign_in_educonnect, sign_in_keycloak
+
+pytestmark = pytest.mark.keycloak
+SUBJECT = "Sortie au musée jeudi"
+FILE = {"name": "autorisation-sortie.txt", "mimeType": "text/plain", "buffer": b"Autorisation de sortie.\n"}
+shared: dict[str, str] = {}  # what the teacher's test tells the pupils' (the class written to)
+
+
+def accessible(page: Page, screen: str) -> None:
+    violations = axe(page)
+    assert not violations, f"{screen}: {violations}"
+    assert not page.csp_errors, f"{screen}: the page's policy refused {page.csp_errors}"  # type: ignore[attr-defined]
+
+
+def open_section(page: Page, name: str) -> None:
+    """Follow the header's link to a section; on a phone, through the menu button first."""
+    menu = page.get_by_role("button", name="Menu")
+    if menu.is_visible():
+        menu.click()
+    page.get_by_role("navigation", name="Menu principal").get_by_role("link", name=name).first.click()
+
+
+def test_a_teacher_writes_to_a_class_with_a_file(chromium, stack: Stack) -> None:
+    page = new_page(chromium)
+    sign_in_keycloak(page, stack, "demo-enseignant")
+    accessible(page, "tableau de bord (enseignant)")
+    open_section(page, "Mes classes")
+    expect(page.get_by_role("heading", name="Mes classes et groupes")).to_be_visible()
+    accessible(page, "mes classes")
+    page.get_by_role("link", name=re.compile("Écrire à la classe")).first.click()
+    group = parse_qs(urlsplit(page.url).query)["groupe"][0]
+    expect(page.get_by_role("button", name=re.compile("^Retirer "))).to_have_count(1)  # the class, already chosen
+    page.get_by_label("Objet").fill(SUBJECT)
+    page.get_by_label("Message").fill(
+        "Bonjour à tous,\n\nNous irons au musée jeudi. Merci de rapporter l'autorisation."
+    )
+    page.set_input_files("#pieces-jointes", files=[FILE])
+    expect(page.get_by_role("list", name="Fichiers joints")).to_contain_text(FILE["name"])
+    accessible(page, "écrire un message")
+    page.get_by_role("button", name="Envoyer").click()
+    page.wait_for_url(re.compile(r"/messagerie(\?.*)?$"))
+    expect(page.get_by_role("status").filter(has_text="Message envoyé")).to_be_visible()
+    shared["group"] = group
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_pupil_reads_answers_and_uses_the_mediacentre_and_the_cdi(chromium, stack: Stack, viewport) -> None:
+    assert "group" in shared, "the teacher's message was not sent"
+    pupils = list(stack.persons().find({"kind": "pupil", "classes": shared["group"]}).sort("_id").limit(2))
+    pupil = pupils[0] if viewport is DESKTOP else pupils[-1]
+    page = new_page(chromium, viewport)
+    sign_in_educonnect(page, stack, pupil["keys"][0])
+    expect(page.get_by_role("heading", name=f"Bonjour {pupil['first_name']}")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Élève de \d"))).to_be_visible()  # "Élève de 6e A au …", in words
+    unread = page.get_by_role("link", name=re.compile(r"messages? non lus?"))
+    expect(unread).to_be_visible(timeout=30_000)
+    accessible(page, "tableau de bord (élève)")
+
+    # The mail: the teacher's message, its file, an answer.
+    unread.click()
+    page.get_by_role("link", name=re.compile(SUBJECT)).first.click()
+    expect(page.get_by_role("heading", name=SUBJECT)).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile(FILE["name"]))).to_be_visible()
+    accessible(page, "lire un message")
+    page.get_by_role("link", name="Répondre", exact=True).click()
+    expect(page.get_by_label("Objet")).to_have_value(f"RE : {SUBJECT}")
+    page.get_by_label("Message").press("Control+Home")
+    page.get_by_label("Message").type("Merci, je l'apporte jeudi.")
+    page.get_by_role("button", name="Envoyer").click()
+    expect(page.get_by_role("status").filter(has_text="Message envoyé")).to_be_visible()
+
+    # The médiacentre: their resources as tiles, one made a favourite, one opened in a new tab.
+    open_section(page, "Médiacentre")
+    expect(page.get_by_role("status").filter(has_text=re.compile(r"\d+ ressources?"))).to_be_visible(timeout=30_000)
+    accessible(page, "médiacentre")
+    page.get_by_role("button", name=re.compile("Ajouter aux favoris")).first.click()
+    expect(page.get_by_role("button", name=re.compile("Retirer des favoris")).first).to_be_visible()
+    with page.expect_popup() as opened:
+        page.get_by_role("list", name="Ressources").get_by_role("link").first.click()
+    assert "domaineGar" in opened.value.url or opened.value.url.startswith("http")
+
+    # The CDI: a search across their schools' catalogues, a reservation.
+    open_section(page, "CDI")
+    page.get_by_label("Chercher un livre, un auteur, un sujet").fill("Germinal")
+    page.get_by_role("button", name="Chercher").click()
+    expect(page.get_by_role("status").filter(has_text=re.compile(r"\d+ résultats?"))).to_be_visible(timeout=30_000)
+    accessible(page, "CDI")
+    page.get_by_role("button", name=re.compile("^Réserver")).first.click()
+    expect(page.get_by_role("status").filter(has_text="est réservé")).to_be_visible()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_parent_sees_their_children(chromium, stack: Stack, viewport) -> None:
+    page = new_page(chromium, viewport)
+    sign_in_keycloak(page, stack, "demo-parent")
+    expect(page.get_by_role("heading", name="Mes enfants")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Élève de"))).not_to_have_count(0)
+    accessible(page, "tableau de bord (parent)")
+    open_section(page, "Mes enfants")
+    expect(page.get_by_role("link", name="Écrire à ses enseignants").first).to_be_visible()
+    accessible(page, "mes enfants")
+
+
+def test_signed_out_the_portal_offers_to_sign_in_and_sends_back_where_one_was(chromium, stack: Stack) -> None:
+    page = new_page(chromium)
+    answer = page.goto(stack.gateway + "/cdi")
+    assert answer is not None and answer.headers["cache-control"] == "no-cache"
+    policy = answer.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
+    expect(page.get_by_role("button", name="Se connecter")).to_be_visible()
+    accessible(page, "accueil hors connexion")
+    page.get_by_role("button", name="Se connecter").click()
+    page.fill("#username", "demo-eleve")
+    page.fill("#password", "demo")
+    page.click("#kc-login")
+    page.wait_for_url(stack.gateway + "/cdi")  # back where the person was
+    expect(page.get_by_role("heading", name="CDI")).to_be_visible()

@@ -1,0 +1,75 @@
+"""`make run`'s whole platform started for a test or a benchmark: `maille-devstack run` on free ports and a .var of
+its own (beside any real `make run`), stopped by Ctrl-C on leaving, as a person stops it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from maille_devstack.processes import free_port
+from maille_devstack.stack import Ports
+
+READY_LINE = "Ctrl-C or `make stop`"
+
+
+@dataclass
+class Devstack:
+    ports: Ports
+    var: Path
+    output: str
+
+    @property
+    def gateway(self) -> str:
+        return f"http://localhost:{self.ports.gateway}"
+
+    @property
+    def keycloak(self) -> str:
+        return f"http://localhost:{self.ports.keycloak}"
+
+    @property
+    def docstore(self) -> str:
+        return f"mongodb://127.0.0.1:{self.ports.docstore}"
+
+
+@contextmanager
+def devstack(var: Path, *, start_seconds: float = 400, env: dict[str, str] | None = None) -> Iterator[Devstack]:
+    """The platform, up (its ready line printed) within `start_seconds`; stopped with Ctrl-C on leaving."""
+    ports = Ports(**{name: free_port() for name in vars(Ports())})
+    environment = {**os.environ, **(env or {}), "MAILLE_DEVSTACK_PORTS": json.dumps(vars(ports))}
+    environment["MAILLE_DEVSTACK_VAR"] = str(var)
+    environment.pop("MONGODB_URL", None)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "maille-devstack"), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment,
+        start_new_session=True,
+    )
+    try:
+        seen: list[str] = []
+        deadline = time.monotonic() + start_seconds
+        assert process.stdout is not None
+        while READY_LINE not in "".join(seen[-1:]):
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError("the devstack exited:\n" + "".join(seen))
+            seen.append(line)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the devstack did not start in {start_seconds:g} s:\n" + "".join(seen))
+        yield Devstack(ports=ports, var=var, output="".join(seen))
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
