@@ -12,6 +12,7 @@ import { Mediacentre } from "./screens/Mediacentre";
 import { Library } from "./screens/Library";
 import { Account } from "./screens/Account";
 import { Classes } from "./screens/Classes";
+import { Admin } from "./screens/Admin";
 
 function csrf(): string {
   const found = document.cookie.split("; ").find((c) => c.startsWith("maille_csrf="));
@@ -25,6 +26,7 @@ const SECTIONS: { path: string; title: string; show?: (me: Me) => boolean }[] = 
   { path: "/cdi", title: "CDI" },
   { path: "/enfants", title: "Mes enfants", show: isParent },
   { path: "/classes", title: "Mes classes", show: isStaff },
+  { path: "/administration", title: "Administration", show: (me) => me.operator || me.administers.length > 0 },
 ];
 
 function section(path: string): string {
@@ -95,6 +97,8 @@ function Screen({ path }: { path: string }) {
       return <Account />;
     case "/classes":
       return <Classes />;
+    case "/administration":
+      return <Admin />;
     default:
       return <Dashboard />;
   }

@@ -14,6 +14,8 @@ export interface Person {
 export interface Me extends Person {
   schools: School[];
   children: Person[];
+  operator: boolean;
+  administers: string[];
 }
 
 export interface Folder {

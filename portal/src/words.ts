@@ -22,7 +22,7 @@ export function className(code: string): string {
     const level = { "2NDE": "2de", "2DE": "2de", "1ERE": "1re", "1RE": "1re", TLE: "Tle", T: "Tle" }[lycee[1].toUpperCase()];
     return `${level} ${lycee[2]}`.trim();
   }
-  const college = /^([3-6])\s*(?:E|EME)?\s*(.*)$/i.exec(bare);
+  const college = /^([3-6])\s*(?:EME|E)?\s*(.*)$/i.exec(bare);
   return college ? `${college[1]}e ${college[2]}`.trim() : bare;
 }
 

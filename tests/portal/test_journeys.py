@@ -127,3 +127,21 @@ def test_signed_out_the_portal_offers_to_sign_in_and_sends_back_where_one_was(ch
     page.click("#kc-login")
     page.wait_for_url(stack.gateway + "/cdi")  # back where the person was
     expect(page.get_by_role("heading", name="CDI")).to_be_visible()
+
+
+def test_a_principal_changes_who_may_write_to_whom(chromium, stack: Stack) -> None:
+    page = new_page(chromium)
+    sign_in_keycloak(page, stack, "demo-direction")
+    open_section(page, "Administration")
+    expect(page.get_by_role("heading", name="Qui peut écrire à qui")).to_be_visible()
+    accessible(page, "administration")
+    pupils_to_parents = page.get_by_label("Dans l'établissement : les élèves peuvent écrire aux parents")
+    pupils_to_parents.check()
+    page.get_by_role("button", name="Enregistrer les règles").click()
+    expect(page.get_by_role("status").filter(has_text="Règles enregistrées")).to_be_visible()
+    expect(page.get_by_text("L'établissement a ses propres règles.")).to_be_visible()
+    page.reload()
+    expect(page.get_by_label("Dans l'établissement : les élèves peuvent écrire aux parents")).to_be_checked()
+    page.get_by_role("button", name="Revenir aux règles par défaut").click()
+    expect(page.get_by_text("L'établissement suit les règles par défaut.")).to_be_visible()
+    expect(page.get_by_role("heading", name="Mises à jour de l'annuaire")).to_be_visible()

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 router = APIRouter()
 # The screens of the portal, each a real address (a link, a bookmark, the page reloaded): answered with its page.
-SCREENS = ("messagerie", "mediacentre", "cdi", "compte", "enfants", "classes")
+SCREENS = ("messagerie", "mediacentre", "cdi", "compte", "enfants", "classes", "administration")
 ASSET = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 YEAR = "public, max-age=31536000, immutable"
 TYPES = {

@@ -69,6 +69,9 @@ async def test_a_principal_administers_their_school_and_no_other(
         # The principal makes the teacher an administrator of the school (the digital referent, say), then withdraws it.
         admins = f"/api/identity/v1/structures/{mine}/administrators"
         assert (await client.put(f"{admins}/{ids['T1']}", headers=as_["D1"])).status_code == 204
+        # What the portal shows: who administers which school (its administration screen appears for them).
+        administers = (await client.get("/api/identity/v1/me", headers=as_["T1"])).json()["administers"]
+        assert administers == [mine]
         listed = (await client.get(admins, headers=as_["T1"])).json()
         assert [p["id"] for p in listed["principals"]] == [ids["D1"]] and [d["id"] for d in listed["delegates"]] == [
             ids["T1"]
@@ -79,6 +82,10 @@ async def test_a_principal_administers_their_school_and_no_other(
         assert outsider.status_code == 422 and "not a person of" in outsider.json()["detail"]
         assert (await client.delete(f"{admins}/{ids['T1']}", headers=as_["D1"])).status_code == 204
         assert (await client.get(rules, headers=as_["T1"])).status_code == 403
+        assert (await client.get("/api/identity/v1/me", headers=as_["T1"])).json()["administers"] == []
+        principal = (await client.get("/api/identity/v1/me", headers=as_["D1"])).json()
+        assert principal["administers"] == [mine] and principal["operator"] is False
+        assert (await client.get("/api/identity/v1/me", headers=as_["E1"])).json()["administers"] == []
 
         # The school's imports: seen by its principal, not by a teacher.
         seen = await client.get(f"/api/identity/v1/structures/{mine}/imports", headers=as_["D1"])

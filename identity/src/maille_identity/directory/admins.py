@@ -29,7 +29,8 @@ def _of_school(person: Doc | None, uai: str) -> bool:
     )
 
 
-def _heads(person: Doc | None, uai: str) -> bool:
+def heads(person: Doc | None, uai: str) -> bool:
+    """Whether the person is the school's principal (the function DIR there in the directory)."""
     return (
         person is not None
         and _of_school(person, uai)
@@ -51,7 +52,7 @@ class SchoolAdmins:
             return
         person_id = caller.person_id  # written by identity alone on the account (see docs/security.md)
         person = await self.directory.person(person_id) if person_id else None
-        if _heads(person, uai):
+        if heads(person, uai):
             return
         if (
             not delegating
@@ -65,7 +66,7 @@ class SchoolAdmins:
 
     async def listed(self, uai: str) -> Doc:
         """The school's principals and delegates, by name."""
-        principals = [p for p in await self.directory.principals(self.tenant, uai) if _heads(p, uai)]
+        principals = [p for p in await self.directory.principals(self.tenant, uai) if heads(p, uai)]
         delegates = await self.directory.delegates(self.tenant, uai)
         persons = {p["_id"]: p for p in await self.directory.persons_by_id([d["person"] for d in delegates])}
         return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from maille_identity.directory.admins import heads
 from maille_identity.directory.identifiers import PARENT, PUPIL
 from maille_identity.directory.repository import DirectoryRepository, StructureNames
 from maille_identity.rules.responder import VisiblesService
@@ -47,7 +48,19 @@ class People:
             **_view(person, full=True),
             "schools": [{"uai": uai, "name": name} for uai, name in sorted(schools.items())],
             "children": children,
+            "operator": "operator" in principal.roles,
+            "administers": await self._administers(person, sorted(schools)),
         }
+
+    async def _administers(self, person: Doc, uais: list[str]) -> list[str]:
+        """The schools the person administers: as their principal, or as one of the principal's delegates."""
+        if person.get("kind") != "staff":
+            return []
+        return [
+            uai
+            for uai in uais
+            if heads(person, uai) or await self.repo.is_delegate(person["tenant"], uai, person["_id"])
+        ]
 
     async def person(self, principal: Principal, person_id: str) -> Doc:
         """A person, as much as the caller may see of them."""

@@ -292,8 +292,8 @@ class Stack:
     def setup_keycloak(self, keycloak: KeycloakServer, mongodb_url: str, identity_env: dict[str, str]) -> None:
         """The realm as code (`maille-identity sync-keycloak`: the gateway's client, EduConnect and the
         académie's IdP, the GAR…), and the local demo users: demo-eleve (a pupil of the demo directory),
-        demo-parent (one of that pupil's parents) and demo-enseignant (a teacher), each linked to their
-        directory entry, password MAILLE_DEMO_PASSWORD (default demo)."""
+        demo-parent (one of that pupil's parents), demo-enseignant (a teacher) and demo-direction (a principal),
+        each linked to their directory entry, password MAILLE_DEMO_PASSWORD (default demo)."""
         self.sync_keycloak(identity_env)
         password = os.environ.get("MAILLE_DEMO_PASSWORD") or "demo"
         people = demo_people(mongodb_url)
@@ -461,7 +461,7 @@ def link_local_account(identity_env: dict[str, str], username: str, person_id: s
 
 
 def demo_people(mongodb_url: str) -> dict[str, dict]:
-    """A pupil with a parent, that parent, and a teacher, from the demo directory (identity's database;
+    """A pupil with a parent, that parent, a teacher and a principal, from the demo directory (identity's database;
     a set-up step of the developer's platform, not a service reading another's data)."""
     from pymongo import MongoClient
 
@@ -478,7 +478,15 @@ def demo_people(mongodb_url: str) -> dict[str, dict]:
             ),
             {},
         )
-    return {"demo-eleve": pupil, "demo-parent": parent or {}, "demo-enseignant": teacher}
+        principal = persons.find_one(
+            {"kind": "staff", "functions": {"$elemMatch": {"code": "DIR"}}, **present}, sort=[("_id", 1)]
+        )
+    return {
+        "demo-eleve": pupil,
+        "demo-parent": parent or {},
+        "demo-enseignant": teacher,
+        "demo-direction": principal or {},
+    }
 
 
 def demo_schools(mongodb_url: str) -> list[str]:

@@ -1,0 +1,331 @@
+import { useEffect, useState } from "react";
+import { fr } from "@codegouvfr/react-dsfr";
+import { call, explain, get, tagged, upload } from "../api";
+import { useMe } from "../session";
+import { longDate } from "../words";
+import { Failure, Notice, Show, useLoad } from "./common";
+
+type Edge = [string, string];
+interface Rules {
+  structure: Edge[];
+  class: Edge[];
+  class_to_structure: Edge[];
+  children_write_to_parents: boolean;
+}
+
+const KINDS: Record<string, string> = {
+  ELV: "Élèves",
+  ENS: "Enseignants",
+  TUT: "Parents",
+  PERS: "Personnels",
+  DIR: "Direction",
+  HT: "Professeurs principaux",
+};
+const SCHOOL = ["ELV", "ENS", "TUT", "PERS", "DIR"];
+const CLASS = ["ELV", "ENS", "TUT", "HT"];
+
+// The administration of a school (its principal and their delegates) and of the platform (operators): who may
+// write to whom, the school's administrators, the directory's imports; for operators, an AAF delivery and the CDIs.
+export function Admin() {
+  const me = useMe();
+  const [uai, setUai] = useState(me.administers[0] ?? "");
+  const name = (code: string) => me.schools.find((s) => s.uai === code)?.name ?? code;
+  return (
+    <>
+      <h1>Administration</h1>
+      {me.administers.length > 1 && (
+        <div className={fr.cx("fr-select-group")}>
+          <label className={fr.cx("fr-label")} htmlFor="etablissement">Établissement</label>
+          <select className={fr.cx("fr-select")} id="etablissement" value={uai} onChange={(e) => setUai(e.target.value)}>
+            {me.administers.map((code) => (
+              <option key={code} value={code}>{name(code)}</option>
+            ))}
+          </select>
+        </div>
+      )}
+      {uai && (
+        <>
+          <h2 className={fr.cx("fr-h3")}>{name(uai)}</h2>
+          <RulesEditor uai={uai} />
+          <Administrators uai={uai} />
+          <SchoolImports uai={uai} />
+        </>
+      )}
+      {me.operator && (
+        <>
+          <h2 className={fr.cx("fr-h3", "fr-mt-6w")}>Plateforme</h2>
+          <AafUpload />
+          <PmbConnections />
+        </>
+      )}
+    </>
+  );
+}
+
+function Matrix(props: { legend: string; from: string[]; to: string[]; edges: Edge[]; onChange: (e: Edge[]) => void }) {
+  const has = (a: string, b: string) => props.edges.some(([x, y]) => x === a && y === b);
+  const toggle = (a: string, b: string) =>
+    props.onChange(has(a, b) ? props.edges.filter(([x, y]) => !(x === a && y === b)) : [...props.edges, [a, b]]);
+  return (
+    <div className={fr.cx("fr-table", "fr-mb-3w")}>
+      <table>
+        <caption>{props.legend}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Peuvent écrire…</th>
+            {props.to.map((b) => (
+              <th key={b} scope="col">aux {KINDS[b].toLowerCase()}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {props.from.map((a) => (
+            <tr key={a}>
+              <th scope="row">{KINDS[a]}</th>
+              {props.to.map((b) => (
+                <td key={b}>
+                  <input
+                    type="checkbox"
+                    checked={has(a, b)}
+                    onChange={() => toggle(a, b)}
+                    aria-label={`${props.legend} : les ${KINDS[a].toLowerCase()} peuvent écrire aux ${KINDS[b].toLowerCase()}`}
+                  />
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function RulesEditor({ uai }: { uai: string }) {
+  const url = `/api/identity/v1/structures/${uai}/communication-rules`;
+  const [state, setState] = useState<{ rules: Rules; defaults: boolean; etag: string | null } | null>(null);
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const read = () =>
+    tagged<{ rules: Rules; defaults: boolean }>("GET", url).then(
+      ([body, etag]) => setState({ rules: body.rules, defaults: body.defaults, etag }),
+      (e) => setMessage({ ok: false, text: explain(e) }),
+    );
+  useEffect(() => {
+    setState(null);
+    setMessage(null);
+    read();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [uai]);
+  if (!state) return message ? <Failure message={message.text} /> : <p>Chargement…</p>;
+  const change = (rules: Rules) => setState({ ...state, rules });
+  async function save() {
+    try {
+      const [, etag] = await tagged("PUT", url, state!.rules, state!.etag ? { "if-match": state!.etag } : {});
+      setState({ ...state!, defaults: false, etag });
+      setMessage({ ok: true, text: "Règles enregistrées : elles s'appliquent dès maintenant." });
+    } catch (e) {
+      setMessage({ ok: false, text: explain(e) });
+    }
+  }
+  async function reset() {
+    try {
+      await call("DELETE", url);
+      setMessage({ ok: true, text: "Règles par défaut rétablies." });
+      read();
+    } catch (e) {
+      setMessage({ ok: false, text: explain(e) });
+    }
+  }
+  return (
+    <section aria-labelledby="regles" className={fr.cx("fr-mb-4w")}>
+      <h3 id="regles" className={fr.cx("fr-h4")}>Qui peut écrire à qui</h3>
+      <p>{state.defaults ? "L'établissement suit les règles par défaut." : "L'établissement a ses propres règles."}</p>
+      {message && (message.ok ? <Notice message={message.text} /> : <Failure message={message.text} />)}
+      <Matrix legend="Dans l'établissement" from={SCHOOL} to={SCHOOL} edges={state.rules.structure} onChange={(e) => change({ ...state.rules, structure: e })} />
+      <Matrix legend="Dans chaque classe" from={CLASS} to={CLASS} edges={state.rules.class} onChange={(e) => change({ ...state.rules, class: e })} />
+      <Matrix legend="De la classe vers l'établissement" from={CLASS} to={SCHOOL} edges={state.rules.class_to_structure} onChange={(e) => change({ ...state.rules, class_to_structure: e })} />
+      <div className={fr.cx("fr-checkbox-group", "fr-mb-2w")}>
+        <input type="checkbox" id="enfants-parents" checked={state.rules.children_write_to_parents} onChange={(e) => change({ ...state.rules, children_write_to_parents: e.target.checked })} />
+        <label className={fr.cx("fr-label")} htmlFor="enfants-parents">Les élèves peuvent écrire à leurs parents</label>
+      </div>
+      <ul className={fr.cx("fr-btns-group", "fr-btns-group--inline-md")}>
+        <li><button className={fr.cx("fr-btn")} onClick={save}>Enregistrer les règles</button></li>
+        <li><button className={fr.cx("fr-btn", "fr-btn--secondary")} onClick={reset}>Revenir aux règles par défaut</button></li>
+      </ul>
+    </section>
+  );
+}
+
+interface Named {
+  id: string;
+  first_name: string;
+  last_name: string;
+}
+
+function Administrators({ uai }: { uai: string }) {
+  const [admins] = useLoad(() => get<{ principals: Named[]; delegates: Named[] }>(`/api/identity/v1/structures/${uai}/administrators`), [uai]);
+  return (
+    <section aria-labelledby="administrateurs" className={fr.cx("fr-mb-4w")}>
+      <h3 id="administrateurs" className={fr.cx("fr-h4")}>Administrateurs</h3>
+      <Show loaded={admins}>
+        {(a) => (
+          <ul>
+            {a.principals.map((p) => <li key={p.id}>{p.first_name} {p.last_name} (chef d'établissement)</li>)}
+            {a.delegates.map((p) => <li key={p.id}>{p.first_name} {p.last_name} (délégation du chef d'établissement)</li>)}
+          </ul>
+        )}
+      </Show>
+    </section>
+  );
+}
+
+interface Job {
+  id: string;
+  state: string;
+  file?: string;
+  created_at?: string;
+  finished_at?: string;
+  summary?: Record<string, number | string> | null;
+  report?: string[];
+  progress?: Record<string, number>;
+}
+
+const STATES: Record<string, string> = { queued: "en attente", running: "en cours", done: "terminé", failed: "échoué" };
+
+function SchoolImports({ uai }: { uai: string }) {
+  const [jobs] = useLoad(() => get<Job[]>(`/api/identity/v1/structures/${uai}/imports`), [uai]);
+  return (
+    <section aria-labelledby="imports" className={fr.cx("fr-mb-4w")}>
+      <h3 id="imports" className={fr.cx("fr-h4")}>Mises à jour de l'annuaire</h3>
+      <Show loaded={jobs}>
+        {(all) =>
+          all.length === 0 ? (
+            <p>Aucune mise à jour récente.</p>
+          ) : (
+            <ul className="maille-list">
+              {all.map((job) => (
+                <li key={job.id}>
+                  {job.created_at ? longDate(job.created_at) : job.id} — {STATES[job.state] ?? job.state}
+                  {job.file && <> ({job.file})</>}
+                  {job.report && job.report.length > 0 && (
+                    <details>
+                      <summary>{job.report.length} remarque{job.report.length > 1 ? "s" : ""} sur l'établissement</summary>
+                      <ul>{job.report.map((line, n) => <li key={n}>{line}</li>)}</ul>
+                    </details>
+                  )}
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </Show>
+    </section>
+  );
+}
+
+function AafUpload() {
+  const [progress, setProgress] = useState<number | null>(null);
+  const [job, setJob] = useState<Job | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    if (!job || ["done", "failed"].includes(job.state)) return;
+    const timer = setTimeout(
+      () => get<Job>(`/api/identity/v1/operator/imports/${job.id}`).then(setJob, (e) => setError(explain(e))),
+      2000,
+    );
+    return () => clearTimeout(timer);
+  }, [job]);
+  async function send(files: FileList | null) {
+    const file = files?.[0];
+    if (!file) return;
+    setError(null);
+    setJob(null);
+    try {
+      setProgress(0);
+      const started = await upload<Job>(`/api/identity/v1/operator/imports?${new URLSearchParams({ filename: file.name })}`, file, setProgress);
+      setJob(started);
+    } catch (e) {
+      setError(explain(e));
+    } finally {
+      setProgress(null);
+    }
+  }
+  return (
+    <section aria-labelledby="aaf" className={fr.cx("fr-mb-4w")}>
+      <h3 id="aaf" className={fr.cx("fr-h4")}>Importer une livraison de l'annuaire (AAF)</h3>
+      {error && <Failure message={error} />}
+      <div className={fr.cx("fr-upload-group")}>
+        <label className={fr.cx("fr-label")} htmlFor="livraison-aaf">
+          Fichier de l'AAF
+          <span className={fr.cx("fr-hint-text")}>Un fichier XML (ENT_…_Complet_…xml ou …_Delta_…) ou une archive .tar.gz.</span>
+        </label>
+        <input className={fr.cx("fr-upload")} type="file" id="livraison-aaf" accept=".xml,.gz,.tgz" onChange={(e) => send(e.target.files)} />
+      </div>
+      {progress !== null && (
+        <p role="status">
+          <label htmlFor="envoi-aaf">Envoi : </label>
+          <progress id="envoi-aaf" max={1} value={progress} /> {Math.round(progress * 100)} %
+        </p>
+      )}
+      {job && (
+        <div role="status" className={fr.cx("fr-mt-2w")}>
+          <p>Import {STATES[job.state] ?? job.state}.</p>
+          {job.summary && (
+            <ul>
+              {Object.entries(job.summary).map(([key, value]) => (
+                <li key={key}>{key} : {String(value)}</li>
+              ))}
+            </ul>
+          )}
+          {["done", "failed"].includes(job.state) && (
+            <a className={fr.cx("fr-link")} href={`/api/identity/v1/operator/imports/${job.id}/report`} target="_blank" rel="noopener">
+              Le rapport de l'import (nouvelle fenêtre)
+            </a>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}
+
+interface Connection {
+  uai: string;
+  url: string;
+  database: string | null;
+  opacUrl: string | null;
+  syncReaders: boolean;
+}
+
+function PmbConnections() {
+  const [list] = useLoad(() => get<Connection[]>("/api/library/v1/operator/schools"), []);
+  return (
+    <section aria-labelledby="pmb" className={fr.cx("fr-mb-4w")}>
+      <h3 id="pmb" className={fr.cx("fr-h4")}>CDI reliés (PMB)</h3>
+      <Show loaded={list}>
+        {(all) =>
+          all.length === 0 ? (
+            <p>Aucun CDI relié.</p>
+          ) : (
+            <div className={fr.cx("fr-table")}>
+              <table>
+                <caption>Connexions PMB des établissements</caption>
+                <thead>
+                  <tr><th scope="col">Établissement (UAI)</th><th scope="col">Base PMB</th><th scope="col">Lecteurs synchronisés</th><th scope="col">Catalogue en ligne</th></tr>
+                </thead>
+                <tbody>
+                  {all.map((c) => (
+                    <tr key={c.uai}>
+                      <td>{c.uai}</td>
+                      <td>{c.database ?? "—"}</td>
+                      <td>{c.syncReaders ? "oui" : "non"}</td>
+                      <td>{c.opacUrl ?? "—"}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Show>
+    </section>
+  );
+}
