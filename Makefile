@@ -181,7 +181,12 @@ test-fast: setup ## the tests only, without the proto and compose checks
 
 # nginx and wrk for bench/gateway.py: Debian's packages, unpacked into the cache (no root, nothing installed).
 BENCH_TOOLS := $(CACHE)/debs/root/usr/sbin/nginx
-bench-tools: $(BENCH_TOOLS) ## fetch nginx and wrk (Debian packages) into .cache/debs for bench/gateway.py
+LIGHTHOUSE  := $(CACHE)/lighthouse/node_modules/.bin/lighthouse
+bench-tools: $(BENCH_TOOLS) $(LIGHTHOUSE) ## nginx and wrk (Debian packages) for bench/gateway.py, Lighthouse (npm) for bench/portal.py
+
+$(LIGHTHOUSE):
+	mkdir -p $(CACHE)/lighthouse
+	npm install --no-audit --no-fund --prefix $(CACHE)/lighthouse lighthouse@12.8.2
 
 $(BENCH_TOOLS):
 	mkdir -p $(CACHE)/debs

@@ -4,7 +4,9 @@
   /auth/callback to the three sections (mail, favourites, CDI) shown with what the APIs answered — median and p90 of
   `--signins` sign-ins, each in a fresh browser context (nothing cached: the first visit of the morning);
 - what the first screen downloads: its JS and CSS, compressed as the gateway sends them;
-- an inbox page change: the next page of a 60-message inbox and back, click to the new list painted, p95.
+- an inbox page change: the next page of a 60-message inbox and back, click to the new list painted, p95;
+- Lighthouse (npm, `make bench-tools`, on the same Chromium; its default: a phone on a slow 4G network, CPU slowed
+  4×) on the dashboard, the mail and the médiacentre, signed in: performance, accessibility, best practices.
 
 Run: .venv/bin/python bench/portal.py [--signins 20] [--pages 20]
 """
@@ -60,6 +62,35 @@ def first_screen_bytes(gateway: str) -> tuple[int, list[str]]:
     for name in names:
         total += len(httpx.get(f"{gateway}{name}", headers={"accept-encoding": "gzip"}).content)
     return total, names
+
+
+LIGHTHOUSE = Path(__file__).resolve().parents[1] / ".cache" / "lighthouse" / "node_modules" / ".bin" / "lighthouse"
+
+
+def lighthouse(url: str, cookies: str, out: Path) -> dict[str, int]:
+    """Lighthouse's scores (0 – 100) of one signed-in page."""
+    import json
+    import os
+    import subprocess
+
+    report = out / f"{url.rsplit('/', 1)[-1] or 'accueil'}.json"
+    subprocess.run(
+        [
+            str(LIGHTHOUSE),
+            url,
+            "--only-categories=performance,accessibility,best-practices",
+            f"--extra-headers={json.dumps({'Cookie': cookies})}",
+            "--chrome-flags=--headless=new " + " ".join(CHROMIUM_ARGS),
+            "--output=json",
+            f"--output-path={report}",
+            "--quiet",
+        ],
+        env={**os.environ, "CHROME_PATH": "/usr/bin/chromium"},
+        check=True,
+        timeout=300,
+    )
+    categories = json.loads(report.read_text())["categories"]
+    return {name: round(category["score"] * 100) for name, category in categories.items()}
 
 
 def main() -> None:
@@ -128,8 +159,18 @@ def main() -> None:
                         timeout=10_000,
                     )
                     changes.append(time.perf_counter() - started)
+            cookies = "; ".join(
+                f"{c['name']}={c['value']}" for c in reader.cookies() if c["name"].startswith("maille_")
+            )
             reader.close()
             browser.close()
+        scores = {}
+        if LIGHTHOUSE.exists():
+            out = Path(tempfile.mkdtemp(prefix="maille-lighthouse-"))
+            for path in ("/", "/messagerie", "/mediacentre"):
+                scores[path] = lighthouse(gateway + path, cookies, out)
+        else:
+            print(f"Lighthouse not measured: {LIGHTHOUSE} is missing (make bench-tools)")
     ms = sorted(t * 1000 for t in took)
     print(
         f"dashboard painted with its data after the sign-in callback ({args.signins} sign-ins, fresh contexts): "
@@ -141,6 +182,8 @@ def main() -> None:
         f"inbox page change ({len(pages)} changes of a 60-message inbox): "
         f"p50 {pct(pages, 50):.0f} ms, p95 {pct(pages, 95):.0f} ms"
     )
+    for path, score in scores.items():
+        print(f"Lighthouse {path}: " + ", ".join(f"{name} {value}" for name, value in score.items()))
     print(machine())
 
 
