@@ -138,7 +138,9 @@ def main() -> None:
             from pymongo import MongoClient
 
             with MongoClient(stack.docstore) as client:
-                pupil = client["maille_identity"]["persons"].find_one({"kind": "pupil", "classes": unquote(group)})
+                pupil = client["maille_identity"]["persons"].find_one(
+                    {"kind": "pupil", "classes": unquote(group).removesuffix("/ELV")}
+                )
             reader = browser.new_context(viewport={"width": 1280, "height": 900})
             page = reader.new_page()
             page.goto(f"{gateway}/login?idp=educonnect&next=/messagerie")

@@ -37,6 +37,7 @@ async def test_the_page_is_never_kept_and_allows_only_what_the_portal_needs(port
             assert answer.headers["cache-control"] == "no-cache"
             policy = answer.headers["content-security-policy"]
             assert "script-src 'self';" in policy and "connect-src 'self';" in policy and "unsafe" not in policy
+            assert "style-src 'self' 'sha256-" in policy  # React-DSFR's colour-scheme style, by its hash
 
 
 async def test_hashed_assets_are_kept_a_year_and_sent_gzipped(portal: Path) -> None:

@@ -1,4 +1,4 @@
-import { useEffect, useState, type ReactNode } from "react";
+import { Component, useEffect, useState, type ReactNode } from "react";
 import { Header } from "@codegouvfr/react-dsfr/Header";
 import { fr } from "@codegouvfr/react-dsfr";
 import { SkipLinks } from "@codegouvfr/react-dsfr/SkipLinks";
@@ -70,7 +70,9 @@ export function App() {
         <form id="deconnexion" method="post" action="/logout" hidden>
           <input type="hidden" name="csrf" value={csrf()} />
         </form>
-        <Screen path={path} />
+        <Boundary key={path}>
+          <Screen path={path} />
+        </Boundary>
       </Frame>
     </SessionContext.Provider>
   );
@@ -165,4 +167,23 @@ function Unavailable() {
       <button className={fr.cx("fr-btn")} onClick={() => location.reload()}>Réessayer</button>
     </Frame>
   );
+}
+
+// A screen that fails says so in French, and the rest of the portal (the header, the other screens) goes on.
+class Boundary extends Component<{ children: ReactNode }, { failed: boolean }> {
+  state = { failed: false };
+
+  static getDerivedStateFromError() {
+    return { failed: true };
+  }
+
+  render() {
+    if (!this.state.failed) return this.props.children;
+    return (
+      <div className={fr.cx("fr-alert", "fr-alert--error")} role="alert">
+        <h1 className={fr.cx("fr-alert__title")}>Cette page n'a pas pu s'afficher</h1>
+        <p>Rechargez la page ; si cela recommence, signalez-le à votre établissement.</p>
+      </div>
+    );
+  }
 }

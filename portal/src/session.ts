@@ -1,6 +1,6 @@
 // Who is signed in: identity's /me, read once; null while reading, "signed-out" without a session.
 import { createContext, useContext } from "react";
-import type { Me } from "./types";
+import type { Me, Person } from "./types";
 
 export type Session = Me | "signed-out" | "not-linked" | "unavailable" | null;
 
@@ -26,7 +26,19 @@ export async function readSession(): Promise<Session> {
   if (answer.status === 401) return "signed-out";
   if (answer.status === 403 || answer.status === 404) return "not-linked";
   if (!answer.ok) return "unavailable";
-  return (await answer.json()) as Me;
+  return normalised(await answer.json());
+}
+
+// The directory leaves out what a person does not have (a parent's classes): the portal reads them as empty.
+function normalised(raw: Partial<Me>): Me {
+  const person = <T extends Partial<Person>>(p: T) => ({ ...p, profiles: p.profiles ?? [], classes: p.classes ?? [], groups: p.groups ?? [] });
+  return {
+    ...person(raw),
+    schools: raw.schools ?? [],
+    children: (raw.children ?? []).map(person),
+    operator: raw.operator ?? false,
+    administers: raw.administers ?? [],
+  } as Me;
 }
 
 export const isPupil = (me: Me) => me.profiles.some((p) => p.code === "National_ELV");

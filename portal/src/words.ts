@@ -43,7 +43,7 @@ function at(name: string): string {
 }
 
 // "Élève de 6e A au Collège Bonnet" — one line per profile and school.
-export function describe(profiles: Profile[], classes: string[], schools: School[]): string[] {
+export function describe(profiles: Profile[] = [], classes: string[] = [], schools: School[] = []): string[] {
   const schoolName = (uai: string) => schools.find((s) => s.uai === uai)?.name ?? uai;
   return profiles.map((p) => {
     const own = classes.filter((c) => c.startsWith(`${p.structure}$`)).map(className);

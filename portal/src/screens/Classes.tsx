@@ -20,11 +20,18 @@ export function Classes() {
         {groups.map((g) => (
           <li key={g}>
             <strong>{className(g)}</strong> — {school(g)}{" "}
+            {/* A class's groups of the communication rules: its pupils (`…/ELV`), its pupils' parents (`…/TUT`). */}
             <A
               className={fr.cx("fr-btn", "fr-btn--sm", "fr-icon-mail-line", "fr-btn--icon-left", "fr-ml-1w")}
-              href={`/messagerie/ecrire?${new URLSearchParams({ groupe: g, nom: className(g) })}`}
+              href={`/messagerie/ecrire?${new URLSearchParams({ groupe: `${g}/ELV`, nom: `Élèves de ${className(g)}` })}`}
             >
               Écrire à la classe<span className={fr.cx("fr-sr-only")}> {className(g)}</span>
+            </A>{" "}
+            <A
+              className={fr.cx("fr-btn", "fr-btn--sm", "fr-btn--secondary", "fr-ml-1w")}
+              href={`/messagerie/ecrire?${new URLSearchParams({ groupe: `${g}/TUT`, nom: `Parents de ${className(g)}` })}`}
+            >
+              Écrire aux parents<span className={fr.cx("fr-sr-only")}> de {className(g)}</span>
             </A>{" "}
             <button className={fr.cx("fr-btn", "fr-btn--sm", "fr-btn--tertiary")} aria-expanded={open === g} onClick={() => setOpen(open === g ? null : g)}>
               {open === g ? "Masquer les élèves" : "Voir les élèves"}

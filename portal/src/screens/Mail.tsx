@@ -138,10 +138,8 @@ function Entries({ entries, empty }: { entries: Entry[]; empty: string }) {
     <ul className="maille-list" aria-label="Messages">
       {entries.map((e) => (
         <li key={e.id} className={e.unread ? "maille-unread" : undefined}>
-          <A href={`/messagerie/message/${e.id}`}>
-            {e.unread && <span className={fr.cx("fr-sr-only")}>Non lu : </span>}
-            {e.subject || "(sans objet)"}
-          </A>
+          {e.unread && <span className={fr.cx("fr-sr-only")}>Non lu : </span>}
+          <A href={`/messagerie/message/${e.id}`}>{e.subject || "(sans objet)"}</A>
           <br />
           <span className={fr.cx("fr-text--sm")}>
             {e.folder === "sent" || e.folder === "drafts" ? `À ${e.to}` : `De ${e.sender.name}`} · {when(e.at)}

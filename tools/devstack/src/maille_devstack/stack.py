@@ -296,7 +296,7 @@ class Stack:
         each linked to their directory entry, password MAILLE_DEMO_PASSWORD (default demo)."""
         self.sync_keycloak(identity_env)
         password = os.environ.get("MAILLE_DEMO_PASSWORD") or "demo"
-        people = demo_people(mongodb_url)
+        people = {username: person for username, person in demo_people(mongodb_url).items() if person}
         with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
             for username, person in people.items():
                 ensure_user(
@@ -478,8 +478,13 @@ def demo_people(mongodb_url: str) -> dict[str, dict]:
             ),
             {},
         )
-        principal = persons.find_one(
-            {"kind": "staff", "functions": {"$elemMatch": {"code": "DIR"}}, **present}, sort=[("_id", 1)]
+        principal = next(
+            (
+                p
+                for p in persons.find({"kind": "staff", **present}).limit(500)
+                if any(f.get("code") == "DIR" for f in p.get("functions", []))
+            ),
+            {},
         )
     return {
         "demo-eleve": pupil,
