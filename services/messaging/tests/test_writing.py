@@ -117,7 +117,11 @@ async def test_attachments_over_the_quota_are_refused_until_room_is_made(mail: M
         f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "b.png"}, content=PNG + b"\x00" * 1200
     )
     assert over.status_code == 413 and "quota" in over.json()["detail"]
+    # What the portal shows the person: the space their files take, of how much.
+    quota = (await mail.client.get(f"{API}/quota", headers=me)).json()
+    assert quota == {"used": len(PNG) + 1200, "limit": 2048}
     await mail.client.delete(f"{API}/drafts/{draft}", headers=me)  # the draft and its file gone: room again
+    assert (await mail.client.get(f"{API}/quota", headers=me)).json() == {"used": 0, "limit": 2048}
     draft = (await mail.client.post(f"{API}/drafts", headers=me, json={"subject": "Quota"})).json()["id"]
     again = await mail.client.post(
         f"{API}/drafts/{draft}/attachments", headers=me, params={"name": "b.png"}, content=PNG + b"\x00" * 1200

@@ -306,6 +306,11 @@ class MailRepository:
             )
             return True
 
+    async def quota_used(self, person: str) -> int:
+        """The bytes of files counted against the person's quota."""
+        doc = await self.db[MAILBOXES].find_one({"_id": person}, {"quota": 1})
+        return int((doc or {}).get("quota", 0))
+
     async def give_quota(self, person: str, size: int) -> None:
         async with self.docstore.writing():
             await self.db[MAILBOXES].update_one({"_id": person}, {"$inc": {"quota": -size}})

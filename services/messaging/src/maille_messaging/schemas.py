@@ -167,6 +167,13 @@ class Message(BaseModel):
     version: int | None = Field(None, description="a draft's version, also its ETag (to save it with If-Match)")
 
 
+class Quota(BaseModel):
+    """The space a person's files take in the mail, and how much they may take."""
+
+    used: int = Field(description="bytes of files in the person's drafts and sent messages")
+    limit: int = Field(description="bytes they may take in all")
+
+
 class Folder(BaseModel):
     id: str
     name: str

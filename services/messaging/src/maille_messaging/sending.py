@@ -24,7 +24,7 @@ from maille_messaging.bodies import sanitise, snippet, text_of, words
 from maille_messaging.mailbox import Mailbox
 from maille_messaging.repository import MESSAGES, Doc, MailRepository
 from maille_messaging.rules import Rules, person_name
-from maille_messaging.schemas import Draft, Outgoing, Recall, Recipient, Sent, new_message_id
+from maille_messaging.schemas import Draft, Outgoing, Quota, Recall, Recipient, Sent, new_message_id
 from maille_messaging.settings import MessagingSettings
 
 log = logging.getLogger("maille.messaging")
@@ -155,6 +155,10 @@ class Sending:
             await self.mailbox.drop_message(message)
 
     # attachments
+    async def quota(self, person: str) -> Quota:
+        """The space the person's files take, and how much they may take."""
+        return Quota(used=await self.repo.quota_used(person), limit=self.settings.quota_bytes)
+
     async def attach(
         self, person: str, draft_id: str, *, name: str, body: AsyncIterator[bytes], tenant: str
     ) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from maille_kit.idempotency import Idempotent
 from maille_kit.versions import IfMatch, tag
 from maille_messaging.api import AttachmentPath, Me, MessagePath, SendingPart
-from maille_messaging.schemas import Attachment, Draft, Outgoing, Recall, SendLater, Sent
+from maille_messaging.schemas import Attachment, Draft, Outgoing, Quota, Recall, SendLater, Sent
 
 router = APIRouter(prefix="/api/messaging/v1", tags=["sending"])
 
@@ -43,6 +43,11 @@ async def download(me: Me, message: MessagePath, attachment: AttachmentPath, sen
             "Cache-Control": "private, no-store",
         },
     )
+
+
+@router.get("/quota", summary="The space your files take, and how much you have")
+async def quota(me: Me, sending: SendingPart) -> Quota:
+    return await sending.quota(me.person)
 
 
 @router.post("/drafts", status_code=201, summary="Start a draft")
