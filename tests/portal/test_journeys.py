@@ -83,6 +83,16 @@ def test_a_pupil_reads_answers_and_uses_the_mediacentre_and_the_cdi(chromium, st
     expect(page.get_by_role("heading", name=SUBJECT)).to_be_visible()
     expect(page.get_by_role("link", name=re.compile(FILE["name"]))).to_be_visible()
     accessible(page, "lire un message")
+    # Filed in a folder of their own.
+    page.get_by_text("Nouveau dossier").click()
+    page.get_by_label("Nom du dossier").fill("Sorties")
+    page.get_by_role("button", name="Créer").click()
+    folders = page.get_by_role("navigation", name="Dossiers de la messagerie")
+    expect(folders.get_by_role("link", name="Sorties")).to_be_visible()
+    page.get_by_label("Déplacer vers").select_option(label="Sorties")
+    page.get_by_role("button", name="Déplacer", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text="Message déplacé")).to_be_visible()
+    expect(folders).to_contain_text("Espace des pièces jointes")
     page.get_by_role("link", name="Répondre", exact=True).click()
     expect(page.get_by_role("textbox", name="Objet", exact=True)).to_have_value(f"RE : {SUBJECT}")
     page.get_by_role("textbox", name="Message", exact=True).press("Control+Home")
@@ -160,3 +170,16 @@ def test_a_principal_changes_who_may_write_to_whom(chromium, stack: Stack) -> No
     page.get_by_role("button", name="Revenir aux règles par défaut").click()
     expect(page.get_by_text("L'établissement suit les règles par défaut.")).to_be_visible()
     expect(page.get_by_role("heading", name="Mises à jour de l'annuaire")).to_be_visible()
+
+
+def test_the_teacher_recalls_the_copies_still_unread(chromium, stack: Stack) -> None:
+    page = new_page(chromium)
+    sign_in_keycloak(page, stack, "demo-enseignant")
+    open_section(page, "Messagerie")
+    page.get_by_role("navigation", name="Dossiers de la messagerie").get_by_role("link", name="Envoyés").click()
+    page.get_by_role("link", name=SUBJECT, exact=True).first.click()
+    page.get_by_role("button", name="Rappeler le message").click()
+    recalled = page.get_by_role("status").filter(has_text="reprise")
+    expect(recalled).to_be_visible()
+    # Two pupils read it (the journeys above): their copies stay; the class's others were taken back.
+    assert re.search(r"[1-9]\d* copies? reprises? ; 2 déjà lues", recalled.inner_text()), recalled.inner_text()

@@ -41,6 +41,23 @@ export function Compose({ params }: { params: URLSearchParams }) {
     if (group) setTo([{ type: "group", id: group, name: params.get("nom") ?? group }]);
     const person = params.get("a");
     if (person) setTo([{ type: "person", id: person, name: params.get("nom") ?? person }]);
+    const kept = params.get("brouillon");
+    if (kept) {
+      // A draft taken up again: as it was saved, and saved over from now on.
+      get<Message>(`/api/messaging/v1/messages/${kept}`).then(
+        (m) => {
+          setTo([...m.to, ...m.cc]);
+          setSubject(m.subject);
+          setText(asText(m.body.replace(/<\/p>/g, "</p>\n\n").replace(/<br\s*\/?>/g, "\n")).trim());
+          setFiles(m.attachments);
+          setInReplyTo(m.in_reply_to);
+          draft.current = { id: m.id, etag: null };
+          ready.current = true;
+        },
+        (e) => setError(explain(e)),
+      );
+      return;
+    }
     const of = params.get("repondre") ?? params.get("transferer");
     if (!of) {
       ready.current = true;

@@ -24,7 +24,8 @@ export function Mail({ path }: { path: string }) {
   const params = new URLSearchParams(query ?? "");
   const [folders, reloadFolders] = useLoad(() => get<Folder[]>("/api/messaging/v1/folders"), [path]);
   let content: React.ReactNode;
-  if (parts[0] === "message" && parts[1]) content = <Read id={parts[1]} onChange={reloadFolders} />;
+  if (parts[0] === "message" && parts[1])
+    content = <Read id={parts[1]} onChange={reloadFolders} folders={folders.state === "ok" ? folders.value : []} />;
   else if (parts[0] === "ecrire") content = <Compose params={params} />;
   else if (parts[0] === "recherche") content = <Search q={params.get("q") ?? ""} />;
   else
@@ -58,7 +59,13 @@ export function Mail({ path }: { path: string }) {
             <button className={fr.cx("fr-btn")} type="submit" title="Rechercher">Rechercher</button>
           </div>
         </form>
-        <Show loaded={folders}>{(all) => <FolderTree folders={all} parent={null} />}</Show>
+        {/* Room kept for the folders while they load: the page does not jump when they come (a phone shows them
+            above the messages). */}
+        <div className="maille-folders">
+          <Show loaded={folders}>{(all) => <FolderTree folders={all} parent={null} />}</Show>
+        </div>
+        <NewFolder folders={folders.state === "ok" ? folders.value : []} onMade={reloadFolders} />
+        <QuotaLine />
       </nav>
       <div className={fr.cx("fr-col-12", "fr-col-md-9")}>{content}</div>
     </div>
@@ -166,7 +173,56 @@ function Search({ q }: { q: string }) {
   );
 }
 
-function Read({ id, onChange }: { id: string; onChange: () => void }) {
+function QuotaLine() {
+  const [quota] = useLoad(() => get<{ used: number; limit: number }>("/api/messaging/v1/quota"), []);
+  const known = quota.state === "ok" ? quota.value : null;
+  return (
+    <p className={fr.cx("fr-text--sm", "fr-mt-2w")}>
+      <label htmlFor="espace-fichiers">
+        Espace des pièces jointes : {known ? `${size(known.used)} sur ${size(known.limit)}` : "…"}
+      </label>
+      <br />
+      <progress id="espace-fichiers" max={known?.limit ?? 1} value={known?.used ?? 0} />
+    </p>
+  );
+}
+
+function NewFolder({ folders, onMade }: { folders: Folder[]; onMade: () => void }) {
+  const [error, setError] = useState<string | null>(null);
+  async function make(event: React.FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    const parent = String(form.get("parent") ?? "");
+    try {
+      await call("POST", "/api/messaging/v1/folders", { name: String(form.get("name") ?? ""), ...(parent ? { parent } : {}) });
+      (event.target as HTMLFormElement).reset();
+      setError(null);
+      onMade();
+    } catch (e) {
+      setError(explain(e));
+    }
+  }
+  return (
+    <details className={fr.cx("fr-mt-2w")}>
+      <summary>Nouveau dossier</summary>
+      <form onSubmit={make}>
+        {error && <p className={fr.cx("fr-error-text")}>{error}</p>}
+        <label className={fr.cx("fr-label")} htmlFor="nom-dossier">Nom du dossier</label>
+        <input className={fr.cx("fr-input")} id="nom-dossier" name="name" required maxLength={100} />
+        <label className={fr.cx("fr-label", "fr-mt-1w")} htmlFor="dossier-parent">Dans</label>
+        <select className={fr.cx("fr-select")} id="dossier-parent" name="parent">
+          <option value="">(à la racine)</option>
+          {folders.filter((f) => !f.system).map((f) => (
+            <option key={f.id} value={f.id}>{f.name}</option>
+          ))}
+        </select>
+        <button className={fr.cx("fr-btn", "fr-btn--sm", "fr-mt-1w")} type="submit">Créer</button>
+      </form>
+    </details>
+  );
+}
+
+function Read({ id, onChange, folders }: { id: string; onChange: () => void; folders: Folder[] }) {
   const [thread, reload] = useLoad(async () => {
     const message = await get<Message>(`/api/messaging/v1/messages/${id}`);
     if (message.unread) {
@@ -190,6 +246,17 @@ function Read({ id, onChange }: { id: string; onChange: () => void }) {
       setStatus({ ok: false, text: explain(error) });
     }
   }
+  async function recall(message: string) {
+    try {
+      const done = await call<{ recalled: number; kept: number }>("POST", `/api/messaging/v1/messages/${message}/recall`);
+      setStatus({
+        ok: true,
+        text: `${done.recalled} copie${done.recalled > 1 ? "s" : ""} reprise${done.recalled > 1 ? "s" : ""} ; ${done.kept} déjà lue${done.kept > 1 ? "s" : ""}.`,
+      });
+    } catch (error) {
+      setStatus({ ok: false, text: explain(error) });
+    }
+  }
   return (
     <Show loaded={thread}>
       {({ message, earlier }) => (
@@ -201,13 +268,45 @@ function Read({ id, onChange }: { id: string; onChange: () => void }) {
             <br />À {message.to.map((r) => r.name ?? r.id).join(", ")}
             {message.cc.length > 0 && <><br />Copie à {message.cc.map((r) => r.name ?? r.id).join(", ")}</>}
           </p>
+          {message.state === "draft" && (
+            <p>
+              <A className={fr.cx("fr-btn", "fr-icon-edit-line", "fr-btn--icon-left")} href={`/messagerie/ecrire?${new URLSearchParams({ brouillon: id })}`}>
+                Reprendre le brouillon
+              </A>
+            </p>
+          )}
           <ul className={fr.cx("fr-btns-group", "fr-btns-group--inline-md", "fr-btns-group--sm", "fr-btns-group--icon-left")}>
             <li><A className={fr.cx("fr-btn", "fr-icon-reply-line")} href={`/messagerie/ecrire?${new URLSearchParams({ repondre: id })}`}>Répondre</A></li>
             <li><A className={fr.cx("fr-btn", "fr-btn--secondary", "fr-icon-reply-all-line")} href={`/messagerie/ecrire?${new URLSearchParams({ repondre: id, tous: "1" })}`}>Répondre à tous</A></li>
             <li><A className={fr.cx("fr-btn", "fr-btn--secondary", "fr-icon-share-forward-line")} href={`/messagerie/ecrire?${new URLSearchParams({ transferer: id })}`}>Transférer</A></li>
             <li><button className={fr.cx("fr-btn", "fr-btn--tertiary", "fr-icon-mail-unread-line")} onClick={() => act("/api/messaging/v1/messages/read", { ids: [id], unread: true }, "Marqué comme non lu.", "/messagerie")}>Marquer non lu</button></li>
             <li><button className={fr.cx("fr-btn", "fr-btn--tertiary")} onClick={() => act("/api/messaging/v1/messages/trash", { ids: [id] }, "Mis à la corbeille.", "/messagerie")}>Mettre à la corbeille</button></li>
+            {message.folder === "sent" && (
+              <li><button className={fr.cx("fr-btn", "fr-btn--tertiary")} onClick={() => recall(message.id)}>Rappeler le message</button></li>
+            )}
           </ul>
+          {message.folder !== "sent" && message.folder !== "drafts" && (
+            <form
+              className={fr.cx("fr-mb-2w")}
+              onSubmit={(e) => {
+                e.preventDefault();
+                const folder = String(new FormData(e.currentTarget).get("folder"));
+                act("/api/messaging/v1/messages/move", { ids: [id], folder }, "Message déplacé.");
+              }}
+            >
+              <label className={fr.cx("fr-label")} htmlFor="deplacer">Déplacer vers</label>
+              <div className={fr.cx("fr-grid-row")}>
+                <select className={fr.cx("fr-select", "fr-col")} id="deplacer" name="folder" defaultValue={message.folder}>
+                  {folders
+                    .filter((f) => !f.system || f.id === "inbox")
+                    .map((f) => (
+                      <option key={f.id} value={f.id}>{folderName(f)}</option>
+                    ))}
+                </select>
+                <button className={fr.cx("fr-btn", "fr-btn--secondary", "fr-ml-1w")} type="submit">Déplacer</button>
+              </div>
+            </form>
+          )}
           {/* The body was cleaned when stored (no script, no handler, no unsafe link): shown as the sender wrote it. */}
           <div className={`maille-body ${fr.cx("fr-my-3w")}`} dangerouslySetInnerHTML={{ __html: message.body }} />
           {message.attachments.length > 0 && (

@@ -11,6 +11,7 @@ interface Shelf {
 }
 
 const names = (list?: { nom: string }[]) => (list ?? []).map((c) => c.nom);
+const PAGE = 24; // cards shown at first, and added by "Afficher plus" (a phone paints a few dozen quickly)
 
 // The resources of one's schools (the GAR's and the vendors' own), as tiles: search, filters, favourites.
 export function Mediacentre() {
@@ -22,6 +23,7 @@ export function Mediacentre() {
   const [shelf, reload] = useLoad(() => get<Shelf>(`/api/catalog/v1/mediacentre?${query}`), [query.toString()]);
   const [all] = useLoad(() => get<Shelf>("/api/catalog/v1/mediacentre?limit=500"), []);
   const [error, setError] = useState<string | null>(null);
+  const [shown, setShown] = useState(PAGE);
   const choices = (pick: (r: Resource) => string[]) =>
     all.state === "ok" ? [...new Set(all.value.ressources.flatMap(pick))].sort((a, b) => a.localeCompare(b, "fr")) : [];
   async function favourite(r: Resource) {
@@ -52,6 +54,7 @@ export function Mediacentre() {
         className={fr.cx("fr-grid-row", "fr-grid-row--gutters", "fr-mb-2w")}
         onSubmit={(e) => {
           e.preventDefault();
+          setShown(PAGE);
           setFilters({ ...filters, q });
         }}
       >
@@ -80,7 +83,7 @@ export function Mediacentre() {
             )}
             <p role="status">{total === 0 ? "Aucune ressource." : `${total} ressource${total > 1 ? "s" : ""}`}</p>
             <ul className={fr.cx("fr-grid-row", "fr-grid-row--gutters")} aria-label="Ressources" style={{ listStyle: "none", paddingLeft: 0 }}>
-              {ressources.map((r) => (
+              {ressources.slice(0, shown).map((r) => (
                 <li key={r.idRessource} className={fr.cx("fr-col-12", "fr-col-sm-6", "fr-col-lg-4")}>
                   <div className={fr.cx("fr-card", "fr-card--sm")}>
                     <div className={fr.cx("fr-card__body")}>
@@ -109,7 +112,7 @@ export function Mediacentre() {
                     {r.urlVignette && (
                       <div className={fr.cx("fr-card__header")}>
                         <div className={fr.cx("fr-card__img")}>
-                          <img className="maille-tile-logo" src={r.urlVignette} alt="" loading="lazy" />
+                          <img className="maille-tile-logo" src={r.urlVignette} alt="" loading="lazy" onError={(e) => (e.currentTarget.hidden = true)} />
                         </div>
                       </div>
                     )}
@@ -117,6 +120,11 @@ export function Mediacentre() {
                 </li>
               ))}
             </ul>
+            {ressources.length > shown && (
+              <button className={fr.cx("fr-btn", "fr-btn--secondary")} onClick={() => setShown(shown + PAGE)}>
+                Afficher plus de ressources
+              </button>
+            )}
           </>
         )}
       </Show>
