@@ -55,6 +55,7 @@ export function Admin() {
         <>
           <h2 className={fr.cx("fr-h3", "fr-mt-6w")}>Plateforme</h2>
           <AafUpload />
+          <Federations />
           <PmbConnections />
         </>
       )}
@@ -323,6 +324,40 @@ function PmbConnections() {
                 </tbody>
               </table>
             </div>
+          )
+        }
+      </Show>
+    </section>
+  );
+}
+
+interface Federation {
+  alias: string;
+  name: string;
+  issuer: string;
+  structures: string[];
+}
+
+// The partner collectivités whose agents sign in through their own identity provider.
+function Federations() {
+  const [list] = useLoad(() => get<Federation[]>("/api/identity/v1/federations"), []);
+  return (
+    <section aria-labelledby="collectivites" className={fr.cx("fr-mb-4w")}>
+      <h3 id="collectivites" className={fr.cx("fr-h4")}>Collectivités fédérées</h3>
+      <Show loaded={list}>
+        {(all) =>
+          all.length === 0 ? (
+            <p>Aucune collectivité ne connecte encore ses agents par son propre fournisseur d'identité.</p>
+          ) : (
+            <ul className="maille-list">
+              {all.map((f) => (
+                <li key={f.alias}>
+                  <strong>{f.name}</strong> — {f.structures.length} établissement{f.structures.length > 1 ? "s" : ""}
+                  <br />
+                  <span className={fr.cx("fr-text--sm")}>{f.issuer}</span>
+                </li>
+              ))}
+            </ul>
           )
         }
       </Show>

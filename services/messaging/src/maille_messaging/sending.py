@@ -281,15 +281,7 @@ class Sending:
     async def send_draft(self, person: str, draft_id: str, *, tenant: str, send_at: datetime | None = None) -> Sent:
         """Send a draft as it was last saved."""
         draft = await self._own_draft(person, draft_id)
-        outgoing = Outgoing(
-            to=_written(draft["to"]),
-            cc=_written(draft["cc"]),
-            bcc=_written(draft["bcc"]),
-            subject=draft["subject"],
-            body=draft["body"],
-            in_reply_to=draft.get("parent"),
-            send_at=send_at,
-        )
+        outgoing = _outgoing(draft, send_at=send_at)
         return await self._send(person, outgoing, tenant=tenant, draft=draft)
 
     async def _resolve(
@@ -463,14 +455,7 @@ class Sending:
             await self.repo.unschedule(entry["_id"])
             return
         person, tenant = entry["person"], entry["tenant"]
-        outgoing = Outgoing(
-            to=_written(message["to"]),
-            cc=_written(message["cc"]),
-            bcc=_written(message["bcc"]),
-            subject=message["subject"],
-            body=message["body"],
-            in_reply_to=message.get("parent"),
-        )
+        outgoing = _outgoing(message)
         async with self.mailbox.lock(person):
             if message["state"] == "scheduled":
                 await self.repo.update_message(message["_id"], {"$set": {"state": "draft"}})
@@ -555,6 +540,19 @@ class Sending:
 
 def _plain(recipients: list[Recipient]) -> list[dict[str, Any]]:
     return [{"type": r.type, "id": r.id, "name": r.id} for r in recipients]  # named when sent
+
+
+def _outgoing(stored: Doc, *, send_at: datetime | None = None) -> Outgoing:
+    """A stored draft (or a message waiting for its time) as what is sent."""
+    return Outgoing(
+        to=_written(stored["to"]),
+        cc=_written(stored["cc"]),
+        bcc=_written(stored["bcc"]),
+        subject=stored["subject"],
+        body=stored["body"],
+        in_reply_to=stored.get("parent"),
+        send_at=send_at,
+    )
 
 
 def _written(recipients: list[dict[str, Any]]) -> list[Recipient]:
