@@ -25,17 +25,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, pct  # noqa: E402
-from maille_devstack.started import devstack  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from maille_devstack.started import CHROMIUM, CHROMIUM_ARGS, devstack  # noqa: E402
 
 
 def sign_in(page: Page, gateway: str, username: str) -> float:
@@ -86,7 +76,7 @@ def lighthouse(url: str, cookies: str, out: Path) -> dict[str, int]:
             f"--output-path={report}",
             "--quiet",
         ],
-        env={**os.environ, "CHROME_PATH": "/usr/bin/chromium"},
+        env={**os.environ, "CHROME_PATH": CHROMIUM},
         check=True,
         timeout=300,
     )
@@ -102,7 +92,7 @@ def main() -> None:
     with devstack(Path(tempfile.mkdtemp(prefix="maille-bench-portal-")) / "var") as stack:
         gateway = stack.gateway
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             # One sign-in first, not counted: Keycloak's and the services' first answers (JIT, caches).
             warm = browser.new_context()
             sign_in(warm.new_page(), gateway, "demo-eleve")

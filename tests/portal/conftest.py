@@ -12,21 +12,10 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from pymongo import MongoClient
 
-from maille_devstack.started import devstack
+from maille_devstack.started import CHROMIUM, CHROMIUM_ARGS, devstack
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "portal" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM = "/usr/bin/chromium"
-# What Chromium needs here: no sandbox as root, and none of its calls home (this machine's network is closed).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
 

@@ -18,6 +18,18 @@ from maille_devstack.processes import free_port
 from maille_devstack.stack import Ports
 
 READY_LINE = "Ctrl-C or `make stop`"
+# Debian's Chromium for the portal's tests and benchmark, and what it needs here: no sandbox as root, and none of its
+# calls home (this machine's network is closed: they would fail, many at a time, at every start).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @dataclass
