@@ -134,8 +134,10 @@ def test_a_parent_sees_their_children(chromium, stack: Stack, viewport) -> None:
     expect(page.get_by_text(re.compile(r"Élève de"))).not_to_have_count(0)
     accessible(page, "tableau de bord (parent)")
     open_section(page, "Mes enfants")
-    expect(page.get_by_role("link", name="Écrire à ses enseignants").first).to_be_visible()
     accessible(page, "mes enfants")
+    # Writing to a child's teachers: the class's teachers already chosen, as the rules let a parent write to them.
+    page.get_by_role("link", name=re.compile("^Écrire aux enseignants de")).first.click()
+    expect(page.get_by_role("button", name=re.compile("^Retirer Enseignants de"))).to_have_count(1)
 
 
 def test_signed_out_the_portal_offers_to_sign_in_and_sends_back_where_one_was(chromium, stack: Stack) -> None:

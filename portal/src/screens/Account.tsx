@@ -1,6 +1,6 @@
 import { fr } from "@codegouvfr/react-dsfr";
 import { useMe } from "../session";
-import { describe, fullName } from "../words";
+import { className, describe, fullName } from "../words";
 import { A } from "./common";
 
 // Who one is in the directory: one's profiles in words, one's schools, one's children; signing out.
@@ -25,9 +25,15 @@ export function Account() {
                 <br />
                 {describe(child.profiles, child.classes, me.schools).join(" ; ")}
                 <br />
-                <A className={fr.cx("fr-link")} href={`/messagerie/ecrire`}>
-                  Écrire à ses enseignants
-                </A>
+                {child.classes.map((c) => (
+                  <A
+                    key={c}
+                    className={fr.cx("fr-link", "fr-mr-2w")}
+                    href={`/messagerie/ecrire?${new URLSearchParams({ groupe: `${c}/ENS`, nom: `Enseignants de ${className(c)}` })}`}
+                  >
+                    Écrire aux enseignants de {className(c)}
+                  </A>
+                ))}
               </li>
             ))}
           </ul>
