@@ -30,7 +30,9 @@ class Stack:
         return MongoClient(self.docstore, serverSelectionTimeoutMS=5000)["maille_identity"]["persons"]
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: Playwright's synchronous API runs an event loop of its own while it lives, which the asynchronous tests
+# after these must not find running.
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`make run`'s platform, started once for the portal's tests."""
     if not (ROOT / "portal" / "dist" / "index.html").is_file():
@@ -39,7 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(gateway=started.gateway, keycloak=started.keycloak, docstore=started.docstore)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: `make setup` installs it")

@@ -69,7 +69,7 @@ def policy(settings: GatewaySettings) -> bytes:
 
 def _file(request: Request, path: Path, cache: str) -> Response:
     media_type = TYPES.get(path.suffix) or ("text/html; charset=utf-8" if path.suffix == ".html" else None)
-    headers = {"cache-control": cache, "vary": "accept-encoding", "x-content-type-options": "nosniff"}
+    headers = {"cache-control": cache, "vary": "accept-encoding"}  # (nosniff: the kit's middleware, on every answer)
     packed = path.with_name(path.name + ".gz")
     if "gzip" in request.headers.get("accept-encoding", "") and packed.is_file():
         return FileResponse(packed, media_type=media_type, headers={**headers, "content-encoding": "gzip"})
