@@ -32,6 +32,15 @@ def open_section(page: Page, name: str) -> None:
     page.get_by_role("navigation", name="Menu principal").get_by_role("link", name=name).first.click()
 
 
+def mail_folders(page: Page):
+    """The mail's folders; on a phone, unfolded from under their "Dossiers" button first."""
+    folders = page.get_by_role("navigation", name="Dossiers de la messagerie")
+    button = folders.get_by_role("button", name="Dossiers")
+    if button.is_visible() and button.get_attribute("aria-expanded") != "true":
+        button.click()
+    return folders
+
+
 def test_a_teacher_writes_to_a_class_with_a_file(chromium, stack: Stack) -> None:
     page = new_page(chromium)
     sign_in_keycloak(page, stack, "demo-enseignant")
@@ -84,10 +93,10 @@ def test_a_pupil_reads_answers_and_uses_the_mediacentre_and_the_cdi(chromium, st
     expect(page.get_by_role("link", name=re.compile(FILE["name"]))).to_be_visible()
     accessible(page, "lire un message")
     # Filed in a folder of their own.
-    page.get_by_text("Nouveau dossier").click()
+    folders = mail_folders(page)
+    folders.get_by_text("Nouveau dossier").click()
     page.get_by_label("Nom du dossier").fill("Sorties")
     page.get_by_role("button", name="Créer").click()
-    folders = page.get_by_role("navigation", name="Dossiers de la messagerie")
     expect(folders.get_by_role("link", name="Sorties")).to_be_visible()
     page.get_by_label("Déplacer vers").select_option(label="Sorties")
     page.get_by_role("button", name="Déplacer", exact=True).click()
@@ -178,7 +187,7 @@ def test_the_teacher_recalls_the_copies_still_unread(chromium, stack: Stack) -> 
     page = new_page(chromium)
     sign_in_keycloak(page, stack, "demo-enseignant")
     open_section(page, "Messagerie")
-    page.get_by_role("navigation", name="Dossiers de la messagerie").get_by_role("link", name="Envoyés").click()
+    mail_folders(page).get_by_role("link", name="Envoyés").click()
     page.get_by_role("link", name=SUBJECT, exact=True).first.click()
     page.get_by_role("button", name="Rappeler le message").click()
     recalled = page.get_by_role("status").filter(has_text="reprise")

@@ -38,7 +38,7 @@ export function Mail({ path }: { path: string }) {
     );
   return (
     <div className={fr.cx("fr-grid-row", "fr-grid-row--gutters")}>
-      <nav className={fr.cx("fr-col-12", "fr-col-md-3")} aria-label="Dossiers de la messagerie">
+      <div className={fr.cx("fr-col-12", "fr-col-md-3")}>
         <p>
           <A className={fr.cx("fr-btn", "fr-icon-edit-line", "fr-btn--icon-left")} href="/messagerie/ecrire">
             Écrire un message
@@ -59,14 +59,21 @@ export function Mail({ path }: { path: string }) {
             <button className={fr.cx("fr-btn")} type="submit" title="Rechercher">Rechercher</button>
           </div>
         </form>
-        {/* Room kept for the folders while they load: the page does not jump when they come (a phone shows them
-            above the messages). */}
-        <div className="maille-folders">
-          <Show loaded={folders}>{(all) => <FolderTree folders={all} parent={null} />}</Show>
-        </div>
-        <NewFolder folders={folders.state === "ok" ? folders.value : []} onMade={reloadFolders} />
-        <QuotaLine />
-      </nav>
+        {/* The DSFR's side menu: beside the messages on a desktop, folded under a "Dossiers" button on a phone (the
+            messages come first there). */}
+        <nav className={fr.cx("fr-sidemenu")} aria-label="Dossiers de la messagerie">
+          <div className={fr.cx("fr-sidemenu__inner")}>
+            <button className={fr.cx("fr-sidemenu__btn")} aria-controls="dossiers" aria-expanded="false">
+              Dossiers
+            </button>
+            <div className={`${fr.cx("fr-collapse")} maille-folders`} id="dossiers">
+              <Show loaded={folders}>{(all) => <FolderTree folders={all} parent={null} />}</Show>
+              <NewFolder folders={folders.state === "ok" ? folders.value : []} onMade={reloadFolders} />
+              <QuotaLine />
+            </div>
+          </div>
+        </nav>
+      </div>
       <div className={fr.cx("fr-col-12", "fr-col-md-9")}>{content}</div>
     </div>
   );

@@ -112,7 +112,7 @@ export function Mediacentre() {
                     {r.urlVignette && (
                       <div className={fr.cx("fr-card__header")}>
                         <div className={fr.cx("fr-card__img")}>
-                          <img className="maille-tile-logo" src={r.urlVignette} alt="" loading="lazy" onError={(e) => (e.currentTarget.hidden = true)} />
+                          <img className="maille-tile-logo" src={r.urlVignette} alt="" loading="lazy" onError={(e) => e.currentTarget.closest<HTMLElement>(".fr-card__header")?.setAttribute("hidden", "")} />
                         </div>
                       </div>
                     )}
