@@ -118,7 +118,7 @@ function Frame(props: { children: ReactNode; schools?: string; navigation?: Reac
         navigation={props.navigation}
         quickAccessItems={props.quickAccessItems}
       />
-      <main id="contenu" tabIndex={-1} className={fr.cx("fr-container", "fr-py-4w")}>
+      <main id="contenu" tabIndex={-1} className={`${fr.cx("fr-container", "fr-py-4w")} maille-main`}>
         {props.children}
       </main>
       <footer className={fr.cx("fr-footer")} role="contentinfo">
