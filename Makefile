@@ -25,6 +25,8 @@ K8S_VERSIONS := 1.30.0 1.35.0
 KUBE_VERSION := 1.34.1
 KUBE_APISERVER := $(BIN)/kube-apiserver
 ETCD        := $(CACHE)/debs/etcd/root/usr/bin/etcd
+# Debian's Prometheus and promtool: the metrics test scrapes `make run`'s stack; `make charts` checks the alerts.
+PROMETHEUS  := $(CACHE)/debs/prometheus/root/usr/bin/prometheus
 HELM        := $(BIN)/helm
 KUBECONFORM := $(BIN)/kubeconform
 K8S_SCHEMAS := $(CACHE)/k8s-schemas
@@ -126,6 +128,11 @@ $(ETCD):
 	cd $(CACHE)/debs/etcd && apt-get download etcd-server && dpkg-deb -x etcd-server_*.deb root
 	$@ --version
 
+$(PROMETHEUS):
+	mkdir -p $(CACHE)/debs/prometheus
+	cd $(CACHE)/debs/prometheus && apt-get download prometheus && dpkg-deb -x prometheus_*.deb root
+	$@ --version
+
 # The portal: its npm packages as portal/package-lock.json says, then the build (TypeScript checked, Vite, gzip).
 portal/node_modules/.package-lock.json: portal/package-lock.json
 	cd portal && npm ci --no-audit --no-fund
@@ -142,7 +149,7 @@ $(CHROMIUM):
 
 ops-cluster: $(KUBE_APISERVER) $(ETCD) ## kube-apiserver and etcd for maille-ops' tests against a real API server
 
-charts: $(HELM) $(KUBECONFORM) $(K8S_SCHEMAS)/.done ## helm lint --strict, helm template over the values matrix, kubeconform (strict, offline)
+charts: $(HELM) $(KUBECONFORM) $(K8S_SCHEMAS)/.done $(PROMETHEUS) ## helm lint --strict, helm template over the values matrix, kubeconform (strict, offline)
 	$(VENV)/bin/python tools/charts/check.py
 
 run: setup ## set up, then start the whole platform in the foreground (Ctrl-C stops it)

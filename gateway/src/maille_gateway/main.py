@@ -176,10 +176,16 @@ def _supervise(settings: GatewaySettings) -> int:
         if pid == 0:  # the worker: its own listener, its own app, its own connections
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # Each worker its own metrics: on the metrics port plus its number (a scrape must reach every one).
+            mine = (
+                settings.model_copy(update={"metrics_port": settings.metrics_port + number})
+                if settings.metrics_port
+                else settings
+            )
             try:
                 serve(
-                    app(settings),
-                    settings,
+                    app(mine),
+                    mine,
                     sockets=[_listener(settings)],
                     http=GatewayHttp,
                     headers=security_headers(settings),

@@ -34,7 +34,7 @@ from maille_gateway.upstream import CircuitOpen, Response, Upstream, UpstreamErr
 from maille_kit.auth import Principal, TokenVerifier
 from maille_kit.logging import AccessLog, request_id_var
 from maille_kit.problems import PROBLEM_JSON, Problem, type_of
-from maille_kit.telemetry import meter
+from maille_kit.telemetry import REQUEST_SECONDS, meter
 
 log = logging.getLogger("maille.gateway")
 
@@ -140,7 +140,10 @@ class Proxy:
         self.limiter = limiter
         self.retry_after = str(settings.retry_after).encode()
         self._duration = meter().create_histogram(
-            "http.server.request.duration", unit="s", description="duration of HTTP requests"
+            "http.server.request.duration",
+            unit="s",
+            description="duration of HTTP requests",
+            explicit_bucket_boundaries_advisory=REQUEST_SECONDS,
         )
         self._tracer = trace.get_tracer("maille.gateway")
         # Spans are recorded when a collector takes them (and the trace is sampled); otherwise the trace is only

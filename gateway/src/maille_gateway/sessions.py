@@ -39,6 +39,7 @@ from maille_kit.auth import TokenVerifier
 from maille_kit.bus import Bus
 from maille_kit.http import http_client
 from maille_kit.problems import Problem
+from maille_kit.telemetry import meter
 
 log = logging.getLogger("maille.gateway.sessions")
 security = logging.getLogger("maille.security")
@@ -52,6 +53,10 @@ LOGIN_SECONDS = 600
 CACHE_SECONDS = 2.0
 REFRESH_MARGIN = 30  # seconds before expiry an access token is refreshed
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+# Sessions started and ended, on every gateway: those alive are the difference over the sessions' lifetime.
+SESSIONS_STARTED = meter().create_counter("maille.gateway.sessions.started", description="sessions started")
+SESSIONS_ENDED = meter().create_counter("maille.gateway.sessions.ended", description="sessions ended before expiry")
 
 
 @dataclass
@@ -69,6 +74,7 @@ class Session:
     created: float
     person: str = ""  # the directory person identity settled the account as (a refreshed token must name the same)
     sid: str = ""  # Keycloak's session id (a back-channel logout names it)
+    idp: str = ""  # the identity provider the person signed in with (Keycloak's alias; "local": the realm's own)
 
     def csrf_matches(self, sent: bytes) -> bool:
         return hmac.compare_digest(sent, self.csrf.encode())
@@ -283,8 +289,10 @@ class Sessions:
             csrf=_token(),
             created=time.time(),
             sid=str(claims.get("sid") or ""),
+            idp=_idp_label(claims.get("idp")),
         )
         await self._store(session)
+        SESSIONS_STARTED.add(1)
         if session.sid:  # Keycloak ends its session by sid (back-channel logout): which of ours that is
             assert self._sessions is not None
             await self._sessions.put(_sid_key(session.sid), session.key.encode())
@@ -434,6 +442,7 @@ class Sessions:
     async def revoke(self, session: Session) -> None:
         """End a session here (its cookie no longer works on any gateway process)."""
         self._cache.pop(session.key, None)
+        SESSIONS_ENDED.add(1, {"how": "signed out"})
         if self._sessions is not None:
             await self._sessions.delete(session.key)
             if session.sid:
@@ -460,6 +469,7 @@ class Sessions:
         if key:
             await self._sessions.delete(key)
         await self._sessions.delete(_sid_key(sid))
+        SESSIONS_ENDED.add(1, {"how": "keycloak"})
         log.info("session ended by Keycloak (back-channel logout)")
         return 1
 
@@ -498,6 +508,13 @@ class Sessions:
             return json.loads(self._aead.decrypt(sealed[:12], sealed[12:], key.encode()))
         except Exception as exc:  # InvalidTag: another key, or tampered
             raise ValueError("unreadable session") from exc
+
+
+def _idp_label(claim: object) -> str:
+    """The identity provider as a metric's label: Keycloak's alias (a short name the realm declares), or "local"."""
+    if isinstance(claim, str) and claim and len(claim) <= 64 and claim.replace("-", "").replace("_", "").isalnum():
+        return claim
+    return "local"
 
 
 def _sid_key(sid: str) -> str:

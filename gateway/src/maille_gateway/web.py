@@ -21,6 +21,7 @@ from maille_gateway import portal
 from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Session, cookie_value, safe_next
 from maille_kit.auth import Principal
 from maille_kit.problems import PROBLEM_TYPES, Problem
+from maille_kit.telemetry import meter
 
 if TYPE_CHECKING:
     from maille_gateway.main import Gateway
@@ -128,6 +129,11 @@ async def login(request: Request, next: str = "/", idp: str | None = None) -> Re
     return response
 
 
+# Sign-ins by identity provider and outcome: linked, local, choose (an account of several persons), refused
+# (identity said no), unavailable (identity did not answer), failed (the answer from Keycloak was not accepted).
+SIGN_INS = meter().create_counter("maille.gateway.signins", description="sign-ins completed at the callback")
+
+
 @router.get("/auth/callback", include_in_schema=False)
 async def callback(
     request: Request,
@@ -146,14 +152,17 @@ async def callback(
     try:
         session_id, session, next_path = await gateway.sessions.finish(code, state, login_cookie)
     except Problem as problem:
+        SIGN_INS.add(1, {"idp": "unknown", "outcome": "failed"})
         return _sign_in_failed(problem, "/")
     try:
         outcome = await gateway.sessions.settle(session)
     except Problem as problem:
+        SIGN_INS.add(1, {"idp": session.idp, "outcome": "unavailable"})
         await gateway.sessions.revoke(session)  # half signed in is not signed in: the next try starts afresh
         response = _sign_in_failed(problem, next_path)
         response.delete_cookie(LOGIN_COOKIE, path="/auth")
         return response
+    SIGN_INS.add(1, {"idp": session.idp, "outcome": str(outcome["status"])})
     if outcome["status"] == "refused":
         return await _refused(gateway, session, outcome)
     redirect: Response

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from maille_identity.directory.importer import import_feeds
 from maille_identity.directory.repository import DirectoryRepository
+from maille_kit.telemetry import meter
 
 if TYPE_CHECKING:
     from maille_identity.events import EventBatch
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("maille.identity.jobs")
 
 JOBS = "import_jobs"
+# An import's progress for the metrics: records read so far, and each import's outcome (done, unreadable, failed).
+IMPORTED_RECORDS = meter().create_counter("maille.aaf.records", description="AAF records read by imports")
+IMPORTS = meter().create_counter("maille.aaf.imports", description="AAF imports finished, by outcome")
 PROGRESS_EVERY = 2.0  # seconds between two progress writes
 HEARTBEAT = 5.0
 DEAD_AFTER = 60.0
@@ -195,6 +199,7 @@ class ImportJobs:
 
         def progress(file: str, records: int) -> None:
             nonlocal last
+            IMPORTED_RECORDS.add(records - records_before.get(file, 0), {"tenant": tenant})
             records_before[file] = records
             if time.monotonic() - last >= PROGRESS_EVERY:
                 last = time.monotonic()
@@ -220,6 +225,7 @@ class ImportJobs:
             )
             await asyncio.gather(*pending, return_exceptions=True)
             state = "done" if summary.processed else "unreadable"
+            IMPORTS.add(1, {"tenant": tenant, "outcome": state})
             await self._set(
                 job_id,
                 {
@@ -231,6 +237,7 @@ class ImportJobs:
             )
         except Exception as exc:  # the job says so; the service goes on
             log.exception("AAF import %s failed", job_id)
+            IMPORTS.add(1, {"tenant": tenant, "outcome": "failed"})
             await asyncio.gather(*pending, return_exceptions=True)
             await self._set(job_id, {"state": "failed", "finished_at": datetime.now(UTC), "error": str(exc)})
 

@@ -18,10 +18,12 @@ from maille_identity.gar.export import ExportReport, GarExport
 from maille_identity.gar.push import push
 from maille_identity.settings import IdentitySettings
 from maille_kit.bus import Bus
+from maille_kit.telemetry import meter
 
 log = logging.getLogger("maille.identity.gar")
 
 LOCKS = "identity_locks"
+EXPORTS = meter().create_counter("maille.gar.exports", description="nightly GAR exports finished, by outcome")
 
 
 def next_run(now: datetime, at: str) -> datetime:
@@ -62,6 +64,10 @@ async def run_nightly(bus: Bus, repository: DirectoryRepository, settings: Ident
         when = next_run(datetime.now(UTC), settings.gar_export_at)
         await asyncio.sleep((when - datetime.now(UTC)).total_seconds())
         try:
-            await export_once(bus, repository, settings, night=when.date().isoformat())
+            report = await export_once(bus, repository, settings, night=when.date().isoformat())
         except Exception:  # a failed night is logged; the next one is tried as usual
+            EXPORTS.add(1, {"outcome": "failed"})
             log.exception("nightly GAR export failed")
+        else:
+            if report is not None:
+                EXPORTS.add(1, {"outcome": "done"})

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from pathlib import Path
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -28,6 +29,7 @@ from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event, MalformedEvent, decode
+from maille_kit.telemetry import observe_certificate
 
 log = logging.getLogger("maille.catalog")
 
@@ -79,6 +81,8 @@ def parts(runtime: Runtime) -> list[object]:
             ca=settings.gar_ca_file or None,
             timeout=settings.gar_timeout_seconds,
         )
+        if settings.gar_client_cert:
+            observe_certificate("gar-client", Path(settings.gar_client_cert))
     centre = Mediacentre(
         runtime.docstore,
         gar,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from maille_kit.auth import TokenVerifier
 from maille_kit.bus import Bus, Stream, dead_letter_stream
 from maille_kit.consumer import INDEXES as CONSUMER_INDEXES
-from maille_kit.consumer import EventConsumer, Handler
+from maille_kit.consumer import STARTED, EventConsumer, Handler
 from maille_kit.docstore import Docstore, Indexes
 from maille_kit.idempotency import IdempotencyMiddleware, Replay, forget_expired, replayed
 from maille_kit.logging import setup_logging
@@ -28,11 +28,13 @@ from maille_kit.migrations import Migration, migrate
 from maille_kit.outbox import Outbox
 from maille_kit.problems import Problem, install_problem_handlers
 from maille_kit.settings import ServiceSettings, redact_url
-from maille_kit.telemetry import setup_telemetry, shutdown_telemetry
+from maille_kit.telemetry import observe, serve_metrics, setup_telemetry, shutdown_telemetry
 from maille_kit.work import INDEXES as WORK_INDEXES
 from maille_kit.work import Works
 
 log = logging.getLogger("maille.app")
+
+WATCH_SECONDS = 15.0  # how often the consumers' and dead letters' figures are read for the metrics
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 PartT = TypeVar("PartT")
 
@@ -120,6 +122,11 @@ class Runtime:
         self.consumers: list[EventConsumer] = []
         self.parts = Parts()
         self._forgetting: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
+        # What the metrics read: per consumer (pending, waiting for an ack, redelivered), the dead letters kept.
+        self.consumer_figures: dict[str, tuple[int, int, int]] = {}
+        self.dead_letters: int | None = None
+        self._unobserve: list[Callable[[], None]] = []
 
     def consumer(
         self, durable: str, *, stream: str, subjects: tuple[str, ...], handler: Handler, **options: Any
@@ -179,7 +186,49 @@ class Runtime:
                 await consumer.start()
         if spec.on_start is not None:
             await spec.on_start(self)
+        if self.docstore is not None:
+            self._watch_bus()
         log.info("started", extra={"version": spec.version, "port": settings.http_port})
+
+    def _watch_bus(self) -> None:
+        """Read, every `WATCH_SECONDS`, what JetStream knows of this service's consumers and dead letters, for the
+        metrics (a scrape reads the figures kept, never NATS)."""
+        service = {"service": self.spec.name}
+
+        def consumers(field: int) -> Callable[[], list[tuple[float, dict[str, str]]]]:
+            return lambda: [(figures[field], {"consumer": name}) for name, figures in self.consumer_figures.items()]
+
+        self._unobserve = [
+            observe("maille.consumer.pending", consumers(0), description="events stored and not delivered yet"),
+            observe("maille.consumer.ack_pending", consumers(1), description="events delivered, not acknowledged yet"),
+            observe("maille.consumer.redelivered", consumers(2), description="events delivered more than once"),
+            observe(
+                "maille.deadletters",
+                lambda: [] if self.dead_letters is None else [(self.dead_letters, service)],
+                description="events kept in the service's dead-letter stream for an operator",
+            ),
+        ]
+        self._watching = asyncio.create_task(self._watch_forever(), name="bus-watched")
+
+    async def _watch_forever(self) -> None:
+        stream = dead_letter_stream(self.spec.name).name
+        while True:
+            for consumer in [c for c in list(STARTED) if c.bus is self.bus]:  # the service's own, wherever made
+                try:
+                    info = await self.bus.js.consumer_info(consumer.stream, consumer.durable, timeout=5)
+                except Exception as exc:  # NATS away, a consumer not bound yet: the next round
+                    log.debug("consumer %s's figures not read: %s", consumer.durable, exc)
+                    continue
+                self.consumer_figures[consumer.durable] = (
+                    info.num_pending or 0,
+                    info.num_ack_pending or 0,
+                    info.num_redelivered or 0,
+                )
+            try:
+                self.dead_letters = (await asyncio.wait_for(self.bus.js.stream_info(stream), 5)).state.messages
+            except Exception as exc:
+                log.debug("dead letters not counted: %s", exc)
+            await asyncio.sleep(WATCH_SECONDS)
 
     async def _forget_keys(self) -> None:
         """The Idempotency-Keys past their day, forgotten every hour (by every replica: the delete is idempotent)."""
@@ -194,9 +243,12 @@ class Runtime:
     async def stop(self) -> None:
         """Stop consuming, relay what can be relayed, close the connections: each step tried even when one before it
         failed (a start that failed half-way is stopped too, and the process ends)."""
-        if self._forgetting is not None:
-            self._forgetting.cancel()
-            await asyncio.gather(self._forgetting, return_exceptions=True)
+        for task in (self._forgetting, self._watching):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        for unobserve in self._unobserve:
+            unobserve()
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.spec.on_stop is not None:
             on_stop = self.spec.on_stop
@@ -340,6 +392,9 @@ def create_app(spec: ServiceSpec) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # The kit's middleware traces and measures each request (with the gateway's fast lane, the same way):
+        # FastAPI's own telemetry would record every one twice.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.token_verifier = TokenVerifier(
         issuer=spec.settings.auth_issuer, audience=spec.settings.audience, jwks_url=spec.settings.auth_jwks_url
@@ -443,9 +498,13 @@ def serve(
     # uvicorn hands the signal back to the process once it has shut down gracefully: exit 0 then.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
+    # The process's metrics, on their own port, once the app has set up its telemetry (create_app did).
+    metrics = serve_metrics(settings.http_host, settings.metrics_port)
     try:
         server.run(sockets=sockets)
     finally:
+        if metrics is not None:
+            metrics.close()
         shutdown_telemetry()
     if not server.started:
         sys.exit(3)  # could not start (a dependency unreachable, a port taken): said in the log above

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +54,10 @@ BatchHandler = Callable[[list[Event]], Awaitable[None]]
 REASON_HEADER = "Maille-Dead-Letter-Reason"
 SUBJECT_HEADER = "Maille-Original-Subject"
 CONSUMER_HEADER = "Maille-Consumer"
+
+
+# The consumers started in this process (the runtime reads their figures from JetStream for the metrics).
+STARTED: weakref.WeakSet[EventConsumer] = weakref.WeakSet()
 
 
 class EventConsumer:
@@ -107,6 +112,7 @@ class EventConsumer:
         """Create (or update) the durable consumer and start consuming in the background. A stream another
         service owns may not exist yet (that service starts later): the consumer then waits for it."""
         self._stopping = False
+        STARTED.add(self)
         self._inbox: list[Msg] = []
         self._arrived = asyncio.Event()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name=f"consumer-sweep-{self.durable}")
@@ -182,6 +188,7 @@ class EventConsumer:
 
     async def stop(self) -> None:
         """Stop after the batch in hand."""
+        STARTED.discard(self)
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

@@ -9,11 +9,12 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import pymongo
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from maille_kit.settings import redact_url
+from maille_kit.telemetry import CALL_SECONDS, meter
 
 log = logging.getLogger("maille.docstore")
 
@@ -49,6 +50,45 @@ async def by_ids(
     return found
 
 
+class _Timed(monitoring.CommandListener):
+    """Each docstore command's duration, by command and outcome (`maille.docstore.duration`)."""
+
+    def __init__(self) -> None:
+        self._duration = meter().create_histogram(
+            "maille.docstore.duration",
+            unit="s",
+            description="duration of docstore commands",
+            explicit_bucket_boundaries_advisory=CALL_SECONDS,
+        )
+        # One set of labels per command name and outcome, made once (a dict per command would cost more).
+        self._labels: dict[tuple[str, str], dict[str, str]] = {}
+
+    def _record(self, command: str, outcome: str, micros: int) -> None:
+        labels = self._labels.get((command, outcome))
+        if labels is None:
+            labels = self._labels.setdefault((command, outcome), {"command": command, "outcome": outcome})
+        self._duration.record(micros / 1e6, labels)
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._record(event.command_name, "ok", event.duration_micros)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._record(event.command_name, "error", event.duration_micros)
+
+
+_TIMED: _Timed | None = None
+
+
+def _timed() -> _Timed:
+    global _TIMED
+    if _TIMED is None:
+        _TIMED = _Timed()
+    return _TIMED
+
+
 class Docstore:
     """A service's own database on a MongoDB-wire server.
 
@@ -71,6 +111,7 @@ class Docstore:
             serverSelectionTimeoutMS=5000,
             connectTimeoutMS=3000,
             timeoutMS=int(timeout * 1000),
+            event_listeners=[_timed()],
         )
         self.db: AsyncDatabase[dict[str, Any]] = self.client[database]
         self._write_turns: asyncio.Lock | None = None

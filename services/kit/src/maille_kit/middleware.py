@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maille_kit.logging import request_id_var
 from maille_kit.problems import unexpected_response
-from maille_kit.telemetry import extract_context, meter, tracer
+from maille_kit.telemetry import REQUEST_SECONDS, extract_context, meter, tracer
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -29,7 +29,10 @@ class RequestContextMiddleware:
         self.app = app
         self.quiet_paths = quiet_paths
         self._duration = meter().create_histogram(
-            "http.server.request.duration", unit="s", description="duration of HTTP requests"
+            "http.server.request.duration",
+            unit="s",
+            description="duration of HTTP requests",
+            explicit_bucket_boundaries_advisory=REQUEST_SECONDS,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -39,7 +39,7 @@ from maille.events.v1.envelope_pb2 import Envelope
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.events import make_envelope
-from maille_kit.telemetry import inject_headers, meter
+from maille_kit.telemetry import DELAY_SECONDS, inject_headers, meter, observe
 
 log = logging.getLogger("maille.outbox")
 
@@ -98,6 +98,13 @@ class Outbox:
 
         self._relayed = meter().create_counter("maille.outbox.relayed", description="events JetStream acknowledged")
         self._failures = meter().create_counter("maille.outbox.relay_failures", description="relay rounds that failed")
+        self._delay = meter().create_histogram(
+            "maille.outbox.relay_delay",
+            unit="s",
+            description="from an event's write to JetStream's acknowledgement",
+            explicit_bucket_boundaries_advisory=DELAY_SECONDS,
+        )
+        self._unobserve: list[Any] = []
 
     async def publish(
         self, *, type: str, tenant: str, payload: Message, session: AsyncClientSession | None = None
@@ -253,11 +260,39 @@ class Outbox:
         if self._task is None:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.source}")
+            labels = {"source": self.source}
+            self._unobserve = [
+                observe(
+                    "maille.outbox.backlog",
+                    lambda: [(len(self._to_write) + len(self._to_relay), labels)],
+                    description="events this process has written and JetStream has not acknowledged yet",
+                ),
+                observe(
+                    "maille.outbox.lag",
+                    lambda: [(self.lag(), labels)],
+                    unit="s",
+                    description="age of the oldest event this process waits to relay (0: none waits)",
+                ),
+            ]
+
+    def lag(self) -> float:
+        """Seconds since the oldest event waiting in this process was written (0 when none waits)."""
+        try:  # read from the scrape's thread while the loop may empty the lists
+            oldest = [self._to_write[0][0]["created_at"]] if self._to_write else []
+            oldest += [self._to_relay[0][1]["created_at"]] if self._to_relay else []
+        except IndexError:
+            return 0.0
+        if not oldest:
+            return 0.0
+        return max(0.0, (datetime.now(UTC) - min(oldest)).total_seconds())
 
     async def stop(self, *, drain_timeout: float = 5.0) -> None:
         """Relay what can be relayed within `drain_timeout`, then stop; the rest waits in the outbox."""
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+        for unobserve in self._unobserve:
+            unobserve()
+        self._unobserve = []
         if self._task is None:
             return
         self._stopping = True
@@ -284,6 +319,7 @@ class Outbox:
             self._sweep_due = True
             raise
         self._relayed.add(len(acked))
+        self._delay.record((datetime.now(UTC) - items[0][1]["created_at"]).total_seconds())  # the batch's oldest
         if len(acked) < len(items):
             self._sweep_due = True
             raise RelayError(f"{len(items) - len(acked)} of {len(items)} events not acknowledged by JetStream")

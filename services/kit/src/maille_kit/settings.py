@@ -38,6 +38,13 @@ class ServiceSettings(BaseSettings):
     )
     http_host: str = Field("127.0.0.1", description="address the HTTP server listens on")
     http_port: int = Field(8100, ge=1, le=65535, description="port the HTTP server listens on")
+    metrics_port: int = Field(
+        9464,
+        ge=0,
+        le=65535,
+        description="port /metrics is served on for Prometheus, on the HTTP server's address (0: none; the gateway's "
+        "workers: this port plus the worker's number)",
+    )
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated")
     nats_password: SecretStr = Field(
         SecretStr(""),

@@ -26,6 +26,8 @@ KEYCLOAK_HOME = CACHE / f"keycloak-{KEYCLOAK_VERSION}"
 REALM_FILE = ROOT / "identity" / "keycloak" / "realm-maille.json"
 DOCSTORE_BIN = CACHE / "bin" / "maille-docstore"
 XMLSEC_BIN = CACHE / "bin" / "xmlsec1"
+PROMETHEUS = CACHE / "debs" / "prometheus" / "root" / "usr" / "bin" / "prometheus"  # Debian's, unpacked
+PROMTOOL = PROMETHEUS.with_name("promtool")
 NGINX = CACHE / "debs" / "root" / "usr" / "sbin" / "nginx"  # `make bench-tools`
 
 

@@ -326,15 +326,18 @@ class KeycloakServer:
 class ServiceProcess:
     """One Maille deployable (`maille-<name>`), ready when its /readyz answers 200."""
 
-    def __init__(self, name: str, *, port: int, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, *, port: int, env: dict[str, str], log_dir: Path, metrics_port: int | None = None
+    ) -> None:
         self.name = name
         self.port = port
+        self.metrics_port = metrics_port or free_port()
         prefix = f"MAILLE_{name.upper()}_"
         self.process = Process(
             name,
             [str(bin_of(f"maille-{name}"))],
             log_dir / f"{name}.log",
-            env={f"{prefix}HTTP_PORT": str(port), **env},
+            env={f"{prefix}HTTP_PORT": str(port), f"{prefix}METRICS_PORT": str(self.metrics_port), **env},
         )
 
     @property

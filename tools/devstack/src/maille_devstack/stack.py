@@ -58,6 +58,16 @@ class Ports:
     gar: int = 8203
     gar_resources: int = 8204
     pmb: int = 8205
+    # Each deployable's /metrics (MAILLE_<SERVICE>_METRICS_PORT), for a Prometheus to scrape.
+    gateway_metrics: int = 9100
+    identity_metrics: int = 9101
+    catalog_metrics: int = 9102
+    messaging_metrics: int = 9103
+    library_metrics: int = 9104
+
+    def metrics_targets(self) -> dict[str, str]:
+        """Where each deployable's /metrics is (`host:port`, as Prometheus names a target)."""
+        return {name: f"127.0.0.1:{getattr(self, f'{name}_metrics')}" for name in ("gateway", *SERVICES)}
 
 
 def service_env(
@@ -236,7 +246,16 @@ class Stack:
                             nginx=require(NGINX, "nginx (`make bench-tools`)"),
                         ),
                     )
-                self._launch(name, ServiceProcess(name, port=getattr(self.ports, name), env=env, log_dir=self.logs))
+                self._launch(
+                    name,
+                    ServiceProcess(
+                        name,
+                        port=getattr(self.ports, name),
+                        env=env,
+                        log_dir=self.logs,
+                        metrics_port=getattr(self.ports, f"{name}_metrics"),
+                    ),
+                )
                 continue
             ports = [free_port() for _ in range(self.replicas)]
             spread[name] = (getattr(self.ports, name), ports)
@@ -361,6 +380,11 @@ class Stack:
         path.parent.mkdir(parents=True, exist_ok=True)
         parts = {name: part.process.pid for name, part in self.started}
         path.write_text(json.dumps({"devstack": os.getpid(), "parts": parts}))
+        # For a Prometheus of one's own: `file_sd_configs: [{files: [.var/run/metrics-targets.json]}]`.
+        targets = [
+            {"targets": [target], "labels": {"service": name}} for name, target in self.ports.metrics_targets().items()
+        ]
+        (path.parent / "metrics-targets.json").write_text(json.dumps(targets, indent=2))
 
     def describe(self, mongodb_url: str | None = None) -> str:
         """What runs where."""
@@ -396,6 +420,12 @@ class Stack:
                 "pmb",
                 f"http://localhost:{p.pmb}/opac/cdi<UAI>/",
                 "PMB peer: the CDIs' catalogues (JSON-RPC) and OPACs (sign-on through Keycloak)",
+            ),
+            (
+                "metrics",
+                f"http://127.0.0.1:{p.gateway_metrics}/metrics",
+                "Prometheus metrics of the gateway; identity, catalog, messaging, library on the next ports "
+                f"({self.var / 'run' / 'metrics-targets.json'})",
             ),
             ("nats", f"nats://127.0.0.1:{p.nats}", f"JetStream, data in {self.var / 'nats'}"),
             (
