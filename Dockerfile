@@ -31,6 +31,6 @@ ENV PATH=/app/.venv/bin:$PATH \
     MAILLE_DEPLOYABLE=$DEPLOYABLE \
     MAILLE_BUILD=$BUILD
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9464
 HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/readyz').status != 200)"]
 CMD ["python", "-m", "maille_kit.container"]

@@ -83,9 +83,10 @@ def test_only_the_gateway_is_reachable_and_the_infrastructure_only_from_maille(r
     gateway_pods = {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/instance": "maille"}
     for service in ("identity", "catalog", "messaging", "library"):
         rules = policies[f"maille-{service}"]["spec"]["ingress"]
-        assert [peer["podSelector"]["matchLabels"] for rule in rules for peer in rule["from"]] == [gateway_pods], (
-            service
-        )
+        http = [rule for rule in rules if rule["ports"] == [{"port": "http", "protocol": "TCP"}]]
+        assert [peer["podSelector"]["matchLabels"] for rule in http for peer in rule["from"]] == [gateway_pods], service
+        # Beside it, only the metrics port, for the cluster's Prometheus.
+        assert [rule["ports"] for rule in rules if rule not in http] == [[{"port": "metrics", "protocol": "TCP"}]]
     assert "from" not in policies["maille-gateway"]["spec"]["ingress"][0]  # the public entry
     for part in ("nats", "mongodb"):
         peers = [peer for rule in policies[f"maille-{part}"]["spec"]["ingress"] for peer in rule["from"]]
@@ -340,3 +341,31 @@ def test_production_keeps_three_copies_of_every_stream_and_bucket(rendered: dict
             env = {e["name"]: e.get("value") for e in pod_of(deployment)["containers"][0]["env"]}
             replicas = [value for name, value in env.items() if name.endswith("_STREAM_REPLICAS")]
             assert replicas == [expected], (values, deployment["metadata"]["name"])
+
+
+def test_production_is_watched_scraped_alerted_and_charted(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["maille/production"]
+    for service in ("gateway", "identity", "catalog", "messaging", "library"):
+        monitor = named(docs, "ServiceMonitor", f"maille-{service}")
+        assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+        pods = named(docs, "Deployment", f"maille-{service}")["spec"]["template"]["spec"]["containers"][0]
+        assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in pods["ports"]
+        assert {"name": f"MAILLE_{service.upper()}_METRICS_PORT", "value": "9464"} in pods["env"]
+        assert any(port["name"] == "metrics" for port in named(docs, "Service", f"maille-{service}")["spec"]["ports"])
+    rules = named(docs, "PrometheusRule", "maille-alerts")["spec"]["groups"]
+    alerts = {rule["alert"] for group in rules for rule in group["rules"]}
+    assert {"MailleErrorRatioHigh", "MailleOutboxLagging", "MailleDeadLetters", "MailleGarCertificateExpiring"} <= alerts
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]]
+    assert sorted(name for d in dashboards for name in d["data"]) == ["overview.json", "service.json", "signin.json"]
+    # Every alert has its entry in the runbook, under the anchor its annotation names.
+    runbook = (check.ROOT / "docs" / "operations.md").read_text()
+    anchors = {"#" + line.lstrip("#").strip().lower() for line in runbook.splitlines() if line.startswith("### ")}
+    for group in rules:
+        for rule in group["rules"]:
+            assert rule["annotations"]["runbook"].removeprefix("docs/operations.md") in anchors, rule["alert"]
+    # A serviceMonitor without a metrics port is refused, not rendered scraping nothing.
+    with pytest.raises(RuntimeError, match="serviceMonitor.enabled needs a metricsPort"):
+        check.helm(
+            "template", "maille", str(check.CHARTS / "maille"), "--set", "catalog.metricsPort=0",
+            "--set", "catalog.serviceMonitor.enabled=true",
+        )

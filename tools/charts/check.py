@@ -5,7 +5,11 @@
 3. `helm template` of the umbrella over the matrix — default values, `values-production.yaml`, `ci/external.yaml`
    — and of each service chart alone;
 4. every rendered manifest validated by kubeconform (`-strict`: unknown fields refused) against the JSON schemas
-   of each Kubernetes version in K8S_VERSIONS, offline (tools/charts/schemas.py).
+   of each Kubernetes version in K8S_VERSIONS, offline (tools/charts/schemas.py) — but the Prometheus operator's
+   resources, whose schemas come with its CRDs: the PrometheusRule's rules are checked by promtool instead;
+5. the alerts: `promtool check rules` on the rules as rendered, `promtool test rules` on tools/charts/alerts-test.yaml
+   (each alert fires when it should and stays quiet otherwise);
+6. the dashboards: as tools/charts/dashboards.py writes them, every query parsed by promtool.
 
 Helm and kubeconform are the ones `make` built into .cache/bin; Helm's own caches go to .cache/helm.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -23,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ROOT / "charts"
 BIN = ROOT / ".cache" / "bin"
 SCHEMAS = ROOT / ".cache" / "k8s-schemas"
+PROMTOOL = ROOT / ".cache" / "debs" / "prometheus" / "root" / "usr" / "bin" / "promtool"
+OPERATOR_KINDS = ("ServiceMonitor", "PrometheusRule")
 SERVICES = ("gateway", "identity", "catalog", "messaging", "library")
 MATRIX = {"default": [], "production": ["values-production.yaml"], "external": ["ci/external.yaml"]}
 ENV = {
@@ -71,6 +78,8 @@ def kubeconform(name: str, manifests: str, version: str) -> str:
             str(BIN / "kubeconform"),
             "-strict",
             "-summary",
+            "-skip",
+            ",".join(OPERATOR_KINDS),
             "-kubernetes-version",
             version,
             "-schema-location",
@@ -87,6 +96,44 @@ def kubeconform(name: str, manifests: str, version: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+def promtool(*args: str, stdin: str | None = None) -> str:
+    done = subprocess.run([str(PROMTOOL), *args], input=stdin, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"promtool {args[0]} {args[1]} refused:\n{done.stdout}{done.stderr}")
+    return done.stdout.strip()
+
+
+def check_alerts(rendered: dict[str, str], work: Path) -> None:
+    """The rules as the umbrella renders them, then the alerts' test cases."""
+    rules = [
+        doc["spec"]
+        for manifests in rendered.values()
+        for doc in documents(manifests)
+        if doc["kind"] == "PrometheusRule"
+    ]
+    if not rules:
+        raise RuntimeError("no rendering of the matrix has the PrometheusRule (values-production.yaml enables it)")
+    (work / "rendered-rules.yaml").write_text(yaml.safe_dump(rules[0]))
+    print(promtool("check", "rules", str(work / "rendered-rules.yaml")).splitlines()[-1].strip())
+    print("alerts' cases:", promtool("test", "rules", str(ROOT / "tools" / "charts" / "alerts-test.yaml")).split()[-1])
+
+
+def check_dashboards(work: Path) -> None:
+    """The dashboards are what dashboards.py writes, and each of their queries parses."""
+    sys.path.insert(0, str(ROOT / "tools" / "charts"))
+    import dashboards
+
+    for name, text in dashboards.rendered().items():
+        path = dashboards.OUT / name
+        if not path.exists() or path.read_text() != text:
+            raise RuntimeError(f"{path} is not current: run `python tools/charts/dashboards.py`")
+    queries = dashboards.queries()
+    recorded = [{"record": f"maille:dashboard_query_{n}", "expr": expr} for n, expr in enumerate(queries)]
+    (work / "dashboard-queries.yaml").write_text(yaml.safe_dump({"groups": [{"name": "q", "rules": recorded}]}))
+    promtool("check", "rules", str(work / "dashboard-queries.yaml"))
+    print(f"dashboards: {len(dashboards.DASHBOARDS)} current, {len(queries)} queries parsed")
+
+
 def main() -> int:
     versions = (SCHEMAS / ".done").read_text().split()
     try:
@@ -101,7 +148,11 @@ def main() -> int:
                 *[a for f in files for a in ("--values", str(CHARTS / "maille" / f))],
             )
         print(f"helm lint --strict: {len(SERVICES) + len(MATRIX)} charts and value sets, no finding")
-        for name, manifests in renders().items():
+        rendered = renders()
+        with tempfile.TemporaryDirectory() as work:
+            check_alerts(rendered, Path(work))
+            check_dashboards(Path(work))
+        for name, manifests in rendered.items():
             kinds = len(documents(manifests))
             for version in versions:
                 print(f"{name:<20} {kinds:>3} manifests, Kubernetes {version}: {kubeconform(name, manifests, version)}")

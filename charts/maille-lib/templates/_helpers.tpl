@@ -89,6 +89,8 @@ value of a secret is ever written by a chart.
   value: "0.0.0.0"
 - name: {{ $prefix }}HTTP_PORT
   value: {{ .Values.containerPort | quote }}
+- name: {{ $prefix }}METRICS_PORT
+  value: {{ .Values.metricsPort | quote }}
 - name: {{ $prefix }}ENVIRONMENT
   value: {{ .Values.environment | default $global.environment | default "production" | quote }}
 - name: {{ $prefix }}NATS_URL

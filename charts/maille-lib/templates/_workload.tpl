@@ -143,6 +143,11 @@ spec:
             - name: http
               containerPort: {{ .Values.containerPort }}
               protocol: TCP
+            {{- if .Values.metricsPort }}
+            - name: metrics
+              containerPort: {{ .Values.metricsPort }}
+              protocol: TCP
+            {{- end }}
           env:
             {{- include "maille-lib.env" . | nindent 12 }}
           {{- with (include "maille-lib.envFrom" .) }}
@@ -195,6 +200,12 @@ spec:
       port: {{ .Values.service.port }}
       targetPort: http
       protocol: TCP
+    {{- if .Values.metricsPort }}
+    - name: metrics
+      port: {{ .Values.metricsPort }}
+      targetPort: metrics
+      protocol: TCP
+    {{- end }}
 {{- end -}}
 
 {{- define "maille-lib.hpa" -}}
@@ -282,11 +293,25 @@ spec:
       {{- else if ne .Values.networkPolicy.from "any" }}
       {{- fail "networkPolicy.from is one of gateway, ingressNamespace, any" }}
       {{- end }}
+    {{- if .Values.metricsPort }}
+    - ports:
+        - port: metrics
+          protocol: TCP
+      {{- with .Values.networkPolicy.metricsNamespace }}
+      from:
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: {{ . }}
+      {{- end }}
+    {{- end }}
 {{- end }}
 {{- end -}}
 
 {{- define "maille-lib.servicemonitor" -}}
 {{- if .Values.serviceMonitor.enabled }}
+{{- if not .Values.metricsPort }}
+{{- fail "serviceMonitor.enabled needs a metricsPort" }}
+{{- end }}
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata:
@@ -298,7 +323,7 @@ spec:
     matchLabels:
       {{- include "maille-lib.selectorLabels" . | nindent 6 }}
   endpoints:
-    - port: http
+    - port: metrics
       path: {{ .Values.serviceMonitor.path }}
       interval: {{ .Values.serviceMonitor.interval }}
 {{- end }}
