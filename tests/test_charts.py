@@ -282,7 +282,12 @@ def test_the_nats_configuration_is_one_nats_server_accepts(rendered: dict[str, l
             (tls / name).write_bytes(Path(source).read_bytes())
         conf = conf.replace("/data", str(tmp_path / "data")).replace("/etc/nats-tls", str(tls))
         (tmp_path / "nats.conf").write_text(conf)
-        passwords = {f"MAILLE_NATS_{s.upper()}_PASSWORD": "p" for s in SERVICES}
+        from maille_kit.busauth import USERS, password_variable
+
+        passwords = {password_variable(user): "p" for user in USERS}
+        # The NATS pods read each of them from the Secret.
+        env = named(rendered[render], "StatefulSet", "maille-nats")["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert set(passwords) <= {variable["name"] for variable in env}
         done = subprocess.run(
             [str(Path(sys.executable).parent / "nats-server"), "-c", str(tmp_path / "nats.conf"), "-t"],
             env={**os.environ, "POD_NAME": "maille-nats-0", **passwords},
@@ -354,7 +359,12 @@ def test_production_is_watched_scraped_alerted_and_charted(rendered: dict[str, l
         assert any(port["name"] == "metrics" for port in named(docs, "Service", f"maille-{service}")["spec"]["ports"])
     rules = named(docs, "PrometheusRule", "maille-alerts")["spec"]["groups"]
     alerts = {rule["alert"] for group in rules for rule in group["rules"]}
-    assert {"MailleErrorRatioHigh", "MailleOutboxLagging", "MailleDeadLetters", "MailleGarCertificateExpiring"} <= alerts
+    assert {
+        "MailleErrorRatioHigh",
+        "MailleOutboxLagging",
+        "MailleDeadLetters",
+        "MailleGarCertificateExpiring",
+    } <= alerts
     dashboards = [d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]]
     assert sorted(name for d in dashboards for name in d["data"]) == ["overview.json", "service.json", "signin.json"]
     # Every alert has its entry in the runbook, under the anchor its annotation names.
@@ -366,6 +376,11 @@ def test_production_is_watched_scraped_alerted_and_charted(rendered: dict[str, l
     # A serviceMonitor without a metrics port is refused, not rendered scraping nothing.
     with pytest.raises(RuntimeError, match="serviceMonitor.enabled needs a metricsPort"):
         check.helm(
-            "template", "maille", str(check.CHARTS / "maille"), "--set", "catalog.metricsPort=0",
-            "--set", "catalog.serviceMonitor.enabled=true",
+            "template",
+            "maille",
+            str(check.CHARTS / "maille"),
+            "--set",
+            "catalog.metricsPort=0",
+            "--set",
+            "catalog.serviceMonitor.enabled=true",
         )

@@ -30,6 +30,7 @@ class BusUser:
     answers: tuple[str, ...] = ()  # request subjects it serves (in a queue group)
     buckets: tuple[str, ...] = ()  # its key-value buckets
     dead_letters: bool = field(default=True)
+    operates: tuple[str, ...] = ()  # more subjects it may publish (the operators' user: see `_operators`)
 
     @property
     def inbox_prefix(self) -> str:
@@ -39,7 +40,7 @@ class BusUser:
     def permissions(self) -> dict[str, Any]:
         """The user's NATS permissions (publish and subscribe allow-lists)."""
         own_streams = list(self.streams) + ([f"{self.name.upper()}_DEADLETTER"] if self.dead_letters else [])
-        publish = [*self.events, *self.asks, "$JS.API.INFO"]
+        publish = [*self.events, *self.asks, *self.operates, "$JS.API.INFO"]
         if self.dead_letters:
             publish.append(f"deadletter.{self.name}.>")
         for stream in own_streams:
@@ -104,6 +105,19 @@ USERS: dict[str, BusUser] = {
         BusUser("library", streams=("LIBRARY",), events=("library.>",), consumes=(("IDENTITY", "library-directory"),)),
     )
 }
+
+
+def _operators(services: dict[str, BusUser]) -> BusUser:
+    """`ops`, the operators' user (`maille-ops deadletters`): it reads and deletes the dead letters of every service,
+    and publishes again — to replay one — on the subjects the services' consumers read; nothing else."""
+    consumed = {stream for user in services.values() for stream, _ in user.consumes}
+    replayable = [event for user in services.values() if set(user.streams) & consumed for event in user.events]
+    letters = [f"{user.name.upper()}_DEADLETTER" for user in services.values() if user.dead_letters]
+    api = [f"$JS.API.STREAM.{verb}.{stream}" for stream in letters for verb in ("INFO", "MSG.GET", "MSG.DELETE")]
+    return BusUser("ops", dead_letters=False, operates=(*replayable, *api))
+
+
+USERS["ops"] = _operators(USERS)
 
 
 def password_variable(name: str) -> str:

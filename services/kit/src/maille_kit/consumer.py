@@ -54,6 +54,7 @@ BatchHandler = Callable[[list[Event]], Awaitable[None]]
 REASON_HEADER = "Maille-Dead-Letter-Reason"
 SUBJECT_HEADER = "Maille-Original-Subject"
 CONSUMER_HEADER = "Maille-Consumer"
+REPLAY_HEADER = "Maille-Replay-For"  # a dead letter replayed (deadletters.py): the one consumer it is for
 
 
 # The consumers started in this process (the runtime reads their figures from JetStream for the metrics).
@@ -233,6 +234,10 @@ class EventConsumer:
         """Handle one fetched batch: dead-letter the malformed, skip the handled, hand over the rest."""
         events: list[tuple[Msg, Event]] = []
         for message in messages:
+            replayed_for = (message.headers or {}).get(REPLAY_HEADER)
+            if replayed_for is not None and replayed_for != self.durable:
+                await _quietly(message.ack())  # another consumer's dead letter, replayed for it alone
+                continue
             try:
                 events.append((message, decode(message.data)))
             except MalformedEvent as exc:
@@ -323,7 +328,7 @@ class EventConsumer:
         # Claimed before. A first delivery of this message is another copy of the event: skip it. A
         # redelivery may follow a crash or a failed try (handle it) or a lost ack (done: skip it).
         delivered = message.metadata.num_delivered if message.metadata else 1
-        if delivered <= 1:
+        if delivered <= 1 and REPLAY_HEADER not in (message.headers or {}):  # a replay is handled unless done
             return False
         return await self.processed.find_one({"_id": key}, {"_id": 1}) is None
 
