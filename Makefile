@@ -47,12 +47,15 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export GOFLAGS := -mod=readonly
 export MAVEN_OPTS ?= -Xmx512m
 
-.PHONY: help setup run stop lint test test-fast proto proto-check compose-check charts ops-cluster bench bench-tools clean
+.PHONY: help doctor setup run stop lint test test-fast proto proto-check compose-check charts ops-cluster bench bench-tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.synced $(DOCSTORE) $(KEYCLOAK)/bin/kc.sh $(XMLSEC1) $(PORTAL) $(CHROMIUM) ## every set-up step: Python env, nats-server, docstore, Keycloak, xmlsec1, the portal, Chromium
+doctor: ## what the machine lacks for `make run` and `make test`, one line each with how to get it
+	@PYTHON=$(PYTHON) CHROMIUM=$(CHROMIUM) sh tools/doctor.sh
+
+setup: doctor $(VENV)/.synced $(DOCSTORE) $(KEYCLOAK)/bin/kc.sh $(XMLSEC1) $(PORTAL) $(CHROMIUM) ## every set-up step: Python env, nats-server, docstore, Keycloak, xmlsec1, the portal, Chromium
 
 $(UV):
 	$(PYTHON) -m venv $(CACHE)/uv
@@ -84,10 +87,12 @@ $(KEYCLOAK)/bin/kc.sh:
 # cache behind a small wrapper that finds their libraries (no root, nothing installed system-wide).
 $(XMLSEC1):
 	mkdir -p $(CACHE)/debs/xmlsec $(BIN)
-	cd $(CACHE)/debs/xmlsec && apt-get download xmlsec1 libxmlsec1 libxmlsec1-openssl
-	for deb in $(CACHE)/debs/xmlsec/*.deb; do dpkg-deb -x "$$deb" $(CACHE)/debs/xmlsec/root; done
-	printf '#!/bin/sh\nLD_LIBRARY_PATH="%s$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" exec "%s" "$$@"\n' \
-	  $(CACHE)/debs/xmlsec/root/usr/lib/x86_64-linux-gnu $(CACHE)/debs/xmlsec/root/usr/bin/xmlsec1 > $@
+	if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then \
+	  cd $(CACHE)/debs/xmlsec && apt-get download xmlsec1 libxmlsec1 libxmlsec1-openssl \
+	  && for deb in $(CACHE)/debs/xmlsec/*.deb; do dpkg-deb -x "$$deb" $(CACHE)/debs/xmlsec/root; done \
+	  && printf '#!/bin/sh\nLD_LIBRARY_PATH="%s$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" exec "%s" "$$@"\n' \
+	    $(CACHE)/debs/xmlsec/root/usr/lib/x86_64-linux-gnu $(CACHE)/debs/xmlsec/root/usr/bin/xmlsec1 > $@; \
+	else printf '#!/bin/sh\nexec "%s" "$$@"\n' "$$(command -v xmlsec1)" > $@; fi  # no apt-get: the PATH's (doctor checks)
 	chmod +x $@
 	$@ --version
 
