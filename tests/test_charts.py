@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -384,3 +385,34 @@ def test_production_is_watched_scraped_alerted_and_charted(rendered: dict[str, l
             "--set",
             "catalog.serviceMonitor.enabled=true",
         )
+
+
+@pytest.mark.parametrize(
+    ("setting", "refusal"),
+    [
+        (("--set", "gateway.replicaCont=3"), "additional properties 'replicaCont' not allowed"),
+        (("--set-string", "catalog.replicaCount=deux"), "got string, want integer"),
+        (("--set", "monitoring.alerts.enable=true"), "additional properties 'enable' not allowed"),
+        (("--set", "global.nats.streamReplica=3"), "additional properties 'streamReplica' not allowed"),
+    ],
+)
+def test_a_wrong_key_or_type_in_the_values_is_refused_by_name(rendered, setting: tuple[str, str], refusal: str) -> None:
+    for command in (
+        ("lint", "--strict", str(check.CHARTS / "maille")),
+        ("template", "maille", str(check.CHARTS / "maille")),
+    ):
+        with pytest.raises(RuntimeError, match=re.escape(refusal)):
+            check.helm(*command, *setting)
+
+
+def test_a_quantity_may_be_a_number_and_a_free_map_any_key(rendered) -> None:
+    manifests = check.helm(
+        "template",
+        "maille",
+        str(check.CHARTS / "maille"),
+        "--set",
+        "catalog.resources.requests.cpu=2",
+        "--set",
+        "identity.config.GAR_EXPORT_AT=02:30",
+    )
+    assert "MAILLE_IDENTITY_GAR_EXPORT_AT" in manifests

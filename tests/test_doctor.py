@@ -25,7 +25,21 @@ TOOLS = {
     "git": "git",
 }
 # What the script itself runs (kept in every PATH).
-BASICS = ("sh", "bash", "sed", "head", "id", "printf", "tar", "apt-get", "dpkg-deb", "cat", "env", "dirname", "readlink")
+BASICS = (
+    "sh",
+    "bash",
+    "sed",
+    "head",
+    "id",
+    "printf",
+    "tar",
+    "apt-get",
+    "dpkg-deb",
+    "cat",
+    "env",
+    "dirname",
+    "readlink",
+)
 
 
 def machine(tmp_path: Path, leave_out: str | None) -> Path:
@@ -70,7 +84,7 @@ def test_each_missing_prerequisite_is_named_with_how_to_get_it(tmp_path: Path, t
 
 def test_an_old_version_is_named_with_the_version_found(tmp_path: Path) -> None:
     bin_dir = machine(tmp_path, "java")
-    (bin_dir / "java").write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    (bin_dir / "java").write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
     (bin_dir / "java").chmod(0o755)
     done = doctor(bin_dir)
     assert done.returncode == 1

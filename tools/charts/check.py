@@ -9,7 +9,9 @@
    resources, whose schemas come with its CRDs: the PrometheusRule's rules are checked by promtool instead;
 5. the alerts: `promtool check rules` on the rules as rendered, `promtool test rules` on tools/charts/alerts-test.yaml
    (each alert fires when it should and stays quiet otherwise);
-6. the dashboards: as tools/charts/dashboards.py writes them, every query parsed by promtool.
+6. the dashboards: as tools/charts/dashboards.py writes them, every query parsed by promtool;
+7. each chart's values.schema.json and README.md as tools/charts/schema.py writes them from its values.yaml (with
+   the schema, a wrong key or type fails `helm lint`, `helm template` and `helm install`).
 
 Helm and kubeconform are the ones `make` built into .cache/bin; Helm's own caches go to .cache/helm.
 """
@@ -134,9 +136,25 @@ def check_dashboards(work: Path) -> None:
     print(f"dashboards: {len(dashboards.DASHBOARDS)} current, {len(queries)} queries parsed")
 
 
+def check_schemas() -> None:
+    """The values' schemas and the charts' READMEs are what schema.py writes from the values files."""
+    sys.path.insert(0, str(ROOT / "tools" / "charts"))
+    import schema
+
+    stale = [
+        str(path.relative_to(ROOT))
+        for path, text in schema.rendered().items()
+        if not path.exists() or path.read_text() != text
+    ]
+    if stale:
+        raise RuntimeError(f"not current: {', '.join(stale)} — run `python tools/charts/schema.py`")
+    print(f"values.schema.json and README.md: current for {len(schema.CHARTED)} charts")
+
+
 def main() -> int:
     versions = (SCHEMAS / ".done").read_text().split()
     try:
+        check_schemas()
         build_dependencies()
         for chart in SERVICES:
             helm("lint", "--strict", str(CHARTS / chart), "--values", str(CHARTS / "ci-standalone.yaml"))

@@ -223,3 +223,26 @@ def test_status_then_restart_then_run_on_a_real_api_server(cluster: client.ApiCl
             created.spec.template.spec.containers[0].command
             == source.spec.job_template.spec.template.spec.containers[0].command
         )
+
+
+def test_helm_install_on_the_api_server_says_what_next(kubeconfig: Path) -> None:
+    """`helm install` of the umbrella (server-side dry run: the API server checks every object) ends with the NOTES
+    an operator reads: where the portal is, how to see the pods, which Secrets to create, how to watch it."""
+    check.build_dependencies()
+    out = check.helm(
+        "install",
+        "notes",
+        str(check.CHARTS / "maille"),
+        "--namespace",
+        "notes",
+        "--create-namespace",
+        "--dry-run=server",
+        "--kubeconfig",
+        str(kubeconfig),
+    )
+    notes = out.split("NOTES:", 1)[1]
+    assert "https://ent.example.org/" in notes and "https://auth.ent.example.org/" in notes
+    assert "maille-ops -n notes status" in notes
+    for secret in ("maille-nats-users", "maille-mongodb", "maille-keycloak"):
+        assert secret in notes
+    assert "alerts       off (monitoring.alerts.enabled)" in notes and "maille-ops deadletters list" in notes
