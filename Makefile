@@ -16,6 +16,8 @@ KEYCLOAK    := $(CACHE)/keycloak-$(KEYCLOAK_VERSION)
 BUF_VERSION := v1.75.0
 COMPOSE_VERSION := v2.40.3
 HELM_VERSION := v3.19.0
+CRANE_VERSION := v0.22.1
+REGISTRY_VERSION := v3.1.2
 KUBECONFORM_VERSION := v0.7.0
 # The Kubernetes versions the charts are validated against (oldest supported, newest).
 K8S_VERSIONS := 1.30.0 1.35.0
@@ -28,6 +30,9 @@ ETCD        := $(CACHE)/debs/etcd/root/usr/bin/etcd
 # Debian's Prometheus and promtool: the metrics test scrapes `make run`'s stack; `make charts` checks the alerts.
 PROMETHEUS  := $(CACHE)/debs/prometheus/root/usr/bin/prometheus
 HELM        := $(BIN)/helm
+CRANE       := $(BIN)/crane
+REGISTRY_BIN := $(BIN)/registry
+DEBOOTSTRAP := $(CACHE)/debs/debootstrap/root/usr/sbin/debootstrap
 KUBECONFORM := $(BIN)/kubeconform
 K8S_SCHEMAS := $(CACHE)/k8s-schemas
 DOCSTORE    := $(BIN)/maille-docstore
@@ -47,7 +52,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export GOFLAGS := -mod=readonly
 export MAVEN_OPTS ?= -Xmx512m
 
-.PHONY: help doctor setup run stop lint test test-fast proto proto-check compose-check charts ops-cluster bench bench-tools clean
+.PHONY: release help doctor setup run stop lint test test-fast proto proto-check compose-check charts ops-cluster bench bench-tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -110,6 +115,24 @@ $(COMPOSE): $(VENV)/.synced
 $(HELM):
 	GOBIN=$(BIN) GOFLAGS= go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
+# For `make release`: crane (appends layers, sets an image's configuration, pushes; no daemon), the CNCF distribution
+# registry (a real OCI registry, started locally when none is named), Debian's debootstrap (the images' root).
+$(CRANE):
+	GOBIN=$(BIN) GOFLAGS= go install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+
+$(REGISTRY_BIN):
+	GOBIN=$(BIN) GOFLAGS= go install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY_VERSION)
+
+$(DEBOOTSTRAP):
+	mkdir -p $(CACHE)/debs/debootstrap
+	cd $(CACHE)/debs/debootstrap && apt-get download debootstrap && dpkg-deb -x debootstrap_*.deb root
+
+release: setup $(HELM) $(CRANE) $(REGISTRY_BIN) $(DEBOOTSTRAP) ## charts and one image per deployable, built without a Docker engine, pushed to REGISTRY (default: a local one)
+	@[ "$$(id -u)" = 0 ] || { echo "make release builds the images' root with debootstrap and chroot: run it as root"; exit 1; }
+	registry="$(REGISTRY)"; plain=""; \
+	if [ -z "$$registry" ]; then registry=$$($(VENV)/bin/python tools/release/registry.py start); plain=--plain-http; fi; \
+	$(VENV)/bin/python tools/release/release.py --registry "$$registry" $$plain $(if $(RELEASE_PLAIN_HTTP),--plain-http)
+
 $(KUBECONFORM):
 	GOBIN=$(BIN) GOFLAGS= go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
 
@@ -160,8 +183,9 @@ charts: $(HELM) $(KUBECONFORM) $(K8S_SCHEMAS)/.done $(PROMETHEUS) ## helm lint -
 run: setup ## set up, then start the whole platform in the foreground (Ctrl-C stops it)
 	$(VENV)/bin/maille-devstack run
 
-stop: ## stop a platform started by `make run` in another terminal
+stop: ## stop a platform started by `make run` in another terminal (and the registry of `make release`)
 	@if [ -x $(VENV)/bin/maille-devstack ]; then $(VENV)/bin/maille-devstack stop; fi
+	@if [ -f .var/run/registry.pid ]; then $(VENV)/bin/python tools/release/registry.py stop; fi
 
 proto: $(VENV)/.synced ## generate the Python code of proto/ into proto/python/
 	rm -rf proto/python/maille

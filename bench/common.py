@@ -149,3 +149,35 @@ def stop_all(parts: list) -> None:
     """Stop what a benchmark started, the last started first."""
     for part in reversed(parts):
         part.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) process `pid` has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (a supervisor's workers)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def scrape_cost(pids: list[int], url: str, scrapes: int = 200) -> dict[str, float]:
+    """What a Prometheus scrape of `url` (`/metrics` of one of the processes `pids`, otherwise idle) costs: CPU
+    milliseconds per scrape (over `scrapes` back to back), the series it gives and its size."""
+    with httpx.Client(timeout=10) as client:
+        text = client.get(url).raise_for_status().text
+        before, started = sum(map(cpu_seconds, pids)), time.perf_counter()
+        for _ in range(scrapes):
+            client.get(url).raise_for_status()
+        used, took = sum(map(cpu_seconds, pids)) - before, time.perf_counter() - started
+    series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    return {
+        "cpu_ms": 1000 * used / scrapes,
+        "wall_ms": 1000 * took / scrapes,
+        "series": series,
+        "kib": len(text) / 1024,
+    }

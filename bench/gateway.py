@@ -8,7 +8,10 @@ gateway has; wrk (same source) is the load, in its own process. The gateway vali
 bearer token in full (RS256, issuer, audience, expiry) against that JWKS, applies its access rules and
 rate limit, logs one JSON line per request (to a file) and records its metrics, as in production.
 
-    .venv/bin/python bench/gateway.py [--workers 2] [--seconds 10] [--connections 64] [--rounds 3]
+With its metrics on (the default), a scraper of the bench's own reads every worker's /metrics each second during the
+rounds, and what one scrape costs a worker is measured after them; `--no-metrics` runs the same with /metrics off.
+
+    .venv/bin/python bench/gateway.py [--workers 2] [--seconds 10] [--connections 64] [--rounds 3] [--no-metrics]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +33,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from common import children, cpu_seconds, scrape_cost
 from maille_devstack.processes import NatsServer, Process, free_port
 from maille_kit.auth import TokenVerifier
 
@@ -140,12 +145,36 @@ def validations_per_second(key: RSAKey, jwks: dict, *, people: int, seconds: flo
     return asyncio.run(run())
 
 
+def scrape_every_second(urls: list[str], stop: threading.Event) -> None:
+    with httpx.Client(timeout=5) as client:
+        while not stop.wait(1.0):
+            for url in urls:
+                client.get(url).raise_for_status()
+
+
+def scrape_figures(workers: list[int], metrics_port: int, busy: float) -> None:
+    """What a Prometheus scrape costs each worker, against what the bench's load made it use (its share of a core)."""
+    # Each worker serves its own on the metrics port plus its number; the others idle meanwhile.
+    costs = [scrape_cost(workers, f"http://127.0.0.1:{metrics_port + n}/metrics") for n in range(len(workers))]
+    cpu_ms = max(cost["cpu_ms"] for cost in costs)
+    for interval in (15, 30):
+        share = cpu_ms / (interval * 1000) / busy * 100
+        print(
+            f"a scrape of a worker's /metrics: {cpu_ms:.2f} ms of its CPU ({costs[0]['series']:.0f} series, "
+            f"{costs[0]['kib']:.0f} KiB); every {interval} s = {share:.3f} % of the worker's CPU at the bench's load "
+            f"({busy * 100:.0f} % of a core) (goal <= 1 %)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="gateway processes, and nginx workers")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of nginx and the gateway (medians)")
+    parser.add_argument(
+        "--no-metrics", action="store_true", help="the gateway's /metrics off (to compare: the figures with them on)"
+    )
     args = parser.parse_args()
     if not NGINX.exists() or not WRK.exists():
         sys.exit("nginx and wrk are missing: run `make bench-tools` (Debian packages unpacked into .cache/debs)")
@@ -155,7 +184,8 @@ def main() -> None:
     jwks = {"keys": [key.as_dict(private=False)]}
     (work / "jwks.json").write_text(json.dumps(jwks))
     token = make_token(key, subject="bench-vendor")
-    upstream_port, nginx_port, gateway_port = free_port(), free_port(), free_port()
+    upstream_port, nginx_port, gateway_port, metrics_port = free_port(), free_port(), free_port(), free_port()
+    metrics_port = 0 if args.no_metrics else metrics_port  # each worker: this port plus its number
     conf = nginx_conf(work, upstream_port, nginx_port, args.workers)
     nginx = Process(
         "nginx",
@@ -176,6 +206,7 @@ def main() -> None:
             "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
             "MAILLE_GATEWAY_AUTH_JWKS_URL": f"http://127.0.0.1:{upstream_port}/jwks.json",
             "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+            "MAILLE_GATEWAY_METRICS_PORT": str(metrics_port),
         },
     )
     try:
@@ -206,6 +237,17 @@ def main() -> None:
         wrk(f"http://127.0.0.1:{gateway_port}{route}", seconds=2, connections=args.connections, token=token)  # warm-up
         # Rounds alternate nginx and the gateway, so that both see the same moods of a shared machine.
         directs, throughs = [], []
+        workers = children(gateway.popen.pid)
+        busy = 0.0
+        # With metrics on, a Prometheus of the bench's own scrapes every worker each second throughout (15 times
+        # as often as a real one would).
+        scraping = threading.Event()
+        if metrics_port:
+            threading.Thread(
+                target=scrape_every_second,
+                args=([f"http://127.0.0.1:{metrics_port + n}/metrics" for n in range(args.workers)], scraping),
+                daemon=True,
+            ).start()
         for _ in range(args.rounds):
             directs.append(
                 wrk(
@@ -215,6 +257,7 @@ def main() -> None:
                     token=token,
                 )
             )
+            before = sum(cpu_seconds(worker) for worker in workers)
             throughs.append(
                 wrk(
                     f"http://127.0.0.1:{gateway_port}{route}",
@@ -223,6 +266,7 @@ def main() -> None:
                     token=token,
                 )
             )
+            busy += (sum(cpu_seconds(worker) for worker in workers) - before) / (args.seconds * len(workers))
         direct = sorted(directs, key=lambda r: r["rps"])[len(directs) // 2]
         through = sorted(throughs, key=lambda r: r["rps"])[len(throughs) // 2]
         share = through["rps"] / direct["rps"] * 100
@@ -252,6 +296,9 @@ def main() -> None:
             f"{base['p99']:.2f} ms straight to the upstream: added p99 {paced['p99'] - base['p99']:.2f} ms "
             f"(p50 {paced['p50']:.2f} vs {base['p50']:.2f} ms) (goal <= 5 ms)"
         )
+        scraping.set()
+        if metrics_port:
+            scrape_figures(workers, metrics_port, busy / args.rounds)
     finally:
         gateway.stop()
         nats.stop()

@@ -40,7 +40,17 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 
-from common import machine, paced, pct, signing_key, start_gateway, start_infrastructure, start_service, stop_all
+from common import (
+    machine,
+    paced,
+    pct,
+    scrape_cost,
+    signing_key,
+    start_gateway,
+    start_infrastructure,
+    start_service,
+    stop_all,
+)
 from maille_devstack.paths import bin_of
 from maille_devstack.processes import DocstoreServer, ServiceProcess, free_port
 from maille_messaging.bodies import words
@@ -207,6 +217,12 @@ class Cpu:
 
     def mark(self, phase: str) -> None:
         self.marks.append((phase, time.perf_counter(), self._now()))
+
+    def shares(self, name: str) -> dict[str, float]:
+        """Each phase's CPU of process `name`, as a share of one core."""
+        return {
+            phase: (c1[name] - c0[name]) / (t1 - t0) for (phase, t0, c0), (_, t1, c1) in zip(self.marks, self.marks[1:])
+        }
 
     def report(self) -> list[str]:
         lines = []
@@ -449,6 +465,14 @@ def main() -> None:
         )
         for line in cpu.report():
             print(line)
+        # What a Prometheus scrape of messaging's /metrics costs it, against its busiest phase (the sends).
+        cost = scrape_cost([messaging.process.popen.pid], f"http://127.0.0.1:{messaging.metrics_port}/metrics")
+        busiest = max(cpu.shares("messaging").values())
+        print(
+            f"  a scrape of messaging's /metrics: {cost['cpu_ms']:.2f} ms of its CPU ({cost['series']:.0f} series, "
+            f"{cost['kib']:.0f} KiB); every 15 s = {cost['cpu_ms'] / 15_000 / busiest * 100:.3f} % of its CPU in "
+            f"its busiest phase ({busiest * 100:.0f} % of a core) (goal <= 1 %)"
+        )
         for error in r["errors"]:
             print(f"  failed: {error}")
         print(machine())

@@ -394,6 +394,7 @@ def test_production_is_watched_scraped_alerted_and_charted(rendered: dict[str, l
         (("--set-string", "catalog.replicaCount=deux"), "got string, want integer"),
         (("--set", "monitoring.alerts.enable=true"), "additional properties 'enable' not allowed"),
         (("--set", "global.nats.streamReplica=3"), "additional properties 'streamReplica' not allowed"),
+        (("--set", "catalog.image.digest=latest"), "'/image/digest': 'latest' does not match pattern"),
     ],
 )
 def test_a_wrong_key_or_type_in_the_values_is_refused_by_name(rendered, setting: tuple[str, str], refusal: str) -> None:

@@ -30,6 +30,8 @@ SERVICES = ("gateway", "identity", "catalog", "messaging", "library")
 CHARTED = (*SERVICES, "maille")
 # Maps whose keys are the operator's (settings, Secrets' keys, labels): any key, whatever the defaults show.
 FREE = {"config", "secretEnv", "labels", "annotations", "podAnnotations", "nodeSelector", "extraEnv"}
+# Keys whose value has a shape of its own.
+PATTERNS = {"digest": "^(sha256:[0-9a-f]{64})?$"}
 QUANTITY = re.compile(r"^[0-9.]+([munkMGTPE]i?)?$")
 KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*):(?:\s|$)")
 
@@ -85,6 +87,8 @@ def schema_of(value: Any, path: tuple[str, ...], described: dict[tuple[str, ...]
             node["items"] = {k: v for k, v in schema_of(value[0], path, {}).items() if k == "type"}
     else:  # null: anything
         node = {}
+    if path and path[-1] in PATTERNS:
+        node["pattern"] = PATTERNS[path[-1]]
     if described.get(path):
         node["description"] = described[path]
     return node

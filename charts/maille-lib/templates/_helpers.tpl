@@ -41,7 +41,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{- define "maille-lib.image" -}}
 {{- $registry := .Values.image.registry | default ((.Values.global).imageRegistry) | default "ghcr.io/maille" -}}
+{{- if .Values.image.digest -}}
+{{- if not (regexMatch "^sha256:[0-9a-f]{64}$" .Values.image.digest) -}}
+{{- fail (printf "image.digest %q is not a sha256 digest (sha256:<64 hex>)" .Values.image.digest) -}}
+{{- end -}}
+{{- printf "%s/%s:%s@%s" $registry .Values.image.repository (include "maille-lib.tag" .) .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s/%s:%s" $registry .Values.image.repository (include "maille-lib.tag" .) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "maille-lib.serviceAccountName" -}}
