@@ -15,6 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the whole platform in the foreground (make run)")
     commands.add_parser("stop", help="stop a platform started by run (make stop)")
+    commands.add_parser("seed", help="seed the demo data into a running platform (compose's seed job)")
+    pki = commands.add_parser("pki", help="make the demo PKI (the GAR peer's and the ENT's certificates) in FOLDER")
+    pki.add_argument("folder")
     env = commands.add_parser("env", help="print the exports a command of SERVICE needs against make run's platform")
     env.add_argument("service", choices=("gateway", "identity", "catalog", "messaging", "library"))
     table = commands.add_parser(
@@ -35,6 +38,18 @@ def main(argv: list[str] | None = None) -> int:
             from maille_devstack.stack import run
 
             return run()
+        if args.command == "seed":
+            from maille_devstack.seed import from_environment
+
+            return from_environment()
+        if args.command == "pki":
+            from pathlib import Path
+
+            from maille_devstack.pki import make_pki
+
+            made = make_pki(Path(args.folder))
+            print(f"PKI in {args.folder}: {', '.join(Path(p).name for p in vars(made).values())}")
+            return 0
         if args.command == "stop":
             from maille_devstack.stack import stop_running
 

@@ -90,7 +90,7 @@ def make_pki(folder: Path) -> Pki:
         "localhost",
         _key(pki.server_key),
         ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+        [x509.DNSName("localhost"), x509.DNSName("gar"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
     )
     client = issue("maille-ent", _key(pki.client_key), ExtendedKeyUsageOID.CLIENT_AUTH, [])
     for path, cert in ((pki.server_cert, server), (pki.client_cert, client)):

@@ -12,9 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from maille_devstack.keycloak_admin import admin_client, ensure_service_client, ensure_user
+from maille_devstack import seed
 from maille_devstack.paths import NGINX, VAR, bin_of, require
 from maille_devstack.pki import make_pki
 from maille_devstack.processes import (
@@ -269,103 +267,25 @@ class Stack:
         self.register_cdis(keycloak, pmb, schools)
 
     def register_cdis(self, keycloak: KeycloakServer, pmb: PmbPeerProcess, schools: list[str]) -> None:
-        """Each demo school's CDI registered with the library, as an operator does through the gateway: its PMB
-        database,
-        OPAC and sign-on salt, readers synced from the directory. The operator is a client of the realm made for this
-        (`maille-devstack-operator`, role operator, a new secret each start)."""
-        client_id, secret = "maille-devstack-operator", os.urandom(16).hex()
-        with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
-            ensure_service_client(admin, client_id, secret, roles=("operator",))
-        token = (
-            httpx.post(
-                f"http://localhost:{self.ports.keycloak}/realms/maille/protocol/openid-connect/token",
-                timeout=30,
-                data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-            )
-            .raise_for_status()
-            .json()["access_token"]
-        )
-        for uai in schools:
-            body = {
-                "url": pmb.url,
-                "sourceId": 1,
-                "user": "maille",
-                "password": "secret-ws",
-                "database": f"cdi{uai}",
-                "opacUrl": pmb.opac_url(f"cdi{uai}"),
-                "loginSalt": "sel-opac",
-                "syncReaders": True,
-            }
-            answer = httpx.put(
-                f"http://localhost:{self.ports.gateway}/api/library/v1/operator/schools/{uai}/pmb",
-                json=body,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=30,
-            )
-            if answer.status_code not in (200, 201):
-                raise NotReady(f"the CDI of {uai} could not be registered: {answer.status_code} {answer.text[:300]}")
-        self.echo(
-            f"  CDIs registered with the library: {', '.join(schools)} (the PMB peer, readers synced, OPAC sign-on)"
+        """Each demo school's CDI registered with the library (seed.register_cdis)."""
+        seed.register_cdis(
+            keycloak_url=f"http://localhost:{self.ports.keycloak}",
+            admin=(keycloak.admin_user, keycloak.admin_password),
+            gateway_url=f"http://localhost:{self.ports.gateway}",
+            pmb_url=pmb.url,
+            opac_url=pmb.url,
+            schools=schools,
+            echo=self.echo,
         )
 
     def setup_keycloak(self, keycloak: KeycloakServer, mongodb_url: str, identity_env: dict[str, str]) -> None:
-        """The realm as code (`maille-identity sync-keycloak`: the gateway's client, EduConnect and the
-        académie's IdP, the GAR…), and the local demo users: demo-eleve (a pupil of the demo directory),
-        demo-parent (one of that pupil's parents), demo-enseignant (a teacher) and demo-direction (a principal),
-        each linked to their directory entry, password MAILLE_DEMO_PASSWORD (default demo)."""
-        self.sync_keycloak(identity_env)
-        password = os.environ.get("MAILLE_DEMO_PASSWORD") or "demo"
-        people = {username: person for username, person in demo_people(mongodb_url).items() if person}
-        with admin_client(keycloak.url, keycloak.admin_user, keycloak.admin_password) as admin:
-            for username, person in people.items():
-                ensure_user(
-                    admin, username, password, first=person.get("first_name", ""), last=person.get("last_name", "")
-                )
-        # Linked by identity, the only one who writes who an account is (its link, and the account's ent_id).
-        for username, person in people.items():
-            if person.get("_id"):
-                link_local_account(identity_env, username, person["_id"])
-        self.echo(f"  demo users: {', '.join(people)} (password: MAILLE_DEMO_PASSWORD, default demo)")
-
-    def sync_keycloak(self, env: dict[str, str], attempts: int = 5) -> None:
-        """Reconcile the realm (identity does so too when it starts: a clash between the two is tried again)."""
-        for _ in range(attempts):
-            synced = subprocess.run(
-                [str(bin_of("maille-identity")), "sync-keycloak"],
-                env={**os.environ, **env},
-                capture_output=True,
-                text=True,
-            )
-            if synced.returncode == 0:
-                self.echo(f"  {synced.stdout.strip().splitlines()[-1]}")
-                return
-            time.sleep(2)
-        raise NotReady(f"the realm could not be reconciled:\n{synced.stdout}{synced.stderr}")
+        """The realm as code (`maille-identity sync-keycloak`), and the demo users linked (seed.demo_users)."""
+        seed.sync_keycloak(identity_env, self.echo)
+        seed.demo_users(keycloak.url, (keycloak.admin_user, keycloak.admin_password), identity_env, self.echo)
 
     def seed_directory(self, env: dict[str, str]) -> None:
-        """Import a small synthetic AAF feed into identity's directory once (kept in .var/demo-aaf)."""
-        feed = self.var / "demo-aaf"
-        done = feed / "imported"
-        if done.exists():
-            return
-        self.echo("seeding a demo directory (2 collèges, about 600 persons)…")
-        identity = str(bin_of("maille-identity"))
-        subprocess.run(
-            [identity, "generate-aaf", str(feed), "--persons", "600", "--schools", "2"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        imported = subprocess.run(
-            [identity, "import-aaf", str(feed), "--report", str(self.logs / "demo-aaf-report.txt")],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-        )
-        if imported.returncode != 0:
-            raise NotReady(f"the demo directory could not be imported:\n{imported.stdout}{imported.stderr}")
-        self.echo(f"  {imported.stdout.strip().splitlines()[-1]}")
-        done.write_text(imported.stdout)
+        """The demo directory, imported once (seed.seed_directory; the feed kept in .var/demo-aaf)."""
+        seed.seed_directory(self.var / "demo-aaf", env, self.logs / "demo-aaf-report.txt", self.echo)
 
     def _launch(self, name: str, part) -> None:
         self.echo(f"starting {name}…")
