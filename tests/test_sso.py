@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 import re
 import subprocess
@@ -538,3 +539,65 @@ def test_the_login_page_offers_each_way_in(platform: Platform) -> None:
     page = Browser().go(f"{platform.gateway}/login")  # no IdP named: Keycloak's page, in French
     text = html.unescape(page.text)
     assert "Élève ou parent — ÉduConnect" in text and "Personnel de l'Éducation nationale" in text
+
+
+def _token(platform: Platform, client_id: str, secret: str) -> httpx.Response:
+    return httpx.post(
+        f"{platform.keycloak.url}/realms/maille/protocol/openid-connect/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        timeout=30,
+    )
+
+
+def test_an_operator_onboards_a_vendor_as_code(platform: Platform) -> None:
+    """A vendor's API client made through the API: the roles and audiences its kind needs, its secret shown once
+    and working; listed with its last use; rotated with the old secret still valid for the grace period; withdrawn,
+    after which its secret gets no token. Mistakes are refused naming what is wrong."""
+    operator = {"Authorization": f"Bearer {_operator_token(platform)}"}
+    clients = f"{platform.gateway}/api/identity/v1/clients"
+    vendor = f"editeur-{uuid.uuid4().hex[:6]}"
+    made = httpx.post(clients, json={"client_id": vendor, "kind": "vendor", "name": "Éditions Test"}, headers=operator)
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["client"]["roles"] == ["vendor"] and body["client"]["audiences"] == ["maille", "maille-catalog"]
+    assert body["token_url"].endswith("/realms/maille/protocol/openid-connect/token")
+    first = body["client_secret"]
+    token = _token(platform, vendor, first)
+    assert token.status_code == 200, token.text
+    payload = token.json()["access_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert {"maille", "maille-catalog"} <= set(claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]])
+    assert "vendor" in claims["realm_access"]["roles"] and claims["azp"] == vendor
+    # Listed, never with its secret, with its last use (Keycloak's record of that token).
+    listed = httpx.get(clients, headers=operator).json()
+    mine = next(client for client in listed if client["client_id"] == vendor)
+    assert mine["last_used_at"] is not None and first not in json.dumps(listed)
+    # Rotated: a new secret; the old one still valid for the grace period.
+    rotated = httpx.post(f"{clients}/{vendor}/secret", headers=operator)
+    assert rotated.status_code == 200, rotated.text
+    second = rotated.json()["client_secret"]
+    assert second != first and rotated.json()["previous_secret_valid_until"]
+    assert _token(platform, vendor, second).status_code == 200
+    assert _token(platform, vendor, first).status_code == 200  # the grace period
+    # Mistakes, each named.
+    again = httpx.post(clients, json={"client_id": vendor, "kind": "vendor", "name": "x"}, headers=operator)
+    assert again.status_code == 409 and vendor in again.json()["detail"]
+    wrong = httpx.post(clients, json={"client_id": "Bad Id!", "kind": "admin", "name": ""}, headers=operator)
+    assert wrong.status_code == 422
+    assert {"client_id", "kind", "name"} <= {error["field"].split(".")[-1] for error in wrong.json()["errors"]}
+    assert httpx.post(f"{clients}/nobody-here/secret", headers=operator).status_code == 404
+    browser, _ = platform.sign_in("educonnect", "E1")
+    assert browser.go(clients).status_code == 403  # a pupil is no operator
+    # The command line sees it too.
+    listed_cli = subprocess.run(
+        [str(bin_of("maille-identity")), "clients", "list"],
+        env={**os.environ, **platform.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed_cli.returncode == 0 and vendor in listed_cli.stdout, listed_cli.stderr
+    # Withdrawn: no token any more, with either secret.
+    assert httpx.delete(f"{clients}/{vendor}", headers=operator).status_code == 204
+    assert _token(platform, vendor, second).status_code == 401
+    assert vendor not in json.dumps(httpx.get(clients, headers=operator).json())

@@ -8,6 +8,7 @@ maille-identity rgpd-export PERSON_ID [--tenant T] [--out FILE]
 maille-identity erase PERSON_ID --yes [--tenant T]
 maille-identity sync-keycloak [--check]
 maille-identity link-account USERNAME PERSON_ID [--tenant T]
+maille-identity clients list | add vendor|operator CLIENT_ID --name NAME | rotate CLIENT_ID | delete CLIENT_ID
 """
 
 from __future__ import annotations
@@ -75,6 +76,19 @@ def main(argv: list[str] | None = None) -> None:
     link.add_argument("username")
     link.add_argument("person_id")
     link.add_argument("--tenant")
+    clients = commands.add_parser("clients", help="API clients (vendors, partner systems): list, add, rotate, delete")
+    actions = clients.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every API client, with its kind, roles, audiences and last use")
+    add = actions.add_parser("add", help="make one (its secret printed once)")
+    add.add_argument("kind", choices=("vendor", "operator"))
+    add.add_argument("client_id")
+    add.add_argument("--name", required=True, help="who it is, in words")
+    for name, what in (
+        ("rotate", "a new secret (printed once); the old one valid for the grace period"),
+        ("delete", "withdraw it: its tokens refused from now"),
+    ):
+        one = actions.add_parser(name, help=what)
+        one.add_argument("client_id")
     gen = commands.add_parser("generate-aaf", help="write a synthetic full AAF delivery")
     gen.add_argument("outdir", type=Path)
     gen.add_argument("--persons", type=int, default=1000)
@@ -94,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "sync-keycloak":
         sys.exit(asyncio.run(sync_keycloak(args)))
+    if args.command == "clients":
+        sys.exit(asyncio.run(clients_command(args)))
     if args.command == "link-account":
         sys.exit(asyncio.run(link_account(args)))
     if args.command == "export-gar":
@@ -104,6 +120,72 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
         sys.exit(asyncio.run(rgpd_command(args)))
     sys.exit(asyncio.run(import_aaf(args)))
+
+
+async def clients_command(args: argparse.Namespace) -> int:
+    """`maille-identity clients …`, as the operators' API does it; 0 done, 1 refused, 2 cannot run."""
+    import re
+
+    from maille_identity.api.clients import CLIENT_ID
+    from maille_identity.federation.clients import KINDS, ApiClients
+    from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler
+
+    settings = load_settings(IdentitySettings)
+    if not settings.keycloak_url:
+        print("maille-identity: set MAILLE_IDENTITY_KEYCLOAK_URL (Keycloak as identity reaches it)", file=sys.stderr)
+        return 2
+    if getattr(args, "client_id", None) and not re.match(CLIENT_ID, args.client_id):
+        print(
+            f"maille-identity: {args.client_id!r} is not a client id (lower case, digits, -; 3 to 63)", file=sys.stderr
+        )
+        return 1
+    docstore = identity_docstore(settings, "clients")
+    keycloak = Reconciler(
+        server_url=settings.keycloak_url,
+        client_id=settings.keycloak_client_id,
+        client_secret=settings.keycloak_client_secret.get_secret_value(),
+    )
+    clients = ApiClients(
+        docstore,
+        keycloak,
+        grace_seconds=settings.api_client_grace_seconds,
+        token_url=f"{settings.auth_issuer.rstrip('/')}/protocol/openid-connect/token",
+    )
+    who = f"cli:{os.environ.get('USER', 'operator')}"
+    try:
+        await docstore.detect()
+        if args.action == "list":
+            for doc in await clients.all():
+                used = doc["last_used_at"].isoformat(timespec="seconds") if doc["last_used_at"] else "never"
+                roles = ",".join(KINDS[doc["kind"]].roles)
+                print(f"{doc['_id']:<32} {doc['kind']:<9} {roles:<10} last used {used:<25} {doc['name']}")
+            return 0
+        known = await clients.get(args.client_id)
+        if args.action == "add":
+            if known is not None or args.client_id.startswith("maille-"):
+                print(f"maille-identity: an API client {args.client_id} exists already", file=sys.stderr)
+                return 1
+            _, secret = await clients.create(args.client_id, kind=args.kind, name=args.name, by=who)
+            print(f"client {args.client_id} made ({args.kind}); its secret, shown once:\n{secret}")
+            print(f"tokens: POST {clients.token_url} (grant_type=client_credentials)")
+            return 0
+        if known is None:
+            print(f"maille-identity: no API client {args.client_id}", file=sys.stderr)
+            return 1
+        if args.action == "rotate":
+            _, secret, until = await clients.rotate(args.client_id, by=who)
+            print(f"new secret of {args.client_id}, shown once:\n{secret}")
+            print(f"the previous one stays valid until {until.isoformat(timespec='seconds')}")
+            return 0
+        await clients.delete(args.client_id, by=who)
+        print(f"client {args.client_id} withdrawn: its tokens are refused from now")
+        return 0
+    except KeycloakUnavailable as exc:
+        print(f"maille-identity: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await keycloak.close()
+        await docstore.close()
 
 
 async def sync_keycloak(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from maille_identity import __doc__ as description
 from maille_identity import __version__
+from maille_identity.api import clients as clients_api
 from maille_identity.api import directory as directory_api
 from maille_identity.api import federation as federation_api
 from maille_identity.api import operator
@@ -19,6 +20,7 @@ from maille_identity.directory.people import People
 from maille_identity.directory.repository import DirectoryRepository, StructureNames
 from maille_identity.events import STREAMS, EventBatch
 from maille_identity.federation.accounts import AccountSync
+from maille_identity.federation.clients import ApiClients
 from maille_identity.federation.linking import Linking
 from maille_identity.federation.opacs import opac_consumer
 from maille_identity.federation.repository import FederationRepository
@@ -90,7 +92,15 @@ def parts(runtime: Runtime) -> list[object]:
         ),
         Background(),
     ]
-    return [*made, federation] if federation is not None else made
+    if federation is None:
+        return made
+    clients = ApiClients(
+        runtime.docstore,
+        federation.keycloak,
+        grace_seconds=settings.api_client_grace_seconds,
+        token_url=f"{settings.auth_issuer.rstrip('/')}/protocol/openid-connect/token",
+    )
+    return [*made, federation, clients]
 
 
 async def on_start(runtime: Runtime) -> None:
@@ -147,7 +157,7 @@ def build(settings: IdentitySettings) -> ServiceSpec:
             schools_api.router,
             directory_api.router,
             federation_api.router,
-            *([federation_api.federations] if settings.keycloak_url else []),
+            *([federation_api.federations, clients_api.router] if settings.keycloak_url else []),
         ],
     )
 

@@ -73,6 +73,12 @@ class IdentitySettings(SealingSettings):
     keycloak_client_secret: SecretStr = Field(
         SecretStr("maille-identity-dev-secret"), description="that client's secret"
     )
+    api_client_grace_seconds: int = Field(
+        7 * 86400,
+        ge=0,
+        le=90 * 86400,
+        description="seconds an API client's old secret stays valid after a rotation (Keycloak's secret rotation)",
+    )
     keycloak_sync_on_start: bool = Field(
         True, description="reconcile the realm with its declaration when the service starts"
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 from maille_identity.directory.jobs import ImportJobs
 from maille_identity.directory.people import People
 from maille_identity.directory.repository import DirectoryRepository
+from maille_identity.federation.clients import ApiClients
 from maille_identity.federation.linking import Linking
 from maille_identity.federation.repository import FederationRepository
 from maille_identity.federation.service import Federation
@@ -26,4 +27,5 @@ Jobs = Annotated[ImportJobs, part(ImportJobs)]
 Links = Annotated[Linking, part(Linking)]
 Federations = Annotated[FederationRepository, part(FederationRepository)]
 Keycloak = Annotated[Federation, part(Federation)]
+ApiClientsPart = Annotated[ApiClients, part(ApiClients)]
 Work = Annotated[Works, part(Works)]

@@ -53,6 +53,10 @@ class FederationRepository:
             ),
         }
 
+    async def api_clients(self) -> list[Doc]:
+        """The API clients (federation/clients.py), for the realm's declaration."""
+        return await self.db["api_clients"].find({}).sort("_id", 1).to_list()
+
     async def all(self) -> list[Doc]:
         return [self._opened(doc) for doc in await self.db[FEDERATIONS].find({}).to_list()]
 

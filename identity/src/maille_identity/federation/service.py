@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from maille_identity.federation.clients import keycloak_client
 from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler, Report, render
 from maille_identity.federation.repository import FederationRepository
 from maille_identity.settings import IdentitySettings
@@ -87,7 +88,9 @@ class Federation:
             **self.settings.keycloak_values(),
             "PMB_OPAC_REDIRECT_URIS": await self.federations.opac_redirect_uris(),
         }
-        return render(values, [collectivite_idp(f) for f in await self.federations.all()])
+        declared = render(values, [collectivite_idp(f) for f in await self.federations.all()])
+        declared["clients"] += [keycloak_client(doc) for doc in await self.federations.api_clients()]
+        return declared
 
     async def opac_changed(self, uai: str, url: str) -> None:
         """A school's OPAC registered, moved or gone (the library's event): the OPAC client's redirect URIs follow."""

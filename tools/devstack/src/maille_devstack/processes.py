@@ -286,6 +286,8 @@ class KeycloakServer:
                 f"--http-management-port={self.management_port}",
                 "--health-enabled=true",
                 "--import-realm",
+                # API clients' secrets rotated with a grace period (identity's federation/clients.py)
+                "--features=client-secret-rotation",
                 *db,
             ],
             log_dir / "keycloak.log",
