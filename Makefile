@@ -209,7 +209,7 @@ lint: $(VENV)/.synced ## ruff format --check, ruff check, mypy (strict) on the d
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy services/kit/src services/catalog/src services/messaging/src services/library/src identity/src gateway/src
 
-test: setup lint proto-check charts ops-cluster $(COMPOSE) ## every set-up step, then every check and test
+test: setup lint proto-check charts ops-cluster $(COMPOSE) $(CRANE) $(REGISTRY_BIN) $(DEBOOTSTRAP) ## every set-up step, then every check and test
 	DOCKER_CONFIG=$(CACHE)/docker $(VENV)/bin/pytest
 
 test-fast: setup ## the tests only, without the proto and compose checks
