@@ -51,9 +51,13 @@ def setup_telemetry(*, service: str, version: str, endpoint: str | None) -> None
         return
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return  # the API's no-op providers: nothing recorded, nothing served
-    # Resource.create adds OTEL_RESOURCE_ATTRIBUTES, and OTEL_SERVICE_NAME over service.name.
+    # Resource.create adds OTEL_RESOURCE_ATTRIBUTES; OTEL_SERVICE_NAME, when set, names the process instead.
     resource = Resource.create(
-        {"service.name": f"maille-{service}", "service.version": version, "service.namespace": "maille"}
+        {
+            "service.name": os.environ.get("OTEL_SERVICE_NAME") or f"maille-{service}",
+            "service.version": version,
+            "service.namespace": "maille",
+        }
     )
     tracer_provider = TracerProvider(resource=resource)
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
