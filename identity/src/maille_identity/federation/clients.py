@@ -8,8 +8,10 @@ information system) calls the operators' APIs of every service.
 
 The secret is Keycloak's, shown once (at creation and at each rotation) and never kept by Maille. A rotation
 leaves the old secret valid for a grace period (`MAILLE_IDENTITY_API_CLIENT_GRACE_SECONDS`), so that the vendor
-can deploy the new one without a cut: Keycloak's client secret rotation (its feature `client-secret-rotation`),
-applied by a client policy to the clients marked with the attribute `maille.api-client`. The last use of each
+can deploy the new one without a cut: Keycloak's client secret rotation (its feature `client-secret-rotation`, a
+*preview* feature of Keycloak 26), applied by a client policy to the clients marked with the attribute
+`maille.api-client`. With a grace period of 0 the policy is not made and the feature not needed: a rotation then
+ends the old secret at once. The last use of each
 client is Keycloak's record of its last token (its `CLIENT_LOGIN` events, the only event type the realm keeps).
 
 The clients are part of the realm's declaration: `sync-keycloak` puts back what was changed by hand in one of
@@ -212,7 +214,11 @@ class ApiClients:
         return str(internal)
 
     async def _policy(self) -> None:
-        """The rotation's client profile and policy, in the realm (put back as declared, the realm's others kept)."""
+        """The rotation's client profile and policy, in the realm (put back as declared, the realm's others kept).
+        None with no grace period: a rotation then ends the old secret at once (and Keycloak's preview feature
+        `client-secret-rotation` is not needed)."""
+        if not self.grace_seconds:
+            return
         profile, policy = rotation_policy(self.grace_seconds)
         base = f"admin/realms/{REALM}/client-policies"
         try:
