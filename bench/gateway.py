@@ -214,16 +214,9 @@ def main() -> None:
         nats.start()
         gateway.env["MAILLE_GATEWAY_NATS_URL"] = nats.url
         gateway.start()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{gateway_port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                sys.exit(f"the gateway did not start:\n{gateway.tail()}")
-            time.sleep(0.2)
+        gateway.wait_ready(
+            lambda: httpx.get(f"http://127.0.0.1:{gateway_port}/readyz", timeout=1).status_code == 200, 30
+        )
         route = "/api/bench/v1/ping"
         check = httpx.get(f"http://127.0.0.1:{gateway_port}{route}", headers={"authorization": f"Bearer {token}"})
         assert check.status_code == 200 and check.json() == {"ok": True}, check.text

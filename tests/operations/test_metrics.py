@@ -5,7 +5,6 @@ imported an AAF delivery, the series the dashboards and alerts read are there, w
 from __future__ import annotations
 
 import io
-import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pymongo import MongoClient
 from maille_devstack.browser import Browser
 from maille_devstack.keycloak_admin import admin_client, ensure_service_client
 from maille_devstack.paths import PROMETHEUS, require
-from maille_devstack.processes import free_port
+from maille_devstack.processes import Process, free_port
 from maille_devstack.started import Devstack, devstack
 
 
@@ -38,32 +37,23 @@ def prometheus(stack: Devstack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )
     (work / "prometheus.yml").write_text(f"global: {{scrape_timeout: 1s}}\nscrape_configs:\n{targets}")
     port = free_port()
-    log = (work / "prometheus.log").open("w")
-    process = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    process = Process(
+        "prometheus",
         [
             str(require(PROMETHEUS, "Debian's prometheus (`make setup`)")),
             f"--config.file={work / 'prometheus.yml'}",
             f"--storage.tsdb.path={work / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        work / "prometheus.log",
     )
-    url = f"http://127.0.0.1:{port}"
+    process.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (work / "prometheus.log").read_text()[-2000:]
-            time.sleep(0.5)
+        process.wait_ready(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, 30)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        process.stop()
 
 
 def query(prometheus: str, promql: str) -> list[dict]:

@@ -18,8 +18,11 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maille_identity.directory.importer import Summary, import_feeds
 from maille_identity.directory.repository import DirectoryRepository
@@ -34,6 +37,10 @@ from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
 from maille_kit.work import Works
+
+if TYPE_CHECKING:
+    from maille_identity.federation.clients import ApiClients
+    from maille_identity.federation.keycloak import Reconciler
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,33 +134,30 @@ async def clients_command(args: argparse.Namespace) -> int:
     import re
 
     from maille_identity.api.clients import CLIENT_ID
-    from maille_identity.federation.clients import KINDS, ApiClients
-    from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler
+    from maille_identity.federation.clients import ApiClients
 
-    settings = load_settings(IdentitySettings)
-    if not settings.keycloak_url:
-        print("maille-identity: set MAILLE_IDENTITY_KEYCLOAK_URL (Keycloak as identity reaches it)", file=sys.stderr)
-        return 2
+    settings = keycloak_settings()
     if getattr(args, "client_id", None) and not re.match(CLIENT_ID, args.client_id):
         print(
             f"maille-identity: {args.client_id!r} is not a client id (lower case, digits, -; 3 to 63)", file=sys.stderr
         )
         return 1
-    docstore = identity_docstore(settings, "clients")
-    keycloak = Reconciler(
-        server_url=settings.keycloak_url,
-        client_id=settings.keycloak_client_id,
-        client_secret=settings.keycloak_client_secret.get_secret_value(),
-    )
-    clients = ApiClients(
-        docstore,
-        keycloak,
-        grace_seconds=settings.api_client_grace_seconds,
-        token_url=f"{settings.auth_issuer.rstrip('/')}/protocol/openid-connect/token",
-    )
     who = f"cli:{os.environ.get('USER', 'operator')}"
+    async with keycloak_command(settings, "clients") as (docstore, keycloak):
+        clients = ApiClients(
+            docstore,
+            keycloak,
+            grace_seconds=settings.api_client_grace_seconds,
+            token_url=f"{settings.auth_issuer.rstrip('/')}/protocol/openid-connect/token",
+        )
+        return await _clients_action(args, clients, who)
+
+
+async def _clients_action(args: argparse.Namespace, clients: ApiClients, who: str) -> int:
+    from maille_identity.federation.clients import KINDS
+    from maille_identity.federation.keycloak import KeycloakUnavailable
+
     try:
-        await docstore.detect()
         if args.action == "list":
             for doc in await clients.all():
                 used = doc["last_used_at"].isoformat(timespec="seconds") if doc["last_used_at"] else "never"
@@ -183,9 +187,6 @@ async def clients_command(args: argparse.Namespace) -> int:
     except KeycloakUnavailable as exc:
         print(f"maille-identity: {exc}", file=sys.stderr)
         return 2
-    finally:
-        await keycloak.close()
-        await docstore.close()
 
 
 async def sync_keycloak(args: argparse.Namespace) -> int:
@@ -222,45 +223,33 @@ async def sync_keycloak(args: argparse.Namespace) -> int:
 async def link_account(args: argparse.Namespace) -> int:
     """Link a local account to a person: the link recorded, the person's facts written on the account; 0 done,
     1 refused (no such account or person), 2 cannot run."""
-    from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler
+    from maille_identity.federation.keycloak import KeycloakUnavailable
     from maille_identity.federation.linking import Linking
     from maille_identity.federation.repository import FederationRepository
     from maille_kit.problems import Problem
 
-    settings = load_settings(IdentitySettings)
-    if not settings.keycloak_url:
-        print("maille-identity: set MAILLE_IDENTITY_KEYCLOAK_URL (Keycloak as identity reaches it)", file=sys.stderr)
-        return 2
-    docstore = identity_docstore(settings, "link-account")
-    keycloak = Reconciler(
-        server_url=settings.keycloak_url,
-        client_id=settings.keycloak_client_id,
-        client_secret=settings.keycloak_client_secret.get_secret_value(),
-    )
-    linking = Linking(
-        DirectoryRepository(docstore),
-        FederationRepository(docstore, settings.secret_box()),
-        keycloak,
-        tenant=args.tenant or settings.tenant,
-        id_secret=settings.person_id_key.get_secret_value().encode(),
-        default_id_ent=settings.gar_id_ent,
-    )
-    try:
-        await docstore.detect()
-        user_id = await keycloak.user_id(args.username)
-        if user_id is None:
-            print(f"maille-identity: no account {args.username} in the realm", file=sys.stderr)
+    settings = keycloak_settings()
+    async with keycloak_command(settings, "link-account") as (docstore, keycloak):
+        linking = Linking(
+            DirectoryRepository(docstore),
+            FederationRepository(docstore, settings.secret_box()),
+            keycloak,
+            tenant=args.tenant or settings.tenant,
+            id_secret=settings.person_id_key.get_secret_value().encode(),
+            default_id_ent=settings.gar_id_ent,
+        )
+        try:
+            user_id = await keycloak.user_id(args.username)
+            if user_id is None:
+                print(f"maille-identity: no account {args.username} in the realm", file=sys.stderr)
+                return 1
+            await linking.link_local(user_id, args.person_id)
+        except Problem as exc:
+            print(f"maille-identity: {args.person_id} cannot be linked: {exc}", file=sys.stderr)
             return 1
-        await linking.link_local(user_id, args.person_id)
-    except Problem as exc:
-        print(f"maille-identity: {args.person_id} cannot be linked: {exc}", file=sys.stderr)
-        return 1
-    except KeycloakUnavailable as exc:
-        print(f"maille-identity: link-account failed: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        await keycloak.close()
-        await docstore.close()
+        except KeycloakUnavailable as exc:
+            print(f"maille-identity: link-account failed: {exc}", file=sys.stderr)
+            return 2
     print(f"account {args.username} linked to {args.person_id}")
     return 0
 
@@ -344,6 +333,40 @@ async def export_gar(args: argparse.Namespace) -> int:
             print(f"maille-identity: {exc}", file=sys.stderr)
             return 3
     return 0
+
+
+def keycloak_settings() -> IdentitySettings:
+    """identity's settings for a command that talks to Keycloak; exit 2, saying why, when Keycloak is not named."""
+    settings = load_settings(IdentitySettings)
+    if not settings.keycloak_url:
+        print("maille-identity: set MAILLE_IDENTITY_KEYCLOAK_URL (Keycloak as identity reaches it)", file=sys.stderr)
+        raise SystemExit(2)
+    return settings
+
+
+@asynccontextmanager
+async def keycloak_command(settings: IdentitySettings, command: str) -> AsyncIterator[tuple[Docstore, Reconciler]]:
+    """identity's database and Keycloak's admin API for an operator command, both closed at the end."""
+    docstore = identity_docstore(settings, command)
+    keycloak = reconciler(settings)
+    try:
+        await docstore.detect()
+        yield docstore, keycloak
+    finally:
+        await keycloak.close()
+        await docstore.close()
+
+
+def reconciler(settings: IdentitySettings) -> Reconciler:
+    """Keycloak's admin API as identity's own client (an operator command's, for the realm maille)."""
+    from maille_identity.federation.keycloak import Reconciler
+
+    assert settings.keycloak_url
+    return Reconciler(
+        server_url=settings.keycloak_url,
+        client_id=settings.keycloak_client_id,
+        client_secret=settings.keycloak_client_secret.get_secret_value(),
+    )
 
 
 def identity_docstore(settings: IdentitySettings, command: str) -> Docstore:
