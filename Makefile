@@ -218,7 +218,16 @@ test-fast: setup ## the tests only, without the proto and compose checks
 # nginx and wrk for bench/gateway.py: Debian's packages, unpacked into the cache (no root, nothing installed).
 BENCH_TOOLS := $(CACHE)/debs/root/usr/sbin/nginx
 LIGHTHOUSE  := $(CACHE)/lighthouse/node_modules/.bin/lighthouse
-bench-tools: $(BENCH_TOOLS) $(LIGHTHOUSE) ## nginx and wrk (Debian packages) for bench/gateway.py, Lighthouse (npm) for bench/portal.py
+# PostgreSQL's server for `bench/sso.py --db postgres` (Keycloak as production runs it): the machine's, else Debian's
+# package unpacked into the cache.
+POSTGRES    := $(CACHE)/debs/postgresql/.done
+bench-tools: $(BENCH_TOOLS) $(LIGHTHOUSE) $(POSTGRES) ## nginx and wrk (Debian) for bench/gateway.py, Lighthouse (npm) for bench/portal.py, PostgreSQL (Debian) for bench/sso.py
+
+$(POSTGRES):
+	mkdir -p $(CACHE)/debs/postgresql
+	if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	  cd $(CACHE)/debs/postgresql && apt-get download postgresql-15 && dpkg-deb -x postgresql-15_*.deb root; fi
+	touch $@
 
 $(LIGHTHOUSE):
 	mkdir -p $(CACHE)/lighthouse
@@ -235,6 +244,7 @@ bench: setup bench-tools ## run the benchmarks under bench/ and print their figu
 	$(VENV)/bin/python bench/rules.py
 	$(VENV)/bin/python bench/gateway.py
 	$(VENV)/bin/python bench/sso.py
+	$(VENV)/bin/python bench/sso.py --db postgres --seconds 600
 	$(VENV)/bin/python bench/mediacentre.py
 	$(VENV)/bin/python bench/messaging.py
 	$(VENV)/bin/python bench/library.py

@@ -31,6 +31,16 @@ PROMTOOL = PROMETHEUS.with_name("promtool")
 NGINX = CACHE / "debs" / "root" / "usr" / "sbin" / "nginx"  # `make bench-tools`
 
 
+def postgres_bin() -> Path:
+    """The directory of Debian's PostgreSQL server programs (initdb, postgres): unpacked into the cache by
+    `make bench-tools`, else the machine's own (`postgresql` installed)."""
+    for root in (CACHE / "debs" / "postgresql" / "root" / "usr" / "lib" / "postgresql", Path("/usr/lib/postgresql")):
+        found = sorted(root.glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name), reverse=True)
+        if found:
+            return found[0].parent
+    raise MissingPart("PostgreSQL's server is missing: run `make bench-tools`")
+
+
 class MissingPart(RuntimeError):
     """A part the set-up installs is not there."""
 

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import httpx
 
-from maille_devstack.paths import DOCSTORE_BIN, KEYCLOAK_HOME, REALM_FILE, XMLSEC_BIN, bin_of, require
+from maille_devstack.paths import (
+    CACHE,
+    DOCSTORE_BIN,
+    KEYCLOAK_HOME,
+    REALM_FILE,
+    XMLSEC_BIN,
+    bin_of,
+    postgres_bin,
+    require,
+)
 from maille_devstack.pki import Pki
 
 DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library")
@@ -251,8 +260,96 @@ class DocstoreServer:
         return self.process.stop()
 
 
+class PostgresServer:
+    """Debian's PostgreSQL server in a directory of its own (initdb at first start), on loopback, with one
+    database and its owner. As root it runs as `nobody`: PostgreSQL refuses to run as root."""
+
+    def __init__(self, *, port: int, data_dir: Path, log_dir: Path, database: str = "keycloak") -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.database = database
+        self.user = database
+        self.password = f"{database}-{random.randrange(10**12)}"
+        self.bin = postgres_bin()
+        self._as = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []
+        self.process = Process(
+            "postgres",
+            [
+                *self._as,
+                str(self.bin / "postgres"),
+                "-D",
+                str(data_dir),
+                "-p",
+                str(port),
+                "-k",
+                str(data_dir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                # what a production server of its size would have (PostgreSQL's defaults are for a laptop)
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=512MB",
+                "-c",
+                "effective_cache_size=2GB",
+                "-c",
+                "wal_buffers=16MB",
+            ],
+            log_dir / "postgres.log",
+        )
+
+    @property
+    def jdbc_url(self) -> str:
+        return f"jdbc:postgresql://127.0.0.1:{self.port}/{self.database}"
+
+    def start(self, timeout: float = 60) -> None:
+        if not (self.data_dir / "PG_VERSION").exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            if self._as:  # `nobody` must pass through the directory above (a mkdtemp() is 0700) and own its own
+                parent = self.data_dir.parent
+                parent.chmod(parent.stat().st_mode | 0o011)
+                shutil.chown(self.data_dir, "nobody", "nogroup")
+            secret = self.data_dir.parent / f"{self.data_dir.name}.pw"
+            secret.write_text(self.password)
+            if self._as:
+                shutil.chown(secret, "nobody", "nogroup")
+            subprocess.run(
+                [
+                    *self._as,
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.user,
+                    f"--pwfile={secret}",
+                    "--auth=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            secret.unlink()
+            subprocess.run(  # the database, made in single-user mode before the server listens
+                [*self._as, str(self.bin / "postgres"), "--single", "-D", str(self.data_dir), "postgres"],
+                input=f"CREATE DATABASE {self.database} OWNER {self.user};\n".encode(),
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+        self.process.start()
+        self.process.wait_ready(lambda: port_open(self.port), timeout)
+
+    def stop(self) -> int | None:
+        return self.process.stop(timeout=30)
+
+
 class KeycloakServer:
-    """Keycloak from its distribution, in start-dev, with the realm `maille` imported at start."""
+    """Keycloak from its distribution, with the realm `maille` imported at start: `start-dev` on its in-memory
+    (or file) database, or, with `postgres`, `start` as production runs it (its own copy of the distribution,
+    built for PostgreSQL; persistent sessions; Infinispan's local caches on one node)."""
 
     def __init__(
         self,
@@ -262,41 +359,58 @@ class KeycloakServer:
         data_dir: Path | None = None,
         admin_user: str = "admin",
         admin_password: str = "admin",
+        postgres: PostgresServer | None = None,
+        java_opts: str = "",
     ) -> None:
         self.port = port
         self.management_port = free_port()
         self.admin_user = admin_user
         self.admin_password = admin_password
-        home = require(KEYCLOAK_HOME, "the Keycloak distribution")
-        if data_dir is None:
-            db = ["--db=dev-mem"]
+        self.home = require(KEYCLOAK_HOME, "the Keycloak distribution")
+        env = {
+            "KC_BOOTSTRAP_ADMIN_USERNAME": admin_user,
+            "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            "JAVA_OPTS_KC_HEAP": "-XX:MaxRAMPercentage=25 -XX:InitialRAMPercentage=5",
+        }
+        if java_opts:
+            env["JAVA_OPTS_APPEND"] = java_opts
+        common = [
+            f"--http-port={port}",
+            "--http-host=127.0.0.1",
+            f"--http-management-port={self.management_port}",
+            "--health-enabled=true",
+            "--metrics-enabled=true",
+            "--import-realm",
+            # API clients' secrets rotated with a grace period (identity's federation/clients.py)
+            "--features=client-secret-rotation",
+        ]
+        if postgres is not None:
+            self.home = CACHE / f"{KEYCLOAK_HOME.name}-postgres"
+            argv = [
+                str(self.home / "bin" / "kc.sh"),
+                "start",
+                *common,
+                "--db=postgres",
+                f"--db-url={postgres.jdbc_url}",
+                f"--db-username={postgres.user}",
+                "--hostname-strict=false",
+                "--http-enabled=true",
+                "--cache=local",
+            ]
+            env["KC_DB_PASSWORD"] = postgres.password
+        elif data_dir is None:
+            argv = [str(self.home / "bin" / "kc.sh"), "start-dev", *common, "--db=dev-mem"]
         else:
             data_dir.mkdir(parents=True, exist_ok=True)
-            db = [
+            argv = [
+                str(self.home / "bin" / "kc.sh"),
+                "start-dev",
+                *common,
                 "--db=dev-file",
                 f"--db-url=jdbc:h2:file:{data_dir}/keycloakdb;NON_KEYWORDS=VALUE;DB_CLOSE_ON_EXIT=FALSE",
             ]
-        self.process = Process(
-            "keycloak",
-            [
-                str(home / "bin" / "kc.sh"),
-                "start-dev",
-                f"--http-port={port}",
-                "--http-host=127.0.0.1",
-                f"--http-management-port={self.management_port}",
-                "--health-enabled=true",
-                "--import-realm",
-                # API clients' secrets rotated with a grace period (identity's federation/clients.py)
-                "--features=client-secret-rotation",
-                *db,
-            ],
-            log_dir / "keycloak.log",
-            env={
-                "KC_BOOTSTRAP_ADMIN_USERNAME": admin_user,
-                "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
-                "JAVA_OPTS_KC_HEAP": "-XX:MaxRAMPercentage=25 -XX:InitialRAMPercentage=5",
-            },
-        )
+        self.postgres = postgres
+        self.process = Process("keycloak", argv, log_dir / "keycloak.log", env=env)
 
     @property
     def url(self) -> str:
@@ -304,7 +418,10 @@ class KeycloakServer:
 
     def launch(self) -> None:
         """Start Keycloak without waiting for it (it takes a while: do something else meanwhile)."""
-        import_dir = KEYCLOAK_HOME / "data" / "import"
+        if self.postgres is not None and not (self.home / "bin" / "kc.sh").exists():
+            # a copy of its own: `start` rebuilds the distribution for PostgreSQL, which start-dev would undo
+            shutil.copytree(KEYCLOAK_HOME, self.home, symlinks=True)
+        import_dir = self.home / "data" / "import"
         import_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(require(REALM_FILE, "the realm file"), import_dir / REALM_FILE.name)
         self.process.start()
