@@ -84,6 +84,7 @@ EDUCONNECT = Profile(
     accepts=lambda person: person.get("kind") in ("pupil", "parent"),
     release=educonnect_release,
     subject=lambda person: educonnect_id(person),
+    signs_response=False,  # EduConnect signs its assertions, not the response around them
 )
 
 

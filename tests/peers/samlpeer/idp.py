@@ -1,8 +1,9 @@
 """A SAML 2.0 identity provider on pysaml2 that signs in the persons of Maille's directory.
 
 It plays an upstream IdP Maille cannot reach here (EduConnect, the académie's agent IdP): AuthnRequests
-come by HTTP-POST and must be signed by the SP named in the SP's metadata; responses go back by
-HTTP-POST, signed (response and assertion, RSA-SHA256). The username is the person's AAF join key, the
+come by HTTP-Redirect (signed over the query) or HTTP-POST (signed in the XML) and must be signed by the SP
+named in the SP's metadata; responses go back by HTTP-POST, the assertion signed (RSA-SHA256), the response
+around it too where the profile says so. The username is the person's AAF join key, the
 password the one the peer was started with. What it releases is given by a `Profile`.
 
 The peer's accounts are the directory's persons (what EduConnect knows of a person comes, in the real
@@ -52,6 +53,8 @@ class Profile:
     accepts: Callable[[Person], bool]
     release: Callable[[Person, Directory], dict[str, list[str]]]
     subject: Callable[[Person], str]
+    # Whether the Response is signed as well as its Assertion (EduConnect signs the assertion only).
+    signs_response: bool = True
 
 
 class Directory:
@@ -174,7 +177,7 @@ class SamlIdp:
                         },
                         "name_id_format": [NAMEID_FORMAT_PERSISTENT],
                         "want_authn_requests_signed": True,
-                        "sign_response": True,
+                        "sign_response": self.profile.signs_response,
                         "sign_assertion": True,
                         "policy": {
                             "default": {
@@ -219,16 +222,22 @@ class SamlIdp:
 
     # -- single sign-on -------------------------------------------------------------------------
 
-    async def receive(self, saml_request: str, relay_state: str, binding: str) -> tuple[str, Pending]:
-        """Check an AuthnRequest (signed, from a known SP) and keep it until the person signs in."""
+    async def receive(
+        self, saml_request: str, relay_state: str, binding: str, sigalg: str | None = None, signature: str | None = None
+    ) -> tuple[str, Pending]:
+        """Check an AuthnRequest (signed — in the XML by HTTP-POST, by `sigalg` and `signature` over the query by
+        HTTP-Redirect — from a known SP) and keep it until the person signs in."""
         server = await self.server()
+        signed = {"relay_state": relay_state, "sigalg": sigalg, "signature": signature}
+        if binding != BINDING_HTTP_REDIRECT:
+            signed = {}
         try:
-            parsed = server.parse_authn_request(saml_request, binding)
+            parsed = server.parse_authn_request(saml_request, binding, **signed)
         except (UnknownPrincipal, SignatureError, ValueError, TypeError):
             parsed = None
         if parsed is None or parsed.message is None:
             server = await self.server(fresh=True)  # perhaps an SP of new keys or new to us
-            parsed = server.parse_authn_request(saml_request, binding)
+            parsed = server.parse_authn_request(saml_request, binding, **signed)
         args = server.response_args(parsed.message, [BINDING_HTTP_POST])
         pending = Pending(
             request_id=parsed.message.id,
@@ -267,7 +276,7 @@ class SamlIdp:
                 "class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
                 "authn_auth": self.entity_id,
             },
-            sign_response=True,
+            sign_response=self.profile.signs_response,
             sign_assertion=True,
             sign_alg=SIG_RSA_SHA256,
             digest_alg=DIGEST_SHA256,
@@ -360,11 +369,17 @@ def create_app(idp: SamlIdp) -> FastAPI:
     async def metadata() -> Response:
         return Response(idp.metadata_xml(), media_type="application/samlmetadata+xml")
 
-    async def sso(saml_request: str | None, relay_state: str, binding: str) -> HTMLResponse:
+    async def sso(
+        saml_request: str | None,
+        relay_state: str,
+        binding: str,
+        sigalg: str | None = None,
+        signature: str | None = None,
+    ) -> HTMLResponse:
         if not saml_request:
             return HTMLResponse(_page(idp.profile.title, "<p>Requête SAML absente.</p>"), status_code=400)
         try:
-            key, pending = await idp.receive(saml_request, relay_state, binding)
+            key, pending = await idp.receive(saml_request, relay_state, binding, sigalg, signature)
         except Exception as exc:  # unsigned, unknown SP, malformed: an IdP refuses it with a page
             log.warning("AuthnRequest refused: %s", exc)
             return HTMLResponse(_page(idp.profile.title, "<p>Demande d'authentification refusée.</p>"), status_code=400)
@@ -376,8 +391,13 @@ def create_app(idp: SamlIdp) -> FastAPI:
 
     @app.get("/idp/sso/redirect")
     async def sso_redirect(request: Request) -> HTMLResponse:
+        query = request.query_params
         return await sso(
-            request.query_params.get("SAMLRequest"), request.query_params.get("RelayState", ""), BINDING_HTTP_REDIRECT
+            query.get("SAMLRequest"),
+            query.get("RelayState", ""),
+            BINDING_HTTP_REDIRECT,
+            query.get("SigAlg"),
+            query.get("Signature"),
         )
 
     @app.post("/idp/login")
