@@ -128,8 +128,10 @@ async def delete_client(client_id: ClientId, operator: Operator, clients: ApiCli
 
 
 def _who(operator: Principal) -> str:
-    return (
-        operator.client_id
-        if not operator.subject or "preferred_username" not in operator.claims
-        else str(operator.claims["preferred_username"])
-    )
+    """Who acted, for the record: the account's name where the token says it, else the directory person (a
+    browser's lightweight token carries no name), else the account or the client."""
+    if operator.claims.get("preferred_username"):
+        return str(operator.claims["preferred_username"])
+    if operator.person_id:
+        return f"person {operator.person_id}"
+    return f"account {operator.subject}" if operator.subject else operator.client_id

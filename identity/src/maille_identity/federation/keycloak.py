@@ -18,8 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakError
+from lxml import etree
+
+from maille_kit.http import http_client
 
 log = logging.getLogger("maille.identity.keycloak")
 Doc = dict[str, Any]
@@ -42,6 +46,8 @@ FROM_METADATA = {
     "saml": ("singleSignOnServiceUrl", "singleLogoutServiceUrl", "signingCertificate", "idpEntityId"),
     "oidc": ("authorizationUrl", "tokenUrl", "userInfoUrl", "jwksUrl", "logoutUrl", "issuer"),
 }
+SAML_METADATA = "urn:oasis:names:tc:SAML:2.0:metadata"
+HTTP_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 # Keycloak never answers a secret back (it masks it): it is written, not compared.
 WRITE_ONLY = ("clientSecret",)
 
@@ -152,6 +158,7 @@ class Reconciler:
                 await self._user_profile(declared["userProfile"], report)
             await self._roles(declared.get("roles", []), report)
             await self._flows(declared.get("flows", []), report)
+            await self._required_actions(declared.get("requiredActions", []), report)
             for client in declared.get("clients", []):
                 await self._client(client, report)
             for idp in declared.get("identityProviders", []):
@@ -259,6 +266,16 @@ class Reconciler:
                         {**found, "requirement": execution["requirement"]}, flow["alias"]
                     )
 
+    async def _required_actions(self, wanted: list[Doc], report: Report) -> None:
+        """What Keycloak may ask of a person at sign-in (on, off, by default), by alias."""
+        for action in wanted:
+            found = await self.admin.a_get_required_action_by_alias(action["alias"])
+            if found is None:
+                continue  # not in this Keycloak: nothing it could ask
+            if differs(action, found):
+                report.add(f"required action {action['alias']}: {', '.join(_changed_fields(action, found))} put back")
+                await self.admin.a_update_required_action(action["alias"], {**found, **action})
+
     async def _client(self, wanted: Doc, report: Report) -> None:
         mappers = wanted.get("protocolMappers", [])
         body = {k: v for k, v in wanted.items() if k != "protocolMappers"}
@@ -288,7 +305,11 @@ class Reconciler:
         body = {k: v for k, v in wanted.items() if k not in ("mappers", "metadataUrl", "discoveryUrl")}
         source = wanted.get("metadataUrl") or wanted.get("discoveryUrl")
         if source:
-            body["config"] = {**await self._from_metadata(wanted["providerId"], source), **body["config"]}
+            found = await self._from_metadata(wanted["providerId"], source)
+            if wanted["providerId"] == "saml" and str(body["config"].get("postBindingAuthnRequest")) == "false":
+                # Keycloak takes the HTTP-POST address from the metadata: the request goes to the HTTP-Redirect one.
+                found["singleSignOnServiceUrl"] = await _redirect_sign_on(source)
+            body["config"] = {**found, **body["config"]}
         compared = {**body, "config": {k: v for k, v in body["config"].items() if k not in WRITE_ONLY}}
         alias = wanted["alias"]
         try:
@@ -439,6 +460,20 @@ class Reconciler:
             await self.admin.a_update_user(user["id"], body)
         except (KeycloakError, OSError) as exc:
             raise KeycloakUnavailable(f"the account could not be written: {exc}") from exc
+
+
+async def _redirect_sign_on(metadata_url: str) -> str:
+    """Where an IdP's SAML metadata takes AuthnRequests by HTTP-Redirect (read without entities or network)."""
+    try:
+        async with http_client(timeout=10) as client:
+            answer = (await client.get(metadata_url)).raise_for_status()
+        root = etree.fromstring(answer.content, etree.XMLParser(resolve_entities=False, no_network=True))
+    except (httpx.HTTPError, etree.XMLSyntaxError) as exc:
+        raise KeycloakUnavailable(f"the IdP's metadata at {metadata_url} cannot be read: {exc}") from exc
+    for service in root.iter(f"{{{SAML_METADATA}}}SingleSignOnService"):
+        if service.get("Binding") == HTTP_REDIRECT and service.get("Location"):
+            return str(service.get("Location"))
+    raise KeycloakUnavailable(f"the IdP's metadata at {metadata_url} offers no HTTP-Redirect sign-on address")
 
 
 async def _mappers(

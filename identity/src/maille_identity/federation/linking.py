@@ -1,7 +1,8 @@
 """Account linking: a person who signed in through an upstream IdP is matched to their directory entry.
 
-Keycloak holds what the upstream IdP said (user attributes its mappers import at every sign-in); at the
-end of each browser sign-in the gateway asks identity to settle who the account is:
+Keycloak holds what the upstream IdP said (user attributes its mappers import when the account is made, at
+the person's first sign-in); at the end of each browser sign-in the gateway asks identity to settle who the
+account is:
 - EduConnect (pupils, parents): the AAF join keys of `FrEduCtRefId`; for a pupil with none that matches,
   names + birth date + UAI;
 - the académie's agent IdP: the join key (`uid`), else the academic email;
@@ -10,9 +11,10 @@ end of each browser sign-in the gateway asks identity to settle who the account 
 One match: the account is linked — the person's ENT id, profiles, UAIs and GAR attributes are written on
 the Keycloak user (its tokens carry them) and the link is recorded in the directory. Several (a parent
 with children in two schools): the person chooses among them once; the choice is the link, remembered.
-None, or only detached or deleted persons: refused with a clear reason. A linked account is checked at
-every sign-in: a person detached or deleted since is refused, and changed profiles or schools are
-written on the account again.
+None, or only detached or deleted persons: refused with a clear reason, and the account deleted — it
+stands for nobody, and the next try makes it afresh with what the IdP says then (its attributes are not
+written again at each sign-in). A linked account is checked at every sign-in: a person detached or deleted
+since is refused, and changed profiles or schools are written on the account again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ EDUCONNECT, ACADEMIE, LOCAL = "educonnect", "academie", "local"
 # What identity writes on a linked account (and the tokens carry): only admins may write them.
 MAILLE_ATTRIBUTES = ("ent_id", "profiles", "uai", "gar_profiles", "id_ent")
 security = logging.getLogger("maille.security")
+log = logging.getLogger("maille.identity.linking")
 
 
 @dataclass
@@ -143,6 +146,7 @@ class Linking:
         candidates = await self.candidates(upstream)
         active = [p for p in candidates if "detached_at" not in p]
         if not active:
+            await self._forget_unmatched(principal.subject)
             if candidates:
                 self._admissible(candidates[0])  # every entry detached: refused as such
             raise Problem(
@@ -166,6 +170,15 @@ class Linking:
             person["_id"], idp=upstream.idp, subject=upstream.subject, user=user["id"], at=datetime.now(UTC)
         )
         return {"status": "linked", "person": person["_id"], "refresh": True}
+
+    async def _forget_unmatched(self, user_id: str) -> None:
+        """An account from an upstream IdP that stands for no directory person goes (its session with it): the
+        next sign-in makes it again from what the IdP says then. Best effort — the refusal stands either way."""
+        assert self.keycloak is not None
+        try:
+            await self.keycloak.delete_user(user_id)
+        except KeycloakUnavailable as exc:
+            log.warning("an unmatched account could not be deleted: %s", exc)
 
     async def link_local(self, user_id: str, person_id: str) -> None:
         """Link a local account of the realm (no upstream IdP: a demo or service desk account) to a person."""
