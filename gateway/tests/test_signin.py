@@ -169,6 +169,17 @@ def test_session_cookie_flags_and_a_forged_callback(signed_in_platform, docstore
     # (a person's browser: a page in French that says what to do, not a JSON body)
     assert stranger.status_code == 400 and stranger.headers["content-type"].startswith("text/html")
     assert "La connexion n'a pas abouti" in html.unescape(stranger.text) and 'href="/login?next=%2F"' in stranger.text
+    # The sign-in waits in the browser's cookie, sealed: a cookie of the right state but altered is refused too.
+    sealed = browser.site_cookies(public)["maille_login"]
+    assert sealed.startswith(f"{state}.") and len(sealed) > len(state) + 40
+    altered = sealed[:-2] + ("AA" if not sealed.endswith("AA") else "BB")
+    forged = httpx.get(
+        f"{public}/auth/callback",
+        params={"code": "x", "state": state},
+        headers={"cookie": f"maille_login={altered}"},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 400 and "La connexion n'a pas abouti" in html.unescape(forged.text)
     # Completing it goes to the site's own home, never to another site named in ?next=.
     page = browser.go(started.headers["location"])
     landed = browser.sign_in(page, username, PASSWORD)
@@ -188,6 +199,27 @@ def test_an_expiring_access_token_is_refreshed_silently(signed_in_platform) -> N
     assert old != new and new.startswith("Bearer ")
     # The refreshed token is kept in the session (not fetched again on every request).
     assert browser.request("GET", f"{public}/api/echo/v1/x").json()["headers"]["authorization"] == new
+
+
+def test_a_call_the_page_makes_on_its_own_never_refreshes_a_token(signed_in_platform) -> None:
+    """An idle tab's own calls (X-Maille-Background) use the token while it lives and never refresh it: once it has
+    expired they get a 401 — and the person's next action refreshes it as usual."""
+    public, identity, gateway, username = signed_in_platform("test_unused_identity", token_seconds=34)
+    browser = Browser()
+    browser.sign_in(browser.go(f"{public}/login?next=/api/echo/v1/x"), username, PASSWORD)
+    first = browser.request("GET", f"{public}/api/echo/v1/x")
+    assert first.status_code == 200
+    background = {"X-Maille-Background": "1"}
+    time.sleep(5)  # under 30 s to live: a person's call would refresh it now, the page's own does not
+    kept = browser.request("GET", f"{public}/api/echo/v1/x", headers=background)
+    assert kept.status_code == 200
+    assert kept.json()["headers"]["authorization"] == first.json()["headers"]["authorization"]
+    time.sleep(25)  # within seconds of expiry: no longer sent on, and not refreshed either
+    idle = browser.request("GET", f"{public}/api/echo/v1/x", headers=background)
+    assert idle.status_code == 401 and idle.headers["content-type"] == "application/problem+json"
+    acted = browser.request("GET", f"{public}/api/echo/v1/x")
+    assert acted.status_code == 200
+    assert acted.json()["headers"]["authorization"] != first.json()["headers"]["authorization"]
 
 
 def test_a_directory_that_does_not_answer_ends_the_sign_in_on_a_french_page(signed_in_platform) -> None:

@@ -24,6 +24,8 @@ export function signIn(next: string = location.pathname + location.search): void
 export function explain(error: unknown): string {
   if (!(error instanceof ApiError)) return "Le service ne répond pas. Vérifiez votre connexion puis réessayez.";
   switch (error.status) {
+    case 401:
+      return "Votre session est en veille : rechargez la page pour continuer.";
     case 403:
       return "Vous n'avez pas accès à cette page.";
     case 404:
@@ -64,6 +66,9 @@ async function request(method: string, path: string, body?: unknown, headers: Re
     throw new ApiError(0, "network", null);
   }
   if (answer.status === 401) {
+    // A call the page makes on its own finds the session idle (the gateway refreshes tokens only when the person
+    // acts): no sign-in page thrown at someone who is not there — the next thing they do wakes the session.
+    if (sent[BACKGROUND]) throw new ApiError(401, "idle", null);
     signIn();
     throw new ApiError(401, "signed out", null);
   }
@@ -91,6 +96,11 @@ export async function tagged<T>(method: string, path: string, body?: unknown, he
 }
 
 export const get = <T>(path: string) => call<T>("GET", path);
+
+// A call the page makes by itself (a progress or a count kept fresh), not on the person's action: it never keeps
+// the session awake, and an idle session makes it fail quietly (ApiError 401 "idle").
+const BACKGROUND = "x-maille-background";
+export const poll = <T>(path: string) => call<T>("GET", path, undefined, { [BACKGROUND]: "1" });
 
 // A file sent with its progress told as it goes (fetch cannot tell an upload's progress).
 export function upload<T>(path: string, file: File, progress: (share: number) => void): Promise<T> {

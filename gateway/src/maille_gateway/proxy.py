@@ -62,6 +62,8 @@ DROPPED = frozenset(
         b"x-csrf-token",
     }
 )
+# Sent by the portal with the calls it makes on its own (not on a person's action): they never refresh a token.
+BACKGROUND = b"x-maille-background"
 # The gateway's own Date (uvicorn's) replaces the service's: one Date per answer.
 RESPONSE_DROPPED = frozenset(
     {
@@ -383,7 +385,10 @@ class Proxy:
             elif cookie is not None:
                 session = await self.sessions.from_cookie(cookie)
                 if session is not None:
-                    token = await self.sessions.access_token(session)
+                    # A page's own background call (a count kept fresh, a stream) never keeps a session alive:
+                    # only what the person does refreshes its token.
+                    acting = not any(name == BACKGROUND for name, _ in forwarded)
+                    token = await self.sessions.access_token(session, acting=acting)
                     principal = await self.verifier.verify(token) if token else None
                     if principal is None:
                         session = None

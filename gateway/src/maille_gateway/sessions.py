@@ -6,8 +6,10 @@ tokens encrypted with AES-GCM under `MAILLE_GATEWAY_SESSION_KEY`. Entries expire
 logout deletes the entry (revocation), and every gateway process forgets a session it had cached within
 `CACHE_SECONDS`. An access token about to expire is refreshed with the refresh token, silently.
 
-A sign-in in progress (state, nonce, PKCE verifier, where to go next) waits in a second bucket for ten
-minutes, bound to the browser that started it by a cookie holding the state.
+A sign-in in progress (its state, nonce, PKCE verifier, where to go next) waits in the browser that started
+it, for ten minutes: a cookie holding the state and the rest sealed with AES-GCM under the same key, bound to
+the state. Nothing is written on the server until the sign-in finishes, so a flood of sign-ins started and
+never finished costs no storage; the code Keycloak sends back can be exchanged once only.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -29,8 +32,7 @@ import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.errors import APIError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maille_gateway.settings import GatewaySettings
@@ -48,10 +50,11 @@ SESSION_COOKIE = "maille_session"
 CSRF_COOKIE = "maille_csrf"
 LOGIN_COOKIE = "maille_login"
 SESSIONS_BUCKET = "maille_gateway_sessions"
-LOGINS_BUCKET = "maille_gateway_logins"
 LOGIN_SECONDS = 600
+NEXT_MAX = 1024  # longest "where to go next" a sign-in carries (a longer one goes home)
 CACHE_SECONDS = 2.0
 REFRESH_MARGIN = 30  # seconds before expiry an access token is refreshed
+EXPIRY_SKEW = 5  # seconds before expiry an access token is no longer sent on (a service's clock may be ahead)
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 # Sessions started and ended, on every gateway: those alive are the difference over the sessions' lifetime.
@@ -117,7 +120,6 @@ class Sessions:
         self.id_tokens = TokenVerifier(issuer=self.issuer, audience=settings.oidc_client_id, jwks_url=verifier.jwks_url)
         self._aead = AESGCM(hashlib.sha256(settings.session_key.get_secret_value().encode()).digest())
         self._sessions: KeyValue | None = None
-        self._logins: KeyValue | None = None
         self._cache: dict[str, tuple[float, Session]] = {}
         self._refreshing: dict[str, asyncio.Future[str | None]] = {}
         self._metadata: dict[str, Any] | None = None
@@ -162,7 +164,6 @@ class Sessions:
 
     async def start(self, bus: Bus) -> None:
         self._sessions = await bus.key_value(SESSIONS_BUCKET, ttl=self.settings.session_ttl_seconds)
-        self._logins = await bus.key_value(LOGINS_BUCKET, ttl=LOGIN_SECONDS, max_bytes=self.settings.logins_max_bytes)
 
     # -- the identity provider ------------------------------------------------------------------
 
@@ -214,7 +215,7 @@ class Sessions:
     # -- signing in -----------------------------------------------------------------------------
 
     async def begin(self, next_path: str, idp_hint: str | None = None) -> tuple[str, str]:
-        """Start a sign-in: (the identity provider's URL to send the browser to, the login cookie)."""
+        """Start a sign-in: (the identity provider's URL to send the browser to, the login cookie's value)."""
         meta = await self.metadata()
         state, nonce, verifier = _token(), _token(), _token(48)
         extra = {
@@ -233,35 +234,30 @@ class Sessions:
             state=state,
             **extra,
         )
-        pending = {"nonce": nonce, "verifier": verifier, "next": safe_next(next_path)}
-        assert self._logins is not None
-        try:
-            await self._logins.put(_hash(state), self._seal(_hash(state), pending))
-        except (APIError, NatsTimeout):  # the bucket is full (a flood of sign-ins started and never finished)
-            raise Problem(
-                503,
-                "too many sign-ins are under way; try again in a minute",
-                headers={"Retry-After": "60"},
-                reason="too-many-signins",
-            ) from None
-        return url, state
+        next_path = safe_next(next_path)
+        pending = {
+            "nonce": nonce,
+            "verifier": verifier,
+            "next": next_path if len(next_path) <= NEXT_MAX else "/",
+            "at": int(time.time()),
+        }
+        sealed = base64.urlsafe_b64encode(self._seal(_login_key(state), pending)).rstrip(b"=").decode()
+        return url, f"{state}.{sealed}"
 
     async def finish(self, code: str, state: str, login_cookie: str | None) -> tuple[str, Session, str]:
-        """Complete a sign-in: (the new session's cookie value, the session, where to go next)."""
-        if not login_cookie or not hmac.compare_digest(login_cookie, state):
+        """Complete a sign-in: (the new session's cookie value, the session — not stored yet —, where to go
+        next). The login cookie must be the one this sign-in's start set (its state, sealed under the key)."""
+        cookie_state, _, sealed = (login_cookie or "").partition(".")
+        if not cookie_state or not hmac.compare_digest(cookie_state, state):
             raise Problem(
                 400, "this sign-in was not started from this browser (or took over ten minutes); sign in again"
             )
-        assert self._logins is not None
-        key = _hash(state)
         try:
-            entry = await self._logins.get(key)
-        except KeyNotFoundError:
-            raise Problem(400, "this sign-in has expired or was already used; sign in again") from None
-        await self._logins.delete(key)
-        if entry.value is None:
-            raise Problem(400, "this sign-in has expired or was already used; sign in again")
-        pending = self._open(key, entry.value)
+            pending = self._open(_login_key(state), base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4)))
+        except (ValueError, TypeError):
+            raise Problem(400, "this sign-in's cookie is not one this site set; sign in again") from None
+        if not isinstance(pending, dict) or time.time() - float(pending.get("at", 0)) > LOGIN_SECONDS:
+            raise Problem(400, "this sign-in has expired (it took over ten minutes); sign in again")
         try:
             tokens = await self._token(
                 grant_type="authorization_code",
@@ -272,38 +268,47 @@ class Sessions:
         except (UpstreamError, ValueError) as exc:
             log.warning("code exchange refused: %s", type(exc).__name__)
             raise Problem(400, "the identity provider refused this sign-in; sign in again") from None
+        # The ID token is checked in full (signature, issuer, audience, expiry, nonce): it says who signed in. The
+        # access token came in the same answer from Keycloak's token endpoint, over the gateway's own connection;
+        # each service checks it on every call, identity first of all at the end of this sign-in.
         claims = (await self.id_tokens.verify(tokens["id_token"])).claims
         if claims.get("nonce") != pending["nonce"]:
             raise Problem(400, "the sign-in answer does not match the request (nonce); sign in again")
-        principal = await self.verifier.verify(tokens["access_token"])
         session_id = _token(32)
-        name = claims.get("name") or claims.get("preferred_username") or principal.subject
+        subject = str(claims["sub"])
+        name = claims.get("name") or claims.get("preferred_username") or subject
         session = Session(
             key=_hash(session_id),
-            subject=principal.subject,
+            subject=subject,
             name=str(name),
             access_token=tokens["access_token"],
             refresh_token=tokens.get("refresh_token", ""),
             id_token=tokens["id_token"],
-            expires_at=float(principal.claims["exp"]),
+            expires_at=time.time() + _seconds(tokens.get("expires_in")),
             csrf=_token(),
             created=time.time(),
             sid=str(claims.get("sid") or ""),
             idp=_idp_label(claims.get("idp")),
         )
-        await self._store(session)
-        SESSIONS_STARTED.add(1)
-        if session.sid:  # Keycloak ends its session by sid (back-channel logout): which of ours that is
-            assert self._sessions is not None
-            await self._sessions.put(_sid_key(session.sid), session.key.encode())
-        return session_id, session, pending["next"]
+        return session_id, session, str(pending.get("next") or "/")
 
-    async def settle(self, session: Session, choice: str | None = None) -> dict[str, Any]:
+    async def save(self, session: Session) -> None:
+        """Keep a session that has just started (and which Keycloak session it rides on, for the back-channel
+        logout), both written at once."""
+        assert self._sessions is not None
+        writes: list[Awaitable[object]] = [self._store(session)]
+        if session.sid:  # Keycloak ends its session by sid (back-channel logout): which of ours that is
+            writes.append(self._sessions.put(_sid_key(session.sid), session.key.encode()))
+        await asyncio.gather(*writes)
+        SESSIONS_STARTED.add(1)
+
+    async def settle(self, session: Session, choice: str | None = None, *, store: bool = True) -> dict[str, Any]:
         """Ask identity which directory person the signed-in account is (`POST /api/identity/v1/signin`).
 
         `linked` (the tokens fetched again when identity has just written the link on the account),
         `choose` (with the candidates), `local` (an account of the realm's own), or `refused` (with
-        identity's reason). Without an identity route, every account is `local`.
+        identity's reason). Without an identity route, every account is `local`. A linked session is stored
+        again unless `store` is false (a sign-in that has just finished: the callback saves it once).
         """
         url = self.settings.routes.get("identity")
         if not url or not self.settings.link_accounts:
@@ -350,9 +355,9 @@ class Sessions:
         if outcome.get("status") == "linked":
             session.person = str(outcome.get("person") or "")
             if outcome.get("refresh"):
-                if await self._refresh(session) is None:
+                if await self._refresh(session, store=store) is None:
                     raise Problem(400, "the identity provider ended this sign-in; sign in again")
-            else:
+            elif store:
                 await self._store(session)
         return outcome
 
@@ -387,10 +392,15 @@ class Sessions:
         self._cache[key] = (now, session)
         return session
 
-    async def access_token(self, session: Session) -> str | None:
-        """The session's access token, refreshed first when it is about to expire; None when it cannot be."""
-        if session.expires_at - REFRESH_MARGIN > time.time():
+    async def access_token(self, session: Session, *, acting: bool = True) -> str | None:
+        """The session's access token, refreshed first when it is about to expire and the person is `acting`;
+        None when it cannot be. A call the page makes on its own (not `acting`) uses the token while it is valid
+        and never refreshes it: an idle tab lets its session go idle at Keycloak."""
+        now = time.time()
+        if session.expires_at - REFRESH_MARGIN > now:
             return session.access_token
+        if not acting:
+            return session.access_token if session.expires_at - EXPIRY_SKEW > now else None
         running = self._refreshing.get(session.key)
         if running is not None:  # one refresh per session at a time
             return await running
@@ -408,7 +418,7 @@ class Sessions:
         finally:
             self._refreshing.pop(session.key, None)
 
-    async def _refresh(self, session: Session) -> str | None:
+    async def _refresh(self, session: Session, *, store: bool = True) -> str | None:
         if not session.refresh_token:
             await self.revoke(session)
             return None
@@ -436,7 +446,8 @@ class Sessions:
         session.refresh_token = tokens.get("refresh_token", session.refresh_token)
         session.id_token = tokens.get("id_token", session.id_token)
         session.expires_at = float(principal.claims["exp"])
-        await self._store(session)
+        if store:
+            await self._store(session)
         return session.access_token
 
     async def revoke(self, session: Session) -> None:
@@ -515,6 +526,19 @@ def _idp_label(claim: object) -> str:
     if isinstance(claim, str) and claim and len(claim) <= 64 and claim.replace("-", "").replace("_", "").isalnum():
         return claim
     return "local"
+
+
+def _seconds(expires_in: object) -> float:
+    """An access token's lifetime as the token endpoint gave it (`expires_in`), within sane bounds."""
+    try:
+        return min(max(float(str(expires_in)), 0.0), 86400.0)
+    except ValueError:
+        return 0.0
+
+
+def _login_key(state: str) -> str:
+    """What a sign-in's sealed cookie is bound to (its state), apart from any session's key."""
+    return f"login:{_hash(state)}"
 
 
 def _sid_key(sid: str) -> str:

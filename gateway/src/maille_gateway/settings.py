@@ -89,11 +89,6 @@ class GatewaySettings(ServiceSettings):
     rate_new_tokens: float = Field(
         10.0, gt=0, description="bearer tokens not seen yet whose signature each address may have checked, per second"
     )
-    logins_max_bytes: int = Field(
-        64 * 1024 * 1024,
-        ge=1024 * 1024,
-        description="room in NATS for sign-ins in progress (about 500 bytes each); full: 503",
-    )
     trace_sample_ratio: float = Field(
         1.0,
         ge=0.0,

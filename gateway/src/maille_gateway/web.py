@@ -89,10 +89,6 @@ SIGN_IN_FAILURES = {
         "Connexion momentanément impossible",
         "Le service de connexion ne répond pas pour le moment. Réessayez dans quelques instants.",
     ),
-    "too-many-signins": (
-        "Trop de connexions en cours",
-        "Beaucoup de personnes se connectent en même temps. Réessayez dans une minute.",
-    ),
     503: (
         "Connexion momentanément impossible",
         "Un service de l'ENT ne répond pas pour le moment. Réessayez dans quelques instants.",
@@ -155,16 +151,16 @@ async def callback(
         SIGN_INS.add(1, {"idp": "unknown", "outcome": "failed"})
         return _sign_in_failed(problem, "/")
     try:
-        outcome = await gateway.sessions.settle(session)
-    except Problem as problem:
+        outcome = await gateway.sessions.settle(session, store=False)
+    except Problem as problem:  # nothing was stored: half signed in is not signed in, the next try starts afresh
         SIGN_INS.add(1, {"idp": session.idp, "outcome": "unavailable"})
-        await gateway.sessions.revoke(session)  # half signed in is not signed in: the next try starts afresh
         response = _sign_in_failed(problem, next_path)
         response.delete_cookie(LOGIN_COOKIE, path="/auth")
         return response
     SIGN_INS.add(1, {"idp": session.idp, "outcome": str(outcome["status"])})
     if outcome["status"] == "refused":
-        return await _refused(gateway, session, outcome)
+        return await _refused(gateway, session, outcome, stored=False)
+    await gateway.sessions.save(session)
     redirect: Response
     if outcome["status"] == "choose":
         redirect = RedirectResponse(f"/auth/choose?{httpx.QueryParams({'next': next_path})}", status_code=302)
@@ -177,9 +173,11 @@ async def callback(
     return redirect
 
 
-async def _refused(gateway: Gateway, session: Session, outcome: dict[str, Any]) -> HTMLResponse:
-    """The person may not sign in: say why, end the session here and offer to end it at Keycloak."""
-    await gateway.sessions.revoke(session)
+async def _refused(gateway: Gateway, session: Session, outcome: dict[str, Any], *, stored: bool = True) -> HTMLResponse:
+    """The person may not sign in: say why, end the session here (if it was `stored`) and offer to end it at
+    Keycloak."""
+    if stored:
+        await gateway.sessions.revoke(session)
     leave = await gateway.sessions.end_session_url(session)
     response = HTMLResponse(
         _page(

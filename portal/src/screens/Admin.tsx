@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 import { fr } from "@codegouvfr/react-dsfr";
-import { call, explain, get, tagged, upload } from "../api";
+import { call, explain, get, poll, tagged, upload } from "../api";
 import { useMe } from "../session";
 import { longDate } from "../words";
 import { Failure, Notice, Show, useLoad } from "./common";
@@ -230,7 +230,7 @@ function AafUpload() {
   useEffect(() => {
     if (!job || ["done", "failed"].includes(job.state)) return;
     const timer = setTimeout(
-      () => get<Job>(`/api/identity/v1/operator/imports/${job.id}`).then(setJob, (e) => setError(explain(e))),
+      () => poll<Job>(`/api/identity/v1/operator/imports/${job.id}`).then(setJob, (e) => setError(explain(e))),
       2000,
     );
     return () => clearTimeout(timer);

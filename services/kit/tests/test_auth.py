@@ -38,6 +38,8 @@ async def test_a_good_token_names_its_caller() -> None:
         ({"nbf": int(time.time()) + 600}, "not yet valid"),
         ({"iss": "http://elsewhere/realms/x"}, "not valid here"),
         ({"aud": ["account"]}, "not meant for 'maille'"),
+        ({"sub": ""}, "names no subject"),
+        ({"sub": ["a", "b"]}, "sub"),
     ],
 )
 async def test_refused_tokens_say_why(claims: dict, says: str) -> None:

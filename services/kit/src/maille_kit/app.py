@@ -77,7 +77,8 @@ class Parts:
 def part(kind: type[PartT]) -> Any:
     """A FastAPI dependency on one of the service's parts: `Annotated[Mailbox, part(Mailbox)]`."""
 
-    def dependency(request: Request) -> PartT:
+    # async: a plain function would be run in FastAPI's thread pool, a thread handed each call for a dictionary read.
+    async def dependency(request: Request) -> PartT:
         runtime: Runtime = request.app.state.runtime
         return runtime.parts.get(kind)
 

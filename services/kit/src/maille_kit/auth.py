@@ -159,10 +159,11 @@ class TokenVerifier:
         audiences = [audiences] if isinstance(audiences, str) else list(audiences)
         if self.audience not in audiences:
             raise _unauthorized(f"the token is not meant for {self.audience!r}", "invalid_token")
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise _unauthorized("the token names no subject (sub)", "invalid_token")
         roles = set(claims.get("realm_access", {}).get("roles", []))
-        principal = Principal(
-            subject=claims.get("sub", ""), client_id=claims.get("azp", ""), roles=frozenset(roles), claims=claims
-        )
+        principal = Principal(subject=subject, client_id=claims.get("azp", ""), roles=frozenset(roles), claims=claims)
         # Remembered no longer than the token lives (exp is checked above, so it is a number).
         return principal, float(claims["exp"]) + self.leeway, str(decoded.header.get("kid", ""))
 

@@ -78,7 +78,7 @@ RULES_RPC = (CAN_WRITE, VISIBLES, RESOLVE)
 USERS: dict[str, BusUser] = {
     user.name: user
     for user in (
-        BusUser("gateway", buckets=("maille_gateway_sessions", "maille_gateway_logins"), dead_letters=False),
+        BusUser("gateway", buckets=("maille_gateway_sessions",), dead_letters=False),
         BusUser(
             "identity",
             streams=("IDENTITY",),

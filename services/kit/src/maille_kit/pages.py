@@ -19,7 +19,7 @@ def cursor_after(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
 
 
-def _after(
+async def _after(
     cursor: Annotated[
         str | None, Query(max_length=400, pattern=r"^[A-Za-z0-9_-]+$", description="`suivant` of the page before")
     ] = None,

@@ -23,7 +23,7 @@ def tag(response: Response, version: int) -> None:
     response.headers["ETag"] = etag(version)
 
 
-def _if_match(
+async def _if_match(
     if_match: Annotated[
         str | None,
         Header(
