@@ -140,6 +140,18 @@ def tokens_of(keycloak_url: str, public: str, username: str) -> dict:
     return answer.json()
 
 
+def in_threads(target, count: int, pids: dict[str, int]) -> tuple[float, dict[str, float]]:
+    """Run `target(i)` in `count` threads until they all end; (seconds taken, CPU seconds each process spent)."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    began = time.monotonic()
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - began, {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+
+
 def refresh(client: httpx.Client, keycloak_url: str, refresh_token: str) -> dict | None:
     """One refresh, as the gateway makes it (client_secret_basic); the new tokens, None when refused."""
     answer = client.post(
@@ -525,16 +537,8 @@ def main() -> None:
                             held[n % len(held)] = tokens
                         n += args.browsers
 
-            before = {name: cpu_seconds(processes[name]) for name in server_side}
-            began = time.monotonic()
-            stop_at[0] = began + args.refresh_seconds
-            threads = [threading.Thread(target=refresher, args=(i,)) for i in range(args.browsers)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            took = time.monotonic() - began
-            spent = {name: cpu_seconds(processes[name]) - before[name] for name in server_side}
+            stop_at[0] = time.monotonic() + args.refresh_seconds
+            took, spent = in_threads(refresher, args.browsers, {name: processes[name] for name in server_side})
             print(
                 f"refresh: {counts[0] / took:.0f}/s ({counts[0]} in {took:.0f}s, {counts[1]} refused); CPU each: "
                 + ", ".join(f"{n} {v / max(counts[0], 1) * 1000:.2f} ms" for n, v in spent.items())
@@ -545,12 +549,10 @@ def main() -> None:
             # The sign-out: persons signed in first (not measured), then each signs out through the gateway.
             browsers = [b for b in (signed_in_browser(public, name) for name in pupils[: args.signouts]) if b]
             watched = [*server_side, "gateway", "peer"]
-            before = {name: cpu_seconds(processes[name]) for name in watched}
-            began = time.monotonic()
             outcomes: list[bool] = []
             lock = threading.Lock()
 
-            def signer() -> None:
+            def signer(_: int) -> None:
                 while True:
                     with lock:
                         if not browsers:
@@ -560,13 +562,7 @@ def main() -> None:
                     with lock:
                         outcomes.append(done)
 
-            threads = [threading.Thread(target=signer) for _ in range(args.browsers)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            took = time.monotonic() - began
-            spent = {name: cpu_seconds(processes[name]) - before[name] for name in watched}
+            took, spent = in_threads(signer, args.browsers, {name: processes[name] for name in watched})
             out = sum(outcomes)
             print(
                 f"sign-out: {out / took:.1f}/s ({out} signed out, {len(outcomes) - out} failed); CPU per sign-out: "
