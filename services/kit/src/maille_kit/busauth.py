@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from maille_contracts import CAN_WRITE, RESOLVE, RULES_CHANGED, VISIBLES
+from maille_contracts import CAN_WRITE, LIVE_PREFIX, RESOLVE, RULES_CHANGED, VISIBLES
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ RULES_RPC = (CAN_WRITE, VISIBLES, RESOLVE)
 USERS: dict[str, BusUser] = {
     user.name: user
     for user in (
-        BusUser("gateway", buckets=("maille_gateway_sessions",), dead_letters=False),
+        BusUser("gateway", buckets=("maille_gateway_sessions",), listens=(f"{LIVE_PREFIX}>",), dead_letters=False),
         BusUser(
             "identity",
             streams=("IDENTITY",),
@@ -103,6 +103,15 @@ USERS: dict[str, BusUser] = {
             asks=RULES_RPC,
         ),
         BusUser("library", streams=("LIBRARY",), events=("library.>",), consumes=(("IDENTITY", "library-directory"),)),
+        BusUser(
+            "timeline",
+            events=(f"{LIVE_PREFIX}>",),
+            consumes=(
+                ("IDENTITY", "timeline-directory"),
+                ("MESSAGING", "timeline-mail"),
+                ("CATALOG", "timeline-catalog"),
+            ),
+        ),
     )
 }
 

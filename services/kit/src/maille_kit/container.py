@@ -7,7 +7,7 @@ import os
 import runpy
 import sys
 
-DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library")
+DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library", "timeline")
 
 
 def main() -> None:

@@ -1,0 +1,73 @@
+"""What the timeline makes of the other services' events: a mail delivered, a licence of a resource assigned (its
+label learnt from the subscription's events), the directory's persons. The timeline owns no stream yet: what it
+publishes are live signals (`live.py`), which are not kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maille.catalog.v1 import subscriptions_pb2
+from maille.messaging.v1 import messages_pb2
+from maille_contracts import ASSIGNMENT_CHANGED, MESSAGE_DELIVERED, SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED
+from maille_kit.bus import Stream
+from maille_kit.events import Event
+from maille_timeline.notifications import Notifications
+from maille_timeline.repository import TimelineRepository
+
+STREAMS: tuple[Stream, ...] = ()
+MESSAGING_SUBJECTS = (MESSAGE_DELIVERED,)
+CATALOG_SUBJECTS = (ASSIGNMENT_CHANGED, SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED)
+LABELS = "labels"  # resource id -> its label, from the subscriptions' events
+
+
+class Told:
+    """Turns the services' events into notifications."""
+
+    def __init__(self, notifications: Notifications, repository: TimelineRepository) -> None:
+        self.notifications = notifications
+        self.labels = repository.docstore.db[LABELS]
+        self.docstore = repository.docstore
+
+    async def mail(self, event: Event) -> None:
+        delivered = event.unpack(messages_pb2.MessageDelivered)
+        await self.notifications.notify(
+            source=event.id,
+            at=event.time,
+            kind="mail",
+            data={
+                "sender": delivered.sender_name,
+                "subject": delivered.subject,
+                "message": delivered.message_id,
+                "attachments": delivered.has_attachments,
+            },
+            persons=list(delivered.recipient_ids),
+            tenant=event.tenant,
+        )
+
+    async def catalog(self, event: Event) -> None:
+        if event.type in (SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED):
+            subscription = (
+                event.unpack(subscriptions_pb2.SubscriptionCreated)
+                if event.type == SUBSCRIPTION_CREATED
+                else event.unpack(subscriptions_pb2.SubscriptionUpdated)
+            ).subscription
+            if subscription.resource_id and subscription.resource_label:
+                async with self.docstore.writing():
+                    await self.labels.update_one(
+                        {"_id": subscription.resource_id},
+                        {"$set": {"label": subscription.resource_label}},
+                        upsert=True,
+                    )
+            return
+        changed = event.unpack(subscriptions_pb2.AssignmentChanged)
+        if not changed.assigned_ids:
+            return
+        found: dict[str, Any] | None = await self.labels.find_one({"_id": changed.resource_id})
+        await self.notifications.notify(
+            source=event.id,
+            at=event.time,
+            kind="mediacentre",
+            data={"label": (found or {}).get("label") or "Une ressource numérique"},
+            persons=list(changed.assigned_ids),
+            tenant=event.tenant,
+        )

@@ -1,0 +1,109 @@
+"""What a person can be told, kind by kind: its words in French, where it leads in the portal, and how each profile is
+told by default (a parent by a daily e-mail digest: a family that rarely signs in still learns what happened)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Channel = Literal["portal", "immediate", "digest", "off"]
+CHANNELS: tuple[Channel, ...] = ("portal", "immediate", "digest", "off")
+CHANNEL_WORDS: dict[Channel, str] = {
+    "portal": "Dans l'ENT seulement",
+    "immediate": "Dans l'ENT et par e-mail, tout de suite",
+    "digest": "Dans l'ENT et par e-mail, un résumé par jour",
+    "off": "Ne pas me prévenir",
+}
+PUPIL, PARENT = "National_ELV", "National_TUT"
+
+
+@dataclass(frozen=True)
+class Told:
+    """One notification as a person reads it: a title, a line, and a path of the portal."""
+
+    title: str
+    text: str
+    link: str
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of notification."""
+
+    name: str
+    label: str  # in the preferences: what it is about
+    render: Callable[[dict[str, Any]], Told]
+    parent: Channel = "digest"  # how a parent is told by default
+    others: Channel = "portal"  # how everyone else is
+
+    def default_for(self, profiles: Iterable[str]) -> Channel:
+        """A person's default: a parent's when they are a parent and nothing else (a teacher who is a parent too
+        reads the ENT every day)."""
+        codes = set(profiles)
+        return self.parent if codes and codes <= {PARENT} else self.others
+
+
+def _short(text: str, size: int = 140) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= size else text[: size - 1].rstrip() + "…"
+
+
+def _mail(data: dict[str, Any]) -> Told:
+    subject = _short(data.get("subject") or "(sans objet)")
+    clip = " (avec pièce jointe)" if data.get("attachments") else ""
+    return Told(
+        f"Nouveau message de {data.get('sender') or 'un inconnu'}",
+        f"« {subject} »{clip}",
+        f"/messagerie/message/{data['message']}",
+    )
+
+
+def _resource(data: dict[str, Any]) -> Told:
+    return Told(
+        "Nouvelle ressource dans votre médiacentre",
+        _short(data.get("label") or "Une ressource numérique"),
+        "/mediacentre",
+    )
+
+
+def _loan(data: dict[str, Any]) -> Told:
+    title = _short(data.get("title") or "un document", 100)
+    what = data.get("what")
+    if what == "late":
+        return Told("Un prêt du CDI est en retard", f"« {title} » devait être rendu le {data.get('due', '?')}.", "/cdi")
+    if what == "ready":
+        return Told("Votre réservation vous attend au CDI", f"« {title} » est disponible : passez le chercher.", "/cdi")
+    return Told("Un prêt du CDI est à rendre bientôt", f"« {title} » est à rendre le {data.get('due', '?')}.", "/cdi")
+
+
+def _news(data: dict[str, Any]) -> Told:
+    return Told(
+        f"Actualité : {_short(data.get('title') or '', 100)}",
+        _short(data.get("summary") or ""),
+        f"/actualites/{data.get('id', '')}",
+    )
+
+
+def _admin(data: dict[str, Any]) -> Told:
+    if data.get("what") == "gar-failed":
+        return Told(
+            "L'export vers le GAR a échoué", _short(data.get("reason") or "Voir l'administration."), "/administration"
+        )
+    return Told("Le rapport d'import de l'annuaire est prêt", _short(data.get("summary") or ""), "/administration")
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("mail", "Un message reçu dans la messagerie", _mail),
+        Kind("mediacentre", "Une ressource ajoutée à votre médiacentre", _resource),
+        Kind("library", "Un prêt du CDI à rendre, en retard, ou une réservation qui attend", _loan),
+        Kind("news", "Une actualité de l'établissement, de la classe ou de la circonscription", _news),
+        Kind("admin", "Administration : rapport d'import, export GAR en échec", _admin, "immediate", "immediate"),
+    )
+}
+
+
+def render(kind: str, data: dict[str, Any]) -> Told:
+    return KINDS[kind].render(data)

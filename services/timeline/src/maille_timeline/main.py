@@ -1,0 +1,187 @@
+"""The timeline service's app factory and entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
+from maille_kit.consumer import EventConsumer
+from maille_kit.docstore import Docstore
+from maille_timeline import __doc__ as description
+from maille_timeline import __version__
+from maille_timeline.api.feed import router
+from maille_timeline.directory import SUBJECTS as DIRECTORY_SUBJECTS
+from maille_timeline.directory import Directory
+from maille_timeline.events import CATALOG_SUBJECTS, MESSAGING_SUBJECTS, STREAMS, Told
+from maille_timeline.live import Live
+from maille_timeline.mail import PARIS, Mails
+from maille_timeline.notifications import Notifications, Preferences
+from maille_timeline.repository import COLLECTIONS, TimelineRepository
+from maille_timeline.settings import TimelineSettings
+
+log = logging.getLogger("maille.timeline")
+
+# Every read and write of the serving path goes by `_id` (repository.py).
+INDEXES: dict[str, list[Any]] = {name: [] for name in COLLECTIONS}
+RUNS = "runs"  # the daily jobs' claims: `digest:<YYYY-MM-DD>` (one replica sends a day's digests)
+
+
+def parts(runtime: Runtime) -> list[object]:
+    settings = runtime.settings
+    assert isinstance(settings, TimelineSettings) and runtime.docstore is not None
+    repository = TimelineRepository(runtime.docstore)
+    mails = Mails(repository, settings)
+    notifications = Notifications(repository, Live(runtime.bus), mails, feed_days=settings.feed_days)
+    return [
+        repository,
+        mails,
+        notifications,
+        Preferences(repository),
+        Directory(repository),
+        Told(notifications, repository),
+    ]
+
+
+def consumers(runtime: Runtime) -> list[EventConsumer]:
+    """Identity's persons, messaging's mail, catalog's licences (their streams may come up after the timeline)."""
+    directory, told = runtime.parts.get(Directory), runtime.parts.get(Told)
+    return [
+        runtime.consumer(
+            "timeline-directory",
+            stream="IDENTITY",
+            subjects=DIRECTORY_SUBJECTS,
+            handler=directory.handle,
+            batch_handler=directory.handle_many,
+        ),
+        runtime.consumer("timeline-mail", stream="MESSAGING", subjects=MESSAGING_SUBJECTS, handler=told.mail),
+        runtime.consumer("timeline-catalog", stream="CATALOG", subjects=CATALOG_SUBJECTS, handler=told.catalog),
+    ]
+
+
+async def digest_once(runtime: Runtime, day: str) -> dict[str, int] | None:
+    """The day's digests, sent by the one replica that claims the day first (None: another did)."""
+    assert runtime.docstore is not None
+    try:
+        async with runtime.docstore.writing():
+            await runtime.docstore.db[RUNS].insert_one({"_id": f"digest:{day}", "at": datetime.now(UTC)})
+    except DuplicateKeyError:
+        return None
+    counts = await runtime.parts.get(Mails).send_digests()
+    async with runtime.docstore.writing():
+        await runtime.docstore.db[RUNS].update_one(
+            {"_id": f"digest:{day}"}, {"$set": {"done": datetime.now(UTC), **counts}}
+        )
+    log.info("daily digests sent", extra=counts)
+    return counts
+
+
+class Housekeeping:
+    """The timed work: queued e-mails handed over, the daily digests at their hour, the feeds past retention."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        assert isinstance(settings, TimelineSettings)
+        mails, notifications = runtime.parts.get(Mails), runtime.parts.get(Notifications)
+
+        async def digests() -> int:
+            now = datetime.now(PARIS)
+            if not settings.daily_digests or now.hour < settings.digest_hour:
+                return 0
+            counts = await digest_once(runtime, f"{now:%Y-%m-%d}")
+            return (counts or {}).get("sent", 0)
+
+        async def retention() -> int:
+            feeds, notes = await notifications.forget_old()
+            return feeds + notes
+
+        self.tasks = [
+            asyncio.create_task(_every(settings.mail_check_seconds, mails.send_waiting, "e-mails handed to the relay")),
+            asyncio.create_task(_every(60, digests, "daily digests sent")),
+            asyncio.create_task(_every(6 * 3600, retention, "feeds and notifications past retention forgotten")),
+        ]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _every(seconds: float, work: Callable[[], Awaitable[int]], what: str) -> None:
+    while True:
+        try:
+            done = await work()
+            if done:
+                log.info(what, extra={"count": done})
+        except Exception as exc:  # the docstore, NATS or the relay away for a moment: next time
+            log.warning("%s failed: %s", what, exc)
+        await asyncio.sleep(seconds)
+
+
+async def on_start(runtime: Runtime) -> None:
+    housekeeping = Housekeeping()
+    housekeeping.start(runtime)
+    runtime.parts.add(housekeeping)
+
+
+async def on_stop(runtime: Runtime) -> None:
+    await runtime.parts.stop((Housekeeping, Housekeeping.stop), (Mails, Mails.close))
+
+
+def build(settings: TimelineSettings) -> ServiceSpec:
+    """What the timeline service is made of."""
+    return ServiceSpec(
+        name="timeline",
+        version=__version__,
+        settings=settings,
+        streams=STREAMS,
+        indexes={**INDEXES, RUNS: []},
+        routers=[router],
+        parts=parts,
+        consumers=consumers,
+        on_start=on_start,
+        on_stop=on_stop,
+        description=description or "",
+    )
+
+
+app, _serve = entry_points(build, TimelineSettings)
+
+
+async def send_digests(settings: TimelineSettings) -> dict[str, int]:
+    """`maille-timeline send-digests`: every waiting digest sent now (an operator's catch-up, the benchmark)."""
+    docstore = Docstore(
+        settings.mongodb_url.get_secret_value(),
+        settings.database_name,
+        app_name="maille-timeline-digests",
+        timeout=max(settings.docstore_timeout, 120),
+    )
+    await docstore.detect()
+    mails = Mails(TimelineRepository(docstore), settings)
+    try:
+        return await mails.send_digests()
+    finally:
+        await mails.close()
+        await docstore.close()
+
+
+def main() -> None:
+    """Serve the timeline until SIGTERM; `maille-timeline send-digests` sends every waiting digest once."""
+    if sys.argv[1:] == ["send-digests"]:
+        started = datetime.now(UTC)
+        counts = asyncio.run(send_digests(load_settings(TimelineSettings)))
+        took = (datetime.now(UTC) - started) / timedelta(seconds=1)
+        print(f"digests: {', '.join(f'{k} {v}' for k, v in counts.items())} in {took:.1f}s")
+        sys.exit(1 if counts.get("failed") else 0)
+    _serve()

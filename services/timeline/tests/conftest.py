@@ -1,0 +1,139 @@
+"""A timeline under test: its own NATS (so that the streams hold only this test's events), the session's docstore,
+Keycloak and Mailpit (a real SMTP server, whose API says what it received)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from google.protobuf.message import Message
+
+from maille.identity.v1 import directory_pb2 as pb
+from maille.messaging.v1 import messages_pb2
+from maille_devstack.processes import MailpitServer
+from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, until
+from maille_kit.bus import Bus, Stream
+from maille_kit.events import make_envelope
+from maille_timeline.main import app
+from maille_timeline.settings import TimelineSettings
+
+STREAMS = [
+    Stream(name="IDENTITY", subjects=("identity.>",), description="identity's facts"),
+    Stream(name="MESSAGING", subjects=("messaging.>",), description="messaging's facts"),
+    Stream(name="CATALOG", subjects=("catalog.>",), description="catalog's facts"),
+]
+API = "/api/timeline/v1"
+UAI = "0350001L"
+
+
+def person(person_id: str, code: str, *, emails: tuple[str, ...] = (), children: tuple[str, ...] = ()) -> pb.Person:
+    return pb.Person(
+        id=person_id,
+        last_name="Martin",
+        first_name=person_id.split("-")[0].capitalize(),
+        profiles=[pb.Profile(structure_id="S1", uai=UAI, code=code)],
+        emails=list(emails),
+        children=list(children),
+    )
+
+
+class Mailpit:
+    """What the SMTP server received, read through its API."""
+
+    def __init__(self, server: MailpitServer) -> None:
+        self.api = server.api
+
+    def to(self, address: str) -> list[dict[str, Any]]:
+        answer = httpx.get(f"{self.api}/search", params={"query": f"to:{address}", "limit": 100}, timeout=10)
+        return list(answer.raise_for_status().json()["messages"])
+
+    def message(self, message_id: str) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.api}/message/{message_id}", timeout=10).raise_for_status().json())
+
+    def headers(self, message_id: str) -> dict[str, list[str]]:
+        return dict(httpx.get(f"{self.api}/message/{message_id}/headers", timeout=10).raise_for_status().json())
+
+
+@dataclass
+class Timeline:
+    client: httpx.AsyncClient
+    service: FastAPI
+    bus: Bus
+    keycloak: KeycloakClients
+    mailpit: Mailpit
+
+    def runtime(self) -> Any:
+        return self.service.state.runtime
+
+    def as_person(self, ent_id: str) -> dict[str, str]:
+        token = make_person_login(self.keycloak, ent_id=ent_id, audience="maille-timeline")
+        return {"authorization": f"Bearer {token}"}
+
+    async def publish(self, type: str, payload: Message, tenant: str = "ac-test") -> str:
+        envelope = make_envelope(type=type, tenant=tenant, source=type.split(".")[0], payload=payload)
+        await self.bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
+        return envelope.id
+
+    async def persons(self, *persons: pb.Person) -> None:
+        """Identity's person events, as identity publishes them; back once the timeline holds the last one."""
+        for p in persons:
+            await self.publish("identity.person.created.v1", pb.PersonCreated(person=p))
+        held = self.runtime().docstore.db["persons"]
+
+        async def known() -> bool:
+            return await held.find_one({"_id": persons[-1].id}) is not None
+
+        await until(known, f"person {persons[-1].id}")
+
+    async def mail(self, sender: str, recipients: list[str], subject: str = "Sortie au musée") -> str:
+        return await self.publish(
+            "messaging.message.delivered.v1",
+            messages_pb2.MessageDelivered(
+                message_id=f"m-{uuid.uuid4().hex[:8]}",
+                thread_id="t-1",
+                sender_id=sender,
+                sender_name="M. Dupont",
+                subject=subject,
+                recipient_ids=recipients,
+            ),
+        )
+
+    def mail_to(self, ent_id: str) -> list[dict[str, Any]]:
+        """The e-mails Mailpit received for this person (their address is `<id>@…`)."""
+        return [m for m in self.mailpit.to(ent_id) if any(r["Address"].startswith(f"{ent_id}@") for r in m["To"])]
+
+    async def feed(self, ent_id: str, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
+        answer = await self.client.get(f"{API}/feed", params=params, headers=headers or self.as_person(ent_id))
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+
+@pytest.fixture
+async def timeline(
+    nats_factory, docstore_server, keycloak_clients: KeycloakClients, mailpit_server: MailpitServer
+) -> AsyncIterator[Timeline]:
+    nats = nats_factory()
+    settings = TimelineSettings(
+        nats_url=nats.url,
+        mongodb_url=docstore_server.url,
+        database=f"test_{uuid.uuid4().hex[:12]}",
+        auth_issuer=keycloak_clients.issuer,
+        smtp_port=mailpit_server.smtp_port,
+        mail_check_seconds=0.2,
+        daily_digests=False,  # the tests send them when they want
+        environment="development",
+    )
+    bus = Bus(nats.url, name="test-publisher")
+    await bus.connect(timeout=5)
+    await bus.ensure_streams(STREAMS)
+    service = app(settings)
+    try:
+        async with running(service) as client:
+            yield Timeline(client, service, bus, keycloak_clients, Mailpit(mailpit_server))
+    finally:
+        await bus.close()
