@@ -238,3 +238,55 @@ def test_a_directory_that_does_not_answer_ends_the_sign_in_on_a_french_page(sign
     )
     assert 'href="/login?next=%2Fapi%2Fidentity%2Fv1%2Fme">Réessayer</a>' in failed.text
     assert "maille_session" not in browser.site_cookies(public)
+
+
+async def test_a_signed_in_page_hears_its_notifications_live(
+    tmp_path: Path,
+    docstore: Docstore,
+    database_name: str,
+    nats_server: NatsServer,
+    docstore_server: DocstoreServer,
+    signed_in_platform,
+) -> None:
+    """`GET /live`: a person's open page hears, through the gateway, what the timeline publishes for them — and only
+    a signed-in person's page; signing out ends the stream."""
+    import nats
+
+    from maille_contracts import live_subject
+
+    import_directory(tmp_path / "feed", database_name, nats_server, docstore_server)
+    person = await docstore.db.persons.find_one({"kind": "pupil"})
+    public, identity, gateway, username = signed_in_platform(database_name, ent_id=person["_id"])
+    refused = httpx.get(f"{public}/live", timeout=10)
+    assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
+
+    browser = Browser()
+    browser.sign_in(browser.go(f"{public}/login?next=/"), username, PASSWORD)
+    cookies = browser.site_cookies(public)
+    nc = await nats.connect(nats_server.url)
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=10)) as client:
+            headers = {"cookie": f"maille_session={cookies['maille_session']}"}
+            async with client.stream("GET", f"{public}/live", headers=headers) as stream:
+                assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+                lines = stream.aiter_lines()
+                assert (await anext(lines)).startswith("retry:")
+                signal = {"event": "notification", "data": {"title": "Nouveau message de M. Dupont", "link": "/x"}}
+                await nc.publish(live_subject("someone-else"), json.dumps(signal).encode())
+                await nc.publish(live_subject(person["_id"]), json.dumps(signal).encode())
+                heard = []
+                async for line in lines:
+                    heard.append(line)
+                    if line.startswith("data:"):
+                        break
+                assert "event: notification" in heard
+                assert json.loads(heard[-1][len("data: ") :]) == signal["data"]
+                # Signing out ends the person's streams at once.
+                csrf = browser.site_cookies(public)["maille_csrf"]
+                browser.request("POST", f"{public}/logout", headers={"x-csrf-token": csrf})
+                rest = [line async for line in lines]
+                assert all(not line.startswith("data:") for line in rest)
+        again = httpx.get(f"{public}/live", headers=headers, timeout=10)
+        assert again.status_code == 401
+    finally:
+        await nc.close()

@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from maille_gateway.live import LIVE_PATH, LiveStreams
 from maille_gateway.proxy import (
     API_CSP,
     RESPONSE_DROPPED,
@@ -76,6 +77,8 @@ class GatewayHttp(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         gateway = getattr(config, "app", None)
         self.lane: FastLane | None = getattr(gateway, "lane", None)
+        self.live: LiveStreams | None = getattr(gateway, "live", None)
+        self.streaming = False  # a live stream (live.py): what the client sends is not read as requests any more
         self.idle_since: float | None = None
         self.behind_proxy = False
         self.sampled = False  # the lane drew this request's new trace to be recorded
@@ -112,7 +115,32 @@ class GatewayHttp(HttpToolsProtocol):
             "state": self.app_state.copy(),
         }
 
+    def data_received(self, data: bytes) -> None:
+        if not self.streaming:
+            super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.streaming and self.live is not None:
+            self.live.closed(self)
+        super().connection_lost(exc)
+
+    def on_body(self, body: bytes) -> None:
+        if not self.streaming:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self.streaming:
+            super().on_message_complete()
+
     def on_headers_complete(self) -> None:
+        if (
+            self.live is not None
+            and self.url.partition(b"?")[0] == LIVE_PATH
+            and self.parser.get_method() == b"GET"
+            and (self.cycle is None or self.cycle.response_complete)
+        ):
+            self.live.open(self, next((value for name, value in self.headers if name == b"cookie"), None))
+            return
         lane = self.lane
         if lane is not None and (self.cycle is None or self.cycle.response_complete) and lane.take(self):
             return

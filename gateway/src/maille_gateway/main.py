@@ -25,6 +25,7 @@ from maille_gateway import __doc__ as description
 from maille_gateway import __version__, portal
 from maille_gateway.lane import FastLane, GatewayHttp
 from maille_gateway.limits import RateLimiter
+from maille_gateway.live import LiveStreams
 from maille_gateway.policy import Policies
 from maille_gateway.proxy import Proxy, send_problem
 from maille_gateway.sessions import Sessions
@@ -61,6 +62,7 @@ class Gateway:
         )
         self.proxy = Proxy(settings, self.verifier, self.sessions, self.policies, self.limiter)
         self.lane = FastLane(self) if settings.fast_lane else None
+        self.live = LiveStreams(self.sessions, live_seconds=settings.live_seconds)
         self.app: FastAPI = create_app(
             ServiceSpec(
                 name="gateway",
@@ -84,12 +86,14 @@ class Gateway:
 
     async def _start(self, runtime: Runtime) -> None:
         await self.sessions.start(runtime.bus)
+        await self.live.start(runtime.bus.nc)
         # What start-up built lives as long as the process: out of the cycle collector's sight, and the
         # collector asked less often, so that its pauses do not land on requests (a request makes few cycles).
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
 
     async def _stop(self, runtime: Runtime) -> None:
+        await self.live.stop()
         await self.sessions.close()
         await self.upstreams.close()
         self.proxy.close()

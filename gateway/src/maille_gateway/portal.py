@@ -20,7 +20,17 @@ if TYPE_CHECKING:
 
 router = APIRouter()
 # The screens of the portal, each a real address (a link, a bookmark, the page reloaded): answered with its page.
-SCREENS = ("messagerie", "mediacentre", "cdi", "compte", "enfants", "classes", "administration")
+SCREENS = (
+    "messagerie",
+    "mediacentre",
+    "cdi",
+    "compte",
+    "enfants",
+    "classes",
+    "administration",
+    "notifications",
+    "desabonnement",
+)
 ASSET = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 YEAR = "public, max-age=31536000, immutable"
 TYPES = {

@@ -12,6 +12,7 @@ DEFAULT_ROUTES = {
     "catalog": "http://127.0.0.1:8102",
     "messaging": "http://127.0.0.1:8103",
     "library": "http://127.0.0.1:8104",
+    "timeline": "http://127.0.0.1:8105",
 }
 
 
@@ -53,7 +54,8 @@ class GatewaySettings(ServiceSettings):
         description='JSON object: path prefix /api/<name>/ -> the service base URL, e.g. {"catalog": "http://catalog:8080"}',
     )
     public_paths: list[str] = Field(
-        default_factory=lambda: ["/api/*/v1/about"],
+        # the e-mails' one-click unsubscribe (RFC 8058): a mail client posts it, nobody signed in
+        default_factory=lambda: ["/api/*/v1/about", "/api/timeline/v1/unsubscribe"],
         description="JSON list of path patterns (* = one segment or more) open without signing in",
     )
     policies: dict[str, RoutePolicy] = Field(
@@ -95,6 +97,13 @@ class GatewaySettings(ServiceSettings):
         le=1.0,
         description="share of the traces starting at the gateway that are recorded when OTLP is on (a caller's own "
         "decision is followed)",
+    )
+    live_seconds: float = Field(
+        900.0,
+        ge=10,
+        le=86400,
+        description="how long a live stream (/live, a page's notifications) stays open before the browser opens it "
+        "again and the session is checked again",
     )
     fast_lane: bool = Field(
         True,

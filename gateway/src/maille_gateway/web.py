@@ -33,6 +33,7 @@ SERVICE_TITLES = {
     "catalog": "Médiacentre et ressources",
     "messaging": "Messagerie",
     "library": "CDI (PMB)",
+    "timeline": "Notifications",
 }
 
 
@@ -283,6 +284,8 @@ async def logout(request: Request) -> Response:
                 403, "this sign-out did not come from this site (CSRF token missing or wrong)", title="Forbidden"
             )
         await gateway.sessions.revoke(session)
+        if session.person:
+            gateway.live.end_person(session.person)  # its open pages here stop hearing (others of the person reopen)
     response = RedirectResponse(await gateway.sessions.end_session_url(session), status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
