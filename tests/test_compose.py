@@ -42,7 +42,7 @@ JOBS = ("pki", "seed")  # run once, then exit
 
 def test_compose_is_valid_and_complete() -> None:
     services = compose_config()["services"]
-    assert set(services) == {"mongodb", "nats", "keycloak", "gateway", *SERVICES, *PEERS, *JOBS}
+    assert set(services) == {"mongodb", "nats", "keycloak", "mailpit", "gateway", *SERVICES, *PEERS, *JOBS}
     assert services["mongodb"]["image"].startswith("mongo:7.")
     assert services["nats"]["image"].startswith("nats:2.")
     assert "--jetstream" in services["nats"]["command"]
@@ -146,6 +146,7 @@ def test_deployables_get_the_variables_make_run_gives() -> None:
             gateway_url="http://gw",
             peers=peers,
             gar=_Gar(),  # type: ignore[arg-type]
+            smtp=("mailpit", 1025),
         )
         expected = set(made)
         if name == "gateway":  # inside compose the gateway reaches Keycloak by its service name

@@ -13,6 +13,8 @@ import { Library } from "./screens/Library";
 import { Account } from "./screens/Account";
 import { Classes } from "./screens/Classes";
 import { Admin } from "./screens/Admin";
+import { Notifications, Unsubscribe } from "./screens/Notifications";
+import { useUnread } from "./live";
 
 function csrf(): string {
   const found = document.cookie.split("; ").find((c) => c.startsWith("maille_csrf="));
@@ -31,7 +33,8 @@ const SECTIONS: { path: string; title: string; show?: (me: Me) => boolean }[] = 
 
 function section(path: string): string {
   const first = "/" + (path.split("?")[0].split("/")[1] ?? "");
-  return SECTIONS.some((s) => s.path === first) ? first : first === "/compte" ? "/compte" : "/";
+  if (first === "/compte" || first === "/notifications") return first;
+  return SECTIONS.some((s) => s.path === first) ? first : "/";
 }
 
 export function App() {
@@ -46,6 +49,8 @@ export function App() {
     document.getElementById("contenu")?.focus({ preventScroll: true });
   }, [path]);
 
+  // An e-mail's unsubscribe link: no sign-in needed (its token says who).
+  if (path.startsWith("/desabonnement")) return <Frame><Unsubscribe /></Frame>;
   if (session === null) return <Frame><p aria-live="polite">Chargement…</p></Frame>;
   if (session === "signed-out") return <SignedOut />;
   if (session === "not-linked") return <NotLinked />;
@@ -63,6 +68,7 @@ export function App() {
         schools={me.schools.map((s) => s.name).join(" · ")}
         navigation={navigation}
         quickAccessItems={[
+          { iconId: "fr-icon-notification-3-line", text: <Bell />, linkProps: { href: "/notifications", onClick: follow("/notifications"), id: "cloche" } },
           { iconId: "fr-icon-account-circle-line", text: `${me.first_name} ${me.last_name}`, linkProps: { href: "/compte", onClick: follow("/compte") } },
           { iconId: "fr-icon-logout-box-r-line", text: "Se déconnecter", buttonProps: { type: "submit", form: "deconnexion" } },
         ]}
@@ -101,9 +107,30 @@ function Screen({ path }: { path: string }) {
       return <Classes />;
     case "/administration":
       return <Admin />;
+    case "/notifications":
+      return <Notifications path={path} />;
     default:
       return <Dashboard />;
   }
+}
+
+// The bell: the unread count, kept live; a new notification is also said to screen readers.
+function Bell() {
+  const [unread, heard] = useUnread();
+  return (
+    <>
+      Notifications
+      {unread > 0 && (
+        <span className={fr.cx("fr-badge", "fr-badge--sm", "fr-badge--new", "fr-ml-1w")} data-testid="non-lues">
+          {unread > 99 ? "99+" : unread}
+          <span className="fr-sr-only"> non lue{unread > 1 ? "s" : ""}</span>
+        </span>
+      )}
+      <span className="fr-sr-only" aria-live="polite">
+        {heard ? `Nouvelle notification : ${heard}` : ""}
+      </span>
+    </>
+  );
 }
 
 function Frame(props: { children: ReactNode; schools?: string; navigation?: React.ComponentProps<typeof Header>["navigation"]; quickAccessItems?: React.ComponentProps<typeof Header>["quickAccessItems"] }) {

@@ -22,6 +22,7 @@ export function signIn(next: string = location.pathname + location.search): void
 
 // What a person reads when a call fails, by status: the API's own words are for developers.
 export function explain(error: unknown): string {
+  if (error instanceof Error && !(error instanceof ApiError) && error.message) return error.message;
   if (!(error instanceof ApiError)) return "Le service ne répond pas. Vérifiez votre connexion puis réessayez.";
   switch (error.status) {
     case 401:

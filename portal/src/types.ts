@@ -130,3 +130,27 @@ export interface LibraryResult {
   available: number | null;
   copies: number | null;
 }
+
+export interface Notification {
+  id: string;
+  kind: string;
+  title: string;
+  text: string;
+  link: string;
+  at: string;
+  read: boolean;
+}
+
+export interface FeedPage {
+  items: Notification[];
+  unread: number;
+  next: string | null;
+}
+
+export type Channel = "portal" | "immediate" | "digest" | "off";
+
+export interface NotificationPreferences {
+  kinds: { kind: string; label: string; channel: Channel; default: Channel; chosen: boolean }[];
+  channels: { channel: Channel; label: string }[];
+  email: string | null;
+}

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 # The audiences of Maille's tokens: the gateway's, then each service's own.
-AUDIENCES = ("maille", "maille-identity", "maille-catalog", "maille-messaging", "maille-library")
+AUDIENCES = ("maille", "maille-identity", "maille-catalog", "maille-messaging", "maille-library", "maille-timeline")
 
 
 def audience_mappers(audience: str | None = None) -> list[dict]:

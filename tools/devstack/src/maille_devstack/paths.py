@@ -25,6 +25,7 @@ KEYCLOAK_VERSION = os.environ.get("KEYCLOAK_VERSION", "26.4.7")
 KEYCLOAK_HOME = CACHE / f"keycloak-{KEYCLOAK_VERSION}"
 REALM_FILE = ROOT / "identity" / "keycloak" / "realm-maille.json"
 DOCSTORE_BIN = CACHE / "bin" / "maille-docstore"
+MAILPIT_BIN = CACHE / "bin" / "mailpit"  # the SMTP server of `make run` and the tests, built from its Go module
 XMLSEC_BIN = CACHE / "bin" / "xmlsec1"
 PROMETHEUS = CACHE / "debs" / "prometheus" / "root" / "usr" / "bin" / "prometheus"  # Debian's, unpacked
 PROMTOOL = PROMETHEUS.with_name("promtool")

@@ -19,6 +19,7 @@ from maille_devstack.paths import (
     CACHE,
     DOCSTORE_BIN,
     KEYCLOAK_HOME,
+    MAILPIT_BIN,
     REALM_FILE,
     XMLSEC_BIN,
     bin_of,
@@ -27,7 +28,7 @@ from maille_devstack.paths import (
 )
 from maille_devstack.pki import Pki
 
-DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library")
+DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library", "timeline")
 
 
 def development_environment() -> None:
@@ -255,6 +256,48 @@ class DocstoreServer:
             return bool(
                 client.admin.command("hello").get("isWritablePrimary", client.admin.command("hello").get("ismaster"))
             )
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+
+class MailpitServer:
+    """Mailpit: a real SMTP server that keeps what it receives and shows it through its HTTP API (`/api/v1/…`) — the
+    timeline's relay in `make run` and the tests. Recipients of other top-level domains than .fr, .org, .com, .net, .eu,
+    .test and .example (an address `@…invalid`) are refused (550): a bounce, as a relay says it."""
+
+    def __init__(self, *, smtp_port: int, http_port: int, data_dir: Path, log_dir: Path) -> None:
+        self.smtp_port = smtp_port
+        self.http_port = http_port
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = Process(
+            "mailpit",
+            [
+                str(require(MAILPIT_BIN, "Mailpit (`make setup` builds it)")),
+                "--smtp",
+                f"127.0.0.1:{smtp_port}",
+                "--listen",
+                f"127.0.0.1:{http_port}",
+                "--database",
+                str(data_dir / "mailpit.db"),
+                "--max",
+                "0",  # keep everything (a benchmark's digests too)
+                "--smtp-disable-rdns",
+                "--smtp-max-recipients",
+                "1000",
+                "--smtp-allowed-recipients",
+                r"(?i)^[^@]+@[^@]+\.(fr|org|com|net|eu|test|example)$",
+            ],
+            log_dir / "mailpit.log",
+        )
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/api/v1"
+
+    def start(self, timeout: float = 30) -> None:
+        self.process.start()
+        self.process.wait_ready(lambda: port_open(self.smtp_port) and port_open(self.http_port), timeout)
 
     def stop(self) -> int | None:
         return self.process.stop()

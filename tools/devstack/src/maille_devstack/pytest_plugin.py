@@ -31,7 +31,14 @@ from maille_devstack.keycloak_admin import (
     gateway_client,
     grant_roles,
 )
-from maille_devstack.processes import DocstoreServer, KeycloakServer, NatsServer, ServiceProcess, free_port
+from maille_devstack.processes import (
+    DocstoreServer,
+    KeycloakServer,
+    MailpitServer,
+    NatsServer,
+    ServiceProcess,
+    free_port,
+)
 from maille_kit.docstore import Docstore
 
 
@@ -70,6 +77,17 @@ def nats_factory(tmp_path: Path) -> Iterator[Callable[[], NatsServer]]:
 def docstore_server(devstack_dir: Path) -> Iterator[DocstoreServer]:
     """A real MongoDB-wire docstore (FerretDB on SQLite), for the whole session."""
     server = DocstoreServer(port=free_port(), data_dir=devstack_dir / "docstore", log_dir=devstack_dir / "log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mailpit_server(devstack_dir: Path) -> Iterator[MailpitServer]:
+    """A real SMTP server (Mailpit) for the whole session; its API tells what it received."""
+    server = MailpitServer(
+        smtp_port=free_port(), http_port=free_port(), data_dir=devstack_dir / "mailpit", log_dir=devstack_dir / "log"
+    )
     server.start()
     yield server
     server.stop()

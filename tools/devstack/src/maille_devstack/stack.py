@@ -20,6 +20,7 @@ from maille_devstack.processes import (
     DocstoreServer,
     GarPeer,
     KeycloakServer,
+    MailpitServer,
     NatsServer,
     NotReady,
     PmbPeerProcess,
@@ -31,7 +32,7 @@ from maille_devstack.processes import (
 )
 from maille_kit.busauth import USERS, authorization
 
-SERVICES = ("identity", "catalog", "messaging", "library")
+SERVICES = ("identity", "catalog", "messaging", "library", "timeline")
 
 
 def state_file(var: Path) -> Path:
@@ -48,6 +49,7 @@ class Ports:
     catalog: int = 8102
     messaging: int = 8103
     library: int = 8104
+    timeline: int = 8105
     nats: int = 4222
     docstore: int = 27017
     keycloak: int = 8080
@@ -56,12 +58,15 @@ class Ports:
     gar: int = 8203
     gar_resources: int = 8204
     pmb: int = 8205
+    smtp: int = 1025  # Mailpit: the SMTP relay of the timeline's e-mails
+    mailpit: int = 8025  # Mailpit's web page and API (what it received)
     # Each deployable's /metrics (MAILLE_<SERVICE>_METRICS_PORT), for a Prometheus to scrape.
     gateway_metrics: int = 9100
     identity_metrics: int = 9101
     catalog_metrics: int = 9102
     messaging_metrics: int = 9103
     library_metrics: int = 9104
+    timeline_metrics: int = 9105
 
     def metrics_targets(self) -> dict[str, str]:
         """Where each deployable's /metrics is (`host:port`, as Prometheus names a target)."""
@@ -79,6 +84,7 @@ def service_env(
     peers: dict[str, str] | None = None,
     gar: GarPeer | None = None,
     nats_password: str = "",
+    smtp: tuple[str, int] | None = None,
 ) -> dict[str, str]:
     """The environment `make run` gives a deployable (docker-compose.yml gives the same variables).
 
@@ -112,6 +118,11 @@ def service_env(
             f"{prefix}GAR_CA_FILE": str(gar.pki.ca),
             f"{prefix}GAR_LINK_URL": f"{gar.url}/domaineGar",
         }
+    if name == "timeline":  # the e-mails: Mailpit as the relay, links to the portal
+        if smtp is not None:
+            env[f"{prefix}SMTP_HOST"], env[f"{prefix}SMTP_PORT"] = smtp[0], str(smtp[1])
+        if gateway_url:
+            env[f"{prefix}PUBLIC_URL"] = gateway_url
     if name == "identity" and keycloak_url:  # Keycloak as code, account linking, the upstream IdPs
         env[f"{prefix}KEYCLOAK_URL"] = keycloak_url
         if gateway_url:
@@ -214,6 +225,15 @@ class Stack:
             },
         )
         self._launch("peer-pmb", pmb)
+        self._launch(
+            "mailpit",
+            MailpitServer(
+                smtp=("127.0.0.1", self.ports.smtp),
+                http_port=self.ports.mailpit,
+                data_dir=self.var / "mailpit",
+                log_dir=self.logs,
+            ),
+        )
         routes = {s: f"http://127.0.0.1:{getattr(self.ports, s)}" for s in SERVICES}
         spread: dict[str, tuple[int, list[int]]] = {}
         for name in (*SERVICES, "gateway"):
@@ -227,6 +247,7 @@ class Stack:
                 peers=peers,
                 gar=gar,
                 nats_password=passwords[name],
+                smtp=("127.0.0.1", self.ports.smtp),
             )
             if name == "identity":  # its working folders under .var, not in the checkout
                 env |= {
@@ -315,6 +336,8 @@ class Stack:
             ("catalog", f"http://127.0.0.1:{p.catalog}", "resources, subscriptions, médiacentre"),
             ("messaging", f"http://127.0.0.1:{p.messaging}", "ENT mail"),
             ("library", f"http://127.0.0.1:{p.library}", "PMB connector"),
+            ("timeline", f"http://127.0.0.1:{p.timeline}", "notifications, feeds, e-mail digests"),
+            ("mailpit", f"http://localhost:{p.mailpit}", f"the e-mails sent (Mailpit; SMTP on port {p.smtp})"),
             ("keycloak", f"http://localhost:{p.keycloak}", "realm maille; admin console /admin (admin / admin)"),
             (
                 "educonnect",
@@ -344,7 +367,7 @@ class Stack:
             (
                 "metrics",
                 f"http://127.0.0.1:{p.gateway_metrics}/metrics",
-                "Prometheus metrics of the gateway; identity, catalog, messaging, library on the next ports "
+                "Prometheus metrics of the gateway; identity, catalog, messaging, library, timeline on the next ports "
                 f"({self.var / 'run' / 'metrics-targets.json'})",
             ),
             ("nats", f"nats://127.0.0.1:{p.nats}", f"JetStream, data in {self.var / 'nats'}"),
