@@ -25,6 +25,7 @@ class Stack:
     gateway: str
     keycloak: str
     docstore: str
+    ports: Any = None  # maille_devstack.stack.Ports: Mailpit's, the SMTP server's…
 
     def persons(self) -> Any:
         return MongoClient(self.docstore, serverSelectionTimeoutMS=5000)["maille_identity"]["persons"]
@@ -38,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not (ROOT / "portal" / "dist" / "index.html").is_file():
         pytest.fail("the portal is not built: `make setup` builds it")
     with devstack(tmp_path_factory.mktemp("portal") / "var") as started:
-        yield Stack(gateway=started.gateway, keycloak=started.keycloak, docstore=started.docstore)
+        yield Stack(gateway=started.gateway, keycloak=started.keycloak, docstore=started.docstore, ports=started.ports)
 
 
 @pytest.fixture(scope="module")

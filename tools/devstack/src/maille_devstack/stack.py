@@ -228,7 +228,7 @@ class Stack:
         self._launch(
             "mailpit",
             MailpitServer(
-                smtp=("127.0.0.1", self.ports.smtp),
+                smtp_port=self.ports.smtp,
                 http_port=self.ports.mailpit,
                 data_dir=self.var / "mailpit",
                 log_dir=self.logs,
