@@ -343,29 +343,9 @@ class MailRepository:
         doc = await self.db[THREADS].find_one({"_id": thread})
         return list(doc["messages"]) if doc else [thread]
 
-    # attachments
-    async def put_attachment(self, meta: Doc, chunks: list[bytes]) -> None:
-        from bson import Binary
-
-        async with self.docstore.writing():
-            if chunks:
-                await self.db[CHUNKS].insert_many(
-                    [{"_id": f"{meta['_id']}:{n:05d}", "data": Binary(chunk)} for n, chunk in enumerate(chunks)]
-                )
-            await self.db[ATTACHMENTS].insert_one(meta)
-
+    # attachments (their bytes: maille_kit.files, through attachments.DocstoreAttachments)
     async def attachment(self, attachment_id: str) -> Doc | None:
         return await self.db[ATTACHMENTS].find_one({"_id": attachment_id})
-
-    async def chunk(self, attachment_id: str, n: int) -> bytes | None:
-        doc = await self.db[CHUNKS].find_one({"_id": f"{attachment_id}:{n:05d}"})
-        return None if doc is None else bytes(doc["data"])
-
-    async def delete_attachment(self, meta: Doc) -> None:
-        async with self.docstore.writing():
-            await self.db[ATTACHMENTS].delete_one({"_id": meta["_id"]})
-            for n in range(meta.get("chunks", 0)):
-                await self.db[CHUNKS].delete_one({"_id": f"{meta['_id']}:{n:05d}"})
 
     # schedule
     async def schedule(self, doc: Doc) -> None:

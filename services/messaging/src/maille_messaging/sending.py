@@ -13,13 +13,14 @@ from typing import Any
 from maille.identity.v1.rules_pb2 import ResolveResponse
 from maille.messaging.v1 import messages_pb2 as pb
 from maille_contracts import MESSAGE_DELIVERED, MESSAGE_RECALLED
-from maille_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from maille_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from maille_kit.events import event_id_for, make_envelope
+from maille_kit.files import receive
 from maille_kit.problems import Problem
 from maille_kit.text import folded
 from maille_kit.versions import check
 from maille_kit.work import Works
-from maille_messaging.attachments import AttachmentStore, Scanner, new_attachment, sniff
+from maille_messaging.attachments import AttachmentStore, Scanner, new_attachment
 from maille_messaging.bodies import sanitise, snippet, text_of, words
 from maille_messaging.mailbox import Mailbox
 from maille_messaging.repository import MESSAGES, Doc, MailRepository
@@ -164,25 +165,8 @@ class Sending:
     ) -> dict[str, Any]:
         """Add a file to a draft: size limit, type from the content, quota, virus scan — all before anything is kept."""
         await self._own_draft(person, draft_id)
-        limit = self.settings.attachment_max_bytes
-        data = bytearray()
-        async for piece in body:
-            data += piece
-            if len(data) > limit:
-                raise TooLarge(f"an attachment may be {limit} bytes at most", limit=limit)
-        if not data:
-            raise Invalid("the attachment is empty")
-        mime = sniff(bytes(data[:8192]))  # Refused: a kind of file a message may not carry
-        if self.scanner is not None:
-            try:
-                found = await self.scanner.scan(bytes(data))
-            except Exception as exc:
-                log.warning("virus scan failed: %s", exc)
-                raise Unavailable(
-                    "the virus scanner cannot check the attachment now; try again", headers={"Retry-After": "30"}
-                ) from exc
-            if found:
-                raise Invalid(f"the attachment carries a virus ({found}): it was not kept")
+        # size, type from the content (Refused: a kind of file a message may not carry), virus scan
+        data, mime = await receive(body, limit=self.settings.attachment_max_bytes, scanner=self.scanner)
         if not await self.repo.take_quota(person, len(data), limit=self.settings.quota_bytes, tenant=tenant):
             raise TooLarge(
                 f"your attachments would go over your quota of {self.settings.quota_bytes} bytes: delete messages "
