@@ -26,6 +26,7 @@ class RoutePolicy(BaseModel):
 
 DEFAULT_POLICIES = {
     "/api/identity/v1/operator/": RoutePolicy(roles=["operator"]),
+    "/api/timeline/v1/operator/": RoutePolicy(roles=["operator"]),
     "/api/catalog/v1/vendor/": RoutePolicy(roles=["vendor"], scopes=["catalog.vendor"]),
     "/api/catalog/v1/abonnements": RoutePolicy(
         roles=["vendor"], scopes=["catalog.vendor"]

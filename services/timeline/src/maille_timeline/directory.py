@@ -1,32 +1,37 @@
-"""What the timeline knows of the school directory, learnt from identity's person events (it never reads identity's
-collections): each person's name, profiles per school, children or parents, and e-mail addresses — who is told how,
-and where a parent's digest goes."""
+"""What the timeline knows of the school directory, learnt from identity's events (it never reads identity's
+collections): each person's name, profiles per school, classes and groups, children or parents, e-mail addresses
+and functions — who is told how, where a parent's digest goes, who may publish news where — the schools' names, and
+who belongs to each school and each class or group (`members`, kept as the persons change: a news item's audience is
+read by `_id`, never by a scan of every person)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
-from maille_contracts import PERSON_CREATED, PERSON_DELETED, PERSON_UPDATED
+from maille_contracts import PERSON_CREATED, PERSON_DELETED, STRUCTURE_CREATED, STRUCTURE_DELETED, STRUCTURE_UPDATED
 from maille_kit.events import Event
 from maille_timeline.repository import TimelineRepository
 
-SUBJECTS = ("identity.person.>",)
+SUBJECTS = ("identity.person.>", "identity.structure.>")
 Doc = dict[str, Any]
 
 
 def person_doc(person: pb.Person, tenant: str) -> Doc:
     """A person as the timeline keeps them."""
     schools: dict[str, list[str]] = {}
+    structures: dict[str, str] = {}
     for profile in person.profiles:
         if profile.uai and profile.code not in schools.setdefault(profile.uai, []):
             schools[profile.uai].append(profile.code)
+            structures[profile.structure_id] = profile.uai
     return {
         "_id": person.id,
         "tenant": tenant,
         "first_name": person.first_name,
         "last_name": person.last_name,
         "schools": schools,
+        "structures": structures,  # structure id -> UAI (a group id starts with its structure's id)
         "groups": list(person.group_ids),
         "children": list(person.children),
         "parents": [r.person_id for r in person.relatives],
@@ -39,6 +44,13 @@ def profiles_of(doc: Doc | None) -> set[str]:
     return {code for codes in (doc or {}).get("schools", {}).values() for code in codes}
 
 
+def memberships(doc: Doc | None) -> set[str]:
+    """The `members` keys a person belongs under: `school:<UAI>` and `group:<group id>`."""
+    if doc is None:
+        return set()
+    return {f"school:{uai}" for uai in doc.get("schools", {})} | {f"group:{g}" for g in doc.get("groups", [])}
+
+
 class Directory:
     """The timeline's copy of the directory."""
 
@@ -49,21 +61,50 @@ class Directory:
         await self.handle_many([event])
 
     async def handle_many(self, events: list[Event]) -> None:
-        """A batch of identity's person events (an import sends thousands): written together, in order."""
+        """A batch of identity's events (an import sends thousands): the persons written together, in order, then the
+        memberships that changed."""
         latest: dict[str, Doc | None] = {}
         for event in events:
-            if event.type == PERSON_DELETED:
+            if event.type.startswith("identity.structure."):
+                await self._structure(event)
+            elif event.type == PERSON_DELETED:
                 deleted = event.unpack(pb.PersonDeleted)
                 latest[deleted.id] = None
                 if deleted.erased:
                     await self.repository.forget_person(deleted.id)
-            elif event.type in (PERSON_CREATED, PERSON_UPDATED):
+            elif event.type.startswith("identity.person."):
                 person = (
                     event.unpack(pb.PersonCreated).person
                     if event.type == PERSON_CREATED
                     else event.unpack(pb.PersonUpdated).person
                 )
                 latest[person.id] = person_doc(person, event.tenant)
+        if not latest:
+            return
+        before = await self.repository.persons_by_id(list(latest))
         await self.repository.write_persons(
             [doc for doc in latest.values() if doc is not None], [p for p, doc in latest.items() if doc is None]
+        )
+        joined: dict[str, list[str]] = {}
+        left: dict[str, list[str]] = {}
+        for pid, doc in latest.items():
+            old, new = memberships(before.get(pid)), memberships(doc)
+            for key in new - old:
+                joined.setdefault(key, []).append(pid)
+            for key in old - new:
+                left.setdefault(key, []).append(pid)
+        await self.repository.change_members(joined, left)
+
+    async def _structure(self, event: Event) -> None:
+        if event.type == STRUCTURE_DELETED:
+            await self.repository.forget_structure(event.unpack(pb.StructureDeleted).id)
+            return
+        structure = (
+            event.unpack(pb.StructureCreated).structure
+            if event.type == STRUCTURE_CREATED
+            else event.unpack(pb.StructureUpdated).structure
+        )
+        assert event.type in (STRUCTURE_CREATED, STRUCTURE_UPDATED)
+        await self.repository.write_structure(
+            {"_id": structure.id, "uai": structure.uai, "name": structure.name, "type": structure.type}
         )

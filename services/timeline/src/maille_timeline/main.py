@@ -17,12 +17,13 @@ from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_timeline import __doc__ as description
 from maille_timeline import __version__
-from maille_timeline.api.feed import router
+from maille_timeline.api import feed, news
 from maille_timeline.directory import SUBJECTS as DIRECTORY_SUBJECTS
 from maille_timeline.directory import Directory
 from maille_timeline.events import CATALOG_SUBJECTS, MESSAGING_SUBJECTS, STREAMS, Told
 from maille_timeline.live import Live
 from maille_timeline.mail import PARIS, Mails
+from maille_timeline.news import News
 from maille_timeline.notifications import Notifications, Preferences
 from maille_timeline.repository import COLLECTIONS, TimelineRepository
 from maille_timeline.settings import TimelineSettings
@@ -47,6 +48,7 @@ def parts(runtime: Runtime) -> list[object]:
         Preferences(repository),
         Directory(repository),
         Told(notifications, repository),
+        News(repository, notifications, file_max_bytes=settings.news_file_max_bytes),
     ]
 
 
@@ -105,7 +107,9 @@ class Housekeeping:
             feeds, notes = await notifications.forget_old()
             return feeds + notes
 
+        news = runtime.parts.get(News)
         self.tasks = [
+            asyncio.create_task(_every(15, news.publish_due, "scheduled news published")),
             asyncio.create_task(_every(settings.mail_check_seconds, mails.send_waiting, "e-mails handed to the relay")),
             asyncio.create_task(_every(60, digests, "daily digests sent")),
             asyncio.create_task(_every(6 * 3600, retention, "feeds and notifications past retention forgotten")),
@@ -147,7 +151,7 @@ def build(settings: TimelineSettings) -> ServiceSpec:
         settings=settings,
         streams=STREAMS,
         indexes={**INDEXES, RUNS: []},
-        routers=[router],
+        routers=[feed.router, news.router],
         parts=parts,
         consumers=consumers,
         on_start=on_start,

@@ -16,6 +16,15 @@ other query by reading the whole collection):
 - `mails` (_id = notification id `:` person, or `digest:<day>:<person>`): e-mails to hand to the relay; deleted once
   handed (or given up on).
 - `addresses` (_id = e-mail address): how many times in a row the relay refused it (bounces).
+- `members` (_id = `school:<UAI>` or `group:<group id>`): the persons of a school, of a class or group (`ids`);
+  `structures` (_id = structure id): a school's UAI and name.
+- `news` (_id = news id): a news item — its author, audience, words, files, state (draft, scheduled, published,
+  withdrawn), times, and at publication who it reached, by profile (`reached`); `boards` (_id = `<audience key>`):
+  the news ids published to a school, a class or group, a circonscription — what its news page lists;
+  `news_reads` (_id = news id): who has read it (`ids`); `news_comments` (_id = comment id, `news` its item).
+- `circonscriptions` (_id = its code): a named set of schools and its advisors, as an operator declared it;
+  `school_accounts` (_id = UAI): the "compte école" accounts that speak for a school.
+- `files` / `file_chunks`: a news item's images and documents (`maille_kit.files`).
 
 The daily digest and the retention sweep read `digests`, `feeds` and `notes` whole: they are batch work, once a day.
 """
@@ -40,7 +49,36 @@ NOTES, FEEDS, PERSONS, PREFERENCES, DIGESTS, MAILS, ADDRESSES = (
     "mails",
     "addresses",
 )
-COLLECTIONS = (NOTES, FEEDS, PERSONS, PREFERENCES, DIGESTS, MAILS, ADDRESSES)
+MEMBERS, STRUCTURES, NEWS, BOARDS, READS, COMMENTS, CIRCONSCRIPTIONS, SCHOOL_ACCOUNTS = (
+    "members",
+    "structures",
+    "news",
+    "boards",
+    "news_reads",
+    "news_comments",
+    "circonscriptions",
+    "school_accounts",
+)
+FILES, FILE_CHUNKS = "files", "file_chunks"
+COLLECTIONS = (
+    NOTES,
+    FEEDS,
+    PERSONS,
+    PREFERENCES,
+    DIGESTS,
+    MAILS,
+    ADDRESSES,
+    MEMBERS,
+    STRUCTURES,
+    NEWS,
+    BOARDS,
+    READS,
+    COMMENTS,
+    CIRCONSCRIPTIONS,
+    SCHOOL_ACCOUNTS,
+    FILES,
+    FILE_CHUNKS,
+)
 BATCH = 50  # updates per command (FerretDB v1 never answers an update command of 100 statements or more)
 
 
@@ -70,7 +108,7 @@ def months_back(now: datetime, count: int) -> list[str]:
 class TimelineRepository:
     def __init__(self, docstore: Docstore) -> None:
         self.docstore = docstore
-        db = docstore.db
+        self.db = db = docstore.db
         self.notes, self.feeds, self.persons = db[NOTES], db[FEEDS], db[PERSONS]
         self.preferences, self.digests, self.mails, self.addresses = (
             db[PREFERENCES],
@@ -152,6 +190,131 @@ class TimelineRepository:
             await self.preferences.delete_one({"_id": person})
             await self.digests.delete_one({"_id": person})
             await self.feeds.delete_many({"person": person})
+
+    # memberships and schools
+
+    async def change_members(self, joined: dict[str, list[str]], left: dict[str, list[str]]) -> None:
+        updates: list[Any] = [
+            UpdateOne({"_id": key}, {"$addToSet": {"ids": {"$each": ids}}}, upsert=True) for key, ids in joined.items()
+        ]
+        updates += [UpdateOne({"_id": key}, {"$pullAll": {"ids": ids}}) for key, ids in left.items()]
+        await self._updates(self.db[MEMBERS], updates)
+
+    async def members(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        found = await by_ids(self.db[MEMBERS], keys)
+        return {key: list(found.get(key, {}).get("ids", [])) for key in keys}
+
+    async def write_structure(self, doc: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[STRUCTURES].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def forget_structure(self, structure_id: str) -> None:
+        async with self.docstore.writing():
+            await self.db[STRUCTURES].delete_one({"_id": structure_id})
+
+    async def uai_of_structure(self, structure_id: str) -> str | None:
+        doc = await self.db[STRUCTURES].find_one({"_id": structure_id})
+        return None if doc is None else doc.get("uai")
+
+    async def school_names(self) -> dict[str, str]:
+        """UAI -> the school's name (every school: a few hundred documents)."""
+        return {d["uai"]: d.get("name", d["uai"]) async for d in self.db[STRUCTURES].find({}) if d.get("uai")}
+
+    # news
+
+    async def news(self, news_id: str) -> Doc | None:
+        return await self.db[NEWS].find_one({"_id": news_id})
+
+    async def news_by_id(self, ids: Sequence[str]) -> dict[str, Doc]:
+        return await by_ids(self.db[NEWS], ids)
+
+    async def put_news(self, doc: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[NEWS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def set_news(self, news_id: str, changes: Doc, *, state: str | None = None) -> bool:
+        """Change a news item (only while it is in `state`, when given); whether it was."""
+        query: Doc = {"_id": news_id} | ({"state": state} if state else {})
+        async with self.docstore.writing():
+            done = await self.db[NEWS].update_one(query, {"$set": changes})
+        return done.matched_count == 1
+
+    async def delete_news(self, news_id: str) -> None:
+        async with self.docstore.writing():
+            await self.db[NEWS].delete_one({"_id": news_id})
+
+    async def drafts_of(self, author: str) -> list[Doc]:
+        """An author's drafts and scheduled items (a scan: authors are few, and it is their page)."""
+        return await self.db[NEWS].find({"author": author, "state": {"$in": ["draft", "scheduled"]}}).to_list(200)
+
+    async def due_news(self, now: datetime) -> list[Doc]:
+        return await self.db[NEWS].find({"state": "scheduled", "publish_at": {"$lte": now}}).to_list(100)
+
+    async def pin(self, boards: Sequence[str], news_id: str) -> None:
+        await self._updates(
+            self.db[BOARDS], [UpdateOne({"_id": b}, {"$addToSet": {"ids": news_id}}, upsert=True) for b in boards]
+        )
+
+    async def unpin(self, boards: Sequence[str], news_id: str) -> None:
+        await self._updates(self.db[BOARDS], [UpdateOne({"_id": b}, {"$pull": {"ids": news_id}}) for b in boards])
+
+    async def board(self, key: str) -> list[str]:
+        doc = await self.db[BOARDS].find_one({"_id": key})
+        return list((doc or {}).get("ids", []))
+
+    async def mark_news_read(self, news_id: str, person: str) -> None:
+        async with self.docstore.writing():
+            await self.db[READS].update_one({"_id": news_id}, {"$addToSet": {"ids": person}}, upsert=True)
+
+    async def news_readers(self, news_id: str) -> set[str]:
+        doc = await self.db[READS].find_one({"_id": news_id})
+        return set((doc or {}).get("ids", []))
+
+    async def add_comment(self, doc: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[COMMENTS].insert_one(doc)
+
+    async def comments(self, news_id: str) -> list[Doc]:
+        return await self.db[COMMENTS].find({"news": news_id}).sort("_id", 1).to_list(500)
+
+    async def set_comment(self, comment_id: str, news_id: str, changes: Doc) -> bool:
+        async with self.docstore.writing():
+            done = await self.db[COMMENTS].update_one({"_id": comment_id, "news": news_id}, {"$set": changes})
+        return done.matched_count == 1
+
+    async def delete_comment(self, comment_id: str, news_id: str) -> bool:
+        async with self.docstore.writing():
+            done = await self.db[COMMENTS].delete_one({"_id": comment_id, "news": news_id})
+        return done.deleted_count == 1
+
+    # what operators declare
+
+    async def circonscription(self, code: str) -> Doc | None:
+        return await self.db[CIRCONSCRIPTIONS].find_one({"_id": code})
+
+    async def circonscriptions(self) -> list[Doc]:
+        return await self.db[CIRCONSCRIPTIONS].find({}).sort("_id", 1).to_list(10_000)
+
+    async def put_circonscription(self, doc: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[CIRCONSCRIPTIONS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def delete_circonscription(self, code: str) -> bool:
+        async with self.docstore.writing():
+            done = await self.db[CIRCONSCRIPTIONS].delete_one({"_id": code})
+        return done.deleted_count == 1
+
+    async def school_accounts(self, uais: Sequence[str]) -> dict[str, list[str]]:
+        found = await by_ids(self.db[SCHOOL_ACCOUNTS], uais)
+        return {uai: list(found.get(uai, {}).get("ids", [])) for uai in uais}
+
+    async def accounts_of(self, person: str) -> list[str]:
+        """The schools a person is the "compte école" of (a small collection, read whole)."""
+        return [d["_id"] async for d in self.db[SCHOOL_ACCOUNTS].find({"ids": person})]
+
+    async def put_school_accounts(self, uai: str, persons: list[str]) -> None:
+        async with self.docstore.writing():
+            await self.db[SCHOOL_ACCOUNTS].replace_one({"_id": uai}, {"_id": uai, "ids": persons}, upsert=True)
 
     # preferences
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from maille_timeline.kinds import Channel
 
@@ -67,3 +69,147 @@ class PreferencesIn(BaseModel):
 class Unsubscribed(BaseModel):
     kinds: list[str] = Field(description="the kinds no longer sent by e-mail")
     message: str = Field(description="what was done, in French")
+
+
+PROFILE = r"^National_[A-Z]{3}$"
+
+
+class Audience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: Literal["school", "group", "circonscription"]
+    id: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9$_.-]+$", description="UAI, group id or code")
+    profiles: list[str] = Field(
+        [], max_length=9, description="only these profiles of it (e.g. National_TUT: the parents); none: everyone"
+    )
+
+    @field_validator("profiles")
+    @classmethod
+    def _profiles(cls, value: list[str]) -> list[str]:
+        wrong = [p for p in value if not re.match(PROFILE, p)]
+        if wrong:
+            raise ValueError(f"{wrong[0]!r} is not a profile code (e.g. National_TUT)")
+        return sorted(set(value))
+
+
+class NewsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    audience: Audience
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field("", max_length=20_000, description="plain text; blank lines make paragraphs")
+    comments: bool = Field(False, description="readers may comment (shown once the publisher approves)")
+    expires_at: AwareDatetime | None = Field(None, description="taken offline at this time")
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("the title is empty")
+        return value
+
+
+class NewsChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    audience: Audience | None = None
+    title: str | None = Field(None, min_length=1, max_length=200)
+    body: str | None = Field(None, max_length=20_000)
+    comments: bool | None = None
+    expires_at: AwareDatetime | None = None
+
+
+class PublishIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: AwareDatetime | None = Field(None, description="publish at this time; none: now")
+
+
+class NewsFile(BaseModel):
+    id: str
+    name: str
+    type: str
+    size: int
+
+
+class Reach(BaseModel):
+    profile: str
+    reached: int = Field(description="persons of this profile it reached")
+    read: int = Field(description="of them, those who have read it")
+
+
+class Comment(BaseModel):
+    id: str
+    author_name: str
+    text: str
+    at: datetime
+    approved: bool
+
+
+class NewsItem(BaseModel):
+    id: str
+    audience: Audience
+    title: str
+    body: str
+    author_name: str
+    state: Literal["draft", "scheduled", "published", "withdrawn"]
+    comments: bool
+    files: list[NewsFile]
+    publish_at: datetime | None = None
+    published_at: datetime | None = None
+    expires_at: datetime | None = None
+    read: bool | None = Field(None, description="whether you have read it (on a news page)")
+    comments_list: list[Comment] | None = Field(None, description="the comments shown to you")
+    stats: list[Reach] | None = Field(None, description="for its publisher: who it reached, who read it")
+
+
+class NewsPage(BaseModel):
+    items: list[NewsItem]
+    next: str | None
+
+
+class Board(BaseModel):
+    key: str = Field(description="`school:<UAI>`, `group:<id>` or `circonscription:<code>`")
+    scope: str
+    id: str
+    name: str
+    school: str | None = None
+
+
+class Target(BaseModel):
+    scope: str
+    id: str
+    name: str
+    school: str | None = None
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class Moderation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    approved: bool
+
+
+class CirconscriptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    schools: list[str] = Field(max_length=500, description="UAIs")
+    advisors: list[str] = Field([], max_length=100, description="person ids of its advisors (they publish)")
+
+    @field_validator("schools")
+    @classmethod
+    def _uais(cls, value: list[str]) -> list[str]:
+        wrong = [u for u in value if not re.fullmatch(r"[0-9]{7}[A-Z]", u)]
+        if wrong:
+            raise ValueError(f"{wrong[0]!r} is not a UAI (seven digits and a letter)")
+        return value
+
+
+class Circonscription(CirconscriptionIn):
+    model_config = ConfigDict(extra="ignore")
+    code: str
+
+
+class SchoolAccountsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    persons: list[str] = Field(max_length=20, description="person ids that speak for the school")

@@ -45,6 +45,9 @@ class TimelineSettings(ServiceSettings):
     digest_hour: int = Field(
         17, ge=0, le=23, description="the hour (Europe/Paris) the daily digests are sent, after the school day"
     )
+    news_file_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="largest image or document a news item carries"
+    )
     daily_digests: bool = Field(
         True,
         description="send the daily digests at `digest_hour` (off: only `maille-timeline send-digests` sends them)",
