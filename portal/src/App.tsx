@@ -14,6 +14,7 @@ import { Account } from "./screens/Account";
 import { Classes } from "./screens/Classes";
 import { Admin } from "./screens/Admin";
 import { Notifications, Unsubscribe } from "./screens/Notifications";
+import { News } from "./screens/News";
 import { useUnread } from "./live";
 
 function csrf(): string {
@@ -23,6 +24,7 @@ function csrf(): string {
 
 const SECTIONS: { path: string; title: string; show?: (me: Me) => boolean }[] = [
   { path: "/", title: "Accueil" },
+  { path: "/actualites", title: "Actualités" },
   { path: "/messagerie", title: "Messagerie" },
   { path: "/mediacentre", title: "Médiacentre" },
   { path: "/cdi", title: "CDI" },
@@ -109,6 +111,8 @@ function Screen({ path }: { path: string }) {
       return <Admin />;
     case "/notifications":
       return <Notifications path={path} />;
+    case "/actualites":
+      return <News path={path} />;
     default:
       return <Dashboard />;
   }

@@ -154,3 +154,34 @@ export interface NotificationPreferences {
   channels: { channel: Channel; label: string }[];
   email: string | null;
 }
+
+export interface NewsAudience {
+  scope: "school" | "group" | "circonscription";
+  id: string;
+  profiles: string[];
+}
+
+export interface NewsItem {
+  id: string;
+  audience: NewsAudience;
+  title: string;
+  body: string;
+  author_name: string;
+  state: "draft" | "scheduled" | "published" | "withdrawn";
+  comments: boolean;
+  files: { id: string; name: string; type: string; size: number }[];
+  publish_at: string | null;
+  published_at: string | null;
+  expires_at: string | null;
+  read: boolean | null;
+  comments_list: { id: string; author_name: string; text: string; at: string; approved: boolean }[] | null;
+  stats: { profile: string; reached: number; read: number }[] | null;
+}
+
+export interface NewsBoard {
+  key: string;
+  scope: string;
+  id: string;
+  name: string;
+  school?: string | null;
+}

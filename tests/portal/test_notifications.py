@@ -150,3 +150,50 @@ def test_a_class_mail_rings_the_bell_live_and_reaches_the_parents_digest(chromiu
     time.sleep(1)
     send_digests(stack)
     assert len(mails_to(stack, parent["emails"][0])) == 1  # nothing more since the link was followed
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+def test_a_teacher_publishes_news_to_a_classs_parents_and_sees_who_read_it(chromium, stack: Stack) -> None:
+    teacher = new_page(chromium)
+    sign_in_keycloak(teacher, stack, "demo-enseignant")
+    teacher.goto(stack.gateway + "/actualites")
+    teacher.get_by_role("link", name="Publier une actualité").click()
+    expect(teacher.get_by_role("heading", name="Publier une actualité")).to_be_visible()
+    where = teacher.get_by_label("Où publier")
+    where.select_option(label="Classe ou groupe 6e A")
+    teacher.locator("label[for=pour-National_TUT]").click()  # (DSFR draws the box over the hidden input)
+    expect(teacher.get_by_label("Les parents")).to_be_checked()
+    teacher.get_by_label("Titre").fill("Sortie scolaire au planétarium")
+    teacher.get_by_label(re.compile("^Texte")).fill("La classe ira au planétarium vendredi.\n\nPrévoir un pique-nique.")
+    teacher.set_input_files("#fichiers", files=[{"name": "affiche.png", "mimeType": "image/png", "buffer": PNG}])
+    accessible(teacher, "publier une actualité")
+    teacher.get_by_role("button", name="Publier").click()
+    expect(teacher.get_by_role("heading", name="Sortie scolaire au planétarium")).to_be_visible()
+    expect(teacher.get_by_text(re.compile(r"^Lue par 0 % des parents \(0 sur [1-9]\d*\)$"))).to_be_visible()
+    accessible(teacher, "une actualité (auteur)")
+
+    # A parent of the class: told (the bell), reads it on a phone with its image.
+    timeline = MongoClient(stack.docstore, serverSelectionTimeoutMS=5000)["maille_timeline"]
+    item = timeline["news"].find_one({"title": "Sortie scolaire au planétarium"})
+    assert item["state"] == "published" and list(item["reached"]) == ["National_TUT"]
+    parent_id = item["reached"]["National_TUT"][0]
+    parent = stack.persons().find_one({"_id": parent_id})
+    page = new_page(chromium, PHONE)
+    sign_in_educonnect(page, stack, parent["keys"][0])
+    expect(page.get_by_test_id("non-lues").first).not_to_have_count(0)
+    page.goto(stack.gateway + "/actualites")
+    expect(page.get_by_role("heading", name="Actualités", exact=True)).to_be_visible()
+    page.get_by_role("navigation", name="Pages d'actualités").get_by_role("link", name=re.compile("6e A")).click()
+    page.get_by_role("link", name="Sortie scolaire au planétarium").click()
+    expect(page.get_by_role("heading", name="Sortie scolaire au planétarium")).to_be_visible()
+    expect(page.get_by_text("Prévoir un pique-nique.")).to_be_visible()
+    expect(page.get_by_role("img", name="affiche.png")).to_be_visible()
+    accessible(page, "une actualité (parent)")
+
+    teacher.reload()
+    expect(teacher.get_by_text(re.compile(r"^Lue par \d+ % des parents \(1 sur [1-9]\d*\)$"))).to_be_visible()

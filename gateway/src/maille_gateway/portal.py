@@ -29,6 +29,7 @@ SCREENS = (
     "classes",
     "administration",
     "notifications",
+    "actualites",
     "desabonnement",
 )
 ASSET = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")

@@ -351,20 +351,19 @@ class News:
         return page, (page[-1]["_id"] if len(found) > size else None)
 
     async def boards_of(self, person_id: str) -> list[Doc]:
-        """The news pages a person reads: their schools, their classes and groups, their schools' circonscriptions."""
+        """The news pages a person reads: their schools, their classes and groups (a parent: their children's), their
+        schools' circonscriptions."""
         person = await self._person(person_id)
         names = await self.repository.school_names()
         schools = sorted(person.get("schools", {}))
         found = [{"key": f"school:{uai}", "scope": "school", "id": uai, "name": names.get(uai, uai)} for uai in schools]
+        children = await self.repository.persons_by_id(person.get("children", []))
+        groups = {g: group_uai(person, g) for g in person.get("groups", [])}
+        for child in children.values():  # a parent reads their children's classes' pages
+            groups |= {g: group_uai(child, g) for g in child.get("groups", []) if g not in groups}
         found += [
-            {
-                "key": f"group:{g}",
-                "scope": "group",
-                "id": g,
-                "name": g.split("$", 1)[-1],
-                "school": group_uai(person, g),
-            }
-            for g in sorted(person.get("groups", []))
+            {"key": f"group:{g}", "scope": "group", "id": g, "name": g.split("$", 1)[-1], "school": uai}
+            for g, uai in sorted(groups.items())
         ]
         for circo in await self.repository.circonscriptions():
             if set(circo.get("schools", [])) & set(schools) or person_id in circo.get("advisors", []):
