@@ -86,6 +86,8 @@ async def test_a_teachers_news_reaches_the_class_and_its_parents_with_read_count
     parent = people["parents"][1]
     feed = (await timeline.feed(parent))["items"]
     assert feed[0]["title"] == "Actualité : Fête de l'école" and feed[0]["link"] == f"/actualites/{item['id']}"
+    boards = (await timeline.client.get(f"{API}/news/boards", headers=timeline.as_person(parent))).json()
+    assert {b["key"] for b in boards} == {f"school:{school}", f"group:S{school}$6A"}  # their child's class's page too
     page = (
         await timeline.client.get(
             f"{API}/news", params={"board": f"group:S{school}$6A"}, headers=timeline.as_person(parent)
