@@ -12,8 +12,8 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from maille.catalog.v1 import mediacentre_pb2, resources_pb2, subscriptions_pb2
-from maille.identity.v1 import directory_pb2, rules_pb2
-from maille.library.v1 import opac_pb2
+from maille.identity.v1 import directory_pb2, operations_pb2, rules_pb2
+from maille.library.v1 import loans_pb2, opac_pb2
 from maille.messaging.v1 import messages_pb2
 
 
@@ -55,6 +55,8 @@ PERSON_CREATED = EventType("identity.person.created.v1", directory_pb2.PersonCre
 PERSON_UPDATED = EventType("identity.person.updated.v1", directory_pb2.PersonUpdated)
 PERSON_DELETED = EventType("identity.person.deleted.v1", directory_pb2.PersonDeleted)
 RULES_CHANGED = EventType("identity.rules.changed.v1", rules_pb2.RulesChanged)
+IMPORT_REPORTED = EventType("identity.import.reported.v1", operations_pb2.ImportReported)
+EXPORT_FAILED = EventType("identity.export.failed.v1", operations_pb2.ExportFailed)
 
 # identity: request/reply
 CAN_WRITE = Rpc("rpc.identity.rules.can_write.v1", rules_pb2.CanWriteRequest, rules_pb2.CanWriteResponse)
@@ -79,6 +81,9 @@ MAILBOX_PURGED = EventType("messaging.mailbox.purged.v1", messages_pb2.MailboxPu
 
 # library
 OPAC_CHANGED = EventType("library.opac.changed.v1", opac_pb2.OpacChanged)
+LOAN_DUE = EventType("library.loan.due.v1", loans_pb2.LoanDue)
+LOAN_LATE = EventType("library.loan.late.v1", loans_pb2.LoanLate)
+RESERVATION_READY = EventType("library.reservation.ready.v1", loans_pb2.ReservationReady)
 
 EVENT_TYPES: tuple[EventType, ...] = tuple(v for v in list(globals().values()) if isinstance(v, EventType))
 RPCS: tuple[Rpc, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Rpc))

@@ -81,6 +81,7 @@ def parts(runtime: Runtime) -> list[object]:
             check_uai_letter=settings.check_uai_letter,
             id_secret=id_secret,
             grace=timedelta(days=settings.detach_grace_days),
+            works=works,
         ),
         Linking(
             repository,
@@ -128,7 +129,10 @@ async def on_start(runtime: Runtime) -> None:
             background.run("keycloak-sync", federation.keep_synced())
         background.run("disabled-signed-out", federation.keep_disabled_signed_out())
     if settings.gar_export_at is not None:
-        background.run("gar-nightly", run_nightly(runtime.bus, runtime.parts.get(DirectoryRepository), settings))
+        background.run(
+            "gar-nightly",
+            run_nightly(runtime.bus, runtime.parts.get(DirectoryRepository), settings, works=runtime.works),
+        )
 
 
 async def on_stop(runtime: Runtime) -> None:

@@ -4,11 +4,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from nats.js.errors import NotFoundError
 
+from maille_contracts import IMPORT_REPORTED
 from maille_devstack.pytest_plugin import KeycloakClients, running
 from maille_identity.main import app
 from maille_identity.settings import IdentitySettings
+from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
+from maille_kit.events import decode
 from maille_kit.outbox import Outbox
 
 from ..directory.test_import import feed, pupil, run_import, school, uai_for
@@ -72,7 +76,7 @@ async def test_nobody_else_gets_through(identity, keycloak_clients: KeycloakClie
 
 
 async def test_an_operator_imports_a_delivery_through_the_api(
-    identity, keycloak_clients: KeycloakClients, tmp_path: Path, docstore: Docstore
+    identity, keycloak_clients: KeycloakClients, tmp_path: Path, docstore: Docstore, bus: Bus
 ) -> None:
     import asyncio
     import tarfile
@@ -103,6 +107,16 @@ async def test_an_operator_imports_a_delivery_through_the_api(
     assert await docstore.db.persons.count_documents({"kind": "pupil"}) == counts["pupils"] + 1  # + the fixture's own
     report = await client.get(job["links"]["report"], headers=headers)
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/plain")
+    # The report is told (the platform's admins are notified), with the job's end: one unit of work.
+    for _ in range(100):
+        try:
+            told = decode((await bus.js.get_last_msg("IDENTITY", IMPORT_REPORTED)).data)
+            break
+        except NotFoundError:
+            await asyncio.sleep(0.1)
+    reported = told.unpack(IMPORT_REPORTED.message)
+    assert reported.job_id == job["id"] and reported.state == "done" and reported.file == "aaf.tar.gz"
+    assert reported.created == job["summary"]["created"] and reported.rejected == 0
 
 
 async def test_bad_uploads_are_refused_clearly(identity, keycloak_clients: KeycloakClients) -> None:

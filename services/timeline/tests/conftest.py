@@ -29,6 +29,7 @@ STREAMS = [
 ]
 API = "/api/timeline/v1"
 UAI = "0350001L"
+ADMIN = "admin-ops"  # the platform's admin the timeline tells of imports and GAR exports
 
 
 def person(person_id: str, code: str, *, emails: tuple[str, ...] = (), children: tuple[str, ...] = ()) -> pb.Person:
@@ -126,6 +127,7 @@ async def timeline(
         smtp_port=mailpit_server.smtp_port,
         mail_check_seconds=0.2,
         daily_digests=False,  # the tests send them when they want
+        admins=[ADMIN],
         environment="development",
     )
     bus = Bus(nats.url, name="test-publisher")

@@ -10,12 +10,13 @@ from datetime import datetime
 import nats
 
 from maille.catalog.v1 import subscriptions_pb2
+from maille.identity.v1 import operations_pb2
 from maille_contracts import live_subject
 from maille_devstack.pytest_plugin import until
 from maille_timeline.mail import Mails
 from maille_timeline.notifications import Notifications
 
-from .conftest import API, Timeline, person
+from .conftest import ADMIN, API, Timeline, person
 
 
 def tag() -> str:
@@ -264,3 +265,23 @@ def test_live_subjects_cannot_name_a_wildcard_or_another_person() -> None:
     odd = live_subject("a.b>*")
     assert odd.count(".") == 2 and ">" not in odd and "*" not in odd
     assert live_subject("~61") != live_subject("a")
+
+
+async def test_admins_are_told_of_an_imports_report_and_a_failed_gar_export(timeline: Timeline) -> None:
+    operator = f"ops-{tag()}"
+    await timeline.publish(
+        "identity.import.reported.v1",
+        operations_pb2.ImportReported(
+            job_id="j1", state="done", file="aaf.tar.gz", records=1512, created=1500, rejected=2, requested_by=operator
+        ),
+    )
+    for who in (ADMIN, operator):
+        item = (await in_feed(timeline, who))["items"][0]
+        assert item["title"] == "Le rapport d'import de l'annuaire est prêt" and item["link"] == "/administration"
+        assert item["text"].startswith("aaf.tar.gz : 1512 fiches lues, 1500 créées")
+    await timeline.publish(
+        "identity.export.failed.v1", operations_pb2.ExportFailed(night="2026-12-06", reason="SFTP refused")
+    )
+    item = (await in_feed(timeline, ADMIN, 2))["items"][0]
+    assert item["title"] == "L'export vers le GAR de la nuit du 2026-12-06 a échoué" and item["text"] == "SFTP refused"
+    assert len((await timeline.feed(operator))["items"]) == 1  # the GAR's failure goes to the admins only

@@ -95,7 +95,7 @@ async def upload(
                 out.write(chunk)
         if size == 0:
             raise Problem(400, "the request body is empty: send the delivery's bytes")
-        job = await jobs.start(job_id, tenant, target)
+        job = await jobs.start(job_id, tenant, target, requested_by=operator.person_id or "")
     except Busy as busy:
         target.unlink(missing_ok=True)
         raise Problem(409, f"an import of tenant {tenant} is already running: job {busy.args[0]}") from None

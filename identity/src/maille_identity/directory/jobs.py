@@ -22,9 +22,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from maille.identity.v1 import operations_pb2
+from maille_contracts import IMPORT_REPORTED
 from maille_identity.directory.importer import import_feeds
 from maille_identity.directory.repository import DirectoryRepository
+from maille_kit.events import event_id_for
 from maille_kit.telemetry import meter
+from maille_kit.work import Works
 
 if TYPE_CHECKING:
     from maille_identity.events import EventBatch
@@ -58,8 +62,10 @@ class ImportJobs:
         check_uai_letter: bool,
         id_secret: bytes,
         grace: timedelta,
+        works: Works | None = None,
     ) -> None:
         self.repo = repository
+        self.works = works  # the job's end and its event (ImportReported) as one unit of work
         self.collection = repository.db[JOBS]
         self.events_for = events_for  # tenant -> EventBatch
         self.folder = folder
@@ -75,7 +81,7 @@ class ImportJobs:
         target.parent.mkdir(parents=True, exist_ok=True)
         return job_id, target
 
-    async def start(self, job_id: str, tenant: str, delivery: Path) -> Doc:
+    async def start(self, job_id: str, tenant: str, delivery: Path, *, requested_by: str = "") -> Doc:
         """Record the job and run it in the background; `Busy` when that tenant's import is running."""
         running = await self.collection.find_one({"tenant": tenant, "state": {"$in": ["queued", "running"]}})
         if running is not None:
@@ -92,6 +98,7 @@ class ImportJobs:
             "summary": None,
             "error": None,
             "taken_over": 0,
+            "requested_by": requested_by,  # the operator's directory person, told of the report
         }
         async with self.repo.docstore.writing():
             await self.collection.insert_one(job)
@@ -226,8 +233,9 @@ class ImportJobs:
             await asyncio.gather(*pending, return_exceptions=True)
             state = "done" if summary.processed else "unreadable"
             IMPORTS.add(1, {"tenant": tenant, "outcome": state})
-            await self._set(
+            await self._end(
                 job_id,
+                tenant,
                 {
                     "state": state,
                     "finished_at": datetime.now(UTC),
@@ -239,7 +247,35 @@ class ImportJobs:
             log.exception("AAF import %s failed", job_id)
             IMPORTS.add(1, {"tenant": tenant, "outcome": "failed"})
             await asyncio.gather(*pending, return_exceptions=True)
-            await self._set(job_id, {"state": "failed", "finished_at": datetime.now(UTC), "error": str(exc)})
+            await self._end(job_id, tenant, {"state": "failed", "finished_at": datetime.now(UTC), "error": str(exc)})
+
+    async def _end(self, job_id: str, tenant: str, fields: Doc) -> None:
+        """The job's end, and its report told (`identity.import.reported.v1`) — one unit of work."""
+        if self.works is None:
+            await self._set(job_id, fields)
+            return
+        job = await self.collection.find_one({"_id": job_id}) or {}
+        summary = fields.get("summary") or {}
+        work = self.works.new().update(JOBS, {"_id": job_id}, {"$set": fields})
+        work.event(
+            type=IMPORT_REPORTED,
+            tenant=tenant,
+            id=event_id_for(f"import:{job_id}", ms=int(fields["finished_at"].timestamp() * 1000)),
+            payload=operations_pb2.ImportReported(
+                job_id=job_id,
+                state=fields["state"],
+                file=str(job.get("file", "")),
+                records=int(summary.get("records", 0)),
+                created=int(summary.get("created", 0)),
+                updated=int(summary.get("updated", 0)),
+                deleted=int(summary.get("deleted", 0)),
+                rejected=int(summary.get("rejected", 0)),
+                warnings=int(summary.get("warnings", 0)),
+                requested_by=str(job.get("requested_by") or ""),
+                error=str(fields.get("error") or "")[:500],
+            ),
+        )
+        await self.works.commit(work)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -13,12 +13,16 @@ from pathlib import Path
 
 from nats.js.errors import KeyWrongLastSequenceError
 
+from maille.identity.v1 import operations_pb2
+from maille_contracts import EXPORT_FAILED
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.gar.export import ExportReport, GarExport
 from maille_identity.gar.push import push
 from maille_identity.settings import IdentitySettings
 from maille_kit.bus import Bus
+from maille_kit.events import event_id_for
 from maille_kit.telemetry import meter
+from maille_kit.work import Works
 
 log = logging.getLogger("maille.identity.gar")
 
@@ -57,17 +61,37 @@ async def export_once(
     return report
 
 
-async def run_nightly(bus: Bus, repository: DirectoryRepository, settings: IdentitySettings) -> None:
-    """Sleep until the export time, export, and again the next night (until cancelled)."""
+async def told_failed(works: Works | None, settings: IdentitySettings, night: str, reason: str) -> None:
+    """A failed night told (`identity.export.failed.v1`: the platform's admins are notified); best effort."""
+    if works is None:
+        return
+    work = works.new()
+    work.event(
+        type=EXPORT_FAILED,
+        tenant=settings.tenant,
+        id=event_id_for(f"gar-export-failed:{settings.tenant}:{night}", ms=int(datetime.now(UTC).timestamp() * 1000)),
+        payload=operations_pb2.ExportFailed(night=night, reason=reason[:500]),
+    )
+    try:
+        await works.commit(work)
+    except Exception as exc:  # the docstore away too: the log says it
+        log.warning("the GAR export's failure could not be told: %s", exc)
+
+
+async def run_nightly(
+    bus: Bus, repository: DirectoryRepository, settings: IdentitySettings, *, works: Works | None = None
+) -> None:
+    """Sleep until the export time, export, and again the next night (until cancelled); a failed night is told."""
     assert settings.gar_export_at is not None
     while True:
         when = next_run(datetime.now(UTC), settings.gar_export_at)
         await asyncio.sleep((when - datetime.now(UTC)).total_seconds())
         try:
             report = await export_once(bus, repository, settings, night=when.date().isoformat())
-        except Exception:  # a failed night is logged; the next one is tried as usual
+        except Exception as exc:  # a failed night is logged and told; the next one is tried as usual
             EXPORTS.add(1, {"outcome": "failed"})
             log.exception("nightly GAR export failed")
+            await told_failed(works, settings, when.date().isoformat(), f"{type(exc).__name__}: {exc}")
         else:
             if report is not None:
                 EXPORTS.add(1, {"outcome": "done"})

@@ -108,6 +108,7 @@ USERS: dict[str, BusUser] = {
             events=(f"{LIVE_PREFIX}>",),
             consumes=(
                 ("IDENTITY", "timeline-directory"),
+                ("IDENTITY", "timeline-admin"),
                 ("MESSAGING", "timeline-mail"),
                 ("CATALOG", "timeline-catalog"),
             ),

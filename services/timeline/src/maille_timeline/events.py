@@ -7,8 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from maille.catalog.v1 import subscriptions_pb2
+from maille.identity.v1 import operations_pb2
 from maille.messaging.v1 import messages_pb2
-from maille_contracts import ASSIGNMENT_CHANGED, MESSAGE_DELIVERED, SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED
+from maille_contracts import (
+    ASSIGNMENT_CHANGED,
+    EXPORT_FAILED,
+    IMPORT_REPORTED,
+    MESSAGE_DELIVERED,
+    SUBSCRIPTION_CREATED,
+    SUBSCRIPTION_UPDATED,
+)
 from maille_kit.bus import Stream
 from maille_kit.events import Event
 from maille_timeline.notifications import Notifications
@@ -17,14 +25,18 @@ from maille_timeline.repository import TimelineRepository
 STREAMS: tuple[Stream, ...] = ()
 MESSAGING_SUBJECTS = (MESSAGE_DELIVERED,)
 CATALOG_SUBJECTS = (ASSIGNMENT_CHANGED, SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED)
+ADMIN_SUBJECTS = (IMPORT_REPORTED, EXPORT_FAILED)
 LABELS = "labels"  # resource id -> its label, from the subscriptions' events
 
 
 class Told:
     """Turns the services' events into notifications."""
 
-    def __init__(self, notifications: Notifications, repository: TimelineRepository) -> None:
+    def __init__(
+        self, notifications: Notifications, repository: TimelineRepository, *, admins: list[str] | None = None
+    ) -> None:
         self.notifications = notifications
+        self.admins = list(admins or [])
         self.labels = repository.docstore.db[LABELS]
         self.docstore = repository.docstore
 
@@ -71,3 +83,26 @@ class Told:
             persons=list(changed.assigned_ids),
             tenant=event.tenant,
         )
+
+    async def admin(self, event: Event) -> None:
+        """An AAF import's report, a failed GAR export: the platform's admins told (and who started the import)."""
+        if event.type == EXPORT_FAILED:
+            failed = event.unpack(operations_pb2.ExportFailed)
+            data: dict[str, Any] = {"what": "gar-failed", "night": failed.night, "reason": failed.reason}
+            persons = self.admins
+        else:
+            report = event.unpack(operations_pb2.ImportReported)
+            persons = [*self.admins, *([report.requested_by] if report.requested_by else [])]
+            if report.state == "failed":
+                data = {"what": "import-failed", "reason": f"{report.file} : {report.error}"}
+            else:
+                data = {
+                    "what": "import-done",
+                    "summary": f"{report.file} : {report.records} fiches lues, {report.created} créées, "
+                    f"{report.updated} modifiées, {report.deleted} supprimées ; {report.rejected} rejetées, "
+                    f"{report.warnings} avertissements",
+                }
+        if persons:
+            await self.notifications.notify(
+                source=event.id, at=event.time, kind="admin", data=data, persons=persons, tenant=event.tenant
+            )

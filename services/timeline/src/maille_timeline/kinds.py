@@ -86,10 +86,15 @@ def _news(data: dict[str, Any]) -> Told:
 
 
 def _admin(data: dict[str, Any]) -> Told:
-    if data.get("what") == "gar-failed":
+    what = data.get("what")
+    if what == "gar-failed":
         return Told(
-            "L'export vers le GAR a échoué", _short(data.get("reason") or "Voir l'administration."), "/administration"
+            f"L'export vers le GAR de la nuit du {data.get('night', '?')} a échoué",
+            _short(data.get("reason") or "Voir les journaux d'identity."),
+            "/administration",
         )
+    if what == "import-failed":
+        return Told("L'import de l'annuaire a échoué", _short(data.get("reason") or ""), "/administration")
     return Told("Le rapport d'import de l'annuaire est prêt", _short(data.get("summary") or ""), "/administration")
 
 

@@ -20,7 +20,7 @@ from maille_timeline import __version__
 from maille_timeline.api import feed, news
 from maille_timeline.directory import SUBJECTS as DIRECTORY_SUBJECTS
 from maille_timeline.directory import Directory
-from maille_timeline.events import CATALOG_SUBJECTS, MESSAGING_SUBJECTS, STREAMS, Told
+from maille_timeline.events import ADMIN_SUBJECTS, CATALOG_SUBJECTS, MESSAGING_SUBJECTS, STREAMS, Told
 from maille_timeline.live import Live
 from maille_timeline.mail import PARIS, Mails
 from maille_timeline.news import News
@@ -47,7 +47,7 @@ def parts(runtime: Runtime) -> list[object]:
         notifications,
         Preferences(repository),
         Directory(repository),
-        Told(notifications, repository),
+        Told(notifications, repository, admins=settings.admins),
         News(repository, notifications, file_max_bytes=settings.news_file_max_bytes),
     ]
 
@@ -65,6 +65,7 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
         ),
         runtime.consumer("timeline-mail", stream="MESSAGING", subjects=MESSAGING_SUBJECTS, handler=told.mail),
         runtime.consumer("timeline-catalog", stream="CATALOG", subjects=CATALOG_SUBJECTS, handler=told.catalog),
+        runtime.consumer("timeline-admin", stream="IDENTITY", subjects=ADMIN_SUBJECTS, handler=told.admin),
     ]
 
 

@@ -48,6 +48,11 @@ class TimelineSettings(ServiceSettings):
     news_file_max_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="largest image or document a news item carries"
     )
+    admins: list[str] = Field(
+        default_factory=list,
+        description="JSON list of the person ids told of every AAF import's report and of a failed GAR export (the "
+        "operator who started an import is told too)",
+    )
     daily_digests: bool = Field(
         True,
         description="send the daily digests at `digest_hour` (off: only `maille-timeline send-digests` sends them)",
