@@ -26,6 +26,7 @@ STREAMS = [
     Stream(name="IDENTITY", subjects=("identity.>",), description="identity's facts"),
     Stream(name="MESSAGING", subjects=("messaging.>",), description="messaging's facts"),
     Stream(name="CATALOG", subjects=("catalog.>",), description="catalog's facts"),
+    Stream(name="LIBRARY", subjects=("library.>",), description="the library's facts"),
 ]
 API = "/api/timeline/v1"
 UAI = "0350001L"

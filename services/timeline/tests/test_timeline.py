@@ -10,7 +10,9 @@ from datetime import datetime
 import nats
 
 from maille.catalog.v1 import subscriptions_pb2
+from maille.identity.v1 import directory_pb2 as pb
 from maille.identity.v1 import operations_pb2
+from maille.library.v1 import loans_pb2
 from maille_contracts import live_subject
 from maille_devstack.pytest_plugin import until
 from maille_timeline.mail import Mails
@@ -285,3 +287,37 @@ async def test_admins_are_told_of_an_imports_report_and_a_failed_gar_export(time
     item = (await in_feed(timeline, ADMIN, 2))["items"][0]
     assert item["title"] == "L'export vers le GAR de la nuit du 2026-12-06 a échoué" and item["text"] == "SFTP refused"
     assert len((await timeline.feed(operator))["items"]) == 1  # the GAR's failure goes to the admins only
+
+
+async def test_a_loan_due_or_late_tells_the_pupil_and_their_parents(timeline: Timeline) -> None:
+    pupils, parents, _ = await class_of(timeline, 1)
+    # (the class's pupils were made without their relatives: this one has a parent)
+    await timeline.persons(
+        pb.Person(
+            id=pupils[0],
+            first_name="Léa",
+            last_name="Martin",
+            profiles=[pb.Profile(structure_id="S1", uai="0350001L", code="National_ELV")],
+            relatives=[pb.Relative(person_id=parents[0], legal=True)],
+        )
+    )
+    await until(lambda: _has_parent(timeline, pupils[0], parents[0]), "the pupil's parent known")
+    the_loan = loans_pb2.Loan(person_id=pupils[0], uai="0350001L", title="Le Petit Prince", due="2026-12-08")
+    await timeline.publish("library.loan.due.v1", loans_pb2.LoanDue(loan=the_loan))
+    for who in (pupils[0], parents[0]):
+        item = (await in_feed(timeline, who))["items"][0]
+        assert item["title"] == "Un prêt du CDI est à rendre bientôt" and item["link"] == "/cdi"
+        assert item["text"] == "« Le Petit Prince » est à rendre le 08/12/2026."
+    await timeline.publish("library.loan.late.v1", loans_pb2.LoanLate(loan=the_loan))
+    assert (await in_feed(timeline, pupils[0], 2))["items"][0]["title"] == "Un prêt du CDI est en retard"
+    await timeline.publish(
+        "library.reservation.ready.v1",
+        loans_pb2.ReservationReady(person_id=pupils[0], uai="0350001L", until="2026-12-11", reservation_id=4),
+    )
+    item = (await in_feed(timeline, pupils[0], 3))["items"][0]
+    assert item["title"] == "Une réservation vous attend au CDI" and "jusqu'au 11/12/2026" in item["text"]
+
+
+async def _has_parent(timeline: Timeline, pupil: str, parent: str) -> bool:
+    doc = await timeline.runtime().docstore.db["persons"].find_one({"_id": pupil})
+    return doc is not None and parent in doc.get("parents", [])

@@ -111,6 +111,7 @@ USERS: dict[str, BusUser] = {
                 ("IDENTITY", "timeline-admin"),
                 ("MESSAGING", "timeline-mail"),
                 ("CATALOG", "timeline-catalog"),
+                ("LIBRARY", "timeline-library"),
             ),
         ),
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
 from maille_kit.consumer import EventConsumer
@@ -16,12 +18,14 @@ from maille_library.api.cdi import router
 from maille_library.connections import Connections
 from maille_library.directory import SUBJECTS, Directory
 from maille_library.events import STREAMS
+from maille_library.notices import LoanNotices
 from maille_library.pmb import PmbClient
 from maille_library.search import Search
 from maille_library.settings import LibrarySettings
 from maille_library.sync import ReaderSync
 
 log = logging.getLogger("maille.library")
+PARIS = ZoneInfo("Europe/Paris")
 
 
 def parts(runtime: Runtime) -> list[object]:
@@ -45,7 +49,44 @@ def parts(runtime: Runtime) -> list[object]:
     accounts = Accounts(client, connections, directory, timeout=settings.search_timeout_seconds)
     sync = ReaderSync(client, connections, directory, runtime.docstore, concurrency=settings.sync_concurrency)
     directory.changed = sync.changed
-    return [directory, connections, client, search, accounts, sync]
+    assert runtime.works is not None
+    notices = LoanNotices(
+        client,
+        connections,
+        directory,
+        runtime.works,
+        runtime.docstore,
+        concurrency=settings.loan_notices_concurrency,
+        tenant=settings.tenant,
+    )
+    return [directory, connections, client, search, accounts, sync, notices, DailyLook()]
+
+
+class DailyLook:
+    """Each day at `loan_notices_at` (Europe/Paris), the look at the loans (one replica a day)."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, notices: LoanNotices, at: str) -> None:
+        if at:
+            self.task = asyncio.create_task(self._run(notices, at), name="library loans looked at")
+
+    async def _run(self, notices: LoanNotices, at: str) -> None:
+        hour, minute = (int(x) for x in at.split(":"))
+        while True:
+            now = datetime.now(PARIS)
+            if (now.hour, now.minute) >= (hour, minute):
+                try:
+                    await notices.daily(now.date())
+                except Exception as exc:  # PMB or the docstore away: tried again in a minute (the day is not claimed)
+                    log.warning("the look at the loans failed: %s", exc)
+            await asyncio.sleep(60)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
 
 
 def consumers(runtime: Runtime) -> list[EventConsumer]:
@@ -68,10 +109,13 @@ async def on_start(runtime: Runtime) -> None:
     if resealed:
         log.info("secrets of %d school(s) sealed under the current key", resealed)
     await runtime.parts.get(ReaderSync).start()
+    settings = runtime.settings
+    assert isinstance(settings, LibrarySettings)
+    runtime.parts.get(DailyLook).start(runtime.parts.get(LoanNotices), settings.loan_notices_at)
 
 
 async def on_stop(runtime: Runtime) -> None:
-    await runtime.parts.stop((ReaderSync, ReaderSync.stop), (PmbClient, PmbClient.close))
+    await runtime.parts.stop((DailyLook, DailyLook.stop), (ReaderSync, ReaderSync.stop), (PmbClient, PmbClient.close))
 
 
 def build(settings: LibrarySettings) -> ServiceSpec:

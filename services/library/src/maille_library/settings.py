@@ -32,6 +32,15 @@ class LibrarySettings(SealingSettings):
     connection_cache_seconds: float = Field(
         30, ge=0, description="how long a replica keeps a school's PMB connection before reading it again"
     )
+    loan_notices_at: str = Field(
+        "06:30",
+        pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9])?$",
+        description="when (HH:MM, Europe/Paris) the day's look at the CDIs' loans runs (due in two days, late, "
+        "reservations waiting: told to the timeline); empty: never (an operator runs it: POST /operator/loans/look)",
+    )
+    loan_notices_concurrency: int = Field(
+        4, ge=1, le=32, description="readers of one school whose loans are read at once in the daily look"
+    )
     sync_concurrency: int = Field(
         8, ge=1, le=64, description="persons whose PMB readers are written at once (reader sync)"
     )

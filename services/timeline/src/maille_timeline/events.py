@@ -8,12 +8,16 @@ from typing import Any
 
 from maille.catalog.v1 import subscriptions_pb2
 from maille.identity.v1 import operations_pb2
+from maille.library.v1 import loans_pb2
 from maille.messaging.v1 import messages_pb2
 from maille_contracts import (
     ASSIGNMENT_CHANGED,
     EXPORT_FAILED,
     IMPORT_REPORTED,
+    LOAN_DUE,
+    LOAN_LATE,
     MESSAGE_DELIVERED,
+    RESERVATION_READY,
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_UPDATED,
 )
@@ -26,6 +30,7 @@ STREAMS: tuple[Stream, ...] = ()
 MESSAGING_SUBJECTS = (MESSAGE_DELIVERED,)
 CATALOG_SUBJECTS = (ASSIGNMENT_CHANGED, SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED)
 ADMIN_SUBJECTS = (IMPORT_REPORTED, EXPORT_FAILED)
+LIBRARY_SUBJECTS = (LOAN_DUE, LOAN_LATE, RESERVATION_READY)
 LABELS = "labels"  # resource id -> its label, from the subscriptions' events
 
 
@@ -36,6 +41,7 @@ class Told:
         self, notifications: Notifications, repository: TimelineRepository, *, admins: list[str] | None = None
     ) -> None:
         self.notifications = notifications
+        self.repository = repository
         self.admins = list(admins or [])
         self.labels = repository.docstore.db[LABELS]
         self.docstore = repository.docstore
@@ -106,3 +112,33 @@ class Told:
             await self.notifications.notify(
                 source=event.id, at=event.time, kind="admin", data=data, persons=persons, tenant=event.tenant
             )
+
+    async def library(self, event: Event) -> None:
+        """A CDI loan due in two days or late, a reservation waiting: the reader told, and a pupil's parents."""
+        if event.type == RESERVATION_READY:
+            ready = event.unpack(loans_pb2.ReservationReady)
+            person = ready.person_id
+            data: dict[str, Any] = {"what": "ready", "until": _french(ready.until)}
+        else:
+            loan = (
+                event.unpack(loans_pb2.LoanDue).loan
+                if event.type == LOAN_DUE
+                else event.unpack(loans_pb2.LoanLate).loan
+            )
+            person = loan.person_id
+            data = {"what": "due" if event.type == LOAN_DUE else "late", "title": loan.title, "due": _french(loan.due)}
+        reader = await self.repository.person(person)
+        await self.notifications.notify(
+            source=event.id,
+            at=event.time,
+            kind="library",
+            data=data,
+            persons=[person, *((reader or {}).get("parents") or [])],
+            tenant=event.tenant,
+        )
+
+
+def _french(day: str) -> str:
+    """2026-12-08 → 08/12/2026."""
+    parts = day.split("-")
+    return "/".join(reversed(parts)) if len(parts) == 3 else day

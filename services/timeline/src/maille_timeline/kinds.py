@@ -73,7 +73,11 @@ def _loan(data: dict[str, Any]) -> Told:
     if what == "late":
         return Told("Un prêt du CDI est en retard", f"« {title} » devait être rendu le {data.get('due', '?')}.", "/cdi")
     if what == "ready":
-        return Told("Votre réservation vous attend au CDI", f"« {title} » est disponible : passez le chercher.", "/cdi")
+        return Told(
+            "Une réservation vous attend au CDI",
+            f"Le document réservé est mis de côté jusqu'au {data.get('until', '?')} : passez le chercher.",
+            "/cdi",
+        )
     return Told("Un prêt du CDI est à rendre bientôt", f"« {title} » est à rendre le {data.get('due', '?')}.", "/cdi")
 
 

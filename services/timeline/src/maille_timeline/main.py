@@ -20,7 +20,14 @@ from maille_timeline import __version__
 from maille_timeline.api import feed, news
 from maille_timeline.directory import SUBJECTS as DIRECTORY_SUBJECTS
 from maille_timeline.directory import Directory
-from maille_timeline.events import ADMIN_SUBJECTS, CATALOG_SUBJECTS, MESSAGING_SUBJECTS, STREAMS, Told
+from maille_timeline.events import (
+    ADMIN_SUBJECTS,
+    CATALOG_SUBJECTS,
+    LIBRARY_SUBJECTS,
+    MESSAGING_SUBJECTS,
+    STREAMS,
+    Told,
+)
 from maille_timeline.live import Live
 from maille_timeline.mail import PARIS, Mails
 from maille_timeline.news import News
@@ -66,6 +73,7 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
         runtime.consumer("timeline-mail", stream="MESSAGING", subjects=MESSAGING_SUBJECTS, handler=told.mail),
         runtime.consumer("timeline-catalog", stream="CATALOG", subjects=CATALOG_SUBJECTS, handler=told.catalog),
         runtime.consumer("timeline-admin", stream="IDENTITY", subjects=ADMIN_SUBJECTS, handler=told.admin),
+        runtime.consumer("timeline-library", stream="LIBRARY", subjects=LIBRARY_SUBJECTS, handler=told.library),
     ]
 
 

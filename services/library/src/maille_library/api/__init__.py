@@ -9,6 +9,7 @@ from maille_kit.app import part
 from maille_library.account import Accounts
 from maille_library.connections import Connections
 from maille_library.directory import Directory
+from maille_library.notices import LoanNotices
 from maille_library.search import Search
 from maille_library.settings import LibrarySettings
 from maille_library.sync import ReaderSync
@@ -19,3 +20,4 @@ Catalogues = Annotated[Search, part(Search)]
 Schools = Annotated[Connections, part(Connections)]
 Readers = Annotated[ReaderSync, part(ReaderSync)]
 People = Annotated[Directory, part(Directory)]
+Notices = Annotated[LoanNotices, part(LoanNotices)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import RedirectResponse
@@ -10,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from maille_kit.auth import Principal, require
 from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
-from maille_library.api import Catalogues, Loans, People, Readers, Schools, Settings
+from maille_library.api import Catalogues, Loans, Notices, People, Readers, Schools, Settings
 from maille_library.connections import UAI_PATTERN, ConnectionIn, ConnectionOut, shown
 from maille_library.schemas import Missing, ReservationIn, Result, SearchPage
 from maille_library.sync import readers_csv as readers_csv_of
@@ -19,6 +21,7 @@ router = APIRouter(prefix="/api/library/v1", tags=["library"])
 Uai = Annotated[str, Path(pattern=UAI_PATTERN, description="the school's UAI")]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Caller = Annotated[Principal, Depends(require())]
+PARIS = ZoneInfo("Europe/Paris")
 SEARCH_TYPES = {"all": 0, "title": 1, "author": 2, "publisher": 3, "collection": 4, "subject": 5}
 
 
@@ -142,6 +145,14 @@ async def readers_csv(uai: Uai, _: Operator, directory: People) -> Response:
 )
 async def reconcile_readers(_: Operator, sync: Readers) -> dict[str, int]:
     return await sync.reconcile()
+
+
+@router.post(
+    "/operator/loans/look",
+    summary="Look at every reader's loans now (due in two days, late, reservations waiting): told once (operators)",
+)
+async def look_at_loans(_: Operator, notices: Notices) -> dict[str, int]:
+    return await notices.look(datetime.now(PARIS).date())
 
 
 @router.delete("/operator/schools/{uai}/pmb", status_code=204, summary="Forget a school's PMB connection (operators)")
