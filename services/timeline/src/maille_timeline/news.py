@@ -47,6 +47,14 @@ def board_of(audience: Doc) -> str:
     return f"{audience['scope']}:{audience['id']}"
 
 
+def directs(person: Doc, uai: str) -> bool:
+    """Whether the person heads the school: its direction profile there, or its principal's function (DIR)."""
+    if DIRECTION in person.get("schools", {}).get(uai, []):
+        return True
+    structures = [sid for sid, of in (person.get("structures") or {}).items() if of == uai]
+    return any(f"{sid}$DIR" in person.get("functions", []) for sid in structures)
+
+
 def group_uai(person: Doc, group_id: str) -> str | None:
     """The UAI of a group's school, as the person's profiles say (group ids begin with their structure's id)."""
     return (person.get("structures") or {}).get(group_id.split("$", 1)[0])
@@ -94,7 +102,7 @@ class News:
         if person["_id"] in (await self.repository.school_accounts([uai]))[uai]:
             return True  # the school's "compte école": the whole school, its classes and groups
         codes = set(person.get("schools", {}).get(uai, []))
-        if DIRECTION in codes:
+        if directs(person, uai):
             return True
         return scope == "group" and target in person.get("groups", []) and bool(codes & {TEACHER, DOCUMENTALIST})
 
@@ -107,7 +115,7 @@ class News:
         schools = person.get("schools", {})
         speaks_for = set(await self.repository.accounts_of(person_id))
         for uai in sorted(set(schools) | speaks_for):
-            if DIRECTION in schools.get(uai, []) or uai in speaks_for:
+            if directs(person, uai) or uai in speaks_for:
                 found.append({"scope": "school", "id": uai, "name": names.get(uai, uai)})
         for group in sorted(person.get("groups", [])):
             if await self._may_publish(person, {"scope": "group", "id": group}):

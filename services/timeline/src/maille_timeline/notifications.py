@@ -7,6 +7,7 @@ idempotent, and nobody is told twice."""
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,8 @@ from maille_timeline.live import Live
 from maille_timeline.mail import Mails
 from maille_timeline.repository import TimelineRepository, months_back, note_time, time_key
 
-FEED_MONTHS = 7  # a feed of six months spans at most seven calendar months
+FEED_MONTHS = 7
+NOTES_HELD = 50_000  # notifications kept in memory (about 300 bytes each)
 Doc = dict[str, Any]
 
 
@@ -46,6 +48,7 @@ class Notifications:
         self.live = live
         self.mails = mails
         self.feed_days = feed_days
+        self._held: OrderedDict[str, Doc] = OrderedDict()
 
     async def notify(
         self, *, source: str, at: datetime, kind: str, data: dict[str, Any], persons: Sequence[str], tenant: str
@@ -63,6 +66,7 @@ class Notifications:
         note_id = note_id_for(source, at)
         note = {"_id": note_id, "kind": kind, "title": told.title, "text": told.text, "link": told.link, "at": at}
         await self.repository.add_note(note | {"tenant": tenant})
+        self._held[note_id] = note
         await self.repository.deliver(note_id, shown)
         digest = [p for p in shown if channels[p] == "digest"]
         if digest:
@@ -80,7 +84,7 @@ class Notifications:
         if before is not None:
             ids = [i for i in ids if i < before]
         page = ids[:size]
-        notes = await self.repository.notes_by_id(page)
+        notes = await self._notes(page)
         items = [
             {
                 "id": i,
@@ -95,6 +99,19 @@ class Notifications:
             if i in notes
         ]
         return FeedPage(items, unread, page[-1] if len(ids) > size and page else None)
+
+    async def _notes(self, ids: Sequence[str]) -> dict[str, Doc]:
+        """Notifications by id: a notification never changes once made, and many persons read the same one (a class's
+        mail, a school's news): the most recent are kept in memory, a feed page reads only those it lacks."""
+        found = {i: self._held[i] for i in ids if i in self._held}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            read = await self.repository.notes_by_id(missing)
+            found |= read
+            self._held.update(read)
+            while len(self._held) > NOTES_HELD:
+                self._held.popitem(last=False)
+        return found
 
     async def unread(self, person: str) -> int:
         ids, read = await self._ids(person)

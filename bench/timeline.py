@@ -1,0 +1,511 @@
+"""The timeline: a school's news in every feed, feed pages through the gateway, 20,000 live streams on one gateway
+process, and the evening's digests handed to an SMTP server.
+
+Sets up, on this machine: NATS, the docstore, identity on a directory imported from a synthetic AAF feed of one school
+(`--persons`, 4,000 by default: pupils, parents and staff), the timeline (which learns the directory from identity's
+events), the gateway, and Mailpit (a real SMTP server), each one process. Then:
+
+1. **news**: the school's principal publishes a news item to the whole school through the gateway, `--news` times; the
+   answer comes once the item is in every feed (the fan-out is done before it answers; checked on a sample);
+2. **feed pages**: each person's feed seeded with `--notes` notifications over six months, then feed pages (20 each)
+   of random persons at `--feed-rate`/s for `--seconds` through the gateway (open loop, bearer tokens);
+3. **live streams**: `--streams` sessions written in the gateway's session store, one open `/live` stream each on one
+   gateway process; then `--signals` notifications published for random persons (as the timeline publishes them)
+   while the feed pages of 2. run beside them; the time from publication to the frame read by the stream's client,
+   and the gateway's memory (RSS) before and after the streams opened;
+4. **digests**: `--parents` parents with a digest waiting (one to three notifications each), handed to Mailpit by the
+   timeline's own digest sender; digests built and handed over per second, and the time for all of them.
+
+    .venv/bin/python bench/timeline.py [--persons 4000] [--streams 20000] [--parents 300000]\
+        [--phases news,feed,live,digest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import nats as nats_client
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from pymongo import MongoClient
+
+from common import machine, paced, pct, signing_key, start_infrastructure, start_service, stop_all
+from maille_contracts import live_subject
+from maille_devstack.paths import bin_of
+from maille_devstack.processes import DocstoreServer, MailpitServer, ServiceProcess, free_port
+from maille_gateway.sessions import Session, Sessions
+from maille_gateway.settings import GatewaySettings
+from maille_kit.auth import TokenVerifier
+from maille_kit.bus import Bus
+
+ISSUER = "http://bench.invalid/realms/maille"
+TENANT = "ac-bench"
+
+
+def token(key: RSAKey, person: str) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "aud": ["maille", "maille-timeline"],
+        "sub": person,
+        "azp": "bench-portal",
+        "exp": now + 7200,
+        "iat": now,
+        "ent_id": person,
+        "realm_access": {"roles": []},
+    }
+    return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def directory(store: DocstoreServer, env: dict[str, str], work: Path, persons: int) -> tuple[str, list[str], str]:
+    """A synthetic AAF feed of one school imported by identity; (the school's UAI, every person, its principal)."""
+    identity = str(bin_of("maille-identity"))
+    subprocess.run(
+        [identity, "generate-aaf", str(work / "feed"), "--persons", str(persons), "--schools", "1"],
+        check=True,
+        capture_output=True,
+    )
+    done = subprocess.run(
+        [identity, "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(done.stdout + done.stderr)
+    with MongoClient(store.url) as client:
+        everyone = [d for d in client["maille_identity"]["persons"].find({})]
+    head = next(d for d in everyone if any(f.get("code") == "DIR" for f in d.get("functions", [])))
+    uai = head["profiles"][0]["structure"]
+    return uai, [d["_id"] for d in everyone], head["_id"]
+
+
+def wait_for_copy(store: DocstoreServer, count: int, seconds: float = 300) -> float:
+    """Until the timeline's copy of the directory holds `count` persons (identity's events consumed); how long."""
+    started = time.perf_counter()
+    with MongoClient(store.url) as client:
+        persons = client["maille_timeline"]["persons"]
+        while persons.count_documents({}) < count:
+            if time.perf_counter() - started > seconds:
+                raise SystemExit(f"the timeline holds {persons.count_documents({})} of {count} persons")
+            time.sleep(1)
+    return time.perf_counter() - started
+
+
+async def news(gateway: str, key: RSAKey, head: str, uai: str, everyone: list[str], store: str, times: int) -> list:
+    """The principal publishes to the whole school; each answer's time (every feed written when it comes)."""
+    took = []
+    auth = {"authorization": token(key, head)}
+    async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
+        for n in range(times):
+            made = await client.post(
+                "/api/timeline/v1/news",
+                json={"audience": {"scope": "school", "id": uai}, "title": f"Conseil d'école n° {n}", "body": "Mardi."},
+                headers=auth,
+            )
+            made.raise_for_status()
+            started = time.perf_counter()
+            done = await client.post(f"/api/timeline/v1/news/{made.json()['id']}/publish", json={}, headers=auth)
+            took.append((time.perf_counter() - started) * 1000)
+            done.raise_for_status()
+    with MongoClient(store) as client:  # in every feed: a sample of persons' months hold the last item's notification
+        db = client["maille_timeline"]
+        note = db["notes"].find_one({"kind": "news", "title": f"Actualité : Conseil d'école n° {times - 1}"})
+        month = datetime.fromtimestamp(int(note["_id"][:16]) / 1e6, UTC).strftime("%Y%m")
+        sample = random.Random(1).sample([p for p in everyone if p != head], min(200, len(everyone) - 1))
+        held = {
+            d["person"]
+            for d in db["feeds"].find({"_id": {"$in": [f"{p}:{month}" for p in sample]}, "ids": note["_id"]})
+        }
+        missing = len(sample) - len(held)
+    return [took, missing]
+
+
+def seed_feeds(store: str, everyone: list[str], notes: int) -> float:
+    """`notes` notifications over the last six months in every person's feed (as the timeline stores them)."""
+    started = time.perf_counter()
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    with MongoClient(store) as client:
+        db = client["maille_timeline"]
+        made = []
+        for n in range(notes):
+            at = now - timedelta(days=rng.uniform(1, 180))
+            made.append(
+                {
+                    "_id": f"{round(at.timestamp() * 1e6):016d}{n:012x}",
+                    "kind": "mail",
+                    "title": "Nouveau message de M. Dupont",
+                    "text": f"« Message {n} »",
+                    "link": f"/messagerie/message/m{n}",
+                    "at": at,
+                    "tenant": TENANT,
+                }
+            )
+        db["notes"].insert_many(made)
+        months: dict[str, list[str]] = {}
+        for note in made:
+            months.setdefault(note["at"].strftime("%Y%m"), []).append(note["_id"])
+        batch = []
+        for person in everyone:
+            for month, ids in months.items():
+                chosen = [i for i in ids if rng.random() < 0.8]
+                batch.append(
+                    {
+                        "_id": f"{person}:{month}",
+                        "person": person,
+                        "month": month,
+                        "ids": chosen,
+                        "read": chosen[: len(chosen) // 2],
+                    }
+                )
+            if len(batch) >= 2000:
+                db["feeds"].insert_many(batch, ordered=False)
+                batch = []
+        if batch:
+            db["feeds"].insert_many(batch, ordered=False)
+    return time.perf_counter() - started
+
+
+async def feed_pages(gateway: str, key: RSAKey, everyone: list[str], rate: float, seconds: float) -> tuple:
+    rng = random.Random(3)
+    # Persons signed in, each paging their feed: their tokens checked once (as a session's token is), before the clock
+    # starts.
+    tokens = {p: token(key, p) for p in rng.sample(everyone, min(len(everyone), 400))}
+    who = list(tokens)
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as warm:
+        for person in who:
+            await warm.get("/api/timeline/v1/unread", headers={"authorization": tokens[person]})
+    clients = [httpx.AsyncClient(base_url=gateway, timeout=30) for _ in range(64)]
+
+    async def call(client: httpx.AsyncClient, person: object) -> bool:
+        answer = await client.get("/api/timeline/v1/feed?size=20", headers={"authorization": tokens[str(person)]})
+        return answer.status_code == 200 and len(answer.json()["items"]) > 0
+
+    def schedule(span: float) -> list[tuple[float, object]]:
+        start = time.perf_counter() + 0.5
+        return [(start + i / rate, rng.choice(who)) for i in range(int(rate * span))]
+
+    try:
+        # Three seconds at the same rate first, not counted: the connections opened (the bench's to the gateway, the
+        # gateway's and the timeline's pools grown to the load) as a running platform has them.
+        await paced(clients, schedule(3), call)
+        return await paced(clients, schedule(seconds), call)
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def sessions_for(nats_url: str, persons: list[str]) -> dict[str, str]:
+    """A signed-in session for each person, written as the gateway writes them (its own code, its session store);
+    person -> cookie."""
+    settings = GatewaySettings(nats_url=nats_url, environment="development")
+    store = Sessions(settings, TokenVerifier(issuer=ISSUER, audience="maille", jwks_url="http://127.0.0.1:1/"))
+    bus = Bus(nats_url, name="bench-sessions")
+    await bus.connect(timeout=10)
+    await store.start(bus)
+    cookies: dict[str, str] = {}
+    now = time.time()
+    gate = asyncio.Semaphore(256)
+
+    async def one(person: str) -> None:
+        cookie = uuid.uuid4().hex + uuid.uuid4().hex
+        session = Session(
+            key=hashlib.sha256(cookie.encode()).hexdigest(),
+            subject=person,
+            name=person,
+            access_token="x",
+            refresh_token="x",
+            id_token="x",
+            expires_at=now + 3600,
+            csrf="x",
+            created=now,
+            person=person,
+        )
+        async with gate:
+            await store.save(session)
+        cookies[person] = cookie
+
+    await asyncio.gather(*(one(p) for p in persons))
+    await bus.close()
+    return cookies
+
+
+async def live(gateway_port: int, nats_url: str, cookies: dict[str, str], signals: int, rate: float, load) -> dict:
+    """Open a stream per session, then publish `signals` notifications for random persons at `rate`/s (with `load`
+    running beside); latencies from publication to the frame read."""
+    arrived: dict[str, float] = {}
+    opened = 0
+    failed = 0
+    readers: list[asyncio.Task[None]] = []
+
+    async def stream(person: str, cookie: str) -> None:
+        nonlocal opened, failed
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gateway_port)
+            writer.write(
+                f"GET /live HTTP/1.1\r\nhost: localhost\r\ncookie: maille_session={cookie}\r\n"
+                "accept: text/event-stream\r\n\r\n".encode()
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                failed += 1
+                return
+            opened += 1
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                if line.startswith(b"data: "):
+                    data = json.loads(line[6:])
+                    arrived.setdefault(data.get("id", ""), time.perf_counter())
+        except (OSError, asyncio.IncompleteReadError):
+            failed += 1
+
+    items = list(cookies.items())
+    for start in range(0, len(items), 500):  # opened 500 at a time, as pages open at 8 a.m. (not all in one tick)
+        readers += [asyncio.create_task(stream(p, c)) for p, c in items[start : start + 500]]
+        await asyncio.sleep(0.05)
+    deadline = time.perf_counter() + 120
+    while opened + failed < len(items) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.5)
+    nc = await nats_client.connect(nats_url)
+    sent: dict[str, float] = {}
+    rng = random.Random(11)
+    persons = list(cookies)
+    load_task = asyncio.create_task(load())
+    await asyncio.sleep(2)
+    for n in range(signals):
+        person = rng.choice(persons)
+        signal_id = f"s{n}"
+        payload = {"event": "notification", "data": {"id": signal_id, "title": "Bench", "link": "/"}}
+        sent[signal_id] = time.perf_counter()
+        await nc.publish(live_subject(person), json.dumps(payload).encode())
+        await asyncio.sleep(1 / rate)
+    await nc.flush()
+    await asyncio.sleep(3)
+    pages = await load_task
+    await nc.close()
+    latencies = [(arrived[i] - t) * 1000 for i, t in sent.items() if i in arrived]
+    for task in readers:
+        task.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    return {
+        "opened": opened,
+        "failed": failed,
+        "latencies": latencies,
+        "lost": len(sent) - len(latencies),
+        "pages": pages,
+    }
+
+
+def seed_digests(store: str, parents: int) -> float:
+    """`parents` parents, each with an address and one to three notifications waiting for the evening's digest."""
+    started = time.perf_counter()
+    rng = random.Random(13)
+    now = datetime.now(UTC)
+    with MongoClient(store) as client:
+        db = client["maille_timeline"]
+        notes = [
+            {
+                "_id": f"{round((now - timedelta(hours=n)).timestamp() * 1e6):016d}{n:012x}",
+                "kind": "mail",
+                "title": "Nouveau message de Mme Leroy",
+                "text": f"« Sortie scolaire n° {n} »",
+                "link": f"/messagerie/message/m{n}",
+                "at": now - timedelta(hours=n),
+            }
+            for n in range(50)
+        ]
+        db["notes"].insert_many(notes, ordered=False)
+        persons, digests = [], []
+        for n in range(parents):
+            pid = f"parent-{n:07d}"
+            persons.append(
+                {
+                    "_id": pid,
+                    "first_name": "Camille",
+                    "last_name": "Martin",
+                    "emails": [f"{pid}@example.org"],
+                    "schools": {"0350001L": ["National_TUT"]},
+                }
+            )
+            digests.append({"_id": pid, "ids": [notes[i]["_id"] for i in rng.sample(range(50), rng.randint(1, 3))]})
+            if len(persons) >= 5000:
+                db["persons"].insert_many(persons, ordered=False)
+                db["digests"].insert_many(digests, ordered=False)
+                persons, digests = [], []
+        if persons:
+            db["persons"].insert_many(persons, ordered=False)
+            db["digests"].insert_many(digests, ordered=False)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=4000, help="persons of the school (pupils, parents, staff)")
+    parser.add_argument("--news", type=int, default=3, help="news items published to the whole school")
+    parser.add_argument("--notes", type=int, default=120, help="notifications seeded over six months")
+    parser.add_argument("--feed-rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--streams", type=int, default=20_000)
+    parser.add_argument("--signals", type=int, default=2000)
+    parser.add_argument("--signal-rate", type=float, default=100)
+    parser.add_argument("--parents", type=int, default=300_000)
+    parser.add_argument("--phases", default="news,feed,live,digest")
+    args = parser.parse_args()
+    phases = set(args.phases.split(","))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, max(soft, 2 * args.streams + 4096))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # the gateway (a child) and the streams' client
+
+    work = Path(tempfile.mkdtemp(prefix="maille-bench-timeline-"))
+    logs = work / "log"
+    key, jwks = signing_key()
+    parts: list = []
+    try:
+        nats, store = start_infrastructure(work, parts)
+        identity_env = {
+            "MAILLE_IDENTITY_NATS_URL": nats.url,
+            "MAILLE_IDENTITY_MONGODB_URL": store.url,
+            "MAILLE_IDENTITY_TENANT": TENANT,
+            "MAILLE_IDENTITY_LOG_LEVEL": "WARNING",
+        }
+        identity = ServiceProcess("identity", port=free_port(), log_dir=logs, env=identity_env)
+        identity.start()
+        parts.append(identity)
+        mailpit = MailpitServer(smtp_port=free_port(), http_port=free_port(), data_dir=work / "mailpit", log_dir=logs)
+        mailpit.start()
+        parts.append(mailpit)
+        timeline = start_service(
+            "timeline",
+            nats=nats,
+            store=store,
+            issuer=ISSUER,
+            jwks=jwks,
+            logs=logs,
+            parts=parts,
+            smtp_port=str(mailpit.smtp_port),
+            daily_digests="false",
+            environment="development",
+        )
+        gateway = ServiceProcess(
+            "gateway",
+            port=free_port(),
+            log_dir=logs,
+            env={
+                "MAILLE_GATEWAY_NATS_URL": nats.url,
+                "MAILLE_GATEWAY_ROUTES": json.dumps({"timeline": timeline.url}),
+                "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
+                "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
+                "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
+                "MAILLE_GATEWAY_RATE_PERSON": "1000000",
+                "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
+                "MAILLE_GATEWAY_LOG_LEVEL": "WARNING",
+                "MAILLE_GATEWAY_ENVIRONMENT": "development",
+            },
+        )
+        gateway.start()
+        parts.append(gateway)
+
+        started = time.perf_counter()
+        uai, everyone, head = directory(store, identity_env, work, args.persons)
+        print(f"directory of one school imported: {len(everyone)} persons in {time.perf_counter() - started:.1f} s")
+        print(f"  the timeline's copy complete {wait_for_copy(store, len(everyone)):.1f} s after")
+
+        if "news" in phases:
+            took, missing = asyncio.run(news(gateway.url, key, head, uai, everyone, store.url, args.news))
+            print(
+                f"news to the whole school ({len(everyone) - 1} persons), in every feed when answered: "
+                + ", ".join(f"{t:.0f} ms" for t in took)
+                + f" ({missing} of a sample of 200 feeds without it)"
+            )
+        pages = None
+        if "feed" in phases or "live" in phases:
+            print(
+                f"feeds seeded ({args.notes} notifications over six months each) in "
+                f"{seed_feeds(store.url, everyone, args.notes):.1f} s"
+            )
+        if "feed" in phases:
+            pages = asyncio.run(feed_pages(gateway.url, key, everyone, args.feed_rate, args.seconds))
+            print(
+                f"feed pages (20 items) at {args.feed_rate:g}/s through the gateway: p50 {pct(pages[0], 50):.1f} ms, "
+                f"p99 {pct(pages[0], 99):.1f} ms, {pages[1]} failed, {pages[2]:.0f}/s sustained"
+            )
+        if "live" in phases:
+            persons = [f"bench-{n:06d}" for n in range(args.streams)]
+            cookies = asyncio.run(sessions_for(nats.url, persons))
+            pid = gateway.process.popen.pid
+            before = rss_mib(pid)
+
+            async def load() -> tuple:
+                return await feed_pages(gateway.url, key, everyone, args.feed_rate, args.seconds)
+
+            result = asyncio.run(live(gateway.port, nats.url, cookies, args.signals, args.signal_rate, load))
+            after = rss_mib(pid)
+            lat = result["latencies"]
+            print(
+                f"live streams on one gateway process: {result['opened']} open ({result['failed']} failed); "
+                f"gateway RSS {before:.0f} MiB before, {after:.0f} MiB with them open"
+            )
+            print(
+                f"  {len(lat)} notifications at {args.signal_rate:g}/s to random persons: publication to frame p50 "
+                f"{pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms, {result['lost']} not heard"
+            )
+            pages = result["pages"]
+            print(
+                f"  beside them, feed pages at {args.feed_rate:g}/s: p50 {pct(pages[0], 50):.1f} ms, "
+                f"p99 {pct(pages[0], 99):.1f} ms, {pages[1]} failed"
+            )
+        if "digest" in phases:
+            print(f"{args.parents} parents' digests seeded in {seed_digests(store.url, args.parents):.1f} s")
+            env = {
+                **os.environ,
+                "MAILLE_TIMELINE_MONGODB_URL": store.url,
+                "MAILLE_TIMELINE_SMTP_PORT": str(mailpit.smtp_port),
+                "MAILLE_TIMELINE_ENVIRONMENT": "development",
+                "MAILLE_TIMELINE_LOG_LEVEL": "WARNING",
+            }
+            started = time.perf_counter()
+            done = subprocess.run(
+                [str(Path(sys.executable).parent / "maille-timeline"), "send-digests"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            took = time.perf_counter() - started
+            print(f"  {done.stdout.strip()} {done.stderr.strip()[-300:]}")
+            sent = int(done.stdout.split("sent ")[1].split(",")[0]) if "sent " in done.stdout else 0
+            received = httpx.get(f"{mailpit.api}/messages?limit=1", timeout=30).json()["total"]
+            print(
+                f"digests: {sent} built and handed to the SMTP server in {took:.0f} s ({sent / took:.0f} mails/s); "
+                f"the SMTP server holds {received}"
+            )
+        print(machine())
+    finally:
+        stop_all(parts)
+
+
+if __name__ == "__main__":
+    main()
