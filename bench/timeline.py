@@ -340,6 +340,7 @@ def seed_digests(store: str, parents: int) -> float:
         ]
         db["notes"].insert_many(notes, ordered=False)
         persons, digests = [], []
+        day = f"{now:%Y-%m-%d}"
         for n in range(parents):
             pid = f"parent-{n:07d}"
             persons.append(
@@ -351,7 +352,14 @@ def seed_digests(store: str, parents: int) -> float:
                     "schools": {"0350001L": ["National_TUT"]},
                 }
             )
-            digests.append({"_id": pid, "ids": [notes[i]["_id"] for i in rng.sample(range(50), rng.randint(1, 3))]})
+            digests.append(
+                {
+                    "_id": f"{day}:{pid}",
+                    "person": pid,
+                    "day": day,
+                    "ids": [notes[i]["_id"] for i in rng.sample(range(50), rng.randint(1, 3))],
+                }
+            )
             if len(persons) >= 5000:
                 db["persons"].insert_many(persons, ordered=False)
                 db["digests"].insert_many(digests, ordered=False)

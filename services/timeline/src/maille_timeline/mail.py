@@ -12,11 +12,11 @@ import hashlib
 import hmac
 import html
 import logging
+import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, make_msgid, parseaddr
+from datetime import UTC, datetime, timedelta
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -31,8 +31,6 @@ from maille_timeline.settings import TimelineSettings
 
 log = logging.getLogger("maille.timeline")
 PARIS = ZoneInfo("Europe/Paris")
-# Lines of up to 998 characters (RFC 5322): a List-Unsubscribe URL stays one readable token, never encoded words.
-POLICY = SMTP_POLICY.clone(max_line_length=998)
 Doc = dict[str, Any]
 GIVE_UP_AFTER = 20  # tries of an e-mail the relay could not take (away, refusing for a while): then it is dropped
 SENT = meter().create_counter("maille.timeline.mails", description="e-mails handed to the SMTP relay, by kind")
@@ -65,6 +63,11 @@ class Unsubscribe:
         return person, kind
 
 
+def _encoded(value: str) -> str:
+    """A header's words as RFC 2047 has them travel (plain when ASCII)."""
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
 def _when(at: datetime) -> str:
     local = at.astimezone(PARIS)
     return f"le {local:%d/%m/%Y} à {local:%H:%M}"
@@ -78,7 +81,9 @@ class Mails:
         self.settings = settings
         self.public = settings.public_url.rstrip("/")
         self.unsubscribe = Unsubscribe(settings.unsubscribe_key.get_secret_value())
-        self.sender = parseaddr(settings.mail_from)[1]
+        display, self.sender = parseaddr(settings.mail_from)
+        self._from = formataddr((_encoded(display), self.sender)) if display else self.sender
+        self.domain = self.sender.rpartition("@")[2] or "maille.invalid"
         self.envelope_sender = settings.bounce_address or self.sender
         self._idle: list[aiosmtplib.SMTP] = []
         self._slots = asyncio.Semaphore(settings.smtp_connections)
@@ -95,8 +100,17 @@ class Mails:
         if mails:
             await self.repository.queue_mails(mails)
 
-    def render(self, person: Doc, notes: Sequence[Doc], *, digest: bool) -> EmailMessage:
-        """The e-mail of one notification, or of a day's digest, for `person`."""
+    def digest_day(self, at: datetime) -> str:
+        """The evening whose digest a notification made at `at` goes into: today's until its hour (Europe/Paris), the
+        next day's from then on."""
+        local = at.astimezone(PARIS)
+        if local.hour >= self.settings.digest_hour:
+            local += timedelta(days=1)
+        return f"{local:%Y-%m-%d}"
+
+    def render(self, person: Doc, notes: Sequence[Doc], *, digest: bool) -> bytes:
+        """The e-mail of one notification, or of a day's digest, for `person`: the message as the relay takes it
+        (headers, then a plain-text and an HTML part, each UTF-8 in base64; lines of 76 characters, CRLF)."""
         kind = "*" if digest or len(notes) != 1 else notes[0]["kind"]
         token = self.unsubscribe.token(person["_id"], kind)
         one_click = f"{self.public}/api/timeline/v1/unsubscribe?token={quote(token)}"
@@ -114,36 +128,42 @@ class Mails:
         items_html = []
         for note in notes:
             link = f"{self.public}{note['link']}"
-            lines += [
-                f"- {note['title']} ({_when(note.get('at') or note_time(note['_id']))})",
-                f"  {note['text']}",
-                f"  {link}",
-                "",
-            ]
             when = _when(note.get("at") or note_time(note["_id"]))
+            lines += [f"- {note['title']} ({when})", f"  {note['text']}", f"  {link}", ""]
             items_html.append(
                 f'<li><p><a href="{html.escape(link)}"><strong>{html.escape(note["title"])}</strong></a><br>'
                 f"{html.escape(note['text'])}<br><small>{when}</small></p></li>"
             )
         lines += ["Pour tout voir, connectez-vous à l'ENT :", f"{self.public}/", "", f"{stop} : {page}"]
-        message = EmailMessage(policy=POLICY)
-        message["From"] = self.settings.mail_from
-        message["To"] = person["emails"][0]
-        message["Subject"] = subject
-        message["Date"] = format_datetime(datetime.now(UTC))
-        message["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or "maille.invalid")
-        message["List-Unsubscribe"] = f"<{one_click}>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message["Auto-Submitted"] = "auto-generated"
-        message.set_content("\n".join(lines))
-        message.add_alternative(
-            f"""<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{html.escape(subject)}</title></head>
-<body><p>{html.escape(name)},</p><p>{html.escape(intro)}</p><ul>{"".join(items_html)}</ul>
-<p><a href="{html.escape(self.public)}/">Se connecter à l'ENT</a></p>
-<p><small><a href="{html.escape(page)}">{html.escape(stop)}</a></small></p></body></html>""",
-            subtype="html",
+        text = "\n".join(lines)
+        page_html = (
+            f'<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{html.escape(subject)}</title></head>'
+            f"<body><p>{html.escape(name)},</p><p>{html.escape(intro)}</p><ul>{''.join(items_html)}</ul>"
+            f'<p><a href="{html.escape(self.public)}/">Se connecter à l\'ENT</a></p>'
+            f'<p><small><a href="{html.escape(page)}">{html.escape(stop)}</a></small></p></body></html>'
         )
-        return message
+        boundary = "=_maille_" + os.urandom(12).hex()
+        head = [
+            f"From: {self._from}",
+            f"To: {person['emails'][0]}",
+            f"Subject: {_encoded(subject)}",
+            f"Date: {format_datetime(datetime.now(UTC))}",
+            f"Message-ID: <{os.urandom(16).hex()}@{self.domain}>",
+            "MIME-Version: 1.0",
+            f"List-Unsubscribe: <{one_click}>",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            "Auto-Submitted: auto-generated",
+            f'Content-Type: multipart/alternative; boundary="{boundary}"',
+            "",
+        ]
+        parts = []
+        for subtype, body in (("plain", text), ("html", page_html)):
+            encoded = base64.encodebytes(body.replace("\n", "\r\n").encode()).decode().replace("\n", "\r\n")
+            parts.append(
+                f"--{boundary}\r\nContent-Type: text/{subtype}; charset=utf-8\r\n"
+                f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}"
+            )
+        return ("\r\n".join(head) + "\r\n" + "".join(parts) + f"--{boundary}--\r\n").encode()
 
     # the relay
 
@@ -163,14 +183,13 @@ class Mails:
             await smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
         return smtp
 
-    async def hand_over(self, message: EmailMessage) -> str | None:
+    async def hand_over(self, address: str, message: bytes) -> str | None:
         """Give one e-mail to the relay: None when taken, the reason when the relay refused its recipient (a bounce);
         `aiosmtplib.SMTPException` or `OSError` when the relay could not be reached (tried again later)."""
         async with self._slots:
             smtp = await self._connection()
             try:
-                # flattened here, with our policy (aiosmtplib's own folds a long List-Unsubscribe into encoded words)
-                await smtp.sendmail(self.envelope_sender, [str(message["To"])], message.as_bytes(policy=POLICY))
+                await smtp.sendmail(self.envelope_sender, [address], message)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 self._idle.append(smtp)
                 return "; ".join(f"{r.code} {r.message}" for r in exc.recipients) or "refused"
@@ -194,19 +213,21 @@ class Mails:
                 await asyncio.wait_for(smtp.quit(), 2)
         self._idle.clear()
 
-    async def _deliverable(self, addresses: Sequence[str]) -> set[str]:
-        """The addresses that have not bounced `bounces_to_stop` times in a row."""
+    async def _deliverable(self, addresses: Sequence[str]) -> tuple[set[str], set[str]]:
+        """(the addresses that have not bounced `bounces_to_stop` times in a row, those that bounced at all)."""
         known = await self.repository.addresses_by_id(list(addresses))
-        return {a for a in addresses if known.get(a, {}).get("bounces", 0) < self.settings.bounces_to_stop}
+        limit = self.settings.bounces_to_stop
+        return {a for a in addresses if known.get(a, {}).get("bounces", 0) < limit}, set(known)
 
-    async def _send_all(self, jobs: Sequence[tuple[str, str, EmailMessage]]) -> tuple[list[str], list[str]]:
+    async def _send_all(
+        self, jobs: Sequence[tuple[str, str, bytes]], bounced_before: set[str]
+    ) -> tuple[list[str], list[str]]:
         """Send (id, address, message) jobs at once over the pool; (ids done — taken or bounced —, ids to retry)."""
-        bounced_before = await self.repository.addresses_by_id([a for _, a, _ in jobs])
 
-        async def one(job: tuple[str, str, EmailMessage]) -> tuple[str, bool]:
+        async def one(job: tuple[str, str, bytes]) -> tuple[str, bool]:
             job_id, address, message = job
             try:
-                refused = await self.hand_over(message)
+                refused = await self.hand_over(address, message)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 log.warning("the SMTP relay could not take an e-mail: %s", exc)
                 return job_id, False
@@ -227,7 +248,7 @@ class Mails:
         waiting = await self.repository.waiting_mails(limit)
         if not waiting:
             return 0
-        ok = await self._deliverable([m["to"] for m in waiting])
+        ok, bounced = await self._deliverable([m["to"] for m in waiting])
         dropped = [m["_id"] for m in waiting if m["to"] not in ok or m.get("tries", 0) >= GIVE_UP_AFTER]
         live = [m for m in waiting if m["_id"] not in set(dropped)]
         notes = await self.repository.notes_by_id([m["note"] for m in live])
@@ -239,42 +260,58 @@ class Mails:
                 dropped.append(m["_id"])  # the notification past retention, the person gone or their address changed
                 continue
             jobs.append((m["_id"], m["to"], self.render(person, [notes[m["note"]]], digest=False)))
-        done, again = await self._send_all(jobs)
+        done, again = await self._send_all(jobs, bounced)
         await self.repository.mails_done([*dropped, *done])
         for m in live:
             if m["_id"] in again:
                 await self.repository.mail_retry(m["_id"], m.get("tries", 0) + 1, "the relay could not be reached")
         return len(done)
 
-    async def send_digests(self, batch: int = 500) -> dict[str, int]:
-        """Every waiting digest handed to the relay, `batch` persons at a time: {sent, bounced, skipped, failed}."""
+    async def send_digests(self, batch: int = 500, *, up_to: str | None = None) -> dict[str, int]:
+        """The digests of the evening `up_to` and those before it (every digest waiting when None: an operator's
+        `send-digests`) handed to the relay, `batch` persons at a time, the next batch read and rendered while the
+        relay takes this one: {sent, skipped, failed}."""
         counts = {"sent": 0, "skipped": 0, "failed": 0}
-        page: list[Doc] = []
+        keys = await self.repository.digest_keys(up_to or "9999-12-31")
+        # A person's digests of several evenings (a catch-up) go in one e-mail: batches never split a person.
+        batches: list[list[str]] = []
+        for key in keys:
+            if batches and len(batches[-1]) >= batch and batches[-1][-1][11:] != key[11:]:
+                batches.append([])
+            if not batches:
+                batches.append([])
+            batches[-1].append(key)
 
-        async def flush() -> None:
-            persons = await self.repository.persons_by_id([d["_id"] for d in page])
-            notes = await self.repository.notes_by_id(list({i for d in page for i in d.get("ids", [])}))
-            ok = await self._deliverable([p["emails"][0] for p in persons.values() if p.get("emails")])
-            jobs, sent_ids, skipped = [], {}, []
-            for d in page:
-                person = persons.get(d["_id"])
-                held = sorted((notes[i] for i in d.get("ids", []) if i in notes), key=lambda n: n["_id"], reverse=True)
-                sent_ids[d["_id"]] = list(d.get("ids", []))
-                if person is None or not person.get("emails") or person["emails"][0] not in ok or not held:
-                    skipped.append(d["_id"])
+        async def prepare(
+            keys: list[str],
+        ) -> tuple[list[tuple[str, str, bytes]], list[str], dict[str, list[str]], set[str]]:
+            docs = await self.repository.digests_by_id(keys)
+            by_person: dict[str, list[str]] = {}
+            held: dict[str, list[str]] = {}
+            for key, doc in docs.items():
+                by_person.setdefault(key[11:], []).append(key)
+                held.setdefault(key[11:], []).extend(doc.get("ids", []))
+            persons = await self.repository.persons_by_id(list(by_person))
+            notes = await self.repository.notes_by_id(list({i for ids in held.values() for i in ids}))
+            ok, bounced = await self._deliverable([p["emails"][0] for p in persons.values() if p.get("emails")])
+            jobs, skipped = [], []
+            for who, ids in held.items():
+                person = persons.get(who)
+                told = sorted({i: notes[i] for i in ids if i in notes}.values(), key=lambda n: n["_id"], reverse=True)
+                if person is None or not person.get("emails") or person["emails"][0] not in ok or not told:
+                    skipped.append(who)
                     continue
-                jobs.append((d["_id"], person["emails"][0], self.render(person, held[:30], digest=True)))
-            done, again = await self._send_all(jobs)
+                jobs.append((who, person["emails"][0], self.render(person, told[:30], digest=True)))
+            return jobs, skipped, by_person, bounced
+
+        ahead = asyncio.ensure_future(prepare(batches[0])) if batches else None
+        for n in range(len(batches)):
+            assert ahead is not None
+            jobs, skipped, by_person, bounced = await ahead
+            ahead = asyncio.ensure_future(prepare(batches[n + 1])) if n + 1 < len(batches) else None
+            done, again = await self._send_all(jobs, bounced)
             counts["sent"] += len(done)
             counts["skipped"] += len(skipped)
             counts["failed"] += len(again)
-            await self.repository.digests_done([*done, *skipped], sent_ids)
-            page.clear()
-
-        persons = await self.repository.digest_persons()
-        for start in range(0, len(persons), batch):
-            found = await self.repository.digests_by_id(persons[start : start + batch])
-            page.extend(found.values())
-            if page:
-                await flush()
+            await self.repository.digests_done([k for who in (*done, *skipped) for k in by_person[who]])
         return counts

@@ -85,7 +85,7 @@ async def digest_once(runtime: Runtime, day: str) -> dict[str, int] | None:
             await runtime.docstore.db[RUNS].insert_one({"_id": f"digest:{day}", "at": datetime.now(UTC)})
     except DuplicateKeyError:
         return None
-    counts = await runtime.parts.get(Mails).send_digests()
+    counts = await runtime.parts.get(Mails).send_digests(up_to=day)
     async with runtime.docstore.writing():
         await runtime.docstore.db[RUNS].update_one(
             {"_id": f"digest:{day}"}, {"$set": {"done": datetime.now(UTC), **counts}}

@@ -70,7 +70,7 @@ class Notifications:
         await self.repository.deliver(note_id, shown)
         digest = [p for p in shown if channels[p] == "digest"]
         if digest:
-            await self.repository.add_digests(note_id, digest)
+            await self.repository.add_digests(note_id, digest, self.mails.digest_day(datetime.now(UTC)))
         immediate = [people[p] for p in shown if channels[p] == "immediate" and p in people]
         if immediate:
             await self.mails.queue_immediate(note, immediate)

@@ -12,7 +12,9 @@ other query by reading the whole collection):
 - `persons` (_id = person id): what the timeline knows of the directory — names, profiles per school, children and
   parents, e-mail addresses (identity's events).
 - `preferences` (_id = person id): how the person wants each kind told, where they chose.
-- `digests` (_id = person id): the notification ids waiting for the person's next daily digest.
+- `digests` (_id = `<YYYY-MM-DD>:<person>`): the notification ids waiting for the person's digest of that evening
+  (a notification made after the evening's hour goes to the next evening's: the evening's are only read, sent and
+  deleted, never written to meanwhile).
 - `mails` (_id = notification id `:` person, or `digest:<day>:<person>`): e-mails to hand to the relay; deleted once
   handed (or given up on).
 - `addresses` (_id = e-mail address): how many times in a row the relay refused it (bounces).
@@ -188,7 +190,7 @@ class TimelineRepository:
         async with self.docstore.writing():
             await self.persons.delete_one({"_id": person})
             await self.preferences.delete_one({"_id": person})
-            await self.digests.delete_one({"_id": person})
+            await self.digests.delete_many({"person": person})
             await self.feeds.delete_many({"person": person})
 
     # memberships and schools
@@ -331,26 +333,34 @@ class TimelineRepository:
 
     # e-mail
 
-    async def add_digests(self, note_id: str, persons: Iterable[str]) -> None:
+    async def add_digests(self, note_id: str, persons: Iterable[str], day: str) -> None:
+        """The notification into each person's digest of `day` (YYYY-MM-DD, the evening it is sent)."""
         await self._updates(
             self.digests,
-            [UpdateOne({"_id": p}, {"$addToSet": {"ids": note_id}}, upsert=True) for p in persons],
+            [
+                UpdateOne(
+                    {"_id": f"{day}:{p}"},
+                    {"$addToSet": {"ids": note_id}, "$setOnInsert": {"person": p, "day": day}},
+                    upsert=True,
+                )
+                for p in persons
+            ],
         )
 
-    async def digest_persons(self) -> list[str]:
-        """Who has a digest waiting (read whole, the cursor closed, before the digests are sent and taken off)."""
-        return sorted([d["_id"] async for d in self.digests.find({}, {"_id": 1}).batch_size(10_000)])
+    async def digest_keys(self, up_to: str) -> list[str]:
+        """The digests waiting for `up_to` or an evening before it (`<day>:<person>`, by person): read whole, the cursor
+        closed, before they are sent and deleted."""
+        keys = [d["_id"] async for d in self.digests.find({}, {"_id": 1}).batch_size(10_000)]
+        return sorted((k for k in keys if k[:10] <= up_to), key=lambda k: (k[11:], k[:10]))
 
-    async def digests_by_id(self, persons: Sequence[str]) -> dict[str, Doc]:
-        return await by_ids(self.digests, persons)
+    async def digests_by_id(self, keys: Sequence[str]) -> dict[str, Doc]:
+        return await by_ids(self.digests, keys)
 
-    async def digests_done(self, person_ids: Sequence[str], sent: dict[str, list[str]]) -> None:
-        """The digests handed over: their notification ids taken off (any that arrived meanwhile stay)."""
-        await self._updates(
-            self.digests, [UpdateOne({"_id": p}, {"$pullAll": {"ids": sent[p]}}) for p in person_ids if p in sent]
-        )
-        async with self.docstore.writing():
-            await self.digests.delete_many({"_id": {"$in": list(person_ids)}, "ids": {"$size": 0}})
+    async def digests_done(self, keys: Sequence[str]) -> None:
+        """The digests handed over (an evening's digest is only ever added to before its evening: none is lost)."""
+        if keys:
+            async with self.docstore.writing():
+                await self.digests.delete_many({"_id": {"$in": list(keys)}})
 
     async def queue_mails(self, mails: Sequence[Doc]) -> None:
         for start in range(0, len(mails), 500):
