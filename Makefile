@@ -258,6 +258,7 @@ bench: setup bench-tools ## run the benchmarks under bench/ and print their figu
 	$(VENV)/bin/python bench/mediacentre.py
 	$(VENV)/bin/python bench/messaging.py
 	$(VENV)/bin/python bench/library.py
+	$(VENV)/bin/python bench/timeline.py
 	$(VENV)/bin/python bench/portal.py
 
 clean: ## remove run-time data (.var/); keeps the download cache

@@ -253,7 +253,8 @@ class News:
         return done
 
     async def _publish(self, doc: Doc, at: datetime) -> Doc:
-        reached = await self.audience_of(doc["audience"])
+        known: dict[str, Doc] = {}
+        reached = await self.audience_of(doc["audience"], known)
         everyone = sorted({p for ids in reached.values() for p in ids})
         changes = {"state": "published", "published_at": at, "reached": reached}
         if not await self.repository.set_news(doc["_id"], changes, state=doc["state"]):
@@ -267,11 +268,14 @@ class News:
             data={"id": doc["_id"], "title": doc["title"], "summary": body},
             persons=[p for p in everyone if p != doc["author"]],
             tenant=doc.get("tenant", ""),
+            known=known,
         )
         return {**doc, **changes}
 
-    async def audience_of(self, audience: Doc) -> dict[str, list[str]]:
-        """Who an audience is now, by profile: {profile code: person ids} (narrowed to its `profiles` when given)."""
+    async def audience_of(self, audience: Doc, known: dict[str, Doc] | None = None) -> dict[str, list[str]]:
+        """Who an audience is now, by profile: {profile code: person ids} (narrowed to its `profiles` when given);
+        the persons' documents read are left in `known`."""
+        known = {} if known is None else known
         scope, target = audience["scope"], audience["id"]
         wanted = set(audience.get("profiles") or [])
         if scope == "circonscription":
@@ -288,6 +292,7 @@ class News:
         pupils: list[Doc] = []
         for key, ids in members.items():
             people = await self.repository.persons_by_id(ids)
+            known.update(people)
             for person in people.values():
                 uai = keys[key] or group_uai(person, target) or ""
                 for code in person.get("schools", {}).get(uai, []):
@@ -298,6 +303,7 @@ class News:
             parents = await self.repository.persons_by_id(
                 sorted({p for pupil in pupils for p in pupil.get("parents", [])})
             )
+            known.update(parents)
             for parent in parents.values():
                 if PARENT in profiles_of(parent):
                     reached.setdefault(PARENT, set()).add(parent["_id"])

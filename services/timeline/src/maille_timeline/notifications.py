@@ -51,13 +51,25 @@ class Notifications:
         self._held: OrderedDict[str, Doc] = OrderedDict()
 
     async def notify(
-        self, *, source: str, at: datetime, kind: str, data: dict[str, Any], persons: Sequence[str], tenant: str
+        self,
+        *,
+        source: str,
+        at: datetime,
+        kind: str,
+        data: dict[str, Any],
+        persons: Sequence[str],
+        tenant: str,
+        known: dict[str, Doc] | None = None,
     ) -> str | None:
         """Tell `persons` of something (`source`: the event it comes from); the notification's id, or None when
-        nobody is to be told (each person's preference said no)."""
+        nobody is to be told (each person's preference said no). `known`: their directory documents, when the
+        caller has read them already."""
         told = render(kind, data)
         ids = [p for p in dict.fromkeys(persons) if p]
-        people = await self.repository.persons_by_id(ids)
+        people = dict(known) if known is not None else {}
+        missing = [p for p in ids if p not in people]
+        if missing:
+            people |= await self.repository.persons_by_id(missing)
         chosen = await self.repository.preferences_by_id(ids)
         channels = {p: channel_of(KINDS[kind], people.get(p), chosen.get(p)) for p in ids}
         shown = [p for p in ids if channels[p] != "off"]
