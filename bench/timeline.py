@@ -527,7 +527,18 @@ def main() -> None:
             async def load() -> tuple:
                 return await feed_pages(gateway.url, key, everyone, args.feed_rate, args.seconds)
 
-            result = asyncio.run(live(gateway.port, nats.url, cookies, args.signals, args.signal_rate, load, clients=4))
+            result = asyncio.run(
+                live(
+                    gateway.port,
+                    nats.url,
+                    cookies,
+                    args.signals,
+                    args.signal_rate,
+                    load,
+                    clients=4,
+                    rss=lambda: rss_mib(pid),
+                )
+            )
             lat = result["latencies"]
             print(
                 f"live streams on one gateway process: {result['opened']} open ({result['failed']} failed); "
