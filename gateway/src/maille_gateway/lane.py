@@ -170,7 +170,7 @@ def _sweep_idle(loop: asyncio.AbstractEventLoop, connections: set[Any], timeout:
     def sweep() -> None:
         limit = loop.time() - timeout
         for protocol in list(connections):
-            idle_since = getattr(protocol, "idle_since", None)
+            idle_since = getattr(protocol, "idle_since", None)  # (None for a request in hand or a live stream)
             if idle_since is not None and idle_since < limit and not protocol.transport.is_closing():
                 protocol.transport.close()
         loop.call_later(1.0, sweep)

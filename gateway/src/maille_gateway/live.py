@@ -5,10 +5,11 @@ Tens of thousands of pages stay open at once and nearly all are silent, so an op
 of its own: once the session is checked (one short task), the stream is its connection's protocol, filed under the
 person it belongs to. The timeline publishes a person's signals on core NATS (`maille_contracts.live_subject`); each
 gateway process subscribes once to them all and writes a signal straight to the connections of that person it holds.
-One timer for all streams sends a comment line every `LIVE_HEARTBEAT` seconds (proxies keep the connection open) and
-ends the streams past their time (`live_seconds`, with some spread): the browser's EventSource opens it again, which
-checks the session again — a signed-out session is heard of at the latest then. A client that does not read its
-stream (a buffer past `SLOW_BYTES`) is cut off, never buffered for."""
+One timer for all streams sends each a comment line every `LIVE_HEARTBEAT` seconds, a share of them each second
+(proxies keep the connection open; no second holds them all), and ends the streams past their time (`live_seconds`,
+with some spread): the browser's EventSource opens it again, which checks the session again — a signed-out session is
+heard of at the latest then. A client that does not read its stream (a buffer past `SLOW_BYTES`) is cut off, never
+buffered for."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import asyncio
 import json
 import logging
 import random
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from maille_contracts import LIVE_PREFIX, live_subject
@@ -49,6 +51,7 @@ class LiveStreams:
         self.live_seconds = live_seconds
         self.by_subject: dict[str, set[Any]] = {}  # live subject -> the protocols streaming to that person
         self.ends: dict[Any, float] = {}  # protocol -> when its stream ends (loop time)
+        self._round: deque[Any] = deque()  # the streams in turn for the heartbeat: a 25th of them each second
         self._subscription: Any = None
         self._timer: asyncio.TimerHandle | None = None
         self._unobserve = observe(
@@ -58,7 +61,7 @@ class LiveStreams:
     async def start(self, nc: Any) -> None:
         self._subscription = await nc.subscribe(f"{LIVE_PREFIX}>", cb=self._heard)
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(LIVE_HEARTBEAT, self._beat, loop)
+        self._timer = loop.call_later(1.0, self._beat, loop)
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -106,6 +109,7 @@ class LiveStreams:
         self.by_subject.setdefault(subject, set()).add(protocol)
         loop = asyncio.get_running_loop()
         self.ends[protocol] = loop.time() + self.live_seconds * random.uniform(0.8, 1.0)
+        self._round.append(protocol)
         transport.write(HEAD + b"retry: 3000\n: ouvert\n\n")
 
     def closed(self, protocol: Any) -> None:
@@ -149,10 +153,17 @@ class LiveStreams:
         transport.write(frame)
 
     def _beat(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Each second, a 25th of the streams: each gets its heartbeat every 25 s, and never all at once (20,000
+        writes in one callback would hold the process for a tenth of a second)."""
         now = loop.time()
-        for protocol, end in list(self.ends.items()):
+        for _ in range(min(len(self._round), -(-len(self._round) // int(LIVE_HEARTBEAT)))):
+            protocol = self._round.popleft()
+            end = self.ends.get(protocol)
+            if end is None:
+                continue  # closed since: leaves the round
             if end <= now:
                 protocol.transport.close()  # the browser opens it again (and the session is checked again)
-            else:
-                self._write(protocol, b": \n\n")
-        self._timer = loop.call_later(LIVE_HEARTBEAT, self._beat, loop)
+                continue
+            self._write(protocol, b": \n\n")
+            self._round.append(protocol)
+        self._timer = loop.call_later(1.0, self._beat, loop)
