@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
+from maille_kit.periodic import Periodic
 from maille_messaging import __doc__ as description
 from maille_messaging import __version__
 from maille_messaging.api import mailbox as mailbox_api
@@ -57,55 +55,27 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
     ]
 
 
-class Housekeeping:
-    """The service's timed work: scheduled messages sent when due, the trash emptied past its retention."""
-
-    def __init__(self) -> None:
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def start(self, settings: MessagingSettings, mailbox: Mailbox, sending: Sending) -> None:
-        def every(seconds: float, work: Callable[[], Awaitable[int]], what: str) -> asyncio.Task[None]:
-            return asyncio.create_task(_every(seconds, work, what), name=f"messaging {what}")
-
-        self.tasks = [
-            every(settings.schedule_check_seconds, sending.send_due, "scheduled messages sent"),
-            every(
-                settings.housekeeping_seconds,
-                lambda: mailbox.sweep_trash(retention_days=settings.trash_retention_days),
-                "trash emptied of messages past retention",
-            ),
-        ]
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-async def _every(seconds: float, work: Callable[[], Awaitable[int]], what: str) -> None:
-    while True:
-        try:
-            done = await work()
-            if done:
-                log.info(what, extra={"count": done})
-        except Exception as exc:  # the docstore or NATS away for a moment: next time
-            log.warning("%s failed: %s", what, exc)
-        await asyncio.sleep(seconds)
-
-
 async def on_start(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, MessagingSettings)
     mailbox = runtime.parts.get(Mailbox)
     await mailbox.repo.epoch()  # noted at the first start: readers look for index segments from then on
-    housekeeping = Housekeeping()
-    housekeeping.start(settings, mailbox, runtime.parts.get(Sending))
+    housekeeping = Periodic(log)
+    housekeeping.start(
+        [
+            (settings.schedule_check_seconds, runtime.parts.get(Sending).send_due, "scheduled messages sent"),
+            (
+                settings.housekeeping_seconds,
+                lambda: mailbox.sweep_trash(retention_days=settings.trash_retention_days),
+                "trash emptied of messages past retention",
+            ),
+        ]
+    )
     runtime.parts.add(housekeeping)
 
 
 async def on_stop(runtime: Runtime) -> None:
-    await runtime.parts.stop((Housekeeping, Housekeeping.stop))
+    await runtime.parts.stop((Periodic, Periodic.stop))
 
 
 def build(settings: MessagingSettings) -> ServiceSpec:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
+from maille_kit.periodic import Periodic
 from maille_timeline import __doc__ as description
 from maille_timeline import __version__
 from maille_timeline.api import feed, news
@@ -94,62 +93,42 @@ async def digest_once(runtime: Runtime, day: str) -> dict[str, int] | None:
     return counts
 
 
-class Housekeeping:
-    """The timed work: queued e-mails handed over, the daily digests at their hour, the feeds past retention."""
+def housekeeping(runtime: Runtime) -> Periodic:
+    """The timed work: scheduled news published, queued e-mails handed over, the daily digests at their hour, the
+    feeds past retention."""
+    settings = runtime.settings
+    assert isinstance(settings, TimelineSettings)
+    mails, notifications, news = runtime.parts.get(Mails), runtime.parts.get(Notifications), runtime.parts.get(News)
 
-    def __init__(self) -> None:
-        self.tasks: list[asyncio.Task[None]] = []
+    async def digests() -> int:
+        now = datetime.now(PARIS)
+        if not settings.daily_digests or now.hour < settings.digest_hour:
+            return 0
+        counts = await digest_once(runtime, f"{now:%Y-%m-%d}")
+        return (counts or {}).get("sent", 0)
 
-    def start(self, runtime: Runtime) -> None:
-        settings = runtime.settings
-        assert isinstance(settings, TimelineSettings)
-        mails, notifications = runtime.parts.get(Mails), runtime.parts.get(Notifications)
+    async def retention() -> int:
+        feeds, notes = await notifications.forget_old()
+        return feeds + notes
 
-        async def digests() -> int:
-            now = datetime.now(PARIS)
-            if not settings.daily_digests or now.hour < settings.digest_hour:
-                return 0
-            counts = await digest_once(runtime, f"{now:%Y-%m-%d}")
-            return (counts or {}).get("sent", 0)
-
-        async def retention() -> int:
-            feeds, notes = await notifications.forget_old()
-            return feeds + notes
-
-        news = runtime.parts.get(News)
-        self.tasks = [
-            asyncio.create_task(_every(15, news.publish_due, "scheduled news published")),
-            asyncio.create_task(_every(settings.mail_check_seconds, mails.send_waiting, "e-mails handed to the relay")),
-            asyncio.create_task(_every(60, digests, "daily digests sent")),
-            asyncio.create_task(_every(6 * 3600, retention, "feeds and notifications past retention forgotten")),
+    jobs = Periodic(log)
+    jobs.start(
+        [
+            (15, news.publish_due, "scheduled news published"),
+            (settings.mail_check_seconds, mails.send_waiting, "e-mails handed to the relay"),
+            (60, digests, "daily digests sent"),
+            (6 * 3600, retention, "feeds and notifications past retention forgotten"),
         ]
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-async def _every(seconds: float, work: Callable[[], Awaitable[int]], what: str) -> None:
-    while True:
-        try:
-            done = await work()
-            if done:
-                log.info(what, extra={"count": done})
-        except Exception as exc:  # the docstore, NATS or the relay away for a moment: next time
-            log.warning("%s failed: %s", what, exc)
-        await asyncio.sleep(seconds)
+    )
+    return jobs
 
 
 async def on_start(runtime: Runtime) -> None:
-    housekeeping = Housekeeping()
-    housekeeping.start(runtime)
-    runtime.parts.add(housekeeping)
+    runtime.parts.add(housekeeping(runtime))
 
 
 async def on_stop(runtime: Runtime) -> None:
-    await runtime.parts.stop((Housekeeping, Housekeeping.stop), (Mails, Mails.close))
+    await runtime.parts.stop((Periodic, Periodic.stop), (Mails, Mails.close))
 
 
 def build(settings: TimelineSettings) -> ServiceSpec:

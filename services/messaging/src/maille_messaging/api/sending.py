@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from maille_kit.files import file_answer
 from maille_kit.idempotency import Idempotent
 from maille_kit.versions import IfMatch, tag
 from maille_messaging.api import AttachmentPath, Me, MessagePath, SendingPart
@@ -32,17 +32,7 @@ async def recall(me: Me, message: MessagePath, sending: SendingPart) -> Recall:
 @router.get("/messages/{message}/attachments/{attachment}", summary="An attachment of a message you hold")
 async def download(me: Me, message: MessagePath, attachment: AttachmentPath, sending: SendingPart) -> StreamingResponse:
     meta, chunks = await sending.download(me.person, message, attachment)
-    return StreamingResponse(
-        chunks,
-        media_type=meta["type"],
-        headers={
-            "Content-Length": str(meta["size"]),
-            "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(meta['name'])}",
-            "Content-Security-Policy": "sandbox",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return file_answer(meta, chunks)
 
 
 @router.get("/quota", summary="The space your files take, and how much you have")

@@ -4,13 +4,13 @@ operators declare (circonscriptions, the schools' "compte école" accounts)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from maille_kit.auth import Principal, require
 from maille_kit.errors import Forbidden
+from maille_kit.files import file_answer
 from maille_timeline.api import Writing
 from maille_timeline.schemas import (
     Board,
@@ -127,18 +127,7 @@ async def attach(
 @router.get("/news/{news_id}/files/{file_id}", summary="A news item's image or document")
 async def file(news_id: NewsId, file_id: FileId, caller: Caller, news: Writing) -> StreamingResponse:
     meta, chunks = await news.file(_me(caller), news_id, file_id)
-    shown = "inline" if meta["type"].startswith("image/") else "attachment"
-    return StreamingResponse(
-        chunks,
-        media_type=meta["type"],
-        headers={
-            "Content-Length": str(meta["size"]),
-            "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": f"{shown}; filename*=UTF-8''{quote(meta['name'])}",
-            "Content-Security-Policy": "sandbox",
-            "Cache-Control": "private, max-age=3600",
-        },
-    )
+    return file_answer(meta, chunks, inline=meta["type"].startswith("image/"), cache="private, max-age=3600")
 
 
 @router.post("/news/{news_id}/comments", status_code=201, summary="Comment (shown once the publisher approves)")
