@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import DeleteOne, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from maille_kit.docstore import Docstore, by_ids, insert_missing
 
@@ -124,6 +125,26 @@ class TimelineRepository:
             async with self.docstore.writing():
                 await collection.bulk_write(list(updates[start : start + BATCH]), ordered=False)
 
+    async def _add_to(self, collection: Any, keyed: dict[str, Doc], note_id: str) -> None:
+        """`note_id` into the `ids` of each document of `keyed` (its `_id` -> what a new one holds besides). The first
+        notification of a month or an evening makes each person's document: those not there are inserted together, 500 a
+        command (on FerretDB an upsert costs a look-up and an insert per person, a refused insert as much); those there
+        (or made meanwhile: an insert refused as a copy) get the id added, 50 a command. Done again: nothing changes."""
+        there = list(await by_ids(collection, list(keyed), {"_id": 1}))
+        known = set(there)
+        fresh = [{"_id": key, **base, "ids": [note_id]} for key, base in keyed.items() if key not in known]
+        for start in range(0, len(fresh), 500):
+            chunk = fresh[start : start + 500]
+            try:
+                async with self.docstore.writing():
+                    await collection.insert_many(chunk, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                there += [chunk[e["index"]]["_id"] for e in errors]
+        await self._updates(collection, [UpdateOne({"_id": key}, {"$addToSet": {"ids": note_id}}) for key in there])
+
     # notifications and feeds
 
     async def add_note(self, note: Doc) -> None:
@@ -133,17 +154,7 @@ class TimelineRepository:
     async def deliver(self, note_id: str, persons: Iterable[str]) -> None:
         """The notification into each person's month (done again: nothing changes)."""
         month = f"{note_time(note_id):%Y%m}"
-        await self._updates(
-            self.feeds,
-            [
-                UpdateOne(
-                    {"_id": f"{p}:{month}"},
-                    {"$addToSet": {"ids": note_id}, "$setOnInsert": {"person": p, "month": month}},
-                    upsert=True,
-                )
-                for p in persons
-            ],
-        )
+        await self._add_to(self.feeds, {f"{p}:{month}": {"person": p, "month": month} for p in persons}, note_id)
 
     async def months(self, person: str, months: Sequence[str]) -> list[Doc]:
         found = await by_ids(self.feeds, [f"{person}:{m}" for m in months])
@@ -335,17 +346,7 @@ class TimelineRepository:
 
     async def add_digests(self, note_id: str, persons: Iterable[str], day: str) -> None:
         """The notification into each person's digest of `day` (YYYY-MM-DD, the evening it is sent)."""
-        await self._updates(
-            self.digests,
-            [
-                UpdateOne(
-                    {"_id": f"{day}:{p}"},
-                    {"$addToSet": {"ids": note_id}, "$setOnInsert": {"person": p, "day": day}},
-                    upsert=True,
-                )
-                for p in persons
-            ],
-        )
+        await self._add_to(self.digests, {f"{day}:{p}": {"person": p, "day": day} for p in persons}, note_id)
 
     async def digest_keys(self, up_to: str) -> list[str]:
         """The digests waiting for `up_to` or an evening before it (`<day>:<person>`, by person): read whole, the cursor
