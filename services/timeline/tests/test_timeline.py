@@ -321,3 +321,20 @@ async def test_a_loan_due_or_late_tells_the_pupil_and_their_parents(timeline: Ti
 async def _has_parent(timeline: Timeline, pupil: str, parent: str) -> bool:
     doc = await timeline.runtime().docstore.db["persons"].find_one({"_id": pupil})
     return doc is not None and parent in doc.get("parents", [])
+
+
+async def test_a_subscription_for_whole_schools_tells_its_public(timeline: Timeline) -> None:
+    pupils, parents, teacher = await class_of(timeline, 2)
+    sub = subscriptions_pb2.Subscription(
+        id="ab-2",
+        resource_id="ark:/1/atlas",
+        resource_label="Atlas numérique",
+        uais=["0350001L"],
+        assignment_type="ETABL",
+        publics=["ELEVE", "ENSEIGNANT"],
+    )
+    await timeline.publish("catalog.subscription.created.v1", subscriptions_pb2.SubscriptionCreated(subscription=sub))
+    for who in (pupils[0], pupils[1], teacher):
+        item = (await in_feed(timeline, who))["items"][0]
+        assert item["title"] == "Nouvelle ressource dans votre médiacentre" and item["text"] == "Atlas numérique"
+    assert (await timeline.feed(parents[0]))["items"] == []  # not its public

@@ -31,6 +31,13 @@ MESSAGING_SUBJECTS = (MESSAGE_DELIVERED,)
 CATALOG_SUBJECTS = (ASSIGNMENT_CHANGED, SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED)
 ADMIN_SUBJECTS = (IMPORT_REPORTED, EXPORT_FAILED)
 LIBRARY_SUBJECTS = (LOAN_DUE, LOAN_LATE, RESERVATION_READY)
+# A subscription's target public (the GAR's words) -> the directory's profiles.
+PUBLICS = {
+    "ELEVE": ("National_ELV",),
+    "ENSEIGNANT": ("National_ENS",),
+    "DOCUMENTALISTE": ("National_DOC",),
+    "AUTRE PERSONNEL": ("National_DIR", "National_EVS", "National_ETA"),
+}
 LABELS = "labels"  # resource id -> its label, from the subscriptions' events
 
 
@@ -76,6 +83,8 @@ class Told:
                         {"$set": {"label": subscription.resource_label}},
                         upsert=True,
                     )
+            if event.type == SUBSCRIPTION_CREATED and subscription.assignment_type == "ETABL":
+                await self._whole_schools(event, subscription)
             return
         changed = event.unpack(subscriptions_pb2.AssignmentChanged)
         if not changed.assigned_ids:
@@ -89,6 +98,32 @@ class Told:
             persons=list(changed.assigned_ids),
             tenant=event.tenant,
         )
+
+    async def _whole_schools(self, event: Event, subscription: Any) -> None:
+        """A subscription for whole schools: the resource appears in the médiacentre of each person of those schools
+        whose profile its target public names (no public named: everyone)."""
+        profiles = {code for public in subscription.publics for code in PUBLICS.get(public, ())}
+        keys = [f"school:{uai}" for uai in subscription.uais]
+        members = await self.repository.members(keys)
+        persons: list[str] = []
+        known: dict[str, dict[str, Any]] = {}
+        for key, ids in members.items():
+            uai = key.removeprefix("school:")
+            people = await self.repository.persons_by_id(ids)
+            known.update(people)
+            persons += [
+                p for p, doc in people.items() if not profiles or profiles & set(doc.get("schools", {}).get(uai, []))
+            ]
+        if persons:
+            await self.notifications.notify(
+                source=event.id,
+                at=event.time,
+                kind="mediacentre",
+                data={"label": subscription.resource_label or "Une ressource numérique"},
+                persons=persons,
+                tenant=event.tenant,
+                known=known,
+            )
 
     async def admin(self, event: Event) -> None:
         """An AAF import's report, a failed GAR export: the platform's admins told (and who started the import)."""
