@@ -45,6 +45,7 @@ XMLSEC1     := $(BIN)/xmlsec1
 PORTAL      := $(ROOT)/portal/dist/index.html
 PORTAL_SRC  := $(shell find portal/src portal/public portal/scripts -type f) portal/index.html portal/vite.config.ts portal/tsconfig.json
 CHROMIUM    := /usr/bin/chromium
+REDMINE     := /usr/share/redmine/config.ru
 PROTOS      := $(shell find proto/maille -name '*.proto' | sort)
 
 export UV_PYTHON := $(PYTHON)
@@ -185,6 +186,13 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
+# Debian's Redmine on SQLite, for support's tests (a desk's tracker): each test session runs an instance of its own
+# (maille_devstack.processes.RedmineServer). A package with its Ruby gems, installed as root like Chromium.
+$(REDMINE):
+	@[ "$$(id -u)" = 0 ] || { echo "Debian's redmine is missing: as root, apt-get install redmine redmine-sqlite"; exit 1; }
+	[ -n "$$(ls /var/lib/apt/lists/*_Packages 2>/dev/null)" ] || apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redmine redmine-sqlite
+
 ops-cluster: $(KUBE_APISERVER) $(ETCD) ## kube-apiserver and etcd for maille-ops' tests against a real API server
 
 charts: $(HELM) $(KUBECONFORM) $(K8S_SCHEMAS)/.done $(PROMETHEUS) ## helm lint --strict, helm template over the values matrix, kubeconform (strict, offline)
@@ -217,12 +225,12 @@ compose-check: $(COMPOSE) ## check docker-compose.yml with `docker compose confi
 lint: $(VENV)/.synced ## ruff format --check, ruff check, mypy (strict) on the deployables
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy services/kit/src services/catalog/src services/messaging/src services/library/src services/timeline/src identity/src gateway/src
+	$(VENV)/bin/mypy services/kit/src services/catalog/src services/messaging/src services/library/src services/timeline/src services/support/src identity/src gateway/src
 
-test: setup lint proto-check charts ops-cluster $(COMPOSE) $(CRANE) $(REGISTRY_BIN) $(DEBOOTSTRAP) ## every set-up step, then every check and test
+test: setup lint proto-check charts ops-cluster $(COMPOSE) $(CRANE) $(REGISTRY_BIN) $(DEBOOTSTRAP) $(REDMINE) ## every set-up step, then every check and test
 	DOCKER_CONFIG=$(CACHE)/docker $(VENV)/bin/pytest
 
-test-fast: setup ## the tests only, without the proto and compose checks
+test-fast: setup $(REDMINE) ## the tests only, without the proto and compose checks
 	$(VENV)/bin/pytest
 
 # nginx and wrk for bench/gateway.py: Debian's packages, unpacked into the cache (no root, nothing installed).

@@ -15,6 +15,7 @@ from maille.catalog.v1 import mediacentre_pb2, resources_pb2, subscriptions_pb2
 from maille.identity.v1 import directory_pb2, operations_pb2, rules_pb2
 from maille.library.v1 import loans_pb2, opac_pb2
 from maille.messaging.v1 import messages_pb2
+from maille.support.v1 import requests_pb2
 
 
 class EventType(str):
@@ -84,6 +85,14 @@ OPAC_CHANGED = EventType("library.opac.changed.v1", opac_pb2.OpacChanged)
 LOAN_DUE = EventType("library.loan.due.v1", loans_pb2.LoanDue)
 LOAN_LATE = EventType("library.loan.late.v1", loans_pb2.LoanLate)
 RESERVATION_READY = EventType("library.reservation.ready.v1", loans_pb2.ReservationReady)
+
+# support: help requests and where they go
+REQUEST_OPENED = EventType("support.request.opened.v1", requests_pb2.RequestOpened)
+REQUEST_ANSWERED = EventType("support.request.answered.v1", requests_pb2.RequestAnswered)
+REQUEST_REPLIED = EventType("support.request.replied.v1", requests_pb2.RequestReplied)
+REQUEST_STATUS_CHANGED = EventType("support.request.status_changed.v1", requests_pb2.RequestStatusChanged)
+REQUEST_ESCALATED = EventType("support.request.escalated.v1", requests_pb2.RequestEscalated)
+REQUEST_OVERDUE = EventType("support.request.overdue.v1", requests_pb2.RequestOverdue)
 
 EVENT_TYPES: tuple[EventType, ...] = tuple(v for v in list(globals().values()) if isinstance(v, EventType))
 RPCS: tuple[Rpc, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Rpc))

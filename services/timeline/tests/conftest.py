@@ -27,6 +27,7 @@ STREAMS = [
     Stream(name="MESSAGING", subjects=("messaging.>",), description="messaging's facts"),
     Stream(name="CATALOG", subjects=("catalog.>",), description="catalog's facts"),
     Stream(name="LIBRARY", subjects=("library.>",), description="the library's facts"),
+    Stream(name="SUPPORT", subjects=("support.>",), description="support's facts"),
 ]
 API = "/api/timeline/v1"
 UAI = "0350001L"

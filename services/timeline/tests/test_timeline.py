@@ -13,6 +13,7 @@ from maille.catalog.v1 import subscriptions_pb2
 from maille.identity.v1 import directory_pb2 as pb
 from maille.identity.v1 import operations_pb2
 from maille.library.v1 import loans_pb2
+from maille.support.v1 import requests_pb2
 from maille_contracts import live_subject
 from maille_devstack.pytest_plugin import until
 from maille_timeline.mail import Mails
@@ -316,6 +317,36 @@ async def test_a_loan_due_or_late_tells_the_pupil_and_their_parents(timeline: Ti
     )
     item = (await in_feed(timeline, pupils[0], 3))["items"][0]
     assert item["title"] == "Une réservation vous attend au CDI" and "jusqu'au 11/12/2026" in item["text"]
+
+
+async def test_a_help_request_tells_its_person_and_who_takes_it(timeline: Timeline) -> None:
+    pupil, referent = f"lea-{tag()}", f"rita-{tag()}"
+    about = requests_pb2.Request(id="r1765000000000abcdef0123456789ab", subject="Le manuel ne s'ouvre pas")
+    await timeline.publish("support.request.opened.v1", requests_pb2.RequestOpened(request=about, tell=[referent]))
+    item = (await in_feed(timeline, referent))["items"][0]
+    assert item["title"] == "Nouvelle demande d'aide dans votre établissement"
+    assert item["link"] == f"/aide/demandes/{about.id}" and item["text"] == "« Le manuel ne s'ouvre pas »"
+    await timeline.publish(
+        "support.request.replied.v1",
+        requests_pb2.RequestReplied(request=about, person_id=pupil, by="Support de l'académie"),
+    )
+    item = (await in_feed(timeline, pupil))["items"][0]
+    assert item["title"] == "Support de l'académie a répondu à votre demande d'aide"
+    await timeline.publish(
+        "support.request.status_changed.v1",
+        requests_pb2.RequestStatusChanged(request=about, person_id=pupil, status="resolved"),
+    )
+    assert (await in_feed(timeline, pupil, 2))["items"][0]["title"] == "Votre demande d'aide est résolue"
+    # The person who closed it themselves is not told of it.
+    await timeline.publish(
+        "support.request.status_changed.v1", requests_pb2.RequestStatusChanged(request=about, status="closed")
+    )
+    await timeline.publish(
+        "support.request.overdue.v1", requests_pb2.RequestOverdue(request=about, clock="first_answer", tell=[referent])
+    )
+    item = (await in_feed(timeline, referent, 2))["items"][0]
+    assert item["title"] == "Une demande d'aide n'a pas reçu de première réponse dans les délais"
+    assert len((await timeline.feed(pupil))["items"]) == 2
 
 
 async def _has_parent(timeline: Timeline, pupil: str, parent: str) -> bool:

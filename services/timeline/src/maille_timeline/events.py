@@ -10,6 +10,7 @@ from maille.catalog.v1 import subscriptions_pb2
 from maille.identity.v1 import operations_pb2
 from maille.library.v1 import loans_pb2
 from maille.messaging.v1 import messages_pb2
+from maille.support.v1 import requests_pb2
 from maille_contracts import (
     ASSIGNMENT_CHANGED,
     EXPORT_FAILED,
@@ -17,6 +18,11 @@ from maille_contracts import (
     LOAN_DUE,
     LOAN_LATE,
     MESSAGE_DELIVERED,
+    REQUEST_ESCALATED,
+    REQUEST_OPENED,
+    REQUEST_OVERDUE,
+    REQUEST_REPLIED,
+    REQUEST_STATUS_CHANGED,
     RESERVATION_READY,
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_UPDATED,
@@ -31,6 +37,7 @@ MESSAGING_SUBJECTS = (MESSAGE_DELIVERED,)
 CATALOG_SUBJECTS = (ASSIGNMENT_CHANGED, SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED)
 ADMIN_SUBJECTS = (IMPORT_REPORTED, EXPORT_FAILED)
 LIBRARY_SUBJECTS = (LOAN_DUE, LOAN_LATE, RESERVATION_READY)
+SUPPORT_SUBJECTS = (REQUEST_OPENED, REQUEST_REPLIED, REQUEST_STATUS_CHANGED, REQUEST_ESCALATED, REQUEST_OVERDUE)
 # A subscription's target public (the GAR's words) -> the directory's profiles.
 PUBLICS = {
     "ELEVE": ("National_ELV",),
@@ -171,6 +178,43 @@ class Told:
             persons=[person, *((reader or {}).get("parents") or [])],
             tenant=event.tenant,
         )
+
+    async def support(self, event: Event) -> None:
+        """A help request answered or changed (its person told), opened, sent up or overdue (who takes it told)."""
+        data: dict[str, Any]
+        if event.type in (REQUEST_REPLIED, REQUEST_STATUS_CHANGED):
+            message: Any = event.unpack(
+                requests_pb2.RequestReplied if event.type == REQUEST_REPLIED else requests_pb2.RequestStatusChanged
+            )
+            if not message.person_id:
+                return  # the person changed it themselves
+            kind, persons = "support", [message.person_id]
+            data = (
+                {"what": "reply", "by": message.by}
+                if event.type == REQUEST_REPLIED
+                else {"what": "status", "status": message.status}
+            )
+        else:
+            queued: dict[str, Any] = {
+                REQUEST_OPENED: ("opened", requests_pb2.RequestOpened),
+                REQUEST_ESCALATED: ("escalated", requests_pb2.RequestEscalated),
+                REQUEST_OVERDUE: ("overdue", requests_pb2.RequestOverdue),
+            }
+            what, shape = queued[event.type]
+            message = event.unpack(shape)
+            kind, persons = "support_queue", list(message.tell)
+            data = {"what": what}
+            if event.type == REQUEST_OVERDUE:
+                data["clock"] = message.clock
+        if persons:
+            await self.notifications.notify(
+                source=event.id,
+                at=event.time,
+                kind=kind,
+                data={**data, "id": message.request.id, "subject": message.request.subject},
+                persons=persons,
+                tenant=event.tenant,
+            )
 
 
 def _french(day: str) -> str:

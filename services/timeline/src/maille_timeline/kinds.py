@@ -102,6 +102,36 @@ def _admin(data: dict[str, Any]) -> Told:
     return Told("Le rapport d'import de l'annuaire est prêt", _short(data.get("summary") or ""), "/administration")
 
 
+STATUS_WORDS = {
+    "open": "est en cours de traitement",
+    "waiting": "attend votre réponse",
+    "resolved": "est résolue",
+    "closed": "est fermée",
+}
+
+
+def _support(data: dict[str, Any]) -> Told:
+    subject = _short(data.get("subject") or "", 100)
+    link = f"/aide/demandes/{data.get('id', '')}"
+    if data.get("what") == "status":
+        return Told(
+            f"Votre demande d'aide {STATUS_WORDS.get(data.get('status', ''), 'a changé')}", f"« {subject} »", link
+        )
+    return Told(f"{data.get('by') or 'Le support'} a répondu à votre demande d'aide", f"« {subject} »", link)
+
+
+def _support_queue(data: dict[str, Any]) -> Told:
+    subject = _short(data.get("subject") or "", 100)
+    link = f"/aide/demandes/{data.get('id', '')}"
+    what = data.get("what")
+    if what == "overdue":
+        late = "n'a pas reçu de première réponse" if data.get("clock") == "first_answer" else "n'est pas résolue"
+        return Told(f"Une demande d'aide {late} dans les délais", f"« {subject} »", link)
+    if what == "escalated":
+        return Told("Une demande d'aide a été transmise à votre support", f"« {subject} »", link)
+    return Told("Nouvelle demande d'aide dans votre établissement", f"« {subject} »", link)
+
+
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
@@ -110,6 +140,14 @@ KINDS: dict[str, Kind] = {
         Kind("library", "Un prêt du CDI à rendre, en retard, ou une réservation qui attend", _loan),
         Kind("news", "Une actualité de l'établissement, de la classe ou de la circonscription", _news),
         Kind("admin", "Administration : rapport d'import, export GAR en échec", _admin, "immediate", "immediate"),
+        Kind("support", "Une réponse à votre demande d'aide, ou son changement d'état", _support, "immediate"),
+        Kind(
+            "support_queue",
+            "Référents et supports : une demande d'aide à traiter, transmise ou en retard",
+            _support_queue,
+            "portal",
+            "portal",
+        ),
     )
 }
 

@@ -25,6 +25,7 @@ from maille_timeline.events import (
     LIBRARY_SUBJECTS,
     MESSAGING_SUBJECTS,
     STREAMS,
+    SUPPORT_SUBJECTS,
     Told,
 )
 from maille_timeline.live import Live
@@ -59,7 +60,8 @@ def parts(runtime: Runtime) -> list[object]:
 
 
 def consumers(runtime: Runtime) -> list[EventConsumer]:
-    """Identity's persons, messaging's mail, catalog's licences (their streams may come up after the timeline)."""
+    """Identity's persons, messaging's mail, catalog's licences, the library's loans, support's requests (their streams
+    may come up after the timeline)."""
     directory, told = runtime.parts.get(Directory), runtime.parts.get(Told)
     return [
         runtime.consumer(
@@ -73,6 +75,7 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
         runtime.consumer("timeline-catalog", stream="CATALOG", subjects=CATALOG_SUBJECTS, handler=told.catalog),
         runtime.consumer("timeline-admin", stream="IDENTITY", subjects=ADMIN_SUBJECTS, handler=told.admin),
         runtime.consumer("timeline-library", stream="LIBRARY", subjects=LIBRARY_SUBJECTS, handler=told.library),
+        runtime.consumer("timeline-support", stream="SUPPORT", subjects=SUPPORT_SUBJECTS, handler=told.support),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -298,6 +299,110 @@ class MailpitServer:
     def start(self, timeout: float = 30) -> None:
         self.process.start()
         self.process.wait_ready(lambda: port_open(self.smtp_port) and port_open(self.http_port), timeout)
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+
+REDMINE_HOME = Path("/usr/share/redmine")  # Debian's `redmine` package
+REDMINE_SETUP = """
+require 'json'
+Setting.rest_api_enabled = '1'
+admin = User.find_by(login: 'admin')
+admin.must_change_passwd = false
+admin.save!
+trackers = Tracker.all.to_a
+project = Project.create!(name: 'Assistance ENT', identifier: 'assistance-ent', is_public: false)
+project.trackers = trackers
+project.enabled_module_names = ['issue_tracking']
+project.save!
+reference = IssueCustomField.create!(name: 'Référence ENT', field_format: 'string', is_filter: true,
+  searchable: true, is_for_all: true, trackers: trackers)
+uai = IssueCustomField.create!(name: 'UAI', field_format: 'string', is_filter: true, is_for_all: true,
+  trackers: trackers)
+tracker = Tracker.find_by(name: 'Assistance') || trackers.first
+File.write(ARGV[0], JSON.generate({api_key: admin.api_key, project: project.identifier,
+  reference_field: reference.id, uai_field: uai.id, tracker_id: tracker.id}))
+"""
+
+
+class RedmineServer:
+    """Debian's Redmine (packages `redmine`, `redmine-sqlite`) as an instance of its own: its database, files, logs and
+    secret in `data_dir` (Debian's multi-instance layout, `REDMINE_INSTANCE` pointing there), served by WEBrick on
+    loopback. At its first start the database is made (French default data), the REST API switched on, and a project
+    with the custom fields a desk needs (the request's reference, the school's UAI); what a desk declares to connect to
+    it is in `desk` (the admin's API key among it)."""
+
+    def __init__(self, *, port: int, data_dir: Path, log_dir: Path) -> None:
+        self.port = port
+        self.data_dir = data_dir.resolve()
+        self.log_dir = log_dir
+        # Rails joins `instances/<name>` under /usr/share/redmine (`instances` links to /var/lib/redmine): four
+        # levels up reach `/` both lexically and through the link.
+        self.env = {"REDMINE_INSTANCE": f"../../../..{self.data_dir}", "RAILS_ENV": "production", "REDMINE_LANG": "fr"}
+        self.process = Process(
+            "redmine",
+            ["rackup", "-s", "webrick", "-E", "production", "-o", "127.0.0.1", "-p", str(port)],
+            log_dir / "redmine.log",
+            env={**self.env, "RUBYOPT": "-rwebrick"},  # Debian's Gemfile.lock leaves WEBrick out
+            cwd=REDMINE_HOME,
+        )
+        self.desk: dict[str, object] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self, *argv: str, timeout: float = 300) -> None:
+        with (self.log_dir / "redmine-setup.log").open("ab") as log:
+            subprocess.run(
+                list(argv),
+                cwd=REDMINE_HOME,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+                timeout=timeout,
+            )
+
+    def prepare(self) -> None:
+        require(
+            REDMINE_HOME / "config.ru", "Debian's Redmine (`make test` installs the packages redmine, redmine-sqlite)"
+        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for folder in ("config", "files", "log", "tmp", "public/plugin_assets"):
+            (self.data_dir / folder).mkdir(parents=True, exist_ok=True)
+        database = self.data_dir / "redmine.sqlite3"
+        described = self.data_dir / "desk.json"
+        (self.data_dir / "config" / "database.yml").write_text(
+            f"production:\n  adapter: sqlite3\n  database: {database}\n  pool: 10\n  timeout: 5000\n"
+        )
+        secret = self.data_dir / "config" / "secret_key.txt"
+        if not secret.exists():
+            secret.write_text(os.urandom(32).hex())
+        if not described.exists():
+            self._run("rake", "db:migrate")
+            self._run("rake", "redmine:load_default_data")
+            script = self.data_dir / "setup.rb"
+            script.write_text(REDMINE_SETUP)
+            self._run("bin/rails", "runner", str(script), str(described))
+        self.desk = {"url": self.url, **json.loads(described.read_text())}
+
+    def start(self, timeout: float = 120) -> None:
+        self.prepare()
+        self.process.start()
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{self.url}/issue_statuses.json", headers=self.headers, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self.process.wait_ready(answers, timeout)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Redmine-API-Key": str(self.desk.get("api_key", ""))}
 
     def stop(self) -> int | None:
         return self.process.stop()

@@ -36,6 +36,7 @@ from maille_devstack.processes import (
     KeycloakServer,
     MailpitServer,
     NatsServer,
+    RedmineServer,
     ServiceProcess,
     free_port,
 )
@@ -77,6 +78,16 @@ def nats_factory(tmp_path: Path) -> Iterator[Callable[[], NatsServer]]:
 def docstore_server(devstack_dir: Path) -> Iterator[DocstoreServer]:
     """A real MongoDB-wire docstore (FerretDB on SQLite), for the whole session."""
     server = DocstoreServer(port=free_port(), data_dir=devstack_dir / "docstore", log_dir=devstack_dir / "log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redmine_server(devstack_dir: Path) -> Iterator[RedmineServer]:
+    """Debian's Redmine for the whole session (a desk's tracker): its REST API on, a project with the custom fields a
+    desk needs; `desk` says how a desk connects to it."""
+    server = RedmineServer(port=free_port(), data_dir=devstack_dir / "redmine", log_dir=devstack_dir / "log")
     server.start()
     yield server
     server.stop()

@@ -1,0 +1,143 @@
+"""Support under test: its own NATS (so that the streams hold only this test's events), the session's docstore,
+Keycloak and Redmine (Debian's, a desk's tracker)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from google.protobuf.message import Message
+
+from maille.identity.v1 import directory_pb2 as pb
+from maille_devstack.processes import RedmineServer
+from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, until
+from maille_kit.bus import Bus, Stream
+from maille_kit.events import Envelope, make_envelope
+from maille_support.main import app
+from maille_support.settings import SupportSettings
+
+STREAMS = [Stream(name="IDENTITY", subjects=("identity.>",), description="identity's facts")]
+API = "/api/support/v1"
+COLLEGE, LYCEE = "0350001L", "0350002M"
+
+
+def person(person_id: str, code: str, uai: str = COLLEGE, *, functions: tuple[str, ...] = ()) -> pb.Person:
+    structure = f"S{uai}"
+    return pb.Person(
+        id=person_id,
+        last_name="Martin",
+        first_name=person_id.split("-")[0].capitalize(),
+        profiles=[pb.Profile(structure_id=structure, uai=uai, code=code)],
+        functions=[f"{structure}${f}" for f in functions],
+    )
+
+
+@dataclass
+class Support:
+    client: httpx.AsyncClient
+    service: FastAPI
+    bus: Bus
+    keycloak: KeycloakClients
+    redmine: RedmineServer
+    tokens: dict[str, str] = field(default_factory=dict)
+    heard: list[Envelope] = field(default_factory=list)
+
+    def runtime(self) -> Any:
+        return self.service.state.runtime
+
+    def as_person(self, ent_id: str, *roles: str) -> dict[str, str]:
+        key = f"{ent_id}:{','.join(roles)}"
+        if key not in self.tokens:
+            self.tokens[key] = make_person_login(self.keycloak, ent_id=ent_id, audience="maille-support", roles=roles)
+        return {"authorization": f"Bearer {self.tokens[key]}"}
+
+    async def publish(self, type: str, payload: Message, tenant: str = "ac-test") -> str:
+        envelope = make_envelope(type=type, tenant=tenant, source=type.split(".")[0], payload=payload)
+        await self.bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
+        return envelope.id
+
+    async def persons(self, *persons: pb.Person) -> None:
+        """Identity's person events, as identity publishes them; back once support holds the last one."""
+        for p in persons:
+            await self.publish("identity.person.created.v1", pb.PersonCreated(person=p))
+        held = self.runtime().docstore.db["persons"]
+
+        async def known() -> bool:
+            return await held.find_one({"_id": persons[-1].id}) is not None
+
+        await until(known, f"person {persons[-1].id}")
+
+    async def school(self, uai: str, name: str) -> None:
+        await self.publish(
+            "identity.structure.created.v1",
+            pb.StructureCreated(structure=pb.Structure(id=f"S{uai}", uai=uai, name=name, type="COLLEGE")),
+        )
+        held = self.runtime().docstore.db["schools"]
+
+        async def known() -> bool:
+            return await held.find_one({"_id": uai}) is not None
+
+        await until(known, f"school {uai}")
+
+    async def call(self, method: str, path: str, who: str, *roles: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.request(method, f"{API}{path}", headers=self.as_person(who, *roles), **kwargs)
+
+    async def ok(self, method: str, path: str, who: str, *roles: str, **kwargs: Any) -> Any:
+        answer = await self.call(method, path, who, *roles, **kwargs)
+        assert answer.status_code in (200, 201, 204), answer.text
+        return answer.json() if answer.content else None
+
+    def events(self, type: str) -> list[Envelope]:
+        return [e for e in self.heard if e.type == type]
+
+
+@pytest.fixture
+async def support(
+    nats_factory, docstore_server, keycloak_clients: KeycloakClients, redmine_server: RedmineServer
+) -> AsyncIterator[Support]:
+    nats = nats_factory()
+    settings = SupportSettings(
+        nats_url=nats.url,
+        mongodb_url=docstore_server.url,
+        database=f"test_{uuid.uuid4().hex[:12]}",
+        auth_issuer=keycloak_clients.issuer,
+        redmine_poll_seconds=1,
+        environment="development",
+    )
+    bus = Bus(nats.url, name="test-publisher")
+    await bus.connect(timeout=5)
+    await bus.ensure_streams(STREAMS)
+    service = app(settings)
+    try:
+        async with running(service) as client:
+            found = Support(client, service, bus, keycloak_clients, redmine_server)
+
+            async def heard(msg: Any) -> None:
+                envelope = Envelope()
+                envelope.ParseFromString(msg.data)
+                found.heard.append(envelope)
+
+            assert bus.nc is not None
+            await bus.nc.subscribe("support.>", cb=heard)
+            await bus.nc.flush(timeout=5)
+            yield found
+    finally:
+        await bus.close()
+
+
+async def eventually(check: Any, what: str, timeout: float = 20) -> Any:
+    """`check()` until it returns something true (each try within the deadline); that value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never: {what}")
+        await asyncio.sleep(0.2)
