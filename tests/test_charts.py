@@ -130,6 +130,7 @@ def test_no_secret_is_written_only_existing_secrets_are_named(rendered: dict[str
         "maille-nats-users",
         "maille-library",
         "maille-timeline",
+        "maille-support",
     }
 
 

@@ -31,6 +31,7 @@ SCREENS = (
     "notifications",
     "actualites",
     "desabonnement",
+    "aide",
 )
 ASSET = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 YEAR = "public, max-age=31536000, immutable"

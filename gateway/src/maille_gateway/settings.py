@@ -13,6 +13,7 @@ DEFAULT_ROUTES = {
     "messaging": "http://127.0.0.1:8103",
     "library": "http://127.0.0.1:8104",
     "timeline": "http://127.0.0.1:8105",
+    "support": "http://127.0.0.1:8106",
 }
 
 
@@ -27,6 +28,7 @@ class RoutePolicy(BaseModel):
 DEFAULT_POLICIES = {
     "/api/identity/v1/operator/": RoutePolicy(roles=["operator"]),
     "/api/timeline/v1/operator/": RoutePolicy(roles=["operator"]),
+    "/api/support/v1/operator/": RoutePolicy(roles=["operator"]),
     "/api/catalog/v1/vendor/": RoutePolicy(roles=["vendor"], scopes=["catalog.vendor"]),
     "/api/catalog/v1/abonnements": RoutePolicy(
         roles=["vendor"], scopes=["catalog.vendor"]

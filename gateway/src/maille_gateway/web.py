@@ -34,6 +34,7 @@ SERVICE_TITLES = {
     "messaging": "Messagerie",
     "library": "CDI (PMB)",
     "timeline": "Notifications",
+    "support": "Aide",
 }
 
 

@@ -112,7 +112,15 @@ USERS: dict[str, BusUser] = {
                 ("MESSAGING", "timeline-mail"),
                 ("CATALOG", "timeline-catalog"),
                 ("LIBRARY", "timeline-library"),
+                ("SUPPORT", "timeline-support"),
             ),
+        ),
+        BusUser(
+            "support",
+            streams=("SUPPORT",),
+            events=("support.>", "signal.support.>"),  # signal.*: a replica's change, heard by the others
+            consumes=(("IDENTITY", "support-directory"),),
+            listens=("signal.support.>",),
         ),
     )
 }

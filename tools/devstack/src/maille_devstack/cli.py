@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     pki = commands.add_parser("pki", help="make the demo PKI (the GAR peer's and the ENT's certificates) in FOLDER")
     pki.add_argument("folder")
     env = commands.add_parser("env", help="print the exports a command of SERVICE needs against make run's platform")
-    env.add_argument("service", choices=("gateway", "identity", "catalog", "messaging", "library", "timeline"))
+    env.add_argument(
+        "service", choices=("gateway", "identity", "catalog", "messaging", "library", "timeline", "support")
+    )
     table = commands.add_parser(
         "config-table", help="print the configuration variables as docs/configuration.md's tables"
     )

@@ -15,9 +15,18 @@ def settings_classes() -> list[type[ServiceSettings]]:
     from maille_identity.settings import IdentitySettings
     from maille_library.settings import LibrarySettings
     from maille_messaging.settings import MessagingSettings
+    from maille_support.settings import SupportSettings
     from maille_timeline.settings import TimelineSettings
 
-    return [GatewaySettings, IdentitySettings, CatalogSettings, MessagingSettings, LibrarySettings, TimelineSettings]
+    return [
+        GatewaySettings,
+        IdentitySettings,
+        CatalogSettings,
+        MessagingSettings,
+        LibrarySettings,
+        TimelineSettings,
+        SupportSettings,
+    ]
 
 
 def _cell(value: object) -> str:
@@ -32,7 +41,7 @@ def config_tables() -> str:
     common = {row["field"]: row for row in describe(ServiceSettings)}
     out = [
         "Every deployable reads these, with its own prefix (`MAILLE_GATEWAY_`, `MAILLE_IDENTITY_`, `MAILLE_CATALOG_`, "
-        "`MAILLE_MESSAGING_`, `MAILLE_LIBRARY_`, `MAILLE_TIMELINE_`):",
+        "`MAILLE_MESSAGING_`, `MAILLE_LIBRARY_`, `MAILLE_TIMELINE_`, `MAILLE_SUPPORT_`):",
         "",
         "| variable | default | what |",
         "|---|---|---|",

@@ -8,7 +8,15 @@ from typing import Any
 import httpx
 
 # The audiences of Maille's tokens: the gateway's, then each service's own.
-AUDIENCES = ("maille", "maille-identity", "maille-catalog", "maille-messaging", "maille-library", "maille-timeline")
+AUDIENCES = (
+    "maille",
+    "maille-identity",
+    "maille-catalog",
+    "maille-messaging",
+    "maille-library",
+    "maille-timeline",
+    "maille-support",
+)
 
 
 def audience_mappers(audience: str | None = None) -> list[dict]:

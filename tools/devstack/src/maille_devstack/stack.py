@@ -32,7 +32,7 @@ from maille_devstack.processes import (
 )
 from maille_kit.busauth import USERS, authorization
 
-SERVICES = ("identity", "catalog", "messaging", "library", "timeline")
+SERVICES = ("identity", "catalog", "messaging", "library", "timeline", "support")
 
 
 def state_file(var: Path) -> Path:
@@ -50,6 +50,7 @@ class Ports:
     messaging: int = 8103
     library: int = 8104
     timeline: int = 8105
+    support: int = 8106
     nats: int = 4222
     docstore: int = 27017
     keycloak: int = 8080
@@ -67,6 +68,7 @@ class Ports:
     messaging_metrics: int = 9103
     library_metrics: int = 9104
     timeline_metrics: int = 9105
+    support_metrics: int = 9106
 
     def metrics_targets(self) -> dict[str, str]:
         """Where each deployable's /metrics is (`host:port`, as Prometheus names a target)."""
@@ -118,6 +120,8 @@ def service_env(
             f"{prefix}GAR_CA_FILE": str(gar.pki.ca),
             f"{prefix}GAR_LINK_URL": f"{gar.url}/domaineGar",
         }
+    if name == "support" and gateway_url:  # links to the portal in the desks' Redmine
+        env[f"{prefix}PUBLIC_URL"] = gateway_url
     if name == "timeline":  # the e-mails: Mailpit as the relay, links to the portal
         if smtp is not None:
             env[f"{prefix}SMTP_HOST"], env[f"{prefix}SMTP_PORT"] = smtp[0], str(smtp[1])
@@ -337,6 +341,7 @@ class Stack:
             ("messaging", f"http://127.0.0.1:{p.messaging}", "ENT mail"),
             ("library", f"http://127.0.0.1:{p.library}", "PMB connector"),
             ("timeline", f"http://127.0.0.1:{p.timeline}", "notifications, feeds, e-mail digests"),
+            ("support", f"http://127.0.0.1:{p.support}", "help requests, desks, knowledge base"),
             ("mailpit", f"http://localhost:{p.mailpit}", f"the e-mails sent (Mailpit; SMTP on port {p.smtp})"),
             ("keycloak", f"http://localhost:{p.keycloak}", "realm maille; admin console /admin (admin / admin)"),
             (
@@ -367,7 +372,8 @@ class Stack:
             (
                 "metrics",
                 f"http://127.0.0.1:{p.gateway_metrics}/metrics",
-                "Prometheus metrics of the gateway; identity, catalog, messaging, library, timeline on the next ports "
+                "Prometheus metrics of the gateway; identity, catalog, messaging, library, timeline, support on the "
+                "next ports "
                 f"({self.var / 'run' / 'metrics-targets.json'})",
             ),
             ("nats", f"nats://127.0.0.1:{p.nats}", f"JetStream, data in {self.var / 'nats'}"),
