@@ -15,6 +15,7 @@ import { Classes } from "./screens/Classes";
 import { Admin } from "./screens/Admin";
 import { Notifications, Unsubscribe } from "./screens/Notifications";
 import { News } from "./screens/News";
+import { Support } from "./screens/Support";
 import { useUnread } from "./live";
 
 function csrf(): string {
@@ -35,7 +36,7 @@ const SECTIONS: { path: string; title: string; show?: (me: Me) => boolean }[] = 
 
 function section(path: string): string {
   const first = "/" + (path.split("?")[0].split("/")[1] ?? "");
-  if (first === "/compte" || first === "/notifications") return first;
+  if (first === "/compte" || first === "/notifications" || first === "/aide") return first;
   return SECTIONS.some((s) => s.path === first) ? first : "/";
 }
 
@@ -47,7 +48,8 @@ export function App() {
   }, []);
   useEffect(() => {
     const current = SECTIONS.find((s) => s.path === section(path));
-    document.title = `${current && current.path !== "/" ? current.title + " — " : ""}Maille`;
+    const named = section(path) === "/aide" ? "Aide — " : current && current.path !== "/" ? current.title + " — " : "";
+    document.title = `${named}Maille`;
     document.getElementById("contenu")?.focus({ preventScroll: true });
   }, [path]);
 
@@ -70,6 +72,7 @@ export function App() {
         schools={me.schools.map((s) => s.name).join(" · ")}
         navigation={navigation}
         quickAccessItems={[
+          { iconId: "fr-icon-question-line", text: "Aide", linkProps: { href: "/aide", onClick: follow("/aide"), id: "aide" } },
           { iconId: "fr-icon-notification-3-line", text: <Bell />, linkProps: { href: "/notifications", onClick: follow("/notifications"), id: "cloche" } },
           { iconId: "fr-icon-account-circle-line", text: `${me.first_name} ${me.last_name}`, linkProps: { href: "/compte", onClick: follow("/compte") } },
           { iconId: "fr-icon-logout-box-r-line", text: "Se déconnecter", buttonProps: { type: "submit", form: "deconnexion" } },
@@ -113,6 +116,8 @@ function Screen({ path }: { path: string }) {
       return <Notifications path={path} />;
     case "/actualites":
       return <News path={path} />;
+    case "/aide":
+      return <Support path={path} />;
     default:
       return <Dashboard />;
   }

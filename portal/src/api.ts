@@ -11,6 +11,27 @@ export class ApiError extends Error {
   }
 }
 
+// The request ids of the last calls that failed here (kept in this tab): a help request carries them, so that the
+// referent finds the very calls in the logs.
+const FAILED = "maille-failed-requests";
+
+export function failedRequests(): string[] {
+  try {
+    return JSON.parse(sessionStorage.getItem(FAILED) ?? "[]") as string[];
+  } catch {
+    return [];
+  }
+}
+
+function remember(requestId: string | null): void {
+  if (!requestId) return;
+  try {
+    sessionStorage.setItem(FAILED, JSON.stringify([...failedRequests(), requestId].slice(-10)));
+  } catch {
+    /* storage full or off: nothing kept */
+  }
+}
+
 function csrf(): string {
   const found = document.cookie.split("; ").find((c) => c.startsWith("maille_csrf="));
   return found ? decodeURIComponent(found.slice("maille_csrf=".length)) : "";
@@ -80,6 +101,7 @@ async function request(method: string, path: string, body?: unknown, headers: Re
     } catch {
       /* not problem+json */
     }
+    remember(answer.headers.get("x-request-id"));
     throw new ApiError(answer.status, String(detail), answer.headers.get("x-request-id"));
   }
   return answer;
@@ -121,6 +143,7 @@ export function upload<T>(path: string, file: File, progress: (share: number) =>
       } catch {
         /* not problem+json */
       }
+      remember(xhr.getResponseHeader("x-request-id"));
       reject(new ApiError(xhr.status, String(detail), xhr.getResponseHeader("x-request-id")));
     };
     xhr.onerror = xhr.ontimeout = () => reject(new ApiError(0, "network", null));

@@ -4,8 +4,13 @@ import { useEffect, useState } from "react";
 
 const listeners = new Set<() => void>();
 
+// The page before this one (a help request says where the person was when they asked).
+let previous = "";
+export const previousPage = (): string => previous;
+
 export function navigate(to: string): void {
   if (to === location.pathname + location.search) return;
+  previous = location.pathname + location.search;
   history.pushState(null, "", to);
   listeners.forEach((listener) => listener());
   window.scrollTo(0, 0);

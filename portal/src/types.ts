@@ -185,3 +185,89 @@ export interface NewsBoard {
   name: string;
   school?: string | null;
 }
+
+// Support: help requests, queues, the knowledge base.
+export interface Choice {
+  code: string;
+  label: string;
+}
+
+export interface SupportOverview {
+  schools: { uai: string; name: string }[];
+  categories: Choice[];
+  statuses: Choice[];
+  referent_of: { uai: string; name: string }[];
+  desks: { id: string; name: string; kind: string }[];
+  writes: string[];
+}
+
+export interface HelpRequestSummary {
+  id: string;
+  subject: string;
+  category: string;
+  category_label: string;
+  status: string;
+  status_label: string;
+  uai: string;
+  school_name: string;
+  desk: string;
+  desk_name: string;
+  author_name: string;
+  profile: string;
+  assignee: string | null;
+  assignee_name: string | null;
+  opened_at: string;
+  updated_at: string;
+  overdue: "first_answer" | "resolution" | null;
+  tracker_issue: number | null;
+}
+
+export interface HelpMessage {
+  id: string;
+  at: string;
+  author_name: string;
+  role: "author" | "referent" | "agent" | "tracker";
+  by: string;
+  text: string;
+  internal: boolean;
+}
+
+export interface HelpRequest extends HelpRequestSummary {
+  description: string;
+  context: { page: string; browser: string; failed_requests: string[] } | null;
+  files: { id: string; name: string; type: string; size: number }[];
+  messages: HelpMessage[];
+  can: { reply: boolean; note: boolean; assign: boolean; escalate: boolean; statuses: string[] };
+}
+
+export interface HelpPage {
+  items: HelpRequestSummary[];
+  next: string | null;
+  counts: Record<string, number>;
+}
+
+export interface ArticleHit {
+  id: string;
+  title: string;
+  category: string;
+  category_label: string;
+  excerpt: string;
+  tutorial: boolean;
+  helped: number;
+}
+
+export interface Article {
+  id: string;
+  title: string;
+  category: string;
+  category_label: string;
+  profiles: string[];
+  scope: string;
+  author_name: string;
+  updated_at: string;
+  helped: number;
+  unhelped: number;
+  tutorial: boolean;
+  body: string;
+  html: string;
+}

@@ -108,7 +108,9 @@ class StatusIn(Strict):
 
 class AssignIn(Strict):
     ids: list[str] = Field(min_length=1, max_length=200)
-    assignee: str | None = Field(None, max_length=64, description="a person who handles them; none: nobody")
+    assignee: str | None = Field(
+        None, max_length=64, description="a person who handles them (`me`: oneself); none: nobody"
+    )
 
 
 class Assigned(BaseModel):

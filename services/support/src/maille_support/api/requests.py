@@ -172,7 +172,8 @@ async def assign(body: AssignIn, caller: Caller, asked: Asked) -> Assigned:
     wrong = [i for i in body.ids if re.fullmatch(REQUEST_ID, i) is None]
     if wrong:
         raise Invalid(f"{wrong[0]!r} is not a request id", field="ids")
-    refused = await asked.assign(me(caller), body.ids, body.assignee)
+    person = me(caller)
+    refused = await asked.assign(person, body.ids, person if body.assignee == "me" else body.assignee)
     return Assigned(assigned=len(set(body.ids)) - len(refused), refused=refused)
 
 
