@@ -19,6 +19,8 @@ from maille_contracts import (
     REQUEST_REPLIED,
     REQUEST_STATUS_CHANGED,
 )
+from maille_kit.secretbox import SecretBox
+from maille_support.desks import Desks
 from maille_support.redmine import Trackers
 from maille_support.requests import Requests
 
@@ -339,3 +341,24 @@ def _status(support: Support, issue: int, name: str) -> None:
         headers=support.redmine.headers,
         timeout=10,
     ).raise_for_status()
+
+
+async def test_a_desks_redmine_key_is_sealed_and_sealed_again_after_a_rotation(support: Support) -> None:
+    await declare_academie(support)
+    db = support.runtime().docstore.db
+    kept = (await db["desks"].find_one({"_id": "academie"}))["redmine"]["api_key"]
+    assert kept.startswith("enc1:") and support.redmine.desk["api_key"] not in kept
+    shown = await support.ok("GET", "/operator/desks", "ops", "operator")
+    assert "api_key" not in shown[0]["redmine"]
+    # The key rotated: the old one listed as old, the desks sealed again at start, the Redmine key unchanged.
+    old = support.runtime().parts.get(Requests).desks
+    rotated = Desks(
+        old.repository,
+        SecretBox("a-brand-new-secrets-key-0123", ["maille-support-dev-secrets-key"]),
+        school=old.school,
+        referent_functions=[],
+    )
+    assert await rotated.seal_again() == 1
+    desk = (await rotated.load())["academie"]
+    assert desk["redmine"]["api_key"] != kept and rotated.redmine_key(desk) == support.redmine.desk["api_key"]
+    assert await rotated.seal_again() == 0

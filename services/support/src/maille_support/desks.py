@@ -70,6 +70,20 @@ class Desks:
         await self.load()
         return doc
 
+    async def seal_again(self) -> int:
+        """Each desk's Redmine key sealed under the current key (after a rotation, at start); how many were."""
+        done = 0
+        for desk in (await self.load()).values():
+            redmine = desk.get("redmine") or {}
+            if redmine.get("api_key") and not self.box.is_current(redmine["api_key"]):
+                key = self.box.open(redmine["api_key"], context=f"desk:{desk['_id']}")
+                sealed = {**desk, "redmine": {**redmine, "api_key": self.box.seal(key, context=f"desk:{desk['_id']}")}}
+                await self.repository.put_desk(sealed)
+                done += 1
+        if done:
+            await self.load()
+        return done
+
     async def delete(self, desk_id: str) -> None:
         if not await self.repository.delete_desk(desk_id):
             raise NotFound(f"no desk {desk_id}")

@@ -12,6 +12,7 @@ as its editor left it)."""
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 import os
 import re
@@ -128,25 +129,39 @@ class Knowledge:
             return []
         hits: list[dict[str, float]] = []
         for n, word in enumerate(typed):
-            scores: dict[str, float] = dict(self.postings.get(word, {}))
+            scores = self.postings.get(word, {})
             if n == len(typed) - 1 and len(word) >= 2:
                 at = bisect.bisect_left(self.vocabulary, word)
+                longer = []
                 while at < len(self.vocabulary) and self.vocabulary[at].startswith(word):
-                    for article_id, weight in self.postings[self.vocabulary[at]].items():
-                        scores[article_id] = max(scores.get(article_id, 0.0), weight * 0.8)
+                    if self.vocabulary[at] != word:
+                        longer.append(self.postings[self.vocabulary[at]])
                     at += 1
+                if longer:
+                    scores = dict(scores)
+                    for postings in longer:
+                        for article_id, weight in postings.items():
+                            if weight * 0.8 > scores.get(article_id, 0.0):
+                                scores[article_id] = weight * 0.8
             hits.append(scores)
-        everywhere = set(hits[0]).intersection(*hits[1:]) if hits else set()
-        candidates = everywhere or set().union(*hits)
-        found = []
+        hits.sort(key=len)
+        everywhere = [a for a in hits[0] if all(a in h for h in hits[1:])]
+        candidates = everywhere or list({a for h in hits for a in h})
+        schools = (person or {}).get("schools", {})
+        profiles = {code for codes in schools.values() for code in codes}
+        scored = []
         for article_id in candidates:
             doc = self.articles.get(article_id)
-            if doc is None or (category and doc.get("category") != category) or not self._readable(doc, person):
+            if doc is None or (category and doc.get("category") != category):
+                continue
+            if (doc["scope"] != ACADEMIE and doc["scope"] not in schools) or (
+                doc.get("profiles") and not profiles & set(doc["profiles"])
+            ):
                 continue
             score = sum(h.get(article_id, 0.0) for h in hits) + 0.1 * doc.get("helped", 0) ** 0.5
-            found.append(Found(doc, score))
-        found.sort(key=lambda f: (-f.score, f.doc["_id"]))
-        return found[:size]
+            scored.append((score, article_id))
+        best = heapq.nsmallest(size, scored, key=lambda s: (-s[0], s[1]))
+        return [Found(self.articles[a], score) for score, a in best]
 
     def listed(self, person: Doc | None, *, category: str | None = None) -> list[Doc]:
         docs = [

@@ -110,7 +110,9 @@ def housekeeping(runtime: Runtime) -> Periodic:
 
 async def on_start(runtime: Runtime) -> None:
     queue, knowledge, desks = runtime.parts.get(Queue), runtime.parts.get(Knowledge), runtime.parts.get(Desks)
-    await desks.load()
+    sealed = await desks.seal_again()
+    if sealed:
+        log.info("desks' Redmine keys sealed again under the current key", extra={"desks": sealed})
     await knowledge.seed()
     articles = await knowledge.load()
     requests = await queue.load()

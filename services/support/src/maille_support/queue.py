@@ -12,7 +12,9 @@ newest (or from the `before` of the page above) and stops once full."""
 from __future__ import annotations
 
 import bisect
+import gc
 import logging
+import sys
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -69,11 +71,56 @@ class Index:
 
 
 def keys_of(doc: Doc) -> set[str]:
-    return {
-        f"school:{doc['uai']}",
-        f"author:{doc['author']}",
-        *(f"desk:{d}" for d in doc.get("desks", [])),
-    }
+    """The index lists a request is in: its school's, its author's, each desk's it went through — and, while it is
+    to be treated (new, open, waiting), the `active:` lists of its school and of those desks (what a queue shows by
+    default: a few hundred among tens of thousands)."""
+    keys = {f"school:{doc['uai']}", f"author:{doc['author']}", *(f"desk:{d}" for d in doc.get("desks", []))}
+    if doc.get("status") in ACTIVE:
+        keys |= {f"active:school:{doc['uai']}", *(f"active:desk:{d}" for d in doc.get("desks", []))}
+    return keys
+
+
+# Fields a summary keeps (what the queues filter and show, and the clocks): the rest is read by `_id` when asked.
+KEPT = (
+    "_id",
+    "author",
+    "author_name",
+    "profile",
+    "uai",
+    "school_name",
+    "category",
+    "subject",
+    "status",
+    "desk",
+    "desks",
+    "assignee",
+    "assignee_name",
+    "opened_at",
+    "updated_at",
+    "level_since",
+    "level_answered",
+    "first_answer_at",
+    "waiting_since",
+    "paused",
+    "level_paused",
+    "resolved_at",
+    "overdue_told",
+    "tracker",
+    "tracker_out",
+)
+SHARED = ("uai", "school_name", "category", "status", "desk", "profile", "assignee", "assignee_name")
+
+
+def slim(doc: Doc) -> Doc:
+    """A request's summary, its repeated words shared (a school's name is one string however many requests)."""
+    summary = {k: doc.get(k) for k in KEPT}
+    for k in SHARED:
+        value = summary[k]
+        if isinstance(value, str):
+            summary[k] = sys.intern(value)
+    summary["desks"] = tuple(sys.intern(str(d)) for d in summary["desks"] or ())
+    summary["_words"] = folded(f"{doc.get('subject', '')} {doc.get('author_name', '')}")
+    return summary
 
 
 class Queue:
@@ -93,17 +140,20 @@ class Queue:
         items: dict[str, Doc] = {}
         index = Index()
         for doc in sorted(docs, key=lambda d: d["_id"]):
-            doc["_words"] = folded(f"{doc.get('subject', '')} {doc.get('author_name', '')}")
-            items[doc["_id"]] = doc
-            for key in keys_of(doc):
+            summary = slim(doc)
+            items[doc["_id"]] = summary
+            for key in keys_of(summary):
                 index.lists.setdefault(key, []).append(doc["_id"])
         self.items, self.index, self.loaded_at = items, index, time.monotonic()
+        # Tens of thousands of long-lived summaries: out of the collector's sight (each full collection would walk
+        # them all, a pause of a tenth of a second in the middle of the requests it serves).
+        gc.collect()
+        gc.freeze()
         return len(items)
 
     def apply(self, doc: Doc) -> None:
         """A request as it is now (written by this replica, or read again after another's signal)."""
-        summary = {k: v for k, v in doc.items() if k not in ("description", "context", "files", "messages")}
-        summary["_words"] = folded(f"{doc.get('subject', '')} {doc.get('author_name', '')}")
+        summary = slim(doc)
         before = self.items.get(doc["_id"])
         old, new = (keys_of(before) if before else set()), keys_of(summary)
         for key in old - new:
@@ -126,6 +176,9 @@ class Queue:
         if doc is not None:
             self.apply(doc)
 
+    def _ids(self, keys: Sequence[str]) -> list[str]:
+        return _merge([self.index.of(key) for key in keys])
+
     def get(self, request_id: str) -> Doc | None:
         return self.items.get(request_id)
 
@@ -143,11 +196,11 @@ class Queue:
         before: str | None,
         size: int,
         count: Predicate | None = None,
+        count_keys: Sequence[str] = (),
     ) -> Page:
         """The newest `size` summaries under `keys` that `predicate` keeps, older than `before`; with `count`, the
-        counts by status of those it keeps (the filter's chips)."""
-        lists = [self.index.of(key) for key in keys]
-        ids: list[str] = lists[0] if len(lists) == 1 else sorted({i for ids in lists for i in ids})
+        counts by status of those of `count_keys` it keeps (the filter's chips)."""
+        ids = self._ids(keys)
         end = bisect.bisect_left(ids, before) if before else len(ids)
         items: list[Doc] = []
         at = end - 1
@@ -160,11 +213,15 @@ class Queue:
         items = items[:size]
         counts: dict[str, int] = {}
         if count is not None:
-            for request_id in ids:
+            for request_id in self._ids(count_keys or keys):
                 doc = self.items.get(request_id)
                 if doc is not None and count(doc):
                     counts[doc["status"]] = counts.get(doc["status"], 0) + 1
         return Page(items, items[-1]["_id"] if more and items else None, counts)
+
+
+def _merge(lists: list[list[str]]) -> list[str]:
+    return lists[0] if len(lists) == 1 else sorted({i for ids in lists for i in ids})
 
 
 def now() -> datetime:

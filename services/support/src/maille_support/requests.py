@@ -47,6 +47,12 @@ HANDLER_STATUSES = ("open", "waiting", "resolved", "closed")
 PERSON_STATUSES = ("resolved", "closed")
 
 
+def stamp(at: datetime) -> str:
+    """A time to the millisecond, in UTC (what the docstore keeps of it: the same before and after it is read back)."""
+    at = at.astimezone(UTC)
+    return f"{at:%Y%m%dT%H%M%S}.{at.microsecond // 1000:03d}"
+
+
 def new_id(prefix: str) -> str:
     """Ids that sort by creation time (milliseconds), then 64 random bits: nobody guesses one."""
     return f"{prefix}{int(datetime.now(UTC).timestamp() * 1000):013d}{os.urandom(8).hex()}"
@@ -536,13 +542,17 @@ class Requests:
 
     # the clocks (housekeeping)
 
-    async def look_overdue(self) -> int:
-        """Requests past their level's service level, told once per level and clock to who takes them."""
+    async def look_overdue(self, *, at_most: int = 100) -> int:
+        """Requests past their level's service level, told once per level and clock to who takes them — `at_most` a
+        round (a minute): a morning when hundreds pass their level at once is told over a few minutes, not in one
+        burst of writes that would slow the queues being read."""
         now = datetime.now(UTC)
         told = 0
         for summary in list(self.queue.active()):
+            if told >= at_most:
+                break
             clock = overdue(summary, self.desks.level(summary["desk"]), now)
-            key = f"{summary['desk']}:{summary['level_since'].isoformat()}:{clock}"
+            key = f"{summary['desk']}:{stamp(summary['level_since'])}:{clock}"
             if clock is None or key in summary.get("overdue_told", []):
                 continue
             tell = (

@@ -93,7 +93,9 @@ class RequestOut(RequestSummary):
 class RequestPage(BaseModel):
     items: list[RequestSummary]
     next: str | None
-    counts: dict[str, int] = Field(default_factory=dict, description="by status, of the requests the filter keeps")
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="by status, the requests to treat (new, open, waiting) the other filters keep"
+    )
 
 
 class ReplyIn(Strict):

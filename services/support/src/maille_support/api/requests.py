@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from maille_kit.errors import Forbidden, Invalid
 from maille_kit.files import file_answer
 from maille_support.api import Asked, Caller, Declared, Queues, Store, me
-from maille_support.categories import CATEGORIES, STATUSES
+from maille_support.categories import ACTIVE, CATEGORIES, STATUSES
 from maille_support.desks import SCHOOL, Desks, overdue
 from maille_support.queue import folded
 from maille_support.requests import HANDLER_STATUSES, PERSON_STATUSES, Seen
@@ -242,14 +242,15 @@ async def queue(
         await desks.fresh()
         if not desks.is_agent(person_id, desk):
             raise Forbidden(f"you are not an agent of the desk {desk}")
-        keys = [f"desk:{desk}"]
+        # One school of the desk's: its list is the shorter (the desk kept by the filter below).
+        keys = [f"school:{uai}"] if uai else [f"desk:{desk}"]
     who = person_id if assignee == "me" else (None if assignee == "none" else assignee)
     words = folded(q).split() if q else []
     now = datetime.now(UTC)
 
     def base(doc: Doc) -> bool:
         return (
-            (desk == SCHOOL or not here or doc["desk"] == desk)
+            (desk == SCHOOL or (doc["desk"] == desk if here else desk in doc["desks"]))
             and (uai is None or doc["uai"] == uai)
             and (category is None or doc["category"] == category)
             and (assignee is None or doc.get("assignee") == who)
@@ -260,7 +261,11 @@ async def queue(
     def keep(doc: Doc) -> bool:
         return (not statuses or doc["status"] in statuses) and base(doc)
 
-    page = queues.page(keys, keep, before=before, size=size, count=base)
+    # Requests to treat have lists of their own (a few hundred where a desk has received tens of thousands); the counts
+    # by status are of those.
+    active = [f"active:{k}" for k in keys]
+    walk = active if statuses and statuses <= set(ACTIVE) else keys
+    page = queues.page(walk, keep, before=before, size=size, count=base, count_keys=active)
     return RequestPage(items=[summary(d, desks, now) for d in page.items], next=page.next, counts=page.counts)
 
 
