@@ -71,16 +71,25 @@ def start_service(
 
 
 def start_gateway(
-    service: str, url: str, *, nats: NatsServer, issuer: str, jwks: str, logs: Path, parts: list
+    service: str,
+    url: str,
+    *,
+    nats: NatsServer,
+    issuer: str,
+    jwks: str,
+    logs: Path,
+    parts: list,
+    more_routes: dict[str, str] | None = None,
 ) -> ServiceProcess:
-    """The gateway in front of one service, its rate limits lifted (the bench measures the service, not them)."""
+    """The gateway in front of one service (and `more_routes`), its rate limits lifted (the bench measures the
+    service, not them)."""
     gateway = ServiceProcess(
         "gateway",
         port=free_port(),
         log_dir=logs,
         env={
             "MAILLE_GATEWAY_NATS_URL": nats.url,
-            "MAILLE_GATEWAY_ROUTES": json.dumps({service: url}),
+            "MAILLE_GATEWAY_ROUTES": json.dumps({service: url, **(more_routes or {})}),
             "MAILLE_GATEWAY_AUTH_ISSUER": issuer,
             "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
             "MAILLE_GATEWAY_RATE_CLIENT": "1000000",

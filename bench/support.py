@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import tempfile
 import time
@@ -37,8 +36,8 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 
-from common import machine, paced, pct, signing_key, start_infrastructure, start_service, stop_all
-from maille_devstack.processes import RedmineServer, ServiceProcess, free_port
+from common import machine, paced, pct, signing_key, start_gateway, start_infrastructure, start_service, stop_all
+from maille_devstack.processes import RedmineServer, free_port
 from maille_support.requests import stamp
 
 ISSUER = "http://bench.invalid/realms/maille"
@@ -380,24 +379,16 @@ def main() -> None:
             environment="development",
             daily_digests="false",
         )
-        gateway = ServiceProcess(
-            "gateway",
-            port=free_port(),
-            log_dir=logs,
-            env={
-                "MAILLE_GATEWAY_NATS_URL": nats.url,
-                "MAILLE_GATEWAY_ROUTES": json.dumps({"support": support.url, "timeline": timeline.url}),
-                "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
-                "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
-                "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
-                "MAILLE_GATEWAY_RATE_PERSON": "1000000",
-                "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
-                "MAILLE_GATEWAY_LOG_LEVEL": "WARNING",
-                "MAILLE_GATEWAY_ENVIRONMENT": "development",
-            },
+        gateway = start_gateway(
+            "support",
+            support.url,
+            nats=nats,
+            issuer=ISSUER,
+            jwks=jwks,
+            logs=logs,
+            parts=parts,
+            more_routes={"timeline": timeline.url},
         )
-        gateway.start()
-        parts.append(gateway)
         declare_desks(gateway.url, key, args.schools, redmine)
 
         queue, searched, opened = asyncio.run(

@@ -16,9 +16,16 @@ from google.protobuf.message import Message
 
 from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.processes import RedmineServer
-from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, until
+from maille_devstack.pytest_plugin import (
+    KeycloakClients,
+    make_person_login,
+    persons_known,
+    publish_event,
+    running,
+    until,
+)
 from maille_kit.bus import Bus, Stream
-from maille_kit.events import Envelope, make_envelope
+from maille_kit.events import Envelope
 from maille_support.main import app
 from maille_support.settings import SupportSettings
 
@@ -58,20 +65,11 @@ class Support:
         return {"authorization": f"Bearer {self.tokens[key]}"}
 
     async def publish(self, type: str, payload: Message, tenant: str = "ac-test") -> str:
-        envelope = make_envelope(type=type, tenant=tenant, source=type.split(".")[0], payload=payload)
-        await self.bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
-        return envelope.id
+        return await publish_event(self.bus, type, payload, tenant)
 
     async def persons(self, *persons: pb.Person) -> None:
-        """Identity's person events, as identity publishes them; back once support holds the last one."""
-        for p in persons:
-            await self.publish("identity.person.created.v1", pb.PersonCreated(person=p))
-        held = self.runtime().docstore.db["persons"]
-
-        async def known() -> bool:
-            return await held.find_one({"_id": persons[-1].id}) is not None
-
-        await until(known, f"person {persons[-1].id}")
+        """Identity's person events, as identity publishes them; back once the service holds the last one."""
+        await persons_known(self.bus, self.runtime().docstore.db["persons"], persons)
 
     async def school(self, uai: str, name: str) -> None:
         await self.publish(

@@ -16,9 +16,14 @@ from google.protobuf.message import Message
 from maille.identity.v1 import directory_pb2 as pb
 from maille.messaging.v1 import messages_pb2
 from maille_devstack.processes import MailpitServer
-from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, until
+from maille_devstack.pytest_plugin import (
+    KeycloakClients,
+    make_person_login,
+    persons_known,
+    publish_event,
+    running,
+)
 from maille_kit.bus import Bus, Stream
-from maille_kit.events import make_envelope
 from maille_timeline.main import app
 from maille_timeline.settings import TimelineSettings
 
@@ -78,20 +83,11 @@ class Timeline:
         return {"authorization": f"Bearer {token}"}
 
     async def publish(self, type: str, payload: Message, tenant: str = "ac-test") -> str:
-        envelope = make_envelope(type=type, tenant=tenant, source=type.split(".")[0], payload=payload)
-        await self.bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
-        return envelope.id
+        return await publish_event(self.bus, type, payload, tenant)
 
     async def persons(self, *persons: pb.Person) -> None:
-        """Identity's person events, as identity publishes them; back once the timeline holds the last one."""
-        for p in persons:
-            await self.publish("identity.person.created.v1", pb.PersonCreated(person=p))
-        held = self.runtime().docstore.db["persons"]
-
-        async def known() -> bool:
-            return await held.find_one({"_id": persons[-1].id}) is not None
-
-        await until(known, f"person {persons[-1].id}")
+        """Identity's person events, as identity publishes them; back once the service holds the last one."""
+        await persons_known(self.bus, self.runtime().docstore.db["persons"], persons)
 
     async def mail(self, sender: str, recipients: list[str], subject: str = "Sortie au musée") -> str:
         return await self.publish(

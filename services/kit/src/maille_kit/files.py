@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import struct
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -155,6 +156,20 @@ class DocstoreFiles:
                     [{"_id": f"{meta['_id']}:{n:05d}", "data": Binary(piece)} for n, piece in enumerate(pieces)]
                 )
             await self.files.insert_one({**meta, "chunks": len(pieces)})
+
+    async def keep(
+        self, body: AsyncIterator[bytes], *, name: str, limit: int, scanner: Scanner | None, **owner: Any
+    ) -> dict[str, Any]:
+        """A file sent in a request's body, checked (`receive`) and kept with its `owner`'s fields; what its owner
+        keeps of it: id, name, type, size and chunks (what `read` and `forget` need)."""
+        data, mime = await receive(body, limit=limit, scanner=scanner)
+        meta = {"_id": "f" + os.urandom(10).hex(), **owner, "name": name, "type": mime, "size": len(data)}
+        await self.put(meta, data)
+        return {"id": meta["_id"], "name": name, "type": mime, "size": len(data), "chunks": -(-len(data) // CHUNK)}
+
+    async def forget(self, described: dict[str, Any]) -> None:
+        """A file `keep` kept, deleted (its owner did not take it after all)."""
+        await self.delete({"_id": described["id"], "chunks": described["chunks"]})
 
     async def meta(self, file_id: str) -> dict[str, Any] | None:
         return await self.files.find_one({"_id": file_id})

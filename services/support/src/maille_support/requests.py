@@ -32,7 +32,7 @@ from maille_contracts import (
     REQUEST_STATUS_CHANGED,
 )
 from maille_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
-from maille_kit.files import DocstoreFiles, Scanner, receive
+from maille_kit.files import DocstoreFiles, Scanner
 from maille_kit.work import Conflict as Overtaken
 from maille_kit.work import Work, Works
 from maille_support.categories import ACTIVE, CATEGORIES, STATUSES
@@ -508,18 +508,10 @@ class Requests:
             raise Conflict("this request is closed: open a new one")
         if len(doc.get("files", [])) >= FILES_PER_REQUEST:
             raise TooLarge(f"a request carries {FILES_PER_REQUEST} files at most")
-        data, mime = await receive(body, limit=self.file_max_bytes, scanner=self.scanner)
-        meta = {"_id": "f" + os.urandom(10).hex(), "request": request_id, "name": name, "type": mime, "size": len(data)}
-        await self.files.put(meta, data)
-        described = {
-            "id": meta["_id"],
-            "name": name,
-            "type": mime,
-            "size": len(data),
-            "chunks": -(-len(data) // (255 * 1024)),
-            "by": person_id,
-            "at": datetime.now(UTC),
-        }
+        kept = await self.files.keep(
+            body, name=name, limit=self.file_max_bytes, scanner=self.scanner, request=request_id
+        )
+        described = {**kept, "by": person_id, "at": datetime.now(UTC)}
 
         def act(current: Doc, role: str) -> Change:
             if len(current.get("files", [])) >= FILES_PER_REQUEST:
@@ -529,7 +521,7 @@ class Requests:
         try:
             await self._change(person_id, request_id, act)
         except Exception:
-            await self.files.delete({**meta, "chunks": described["chunks"]})
+            await self.files.forget(described)
             raise
         return described
 

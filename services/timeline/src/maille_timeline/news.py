@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maille_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
-from maille_kit.files import DocstoreFiles, Scanner, receive
+from maille_kit.files import DocstoreFiles, Scanner
 from maille_timeline.directory import profiles_of
 from maille_timeline.notifications import Notifications
 from maille_timeline.repository import FILE_CHUNKS, FILES, TimelineRepository
@@ -201,19 +201,12 @@ class News:
             raise Conflict("files are added before the news item is published")
         if len(doc.get("files", [])) >= FILES_PER_ITEM:
             raise TooLarge(f"a news item carries {FILES_PER_ITEM} files at most")
-        data, mime = await receive(body, limit=self.file_max_bytes, scanner=self.scanner)
-        meta = {"_id": "f" + os.urandom(10).hex(), "news": news_id, "name": name, "type": mime, "size": len(data)}
-        await self.files.put(meta, data)
-        described = {
-            "id": meta["_id"],
-            "name": name,
-            "type": mime,
-            "size": len(data),
-            "chunks": -(-len(data) // (255 * 1024)),
-        }
+        described = await self.files.keep(
+            body, name=name, limit=self.file_max_bytes, scanner=self.scanner, news=news_id
+        )
         files = [*doc.get("files", []), described]
         if not await self.repository.set_news(news_id, {"files": files}, state=doc["state"]):
-            await self.files.delete({**meta, "chunks": described["chunks"]})
+            await self.files.forget(described)
             raise Conflict("the news item changed meanwhile (published?): read it again")
         return described
 

@@ -159,6 +159,33 @@ def service_factory(
         service.stop()
 
 
+async def publish_event(bus: Any, type: str, payload: Any, tenant: str = "ac-test") -> str:
+    """An event as its service publishes it (its envelope, JetStream, `Nats-Msg-Id`); its id."""
+    from maille_kit.events import make_envelope
+
+    envelope = make_envelope(type=type, tenant=tenant, source=type.split(".")[0], payload=payload)
+    await bus.js.publish(envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.id})
+    return str(envelope.id)
+
+
+async def persons_known(bus: Any, collection: Any, persons: Any) -> None:
+    """Identity's person events for `persons`, published; back once `collection` (a service's copy) holds the last."""
+    for person in persons:
+        await publish_event(bus, "identity.person.created.v1", _person_created(person))
+    last = persons[-1].id
+
+    async def known() -> bool:
+        return await collection.find_one({"_id": last}) is not None
+
+    await until(known, f"person {last}")
+
+
+def _person_created(person: Any) -> Any:
+    from maille.identity.v1 import directory_pb2
+
+    return directory_pb2.PersonCreated(person=person)
+
+
 async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
     """Wait until `condition()` holds (what a service does in the background shows), or fail naming `what`."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -3,7 +3,6 @@ a school's referents); articles' images."""
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from maille_kit.errors import Forbidden, NotFound, Unsupported
-from maille_kit.files import file_answer, receive
+from maille_kit.files import file_answer
 from maille_support.api import Articles, Caller, Store, me
 from maille_support.categories import CATEGORIES
 from maille_support.knowledge import render
@@ -119,12 +118,11 @@ async def image(request: Request, caller: Caller, articles: Articles, store: Sto
     person = await store.person(me(caller))
     if not await articles.scopes(person):
         raise Forbidden("only the académie's support and the schools' referents write articles")
-    data, mime = await receive(request.stream(), limit=5 * 1024 * 1024, scanner=None)
-    if not mime.startswith("image/"):
+    kept = await articles.images.keep(request.stream(), name="image", limit=5 * 1024 * 1024, scanner=None, article=True)
+    if not kept["type"].startswith("image/"):
+        await articles.images.forget(kept)
         raise Unsupported("an article's image is a PNG, JPEG, GIF or WebP image")
-    meta = {"_id": "f" + os.urandom(10).hex(), "name": "image", "type": mime, "size": len(data), "article": True}
-    await articles.images.put(meta, data)
-    return {"id": str(meta["_id"]), "markdown": f"![Description de l'image](/api/support/v1/images/{meta['_id']})"}
+    return {"id": str(kept["id"]), "markdown": f"![Description de l'image](/api/support/v1/images/{kept['id']})"}
 
 
 @router.get("/images/{file_id}", summary="An article's image")
