@@ -362,3 +362,15 @@ async def test_a_desks_redmine_key_is_sealed_and_sealed_again_after_a_rotation(s
     desk = (await rotated.load())["academie"]
     assert desk["redmine"]["api_key"] != kept and rotated.redmine_key(desk) == support.redmine.desk["api_key"]
     assert await rotated.seal_again() == 0
+
+
+async def test_a_desk_declared_wrong_is_refused_clearly(support: Support) -> None:
+    desk = {"name": "Support", "kind": "academie"}
+    huge = {"url": "https://redmine.example.org", "project": "p", "reference_field": 10**36, "api_key": "k"}
+    answer = await support.call("PUT", "/operator/desks/academie", "ops", "operator", json={**desk, "redmine": huge})
+    assert answer.status_code == 422 and "reference_field" in answer.text
+    no_key = {"url": "https://redmine.example.org", "project": "p", "reference_field": 3}
+    answer = await support.call("PUT", "/operator/desks/academie", "ops", "operator", json={**desk, "redmine": no_key})
+    assert answer.status_code == 422 and "API key" in answer.json()["detail"]
+    wrong = await support.call("PUT", "/operator/desks/academie", "ops", "operator", json={**desk, "kind": "mairie"})
+    assert wrong.status_code == 422

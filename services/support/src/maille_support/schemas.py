@@ -132,9 +132,13 @@ class ReferentsIn(Strict):
 class RedmineIn(Strict):
     url: HttpUrl
     project: str = Field(min_length=1, max_length=100, description="the project's identifier")
-    tracker_id: int | None = Field(None, ge=1)
-    uai_field: int | None = Field(None, ge=1, description="the issue custom field holding the school's UAI")
-    reference_field: int = Field(ge=1, description="the issue custom field holding the request's id (searchable)")
+    tracker_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    uai_field: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="the issue custom field holding the school's UAI"
+    )
+    reference_field: int = Field(
+        ge=1, le=2**31 - 1, description="the issue custom field holding the request's id (searchable)"
+    )
     api_key: str = Field("", max_length=200, description="the desk's Redmine user's API key; empty: keep the one kept")
 
 
