@@ -197,6 +197,7 @@ export interface SupportOverview {
   categories: Choice[];
   statuses: Choice[];
   referent_of: { uai: string; name: string }[];
+  directs: { uai: string; name: string }[];
   desks: { id: string; name: string; kind: string }[];
   writes: string[];
 }

@@ -27,6 +27,7 @@ def settings(
         tenant=TENANT,
         auth_issuer=keycloak_clients.issuer,
         import_dir=str(tmp_path / "imports"),
+        gar_export_dir=str(tmp_path / "gar"),
     )
 
 

@@ -145,3 +145,28 @@ async def test_tenants_are_declared_with_their_gar_ident(identity, keycloak_clie
         "/api/identity/v1/operator/tenants/region-bretagne", json={**body, "kind": "mairie"}, headers=headers
     )
     assert bad.status_code == 422 and "kind" in bad.text
+
+
+async def test_an_operator_runs_the_gar_export_and_reads_its_runs(identity, keycloak_clients: KeycloakClients) -> None:
+    import asyncio
+
+    client, _ = identity
+    headers = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=('operator',)))}"}
+    url = "/api/identity/v1/operator/gar/exports"
+    assert (await client.get(url, headers=headers)).json() == []
+    started = await client.post(url, headers=headers)
+    assert started.status_code == 202 and started.json()["outcome"] == "running", started.text
+    run = started.json()
+    for _ in range(300):
+        runs = (await client.get(url, headers=headers)).json()
+        if runs and runs[0]["outcome"] != "running":
+            break
+        await asyncio.sleep(0.1)
+    assert [r["id"] for r in runs] == [run["id"]] and run["id"].startswith("operator-")
+    done = runs[0]
+    assert done["outcome"] == "done" and done["trigger"] == "operator" and done["files"] >= 1, done
+    assert done["records"] and done["md5"] and done["archive"].endswith(".tar.gz") and done["pushed"] is False
+    # Only operators read them or start one.
+    nobody = {"Authorization": f"Bearer {keycloak_clients.token(*keycloak_clients.make(roles=()))}"}
+    assert (await client.get(url, headers=nobody)).status_code == 403
+    assert (await client.post(url, headers=nobody)).status_code == 403

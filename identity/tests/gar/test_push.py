@@ -110,3 +110,35 @@ async def test_the_nightly_export_runs_once_a_night_and_is_pushed(
     assert (first is None) != (second is None)  # two replicas, one export
     assert sorted(p.name for p in root.iterdir()) == sorted([report.archive.name, f"{report.archive.name}.md5"])
     assert await export_once(bus, repository, settings, night="2026-11-26") is not None  # the next night runs again
+
+
+async def test_each_run_is_recorded_with_how_it_ended(tmp_path: Path, sftp_server, docstore, outbox, bus) -> None:
+    from maille_identity.directory.repository import DirectoryRepository
+    from maille_identity.directory.synthetic import generate
+    from maille_identity.gar.nightly import export_once
+    from maille_identity.settings import IdentitySettings
+
+    from ..directory.test_import import TENANT, run_import
+
+    root, port, key, known = sftp_server
+    generate(tmp_path / "feed", persons=200, schools=1)
+    await run_import(docstore, outbox, tmp_path / "feed")
+    good = {
+        "tenant": TENANT,
+        "gar_export_dir": str(tmp_path / "out"),
+        "gar_sftp_host": "127.0.0.1",
+        "gar_sftp_port": port,
+        "gar_sftp_user": "maille",
+        "gar_sftp_key": key,
+        "gar_sftp_known_hosts": known,
+        "gar_sftp_dir": "/",
+    }
+    repository = DirectoryRepository(docstore)
+    await export_once(bus, repository, IdentitySettings(**good), night="2026-12-01")
+    stranger = asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
+    with pytest.raises(PushError):
+        await export_once(bus, repository, IdentitySettings(**{**good, "gar_sftp_key": stranger}), night="2026-12-02")
+    failed, done = await repository.gar_runs(TENANT)
+    assert done["night"] == "2026-12-01" and done["outcome"] == "done" and done["pushed"] and done["files"] >= 1
+    assert failed["night"] == "2026-12-02" and failed["outcome"] == "failed" and "login refused" in failed["error"]
+    assert failed["finished_at"] >= failed["started_at"]

@@ -55,6 +55,7 @@ export function Admin() {
         <>
           <h2 className={fr.cx("fr-h3", "fr-mt-6w")}>Plateforme</h2>
           <AafUpload />
+          <GarExports />
           <Federations />
           <PmbConnections />
         </>
@@ -294,6 +295,98 @@ interface Connection {
   database: string | null;
   opacUrl: string | null;
   syncReaders: boolean;
+}
+
+interface GarRun {
+  id: string;
+  night: string;
+  trigger: string;
+  started_at: string;
+  finished_at: string | null;
+  outcome: "running" | "done" | "failed";
+  files: number | null;
+  records: Record<string, number>;
+  left_out: number | null;
+  pushed: boolean | null;
+  error: string;
+}
+
+const OUTCOMES: Record<string, string> = { running: "En cours", done: "Réussi", failed: "Échec" };
+const GAR_RECORDS: Record<string, string> = {
+  Etab: "établissements",
+  Eleve: "élèves",
+  Enseignant: "personnels",
+  Groupe: "classes et groupes",
+  RespAff: "responsables d'affectation",
+};
+
+// The GAR export: its last runs (each night's, and those an operator started), and a run now after a failed night.
+function GarExports() {
+  const [runs, reload] = useLoad(() => get<GarRun[]>("/api/identity/v1/operator/gar/exports"), []);
+  const [notice, setNotice] = useState("");
+  const [error, setError] = useState("");
+  const running = runs.state === "ok" && runs.value.some((r) => r.outcome === "running");
+  useEffect(() => {
+    if (!running) return;
+    const timer = setInterval(() => reload(), 3000);
+    return () => clearInterval(timer);
+  }, [running, reload]);
+
+  async function start() {
+    setNotice("");
+    setError("");
+    try {
+      await call("POST", "/api/identity/v1/operator/gar/exports");
+      setNotice("L'export vers le GAR est lancé : son résultat s'affiche ci-dessous.");
+      reload();
+    } catch (e) {
+      setError(explain(e));
+    }
+  }
+
+  return (
+    <section aria-labelledby="gar" className={fr.cx("fr-mb-4w")}>
+      <h3 id="gar" className={fr.cx("fr-h4")}>Exports de l'annuaire vers le GAR</h3>
+      {notice && <Notice message={notice} />}
+      {error && <Failure message={error} />}
+      <button className={fr.cx("fr-btn", "fr-btn--secondary", "fr-mb-2w")} onClick={start} disabled={running}>
+        Exporter maintenant
+      </button>
+      <Show loaded={runs}>
+        {(all) =>
+          all.length === 0 ? (
+            <p>Aucun export pour l'instant.</p>
+          ) : (
+            <div className={fr.cx("fr-table")}>
+              <table>
+                <caption>Derniers exports (les plus récents d'abord)</caption>
+                <thead>
+                  <tr><th scope="col">Lancé</th><th scope="col">Par</th><th scope="col">Résultat</th><th scope="col">Fiches</th><th scope="col">Déposé au GAR</th></tr>
+                </thead>
+                <tbody>
+                  {all.map((r) => (
+                    <tr key={r.id}>
+                      <td>{longDate(r.started_at)}</td>
+                      <td>{r.trigger === "nightly" ? "Export de la nuit" : "Un exploitant"}</td>
+                      <td>
+                        {OUTCOMES[r.outcome] ?? r.outcome}
+                        {r.error ? ` : ${r.error}` : ""}
+                      </td>
+                      <td>
+                        {Object.entries(r.records).map(([k, v]) => `${v.toLocaleString("fr-FR")} ${GAR_RECORDS[k] ?? k}`).join(", ") || "—"}
+                        {r.left_out ? ` (${r.left_out} écartées)` : ""}
+                      </td>
+                      <td>{r.pushed === null ? "—" : r.pushed ? "oui" : "non (pas de dépôt configuré)"}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Show>
+    </section>
+  );
 }
 
 function PmbConnections() {

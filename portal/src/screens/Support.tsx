@@ -649,7 +649,79 @@ function Queue({ me }: { me: SupportOverview }) {
           Demandes plus anciennes
         </button>
       )}
+      {me.directs.map((school) => (
+        <Referents key={school.uai} school={school} />
+      ))}
     </>
+  );
+}
+
+// The direction names its school's digital referents among its staff (they take the school's requests first).
+function Referents({ school }: { school: { uai: string; name: string } }) {
+  const [staff, reload] = useLoad(() => get<{ id: string; name: string; named: boolean }[]>(`${API}/schools/${school.uai}/staff`), [school.uai]);
+  const [chosen, setChosen] = useState<Set<string> | null>(null);
+  const [filter, setFilter] = useState("");
+  const [notice, setNotice] = useState("");
+  const [error, setError] = useState("");
+  const shown = staff.state === "ok" ? staff.value : [];
+  const picked = chosen ?? new Set(shown.filter((s) => s.named).map((s) => s.id));
+
+  async function save() {
+    setNotice("");
+    setError("");
+    try {
+      await call("PUT", `${API}/schools/${school.uai}/referents`, { persons: [...picked] });
+      setNotice(picked.size ? "Les référents numériques sont enregistrés." : "Aucun référent nommé : la direction reçoit les demandes.");
+      setChosen(null);
+      reload();
+    } catch (e) {
+      setError(explain(e));
+    }
+  }
+
+  const folded = (text: string) => text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+  return (
+    <section aria-labelledby={`referents-${school.uai}`} className={fr.cx("fr-mt-6w")}>
+      <h2 id={`referents-${school.uai}`} className={fr.cx("fr-h4")}>Référents numériques — {school.name}</h2>
+      <p>Ils reçoivent les demandes d'aide de l'établissement en premier. Sans référent nommé, la direction les reçoit.</p>
+      {notice && <Notice message={notice} />}
+      {error && <Failure message={error} />}
+      <Show loaded={staff}>
+        {() => (
+          <>
+            <div className={fr.cx("fr-input-group")}>
+              <label className={fr.cx("fr-label")} htmlFor={`personnel-${school.uai}`}>Chercher dans le personnel</label>
+              <input className={fr.cx("fr-input")} id={`personnel-${school.uai}`} type="search" value={filter} onChange={(e) => setFilter(e.target.value)} />
+            </div>
+            <fieldset className={fr.cx("fr-fieldset")}>
+              <legend className={fr.cx("fr-fieldset__legend", "fr-text--regular")}>Personnels nommés référents</legend>
+              {shown
+                .filter((s) => picked.has(s.id) || !filter || folded(s.name).includes(folded(filter)))
+                .slice(0, 50)
+                .map((s) => (
+                  <div key={s.id} className={fr.cx("fr-fieldset__element")}>
+                    <div className={fr.cx("fr-checkbox-group")}>
+                      <input
+                        type="checkbox"
+                        id={`referent-${school.uai}-${s.id}`}
+                        checked={picked.has(s.id)}
+                        onChange={(e) => {
+                          const next = new Set(picked);
+                          if (e.target.checked) next.add(s.id);
+                          else next.delete(s.id);
+                          setChosen(next);
+                        }}
+                      />
+                      <label className={fr.cx("fr-label")} htmlFor={`referent-${school.uai}-${s.id}`}>{s.name}</label>
+                    </div>
+                  </div>
+                ))}
+            </fieldset>
+            <button className={fr.cx("fr-btn", "fr-btn--secondary")} onClick={save}>Enregistrer les référents</button>
+          </>
+        )}
+      </Show>
+    </section>
   );
 }
 

@@ -374,3 +374,22 @@ async def test_a_desk_declared_wrong_is_refused_clearly(support: Support) -> Non
     assert answer.status_code == 422 and "API key" in answer.json()["detail"]
     wrong = await support.call("PUT", "/operator/desks/academie", "ops", "operator", json={**desk, "kind": "mairie"})
     assert wrong.status_code == 422
+
+
+async def test_the_direction_names_referents_among_its_staff(support: Support) -> None:
+    await school_with_people(support)
+    staff = await support.ok("GET", f"/schools/{COLLEGE}/staff", "marc-principal")
+    assert {s["id"]: s["named"] for s in staff} == {"marc-principal": False, "rita-referente": True}
+    overview = await support.ok("GET", "/me", "marc-principal")
+    assert [s["uai"] for s in overview["directs"]] == [COLLEGE]
+    for stranger in ("yves-autre", "rita-referente", "lea-eleve"):
+        assert (await support.call("GET", f"/schools/{COLLEGE}/staff", stranger)).status_code == 403
+    pupil = await support.call(
+        "PUT", f"/schools/{COLLEGE}/referents", "marc-principal", json={"persons": ["lea-eleve"]}
+    )
+    assert pupil.status_code == 422 and "not on the staff" in pupil.json()["detail"]
+    # Nobody named: the direction takes the requests (and is told of them).
+    await support.ok("PUT", f"/schools/{COLLEGE}/referents", "marc-principal", json={"persons": []})
+    rid = (await support.ok("POST", "/requests", "lea-eleve", json=asking()))["id"]
+    assert (await support.call("GET", f"/requests/{rid}", "rita-referente")).status_code == 404
+    assert (await support.ok("GET", f"/requests/{rid}", "marc-principal"))["can"]["escalate"]

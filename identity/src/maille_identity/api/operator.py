@@ -1,7 +1,10 @@
-"""Operator routes (role `operator`): tenants, AAF imports as jobs, RGPD export and erasure of one person."""
+"""Operator routes (role `operator`): tenants, AAF imports as jobs, RGPD export and erasure of one person, the GAR
+export's runs."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -12,6 +15,7 @@ from maille_identity.api import Directory, Jobs, Settings, Work
 from maille_identity.directory.aaf import FILE_NAME
 from maille_identity.directory.jobs import Busy
 from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
+from maille_identity.gar.nightly import export_once
 from maille_identity.events import EventBatch
 from maille_kit.auth import Principal, require
 from maille_kit.idempotency import Idempotent
@@ -151,3 +155,58 @@ async def list_tenants(operator: Operator, repo: Directory) -> list[dict[str, An
     return [
         {"id": d["_id"], **{k: v for k, v in d.items() if k != "_id"}} for d in sorted(docs, key=lambda d: d["_id"])
     ]
+
+
+class GarRun(BaseModel):
+    """One run of the GAR export: the night's, or one an operator started."""
+
+    id: str
+    night: str
+    trigger: str = Field(description="nightly, or operator (started from the API or the portal)")
+    by: str = ""
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str = Field(description="running, done or failed")
+    files: int | None = None
+    records: dict[str, int] = Field(default_factory=dict)
+    left_out: int | None = None
+    archive: str = ""
+    md5: str = ""
+    pushed: bool | None = None
+    error: str = ""
+
+
+def _run_view(doc: dict[str, Any]) -> GarRun:
+    return GarRun.model_validate({**doc, "id": doc["_id"].split(":", 1)[1]})
+
+
+_RUNS: set[asyncio.Task[Any]] = set()  # the exports operators started (kept until they end)
+
+
+@router.get("/gar/exports", summary="The GAR export's last runs (the nights' and the operators'), newest first")
+async def gar_runs(operator: Operator, repo: Directory, settings: Settings) -> list[GarRun]:
+    return [_run_view(doc) for doc in await repo.gar_runs(settings.tenant)]
+
+
+@router.post("/gar/exports", status_code=202, summary="Run the GAR export now (after a failed night, say)")
+async def gar_export_now(request: Request, operator: Operator, repo: Directory, settings: Settings) -> GarRun:
+    now = datetime.now(UTC)
+    running = [r for r in await repo.gar_runs(settings.tenant, limit=5) if r["outcome"] == "running"]
+    if any(now - r["started_at"] < timedelta(hours=2) for r in running):
+        raise Problem(409, "a GAR export is running: wait for its end (GET /gar/exports)")
+    run = f"operator-{now:%Y%m%dT%H%M%S}"
+    task = asyncio.create_task(
+        export_once(
+            request.app.state.runtime.bus,
+            repo,
+            settings,
+            night=now.date().isoformat(),
+            run=run,
+            trigger="operator",
+            by=operator.person_id or operator.client_id or operator.subject,
+        ),
+        name=f"gar-export-{run}",
+    )
+    _RUNS.add(task)
+    task.add_done_callback(_RUNS.discard)
+    return GarRun(id=run, night=now.date().isoformat(), trigger="operator", started_at=now, outcome="running")

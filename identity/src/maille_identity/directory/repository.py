@@ -32,6 +32,7 @@ Doc = dict[str, Any]
 
 STRUCTURES, GROUPS, REFERENTIALS, PERSONS = "structures", "groups", "referentials", "persons"
 TENANTS = "tenants"
+GAR_RUNS = "gar_runs"  # each GAR export's run (_id `<tenant>:<run>`): when, how it ended, what it wrote
 SCHOOL_ADMINS = "school_admins"
 STATE, MANIFEST = "import_state", "import_manifest"
 SNAPSHOT_CHUNK = 20_000  # key entries per snapshot document (about 1 MB compressed)
@@ -78,6 +79,15 @@ class DirectoryRepository:
             return (
                 await self.db[SCHOOL_ADMINS].delete_one({"_id": f"{uai}:{person}", "tenant": tenant})
             ).deleted_count == 1
+
+    async def record_gar_run(self, doc: Doc) -> None:
+        async with self.docstore.writing():
+            await self.db[GAR_RUNS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def gar_runs(self, tenant: str, limit: int = 30) -> list[Doc]:
+        """The tenant's last GAR export runs, newest first (one a night: a small collection, read whole)."""
+        runs = [doc async for doc in self.db[GAR_RUNS].find({"tenant": tenant})]
+        return sorted(runs, key=lambda d: d["started_at"], reverse=True)[:limit]
 
     async def tenants(self) -> list[Doc]:
         return await self.db[TENANTS].find({}).to_list()

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from nats.js.errors import KeyWrongLastSequenceError
 
@@ -38,25 +39,63 @@ def next_run(now: datetime, at: str) -> datetime:
 
 
 async def export_once(
-    bus: Bus, repository: DirectoryRepository, settings: IdentitySettings, *, night: str
+    bus: Bus,
+    repository: DirectoryRepository,
+    settings: IdentitySettings,
+    *,
+    night: str,
+    run: str | None = None,
+    trigger: str = "nightly",
+    by: str = "",
 ) -> ExportReport | None:
-    """Export (and push) for `night` unless another replica already did; the report, or None if skipped."""
+    """Export (and push) for `night` unless another replica already did (`run`: the run's name, the night's by
+    default); the report, or None if skipped. Each run is recorded as it goes (`gar_runs`: the operators' screen)."""
+    run = run or night
     kv = await bus.key_value(LOCKS, ttl=3 * 24 * 3600)
     try:
-        await kv.create(f"gar-export.{settings.tenant}.{night}", b"started")
+        await kv.create(f"gar-export.{settings.tenant}.{run}", b"started")
     except KeyWrongLastSequenceError:
-        log.info("GAR export of %s already taken by another replica", night)
+        log.info("GAR export of %s already taken by another replica", run)
         return None
-    declared = await repository.tenant(settings.tenant)
-    id_ent = declared["gar_id_ent"] if declared else settings.gar_id_ent
-    report = await GarExport(
-        repository, tenant=settings.tenant, id_ent=id_ent, outdir=Path(settings.gar_export_dir)
-    ).run()
+    record: dict[str, Any] = {
+        "_id": f"{settings.tenant}:{run}",
+        "tenant": settings.tenant,
+        "night": night,
+        "trigger": trigger,
+        "by": by,
+        "started_at": datetime.now(UTC),
+        "outcome": "running",
+    }
+    await repository.record_gar_run(record)
     target = settings.sftp_target()
-    if target is not None and report.archive is not None:
-        await push(target, [report.archive, Path(f"{report.archive}.md5")])
+    try:
+        declared = await repository.tenant(settings.tenant)
+        id_ent = declared["gar_id_ent"] if declared else settings.gar_id_ent
+        report = await GarExport(
+            repository, tenant=settings.tenant, id_ent=id_ent, outdir=Path(settings.gar_export_dir)
+        ).run()
+        if target is not None and report.archive is not None:
+            await push(target, [report.archive, Path(f"{report.archive}.md5")])
+    except BaseException as exc:
+        failed = {**record, "finished_at": datetime.now(UTC), "outcome": "failed"}
+        failed["error"] = f"{type(exc).__name__}: {exc}"[:500] if isinstance(exc, Exception) else "stopped"
+        await asyncio.shield(repository.record_gar_run(failed))
+        raise
+    await repository.record_gar_run(
+        {
+            **record,
+            "finished_at": datetime.now(UTC),
+            "outcome": "done",
+            "files": len(report.files),
+            "records": dict(report.records),
+            "left_out": len(report.left_out),
+            "archive": report.archive.name if report.archive else "",
+            "md5": report.md5,
+            "pushed": target is not None,
+        }
+    )
     log.info(
-        "GAR export of %s done: %d files, md5 %s%s", night, len(report.files), report.md5, ", pushed" if target else ""
+        "GAR export of %s done: %d files, md5 %s%s", run, len(report.files), report.md5, ", pushed" if target else ""
     )
     return report
 

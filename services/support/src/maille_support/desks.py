@@ -153,13 +153,25 @@ class Desks:
             return True
         return person["_id"] in (await self.repository.referents(uai)).get("named", [])
 
+    async def staff(self, principal: Doc | None, uai: str) -> list[Doc]:
+        """The school's staff, whom its direction may name referents (the direction only), by name."""
+        if principal is None or not directs(principal, uai):
+            raise Forbidden("only the school's direction names its digital referents")
+        doc = await self.repository.referents(uai)
+        known = await self.repository.persons_by_id(doc.get("staff", []))
+        named = set(doc.get("named", []))
+        return sorted(
+            ({"id": p, "name": d.get("name") or p, "named": p in named} for p, d in known.items()),
+            key=lambda s: str(s["name"]),
+        )
+
     async def name_referents(self, principal: Doc | None, uai: str, persons: list[str]) -> list[str]:
         if principal is None or not directs(principal, uai):
             raise Forbidden("only the school's direction names its digital referents")
-        known = await self.repository.persons_by_id(persons)
-        strangers = [p for p in persons if uai not in (known.get(p) or {}).get("schools", {})]
+        staff = set((await self.repository.referents(uai)).get("staff", []))
+        strangers = [p for p in persons if p not in staff]
         if strangers:
-            raise Invalid(f"{strangers[0]} is not a person of the school {uai}", field="persons")
+            raise Invalid(f"{strangers[0]} is not on the staff of the school {uai}", field="persons")
         await self.repository.name_referents(uai, list(dict.fromkeys(persons)))
         return persons
 

@@ -11,7 +11,8 @@ reading the whole collection); the queues and the knowledge base's search are an
   people answering at once never lose one another's change.
 - `messages` (_id = message id): a reply the person sees, or an internal note (`internal`), with its files.
 - `persons`, `schools` (_id = UAI), `referents` (_id = UAI): the directory's copy, and who takes a school's requests
-  first (`named` by its principal; `direction` and `by_function` kept from the directory).
+  first (`named` by its principal; `direction`, `function:<code>` and `staff` — whom the principal may name — kept
+  from the directory).
 - `desks` (_id = desk id): an operator-declared desk — kind, schools, agents, service levels, its Redmine (the API key
   sealed). `trackers` (_id = `<desk>:<issue>`): which request a tracker's issue is; `cursors` (_id = desk id): how
   far the desk's tracker has been read.
@@ -200,11 +201,16 @@ class SupportRepository:
         return True
 
 
+PUPIL_OR_PARENT = frozenset({"National_ELV", "National_TUT"})
+
+
 def staff_of(doc: Doc | None) -> set[tuple[str, str]]:
-    """Where a person is direction (`direction`) or holds a function (`function:<code>`), as (UAI, key)."""
+    """Where a person is on the staff (`staff`: whom the direction may name referents), direction (`direction`) or
+    holds a function (`function:<code>`), as (UAI, key)."""
     if doc is None:
         return set()
+    staff = {(uai, "staff") for uai, codes in doc.get("schools", {}).items() if set(codes) - PUPIL_OR_PARENT}
     found = {(uai, "direction") for uai, codes in doc.get("schools", {}).items() if "National_DIR" in codes}
     found |= {(uai, "direction") for uai, codes in doc.get("functions", {}).items() if "DIR" in codes}
     found |= {(uai, f"function:{code}") for uai, codes in doc.get("functions", {}).items() for code in codes}
-    return found
+    return found | staff

@@ -129,6 +129,12 @@ class ReferentsIn(Strict):
     persons: list[str] = Field(max_length=50)
 
 
+class StaffMember(BaseModel):
+    id: str
+    name: str
+    named: bool = Field(description="named a digital referent by the direction")
+
+
 class RedmineIn(Strict):
     url: HttpUrl
     project: str = Field(min_length=1, max_length=100, description="the project's identifier")
@@ -194,6 +200,7 @@ class Overview(BaseModel):
     categories: list[Choice]
     statuses: list[Choice]
     referent_of: list[School]
+    directs: list[School] = Field(description="the schools whose referents the person names (their direction)")
     desks: list[DeskRef]
     writes: list[str] = Field(description="where the person writes articles: `academie` and/or UAIs")
 

@@ -13,7 +13,7 @@ from maille_kit.errors import Forbidden, Invalid
 from maille_kit.files import file_answer
 from maille_support.api import Asked, Caller, Declared, Queues, Store, me
 from maille_support.categories import ACTIVE, CATEGORIES, STATUSES
-from maille_support.desks import SCHOOL, Desks, overdue
+from maille_support.desks import SCHOOL, Desks, directs, overdue
 from maille_support.queue import folded
 from maille_support.requests import HANDLER_STATUSES, PERSON_STATUSES, Seen
 from maille_support.schemas import (
@@ -36,6 +36,7 @@ from maille_support.schemas import (
     RequestPage,
     RequestSummary,
     School,
+    StaffMember,
     StatusIn,
 )
 
@@ -112,6 +113,7 @@ async def overview(caller: Caller, store: Store, desks: Declared) -> Overview:
         categories=[Choice(code=c.code, label=c.label) for c in CATEGORIES.values()],
         statuses=[Choice(code=k, label=v) for k, v in STATUSES.items()],
         referent_of=referent_of,
+        directs=[s for s in schools if directs(person, s.uai)],
         desks=mine,
         writes=writes,
     )
@@ -274,6 +276,13 @@ async def name_referents(
     uai: Annotated[str, Path(pattern=UAI)], body: ReferentsIn, caller: Caller, desks: Declared, store: Store
 ) -> list[str]:
     return await desks.name_referents(await store.person(me(caller)), uai, body.persons)
+
+
+@router.get("/schools/{uai}/staff", summary="For its direction: the school's staff, and who of them are its referents")
+async def staff(
+    uai: Annotated[str, Path(pattern=UAI)], caller: Caller, desks: Declared, store: Store
+) -> list[StaffMember]:
+    return [StaffMember(**s) for s in await desks.staff(await store.person(me(caller)), uai)]
 
 
 @router.get("/schools/{uai}/referents", summary="Who takes the school's requests first")
