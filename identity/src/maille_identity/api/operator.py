@@ -15,8 +15,8 @@ from maille_identity.api import Directory, Jobs, Settings, Work
 from maille_identity.directory.aaf import FILE_NAME
 from maille_identity.directory.jobs import Busy
 from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
-from maille_identity.gar.nightly import export_once
 from maille_identity.events import EventBatch
+from maille_identity.gar.nightly import export_once
 from maille_kit.auth import Principal, require
 from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
