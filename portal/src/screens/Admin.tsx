@@ -325,10 +325,13 @@ function GarExports() {
   const [runs, reload] = useLoad(() => get<GarRun[]>("/api/identity/v1/operator/gar/exports"), []);
   const [notice, setNotice] = useState("");
   const [error, setError] = useState("");
-  const running = runs.state === "ok" && runs.value.some((r) => r.outcome === "running");
+  const [started, setStarted] = useState("");
+  const listed = runs.state === "ok" ? runs.value : [];
+  // Read again every few seconds while a run goes on (or the one just started is not listed yet).
+  const running = listed.some((r) => r.outcome === "running") || (started !== "" && !listed.some((r) => r.id === started));
   useEffect(() => {
     if (!running) return;
-    const timer = setInterval(() => reload(), 3000);
+    const timer = setInterval(() => reload(), 2000);
     return () => clearInterval(timer);
   }, [running, reload]);
 
@@ -336,7 +339,8 @@ function GarExports() {
     setNotice("");
     setError("");
     try {
-      await call("POST", "/api/identity/v1/operator/gar/exports");
+      const run = await call<GarRun>("POST", "/api/identity/v1/operator/gar/exports");
+      setStarted(run.id);
       setNotice("L'export vers le GAR est lancé : son résultat s'affiche ci-dessous.");
       reload();
     } catch (e) {
