@@ -13,6 +13,7 @@ from maille.catalog.v1 import subscriptions_pb2
 from maille.identity.v1 import directory_pb2 as pb
 from maille.identity.v1 import operations_pb2
 from maille.library.v1 import loans_pb2
+from maille.messaging.v1 import messages_pb2
 from maille.support.v1 import requests_pb2
 from maille_contracts import live_subject
 from maille_devstack.pytest_plugin import until
@@ -369,3 +370,38 @@ async def test_a_subscription_for_whole_schools_tells_its_public(timeline: Timel
         item = (await in_feed(timeline, who))["items"][0]
         assert item["title"] == "Nouvelle ressource dans votre médiacentre" and item["text"] == "Atlas numérique"
     assert (await timeline.feed(parents[0]))["items"] == []  # not its public
+
+
+async def test_a_recalled_mail_leaves_the_feeds_and_digests_it_was_taken_from(timeline: Timeline) -> None:
+    pupils, parents, teacher = await class_of(timeline, 2)
+    message = f"m-{tag()}"
+    await timeline.publish(
+        "messaging.message.delivered.v1",
+        messages_pb2.MessageDelivered(
+            message_id=message,
+            thread_id="t-1",
+            sender_id=teacher,
+            sender_name="M. Dupont",
+            subject="Message envoyé par erreur",
+            recipient_ids=pupils + parents,
+        ),
+    )
+    for who in (*pupils, *parents):
+        assert (await in_feed(timeline, who))["unread"] == 1
+    # Recalled from the copies still unread: pupil 0's and parent 0's (the others had read theirs).
+    await timeline.publish(
+        "messaging.message.recalled.v1",
+        messages_pb2.MessageRecalled(message_id=message, sender_id=teacher, recipient_ids=[pupils[0], parents[0]]),
+    )
+
+    async def withdrawn() -> bool:
+        return (await timeline.feed(pupils[0]))["items"] == []
+
+    await until(withdrawn, "the recalled mail's notification withdrawn")
+    assert (await timeline.feed(pupils[0]))["unread"] == 0
+    assert (await timeline.feed(parents[0]))["items"] == []
+    assert (await timeline.feed(pupils[1]))["unread"] == 1
+    # The evening's digest tells only the parent who still has the mail.
+    counts = await timeline.runtime().parts.get(Mails).send_digests()
+    assert counts["sent"] == 1 and counts["failed"] == 0
+    assert timeline.mail_to(parents[0]) == [] and len(timeline.mail_to(parents[1])) == 1

@@ -110,6 +110,7 @@ USERS: dict[str, BusUser] = {
                 ("IDENTITY", "timeline-directory"),
                 ("IDENTITY", "timeline-admin"),
                 ("MESSAGING", "timeline-mail"),
+                ("MESSAGING", "timeline-recalls"),
                 ("CATALOG", "timeline-catalog"),
                 ("LIBRARY", "timeline-library"),
                 ("SUPPORT", "timeline-support"),

@@ -18,6 +18,7 @@ from maille_contracts import (
     LOAN_DUE,
     LOAN_LATE,
     MESSAGE_DELIVERED,
+    MESSAGE_RECALLED,
     REQUEST_ESCALATED,
     REQUEST_OPENED,
     REQUEST_OVERDUE,
@@ -34,6 +35,7 @@ from maille_timeline.repository import TimelineRepository
 
 STREAMS: tuple[Stream, ...] = ()
 MESSAGING_SUBJECTS = (MESSAGE_DELIVERED,)
+RECALL_SUBJECTS = (MESSAGE_RECALLED,)
 CATALOG_SUBJECTS = (ASSIGNMENT_CHANGED, SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED)
 ADMIN_SUBJECTS = (IMPORT_REPORTED, EXPORT_FAILED)
 LIBRARY_SUBJECTS = (LOAN_DUE, LOAN_LATE, RESERVATION_READY)
@@ -62,7 +64,7 @@ class Told:
 
     async def mail(self, event: Event) -> None:
         delivered = event.unpack(messages_pb2.MessageDelivered)
-        await self.notifications.notify(
+        note_id = await self.notifications.notify(
             source=event.id,
             at=event.time,
             kind="mail",
@@ -75,6 +77,17 @@ class Told:
             persons=list(delivered.recipient_ids),
             tenant=event.tenant,
         )
+        if note_id is not None:
+            await self.repository.remember_mail(delivered.message_id, note_id)
+
+    async def recall(self, event: Event) -> None:
+        """A mail recalled: its notification withdrawn from those whose copy was taken back (their feed, their
+        digest, an e-mail not yet sent), and their unread count told to their open pages."""
+        recalled = event.unpack(messages_pb2.MessageRecalled)
+        note_id = await self.repository.mail_note(recalled.message_id)
+        if note_id is None or not recalled.recipient_ids:
+            return
+        await self.notifications.withdraw(note_id, list(recalled.recipient_ids))
 
     async def catalog(self, event: Event) -> None:
         if event.type in (SUBSCRIPTION_CREATED, SUBSCRIPTION_UPDATED):

@@ -89,6 +89,14 @@ class Notifications:
         await self.live.tell(shown, "notification", {"id": note_id, "title": told.title, "link": told.link})
         return note_id
 
+    async def withdraw(self, note_id: str, persons: list[str]) -> None:
+        """A notification taken back from `persons`; their unread counts told to their open pages."""
+        made = note_time(note_id)
+        days = {self.mails.digest_day(made), self.mails.digest_day(made + timedelta(hours=12))}
+        await self.repository.withdraw(note_id, persons, sorted(days))
+        for person in persons:
+            await self.live.tell([person], "unread", {"unread": await self.unread(person)})
+
     async def feed(self, person: str, *, before: str | None = None, size: int = 20) -> FeedPage:
         """The person's notifications, newest first, `size` at a time (`before`: the last id of the page before)."""
         ids, read = await self._ids(person)

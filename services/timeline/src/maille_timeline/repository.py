@@ -27,6 +27,7 @@ other query by reading the whole collection):
 - `circonscriptions` (_id = its code): a named set of schools and its advisors, as an operator declared it;
   `school_accounts` (_id = UAI): the "compte école" accounts that speak for a school.
 - `files` / `file_chunks`: a news item's images and documents (`maille_kit.files`).
+- `mail_notes` (_id = a mail's id): the notification that told of it — what the mail's recall withdraws.
 
 The daily digest and the retention sweep read `digests`, `feeds` and `notes` whole: they are batch work, once a day.
 """
@@ -63,6 +64,7 @@ MEMBERS, STRUCTURES, NEWS, BOARDS, READS, COMMENTS, CIRCONSCRIPTIONS, SCHOOL_ACC
     "school_accounts",
 )
 FILES, FILE_CHUNKS = "files", "file_chunks"
+MAIL_NOTES = "mail_notes"  # _id = a mail's id: the notification that tells of it (a recall withdraws it)
 COLLECTIONS = (
     NOTES,
     FEEDS,
@@ -81,6 +83,7 @@ COLLECTIONS = (
     SCHOOL_ACCOUNTS,
     FILES,
     FILE_CHUNKS,
+    MAIL_NOTES,
 )
 BATCH = 50  # updates per command (FerretDB v1 never answers an update command of 100 statements or more)
 
@@ -155,6 +158,28 @@ class TimelineRepository:
         """The notification into each person's month (done again: nothing changes)."""
         month = f"{note_time(note_id):%Y%m}"
         await self._add_to(self.feeds, {f"{p}:{month}": {"person": p, "month": month} for p in persons}, note_id)
+
+    async def remember_mail(self, message_id: str, note_id: str) -> None:
+        """Which notification tells of a mail (what a recall withdraws)."""
+        async with self.docstore.writing():
+            await insert_missing(self.db[MAIL_NOTES], [{"_id": message_id, "note": note_id}])
+
+    async def mail_note(self, message_id: str) -> str | None:
+        found = await self.db[MAIL_NOTES].find_one({"_id": message_id})
+        return str(found["note"]) if found else None
+
+    async def withdraw(self, note_id: str, persons: Sequence[str], days: Sequence[str]) -> None:
+        """A notification taken back from these persons: out of their month's feed, their waiting digests, and the
+        e-mails not yet handed to the relay (done again: nothing changes)."""
+        month = f"{note_time(note_id):%Y%m}"
+        await self._updates(
+            self.feeds,
+            [UpdateOne({"_id": f"{p}:{month}"}, {"$pull": {"ids": note_id, "read": note_id}}) for p in persons],
+        )
+        await self._updates(
+            self.digests, [UpdateOne({"_id": f"{d}:{p}"}, {"$pull": {"ids": note_id}}) for d in days for p in persons]
+        )
+        await self.mails_done([f"{note_id}:{p}" for p in persons])
 
     async def months(self, person: str, months: Sequence[str]) -> list[Doc]:
         found = await by_ids(self.feeds, [f"{person}:{m}" for m in months])
