@@ -267,6 +267,7 @@ bench: setup bench-tools ## run the benchmarks under bench/ and print their figu
 	$(VENV)/bin/python bench/messaging.py
 	$(VENV)/bin/python bench/library.py
 	$(VENV)/bin/python bench/timeline.py
+	$(VENV)/bin/python bench/support.py
 	$(VENV)/bin/python bench/portal.py
 
 clean: ## remove run-time data (.var/); keeps the download cache
