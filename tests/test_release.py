@@ -23,6 +23,10 @@ import release  # noqa: E402
 
 from maille_devstack.processes import free_port  # noqa: E402
 
+# The release builds Debian's root file system (debootstrap from the mirror) and one environment per deployable: on a
+# fresh clone that is several minutes, beyond the suite's 300 s a test, which counts the fixture's set-up.
+pytestmark = pytest.mark.timeout(1800)
+
 
 @pytest.fixture(scope="module")
 def pushed(tmp_path_factory: pytest.TempPathFactory):
