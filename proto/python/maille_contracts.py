@@ -15,6 +15,7 @@ from maille.catalog.v1 import mediacentre_pb2, resources_pb2, subscriptions_pb2
 from maille.identity.v1 import directory_pb2, operations_pb2, rules_pb2
 from maille.library.v1 import loans_pb2, opac_pb2
 from maille.messaging.v1 import messages_pb2
+from maille.observatory.v1 import usage_pb2
 from maille.support.v1 import requests_pb2
 
 
@@ -93,6 +94,9 @@ REQUEST_REPLIED = EventType("support.request.replied.v1", requests_pb2.RequestRe
 REQUEST_STATUS_CHANGED = EventType("support.request.status_changed.v1", requests_pb2.RequestStatusChanged)
 REQUEST_ESCALATED = EventType("support.request.escalated.v1", requests_pb2.RequestEscalated)
 REQUEST_OVERDUE = EventType("support.request.overdue.v1", requests_pb2.RequestOverdue)
+
+# observatory: the uses every service tells (pseudonymous, counted and forgotten within 30 days)
+USE_RECORDED = EventType("observatory.use.recorded.v1", usage_pb2.UseRecorded)
 
 EVENT_TYPES: tuple[EventType, ...] = tuple(v for v in list(globals().values()) if isinstance(v, EventType))
 RPCS: tuple[Rpc, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Rpc))

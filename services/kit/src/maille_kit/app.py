@@ -29,6 +29,7 @@ from maille_kit.outbox import Outbox
 from maille_kit.problems import Problem, install_problem_handlers
 from maille_kit.settings import ServiceSettings, redact_url
 from maille_kit.telemetry import observe, serve_metrics, setup_telemetry, shutdown_telemetry
+from maille_kit.usage import Uses
 from maille_kit.work import INDEXES as WORK_INDEXES
 from maille_kit.work import Works
 
@@ -121,6 +122,8 @@ class Runtime:
         self.outbox: Outbox | None = None
         self.works: Works | None = None
         self.consumers: list[EventConsumer] = []
+        # The uses the service tells the observatory (none without the platform's usage key).
+        self.uses = Uses(self.bus, key=spec.settings.usage_key.get_secret_value(), source=spec.name)
         self.parts = Parts()
         self._forgetting: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
@@ -178,7 +181,10 @@ class Runtime:
             )
             self.works.start()
             self._forgetting = asyncio.create_task(self._forget_keys(), name="idempotency-keys-forgotten")
-        self.parts.add(self.settings, self.bus, *(p for p in (self.docstore, self.outbox, self.works) if p is not None))
+        self.uses.start()
+        self.parts.add(
+            self.settings, self.bus, self.uses, *(p for p in (self.docstore, self.outbox, self.works) if p is not None)
+        )
         if spec.parts is not None:
             self.parts.add(*spec.parts(self))
         if spec.consumers is not None:
@@ -255,6 +261,7 @@ class Runtime:
             on_stop = self.spec.on_stop
             steps.append(("the service's own parts", lambda: on_stop(self)))
         steps += [(f"consumer {consumer.durable}", consumer.stop) for consumer in self.consumers]
+        steps.append(("uses", self.uses.stop))
         if self.works is not None:
             steps.append(("units of work", self.works.stop))
         if self.outbox is not None:

@@ -98,6 +98,11 @@ class ServiceSettings(BaseSettings):
     auth_jwks_url: str | None = Field(
         None, description="where the issuer's keys are published; default <issuer>/protocol/openid-connect/certs"
     )
+    usage_key: SecretStr = Field(
+        SecretStr(""),
+        description="the platform's usage key, the same for every service: the uses told to the observatory carry the "
+        "person only as a keyed hash under this month's key derived from it; none: no uses told",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     build: str = Field("dev", description="build id shown by /about (set by the image build)")
 

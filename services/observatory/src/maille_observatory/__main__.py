@@ -1,0 +1,5 @@
+"""`python -m maille_observatory`: serve the observatory."""
+
+from maille_observatory.main import main
+
+main()

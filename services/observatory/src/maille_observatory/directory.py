@@ -1,0 +1,126 @@
+"""What the observatory knows of the directory, learnt from identity's events (it never reads identity's collections):
+the schools (name, type), who directs which school (a principal sees their school), and the populations an active
+rate is measured against — persons per school and profile, parents per class. No name, no usage: a person's entry
+here holds only their (school, profile) pairs, their classes, a pupil's adults and the schools they direct."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from maille.identity.v1 import directory_pb2 as pb
+from maille_contracts import PERSON_CREATED, PERSON_DELETED, STRUCTURE_CREATED, STRUCTURE_DELETED
+from maille_kit.events import Event
+from maille_observatory.repository import PERSONS, SCHOOLS, ObservatoryRepository
+
+SUBJECTS = ("identity.person.>", "identity.structure.>")
+DIRECTION = "National_DIR"
+PUPIL, PARENT = "National_ELV", "National_TUT"
+Doc = dict[str, Any]
+
+
+def person_doc(person: pb.Person) -> Doc:
+    cells = sorted({f"{p.uai}|{p.code}" for p in person.profiles if p.uai})
+    is_pupil = any(p.code == PUPIL for p in person.profiles)
+    return {
+        "_id": person.id,
+        "cells": cells,
+        "classes": sorted(set(person.group_ids)) if is_pupil else [],
+        "adults": sorted({r.person_id for r in person.relatives}) if is_pupil else [],
+        "directs": sorted({p.uai for p in person.profiles if p.code == DIRECTION and p.uai}),
+    }
+
+
+class Directory:
+    """The schools, the principals and the populations, in memory (read at start, then following identity)."""
+
+    def __init__(self, repository: ObservatoryRepository) -> None:
+        self.repository = repository
+        self.schools: dict[str, Doc] = {}
+        self.persons: dict[str, Doc] = {}
+        self.population: Counter[str] = Counter()  # "<UAI>|<profile>" -> persons
+        # group id -> the adults of its pupils (each with how many of their children are in it)
+        self.class_parents: dict[str, Counter[str]] = defaultdict(Counter)
+        self.class_school: dict[str, str] = {}
+
+    async def load(self) -> int:
+        self.schools = {d["_id"]: d async for d in self.repository.every(SCHOOLS)}
+        self.persons, self.population, self.class_parents = {}, Counter(), defaultdict(Counter)
+        async for doc in self.repository.every(PERSONS):
+            self._add(doc)
+        return len(self.persons)
+
+    def _add(self, doc: Doc) -> None:
+        self.persons[doc["_id"]] = doc
+        self.population.update(doc.get("cells", []))
+        school = doc["cells"][0].split("|")[0] if doc.get("cells") else ""
+        for group in doc.get("classes", []):
+            self.class_parents[group].update(doc.get("adults", []))
+            if school:
+                self.class_school[group] = school
+
+    def _remove(self, person_id: str) -> None:
+        doc = self.persons.pop(person_id, None)
+        if doc is None:
+            return
+        self.population.subtract(doc.get("cells", []))
+        for group in doc.get("classes", []):  # an adult stays counted while another of their children is in it
+            adults = self.class_parents[group]
+            adults.subtract(doc.get("adults", []))
+            for adult in [a for a, n in adults.items() if n <= 0]:
+                del adults[adult]
+
+    def directs(self, person_id: str | None) -> list[str]:
+        doc = self.persons.get(person_id or "")
+        return list(doc.get("directs", [])) if doc else []
+
+    def population_of(self, schools: list[str] | None) -> dict[str, int]:
+        """Persons per profile in these schools (all: None)."""
+        found: Counter[str] = Counter()
+        for cell, n in self.population.items():
+            uai, _, profile = cell.partition("|")
+            if n > 0 and (schools is None or uai in schools):
+                found[profile] += n
+        return dict(found)
+
+    def parents_of_class(self, group: str) -> int:
+        return len(self.class_parents.get(group, ()))
+
+    def school_type(self, uai: str) -> str:
+        return str((self.schools.get(uai) or {}).get("type") or "AUTRE")
+
+    async def handle(self, event: Event) -> None:
+        await self.handle_many([event])
+
+    async def handle_many(self, events: list[Event]) -> None:
+        changed: dict[str, Doc | None] = {}
+        for event in events:
+            if event.type == STRUCTURE_DELETED:
+                continue
+            if event.type.startswith("identity.structure."):
+                message = (
+                    event.unpack(pb.StructureCreated)
+                    if event.type == STRUCTURE_CREATED
+                    else event.unpack(pb.StructureUpdated)
+                ).structure
+                if message.uai:
+                    doc = {"_id": message.uai, "name": message.name, "type": message.type.upper() or "AUTRE"}
+                    await self.repository.write_school(doc)
+                    self.schools[message.uai] = doc
+            elif event.type == PERSON_DELETED:
+                changed[event.unpack(pb.PersonDeleted).id] = None
+            elif event.type.startswith("identity.person."):
+                person = (
+                    event.unpack(pb.PersonCreated) if event.type == PERSON_CREATED else event.unpack(pb.PersonUpdated)
+                ).person
+                changed[person.id] = person_doc(person)
+        if not changed:
+            return
+        await self.repository.write_persons(
+            [d for d in changed.values() if d is not None], [p for p, d in changed.items() if d is None]
+        )
+        for person_id, entry in changed.items():
+            if person_id in self.persons:
+                self._remove(person_id)
+            if entry is not None:
+                self._add(entry)

@@ -1,0 +1,135 @@
+"""The export for research: a school year's anonymous rollups as Parquet, with their data dictionary.
+
+Two tables, one row per school and month (docs/observatory.md is the dictionary; each column's description is also in
+the file's schema):
+- `usages`: counts by dimension (hour, service, kind of use, vendor, wait for a first answer), each breakdown of a
+  school's month protected as the dashboards are (`views.protect`): a count behind fewer than five persons is empty
+  and `secret`, with enough others of its breakdown that no subtraction gives it back;
+- `actifs`: distinct active persons per profile (sketch estimates, rounded), the school's population of the profile,
+  and the school's total across profiles in the same breakdown.
+No totals across schools are written: a reader sums the cells shown.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from maille_observatory.directory import Directory
+from maille_observatory.ingest import Ingest
+from maille_observatory.repository import MONTHS, ObservatoryRepository
+from maille_observatory.rollups import months_of_year
+from maille_observatory.scopes import Scope, Scopes
+from maille_observatory.views import Summary, protect
+
+USAGES = pa.schema(
+    [
+        pa.field("annee_scolaire", pa.string(), metadata={"description": "school year, e.g. 2026-2027"}),
+        pa.field("mois", pa.string(), metadata={"description": "month of the uses (YYYY-MM; weeks kept whole)"}),
+        pa.field("uai", pa.string(), metadata={"description": "the school's UAI"}),
+        pa.field("type", pa.string(), metadata={"description": "the school's type (COLLEGE, LYCEE…)"}),
+        pa.field("dimension", pa.string(), metadata={"description": "hour, service, kind, vendor or wait"}),
+        pa.field("cle", pa.string(), metadata={"description": "the cell within the dimension, parts separated by |"}),
+        pa.field("profil", pa.string(), metadata={"description": "national profile code, when the cell has one"}),
+        pa.field("usages", pa.int64(), metadata={"description": "uses counted; empty when secret"}),
+        pa.field("secret", pa.bool_(), metadata={"description": "left out: fewer than 5 persons, or to protect one"}),
+    ]
+)
+ACTIFS = pa.schema(
+    [
+        pa.field("annee_scolaire", pa.string(), metadata={"description": "school year"}),
+        pa.field("mois", pa.string(), metadata={"description": "month (YYYY-MM)"}),
+        pa.field("uai", pa.string(), metadata={"description": "the school's UAI"}),
+        pa.field("type", pa.string(), metadata={"description": "the school's type"}),
+        pa.field("profil", pa.string(), metadata={"description": "national profile code; * for every profile"}),
+        pa.field("actifs", pa.int64(), metadata={"description": "distinct persons active in the month (estimate)"}),
+        pa.field("population", pa.int64(), metadata={"description": "persons of the profile in the directory now"}),
+        pa.field("secret", pa.bool_(), metadata={"description": "left out: fewer than 5 persons, or to protect one"}),
+    ]
+)
+TABLES = {"usages": USAGES, "actifs": ACTIFS}
+
+
+class Exports:
+    def __init__(self, repository: ObservatoryRepository, ingest: Ingest, directory: Directory, scopes: Scopes) -> None:
+        self.repository = repository
+        self.ingest = ingest
+        self.directory = directory
+        self.scopes = scopes
+
+    async def rows(self, scope: Scope, school_year: str) -> dict[str, list[dict[str, Any]]]:
+        schools = sorted(scope.schools if scope.schools is not None else self.directory.schools)
+        ids = [f"{m}|{u}" for m in months_of_year(school_year) for u in schools]
+        stored = await self.repository.rollups(MONTHS, ids)
+        usages: list[dict[str, Any]] = []
+        actifs: list[dict[str, Any]] = []
+        for doc_id in ids:
+            held = self.ingest.held.get((MONTHS, doc_id))
+            summary = (
+                Summary(held.counts, held.few, held.estimates()) if held is not None else Summary.of(stored.get(doc_id))
+            )
+            if not summary.counts:
+                continue
+            month, uai = doc_id.split("|", 1)
+            common = {"annee_scolaire": school_year, "mois": month, "uai": uai, "type": self.directory.school_type(uai)}
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for key, n in summary.counts.items():
+                dimension, _, rest = key.partition("|")
+                profile = _profile_in(dimension, rest)
+                group = f"{dimension}|{profile}" if dimension != "wait" else dimension
+                groups.setdefault(group, []).append(
+                    {"key": key, "value": n, "persons": summary.behind([key]), "cle": rest, "profil": profile}
+                )
+            for group, cells in sorted(groups.items()):
+                for cell in protect(sorted(cells, key=lambda c: c["key"])):
+                    usages.append(
+                        {
+                            **common,
+                            "dimension": group.split("|")[0],
+                            "cle": cell["cle"],
+                            "profil": cell["profil"],
+                            "usages": cell["value"],
+                            "secret": cell["secret"],
+                        }
+                    )
+            population = self.directory.population_of([uai])
+            cells = [
+                {"key": p, "value": round(e), "persons": min(round(e), 5)}
+                for p, e in summary.estimates.items()
+                if "|" not in p
+            ]
+            for cell in protect(sorted(cells, key=lambda c: c["key"])):
+                actifs.append(
+                    {
+                        **common,
+                        "profil": cell["key"],
+                        "actifs": cell["value"],
+                        "population": population.get(cell["key"], sum(population.values())),
+                        "secret": cell["secret"],
+                    }
+                )
+        return {"usages": usages, "actifs": actifs}
+
+    async def parquet(self, scope: Scope, school_year: str, table: str) -> bytes:
+        rows = (await self.rows(scope, school_year))[table]
+        schema = TABLES[table].with_metadata(
+            {
+                "maille": f"observatoire des usages, {table}, {scope.label}, {school_year}",
+                "dictionnaire": "docs/observatory.md",
+            }
+        )
+        out = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
+        return out.getvalue()
+
+
+def _profile_in(dimension: str, rest: str) -> str:
+    parts = rest.split("|")
+    if dimension in ("hour", "kind") and len(parts) > 1:
+        return parts[1]
+    if dimension in ("service", "vendor") and len(parts) > 1:
+        return parts[1]
+    return ""

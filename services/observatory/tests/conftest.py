@@ -1,0 +1,140 @@
+"""The observatory under test: its own NATS (so that the streams hold only this test's uses), the session's docstore
+and Keycloak; the uses told as the services tell them (`maille_kit.usage.Uses`)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from maille.identity.v1 import directory_pb2 as pb
+from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, persons_known, publish_event, running
+from maille_kit.bus import Bus, Stream
+from maille_kit.usage import Uses
+from maille_observatory.directory import Directory
+from maille_observatory.ingest import Ingest
+from maille_observatory.main import app
+from maille_observatory.settings import ObservatorySettings
+from maille_observatory.views import Summaries
+
+STREAMS = [Stream(name="IDENTITY", subjects=("identity.>",), description="identity's facts")]
+API = "/api/observatory/v1"
+KEY = "a-usage-key-for-the-tests-only"
+
+
+def structure(uai: str, name: str, kind: str = "COLLEGE") -> pb.StructureCreated:
+    return pb.StructureCreated(structure=pb.Structure(id=uai, uai=uai, name=name, type=kind))
+
+
+def person(
+    person_id: str, code: str, uai: str, *, classes: tuple[str, ...] = (), adults: tuple[str, ...] = ()
+) -> pb.Person:
+    return pb.Person(
+        id=person_id,
+        last_name="Martin",
+        first_name="Camille",
+        profiles=[pb.Profile(structure_id=uai, uai=uai, code=code)],
+        group_ids=list(classes),
+        relatives=[pb.Relative(person_id=a, legal=True) for a in adults],
+    )
+
+
+@dataclass
+class Observatory:
+    client: httpx.AsyncClient
+    service: FastAPI
+    bus: Bus
+    keycloak: KeycloakClients
+    settings: ObservatorySettings
+    uses: Uses
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def runtime(self) -> Any:
+        return self.service.state.runtime
+
+    def part(self, kind: type[Any]) -> Any:
+        return self.runtime().parts.get(kind)
+
+    def as_person(self, ent_id: str, *roles: str) -> dict[str, str]:
+        key = f"{ent_id}:{','.join(roles)}"
+        if key not in self.tokens:
+            self.tokens[key] = make_person_login(
+                self.keycloak, ent_id=ent_id, audience="maille-observatory", roles=roles
+            )
+        return {"authorization": f"Bearer {self.tokens[key]}"}
+
+    async def call(self, method: str, path: str, who: str, *roles: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.request(method, f"{API}{path}", headers=self.as_person(who, *roles), **kwargs)
+
+    async def ok(self, method: str, path: str, who: str, *roles: str, **kwargs: Any) -> Any:
+        answer = await self.call(method, path, who, *roles, **kwargs)
+        assert answer.status_code in (200, 201, 204), answer.text
+        return answer.json() if answer.headers.get("content-type", "").startswith("application/json") else answer
+
+    async def schools(self, *schools: tuple[str, str]) -> None:
+        for uai, name in schools:
+            kind = "LYCEE" if name.startswith("Lycée") else "COLLEGE"
+            await publish_event(self.bus, "identity.structure.created.v1", structure(uai, name, kind))
+        directory = self.part(Directory)
+        await eventually(lambda: all(u in directory.schools for u, _ in schools), "the schools known")
+
+    async def persons(self, persons: list[pb.Person]) -> None:
+        await persons_known(self.bus, self.runtime().docstore.db["persons"], persons)
+        directory = self.part(Directory)
+        await eventually(lambda: persons[-1].id in directory.persons, "the persons known")
+
+    async def counted(self) -> None:
+        """Back once every use told is folded, written, and merged for the scopes above the schools."""
+        await self.uses.flush()
+        assert not self.uses.pending and not self.uses.unsent
+        info = await self.bus.js.stream_info("USAGE")
+        ingest: Ingest = self.part(Ingest)
+        await eventually(lambda: ingest.flushed_seq >= info.state.last_seq, "the uses folded and written")
+        summaries: Summaries = self.part(Summaries)
+        await summaries.refresh()
+
+
+async def eventually(check: Any, what: str, timeout: float = 30) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never: {what}")
+        await asyncio.sleep(0.1)
+
+
+def settings_for(nats_url: str, docstore_url: str, issuer: str, database: str) -> ObservatorySettings:
+    return ObservatorySettings(
+        nats_url=nats_url,
+        mongodb_url=docstore_url,
+        database=database,
+        auth_issuer=issuer,
+        flush_seconds=0.5,
+        refresh_seconds=1,
+        environment="development",
+    )
+
+
+@pytest.fixture
+async def observatory(nats_factory, docstore_server, keycloak_clients: KeycloakClients) -> AsyncIterator[Observatory]:
+    nats = nats_factory()
+    settings = settings_for(nats.url, docstore_server.url, keycloak_clients.issuer, f"test_{uuid.uuid4().hex[:12]}")
+    bus = Bus(nats.url, name="test-publisher")
+    await bus.connect(timeout=5)
+    await bus.ensure_streams(STREAMS)
+    service = app(settings)
+    try:
+        async with running(service) as client:
+            yield Observatory(client, service, bus, keycloak_clients, settings, Uses(bus, key=KEY, source="tests"))
+    finally:
+        await bus.close()
