@@ -17,7 +17,7 @@ from maille_kit.usage import PARIS, Kind, pseudonym
 from maille_observatory.ingest import DURABLE, Ingest
 from maille_observatory.repository import DAYS
 
-from .conftest import KEY, Observatory, eventually, person
+from .conftest import KEY, Observatory, person
 
 A, B, C = "0350001L", "0350002M", "0350003N"
 PRINCIPAL_A, RECTORAT = "dir-a", "rectorat-1"
