@@ -342,6 +342,7 @@ class Sessions:
                 "status": "refused",
                 "title": outcome.get("title", "Accès refusé"),
                 "detail": outcome.get("detail", ""),
+                "reason": str(outcome.get("reason") or "refused")[:40],
             }
         if status == 422:
             raise Problem(400, "that choice is not one of your accounts", title="Sign-in failed")

@@ -6,6 +6,8 @@ import asyncio
 import base64
 import hashlib
 import html
+import json
+import os
 import re
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, S
 from maille_kit.auth import Principal
 from maille_kit.problems import PROBLEM_TYPES, Problem
 from maille_kit.telemetry import meter
+from maille_kit.usage import Kind
 
 if TYPE_CHECKING:
     from maille_gateway.main import Gateway
@@ -132,6 +135,44 @@ async def login(request: Request, next: str = "/", idp: str | None = None) -> Re
 SIGN_INS = meter().create_counter("maille.gateway.signins", description="sign-ins completed at the callback")
 
 
+def _claims(token: str) -> dict[str, Any]:
+    """The claims of an access token that has just come from Keycloak's token endpoint over the gateway's own
+    connection (checked in full by each service it is sent to): read for the sign-in's use, never trusted beyond."""
+    try:
+        payload = token.split(".")[1]
+        found = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return found if isinstance(found, dict) else {}
+    except (IndexError, ValueError):
+        return {}
+
+
+def _tell_sign_in(request: Request, session: Session | None, outcome: dict[str, Any], detail: str = "") -> None:
+    """The sign-in as a use the observatory counts: the IdP, the school and profile, how it ended — the person as a
+    pseudonym only (`maille_kit.usage`); a sign-in that failed before anyone was known counts under a pseudonym of
+    its own."""
+    uses = request.app.state.runtime.uses
+    if not uses.enabled:
+        return
+    claims = _claims(session.access_token) if session is not None else {}
+    uai, profiles = claims.get("uai") or [""], claims.get("profiles") or [""]
+    who = str(
+        outcome.get("person")
+        or claims.get("ent_id")
+        or (session.subject if session else "")
+        or base64.urlsafe_b64encode(os.urandom(16)).decode()
+    )
+    uses.record(
+        Kind.KIND_SIGN_IN,
+        who,
+        school=str(outcome.get("school") or uai[0]),
+        profile=str(outcome.get("profile") or profiles[0]),
+        service="connexion",
+        idp=session.idp if session is not None else "inconnu",
+        detail=detail,
+        classes=[str(c) for c in outcome.get("classes") or []],
+    )
+
+
 @router.get("/auth/callback", include_in_schema=False)
 async def callback(
     request: Request,
@@ -151,15 +192,19 @@ async def callback(
         session_id, session, next_path = await gateway.sessions.finish(code, state, login_cookie)
     except Problem as problem:
         SIGN_INS.add(1, {"idp": "unknown", "outcome": "failed"})
+        _tell_sign_in(request, None, {}, "failed")
         return _sign_in_failed(problem, "/")
     try:
         outcome = await gateway.sessions.settle(session, store=False)
     except Problem as problem:  # nothing was stored: half signed in is not signed in, the next try starts afresh
         SIGN_INS.add(1, {"idp": session.idp, "outcome": "unavailable"})
+        _tell_sign_in(request, session, {}, "unavailable")
         response = _sign_in_failed(problem, next_path)
         response.delete_cookie(LOGIN_COOKIE, path="/auth")
         return response
     SIGN_INS.add(1, {"idp": session.idp, "outcome": str(outcome["status"])})
+    refused = outcome["status"] == "refused"
+    _tell_sign_in(request, session, outcome, str(outcome.get("reason") or "refused") if refused else "")
     if outcome["status"] == "refused":
         return await _refused(gateway, session, outcome, stored=False)
     await gateway.sessions.save(session)
@@ -251,6 +296,39 @@ async def choose(request: Request) -> Response:
     if outcome["status"] == "refused":
         return await _refused(gateway, session, outcome)
     return RedirectResponse(safe_next((form.get("next") or ["/"])[0]), status_code=303)
+
+
+# What the portal may say a person opened (its screens, and its home page).
+OPENED = frozenset({*portal.SCREENS, "accueil", "observatoire"})
+
+
+@router.post("/api/uses", include_in_schema=False, status_code=204)
+async def opened(request: Request) -> Response:
+    """The portal says a person opened one of its screens: a use the observatory counts (nothing else is kept)."""
+    gateway = _gateway(request)
+    session = await gateway.sessions.from_cookie(request.headers.get("cookie", ""))
+    if session is None:
+        raise Problem(401, "sign in first", title="Not signed in")
+    if not session.csrf_matches((request.headers.get("x-csrf-token") or "").encode()):
+        raise Problem(403, "this call did not come from this site (CSRF token missing or wrong)", title="Forbidden")
+    try:
+        body = json.loads((await request.body())[:1024] or b"{}")
+    except ValueError:
+        raise Problem(400, 'the body is not JSON: send {"service": "messagerie"}') from None
+    service = body.get("service") if isinstance(body, dict) else None
+    if service not in OPENED:
+        raise Problem(422, f"service must be one of the portal's screens: {', '.join(sorted(OPENED))}")
+    uses = request.app.state.runtime.uses
+    claims = _claims(session.access_token)
+    uai, profiles = claims.get("uai") or [""], claims.get("profiles") or [""]
+    uses.record(
+        Kind.KIND_SERVICE_OPENED,
+        session.person or str(claims.get("ent_id") or session.subject),
+        school=str(uai[0]),
+        profile=str(profiles[0]),
+        service=str(service),
+    )
+    return Response(status_code=204)
 
 
 @router.get("/logout", include_in_schema=False)

@@ -134,7 +134,7 @@ class Linking:
             # again) only when the token shows they changed — the usual sign-in costs Keycloak nothing more.
             if self.keycloak is not None and (claimed is None or not self._token_current(principal, person)):
                 refresh = await self._write_account(await self.keycloak.user(principal.subject), person)
-            return {"status": "linked", "person": link["person"], "refresh": refresh}
+            return {"status": "linked", "person": link["person"], "refresh": refresh, **await self._counted_as(person)}
         if link is None and claimed is not None:
             await self._tampered(principal, None)
         if self.keycloak is None:  # no Keycloak to read the upstream sign-in from: nothing to link
@@ -169,7 +169,19 @@ class Linking:
         await self.federations.record_link(
             person["_id"], idp=upstream.idp, subject=upstream.subject, user=user["id"], at=datetime.now(UTC)
         )
-        return {"status": "linked", "person": person["_id"], "refresh": True}
+        return {"status": "linked", "person": person["_id"], "refresh": True, **await self._counted_as(person)}
+
+    async def _counted_as(self, person: Doc) -> Doc:
+        """What the gateway's sign-in use tells the observatory beside the person's pseudonym: the school and profile
+        they sign in as (the first of the directory's), and the classes — a pupil's own, a parent's children's —
+        that the parents reached per class are counted by."""
+        profiles = person.get("profiles") or []
+        first = profiles[0] if profiles else {}
+        classes = list(person.get("classes", []))
+        if person.get("children"):
+            for child in await self.directory.persons_by_id(person["children"][:10]):
+                classes += child.get("classes", [])
+        return {"school": first.get("structure", ""), "profile": first.get("code", ""), "classes": classes[:20]}
 
     async def _forget_unmatched(self, user_id: str) -> None:
         """An account from an upstream IdP that stands for no directory person goes (its session with it): the

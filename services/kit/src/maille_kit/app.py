@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -84,6 +84,10 @@ def part(kind: type[PartT]) -> Any:
         return runtime.parts.get(kind)
 
     return Depends(dependency)
+
+
+# The service's uses, for a route that tells one: `uses: Told` then `uses.of(Kind.KIND_MAIL_SENT, principal, …)`.
+Told = Annotated[Uses, part(Uses)]
 
 
 @dataclass

@@ -60,6 +60,7 @@ def parts(runtime: Runtime) -> list[object]:
         reopen_days=settings.reopen_days,
         file_max_bytes=settings.file_max_bytes,
         scanner=scanner,
+        uses=runtime.uses,
     )
     trackers = Trackers(
         repository, requests, queue, desks, public_url=settings.public_url, timeout=settings.redmine_timeout_seconds

@@ -33,6 +33,7 @@ from maille_contracts import (
 )
 from maille_kit.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from maille_kit.files import DocstoreFiles, Scanner
+from maille_kit.usage import Kind, Uses
 from maille_kit.work import Conflict as Overtaken
 from maille_kit.work import Work, Works
 from maille_support.categories import ACTIVE, CATEGORIES, STATUSES
@@ -93,6 +94,7 @@ class Requests:
         file_max_bytes: int,
         scanner: Scanner | None = None,
         escalated: Callable[[Doc, Doc], Awaitable[None]] | None = None,
+        uses: Uses | None = None,
     ) -> None:
         self.repository = repository
         self.works = works
@@ -104,6 +106,7 @@ class Requests:
         self.file_max_bytes = file_max_bytes
         self.scanner = scanner
         self.escalated = escalated  # told when a request reaches a desk connected to a tracker
+        self.uses = uses  # what the observatory counts: requests opened, first answers and their wait
 
     # reading
 
@@ -191,7 +194,20 @@ class Requests:
         self._event(work, REQUEST_OPENED, pb.RequestOpened(request=self._about(doc), tell=referents))
         await self.works.commit(work)
         await self.queue.changed(doc)
+        self._use(Kind.KIND_SUPPORT_OPENED, doc)
         return doc
+
+    def _use(self, kind: int, doc: Doc, seconds: int = 0) -> None:
+        if self.uses is not None:
+            self.uses.record(
+                kind,
+                doc["author"],
+                school=doc["uai"],
+                profile=doc.get("profile", ""),
+                service="aide",
+                detail=doc["category"],
+                seconds=seconds,
+            )
 
     # changing
 
@@ -238,6 +254,9 @@ class Requests:
             except Overtaken:
                 continue
             await self.queue.changed(after)
+            for event_type, message in change.events:
+                if event_type == REQUEST_ANSWERED:
+                    self._use(Kind.KIND_SUPPORT_ANSWERED, after, message.seconds)
             return after
         raise Conflict("the request changes too often right now: try again")
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from maille_catalog.api import Centre, Settings, Work
 from maille_catalog.api.vendor import ArkPath, _ark
 from maille_catalog.mediacentre import matches
+from maille_kit.app import Told
 from maille_kit.auth import Principal, require
 from maille_kit.problems import Problem
+from maille_kit.usage import Kind
 
 router = APIRouter(prefix="/api/catalog/v1/mediacentre", tags=["mediacentre"])
 
@@ -71,6 +74,23 @@ async def mine(
     page = [{**r, "favori": r["idRessource"] in favourites} for r in chosen[offset : offset + limit]]
     status = "non configure" if centre.gar is None else "incomplet" if shelf.gar_missing else "ok"
     return {"ressources": page, "total": len(chosen), "gar": status, "garManquant": shelf.gar_missing}
+
+
+@router.get(
+    "/ouvrir/{ark:path}",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "to the resource, at its vendor's (the GAR signs the person in there)"}},
+    summary="Open a resource of one's médiacentre (counted by the observatory: the vendor and the resource)",
+)
+async def open_resource(ark: ArkPath, caller: Person, centre: Centre, uses: Told) -> RedirectResponse:
+    person, ark = _person(caller), _ark(ark)
+    resource = next((r for r in (await centre.shelf(person)).resources if r["idRessource"] == ark), None)
+    if resource is None:
+        raise Problem(404, f"{ark} is not in your médiacentre")
+    vendor = str(resource.get("nomEditeur") or resource.get("idEditeur") or "")
+    uses.of(Kind.KIND_RESOURCE_OPENED, caller, service="mediacentre", vendor=vendor, resource=ark)
+    return RedirectResponse(resource["urlAccesRessource"], status_code=303)
 
 
 @router.put("/favoris/{ark:path}", status_code=204, summary="Mark a resource of one's médiacentre as a favourite")

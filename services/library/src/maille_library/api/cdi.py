@@ -9,9 +9,11 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import RedirectResponse
 
+from maille_kit.app import Told
 from maille_kit.auth import Principal, require
 from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
+from maille_kit.usage import Kind
 from maille_library.api import Catalogues, Loans, Notices, People, Readers, Schools, Settings
 from maille_library.connections import UAI_PATTERN, ConnectionIn, ConnectionOut, shown
 from maille_library.schemas import Missing, ReservationIn, Result, SearchPage
@@ -37,8 +39,13 @@ async def account(caller: Caller, accounts: Loans) -> dict[str, Any]:
 
 
 @router.post("/schools/{uai}/reservations", status_code=201, summary="Reserve a record in one of your schools' CDIs")
-async def reserve(uai: Uai, body: ReservationIn, caller: Caller, _: Idempotent, accounts: Loans) -> dict[str, Any]:
-    return await accounts.reserve(_me(caller), uai, body.recordId)
+async def reserve(
+    uai: Uai, body: ReservationIn, caller: Caller, _: Idempotent, accounts: Loans, uses: Told
+) -> dict[str, Any]:
+    reserved = await accounts.reserve(_me(caller), uai, body.recordId)
+    # Loans are made at the CDI's desk, in PMB; what the ENT counts is the reservations made through it.
+    uses.of(Kind.KIND_CDI_LOAN, caller, service="cdi", detail="reservation")
+    return reserved
 
 
 @router.delete("/schools/{uai}/reservations/{resa_id}", status_code=204, summary="Cancel one of your reservations")
@@ -67,6 +74,7 @@ async def opac(uai: Uai, caller: Caller, accounts: Loans) -> RedirectResponse:
 async def search(
     caller: Caller,
     engine: Catalogues,
+    uses: Told,
     q: Annotated[
         str, Query(min_length=1, max_length=200, description="the words sought (quotes and * as PMB reads them)")
     ],
@@ -81,6 +89,8 @@ async def search(
     if not term:
         raise Problem(422, "the search needs at least one word", field="q")
     found = await engine.search(person, term, search_type=SEARCH_TYPES[type], page=page, size=size)
+    if page == 0:  # a search, not its next pages
+        uses.of(Kind.KIND_CDI_SEARCH, caller, service="cdi", detail=type)
     return SearchPage(
         q=term,
         total=found.total,

@@ -21,6 +21,7 @@ class Caller:
 
     person: str
     tenant: str
+    principal: Principal
 
 
 async def caller(request: Request, principal: Annotated[Principal, Depends(require())]) -> Caller:
@@ -30,6 +31,7 @@ async def caller(request: Request, principal: Annotated[Principal, Depends(requi
     return Caller(
         person=principal.person_id,
         tenant=tenant if isinstance(tenant, str) and tenant else request.app.state.runtime.settings.tenant,
+        principal=principal,
     )
 
 

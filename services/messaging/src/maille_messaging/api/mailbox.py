@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from maille_kit.app import Told
 from maille_kit.idempotency import Idempotent
+from maille_kit.usage import Kind
 from maille_kit.versions import tag
 from maille_messaging.api import FolderPath, MailboxPart, Me, MessagePath, SendingPart
 from maille_messaging.schemas import (
@@ -65,8 +67,10 @@ async def search(
 
 
 @router.get("/messages/{message}", summary="A message you hold")
-async def read(me: Me, message: MessagePath, mailbox: MailboxPart, response: Response) -> Message:
+async def read(me: Me, message: MessagePath, mailbox: MailboxPart, response: Response, uses: Told) -> Message:
     found = await mailbox.read(me.person, message)
+    if found.version is None:  # a message received or sent, not a draft being written
+        uses.of(Kind.KIND_MAIL_READ, me.principal, service="messagerie")
     if found.version is not None:  # a draft of the reader's: saved with If-Match from another device
         tag(response, found.version)
     return found

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from maille_kit.app import Told
 from maille_kit.files import file_answer
 from maille_kit.idempotency import Idempotent
+from maille_kit.usage import Kind
 from maille_kit.versions import IfMatch, tag
 from maille_messaging.api import AttachmentPath, Me, MessagePath, SendingPart
 from maille_messaging.schemas import Attachment, Draft, Outgoing, Quota, Recall, SendLater, Sent
@@ -17,8 +19,9 @@ router = APIRouter(prefix="/api/messaging/v1", tags=["sending"])
 
 
 @router.post("/messages", status_code=201, summary="Send a message now (or at `send_at`)")
-async def send(me: Me, _: Idempotent, body: Outgoing, response: Response, sending: SendingPart) -> Sent:
+async def send(me: Me, _: Idempotent, body: Outgoing, response: Response, sending: SendingPart, uses: Told) -> Sent:
     sent = await sending.send(me.person, body, tenant=me.tenant)
+    uses.of(Kind.KIND_MAIL_SENT, me.principal, service="messagerie")
     if sent.state == "scheduled":
         response.status_code = 202
     return sent
@@ -71,9 +74,11 @@ async def send_draft(
     message: MessagePath,
     response: Response,
     sending: SendingPart,
+    uses: Told,
     body: SendLater | None = None,
 ) -> Sent:
     sent = await sending.send_draft(me.person, message, tenant=me.tenant, send_at=body.send_at if body else None)
+    uses.of(Kind.KIND_MAIL_SENT, me.principal, service="messagerie")
     if sent.state == "scheduled":
         response.status_code = 202
     return sent

@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from maille_kit.app import Told
 from maille_kit.auth import Principal, require
 from maille_kit.errors import Forbidden
 from maille_kit.files import file_answer
+from maille_kit.usage import Kind
 from maille_timeline.api import Writing
 from maille_timeline.schemas import (
     Board,
@@ -84,8 +86,10 @@ async def create(body: NewsIn, caller: Caller, news: Writing) -> NewsItem:
 
 
 @router.get("/news/{news_id}", summary="A news item (read from now on), its comments; for its publisher, who read it")
-async def read(news_id: NewsId, caller: Caller, news: Writing) -> NewsItem:
-    return item(await news.read(_me(caller), news_id))
+async def read(news_id: NewsId, caller: Caller, news: Writing, uses: Told) -> NewsItem:
+    found = item(await news.read(_me(caller), news_id))
+    uses.of(Kind.KIND_NEWS_READ, caller, service="actualites")
+    return found
 
 
 @router.patch("/news/{news_id}", summary="Change a draft or a scheduled item")
