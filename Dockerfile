@@ -1,6 +1,6 @@
 # One image recipe for every deployable. Build from the repository root (the uv workspace):
 #   docker build --build-arg DEPLOYABLE=catalog -t maille/catalog:0.1.0 .
-# DEPLOYABLE: gateway, identity, catalog, messaging, library, timeline or support — or `demo`, compose's image of the national systems'
+# DEPLOYABLE: gateway, identity, catalog, messaging, library, timeline, support or observatory — or `demo`, compose's image of the national systems'
 # peers and the demo seeding (PACKAGES="maille-peers maille-devstack maille-identity", APT_PACKAGES=xmlsec1).
 # The portal (served by the gateway at /): its npm packages as its lock file says, built by Vite.
 FROM node:20-bookworm-slim AS portal
@@ -13,7 +13,7 @@ RUN npm run build
 FROM python:3.11-slim-bookworm AS build
 ARG DEPLOYABLE
 ARG PACKAGES=""
-RUN test -n "$DEPLOYABLE" || (echo "--build-arg DEPLOYABLE=<gateway|identity|catalog|messaging|library|timeline|support> is required" >&2; exit 1)
+RUN test -n "$DEPLOYABLE" || (echo "--build-arg DEPLOYABLE=<gateway|identity|catalog|messaging|library|timeline|support|observatory> is required" >&2; exit 1)
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 COPY . /src

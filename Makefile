@@ -225,7 +225,7 @@ compose-check: $(COMPOSE) ## check docker-compose.yml with `docker compose confi
 lint: $(VENV)/.synced ## ruff format --check, ruff check, mypy (strict) on the deployables
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy services/kit/src services/catalog/src services/messaging/src services/library/src services/timeline/src services/support/src identity/src gateway/src
+	$(VENV)/bin/mypy services/kit/src services/catalog/src services/messaging/src services/library/src services/timeline/src services/support/src services/observatory/src identity/src gateway/src
 
 test: setup lint proto-check charts ops-cluster $(COMPOSE) $(CRANE) $(REGISTRY_BIN) $(DEBOOTSTRAP) $(REDMINE) ## every set-up step, then every check and test
 	DOCKER_CONFIG=$(CACHE)/docker $(VENV)/bin/pytest
@@ -268,6 +268,7 @@ bench: setup bench-tools ## run the benchmarks under bench/ and print their figu
 	$(VENV)/bin/python bench/library.py
 	$(VENV)/bin/python bench/timeline.py
 	$(VENV)/bin/python bench/support.py
+	$(VENV)/bin/python bench/observatory.py
 	$(VENV)/bin/python bench/portal.py
 
 clean: ## remove run-time data (.var/); keeps the download cache

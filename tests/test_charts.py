@@ -62,7 +62,7 @@ def test_every_pod_is_locked_down_sized_and_versioned(rendered: dict[str, list[d
 
 def test_the_services_are_probed_spread_budgeted_and_scaled(rendered: dict[str, list[dict]]) -> None:
     docs = rendered["maille/production"]
-    for service in SERVICES:
+    for service in (s for s in SERVICES if s != "observatory"):
         deployment = named(docs, "Deployment", f"maille-{service}")
         container = pod_of(deployment)["containers"][0]
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -72,6 +72,15 @@ def test_the_services_are_probed_spread_budgeted_and_scaled(rendered: dict[str, 
         assert named(docs, "PodDisruptionBudget", f"maille-{service}")["spec"]["maxUnavailable"] == 1
         hpa = named(docs, "HorizontalPodAutoscaler", f"maille-{service}")
         assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    # The observatory: one replica folds the uses — no budget keeping it from a drain, no autoscaler doubling it.
+    observatory = named(docs, "Deployment", "maille-observatory")
+    assert observatory["spec"]["replicas"] == 1 and observatory["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [
+        d
+        for d in docs
+        if d["kind"] in ("HorizontalPodAutoscaler", "PodDisruptionBudget")
+        and d["metadata"]["name"] == "maille-observatory"
+    ]
     nats = named(docs, "StatefulSet", "maille-nats")
     assert nats["spec"]["replicas"] == 3
     config = named(docs, "ConfigMap", "maille-nats")["data"]["nats.conf"]
@@ -131,7 +140,11 @@ def test_no_secret_is_written_only_existing_secrets_are_named(rendered: dict[str
         "maille-library",
         "maille-timeline",
         "maille-support",
+        "maille-usage",
     }
+    # One replica of the observatory folds the uses: replaced, never doubled, by an upgrade.
+    observatory = named(rendered["maille/default"], "Deployment", "maille-observatory")
+    assert observatory["spec"]["strategy"] == {"type": "Recreate"} and observatory["spec"]["replicas"] == 1
 
 
 def test_the_catalog_reaches_the_gar_with_the_ents_certificate_from_its_secret(rendered: dict[str, list[dict]]) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from maille_devstack.processes import DocstoreServer, NatsServer, Process, ServiceProcess, free_port
 
-DEPLOYABLES = ["gateway", "identity", "catalog", "messaging", "library", "timeline", "support"]
+DEPLOYABLES = ["gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory"]
 
 
 @pytest.mark.parametrize("name", DEPLOYABLES)

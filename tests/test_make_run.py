@@ -317,7 +317,7 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         assert out.status_code == 200 and browser.request("GET", f"{gateway}/api/identity/v1/me").status_code == 401
 
         parts = list(json.loads(state_file(var).read_text())["parts"].values())
-        assert len(parts) == 15  # Keycloak, NATS, docstore, four peers, Mailpit, six services, the gateway
+        assert len(parts) == 16  # Keycloak, NATS, docstore, four peers, Mailpit, seven services, the gateway
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=90)

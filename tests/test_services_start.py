@@ -11,7 +11,7 @@ from maille_devstack.pytest_plugin import running
 from maille_kit.app import create_app
 from maille_kit.bootstrap import settings_class_of
 
-SERVICES = ("identity", "catalog", "messaging", "library", "support")  # (the timeline owns no stream)
+SERVICES = ("identity", "catalog", "messaging", "library", "support", "observatory")  # (the timeline owns no stream)
 
 
 @pytest.mark.parametrize("name", SERVICES)

@@ -15,7 +15,7 @@ from maille_devstack.processes import ServiceProcess
 from maille_devstack.pytest_plugin import KeycloakClients
 
 pytestmark = pytest.mark.keycloak
-SERVICES = ("identity", "catalog", "messaging", "library", "support")
+SERVICES = ("identity", "catalog", "messaging", "library", "support", "observatory")
 
 
 @pytest.fixture

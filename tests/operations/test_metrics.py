@@ -91,11 +91,20 @@ def test_prometheus_scrapes_every_deployable_and_finds_the_key_series(stack: Dev
     while True:
         targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
         health = {target["labels"]["job"]: (target["health"], target["lastError"]) for target in targets}
-        if len(health) == 7 and all(state == "up" for state, _ in health.values()):
+        if len(health) == 8 and all(state == "up" for state, _ in health.values()):
             break
         assert time.monotonic() < deadline, f"targets not all up: {health}"
         time.sleep(1)
-    assert set(health) == {"gateway", "identity", "catalog", "messaging", "library", "timeline", "support"}
+    assert set(health) == {
+        "gateway",
+        "identity",
+        "catalog",
+        "messaging",
+        "library",
+        "timeline",
+        "support",
+        "observatory",
+    }
 
     # A pupil's morning: sign in through EduConnect, the inbox, the médiacentre.
     with MongoClient(stack.docstore, serverSelectionTimeoutMS=3000) as client:
@@ -136,7 +145,7 @@ def test_prometheus_scrapes_every_deployable_and_finds_the_key_series(stack: Dev
     statuses = eventually(prometheus, 'http_server_request_duration_seconds_count{job="gateway"}')
     assert {"http_response_status_code", "http_route"} <= set(statuses[0]["metric"])
     # The docstore's calls, the outboxes, the consumers and the dead letters of each service that has them.
-    for service in ("identity", "catalog", "messaging", "library", "timeline", "support"):
+    for service in ("identity", "catalog", "messaging", "library", "timeline", "support", "observatory"):
         eventually(prometheus, f'maille_docstore_duration_seconds_bucket{{job="{service}",command="find"}}')
         eventually(prometheus, f'maille_outbox_backlog{{job="{service}"}}')
         eventually(prometheus, f'maille_outbox_lag_seconds{{job="{service}"}}')

@@ -22,7 +22,7 @@ from maille_devstack.processes import ServiceProcess
 from maille_devstack.pytest_plugin import KeycloakClients
 
 pytestmark = pytest.mark.keycloak
-SERVICES = ("identity", "catalog", "messaging", "library", "support")
+SERVICES = ("identity", "catalog", "messaging", "library", "support", "observatory")
 EXAMPLES = 3  # per operation and kind of credential: bounded, and seeded
 PUBLIC = re.compile(r"^/api/[^/]+/v1/about$")
 

@@ -32,7 +32,7 @@ BIN = ROOT / ".cache" / "bin"
 SCHEMAS = ROOT / ".cache" / "k8s-schemas"
 PROMTOOL = ROOT / ".cache" / "debs" / "prometheus" / "root" / "usr" / "bin" / "promtool"
 OPERATOR_KINDS = ("ServiceMonitor", "PrometheusRule")
-SERVICES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support")
+SERVICES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
 MATRIX = {"default": [], "production": ["values-production.yaml"], "external": ["ci/external.yaml"]}
 ENV = {
     **os.environ,

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 CHARTS = Path(__file__).resolve().parents[2] / "charts"
-SERVICES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support")
+SERVICES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
 CHARTED = (*SERVICES, "maille")
 # Maps whose keys are the operator's (settings, Secrets' keys, labels): any key, whatever the defaults show.
 FREE = {"config", "secretEnv", "labels", "annotations", "podAnnotations", "nodeSelector", "extraEnv"}

@@ -133,6 +133,13 @@ value of a secret is ever written by a chart.
 - name: {{ $prefix }}AUTH_JWKS_URL
   value: {{ . | quote }}
 {{- end }}
+{{- with ($global.usage).existingSecret }}
+- name: {{ $prefix }}USAGE_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: usage-key
+{{- end }}
 {{- with (.Values.otlpEndpoint | default $global.otlpEndpoint) }}
 - name: {{ $prefix }}OTLP_ENDPOINT
   value: {{ . | quote }}

@@ -97,10 +97,14 @@ spec:
   {{- end }}
   revisionHistoryLimit: 5
   strategy:
+    {{- if eq (.Values.updateStrategy | default "RollingUpdate") "Recreate" }}
+    type: Recreate
+    {{- else }}
     type: RollingUpdate
     rollingUpdate:
       maxUnavailable: 0
       maxSurge: 1
+    {{- end }}
   selector:
     matchLabels:
       {{- include "maille-lib.selectorLabels" . | nindent 6 }}

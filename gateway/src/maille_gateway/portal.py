@@ -32,6 +32,7 @@ SCREENS = (
     "actualites",
     "desabonnement",
     "aide",
+    "observatoire",
 )
 ASSET = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 YEAR = "public, max-age=31536000, immutable"

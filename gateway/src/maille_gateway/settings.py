@@ -14,6 +14,7 @@ DEFAULT_ROUTES = {
     "library": "http://127.0.0.1:8104",
     "timeline": "http://127.0.0.1:8105",
     "support": "http://127.0.0.1:8106",
+    "observatory": "http://127.0.0.1:8107",
 }
 
 
@@ -29,6 +30,7 @@ DEFAULT_POLICIES = {
     "/api/identity/v1/operator/": RoutePolicy(roles=["operator"]),
     "/api/timeline/v1/operator/": RoutePolicy(roles=["operator"]),
     "/api/support/v1/operator/": RoutePolicy(roles=["operator"]),
+    "/api/observatory/v1/operator/": RoutePolicy(roles=["operator"]),
     "/api/catalog/v1/vendor/": RoutePolicy(roles=["vendor"], scopes=["catalog.vendor"]),
     "/api/catalog/v1/abonnements": RoutePolicy(
         roles=["vendor"], scopes=["catalog.vendor"]

@@ -38,6 +38,7 @@ SERVICE_TITLES = {
     "library": "CDI (PMB)",
     "timeline": "Notifications",
     "support": "Aide",
+    "observatory": "Observatoire des usages",
 }
 
 

@@ -93,7 +93,7 @@ class Observatory:
         """Back once every use told is folded, written, and merged for the scopes above the schools."""
         await self.uses.flush()
         assert not self.uses.pending and not self.uses.unsent
-        info = await self.bus.js.stream_info("USAGE")
+        info = await self.bus.js.stream_info("OBSERVATORY")
         ingest: Ingest = self.part(Ingest)
         await eventually(lambda: ingest.flushed_seq >= info.state.last_seq, "the uses folded and written")
         summaries: Summaries = self.part(Summaries)

@@ -259,16 +259,16 @@ async def test_uses_told_again_or_replayed_change_nothing_and_late_ones_find_the
     await a_day(observatory)
     before = await observatory.ok("GET", f"/dashboards/school:{A}", PRINCIPAL_A)
     js = observatory.bus.js
-    info = await js.stream_info("USAGE")
+    info = await js.stream_info("OBSERVATORY")
     # Told again: the same batches, under the same ids (a publisher that lost JetStream's acknowledgement).
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        raw = await js.get_msg("USAGE", seq)
+        raw = await js.get_msg("OBSERVATORY", seq)
         await js.publish(USE_RECORDED, raw.data, headers={"Nats-Msg-Id": raw.headers["Nats-Msg-Id"]})
-    assert (await js.stream_info("USAGE")).state.messages == info.state.messages
+    assert (await js.stream_info("OBSERVATORY")).state.messages == info.state.messages
     # Replayed: the ingest starts again from the stream's first use.
     ingest: Ingest = observatory.part(Ingest)
     await ingest.stop()
-    await js.delete_consumer("USAGE", DURABLE)
+    await js.delete_consumer("OBSERVATORY", DURABLE)
     ingest.held.clear()
     ingest.last_seq = ingest.flushed_seq = 0
     ingest._subscription = None

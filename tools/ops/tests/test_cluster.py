@@ -178,12 +178,13 @@ def test_status_then_restart_then_run_on_a_real_api_server(cluster: client.ApiCl
             "maille-library",
             "maille-timeline",
             "maille-support",
+            "maille-observatory",
             "maille-keycloak",
             "maille-nats",
             "maille-mongodb",
         ]
     )
-    assert fresh.stdout.count("NOT READY") == 10 and "ghcr.io/maille/gateway:0.1.0" in fresh.stdout
+    assert fresh.stdout.count("NOT READY") == 11 and "ghcr.io/maille/gateway:0.1.0" in fresh.stdout
 
     roll_out(cluster)
     ready = ops(kubeconfig, "status")

@@ -37,7 +37,7 @@ Doc = dict[str, Any]
 CLIENTS = "api_clients"
 ATTRIBUTE = "maille.api-client"
 POLICY = "maille-api-clients"
-SERVICES = ("identity", "catalog", "messaging", "library", "timeline", "support")
+SERVICES = ("identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
 
 
 @dataclass(frozen=True)

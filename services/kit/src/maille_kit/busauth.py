@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from maille_contracts import CAN_WRITE, LIVE_PREFIX, RESOLVE, RULES_CHANGED, VISIBLES
+from maille_contracts import CAN_WRITE, LIVE_PREFIX, RESOLVE, RULES_CHANGED, USE_RECORDED, VISIBLES
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,13 @@ RULES_RPC = (CAN_WRITE, VISIBLES, RESOLVE)
 USERS: dict[str, BusUser] = {
     user.name: user
     for user in (
-        BusUser("gateway", buckets=("maille_gateway_sessions",), listens=(f"{LIVE_PREFIX}>",), dead_letters=False),
+        BusUser(
+            "gateway",
+            events=(USE_RECORDED,),
+            buckets=("maille_gateway_sessions",),
+            listens=(f"{LIVE_PREFIX}>",),
+            dead_letters=False,
+        ),
         BusUser(
             "identity",
             streams=("IDENTITY",),
@@ -91,21 +97,26 @@ USERS: dict[str, BusUser] = {
         BusUser(
             "catalog",
             streams=("CATALOG",),
-            events=("catalog.>",),
+            events=("catalog.>", USE_RECORDED),
             consumes=(("IDENTITY", "catalog-directory"),),
             listens=("catalog.>", "identity.person.>"),
         ),
         BusUser(
             "messaging",
             streams=("MESSAGING",),
-            events=("messaging.>",),
+            events=("messaging.>", USE_RECORDED),
             consumes=(("IDENTITY", "messaging-erasures"),),
             asks=RULES_RPC,
         ),
-        BusUser("library", streams=("LIBRARY",), events=("library.>",), consumes=(("IDENTITY", "library-directory"),)),
+        BusUser(
+            "library",
+            streams=("LIBRARY",),
+            events=("library.>", USE_RECORDED),
+            consumes=(("IDENTITY", "library-directory"),),
+        ),
         BusUser(
             "timeline",
-            events=(f"{LIVE_PREFIX}>",),
+            events=(f"{LIVE_PREFIX}>", USE_RECORDED),
             consumes=(
                 ("IDENTITY", "timeline-directory"),
                 ("IDENTITY", "timeline-admin"),
@@ -119,9 +130,16 @@ USERS: dict[str, BusUser] = {
         BusUser(
             "support",
             streams=("SUPPORT",),
-            events=("support.>", "signal.support.>"),  # signal.*: a replica's change, heard by the others
+            events=("support.>", "signal.support.>", USE_RECORDED),  # signal.*: a replica's change, heard by others
             consumes=(("IDENTITY", "support-directory"),),
             listens=("signal.support.>",),
+        ),
+        BusUser(
+            "observatory",
+            streams=("OBSERVATORY",),
+            consumes=(("IDENTITY", "observatory-directory"), ("OBSERVATORY", "observatory-ingest")),
+            # the ingest pulls its uses in batches (the kit's consumers are pushed theirs)
+            operates=("$JS.API.CONSUMER.MSG.NEXT.OBSERVATORY.observatory-ingest",),
         ),
     )
 }

@@ -7,7 +7,7 @@ import os
 import runpy
 import sys
 
-DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support")
+DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
 
 
 def main() -> None:

@@ -5,8 +5,8 @@ from maille_kit.bus import Stream
 
 RAW_DAYS = 30
 STREAM = Stream(
-    name="USAGE",
-    subjects=("observatory.use.>",),
+    name="OBSERVATORY",
+    subjects=("observatory.>",),
     max_age_seconds=RAW_DAYS * 24 * 3600,
     # A batch of uses sent again after a lost acknowledgement carries the same id: dropped if within the hour.
     duplicate_window_seconds=3600,

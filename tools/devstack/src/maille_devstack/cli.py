@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     pki.add_argument("folder")
     env = commands.add_parser("env", help="print the exports a command of SERVICE needs against make run's platform")
     env.add_argument(
-        "service", choices=("gateway", "identity", "catalog", "messaging", "library", "timeline", "support")
+        "service",
+        choices=("gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory"),
     )
     table = commands.add_parser(
         "config-table", help="print the configuration variables as docs/configuration.md's tables"

@@ -15,6 +15,7 @@ def settings_classes() -> list[type[ServiceSettings]]:
     from maille_identity.settings import IdentitySettings
     from maille_library.settings import LibrarySettings
     from maille_messaging.settings import MessagingSettings
+    from maille_observatory.settings import ObservatorySettings
     from maille_support.settings import SupportSettings
     from maille_timeline.settings import TimelineSettings
 
@@ -26,6 +27,7 @@ def settings_classes() -> list[type[ServiceSettings]]:
         LibrarySettings,
         TimelineSettings,
         SupportSettings,
+        ObservatorySettings,
     ]
 
 

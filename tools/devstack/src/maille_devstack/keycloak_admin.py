@@ -16,6 +16,7 @@ AUDIENCES = (
     "maille-library",
     "maille-timeline",
     "maille-support",
+    "maille-observatory",
 )
 
 

@@ -29,7 +29,7 @@ from maille_devstack.paths import (
 )
 from maille_devstack.pki import Pki
 
-DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support")
+DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
 
 
 def development_environment() -> None:

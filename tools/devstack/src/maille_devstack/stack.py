@@ -32,12 +32,16 @@ from maille_devstack.processes import (
 )
 from maille_kit.busauth import USERS, authorization
 
-SERVICES = ("identity", "catalog", "messaging", "library", "timeline", "support")
+SERVICES = ("identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
 
 
 def state_file(var: Path) -> Path:
     """Where a running stack keeps the process ids `stop` needs."""
     return var / "run" / "stack.json"
+
+
+# `make run`'s usage key: the pseudonyms of the uses told to the observatory (production: a Secret of its own).
+DEV_USAGE_KEY = "maille-development-usage-key"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Ports:
     library: int = 8104
     timeline: int = 8105
     support: int = 8106
+    observatory: int = 8107
     nats: int = 4222
     docstore: int = 27017
     keycloak: int = 8080
@@ -69,6 +74,7 @@ class Ports:
     library_metrics: int = 9104
     timeline_metrics: int = 9105
     support_metrics: int = 9106
+    observatory_metrics: int = 9107
 
     def metrics_targets(self) -> dict[str, str]:
         """Where each deployable's /metrics is (`host:port`, as Prometheus names a target)."""
@@ -97,8 +103,10 @@ def service_env(
     env = {
         f"{prefix}ENVIRONMENT": "development",  # the code's default is production
         f"{prefix}NATS_URL": nats_url,
-        f"{prefix}NATS_PASSWORD": nats_password,
-    }  # its own NATS user
+        f"{prefix}NATS_PASSWORD": nats_password,  # its own NATS user
+        # the platform's usage key (the same for every deployable): the uses told to the observatory
+        f"{prefix}USAGE_KEY": DEV_USAGE_KEY,
+    }
     if keycloak_url:
         env[f"{prefix}AUTH_ISSUER"] = f"{keycloak_url.replace('127.0.0.1', 'localhost')}/realms/maille"
         env[f"{prefix}AUTH_JWKS_URL"] = f"{keycloak_url}/realms/maille/protocol/openid-connect/certs"
@@ -342,6 +350,7 @@ class Stack:
             ("library", f"http://127.0.0.1:{p.library}", "PMB connector"),
             ("timeline", f"http://127.0.0.1:{p.timeline}", "notifications, feeds, e-mail digests"),
             ("support", f"http://127.0.0.1:{p.support}", "help requests, desks, knowledge base"),
+            ("observatory", f"http://127.0.0.1:{p.observatory}", "the observatory of uses: dashboards, exports"),
             ("mailpit", f"http://localhost:{p.mailpit}", f"the e-mails sent (Mailpit; SMTP on port {p.smtp})"),
             ("keycloak", f"http://localhost:{p.keycloak}", "realm maille; admin console /admin (admin / admin)"),
             (
@@ -372,7 +381,7 @@ class Stack:
             (
                 "metrics",
                 f"http://127.0.0.1:{p.gateway_metrics}/metrics",
-                "Prometheus metrics of the gateway; identity, catalog, messaging, library, timeline, support on the "
+                "Prometheus metrics of the gateway; identity, catalog, messaging, library, timeline, support, observatory on the "
                 "next ports "
                 f"({self.var / 'run' / 'metrics-targets.json'})",
             ),
