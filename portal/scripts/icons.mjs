@@ -4,9 +4,9 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const USED = [
-  "account-circle-line", "arrow-left-line", "attachment-line", "book-2-line", "draft-line", "edit-line",
+  "account-circle-line", "arrow-left-line", "attachment-line", "book-2-line", "download-line", "draft-line", "edit-line",
   "external-link-line", "folder-2-line", "logout-box-r-line", "mail-line", "mail-unread-line", "notification-3-line",
-  "question-line", "reply-all-line",
+  "printer-line", "question-line", "reply-all-line",
   "reply-line", "search-line", "send-plane-line", "share-forward-line", "star-fill", "star-line", "team-line",
   "user-line",
 ];

@@ -1,8 +1,8 @@
-import { Component, useEffect, useState, type ReactNode } from "react";
+import { Component, lazy, Suspense, useEffect, useRef, useState, type ReactNode } from "react";
 import { Header } from "@codegouvfr/react-dsfr/Header";
 import { fr } from "@codegouvfr/react-dsfr";
 import { SkipLinks } from "@codegouvfr/react-dsfr/SkipLinks";
-import { signIn } from "./api";
+import { get, signIn } from "./api";
 import { navigate, usePath } from "./router";
 import { isParent, isStaff, readSession, SessionContext, type Session } from "./session";
 import type { Me } from "./types";
@@ -18,6 +18,9 @@ import { News } from "./screens/News";
 import { Support } from "./screens/Support";
 import { useUnread } from "./live";
 
+// The observatory's charts (Apache ECharts) load only for those who open it.
+const Observatory = lazy(() => import("./screens/Observatory").then((m) => ({ default: m.Observatory })));
+
 function csrf(): string {
   const found = document.cookie.split("; ").find((c) => c.startsWith("maille_csrf="));
   return found ? decodeURIComponent(found.slice("maille_csrf=".length)) : "";
@@ -32,7 +35,25 @@ const SECTIONS: { path: string; title: string; show?: (me: Me) => boolean }[] = 
   { path: "/enfants", title: "Mes enfants", show: isParent },
   { path: "/classes", title: "Mes classes", show: isStaff },
   { path: "/administration", title: "Administration", show: (me) => me.operator || me.administers.length > 0 },
+  { path: "/observatoire", title: "Observatoire", show: (me) => me.observes === true },
 ];
+
+// What a section is called in the uses the observatory counts (the gateway's list of the portal's screens).
+function service(here: string): string {
+  return here === "/" ? "accueil" : here.slice(1);
+}
+
+// The portal tells the gateway which screen a person opened (a use the observatory counts; nothing else is kept).
+function tellOpened(here: string): void {
+  fetch("/api/uses", {
+    method: "POST",
+    credentials: "same-origin",
+    keepalive: true,
+    headers: { "content-type": "application/json", "x-csrf-token": csrf() },
+    body: JSON.stringify({ service: service(here) }),
+    signal: AbortSignal.timeout(10_000),
+  }).catch(() => undefined);
+}
 
 function section(path: string): string {
   const first = "/" + (path.split("?")[0].split("/")[1] ?? "");
@@ -44,8 +65,27 @@ export function App() {
   const [session, setSession] = useState<Session>(null);
   const path = usePath();
   useEffect(() => {
-    readSession().then(setSession);
+    readSession().then(async (found) => {
+      // Staff may have dashboards of the observatory (a principal's school, a collectivité's, the académie's).
+      if (found !== null && typeof found === "object" && (isStaff(found) || found.operator)) {
+        try {
+          found = { ...found, observes: (await get<unknown[]>("/api/observatory/v1/scopes")).length > 0 };
+        } catch {
+          /* the observatory away: its entry is not shown */
+        }
+      }
+      setSession(found);
+    });
   }, []);
+  const told = useRef<string | null>(null);
+  useEffect(() => {
+    if (session === null || typeof session !== "object") return;
+    const here = section(path);
+    if (told.current !== here) {
+      told.current = here;
+      tellOpened(here);
+    }
+  }, [path, session]);
   useEffect(() => {
     const current = SECTIONS.find((s) => s.path === section(path));
     const named = section(path) === "/aide" ? "Aide — " : current && current.path !== "/" ? current.title + " — " : "";
@@ -118,6 +158,12 @@ function Screen({ path }: { path: string }) {
       return <News path={path} />;
     case "/aide":
       return <Support path={path} />;
+    case "/observatoire":
+      return (
+        <Suspense fallback={<p aria-live="polite">Chargement…</p>}>
+          <Observatory path={path} />
+        </Suspense>
+      );
     default:
       return <Dashboard />;
   }

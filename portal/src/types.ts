@@ -16,6 +16,7 @@ export interface Me extends Person {
   children: Person[];
   operator: boolean;
   administers: string[];
+  observes?: boolean; // the observatory opens them a dashboard (read by the portal, not the directory)
 }
 
 export interface Folder {
