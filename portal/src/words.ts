@@ -73,3 +73,9 @@ export function size(bytes: number): string {
   if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} ko`;
   return `${(bytes / 1024 / 1024).toFixed(1).replace(".", ",")} Mo`;
 }
+
+// A médiacentre resource opens through the catalog, which counts the opening (the observatory) and sends the browser
+// on to the resource (the GAR's link, or the vendor's address).
+export function opening(resource: { idRessource: string }): string {
+  return `/api/catalog/v1/mediacentre/ouvrir/${encodeURI(resource.idRessource)}`;
+}

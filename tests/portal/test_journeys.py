@@ -117,13 +117,13 @@ def test_a_pupil_reads_answers_and_uses_the_mediacentre_and_the_cdi(chromium, st
     expect(page.get_by_role("button", name=re.compile("Retirer des favoris")).first).to_be_visible()
     tile = page.get_by_role("list", name="Ressources").get_by_role("link").first
     link = tile.get_attribute("href")
-    assert link and "/domaineGar?" in link  # the GAR's resources open through the GAR
+    assert link and link.startswith("/api/catalog/v1/mediacentre/ouvrir/")  # counted by the catalog on its way
     asked: list[str] = []
     page.context.on("request", lambda request: asked.append(request.url))
     with page.expect_popup() as opened:
         tile.click()
     opened.value.wait_for_load_state("commit")
-    assert link in asked  # the new tab went to the resource's link
+    assert any("/domaineGar?" in url for url in asked)  # the new tab went on to the GAR's link
 
     # The CDI: a search across their schools' catalogues, a reservation.
     open_section(page, "CDI")

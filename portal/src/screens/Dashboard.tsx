@@ -2,7 +2,7 @@ import { fr } from "@codegouvfr/react-dsfr";
 import { get } from "../api";
 import { useMe } from "../session";
 import type { Folder, LibraryAccount, Resource } from "../types";
-import { describe, fullName } from "../words";
+import { describe, fullName, opening } from "../words";
 import { A, Show, useLoad } from "./common";
 
 // The first screen after signing in: unread mail, médiacentre favourites, CDI loans due — each a link.
@@ -50,7 +50,7 @@ export function Dashboard() {
                 <ul>
                   {ressources.map((r) => (
                     <li key={r.idRessource}>
-                      <a href={r.lien} target="_blank" rel="noopener" title={`${r.nomRessource} — nouvelle fenêtre`}>
+                      <a href={opening(r)} target="_blank" rel="noopener" title={`${r.nomRessource} — nouvelle fenêtre`}>
                         {r.nomRessource ?? r.idRessource}
                       </a>
                     </li>

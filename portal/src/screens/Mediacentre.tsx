@@ -2,6 +2,7 @@ import { useState } from "react";
 import { fr } from "@codegouvfr/react-dsfr";
 import { call, explain, get } from "../api";
 import type { Resource } from "../types";
+import { opening } from "../words";
 import { Failure, Show, useLoad } from "./common";
 
 interface Shelf {
@@ -89,7 +90,7 @@ export function Mediacentre() {
                     <div className={fr.cx("fr-card__body")}>
                       <div className={fr.cx("fr-card__content")}>
                         <h2 className={fr.cx("fr-card__title", "fr-h6")}>
-                          <a href={r.lien} target="_blank" rel="noopener" title={`${r.nomRessource ?? r.idRessource} — nouvelle fenêtre`}>
+                          <a href={opening(r)} target="_blank" rel="noopener" title={`${r.nomRessource ?? r.idRessource} — nouvelle fenêtre`}>
                             {r.nomRessource ?? r.idRessource}
                           </a>
                         </h2>

@@ -90,7 +90,7 @@ async def open_resource(ark: ArkPath, caller: Person, centre: Centre, uses: Told
         raise Problem(404, f"{ark} is not in your médiacentre")
     vendor = str(resource.get("nomEditeur") or resource.get("idEditeur") or "")
     uses.of(Kind.KIND_RESOURCE_OPENED, caller, service="mediacentre", vendor=vendor, resource=ark)
-    return RedirectResponse(resource["urlAccesRessource"], status_code=303)
+    return RedirectResponse(resource.get("lien") or resource["urlAccesRessource"], status_code=303)
 
 
 @router.put("/favoris/{ark:path}", status_code=204, summary="Mark a resource of one's médiacentre as a favourite")
