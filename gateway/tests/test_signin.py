@@ -1,6 +1,7 @@
 """A browser signs in through Keycloak's own login page and uses Maille with its session: the real
 Keycloak, the real gateway and identity processes, the real NATS KV holding the session."""
 
+import asyncio
 import html
 import json
 import os
@@ -8,22 +9,62 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from maille.observatory.v1 import usage_pb2
 from maille_devstack.browser import Browser
 from maille_devstack.paths import bin_of
 from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
 from maille_devstack.pytest_plugin import KeycloakClients
+from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
+from maille_kit.events import decode
+from maille_kit.usage import pseudonym
+from maille_observatory.events import STREAM as OBSERVATORY_STREAM
 
 from .conftest import Echo
 
 pytestmark = pytest.mark.keycloak
 PASSWORD = "s3cret-Password"
 TENANT = "ac-test"
+USAGE_KEY = "a-usage-key-of-the-tests"
+
+
+async def uses_told(nats: NatsServer, after: int, kind: int, timeout: float = 15) -> tuple[list[Any], bytes]:
+    """The uses of `kind` the stream OBSERVATORY has received after its sequence `after` (and their raw bytes)."""
+    bus = Bus(nats.url, name="test-uses")
+    await bus.connect(timeout=5)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            last = (await bus.js.stream_info("OBSERVATORY")).state.last_seq
+            raw = b"".join(
+                [(await bus.js.get_msg("OBSERVATORY", seq)).data or b"" for seq in range(after + 1, last + 1)]
+            )
+            found = []
+            for seq in range(after + 1, last + 1):
+                event = decode((await bus.js.get_msg("OBSERVATORY", seq)).data or b"")
+                found += [u for u in event.unpack(usage_pb2.UseRecorded).uses if u.kind == kind]
+            if found or time.monotonic() > deadline:
+                return found, raw
+            await asyncio.sleep(0.3)
+    finally:
+        await bus.close()
+
+
+async def observatory_stream(nats: NatsServer) -> int:
+    """The observatory's stream (as it declares it), and its last sequence now."""
+    bus = Bus(nats.url, name="test-uses")
+    await bus.connect(timeout=5)
+    try:
+        await bus.ensure_streams([OBSERVATORY_STREAM])
+        return int((await bus.js.stream_info("OBSERVATORY")).state.last_seq)
+    finally:
+        await bus.close()
 
 
 def import_directory(folder: Path, database: str, nats: NatsServer, docstore: DocstoreServer) -> None:
@@ -78,6 +119,7 @@ def signed_in_platform(
                 "MAILLE_GATEWAY_PUBLIC_URL": public,
                 "MAILLE_GATEWAY_OIDC_CLIENT_ID": client_id,
                 "MAILLE_GATEWAY_OIDC_CLIENT_SECRET": secret,
+                "MAILLE_GATEWAY_USAGE_KEY": USAGE_KEY,
             },
         )
         username = keycloak_clients.user(password=PASSWORD, roles=roles)
@@ -112,6 +154,7 @@ async def test_a_browser_signs_in_and_reaches_a_service_with_its_session(
     import_directory(tmp_path / "feed", database_name, nats_server, docstore_server)
     person = await docstore.db.persons.find_one({"kind": "pupil"})
     ent_id = person["_id"]
+    before = await observatory_stream(nats_server)
     public, identity, gateway, username = signed_in_platform(database_name, ent_id=ent_id)
     me = f"{public}/api/identity/v1/me"
 
@@ -148,6 +191,23 @@ async def test_a_browser_signs_in_and_reaches_a_service_with_its_session(
     assert forged.status_code == 403 and "CSRF" in forged.json()["detail"]
     with_token = browser.request("POST", me, json={}, headers={"x-csrf-token": gateway_cookies["maille_csrf"]})
     assert with_token.status_code == 405  # identity's own answer: the gateway let it through
+
+    # The sign-in was told to the observatory: the school and profile, never the person but by the month's pseudonym.
+    signins, raw = await uses_told(nats_server, before, usage_pb2.KIND_SIGN_IN)
+    assert len(signins) == 1 and signins[0].service == "connexion" and signins[0].detail == ""
+    assert signins[0].pseudonym == pseudonym(USAGE_KEY.encode(), ent_id, signins[0].at_ms)
+    assert ent_id.encode() not in raw and username.encode() not in raw
+    # The portal says which screen was opened: with the CSRF token, a screen it has; else a clear refusal.
+    uses = f"{public}/api/uses"
+    assert browser.request("POST", uses, json={"service": "messagerie"}).status_code == 403
+    csrf = {"x-csrf-token": gateway_cookies["maille_csrf"]}
+    bad = browser.request("POST", uses, content=b"{not json", headers=csrf)
+    assert bad.status_code == 400 and "not JSON" in bad.json()["detail"]
+    unknown = browser.request("POST", uses, json={"service": "../etc"}, headers=csrf)
+    assert unknown.status_code == 422 and "messagerie" in unknown.json()["detail"]
+    assert browser.request("POST", uses, json={"service": "messagerie"}, headers=csrf).status_code == 204
+    opened, _ = await uses_told(nats_server, before, usage_pb2.KIND_SERVICE_OPENED)
+    assert [u.service for u in opened] == ["messagerie"] and opened[0].pseudonym == signins[0].pseudonym
 
     # Sign-out ends the session everywhere: the same cookie no longer works.
     session_cookie = gateway_cookies["maille_session"]

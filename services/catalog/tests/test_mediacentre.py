@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from maille_kit.usage import Kind
+
 pytestmark = pytest.mark.keycloak
 
 A, B = "0750001A", "0750002B"
@@ -78,6 +80,16 @@ async def test_a_teacher_in_two_schools_gets_one_merged_mediacentre(catalog, cat
     query = {k: base64.b64decode(v[0]).decode() for k, v in parse_qs(link.query).items()}
     assert link.path.endswith("/domaineGar") and query == {"idENT": "MAILLE", "idEtab": B, "idSrc": ark}
     assert by_id["ark:/12345/maths"]["lien"] == "https://vendor.example/maths"
+    # Opened through the catalog: on to the same link, the opening told to the observatory (vendor, resource).
+    uses = catalog.service.state.runtime.uses
+    uses.key = b"a-usage-key"
+    opened = await catalog.client.get(f"{MEDIACENTRE}/ouvrir/{ark}", headers=prof)
+    assert opened.status_code == 303 and opened.headers["location"] == by_id[ark]["lien"]
+    told = uses.pending[-1]
+    assert told.kind == Kind.KIND_RESOURCE_OPENED and told.resource == ark and told.vendor and told.pseudonym
+    missing = await catalog.client.get(f"{MEDIACENTRE}/ouvrir/ark:/12345/eleves", headers=prof)
+    assert missing.status_code == 404 and "not in your médiacentre" in missing.json()["detail"]
+    assert len(uses.pending) == 1
 
     # Filters and a search that ignores case and accents; favourites.
     names = lambda answer: sorted(r["nomRessource"] for r in answer.json()["ressources"])  # noqa: E731

@@ -69,6 +69,7 @@ async def on_start(runtime: Runtime) -> None:
     ingest, summaries = runtime.parts.get(Ingest), runtime.parts.get(Summaries)
     persons = await directory.load()
     territories = await scopes.load()
+    await summaries.catch_up()
     ingest.start()
     jobs = Periodic(log)
     jobs.start(

@@ -164,6 +164,15 @@ class Summaries:
                 written += await self._merge_month(month)
             return written
 
+    async def catch_up(self) -> int:
+        """At start: the months of this school year and the last whose académie summary is missing (a store filled
+        by an earlier version, or restored), and the current month, to merge at the next round."""
+        year = school_year_of(month_of(date.today()))
+        months = months_of_year(f"{int(year[:4]) - 1}-{year[:4]}") + months_of_year(year)
+        stored = await self.repository.scopes([f"{m}|academie" for m in months])
+        self.changed |= {m for m in months if f"{m}|academie" not in stored} | {month_of(date.today())}
+        return len(self.changed)
+
     def due(self, school_year: str) -> None:
         """Every month of a school year to merge again (an operator changed a territory)."""
         self.changed |= set(months_of_year(school_year))
