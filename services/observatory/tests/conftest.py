@@ -85,9 +85,10 @@ class Observatory:
         await eventually(lambda: all(u in directory.schools for u, _ in schools), "the schools known")
 
     async def persons(self, persons: list[pb.Person]) -> None:
-        await persons_known(self.bus, self.runtime().docstore.db["persons"], persons)
         directory = self.part(Directory)
-        await eventually(lambda: persons[-1].id in directory.persons, "the persons known")
+        known = directory.count + len(persons)
+        await persons_known(self.bus, self.runtime().docstore.db["persons"], persons)
+        await eventually(lambda: directory.count >= known, "the persons known")
 
     async def counted(self) -> None:
         """Back once every use told is folded, written, and merged for the scopes above the schools."""

@@ -32,12 +32,14 @@ def person_doc(person: pb.Person) -> Doc:
 
 
 class Directory:
-    """The schools, the principals and the populations, in memory (read at start, then following identity)."""
+    """The schools, the principals and the populations, in memory (read at start, then following identity). A
+    person's entry is read from the store when it changes, never held: 600,000 of them would weigh a gigabyte."""
 
     def __init__(self, repository: ObservatoryRepository) -> None:
         self.repository = repository
         self.schools: dict[str, Doc] = {}
-        self.persons: dict[str, Doc] = {}
+        self.count = 0  # persons known
+        self.principals: dict[str, list[str]] = {}  # person id -> the schools they direct
         self.population: Counter[str] = Counter()  # "<UAI>|<profile>" -> persons
         # group id -> the adults of its pupils (each with how many of their children are in it)
         self.class_parents: dict[str, Counter[str]] = defaultdict(Counter)
@@ -45,13 +47,16 @@ class Directory:
 
     async def load(self) -> int:
         self.schools = {d["_id"]: d async for d in self.repository.every(SCHOOLS)}
-        self.persons, self.population, self.class_parents = {}, Counter(), defaultdict(Counter)
+        self.count, self.principals = 0, {}
+        self.population, self.class_parents = Counter(), defaultdict(Counter)
         async for doc in self.repository.every(PERSONS):
             self._add(doc)
-        return len(self.persons)
+        return self.count
 
     def _add(self, doc: Doc) -> None:
-        self.persons[doc["_id"]] = doc
+        self.count += 1
+        if doc.get("directs"):
+            self.principals[doc["_id"]] = list(doc["directs"])
         self.population.update(doc.get("cells", []))
         school = doc["cells"][0].split("|")[0] if doc.get("cells") else ""
         for group in doc.get("classes", []):
@@ -59,10 +64,9 @@ class Directory:
             if school:
                 self.class_school[group] = school
 
-    def _remove(self, person_id: str) -> None:
-        doc = self.persons.pop(person_id, None)
-        if doc is None:
-            return
+    def _remove(self, doc: Doc) -> None:
+        self.count -= 1
+        self.principals.pop(doc["_id"], None)
         self.population.subtract(doc.get("cells", []))
         for group in doc.get("classes", []):  # an adult stays counted while another of their children is in it
             adults = self.class_parents[group]
@@ -71,8 +75,7 @@ class Directory:
                 del adults[adult]
 
     def directs(self, person_id: str | None) -> list[str]:
-        doc = self.persons.get(person_id or "")
-        return list(doc.get("directs", [])) if doc else []
+        return list(self.principals.get(person_id or "", []))
 
     def population_of(self, schools: list[str] | None) -> dict[str, int]:
         """Persons per profile in these schools (all: None)."""
@@ -81,6 +84,13 @@ class Directory:
             uai, _, profile = cell.partition("|")
             if n > 0 and (schools is None or uai in schools):
                 found[profile] += n
+        return dict(found)
+
+    def population_by_school(self) -> dict[str, int]:
+        found: Counter[str] = Counter()
+        for cell, n in self.population.items():
+            if n > 0:
+                found[cell.partition("|")[0]] += n
         return dict(found)
 
     def parents_of_class(self, group: str) -> int:
@@ -116,11 +126,12 @@ class Directory:
                 changed[person.id] = person_doc(person)
         if not changed:
             return
+        before = await self.repository.persons(list(changed))
         await self.repository.write_persons(
             [d for d in changed.values() if d is not None], [p for p, d in changed.items() if d is None]
         )
         for person_id, entry in changed.items():
-            if person_id in self.persons:
-                self._remove(person_id)
+            if person_id in before:
+                self._remove(before[person_id])
             if entry is not None:
                 self._add(entry)

@@ -69,7 +69,9 @@ class Exports:
         for doc_id in ids:
             held = self.ingest.held.get((MONTHS, doc_id))
             summary = (
-                Summary(held.counts, held.few, held.estimates()) if held is not None else Summary.of(stored.get(doc_id))
+                Summary(held.counts, held.few, held.estimates())
+                if held is not None
+                else Summary.read(stored.get(doc_id))
             )
             if not summary.counts:
                 continue

@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from datasketches import hll_sketch
+from datasketches import hll_sketch, hll_union
 
 from maille_kit.usage import month_of
 from maille_observatory.directory import PARENT, Directory
 from maille_observatory.ingest import Ingest
 from maille_observatory.repository import MONTHS, ObservatoryRepository
-from maille_observatory.rollups import ENOUGH, SMALL, WAIT_HOURS, months_of_year, school_year_of, union
+from maille_observatory.rollups import ENOUGH, LG_K, SMALL, WAIT_HOURS, months_of_year, school_year_of
 from maille_observatory.scopes import Scope, Scopes
 
 log = logging.getLogger("maille.observatory.views")
@@ -93,9 +93,20 @@ class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     few: dict[str, list[str] | int] = field(default_factory=dict)
     estimates: dict[str, float] = field(default_factory=dict)
+    _index: dict[str, list[tuple[list[str], str, int]]] | None = field(default=None, repr=False, compare=False)
+
+    def of(self, dimension: str) -> list[tuple[list[str], str, int]]:
+        """The counts of one dimension: (the key's parts after the dimension, the key, the count) — parsed once."""
+        if self._index is None:
+            index: dict[str, list[tuple[list[str], str, int]]] = {}
+            for key, n in self.counts.items():
+                parts = key.split("|")
+                index.setdefault(parts[0], []).append((parts[1:], key, n))
+            self._index = index
+        return self._index.get(dimension, [])
 
     @classmethod
-    def of(cls, doc: Doc | None) -> Summary:
+    def read(cls, doc: Doc | None) -> Summary:
         if not doc:
             return cls()
         return cls(dict(doc.get("counts", {})), dict(doc.get("few", {})), dict(doc.get("estimates", {})))
@@ -115,25 +126,44 @@ class Summary:
         return len(seen)
 
 
-def merge(docs: Sequence[Doc]) -> tuple[dict[str, int], dict[str, list[str] | int], dict[str, float]]:
-    counts: Counter[str] = Counter()
+def merged_few(held: list[str] | int | None, value: list[str] | int) -> list[str] | int:
+    if isinstance(held, int) or isinstance(value, int):
+        return ENOUGH
+    if held is None:
+        return list(value)
+    united = sorted(set(held) | set(value))
+    return ENOUGH if len(united) >= ENOUGH else united
+
+
+# The sketches merged above a school: anyone and each profile (a profile × service, a class are a school's own).
+def merged_sketch(key: str) -> bool:
+    return "|" not in key
+
+
+async def merge(
+    parts: Sequence[tuple[dict[str, int], dict[str, list[str] | int], dict[str, hll_sketch]]],
+) -> tuple[dict[str, int], dict[str, list[str] | int], dict[str, float]]:
+    """Schools' months summed and united into one scope's (yielding to the requests between schools)."""
+    counts: dict[str, int] = {}
     few: dict[str, list[str] | int] = {}
-    sketches: dict[str, list[hll_sketch]] = {}
-    for doc in docs:
-        counts.update(doc.get("counts", {}))
-        for key, value in doc.get("few", {}).items():
+    unions: dict[str, hll_union] = {}
+    for n, (their_counts, their_few, sketches) in enumerate(parts):
+        get = counts.get
+        for key, n_uses in their_counts.items():
+            counts[key] = get(key, 0) + n_uses
+        for key, behind in their_few.items():
             held = few.get(key)
-            if isinstance(held, int) or isinstance(value, int):
-                few[key] = ENOUGH
-            elif held is None:
-                few[key] = list(value)
-            else:
-                united = sorted(set(held) | set(value))
-                few[key] = ENOUGH if len(united) >= ENOUGH else united
-        for key, data in doc.get("sketches", {}).items():
-            sketches.setdefault(key, []).append(hll_sketch.deserialize(bytes(data)))
-    estimates = {key: round(union(found), 1) for key, found in sketches.items()}
-    return dict(counts), few, estimates
+            if held != ENOUGH:
+                few[key] = merged_few(held, behind)
+        for key, sketch in sketches.items():
+            if merged_sketch(key):
+                found = unions.get(key)
+                if found is None:
+                    found = unions[key] = hll_union(LG_K)
+                found.update(sketch)
+        if n % 20 == 19:
+            await asyncio.sleep(0)
+    return counts, few, {key: round(u.get_estimate(), 1) for key, u in unions.items()}
 
 
 class Summaries:
@@ -148,8 +178,11 @@ class Summaries:
         self.changed: set[str] = set()  # months whose merges are due
         self.merged_at: dict[str, float] = {}
         self._lock = asyncio.Lock()
+        self.generation = 0  # a merge done: the dashboards above a school are built again
+        self.written = 0  # a school's rollups written: its dashboard is built again
 
     async def months_written(self, months: set[str]) -> None:
+        self.written += 1
         self.changed |= months
         for month in months:  # a school's month is read again from its rollup
             for key in [k for k in self.cache if k.startswith(f"{month}|school:")]:
@@ -173,25 +206,53 @@ class Summaries:
         self.changed |= {m for m in months if f"{m}|academie" not in stored} | {month_of(date.today())}
         return len(self.changed)
 
+    async def active(self, schools: Sequence[str], month: str) -> dict[str, float]:
+        """Each school's active persons of a month (its sketch's estimate): from memory, else its stored rollup's."""
+        found: dict[str, float] = {}
+        missing: list[str] = []
+        for uai in schools:
+            rollup = self.ingest.held.get((MONTHS, f"{month}|{uai}"))
+            cached = self.cache.get(f"{month}|school:{uai}")
+            if rollup is not None:
+                sketch = rollup.sketches.get("*")
+                found[uai] = float(sketch.get_estimate()) if sketch is not None else 0.0
+            elif cached is not None:
+                found[uai] = cached.estimates.get("*", 0.0)
+            else:
+                missing.append(uai)
+        if missing:
+            stored = await self.repository.rollups(MONTHS, [f"{month}|{u}" for u in missing])
+            for uai in missing:
+                summary = self.cache[f"{month}|school:{uai}"] = Summary.read(stored.get(f"{month}|{uai}"))
+                found[uai] = summary.estimates.get("*", 0.0)
+        return found
+
     def due(self, school_year: str) -> None:
         """Every month of a school year to merge again (an operator changed a territory)."""
         self.changed |= set(months_of_year(school_year))
 
     async def _merge_month(self, month: str) -> int:
         schools = sorted(self.directory.schools)
-        held = {r.id: r.doc() for r in self.ingest.month_rollups(month)}
-        missing = [f"{month}|{u}" for u in schools if f"{month}|{u}" not in held]
+        parts: dict[str, tuple[dict[str, int], dict[str, list[str] | int], dict[str, hll_sketch]]] = {}
+        for rollup in self.ingest.month_rollups(month):  # being filled: as held (its sketches as they are)
+            parts[rollup.id.split("|", 1)[1]] = (dict(rollup.counts), dict(rollup.few), dict(rollup.sketches))
+        missing = [f"{month}|{u}" for u in schools if u not in parts]
         stored = await self.repository.rollups(MONTHS, missing) if missing else {}
-        docs = {**stored, **held}
+        for doc_id, doc in stored.items():
+            sketches = {
+                k: hll_sketch.deserialize(bytes(v)) for k, v in doc.get("sketches", {}).items() if merged_sketch(k)
+            }
+            parts[doc_id.split("|", 1)[1]] = (doc.get("counts", {}), doc.get("few", {}), sketches)
         written = []
         for scope in self.scopes.merged():
-            mine = [d for doc_id, d in docs.items() if scope.holds(doc_id.split("|", 1)[1])]
-            counts, few, estimates = merge(mine)
+            mine = [part for uai, part in parts.items() if scope.holds(uai)]
+            counts, few, estimates = await merge(mine)
             key = f"{month}|{scope.id}"
             written.append({"_id": key, "counts": counts, "few": few, "estimates": estimates})
             self.cache[key] = Summary(counts, few, estimates)
         await self.repository.write("scopes", written)
         self.merged_at[month] = time.time()
+        self.generation += 1
         return len(written)
 
     async def get(self, scope: Scope, months: Sequence[str]) -> dict[str, Summary]:
@@ -219,7 +280,7 @@ class Summaries:
                 stored = await self.repository.scopes([f"{m}|{scope.id}" for m in missing])
                 docs = {m: stored.get(f"{m}|{scope.id}") for m in missing}
             for month, doc in docs.items():
-                found[month] = self.cache[f"{month}|{scope.id}"] = Summary.of(doc)
+                found[month] = self.cache[f"{month}|{scope.id}"] = Summary.read(doc)
         return found
 
 
@@ -248,8 +309,29 @@ class Dashboards:
         self.summaries = summaries
         self.directory = directory
         self.scopes = scopes
+        # Built dashboards, kept until what they read changes: a merge (above a school), a school's rollups written.
+        self.built: dict[tuple[str, str | None], tuple[tuple[int, int], asyncio.Future[Doc]]] = {}
 
     async def build(self, scope: Scope, school_year: str | None = None) -> Doc:
+        """The dashboard, built once per change of what it reads (those asking meanwhile wait for the same build)."""
+        stamp = (self.summaries.generation, self.summaries.written if scope.kind == "school" else 0)
+        key = (scope.id, school_year)
+        held = self.built.get(key)
+        if held is not None and held[0] == stamp and not (held[1].done() and held[1].exception()):
+            return await asyncio.shield(held[1])
+        future: asyncio.Future[Doc] = asyncio.get_running_loop().create_future()
+        self.built[key] = (stamp, future)
+        if len(self.built) > 2000:  # the oldest let go
+            del self.built[next(iter(self.built))]
+        try:
+            future.set_result(await self._build(scope, school_year))
+        except Exception as exc:
+            future.set_exception(exc)
+            self.built.pop(key, None)
+            raise
+        return future.result()
+
+    async def _build(self, scope: Scope, school_year: str | None = None) -> Doc:
         today = date.today()
         current_month = month_of(today)
         year = school_year or school_year_of(current_month)
@@ -311,36 +393,49 @@ class Dashboards:
 
     def _hours(self, months: list[str], this: dict[str, Summary]) -> Doc:
         """Sign-ins by hour on school days, over the year."""
-        cells = []
-        for hour in range(24):
-            value, persons = 0, 0
-            for month in months:
-                summary = this[month]
-                keys = [k for k in summary.counts if k.startswith("hour|connexion|") and k.endswith(f"|{hour}|1")]
-                value += sum(summary.counts[k] for k in keys)
-                persons = max(persons, summary.behind(keys))
-            cells.append({"key": str(hour), "label": f"{hour} h", "value": value, "persons": persons})
+        values = [0] * 24
+        persons = [0] * 24
+        for month in months:
+            keys: list[list[str]] = [[] for _ in range(24)]
+            for parts, key, n in this[month].of("hour"):  # kind, profile, hour, school day
+                if parts[0] == "connexion" and parts[3] == "1":
+                    hour = int(parts[2])
+                    values[hour] += n
+                    keys[hour].append(key)
+            for hour in range(24):
+                if keys[hour]:
+                    persons[hour] = max(persons[hour], this[month].behind(keys[hour]))
+        cells = [
+            {"key": str(hour), "label": f"{hour} h", "value": values[hour], "persons": persons[hour]}
+            for hour in range(24)
+        ]
         return {"title": "Connexions par heure, les jours de classe", "unit": "connexions", "cells": protect(cells)}
+
+    def _grouped(
+        self, months: list[str], this: dict[str, Summary], dimension: str, name: Any
+    ) -> tuple[Counter[str], dict[str, int]]:
+        """Counts of a dimension summed over the months by `name(parts)` (None: left out), and the persons behind
+        each (the most of any one month)."""
+        values: Counter[str] = Counter()
+        persons: dict[str, int] = {}
+        for month in months:
+            keys: dict[str, list[str]] = {}
+            for parts, key, n in this[month].of(dimension):
+                found = name(parts)
+                if found is None:
+                    continue
+                values[found] += n
+                keys.setdefault(found, []).append(key)
+            for found, these in keys.items():
+                persons[found] = max(persons.get(found, 0), this[month].behind(these))
+        return values, persons
 
     def _breakdown(
         self, months: list[str], this: dict[str, Summary], dimension: str, at: int, labels: dict[str, str]
     ) -> Doc:
-        values: Counter[str] = Counter()
-        keys_of: dict[str, dict[str, list[str]]] = {}
-        for month in months:
-            for key, n in this[month].counts.items():
-                parts = key.split("|")
-                if parts[0] != dimension:
-                    continue
-                values[parts[at]] += n
-                keys_of.setdefault(parts[at], {}).setdefault(month, []).append(key)
+        values, persons = self._grouped(months, this, dimension, lambda parts: parts[at - 1])
         cells = [
-            {
-                "key": name,
-                "label": labels.get(name, name),
-                "value": value,
-                "persons": max(this[m].behind(keys) for m, keys in keys_of[name].items()),
-            }
+            {"key": name, "label": labels.get(name, name), "value": value, "persons": persons[name]}
             for name, value in values.most_common()
         ]
         titles = {"service": "Services utilisés", "vendor": "Ressources ouvertes, par éditeur"}
@@ -348,16 +443,12 @@ class Dashboards:
 
     def _signins(self, months: list[str], this: dict[str, Summary]) -> Doc:
         """Sign-ins by identity provider and outcome."""
-        values: Counter[str] = Counter()
-        keys_of: dict[str, dict[str, list[str]]] = {}
-        for month in months:
-            for key, n in this[month].counts.items():
-                parts = key.split("|")
-                if parts[0] != "kind" or parts[1] != "connexion":
-                    continue
-                name = f"{parts[3] or 'inconnu'}|{parts[4]}"
-                values[name] += n
-                keys_of.setdefault(name, {}).setdefault(month, []).append(key)
+        values, persons = self._grouped(
+            months,
+            this,
+            "kind",
+            lambda parts: f"{parts[2] or 'inconnu'}|{parts[3]}" if parts[0] == "connexion" else None,
+        )
         cells = []
         for name, value in values.most_common():
             idp, outcome = name.split("|")
@@ -366,7 +457,7 @@ class Dashboards:
                     "key": name,
                     "label": f"{idp} — {OUTCOMES.get(outcome, outcome)}",
                     "value": value,
-                    "persons": max(this[m].behind(k) for m, k in keys_of[name].items()),
+                    "persons": persons[name],
                 }
             )
         return {
@@ -377,17 +468,13 @@ class Dashboards:
 
     def _support(self, months: list[str], this: dict[str, Summary]) -> Doc:
         """Help requests per category, and the time to their first answer."""
-        opened: Counter[str] = Counter()
+        opened, persons = self._grouped(
+            months, this, "kind", lambda parts: parts[3] if parts[0] == "aide-demande" else None
+        )
         waits: dict[str, Counter[str]] = {}
-        keys_of: dict[str, dict[str, list[str]]] = {}
         for month in months:
-            for key, n in this[month].counts.items():
-                parts = key.split("|")
-                if parts[0] == "kind" and parts[1] == "aide-demande":
-                    opened[parts[4]] += n
-                    keys_of.setdefault(parts[4], {}).setdefault(month, []).append(key)
-                elif parts[0] == "wait":
-                    waits.setdefault(parts[1], Counter())[parts[2]] += n
+            for parts, _, n in this[month].of("wait"):
+                waits.setdefault(parts[0], Counter())[parts[1]] += n
         cells = []
         order = [f"<={b}h" for b in WAIT_HOURS] + [f">{WAIT_HOURS[-1]}h"]
         for category, value in opened.most_common():
@@ -403,7 +490,7 @@ class Dashboards:
                     "key": category,
                     "label": CATEGORIES.get(category, category),
                     "value": value,
-                    "persons": max(this[m].behind(k) for m, k in keys_of[category].items()),
+                    "persons": persons[category],
                     "first_answer": median.replace("<=", "≤ ").replace(">", "> ").replace("h", " h")
                     if median
                     else None,
@@ -458,17 +545,18 @@ class Dashboards:
     async def _schools(self, scope: Scope, month: str) -> Doc:
         """Active persons per school this month, against its population."""
         schools = sorted(scope.schools if scope.schools is not None else self.directory.schools)
+        population = self.directory.population_by_school()
+        active = await self.summaries.active(schools, month)
         cells = []
         for uai in schools:
-            found = (await self.summaries.get(self.scopes.school(uai), [month]))[month]
-            active = found.estimates.get("*", 0.0)
+            found = active.get(uai, 0.0)
             cells.append(
                 {
                     "key": uai,
                     "label": str((self.directory.schools.get(uai) or {}).get("name") or uai),
-                    "value": round(active),
-                    "persons": min(round(active), ENOUGH),
-                    "of": sum(self.directory.population_of([uai]).values()),
+                    "value": round(found),
+                    "persons": min(round(found), ENOUGH),
+                    "of": population.get(uai, 0),
                 }
             )
         protect(cells)

@@ -36,7 +36,7 @@ async def figures(caller: Operator, counting: Counting, people: People) -> Techn
         stream_bytes=stream_bytes,
         pending=pending,
         schools=len(people.schools),
-        persons=len(people.persons),
+        persons=people.count,
     )
 
 
