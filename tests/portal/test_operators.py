@@ -37,8 +37,13 @@ def test_an_operator_runs_the_gar_export_from_the_portal(chromium, stack: Stack,
     sign_in_keycloak(page, stack, operator)
     open_section(page, "Administration")
     expect(page.get_by_role("heading", name="Plateforme")).to_be_visible()
-    for section in ("Exports de l'annuaire vers le GAR", "CDI reliés (PMB)"):
+    for section in (
+        "Exports de l'annuaire vers le GAR",
+        "CDI reliés (PMB)",
+        "Observatoire des usages : son fonctionnement",
+    ):
         expect(page.get_by_role("heading", name=section)).to_be_visible()
+    expect(page.get_by_text(re.compile(r"usages comptés depuis son démarrage"))).to_be_visible()
     page.get_by_role("button", name="Exporter maintenant").click()
     expect(page.get_by_role("status")).to_contain_text("L'export vers le GAR est lancé")
     table = page.get_by_role("table", name=re.compile("Derniers exports"))

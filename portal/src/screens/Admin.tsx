@@ -58,6 +58,7 @@ export function Admin() {
           <GarExports />
           <Federations />
           <PmbConnections />
+          <ObservatoryFigures />
         </>
       )}
     </>
@@ -457,6 +458,59 @@ function Federations() {
             </ul>
           )
         }
+      </Show>
+    </section>
+  );
+}
+
+interface ObservatoryTechnical {
+  folded: number;
+  rejected: Record<string, number>;
+  last_seq: number;
+  flushed_seq: number;
+  held: number;
+  stream_messages: number | null;
+  stream_bytes: number | null;
+  pending: number | null;
+  schools: number;
+  persons: number;
+}
+
+const REJECTED: Record<string, string> = {
+  "too-late": "trop anciens (plus de 30 jours)",
+  "in-the-future": "datés dans le futur",
+  "no-pseudonym": "sans pseudonyme",
+  "unknown-kind": "d'un type inconnu",
+  malformed: "illisibles",
+};
+
+// The observatory as operators see it: its technical figures only (no figure of use).
+function ObservatoryFigures() {
+  const [figures] = useLoad(() => get<ObservatoryTechnical>("/api/observatory/v1/operator/figures"), []);
+  return (
+    <section aria-labelledby="observatoire-technique" className={fr.cx("fr-mb-4w")}>
+      <h3 id="observatoire-technique" className={fr.cx("fr-h4")}>Observatoire des usages : son fonctionnement</h3>
+      <Show loaded={figures}>
+        {(f) => {
+          const left = Object.entries(f.rejected);
+          return (
+            <ul>
+              <li>{f.folded.toLocaleString("fr-FR")} usages comptés depuis son démarrage ; {f.pending ?? "?"} en attente de comptage.</li>
+              <li>
+                {left.length === 0
+                  ? "Aucun usage écarté."
+                  : `Usages écartés : ${left.map(([why, n]) => `${n.toLocaleString("fr-FR")} ${REJECTED[why] ?? why}`).join(", ")}.`}
+              </li>
+              <li>
+                {f.flushed_seq === f.last_seq ? "Tout ce qui a été compté est enregistré." : `${(f.last_seq - f.flushed_seq).toLocaleString("fr-FR")} envois comptés pas encore enregistrés.`}
+              </li>
+              <li>
+                Usages bruts conservés (30 jours au plus) : {f.stream_messages === null ? "inconnu" : `${f.stream_messages.toLocaleString("fr-FR")} envois, ${Math.round((f.stream_bytes ?? 0) / 1_048_576).toLocaleString("fr-FR")} Mo`}.
+              </li>
+              <li>Annuaire : {f.schools.toLocaleString("fr-FR")} établissements, {f.persons.toLocaleString("fr-FR")} personnes.</li>
+            </ul>
+          );
+        }}
       </Show>
     </section>
   );
