@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
@@ -43,6 +44,23 @@ def signing_key() -> tuple[RSAKey, str]:
     """A key the bench signs its tokens with, and the URL of its JWKS (served on a free port)."""
     key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"})
     return key, f"http://127.0.0.1:{serve_jwks({'keys': [key.as_dict(private=False)]})}/jwks.json"
+
+
+def person_token(key: RSAKey, issuer: str, audiences: list[str], person: str, *roles: str) -> str:
+    """A bearer token of a signed-in person (`ent_id`), as the gateway would pass it on: signed by the bench's key,
+    valid two hours, with `roles` of the realm."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "aud": audiences,
+        "sub": person,
+        "azp": "bench-portal",
+        "exp": now + 7200,
+        "iat": now,
+        "ent_id": person,
+        "realm_access": {"roles": list(roles)},
+    }
+    return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
 
 def start_infrastructure(work: Path, parts: list) -> tuple[NatsServer, DocstoreServer]:

@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 
@@ -44,6 +43,7 @@ from common import (
     machine,
     paced,
     pct,
+    person_token,
     scrape_cost,
     signing_key,
     start_gateway,
@@ -62,18 +62,7 @@ TENANT = "ac-bench"
 
 
 def token(key: RSAKey, person: str) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": ["maille", "maille-messaging"],
-        "sub": person,
-        "azp": "bench-portal",
-        "exp": now + 7200,
-        "iat": now,
-        "ent_id": person,
-        "realm_access": {"roles": []},
-    }
-    return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+    return person_token(key, ISSUER, ["maille", "maille-messaging"], person)
 
 
 def directory(store: DocstoreServer, env: dict[str, str], work: Path, persons: int) -> dict:

@@ -31,11 +31,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pymongo import InsertOne, MongoClient
 
-from common import machine, paced, pct, signing_key, start_gateway, start_infrastructure, start_service, stop_all
+from common import (
+    machine,
+    paced,
+    pct,
+    person_token,
+    signing_key,
+    start_gateway,
+    start_infrastructure,
+    start_service,
+    stop_all,
+)
 from maille.observatory.v1 import usage_pb2 as pb
 from maille_contracts import USE_RECORDED
 from maille_kit.bus import Bus
@@ -64,18 +73,7 @@ CATEGORIES = ["account", "resource", "mail", "library", "equipment", "classroom"
 
 
 def token(key: RSAKey, person: str, *roles: str) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": ["maille", "maille-observatory"],
-        "sub": person,
-        "azp": "bench-portal",
-        "exp": now + 7200,
-        "iat": now,
-        "ent_id": person,
-        "realm_access": {"roles": list(roles)},
-    }
-    return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+    return person_token(key, ISSUER, ["maille", "maille-observatory"], person, *roles)
 
 
 def uai(n: int) -> str:

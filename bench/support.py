@@ -32,11 +32,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 
-from common import machine, paced, pct, signing_key, start_gateway, start_infrastructure, start_service, stop_all
+from common import (
+    machine,
+    paced,
+    pct,
+    person_token,
+    signing_key,
+    start_gateway,
+    start_infrastructure,
+    start_service,
+    stop_all,
+)
 from maille_devstack.processes import RedmineServer, free_port
 from maille_support.requests import stamp
 
@@ -60,18 +69,7 @@ TYPED = [
 
 
 def token(key: RSAKey, person: str, *roles: str) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": ["maille", "maille-support", "maille-timeline"],
-        "sub": person,
-        "azp": "bench-portal",
-        "exp": now + 7200,
-        "iat": now,
-        "ent_id": person,
-        "realm_access": {"roles": list(roles)},
-    }
-    return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+    return person_token(key, ISSUER, ["maille", "maille-support", "maille-timeline"], person, *roles)
 
 
 def uai(n: int) -> str:

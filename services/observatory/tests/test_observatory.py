@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import time
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -55,110 +56,53 @@ async def a_day(obs: Observatory) -> dict[str, int]:
     await obs.persons(people)
 
     day, uses = school_day(), obs.uses
+
+    def told(kind: int, who: str, uai: str, profile: str, hour: int, minute: int = 0, **more: Any) -> None:
+        uses.record(kind, who, school=uai, profile=profile, at_ms=at(day, hour, minute), **more)
+
+    def signs_in(who: str, uai: str, profile: str, hour: int, minute: int = 0, **more: Any) -> None:
+        idp = "educonnect" if profile in ("National_ELV", "National_TUT") else "agents"
+        told(Kind.KIND_SIGN_IN, who, uai, profile, hour, minute, service="connexion", idp=idp, **more)
+
     expected = {"a-8h": 0, "a-13h": 0, "a-19h": 0, "a-pupils": 0, "a-parents-6A": 0}
     for i in range(120):
-        klass = classes_a[i // 30]
+        klass = [classes_a[i // 30]]
         if i % 3:
-            uses.record(
-                Kind.KIND_SIGN_IN,
-                f"elv-a-{i:03d}",
-                school=A,
-                profile="National_ELV",
-                service="connexion",
-                idp="educonnect",
-                classes=[klass],
-                at_ms=at(day, 8, i % 50),
-            )
+            signs_in(f"elv-a-{i:03d}", A, "National_ELV", 8, i % 50, classes=klass)
             expected["a-8h"] += 1
         if i % 5 == 0:
-            uses.record(
-                Kind.KIND_SIGN_IN,
-                f"elv-a-{i:03d}",
-                school=A,
-                profile="National_ELV",
-                service="connexion",
-                idp="educonnect",
-                classes=[klass],
-                at_ms=at(day, 13, 5),
-            )
+            signs_in(f"elv-a-{i:03d}", A, "National_ELV", 13, 5, classes=klass)
             expected["a-13h"] += 1
         if i % 3 or i % 5 == 0:
             expected["a-pupils"] += 1
         # Parents: in 6A-6C those of every fourth pupil; in 6D only two.
         if (i % 4 == 0 and i < 90) or i in (92, 96):
-            uses.record(
-                Kind.KIND_SIGN_IN,
-                f"tut-a-{i:03d}",
-                school=A,
-                profile="National_TUT",
-                service="connexion",
-                idp="educonnect",
-                classes=[klass],
-                at_ms=at(day, 19, 30),
-            )
+            signs_in(f"tut-a-{i:03d}", A, "National_TUT", 19, 30, classes=klass)
             expected["a-19h"] += 1
             expected["a-parents-6A"] += i < 30
     for i in range(20):
-        uses.record(
-            Kind.KIND_SIGN_IN,
-            f"ens-a-{i:02d}",
-            school=A,
-            profile="National_ENS",
-            service="connexion",
-            idp="agents",
-            at_ms=at(day, 8, 10),
-        )
+        signs_in(f"ens-a-{i:02d}", A, "National_ENS", 8, 10)
         expected["a-8h"] += 1
-        uses.record(
-            Kind.KIND_SERVICE_OPENED,
-            f"ens-a-{i:02d}",
-            school=A,
-            profile="National_ENS",
-            service="messagerie",
-            at_ms=at(day, 8, 15),
-        )
-        uses.record(
-            Kind.KIND_MAIL_SENT,
-            f"ens-a-{i:02d}",
-            school=A,
-            profile="National_ENS",
-            service="messagerie",
-            at_ms=at(day, 8, 20),
-        )
+        told(Kind.KIND_SERVICE_OPENED, f"ens-a-{i:02d}", A, "National_ENS", 8, 15, service="messagerie")
+        told(Kind.KIND_MAIL_SENT, f"ens-a-{i:02d}", A, "National_ENS", 8, 20, service="messagerie")
     # Two pupils of B open a resource of a small vendor, sixty of a large one.
     for i in range(80):
         vendor = "petit-editeur" if i < 2 else "grand-editeur"
-        uses.record(
-            Kind.KIND_SIGN_IN,
-            f"elv-b-{i:03d}",
-            school=B,
-            profile="National_ELV",
-            service="connexion",
-            idp="educonnect",
-            at_ms=at(day, 9),
-        )
+        signs_in(f"elv-b-{i:03d}", B, "National_ELV", 9)
         if i < 62:
-            uses.record(
+            told(
                 Kind.KIND_RESOURCE_OPENED,
                 f"elv-b-{i:03d}",
-                school=B,
-                profile="National_ELV",
+                B,
+                "National_ELV",
+                10,
                 service="mediacentre",
                 vendor=vendor,
                 resource=f"ark:/{vendor}/1",
-                at_ms=at(day, 10),
             )
     # C: three teachers only — too few to show.
     for i in range(3):
-        uses.record(
-            Kind.KIND_SIGN_IN,
-            f"ens-c-{i}",
-            school=C,
-            profile="National_ENS",
-            service="connexion",
-            idp="agents",
-            at_ms=at(day, 10),
-        )
+        signs_in(f"ens-c-{i}", C, "National_ENS", 10)
     await obs.ok(
         "PUT",
         "/operator/territories/rectorat",

@@ -9,11 +9,11 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
-from maille_contracts import PERSON_CREATED, PERSON_DELETED, STRUCTURE_CREATED, STRUCTURE_DELETED
+from maille_kit.directory import SUBJECTS as SUBJECTS
+from maille_kit.directory import changes
 from maille_kit.events import Event
 from maille_observatory.repository import PERSONS, SCHOOLS, ObservatoryRepository
 
-SUBJECTS = ("identity.person.>", "identity.structure.>")
 DIRECTION = "National_DIR"
 PUPIL, PARENT = "National_ELV", "National_TUT"
 Doc = dict[str, Any]
@@ -103,29 +103,15 @@ class Directory:
         await self.handle_many([event])
 
     async def handle_many(self, events: list[Event]) -> None:
-        changed: dict[str, Doc | None] = {}
-        for event in events:
-            if event.type == STRUCTURE_DELETED:
-                continue
-            if event.type.startswith("identity.structure."):
-                message = (
-                    event.unpack(pb.StructureCreated)
-                    if event.type == STRUCTURE_CREATED
-                    else event.unpack(pb.StructureUpdated)
-                ).structure
-                if message.uai:
-                    doc = {"_id": message.uai, "name": message.name, "type": message.type.upper() or "AUTRE"}
-                    await self.repository.write_school(doc)
-                    self.schools[message.uai] = doc
-            elif event.type == PERSON_DELETED:
-                changed[event.unpack(pb.PersonDeleted).id] = None
-            elif event.type.startswith("identity.person."):
-                person = (
-                    event.unpack(pb.PersonCreated) if event.type == PERSON_CREATED else event.unpack(pb.PersonUpdated)
-                ).person
-                changed[person.id] = person_doc(person)
-        if not changed:
+        found = changes(events)
+        for structure in found.structures:
+            if structure.uai:
+                doc = {"_id": structure.uai, "name": structure.name, "type": structure.type.upper() or "AUTRE"}
+                await self.repository.write_school(doc)
+                self.schools[structure.uai] = doc
+        if not found.persons:
             return
+        changed = {i: (person_doc(p) if p is not None else None) for i, p in found.persons.items()}
         before = await self.repository.persons(list(changed))
         await self.repository.write_persons(
             [d for d in changed.values() if d is not None], [p for p, d in changed.items() if d is None]

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
-from maille_contracts import PERSON_CREATED, PERSON_DELETED, STRUCTURE_CREATED, STRUCTURE_DELETED
+from maille_kit.directory import SUBJECTS as SUBJECTS
+from maille_kit.directory import changes
 from maille_kit.events import Event
 from maille_support.repository import SupportRepository
 
-SUBJECTS = ("identity.person.>", "identity.structure.>")
 DIRECTION = "National_DIR"
 Doc = dict[str, Any]
 
@@ -47,28 +47,14 @@ class Directory:
         await self.handle_many([event])
 
     async def handle_many(self, events: list[Event]) -> None:
-        persons: dict[str, Doc | None] = {}
-        for event in events:
-            if event.type == STRUCTURE_DELETED:
-                continue
-            if event.type.startswith("identity.structure."):
-                message = (
-                    event.unpack(pb.StructureCreated)
-                    if event.type == STRUCTURE_CREATED
-                    else event.unpack(pb.StructureUpdated)
-                ).structure
-                if message.uai:
-                    await self.repository.write_school(
-                        {"_id": message.uai, "name": message.name, "type": message.type, "structure": message.id}
-                    )
-            elif event.type == PERSON_DELETED:
-                persons[event.unpack(pb.PersonDeleted).id] = None
-            elif event.type.startswith("identity.person."):
-                person = (
-                    event.unpack(pb.PersonCreated) if event.type == PERSON_CREATED else event.unpack(pb.PersonUpdated)
-                ).person
-                persons[person.id] = person_doc(person)
-        if persons:
+        found = changes(events)
+        for structure in found.structures:
+            if structure.uai:
+                await self.repository.write_school(
+                    {"_id": structure.uai, "name": structure.name, "type": structure.type, "structure": structure.id}
+                )
+        if found.persons:
             await self.repository.write_persons(
-                [d for d in persons.values() if d is not None], [p for p, d in persons.items() if d is None]
+                [person_doc(p) for p in found.persons.values() if p is not None],
+                [i for i, p in found.persons.items() if p is None],
             )

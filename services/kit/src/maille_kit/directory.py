@@ -1,0 +1,44 @@
+"""Identity's directory events, read the same way by every service that keeps a copy of what it needs (support, the
+observatory…): a batch of `identity.structure.*` and `identity.person.*` events as the structures created or changed,
+the structures gone, and each person's last state in the batch (None: deleted)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from maille.identity.v1 import directory_pb2 as pb
+from maille_contracts import PERSON_CREATED, PERSON_DELETED, STRUCTURE_CREATED, STRUCTURE_DELETED
+from maille_kit.events import Event
+
+SUBJECTS = ("identity.person.>", "identity.structure.>")
+
+
+@dataclass
+class DirectoryChanges:
+    structures: list[pb.Structure] = field(default_factory=list)
+    structures_gone: list[str] = field(default_factory=list)
+    persons: dict[str, pb.Person | None] = field(default_factory=dict)
+
+
+def changes(events: Iterable[Event]) -> DirectoryChanges:
+    found = DirectoryChanges()
+    for event in events:
+        if event.type == STRUCTURE_DELETED:
+            found.structures_gone.append(event.unpack(pb.StructureDeleted).id)
+        elif event.type.startswith("identity.structure."):
+            found.structures.append(
+                event.unpack(pb.StructureCreated).structure
+                if event.type == STRUCTURE_CREATED
+                else event.unpack(pb.StructureUpdated).structure
+            )
+        elif event.type == PERSON_DELETED:
+            found.persons[event.unpack(pb.PersonDeleted).id] = None
+        elif event.type.startswith("identity.person."):
+            person = (
+                event.unpack(pb.PersonCreated).person
+                if event.type == PERSON_CREATED
+                else event.unpack(pb.PersonUpdated).person
+            )
+            found.persons[person.id] = person
+    return found
