@@ -24,7 +24,7 @@ from maille_gateway.sessions import CSRF_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, S
 from maille_kit.auth import Principal
 from maille_kit.problems import PROBLEM_TYPES, Problem
 from maille_kit.telemetry import meter
-from maille_kit.usage import Kind
+from maille_kit.usage import Kind, first
 
 if TYPE_CHECKING:
     from maille_gateway.main import Gateway
@@ -155,7 +155,6 @@ def _tell_sign_in(request: Request, session: Session | None, outcome: dict[str, 
     if not uses.enabled:
         return
     claims = _claims(session.access_token) if session is not None else {}
-    uai, profiles = claims.get("uai") or [""], claims.get("profiles") or [""]
     who = str(
         outcome.get("person")
         or claims.get("ent_id")
@@ -165,8 +164,8 @@ def _tell_sign_in(request: Request, session: Session | None, outcome: dict[str, 
     uses.record(
         Kind.KIND_SIGN_IN,
         who,
-        school=str(outcome.get("school") or uai[0]),
-        profile=str(outcome.get("profile") or profiles[0]),
+        school=str(outcome.get("school") or first(claims.get("uai"))),
+        profile=str(outcome.get("profile") or first(claims.get("profiles"))),
         service="connexion",
         idp=session.idp if session is not None else "inconnu",
         detail=detail,
@@ -321,12 +320,11 @@ async def opened(request: Request) -> Response:
         raise Problem(422, f"service must be one of the portal's screens: {', '.join(sorted(OPENED))}")
     uses = request.app.state.runtime.uses
     claims = _claims(session.access_token)
-    uai, profiles = claims.get("uai") or [""], claims.get("profiles") or [""]
     uses.record(
         Kind.KIND_SERVICE_OPENED,
         session.person or str(claims.get("ent_id") or session.subject),
-        school=str(uai[0]),
-        profile=str(profiles[0]),
+        school=first(claims.get("uai")),
+        profile=first(claims.get("profiles")),
         service=str(service),
     )
     return Response(status_code=204)

@@ -173,15 +173,19 @@ class Linking:
 
     async def _counted_as(self, person: Doc) -> Doc:
         """What the gateway's sign-in use tells the observatory beside the person's pseudonym: the school and profile
-        they sign in as (the first of the directory's), and the classes — a pupil's own, a parent's children's —
+        they sign in as (the first of each in sort order, as every service reads them from the token's claims:
+        `maille_kit.usage.first`), and the classes — a pupil's own, a parent's children's —
         that the parents reached per class are counted by."""
         profiles = person.get("profiles") or []
-        first = profiles[0] if profiles else {}
         classes = list(person.get("classes", []))
         if person.get("children"):
             for child in await self.directory.persons_by_id(person["children"][:10]):
                 classes += child.get("classes", [])
-        return {"school": first.get("structure", ""), "profile": first.get("code", ""), "classes": classes[:20]}
+        return {
+            "school": min((p.get("structure", "") for p in profiles), default=""),
+            "profile": min((p.get("code", "") for p in profiles), default=""),
+            "classes": classes[:20],
+        }
 
     async def _forget_unmatched(self, user_id: str) -> None:
         """An account from an upstream IdP that stands for no directory person goes (its session with it): the

@@ -61,15 +61,15 @@ def pseudonym(key: bytes, person_id: str, at_ms: int) -> str:
     return hmac.new(month_key, person_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def first(values: object) -> str:
+    """The first of a claim's values in their sort order: a token's lists come in no set order, and a person of two
+    schools must count in the same one whichever service tells their use."""
+    return min((str(v) for v in values), default="") if isinstance(values, list) else ""
+
+
 def who(principal: Principal) -> tuple[str, str, str]:
-    """(person id, school, profile) of a signed-in person, as their token says: the first school and profile."""
-    uai = principal.claims.get("uai") or []
-    profiles = principal.claims.get("profiles") or []
-    return (
-        principal.person_id or "",
-        str(uai[0]) if isinstance(uai, list) and uai else "",
-        str(profiles[0]) if isinstance(profiles, list) and profiles else "",
-    )
+    """(person id, school, profile) of a signed-in person, as their token says (`first` of each)."""
+    return principal.person_id or "", first(principal.claims.get("uai")), first(principal.claims.get("profiles"))
 
 
 class Uses:

@@ -381,8 +381,8 @@ class Stack:
             (
                 "metrics",
                 f"http://127.0.0.1:{p.gateway_metrics}/metrics",
-                "Prometheus metrics of the gateway; identity, catalog, messaging, library, timeline, support, observatory on the "
-                "next ports "
+                "Prometheus metrics of the gateway; identity, catalog, messaging, library, timeline, support, "
+                "observatory on the next ports "
                 f"({self.var / 'run' / 'metrics-targets.json'})",
             ),
             ("nats", f"nats://127.0.0.1:{p.nats}", f"JetStream, data in {self.var / 'nats'}"),
