@@ -142,6 +142,14 @@ def test_no_secret_is_written_only_existing_secrets_are_named(rendered: dict[str
         "maille-support",
         "maille-usage",
     }
+
+    # The usage key goes to those who tell uses, never to the observatory nor to identity.
+    def usage_key(name: str) -> bool:
+        env = pod_of(named(rendered["maille/default"], "Deployment", name))["containers"][0].get("env", [])
+        return any(e["name"].endswith("_USAGE_KEY") for e in env)
+
+    assert usage_key("maille-gateway") and usage_key("maille-messaging") and usage_key("maille-support")
+    assert not usage_key("maille-observatory") and not usage_key("maille-identity")
     # One replica of the observatory folds the uses: replaced, never doubled, by an upgrade.
     observatory = named(rendered["maille/default"], "Deployment", "maille-observatory")
     assert observatory["spec"]["strategy"] == {"type": "Recreate"} and observatory["spec"]["replicas"] == 1

@@ -133,7 +133,8 @@ value of a secret is ever written by a chart.
 - name: {{ $prefix }}AUTH_JWKS_URL
   value: {{ . | quote }}
 {{- end }}
-{{- with ($global.usage).existingSecret }}
+{{- /* The usage key: for the deployables that tell uses (`tellsUses`), never the observatory. */}}
+{{- with (and (ne .Values.tellsUses false) ($global.usage).existingSecret) }}
 - name: {{ $prefix }}USAGE_KEY
   valueFrom:
     secretKeyRef:

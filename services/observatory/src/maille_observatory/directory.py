@@ -86,6 +86,14 @@ class Directory:
                 found[profile] += n
         return dict(found)
 
+    def population_by_school_and_profile(self) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        for cell, n in self.population.items():
+            if n > 0:
+                uai, _, profile = cell.partition("|")
+                found.setdefault(uai, {})[profile] = n
+        return found
+
     def population_by_school(self) -> dict[str, int]:
         found: Counter[str] = Counter()
         for cell, n in self.population.items():

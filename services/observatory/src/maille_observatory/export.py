@@ -13,6 +13,7 @@ No totals across schools are written: a reader sums the cells shown.
 from __future__ import annotations
 
 import io
+from datetime import date, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -20,8 +21,8 @@ import pyarrow.parquet as pq
 
 from maille_observatory.directory import Directory
 from maille_observatory.ingest import Ingest
-from maille_observatory.repository import MONTHS, ObservatoryRepository
-from maille_observatory.rollups import months_of_year
+from maille_observatory.repository import MONTHS, WEEKS, ObservatoryRepository
+from maille_observatory.rollups import months_of_year, week_of
 from maille_observatory.scopes import Scope, Scopes
 from maille_observatory.views import Summary, protect
 
@@ -41,9 +42,10 @@ USAGES = pa.schema(
 ACTIFS = pa.schema(
     [
         pa.field("annee_scolaire", pa.string(), metadata={"description": "school year"}),
-        pa.field("mois", pa.string(), metadata={"description": "month (YYYY-MM)"}),
+        pa.field("mois", pa.string(), metadata={"description": "the month (YYYY-MM) or the ISO week (YYYY-Www)"}),
         pa.field("uai", pa.string(), metadata={"description": "the school's UAI"}),
         pa.field("type", pa.string(), metadata={"description": "the school's type"}),
+        pa.field("periode", pa.string(), metadata={"description": "mois (mois: YYYY-MM) or semaine (mois: YYYY-Www)"}),
         pa.field("profil", pa.string(), metadata={"description": "national profile code; * for every profile"}),
         pa.field("actifs", pa.int64(), metadata={"description": "distinct persons active in the month (estimate)"}),
         pa.field("population", pa.int64(), metadata={"description": "persons of the profile in the directory now"}),
@@ -51,6 +53,7 @@ ACTIFS = pa.schema(
     ]
 )
 TABLES = {"usages": USAGES, "actifs": ACTIFS}
+ESTIMATES = {"estimates": 1}  # a week's figures without its sketches
 
 
 class Exports:
@@ -66,6 +69,7 @@ class Exports:
         stored = await self.repository.rollups(MONTHS, ids)
         usages: list[dict[str, Any]] = []
         actifs: list[dict[str, Any]] = []
+        populations = self.directory.population_by_school_and_profile()
         for doc_id in ids:
             held = self.ingest.held.get((MONTHS, doc_id))
             summary = (
@@ -97,22 +101,15 @@ class Exports:
                             "secret": cell["secret"],
                         }
                     )
-            population = self.directory.population_of([uai])
-            cells = [
-                {"key": p, "value": round(e), "persons": min(round(e), 5)}
-                for p, e in summary.estimates.items()
-                if "|" not in p
-            ]
-            for cell in protect(sorted(cells, key=lambda c: c["key"])):
-                actifs.append(
-                    {
-                        **common,
-                        "profil": cell["key"],
-                        "actifs": cell["value"],
-                        "population": population.get(cell["key"], sum(population.values())),
-                        "secret": cell["secret"],
-                    }
-                )
+            actifs += _actifs({**common, "periode": "mois"}, summary.estimates, populations.get(uai, {}))
+        # Each week of the school year (a week lies within one month of pseudonyms: its distinct persons are exact).
+        weeks = [f"{w}|{u}" for w in weeks_of_year(school_year) for u in schools]
+        for doc_id, doc in sorted((await self.repository.rollups(WEEKS, weeks, ESTIMATES)).items()):
+            held = self.ingest.held.get((WEEKS, doc_id))
+            estimates = held.estimates() if held is not None else doc.get("estimates", {})
+            week, uai = doc_id.split("|", 1)
+            common = {"annee_scolaire": school_year, "mois": week, "uai": uai, "type": self.directory.school_type(uai)}
+            actifs += _actifs({**common, "periode": "semaine"}, estimates, populations.get(uai, {}))
         return {"usages": usages, "actifs": actifs}
 
     async def parquet(self, scope: Scope, school_year: str, table: str) -> bytes:
@@ -126,6 +123,32 @@ class Exports:
         out = io.BytesIO()
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), out, compression="zstd")
         return out.getvalue()
+
+
+def _actifs(common: dict[str, Any], estimates: dict[str, float], population: dict[str, int]) -> list[dict[str, Any]]:
+    """A school's active persons of a period per profile and for everyone (`*`), protected as one breakdown."""
+    cells = [{"key": p, "value": round(e), "persons": min(round(e), 5)} for p, e in estimates.items() if "|" not in p]
+    return [
+        {
+            **common,
+            "profil": cell["key"],
+            "actifs": cell["value"],
+            "population": population.get(cell["key"], sum(population.values()) if cell["key"] == "*" else 0),
+            "secret": cell["secret"],
+        }
+        for cell in protect(sorted(cells, key=lambda c: c["key"]))
+    ]
+
+
+def weeks_of_year(school_year: str) -> list[str]:
+    """The ISO weeks whose Thursday falls from September to August of the school year."""
+    start = date(int(school_year[:4]), 9, 1)
+    thursday = start + timedelta(days=(3 - start.weekday()) % 7)
+    found = []
+    while thursday < date(int(school_year[:4]) + 1, 9, 1):
+        found.append(week_of(thursday))
+        thursday += timedelta(days=7)
+    return found
 
 
 def _profile_in(dimension: str, rest: str) -> str:

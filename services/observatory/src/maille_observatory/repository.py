@@ -9,7 +9,6 @@
   need — the (school, profile) pairs, the classes, a pupil's adults, the schools one directs.
 - `territories` (_id = territory id): an operator's declaration — a collectivité's or a district's schools, and who
   views them (person ids); the académie's viewers.
-- `exports` (_id = "<school year>|<scope>"): the research export's Parquet files, by school year, with their runs.
 """
 
 from __future__ import annotations
@@ -33,8 +32,10 @@ class ObservatoryRepository:
         self.docstore = docstore
         self.db = docstore.db
 
-    async def rollups(self, collection: str, ids: Sequence[str]) -> dict[str, Doc]:
-        return await by_ids(self.db[collection], ids)
+    async def rollups(
+        self, collection: str, ids: Sequence[str], projection: dict[str, Any] | None = None
+    ) -> dict[str, Doc]:
+        return await by_ids(self.db[collection], ids, projection)
 
     async def write(self, collection: str, docs: Sequence[Doc]) -> None:
         """Replace (or create) whole documents, fifty a command."""

@@ -42,6 +42,8 @@ def state_file(var: Path) -> Path:
 
 # `make run`'s usage key: the pseudonyms of the uses told to the observatory (production: a Secret of its own).
 DEV_USAGE_KEY = "maille-development-usage-key"
+# Who tells uses, and so holds the key — never the observatory (it must not turn a pseudonym back into a person).
+TELL_USES = ("gateway", "catalog", "messaging", "library", "timeline", "support")
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,9 @@ def service_env(
         f"{prefix}ENVIRONMENT": "development",  # the code's default is production
         f"{prefix}NATS_URL": nats_url,
         f"{prefix}NATS_PASSWORD": nats_password,  # its own NATS user
-        # the platform's usage key (the same for every deployable): the uses told to the observatory
-        f"{prefix}USAGE_KEY": DEV_USAGE_KEY,
     }
+    if name in TELL_USES:  # the platform's usage key: the pseudonyms of the uses told to the observatory
+        env[f"{prefix}USAGE_KEY"] = DEV_USAGE_KEY
     if keycloak_url:
         env[f"{prefix}AUTH_ISSUER"] = f"{keycloak_url.replace('127.0.0.1', 'localhost')}/realms/maille"
         env[f"{prefix}AUTH_JWKS_URL"] = f"{keycloak_url}/realms/maille/protocol/openid-connect/certs"
