@@ -572,6 +572,13 @@ class KeycloakServer:
         import_dir = self.home / "data" / "import"
         import_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(require(REALM_FILE, "the realm file"), import_dir / REALM_FILE.name)
+        # The management port chosen now, not when this was made: a port free minutes ago may since have been taken
+        # (a test once met "Address already in use" on it).
+        self.management_port = free_port()
+        self.process.argv = [
+            f"--http-management-port={self.management_port}" if a.startswith("--http-management-port=") else a
+            for a in self.process.argv
+        ]
         self.process.start()
 
     def wait(self, timeout: float = 240) -> None:
