@@ -74,6 +74,55 @@ def test_a_parent_with_children_in_two_schools_chooses_once(platform: Platform) 
     assert again.status_code == 200 and again.json()["id"] == chosen
 
 
+def test_a_parent_switches_between_their_accounts_after_signing_in(platform: Platform) -> None:
+    browser, page = platform.sign_in("educonnect", "R1")
+    if "/auth/choose" in str(page.url):  # not chosen yet (this test run alone): the first, for now
+        page = browser.post_form(page, choice=re.findall(r'name="choice" value="([0-9a-f]{24})"', page.text)[0])
+    me = page.json()
+    listed = browser.go(f"{platform.gateway}/api/identity/v1/accounts")
+    assert listed.status_code == 200, listed.text[:300]
+    accounts = listed.json()["accounts"]
+    assert [a["current"] for a in accounts] == [True, False] and accounts[0]["id"] == me["id"]
+    other = accounts[1]
+    assert {child for a in accounts for child in a["children"]} == {"Léa MARTIN", "Hugo MARTIN"}
+
+    csrf = browser.site_cookies(platform.gateway)["maille_csrf"]
+    switched = browser.go(
+        f"{platform.gateway}/auth/choose",
+        method="POST",
+        data={"csrf": csrf, "choice": other["id"], "next": "/api/identity/v1/me"},
+    )
+    assert switched.status_code == 200, switched.text[:300]
+    assert switched.json()["id"] == other["id"]
+    assert [c["first_name"] for c in switched.json()["children"]] == [
+        "Léa" if other["children"] == ["Léa MARTIN"] else "Hugo"
+    ]
+    after = browser.go(f"{platform.gateway}/api/identity/v1/accounts").json()
+    assert after["current"] == other["id"] and [a["current"] for a in after["accounts"]] == [True, False]
+    # The switch is the account's link now: the next sign-in lands on it without a question.
+    _, again = platform.sign_in("educonnect", "R1")
+    assert again.status_code == 200 and again.json()["id"] == other["id"]
+
+
+def test_a_pupil_has_one_account_and_cannot_switch_to_another_persons(platform: Platform) -> None:
+    browser, me = platform.sign_in("educonnect", "E1")
+    accounts = browser.go(f"{platform.gateway}/api/identity/v1/accounts").json()["accounts"]
+    assert [(a["id"], a["current"]) for a in accounts] == [(me.json()["id"], True)]
+    parent = platform_person(platform, "R1")
+    csrf = browser.site_cookies(platform.gateway)["maille_csrf"]
+    refused = browser.request("POST", f"{platform.gateway}/auth/choose", data={"csrf": csrf, "choice": parent})
+    assert refused.status_code == 400
+    assert browser.go(f"{platform.gateway}/api/identity/v1/me").json()["id"] == me.json()["id"]
+
+
+def platform_person(platform: Platform, key: str) -> str:
+    """The ENT id of the directory entry of join key `key`."""
+    from pymongo import MongoClient
+
+    with MongoClient(platform.env["MAILLE_IDENTITY_MONGODB_URL"]) as client:
+        return str(client[platform.database]["persons"].find_one({"keys": key})["_id"])
+
+
 def test_a_teacher_signs_in_through_the_academie(platform: Platform) -> None:
     _, me = platform.sign_in("academie", "T1")
     assert me.status_code == 200, me.text[:500]

@@ -3,7 +3,7 @@ import's events ask for thousands of persons; a query by `person` would read eve
 
 from datetime import UTC, datetime
 
-from maille_identity.federation.repository import LINKS, FederationRepository
+from maille_identity.federation.repository import LINKS, PERSON_ACCOUNTS, FederationRepository
 from maille_kit.docstore import Docstore
 from maille_kit.secretbox import SecretBox
 
@@ -21,6 +21,8 @@ async def test_links_are_found_by_person_and_follow_relinks_and_unlinks(docstore
     await links.unlink("u3")
     found = await links.links_of_many(["p1", "p2", "nobody"])
     assert {person: sorted(link["_id"] for link in found[person]) for person in found} == {"p1": ["u2"], "p2": ["u1"]}
+    # The account no longer counts among p1's (whose departure must not take p2's account with it).
+    assert (await docstore.db[PERSON_ACCOUNTS].find_one({"_id": "p1"}))["users"] == ["u2"]
 
 
 async def test_links_made_before_the_index_existed_are_indexed_once(docstore: Docstore) -> None:

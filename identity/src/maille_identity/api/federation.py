@@ -44,6 +44,17 @@ async def sign_in(principal: Caller, linking: Links, body: SignInBody | None = N
         ) from None
 
 
+@router.get(
+    "/accounts",
+    summary="The directory entries the signed-in account may be, the current one marked (to switch between them)",
+)
+async def accounts(principal: Caller, linking: Links) -> dict[str, Any]:
+    try:
+        return await linking.accounts(principal)
+    except KeycloakUnavailable as exc:
+        raise Problem(503, f"the accounts cannot be read now: {exc}", headers={"Retry-After": "5"}) from None
+
+
 class Claims(BaseModel):
     """Which of the collectivité's token claims carry what (at least a join key or an email)."""
 

@@ -171,6 +171,27 @@ class Linking:
         )
         return {"status": "linked", "person": person["_id"], "refresh": True, **await self._counted_as(person)}
 
+    async def accounts(self, principal: Principal) -> Doc:
+        """The directory entries the signed-in account may be (a parent with children in two schools has two), the
+        one it is linked to marked `current`: what the person switches between after signing in. Read afresh from
+        what the upstream IdP said and from the directory (an import may have added an entry since the link)."""
+        link = await self.federations.link(principal.subject)
+        if link is None:  # an account of the realm's own that stands for no directory person (an operator's)
+            return {"current": None, "accounts": []}
+        current = link["person"]
+        schools = {s["_id"]: s["name"] for s in await self.directory.structures(self.tenant)}
+        entries: list[Doc] = []
+        if self.keycloak is not None and link.get("idp") != LOCAL:
+            user = await self.keycloak.user(principal.subject)
+            upstream = upstream_of(user, {f["_id"]: f for f in await self.federations.all()})
+            if upstream is not None:
+                entries = [p for p in await self.candidates(upstream) if "detached_at" not in p]
+        if not any(p["_id"] == current for p in entries):  # a local account, or an entry the IdP no longer names
+            person = await self.directory.person(current)
+            entries = ([person] if person is not None else []) + entries
+        described = [{**await self._describe(p, schools), "current": p["_id"] == current} for p in entries]
+        return {"current": current, "accounts": sorted(described, key=lambda d: (not d["current"], d["schools"]))}
+
     async def _counted_as(self, person: Doc) -> Doc:
         """What the gateway's sign-in use tells the observatory beside the person's pseudonym: the school and profile
         they sign in as (the first of each in sort order, as every service reads them from the token's claims:

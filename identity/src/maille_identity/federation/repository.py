@@ -82,7 +82,10 @@ class FederationRepository:
             return (await self.db[FEDERATIONS].delete_one({"_id": alias})).deleted_count == 1
 
     async def record_link(self, person: str, *, idp: str, subject: str, user: str, at: datetime) -> None:
+        before = await self.db[LINKS].find_one({"_id": user}, {"person": 1})
         async with self.docstore.writing():
+            if before is not None and before["person"] != person:  # the account now stands for another entry
+                await self.db[PERSON_ACCOUNTS].update_one({"_id": before["person"]}, {"$pull": {"users": user}})
             await self.db[PERSON_ACCOUNTS].update_one({"_id": person}, {"$addToSet": {"users": user}}, upsert=True)
             await self.db[LINKS].replace_one(
                 {"_id": user},
