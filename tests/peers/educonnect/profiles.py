@@ -56,9 +56,14 @@ def _ref_ids(accounts: list[Person]) -> list[str]:
     ]
 
 
+def _accounts(person: Person, directory: Directory) -> list[Person]:
+    """The person's ENT accounts: a pupil's one, a parent's one per school feed that has them."""
+    return [person] if person.get("kind") == "pupil" else directory.same_adult(person)
+
+
 def educonnect_release(person: Person, directory: Directory) -> dict[str, list[str]]:
     pupil = person.get("kind") == "pupil"
-    accounts = [person] if pupil else directory.same_adult(person)
+    accounts = _accounts(person, directory)
     released = {
         "FrEduCtId": [educonnect_id(accounts[0])],
         "FrEduCtRefId": _ref_ids(accounts),
@@ -83,7 +88,8 @@ EDUCONNECT = Profile(
     attributes=EDUCONNECT_ATTRIBUTES,
     accepts=lambda person: person.get("kind") in ("pupil", "parent"),
     release=educonnect_release,
-    subject=lambda person: educonnect_id(person),
+    # FrEduCtId: one per person, whichever of their entries they sign in as (a parent of two schools is one person).
+    subject=lambda person, directory: educonnect_id(_accounts(person, directory)[0]),
     signs_response=False,  # EduConnect signs its assertions, not the response around them
 )
 
@@ -106,7 +112,7 @@ ACADEMIE = Profile(
     accepts=lambda person: person.get("kind") == "staff",
     release=agent_release,
     # The agent's persistent NameID: the académie's own, per directory (two test directories' namesakes are two people).
-    subject=lambda person: (
+    subject=lambda person, directory: (
         "ag" + hashlib.sha256(f"academie:{person.get('tenant', '')}:{person['keys'][0]}".encode()).hexdigest()[:30]
     ),
 )

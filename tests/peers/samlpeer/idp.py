@@ -52,7 +52,7 @@ class Profile:
     attributes: dict[str, str]
     accepts: Callable[[Person], bool]
     release: Callable[[Person, Directory], dict[str, list[str]]]
-    subject: Callable[[Person], str]
+    subject: Callable[[Person, Directory], str]  # the persistent NameID
     # Whether the Response is signed as well as its Assertion (EduConnect signs the assertion only).
     signs_response: bool = True
 
@@ -259,7 +259,7 @@ class SamlIdp:
         """The signed response for `person`, as the HTML form that posts it to the SP."""
         server = await self.server()
         identity = self.profile.release(person, self.directory)
-        subject = self.profile.subject(person)
+        subject = self.profile.subject(person, self.directory)
         name_id = NameID(
             format=NAMEID_FORMAT_PERSISTENT,
             sp_name_qualifier=pending.sp_entity_id,
