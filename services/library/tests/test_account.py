@@ -123,3 +123,42 @@ async def test_a_connection_without_the_opac_salt_signs_nobody_on(library: Libra
     )
     mine = (await library.client.get(f"{API}/account", headers=library.person("prof-1"))).json()
     assert mine["missing"][0]["reason"] == f"PMB cdi{A} refused pmbesOPACEmpr_login_token: Invalid login token"
+
+
+async def test_a_parent_reads_their_childs_loans_and_no_one_elses(library: Library) -> None:
+    child, parent, stranger = "a" * 24, "b" * 24, "c" * 24
+    answer = await library.client.put(
+        f"{API}/operator/schools/{A}/pmb", headers=library.operator(), json=library.connection(A, loginSalt="sel-opac")
+    )
+    assert answer.status_code in (200, 201)
+    library.pmb.databases[f"cdi{A}"].readers[child] = {
+        "id": 9,
+        "cb": "E0009",
+        "login": child,
+        "mail": "",
+        "nom": "Roux",
+    }
+    library.pmb.databases[f"cdi{A}"].loans[child] = [
+        {
+            "kind": "late",
+            "notice_id": 3,
+            "expl_cb": "cdi-00003-0",
+            "expl_libelle": "L'Étranger",
+            "expl_location_caption": "CDI",
+            "loan_startdate": "2026-11-02",
+            "loan_returndate": "2026-11-16",
+        }
+    ]
+    pupil = person(child, (A, "National_ELV"))
+    pupil.relatives.add(person_id=parent, legal=True)
+    await library.persons(person(parent, (A, "National_TUT")), person(stranger, (A, "National_TUT")), pupil)
+
+    theirs = await library.client.get(f"{API}/account", params={"enfant": child}, headers=library.person(parent))
+    assert theirs.status_code == 200, theirs.text
+    assert [x["title"] for x in theirs.json()["schools"][0]["loans"]["late"]] == ["L'Étranger"]
+    # Another parent of the school, the pupil as their own "child", an id of no one: nothing, in the same words.
+    for who, asked in ((stranger, child), (parent, parent), (parent, "d" * 24)):
+        refused = await library.client.get(f"{API}/account", params={"enfant": asked}, headers=library.person(who))
+        assert refused.status_code == 404 and refused.json()["detail"] == f"no child {asked} of yours"
+    malformed = await library.client.get(f"{API}/account", params={"enfant": "../x"}, headers=library.person(parent))
+    assert malformed.status_code == 422 and "enfant" in malformed.text

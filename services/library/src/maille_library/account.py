@@ -62,6 +62,14 @@ class Accounts:
         self.directory = directory
         self.timeout = timeout
 
+    async def child_account(self, parent_id: str, child_id: str) -> dict[str, Any]:
+        """A pupil's account as their parent reads it (what a parent is told of: loans due, late, reservations
+        waiting); another's child is answered as one that does not exist."""
+        child = await self.directory.reader(child_id)
+        if child is None or parent_id not in child.get("parents", []):
+            raise NotFound(f"no child {child_id} of yours")
+        return await self.account(child_id)
+
     async def account(self, person_id: str) -> dict[str, Any]:
         schools = await self.directory.schools_of(person_id)
         answers = await asyncio.gather(*(self._school(uai, person_id) for uai in schools))

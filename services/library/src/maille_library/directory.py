@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import DeleteOne, ReplaceOne
 
 from maille.identity.v1 import directory_pb2 as pb
-from maille_kit.docstore import Docstore
+from maille_kit.docstore import Docstore, by_ids
 from maille_kit.events import Event
 
 READERS = "readers"
@@ -19,7 +19,7 @@ Doc = dict[str, Any]
 
 
 def reader_doc(person: pb.Person, tenant: str) -> Doc:
-    """A person as the library keeps them: their profiles per school, and their groups."""
+    """A person as the library keeps them: their profiles per school, their groups, and a pupil's parents."""
     schools: dict[str, list[str]] = {}
     structures: dict[str, str] = {}
     for profile in person.profiles:
@@ -34,6 +34,7 @@ def reader_doc(person: pb.Person, tenant: str) -> Doc:
         "ecoles": schools,
         "structures": structures,
         "groupes": list(person.group_ids),
+        "parents": [r.person_id for r in person.relatives],  # who may read a pupil's loans
     }
 
 
@@ -71,25 +72,31 @@ class Directory:
     async def handle_many(self, events: list[Event]) -> None:
         """A batch of identity's person events: the readers written together (an import sends thousands), then the
         sync told of each change, in order."""
-        changes: list[Any] = []
-        told: dict[str, list[str]] = {}
+        latest: dict[str, Doc | None] = {}  # a person's last picture in the batch (None: deleted)
         for event in events:
             fact = event.type.removeprefix("identity.person.").rpartition(".v")[0]
             if fact == "deleted":
-                person_id = event.unpack(pb.PersonDeleted).id
-                changes.append(DeleteOne({"_id": person_id}))
-                told[person_id] = []
+                latest[event.unpack(pb.PersonDeleted).id] = None
             elif fact in ("created", "updated"):
                 doc = reader_doc(
                     (event.unpack(pb.PersonCreated) if fact == "created" else event.unpack(pb.PersonUpdated)).person,
                     event.tenant,
                 )
-                changes.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
-                told[doc["_id"]] = sorted(doc.get("ecoles", {}))
+                latest[doc["_id"]] = doc
+        # Only the readers whose copy changes are written and synced (a delta names persons for an address, a
+        # mobile… the library keeps none of them).
+        before = await by_ids(self.readers, list(latest)) if latest else {}
+        changes: list[Any] = []
+        told: dict[str, list[str]] = {}
+        for person_id, reader in latest.items():
+            if reader is None:
+                changes.append(DeleteOne({"_id": person_id}))
+                told[person_id] = []
+            elif before.get(person_id) != reader:
+                changes.append(ReplaceOne({"_id": person_id}, reader, upsert=True))
+                told[person_id] = sorted(reader.get("ecoles", {}))
         if changes:
             async with self.docstore.writing():
-                await self.readers.bulk_write(
-                    changes, ordered=True
-                )  # in order: a person created then deleted stays gone
+                await self.readers.bulk_write(changes, ordered=False)  # one change a person
         if self.changed is not None and told:
             await self.changed(told)

@@ -33,8 +33,18 @@ def _me(caller: Principal) -> str:
     return caller.person_id
 
 
-@router.get("/account", summary="Your loans (late, current, past) and reservations in each of your schools' CDIs")
-async def account(caller: Caller, accounts: Loans) -> dict[str, Any]:
+@router.get(
+    "/account",
+    summary="Your loans (late, current, past) and reservations in each of your schools' CDIs — or, for a parent, "
+    "one of your children's (`enfant`)",
+)
+async def account(
+    caller: Caller,
+    accounts: Loans,
+    enfant: Annotated[str | None, Query(pattern=r"^[0-9a-f]{24}$", description="a child's ENT id")] = None,
+) -> dict[str, Any]:
+    if enfant is not None:
+        return await accounts.child_account(_me(caller), enfant)
     return await accounts.account(_me(caller))
 
 
