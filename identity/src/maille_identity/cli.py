@@ -108,9 +108,23 @@ def main(argv: list[str] | None = None) -> None:
         metavar="N",
         help="the same persons (same --seed) as the N-th delta: every one's first name changed",
     )
+    gen.add_argument(
+        "--shared-parents",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N parents of the first school with a child in each next school too (a record in each school's feed)",
+    )
     args = parser.parse_args(argv)
     if args.command == "generate-aaf":
-        counts = generate(args.outdir, persons=args.persons, schools=args.schools, seed=args.seed, delta=args.delta)
+        counts = generate(
+            args.outdir,
+            persons=args.persons,
+            schools=args.schools,
+            seed=args.seed,
+            delta=args.delta,
+            shared_parents=args.shared_parents,
+        )
         print(json.dumps(counts))
         return
     if args.command == "sync-keycloak":

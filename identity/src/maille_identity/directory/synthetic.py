@@ -114,11 +114,21 @@ class _Writer:
 
 
 def generate(
-    outdir: Path, *, persons: int = 1000, schools: int = 2, seed: int = 7, feed: str = "0350000A", delta: int = 0
+    outdir: Path,
+    *,
+    persons: int = 1000,
+    schools: int = 2,
+    seed: int = 7,
+    feed: str = "0350000A",
+    delta: int = 0,
+    shared_parents: int = 0,
 ) -> dict[str, int]:
     """Write a full AAF delivery to `outdir` — or, `delta` > 0, the same persons (same seed) as a delta's changes of
-    every
-    one of them: their first names marked with the change's number; the counts of each kind written."""
+    every one of them: their first names marked with the change's number; the counts of each kind written.
+
+    `shared_parents`: that many parents of the first school also have a child in the next schools (one each, from the
+    second school on), as a family with a child at the collège and one at the lycée: a record of each school's feed
+    for the same adult (same name, mobile and e-mail), whom ÉduConnect signs in as one person with two entries."""
     mode = "Delta" if delta else "Complet"
     rng = random.Random(seed)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +150,7 @@ def generate(
         )
         counts["subjects"] += 1
     next_person = 1
+    shared: list[dict[str, str]] = []  # the first school's parents who have a child in another school too
     for school in range(1, sizes.schools + 1):
         uai = uai_for(school)
         key = f"{800000 + school}"
@@ -204,10 +215,21 @@ def generate(
                 family = previous_family
             else:
                 family = []
-                for _ in range(1 if rng.random() < 0.3 else 2):
+                for rank in range(1 if rng.random() < 0.3 else 2):
                     adult = f"{next_person:07d}"
                     next_person += 1
                     family.append(adult)
+                    contact = {
+                        "sn": last,
+                        "givenName": rng.choice(FIRST_NAMES),
+                        "personalTitle": rng.choice(("M.", "Mme")),
+                        "mail": f"parent{adult}@example.org",
+                        "mobile": f"06{rng.randrange(10**8):08d}",
+                    }
+                    if rank == 0 and school == 1 and len(shared) < shared_parents:
+                        shared.append(contact)
+                    elif rank == 0 and n == 0 and 2 <= school < 2 + len(shared):
+                        contact = shared[school - 2]  # the same adult as in school 1: a record of this school's own
                     parents.write(
                         _request(
                             "categoriePersonne",
@@ -215,11 +237,7 @@ def generate(
                             adult,
                             [
                                 _attr("ENTPersonJointure", adult),
-                                _attr("sn", last),
-                                _attr("givenName", rng.choice(FIRST_NAMES)),
-                                _attr("personalTitle", rng.choice(("M.", "Mme"))),
-                                _attr("mail", f"parent{adult}@example.org"),
-                                _attr("mobile", f"06{rng.randrange(10**8):08d}"),
+                                *(_attr(name, value) for name, value in contact.items()),
                                 _attr("ENTPersonAdresse", f"{n} rue des Lilas"),
                                 _attr("ENTPersonCodePostal", "35000"),
                                 _attr("ENTPersonVille", "RENNES"),

@@ -34,7 +34,8 @@ def seed_directory(feed: Path, identity_env: dict[str, str], report: Path, echo:
     echo("seeding a demo directory (2 collèges, about 600 persons)…")
     identity = str(bin_of("maille-identity"))
     subprocess.run(
-        [identity, "generate-aaf", str(feed), "--persons", "600", "--schools", "2"],
+        # One parent with a child in each collège: ÉduConnect signs them in as one person with two entries.
+        [identity, "generate-aaf", str(feed), "--persons", "600", "--schools", "2", "--shared-parents", "1"],
         check=True,
         capture_output=True,
         text=True,
