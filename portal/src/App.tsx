@@ -12,6 +12,7 @@ import { Mediacentre } from "./screens/Mediacentre";
 import { Library } from "./screens/Library";
 import { Account } from "./screens/Account";
 import { Classes } from "./screens/Classes";
+import { Children } from "./screens/Children";
 import { Admin } from "./screens/Admin";
 import { Notifications, Unsubscribe } from "./screens/Notifications";
 import { News } from "./screens/News";
@@ -146,8 +147,9 @@ function Screen({ path }: { path: string }) {
     case "/cdi":
       return <Library />;
     case "/compte":
-    case "/enfants":
       return <Account />;
+    case "/enfants":
+      return <Children path={path} />;
     case "/classes":
       return <Classes />;
     case "/administration":

@@ -83,7 +83,27 @@ def sign_in_educonnect(page: Page, stack: Stack, key: str, password: str = "demo
     page.fill("input[name=password]", password)
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url(stack.gateway + "/**", timeout=30_000)
+    if "/auth/choose" in page.url:  # an adult of two schools' feeds, first signed in: the entry of `key`, chosen
+        person = stack.persons().find_one({"keys": key}, {"_id": 1})
+        page.check(f'input[name=choice][value="{person["_id"]}"]')
+        page.get_by_role("button", name="Continuer").click()
     page.get_by_role("heading", name="Bonjour", exact=False).wait_for()
+
+
+def shared_parent(stack: Stack) -> list[dict[str, Any]]:
+    """The two directory entries (one per school's feed) of the demo directory's parent with a child in each
+    collège (`generate-aaf --shared-parents`), school by school."""
+    seen: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for person in stack.persons().find(
+        {"kind": "parent"}, {"last_name": 1, "first_name": 1, "mobile": 1, "keys": 1, "children": 1, "profiles": 1}
+    ):
+        entries = seen.setdefault((person["last_name"], person["first_name"], person.get("mobile", "")), [])
+        entries.append(person)
+        if len(entries) == 2 and {e["profiles"][0]["structure"] for e in entries} != {
+            entries[0]["profiles"][0]["structure"]
+        }:
+            return sorted(entries, key=lambda e: e["profiles"][0]["structure"])
+    raise AssertionError("the demo directory has no parent with a child in each school")
 
 
 def axe(page: Page) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import DESKTOP, PHONE, Stack, axe, new_page, sign_in_educonnect, sign_in_keycloak
+from .conftest import DESKTOP, PHONE, Stack, axe, new_page, shared_parent, sign_in_educonnect, sign_in_keycloak
 
 pytestmark = pytest.mark.keycloak
 SUBJECT = "Sortie au musée jeudi"
@@ -147,6 +147,75 @@ def test_a_parent_sees_their_children(chromium, stack: Stack, viewport) -> None:
     # Writing to a child's teachers: the class's teachers already chosen, as the rules let a parent write to them.
     page.get_by_role("link", name=re.compile("^Écrire aux enseignants de")).first.click()
     expect(page.get_by_role("button", name=re.compile("^Retirer Enseignants de"))).to_have_count(1)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_parent_switches_between_two_children(chromium, stack: Stack, viewport) -> None:
+    parent = next(
+        p
+        for p in stack.persons().find({"kind": "parent", "children.1": {"$exists": True}}).sort("_id")
+        if stack.persons().count_documents({"kind": "parent", "last_name": p["last_name"], "mobile": p["mobile"]}) == 1
+    )
+    children = {c["_id"]: c for c in stack.persons().find({"_id": {"$in": parent["children"]}})}
+    page = new_page(chromium, viewport)
+    sign_in_educonnect(page, stack, parent["keys"][0])
+    open_section(page, "Mes enfants")
+    chooser = page.get_by_role("navigation", name="Choisir un enfant")
+    expect(chooser.get_by_role("link")).to_have_count(len(children))
+    for child in sorted(children.values(), key=lambda c: c["_id"], reverse=True):  # the second first, then back
+        name = f"{child['first_name']} {child['last_name']}"
+        chooser.get_by_role("link", name=name).click()
+        page.wait_for_url(f"**/enfants/{child['_id']}")
+        expect(page.get_by_role("heading", level=2, name=name)).to_be_visible()
+        expect(chooser.get_by_role("link", name=name)).to_have_attribute("aria-current", "page")
+        expect(page.get_by_text(re.compile(r"^Élève de \d"))).to_be_visible()  # the child's class, in words
+        # The child's CDI loans (a parent may read them) and their class's news: read, not refused.
+        cdi = page.get_by_role("region", name="Ses prêts au CDI")
+        expect(cdi.get_by_text(re.compile(r"^(Aucun prêt en cours\.|.* — à rendre le .*)$")).first).to_be_visible()
+        expect(page.get_by_role("region", name="Actualités de la classe").get_by_role("link").last).to_have_text(
+            re.compile(r"^Toutes les actualités de la classe ")
+        )
+        expect(page.get_by_role("alert")).to_have_count(0)
+        accessible(page, f"mes enfants ({name})")
+    # Writing to that child's teachers: their class's teachers already chosen.
+    page.get_by_role("link", name=re.compile("^Écrire aux enseignants de")).first.click()
+    expect(page.get_by_role("button", name=re.compile("^Retirer Enseignants de"))).to_have_count(1)
+
+
+def test_a_parent_with_two_accounts_chooses_one_then_switches(chromium, stack: Stack) -> None:
+    first, second = shared_parent(stack)
+    schools = {s["_id"]: s["name"] for s in stack.persons().database["structures"].find()}
+    child_of = {e["_id"]: stack.persons().find_one({"_id": e["children"][0]})["first_name"] for e in (first, second)}
+    page = new_page(chromium, PHONE)
+    page.goto(f"{stack.gateway}/login?idp=educonnect&next=/")
+    page.fill("input[name=username]", second["keys"][0])
+    page.fill("input[name=password]", "demo")
+    page.get_by_role("button", name="Se connecter").click()
+    # The gateway's question, once: which of the two entries this sign-in is.
+    expect(page.get_by_role("heading", name="Choisissez votre compte")).to_be_visible()
+    expect(page.get_by_role("radio")).to_have_count(2)
+    accessible(page, "choix du compte")
+    page.get_by_role("radio", name=re.compile(re.escape(schools[first["profiles"][0]["structure"]]))).check()
+    page.get_by_role("button", name="Continuer").click()
+    expect(page.get_by_role("heading", name="Mes enfants")).to_be_visible()
+    expect(page.get_by_text(re.compile(rf"^{child_of[first['_id']]} "))).to_be_visible()
+
+    # Later, from the account page: the other entry, without signing in again.
+    page.goto(stack.gateway + "/compte")
+    accounts = page.get_by_role("region", name="Mes comptes")
+    expect(accounts.get_by_text("Compte utilisé")).to_have_count(1)
+    accessible(page, "mon compte (deux comptes)")
+    accounts.get_by_role("button", name=re.compile("^Utiliser ce compte")).click()
+    page.wait_for_url(stack.gateway + "/")
+    expect(page.get_by_text(re.compile(rf"^{child_of[second['_id']]} "))).to_be_visible()
+    expect(page.get_by_text(re.compile(rf"^{child_of[first['_id']]} "))).to_have_count(0)
+    expect(page).to_have_title(re.compile("Maille"))
+    # The switch is remembered: signed in again, no question, the second entry.
+    again = new_page(chromium)
+    sign_in_educonnect(again, stack, first["keys"][0])
+    me = again.request.get(stack.gateway + "/api/identity/v1/me").json()
+    assert me["id"] == second["_id"], (me["id"], first["_id"], second["_id"], again.url)
+    expect(again.get_by_text(re.compile(rf"^{child_of[second['_id']]} "))).to_be_visible()
 
 
 def test_signed_out_the_portal_offers_to_sign_in_and_sends_back_where_one_was(chromium, stack: Stack) -> None:
