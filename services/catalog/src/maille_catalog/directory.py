@@ -36,7 +36,8 @@ DIRECTION = "National_DIR"
 
 
 def person_doc(person: pb.Person, tenant: str) -> Doc:
-    """A person as the catalog keeps them: per school (UAI) their publics, and their groups."""
+    """A person as the catalog keeps them: per school (UAI) their publics, and their groups — no names, which it never
+    shows (a delta changing first names then writes nothing here)."""
     publics: dict[str, list[str]] = {}
     managers: list[str] = []
     for profile in person.profiles:
@@ -49,8 +50,6 @@ def person_doc(person: pb.Person, tenant: str) -> Doc:
     return {
         "_id": person.id,
         "tenant": tenant,
-        "nom": person.last_name,
-        "prenom": person.first_name,
         "etablissements": schools,
         "publics": [f"{uai}|{public}" for uai, kinds in publics.items() for public in kinds],
         "groupes": list(person.group_ids),
@@ -145,7 +144,7 @@ class DirectoryFollower:
         if not docs:
             return
         persons, groups = self.directory.persons, self.directory.groups
-        before = await by_ids(persons, list(docs), {"etablissements": 1, "groupes": 1})
+        before = await by_ids(persons, list(docs))
         joined: dict[str, list[str]] = {}
         gone: dict[str, list[str]] = {}
         for person_id, doc in docs.items():
@@ -163,10 +162,14 @@ class DirectoryFollower:
         changes += [UpdateOne({"_id": g}, {"$pullAll": {"membres": ids}}) for g, ids in gone.items()]
         if changes:
             await groups.bulk_write(changes, ordered=False)
-        await persons.bulk_write(
-            [ReplaceOne({"_id": person_id}, doc, upsert=True) for person_id, doc in docs.items()], ordered=False
-        )
-        for person_id in docs:
+        # Only those whose copy changes are written (an import's delta touches names, addresses… the catalog keeps
+        # none of them); a copy of an older version, with names, is written once without them.
+        changed = {person_id: doc for person_id, doc in docs.items() if before.get(person_id) != doc}
+        if changed:
+            await persons.bulk_write(
+                [ReplaceOne({"_id": person_id}, doc, upsert=True) for person_id, doc in changed.items()], ordered=False
+            )
+        for person_id in changed:
             self.person_changed(person_id)
 
     async def _structure(self, event: Event, fact: str) -> None:

@@ -82,8 +82,9 @@ class Directory:
         if not latest:
             return
         before = await self.repository.persons_by_id(list(latest))
-        await self.repository.write_persons(
-            [doc for doc in latest.values() if doc is not None], [p for p, doc in latest.items() if doc is None]
+        await self.repository.write_persons(  # only the copies that change: a delta rewrites every record it names
+            [doc for pid, doc in latest.items() if doc is not None and before.get(pid) != doc],
+            [pid for pid, doc in latest.items() if doc is None and pid in before],
         )
         joined: dict[str, list[str]] = {}
         left: dict[str, list[str]] = {}
