@@ -100,3 +100,35 @@ async def test_a_lookup_by_keys_reads_only_those_keys_and_still_filters(collecti
     assert (await collection.delete_many({"_id": {"$in": keys[:5]}, "kind": "parent"})).deleted_count == len(
         [k for k in keys[:5] if int(k[1:]) % 2 == 0]
     )
+
+
+async def test_replacing_by_id_keeps_what_mongodb_says_of_a_replacement(collection: AsyncCollection) -> None:
+    """A replacement by `_id` alone skips reading the stored document (tools/docstore/patches): what a client sees
+    stays a replacement's — upserted, replaced whole, missing, `_id` immutable, in order with other statements."""
+    from bson import ObjectId
+    from pymongo import ReplaceOne
+    from pymongo.errors import WriteError
+
+    made = await collection.replace_one({"_id": "a"}, {"x": 1, "kept": True}, upsert=True)
+    assert (made.matched_count, made.upserted_id) == (0, "a")
+    replaced = await collection.replace_one({"_id": "a"}, {"x": 2, "y": [1, 2]}, upsert=True)
+    assert (replaced.matched_count, replaced.modified_count, replaced.upserted_id) == (1, 1, None)
+    assert await collection.find_one({"_id": "a"}) == {"_id": "a", "x": 2, "y": [1, 2]}  # whole: "kept" is gone
+    missing = await collection.replace_one({"_id": "nobody"}, {"x": 3})
+    assert missing.matched_count == 0 and await collection.find_one({"_id": "nobody"}) is None
+    oid = ObjectId()
+    await collection.insert_one({"_id": oid, "k": 1})
+    assert (await collection.replace_one({"_id": oid}, {"_id": oid, "k": 2})).matched_count == 1
+    assert (await collection.find_one({"_id": oid}))["k"] == 2
+    with pytest.raises(WriteError, match="immutable field '_id'"):
+        await collection.replace_one({"_id": "a"}, {"_id": "b", "x": 4})
+    assert await collection.find_one({"_id": "b"}) is None
+    # Replacements and an operator on one document, in one command: applied in order.
+    result = await collection.bulk_write(
+        [ReplaceOne({"_id": f"p{n}"}, {"n": n}, upsert=True) for n in range(3)]
+        + [ReplaceOne({"_id": "p1"}, {"n": 100}), UpdateOne({"_id": "p1"}, {"$inc": {"n": 1}})]
+    )
+    assert result.upserted_count == 3 and (await collection.find_one({"_id": "p1"}))["n"] == 101
+    # A filter of more than the `_id` still reads and compares (a guarded replacement).
+    guarded = await collection.replace_one({"_id": "p2", "n": 99}, {"n": 7})
+    assert guarded.matched_count == 0 and (await collection.find_one({"_id": "p2"}))["n"] == 2
