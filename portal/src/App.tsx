@@ -11,15 +11,17 @@ import { Mail } from "./screens/Mail";
 import { Mediacentre } from "./screens/Mediacentre";
 import { Library } from "./screens/Library";
 import { Account } from "./screens/Account";
-import { Classes } from "./screens/Classes";
-import { Children } from "./screens/Children";
-import { Admin } from "./screens/Admin";
-import { Notifications, Unsubscribe } from "./screens/Notifications";
-import { News } from "./screens/News";
-import { Support } from "./screens/Support";
 import { useUnread } from "./live";
 
-// The observatory's charts (Apache ECharts) load only for those who open it.
+// The screens most people open less often than their mail, the médiacentre or the CDI load when first opened: the first
+// screen downloads less. The observatory's charts (Apache ECharts) load only for those who open it.
+const Classes = lazy(() => import("./screens/Classes").then((m) => ({ default: m.Classes })));
+const Children = lazy(() => import("./screens/Children").then((m) => ({ default: m.Children })));
+const Admin = lazy(() => import("./screens/Admin").then((m) => ({ default: m.Admin })));
+const Notifications = lazy(() => import("./screens/Notifications").then((m) => ({ default: m.Notifications })));
+const Unsubscribe = lazy(() => import("./screens/Notifications").then((m) => ({ default: m.Unsubscribe })));
+const News = lazy(() => import("./screens/News").then((m) => ({ default: m.News })));
+const Support = lazy(() => import("./screens/Support").then((m) => ({ default: m.Support })));
 const Observatory = lazy(() => import("./screens/Observatory").then((m) => ({ default: m.Observatory })));
 
 function csrf(): string {
@@ -45,7 +47,9 @@ function service(here: string): string {
 }
 
 // The portal tells the gateway which screen a person opened (a use the observatory counts; nothing else is kept).
+// Without the session's CSRF token the gateway would refuse it: nothing is sent.
 function tellOpened(here: string): void {
+  if (!csrf()) return;
   fetch("/api/uses", {
     method: "POST",
     credentials: "same-origin",
@@ -95,7 +99,7 @@ export function App() {
   }, [path]);
 
   // An e-mail's unsubscribe link: no sign-in needed (its token says who).
-  if (path.startsWith("/desabonnement")) return <Frame><Unsubscribe /></Frame>;
+  if (path.startsWith("/desabonnement")) return <Frame><Suspense fallback={<Loading />}><Unsubscribe /></Suspense></Frame>;
   if (session === null) return <Frame><p aria-live="polite">Chargement…</p></Frame>;
   if (session === "signed-out") return <SignedOut />;
   if (session === "not-linked") return <NotLinked />;
@@ -123,7 +127,9 @@ export function App() {
           <input type="hidden" name="csrf" value={csrf()} />
         </form>
         <Boundary key={path}>
-          <Screen path={path} />
+          <Suspense fallback={<Loading />}>
+            <Screen path={path} />
+          </Suspense>
         </Boundary>
       </Frame>
     </SessionContext.Provider>
@@ -161,14 +167,14 @@ function Screen({ path }: { path: string }) {
     case "/aide":
       return <Support path={path} />;
     case "/observatoire":
-      return (
-        <Suspense fallback={<p aria-live="polite">Chargement…</p>}>
-          <Observatory path={path} />
-        </Suspense>
-      );
+      return <Observatory path={path} />;
     default:
       return <Dashboard />;
   }
+}
+
+function Loading() {
+  return <p aria-live="polite">Chargement…</p>;
 }
 
 // The bell: the unread count, kept live; a new notification is also said to screen readers.
