@@ -119,8 +119,12 @@ class Directory:
                 self.schools[structure.uai] = doc
         if not found.persons:
             return
-        changed = {i: (person_doc(p) if p is not None else None) for i, p in found.persons.items()}
-        before = await self.repository.persons(list(changed))
+        named = {i: (person_doc(p) if p is not None else None) for i, p in found.persons.items()}
+        before = await self.repository.persons(list(named))
+        # Only the entries that change (an import's delta names persons for their names, addresses… none kept here).
+        changed = {i: d for i, d in named.items() if before.get(i) != d}
+        if not changed:
+            return
         await self.repository.write_persons(
             [d for d in changed.values() if d is not None], [p for p, d in changed.items() if d is None]
         )

@@ -87,6 +87,9 @@ class SupportRepository:
 
     async def write_persons(self, replaced: Sequence[Doc], deleted: Sequence[str]) -> None:
         before = await self.persons_by_id([d["_id"] for d in replaced] + list(deleted))
+        # Only the copies that change (an import's delta names persons for fields support does not keep).
+        replaced = [d for d in replaced if before.get(d["_id"]) != d]
+        deleted = [p for p in deleted if p in before]
         async with self.docstore.writing():
             for start in range(0, len(replaced), BATCH):
                 await self.db[PERSONS].bulk_write(
@@ -96,8 +99,9 @@ class SupportRepository:
             if deleted:
                 await self.db[PERSONS].delete_many({"_id": {"$in": list(deleted)}})
         changes: dict[tuple[str, str], dict[str, list[str]]] = {}
-        for pid in [d["_id"] for d in replaced] + list(deleted):
-            old, new = staff_of(before.get(pid)), staff_of(next((d for d in replaced if d["_id"] == pid), None))
+        now = {d["_id"]: d for d in replaced}
+        for pid in [*now, *deleted]:
+            old, new = staff_of(before.get(pid)), staff_of(now.get(pid))
             for key in new - old:
                 changes.setdefault(key, {"add": [], "pull": []})["add"].append(pid)
             for key in old - new:
