@@ -7,6 +7,16 @@ from __future__ import annotations
 from .conftest import API, SCHOOLS, Library, person
 
 A, B, C = SCHOOLS
+# A loan two weeks late, as PMB lists it.
+LATE = {
+    "kind": "late",
+    "notice_id": 3,
+    "expl_cb": "cdi-00003-0",
+    "expl_libelle": "L'Étranger",
+    "expl_location_caption": "CDI",
+    "loan_startdate": "2026-11-02",
+    "loan_returndate": "2026-11-16",
+}
 
 
 async def test_a_pupil_sees_their_loans_and_reservations_and_reserves_without_a_pmb_password(library: Library) -> None:
@@ -21,15 +31,7 @@ async def test_a_pupil_sees_their_loans_and_reservations_and_reserves_without_a_
     cdi = library.pmb.databases[f"cdi{A}"]
     cdi.readers["eleve-1"] = {"id": 7, "cb": "E0007", "login": "eleve-1", "mail": "", "nom": "Martin", "prenom": "Léa"}
     cdi.loans["eleve-1"] = [
-        {
-            "kind": "late",
-            "notice_id": 3,
-            "expl_cb": "cdi-00003-0",
-            "expl_libelle": "L'Étranger",
-            "expl_location_caption": "CDI",
-            "loan_startdate": "2026-11-02",
-            "loan_returndate": "2026-11-16",
-        },
+        LATE,
         {
             "kind": "current",
             "notice_id": 1,
@@ -138,17 +140,7 @@ async def test_a_parent_reads_their_childs_loans_and_no_one_elses(library: Libra
         "mail": "",
         "nom": "Roux",
     }
-    library.pmb.databases[f"cdi{A}"].loans[child] = [
-        {
-            "kind": "late",
-            "notice_id": 3,
-            "expl_cb": "cdi-00003-0",
-            "expl_libelle": "L'Étranger",
-            "expl_location_caption": "CDI",
-            "loan_startdate": "2026-11-02",
-            "loan_returndate": "2026-11-16",
-        }
-    ]
+    library.pmb.databases[f"cdi{A}"].loans[child] = [LATE]
     pupil = person(child, (A, "National_ELV"))
     pupil.relatives.add(person_id=parent, legal=True)
     await library.persons(person(parent, (A, "National_TUT")), person(stranger, (A, "National_TUT")), pupil)
