@@ -4,6 +4,7 @@ leaves no process behind. Run here on free ports and a temporary .var, beside an
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,6 +148,52 @@ def import_while_serving(gateway: str, work: Path, command_env: dict[str, str], 
         "failed": failed,
         "slowest": slowest,
     }
+
+
+def delta_of_first_names(work: Path, command_env: dict[str, str], docstore_port: int) -> dict[str, object]:
+    """Import the delta of the night feed's persons that changes their first names; what each follower did."""
+    bin_dir = Path(sys.executable).parent
+    delta = work / "night-delta"
+    subprocess.run(
+        [str(bin_dir / "maille-identity"), "generate-aaf", str(delta), "--persons", "600", "--schools", "2"]
+        + ["--seed", "8", "--delta", "1"],
+        env=command_env,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    with MongoClient(f"mongodb://127.0.0.1:{docstore_port}", serverSelectionTimeoutMS=3000, timeoutMS=10_000) as client:
+        claims = {name: client[f"maille_{name}"]["events_claimed"] for name in ("catalog", "library")}
+        before = {name: claimed.count_documents({}) for name, claimed in claims.items()}
+        done = subprocess.run(
+            [str(bin_dir / "maille-identity"), "import-aaf", str(delta)],
+            env=command_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        updated = int(found.group(1).replace(",", "")) if (found := re.search(r"([\d,]+) updated", done.stdout)) else 0
+        pupil = client["maille_identity"]["persons"].find_one({"kind": "pupil"}, sort=[("updated_at", -1)])
+
+        def followed() -> bool:
+            reader = client["maille_library"]["readers"].find_one({"_id": pupil["_id"]}) or {}
+            return (
+                reader.get("prenom") == pupil["first_name"]
+                and claims["library"].count_documents({}) >= before["library"] + updated
+            )
+
+        deadline = time.monotonic() + 120
+        while not followed() and time.monotonic() < deadline:
+            time.sleep(1)
+        time.sleep(3)  # what the catalog would have claimed by now, were it handling these events
+        return {
+            "import": done.returncode,
+            "output": done.stdout[-1500:] + done.stderr[-1500:],
+            "updated": updated,
+            "library follows": followed(),
+            "library claimed": claims["library"].count_documents({}) - before["library"],
+            "catalog claimed": claims["catalog"].count_documents({}) - before["catalog"],
+        }
 
 
 def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
@@ -294,6 +341,13 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
             assert "maille_identity" in client.list_database_names()
         for name in ("identity", "catalog", "messaging", "library"):
             assert httpx.get(f"{gateway}/api/{name}/v1/about", timeout=10).json()["docstore"]["connected"], name
+
+        # The next night's delta changes every one of those persons' first names: the services that show names
+        # follow it, those that keep none (the catalog, the observatory) pass its events by without a write.
+        renamed = delta_of_first_names(tmp_path, {**os.environ, **command_env}, ports.docstore)
+        assert renamed["import"] == 0, renamed
+        assert renamed["library follows"], renamed
+        assert renamed["catalog claimed"] == 0 and renamed["library claimed"] >= renamed["updated"] > 200, renamed
 
         # An operator's command against this platform, in another terminal: `eval "$(maille-devstack env identity)"`
         # gives it development, identity's own NATS user and the docstore.

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from maille.identity.v1 import directory_pb2 as pb
+from maille_contracts import PERSON_UPDATED
 from maille_identity.directory.importer import Summary, import_feeds
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.directory.synthetic import generate, uai_for
 from maille_identity.events import STREAMS, EventBatch
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
+from maille_kit.events import decode
 from maille_kit.outbox import Outbox
 from maille_kit.work import Works
 
@@ -294,6 +297,41 @@ async def test_a_second_full_feed_detaches_the_absent_and_a_delta_applies_in_ord
     assert (summary.created, summary.deleted) == (1, 1)
     assert await persons.find_one({"keys": "E9"}) is not None
     assert await persons.find_one({"keys": "E3"}) is None
+
+
+async def test_an_update_names_what_changed(tmp_path: Path, docstore: Docstore, outbox: Outbox, bus: Bus) -> None:
+    """Each person's update says which fields changed, so that a service keeping none of them passes it by: a
+    night's delta of first names costs nothing to the catalog."""
+    uai = uai_for(1)
+
+    async def last_update() -> pb.PersonUpdated:
+        await stream_count(bus, outbox)
+        return decode((await bus.js.get_last_msg("IDENTITY", PERSON_UPDATED)).data).unpack(pb.PersonUpdated)
+
+    first, renamed, moved = tmp_path / "first", tmp_path / "renamed", tmp_path / "moved"
+    feed(first, "EtabEducNat", school("S1", uai, ["6A", "6B"]))
+    feed(first, "Eleve", pupil("E1", "S1"))
+    await run_import(docstore, outbox, first)
+
+    feed(renamed, "EtabEducNat", school("S1", uai, ["6A", "6B"]))
+    feed(renamed, "Eleve", pupil("E1", "S1", givenName="Léna"))
+    assert (await run_import(docstore, outbox, renamed)).updated == 1
+    told = await last_update()
+    assert told.person.first_name == "Léna"
+    assert list(told.changed) == ["last_name", "first_name"]
+
+    feed(moved, "EtabEducNat", school("S1", uai, ["6A", "6B"]))
+    feed(moved, "Eleve", pupil("E1", "S1", cls="6B", givenName="Léna"))
+    assert (await run_import(docstore, outbox, moved)).updated == 1
+    told = await last_update()
+    assert "group_ids" in told.changed and "profiles" in told.changed
+    assert "first_name" not in told.changed and "emails" not in told.changed
+
+    # After a failed import the entries are rebuilt from the persons: their parts too.
+    await DirectoryRepository(docstore).invalidate_snapshot(TENANT)
+    feed(renamed, "Eleve", pupil("E1", "S1", cls="6B", givenName="Lou"))
+    assert (await run_import(docstore, outbox, renamed)).updated == 1
+    assert list((await last_update()).changed) == ["last_name", "first_name"]
 
 
 def test_command_line_exit_codes(

@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from google.protobuf.wrappers_pb2 import Int64Value
 
+from maille.identity.v1 import directory_pb2 as pb
+from maille_contracts import PERSON_DELETED, PERSON_UPDATED
 from maille_devstack.processes import NatsServer
 from maille_kit.bus import Bus, Stream, dead_letter_stream
-from maille_kit.consumer import REASON_HEADER, SUBJECT_HEADER, EventConsumer
+from maille_kit.consumer import CLAIMED, REASON_HEADER, SUBJECT_HEADER, EventConsumer
+from maille_kit.directory import keeping
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event, make_envelope
 from maille_kit.outbox import Outbox
@@ -286,6 +289,38 @@ async def test_same_event_sent_twice_handled_once(bus: Bus, docstore: Docstore) 
     finally:
         await consumer.stop()
     assert handled == [envelope.id, other.id]
+
+
+async def test_updates_of_fields_a_service_does_not_keep_are_passed_by(bus: Bus, docstore: Docstore) -> None:
+    """A consumer `keeping` a person's profiles: a change of first names is acknowledged without a claim, a mark
+    or a call; a change of profiles, an update that names nothing and any other event are handled."""
+    stream = unique_stream()  # identity's event types, on subjects of the test's own
+    await bus.ensure_streams([stream])
+    consumer, handled = recording_consumer(bus, docstore, stream, durable="keeper", wants=keeping(["profiles"]))
+
+    def update(changed: list[str]) -> Any:
+        person = pb.Person(id="p-1", first_name="Léna")
+        return make_envelope(
+            type=PERSON_UPDATED, tenant="t", source="kit", payload=pb.PersonUpdated(person=person, changed=changed)
+        )
+
+    renamed, moved, unknown = update(["last_name", "first_name"]), update(["profiles", "group_ids"]), update([])
+    gone = make_envelope(type=PERSON_DELETED, tenant="t", source="kit", payload=pb.PersonDeleted(id="p-1"))
+    await consumer.start()
+    try:
+        for envelope in (renamed, moved, unknown, gone):
+            await bus.js.publish(subject_of(stream, envelope.type), envelope.SerializeToString())
+        await wait_for(lambda: gone.id in handled, 10, "the deletion")
+        await wait_for(lambda: consumer._marking is None or consumer._marking.done(), 10, "the done marks")
+    finally:
+        await consumer.stop()
+    assert handled == [moved.id, unknown.id, gone.id]
+    assert await docstore.db[CLAIMED].find_one({"_id": f"keeper:{renamed.id}"}) is None
+    assert await docstore.db[CLAIMED].count_documents({"_id": {"$gte": "keeper:", "$lt": "keeper;"}}) == 3
+    info = await bus.js.consumer_info(stream.name, "keeper")
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)  # the one passed by is acknowledged too
+    with pytest.raises(ValueError, match="prenom"):
+        keeping(["profiles", "prenom"])
 
 
 async def test_outbox_keeps_events_until_nats_takes_them(

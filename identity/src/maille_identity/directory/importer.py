@@ -88,6 +88,40 @@ def digest(doc: Doc) -> str:
     return hashlib.blake2b(repr(doc).encode(), digest_size=12).hexdigest()
 
 
+# What an update event says changed, by part of a person: the part's fields in the stored document, and the Person
+# fields (of the event's message) they become. A key entry keeps one digest per part (`f`), so the next import
+# names the parts that changed without reading the person: a service that keeps none of them skips the event.
+PARTS = (
+    (("last_name", "first_name"), ("last_name", "first_name")),
+    (("emails",), ("emails",)),
+    (
+        ("profiles", "classes", "groups", "relatives", "children", "functions", "head_teacher_of", "detached_at"),
+        ("profiles", "group_ids", "relatives", "children", "functions", "head_teacher_of", "detached"),
+    ),
+)
+
+
+def part_digests(doc: Doc) -> str:
+    """One 16-hex-digit digest per part of `doc`, end to end."""
+    return "".join(
+        hashlib.blake2b(repr([doc.get(name) for name in stored]).encode(), digest_size=8).hexdigest()
+        for stored, _ in PARTS
+    )
+
+
+def changed_fields(before: str | None, after: str) -> list[str]:
+    """The Person fields of the parts whose digests differ (a part changed may name a field that did not);
+    none when there is nothing to compare with (an entry older than its digests): every field may have changed."""
+    if not before or len(before) != len(after):
+        return []
+    return [
+        field
+        for n, (_, fields) in enumerate(PARTS)
+        if before[16 * n : 16 * n + 16] != after[16 * n : 16 * n + 16]
+        for field in fields
+    ]
+
+
 def person_id(secret: bytes, tenant: str, join_key: str) -> str:
     """The ENT person id of a tenant's AAF join key: opaque without the secret, the same every time.
 
@@ -217,6 +251,7 @@ class Importer:
                     "o": doc.get("children", []),
                     "raw": None,
                     "d": delete_after.timestamp() if delete_after else None,
+                    "f": part_digests(doc),
                 }
             )
         return entries
@@ -489,8 +524,19 @@ class Importer:
             self.summary.unchanged += 1
             return
         created = entry["h"] is None
+        parts = part_digests(doc)
+        changed = changed_fields(entry.get("f"), parts)
         entry.update(
-            {"h": h, "s": structures, "r": entry_r, "c": doc.get("children", []), "o": own, "raw": raw, "d": None}
+            {
+                "h": h,
+                "s": structures,
+                "r": entry_r,
+                "c": doc.get("children", []),
+                "o": own,
+                "raw": raw,
+                "d": None,
+                "f": parts,
+            }
         )
         doc["h"] = h
         doc["updated_at"] = self.now
@@ -501,7 +547,7 @@ class Importer:
             self.events.add(PERSON_CREATED, pb.PersonCreated(person=person_message(doc)))
         else:
             self.summary.updated += 1
-            self.events.add(PERSON_UPDATED, pb.PersonUpdated(person=person_message(doc)))
+            self.events.add(PERSON_UPDATED, pb.PersonUpdated(person=person_message(doc), changed=changed))
 
     def _links(self) -> tuple[dict[str, Doc], dict[str, set[str]]]:
         """The key entries by ENT id, and each adult's children as the pupils' records give them."""
@@ -558,13 +604,15 @@ class Importer:
                 doc["delete_after"] = self.now + self.grace
                 self.summary.detached += 1
             doc["updated_at"] = self.now
-            entry.update({"h": "detached:" + digest(doc), "s": sorted(p["structure"] for p in remaining)})
+            parts = part_digests(doc)
+            changed = changed_fields(entry.get("f"), parts)
+            entry.update({"h": "detached:" + digest(doc), "s": sorted(p["structure"] for p in remaining), "f": parts})
             doc["h"] = entry["h"]
             if "delete_after" in doc:  # kept in the entry too: the purge then reads no person
                 entry["d"] = doc["delete_after"].timestamp()
             self._queue("replace", PERSONS, doc)
             self.summary.updated += 1
-            self.events.add(PERSON_UPDATED, pb.PersonUpdated(person=person_message(doc)))
+            self.events.add(PERSON_UPDATED, pb.PersonUpdated(person=person_message(doc), changed=changed))
 
     async def _update_parents_not_in_feed(self) -> None:
         """Parents not in this import whose children changed in it: their links and profiles follow."""
@@ -584,11 +632,15 @@ class Importer:
             doc["children"] = children
             doc["profiles"] = parent_profiles(children, by_ent)
             doc["updated_at"] = self.now
-            entry.update({"h": "links:" + digest(doc), "s": parent_structures(children, by_ent), "c": children})
+            parts = part_digests(doc)
+            fields = changed_fields(entry.get("f"), parts)
+            entry.update(
+                {"h": "links:" + digest(doc), "s": parent_structures(children, by_ent), "c": children, "f": parts}
+            )
             doc["h"] = entry["h"]
             self._queue("replace", PERSONS, doc)
             self.summary.updated += 1
-            self.events.add(PERSON_UPDATED, pb.PersonUpdated(person=person_message(doc)))
+            self.events.add(PERSON_UPDATED, pb.PersonUpdated(person=person_message(doc), changed=fields))
 
     async def _purge_expired(self) -> None:
         """Delete the persons whose grace period after a full feed is over."""

@@ -14,11 +14,13 @@ from maille_identity.events import STREAM
 from maille_identity.federation.linking import Linking
 from maille_kit.bus import Bus
 from maille_kit.consumer import EventConsumer
+from maille_kit.directory import keeping
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event
 
 log = logging.getLogger("maille.identity.accounts")
 SUBJECTS = (PERSON_UPDATED, PERSON_DELETED)
+KEPT = ("profiles",)  # what an account's attributes are made of (_picture)
 
 
 class AccountSync:
@@ -35,6 +37,7 @@ class AccountSync:
             subjects=SUBJECTS,
             handler=self.handle,
             batch_handler=self.handle_many,
+            wants=keeping(KEPT),
         )
 
     async def start(self) -> None:

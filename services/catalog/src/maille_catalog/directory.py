@@ -35,6 +35,9 @@ PUBLIC_OF = {
 DIRECTION = "National_DIR"
 
 
+KEPT = ("profiles", "group_ids")  # what person_doc reads of a person
+
+
 def person_doc(person: pb.Person, tenant: str) -> Doc:
     """A person as the catalog keeps them: per school (UAI) their publics, and their groups — no names, which it never
     shows (a delta changing first names then writes nothing here)."""

@@ -16,7 +16,7 @@ from maille.identity.v1 import directory_pb2
 from maille_catalog import __doc__ as description
 from maille_catalog import __version__
 from maille_catalog.api import assignments, mediacentre, subscriptions, vendor
-from maille_catalog.directory import GROUPS, PERSONS, SCHOOLS, SUBJECTS, Directory, DirectoryFollower
+from maille_catalog.directory import GROUPS, KEPT, PERSONS, SCHOOLS, SUBJECTS, Directory, DirectoryFollower
 from maille_catalog.events import STREAMS
 from maille_catalog.gar import GarClient
 from maille_catalog.mediacentre import Mediacentre
@@ -27,6 +27,7 @@ from maille_catalog.subscriptions import Subscriptions
 from maille_contracts import PERSON_CREATED, PERSON_DELETED, PERSON_UPDATED
 from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
+from maille_kit.directory import keeping
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event, MalformedEvent, decode
 from maille_kit.telemetry import observe_certificate
@@ -122,6 +123,7 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
             subjects=SUBJECTS,
             handler=follower.handle,
             batch_handler=follower.handle_many,
+            wants=keeping(KEPT),
         )
     ]
 

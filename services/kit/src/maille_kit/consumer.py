@@ -9,6 +9,8 @@
 - With a `batch_handler`, the events that arrived together are handed over together (a service reads and
   writes for all of them at once: an import sends thousands); if it fails, the same events go to `handler`
   one at a time, so a failing event is retried and dead-lettered alone.
+- Events the service says it does not want (`wants`: a person's update of fields it keeps none of) are acknowledged
+  at once, with no claim and no mark: passing an event by twice is harmless.
 - A message that is not a well-formed event goes to the dead-letter subject at once, with the reason.
 - A handler that keeps failing sees the event `max_deliver` times; then the event goes to the
   dead-letter subject. Either way consumption goes on with the next event.
@@ -75,6 +77,7 @@ class EventConsumer:
         subjects: tuple[str, ...],
         handler: Handler,
         batch_handler: BatchHandler | None = None,
+        wants: Callable[[Event], bool] | None = None,
         max_deliver: int = 5,
         batch: int = 256,
         ack_wait: float = 30.0,
@@ -92,6 +95,7 @@ class EventConsumer:
         self.subjects = subjects
         self.handler = handler
         self.batch_handler = batch_handler
+        self.wants = wants
         self.max_deliver = max_deliver
         self.batch = batch
         self.ack_wait = ack_wait
@@ -103,6 +107,9 @@ class EventConsumer:
         self._stopping = False
         self._marking: asyncio.Task[None] | None = None
         self._handled = meter().create_counter("maille.consumer.handled", description="events handled")
+        self._passed = meter().create_counter(
+            "maille.consumer.passed_by", description="events acknowledged unhandled: nothing the service keeps"
+        )
         self._dead = meter().create_counter("maille.consumer.dead_lettered", description="events dead-lettered")
 
     def dead_letter_subject(self, subject: str) -> str:
@@ -239,9 +246,20 @@ class EventConsumer:
                 await _quietly(message.ack())  # another consumer's dead letter, replayed for it alone
                 continue
             try:
-                events.append((message, decode(message.data)))
+                event = decode(message.data)
             except MalformedEvent as exc:
                 await self._dead_letter(message, f"malformed event: {exc}")
+                continue
+            try:
+                wanted = self.wants is None or self.wants(event)
+            except Exception as exc:  # a payload `wants` cannot read: the handler will say what is wrong
+                log.debug("consumer %s: event %s handed over unread: %s", self.durable, event.id, exc)
+                wanted = True
+            if wanted:
+                events.append((message, event))
+            else:
+                await _quietly(message.ack())
+                self._passed.add(1, {"consumer": self.durable})
         if not events:
             return
         now = datetime.now(UTC)

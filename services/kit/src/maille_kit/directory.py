@@ -1,17 +1,37 @@
 """Identity's directory events, read the same way by every service that keeps a copy of what it needs (support, the
 observatory…): a batch of `identity.structure.*` and `identity.person.*` events as the structures created or changed,
-the structures gone, and each person's last state in the batch (None: deleted)."""
+the structures gone, and each person's last state in the batch (None: deleted).
+
+A person's update names the fields that changed: `keeping(fields)` tells a consumer which updates to pass by (a
+night's delta that changes first names costs nothing to a service that keeps no names)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from maille.identity.v1 import directory_pb2 as pb
-from maille_contracts import PERSON_CREATED, PERSON_DELETED, STRUCTURE_CREATED, STRUCTURE_DELETED
+from maille_contracts import PERSON_CREATED, PERSON_DELETED, PERSON_UPDATED, STRUCTURE_CREATED, STRUCTURE_DELETED
 from maille_kit.events import Event
 
 SUBJECTS = ("identity.person.>", "identity.structure.>")
+PERSON_FIELDS = frozenset(pb.Person.DESCRIPTOR.fields_by_name) - {"id"}
+
+
+def keeping(fields: Iterable[str]) -> Callable[[Event], bool]:
+    """Whether an event concerns a service that keeps these Person fields: every event but a person's update that
+    names what changed and none of them (an update that names nothing may have changed anything)."""
+    kept = frozenset(fields)
+    if unknown := kept - PERSON_FIELDS:
+        raise ValueError(f"not fields of a Person: {sorted(unknown)}")
+
+    def concerns(event: Event) -> bool:
+        if event.type != PERSON_UPDATED:
+            return True
+        changed = event.unpack(pb.PersonUpdated).changed
+        return not changed or not kept.isdisjoint(changed)
+
+    return concerns
 
 
 @dataclass

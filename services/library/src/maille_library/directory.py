@@ -18,6 +18,9 @@ SUBJECTS = ("identity.person.>",)
 Doc = dict[str, Any]
 
 
+KEPT = ("profiles", "last_name", "first_name", "group_ids", "relatives")  # what reader_doc reads of a person
+
+
 def reader_doc(person: pb.Person, tenant: str) -> Doc:
     """A person as the library keeps them: their profiles per school, their groups, and a pupil's parents."""
     schools: dict[str, list[str]] = {}

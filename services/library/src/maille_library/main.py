@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 
 from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
 from maille_kit.consumer import EventConsumer
+from maille_kit.directory import keeping
 from maille_kit.docstore import Docstore
 from maille_library import __doc__ as description
 from maille_library import __version__
 from maille_library.account import Accounts
 from maille_library.api.cdi import router
 from maille_library.connections import Connections
-from maille_library.directory import SUBJECTS, Directory
+from maille_library.directory import KEPT, SUBJECTS, Directory
 from maille_library.events import STREAMS
 from maille_library.notices import LoanNotices
 from maille_library.pmb import PmbClient
@@ -100,6 +101,7 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
             subjects=SUBJECTS,
             handler=directory.handle,
             batch_handler=directory.handle_many,
+            wants=keeping(KEPT),
         )
     ]
 

@@ -19,6 +19,9 @@ PUPIL, PARENT = "National_ELV", "National_TUT"
 Doc = dict[str, Any]
 
 
+KEPT = ("profiles", "group_ids", "relatives")  # what person_doc reads of a person
+
+
 def person_doc(person: pb.Person) -> Doc:
     cells = sorted({f"{p.uai}|{p.code}" for p in person.profiles if p.uai})
     is_pupil = any(p.code == PUPIL for p in person.profiles)

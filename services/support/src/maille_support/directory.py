@@ -16,6 +16,9 @@ DIRECTION = "National_DIR"
 Doc = dict[str, Any]
 
 
+KEPT = ("profiles", "functions", "first_name", "last_name", "group_ids")  # what person_doc reads of a person
+
+
 def person_doc(person: pb.Person) -> Doc:
     schools: dict[str, list[str]] = {}
     functions: dict[str, list[str]] = {}

@@ -17,6 +17,10 @@ SUBJECTS = ("identity.person.>", "identity.structure.>")
 Doc = dict[str, Any]
 
 
+# what person_doc reads of a person
+KEPT = ("profiles", "first_name", "last_name", "group_ids", "children", "relatives", "emails", "functions")
+
+
 def person_doc(person: pb.Person, tenant: str) -> Doc:
     """A person as the timeline keeps them."""
     schools: dict[str, list[str]] = {}

@@ -145,10 +145,12 @@ class PersonCreated(_message.Message):
     def __init__(self, person: _Optional[_Union[Person, _Mapping]] = ...) -> None: ...
 
 class PersonUpdated(_message.Message):
-    __slots__ = ("person",)
+    __slots__ = ("person", "changed")
     PERSON_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
     person: Person
-    def __init__(self, person: _Optional[_Union[Person, _Mapping]] = ...) -> None: ...
+    changed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, person: _Optional[_Union[Person, _Mapping]] = ..., changed: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PersonDeleted(_message.Message):
     __slots__ = ("id", "erased")
