@@ -1,6 +1,6 @@
 """The gateway's settings, from `MAILLE_GATEWAY_*` environment variables."""
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -42,6 +42,11 @@ class GatewaySettings(ServiceSettings):
     """Settings of the gateway."""
 
     model_config = SettingsConfigDict(env_prefix="MAILLE_GATEWAY_")
+
+    access_log: Literal["all", "problems"] = Field(
+        "all",
+        description="which requests get an access-log line: `all` (the edge's log of every request), or `problems`",
+    )
     service_name: ClassVar[str] = "gateway"
 
     http_port: int = Field(8000, ge=1, le=65535, description="port the HTTP server listens on")

@@ -68,3 +68,34 @@ def test_a_metrics_port_taken_stops_the_process_saying_so() -> None:
         done = subprocess.run([sys.executable, "-c", SCRAPE, str(port)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3
     assert f"metrics port {port} cannot be served" in done.stderr
+
+
+SPANS = textwrap.dedent(
+    """
+    import sys
+    from maille_kit.telemetry import setup_telemetry, tracer
+    setup_telemetry(service="catalog", version="1.2.3", endpoint=sys.argv[1] or None)
+    with tracer().start_as_current_span("work") as span:
+        context = span.get_span_context()
+        print(span.is_recording(), context.is_valid, context.trace_flags.sampled)
+    """
+)
+
+
+def spans(endpoint: str = "", **env: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", SPANS, endpoint],
+        env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_spans_are_recorded_only_when_someone_exports_them() -> None:
+    # No collector: the span is not recorded, but it has its ids (the logs and the calls made carry them).
+    assert spans() == "False True False"
+    assert spans(f"http://127.0.0.1:{free_port()}") == "True True True"
+    assert spans(OTEL_TRACES_SAMPLER="always_on") == "True True True"  # the operator's sampler is theirs

@@ -418,7 +418,7 @@ def create_app(spec: ServiceSpec) -> FastAPI:
     for router in spec.routers:
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, log_every=spec.settings.access_log == "all")
     _declare_problems(app)
     return app
 

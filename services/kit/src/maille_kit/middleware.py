@@ -20,14 +20,20 @@ from maille_kit.telemetry import REQUEST_SECONDS, extract_context, meter, tracer
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("maille.access")
+SLOW_SECONDS = 1.0  # a request this slow is logged even when only problems are
 
 
 class RequestContextMiddleware:
     """Pure ASGI (so bodies stream through untouched)."""
 
-    def __init__(self, app: ASGIApp, *, quiet_paths: tuple[str, ...] = ("/healthz", "/readyz")) -> None:
+    def __init__(
+        self, app: ASGIApp, *, quiet_paths: tuple[str, ...] = ("/healthz", "/readyz"), log_every: bool = True
+    ) -> None:
         self.app = app
         self.quiet_paths = quiet_paths
+        # Every request, or only the problems (an error answer, or a slow one): behind the gateway, which logs every
+        # request at the edge, a service's line for each of them is the same fact written twice.
+        self.log_every = log_every
         self._duration = meter().create_histogram(
             "http.server.request.duration",
             unit="s",
@@ -82,7 +88,7 @@ class RequestContextMiddleware:
                 self._duration.record(
                     elapsed, {"http.request.method": method, "http.route": route, "http.response.status_code": status}
                 )
-                if path not in self.quiet_paths:
+                if path not in self.quiet_paths and (self.log_every or status >= 400 or elapsed >= SLOW_SECONDS):
                     access_log.info(
                         "%s %s %d",
                         method,

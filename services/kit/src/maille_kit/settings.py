@@ -104,6 +104,11 @@ class ServiceSettings(BaseSettings):
         "person only as a keyed hash under this month's key derived from it; none: no uses told",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    access_log: Literal["all", "problems"] = Field(
+        "problems",
+        description="which requests get an access-log line: `all`, or `problems` (an error answer, or one over a "
+        "second) — the gateway logs every request at the edge; its own default is `all`",
+    )
     build: str = Field("dev", description="build id shown by /about (set by the image build)")
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 log = logging.getLogger("maille.telemetry")
 
@@ -59,11 +60,15 @@ def setup_telemetry(*, service: str, version: str, endpoint: str | None) -> None
             "service.namespace": "maille",
         }
     )
-    tracer_provider = TracerProvider(resource=resource)
+    exporting = bool(endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    # Spans nobody exports are not recorded (their ids still go into the logs and onto the calls made); a sampler
+    # the operator names (OTEL_TRACES_SAMPLER) is theirs to choose.
+    sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else ALWAYS_OFF
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler)
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
     readers: list[MetricReader] = [PrometheusMetricReader(scope_info_enabled=False)]
-    if endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if exporting:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
