@@ -3,7 +3,7 @@ import's events ask for thousands of persons; a query by `person` would read eve
 
 from datetime import UTC, datetime
 
-from maille_identity.federation.repository import LINKS, PERSON_ACCOUNTS, FederationRepository
+from maille_identity.federation.repository import LINKS, PERSON_ACCOUNTS, FederationRepository, picture
 from maille_kit.docstore import Docstore
 from maille_kit.secretbox import SecretBox
 
@@ -38,3 +38,31 @@ async def test_links_made_before_the_index_existed_are_indexed_once(docstore: Do
     assert await links.index_links() == 2
     assert sorted(link["_id"] for link in await links.links_of("p1")) == ["u1", "u2"]
     assert await links.index_links() == 0  # done once
+
+
+async def test_a_link_keeps_what_a_sign_in_needs_of_its_person_in_step(docstore: Docstore) -> None:
+    """A sign-in reads the link alone: what it needs of the person (profiles, classes, children, detached) is kept on
+    it, written with the link and again when the person changes — on their links only, not on an account that has
+    since become another person's."""
+    links = FederationRepository(docstore, SecretBox("a-test-key-of-32-characters-long"))
+    pupil = {
+        "_id": "p1",
+        "first_name": "Léa",
+        "profiles": [{"structure": "0350001A", "code": "National_ELV"}],
+        "classes": ["0350001A$6A"],
+        "groups": ["0350001A$LATIN"],
+    }
+    await links.record_link("p1", idp="educonnect", subject="s1", user="u1", at=NOW, seen=picture(pupil))
+    await links.record_link("p1", idp="educonnect", subject="s2", user="u2", at=NOW, seen=picture(pupil))
+    kept = (await links.link("u1"))["picture"]
+    assert kept == {
+        "_id": "p1",
+        "profiles": [{"structure": "0350001A", "code": "National_ELV"}],
+        "classes": ["0350001A$6A", "0350001A$LATIN"],
+        "children": [],
+    }
+    await links.record_link("p2", idp="educonnect", subject="s2", user="u2", at=NOW, seen=picture({"_id": "p2"}))
+
+    await links.set_picture(["u1", "u2"], picture({**pupil, "profiles": [], "detached_at": NOW}))
+    assert (await links.link("u1"))["picture"]["detached_at"] is True
+    assert (await links.link("u2"))["picture"] == {"_id": "p2", "profiles": [], "classes": [], "children": []}

@@ -12,6 +12,7 @@ from maille.identity.v1 import directory_pb2 as pb
 from maille_contracts import PERSON_DELETED, PERSON_UPDATED
 from maille_identity.events import STREAM
 from maille_identity.federation.linking import Linking
+from maille_identity.federation.repository import picture
 from maille_kit.bus import Bus
 from maille_kit.consumer import EventConsumer
 from maille_kit.directory import keeping
@@ -20,7 +21,7 @@ from maille_kit.events import Event
 
 log = logging.getLogger("maille.identity.accounts")
 SUBJECTS = (PERSON_UPDATED, PERSON_DELETED)
-KEPT = ("profiles",)  # what an account's attributes are made of (_picture)
+KEPT = ("profiles", "group_ids", "children", "detached")  # what _picture reads of a person
 
 
 class AccountSync:
@@ -68,6 +69,14 @@ class AccountSync:
 
 
 def _picture(person: pb.Person) -> dict[str, Any]:
-    """The event's own picture of the person, not a read of the directory: the event may arrive before the
-    import's write of the same change is visible."""
-    return {"_id": person.id, "profiles": [{"structure": p.uai, "code": p.code} for p in person.profiles]}
+    """The event's own picture of the person (`repository.picture`'s shape), not a read of the directory: one read
+    less for each person with an account. Their classes are their groups as the event names them."""
+    return picture(
+        {
+            "_id": person.id,
+            "profiles": [{"structure": p.uai, "code": p.code} for p in person.profiles],
+            "classes": list(person.group_ids),
+            "children": list(person.children),
+            "detached_at": person.detached,
+        }
+    )

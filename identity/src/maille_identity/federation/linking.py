@@ -29,7 +29,7 @@ from maille_identity.directory.identifiers import gar_profile
 from maille_identity.directory.importer import person_id
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.federation.keycloak import KeycloakUnavailable, Reconciler
-from maille_identity.federation.repository import FederationRepository
+from maille_identity.federation.repository import FederationRepository, picture
 from maille_kit.auth import Principal
 from maille_kit.problems import Problem
 
@@ -126,7 +126,9 @@ class Linking:
         if link is not None and choice is None:
             if claimed is not None and claimed != link["person"]:
                 await self._tampered(principal, link)
-            person = await self.directory.person(link["person"])
+            # What the directory says of them, as the link keeps it (identity follows the directory's changes onto
+            # it): one read. A link made before it kept that reads the person.
+            person = link.get("picture") or await self.directory.person(link["person"])
             self._admissible(person)
             assert person is not None  # admissible
             refresh = False
@@ -167,7 +169,12 @@ class Linking:
         person = active[0]
         await self._write_account(user, person, force=True)
         await self.federations.record_link(
-            person["_id"], idp=upstream.idp, subject=upstream.subject, user=user["id"], at=datetime.now(UTC)
+            person["_id"],
+            idp=upstream.idp,
+            subject=upstream.subject,
+            user=user["id"],
+            at=datetime.now(UTC),
+            seen=picture(person),
         )
         return {"status": "linked", "person": person["_id"], "refresh": True, **await self._counted_as(person)}
 
@@ -223,7 +230,9 @@ class Linking:
         self._admissible(person)
         assert person is not None and self.keycloak is not None
         await self._write_account(await self.keycloak.user(user_id), person, force=True)
-        await self.federations.record_link(person_id, idp=LOCAL, subject=user_id, user=user_id, at=datetime.now(UTC))
+        await self.federations.record_link(
+            person_id, idp=LOCAL, subject=user_id, user=user_id, at=datetime.now(UTC), seen=picture(person)
+        )
 
     async def _tampered(self, principal: Principal, link: Doc | None) -> None:
         """A token names a person its account is not linked to: somebody wrote Maille's attributes behind identity's
@@ -258,10 +267,14 @@ class Linking:
         )
 
     async def refresh_accounts(self, person: Doc) -> None:
-        """Write a person's directory facts (`_id`, `profiles`) again on each account linked to them."""
+        """A person changed (`person`: their `picture`): what their links keep of them, and their directory facts
+        (`_id`, `profiles`) on each account linked to them, written again."""
+        links = await self.federations.links_of(person["_id"])
+        if links:
+            await self.federations.set_picture([link["_id"] for link in links], person)
         if self.keycloak is None:
             return
-        for link in await self.federations.links_of(person["_id"]):
+        for link in links:
             try:
                 user = await self.keycloak.user(link["_id"])
             except KeycloakUnavailable as exc:

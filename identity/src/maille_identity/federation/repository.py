@@ -6,7 +6,9 @@ Collections (identity's own database):
   so that the reconciler can put the IdP back, and is never answered by the API;
 - `account_links` (_id = the Keycloak user id): which directory person an account is, through which
   upstream IdP and subject, since when — the directory's side of a link (Keycloak's side is the user's
-  federated identity and its `ent_id` attribute);
+  federated identity and its `ent_id` attribute) —, and `picture`, what a sign-in needs of the person (their
+  profiles, classes, children, whether detached: `picture()`), kept in step by identity's consumer of the
+  person events, so that a sign-in reads one document;
 - `person_accounts` (_id = a directory person's id): the Keycloak user ids linked to them — how the accounts
   of a person changed by an import are found by key (a query by `person` would read every link, at each of
   the night's events). Written before a link and cleaned after an unlink, so it may name an account no longer
@@ -24,6 +26,22 @@ from maille_kit.docstore import Docstore, by_ids
 from maille_kit.secretbox import SecretBox
 
 Doc = dict[str, Any]
+
+
+def picture(person: Doc) -> Doc:
+    """What a sign-in needs of a directory person, kept on their accounts' links: their id, profiles (the token's
+    claims), classes and children (what the sign-in's use is counted by), and whether they are detached."""
+    return (
+        {
+            "_id": person["_id"],
+            "profiles": [{"structure": p["structure"], "code": p["code"]} for p in person.get("profiles", [])],
+            "classes": [*person.get("classes", []), *person.get("groups", [])][:20],  # as the events name them
+            "children": list(person.get("children", []))[:10],
+        }
+        | ({"detached_at": True} if person.get("detached_at") else {})
+    )
+
+
 FEDERATIONS, LINKS, OPACS = "federations", "account_links", "opacs"
 PERSON_ACCOUNTS = "person_accounts"
 BUILT = "~built"  # the document of `person_accounts` saying every link is in it (links made before it existed too)
@@ -81,7 +99,9 @@ class FederationRepository:
         async with self.docstore.writing():
             return (await self.db[FEDERATIONS].delete_one({"_id": alias})).deleted_count == 1
 
-    async def record_link(self, person: str, *, idp: str, subject: str, user: str, at: datetime) -> None:
+    async def record_link(
+        self, person: str, *, idp: str, subject: str, user: str, at: datetime, seen: Doc | None = None
+    ) -> None:
         before = await self.db[LINKS].find_one({"_id": user}, {"person": 1})
         async with self.docstore.writing():
             if before is not None and before["person"] != person:  # the account now stands for another entry
@@ -89,7 +109,8 @@ class FederationRepository:
             await self.db[PERSON_ACCOUNTS].update_one({"_id": person}, {"$addToSet": {"users": user}}, upsert=True)
             await self.db[LINKS].replace_one(
                 {"_id": user},
-                {"_id": user, "person": person, "idp": idp, "subject": subject, "linked_at": at},
+                {"_id": user, "person": person, "idp": idp, "subject": subject, "linked_at": at}
+                | ({"picture": seen} if seen is not None else {}),
                 upsert=True,
             )
 
@@ -109,6 +130,13 @@ class FederationRepository:
         for link in (await by_ids(self.db[LINKS], users)).values():
             found.setdefault(link["person"], []).append(link)
         return found
+
+    async def set_picture(self, users: list[str], seen: Doc) -> None:
+        """The person these accounts are linked to changed: what their next sign-in reads of them."""
+        async with self.docstore.writing():
+            await self.db[LINKS].update_many(
+                {"_id": {"$in": users}, "person": seen["_id"]}, {"$set": {"picture": seen}}
+            )
 
     async def unlink(self, user: str) -> None:
         async with self.docstore.writing():
