@@ -27,7 +27,6 @@ from maille_catalog.subscriptions import Subscriptions
 from maille_contracts import PERSON_CREATED, PERSON_DELETED, PERSON_UPDATED
 from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
-from maille_kit.directory import keeping
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event, MalformedEvent, decode
 from maille_kit.telemetry import observe_certificate
@@ -116,16 +115,7 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
         school_removed=subs.school_removed,
         person_changed=centre.person_changed,
     )
-    return [
-        runtime.consumer(
-            "catalog-directory",
-            stream="IDENTITY",
-            subjects=SUBJECTS,
-            handler=follower.handle,
-            batch_handler=follower.handle_many,
-            wants=keeping(KEPT),
-        )
-    ]
+    return [runtime.directory_consumer(follower, kept=KEPT, subjects=SUBJECTS)]
 
 
 async def on_start(runtime: Runtime) -> None:

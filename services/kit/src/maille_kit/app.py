@@ -10,17 +10,19 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from maille_kit import directory
 from maille_kit.auth import TokenVerifier
 from maille_kit.bus import Bus, Stream, dead_letter_stream
 from maille_kit.consumer import INDEXES as CONSUMER_INDEXES
 from maille_kit.consumer import STARTED, EventConsumer, Handler
 from maille_kit.docstore import Docstore, Indexes
+from maille_kit.events import Event
 from maille_kit.idempotency import IdempotencyMiddleware, Replay, forget_expired, replayed
 from maille_kit.logging import setup_logging
 from maille_kit.middleware import RequestContextMiddleware
@@ -90,6 +92,14 @@ def part(kind: type[PartT]) -> Any:
 Told = Annotated[Uses, part(Uses)]
 
 
+class Follower(Protocol):
+    """A service's copy of the directory, kept by its directory consumer."""
+
+    async def handle(self, event: Event) -> None: ...
+
+    async def handle_many(self, events: list[Event]) -> None: ...
+
+
 @dataclass
 class ServiceSpec:
     """What makes one deployable: its routers, the streams it owns, its indexes and its consumers."""
@@ -150,6 +160,21 @@ class Runtime:
             subjects=subjects,
             handler=handler,
             **options,
+        )
+
+    def directory_consumer(
+        self, follower: Follower, *, kept: Iterable[str], subjects: tuple[str, ...] = directory.SUBJECTS
+    ) -> EventConsumer:
+        """The consumer of identity's directory events for a service keeping a copy of what it needs (`kept`: the
+        Person fields it reads): `<service>-directory`, batches handed to the follower, a person's update that
+        changes none of those fields passed by."""
+        return self.consumer(
+            f"{self.spec.name}-directory",
+            stream="IDENTITY",
+            subjects=subjects,
+            handler=follower.handle,
+            batch_handler=follower.handle_many,
+            wants=directory.keeping(kept),
         )
 
     async def declare(self) -> None:

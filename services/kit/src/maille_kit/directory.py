@@ -41,6 +41,15 @@ class DirectoryChanges:
     persons: dict[str, pb.Person | None] = field(default_factory=dict)
 
 
+def schools_of(person: pb.Person) -> dict[str, list[str]]:
+    """A person's profile codes per school (UAI), each once, in the event's order."""
+    schools: dict[str, list[str]] = {}
+    for profile in person.profiles:
+        if profile.uai and profile.code not in schools.setdefault(profile.uai, []):
+            schools[profile.uai].append(profile.code)
+    return schools
+
+
 def changes(events: Iterable[Event]) -> DirectoryChanges:
     found = DirectoryChanges()
     for event in events:

@@ -10,6 +10,7 @@ from typing import Any
 from pymongo import DeleteOne, ReplaceOne
 
 from maille.identity.v1 import directory_pb2 as pb
+from maille_kit.directory import schools_of
 from maille_kit.docstore import Docstore, by_ids
 from maille_kit.events import Event
 
@@ -23,12 +24,8 @@ KEPT = ("profiles", "last_name", "first_name", "group_ids", "relatives")  # what
 
 def reader_doc(person: pb.Person, tenant: str) -> Doc:
     """A person as the library keeps them: their profiles per school, their groups, and a pupil's parents."""
-    schools: dict[str, list[str]] = {}
-    structures: dict[str, str] = {}
-    for profile in person.profiles:
-        if profile.uai and profile.code not in schools.setdefault(profile.uai, []):
-            schools[profile.uai].append(profile.code)
-            structures[profile.uai] = profile.structure_id
+    schools = schools_of(person)
+    structures = {p.uai: p.structure_id for p in person.profiles if p.uai in schools}
     return {
         "_id": person.id,
         "tenant": tenant,

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
 from maille_kit.consumer import EventConsumer
-from maille_kit.directory import keeping
 from maille_kit.docstore import Docstore
 from maille_library import __doc__ as description
 from maille_library import __version__
@@ -94,16 +93,7 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
     """Identity's person events (its stream may come up after the library)."""
     assert runtime.docstore is not None
     directory = runtime.parts.get(Directory)
-    return [
-        runtime.consumer(
-            "library-directory",
-            stream="IDENTITY",
-            subjects=SUBJECTS,
-            handler=directory.handle,
-            batch_handler=directory.handle_many,
-            wants=keeping(KEPT),
-        )
-    ]
+    return [runtime.directory_consumer(directory, kept=KEPT, subjects=SUBJECTS)]
 
 
 async def on_start(runtime: Runtime) -> None:

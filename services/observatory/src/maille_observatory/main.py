@@ -7,14 +7,12 @@ from typing import Any
 
 from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
-from maille_kit.directory import keeping
 from maille_kit.periodic import Periodic
 from maille_observatory import __doc__ as description
 from maille_observatory import __version__
 from maille_observatory.api import dashboards as dashboards_api
 from maille_observatory.api import operator as operator_api
 from maille_observatory.directory import KEPT, Directory
-from maille_observatory.directory import SUBJECTS as DIRECTORY_SUBJECTS
 from maille_observatory.events import STREAMS
 from maille_observatory.export import Exports
 from maille_observatory.ingest import Ingest
@@ -52,16 +50,7 @@ def parts(runtime: Runtime) -> list[object]:
 def consumers(runtime: Runtime) -> list[EventConsumer]:
     """Identity's persons and schools (its stream may come up after the observatory)."""
     directory = runtime.parts.get(Directory)
-    return [
-        runtime.consumer(
-            "observatory-directory",
-            stream="IDENTITY",
-            subjects=DIRECTORY_SUBJECTS,
-            handler=directory.handle,
-            batch_handler=directory.handle_many,
-            wants=keeping(KEPT),
-        )
-    ]
+    return [runtime.directory_consumer(directory, kept=KEPT)]
 
 
 async def on_start(runtime: Runtime) -> None:

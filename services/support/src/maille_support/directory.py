@@ -8,7 +8,7 @@ from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
 from maille_kit.directory import SUBJECTS as SUBJECTS
-from maille_kit.directory import changes
+from maille_kit.directory import changes, schools_of
 from maille_kit.events import Event
 from maille_support.repository import SupportRepository
 
@@ -20,12 +20,9 @@ KEPT = ("profiles", "functions", "first_name", "last_name", "group_ids")  # what
 
 
 def person_doc(person: pb.Person) -> Doc:
-    schools: dict[str, list[str]] = {}
+    schools = schools_of(person)
     functions: dict[str, list[str]] = {}
     by_structure = {p.structure_id: p.uai for p in person.profiles if p.uai}
-    for profile in person.profiles:
-        if profile.uai and profile.code not in schools.setdefault(profile.uai, []):
-            schools[profile.uai].append(profile.code)
     for function in person.functions:
         structure, _, code = function.partition("$")
         uai = by_structure.get(structure)

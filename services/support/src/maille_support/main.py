@@ -9,7 +9,6 @@ from nats.aio.msg import Msg
 
 from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
-from maille_kit.directory import keeping
 from maille_kit.files import ClamdScanner, DocstoreFiles
 from maille_kit.periodic import Periodic
 from maille_support import __doc__ as description
@@ -19,7 +18,6 @@ from maille_support.api import knowledge as knowledge_api
 from maille_support.api import requests as requests_api
 from maille_support.desks import Desks, Level
 from maille_support.directory import KEPT, Directory
-from maille_support.directory import SUBJECTS as DIRECTORY_SUBJECTS
 from maille_support.events import STREAMS
 from maille_support.knowledge import SIGNAL as ARTICLES_SIGNAL
 from maille_support.knowledge import Knowledge
@@ -74,16 +72,7 @@ def parts(runtime: Runtime) -> list[object]:
 def consumers(runtime: Runtime) -> list[EventConsumer]:
     """Identity's persons and schools (its stream may come up after support)."""
     directory = runtime.parts.get(Directory)
-    return [
-        runtime.consumer(
-            "support-directory",
-            stream="IDENTITY",
-            subjects=DIRECTORY_SUBJECTS,
-            handler=directory.handle,
-            batch_handler=directory.handle_many,
-            wants=keeping(KEPT),
-        )
-    ]
+    return [runtime.directory_consumer(directory, kept=KEPT)]
 
 
 def housekeeping(runtime: Runtime) -> Periodic:

@@ -10,6 +10,7 @@ from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
 from maille_contracts import PERSON_CREATED, PERSON_DELETED, STRUCTURE_CREATED, STRUCTURE_DELETED, STRUCTURE_UPDATED
+from maille_kit.directory import schools_of
 from maille_kit.events import Event
 from maille_timeline.repository import TimelineRepository
 
@@ -23,12 +24,8 @@ KEPT = ("profiles", "first_name", "last_name", "group_ids", "children", "relativ
 
 def person_doc(person: pb.Person, tenant: str) -> Doc:
     """A person as the timeline keeps them."""
-    schools: dict[str, list[str]] = {}
-    structures: dict[str, str] = {}
-    for profile in person.profiles:
-        if profile.uai and profile.code not in schools.setdefault(profile.uai, []):
-            schools[profile.uai].append(profile.code)
-            structures[profile.structure_id] = profile.uai
+    schools = schools_of(person)
+    structures = {p.structure_id: p.uai for p in person.profiles if p.uai in schools}
     return {
         "_id": person.id,
         "tenant": tenant,

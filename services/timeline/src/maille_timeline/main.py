@@ -12,14 +12,12 @@ from pymongo.errors import DuplicateKeyError
 
 from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
 from maille_kit.consumer import EventConsumer
-from maille_kit.directory import keeping
 from maille_kit.docstore import Docstore
 from maille_kit.periodic import Periodic
 from maille_timeline import __doc__ as description
 from maille_timeline import __version__
 from maille_timeline.api import feed, news
 from maille_timeline.directory import KEPT, Directory
-from maille_timeline.directory import SUBJECTS as DIRECTORY_SUBJECTS
 from maille_timeline.events import (
     ADMIN_SUBJECTS,
     CATALOG_SUBJECTS,
@@ -66,14 +64,7 @@ def consumers(runtime: Runtime) -> list[EventConsumer]:
     may come up after the timeline)."""
     directory, told = runtime.parts.get(Directory), runtime.parts.get(Told)
     return [
-        runtime.consumer(
-            "timeline-directory",
-            stream="IDENTITY",
-            subjects=DIRECTORY_SUBJECTS,
-            handler=directory.handle,
-            batch_handler=directory.handle_many,
-            wants=keeping(KEPT),
-        ),
+        runtime.directory_consumer(directory, kept=KEPT),
         runtime.consumer("timeline-mail", stream="MESSAGING", subjects=MESSAGING_SUBJECTS, handler=told.mail),
         runtime.consumer("timeline-recalls", stream="MESSAGING", subjects=RECALL_SUBJECTS, handler=told.recall),
         runtime.consumer("timeline-catalog", stream="CATALOG", subjects=CATALOG_SUBJECTS, handler=told.catalog),
