@@ -44,3 +44,16 @@ async def test_about_and_stream(
     text = json.dumps(document)
     for ref in set(re.findall(r'"#/components/schemas/([^"]+)"', text)):
         assert ref in document["components"]["schemas"], ref
+
+
+@pytest.mark.parametrize("name", (*SERVICES, "timeline"))
+def test_a_service_is_declared_by_its_package_and_its_main_module(name: str) -> None:
+    """`ServiceSpec.of`: the name, version and description from the service's package, its streams from its events
+    module, its hooks from its main module — what a newcomer finds by convention rather than by copying a list."""
+    package, main = importlib.import_module(f"maille_{name}"), importlib.import_module(f"maille_{name}.main")
+    spec = main.build(settings_class_of(name)())
+    assert (spec.name, spec.version) == (name, package.__version__)
+    assert spec.description == package.__doc__ and spec.description
+    assert tuple(spec.streams) == tuple(importlib.import_module(f"maille_{name}.events").STREAMS)
+    assert spec.parts is main.parts and spec.on_start is main.on_start and spec.on_stop is main.on_stop
+    assert spec.consumers is getattr(main, "consumers", None) and spec.routers

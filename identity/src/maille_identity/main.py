@@ -7,8 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from maille_identity import __doc__ as description
-from maille_identity import __version__
 from maille_identity.api import clients as clients_api
 from maille_identity.api import directory as directory_api
 from maille_identity.api import federation as federation_api
@@ -18,7 +16,7 @@ from maille_identity.api import schools as schools_api
 from maille_identity.directory.jobs import ImportJobs
 from maille_identity.directory.people import People
 from maille_identity.directory.repository import DirectoryRepository, StructureNames
-from maille_identity.events import STREAMS, EventBatch
+from maille_identity.events import EventBatch
 from maille_identity.federation.accounts import AccountSync
 from maille_identity.federation.clients import ApiClients
 from maille_identity.federation.linking import Linking
@@ -146,15 +144,9 @@ async def on_stop(runtime: Runtime) -> None:
 
 def build(settings: IdentitySettings) -> ServiceSpec:
     """What the identity service is made of."""
-    return ServiceSpec(
-        name="identity",
-        version=__version__,
-        settings=settings,
-        streams=STREAMS,
-        description=description or "",
-        parts=parts,
-        on_start=on_start,
-        on_stop=on_stop,
+    return ServiceSpec.of(
+        __name__,
+        settings,
         routers=[
             operator.router,
             rules_api.router,

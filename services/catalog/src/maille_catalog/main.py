@@ -13,11 +13,8 @@ from nats.aio.msg import Msg
 from pymongo import IndexModel
 
 from maille.identity.v1 import directory_pb2
-from maille_catalog import __doc__ as description
-from maille_catalog import __version__
 from maille_catalog.api import assignments, mediacentre, subscriptions, vendor
 from maille_catalog.directory import GROUPS, KEPT, PERSONS, SCHOOLS, SUBJECTS, Directory, DirectoryFollower
-from maille_catalog.events import STREAMS
 from maille_catalog.gar import GarClient
 from maille_catalog.mediacentre import Mediacentre
 from maille_catalog.repository import ASSIGNMENTS, FAVOURITES, RESOURCES, SUBSCRIPTIONS, ResourceRepository
@@ -202,18 +199,11 @@ async def on_stop(runtime: Runtime) -> None:
 
 def build(settings: CatalogSettings) -> ServiceSpec:
     """What the catalog service is made of."""
-    return ServiceSpec(
-        name="catalog",
-        version=__version__,
-        settings=settings,
-        streams=STREAMS,
+    return ServiceSpec.of(
+        __name__,
+        settings,
         routers=[vendor.router, subscriptions.router, assignments.router, mediacentre.router],
         indexes=INDEXES,
-        parts=parts,
-        consumers=consumers,
-        on_start=on_start,
-        on_stop=on_stop,
-        description=description or "",
     )
 
 

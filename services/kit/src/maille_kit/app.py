@@ -4,6 +4,7 @@ middleware, error shape, health routes and /about route, served by `serve` until
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import signal
 import sys
@@ -100,6 +101,9 @@ class Follower(Protocol):
     async def handle_many(self, events: list[Event]) -> None: ...
 
 
+HOOKS = ("parts", "consumers", "on_start", "on_stop")  # what ServiceSpec.of finds in a service's main module
+
+
 @dataclass
 class ServiceSpec:
     """What makes one deployable: its routers, the streams it owns, its indexes and its consumers."""
@@ -117,6 +121,31 @@ class ServiceSpec:
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
     on_stop: Callable[[Runtime], Awaitable[None]] | None = None
     description: str = ""
+
+    @classmethod
+    def of(cls, main: str, settings: ServiceSettings, **declared: Any) -> ServiceSpec:
+        """A service's spec from its `main` module (pass `__name__`): its package (`maille_<name>`) gives the name,
+        the version and the description, the package's `events.STREAMS` the streams it owns, and the module's own
+        `parts`, `consumers`, `on_start` and `on_stop`, those it defines, are the service's. `declared`: the rest
+        (routers, indexes, migrations…), or any of those named otherwise."""
+        module = sys.modules[main]
+        package = sys.modules[module.__package__ or main]
+        try:
+            streams = importlib.import_module(f"{package.__name__}.events").STREAMS
+        except ModuleNotFoundError:
+            streams = ()
+        hooks = {name: getattr(module, name) for name in HOOKS if callable(getattr(module, name, None))}
+        return cls(
+            **{
+                "name": package.__name__.removeprefix("maille_"),
+                "version": getattr(package, "__version__", "0"),
+                "description": package.__doc__ or "",
+                "settings": settings,
+                "streams": streams,
+                **hooks,
+                **declared,
+            }
+        )
 
     @property
     def all_indexes(self) -> Indexes:

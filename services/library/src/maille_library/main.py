@@ -11,13 +11,10 @@ from zoneinfo import ZoneInfo
 from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
-from maille_library import __doc__ as description
-from maille_library import __version__
 from maille_library.account import Accounts
 from maille_library.api.cdi import router
 from maille_library.connections import Connections
 from maille_library.directory import KEPT, SUBJECTS, Directory
-from maille_library.events import STREAMS
 from maille_library.notices import LoanNotices
 from maille_library.pmb import PmbClient
 from maille_library.search import Search
@@ -112,18 +109,7 @@ async def on_stop(runtime: Runtime) -> None:
 
 def build(settings: LibrarySettings) -> ServiceSpec:
     """What the library service is made of."""
-    return ServiceSpec(
-        name="library",
-        version=__version__,
-        settings=settings,
-        streams=STREAMS,
-        routers=[router],
-        parts=parts,
-        consumers=consumers,
-        on_start=on_start,
-        on_stop=on_stop,
-        description=description or "",
-    )
+    return ServiceSpec.of(__name__, settings, routers=[router])
 
 
 app, _serve = entry_points(build, LibrarySettings)

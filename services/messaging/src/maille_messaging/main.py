@@ -8,13 +8,11 @@ from typing import Any
 from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
 from maille_kit.periodic import Periodic
-from maille_messaging import __doc__ as description
-from maille_messaging import __version__
 from maille_messaging.api import mailbox as mailbox_api
 from maille_messaging.api import people
 from maille_messaging.api import sending as sending_api
 from maille_messaging.attachments import ClamdScanner, DocstoreAttachments
-from maille_messaging.events import IDENTITY_SUBJECTS, STREAMS, ErasedPersons
+from maille_messaging.events import IDENTITY_SUBJECTS, ErasedPersons
 from maille_messaging.mailbox import Mailbox
 from maille_messaging.repository import COLLECTIONS, MIGRATIONS, MailRepository
 from maille_messaging.rules import Rules
@@ -80,19 +78,12 @@ async def on_stop(runtime: Runtime) -> None:
 
 def build(settings: MessagingSettings) -> ServiceSpec:
     """What the messaging service is made of."""
-    return ServiceSpec(
-        name="messaging",
-        version=__version__,
-        settings=settings,
-        streams=STREAMS,
+    return ServiceSpec.of(
+        __name__,
+        settings,
         indexes=INDEXES,
         routers=[mailbox_api.router, sending_api.router, people.router],
-        parts=parts,
-        consumers=consumers,
         migrations=MIGRATIONS,
-        on_start=on_start,
-        on_stop=on_stop,
-        description=description or "",
     )
 
 

@@ -8,12 +8,9 @@ from typing import Any
 from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
 from maille_kit.periodic import Periodic
-from maille_observatory import __doc__ as description
-from maille_observatory import __version__
 from maille_observatory.api import dashboards as dashboards_api
 from maille_observatory.api import operator as operator_api
 from maille_observatory.directory import KEPT, Directory
-from maille_observatory.events import STREAMS
 from maille_observatory.export import Exports
 from maille_observatory.ingest import Ingest
 from maille_observatory.repository import COLLECTIONS, ObservatoryRepository
@@ -76,19 +73,7 @@ async def on_stop(runtime: Runtime) -> None:
 
 def build(settings: ObservatorySettings) -> ServiceSpec:
     """What the observatory is made of."""
-    return ServiceSpec(
-        name="observatory",
-        version=__version__,
-        settings=settings,
-        streams=STREAMS,
-        indexes=INDEXES,
-        routers=[dashboards_api.router, operator_api.router],
-        parts=parts,
-        consumers=consumers,
-        on_start=on_start,
-        on_stop=on_stop,
-        description=description or "",
-    )
+    return ServiceSpec.of(__name__, settings, indexes=INDEXES, routers=[dashboards_api.router, operator_api.router])
 
 
 app, main = entry_points(build, ObservatorySettings)

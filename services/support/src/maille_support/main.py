@@ -11,14 +11,11 @@ from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
 from maille_kit.files import ClamdScanner, DocstoreFiles
 from maille_kit.periodic import Periodic
-from maille_support import __doc__ as description
-from maille_support import __version__
 from maille_support.api import desks as desks_api
 from maille_support.api import knowledge as knowledge_api
 from maille_support.api import requests as requests_api
 from maille_support.desks import Desks, Level
 from maille_support.directory import KEPT, Directory
-from maille_support.events import STREAMS
 from maille_support.knowledge import SIGNAL as ARTICLES_SIGNAL
 from maille_support.knowledge import Knowledge
 from maille_support.queue import SIGNAL as QUEUE_SIGNAL
@@ -129,18 +126,8 @@ async def on_stop(runtime: Runtime) -> None:
 
 def build(settings: SupportSettings) -> ServiceSpec:
     """What the support service is made of."""
-    return ServiceSpec(
-        name="support",
-        version=__version__,
-        settings=settings,
-        streams=STREAMS,
-        indexes=INDEXES,
-        routers=[requests_api.router, knowledge_api.router, desks_api.router],
-        parts=parts,
-        consumers=consumers,
-        on_start=on_start,
-        on_stop=on_stop,
-        description=description or "",
+    return ServiceSpec.of(
+        __name__, settings, indexes=INDEXES, routers=[requests_api.router, knowledge_api.router, desks_api.router]
     )
 
 

@@ -14,8 +14,6 @@ from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_kit.periodic import Periodic
-from maille_timeline import __doc__ as description
-from maille_timeline import __version__
 from maille_timeline.api import feed, news
 from maille_timeline.directory import KEPT, Directory
 from maille_timeline.events import (
@@ -24,7 +22,6 @@ from maille_timeline.events import (
     LIBRARY_SUBJECTS,
     MESSAGING_SUBJECTS,
     RECALL_SUBJECTS,
-    STREAMS,
     SUPPORT_SUBJECTS,
     Told,
 )
@@ -131,19 +128,7 @@ async def on_stop(runtime: Runtime) -> None:
 
 def build(settings: TimelineSettings) -> ServiceSpec:
     """What the timeline service is made of."""
-    return ServiceSpec(
-        name="timeline",
-        version=__version__,
-        settings=settings,
-        streams=STREAMS,
-        indexes={**INDEXES, RUNS: []},
-        routers=[feed.router, news.router],
-        parts=parts,
-        consumers=consumers,
-        on_start=on_start,
-        on_stop=on_stop,
-        description=description or "",
-    )
+    return ServiceSpec.of(__name__, settings, indexes={**INDEXES, RUNS: []}, routers=[feed.router, news.router])
 
 
 app, _serve = entry_points(build, TimelineSettings)
