@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from maille.identity.v1 import directory_pb2 as pb
 from maille.support.v1 import requests_pb2
 from maille_contracts import (
+    PERSON_UPDATED,
     REQUEST_ANSWERED,
     REQUEST_ESCALATED,
     REQUEST_OPENED,
@@ -393,3 +395,22 @@ async def test_the_direction_names_referents_among_its_staff(support: Support) -
     rid = (await support.ok("POST", "/requests", "lea-eleve", json=asking()))["id"]
     assert (await support.call("GET", f"/requests/{rid}", "rita-referente")).status_code == 404
     assert (await support.ok("GET", f"/requests/{rid}", "marc-principal"))["can"]["escalate"]
+
+
+async def test_a_referent_renamed_by_the_night_import_stays_on_the_staff(support: Support) -> None:
+    """The AAF's update names what changed: a new last name is written to support's copy without a look at what it
+    held, and the referent is still on the staff — under their new name."""
+    await school_with_people(support)
+    renamed = person("rita-referente", "National_ENS")
+    renamed.last_name = "Martin-Leroy"
+    await support.publish(PERSON_UPDATED, pb.PersonUpdated(person=renamed, changed=["last_name"]))
+
+    async def staff() -> dict[str, tuple[str, bool]] | None:
+        found = await support.ok("GET", f"/schools/{COLLEGE}/staff", "marc-principal")
+        named = {s["id"]: (s["name"], s["named"]) for s in found}
+        return named if named.get("rita-referente", ("",))[0].endswith("Martin-Leroy") else None
+
+    assert await eventually(staff, "the new name") == {
+        "marc-principal": ("Marc Martin", False),
+        "rita-referente": ("Rita Martin-Leroy", True),
+    }

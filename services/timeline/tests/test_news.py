@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from maille.identity.v1 import directory_pb2 as pb
+from maille_contracts import PERSON_UPDATED
 from maille_devstack.pytest_plugin import make_person_login, until
 from maille_timeline.news import News
 
@@ -288,3 +289,30 @@ async def test_bad_news_input_is_named(timeline: Timeline) -> None:
     assert unknown.status_code == 404
     assert (await timeline.client.get(f"{API}/news", params={"board": "nowhere"}, headers=me)).status_code == 422
     _ = make_person_login
+
+
+async def test_a_renamed_pupil_keeps_their_class_and_a_pupil_who_changes_class_moves(timeline: Timeline) -> None:
+    """The night's AAF names what changed: a new first name leaves the pupil's class as it was, a change of class
+    moves them from one class's audience to the other's."""
+    [school] = uais(1)
+    await schools(timeline, school)
+    people = await a_class(timeline, school)
+    renamed, moved = people["pupils"][:2]
+    news = timeline.runtime().parts.get(News)
+    six_a, six_b = f"group:S{school}$6A", f"group:S{school}$6B"
+
+    new_name = someone(renamed, school, "National_ELV", groups=["6A"], relatives=[people["parents"][0]])
+    new_name.first_name = "Maëlys"
+    await timeline.publish(PERSON_UPDATED, pb.PersonUpdated(person=new_name, changed=["first_name"]))
+    new_class = someone(moved, school, "National_ELV", groups=["6B"], relatives=[people["parents"][1]])
+    await timeline.publish(PERSON_UPDATED, pb.PersonUpdated(person=new_class, changed=["profiles", "group_ids"]))
+
+    async def followed() -> bool:
+        copy = (await news.repository.person(renamed)) or {}
+        return copy.get("first_name") == "Maëlys" and moved in (await news.repository.members([six_b]))[six_b]
+
+    await until(followed, "the two updates")
+    members = await news.repository.members([six_a, six_b])
+    assert renamed in members[six_a] and renamed not in members[six_b]
+    assert moved not in members[six_a] and members[six_b] == [moved]
+    assert (await news.repository.person(renamed))["groups"] == [f"S{school}$6A"]

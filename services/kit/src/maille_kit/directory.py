@@ -16,6 +16,7 @@ from maille_kit.events import Event
 
 SUBJECTS = ("identity.person.>", "identity.structure.>")
 PERSON_FIELDS = frozenset(pb.Person.DESCRIPTOR.fields_by_name) - {"id"}
+NAMES = frozenset({"last_name", "first_name"})  # a change of these alone changes nothing but the names
 
 
 def keeping(fields: Iterable[str]) -> Callable[[Event], bool]:
@@ -39,6 +40,17 @@ class DirectoryChanges:
     structures: list[pb.Structure] = field(default_factory=list)
     structures_gone: list[str] = field(default_factory=list)
     persons: dict[str, pb.Person | None] = field(default_factory=dict)
+    tenants: dict[str, str] = field(default_factory=dict)  # person id -> the tenant of their last event
+    erased: set[str] = field(default_factory=set)  # deleted on request (RGPD): everything held of them goes
+    # person id -> the fields their updates in the batch name as changed; absent when created, deleted or an update
+    # names nothing (anything may have changed)
+    named: dict[str, set[str]] = field(default_factory=dict)
+
+    def changed_only(self, fields: Iterable[str]) -> set[str]:
+        """The persons of the batch known to have changed only some of `fields` (a copy that keeps them needs no look
+        at what it held before to know it changed, and how)."""
+        allowed = frozenset(fields)
+        return {person_id for person_id, named in self.named.items() if named <= allowed}
 
 
 def schools_of(person: pb.Person) -> dict[str, list[str]]:
@@ -62,12 +74,24 @@ def changes(events: Iterable[Event]) -> DirectoryChanges:
                 else event.unpack(pb.StructureUpdated).structure
             )
         elif event.type == PERSON_DELETED:
-            found.persons[event.unpack(pb.PersonDeleted).id] = None
-        elif event.type.startswith("identity.person."):
-            person = (
-                event.unpack(pb.PersonCreated).person
-                if event.type == PERSON_CREATED
-                else event.unpack(pb.PersonUpdated).person
-            )
+            deleted = event.unpack(pb.PersonDeleted)
+            found.persons[deleted.id] = None
+            found.tenants[deleted.id] = event.tenant
+            found.named.pop(deleted.id, None)
+            if deleted.erased:
+                found.erased.add(deleted.id)
+        elif event.type == PERSON_CREATED:
+            person = event.unpack(pb.PersonCreated).person
             found.persons[person.id] = person
+            found.tenants[person.id] = event.tenant
+            found.named.pop(person.id, None)
+        elif event.type == PERSON_UPDATED:
+            update = event.unpack(pb.PersonUpdated)
+            person_id = update.person.id
+            if update.changed and (person_id not in found.persons or person_id in found.named):
+                found.named.setdefault(person_id, set()).update(update.changed)
+            else:
+                found.named.pop(person_id, None)
+            found.persons[person_id] = update.person
+            found.tenants[person_id] = event.tenant
     return found

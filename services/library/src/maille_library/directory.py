@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import DeleteOne, ReplaceOne
 
 from maille.identity.v1 import directory_pb2 as pb
-from maille_kit.directory import schools_of
+from maille_kit.directory import NAMES, changes, schools_of
 from maille_kit.docstore import Docstore, by_ids
 from maille_kit.events import Event
 
@@ -72,31 +72,26 @@ class Directory:
     async def handle_many(self, events: list[Event]) -> None:
         """A batch of identity's person events: the readers written together (an import sends thousands), then the
         sync told of each change, in order."""
-        latest: dict[str, Doc | None] = {}  # a person's last picture in the batch (None: deleted)
-        for event in events:
-            fact = event.type.removeprefix("identity.person.").rpartition(".v")[0]
-            if fact == "deleted":
-                latest[event.unpack(pb.PersonDeleted).id] = None
-            elif fact in ("created", "updated"):
-                doc = reader_doc(
-                    (event.unpack(pb.PersonCreated) if fact == "created" else event.unpack(pb.PersonUpdated)).person,
-                    event.tenant,
-                )
-                latest[doc["_id"]] = doc
-        # Only the readers whose copy changes are written and synced (a delta names persons for an address, a
-        # mobile… the library keeps none of them).
-        before = await by_ids(self.readers, list(latest)) if latest else {}
-        changes: list[Any] = []
+        found = changes(events)
+        latest = {
+            person_id: reader_doc(person, found.tenants[person_id]) if person is not None else None
+            for person_id, person in found.persons.items()
+        }
+        # Only the readers whose copy changes are written and synced: a delta names persons for an address, a
+        # mobile… the library keeps none of them. An update that names only the names changed the copy: not read.
+        renamed = found.changed_only(NAMES)
+        before = await by_ids(self.readers, [i for i in latest if i not in renamed])
+        writes: list[Any] = []
         told: dict[str, list[str]] = {}
         for person_id, reader in latest.items():
             if reader is None:
-                changes.append(DeleteOne({"_id": person_id}))
+                writes.append(DeleteOne({"_id": person_id}))
                 told[person_id] = []
-            elif before.get(person_id) != reader:
-                changes.append(ReplaceOne({"_id": person_id}, reader, upsert=True))
+            elif person_id in renamed or before.get(person_id) != reader:
+                writes.append(ReplaceOne({"_id": person_id}, reader, upsert=True))
                 told[person_id] = sorted(reader.get("ecoles", {}))
-        if changes:
+        if writes:
             async with self.docstore.writing():
-                await self.readers.bulk_write(changes, ordered=False)  # one change a person
+                await self.readers.bulk_write(writes, ordered=False)  # one change a person
         if self.changed is not None and told:
             await self.changed(told)

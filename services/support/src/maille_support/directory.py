@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
+from maille_kit.directory import NAMES, changes, schools_of
 from maille_kit.directory import SUBJECTS as SUBJECTS
-from maille_kit.directory import changes, schools_of
 from maille_kit.events import Event
 from maille_support.repository import SupportRepository
 
@@ -57,4 +57,5 @@ class Directory:
             await self.repository.write_persons(
                 [person_doc(p) for p in found.persons.values() if p is not None],
                 [i for i, p in found.persons.items() if p is None],
+                renamed=found.changed_only(NAMES),
             )

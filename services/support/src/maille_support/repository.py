@@ -23,7 +23,7 @@ reading the whole collection); the queues and the knowledge base's search are an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from pymongo import ReplaceOne, UpdateOne
@@ -85,10 +85,14 @@ class SupportRepository:
     async def persons_by_id(self, ids: Sequence[str]) -> dict[str, Doc]:
         return await by_ids(self.db[PERSONS], ids)
 
-    async def write_persons(self, replaced: Sequence[Doc], deleted: Sequence[str]) -> None:
-        before = await self.persons_by_id([d["_id"] for d in replaced] + list(deleted))
+    async def write_persons(
+        self, replaced: Sequence[Doc], deleted: Sequence[str], renamed: Collection[str] = frozenset()
+    ) -> None:
+        """Write the persons' copies and where they are on the staff; `renamed`: those known to have changed their
+        names alone (written without a look at the copy before: their place on the staff is as it was)."""
+        before = await self.persons_by_id([d["_id"] for d in replaced if d["_id"] not in renamed] + list(deleted))
         # Only the copies that change (an import's delta names persons for fields support does not keep).
-        replaced = [d for d in replaced if before.get(d["_id"]) != d]
+        replaced = [d for d in replaced if d["_id"] in renamed or before.get(d["_id"]) != d]
         deleted = [p for p in deleted if p in before]
         async with self.docstore.writing():
             for start in range(0, len(replaced), BATCH):
@@ -99,7 +103,7 @@ class SupportRepository:
             if deleted:
                 await self.db[PERSONS].delete_many({"_id": {"$in": list(deleted)}})
         changes: dict[tuple[str, str], dict[str, list[str]]] = {}
-        now = {d["_id"]: d for d in replaced}
+        now = {d["_id"]: d for d in replaced if d["_id"] not in renamed}
         for pid in [*now, *deleted]:
             old, new = staff_of(before.get(pid)), staff_of(now.get(pid))
             for key in new - old:

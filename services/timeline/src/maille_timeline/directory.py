@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from maille.identity.v1 import directory_pb2 as pb
-from maille_contracts import PERSON_CREATED, PERSON_DELETED, STRUCTURE_CREATED, STRUCTURE_DELETED, STRUCTURE_UPDATED
-from maille_kit.directory import schools_of
+from maille_kit.directory import changes, schools_of
 from maille_kit.events import Event
 from maille_timeline.repository import TimelineRepository
 
@@ -20,6 +19,8 @@ Doc = dict[str, Any]
 
 # what person_doc reads of a person
 KEPT = ("profiles", "first_name", "last_name", "group_ids", "children", "relatives", "emails", "functions")
+# what a person's memberships (`members`) are not made of
+OUTSIDE_MEMBERSHIPS = frozenset(KEPT) - {"profiles", "group_ids"}
 
 
 def person_doc(person: pb.Person, tenant: str) -> Doc:
@@ -62,51 +63,37 @@ class Directory:
         await self.handle_many([event])
 
     async def handle_many(self, events: list[Event]) -> None:
-        """A batch of identity's events (an import sends thousands): the persons written together, in order, then the
-        memberships that changed."""
-        latest: dict[str, Doc | None] = {}
-        for event in events:
-            if event.type.startswith("identity.structure."):
-                await self._structure(event)
-            elif event.type == PERSON_DELETED:
-                deleted = event.unpack(pb.PersonDeleted)
-                latest[deleted.id] = None
-                if deleted.erased:
-                    await self.repository.forget_person(deleted.id)
-            elif event.type.startswith("identity.person."):
-                person = (
-                    event.unpack(pb.PersonCreated).person
-                    if event.type == PERSON_CREATED
-                    else event.unpack(pb.PersonUpdated).person
-                )
-                latest[person.id] = person_doc(person, event.tenant)
+        """A batch of identity's events (an import sends thousands): the schools, then the persons written together,
+        then the memberships that changed."""
+        found = changes(events)
+        for structure in found.structures:
+            await self.repository.write_structure(
+                {"_id": structure.id, "uai": structure.uai, "name": structure.name, "type": structure.type}
+            )
+        for structure_id in found.structures_gone:
+            await self.repository.forget_structure(structure_id)
+        for person_id in found.erased:
+            await self.repository.forget_person(person_id)
+        latest = {
+            person_id: person_doc(person, found.tenants[person_id]) if person is not None else None
+            for person_id, person in found.persons.items()
+        }
         if not latest:
             return
-        before = await self.repository.persons_by_id(list(latest))
+        # A person whose update names only fields outside their memberships (names, e-mails, functions) changed their
+        # copy and none of their memberships: written without a look at the copy before.
+        moved = {pid for pid in latest if pid not in found.changed_only(OUTSIDE_MEMBERSHIPS)}
+        before = await self.repository.persons_by_id(list(moved))
         await self.repository.write_persons(  # only the copies that change: a delta rewrites every record it names
-            [doc for pid, doc in latest.items() if doc is not None and before.get(pid) != doc],
+            [doc for pid, doc in latest.items() if doc is not None and (pid not in moved or before.get(pid) != doc)],
             [pid for pid, doc in latest.items() if doc is None and pid in before],
         )
         joined: dict[str, list[str]] = {}
         left: dict[str, list[str]] = {}
-        for pid, doc in latest.items():
-            old, new = memberships(before.get(pid)), memberships(doc)
+        for pid in moved:
+            old, new = memberships(before.get(pid)), memberships(latest[pid])
             for key in new - old:
                 joined.setdefault(key, []).append(pid)
             for key in old - new:
                 left.setdefault(key, []).append(pid)
         await self.repository.change_members(joined, left)
-
-    async def _structure(self, event: Event) -> None:
-        if event.type == STRUCTURE_DELETED:
-            await self.repository.forget_structure(event.unpack(pb.StructureDeleted).id)
-            return
-        structure = (
-            event.unpack(pb.StructureCreated).structure
-            if event.type == STRUCTURE_CREATED
-            else event.unpack(pb.StructureUpdated).structure
-        )
-        assert event.type in (STRUCTURE_CREATED, STRUCTURE_UPDATED)
-        await self.repository.write_structure(
-            {"_id": structure.id, "uai": structure.uai, "name": structure.name, "type": structure.type}
-        )
