@@ -5,8 +5,9 @@ named as the class). A reader's barcode and login are the ENT person id.
 Idempotent: what was last written to each school's PMB for a person is remembered (a hash, in `readers_synced`),
 so a person unchanged is not written again and a reader made already is updated, not made twice. Durable: a person
 to sync is noted in `reader_sync_pending` before the event is acknowledged, and taken off once synced — a restart
-syncs what was left. Batched: persons are synced `concurrency` at a time. `reconcile` syncs every person the
-directory holds (and removes those it does not) — after a PMB was restored, or a school was first connected.
+syncs what was left. Batched: `concurrency` workers, each taking up to 64 waiting persons at once (their copies read,
+what was synced written, in one command each). `reconcile` syncs every person the directory holds (and removes those
+it does not) — after a PMB was restored, or a school was first connected.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import time
 from typing import Any
 
+from pymongo import DeleteOne, ReplaceOne
 from pymongo.errors import BulkWriteError
 
 from maille_kit.docstore import Docstore, by_ids, insert_missing
@@ -27,6 +29,7 @@ from maille_library.pmb import PmbClient, PmbConnection, PmbError, PmbRefused
 
 log = logging.getLogger("maille.library.sync")
 PENDING, SYNCED = "reader_sync_pending", "readers_synced"
+SYNC_BATCH = 64  # persons a worker takes at once
 Doc = dict[str, Any]
 
 
@@ -120,19 +123,36 @@ class ReaderSync:
 
     async def _work(self) -> None:
         while True:
-            person_id = await self._queue.get()
-            if not person_id or self._stopping:
+            first = await self._queue.get()
+            if not first or self._stopping:
                 return
-            self._queued.discard(person_id)
+            batch = [first]  # with whatever else is waiting: read and written together (an import queues thousands)
+            while len(batch) < SYNC_BATCH and not self._queue.empty():
+                person_id = self._queue.get_nowait()
+                if not person_id:  # another worker's signal to stop: left for it
+                    self._queue.put_nowait(person_id)
+                    break
+                batch.append(person_id)
+            self._queued.difference_update(batch)
             try:
-                await self.sync_person(person_id)
-                async with self.docstore.writing():
-                    await self.pending.delete_one({"_id": person_id})
-            except Exception as exc:  # PMB away: the person stays pending, tried again later (or at the next start)
-                self._note(f"{person_id}: {exc}")
+                outcomes = await self.sync_persons(batch)
+            except Exception as exc:  # the docstore away: every one stays pending
+                outcomes = dict.fromkeys(batch, exc)
+            done = [p for p, outcome in outcomes.items() if not isinstance(outcome, Exception)]
+            try:
+                if done:
+                    async with self.docstore.writing():
+                        await self.pending.delete_many({"_id": {"$in": done}})
+            except Exception as error:  # still noted: synced again (unchanged) at the next start
+                self._note(f"{len(done)} persons synced, not yet taken off the pending list: {error}")
+            failed = {p: outcome for p, outcome in outcomes.items() if isinstance(outcome, Exception)}
+            if failed:  # PMB away: those persons stay pending, tried again later (or at the next start)
+                for person_id, reason in failed.items():
+                    self._note(f"{person_id}: {reason}")
                 if not self._stopping:
                     await asyncio.sleep(5)
-                    self._enqueue(person_id)
+                    for person_id in failed:
+                        self._enqueue(person_id)
 
     def _note(self, error: str) -> None:
         log.warning("reader sync: %s", error)
@@ -142,10 +162,44 @@ class ReaderSync:
     async def sync_person(self, person_id: str, *, force: bool = False) -> dict[str, str]:
         """Write the person's reader to each school's PMB as the directory has them now (unless what was last written
         is the same, and not `force`); what was done, per school."""
-        reader = await self.directory.reader(person_id)
-        before = (await self.synced.find_one({"_id": person_id}) or {}).get("schools", {})
+        outcome = (await self.sync_persons([person_id], force=force))[person_id]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def sync_persons(
+        self, person_ids: list[str], *, force: bool = False
+    ) -> dict[str, dict[str, str] | Exception]:
+        """`sync_person` for several persons, their copies read and what was synced written in one command each; per
+        person, what was done per school, or why it failed (that person's note is then left as it was)."""
+        readers = await by_ids(self.directory.readers, person_ids)
+        synced = await by_ids(self.synced, person_ids)
+        outcomes: dict[str, dict[str, str] | Exception] = {}
+        writes: list[Any] = []
+        for person_id in person_ids:
+            before = synced.get(person_id, {}).get("schools", {})
+            after = dict(before)
+            try:
+                outcomes[person_id] = await self._sync(person_id, readers.get(person_id), before, after, force)
+            except PmbError as exc:
+                outcomes[person_id] = exc
+                continue
+            if after != before:
+                writes.append(
+                    ReplaceOne({"_id": person_id}, {"_id": person_id, "schools": after}, upsert=True)
+                    if after
+                    else DeleteOne({"_id": person_id})
+                )
+        if writes:
+            async with self.docstore.writing():
+                await self.synced.bulk_write(writes, ordered=False)
+        return outcomes
+
+    async def _sync(
+        self, person_id: str, reader: Doc | None, before: dict[str, str], after: dict[str, str], force: bool
+    ) -> dict[str, str]:
+        """One person's reader written to (or removed from) each school's PMB, `after` changed to what was written."""
         now = (reader or {}).get("ecoles", {})
-        after = dict(before)
         done: dict[str, str] = {}
         for uai in sorted(set(now) | set(before)):
             conn = await self.connections.get(uai)
@@ -162,12 +216,6 @@ class ReaderSync:
             else:
                 done[uai] = await self._remove(conn, person_id)
                 after.pop(uai, None)
-        if after != before:
-            async with self.docstore.writing():
-                if after:
-                    await self.synced.replace_one({"_id": person_id}, {"_id": person_id, "schools": after}, upsert=True)
-                else:
-                    await self.synced.delete_one({"_id": person_id})
         return done
 
     async def _data(self, reader: Doc, uai: str, conn: PmbConnection) -> Doc:
