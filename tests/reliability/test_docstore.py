@@ -132,3 +132,34 @@ async def test_replacing_by_id_keeps_what_mongodb_says_of_a_replacement(collecti
     # A filter of more than the `_id` still reads and compares (a guarded replacement).
     guarded = await collection.replace_one({"_id": "p2", "n": 99}, {"n": 7})
     assert guarded.matched_count == 0 and (await collection.find_one({"_id": "p2"}))["n"] == 2
+
+
+async def test_a_command_of_replacements_finds_what_it_replaces_together(collection: AsyncCollection) -> None:
+    """A command whose every statement replaces a document by its `_id` looks them all up in one query
+    (tools/docstore/patches/update-with-known-ids.patch): what is there is replaced, what is not is upserted or left,
+    whatever the ids are made of — and a command naming one `_id` twice still sees its own first write."""
+    from bson import ObjectId
+    from pymongo import ReplaceOne
+
+    oid = ObjectId()
+    odd = ['quote " and \\ backslash', "<tag>&amp;", "é\u00e8\u4e2d", "a\nline"]
+    await collection.insert_many([{"_id": i, "v": 0} for i in [*odd[:2], "there", oid]])
+    result = await collection.bulk_write(
+        [ReplaceOne({"_id": i}, {"v": 1}, upsert=True) for i in [*odd, "there", "new", oid]]
+        + [ReplaceOne({"_id": "absent"}, {"v": 1})],
+        ordered=False,
+    )
+    assert (result.matched_count, result.upserted_count) == (4, 3)
+    assert sorted(map(str, result.upserted_ids.values())) == sorted([odd[2], odd[3], "new"])
+    assert {str(d["_id"]): d["v"] async for d in collection.find({})} == {
+        **{i: 1 for i in odd},
+        "there": 1,
+        "new": 1,
+        str(oid): 1,
+    }
+    assert await collection.find_one({"_id": "absent"}) is None
+    twice = await collection.bulk_write(
+        [ReplaceOne({"_id": "fresh"}, {"v": 1}, upsert=True), ReplaceOne({"_id": "fresh"}, {"v": 2}, upsert=True)]
+    )
+    assert (twice.matched_count, twice.upserted_count) == (1, 1)
+    assert (await collection.find_one({"_id": "fresh"}))["v"] == 2

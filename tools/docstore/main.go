@@ -33,7 +33,6 @@ func main() {
 	// in the environment win over these flags.
 	gcPercent := flag.Int("gc-percent", -1, "Go GC target percentage (-1: collect only near -memory-limit)")
 	memoryLimit := flag.Int64("memory-limit-mb", 1024, "soft memory limit of the process, in MiB")
-	idIndexes := flag.Bool("id-indexes", true, "add the _id lookup index FerretDB v1's own _id index does not serve (see idindex.go)")
 	debugListen := flag.String("debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (off if empty)")
 	flag.Parse()
 
@@ -81,7 +80,7 @@ func main() {
 		Logger:    logger,
 		Handler:   "sqlite",
 		// Checkpoints off the write path: a write that crosses SQLite's automatic checkpoint threshold would copy
-		// the WAL into the database itself (tens of ms); keepIDIndexes checkpoints every second instead.
+		// the WAL into the database itself (tens of ms); keepFiles checkpoints every second instead.
 		SQLiteURL: "file:" + dir + "/?_pragma=synchronous(" + *synchronous + ")&_pragma=wal_autocheckpoint(0)",
 	})
 	if err != nil {
@@ -101,9 +100,7 @@ func main() {
 			}
 		}()
 	}
-	if *idIndexes {
-		go keepIDIndexes(ctx, dir, *synchronous, logger)
-	}
+	go keepFiles(ctx, dir, *synchronous, logger) // checkpoints (see housekeeping.go)
 	if err := f.Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "maille-docstore: %v\n", err)
 		os.Exit(1)
