@@ -94,9 +94,9 @@ Told = Annotated[Uses, part(Uses)]
 
 
 class Follower(Protocol):
-    """A service's copy of the directory, kept by its directory consumer."""
-
-    async def handle(self, event: Event) -> None: ...
+    """A service's copy of the directory, kept by its directory consumer: the events that arrived together handed over
+    together (an event the batch failed on is handed over again alone, as a batch of one — or to the follower's own
+    `handle(event)` when it has one)."""
 
     async def handle_many(self, events: list[Event]) -> None: ...
 
@@ -201,7 +201,7 @@ class Runtime:
             f"{self.spec.name}-directory",
             stream="IDENTITY",
             subjects=subjects,
-            handler=follower.handle,
+            handler=getattr(follower, "handle", None) or (lambda event: follower.handle_many([event])),
             batch_handler=follower.handle_many,
             wants=directory.keeping(kept),
         )

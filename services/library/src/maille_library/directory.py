@@ -65,10 +65,6 @@ class Directory:
         doc = await self.reader(person_id)
         return sorted((doc or {}).get("ecoles", {}))
 
-    async def handle(self, event: Event) -> None:
-        """One of identity's person events: the copy follows it."""
-        await self.handle_many([event])
-
     async def handle_many(self, events: list[Event]) -> None:
         """A batch of identity's person events: the readers written together (an import sends thousands), then the
         sync told of each change, in order."""

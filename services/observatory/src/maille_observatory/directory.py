@@ -110,9 +110,6 @@ class Directory:
     def school_type(self, uai: str) -> str:
         return str((self.schools.get(uai) or {}).get("type") or "AUTRE")
 
-    async def handle(self, event: Event) -> None:
-        await self.handle_many([event])
-
     async def handle_many(self, events: list[Event]) -> None:
         found = changes(events)
         for structure in found.structures:

@@ -43,9 +43,6 @@ class Directory:
     def __init__(self, repository: SupportRepository) -> None:
         self.repository = repository
 
-    async def handle(self, event: Event) -> None:
-        await self.handle_many([event])
-
     async def handle_many(self, events: list[Event]) -> None:
         found = changes(events)
         for structure in found.structures:

@@ -59,9 +59,6 @@ class Directory:
     def __init__(self, repository: TimelineRepository) -> None:
         self.repository = repository
 
-    async def handle(self, event: Event) -> None:
-        await self.handle_many([event])
-
     async def handle_many(self, events: list[Event]) -> None:
         """A batch of identity's events (an import sends thousands): the schools, then the persons written together,
         then the memberships that changed."""
