@@ -3,21 +3,33 @@ an open-loop load, and percentiles."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
-import platform
+import platform as host
+import shutil
 import statistics
+import subprocess
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from pymongo import MongoClient
 
+from maille_devstack.paths import bin_of
 from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
+
+ISSUER = "http://bench.invalid/realms/maille"
 
 
 def serve_jwks(jwks: dict) -> int:
@@ -46,79 +58,129 @@ def signing_key() -> tuple[RSAKey, str]:
     return key, f"http://127.0.0.1:{serve_jwks({'keys': [key.as_dict(private=False)]})}/jwks.json"
 
 
-def person_token(key: RSAKey, issuer: str, audiences: list[str], person: str, *roles: str) -> str:
-    """A bearer token of a signed-in person (`ent_id`), as the gateway would pass it on: signed by the bench's key,
-    valid two hours, with `roles` of the realm."""
+def bearer(key: RSAKey, audiences: list[str], subject: str, *roles: str, person: bool = True) -> str:
+    """A bearer token as Keycloak would sign it (here with the bench's key), valid two hours, with `roles` of the
+    realm: a signed-in person's (`ent_id`, through the portal), or with `person=False` a client's own (a vendor's
+    or an operator's tool, signing in with its credentials)."""
     now = int(time.time())
     claims = {
-        "iss": issuer,
+        "iss": ISSUER,
         "aud": audiences,
-        "sub": person,
-        "azp": "bench-portal",
+        "sub": subject,
+        "azp": "bench-portal" if person else subject,
         "exp": now + 7200,
         "iat": now,
-        "ent_id": person,
         "realm_access": {"roles": list(roles)},
+        **({"ent_id": subject} if person else {}),
     }
     return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
 
-def start_infrastructure(work: Path, parts: list) -> tuple[NatsServer, DocstoreServer]:
-    """NATS with JetStream and the docstore on free ports under `work`, each added to `parts` once started."""
-    nats = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=work / "log")
-    nats.start()
-    parts.append(nats)
-    store = DocstoreServer(port=free_port(), data_dir=work / "docstore", log_dir=work / "log")
-    store.start()
-    parts.append(store)
-    return nats, store
+@dataclass
+class Platform:
+    """What a benchmark runs on: NATS with JetStream and the docstore under `work`, the bench's key that signs the
+    tokens its services trust (served as `jwks`); whatever it starts through `started` is stopped, the last first,
+    when `platform()` is left."""
+
+    work: Path
+    key: RSAKey
+    jwks: str
+    nats: NatsServer
+    store: DocstoreServer
+    parts: list[Any]
+
+    @property
+    def logs(self) -> Path:
+        return self.work / "log"
+
+    def started(self, part: P) -> P:
+        """`part` started, and stopped with the rest."""
+        part.start()
+        self.parts.append(part)
+        return part
+
+    def service(self, name: str, **more: str) -> ServiceProcess:
+        """Service `name` on NATS and the docstore, trusting the bench's tokens, quiet in its log; `more` its other
+        settings (`gar_url="…"` is `MAILLE_<NAME>_GAR_URL`)."""
+        env = {"NATS_URL": self.nats.url, "MONGODB_URL": self.store.url, "LOG_LEVEL": "WARNING"}
+        if name != "identity":
+            env |= {"AUTH_ISSUER": ISSUER, "AUTH_JWKS_URL": self.jwks}
+        env |= {key.upper(): value for key, value in more.items()}
+        prefix = f"MAILLE_{name.upper()}_"
+        return self.started(
+            ServiceProcess(name, port=free_port(), log_dir=self.logs, env={prefix + k: v for k, v in env.items()})
+        )
+
+    def school(self, persons: int, tenant: str) -> tuple[ServiceProcess, list[dict[str, Any]]]:
+        """Identity started, and a synthetic AAF feed of one school of `persons` imported by it (`import-aaf`, as an
+        operator runs it): identity, and the persons as it stores them."""
+        identity = self.service("identity", tenant=tenant)
+        cli, feed = str(bin_of("maille-identity")), self.work / "feed"
+        generate = [cli, "generate-aaf", str(feed), "--persons", str(persons), "--schools", "1"]
+        subprocess.run(generate, check=True, capture_output=True)
+        settings = {"NATS_URL": self.nats.url, "MONGODB_URL": self.store.url, "TENANT": tenant, "LOG_LEVEL": "WARNING"}
+        env = os.environ | {f"MAILLE_IDENTITY_{k}": v for k, v in settings.items()}
+        imported = [cli, "import-aaf", str(feed), "--report", str(self.work / "report.txt")]
+        done = subprocess.run(imported, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(done.stdout + done.stderr)
+        with MongoClient(self.store.url) as client:
+            return identity, list(client["maille_identity"]["persons"].find({}))
+
+    def gateway(
+        self, service: str, url: str, *, more_routes: dict[str, str] | None = None, **more: str
+    ) -> ServiceProcess:
+        """The gateway in front of one service (and `more_routes`), its rate limits lifted (the bench measures the
+        service, not them)."""
+        limits = {"rate_client": "1000000", "rate_person": "1000000", "rate_new_tokens": "1000000"}
+        return self.service("gateway", routes=json.dumps({service: url, **(more_routes or {})}), **limits, **more)
 
 
-def start_service(
-    name: str, *, nats: NatsServer, store: DocstoreServer, issuer: str, jwks: str, logs: Path, parts: list, **more: str
-) -> ServiceProcess:
-    """Service `name` on NATS and the docstore, trusting the bench's tokens, quiet in its log; `more` its other
-    settings (`gar_url="…"` is `MAILLE_<NAME>_GAR_URL`). Added to `parts` once started."""
-    prefix = f"MAILLE_{name.upper()}_"
-    env = {"NATS_URL": nats.url, "MONGODB_URL": store.url, "AUTH_ISSUER": issuer, "AUTH_JWKS_URL": jwks}
-    env |= {"LOG_LEVEL": "WARNING"} | {key.upper(): value for key, value in more.items()}
-    service = ServiceProcess(name, port=free_port(), log_dir=logs, env={prefix + k: v for k, v in env.items()})
-    service.start()
-    parts.append(service)
-    return service
+P = TypeVar("P", bound="Startable")
 
 
-def start_gateway(
-    service: str,
-    url: str,
-    *,
-    nats: NatsServer,
-    issuer: str,
-    jwks: str,
-    logs: Path,
-    parts: list,
-    more_routes: dict[str, str] | None = None,
-) -> ServiceProcess:
-    """The gateway in front of one service (and `more_routes`), its rate limits lifted (the bench measures the
-    service, not them)."""
-    gateway = ServiceProcess(
-        "gateway",
-        port=free_port(),
-        log_dir=logs,
-        env={
-            "MAILLE_GATEWAY_NATS_URL": nats.url,
-            "MAILLE_GATEWAY_ROUTES": json.dumps({service: url, **(more_routes or {})}),
-            "MAILLE_GATEWAY_AUTH_ISSUER": issuer,
-            "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
-            "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
-            "MAILLE_GATEWAY_RATE_PERSON": "1000000",
-            "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
-            "MAILLE_GATEWAY_LOG_LEVEL": "WARNING",
-        },
-    )
-    gateway.start()
-    parts.append(gateway)
-    return gateway
+class Startable(Protocol):
+    def start(self) -> object: ...
+
+    def stop(self) -> object: ...
+
+
+@contextmanager
+def platform(name: str) -> Iterator[Platform]:
+    """NATS and the docstore started on free ports in a new folder for benchmark `name`, with the bench's key."""
+    work = Path(tempfile.mkdtemp(prefix=f"maille-bench-{name}-"))
+    key, jwks = signing_key()
+    parts: list[Any] = []
+    try:
+        nats = NatsServer(port=free_port(), store_dir=work / "nats", log_dir=work / "log")
+        nats.start()
+        parts.append(nats)
+        store = DocstoreServer(port=free_port(), data_dir=work / "docstore", log_dir=work / "log")
+        store.start()
+        parts.append(store)
+        yield Platform(work, key, jwks, nats, store, parts)
+    finally:
+        for part in reversed(parts):
+            part.stop()
+        for made in work.iterdir():  # the data (hundreds of MB at times) is not kept, the logs are
+            if made.is_dir() and made.name != "log":
+                shutil.rmtree(made, ignore_errors=True)
+            elif made.is_file():
+                made.unlink()
+
+
+def arguments(doc: str | None, **options: Any) -> argparse.Namespace:
+    """The benchmark's command line, described by its `doc`: an option `--an-option` for each keyword `an_option`,
+    given its default (the option takes values of the default's type; `False`, a flag) or (default, help)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, option in options.items():
+        default, explained = option if isinstance(option, tuple) else (option, None)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=explained)
+        else:
+            parser.add_argument(flag, type=str if default is None else type(default), default=default, help=explained)
+    return parser.parse_args()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -169,13 +231,7 @@ async def paced(
 
 def machine() -> str:
     """The line each benchmark ends its figures with: which machine, how many cores."""
-    return f"machine: {platform.node()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores"
-
-
-def stop_all(parts: list) -> None:
-    """Stop what a benchmark started, the last started first."""
-    for part in reversed(parts):
-        part.stop()
+    return f"machine: {host.node()} {host.machine()}, {len(os.sched_getaffinity(0))} cores"
 
 
 def cpu_seconds(pid: int) -> float:

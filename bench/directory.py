@@ -11,7 +11,6 @@ ports unless `--mongodb` / `--nats` point at running ones (e.g. those of `make r
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -25,6 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
+from common import arguments
 from maille_devstack.processes import DocstoreServer, NatsServer, free_port
 from maille_identity.directory.synthetic import generate
 from maille_identity.events import STREAM
@@ -58,13 +58,8 @@ async def events_in_jetstream(url: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # The generator's target: siblings share parents, so 106,500 asked gives 99,977 persons (100,000 of the goal).
-    parser.add_argument("--persons", type=int, default=106_500)
-    parser.add_argument("--schools", type=int, default=60)
-    parser.add_argument("--mongodb")
-    parser.add_argument("--nats")
-    args = parser.parse_args()
+    args = arguments(__doc__, persons=106_500, schools=60, mongodb=None, nats=None)
     workdir = Path(tempfile.mkdtemp(prefix="maille-bench-directory-"))
     servers = []
     if args.nats is None:

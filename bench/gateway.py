@@ -16,7 +16,6 @@ rounds, and what one scrape costs a worker is measured after them; `--no-metrics
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -33,7 +32,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from common import children, cpu_seconds, scrape_cost
+from common import arguments, children, cpu_seconds, scrape_cost
 from maille_devstack.processes import NatsServer, Process, free_port
 from maille_kit.auth import TokenVerifier
 
@@ -167,15 +166,14 @@ def scrape_figures(workers: list[int], metrics_port: int, busy: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=2, help="gateway processes, and nginx workers")
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of nginx and the gateway (medians)")
-    parser.add_argument(
-        "--no-metrics", action="store_true", help="the gateway's /metrics off (to compare: the figures with them on)"
+    args = arguments(
+        __doc__,
+        workers=(2, "gateway processes, and nginx workers"),
+        seconds=10,
+        connections=64,
+        rounds=(3, "alternating rounds of nginx and the gateway (medians)"),
+        no_metrics=(False, "the gateway's /metrics off (to compare: the figures with them on)"),
     )
-    args = parser.parse_args()
     if not NGINX.exists() or not WRK.exists():
         sys.exit("nginx and wrk are missing: run `make bench-tools` (Debian packages unpacked into .cache/debs)")
     work = Path(tempfile.mkdtemp(prefix="maille-bench-gateway-"))

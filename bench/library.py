@@ -16,21 +16,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from common import machine, paced, pct, signing_key, start_gateway, start_infrastructure, start_service, stop_all
+from common import arguments, bearer, machine, paced, pct, platform
 from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.processes import PmbPeerProcess, free_port
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 
-ISSUER = "http://bench.invalid/realms/maille"
 SCHOOLS = ("0750001A", "0750002B", "0750003C")
 WORDS = [
     "prince",
@@ -53,19 +49,8 @@ WORDS = [
 ]
 
 
-def token(key: RSAKey, subject: str, *, roles: tuple[str, ...] = (), person: bool = True) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": ["maille", "maille-library"],
-        "sub": subject,
-        "azp": "bench-portal",
-        "exp": now + 7200,
-        "iat": now,
-        "realm_access": {"roles": list(roles)},
-        **({"ent_id": subject} if person else {}),
-    }
-    return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+def token(key: RSAKey, subject: str, *roles: str, person: bool = True) -> str:
+    return bearer(key, ["maille", "maille-library"], subject, *roles, person=person)
 
 
 async def person_created(bus: Bus, person: pb.Person) -> None:
@@ -85,7 +70,7 @@ async def load(
     gateway: str, library_url: str, nats_url: str, key: RSAKey, pmb_url: str, args: argparse.Namespace
 ) -> dict:
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
-        operator = {"authorization": token(key, "bench-operator", roles=("operator",), person=False)}
+        operator = {"authorization": token(key, "bench-operator", "operator", person=False)}
         for uai in SCHOOLS:
             answer = await client.put(
                 f"/api/library/v1/operator/schools/{uai}/pmb",
@@ -186,44 +171,36 @@ async def load(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=30, help="searches per second")
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--persons", type=int, default=200)
-    parser.add_argument("--records", type=int, default=2000, help="records in each school's catalogue")
-    parser.add_argument("--sync", type=int, default=10_000, help="pupils whose PMB readers are synced")
-    parser.add_argument("--sync-concurrency", type=int, default=16, help="MAILLE_LIBRARY_SYNC_CONCURRENCY")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="maille-bench-library-"))
-    logs = work / "log"
-    key, jwks = signing_key()
-    parts = []
-    try:
-        nats, store = start_infrastructure(work, parts)
-        pmb = PmbPeerProcess(
-            port=free_port(),
-            databases=[f"cdi{uai}" for uai in SCHOOLS],
-            log_dir=logs,
-            delay_ms=50,
-            jitter_ms=50,
-            records=args.records,
+    args = arguments(
+        __doc__,
+        rate=(30.0, "searches per second"),
+        seconds=20.0,
+        persons=200,
+        records=(2000, "records in each school's catalogue"),
+        sync=(10_000, "pupils whose PMB readers are synced"),
+        sync_concurrency=(16, "MAILLE_LIBRARY_SYNC_CONCURRENCY"),
+    )
+    with platform("library") as bench:
+        pmb = bench.started(
+            PmbPeerProcess(
+                port=free_port(),
+                databases=[f"cdi{uai}" for uai in SCHOOLS],
+                log_dir=bench.logs,
+                delay_ms=50,
+                jitter_ms=50,
+                records=args.records,
+            )
         )
-        pmb.start()
-        parts.append(pmb)
-        library = start_service(
+        library = bench.service(
             "library",
-            nats=nats,
-            store=store,
-            issuer=ISSUER,
-            jwks=jwks,
-            logs=logs,
-            parts=parts,
             search_cache_seconds="0",
             sync_concurrency=str(args.sync_concurrency),
             connection_cache_seconds="1",
         )
-        gateway = start_gateway("library", library.url, nats=nats, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts)
-        r = asyncio.run(load(gateway.url, library.url, nats.url, key, f"http://127.0.0.1:{pmb.port}/pmb", args))
+        gateway = bench.gateway("library", library.url)
+        r = asyncio.run(
+            load(gateway.url, library.url, bench.nats.url, bench.key, f"http://127.0.0.1:{pmb.port}/pmb", args)
+        )
         lat = r["latencies"]
         print(
             f"search across {len(SCHOOLS)} schools' PMBs (each answering in 50-100 ms; {args.records} records each), "
@@ -241,8 +218,6 @@ def main() -> None:
             f"{args.sync_concurrency} at once)"
         )
         print(machine())
-    finally:
-        stop_all(parts)
 
 
 if __name__ == "__main__":

@@ -21,22 +21,18 @@ import asyncio
 import gc
 import random
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from common import machine, pct, signing_key, start_gateway, start_infrastructure, start_service, stop_all
+from common import arguments, bearer, machine, pct, platform
 from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.pki import make_pki
 from maille_devstack.processes import Process, free_port
 from maille_kit.bus import Bus, Stream
 from maille_kit.events import make_envelope
 
-ISSUER = "http://bench.invalid/realms/maille"
 CONCEPT = "http://data.education.fr/voc/scolomfr/concept/"
 LEVELS = ["6e", "5e", "4e", "3e"]
 DOMAINS = ["mathématiques", "français", "histoire-géographie", "anglais", "physique-chimie"]
@@ -46,20 +42,8 @@ def uai(n: int) -> str:
     return f"{750000 + n:07d}{'ABCDEFGHJKLMNPRSTUVWXYZ'[(750000 + n) % 23]}"
 
 
-def token(key: RSAKey, *, subject: str, ent_id: str | None = None, roles: tuple[str, ...] = ()) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": ["maille", "maille-catalog"],
-        "sub": subject,
-        "azp": subject if not ent_id else "bench-portal",
-        "exp": now + 7200,
-        "iat": now,
-        "realm_access": {"roles": list(roles)},
-    }
-    if ent_id:
-        claims["ent_id"] = ent_id
-    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+def token(key: RSAKey, subject: str, *roles: str, person: bool = True) -> str:
+    return bearer(key, ["maille", "maille-catalog"], subject, *roles, person=person)
 
 
 def resource(n: int) -> dict:
@@ -160,7 +144,7 @@ async def publish_directory(nats_url: str, args: argparse.Namespace) -> None:
 
 
 async def seed(catalog: str, key: RSAKey, args: argparse.Namespace) -> tuple[int, float]:
-    vendors = [{"authorization": f"Bearer {token(key, subject=f'vendor-{v}', roles=('vendor',))}"} for v in range(10)]
+    vendors = [{"authorization": token(key, f"vendor-{v}", "vendor", person=False)} for v in range(10)]
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=catalog, timeout=600) as client:
         per_vendor: dict[int, list[dict]] = {}
@@ -253,9 +237,7 @@ async def paced(
 async def load(gateway: str, catalog: str, key: RSAKey, args: argparse.Namespace) -> dict[str, object]:
     """Every person's first request (their list computed) at `--first-rate`; then `--rate` for `--seconds` over
     all of them while a vendor changes one of its resources every 2 s (the lists holding it are computed again)."""
-    tokens = [
-        f"Bearer {token(key, subject=f'teacher-{p:05d}', ent_id=f'teacher-{p:05d}')}" for p in range(args.persons)
-    ]
+    tokens = [token(key, f"teacher-{p:05d}") for p in range(args.persons)]
     rng = random.Random(11)
     order = list(range(args.persons))
     rng.shuffle(order)
@@ -268,7 +250,7 @@ async def load(gateway: str, catalog: str, key: RSAKey, args: argparse.Namespace
     start = time.perf_counter() + 0.5
     first, first_failed = await paced(clients, tokens, [(start + i / args.first_rate, p) for i, p in enumerate(order)])
 
-    vendor = {"authorization": f"Bearer {token(key, subject='vendor-3', roles=('vendor',))}"}
+    vendor = {"authorization": token(key, "vendor-3", "vendor", person=False)}
     changes = 0
     stop = asyncio.Event()
 
@@ -307,7 +289,7 @@ async def load(gateway: str, catalog: str, key: RSAKey, args: argparse.Namespace
 
 
 async def assign(gateway: str, key: RSAKey, args: argparse.Namespace) -> list[float]:
-    head = {"authorization": f"Bearer {token(key, subject='head-0', ent_id='head-0')}"}
+    head = {"authorization": token(key, "head-0")}
     base = f"/api/catalog/v1/schools/{uai(0)}/subscriptions/ABO-99999/assignments"
     pupils = [f"pupil-{p:05d}" for p in range(args.licences)]
     times = []
@@ -323,57 +305,46 @@ async def assign(gateway: str, key: RSAKey, args: argparse.Namespace) -> list[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--schools", type=int, default=300)
-    parser.add_argument("--resources", type=int, default=5000)
-    parser.add_argument("--subscriptions", type=int, default=2000)
-    parser.add_argument("--persons", type=int, default=1000, help="benched persons, each a teacher in two schools")
-    parser.add_argument("--rate", type=float, default=200)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument(
-        "--first-rate", type=float, default=50, help="rate of the persons' first requests (their lists computed)"
+    args = arguments(
+        __doc__,
+        schools=300,
+        resources=5000,
+        subscriptions=2000,
+        persons=(1000, "benched persons, each a teacher in two schools"),
+        rate=200.0,
+        seconds=30.0,
+        first_rate=(50.0, "rate of the persons' first requests (their lists computed)"),
+        gar_ms=20,
+        licences=1000,
     )
-    parser.add_argument("--gar-ms", type=int, default=20)
-    parser.add_argument("--licences", type=int, default=1000)
-    args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="maille-bench-mediacentre-"))
-    logs = work / "log"
-    key, jwks = signing_key()
-    pki = make_pki(work / "pki")
-    parts = []
-    try:
-        nats, store = start_infrastructure(work, parts)
+    with platform("mediacentre") as bench:
+        pki = make_pki(bench.work / "pki")
         gar_port = free_port()
-        gar = Process(
-            "gar",
-            [sys.executable, "-m", "gar.resources"],
-            logs / "gar.log",
-            env={
-                "PEER_RESOURCES_PORT": str(gar_port),
-                "PEER_TLS_CERT": str(pki.server_cert),
-                "PEER_TLS_KEY": str(pki.server_key),
-                "PEER_TLS_CA": str(pki.ca),
-                "PEER_DELAY_MS": str(args.gar_ms),
-            },
+        bench.started(
+            Process(
+                "gar",
+                [sys.executable, "-m", "gar.resources"],
+                bench.logs / "gar.log",
+                env={
+                    "PEER_RESOURCES_PORT": str(gar_port),
+                    "PEER_TLS_CERT": str(pki.server_cert),
+                    "PEER_TLS_KEY": str(pki.server_key),
+                    "PEER_TLS_CA": str(pki.ca),
+                    "PEER_DELAY_MS": str(args.gar_ms),
+                },
+            )
         )
-        gar.start()
-        parts.append(gar)
-        asyncio.run(publish_directory(nats.url, args))
-        catalog = start_service(
+        asyncio.run(publish_directory(bench.nats.url, args))
+        catalog = bench.service(
             "catalog",
-            nats=nats,
-            store=store,
-            issuer=ISSUER,
-            jwks=jwks,
-            logs=logs,
-            parts=parts,
             gar_url=f"https://localhost:{gar_port}",
             gar_client_cert=str(pki.client_cert),
             gar_client_key=str(pki.client_key),
             gar_ca_file=str(pki.ca),
         )
-        gateway = start_gateway("catalog", catalog.url, nats=nats, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts)
+        gateway = bench.gateway("catalog", catalog.url)
+        key, store = bench.key, bench.store
 
         count, took = asyncio.run(seed(catalog.url, key, args))
         print(
@@ -408,8 +379,6 @@ def main() -> None:
             + ", ".join(f"{t * 1000:.0f} ms" for t in times)
         )
         print(machine())
-    finally:
-        stop_all(parts)
 
 
 if __name__ == "__main__":

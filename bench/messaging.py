@@ -28,8 +28,6 @@ import asyncio
 import gc
 import os
 import random
-import subprocess
-import tempfile
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -39,63 +37,33 @@ import httpx
 from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 
-from common import (
-    machine,
-    paced,
-    pct,
-    person_token,
-    scrape_cost,
-    signing_key,
-    start_gateway,
-    start_infrastructure,
-    start_service,
-    stop_all,
-)
-from maille_devstack.paths import bin_of
-from maille_devstack.processes import DocstoreServer, ServiceProcess, free_port
+from common import arguments, bearer, machine, paced, pct, platform, scrape_cost
+from maille_devstack.processes import DocstoreServer
 from maille_messaging.bodies import words
 from maille_messaging.schemas import new_message_id
 from maille_messaging.sending import listing_line, search_key
 
-ISSUER = "http://bench.invalid/realms/maille"
 TENANT = "ac-bench"
 
 
 def token(key: RSAKey, person: str) -> str:
-    return person_token(key, ISSUER, ["maille", "maille-messaging"], person)
+    return bearer(key, ["maille", "maille-messaging"], person)
 
 
-def directory(store: DocstoreServer, env: dict[str, str], work: Path, persons: int) -> dict:
-    """Import a synthetic AAF feed of one school into identity; who is who, read from its database."""
-    identity = str(bin_of("maille-identity"))
-    subprocess.run(
-        [identity, "generate-aaf", str(work / "feed"), "--persons", str(persons), "--schools", "1"],
-        check=True,
-        capture_output=True,
-    )
-    started = time.perf_counter()
-    done = subprocess.run(
-        [identity, "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise SystemExit(done.stdout + done.stderr)
-    print(f"directory imported ({persons} persons) in {time.perf_counter() - started:.1f} s")
+def directory(everyone: list[dict]) -> dict:
+    """Who is who in the school identity imported: each class's pupils, each teacher's classes, everyone's name."""
     classes: dict[str, list[str]] = defaultdict(list)
     teachers: dict[str, list[str]] = {}
     names: dict[str, str] = {}
     uai = ""
-    with MongoClient(store.url) as client:
-        for doc in client["maille_identity"]["persons"].find({}):
-            names[doc["_id"]] = f"{doc.get('first_name', '')} {doc.get('last_name', '')}"
-            if doc.get("kind") == "pupil":
-                uai = doc["profiles"][0]["structure"]
-                for cls in doc.get("classes", []):
-                    classes[cls].append(doc["_id"])
-            elif any(p["code"] == "National_ENS" for p in doc.get("profiles", [])) and doc.get("classes"):
-                teachers[doc["_id"]] = list(doc["classes"])
+    for doc in everyone:
+        names[doc["_id"]] = f"{doc.get('first_name', '')} {doc.get('last_name', '')}"
+        if doc.get("kind") == "pupil":
+            uai = doc["profiles"][0]["structure"]
+            for cls in doc.get("classes", []):
+                classes[cls].append(doc["_id"])
+        elif any(p["code"] == "National_ENS" for p in doc.get("profiles", [])) and doc.get("classes"):
+            teachers[doc["_id"]] = list(doc["classes"])
     return {"classes": dict(classes), "teachers": teachers, "names": names, "uai": uai}
 
 
@@ -370,51 +338,33 @@ async def load(gateway: str, key: RSAKey, people: dict, args: argparse.Namespace
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--persons", type=int, default=4000, help="persons of the school's AAF feed (about 1,500 pupils)"
+    args = arguments(
+        __doc__,
+        persons=(4000, "persons of the school's AAF feed (about 1,500 pupils)"),
+        messages=100_000,
+        inbox=(2000, "of them in the benched teacher's inbox"),
+        page_rate=100.0,
+        cold=(600, "pupils whose inbox is read once, cold"),
+        cold_rate=30.0,
+        class_rate=10.0,
+        send_rate=300.0,
+        seconds=20.0,
+        connections=(256, "connections the load is spread over (a request goes on any free one)"),
     )
-    parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument("--inbox", type=int, default=2000, help="of them in the benched teacher's inbox")
-    parser.add_argument("--page-rate", type=float, default=100)
-    parser.add_argument("--cold", type=int, default=600, help="pupils whose inbox is read once, cold")
-    parser.add_argument("--cold-rate", type=float, default=30)
-    parser.add_argument("--class-rate", type=float, default=10)
-    parser.add_argument("--send-rate", type=float, default=300)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument(
-        "--connections",
-        type=int,
-        default=256,
-        help="connections the load is spread over (a request goes on any free one)",
-    )
-    args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="maille-bench-messaging-"))
-    logs = work / "log"
-    key, jwks = signing_key()
-    parts = []
-    try:
-        nats, store = start_infrastructure(work, parts)
-        identity_env = {
-            "MAILLE_IDENTITY_NATS_URL": nats.url,
-            "MAILLE_IDENTITY_MONGODB_URL": store.url,
-            "MAILLE_IDENTITY_TENANT": TENANT,
-            "MAILLE_IDENTITY_LOG_LEVEL": "WARNING",
-        }
-        identity = ServiceProcess("identity", port=free_port(), log_dir=logs, env=identity_env)
-        identity.start()
-        parts.append(identity)
-        people = directory(store, identity_env, work, args.persons)
+    with platform("messaging") as bench:
+        started = time.perf_counter()
+        identity, everyone = bench.school(args.persons, TENANT)
+        print(f"directory imported ({args.persons} persons) in {time.perf_counter() - started:.1f} s")
+        people = directory(everyone)
+        key, store, nats = bench.key, bench.store, bench.nats
         people["reader"] = max(
             people["teachers"], key=lambda t: sum(len(people["classes"].get(c, [])) for c in people["teachers"][t])
         )
         took = seed(store, people, args)
         print(f"seeded {args.messages} messages ({args.inbox} in the benched teacher's inbox) in {took:.1f} s")
-        messaging = start_service(
-            "messaging", nats=nats, store=store, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts, tenant=TENANT
-        )
-        gateway = start_gateway("messaging", messaging.url, nats=nats, issuer=ISSUER, jwks=jwks, logs=logs, parts=parts)
+        messaging = bench.service("messaging", tenant=TENANT)
+        gateway = bench.gateway("messaging", messaging.url)
 
         cpu = Cpu(
             {
@@ -465,8 +415,6 @@ def main() -> None:
         for error in r["errors"]:
             print(f"  failed: {error}")
         print(machine())
-    finally:
-        stop_all(parts)
 
 
 if __name__ == "__main__":

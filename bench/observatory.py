@@ -21,30 +21,17 @@ kind, vendor and wait, and its sketches of distinct persons per profile, service
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
-import tempfile
 import time
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 from joserfc.jwk import RSAKey
 from pymongo import InsertOne, MongoClient
 
-from common import (
-    machine,
-    paced,
-    pct,
-    person_token,
-    signing_key,
-    start_gateway,
-    start_infrastructure,
-    start_service,
-    stop_all,
-)
+from common import arguments, bearer, machine, paced, pct, platform
 from maille.observatory.v1 import usage_pb2 as pb
 from maille_contracts import USE_RECORDED
 from maille_kit.bus import Bus
@@ -57,7 +44,6 @@ from maille_observatory.rollups import (
     school_year_of,
 )
 
-ISSUER = "http://bench.invalid/realms/maille"
 KEY = "bench-usage-key"
 RECTORAT = "rectorat-bench"
 PROFILES = [
@@ -73,7 +59,7 @@ CATEGORIES = ["account", "resource", "mail", "library", "equipment", "classroom"
 
 
 def token(key: RSAKey, person: str, *roles: str) -> str:
-    return person_token(key, ISSUER, ["maille", "maille-observatory"], person, *roles)
+    return bearer(key, ["maille", "maille-observatory"], person, *roles)
 
 
 def uai(n: int) -> str:
@@ -286,20 +272,11 @@ async def dashboards(gateway: str, calls: int, rate: float, scope: str, who: str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--schools", type=int, default=300)
-    parser.add_argument("--persons", type=int, default=600_000)
-    parser.add_argument("--uses", type=int, default=1_200_000)
-    parser.add_argument("--calls", type=int, default=600)
-    parser.add_argument("--rate", type=float, default=20)
-    args = parser.parse_args()
+    args = arguments(__doc__, schools=300, persons=600_000, uses=1_200_000, calls=600, rate=20.0)
     rng = random.Random(7)
     schools = [uai(n) for n in range(args.schools)]
-    parts: list = []
-    work = Path(tempfile.mkdtemp(prefix="maille-bench-observatory-"))
-    try:
-        nats, store = start_infrastructure(work, parts)
-        key, jwks = signing_key()
+    with platform("observatory") as bench:
+        key, store, nats = bench.key, bench.store, bench.nats
         t = time.perf_counter()
         with MongoClient(store.url) as client:
             seeded = seed(client["maille_observatory"], schools, args.persons, rng)
@@ -311,13 +288,9 @@ def main() -> None:
         envelopes, exact = made_uses(schools, args.persons, args.uses, rng)
         print(f"made {args.uses} uses in {len(envelopes)} events ({time.perf_counter() - t:.0f} s, before the clock)")
         t = time.perf_counter()
-        observatory = start_service(
-            "observatory", nats=nats, store=store, issuer=ISSUER, jwks=jwks, logs=work / "log", parts=parts
-        )
+        observatory = bench.service("observatory")
         started = time.perf_counter() - t
-        gateway = start_gateway(
-            "observatory", observatory.url, nats=nats, issuer=ISSUER, jwks=jwks, logs=work / "log", parts=parts
-        )
+        gateway = bench.gateway("observatory", observatory.url)
         print(f"observatory ready in {started:.1f} s (its directory of {args.persons} persons read)")
         operator = token(key, "ops-bench", "operator")
         flow = asyncio.run(ingest(nats.url, envelopes, observatory.url, operator, args.uses))
@@ -354,8 +327,6 @@ def main() -> None:
                 f"p99 {pct(latencies, 99):.1f} ms, {failed} failed"
             )
         print(machine())
-    finally:
-        stop_all(parts)
 
 
 if __name__ == "__main__":

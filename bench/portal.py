@@ -13,7 +13,6 @@ Run: .venv/bin/python bench/portal.py [--signins 20] [--pages 20]
 
 from __future__ import annotations
 
-import argparse
 import re
 import statistics
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, pct  # noqa: E402
+from common import arguments, machine, pct  # noqa: E402
 from maille_devstack.started import CHROMIUM, CHROMIUM_ARGS, devstack  # noqa: E402
 
 
@@ -85,10 +84,7 @@ def lighthouse(url: str, cookies: str, out: Path) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--signins", type=int, default=20)
-    parser.add_argument("--pages", type=int, default=20)
-    args = parser.parse_args()
+    args = arguments(__doc__, signins=20, pages=20)
     with devstack(Path(tempfile.mkdtemp(prefix="maille-bench-portal-")) / "var") as stack:
         gateway = stack.gateway
         with sync_playwright() as playwright:

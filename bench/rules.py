@@ -9,7 +9,6 @@ from another process's connection, each naming a sender and 5 recipients of the 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import platform
@@ -25,6 +24,7 @@ from pathlib import Path
 import nats
 from pymongo import MongoClient
 
+from common import arguments
 from maille.identity.v1 import rules_pb2 as pb
 from maille_devstack.processes import DocstoreServer, NatsServer, ServiceProcess, free_port
 from maille_identity.directory.synthetic import generate
@@ -61,12 +61,7 @@ async def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=20_000)
-    parser.add_argument("--schools", type=int, default=12)
-    parser.add_argument("--rate", type=int, default=500)
-    parser.add_argument("--seconds", type=int, default=10)
-    args = parser.parse_args()
+    args = arguments(__doc__, persons=20_000, schools=12, rate=500, seconds=10)
     workdir = Path(tempfile.mkdtemp(prefix="maille-bench-rules-"))
     natsd = NatsServer(port=free_port(), store_dir=workdir / "nats", log_dir=workdir / "log")
     store = DocstoreServer(port=free_port(), data_dir=workdir / "docstore", log_dir=workdir / "log")

@@ -21,7 +21,6 @@ Results go to bench/RESULTS.md by hand; the raw figures to .cache/soak/result.js
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -44,7 +43,7 @@ from maille_devstack.processes import free_port
 from maille_devstack.stack import Ports, state_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import pct  # noqa: E402
+from common import arguments, pct  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".cache" / "soak"
@@ -180,14 +179,15 @@ def cpu_during(pids: dict[str, int], work) -> tuple[object, dict[str, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=30)
-    parser.add_argument("--rate", type=float, default=12, help="API requests a second")
-    parser.add_argument("--signins", type=float, default=6, help="sign-ins a minute")
-    parser.add_argument("--persons", type=int, default=20000)
-    parser.add_argument("--import-every", type=float, default=5, help="minutes between delta imports")
-    parser.add_argument("--users", type=int, default=24, help="people signed in at once")
-    args = parser.parse_args()
+    args = arguments(
+        __doc__,
+        minutes=30.0,
+        rate=(12.0, "API requests a second"),
+        signins=(6.0, "sign-ins a minute"),
+        persons=20_000,
+        import_every=(5.0, "minutes between delta imports"),
+        users=(24, "people signed in at once"),
+    )
     if not NGINX.exists():
         sys.exit("nginx is missing: run `make bench-tools`")
     shutil.rmtree(WORK, ignore_errors=True)

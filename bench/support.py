@@ -22,10 +22,8 @@ Redmine (the devstack's instance). Then:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,21 +33,10 @@ import httpx
 from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 
-from common import (
-    machine,
-    paced,
-    pct,
-    person_token,
-    signing_key,
-    start_gateway,
-    start_infrastructure,
-    start_service,
-    stop_all,
-)
+from common import arguments, bearer, machine, paced, pct, platform
 from maille_devstack.processes import RedmineServer, free_port
 from maille_support.requests import stamp
 
-ISSUER = "http://bench.invalid/realms/maille"
 AGENT, OPERATOR = "agent-academie", "ops-bench"
 CATEGORIES = ["account", "resource", "mail", "library", "equipment", "classroom", "other"]
 WORDS = (
@@ -69,7 +56,7 @@ TYPED = [
 
 
 def token(key: RSAKey, person: str, *roles: str) -> str:
-    return person_token(key, ISSUER, ["maille", "maille-support", "maille-timeline"], person, *roles)
+    return bearer(key, ["maille", "maille-support", "maille-timeline"], person, *roles)
 
 
 def uai(n: int) -> str:
@@ -323,70 +310,38 @@ async def trips(gateway: str, key: RSAKey, redmine: RedmineServer, count: int) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=50_000)
-    parser.add_argument("--schools", type=int, default=300)
-    parser.add_argument("--articles", type=int, default=2000)
-    parser.add_argument("--rate", type=float, default=100)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--opening", type=float, default=5, help="new requests opened per second beside the load")
-    parser.add_argument("--trips", type=int, default=5)
-    parser.add_argument("--poll", type=float, default=10)
-    args = parser.parse_args()
+    args = arguments(
+        __doc__,
+        requests=50_000,
+        schools=300,
+        articles=2000,
+        rate=100.0,
+        seconds=30.0,
+        opening=(5.0, "new requests opened per second beside the load"),
+        trips=5,
+        poll=10.0,
+    )
 
-    work = Path(tempfile.mkdtemp(prefix="maille-bench-support-"))
-    logs = work / "log"
-    key, jwks = signing_key()
-    parts: list = []
-    try:
-        nats, store = start_infrastructure(work, parts)
+    with platform("support") as bench:
         redmine = None
         if args.trips:
-            redmine = RedmineServer(port=free_port(), data_dir=work / "redmine", log_dir=logs)
-            redmine.start()
-            parts.append(redmine)
-        took_requests, took_articles = seed(store.url, args.requests, args.schools, args.articles)
+            redmine = bench.started(
+                RedmineServer(port=free_port(), data_dir=bench.work / "redmine", log_dir=bench.logs)
+            )
+        took_requests, took_articles = seed(bench.store.url, args.requests, args.schools, args.articles)
         print(
             f"seeded: {args.requests} requests of {args.schools} schools in {took_requests:.1f} s, "
             f"{args.articles} articles in {took_articles:.1f} s"
         )
         started = time.perf_counter()
-        support = start_service(
-            "support",
-            nats=nats,
-            store=store,
-            issuer=ISSUER,
-            jwks=jwks,
-            logs=logs,
-            parts=parts,
-            environment="development",
-            redmine_poll_seconds=str(args.poll),
-        )
+        support = bench.service("support", environment="development", redmine_poll_seconds=str(args.poll))
         print(
             f"support ready (every request and article read into its queues and index) in "
             f"{time.perf_counter() - started:.1f} s; RSS {rss_mib(support.process.pid):.0f} MiB"
         )
-        timeline = start_service(
-            "timeline",
-            nats=nats,
-            store=store,
-            issuer=ISSUER,
-            jwks=jwks,
-            logs=logs,
-            parts=parts,
-            environment="development",
-            daily_digests="false",
-        )
-        gateway = start_gateway(
-            "support",
-            support.url,
-            nats=nats,
-            issuer=ISSUER,
-            jwks=jwks,
-            logs=logs,
-            parts=parts,
-            more_routes={"timeline": timeline.url},
-        )
+        timeline = bench.service("timeline", environment="development", daily_digests="false")
+        gateway = bench.gateway("support", support.url, more_routes={"timeline": timeline.url})
+        key = bench.key
         declare_desks(gateway.url, key, args.schools, redmine)
 
         queue, searched, opened = asyncio.run(
@@ -410,8 +365,6 @@ def main() -> None:
                 " " + ", ".join(f"{t:.1f} s" for t in took)
             )
         print(machine())
-    finally:
-        stop_all(parts)
 
 
 def rss_mib(pid: int | None) -> float:

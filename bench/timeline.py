@@ -22,7 +22,6 @@ events), the gateway, and Mailpit (a real SMTP server), each one process. Then:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
@@ -31,7 +30,6 @@ import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -40,37 +38,23 @@ from typing import Any
 
 import httpx
 import nats as nats_client
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError
 
-from common import machine, paced, pct, signing_key, start_infrastructure, start_service, stop_all
+from common import ISSUER, arguments, bearer, machine, paced, pct, platform
 from maille_contracts import live_subject
-from maille_devstack.paths import bin_of
-from maille_devstack.processes import DocstoreServer, MailpitServer, ServiceProcess, free_port
+from maille_devstack.processes import DocstoreServer, MailpitServer, free_port
 from maille_gateway.sessions import Session, Sessions
 from maille_gateway.settings import GatewaySettings
 from maille_kit.auth import TokenVerifier
 from maille_kit.bus import Bus
 
-ISSUER = "http://bench.invalid/realms/maille"
 TENANT = "ac-bench"
 
 
 def token(key: RSAKey, person: str) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": ["maille", "maille-timeline"],
-        "sub": person,
-        "azp": "bench-portal",
-        "exp": now + 7200,
-        "iat": now,
-        "ent_id": person,
-        "realm_access": {"roles": []},
-    }
-    return "Bearer " + jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+    return bearer(key, ["maille", "maille-timeline"], person)
 
 
 def rss_mib(pid: int) -> float:
@@ -80,27 +64,10 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def directory(store: DocstoreServer, env: dict[str, str], work: Path, persons: int) -> tuple[str, list[str], str]:
-    """A synthetic AAF feed of one school imported by identity; (the school's UAI, every person, its principal)."""
-    identity = str(bin_of("maille-identity"))
-    subprocess.run(
-        [identity, "generate-aaf", str(work / "feed"), "--persons", str(persons), "--schools", "1"],
-        check=True,
-        capture_output=True,
-    )
-    done = subprocess.run(
-        [identity, "import-aaf", str(work / "feed"), "--report", str(work / "report.txt")],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise SystemExit(done.stdout + done.stderr)
-    with MongoClient(store.url) as client:
-        everyone = [d for d in client["maille_identity"]["persons"].find({})]
+def school(everyone: list[dict]) -> tuple[str, list[str], str]:
+    """The school identity imported: its UAI, every person, its principal."""
     head = next(d for d in everyone if any(f.get("code") == "DIR" for f in d.get("functions", [])))
-    uai = head["profiles"][0]["structure"]
-    return uai, [d["_id"] for d in everyone], head["_id"]
+    return head["profiles"][0]["structure"], [d["_id"] for d in everyone], head["_id"]
 
 
 def wait_for_copy(store: DocstoreServer, count: int, seconds: float = 300) -> float:
@@ -417,18 +384,19 @@ def seed_digests(store: str, parents: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=4000, help="persons of the school (pupils, parents, staff)")
-    parser.add_argument("--news", type=int, default=3, help="news items published to the whole school")
-    parser.add_argument("--notes", type=int, default=120, help="notifications seeded over six months")
-    parser.add_argument("--feed-rate", type=float, default=200)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--streams", type=int, default=20_000)
-    parser.add_argument("--signals", type=int, default=2000)
-    parser.add_argument("--signal-rate", type=float, default=100)
-    parser.add_argument("--parents", type=int, default=300_000)
-    parser.add_argument("--phases", default="news,feed,live,digest")
-    args = parser.parse_args()
+    args = arguments(
+        __doc__,
+        persons=(4000, "persons of the school (pupils, parents, staff)"),
+        news=(3, "news items published to the whole school"),
+        notes=(120, "notifications seeded over six months"),
+        feed_rate=200.0,
+        seconds=20.0,
+        streams=20_000,
+        signals=2000,
+        signal_rate=100.0,
+        parents=300_000,
+        phases="news,feed,live,digest",
+    )
     phases = set(args.phases.split(","))
     # Open files: the gateway (a child) inherits the limit, and holds every stream. Raised as far as allowed; where a
     # process may not open enough (a hard limit the bench cannot raise), the streams are capped below it and said so.
@@ -445,57 +413,20 @@ def main() -> None:
         )
         args.streams = limit - 1024
 
-    work = Path(tempfile.mkdtemp(prefix="maille-bench-timeline-"))
-    logs = work / "log"
-    key, jwks = signing_key()
-    parts: list = []
-    try:
-        nats, store = start_infrastructure(work, parts)
-        identity_env = {
-            "MAILLE_IDENTITY_NATS_URL": nats.url,
-            "MAILLE_IDENTITY_MONGODB_URL": store.url,
-            "MAILLE_IDENTITY_TENANT": TENANT,
-            "MAILLE_IDENTITY_LOG_LEVEL": "WARNING",
-        }
-        identity = ServiceProcess("identity", port=free_port(), log_dir=logs, env=identity_env)
-        identity.start()
-        parts.append(identity)
-        mailpit = MailpitServer(smtp_port=free_port(), http_port=free_port(), data_dir=work / "mailpit", log_dir=logs)
-        mailpit.start()
-        parts.append(mailpit)
-        timeline = start_service(
-            "timeline",
-            nats=nats,
-            store=store,
-            issuer=ISSUER,
-            jwks=jwks,
-            logs=logs,
-            parts=parts,
-            smtp_port=str(mailpit.smtp_port),
-            daily_digests="false",
-            environment="development",
+    with platform("timeline") as bench:
+        mailpit = bench.started(
+            MailpitServer(
+                smtp_port=free_port(), http_port=free_port(), data_dir=bench.work / "mailpit", log_dir=bench.logs
+            )
         )
-        gateway = ServiceProcess(
-            "gateway",
-            port=free_port(),
-            log_dir=logs,
-            env={
-                "MAILLE_GATEWAY_NATS_URL": nats.url,
-                "MAILLE_GATEWAY_ROUTES": json.dumps({"timeline": timeline.url}),
-                "MAILLE_GATEWAY_AUTH_ISSUER": ISSUER,
-                "MAILLE_GATEWAY_AUTH_JWKS_URL": jwks,
-                "MAILLE_GATEWAY_RATE_CLIENT": "1000000",
-                "MAILLE_GATEWAY_RATE_PERSON": "1000000",
-                "MAILLE_GATEWAY_RATE_NEW_TOKENS": "1000000",
-                "MAILLE_GATEWAY_LOG_LEVEL": "WARNING",
-                "MAILLE_GATEWAY_ENVIRONMENT": "development",
-            },
+        timeline = bench.service(
+            "timeline", smtp_port=str(mailpit.smtp_port), daily_digests="false", environment="development"
         )
-        gateway.start()
-        parts.append(gateway)
+        gateway = bench.gateway("timeline", timeline.url, environment="development")
+        key, store, nats = bench.key, bench.store, bench.nats
 
         started = time.perf_counter()
-        uai, everyone, head = directory(store, identity_env, work, args.persons)
+        uai, everyone, head = school(bench.school(args.persons, TENANT)[1])
         print(f"directory of one school imported: {len(everyone)} persons in {time.perf_counter() - started:.1f} s")
         print(f"  the timeline's copy complete {wait_for_copy(store, len(everyone)):.1f} s after")
 
@@ -579,8 +510,6 @@ def main() -> None:
                 f"the SMTP server holds {received}"
             )
         print(machine())
-    finally:
-        stop_all(parts)
 
 
 if __name__ == "__main__":
