@@ -20,6 +20,8 @@ from typing import IO, cast
 
 from lxml import etree
 
+from maille_kit.xml import UNTRUSTED
+
 FILE_NAME = re.compile(
     r"^ENT_(?P<feed>[^_]+)_(?P<mode>Complet|Delta)_(?P<kind>EtabEducNat|MatEducNat|MefEducNat|PersEducNat|Eleve|PersRelEleve)"
     r"_(?P<number>\d+)\.xml$"
@@ -207,17 +209,7 @@ def read_records(feed_file: FeedFile) -> Iterator[Record]:
     try:
         head = stream.read(PROLOGUE_BYTES)
         _check_prologue(feed_file.name, head)
-        parser = etree.iterparse(
-            _Prefixed(head, stream),
-            events=("end",),
-            tag=tuple(OPERATIONS),
-            resolve_entities=False,
-            load_dtd=False,
-            no_network=True,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-        )
+        parser = etree.iterparse(_Prefixed(head, stream), events=("end",), tag=tuple(OPERATIONS), **UNTRUSTED)
         try:
             for _, element in parser:
                 yield _record(element, feed_file.name)

@@ -24,6 +24,7 @@ from keycloak.exceptions import KeycloakError
 from lxml import etree
 
 from maille_kit.http import http_client
+from maille_kit.xml import UNTRUSTED
 
 log = logging.getLogger("maille.identity.keycloak")
 Doc = dict[str, Any]
@@ -467,7 +468,7 @@ async def _redirect_sign_on(metadata_url: str) -> str:
     try:
         async with http_client(timeout=10) as client:
             answer = (await client.get(metadata_url)).raise_for_status()
-        root = etree.fromstring(answer.content, etree.XMLParser(resolve_entities=False, no_network=True))
+        root = etree.fromstring(answer.content, etree.XMLParser(**UNTRUSTED))
     except (httpx.HTTPError, etree.XMLSyntaxError) as exc:
         raise KeycloakUnavailable(f"the IdP's metadata at {metadata_url} cannot be read: {exc}") from exc
     for service in root.iter(f"{{{SAML_METADATA}}}SingleSignOnService"):

@@ -12,6 +12,7 @@ from typing import Any
 from lxml import etree
 
 from maille_catalog.schemas import PARIS
+from maille_kit.xml import UNTRUSTED
 
 NS = "http://www.atosworldline.com/wsabonnement/v1.0/"
 REPEATED = ("uaiEtab", "publicCible")
@@ -41,15 +42,7 @@ class BadXml(ValueError):
 
 
 def _parse(body: bytes, root_name: str) -> etree._Element:
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    parser = etree.XMLParser(dtd_validation=False, **UNTRUSTED)
     try:
         root = etree.fromstring(body, parser)
     except etree.XMLSyntaxError as exc:
