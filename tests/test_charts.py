@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "charts"))
 import check  # noqa: E402  (tools/charts/check.py: what `make charts` runs)
 
-SERVICES = check.SERVICES
+SERVICES = check.DEPLOYABLES
 WORKLOADS = ("Deployment", "StatefulSet", "Job", "CronJob")
 
 

@@ -26,13 +26,14 @@ from pathlib import Path
 
 import yaml
 
+from maille_devstack.paths import DEPLOYABLES
+
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ROOT / "charts"
 BIN = ROOT / ".cache" / "bin"
 SCHEMAS = ROOT / ".cache" / "k8s-schemas"
 PROMTOOL = ROOT / ".cache" / "debs" / "prometheus" / "root" / "usr" / "bin" / "promtool"
 OPERATOR_KINDS = ("ServiceMonitor", "PrometheusRule")
-SERVICES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
 MATRIX = {"default": [], "production": ["values-production.yaml"], "external": ["ci/external.yaml"]}
 ENV = {
     **os.environ,
@@ -50,7 +51,7 @@ def helm(*args: str) -> str:
 
 
 def build_dependencies() -> None:
-    for chart in (*SERVICES, "maille"):
+    for chart in (*DEPLOYABLES, "maille"):
         helm("dependency", "build", str(CHARTS / chart), "--skip-refresh")
 
 
@@ -69,7 +70,7 @@ def documents(manifests: str) -> list[dict]:
 def renders() -> dict[str, str]:
     """Every rendering of the matrix, by name."""
     out = {f"maille/{name}": render("maille", files) for name, files in MATRIX.items()}
-    for chart in SERVICES:
+    for chart in DEPLOYABLES:
         out[chart] = render(chart, [str(CHARTS / "ci-standalone.yaml")])
     return out
 
@@ -156,7 +157,7 @@ def main() -> int:
     try:
         check_schemas()
         build_dependencies()
-        for chart in SERVICES:
+        for chart in DEPLOYABLES:
             helm("lint", "--strict", str(CHARTS / chart), "--values", str(CHARTS / "ci-standalone.yaml"))
         for files in MATRIX.values():
             helm(
@@ -165,7 +166,7 @@ def main() -> int:
                 str(CHARTS / "maille"),
                 *[a for f in files for a in ("--values", str(CHARTS / "maille" / f))],
             )
-        print(f"helm lint --strict: {len(SERVICES) + len(MATRIX)} charts and value sets, no finding")
+        print(f"helm lint --strict: {len(DEPLOYABLES) + len(MATRIX)} charts and value sets, no finding")
         rendered = renders()
         with tempfile.TemporaryDirectory() as work:
             check_alerts(rendered, Path(work))

@@ -25,9 +25,10 @@ from typing import Any
 
 import yaml
 
+from maille_devstack.paths import DEPLOYABLES
+
 CHARTS = Path(__file__).resolve().parents[2] / "charts"
-SERVICES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
-CHARTED = (*SERVICES, "maille")
+CHARTED = (*DEPLOYABLES, "maille")
 # Maps whose keys are the operator's (settings, Secrets' keys, labels): any key, whatever the defaults show.
 FREE = {"config", "secretEnv", "labels", "annotations", "podAnnotations", "nodeSelector", "extraEnv"}
 # Keys whose value has a shape of its own.
@@ -107,7 +108,7 @@ def schema(chart: str) -> dict:
     for dependency in meta.get("dependencies", []):  # Helm passes each dependency its values under its name
         properties.setdefault(dependency["name"], {"type": "object", "description": "values of the chart it uses"})
     if chart == "maille":
-        for service in SERVICES:  # checked by the service chart's own schema
+        for service in DEPLOYABLES:  # checked by the service chart's own schema
             properties[service] = {"type": "object", "description": properties[service].get("description", "")}
     else:
         properties.setdefault("global", {"type": "object", "description": "what the umbrella chart shares"})

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import yaml
 
+from maille_devstack.paths import DEPLOYABLES
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 WORK = CACHE / "release"
@@ -44,7 +46,6 @@ BIN = CACHE / "bin"
 CRANE = BIN / "crane"
 HELM = BIN / "helm"
 DEBOOTSTRAP = CACHE / "debs" / "debootstrap" / "root"
-DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
 MIRROR = os.environ.get("MAILLE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = ("python3.11", "python3.11-venv", "ca-certificates")
 UID = 10001

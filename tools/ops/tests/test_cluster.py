@@ -17,6 +17,7 @@ import pytest
 import yaml
 from kubernetes import client, config, utils
 
+from maille_devstack.paths import DEPLOYABLES
 from maille_devstack.processes import free_port
 from maille_ops.ops import RESTARTED_AT
 
@@ -169,21 +170,7 @@ def test_status_then_restart_then_run_on_a_real_api_server(cluster: client.ApiCl
     fresh = ops(kubeconfig, "status")
     assert fresh.returncode == 1, fresh.stdout + fresh.stderr
     names = [line.split()[1] for line in fresh.stdout.splitlines()[1:]]
-    assert sorted(names) == sorted(
-        [
-            "maille-gateway",
-            "maille-identity",
-            "maille-catalog",
-            "maille-messaging",
-            "maille-library",
-            "maille-timeline",
-            "maille-support",
-            "maille-observatory",
-            "maille-keycloak",
-            "maille-nats",
-            "maille-mongodb",
-        ]
-    )
+    assert sorted(names) == sorted(f"maille-{name}" for name in (*DEPLOYABLES, "keycloak", "nats", "mongodb"))
     assert fresh.stdout.count("NOT READY") == 11 and "ghcr.io/maille/gateway:0.1.0" in fresh.stdout
 
     roll_out(cluster)

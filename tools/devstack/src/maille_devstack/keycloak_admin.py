@@ -7,17 +7,10 @@ from typing import Any
 
 import httpx
 
+from maille_devstack.paths import DEPLOYABLES
+
 # The audiences of Maille's tokens: the gateway's, then each service's own.
-AUDIENCES = (
-    "maille",
-    "maille-identity",
-    "maille-catalog",
-    "maille-messaging",
-    "maille-library",
-    "maille-timeline",
-    "maille-support",
-    "maille-observatory",
-)
+AUDIENCES = ("maille", *(f"maille-{name}" for name in DEPLOYABLES if name != "gateway"))
 
 
 def audience_mappers(audience: str | None = None) -> list[dict]:

@@ -7,6 +7,9 @@ import shutil
 import sys
 from pathlib import Path
 
+# What Maille deploys: the gateway, then the services behind it.
+DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
+
 
 def _find_root() -> Path:
     if "MAILLE_ROOT" in os.environ:

@@ -18,6 +18,7 @@ import httpx
 
 from maille_devstack.paths import (
     CACHE,
+    DEPLOYABLES,
     DOCSTORE_BIN,
     KEYCLOAK_HOME,
     MAILPIT_BIN,
@@ -28,8 +29,6 @@ from maille_devstack.paths import (
     require,
 )
 from maille_devstack.pki import Pki
-
-DEPLOYABLES = ("gateway", "identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
 
 
 def development_environment() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maille_devstack import seed
-from maille_devstack.paths import NGINX, VAR, bin_of, require
+from maille_devstack.paths import DEPLOYABLES, NGINX, VAR, bin_of, require
 from maille_devstack.pki import make_pki
 from maille_devstack.processes import (
     Balancer,
@@ -32,7 +32,7 @@ from maille_devstack.processes import (
 )
 from maille_kit.busauth import USERS, authorization
 
-SERVICES = ("identity", "catalog", "messaging", "library", "timeline", "support", "observatory")
+SERVICES = DEPLOYABLES[1:]  # behind the gateway
 
 
 def state_file(var: Path) -> Path:
