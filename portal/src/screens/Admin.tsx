@@ -3,7 +3,7 @@ import { fr } from "@codegouvfr/react-dsfr";
 import { call, explain, get, poll, tagged, upload } from "../api";
 import { useMe } from "../session";
 import { longDate } from "../words";
-import { Failure, Notice, Show, useLoad } from "./common";
+import { Failure, Listing, Notice, Show, useLoad, useOutcome } from "./common";
 
 type Edge = [string, string];
 interface Rules {
@@ -324,8 +324,7 @@ const GAR_RECORDS: Record<string, string> = {
 // The GAR export: its last runs (each night's, and those an operator started), and a run now after a failed night.
 function GarExports() {
   const [runs, reload] = useLoad(() => get<GarRun[]>("/api/identity/v1/operator/gar/exports"), []);
-  const [notice, setNotice] = useState("");
-  const [error, setError] = useState("");
+  const { attempt, outcome } = useOutcome();
   const [started, setStarted] = useState("");
   const listed = runs.state === "ok" ? runs.value : [];
   // Read again every few seconds while a run goes on (or the one just started is not listed yet).
@@ -336,59 +335,45 @@ function GarExports() {
     return () => clearInterval(timer);
   }, [running, reload]);
 
-  async function start() {
-    setNotice("");
-    setError("");
-    try {
+  const start = () =>
+    attempt(async () => {
       const run = await call<GarRun>("POST", "/api/identity/v1/operator/gar/exports");
       setStarted(run.id);
-      setNotice("L'export vers le GAR est lancé : son résultat s'affiche ci-dessous.");
       reload();
-    } catch (e) {
-      setError(explain(e));
-    }
-  }
+      return "L'export vers le GAR est lancé : son résultat s'affiche ci-dessous.";
+    });
 
   return (
     <section aria-labelledby="gar" className={fr.cx("fr-mb-4w")}>
       <h3 id="gar" className={fr.cx("fr-h4")}>Exports de l'annuaire vers le GAR</h3>
-      {notice && <Notice message={notice} />}
-      {error && <Failure message={error} />}
+      {outcome}
       <button className={fr.cx("fr-btn", "fr-btn--secondary", "fr-mb-2w")} onClick={start} disabled={running}>
         Exporter maintenant
       </button>
       <Show loaded={runs}>
-        {(all) =>
-          all.length === 0 ? (
-            <p>Aucun export pour l'instant.</p>
-          ) : (
-            <div className={fr.cx("fr-table")}>
-              <table>
-                <caption>Derniers exports (les plus récents d'abord)</caption>
-                <thead>
-                  <tr><th scope="col">Lancé</th><th scope="col">Par</th><th scope="col">Résultat</th><th scope="col">Fiches</th><th scope="col">Déposé au GAR</th></tr>
-                </thead>
-                <tbody>
-                  {all.map((r) => (
-                    <tr key={r.id}>
-                      <td>{longDate(r.started_at)}</td>
-                      <td>{r.trigger === "nightly" ? "Export de la nuit" : "Un exploitant"}</td>
-                      <td>
-                        {OUTCOMES[r.outcome] ?? r.outcome}
-                        {r.error ? ` : ${r.error}` : ""}
-                      </td>
-                      <td>
-                        {Object.entries(r.records).map(([k, v]) => `${v.toLocaleString("fr-FR")} ${GAR_RECORDS[k] ?? k}`).join(", ") || "—"}
-                        {r.left_out ? ` (${r.left_out} écartées)` : ""}
-                      </td>
-                      <td>{r.pushed === null ? "—" : r.pushed ? "oui" : "non (pas de dépôt configuré)"}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )
-        }
+        {(all) => (
+          <Listing
+            items={all}
+            empty="Aucun export pour l'instant."
+            caption="Derniers exports (les plus récents d'abord)"
+            columns={["Lancé", "Par", "Résultat", "Fiches", "Déposé au GAR"]}
+            row={(r) => (
+              <tr key={r.id}>
+                <td>{longDate(r.started_at)}</td>
+                <td>{r.trigger === "nightly" ? "Export de la nuit" : "Un exploitant"}</td>
+                <td>
+                  {OUTCOMES[r.outcome] ?? r.outcome}
+                  {r.error ? ` : ${r.error}` : ""}
+                </td>
+                <td>
+                  {Object.entries(r.records).map(([k, v]) => `${v.toLocaleString("fr-FR")} ${GAR_RECORDS[k] ?? k}`).join(", ") || "—"}
+                  {r.left_out ? ` (${r.left_out} écartées)` : ""}
+                </td>
+                <td>{r.pushed === null ? "—" : r.pushed ? "oui" : "non (pas de dépôt configuré)"}</td>
+              </tr>
+            )}
+          />
+        )}
       </Show>
     </section>
   );
@@ -400,30 +385,22 @@ function PmbConnections() {
     <section aria-labelledby="pmb" className={fr.cx("fr-mb-4w")}>
       <h3 id="pmb" className={fr.cx("fr-h4")}>CDI reliés (PMB)</h3>
       <Show loaded={list}>
-        {(all) =>
-          all.length === 0 ? (
-            <p>Aucun CDI relié.</p>
-          ) : (
-            <div className={fr.cx("fr-table")}>
-              <table>
-                <caption>Connexions PMB des établissements</caption>
-                <thead>
-                  <tr><th scope="col">Établissement (UAI)</th><th scope="col">Base PMB</th><th scope="col">Lecteurs synchronisés</th><th scope="col">Catalogue en ligne</th></tr>
-                </thead>
-                <tbody>
-                  {all.map((c) => (
-                    <tr key={c.uai}>
-                      <td>{c.uai}</td>
-                      <td>{c.database ?? "—"}</td>
-                      <td>{c.syncReaders ? "oui" : "non"}</td>
-                      <td>{c.opacUrl ?? "—"}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )
-        }
+        {(all) => (
+          <Listing
+            items={all}
+            empty="Aucun CDI relié."
+            caption="Connexions PMB des établissements"
+            columns={["Établissement (UAI)", "Base PMB", "Lecteurs synchronisés", "Catalogue en ligne"]}
+            row={(c) => (
+              <tr key={c.uai}>
+                <td>{c.uai}</td>
+                <td>{c.database ?? "—"}</td>
+                <td>{c.syncReaders ? "oui" : "non"}</td>
+                <td>{c.opacUrl ?? "—"}</td>
+              </tr>
+            )}
+          />
+        )}
       </Show>
     </section>
   );

@@ -4,7 +4,7 @@ import { call, explain, get, upload } from "../api";
 import { navigate } from "../router";
 import type { NewsBoard, NewsItem } from "../types";
 import { className, longDate, profileName, size } from "../words";
-import { A, Failure, Notice, Show, useLoad } from "./common";
+import { A, Failure, Show, useLoad, useOutcome } from "./common";
 
 // The profiles a publisher may narrow an audience to, in words.
 const AUDIENCE_PROFILES = ["National_ELV", "National_TUT", "National_ENS", "National_DIR", "National_EVS", "National_ETA"];
@@ -133,20 +133,13 @@ function Board({ board }: { board: NewsBoard }) {
 function Item({ id }: { id: string }) {
   const [loaded, reload] = useLoad(() => get<NewsItem>(`/api/timeline/v1/news/${id}`), [id]);
   const [comment, setComment] = useState("");
-  const [notice, setNotice] = useState("");
-  const [error, setError] = useState("");
-
-  async function act(method: string, path: string, body: unknown, done: string) {
-    setNotice("");
-    setError("");
-    try {
+  const { attempt, outcome } = useOutcome();
+  const act = (method: string, path: string, body: unknown, done: string) =>
+    attempt(async () => {
       await call(method, path, body);
-      setNotice(done);
       reload();
-    } catch (e) {
-      setError(explain(e));
-    }
-  }
+      return done;
+    });
 
   return (
     <Show loaded={loaded}>
@@ -162,8 +155,7 @@ function Item({ id }: { id: string }) {
               {n.published_at ? `, ${longDate(n.published_at)}` : n.state === "scheduled" && n.publish_at ? `, publication prévue ${longDate(n.publish_at)}` : ""}
             </small>
           </p>
-          {notice && <Notice message={notice} />}
-          {error && <Failure message={error} />}
+          {outcome}
           {n.body.split(/\n\s*\n/).map((paragraph, i) => (
             <p key={i}>{paragraph}</p>
           ))}

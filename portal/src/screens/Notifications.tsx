@@ -4,7 +4,7 @@ import { ApiError, call, explain, get } from "../api";
 import { setUnread } from "../live";
 import { navigate } from "../router";
 import type { Channel, FeedPage, Notification, NotificationPreferences } from "../types";
-import { A, Failure, Notice, Show, useLoad } from "./common";
+import { A, Failure, Notice, Show, useLoad, useOutcome } from "./common";
 
 const KIND_ICONS: Record<string, string> = {
   mail: "fr-icon-mail-line",
@@ -115,20 +115,13 @@ function Feed() {
 // How the person wants to be told, kind by kind (a parent's default: a daily e-mail digest).
 function Preferences() {
   const [loaded, reload] = useLoad(() => get<NotificationPreferences>("/api/timeline/v1/preferences"), []);
-  const [notice, setNotice] = useState("");
-  const [error, setError] = useState("");
-
-  async function choose(kind: string, channel: Channel) {
-    setNotice("");
-    setError("");
-    try {
+  const { attempt, outcome } = useOutcome();
+  const choose = (kind: string, channel: Channel) =>
+    attempt(async () => {
       await call("PUT", "/api/timeline/v1/preferences", { kinds: { [kind]: channel } });
-      setNotice("Votre choix est enregistré.");
       reload();
-    } catch (e) {
-      setError(explain(e));
-    }
-  }
+      return "Votre choix est enregistré.";
+    });
 
   return (
     <>
@@ -136,8 +129,7 @@ function Preferences() {
       <p>
         <A href="/notifications">Retour aux notifications</A>
       </p>
-      {notice && <Notice message={notice} />}
-      {error && <Failure message={error} />}
+      {outcome}
       <Show loaded={loaded}>
         {(prefs) => (
           <>

@@ -4,7 +4,7 @@ import { call, explain, failedRequests, get, upload } from "../api";
 import { navigate, previousPage } from "../router";
 import type { Article, ArticleHit, HelpMessage, HelpPage, HelpRequest, HelpRequestSummary, SupportOverview } from "../types";
 import { longDate, profileName, size, when } from "../words";
-import { A, Failure, Notice, Show, useLoad } from "./common";
+import { A, Failure, Notice, Show, useLoad, useOutcome } from "./common";
 
 const API = "/api/support/v1";
 const DESK_KINDS: Record<string, string> = {
@@ -320,22 +320,13 @@ function RequestPage({ me, id }: { me: SupportOverview; id: string }) {
   const [status, setStatus] = useState("");
   const [to, setTo] = useState("");
   const [note, setNote] = useState("");
-  const [notice, setNotice] = useState("");
-  const [error, setError] = useState("");
-
-  async function act(method: string, path: string, body: unknown, done: string) {
-    setNotice("");
-    setError("");
-    try {
+  const { attempt, outcome } = useOutcome();
+  const act = (method: string, path: string, body: unknown, done: string) =>
+    attempt(async () => {
       await call(method, `${API}${path}`, body);
-      setNotice(done);
       reload();
-      return true;
-    } catch (e) {
-      setError(explain(e));
-      return false;
-    }
-  }
+      return done;
+    });
 
   return (
     <Show loaded={loaded}>
@@ -348,8 +339,7 @@ function RequestPage({ me, id }: { me: SupportOverview; id: string }) {
           <p>
             <StatusBadge r={r} /> <small>{r.category_label} · {r.school_name} · {r.desk_name} · ouverte le {longDate(r.opened_at)}</small>
           </p>
-          {notice && <Notice message={notice} />}
-          {error && <Failure message={error} />}
+          {outcome}
           {r.can.note && (
             <p>
               <strong>{r.author_name}</strong> — {profileName(r.profile)}
@@ -661,31 +651,24 @@ function Referents({ school }: { school: { uai: string; name: string } }) {
   const [staff, reload] = useLoad(() => get<{ id: string; name: string; named: boolean }[]>(`${API}/schools/${school.uai}/staff`), [school.uai]);
   const [chosen, setChosen] = useState<Set<string> | null>(null);
   const [filter, setFilter] = useState("");
-  const [notice, setNotice] = useState("");
-  const [error, setError] = useState("");
+  const { attempt, outcome } = useOutcome();
   const shown = staff.state === "ok" ? staff.value : [];
   const picked = chosen ?? new Set(shown.filter((s) => s.named).map((s) => s.id));
 
-  async function save() {
-    setNotice("");
-    setError("");
-    try {
+  const save = () =>
+    attempt(async () => {
       await call("PUT", `${API}/schools/${school.uai}/referents`, { persons: [...picked] });
-      setNotice(picked.size ? "Les référents numériques sont enregistrés." : "Aucun référent nommé : la direction reçoit les demandes.");
       setChosen(null);
       reload();
-    } catch (e) {
-      setError(explain(e));
-    }
-  }
+      return picked.size ? "Les référents numériques sont enregistrés." : "Aucun référent nommé : la direction reçoit les demandes.";
+    });
 
   const folded = (text: string) => text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
   return (
     <section aria-labelledby={`referents-${school.uai}`} className={fr.cx("fr-mt-6w")}>
       <h2 id={`referents-${school.uai}`} className={fr.cx("fr-h4")}>Référents numériques — {school.name}</h2>
       <p>Ils reçoivent les demandes d'aide de l'établissement en premier. Sans référent nommé, la direction les reçoit.</p>
-      {notice && <Notice message={notice} />}
-      {error && <Failure message={error} />}
+      {outcome}
       <Show loaded={staff}>
         {() => (
           <>

@@ -46,6 +46,49 @@ export function Notice({ message }: { message: string }) {
   );
 }
 
+// What a screen's last action came to: `attempt(work)` runs it — `work` gives what to tell the person when it worked —
+// and `outcome` shows that notice, or the error in the person's words when it failed (`attempt` then gives false).
+export function useOutcome(): { attempt: (work: () => Promise<string>) => Promise<boolean>; outcome: React.ReactNode } {
+  const [said, setSaid] = useState<{ notice?: string; error?: string }>({});
+  const attempt = useCallback(async (work: () => Promise<string>) => {
+    setSaid({});
+    try {
+      setSaid({ notice: await work() });
+      return true;
+    } catch (e) {
+      setSaid({ error: explain(e) });
+      return false;
+    }
+  }, []);
+  const outcome = (
+    <>
+      {said.notice && <Notice message={said.notice} />}
+      {said.error && <Failure message={said.error} />}
+    </>
+  );
+  return { attempt, outcome };
+}
+
+// Things read from the API shown as a DSFR table — a row each, under `columns` — or `empty` when there are none.
+export function Listing<T>(props: { items: T[]; empty: string; caption: string; columns: string[]; row: (item: T) => React.ReactNode }) {
+  if (props.items.length === 0) return <p>{props.empty}</p>;
+  return (
+    <div className={fr.cx("fr-table")}>
+      <table>
+        <caption>{props.caption}</caption>
+        <thead>
+          <tr>
+            {props.columns.map((column) => (
+              <th key={column} scope="col">{column}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{props.items.map(props.row)}</tbody>
+      </table>
+    </div>
+  );
+}
+
 export function A(props: React.AnchorHTMLAttributes<HTMLAnchorElement>) {
   return <a {...props} onClick={onLink} />;
 }
