@@ -90,6 +90,17 @@ def import_directory(folder: Path, database: str, nats: NatsServer, docstore: Do
 
 
 @pytest.fixture
+async def a_pupil(
+    tmp_path: Path, docstore: Docstore, database_name: str, nats_server: NatsServer, docstore_server: DocstoreServer
+) -> dict[str, Any]:
+    """A pupil of a small directory identity imported into `database_name`, as identity keeps them."""
+    import_directory(tmp_path / "feed", database_name, nats_server, docstore_server)
+    pupil = await docstore.db.persons.find_one({"kind": "pupil"})
+    assert pupil is not None
+    return pupil
+
+
+@pytest.fixture
 def signed_in_platform(
     tmp_path: Path, service_factory: Callable[..., ServiceProcess], keycloak_clients: KeycloakClients, echo: Echo
 ):
@@ -144,16 +155,9 @@ def signed_in_platform(
 
 
 async def test_a_browser_signs_in_and_reaches_a_service_with_its_session(
-    tmp_path: Path,
-    docstore: Docstore,
-    database_name: str,
-    nats_server: NatsServer,
-    docstore_server: DocstoreServer,
-    signed_in_platform,
+    a_pupil: dict[str, Any], database_name: str, nats_server: NatsServer, signed_in_platform
 ) -> None:
-    import_directory(tmp_path / "feed", database_name, nats_server, docstore_server)
-    person = await docstore.db.persons.find_one({"kind": "pupil"})
-    ent_id = person["_id"]
+    ent_id = a_pupil["_id"]
     before = await observatory_stream(nats_server)
     public, identity, gateway, username = signed_in_platform(database_name, ent_id=ent_id)
     me = f"{public}/api/identity/v1/me"
@@ -174,7 +178,7 @@ async def test_a_browser_signs_in_and_reaches_a_service_with_its_session(
     landed = browser.sign_in(login_page, username, PASSWORD)
     assert landed.status_code == 200, landed.text
     assert str(landed.url) == me
-    assert landed.json()["id"] == ent_id and landed.json()["last_name"] == person["last_name"]
+    assert landed.json()["id"] == ent_id and landed.json()["last_name"] == a_pupil["last_name"]
     gateway_cookies = browser.site_cookies(public)
     assert {"maille_session", "maille_csrf"} <= set(gateway_cookies)
 
@@ -301,12 +305,7 @@ def test_a_directory_that_does_not_answer_ends_the_sign_in_on_a_french_page(sign
 
 
 async def test_a_signed_in_page_hears_its_notifications_live(
-    tmp_path: Path,
-    docstore: Docstore,
-    database_name: str,
-    nats_server: NatsServer,
-    docstore_server: DocstoreServer,
-    signed_in_platform,
+    a_pupil: dict[str, Any], database_name: str, nats_server: NatsServer, signed_in_platform
 ) -> None:
     """`GET /live`: a person's open page hears, through the gateway, what the timeline publishes for them — and only
     a signed-in person's page; signing out ends the stream."""
@@ -314,9 +313,7 @@ async def test_a_signed_in_page_hears_its_notifications_live(
 
     from maille_contracts import live_subject
 
-    import_directory(tmp_path / "feed", database_name, nats_server, docstore_server)
-    person = await docstore.db.persons.find_one({"kind": "pupil"})
-    public, identity, gateway, username = signed_in_platform(database_name, ent_id=person["_id"])
+    public, identity, gateway, username = signed_in_platform(database_name, ent_id=a_pupil["_id"])
     refused = httpx.get(f"{public}/live", timeout=10)
     assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
 
@@ -333,7 +330,7 @@ async def test_a_signed_in_page_hears_its_notifications_live(
                 assert (await anext(lines)).startswith("retry:")
                 signal = {"event": "notification", "data": {"title": "Nouveau message de M. Dupont", "link": "/x"}}
                 await nc.publish(live_subject("someone-else"), json.dumps(signal).encode())
-                await nc.publish(live_subject(person["_id"]), json.dumps(signal).encode())
+                await nc.publish(live_subject(a_pupil["_id"]), json.dumps(signal).encode())
                 heard = []
                 async for line in lines:
                     heard.append(line)

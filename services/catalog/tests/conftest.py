@@ -4,7 +4,6 @@ session's docstore and Keycloak, and the GAR peer's resource list over HTTPS wit
 from __future__ import annotations
 
 import ssl
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +20,17 @@ from maille.identity.v1 import directory_pb2 as pb
 from maille_catalog.main import app
 from maille_catalog.settings import CatalogSettings
 from maille_devstack.pki import make_pki
-from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, serving_peer, until
-from maille_kit.bus import Bus, Stream
+from maille_devstack.pytest_plugin import (
+    IDENTITY_STREAM,
+    KeycloakClients,
+    make_person_login,
+    running_on_bus,
+    serving_peer,
+    until,
+)
+from maille_kit.bus import Bus
 from maille_kit.events import make_envelope
 
-IDENTITY = Stream(name="IDENTITY", subjects=("identity.>",), description="facts published by the identity service")
 CONCEPT = "http://data.education.fr/voc/scolomfr/concept/"
 
 
@@ -159,14 +164,12 @@ async def gar_peer(tmp_path: Path) -> AsyncIterator[tuple[GarResources, str, Any
 
 
 @pytest.fixture
-async def catalog(nats_factory, docstore_server, keycloak_clients: KeycloakClients, gar_peer) -> AsyncIterator[Catalog]:
+async def catalog(
+    service_settings: dict[str, Any], keycloak_clients: KeycloakClients, gar_peer
+) -> AsyncIterator[Catalog]:
     peer, url, pki = gar_peer
-    nats = nats_factory()
     settings = CatalogSettings(
-        nats_url=nats.url,
-        mongodb_url=docstore_server.url,
-        database=f"test_{uuid.uuid4().hex[:12]}",
-        auth_issuer=keycloak_clients.issuer,
+        **service_settings,
         gar_url=url,
         gar_client_cert=str(pki.client_cert),
         gar_client_key=str(pki.client_key),
@@ -175,9 +178,7 @@ async def catalog(nats_factory, docstore_server, keycloak_clients: KeycloakClien
         expiry_check_seconds=0.3,
     )
     service = app(settings)
-    async with running(service) as client:
-        bus: Bus = service.state.runtime.bus
-        await bus.ensure_streams([IDENTITY])
+    async with running_on_bus(service, [IDENTITY_STREAM]) as (client, bus):
         yield Catalog(client, service, bus, peer, keycloak_clients)
 
 

@@ -3,7 +3,7 @@ and what cannot be handled goes to the dead-letter subject while consumption goe
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +13,7 @@ from google.protobuf.wrappers_pb2 import Int64Value
 from maille.identity.v1 import directory_pb2 as pb
 from maille_contracts import PERSON_DELETED, PERSON_UPDATED
 from maille_devstack.processes import NatsServer
+from maille_devstack.pytest_plugin import until
 from maille_kit.bus import Bus, Stream, dead_letter_stream
 from maille_kit.consumer import CLAIMED, REASON_HEADER, SUBJECT_HEADER, EventConsumer
 from maille_kit.directory import keeping
@@ -28,14 +29,6 @@ def unique_stream() -> Stream:
 
 def subject_of(stream: Stream, fact: str = "counted") -> str:
     return f"{stream.subjects[0][:-2]}.item.{fact}.v1"
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def message_ids(bus: Bus, stream: Stream, expected: int, timeout: float = 30) -> list[str]:
@@ -62,6 +55,51 @@ async def connected(nats: NatsServer, name: str, *streams: Stream) -> Bus:
     return bus
 
 
+async def written_while_away(
+    nats: NatsServer, docstore: Docstore, name: str, count: int, **options: Any
+) -> tuple[Bus, Stream, Outbox]:
+    """An outbox (of service "kit") given `count` events while NATS is stopped; NATS is still stopped on return."""
+    stream = unique_stream()
+    bus = await connected(nats, name, stream)
+    outbox = Outbox(docstore, bus, source="kit", **options)
+    nats.stop()
+    for n in range(count):
+        await outbox.publish(type=subject_of(stream), tenant="t", payload=Int64Value(value=n))
+    return bus, stream, outbox
+
+
+async def back(nats: NatsServer, bus: Bus) -> None:
+    """NATS started again, and `bus` reconnected to it."""
+    nats.start()
+    await until(lambda: bus.connected, "the reconnection", 20)
+
+
+def kit_consumer(
+    bus: Bus,
+    docstore: Docstore,
+    stream: Stream,
+    durable: str,
+    handler: Callable[[Event], Awaitable[None]],
+    **settings: Any,
+) -> EventConsumer:
+    """A consumer of `stream` for service "kit" (durable `durable`) handing each event to `handler`."""
+    return EventConsumer(
+        bus,
+        docstore,
+        service="kit",
+        durable=durable,
+        stream=stream.name,
+        subjects=stream.subjects,
+        handler=handler,
+        **settings,
+    )
+
+
+def counted(subject: str, value: int) -> bytes:
+    """An event of type `subject` carrying the number `value`, as it goes on the wire."""
+    return make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=value)).SerializeToString()
+
+
 def recording_consumer(
     bus: Bus, docstore: Docstore, stream: Stream, durable: str, **settings: Any
 ) -> tuple[EventConsumer, list[str]]:
@@ -71,16 +109,7 @@ def recording_consumer(
     async def handle(event: Event) -> None:
         handled.append(event.id)
 
-    consumer = EventConsumer(
-        bus,
-        docstore,
-        service="kit",
-        durable=durable,
-        stream=stream.name,
-        subjects=stream.subjects,
-        handler=handle,
-        **settings,
-    )
+    consumer = kit_consumer(bus, docstore, stream, durable, handle, **settings)
     return consumer, handled
 
 
@@ -107,7 +136,7 @@ async def test_nothing_lost_nothing_twice_across_a_nats_outage(
                 nats.start()
             if n % 50 == 0:
                 await asyncio.sleep(0.01)
-        await wait_for(lambda: len(set(handled)) >= 1000, 60, "all 1,000 events handled")
+        await until(lambda: len(set(handled)) >= 1000, "all 1,000 events handled", 60)
         await asyncio.sleep(1.0)  # room for any duplicate to show up
     finally:
         await consumer.stop()
@@ -126,14 +155,12 @@ async def test_malformed_event_dead_lettered_and_consumption_goes_on(bus: Bus, d
     async def handle(event: Event) -> None:
         handled.append(event.unpack(Int64Value).value)
 
-    consumer = EventConsumer(
+    consumer = kit_consumer(
         bus,
         docstore,
-        service="kit",
-        durable=f"dl{uuid.uuid4().hex[:6]}",
-        stream=stream.name,
-        subjects=stream.subjects,
-        handler=handle,
+        stream,
+        f"dl{uuid.uuid4().hex[:6]}",
+        handle,
     )
     subject = subject_of(stream)
     dead = await bus.nc.subscribe(consumer.dead_letter_subject(subject))
@@ -141,15 +168,15 @@ async def test_malformed_event_dead_lettered_and_consumption_goes_on(bus: Bus, d
     try:
         await bus.js.publish(
             subject,
-            make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=1)).SerializeToString(),
+            counted(subject, 1),
         )
         await bus.js.publish(subject, b"\x08\x96\x01 this is not an envelope")
         await bus.js.publish(
             subject,
-            make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=2)).SerializeToString(),
+            counted(subject, 2),
         )
         letter = await dead.next_msg(timeout=10)
-        await wait_for(lambda: handled == [1, 2], 10, "the two good events")
+        await until(lambda: handled == [1, 2], "the two good events", 10)
     finally:
         await consumer.stop()
     assert letter.data == b"\x08\x96\x01 this is not an envelope"
@@ -171,14 +198,12 @@ async def test_handler_that_keeps_failing_is_dead_lettered(bus: Bus, docstore: D
         if value == 13:
             raise ValueError("thirteen is unlucky")
 
-    consumer = EventConsumer(
+    consumer = kit_consumer(
         bus,
         docstore,
-        service="kit",
-        durable=f"fail{uuid.uuid4().hex[:6]}",
-        stream=stream.name,
-        subjects=stream.subjects,
-        handler=handle,
+        stream,
+        f"fail{uuid.uuid4().hex[:6]}",
+        handle,
         max_deliver=3,
         retry_delay=0.05,
     )
@@ -189,12 +214,10 @@ async def test_handler_that_keeps_failing_is_dead_lettered(bus: Bus, docstore: D
         for value in (12, 13, 14):
             await bus.js.publish(
                 subject,
-                make_envelope(
-                    type=subject, tenant="t", source="kit", payload=Int64Value(value=value)
-                ).SerializeToString(),
+                counted(subject, value),
             )
         letter = await dead.next_msg(timeout=15)
-        await wait_for(lambda: 14 in tries, 10, "the event after the failing one")
+        await until(lambda: 14 in tries, "the event after the failing one", 10)
     finally:
         await consumer.stop()
     assert tries == {12: 1, 13: 3, 14: 1}
@@ -227,14 +250,12 @@ async def test_a_batch_handler_takes_the_batch_and_a_failing_batch_goes_one_by_o
     durable = f"batch{uuid.uuid4().hex[:6]}"
 
     def consumer_() -> EventConsumer:
-        return EventConsumer(
+        return kit_consumer(
             bus,
             docstore,
-            service="kit",
-            durable=durable,
-            stream=stream.name,
-            subjects=stream.subjects,
-            handler=handle,
+            stream,
+            durable,
+            handle,
             batch_handler=handle_many,
             max_deliver=2,
             retry_delay=0.05,
@@ -248,22 +269,20 @@ async def test_a_batch_handler_takes_the_batch_and_a_failing_batch_goes_one_by_o
         for value in values:
             await bus.js.publish(
                 subject,
-                make_envelope(
-                    type=subject, tenant="t", source="kit", payload=Int64Value(value=value)
-                ).SerializeToString(),
+                counted(subject, value),
             )
 
     await publish(range(100))  # all there before the consumer starts: they arrive together, 13 among them
     await consumer.start()
     try:
         letter = await dead.next_msg(timeout=15)
-        await wait_for(lambda: sum(map(len, batches)) + len(singles) >= 99, 15, "the first hundred events")
+        await until(lambda: sum(map(len, batches)) + len(singles) >= 99, "the first hundred events", 15)
         first = [*(v for batch in batches for v in batch), *singles]
         await consumer.stop()
         await publish(range(100, 200))  # while it is stopped: together again when it starts again
         consumer = consumer_()
         await consumer.start()
-        await wait_for(lambda: sum(map(len, batches)) + len(singles) >= 199, 15, "the next hundred")
+        await until(lambda: sum(map(len, batches)) + len(singles) >= 199, "the next hundred", 15)
     finally:
         await consumer.stop()
     assert sorted(first) == [v for v in range(100) if v != 13]  # each once, 13 never
@@ -285,7 +304,7 @@ async def test_same_event_sent_twice_handled_once(bus: Bus, docstore: Docstore) 
         await bus.js.publish(subject, envelope.SerializeToString(), headers={"Nats-Msg-Id": "copy-2"})
         other = make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=6))
         await bus.js.publish(subject, other.SerializeToString())
-        await wait_for(lambda: other.id in handled, 10, "the third event")
+        await until(lambda: other.id in handled, "the third event", 10)
     finally:
         await consumer.stop()
     assert handled == [envelope.id, other.id]
@@ -310,8 +329,8 @@ async def test_updates_of_fields_a_service_does_not_keep_are_passed_by(bus: Bus,
     try:
         for envelope in (renamed, moved, unknown, gone):
             await bus.js.publish(subject_of(stream, envelope.type), envelope.SerializeToString())
-        await wait_for(lambda: gone.id in handled, 10, "the deletion")
-        await wait_for(lambda: consumer._marking is None or consumer._marking.done(), 10, "the done marks")
+        await until(lambda: gone.id in handled, "the deletion", 10)
+        await until(lambda: consumer._marking is None or consumer._marking.done(), "the done marks", 10)
     finally:
         await consumer.stop()
     assert handled == [moved.id, unknown.id, gone.id]
@@ -327,17 +346,11 @@ async def test_outbox_keeps_events_until_nats_takes_them(
     nats_factory: Callable[[], NatsServer], docstore: Docstore
 ) -> None:
     nats = nats_factory()
-    stream = unique_stream()
-    bus = await connected(nats, "keep-test", stream)
-    outbox = Outbox(docstore, bus, source="kit", ack_timeout=0.5)
-    nats.stop()
-    for n in range(20):
-        await outbox.publish(type=subject_of(stream), tenant="t", payload=Int64Value(value=n))
+    bus, stream, outbox = await written_while_away(nats, docstore, "keep-test", 20, ack_timeout=0.5)
     with pytest.raises(Exception):
         await outbox.relay_once()
     assert await outbox.pending() == 20  # kept, not lost
-    nats.start()
-    await wait_for(lambda: bus.connected, 20, "the reconnection")
+    await back(nats, bus)
     relayed = 0
     for _ in range(50):
         try:
@@ -382,7 +395,7 @@ async def test_two_replicas_lose_nothing_across_a_nats_outage(
 
     try:
         await asyncio.gather(publish(replicas[0], 0), publish(replicas[1], 1000), outage())
-        await wait_for(lambda: bus.connected, 20, "the reconnection")
+        await until(lambda: bus.connected, "the reconnection", 20)
         received = await message_ids(bus, stream, 800)
     finally:
         for outbox in replicas:
@@ -396,14 +409,8 @@ async def test_events_left_by_a_stopped_writer_are_relayed_once_abandoned(
     nats_factory: Callable[[], NatsServer], docstore: Docstore
 ) -> None:
     nats = nats_factory()
-    stream = unique_stream()
-    bus = await connected(nats, "abandoned-test", stream)
-    before_restart = Outbox(docstore, bus, source="kit", ack_timeout=0.5)
-    nats.stop()
-    for n in range(30):
-        await before_restart.publish(type=subject_of(stream), tenant="t", payload=Int64Value(value=n))
-    nats.start()
-    await wait_for(lambda: bus.connected, 20, "the reconnection")
+    bus, stream, _ = await written_while_away(nats, docstore, "abandoned-test", 30, ack_timeout=0.5)
+    await back(nats, bus)
     # A live replica does not take over another's fresh events…
     replica = Outbox(docstore, bus, source="kit", abandoned_after=60)
     assert await replica.relay_once() == 0
@@ -427,7 +434,7 @@ async def test_bulk_delivery_goes_straight_to_jetstream_and_loses_nothing_across
     bus = await connected(nats, "deliver-test", stream)
     outbox = Outbox(docstore, bus, source="kit", ack_timeout=0.5, sweep_interval=0.2)
     outbox.start()
-    await wait_for(lambda: not outbox.has_work(), 10, "the first sweep")
+    await until(lambda: not outbox.has_work(), "the first sweep", 10)
 
     def batch(first: int) -> list:
         return [
@@ -450,8 +457,7 @@ async def test_bulk_delivery_goes_straight_to_jetstream_and_loses_nothing_across
         after = batch(200)
         await outbox.deliver(after)  # behind the waiting ones, not ahead of them
         sent += [e.id for e in after]
-        nats.start()
-        await wait_for(lambda: bus.connected, 20, "the reconnection")
+        await back(nats, bus)
         received = await message_ids(bus, stream, 300)
     finally:
         await outbox.stop()
@@ -470,7 +476,7 @@ async def test_a_consumer_of_a_stream_not_there_yet_waits_for_it(bus: Bus, docst
         await bus.ensure_streams([stream])
         envelope = make_envelope(type=subject_of(stream), tenant="t", source="kit", payload=Int64Value(value=1))
         await bus.js.publish(subject_of(stream), envelope.SerializeToString())
-        await wait_for(lambda: envelope.id in handled, 10, "the event published once the stream existed")
+        await until(lambda: envelope.id in handled, "the event published once the stream existed", 10)
     finally:
         await consumer.stop()
     assert handled == [envelope.id]
@@ -497,7 +503,7 @@ async def test_claims_past_the_streams_window_are_swept_and_only_this_consumers(
     await consumer.start()  # sweeps once at start
     try:
         await bus.js.publish(subject, fresh.SerializeToString())
-        await wait_for(lambda: fresh.id in handled, 10, "the fresh event")
+        await until(lambda: fresh.id in handled, "the fresh event", 10)
         await asyncio.sleep(0.5)
     finally:
         await consumer.stop()

@@ -3,10 +3,10 @@ docstore and Keycloak, and a PMB peer over HTTP holding one database per school.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -15,13 +15,19 @@ from pmb.server import PmbDatabase, PmbPeer
 from pmb.server import create_app as pmb_app
 
 from maille.identity.v1 import directory_pb2 as pb
-from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, running, serving_peer, until
-from maille_kit.bus import Bus, Stream
+from maille_devstack.pytest_plugin import (
+    IDENTITY_STREAM,
+    KeycloakClients,
+    make_person_login,
+    running_on_bus,
+    serving_peer,
+    until,
+)
+from maille_kit.bus import Bus
 from maille_kit.events import make_envelope
 from maille_library.main import app
 from maille_library.settings import LibrarySettings
 
-IDENTITY = Stream(name="IDENTITY", subjects=("identity.>",), description="facts published by the identity service")
 SCHOOLS = ("0750001A", "0750002B", "0750003C")
 API = "/api/library/v1"
 
@@ -99,21 +105,17 @@ def person(person_id: str, *profiles: tuple[str, str]) -> pb.Person:
 
 
 @pytest.fixture
-async def library(nats_factory, docstore_server, keycloak_clients: KeycloakClients, pmb_peer) -> AsyncIterator[Library]:
+async def library(
+    service_settings: dict[str, Any], keycloak_clients: KeycloakClients, pmb_peer
+) -> AsyncIterator[Library]:
     peer, url = pmb_peer
-    nats = nats_factory()
     settings = LibrarySettings(
-        nats_url=nats.url,
-        mongodb_url=docstore_server.url,
-        database=f"test_{uuid.uuid4().hex[:12]}",
-        auth_issuer=keycloak_clients.issuer,
+        **service_settings,
         pmb_timeout_seconds=0.4,
         pmb_retries=1,
         search_timeout_seconds=1.0,
         connection_cache_seconds=0,
     )
     service = app(settings)
-    async with running(service) as client:
-        bus: Bus = service.state.runtime.bus
-        await bus.ensure_streams([IDENTITY])
+    async with running_on_bus(service, [IDENTITY_STREAM]) as (client, bus):
         yield Library(client, service, bus, peer, url, keycloak_clients)

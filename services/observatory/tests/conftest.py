@@ -3,8 +3,6 @@ and Keycloak; the uses told as the services tell them (`maille_kit.usage.Uses`).
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +12,16 @@ import pytest
 from fastapi import FastAPI
 
 from maille.identity.v1 import directory_pb2 as pb
-from maille_devstack.pytest_plugin import KeycloakClients, make_person_login, persons_known, publish_event, running
-from maille_kit.bus import Bus, Stream
+from maille_devstack.pytest_plugin import (
+    IDENTITY_STREAM,
+    KeycloakClients,
+    make_person_login,
+    persons_known,
+    publish_event,
+    running_on_bus,
+    until,
+)
+from maille_kit.bus import Bus
 from maille_kit.usage import Uses
 from maille_observatory.directory import Directory
 from maille_observatory.ingest import Ingest
@@ -23,7 +29,6 @@ from maille_observatory.main import app
 from maille_observatory.settings import ObservatorySettings
 from maille_observatory.views import Summaries
 
-STREAMS = [Stream(name="IDENTITY", subjects=("identity.>",), description="identity's facts")]
 API = "/api/observatory/v1"
 KEY = "a-usage-key-for-the-tests-only"
 
@@ -82,13 +87,13 @@ class Observatory:
             kind = "LYCEE" if name.startswith("Lycée") else "COLLEGE"
             await publish_event(self.bus, "identity.structure.created.v1", structure(uai, name, kind))
         directory = self.part(Directory)
-        await eventually(lambda: all(u in directory.schools for u, _ in schools), "the schools known")
+        await until(lambda: all(u in directory.schools for u, _ in schools), "the schools known")
 
     async def persons(self, persons: list[pb.Person]) -> None:
         directory = self.part(Directory)
         known = directory.count + len(persons)
         await persons_known(self.bus, self.runtime().docstore.db["persons"], persons)
-        await eventually(lambda: directory.count >= known, "the persons known")
+        await until(lambda: directory.count >= known, "the persons known")
 
     async def counted(self) -> None:
         """Back once every use told is folded, written, and merged for the scopes above the schools."""
@@ -96,46 +101,16 @@ class Observatory:
         assert not self.uses.pending and not self.uses.unsent
         info = await self.bus.js.stream_info("OBSERVATORY")
         ingest: Ingest = self.part(Ingest)
-        await eventually(lambda: ingest.flushed_seq >= info.state.last_seq, "the uses folded and written")
+        await until(lambda: ingest.flushed_seq >= info.state.last_seq, "the uses folded and written")
         summaries: Summaries = self.part(Summaries)
         await summaries.refresh()
 
 
-async def eventually(check: Any, what: str, timeout: float = 30) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"never: {what}")
-        await asyncio.sleep(0.1)
-
-
-def settings_for(nats_url: str, docstore_url: str, issuer: str, database: str) -> ObservatorySettings:
-    return ObservatorySettings(
-        nats_url=nats_url,
-        mongodb_url=docstore_url,
-        database=database,
-        auth_issuer=issuer,
-        flush_seconds=0.5,
-        refresh_seconds=1,
-        environment="development",
-    )
-
-
 @pytest.fixture
-async def observatory(nats_factory, docstore_server, keycloak_clients: KeycloakClients) -> AsyncIterator[Observatory]:
-    nats = nats_factory()
-    settings = settings_for(nats.url, docstore_server.url, keycloak_clients.issuer, f"test_{uuid.uuid4().hex[:12]}")
-    bus = Bus(nats.url, name="test-publisher")
-    await bus.connect(timeout=5)
-    await bus.ensure_streams(STREAMS)
+async def observatory(
+    service_settings: dict[str, Any], keycloak_clients: KeycloakClients
+) -> AsyncIterator[Observatory]:
+    settings = ObservatorySettings(**service_settings, flush_seconds=0.5, refresh_seconds=1, environment="development")
     service = app(settings)
-    try:
-        async with running(service) as client:
-            yield Observatory(client, service, bus, keycloak_clients, settings, Uses(bus, key=KEY, source="tests"))
-    finally:
-        await bus.close()
+    async with running_on_bus(service, [IDENTITY_STREAM]) as (client, bus):
+        yield Observatory(client, service, bus, keycloak_clients, settings, Uses(bus, key=KEY, source="tests"))

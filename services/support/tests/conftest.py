@@ -3,8 +3,6 @@ Keycloak and Redmine (Debian's, a desk's tracker)."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,19 +15,19 @@ from google.protobuf.message import Message
 from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.processes import RedmineServer
 from maille_devstack.pytest_plugin import (
+    IDENTITY_STREAM,
     KeycloakClients,
     make_person_login,
     persons_known,
     publish_event,
-    running,
+    running_on_bus,
     until,
 )
-from maille_kit.bus import Bus, Stream
+from maille_kit.bus import Bus
 from maille_kit.events import Envelope
 from maille_support.main import app
 from maille_support.settings import SupportSettings
 
-STREAMS = [Stream(name="IDENTITY", subjects=("identity.>",), description="identity's facts")]
 API = "/api/support/v1"
 COLLEGE, LYCEE = "0350001L", "0350002M"
 
@@ -97,45 +95,23 @@ class Support:
 
 @pytest.fixture
 async def support(
-    nats_factory, docstore_server, keycloak_clients: KeycloakClients, redmine_server: RedmineServer
+    service_settings: dict[str, Any], keycloak_clients: KeycloakClients, redmine_server: RedmineServer
 ) -> AsyncIterator[Support]:
-    nats = nats_factory()
     settings = SupportSettings(
-        nats_url=nats.url,
-        mongodb_url=docstore_server.url,
-        database=f"test_{uuid.uuid4().hex[:12]}",
-        auth_issuer=keycloak_clients.issuer,
+        **service_settings,
         redmine_poll_seconds=1,
         environment="development",
     )
-    bus = Bus(nats.url, name="test-publisher")
-    await bus.connect(timeout=5)
-    await bus.ensure_streams(STREAMS)
     service = app(settings)
-    try:
-        async with running(service) as client:
-            found = Support(client, service, bus, keycloak_clients, redmine_server)
+    async with running_on_bus(service, [IDENTITY_STREAM]) as (client, bus):
+        found = Support(client, service, bus, keycloak_clients, redmine_server)
 
-            async def heard(msg: Any) -> None:
-                envelope = Envelope()
-                envelope.ParseFromString(msg.data)
-                found.heard.append(envelope)
+        async def heard(msg: Any) -> None:
+            envelope = Envelope()
+            envelope.ParseFromString(msg.data)
+            found.heard.append(envelope)
 
-            assert bus.nc is not None
-            await bus.nc.subscribe("support.>", cb=heard)
-            await bus.nc.flush(timeout=5)
-            yield found
-    finally:
-        await bus.close()
-
-
-async def eventually(check: Any, what: str, timeout: float = 20) -> Any:
-    """`check()` until it returns something true (each try within the deadline); that value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"never: {what}")
-        await asyncio.sleep(0.2)
+        assert bus.nc is not None
+        await bus.nc.subscribe("support.>", cb=heard)
+        await bus.nc.flush(timeout=5)
+        yield found

@@ -21,12 +21,13 @@ from maille_contracts import (
     REQUEST_REPLIED,
     REQUEST_STATUS_CHANGED,
 )
+from maille_devstack.pytest_plugin import until
 from maille_kit.secretbox import SecretBox
 from maille_support.desks import Desks
 from maille_support.redmine import Trackers
 from maille_support.requests import Requests
 
-from .conftest import COLLEGE, LYCEE, Support, eventually, person
+from .conftest import COLLEGE, LYCEE, Support, person
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -98,7 +99,7 @@ async def test_a_pupil_request_reaches_the_referent_then_the_academie_and_redmin
     assert opened["school_name"] == "Collège Anne de Bretagne"
 
     # The referent named by the principal is told, and finds it in the school's queue with the context.
-    told = await eventually(lambda: _async(support.events(REQUEST_OPENED)), "the opened event")
+    told = await until(lambda: _async(support.events(REQUEST_OPENED)), "the opened event")
     opened_event = requests_pb2.RequestOpened()
     told[0].payload.Unpack(opened_event)
     assert list(opened_event.tell) == ["rita-referente"] and opened_event.request.category == "resource"
@@ -126,7 +127,7 @@ async def test_a_pupil_request_reaches_the_referent_then_the_academie_and_redmin
     assert up["desk"] == "academie" and up["desk_name"] == "Support de l'académie"
     escalated = support.events(REQUEST_ESCALATED)
     assert escalated, "no escalation event"
-    issues = await eventually(lambda: _async(redmine_issues(support, rid)), "the Redmine issue")
+    issues = await until(lambda: _async(redmine_issues(support, rid)), "the Redmine issue")
     assert len(issues) == 1
     issue = issues[0]
     assert issue["subject"] == "[ENT] Le manuel de maths ne s'ouvre pas"
@@ -152,7 +153,7 @@ async def test_a_pupil_request_reaches_the_referent_then_the_academie_and_redmin
         seen = await support.ok("GET", f"/requests/{rid}", "lea-eleve")
         return seen if any(m["role"] == "tracker" for m in seen["messages"]) else None
 
-    seen = await eventually(answered, "the Redmine comment in the request", timeout=30)
+    seen = await until(answered, "the Redmine comment in the request", timeout=30)
     texts = [m["text"] for m in seen["messages"]]
     assert "La licence est ajoutée : réessayez dans une heure." in texts
     assert "Note interne du support" not in texts and "Licence ?" not in texts
@@ -171,7 +172,7 @@ async def test_a_pupil_request_reaches_the_referent_then_the_academie_and_redmin
     async def resolved() -> Any:
         return (await support.ok("GET", f"/requests/{rid}", "lea-eleve"))["status"] == "resolved"
 
-    await eventually(resolved, "the resolution coming back", timeout=30)
+    await until(resolved, "the resolution coming back", timeout=30)
     changed = requests_pb2.RequestStatusChanged()
     support.events(REQUEST_STATUS_CHANGED)[-1].payload.Unpack(changed)
     assert changed.status == "resolved" and changed.person_id == "lea-eleve"
@@ -183,7 +184,7 @@ async def test_an_issue_made_before_a_crash_is_found_not_made_again(support: Sup
     await declare_academie(support)
     rid = (await support.ok("POST", "/requests", "lea-eleve", json=asking(subject="Mot de passe perdu")))["id"]
     await support.ok("POST", f"/requests/{rid}/escalate", "rita-referente", json={})
-    await eventually(lambda: _async(redmine_issues(support, rid)), "the Redmine issue")
+    await until(lambda: _async(redmine_issues(support, rid)), "the Redmine issue")
     # As if the replica died after Redmine made the issue and before the request noted it.
     db = support.runtime().docstore.db
     await db["requests"].update_one({"_id": rid}, {"$set": {"tracker.issue": None}})
@@ -263,7 +264,7 @@ async def test_queue_filters_bulk_assignment_and_overdue(support: Support) -> No
     assert await requests.look_overdue() == 1
     assert await requests.look_overdue() == 0
     overdue = requests_pb2.RequestOverdue()
-    await eventually(lambda: _async(support.events(REQUEST_OVERDUE)), "the overdue event")
+    await until(lambda: _async(support.events(REQUEST_OVERDUE)), "the overdue event")
     support.events(REQUEST_OVERDUE)[0].payload.Unpack(overdue)
     assert list(overdue.tell) == ["rita-referente"] and overdue.clock == "first_answer"
 
@@ -410,7 +411,7 @@ async def test_a_referent_renamed_by_the_night_import_stays_on_the_staff(support
         named = {s["id"]: (s["name"], s["named"]) for s in found}
         return named if named.get("rita-referente", ("",))[0].endswith("Martin-Leroy") else None
 
-    assert await eventually(staff, "the new name") == {
+    assert await until(staff, "the new name") == {
         "marc-principal": ("Marc Martin", False),
         "rita-referente": ("Rita Martin-Leroy", True),
     }

@@ -17,18 +17,19 @@ from maille.identity.v1 import directory_pb2 as pb
 from maille.messaging.v1 import messages_pb2
 from maille_devstack.processes import MailpitServer
 from maille_devstack.pytest_plugin import (
+    IDENTITY_STREAM,
     KeycloakClients,
     make_person_login,
     persons_known,
     publish_event,
-    running,
+    running_on_bus,
 )
 from maille_kit.bus import Bus, Stream
 from maille_timeline.main import app
 from maille_timeline.settings import TimelineSettings
 
 STREAMS = [
-    Stream(name="IDENTITY", subjects=("identity.>",), description="identity's facts"),
+    IDENTITY_STREAM,
     Stream(name="MESSAGING", subjects=("messaging.>",), description="messaging's facts"),
     Stream(name="CATALOG", subjects=("catalog.>",), description="catalog's facts"),
     Stream(name="LIBRARY", subjects=("library.>",), description="the library's facts"),
@@ -114,26 +115,16 @@ class Timeline:
 
 @pytest.fixture
 async def timeline(
-    nats_factory, docstore_server, keycloak_clients: KeycloakClients, mailpit_server: MailpitServer
+    service_settings: dict[str, Any], keycloak_clients: KeycloakClients, mailpit_server: MailpitServer
 ) -> AsyncIterator[Timeline]:
-    nats = nats_factory()
     settings = TimelineSettings(
-        nats_url=nats.url,
-        mongodb_url=docstore_server.url,
-        database=f"test_{uuid.uuid4().hex[:12]}",
-        auth_issuer=keycloak_clients.issuer,
+        **service_settings,
         smtp_port=mailpit_server.smtp_port,
         mail_check_seconds=0.2,
         daily_digests=False,  # the tests send them when they want
         admins=[ADMIN],
         environment="development",
     )
-    bus = Bus(nats.url, name="test-publisher")
-    await bus.connect(timeout=5)
-    await bus.ensure_streams(STREAMS)
     service = app(settings)
-    try:
-        async with running(service) as client:
-            yield Timeline(client, service, bus, keycloak_clients, Mailpit(mailpit_server))
-    finally:
-        await bus.close()
+    async with running_on_bus(service, STREAMS) as (client, bus):
+        yield Timeline(client, service, bus, keycloak_clients, Mailpit(mailpit_server))

@@ -131,22 +131,16 @@ async def test_an_event_handled_twice_tells_once(timeline: Timeline) -> None:
     feed = await told.feed(pupils[0])
     [note] = feed.items
     # the same event again (a redelivery): the same notification id, nothing added
-    again = await told.notify(
-        source="same",
-        at=datetime.fromisoformat("2026-12-01T08:00:00+00:00"),
-        kind="mail",
-        data={"sender": "x", "subject": "y", "message": "m"},
-        persons=pupils,
-        tenant="t",
-    )
-    twice = await told.notify(
-        source="same",
-        at=datetime.fromisoformat("2026-12-01T08:00:00+00:00"),
-        kind="mail",
-        data={"sender": "x", "subject": "y", "message": "m"},
-        persons=pupils,
-        tenant="t",
-    )
+    same = {
+        "source": "same",
+        "at": datetime.fromisoformat("2026-12-01T08:00:00+00:00"),
+        "kind": "mail",
+        "data": {"sender": "x", "subject": "y", "message": "m"},
+        "persons": pupils,
+        "tenant": "t",
+    }
+    again = await told.notify(**same)
+    twice = await told.notify(**same)
     assert again == twice
     assert (await told.feed(pupils[0])).unread == 2
     assert note["id"] in [i["id"] for i in (await told.feed(pupils[0])).items]

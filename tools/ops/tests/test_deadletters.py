@@ -15,13 +15,13 @@ import pytest
 
 from maille.identity.v1 import directory_pb2
 from maille_devstack.processes import NatsServer, free_port
-from maille_kit.bus import Bus, Stream, dead_letter_stream
+from maille_devstack.pytest_plugin import IDENTITY_STREAM as IDENTITY
+from maille_kit.bus import Bus, dead_letter_stream
 from maille_kit.busauth import USERS, authorization
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event, make_envelope
 
-IDENTITY = Stream(name="IDENTITY", subjects=("identity.>",))
 OPS = str(Path(sys.executable).parent / "maille-ops")
 
 

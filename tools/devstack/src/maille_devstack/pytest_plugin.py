@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from maille_devstack.processes import (
     ServiceProcess,
     free_port,
 )
+from maille_kit.bus import Bus, Stream
 from maille_kit.docstore import Docstore
 
 
@@ -72,6 +74,20 @@ def nats_factory(tmp_path: Path) -> Iterator[Callable[[], NatsServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def service_settings(
+    nats_factory: Callable[[], NatsServer], docstore_server: DocstoreServer, keycloak_clients: KeycloakClients
+) -> dict[str, Any]:
+    """The settings a service under test takes from the test's parts: a NATS of the test's own (which it may stop),
+    a database of its own on the session's docstore, and the test Keycloak's realm as the issuer of the tokens."""
+    return {
+        "nats_url": nats_factory().url,
+        "mongodb_url": docstore_server.url,
+        "database": f"test_{uuid.uuid4().hex[:12]}",
+        "auth_issuer": keycloak_clients.issuer,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -186,10 +202,16 @@ def _person_created(person: Any) -> Any:
     return directory_pb2.PersonCreated(person=person)
 
 
-async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
-    """Wait until `condition()` holds (what a service does in the background shows), or fail naming `what`."""
+async def until(condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    """Wait until `condition()` (awaited when it gives an awaitable) gives something true — what a service does in
+    the background shows — and return it; fail naming `what` after `timeout` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
@@ -233,6 +255,23 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client
+
+
+# The identity service's stream as identity makes it: the tests of a service that follows the directory publish
+# identity's events there themselves.
+IDENTITY_STREAM = Stream(
+    name="IDENTITY", subjects=("identity.>",), description="facts published by the identity service"
+)
+
+
+@asynccontextmanager
+async def running_on_bus(app: FastAPI, streams: Sequence[Stream] = ()) -> AsyncIterator[tuple[httpx.AsyncClient, Bus]]:
+    """`app` running (as `running`), with its own bus: the test publishes there what other services would, on
+    `streams` made as their owners make them."""
+    async with running(app) as client:
+        bus: Bus = app.state.runtime.bus
+        await bus.ensure_streams(list(streams))
+        yield client, bus
 
 
 class KeycloakClients:
