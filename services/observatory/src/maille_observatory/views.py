@@ -32,7 +32,7 @@ from maille_kit.usage import month_of
 from maille_observatory.directory import PARENT, Directory
 from maille_observatory.ingest import Ingest
 from maille_observatory.repository import MONTHS, ObservatoryRepository
-from maille_observatory.rollups import ENOUGH, LG_K, SMALL, WAIT_HOURS, months_of_year, school_year_of
+from maille_observatory.rollups import ENOUGH, LG_K, SMALL, WAIT_HOURS, months_of_year, persons_behind, school_year_of
 from maille_observatory.scopes import Scope, Scopes
 
 log = logging.getLogger("maille.observatory.views")
@@ -113,17 +113,7 @@ class Summary:
 
     def behind(self, keys: Sequence[str]) -> int:
         """At least how many persons stand behind the sum of these counts (exact up to five)."""
-        seen: set[str] = set()
-        for key in keys:
-            value = self.few.get(key)
-            if value is None:
-                continue
-            if isinstance(value, int):
-                return ENOUGH
-            seen.update(value)
-            if len(seen) >= ENOUGH:
-                return ENOUGH
-        return len(seen)
+        return persons_behind(self.few[key] for key in keys if key in self.few)
 
 
 def merged_few(held: list[str] | int | None, value: list[str] | int) -> list[str] | int:
