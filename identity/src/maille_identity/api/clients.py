@@ -7,19 +7,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from maille_identity.api import ApiClientsPart
 from maille_identity.federation.clients import KINDS
 from maille_identity.federation.keycloak import KeycloakUnavailable
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Operator, Principal
 from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
 
 # Made in Keycloak: these routes exist only when identity is connected to it.
 router = APIRouter(prefix="/api/identity/v1", tags=["API clients"])
-Operator = Annotated[Principal, Depends(require("operator"))]
 CLIENT_ID = r"^[a-z0-9][a-z0-9-]{2,62}$"
 ClientId = Annotated[str, Path(pattern=CLIENT_ID, description="the client's id, e.g. editeur-lelivrescolaire")]
 

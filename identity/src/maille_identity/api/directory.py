@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
 from maille_identity.api import Everyone
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Caller
 
 router = APIRouter(prefix="/api/identity/v1", tags=["directory"])
-Caller = Annotated[Principal, Depends(require())]
 PersonId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")]
 Doc = dict[str, Any]
 

@@ -7,22 +7,20 @@ import ipaddress
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field, field_validator
 
 from maille_identity.api import Directory, Keycloak, Links, Settings
 from maille_identity.directory.identifiers import InvalidUAI, normalise_uai
 from maille_identity.federation.keycloak import KeycloakUnavailable
 from maille_identity.federation.service import RESERVED_ALIASES
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Caller, Operator
 from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
 
 router = APIRouter(prefix="/api/identity/v1", tags=["federation"])
 # The collectivités' IdPs are made in Keycloak: these routes exist only when identity is connected to it.
 federations = APIRouter(prefix="/api/identity/v1", tags=["federation"])
-Caller = Annotated[Principal, Depends(require())]
-Operator = Annotated[Principal, Depends(require("operator"))]
 Alias = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
 
 

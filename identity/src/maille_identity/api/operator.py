@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -17,7 +17,7 @@ from maille_identity.directory.jobs import Busy
 from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
 from maille_identity.events import EventBatch
 from maille_identity.gar.nightly import export_once
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Operator
 from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
 
@@ -27,7 +27,6 @@ PersonId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="the ENT p
 Tenant = Annotated[
     str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64, description="default: the service's tenant")
 ]
-Operator = Annotated[Principal, Depends(require("operator"))]
 
 
 @router.get("/persons/{person_id}/export", summary="RGPD: everything identity holds on one person")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from maille_identity.api import Directory, Rules, Settings
 from maille_identity.directory.admins import NotAdministrator, SchoolAdmins
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.rules.repository import DEFAULT_BODY, RulesBody
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Caller, Principal
 from maille_kit.problems import Problem
 from maille_kit.versions import IfMatch, tag
 
@@ -21,7 +21,6 @@ Uai = Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$", description="the structure
 Tenant = Annotated[
     str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64, description="default: the service's tenant")
 ]
-Caller = Annotated[Principal, Depends(require())]
 
 
 async def _structure(directory: DirectoryRepository, uai: str, tenant: str, admin: Principal) -> None:

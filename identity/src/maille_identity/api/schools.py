@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 
 from maille_identity.api import Directory, Jobs, Settings
 from maille_identity.directory.admins import NotAdministrator, NotOfTheSchool, SchoolAdmins
 from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.settings import IdentitySettings
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Caller, Principal
 from maille_kit.problems import Problem
 
 router = APIRouter(prefix="/api/identity/v1/structures", tags=["school administration"])
 Uai = Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$", description="the school's UAI")]
 PersonId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="a person of the school (ENT id)")]
-Caller = Annotated[Principal, Depends(require())]
 
 
 async def _admins(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
@@ -13,13 +13,12 @@ from maille_catalog.api import Centre, Settings, Work
 from maille_catalog.api.vendor import ArkPath, _ark
 from maille_catalog.mediacentre import matches
 from maille_kit.app import Told
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Caller, Principal
 from maille_kit.problems import Problem
 from maille_kit.usage import Kind
 
 router = APIRouter(prefix="/api/catalog/v1/mediacentre", tags=["mediacentre"])
 
-Person = Annotated[Principal, Depends(require())]
 Filter = Annotated[str | None, Query(min_length=1, max_length=300)]
 
 
@@ -51,7 +50,7 @@ def _person(caller: Principal) -> str:
 
 @router.get("", response_model=MediacentreOut, summary="The signed-in person's resources")
 async def mine(
-    caller: Person,
+    caller: Caller,
     centre: Centre,
     niveau: Filter = None,
     domaine: Filter = None,
@@ -83,7 +82,7 @@ async def mine(
     responses={303: {"description": "to the resource, at its vendor's (the GAR signs the person in there)"}},
     summary="Open a resource of one's médiacentre (counted by the observatory: the vendor and the resource)",
 )
-async def open_resource(ark: ArkPath, caller: Person, centre: Centre, uses: Told) -> RedirectResponse:
+async def open_resource(ark: ArkPath, caller: Caller, centre: Centre, uses: Told) -> RedirectResponse:
     person, ark = _person(caller), _ark(ark)
     resource = next((r for r in (await centre.shelf(person)).resources if r["idRessource"] == ark), None)
     if resource is None:
@@ -94,7 +93,7 @@ async def open_resource(ark: ArkPath, caller: Person, centre: Centre, uses: Told
 
 
 @router.put("/favoris/{ark:path}", status_code=204, summary="Mark a resource of one's médiacentre as a favourite")
-async def add_favourite(ark: ArkPath, caller: Person, centre: Centre, works: Work, settings: Settings) -> Response:
+async def add_favourite(ark: ArkPath, caller: Caller, centre: Centre, works: Work, settings: Settings) -> Response:
     person, ark = _person(caller), _ark(ark)
     if not any(r["idRessource"] == ark for r in (await centre.shelf(person)).resources):
         raise Problem(404, f"{ark} is not in your médiacentre")
@@ -103,7 +102,7 @@ async def add_favourite(ark: ArkPath, caller: Person, centre: Centre, works: Wor
 
 
 @router.delete("/favoris/{ark:path}", status_code=204, summary="Unmark a favourite")
-async def remove_favourite(ark: ArkPath, caller: Person, centre: Centre, works: Work, settings: Settings) -> Response:
+async def remove_favourite(ark: ArkPath, caller: Caller, centre: Centre, works: Work, settings: Settings) -> Response:
     await centre.set_favourite(
         _person(caller),
         _ark(ark),

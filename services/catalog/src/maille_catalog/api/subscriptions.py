@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from maille_catalog.abonnements import BadXml, read_abonnement, read_filters, write_abonnement, write_abonnements
 from maille_catalog.api import Subs
 from maille_catalog.api.vendor import read_limited
 from maille_catalog.schemas import Subscription, SubscriptionChange, SubscriptionIn, SubscriptionPage
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Principal, Vendor
 from maille_kit.idempotency import Idempotent
 from maille_kit.pages import After, next_cursor
 from maille_kit.problems import Problem
@@ -21,7 +21,6 @@ from maille_kit.versions import IfMatch, tag
 
 router = APIRouter(prefix="/api/catalog/v1", tags=["subscriptions"])
 
-Vendor = Annotated[Principal, Depends(require("vendor"))]
 SubscriptionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:\-]{1,45}$", description="idAbonnement")]
 XML = "application/xml"
 XML_MAX_BYTES = 1024 * 1024

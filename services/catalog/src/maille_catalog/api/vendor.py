@@ -9,13 +9,13 @@ import json
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from maille_catalog.api import Settings, Vendors
 from maille_catalog.schemas import ARK_PATTERN, BulkReport, Resource, ResourceIn, ResourcePage
 from maille_catalog.service import AlreadyPublished, ChangedMeanwhile, NoSuchResource, NotYours, as_resource
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Principal, Vendor
 from maille_kit.idempotency import Idempotent
 from maille_kit.pages import After, next_cursor
 from maille_kit.problems import Problem
@@ -23,7 +23,6 @@ from maille_kit.versions import IfMatch, tag
 
 router = APIRouter(prefix="/api/catalog/v1/vendor", tags=["vendor"])
 
-Vendor = Annotated[Principal, Depends(require("vendor"))]
 ArkPath = Annotated[str, Path(max_length=220, description="the resource's ARK, e.g. ark:/12345/manuel-maths-6e")]
 CONCEPT_COLUMNS = ("typePedagogique", "typologieDocument", "niveauEducatif", "domaineEnseignement")
 

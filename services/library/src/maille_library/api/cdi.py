@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import RedirectResponse
 
 from maille_kit.app import Told
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Caller, Operator, Principal
 from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
 from maille_kit.usage import Kind
@@ -21,8 +21,6 @@ from maille_library.sync import readers_csv as readers_csv_of
 
 router = APIRouter(prefix="/api/library/v1", tags=["library"])
 Uai = Annotated[str, Path(pattern=UAI_PATTERN, description="the school's UAI")]
-Operator = Annotated[Principal, Depends(require("operator"))]
-Caller = Annotated[Principal, Depends(require())]
 PARIS = ZoneInfo("Europe/Paris")
 SEARCH_TYPES = {"all": 0, "title": 1, "author": 2, "publisher": 3, "collection": 4, "subject": 5}
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Operator
 from maille_kit.idempotency import Idempotent
 from maille_kit.text import folded
 from maille_messaging.api import MailboxPart, Me, SendingPart
@@ -87,7 +87,7 @@ async def export(me: Me, mailbox: MailboxPart) -> StreamingResponse:
 )
 async def operator_export(
     person: Annotated[str, Path(pattern=PERSON_ID)],
-    _: Annotated[Principal, Depends(require("operator"))],
+    _: Operator,
     mailbox: MailboxPart,
 ) -> StreamingResponse:
     return _export(mailbox, person)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
-
 from maille_kit.app import part
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Principal
 from maille_kit.errors import Forbidden
 from maille_observatory.directory import Directory
 from maille_observatory.export import Exports
@@ -21,8 +19,6 @@ Viewing = Annotated[Scopes, part(Scopes)]
 Exported = Annotated[Exports, part(Exports)]
 Counting = Annotated[Ingest, part(Ingest)]
 People = Annotated[Directory, part(Directory)]
-Caller = Annotated[Principal, Depends(require())]
-Operator = Annotated[Principal, Depends(require("operator"))]
 
 
 def seen(scopes: Scopes, caller: Principal, scope_id: str) -> Scope:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from maille_kit.auth import Caller
 from maille_kit.errors import Invalid, NotFound
-from maille_observatory.api import Boards, Caller, Exported, Viewing, seen
+from maille_observatory.api import Boards, Exported, Viewing, seen
 from maille_observatory.schemas import CHARTS, SCHOOL_YEAR, SCOPE_ID, Dashboard, ScopeOut
 from maille_observatory.views import to_csv
 

@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
+from maille_kit.auth import Operator
 from maille_kit.errors import Invalid, NotFound
 from maille_kit.usage import month_of
-from maille_observatory.api import Counting, Merges, Operator, People, Viewing
+from maille_observatory.api import Counting, Merges, People, Viewing
 from maille_observatory.events import STREAM
 from maille_observatory.ingest import DURABLE
 from maille_observatory.rollups import school_year_of

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
-
 from maille_kit.app import part
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Principal
 from maille_kit.errors import Forbidden
 from maille_support.desks import Desks
 from maille_support.knowledge import Knowledge
@@ -21,8 +19,6 @@ Queues = Annotated[Queue, part(Queue)]
 Declared = Annotated[Desks, part(Desks)]
 Articles = Annotated[Knowledge, part(Knowledge)]
 Store = Annotated[SupportRepository, part(SupportRepository)]
-Caller = Annotated[Principal, Depends(require())]
-Operator = Annotated[Principal, Depends(require("operator"))]
 
 
 def me(caller: Principal) -> str:

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from maille_support.api import Declared, Operator, Queues
+from maille_kit.auth import Operator
+from maille_support.api import Declared, Queues
 from maille_support.desks import overdue
 from maille_support.schemas import DESK_ID, DeskIn, DeskOut, Figures, RedmineOut
 

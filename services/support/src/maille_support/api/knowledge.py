@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from maille_kit.auth import Caller
 from maille_kit.errors import Forbidden, NotFound, Unsupported
 from maille_kit.files import file_answer
-from maille_support.api import Articles, Caller, Store, me
+from maille_support.api import Articles, Store, me
 from maille_support.categories import CATEGORIES
 from maille_support.knowledge import render
 from maille_support.schemas import ARTICLE_ID, FILE_ID, ArticleHit, ArticleIn, ArticleOut, VoteIn

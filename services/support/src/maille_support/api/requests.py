@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
+from maille_kit.auth import Caller
 from maille_kit.errors import Forbidden, Invalid
 from maille_kit.files import file_answer
-from maille_support.api import Asked, Caller, Declared, Queues, Store, me
+from maille_support.api import Asked, Declared, Queues, Store, me
 from maille_support.categories import ACTIVE, CATEGORIES, STATUSES
 from maille_support.desks import SCHOOL, Desks, directs, overdue
 from maille_support.queue import folded

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Caller, Principal
 from maille_kit.errors import Forbidden, Invalid
 from maille_timeline.api import Choices, Feeds, Mailer
 from maille_timeline.kinds import KINDS
@@ -23,7 +23,6 @@ from maille_timeline.schemas import (
 )
 
 router = APIRouter(prefix="/api/timeline/v1", tags=["timeline"])
-Caller = Annotated[Principal, Depends(require())]
 TOKEN = Query(min_length=20, max_length=400, pattern=r"^[A-Za-z0-9_-]+$", description="the token of the e-mail's link")
 
 

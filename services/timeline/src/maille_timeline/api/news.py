@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from maille_kit.app import Told
-from maille_kit.auth import Principal, require
+from maille_kit.auth import Caller, Operator, Principal
 from maille_kit.errors import Forbidden
 from maille_kit.files import file_answer
 from maille_kit.usage import Kind
@@ -33,8 +33,6 @@ from maille_timeline.schemas import (
 )
 
 router = APIRouter(prefix="/api/timeline/v1", tags=["news"])
-Caller = Annotated[Principal, Depends(require())]
-Operator = Annotated[Principal, Depends(require("operator"))]
 NewsId = Annotated[str, Path(pattern=r"^n[0-9]{13}[0-9a-f]{10}$", description="the news item's id")]
 CommentId = Annotated[str, Path(pattern=r"^c[0-9]{13}[0-9a-f]{10}$")]
 FileId = Annotated[str, Path(pattern=r"^f[0-9a-f]{20}$")]
