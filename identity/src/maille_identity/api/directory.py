@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from maille_identity.api import Everyone
 from maille_kit.auth import Caller
+from maille_kit.uai import UaiPath
 
 router = APIRouter(prefix="/api/identity/v1", tags=["directory"])
 PersonId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")]
@@ -25,7 +26,7 @@ async def person(person_id: PersonId, principal: Caller, people: Everyone) -> Do
 
 
 @router.get("/structures/{uai}", summary="A school and its classes and groups (for its members)")
-async def structure(uai: Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$")], principal: Caller, people: Everyone) -> Doc:
+async def structure(uai: UaiPath, principal: Caller, people: Everyone) -> Doc:
     return await people.structure(principal, uai)
 
 

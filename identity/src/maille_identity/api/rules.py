@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from maille_identity.api import Directory, Rules, Settings
 from maille_identity.directory.admins import NotAdministrator, SchoolAdmins
@@ -13,11 +13,11 @@ from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.rules.repository import DEFAULT_BODY, RulesBody
 from maille_kit.auth import Caller, Principal
 from maille_kit.problems import Problem
+from maille_kit.uai import UaiPath as Uai
 from maille_kit.versions import IfMatch, tag
 
 router = APIRouter(prefix="/api/identity/v1/structures", tags=["communication rules"])
 
-Uai = Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$", description="the structure's UAI")]
 Tenant = Annotated[
     str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64, description="default: the service's tenant")
 ]

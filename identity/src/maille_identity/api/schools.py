@@ -13,9 +13,9 @@ from maille_identity.directory.repository import DirectoryRepository
 from maille_identity.settings import IdentitySettings
 from maille_kit.auth import Caller, Principal
 from maille_kit.problems import Problem
+from maille_kit.uai import UaiPath as Uai
 
 router = APIRouter(prefix="/api/identity/v1/structures", tags=["school administration"])
-Uai = Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$", description="the school's UAI")]
 PersonId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="a person of the school (ENT id)")]
 
 

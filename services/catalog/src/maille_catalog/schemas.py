@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from maille_kit.uai import UaiField as Uai
+
 # An ARK (Archival Resource Key), as the GAR names resources: `ark:/<NAAN>/<name>`, NAAN five digits.
 ARK_PATTERN = r"^ark:/\d{5}/[0-9A-Za-z=~*+@_$.\-/]{1,200}$"
 SCOLOMFR = "http://data.education.fr/voc/scolomfr/"
@@ -104,7 +106,6 @@ class BulkReport(BaseModel):
 
 # Subscriptions (abonnements), in the GAR's field names and semantics (gar.md §3).
 
-UAI_PATTERN = r"^[0-9]{7}[A-Z]$"
 PUBLICS = ("ELEVE", "ENSEIGNANT", "DOCUMENTALISTE", "AUTRE PERSONNEL")
 # Each public's own licence count.
 LICENCE_FIELDS = {
@@ -115,7 +116,6 @@ LICENCE_FIELDS = {
 }
 PARIS = ZoneInfo("Europe/Paris")
 
-Uai = Annotated[str, Field(pattern=UAI_PATTERN, description="a school's UAI, e.g. 0750001A")]
 Public = Literal["ELEVE", "ENSEIGNANT", "DOCUMENTALISTE", "AUTRE PERSONNEL"]
 Licences = Annotated[
     int | Literal["ILLIMITE"] | None, Field(default=None, description="a number of licences, or ILLIMITE")

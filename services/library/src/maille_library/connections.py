@@ -18,7 +18,6 @@ from maille_kit.work import Work, Works
 from maille_library.pmb import PmbConnection
 
 CONNECTIONS = "connections"
-UAI_PATTERN = r"^[0-9]{7}[A-Z]$"
 # A host (name, IPv4 or [IPv6]), a port, a path of RFC 3986's characters: what PMB, browsers and Keycloak (the
 # OPAC's redirect URIs) all take as it is.
 URL_PATTERN = (

@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-UAI = r"^[0-9]{7}[A-Z]$"
 SCOPE_ID = (
     r"^(academie|school:[0-9]{7}[A-Z]|type:[A-Z_]{2,20}"
     r"|district:[a-z0-9][a-z0-9-]{1,40}|collectivite:[a-z0-9][a-z0-9-]{1,40})$"

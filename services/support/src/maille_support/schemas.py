@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-UAI = r"^[0-9]{7}[A-Z]$"
+from maille_kit.uai import UAI_PATTERN as UAI
+
 REQUEST_ID = r"^r[0-9]{13}[0-9a-f]{16}$"
 ARTICLE_ID = r"^(a[0-9]{13}[0-9a-f]{8}|tuto-[a-z0-9-]{1,60})$"
 DESK_ID = r"^[a-z0-9][a-z0-9-]{1,40}$"

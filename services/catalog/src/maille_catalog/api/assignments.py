@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from maille_catalog.api import People, Subs
 from maille_catalog.api.subscriptions import SubscriptionId, as_subscription
-from maille_catalog.schemas import UAI_PATTERN, Subscription
+from maille_catalog.schemas import Subscription
 from maille_kit.auth import Caller, Principal
 from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
+from maille_kit.uai import UaiPath as Uai
 
 router = APIRouter(prefix="/api/catalog/v1/schools/{uai}", tags=["assignments"])
 
-Uai = Annotated[str, Path(pattern=UAI_PATTERN, description="the school's UAI")]
 PersonId = Annotated[str, Field(min_length=1, max_length=64)]
 MANAGER_ROLE = "gar_resp_aff"
 

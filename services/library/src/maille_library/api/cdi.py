@@ -13,14 +13,14 @@ from maille_kit.app import Told
 from maille_kit.auth import Caller, Operator, Principal
 from maille_kit.idempotency import Idempotent
 from maille_kit.problems import Problem
+from maille_kit.uai import UaiPath as Uai
 from maille_kit.usage import Kind
 from maille_library.api import Catalogues, Loans, Notices, People, Readers, Schools, Settings
-from maille_library.connections import UAI_PATTERN, ConnectionIn, ConnectionOut, shown
+from maille_library.connections import ConnectionIn, ConnectionOut, shown
 from maille_library.schemas import Missing, ReservationIn, Result, SearchPage
 from maille_library.sync import readers_csv as readers_csv_of
 
 router = APIRouter(prefix="/api/library/v1", tags=["library"])
-Uai = Annotated[str, Path(pattern=UAI_PATTERN, description="the school's UAI")]
 PARIS = ZoneInfo("Europe/Paris")
 SEARCH_TYPES = {"all": 0, "title": 1, "author": 2, "publisher": 3, "collection": 4, "subject": 5}
 

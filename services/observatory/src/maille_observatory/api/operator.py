@@ -11,12 +11,13 @@ from fastapi import APIRouter, Path, Response
 
 from maille_kit.auth import Operator
 from maille_kit.errors import Invalid, NotFound
+from maille_kit.uai import UAI_PATTERN
 from maille_kit.usage import month_of
 from maille_observatory.api import Counting, Merges, People, Viewing
 from maille_observatory.events import STREAM
 from maille_observatory.ingest import DURABLE
 from maille_observatory.rollups import school_year_of
-from maille_observatory.schemas import TERRITORY_ID, UAI, Technical, TerritoryIn, TerritoryOut
+from maille_observatory.schemas import TERRITORY_ID, Technical, TerritoryIn, TerritoryOut
 
 router = APIRouter(prefix="/api/observatory/v1/operator", tags=["operators"])
 TerritoryId = Annotated[str, Path(pattern=TERRITORY_ID)]
@@ -60,7 +61,7 @@ async def territories(caller: Operator, viewing: Viewing) -> list[TerritoryOut]:
 async def put_territory(
     territory_id: TerritoryId, body: TerritoryIn, caller: Operator, viewing: Viewing, merges: Merges
 ) -> TerritoryOut:
-    wrong = [s for s in body.schools if not re.match(UAI, s)]
+    wrong = [s for s in body.schools if not re.match(UAI_PATTERN, s)]
     if wrong:
         raise Invalid(f"not UAIs: {', '.join(wrong[:5])}")
     if body.kind != "academie" and not body.schools:

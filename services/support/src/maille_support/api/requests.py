@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from maille_kit.auth import Caller
 from maille_kit.errors import Forbidden, Invalid
 from maille_kit.files import file_answer
+from maille_kit.uai import UAI_PATTERN, UaiPath
 from maille_support.api import Asked, Declared, Queues, Store, me
 from maille_support.categories import ACTIVE, CATEGORIES, STATUSES
 from maille_support.desks import SCHOOL, Desks, directs, overdue
@@ -20,7 +21,6 @@ from maille_support.requests import HANDLER_STATUSES, PERSON_STATUSES, Seen
 from maille_support.schemas import (
     FILE_ID,
     REQUEST_ID,
-    UAI,
     Assigned,
     AssignIn,
     Can,
@@ -213,7 +213,7 @@ async def queue(
     desk: Annotated[str, Query(pattern=r"^(school|[a-z0-9][a-z0-9-]{1,40})$", description="school, or a desk id")] = (
         SCHOOL
     ),
-    uai: Annotated[str | None, Query(pattern=UAI)] = None,
+    uai: Annotated[str | None, Query(pattern=UAI_PATTERN)] = None,
     status: Annotated[str | None, Query(pattern=r"^[a-z,]{1,60}$", description="comma-separated")] = None,
     category: Annotated[str | None, Query(max_length=40)] = None,
     assignee: Annotated[str | None, Query(max_length=64, description="me, none, or a person id")] = None,
@@ -273,23 +273,17 @@ async def queue(
 
 
 @router.put("/schools/{uai}/referents", summary="The direction names its school's digital referents")
-async def name_referents(
-    uai: Annotated[str, Path(pattern=UAI)], body: ReferentsIn, caller: Caller, desks: Declared, store: Store
-) -> list[str]:
+async def name_referents(uai: UaiPath, body: ReferentsIn, caller: Caller, desks: Declared, store: Store) -> list[str]:
     return await desks.name_referents(await store.person(me(caller)), uai, body.persons)
 
 
 @router.get("/schools/{uai}/staff", summary="For its direction: the school's staff, and who of them are its referents")
-async def staff(
-    uai: Annotated[str, Path(pattern=UAI)], caller: Caller, desks: Declared, store: Store
-) -> list[StaffMember]:
+async def staff(uai: UaiPath, caller: Caller, desks: Declared, store: Store) -> list[StaffMember]:
     return [StaffMember(**s) for s in await desks.staff(await store.person(me(caller)), uai)]
 
 
 @router.get("/schools/{uai}/referents", summary="Who takes the school's requests first")
-async def referents(
-    uai: Annotated[str, Path(pattern=UAI)], caller: Caller, desks: Declared, store: Store
-) -> list[DeskRef]:
+async def referents(uai: UaiPath, caller: Caller, desks: Declared, store: Store) -> list[DeskRef]:
     person = await store.person(me(caller))
     if uai not in (person or {}).get("schools", {}):
         raise Forbidden(f"the school {uai} is not one of yours")

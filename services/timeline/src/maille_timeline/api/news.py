@@ -12,6 +12,7 @@ from maille_kit.app import Told
 from maille_kit.auth import Caller, Operator, Principal
 from maille_kit.errors import Forbidden
 from maille_kit.files import file_answer
+from maille_kit.uai import UaiPath as Uai
 from maille_kit.usage import Kind
 from maille_timeline.api import Writing
 from maille_timeline.schemas import (
@@ -37,7 +38,6 @@ NewsId = Annotated[str, Path(pattern=r"^n[0-9]{13}[0-9a-f]{10}$", description="t
 CommentId = Annotated[str, Path(pattern=r"^c[0-9]{13}[0-9a-f]{10}$")]
 FileId = Annotated[str, Path(pattern=r"^f[0-9a-f]{20}$")]
 Code = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the circonscription's code")]
-Uai = Annotated[str, Path(pattern=r"^[0-9]{7}[A-Z]$")]
 BOARD = r"^(school|group|circonscription):[A-Za-z0-9$_.-]{1,80}$"
 
 
