@@ -7,11 +7,9 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from gar.resources import GarResources
 from gar.resources import create_app as gar_app
 from google.protobuf.message import Message
@@ -23,12 +21,11 @@ from maille_devstack.pki import make_pki
 from maille_devstack.pytest_plugin import (
     IDENTITY_STREAM,
     KeycloakClients,
-    make_person_login,
+    ServiceUnderTest,
     running_on_bus,
     serving_peer,
     until,
 )
-from maille_kit.bus import Bus
 from maille_kit.events import make_envelope
 
 CONCEPT = "http://data.education.fr/voc/scolomfr/concept/"
@@ -84,22 +81,14 @@ def person(person_id: str, *profiles: tuple[str, str], groups: tuple[str, ...] =
 
 
 @dataclass
-class Catalog:
-    client: httpx.AsyncClient
-    service: FastAPI
-    bus: Bus
+class Catalog(ServiceUnderTest):
     gar: GarResources
-    keycloak: KeycloakClients
     _vendors: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    audience: ClassVar[str] = "maille-catalog"
 
     def vendor(self) -> tuple[str, dict[str, str]]:
         client_id, secret = self.keycloak.make(roles=("vendor",), audience="maille-catalog")
         return client_id, {"authorization": f"Bearer {self.keycloak.token(client_id, secret)}"}
-
-    def person(self, ent_id: str, *roles: str) -> dict[str, str]:
-        return {
-            "authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-catalog', roles=roles)}"  # noqa: E501
-        }
 
     async def directory(self, *facts: tuple[str, Message]) -> None:
         """Publish identity's events as identity does (its stream, its envelope)."""
@@ -179,7 +168,7 @@ async def catalog(
     )
     service = app(settings)
     async with running_on_bus(service, [IDENTITY_STREAM]) as (client, bus):
-        yield Catalog(client, service, bus, peer, keycloak_clients)
+        yield Catalog(client, service, bus, keycloak_clients, peer)
 
 
 @pytest.fixture

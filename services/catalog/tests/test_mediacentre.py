@@ -48,7 +48,7 @@ async def setup(catalog, h) -> dict[str, str]:
     assigned = await catalog.client.post(
         f"/api/catalog/v1/schools/{B}/subscriptions/INDIV-B/assignments",
         json={"personnes": ["prof"]},
-        headers=catalog.person("head-b"),
+        headers=catalog.as_person("head-b"),
     )
     assert assigned.status_code == 200, assigned.text
     return auth
@@ -57,7 +57,7 @@ async def setup(catalog, h) -> dict[str, str]:
 async def test_a_teacher_in_two_schools_gets_one_merged_mediacentre(catalog, catalog_helpers) -> None:
     h = catalog_helpers
     auth = await setup(catalog, h)
-    prof = catalog.person("prof")
+    prof = catalog.as_person("prof")
     page = (await catalog.client.get(MEDIACENTRE, headers=prof)).json()
     by_id = {r["idRessource"]: r for r in page["ressources"]}
     gar_a = {r["idRessource"] for r in catalog.gar.of_school(A)}
@@ -133,7 +133,7 @@ async def test_a_teacher_in_two_schools_gets_one_merged_mediacentre(catalog, cat
     await h.until(withdrawn, "the withdrawn resource to leave the médiacentre")
 
     # The pupil sees the pupils' resource and the GAR's list of A only; a vendor's token is no person.
-    pupil = (await catalog.client.get(MEDIACENTRE, headers=catalog.person("pupil"))).json()
+    pupil = (await catalog.client.get(MEDIACENTRE, headers=catalog.as_person("pupil"))).json()
     assert {r["idRessource"] for r in pupil["ressources"]} == {"ark:/12345/eleves"} | gar_a
     refused = await catalog.client.get(MEDIACENTRE, headers=auth)
     assert refused.status_code == 403 and "no person" in refused.json()["detail"]
@@ -143,7 +143,7 @@ async def test_a_failing_or_slow_gar_leaves_the_local_resources_with_a_flag(cata
     h = catalog_helpers
     await setup(catalog, h)
     catalog.gar.failing = {B}
-    page = (await catalog.client.get(MEDIACENTRE, headers=catalog.person("prof"))).json()
+    page = (await catalog.client.get(MEDIACENTRE, headers=catalog.as_person("prof"))).json()
     assert page["gar"] == "incomplet" and page["garManquant"] == {B: "answered 400: Établissement non trouvé"}
     ids = {r["idRessource"] for r in page["ressources"]}
     assert {"ark:/12345/maths", "ark:/12345/francais"} <= ids and {
@@ -156,7 +156,7 @@ async def test_a_failing_or_slow_gar_leaves_the_local_resources_with_a_flag(cata
         h.person("prof", (A, "National_ENS"), (B, "National_ENS")), fact="updated"
     )  # their list is computed again
     await catalog.known("persons", "prof")
-    slow_token = catalog.person("prof")
+    slow_token = catalog.as_person("prof")
     started = time.monotonic()
     answer = await catalog.client.get(MEDIACENTRE, headers=slow_token)
     took = time.monotonic() - started

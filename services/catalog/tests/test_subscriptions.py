@@ -182,7 +182,7 @@ async def test_licences_are_never_assigned_beyond_what_was_bought(catalog, catal
         categorieAffectation="transferable",
     )
     assert (await catalog.client.post(f"{VENDOR}/subscriptions", json=body, headers=auth)).status_code == 201
-    head = catalog.person("head")
+    head = catalog.as_person("head")
     base = f"/api/catalog/v1/schools/{A}/subscriptions/INDIV-1/assignments"
 
     # 15 requests at once, 2 pupils each, 10 licences: exactly 5 succeed, whole; the others are refused whole.
@@ -225,10 +225,10 @@ async def test_licences_are_never_assigned_beyond_what_was_bought(catalog, catal
         "detail"
     ] == "unknown persons: ghost"
     assert (
-        await catalog.client.post(base, json={"personnes": ["teacher"]}, headers=catalog.person("teacher"))
+        await catalog.client.post(base, json={"personnes": ["teacher"]}, headers=catalog.as_person("teacher"))
     ).status_code == 403
     # A teacher holding identity's role gar_resp_aff assigns in their own school.
-    manager = catalog.person("teacher", "gar_resp_aff")
+    manager = catalog.as_person("teacher", "gar_resp_aff")
     assert (await catalog.client.get(f"/api/catalog/v1/schools/{A}/subscriptions", headers=manager)).json()[0][
         "idAbonnement"
     ] == "INDIV-1"
@@ -343,6 +343,6 @@ async def test_a_class_is_assigned_with_its_members_of_now_whichever_event_came_
     answer = await catalog.client.post(
         f"/api/catalog/v1/schools/{A}/subscriptions/CLASS/assignments",
         json={"groupes": [klass]},
-        headers=catalog.person("head"),
+        headers=catalog.as_person("head"),
     )
     assert answer.status_code == 200 and answer.json()["affectees"] == ["b-0", "b-1"]

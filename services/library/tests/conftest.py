@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from pmb.server import PmbDatabase, PmbPeer
 from pmb.server import create_app as pmb_app
 
@@ -18,12 +16,11 @@ from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.pytest_plugin import (
     IDENTITY_STREAM,
     KeycloakClients,
-    make_person_login,
+    ServiceUnderTest,
     running_on_bus,
     serving_peer,
     until,
 )
-from maille_kit.bus import Bus
 from maille_kit.events import make_envelope
 from maille_library.main import app
 from maille_library.settings import LibrarySettings
@@ -50,18 +47,10 @@ async def pmb_peer() -> AsyncIterator[tuple[PmbPeer, str]]:
 
 
 @dataclass
-class Library:
-    client: httpx.AsyncClient
-    service: FastAPI
-    bus: Bus
+class Library(ServiceUnderTest):
     pmb: PmbPeer
     pmb_url: str
-    keycloak: KeycloakClients
-
-    def person(self, ent_id: str, *roles: str) -> dict[str, str]:
-        return {
-            "authorization": f"Bearer {make_person_login(self.keycloak, ent_id=ent_id, audience='maille-library', roles=roles)}"  # noqa: E501
-        }
+    audience: ClassVar[str] = "maille-library"
 
     def operator(self) -> dict[str, str]:
         client_id, secret = self.keycloak.make(roles=("operator",), audience="maille-library")
@@ -118,4 +107,4 @@ async def library(
     )
     service = app(settings)
     async with running_on_bus(service, [IDENTITY_STREAM]) as (client, bus):
-        yield Library(client, service, bus, peer, url, keycloak_clients)
+        yield Library(client, service, bus, keycloak_clients, peer, url)

@@ -52,7 +52,7 @@ async def test_a_pupil_sees_their_loans_and_reservations_and_reserves_without_a_
         },
     ]
     await library.persons(person("eleve-1", (A, "National_ELV"), (B, "National_ELV"), (C, "National_ELV")))
-    me = library.person("eleve-1")
+    me = library.as_person("eleve-1")
 
     mine = (await library.client.get(f"{API}/account", headers=me)).json()
     assert [s["uai"] for s in mine["schools"]] == [A]
@@ -116,14 +116,14 @@ async def test_a_connection_without_the_opac_salt_signs_nobody_on(library: Libra
         "prenom": "Paul",
     }
     await library.persons(person("prof-1", (A, "National_ENS")))
-    mine = (await library.client.get(f"{API}/account", headers=library.person("prof-1"))).json()
+    mine = (await library.client.get(f"{API}/account", headers=library.as_person("prof-1"))).json()
     assert mine["schools"] == [] and "no OPAC salt" in mine["missing"][0]["reason"]
     assert not [m for _, m in library.pmb.calls if m.startswith("pmbesOPACEmpr")]  # nothing was asked of PMB
     # A salt that is not the OPAC's: PMB refuses the token, and says so.
     await library.client.put(
         f"{API}/operator/schools/{A}/pmb", headers=operator, json=library.connection(A, loginSalt="not-the-salt")
     )
-    mine = (await library.client.get(f"{API}/account", headers=library.person("prof-1"))).json()
+    mine = (await library.client.get(f"{API}/account", headers=library.as_person("prof-1"))).json()
     assert mine["missing"][0]["reason"] == f"PMB cdi{A} refused pmbesOPACEmpr_login_token: Invalid login token"
 
 
@@ -145,12 +145,12 @@ async def test_a_parent_reads_their_childs_loans_and_no_one_elses(library: Libra
     pupil.relatives.add(person_id=parent, legal=True)
     await library.persons(person(parent, (A, "National_TUT")), person(stranger, (A, "National_TUT")), pupil)
 
-    theirs = await library.client.get(f"{API}/account", params={"enfant": child}, headers=library.person(parent))
+    theirs = await library.client.get(f"{API}/account", params={"enfant": child}, headers=library.as_person(parent))
     assert theirs.status_code == 200, theirs.text
     assert [x["title"] for x in theirs.json()["schools"][0]["loans"]["late"]] == ["L'Étranger"]
     # Another parent of the school, the pupil as their own "child", an id of no one: nothing, in the same words.
     for who, asked in ((stranger, child), (parent, parent), (parent, "d" * 24)):
-        refused = await library.client.get(f"{API}/account", params={"enfant": asked}, headers=library.person(who))
+        refused = await library.client.get(f"{API}/account", params={"enfant": asked}, headers=library.as_person(who))
         assert refused.status_code == 404 and refused.json()["detail"] == f"no child {asked} of yours"
-    malformed = await library.client.get(f"{API}/account", params={"enfant": "../x"}, headers=library.person(parent))
+    malformed = await library.client.get(f"{API}/account", params={"enfant": "../x"}, headers=library.as_person(parent))
     assert malformed.status_code == 422 and "enfant" in malformed.text

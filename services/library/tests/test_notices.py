@@ -80,5 +80,5 @@ async def test_the_daily_look_tells_each_loan_fact_once(library: Library) -> Non
     ready = (await last(RESERVATION_READY)).unpack(RESERVATION_READY.message)
     assert ready.reservation_id == 4 and ready.until == (today + timedelta(days=5)).isoformat()
     assert (
-        await library.client.post(f"{API}/operator/loans/look", headers=library.person("eleve-7"))
+        await library.client.post(f"{API}/operator/loans/look", headers=library.as_person("eleve-7"))
     ).status_code == 403

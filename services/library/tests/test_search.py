@@ -23,7 +23,7 @@ async def register(library: Library, *uais: str) -> None:
 async def test_a_teacher_of_three_schools_searches_their_three_cdis_at_once(library: Library) -> None:
     await register(library, A, B, C)
     await library.persons(person("teacher", (A, "National_ENS"), (B, "National_ENS"), (C, "National_DOC")))
-    me = library.person("teacher")
+    me = library.as_person("teacher")
     found = (await library.client.get(f"{API}/search", params={"q": "petit prince", "size": 6}, headers=me)).json()
     assert (
         found["missing"] == [] and found["total"] == 4 + 5 + 6
@@ -52,7 +52,7 @@ async def test_a_teacher_of_three_schools_searches_their_three_cdis_at_once(libr
 async def test_a_pmb_down_slow_or_refusing_leaves_the_other_schools(library: Library) -> None:
     await register(library, A, B)  # C has no connection
     await library.persons(person("pupil", (A, "National_ELV"), (B, "National_ELV"), (C, "National_ELV")))
-    me = library.person("pupil")
+    me = library.as_person("pupil")
     library.pmb.failing.add(f"cdi{B}")
     found = (await library.client.get(f"{API}/search", params={"q": "germinal"}, headers=me)).json()
     assert {r["uai"] for r in found["results"]} == {A} and found["total"] == 4
@@ -76,7 +76,7 @@ async def test_a_pmb_down_slow_or_refusing_leaves_the_other_schools(library: Lib
 
 async def test_bad_searches_and_connections_are_refused_clearly(library: Library) -> None:
     await library.persons(person("nobody-anywhere"))
-    me = library.person("nobody-anywhere")
+    me = library.as_person("nobody-anywhere")
     empty = (await library.client.get(f"{API}/search", params={"q": "prince"}, headers=me)).json()
     assert empty == {"q": "prince", "total": 0, "page": 0, "size": 20, "results": [], "missing": []}
     for params, field in (

@@ -71,7 +71,7 @@ async def test_pmb_readers_follow_the_directory(library: Library) -> None:
         counts == {"created": 1, "updated": 1} and "t-1" in cdi.readers and cdi.readers["p-1"]["nom"] == "Martin-Durand"
     ), counts
     assert (
-        await library.client.post(f"{API}/operator/readers/reconcile", headers=library.person("p-1"))
+        await library.client.post(f"{API}/operator/readers/reconcile", headers=library.as_person("p-1"))
     ).status_code == 403
     assert await reconcile(library.service.state.runtime.settings) == {"updated": 2}  # `maille-library reconcile`
 

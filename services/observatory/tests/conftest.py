@@ -4,24 +4,21 @@ and Keycloak; the uses told as the services tell them (`maille_kit.usage.Uses`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
 from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.pytest_plugin import (
     IDENTITY_STREAM,
     KeycloakClients,
-    make_person_login,
+    ServiceUnderTest,
     persons_known,
     publish_event,
     running_on_bus,
     until,
 )
-from maille_kit.bus import Bus
 from maille_kit.usage import Uses
 from maille_observatory.directory import Directory
 from maille_observatory.ingest import Ingest
@@ -51,36 +48,11 @@ def person(
 
 
 @dataclass
-class Observatory:
-    client: httpx.AsyncClient
-    service: FastAPI
-    bus: Bus
-    keycloak: KeycloakClients
+class Observatory(ServiceUnderTest):
     settings: ObservatorySettings
     uses: Uses
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    def runtime(self) -> Any:
-        return self.service.state.runtime
-
-    def part(self, kind: type[Any]) -> Any:
-        return self.runtime().parts.get(kind)
-
-    def as_person(self, ent_id: str, *roles: str) -> dict[str, str]:
-        key = f"{ent_id}:{','.join(roles)}"
-        if key not in self.tokens:
-            self.tokens[key] = make_person_login(
-                self.keycloak, ent_id=ent_id, audience="maille-observatory", roles=roles
-            )
-        return {"authorization": f"Bearer {self.tokens[key]}"}
-
-    async def call(self, method: str, path: str, who: str, *roles: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.request(method, f"{API}{path}", headers=self.as_person(who, *roles), **kwargs)
-
-    async def ok(self, method: str, path: str, who: str, *roles: str, **kwargs: Any) -> Any:
-        answer = await self.call(method, path, who, *roles, **kwargs)
-        assert answer.status_code in (200, 201, 204), answer.text
-        return answer.json() if answer.headers.get("content-type", "").startswith("application/json") else answer
+    audience: ClassVar[str] = "maille-observatory"
+    api: ClassVar[str] = API
 
     async def schools(self, *schools: tuple[str, str]) -> None:
         for uai, name in schools:

@@ -5,25 +5,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-import httpx
 import pytest
-from fastapi import FastAPI
-from google.protobuf.message import Message
 
 from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.processes import RedmineServer
 from maille_devstack.pytest_plugin import (
     IDENTITY_STREAM,
     KeycloakClients,
-    make_person_login,
+    ServiceUnderTest,
     persons_known,
-    publish_event,
     running_on_bus,
     until,
 )
-from maille_kit.bus import Bus
 from maille_kit.events import Envelope
 from maille_support.main import app
 from maille_support.settings import SupportSettings
@@ -44,26 +39,11 @@ def person(person_id: str, code: str, uai: str = COLLEGE, *, functions: tuple[st
 
 
 @dataclass
-class Support:
-    client: httpx.AsyncClient
-    service: FastAPI
-    bus: Bus
-    keycloak: KeycloakClients
+class Support(ServiceUnderTest):
     redmine: RedmineServer
-    tokens: dict[str, str] = field(default_factory=dict)
     heard: list[Envelope] = field(default_factory=list)
-
-    def runtime(self) -> Any:
-        return self.service.state.runtime
-
-    def as_person(self, ent_id: str, *roles: str) -> dict[str, str]:
-        key = f"{ent_id}:{','.join(roles)}"
-        if key not in self.tokens:
-            self.tokens[key] = make_person_login(self.keycloak, ent_id=ent_id, audience="maille-support", roles=roles)
-        return {"authorization": f"Bearer {self.tokens[key]}"}
-
-    async def publish(self, type: str, payload: Message, tenant: str = "ac-test") -> str:
-        return await publish_event(self.bus, type, payload, tenant)
+    audience: ClassVar[str] = "maille-support"
+    api: ClassVar[str] = API
 
     async def persons(self, *persons: pb.Person) -> None:
         """Identity's person events, as identity publishes them; back once the service holds the last one."""
@@ -80,14 +60,6 @@ class Support:
             return await held.find_one({"_id": uai}) is not None
 
         await until(known, f"school {uai}")
-
-    async def call(self, method: str, path: str, who: str, *roles: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.request(method, f"{API}{path}", headers=self.as_person(who, *roles), **kwargs)
-
-    async def ok(self, method: str, path: str, who: str, *roles: str, **kwargs: Any) -> Any:
-        answer = await self.call(method, path, who, *roles, **kwargs)
-        assert answer.status_code in (200, 201, 204), answer.text
-        return answer.json() if answer.content else None
 
     def events(self, type: str) -> list[Envelope]:
         return [e for e in self.heard if e.type == type]

@@ -6,12 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from google.protobuf.message import Message
 
 from maille.identity.v1 import directory_pb2 as pb
 from maille.messaging.v1 import messages_pb2
@@ -19,12 +17,11 @@ from maille_devstack.processes import MailpitServer
 from maille_devstack.pytest_plugin import (
     IDENTITY_STREAM,
     KeycloakClients,
-    make_person_login,
+    ServiceUnderTest,
     persons_known,
-    publish_event,
     running_on_bus,
 )
-from maille_kit.bus import Bus, Stream
+from maille_kit.bus import Stream
 from maille_timeline.main import app
 from maille_timeline.settings import TimelineSettings
 
@@ -69,22 +66,10 @@ class Mailpit:
 
 
 @dataclass
-class Timeline:
-    client: httpx.AsyncClient
-    service: FastAPI
-    bus: Bus
-    keycloak: KeycloakClients
+class Timeline(ServiceUnderTest):
     mailpit: Mailpit
-
-    def runtime(self) -> Any:
-        return self.service.state.runtime
-
-    def as_person(self, ent_id: str) -> dict[str, str]:
-        token = make_person_login(self.keycloak, ent_id=ent_id, audience="maille-timeline")
-        return {"authorization": f"Bearer {token}"}
-
-    async def publish(self, type: str, payload: Message, tenant: str = "ac-test") -> str:
-        return await publish_event(self.bus, type, payload, tenant)
+    audience: ClassVar[str] = "maille-timeline"
+    api: ClassVar[str] = API
 
     async def persons(self, *persons: pb.Person) -> None:
         """Identity's person events, as identity publishes them; back once the service holds the last one."""

@@ -13,8 +13,9 @@ import inspect
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -374,3 +375,46 @@ def make_person_login(
         .raise_for_status()
         .json()["access_token"]
     )
+
+
+@dataclass
+class ServiceUnderTest:
+    """A service running in the test's process (`running_on_bus`): its ASGI client, its app, its bus and the test
+    Keycloak, with what its tests do through them. A subclass names the service's token audience and API prefix,
+    and adds its own parts (a peer, a mailbox)."""
+
+    client: httpx.AsyncClient
+    service: FastAPI
+    bus: Bus
+    keycloak: KeycloakClients
+    tokens: dict[str, str] = field(default_factory=dict, kw_only=True)
+    audience: ClassVar[str] = "maille"
+    api: ClassVar[str] = ""
+
+    def runtime(self) -> Any:
+        return self.service.state.runtime
+
+    def part(self, kind: type[Any]) -> Any:
+        return self.runtime().parts.get(kind)
+
+    def as_person(self, ent_id: str, *roles: str) -> dict[str, str]:
+        """Headers of directory person `ent_id` signed in through Keycloak (a real token, checked in full)."""
+        key = f"{ent_id}:{','.join(roles)}"
+        if key not in self.tokens:
+            self.tokens[key] = make_person_login(self.keycloak, ent_id=ent_id, audience=self.audience, roles=roles)
+        return {"authorization": f"Bearer {self.tokens[key]}"}
+
+    async def publish(self, type: str, payload: Any, tenant: str = "ac-test") -> str:
+        """An event of another service (identity's, messaging's…), as that service publishes it; its id."""
+        return await publish_event(self.bus, type, payload, tenant)
+
+    async def call(self, method: str, path: str, who: str, *roles: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.request(method, f"{self.api}{path}", headers=self.as_person(who, *roles), **kwargs)
+
+    async def ok(self, method: str, path: str, who: str, *roles: str, **kwargs: Any) -> Any:
+        """`call`, which must succeed: its JSON (none for an empty answer; the response itself for another kind)."""
+        answer = await self.call(method, path, who, *roles, **kwargs)
+        assert answer.status_code in (200, 201, 204), answer.text
+        if not answer.content:
+            return None
+        return answer.json() if answer.headers.get("content-type", "").startswith("application/json") else answer
