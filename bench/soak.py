@@ -170,12 +170,31 @@ def rss_of(pids: dict[str, int]) -> dict[str, float]:
 
 def cpu_during(pids: dict[str, int], work) -> tuple[object, dict[str, float]]:
     """What `work()` returns, and the CPU seconds each part and the work's own processes spent meanwhile."""
-    before, children = usage_of(pids), resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, children, own, busy = (
+        usage_of(pids),
+        _rusage(resource.RUSAGE_CHILDREN),
+        _rusage(resource.RUSAGE_SELF),
+        _busy(),
+    )
     result = work()
-    after, children_after = usage_of(pids), resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = usage_of(pids)
     spent = {name: after[name][1] - before[name][1] for name in after if name in before}
-    spent["import"] = (children_after.ru_utime + children_after.ru_stime) - (children.ru_utime + children.ru_stime)
+    spent["import"] = _rusage(resource.RUSAGE_CHILDREN) - children
+    spent["load generator"] = _rusage(resource.RUSAGE_SELF) - own
+    spent["machine"] = _busy() - busy
     return result, spent
+
+
+def _rusage(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _busy() -> float:
+    """The CPU seconds the whole machine has spent busy (every core, every process) since it booted."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -363,11 +382,15 @@ def main() -> None:
                 began = time.monotonic()
                 (took, summary), spent = cpu_during(pids, lambda: import_feed(env, delta, WORK / f"delta{k}.txt"))
                 recorder.busy.append((began - recorder.started, time.monotonic() - recorder.started))
-                busiest = ", ".join(f"{name} {s:.1f}" for name, s in sorted(spent.items(), key=lambda i: -i[1])[:8])
+                machine = spent.pop("machine")
+                busiest = ", ".join(
+                    f"{name} {s:.1f}" for name, s in sorted(spent.items(), key=lambda i: -i[1]) if s >= 0.3
+                )
                 imports.append(
                     f"delta {k} at {began - recorder.started:.0f}s: {took:.1f}s, {len(persons) / took:,.0f} persons/s "
                     f"— {summary}"
-                    f" — CPU s meanwhile: {busiest} (of {os.cpu_count() * took:.0f} core-s on {os.cpu_count()} cores)"
+                    f" — CPU s meanwhile: {busiest}; the machine busy {machine:.0f}"
+                    f" of {os.cpu_count() * took:.0f} core-s on {os.cpu_count()} cores"
                 )
                 print("  " + imports[-1], flush=True)
 

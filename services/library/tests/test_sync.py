@@ -3,6 +3,8 @@ group), removed — idempotently; a reconcile repairs what PMB lost; the semicol
 
 from __future__ import annotations
 
+import time
+
 from maille.identity.v1 import directory_pb2 as pb
 from maille_devstack.pytest_plugin import until
 from maille_kit.events import make_envelope
@@ -109,6 +111,34 @@ async def test_a_school_that_starts_syncing_gets_all_its_readers(library: Librar
     assert answer.status_code == 201
     await until(lambda: _has(cdi.readers, "p-21"), "the school's readers in PMB")
     assert "p-20" in cdi.readers and cdi.readers["p-21"]["groupe_list"] == [{"id": 4}]
+
+
+async def test_a_change_reaches_pmb_paced_a_new_reader_at_once(library: Library) -> None:
+    """A night's delta renaming a school's pupils reaches its PMB at the paced rate; new pupils are not held back."""
+    await library.client.put(
+        f"{API}/operator/schools/{A}/pmb", headers=library.operator(), json=library.connection(A, syncReaders=True)
+    )
+    cdi = library.pmb.databases[f"cdi{A}"]
+    library.service.state.runtime.parts.get(ReaderSync).updates_per_second = 2
+    pupils = [pupil(f"p-{n}", A, "4B") for n in range(30, 42)]  # 12: paced at 2 a second, they would take 5.5 s
+
+    began = time.monotonic()
+    await library.persons(*pupils)
+    await until(lambda: _all(cdi.readers, [p.id for p in pupils], nom="Martin"), "the new readers")
+    assert time.monotonic() - began < 3.0
+
+    began = time.monotonic()
+    for p in pupils:
+        await publish(library, "updated", pb.PersonUpdated(person=pupil(p.id, A, "4B", last="Martin-Bernard")))
+    await until(lambda: _all(cdi.readers, [p.id for p in pupils], nom="Martin-Bernard"), "the renames in PMB")
+    assert time.monotonic() - began >= 5.4  # 11 intervals of half a second after the first
+
+
+def _all(readers: dict, keys: list[str], **fields) -> bool:
+    async def check() -> bool:
+        return all(key in readers and all(readers[key].get(k) == v for k, v in fields.items()) for key in keys)
+
+    return check()
 
 
 def _is(reader: dict, **fields) -> bool:

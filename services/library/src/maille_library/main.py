@@ -44,7 +44,14 @@ def parts(runtime: Runtime) -> list[object]:
         cache_seconds=settings.search_cache_seconds,
     )
     accounts = Accounts(client, connections, directory, timeout=settings.search_timeout_seconds)
-    sync = ReaderSync(client, connections, directory, runtime.docstore, concurrency=settings.sync_concurrency)
+    sync = ReaderSync(
+        client,
+        connections,
+        directory,
+        runtime.docstore,
+        concurrency=settings.sync_concurrency,
+        updates_per_second=settings.sync_updates_per_second,
+    )
     directory.changed = sync.changed
     assert runtime.works is not None
     notices = LoanNotices(

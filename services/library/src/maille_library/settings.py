@@ -44,3 +44,10 @@ class LibrarySettings(SealingSettings):
     sync_concurrency: int = Field(
         8, ge=1, le=64, description="persons whose PMB readers are written at once (reader sync)"
     )
+    sync_updates_per_second: float = Field(
+        20,
+        ge=0,
+        description="changed readers the reader sync writes to one school's PMB a second, per replica (new readers "
+        "and removals go at once; a night's delta reaches the PMBs over minutes, not as fast as they take it); "
+        "0: no limit",
+    )

@@ -6,8 +6,12 @@ Idempotent: what was last written to each school's PMB for a person is remembere
 so a person unchanged is not written again and a reader made already is updated, not made twice. Durable: a person
 to sync is noted in `reader_sync_pending` before the event is acknowledged, and taken off once synced — a restart
 syncs what was left. Batched: `concurrency` workers, each taking up to 64 waiting persons at once (their copies read,
-what was synced written, in one command each). `reconcile` syncs every person the directory holds (and removes those
-it does not) — after a PMB was restored, or a school was first connected.
+what was synced written, in one command each). A new reader is written, and one gone removed, at once (a pupil who
+arrives borrows on their first day); a reader's *change* is paced — at most `updates_per_second` a second to one
+school's PMB by this replica: a night's delta that renames every pupil reaches the PMBs over a minute or two instead
+of as fast as they can take it, leaving the machine to the import and the morning's first users meanwhile.
+`reconcile` syncs every person the directory holds (and removes those it does not), unpaced (an operator asked for it
+now) — after a PMB was restored, or a school was first connected.
 """
 
 from __future__ import annotations
@@ -33,6 +37,23 @@ SYNC_BATCH = 64  # persons a worker takes at once
 Doc = dict[str, Any]
 
 
+class Pace:
+    """At most `rate` turns a second (0: no limit): each caller waits for its own turn, in the order they asked."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._next = 0.0
+
+    async def turn(self) -> None:
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        at = max(now, self._next)
+        self._next = at + 1 / self.rate
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
 class ReaderSync:
     """Keeps schools' PMB readers in step with the directory."""
 
@@ -45,6 +66,7 @@ class ReaderSync:
         *,
         concurrency: int = 8,
         group_seconds: float = 300,
+        updates_per_second: float = 0,
     ) -> None:
         self.client = client
         self.connections = connections
@@ -54,6 +76,8 @@ class ReaderSync:
         self.synced = docstore.db[SYNCED]
         self.concurrency = concurrency
         self.group_seconds = group_seconds
+        self.updates_per_second = updates_per_second
+        self._paces: dict[tuple[str, str | None], Pace] = {}  # per school's PMB (its server and database)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -211,7 +235,7 @@ class ReaderSync:
                 if before.get(uai) == digest and not force:
                     done[uai] = "unchanged"
                     continue
-                done[uai] = await self._write(conn, person_id, data, known=uai in before)
+                done[uai] = await self._write(conn, person_id, data, known=uai in before, paced=not force)
                 after[uai] = digest
             else:
                 done[uai] = await self._remove(conn, person_id)
@@ -244,7 +268,11 @@ class ReaderSync:
         self._groups[uai] = (time.monotonic() + self.group_seconds, groups)
         return groups
 
-    async def _write(self, conn: PmbConnection, person_id: str, data: Doc, *, known: bool) -> str:
+    async def _write(self, conn: PmbConnection, person_id: str, data: Doc, *, known: bool, paced: bool) -> str:
+        if known and paced:  # a change: paced, per school's PMB
+            key = (conn.url, conn.database)
+            pace = self._paces.get(key) or self._paces.setdefault(key, Pace(self.updates_per_second))
+            await pace.turn()
         first, second = ("update_empr", "create_empr") if known else ("create_empr", "update_empr")
         try:
             await self.client.call(conn, f"pmbesEmpr_{first}", [person_id, data], read=False)
