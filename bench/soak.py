@@ -10,9 +10,11 @@ under a steady 8 a.m. mix for half an hour, while the night's work runs through 
   round trips through Keycloak). The 24 people's own first sign-ins, right after the platform started (Keycloak
   cold), are timed apart as "cold sign-in".
 - Printed: every error (a 5xx, a refused connection, an unexpected 4xx) and every hang (over 10 s), the p99 of
-  each route in each 5-minute window, each import's persons/s, each process's memory (RSS) after the first
-  5 minutes and at the end; at the end, the two replicas of the catalog and of messaging asked the same
-  questions directly (their in-memory offer and listings must agree).
+  each route in each 5-minute window, each import's persons/s with the CPU each process spent meanwhile (and how
+  busy the whole machine was), each process's memory (RSS) after the first 5 minutes and at the end; at the end,
+  the two replicas of the catalog and of messaging asked the same questions directly (their in-memory offer and
+  listings must agree), and how long the PMB readers the last delta changed took to reach the PMBs (the reader
+  sync's changes are paced).
 
     make bench-tools && .venv/bin/python bench/soak.py [--minutes 30] [--rate 12]
 
@@ -379,6 +381,7 @@ def main() -> None:
                     check=True,
                     capture_output=True,
                 )
+                waiting = mongo.maille_library.reader_sync_pending.count_documents({})  # the last delta's, for PMB
                 began = time.monotonic()
                 (took, summary), spent = cpu_during(pids, lambda: import_feed(env, delta, WORK / f"delta{k}.txt"))
                 recorder.busy.append((began - recorder.started, time.monotonic() - recorder.started))
@@ -390,7 +393,8 @@ def main() -> None:
                     f"delta {k} at {began - recorder.started:.0f}s: {took:.1f}s, {len(persons) / took:,.0f} persons/s "
                     f"— {summary}"
                     f" — CPU s meanwhile: {busiest}; the machine busy {machine:.0f}"
-                    f" of {os.cpu_count() * took:.0f} core-s on {os.cpu_count()} cores"
+                    f" of {os.cpu_count() * took:.0f} core-s on {os.cpu_count()} cores;"
+                    f" PMB readers still to write as it began: {waiting:,}"
                 )
                 print("  " + imports[-1], flush=True)
 
@@ -413,6 +417,19 @@ def main() -> None:
             thread.join(1800)
         memory_end = rss_of(pids)
         agree = replicas_agree(people, gateway)
+        # The PMB readers the last delta changed reach the schools' PMBs at the reader sync's pace.
+        pending, waited = mongo.maille_library.reader_sync_pending, time.monotonic()
+        left = pending.count_documents({})
+        while pending.count_documents({}) and time.monotonic() - waited < 600:
+            time.sleep(1)
+        imports.append(
+            f"PMB readers still to write when the load ended: {left:,}; "
+            + (
+                f"all written {time.monotonic() - waited:.0f} s later"
+                if not pending.count_documents({})
+                else f"{pending.count_documents({}):,} still waiting 600 s later"
+            )
+        )
         report(recorder, imports, memory_start, memory_end, agree, args)
     finally:
         platform.send_signal(signal.SIGINT)

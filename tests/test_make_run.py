@@ -150,7 +150,19 @@ def import_while_serving(gateway: str, work: Path, command_env: dict[str, str], 
     }
 
 
-def delta_of_first_names(work: Path, command_env: dict[str, str], docstore_port: int) -> dict[str, object]:
+def pmb_reader(pmb_port: int, uai: str, person_id: str) -> dict[str, object]:
+    """A reader as the school's PMB holds it (its web service, as the library calls it)."""
+    answer = httpx.post(
+        f"http://127.0.0.1:{pmb_port}/pmb/ws/connector_out.php",
+        params={"source_id": 1, "database": f"cdi{uai}"},
+        json={"id": 1, "method": "pmbesEmpr_fetch_empr", "params": [person_id]},
+        auth=("maille", "secret-ws"),
+        timeout=10,
+    )
+    return answer.json().get("result") or {}
+
+
+def delta_of_first_names(work: Path, command_env: dict[str, str], ports: Ports) -> dict[str, object]:
     """Import the delta of the night feed's persons that changes their first names; what each follower did."""
     bin_dir = Path(sys.executable).parent
     delta = work / "night-delta"
@@ -162,7 +174,9 @@ def delta_of_first_names(work: Path, command_env: dict[str, str], docstore_port:
         timeout=120,
         check=True,
     )
-    with MongoClient(f"mongodb://127.0.0.1:{docstore_port}", serverSelectionTimeoutMS=3000, timeoutMS=10_000) as client:
+    with MongoClient(
+        f"mongodb://127.0.0.1:{ports.docstore}", serverSelectionTimeoutMS=3000, timeoutMS=10_000
+    ) as client:
         claims = {name: client[f"maille_{name}"]["events_claimed"] for name in ("catalog", "library")}
         before = {name: claimed.count_documents({}) for name, claimed in claims.items()}
         done = subprocess.run(
@@ -182,8 +196,14 @@ def delta_of_first_names(work: Path, command_env: dict[str, str], docstore_port:
                 and claims["library"].count_documents({}) >= before["library"] + updated
             )
 
+        def in_pmb() -> bool:  # the change reaches the school's PMB, at the reader sync's pace
+            return (
+                pmb_reader(ports.pmb, pupil["profiles"][0]["structure"], pupil["_id"]).get("prenom")
+                == pupil["first_name"]
+            )
+
         deadline = time.monotonic() + 120
-        while not followed() and time.monotonic() < deadline:
+        while not (followed() and in_pmb()) and time.monotonic() < deadline:
             time.sleep(1)
         time.sleep(3)  # what the catalog would have claimed by now, were it handling these events
         return {
@@ -191,6 +211,7 @@ def delta_of_first_names(work: Path, command_env: dict[str, str], docstore_port:
             "output": done.stdout[-1500:] + done.stderr[-1500:],
             "updated": updated,
             "library follows": followed(),
+            "PMB reader renamed": in_pmb(),
             "library claimed": claims["library"].count_documents({}) - before["library"],
             "catalog claimed": claims["catalog"].count_documents({}) - before["catalog"],
         }
@@ -343,10 +364,11 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
             assert httpx.get(f"{gateway}/api/{name}/v1/about", timeout=10).json()["docstore"]["connected"], name
 
         # The next night's delta changes every one of those persons' first names: the services that show names
-        # follow it, those that keep none (the catalog, the observatory) pass its events by without a write.
-        renamed = delta_of_first_names(tmp_path, {**os.environ, **command_env}, ports.docstore)
+        # follow it (the library, and through it the school's PMB), those that keep none (the catalog, the
+        # observatory) pass its events by without a write.
+        renamed = delta_of_first_names(tmp_path, {**os.environ, **command_env}, ports)
         assert renamed["import"] == 0, renamed
-        assert renamed["library follows"], renamed
+        assert renamed["library follows"] and renamed["PMB reader renamed"], renamed
         assert renamed["catalog claimed"] == 0 and renamed["library claimed"] >= renamed["updated"] > 200, renamed
 
         # An operator's command against this platform, in another terminal: `eval "$(maille-devstack env identity)"`
