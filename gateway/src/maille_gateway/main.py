@@ -33,8 +33,9 @@ from maille_gateway.settings import GatewaySettings
 from maille_gateway.upstream import Upstreams
 from maille_gateway.web import PAGE_STYLE_HASH
 from maille_gateway.web import router as web_router
-from maille_kit.app import Runtime, ServiceSpec, create_app, load_settings, serve
+from maille_kit.app import Runtime, ServiceSpec, create_app, serve
 from maille_kit.auth import TokenVerifier
+from maille_kit.settings import load_settings
 
 BACKCHANNEL_LOGOUT = "/auth/backchannel-logout"  # Keycloak's calls: not a person's sign-in
 

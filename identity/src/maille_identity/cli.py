@@ -26,16 +26,12 @@ from typing import TYPE_CHECKING
 
 from maille_identity.directory.importer import Summary, import_feeds
 from maille_identity.directory.repository import DirectoryRepository
-from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
-from maille_identity.directory.synthetic import generate
 from maille_identity.events import STREAMS, EventBatch
-from maille_identity.gar.export import GarExport, InvalidExport
-from maille_identity.gar.push import PushError, push
 from maille_identity.settings import IdentitySettings
-from maille_kit.app import load_settings
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.outbox import Outbox
+from maille_kit.settings import load_settings
 from maille_kit.work import Works
 
 if TYPE_CHECKING:
@@ -117,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.command == "generate-aaf":
+        from maille_identity.directory.synthetic import generate
+
         counts = generate(
             args.outdir,
             persons=args.persons,
@@ -270,6 +268,8 @@ async def link_account(args: argparse.Namespace) -> int:
 
 async def rgpd_command(args: argparse.Namespace) -> int:
     """Export or erase one person: 0 done, 1 no such person, 2 cannot run."""
+    from maille_identity.directory.rgpd import NoSuchPerson, erase_person, export_person
+
     settings = load_settings(IdentitySettings)
     tenant = args.tenant or settings.tenant
     docstore = identity_docstore(settings, "rgpd")
@@ -312,6 +312,9 @@ async def rgpd_command(args: argparse.Namespace) -> int:
 
 async def export_gar(args: argparse.Namespace) -> int:
     """Export (and push): 0 done; 1 a file failed the XSD (none kept); 2 cannot run; 3 the push failed."""
+    from maille_identity.gar.export import GarExport, InvalidExport
+    from maille_identity.gar.push import PushError, push
+
     settings = load_settings(IdentitySettings)
     target = settings.sftp_target()
     if args.push and target is None:

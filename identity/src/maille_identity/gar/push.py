@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncssh
-
 
 class PushError(RuntimeError):
     """The delivery did not happen; says why (host unknown or changed, refused key, remote error)."""
@@ -31,6 +29,8 @@ class SftpTarget:
 
 async def push(target: SftpTarget, files: list[Path], *, timeout: float = 60) -> list[str]:
     """Upload `files` (in order) to the target's directory; the remote paths written."""
+    import asyncssh  # here: the settings name a target, and the commands that push nothing start without SSH
+
     try:
         key = asyncssh.import_private_key(target.private_key)
         known = asyncssh.import_known_hosts(target.known_hosts)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from maille_kit import directory
 from maille_kit.auth import TokenVerifier
@@ -30,7 +30,7 @@ from maille_kit.middleware import RequestContextMiddleware
 from maille_kit.migrations import Migration, migrate
 from maille_kit.outbox import Outbox
 from maille_kit.problems import Problem, install_problem_handlers
-from maille_kit.settings import ServiceSettings, redact_url
+from maille_kit.settings import ServiceSettings, load_settings, redact_url
 from maille_kit.telemetry import observe, serve_metrics, setup_telemetry, shutdown_telemetry
 from maille_kit.usage import Uses
 from maille_kit.work import INDEXES as WORK_INDEXES
@@ -594,12 +594,3 @@ def entry_points(
         serve(app(settings), settings)
 
     return app, main
-
-
-def load_settings(settings_cls: type[SettingsT]) -> SettingsT:
-    """The service's settings from the environment, or a clear message and exit 2 when they are wrong."""
-    try:
-        return settings_cls()
-    except ValidationError as exc:
-        print(f"maille-{settings_cls.service_name}: invalid settings: {exc}", file=sys.stderr)
-        sys.exit(2)

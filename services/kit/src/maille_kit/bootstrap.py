@@ -9,8 +9,8 @@ import importlib
 import logging
 import sys
 
-from maille_kit.app import Runtime, ServiceSpec, load_settings
-from maille_kit.settings import ServiceSettings
+from maille_kit.app import Runtime, ServiceSpec
+from maille_kit.settings import ServiceSettings, load_settings
 
 log = logging.getLogger("maille.bootstrap")
 

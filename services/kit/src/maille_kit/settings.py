@@ -8,10 +8,11 @@ Each service subclasses `ServiceSettings` and sets its own prefix (``MAILLE_CATA
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Literal
+import sys
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maille_kit.secretbox import SecretBox
@@ -200,3 +201,15 @@ class SealingSettings(ServiceSettings):
     def secret_box(self) -> SecretBox:
         """What seals the secrets the service keeps in its database (and opens those sealed under an old key)."""
         return SecretBox.of(self.secrets_key.get_secret_value(), self.secrets_old_keys.get_secret_value())
+
+
+SettingsT = TypeVar("SettingsT", bound="ServiceSettings")
+
+
+def load_settings(settings_cls: type[SettingsT]) -> SettingsT:
+    """The service's settings from the environment, or a clear message and exit 2 when they are wrong."""
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        print(f"maille-{settings_cls.service_name}: invalid settings: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -8,9 +8,10 @@ import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
+from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
+from maille_kit.settings import load_settings
 from maille_library.account import Accounts
 from maille_library.api.cdi import router
 from maille_library.connections import Connections

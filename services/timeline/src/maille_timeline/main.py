@@ -10,10 +10,11 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from maille_kit.app import Runtime, ServiceSpec, entry_points, load_settings
+from maille_kit.app import Runtime, ServiceSpec, entry_points
 from maille_kit.consumer import EventConsumer
 from maille_kit.docstore import Docstore
 from maille_kit.periodic import Periodic
+from maille_kit.settings import load_settings
 from maille_timeline.api import feed, news
 from maille_timeline.directory import KEPT, Directory
 from maille_timeline.events import (
