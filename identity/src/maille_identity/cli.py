@@ -211,7 +211,7 @@ async def sync_keycloak(args: argparse.Namespace) -> int:
     if not settings.keycloak_url:
         print("maille-identity: set MAILLE_IDENTITY_KEYCLOAK_URL (Keycloak as identity reaches it)", file=sys.stderr)
         return 2
-    docstore = identity_docstore(settings, "keycloak")
+    docstore = Docstore.for_command(settings, "keycloak")
     federation = Federation(settings, FederationRepository(docstore, settings.secret_box()))
     try:
         await docstore.detect()
@@ -272,7 +272,7 @@ async def rgpd_command(args: argparse.Namespace) -> int:
 
     settings = load_settings(IdentitySettings)
     tenant = args.tenant or settings.tenant
-    docstore = identity_docstore(settings, "rgpd")
+    docstore = Docstore.for_command(settings, "rgpd")
     bus = Bus.of(settings, name="maille-identity-rgpd")
     try:
         await docstore.detect()
@@ -322,7 +322,7 @@ async def export_gar(args: argparse.Namespace) -> int:
             "maille-identity: --push needs MAILLE_IDENTITY_GAR_SFTP_HOST (and user, key, known hosts)", file=sys.stderr
         )
         return 2
-    docstore = identity_docstore(settings, "gar")
+    docstore = Docstore.for_command(settings, "gar")
     try:
         await docstore.detect()
         repository, tenant = DirectoryRepository(docstore), args.tenant or settings.tenant
@@ -364,7 +364,7 @@ def keycloak_settings() -> IdentitySettings:
 @asynccontextmanager
 async def keycloak_command(settings: IdentitySettings, command: str) -> AsyncIterator[tuple[Docstore, Reconciler]]:
     """identity's database and Keycloak's admin API for an operator command, both closed at the end."""
-    docstore = identity_docstore(settings, command)
+    docstore = Docstore.for_command(settings, command)
     keycloak = reconciler(settings)
     try:
         await docstore.detect()
@@ -384,20 +384,6 @@ def reconciler(settings: IdentitySettings) -> Reconciler:
         client_id=settings.keycloak_client_id,
         client_secret=settings.keycloak_client_secret.get_secret_value(),
     )
-
-
-def identity_docstore(settings: IdentitySettings, command: str) -> Docstore:
-    """Identity's database, for an operator command: a batch job's calls (a feed's bulk writes, the export's
-    reads) may take longer than a request's, never forever."""
-    return Docstore(
-        settings.mongodb_url.get_secret_value(),
-        settings.database_name,
-        app_name=f"maille-identity-{command}",
-        timeout=max(settings.docstore_timeout, BATCH_CALL_SECONDS),
-    )
-
-
-BATCH_CALL_SECONDS = 120.0
 
 
 class Progress:
@@ -424,7 +410,7 @@ async def import_aaf(args: argparse.Namespace) -> int:
     settings = load_settings(IdentitySettings)
     tenant = args.tenant or settings.tenant
     report = args.report or Path(f"aaf-report-{tenant}.txt")
-    docstore = identity_docstore(settings, "import")
+    docstore = Docstore.for_command(settings, "import")
     bus = Bus.of(settings, name="maille-identity-import")
     try:
         await docstore.detect()

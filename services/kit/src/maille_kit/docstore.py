@@ -13,12 +13,13 @@ from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from maille_kit.settings import redact_url
+from maille_kit.settings import ServiceSettings, redact_url
 from maille_kit.telemetry import CALL_SECONDS, meter
 
 log = logging.getLogger("maille.docstore")
 
 DEFAULT_TIMEOUT = 10.0
+BATCH_CALL_SECONDS = 120.0  # an operator command's call: a feed's bulk writes, an export's reads
 PROBE = "readiness"  # one document, read by `ping`
 
 # collection name -> the indexes it needs
@@ -115,6 +116,17 @@ class Docstore:
         )
         self.db: AsyncDatabase[dict[str, Any]] = self.client[database]
         self._write_turns: asyncio.Lock | None = None
+
+    @classmethod
+    def for_command(cls, settings: ServiceSettings, command: str) -> Docstore:
+        """The service's database for one of its operator commands (`maille-identity import-aaf`…): a batch job's
+        calls may take longer than a request's (`BATCH_CALL_SECONDS`), never forever."""
+        return cls(
+            settings.mongodb_url.get_secret_value(),
+            settings.database_name,
+            app_name=f"maille-{settings.service_name}-{command}",
+            timeout=max(settings.docstore_timeout, BATCH_CALL_SECONDS),
+        )
 
     async def detect(self) -> None:
         """Learn whether writes must take turns (FerretDB on SQLite) from the server itself; leave the probe

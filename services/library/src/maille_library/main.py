@@ -125,12 +125,7 @@ app, _serve = entry_points(build, LibrarySettings)
 
 async def reconcile(settings: LibrarySettings) -> dict[str, int]:
     """Sync every reader of the schools that ask for it, once (`maille-library reconcile`)."""
-    docstore = Docstore(
-        settings.mongodb_url.get_secret_value(),
-        settings.database_name,
-        app_name="maille-library-reconcile",
-        timeout=max(settings.docstore_timeout, 120),
-    )
+    docstore = Docstore.for_command(settings, "reconcile")
     await docstore.detect()
     client = PmbClient(
         timeout=settings.pmb_timeout_seconds, retries=settings.pmb_retries, max_bytes=settings.pmb_max_bytes

@@ -137,12 +137,7 @@ app, _serve = entry_points(build, TimelineSettings)
 
 async def send_digests(settings: TimelineSettings) -> dict[str, int]:
     """`maille-timeline send-digests`: every waiting digest sent now (an operator's catch-up, the benchmark)."""
-    docstore = Docstore(
-        settings.mongodb_url.get_secret_value(),
-        settings.database_name,
-        app_name="maille-timeline-digests",
-        timeout=max(settings.docstore_timeout, 120),
-    )
+    docstore = Docstore.for_command(settings, "digests")
     await docstore.detect()
     mails = Mails(TimelineRepository(docstore), settings)
     try:
