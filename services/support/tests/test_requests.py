@@ -4,6 +4,7 @@ else reads it; bad input gets a clear 4xx."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -144,6 +145,11 @@ async def test_a_pupil_request_reaches_the_referent_then_the_academie_and_redmin
     await trackers.push()
     journals = _journals(support, issue["id"])
     assert sum("C'est pour demain !" in (j.get("notes") or "") for j in journals) == 1
+    # Two pushes at once (the escalation's and the periodic one, or an operator's) note it once too.
+    await support.ok("POST", f"/requests/{rid}/messages", "lea-eleve", json={"text": "Merci d'avance"})
+    await asyncio.gather(trackers.push(), trackers.push(), trackers.push())
+    journals = _journals(support, issue["id"])
+    assert sum("Merci d'avance" in (j.get("notes") or "") for j in journals) == 1
 
     # The académie answers in Redmine (a public comment, and a private one): the public one reaches the pupil.
     _comment(support, issue["id"], "La licence est ajoutée : réessayez dans une heure.")

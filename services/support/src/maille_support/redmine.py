@@ -13,6 +13,7 @@ being the journal's."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -94,6 +95,14 @@ class Redmine:
         return {int(s["id"]): s for s in (await self._call("GET", "/issue_statuses.json"))["issue_statuses"]}
 
 
+class _Turn:
+    """The pushes of one request, one after the other."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.waiting = 0
+
+
 class Trackers:
     """The requests' trip to the desks' Redmine and back."""
 
@@ -115,6 +124,9 @@ class Trackers:
         self.public_url = public_url.rstrip("/")
         self.timeout = timeout
         self.transport = transport
+        # One push of a request at a time in this process: two at once (the escalation's and the periodic one)
+        # would both read the issue before either noted a message, and note it twice.
+        self._pushing: dict[str, _Turn] = {}
 
     def _client(self, desk: Doc) -> Redmine:
         return Redmine(
@@ -147,6 +159,17 @@ class Trackers:
         return done
 
     async def _push_one(self, request_id: str, desk: Doc) -> None:
+        turn = self._pushing.setdefault(request_id, _Turn())
+        turn.waiting += 1
+        try:
+            async with turn.lock:
+                await self._push_locked(request_id, desk)
+        finally:
+            turn.waiting -= 1
+            if not turn.waiting:  # nobody else wants it: forgotten (the map holds only pushes under way)
+                del self._pushing[request_id]
+
+    async def _push_locked(self, request_id: str, desk: Doc) -> None:
         doc = await self.repository.request(request_id)
         if doc is None or not doc.get("tracker"):
             return
