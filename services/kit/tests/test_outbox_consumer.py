@@ -2,6 +2,7 @@
 and what cannot be handled goes to the dead-letter subject while consumption goes on."""
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -340,6 +341,40 @@ async def test_updates_of_fields_a_service_does_not_keep_are_passed_by(bus: Bus,
     assert (info.num_pending, info.num_ack_pending) == (0, 0)  # the one passed by is acknowledged too
     with pytest.raises(ValueError, match="prenom"):
         keeping(["profiles", "prenom"])
+
+
+async def test_a_paced_consumer_follows_a_flood_at_its_pace_a_lone_event_at_once(bus: Bus, docstore: Docstore) -> None:
+    """At 100 events a second: a flood of 300 published at once takes about two seconds, each handled once and
+    none delivered again for waiting past `ack_wait`; an event after a quiet spell is handled at once."""
+    stream = unique_stream()
+    await bus.ensure_streams([stream])
+    consumer, handled = recording_consumer(bus, docstore, stream, durable="paced", events_per_second=100, ack_wait=3)
+    subject = subject_of(stream)
+    flood = [make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=n)) for n in range(300)]
+    for envelope in flood:
+        await bus.js.publish(subject, envelope.SerializeToString())
+    began = time.monotonic()
+    await consumer.start()
+    try:
+        await until(lambda: len(handled) >= 100, "the first second's worth", 10)
+        first_second = time.monotonic() - began
+        await until(lambda: len(handled) >= 300, "the whole flood", 20)
+        whole = time.monotonic() - began
+        await asyncio.sleep(1.5)  # quiet: the bucket fills again
+        lone = make_envelope(type=subject, tenant="t", source="kit", payload=Int64Value(value=300))
+        sent = time.monotonic()
+        await bus.js.publish(subject, lone.SerializeToString())
+        await until(lambda: lone.id in handled, "the lone event", 10)
+        lone_took = time.monotonic() - sent
+        await until(lambda: consumer._marking is None or consumer._marking.done(), "the done marks", 10)
+        await asyncio.sleep(0.5)
+        info = await bus.js.consumer_info(stream.name, "paced")
+    finally:
+        await consumer.stop()
+    assert sorted(handled) == sorted([envelope.id for envelope in flood] + [lone.id])  # each once
+    assert first_second < 1.0 and 1.5 <= whole < 6, (first_second, whole)  # 200 past the burst at 100 a second
+    assert lone_took < 0.5, lone_took
+    assert info.num_redelivered == 0 and (info.num_pending, info.num_ack_pending) == (0, 0)
 
 
 async def test_outbox_keeps_events_until_nats_takes_them(

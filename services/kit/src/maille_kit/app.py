@@ -204,6 +204,7 @@ class Runtime:
             handler=getattr(follower, "handle", None) or (lambda event: follower.handle_many([event])),
             batch_handler=follower.handle_many,
             wants=directory.keeping(kept),
+            events_per_second=self.settings.directory_events_per_second,
         )
 
     async def declare(self) -> None:

@@ -83,6 +83,13 @@ class ServiceSettings(BaseSettings):
         le=300,
         description="seconds each docstore call may take (client deadline, sent as maxTimeMS); batch jobs set theirs",
     )
+    directory_events_per_second: float = Field(
+        200,
+        ge=0,
+        description="for a service keeping a copy of the directory: the directory's changes a replica takes in a "
+        "second, on average (a night's delta is followed over a minute or two, leaving the cores to the people "
+        "using the platform meanwhile); 0: as fast as they come (a first import of a whole region)",
+    )
     otlp_endpoint: str | None = Field(
         None,
         description="OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces and metrics stay local "
