@@ -408,6 +408,7 @@ class Progress:
 async def import_aaf(args: argparse.Namespace) -> int:
     """Import; exit 0 when the feed was processed (refused records are in the report), 1 when it was not."""
     settings = load_settings(IdentitySettings)
+    os.nice(settings.import_nice)  # the people using the platform meanwhile go first
     tenant = args.tenant or settings.tenant
     report = args.report or Path(f"aaf-report-{tenant}.txt")
     docstore = Docstore.for_command(settings, "import")

@@ -57,6 +57,13 @@ class IdentitySettings(SealingSettings):
         "aaf-imports", description="folder where AAF deliveries uploaded through the API are kept, with their reports"
     )
     import_max_mb: int = Field(2048, ge=1, description="largest AAF delivery accepted through the API, in MB")
+    import_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="how far `maille-identity import-aaf` lowers its own CPU priority (nice) on a machine it shares "
+        "with the services: people's requests go first, the import takes what they leave; 0: as the services",
+    )
     detach_grace_days: float = Field(
         30, ge=0, description="days a person left out of every structure by a full AAF feed is kept before deletion"
     )
