@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -43,6 +42,7 @@ from pymongo.errors import BulkWriteError
 from maille_kit.bus import Bus
 from maille_kit.docstore import Docstore
 from maille_kit.events import Event, MalformedEvent, decode
+from maille_kit.pace import Pace
 from maille_kit.telemetry import extract_context, meter, tracer
 
 log = logging.getLogger("maille.consumer")
@@ -106,6 +106,7 @@ class EventConsumer:
         self.batch = batch
         self.ack_wait = ack_wait
         self.pace = Pace(events_per_second) if events_per_second > 0 else None
+        self.chunk = max(16, int(events_per_second / 4))  # paced, what is handled at once: a quarter of a second's
         if self.pace is not None:  # what may wait delivered but unacknowledged: cleared well within ack_wait
             self.batch = max(1, min(batch, int(events_per_second * ack_wait / 8)))
         self.retry_delay = retry_delay
@@ -236,9 +237,9 @@ class EventConsumer:
             messages, self._inbox = self._inbox, []
             if not messages:
                 continue
-            if self.pace is not None and len(messages) > self.pace.chunk:  # paced: handled a little at a time
-                self._inbox = messages[self.pace.chunk :] + self._inbox
-                messages = messages[: self.pace.chunk]
+            if self.pace is not None and len(messages) > self.chunk:  # paced: handled a little at a time
+                self._inbox = messages[self.chunk :] + self._inbox
+                messages = messages[: self.chunk]
                 self._arrived.set()
             try:
                 handed = await self.handle_batch(messages)
@@ -252,12 +253,15 @@ class EventConsumer:
                 continue
             if self.pace is not None:
                 await self.pace.spent(handed)
+            await asyncio.sleep(0)  # between batches too, when the next one is there already
 
     async def handle_batch(self, messages: list[Msg]) -> int:
         """Handle one fetched batch: dead-letter the malformed, skip the handled, hand over the rest; how many
         were handed over."""
         events: list[tuple[Msg, Event]] = []
-        for message in messages:
+        for count, message in enumerate(messages, 1):
+            if count % 32 == 0:  # a batch read through is the event loop's: the service's requests come between
+                await asyncio.sleep(0)
             replayed_for = (message.headers or {}).get(REPLAY_HEADER)
             if replayed_for is not None and replayed_for != self.durable:
                 await _quietly(message.ack())  # another consumer's dead letter, replayed for it alone
@@ -357,8 +361,10 @@ class EventConsumer:
             for message in messages:
                 await _quietly(message.nak(delay=self.retry_delay))
             return
-        for message in messages:
+        for count, message in enumerate(messages, 1):
             await _quietly(message.ack())
+            if count % 64 == 0:
+                await asyncio.sleep(0)
 
     async def _needs_handling(self, message: Msg, key: str) -> bool:
         # Claimed before. A first delivery of this message is another copy of the event: skip it. A
@@ -393,24 +399,6 @@ class EventConsumer:
 
     def _key(self, event: Event) -> str:
         return f"{self.durable}:{event.id}"
-
-
-class Pace:
-    """A token bucket: `rate` a second on average, up to a second's worth at once."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.chunk = max(16, int(rate / 4))  # what is handled at once: a quarter of a second's worth
-        self.at = time.monotonic()
-
-    async def spent(self, count: int) -> None:
-        """Count `count` done; wait while more than the bucket held were."""
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate) - count
-        self.at = now
-        if self.tokens < 0:
-            await asyncio.sleep(-self.tokens / self.rate)
 
 
 async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> set[int]:

@@ -27,6 +27,7 @@ from pymongo import DeleteOne, ReplaceOne
 from pymongo.errors import BulkWriteError
 
 from maille_kit.docstore import Docstore, by_ids, insert_missing
+from maille_kit.pace import Pace
 from maille_library.connections import Connections
 from maille_library.directory import Directory, groups_in
 from maille_library.pmb import PmbClient, PmbConnection, PmbError, PmbRefused
@@ -35,23 +36,6 @@ log = logging.getLogger("maille.library.sync")
 PENDING, SYNCED = "reader_sync_pending", "readers_synced"
 SYNC_BATCH = 64  # persons a worker takes at once
 Doc = dict[str, Any]
-
-
-class Pace:
-    """At most `rate` turns a second (0: no limit): each caller waits for its own turn, in the order they asked."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._next = 0.0
-
-    async def turn(self) -> None:
-        if self.rate <= 0:
-            return
-        now = time.monotonic()
-        at = max(now, self._next)
-        self._next = at + 1 / self.rate
-        if at > now:
-            await asyncio.sleep(at - now)
 
 
 class ReaderSync:
@@ -271,8 +255,8 @@ class ReaderSync:
     async def _write(self, conn: PmbConnection, person_id: str, data: Doc, *, known: bool, paced: bool) -> str:
         if known and paced:  # a change: paced, per school's PMB
             key = (conn.url, conn.database)
-            pace = self._paces.get(key) or self._paces.setdefault(key, Pace(self.updates_per_second))
-            await pace.turn()
+            pace = self._paces.get(key) or self._paces.setdefault(key, Pace(self.updates_per_second, burst=1))
+            await pace.spent()
         first, second = ("update_empr", "create_empr") if known else ("create_empr", "update_empr")
         try:
             await self.client.call(conn, f"pmbesEmpr_{first}", [person_id, data], read=False)
