@@ -26,6 +26,7 @@ from maille_devstack.pytest_plugin import until
 from maille_kit.secretbox import SecretBox
 from maille_support.desks import Desks
 from maille_support.redmine import Trackers
+from maille_support.repository import SupportRepository
 from maille_support.requests import Requests
 
 from .conftest import COLLEGE, LYCEE, Support, person
@@ -150,6 +151,21 @@ async def test_a_pupil_request_reaches_the_referent_then_the_academie_and_redmin
     await asyncio.gather(trackers.push(), trackers.push(), trackers.push())
     journals = _journals(support, issue["id"])
     assert sum("Merci d'avance" in (j.get("notes") or "") for j in journals) == 1
+    # And two replicas pushing at once (each with its own turns; the lease in the docstore between them).
+    other = Trackers(
+        trackers.repository,
+        trackers.requests,
+        trackers.queue,
+        trackers.desks,
+        public_url=trackers.public_url,
+        timeout=trackers.timeout,
+        transport=trackers.transport,
+    )
+    await support.ok("POST", f"/requests/{rid}/messages", "lea-eleve", json={"text": "Je réessaie ce soir"})
+    await asyncio.gather(trackers.push(), other.push(), trackers.push(), other.push())
+    await trackers.push()  # what a replica left to the other, or to the next round
+    journals = _journals(support, issue["id"])
+    assert sum("Je réessaie ce soir" in (j.get("notes") or "") for j in journals) == 1
 
     # The académie answers in Redmine (a public comment, and a private one): the public one reaches the pupil.
     _comment(support, issue["id"], "La licence est ajoutée : réessayez dans une heure.")
@@ -183,6 +199,22 @@ async def test_a_pupil_request_reaches_the_referent_then_the_academie_and_redmin
     support.events(REQUEST_STATUS_CHANGED)[-1].payload.Unpack(changed)
     assert changed.status == "resolved" and changed.person_id == "lea-eleve"
     assert support.events(REQUEST_ANSWERED), "the first answer is counted"
+
+
+async def test_a_request_is_taken_to_its_tracker_by_one_replica_at_a_time(support: Support) -> None:
+    """The lease on a request's push: one holder at a time; free again when dropped, or once past (its replica
+    died while it pushed)."""
+    repository = support.runtime().parts.get(SupportRepository)
+    assert await repository.take_push("req-lease", "replica-a", 60)
+    assert not await repository.take_push("req-lease", "replica-b", 60)
+    await repository.drop_push("req-lease", "replica-b")  # not b's to drop
+    assert not await repository.take_push("req-lease", "replica-b", 60)
+    await repository.drop_push("req-lease", "replica-a")
+    assert await repository.take_push("req-lease", "replica-b", 60)
+    assert await repository.take_push("req-dead", "replica-a", 0.2)  # a replica that dies while it pushes
+    assert not await repository.take_push("req-dead", "replica-b", 60)
+    await asyncio.sleep(0.3)
+    assert await repository.take_push("req-dead", "replica-b", 60)
 
 
 async def test_an_issue_made_before_a_crash_is_found_not_made_again(support: Support) -> None:

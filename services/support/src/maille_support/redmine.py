@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -124,9 +127,12 @@ class Trackers:
         self.public_url = public_url.rstrip("/")
         self.timeout = timeout
         self.transport = transport
-        # One push of a request at a time in this process: two at once (the escalation's and the periodic one)
-        # would both read the issue before either noted a message, and note it twice.
+        # One push of a request at a time: two at once (the escalation's and the periodic one, or two replicas')
+        # would both read the issue before either noted a message, and note it twice. In this process they take
+        # turns; across replicas, one holds a lease on the request in the docstore (`pushes`) while it pushes.
         self._pushing: dict[str, _Turn] = {}
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = max(60.0, timeout * 8)  # past any push's calls, each with its deadline
 
     def _client(self, desk: Doc) -> Redmine:
         return Redmine(
@@ -163,7 +169,13 @@ class Trackers:
         turn.waiting += 1
         try:
             async with turn.lock:
-                await self._push_locked(request_id, desk)
+                if not await self.repository.take_push(request_id, self.holder, self.lease_seconds):
+                    log.info("request %s is being taken to its tracker by another replica", request_id)
+                    return  # what it leaves out, the next periodic push takes
+                try:
+                    await self._push_locked(request_id, desk)
+                finally:
+                    await self.repository.drop_push(request_id, self.holder)
         finally:
             turn.waiting -= 1
             if not turn.waiting:  # nobody else wants it: forgotten (the map holds only pushes under way)

@@ -15,7 +15,8 @@ reading the whole collection); the queues and the knowledge base's search are an
   from the directory).
 - `desks` (_id = desk id): an operator-declared desk — kind, schools, agents, service levels, its Redmine (the API key
   sealed). `trackers` (_id = `<desk>:<issue>`): which request a tracker's issue is; `cursors` (_id = desk id): how
-  far the desk's tracker has been read.
+  far the desk's tracker has been read; `pushes` (_id = request id): which replica is taking a request to its desk's
+  tracker, until when (a lease: a replica that dies leaves it to expire).
 - `articles` (_id = article id), `votes` (_id = `<article>:<person>`): the knowledge base, and who said an article
   answered their question.
 - `files` / `file_chunks`: screenshots, attachments and articles' images (`maille_kit.files`).
@@ -24,16 +25,18 @@ reading the whole collection); the queues and the knowledge base's search are an
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReplaceOne, UpdateOne
+from pymongo.errors import DuplicateKeyError
 
 from maille_kit.docstore import Docstore, by_ids, insert_missing
 
 Doc = dict[str, Any]
 REQUESTS, MESSAGES, PERSONS, SCHOOLS, REFERENTS = "requests", "messages", "persons", "schools", "referents"
 DESKS, TRACKERS, CURSORS, ARTICLES, VOTES = "desks", "trackers", "cursors", "articles", "votes"
-FILES, FILE_CHUNKS = "files", "file_chunks"
+PUSHES, FILES, FILE_CHUNKS = "pushes", "files", "file_chunks"
 COLLECTIONS = (
     REQUESTS,
     MESSAGES,
@@ -43,6 +46,7 @@ COLLECTIONS = (
     DESKS,
     TRACKERS,
     CURSORS,
+    PUSHES,
     ARTICLES,
     VOTES,
     FILES,
@@ -166,6 +170,24 @@ class SupportRepository:
     async def track(self, desk_id: str, issue: int, request_id: str) -> None:
         async with self.docstore.writing():
             await insert_missing(self.db[TRACKERS], [{"_id": f"{desk_id}:{issue}", "request": request_id}])
+
+    async def take_push(self, request_id: str, holder: str, seconds: float) -> bool:
+        """Whether `holder` may take the request to its tracker now: no other holds it, or their lease is past."""
+        now = datetime.now(UTC)
+        lease = {"by": holder, "until": now + timedelta(seconds=seconds)}
+        async with self.docstore.writing():
+            try:
+                await self.db[PUSHES].insert_one({"_id": request_id, **lease})
+                return True
+            except DuplicateKeyError:
+                taken = await self.db[PUSHES].find_one_and_update(
+                    {"_id": request_id, "until": {"$lt": now}}, {"$set": lease}
+                )
+                return taken is not None
+
+    async def drop_push(self, request_id: str, holder: str) -> None:
+        async with self.docstore.writing():
+            await self.db[PUSHES].delete_one({"_id": request_id, "by": holder})
 
     async def cursor(self, desk_id: str) -> Doc:
         return await self.db[CURSORS].find_one({"_id": desk_id}) or {"_id": desk_id}
