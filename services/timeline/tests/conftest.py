@@ -20,6 +20,7 @@ from maille_devstack.pytest_plugin import (
     ServiceUnderTest,
     persons_known,
     running_on_bus,
+    until,
 )
 from maille_kit.bus import Stream
 from maille_timeline.main import app
@@ -91,6 +92,16 @@ class Timeline(ServiceUnderTest):
     def mail_to(self, ent_id: str) -> list[dict[str, Any]]:
         """The e-mails Mailpit received for this person (their address is `<id>@…`)."""
         return [m for m in self.mailpit.to(ent_id) if any(r["Address"].startswith(f"{ent_id}@") for r in m["To"])]
+
+    async def mailed_to(self, ent_id: str, count: int = 1) -> list[dict[str, Any]]:
+        """The e-mails Mailpit received for this person, once it shows `count` (the relay has taken them when the
+        sending returns; Mailpit lists them a moment later)."""
+
+        async def there() -> list[dict[str, Any]] | None:
+            mails = self.mail_to(ent_id)
+            return mails if len(mails) >= count else None
+
+        return await until(there, f"{count} e-mail(s) to {ent_id}", timeout=10)
 
     async def feed(self, ent_id: str, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
         answer = await self.client.get(f"{API}/feed", params=params, headers=headers or self.as_person(ent_id))

@@ -76,7 +76,7 @@ async def test_a_class_mail_reaches_the_pupils_feeds_and_their_parents_digests(t
     counts = await timeline.runtime().parts.get(Mails).send_digests()
     assert counts == {"sent": 26, "skipped": 0, "failed": 0}
     for parent in (parents[0], parents[25]):
-        [mail] = timeline.mail_to(parent)
+        [mail] = await timeline.mailed_to(parent)
         assert mail["Subject"] == "Maille : 1 nouveauté pour vous aujourd'hui"
         body = timeline.mailpit.message(mail["ID"])
         assert "Sortie au musée jeudi" in body["Text"] and "Sortie au musée jeudi" in body["HTML"]
@@ -188,7 +188,7 @@ async def test_the_unsubscribe_link_stops_the_mails_without_signing_in(timeline:
     await in_feed(timeline, parents[0])
     mails = timeline.runtime().parts.get(Mails)
     assert (await mails.send_digests())["sent"] == 1
-    [mail] = timeline.mail_to(parents[0])
+    [mail] = await timeline.mailed_to(parents[0])
     link = timeline.mailpit.headers(mail["ID"])["List-Unsubscribe"][0].strip("<>")
     token = link.split("token=")[1]
 
