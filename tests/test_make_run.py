@@ -5,7 +5,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -17,28 +16,15 @@ import nats
 from pymongo import MongoClient
 
 from maille_devstack.browser import Browser
-from maille_devstack.processes import free_port, port_open
+from maille_devstack.processes import port_open
 from maille_devstack.stack import Ports, state_file
+from maille_devstack.started import devstack
 
 
 def re_sources(page: str) -> list[str]:
     import re
 
     return re.findall(r'(?:src|href)="([^"]+)"', page)
-
-
-def wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError("devstack exited:\n" + "".join(lines))
-        lines.append(line)
-        if needle in line:
-            return lines
-    raise AssertionError(f"no {needle!r} after {timeout}s:\n" + "".join(lines))
 
 
 def until_answered(request, key: str, seconds: float = 120) -> httpx.Response:
@@ -218,21 +204,9 @@ def delta_of_first_names(work: Path, command_env: dict[str, str], ports: Ports) 
 
 
 def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
-    ports = Ports(**{name: free_port() for name in vars(Ports())})
     var = tmp_path / "var"
-    env = {**os.environ, "MAILLE_DEVSTACK_PORTS": json.dumps(vars(ports)), "MAILLE_DEVSTACK_VAR": str(var)}
-    env.pop("MONGODB_URL", None)
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "maille-devstack"), "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        lines = wait_for_line(process, "Ctrl-C or `make stop`", 400)
-        output = "".join(lines)
+    with devstack(var) as stack:  # `maille-devstack run` on free ports, stopped by Ctrl-C on leaving
+        ports, output = stack.ports, stack.output
         assert f"http://localhost:{ports.gateway}" in output
 
         # The checks of the issue, on this stack's ports.
@@ -343,16 +317,8 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
 
         # The night's AAF import while people use the platform: the import finishes, and so does every sign-in,
         # mail and médiacentre request made meanwhile (the docstore once froze on such an import's updates).
-        exports = subprocess.run(
-            [str(Path(sys.executable).parent / "maille-devstack"), "env", "identity"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-        command_env = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
-        served = import_while_serving(gateway, tmp_path, {**os.environ, **command_env}, mate["_id"])
+        command_env = stack.env_of("identity")
+        served = import_while_serving(gateway, tmp_path, command_env, mate["_id"])
         assert served["import"] == 0, served
         assert served["failed"] == [] and served["slowest"] < 30, served
         assert {"sign-in", "inbox", "send", "mediacentre"} <= set(served["done"]), served
@@ -366,7 +332,7 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         # The next night's delta changes every one of those persons' first names: the services that show names
         # follow it (the library, and through it the school's PMB), those that keep none (the catalog, the
         # observatory) pass its events by without a write.
-        renamed = delta_of_first_names(tmp_path, {**os.environ, **command_env}, ports)
+        renamed = delta_of_first_names(tmp_path, command_env, ports)
         assert renamed["import"] == 0, renamed
         assert renamed["library follows"] and renamed["PMB reader renamed"], renamed
         assert renamed["catalog claimed"] == 0 and renamed["library claimed"] >= renamed["updated"] > 200, renamed
@@ -378,7 +344,7 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         )
         exported = subprocess.run(
             [str(Path(sys.executable).parent / "maille-identity"), "rgpd-export", pupil["_id"]],
-            env={**os.environ, **command_env},
+            env=command_env,
             capture_output=True,
             text=True,
             timeout=120,
@@ -394,10 +360,7 @@ def test_whole_platform_up_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
 
         parts = list(json.loads(state_file(var).read_text())["parts"].values())
         assert len(parts) == 16  # Keycloak, NATS, docstore, four peers, Mailpit, seven services, the gateway
-    finally:
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=90)
-    assert process.returncode == 0, rest
+    assert stack.returncode == 0, stack.rest
     assert pids_alive(parts) == []
     assert not any(port_open(port) for port in vars(ports).values())
     assert not state_file(var).exists()

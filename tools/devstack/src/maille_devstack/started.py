@@ -36,7 +36,9 @@ CHROMIUM_ARGS = [
 class Devstack:
     ports: Ports
     var: Path
-    output: str
+    output: str  # up to the ready line
+    returncode: int | None = None  # once stopped: 0 when Ctrl-C stopped everything cleanly
+    rest: str = ""  # once stopped: what it printed after the ready line
 
     @property
     def gateway(self) -> str:
@@ -49,6 +51,24 @@ class Devstack:
     @property
     def docstore(self) -> str:
         return f"mongodb://127.0.0.1:{self.ports.docstore}"
+
+    def env_of(self, deployable: str) -> dict[str, str]:
+        """The environment an operator's command of `deployable` runs with against this platform (its settings, its
+        NATS user's password), as `maille-devstack env <deployable>` prints it."""
+        here = {
+            **os.environ,
+            "MAILLE_DEVSTACK_PORTS": json.dumps(vars(self.ports)),
+            "MAILLE_DEVSTACK_VAR": str(self.var),
+        }
+        exports = subprocess.run(
+            [str(Path(sys.executable).parent / "maille-devstack"), "env", deployable],
+            env=here,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        return {**os.environ, **dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())}
 
 
 @contextmanager
@@ -66,6 +86,7 @@ def devstack(var: Path, *, start_seconds: float = 400, env: dict[str, str] | Non
         env=environment,
         start_new_session=True,
     )
+    stack: Devstack | None = None
     try:
         seen: list[str] = []
         deadline = time.monotonic() + start_seconds
@@ -77,11 +98,14 @@ def devstack(var: Path, *, start_seconds: float = 400, env: dict[str, str] | Non
             seen.append(line)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the devstack did not start in {start_seconds:g} s:\n" + "".join(seen))
-        yield Devstack(ports=ports, var=var, output="".join(seen))
+        stack = Devstack(ports=ports, var=var, output="".join(seen))
+        yield stack
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:
-            process.wait(timeout=60)
+            rest, _ = process.communicate(timeout=90)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+            rest, _ = process.communicate(timeout=10)
+        if stack is not None:
+            stack.returncode, stack.rest = process.returncode, rest
