@@ -11,7 +11,9 @@ under a steady 8 a.m. mix for half an hour, while the night's work runs through 
   cold), are timed apart as "cold sign-in".
 - Printed: every error (a 5xx, a refused connection, an unexpected 4xx) and every hang (over 10 s), the p99 of
   each route in each 5-minute window, each import's persons/s with the CPU each process spent meanwhile (and how
-  busy the whole machine was), each process's memory (RSS) after the first 5 minutes and at the end; at the end,
+  busy the whole machine was) and what the platform itself measured meanwhile (the gateway's time for each route,
+  the first replica of identity, the catalog and messaging: their time for each request and each docstore command,
+  read from their /metrics), each process's memory (RSS) after the first 5 minutes and at the end; at the end,
   the two replicas of the catalog and of messaging asked the same questions directly (their in-memory offer and
   listings must agree), and how long the PMB readers the last delta changed took to reach the PMBs (the reader
   sync's changes are paced).
@@ -187,6 +189,77 @@ def cpu_during(pids: dict[str, int], work) -> tuple[object, dict[str, float]]:
     return result, spent
 
 
+def buckets(metrics: str, name: str, label: str) -> dict[str, dict[float, float]]:
+    """A process's count of one histogram's observations by a label and bucket (cumulative, as Prometheus keeps
+    them)."""
+    found: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    try:
+        text = httpx.get(metrics, timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    for line in text.splitlines():
+        if not line.startswith(name + "_bucket{"):
+            continue
+        labels, value = line.rsplit(" ", 1)
+        fields = dict(part.split("=", 1) for part in labels[labels.index("{") + 1 : -1].split(","))
+        le = fields.get("le", "").strip('"')
+        found[fields.get(label, "?").strip('"')][float("inf") if le == "+Inf" else float(le)] += float(value)
+    return found
+
+
+def p99_between(before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]) -> dict[str, str]:
+    """Each label's p99 between two scrapes, as the bucket it falls in ("≤ 25 ms (count)")."""
+    found = {}
+    for key, counts in after.items():
+        bounds = sorted(counts)
+        delta = [counts[b] - before.get(key, {}).get(b, 0.0) for b in bounds]
+        if not delta or delta[-1] <= 0:
+            continue
+        bound = next(b for b, n in zip(bounds, delta, strict=True) if n >= 0.99 * delta[-1])
+        found[key] = f"≤ {bound * 1000:g} ms ({delta[-1]:.0f})" if bound != float("inf") else "> 10 s"
+    return found
+
+
+class Inside:
+    """What the platform itself measured while a delta ran: the gateway's time for each route, and the first
+    replica of identity, the catalog and messaging — their time for each request and for each docstore command —
+    so that a slow answer is placed (the gateway, a service, or the docstore under it)."""
+
+    HISTOGRAMS = (
+        ("http_server_request_duration_seconds", "http_route"),
+        ("maille_docstore_duration_seconds", "command"),
+    )
+
+    def __init__(self, gateway_metrics: str, pids: dict[str, int]) -> None:
+        self.targets = {"gateway": gateway_metrics}
+        for name in ("identity", "catalog", "messaging"):
+            try:
+                environ = Path(f"/proc/{pids[f'{name}-1']}/environ").read_bytes().split(b"\0")
+            except (KeyError, OSError):
+                continue
+            ports = [
+                v.split(b"=", 1)[1] for v in environ if v.startswith(f"MAILLE_{name.upper()}_METRICS_PORT=".encode())
+            ]
+            if ports:
+                self.targets[name] = f"http://127.0.0.1:{ports[0].decode()}/metrics"
+
+    def scrape(self) -> dict[tuple[str, str], dict[str, dict[float, float]]]:
+        return {
+            (target, metric): buckets(url, metric, label)
+            for target, url in self.targets.items()
+            for metric, label in self.HISTOGRAMS
+        }
+
+    def between(self, before: dict, after: dict) -> str:
+        parts = []
+        for (target, metric), counts in after.items():
+            found = p99_between(before.get((target, metric), {}), counts)
+            what = "requests" if metric.startswith("http") else "docstore"
+            if found:
+                parts.append(f"{target} {what}: " + ", ".join(f"{k} {v}" for k, v in sorted(found.items())))
+        return "; ".join(parts)
+
+
 def _rusage(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -217,6 +290,7 @@ def main() -> None:
     ports = Ports(**{name: free_port() for name in vars(Ports())})
     platform = start_platform(var, ports)
     gateway = f"http://localhost:{ports.gateway}"
+    metrics = f"http://127.0.0.1:{ports.gateway_metrics}/metrics"
     try:
         env = identity_env(var, ports)
         mongo = MongoClient(f"mongodb://127.0.0.1:{ports.docstore}", timeoutMS=60_000)
@@ -382,8 +456,9 @@ def main() -> None:
                     capture_output=True,
                 )
                 waiting = mongo.maille_library.reader_sync_pending.count_documents({})  # the last delta's, for PMB
-                began = time.monotonic()
+                began, seen = time.monotonic(), inside.scrape()
                 (took, summary), spent = cpu_during(pids, lambda: import_feed(env, delta, WORK / f"delta{k}.txt"))
+                own = inside.between(seen, inside.scrape())
                 recorder.busy.append((began - recorder.started, time.monotonic() - recorder.started))
                 machine = spent.pop("machine")
                 busiest = ", ".join(
@@ -394,11 +469,14 @@ def main() -> None:
                     f"— {summary}"
                     f" — CPU s meanwhile: {busiest}; the machine busy {machine:.0f}"
                     f" of {os.cpu_count() * took:.0f} core-s on {os.cpu_count()} cores;"
-                    f" PMB readers still to write as it began: {waiting:,}"
+                    f" PMB readers still to write as it began: {waiting:,};"
+                    f" p99 inside meanwhile — {own}"
                 )
                 print("  " + imports[-1], flush=True)
 
         pids = json.loads(state_file(var).read_text())["parts"]
+        inside = Inside(metrics, pids)
+        print(f"  measured inside: {sorted(inside.targets)}", flush=True)
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)] + [
             threading.Thread(target=signer),
             threading.Thread(target=nightly),
